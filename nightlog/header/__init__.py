@@ -1,0 +1,1 @@
+"""Header normalisation: raw FITS headers to :class:`NormalizedHeader` via instrument profiles."""

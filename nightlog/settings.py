@@ -1,0 +1,262 @@
+"""One typed settings object, loaded explicitly from one TOML file.
+
+Where the file comes from, first match wins:
+
+1. the ``--config`` option (``config_path`` argument);
+2. the ``NIGHTLOG_CONFIG`` environment variable;
+3. ``./nightlog.toml`` in the working folder;
+4. no file: every default applies, with the archive in the working folder.
+
+``NIGHTLOG_DATABASE_URL`` overrides the database URL of the file. Relative paths in
+a file are relative to the file's folder, so an archive can be moved whole.
+Nothing is read at import time; callers build a :class:`Settings` and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nightlog.errors import ConfigurationError
+from nightlog.header.model import Site
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "DEFAULT_DB_FILENAME",
+    "Settings",
+    "load_settings",
+    "redact_url",
+]
+
+CONFIG_FILENAME = "nightlog.toml"
+DEFAULT_DB_FILENAME = "nightlog.sqlite"
+
+_TOP_KEYS = {"archive", "database", "site", "watch", "instruments", "ingest", "reduction"}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """How files are found and accepted."""
+
+    patterns: tuple[str, ...] = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz",
+                                 "*.fts.gz", "*.fits.fz", "*.fz")
+    default_profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReductionSettings:
+    """Defaults of the reduction core that a site may want to change."""
+
+    memory_limit_bytes: int = 2 * 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything nightlog needs to know about one installation.
+
+    Attributes
+    ----------
+    archive_root : Path
+        Folder that holds masters, products and (by default) the SQLite catalogue.
+    database_url : str
+        SQLAlchemy URL of the catalogue.
+    site : Site
+        Observatory location for the night boundary (profiles may override).
+    watch_dirs : tuple of Path
+        Folders ``nightlog watch`` follows when given none.
+    instruments : dict
+        Raw instrument-profile tables from the file, by name; they add to or
+        override the built-in profiles.
+    config_path : Path or None
+        The file these settings were read from, if any.
+    """
+
+    archive_root: Path
+    database_url: str
+    site: Site = Site()
+    watch_dirs: tuple[Path, ...] = ()
+    instruments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ingest: IngestSettings = IngestSettings()
+    reduction: ReductionSettings = ReductionSettings()
+    config_path: Path | None = None
+
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL with any password replaced by ``***``."""
+        return redact_url(self.database_url)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password (if any) shown as ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, at, host = rest.rpartition("@")
+    if ":" in creds:
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***{at}{host}"
+    return url
+
+
+def _find_config(config_path: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    if config_path is not None:
+        if not config_path.is_file():
+            raise ConfigurationError(f"configuration file not found: {config_path}")
+        return config_path
+    from_env = env.get("NIGHTLOG_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigurationError(f"NIGHTLOG_CONFIG names a missing file: {path}")
+        return path
+    local = cwd / CONFIG_FILENAME
+    return local if local.is_file() else None
+
+
+def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"[{key}] must be a table, not {type(value).__name__}")
+    return value
+
+
+def _site_from(table: Mapping[str, Any]) -> Site:
+    lon = table.get("longitude")
+    tz = table.get("timezone")
+    if lon is not None and not isinstance(lon, int | float):
+        raise ConfigurationError("site.longitude must be a number (degrees east)")
+    if lon is not None and not -180.0 <= float(lon) <= 360.0:
+        raise ConfigurationError(f"site.longitude out of range: {lon}")
+    if tz is not None:
+        if not isinstance(tz, str):
+            raise ConfigurationError("site.timezone must be a string such as 'America/Chicago'")
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(tz)
+        except Exception as exc:  # ZoneInfoNotFoundError, ValueError
+            raise ConfigurationError(f"site.timezone is not a known time zone: {tz!r}") from exc
+    name = table.get("name")
+    return Site(
+        longitude_deg=None if lon is None else float(lon),
+        timezone=tz,
+        name=None if name is None else str(name),
+    )
+
+
+def _parse_size(value: Any, key: str) -> int:
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, str):
+        units = {"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "KB": 1000, "MB": 1000**2,
+                 "GB": 1000**3, "B": 1}
+        text = value.strip().upper().replace(" ", "")
+        for unit, factor in units.items():
+            if text.endswith(unit):
+                try:
+                    number = float(text[: -len(unit)])
+                except ValueError:
+                    break
+                if number > 0:
+                    return int(number * factor)
+    raise ConfigurationError(f"{key} must be a positive size such as '2 GiB', not {value!r}")
+
+
+def load_settings(
+    config_path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Load the settings of this installation.
+
+    Parameters
+    ----------
+    config_path : Path, optional
+        An explicit file (the CLI's ``--config``); it must exist.
+    env : mapping, optional
+        Environment to read ``NIGHTLOG_CONFIG`` and ``NIGHTLOG_DATABASE_URL`` from
+        (default: ``os.environ``).
+    cwd : Path, optional
+        Working folder (default: the process's).
+
+    Raises
+    ------
+    ConfigurationError
+        The file is missing, not valid TOML, or holds invalid values.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    path = _find_config(config_path, env, cwd)
+    data: dict[str, Any] = {}
+    base = cwd
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
+        base = path.resolve().parent
+        unknown = set(data) - _TOP_KEYS
+        if unknown:
+            raise ConfigurationError(
+                f"{path}: unknown section(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(_TOP_KEYS))}"
+            )
+
+    archive_table = _table(data, "archive")
+    root = Path(str(archive_table.get("root", ".")))
+    archive_root = (root if root.is_absolute() else base / root).resolve()
+
+    db_table = _table(data, "database")
+    url = env.get("NIGHTLOG_DATABASE_URL") or db_table.get("url")
+    if url is None:
+        url = f"sqlite:///{archive_root / DEFAULT_DB_FILENAME}"
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"database.url is not a database URL: {redact_url(str(url))}")
+
+    watch_table = _table(data, "watch")
+    dirs = watch_table.get("directories", [])
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise ConfigurationError("watch.directories must be a list of folder names")
+    watch_dirs = tuple((base / d).resolve() if not Path(d).is_absolute() else Path(d)
+                       for d in dirs)
+
+    instruments = _table(data, "instruments")
+    for name, table in instruments.items():
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"[instruments.{name}] must be a table")
+
+    ingest_table = _table(data, "ingest")
+    ingest = IngestSettings()
+    if "patterns" in ingest_table:
+        pats = ingest_table["patterns"]
+        if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
+            raise ConfigurationError("ingest.patterns must be a list of glob patterns")
+        ingest = IngestSettings(patterns=tuple(pats),
+                                default_profile=ingest_table.get("default_profile"))
+    elif "default_profile" in ingest_table:
+        ingest = IngestSettings(default_profile=str(ingest_table["default_profile"]))
+
+    red_table = _table(data, "reduction")
+    reduction = ReductionSettings()
+    if "memory_limit" in red_table:
+        reduction = ReductionSettings(
+            memory_limit_bytes=_parse_size(red_table["memory_limit"], "reduction.memory_limit")
+        )
+
+    return Settings(
+        archive_root=archive_root,
+        database_url=url,
+        site=_site_from(_table(data, "site")),
+        watch_dirs=watch_dirs,
+        instruments={k: dict(v) for k, v in instruments.items()},
+        ingest=ingest,
+        reduction=reduction,
+        config_path=None if path is None else path.resolve(),
+    )
