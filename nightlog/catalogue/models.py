@@ -1,0 +1,128 @@
+"""SQLAlchemy 2 typed models of the catalogue.
+
+Tables (later issues add masters, products and provenance, which point at
+``frames.id``):
+
+``frames``
+    One row per distinct file content (sha256) ever ingested. A path rewritten with
+    new bytes gets a new row with ``path_version`` + 1; the old row stays, with
+    ``is_latest`` false, so provenance that used it still resolves.
+``quarantined_files``
+    Files that could not be taken as frames, with the reason, when they were first
+    and last seen, and how often. A file that later ingests cleanly is marked resolved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from nightlog.catalogue.types import UTCDateTime
+
+__all__ = ["Base", "Frame", "QuarantinedFile"]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (stable migrations)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Frame(Base):
+    """A raw frame: one file content, where it is, and what its header means."""
+
+    __tablename__ = "frames"
+    __table_args__ = (
+        UniqueConstraint("path", "path_version", name="uq_frames_path_version"),
+        Index("ix_frames_night_kind", "night", "kind"),
+        Index("ix_frames_setup_kind_obs", "setup_key", "kind", "obs_time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Where and what the file is.
+    path: Mapped[str] = mapped_column(Text, index=True)
+    path_version: Mapped[int] = mapped_column(Integer, default=1)
+    is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    hdu: Mapped[int] = mapped_column(Integer, default=0)
+    # Normalised header.
+    profile: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    raw_type: Mapped[str | None] = mapped_column(Text)
+    exptime: Mapped[float | None] = mapped_column(Float)
+    filter: Mapped[str | None] = mapped_column(String(80), index=True)
+    obs_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    instrument: Mapped[str | None] = mapped_column(String(80), index=True)
+    detector: Mapped[str | None] = mapped_column(String(80))
+    binning: Mapped[str] = mapped_column(String(16))
+    readout_mode: Mapped[str | None] = mapped_column(String(80))
+    object_name: Mapped[str | None] = mapped_column(Text)
+    gain: Mapped[float | None] = mapped_column(Float)
+    read_noise: Mapped[float | None] = mapped_column(Float)
+    ccd_temp: Mapped[float | None] = mapped_column(Float)
+    set_temp: Mapped[float | None] = mapped_column(Float)
+    saturation: Mapped[float | None] = mapped_column(Float)
+    naxis1: Mapped[int] = mapped_column(Integer)
+    naxis2: Mapped[int] = mapped_column(Integer)
+    datasec: Mapped[str | None] = mapped_column(String(80))
+    trimsec: Mapped[str | None] = mapped_column(String(80))
+    biassec: Mapped[str | None] = mapped_column(String(80))
+    ccdsec: Mapped[str | None] = mapped_column(String(80))
+    setup_key: Mapped[str] = mapped_column(Text, index=True)
+    # The full original header: a list of [keyword, value, comment] in file order.
+    header: Mapped[list[Any]] = mapped_column(JSON)
+    # Bookkeeping.
+    status: Mapped[str] = mapped_column(String(16), default="ok")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    ingested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    software_version: Mapped[str] = mapped_column(String(32))
+
+    def __repr__(self) -> str:
+        return f"Frame(id={self.id}, kind={self.kind!r}, path={self.path!r})"
+
+
+class QuarantinedFile(Base):
+    """A file that could not be ingested, and why."""
+
+    __tablename__ = "quarantined_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"QuarantinedFile(path={self.path!r}, error={self.error!r})"

@@ -1,0 +1,229 @@
+"""Reading raw frames: completeness, checksum and header in one pass.
+
+Supported: plain FITS (``.fits .fit .fts``), gzip-compressed FITS (``.gz``) and
+tile-compressed FITS (``.fz``, a compressed image in a binary-table extension).
+The checksum is the SHA-256 of the file's bytes as stored, so a moved or copied
+file is recognised whatever its name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import io
+import math
+import os
+import stat
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+
+from nightlog.errors import (
+    IncompleteFileError,
+    NotFitsError,
+    UnreadableFileError,
+)
+from nightlog.store.fits_layout import HduLayout, read_layout
+
+__all__ = [
+    "DEFAULT_MAX_DATA_BYTES",
+    "RawFile",
+    "header_to_json",
+    "read_raw_file",
+    "sha256_of",
+]
+
+_CHUNK = 1 << 20
+DEFAULT_MAX_DATA_BYTES = 8 * 1024**3  # per HDU, and per decompressed .gz file
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True, slots=True)
+class RawFile:
+    """What the store learned about one raw file."""
+
+    path: Path
+    size: int
+    mtime: dt.datetime
+    sha256: str
+    hdu: int
+    header: fits.Header
+    shape: tuple[int, int]
+    compression: str  # 'none', 'gzip' or 'tile'
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 hex digest of the bytes of ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def _parse_header(raw: bytes) -> fits.Header:
+    with warnings.catch_warnings():
+        # Non-standard but readable cards (such as the LFC's unescaped quote in
+        # FILTER) are data we keep; astropy's complaints about them are not errors.
+        warnings.simplefilter("ignore", AstropyWarning)
+        try:
+            return fits.Header.fromstring(raw.decode("ascii", "replace"))
+        except Exception as exc:
+            raise NotFitsError(f"unreadable header: {exc}") from exc
+
+
+def _image_hdu(layouts: list[HduLayout]) -> int:
+    for i, hdu in enumerate(layouts):
+        cards = hdu.cards
+        if cards.get("ZIMAGE", "").strip().startswith("T"):
+            return i
+        if "XTENSION" in cards and "BINTABLE" in cards["XTENSION"]:
+            continue
+        if len(hdu.naxes) >= 2 and all(n > 0 for n in hdu.naxes):
+            return i
+    raise NotFitsError("no image data in the file (no HDU with two or more axes)")
+
+
+def _merge_inherited(primary: fits.Header, ext: fits.Header) -> fits.Header:
+    # The image lives in an extension: keep the primary's descriptive cards
+    # (telescope, date, ...) unless the extension sets them.
+    merged = ext.copy()
+    skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "END", "COMMENT", "HISTORY", ""}
+    for card in primary.cards:
+        if card.keyword not in skip and not card.keyword.startswith("NAXIS") and \
+                card.keyword not in merged:
+            merged.append(card)
+    return merged
+
+
+def _shape_of(layout: HduLayout, header: fits.Header) -> tuple[int, int]:
+    if "ZNAXIS1" in header or layout.cards.get("ZIMAGE", "").strip().startswith("T"):
+        nx, ny = int(header.get("ZNAXIS1", 0)), int(header.get("ZNAXIS2", 0))
+    else:
+        axes = layout.naxes
+        nx, ny = axes[0], axes[1]
+    if nx <= 0 or ny <= 0:
+        raise NotFitsError(f"image has no pixels (NAXIS1={nx}, NAXIS2={ny})")
+    return ny, nx
+
+
+def _gunzip_limited(path: Path, limit: int) -> bytes:
+    out = io.BytesIO()
+    try:
+        with gzip.open(path, "rb") as gz:
+            while chunk := gz.read(_CHUNK):
+                out.write(chunk)
+                if out.tell() > limit:
+                    raise UnreadableFileError(
+                        f"gzip data expands beyond the limit of {limit:,} bytes"
+                    )
+    except EOFError as exc:
+        raise IncompleteFileError(f"gzip stream is truncated: {exc}") from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise UnreadableFileError(f"corrupt gzip data: {exc}") from exc
+    return out.getvalue()
+
+
+def read_raw_file(path: str | os.PathLike[str], *,
+                  max_data_bytes: int = DEFAULT_MAX_DATA_BYTES) -> RawFile:
+    """Check, hash and read the header of a raw frame.
+
+    Parameters
+    ----------
+    path : path-like
+        The file. Only regular files are read.
+    max_data_bytes : int
+        Largest data unit (and decompressed ``.gz``) accepted, checked from the
+        header before anything is allocated.
+
+    Raises
+    ------
+    NotFitsError
+        Not a FITS file or not an image.
+    IncompleteFileError
+        Shorter than its header declares; it may still be being written.
+    UnreadableFileError
+        Not a regular file, unreadable, corrupt compression or over a limit.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot stat: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableFileError("not a regular file")
+    mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+            if magic == _GZIP_MAGIC:
+                raw = _gunzip_limited(path, max_data_bytes)
+                layouts = read_layout(io.BytesIO(raw), len(raw), max_data_bytes=max_data_bytes)
+                compression = "gzip"
+            else:
+                layouts = read_layout(fh, st.st_size, max_data_bytes=max_data_bytes)
+                compression = "none"
+        sha = sha256_of(path)
+    except OSError as exc:
+        raise UnreadableFileError(f"read error: {exc.strerror or exc}") from exc
+
+    index = _image_hdu(layouts)
+    layout = layouts[index]
+    if layout.cards.get("ZIMAGE", "").strip().startswith("T"):
+        compression = "tile"
+        header = _compressed_image_header(path, index)
+    else:
+        header = _parse_header(layout.header_bytes)
+    if index > 0 and compression != "tile":
+        header = _merge_inherited(_parse_header(layouts[0].header_bytes), header)
+    elif compression == "tile" and index > 0:
+        header = _merge_inherited(_parse_header(layouts[0].header_bytes), header)
+    shape = _shape_of(layout, header)
+    return RawFile(path=path, size=st.st_size, mtime=mtime, sha256=sha, hdu=index,
+                   header=header, shape=shape, compression=compression)
+
+
+def _compressed_image_header(path: Path, index: int) -> fits.Header:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        try:
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                return hdul[index].header.copy()
+        except Exception as exc:
+            raise UnreadableFileError(f"cannot read the tile-compressed header: {exc}") from exc
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, fits.card.Undefined):
+        return None
+    return str(value)
+
+
+def header_to_json(header: fits.Header) -> list[list[Any]]:
+    """The header as ``[[keyword, value, comment], ...]`` in file order (JSON-safe).
+
+    Duplicated keywords, COMMENT and HISTORY cards are all kept. Non-finite floats
+    become strings (JSON has no NaN).
+    """
+    out: list[list[Any]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        for card in header.cards:
+            try:
+                value = card.value
+            except Exception:  # a card astropy cannot parse: keep its image
+                value = card.image[10:].rstrip()
+            out.append([card.keyword, _json_value(value), str(card.comment)])
+    return out
