@@ -70,6 +70,8 @@ def _read_header(fh: BinaryIO, offset: int, first: bool) -> tuple[bytes, dict[st
             raise IncompleteFileError(
                 f"file ends inside the header of the HDU at byte {offset}"
             )
+        if n == 0 and first and block[:8] != b"SIMPLE  "[: len(block)]:
+            raise NotFitsError("does not start with the FITS 'SIMPLE' keyword")
         if len(block) < BLOCK:
             if n == 0 and not first and not block.strip(b"\0 "):
                 return None  # trailing padding only

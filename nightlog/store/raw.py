@@ -105,8 +105,10 @@ def _merge_inherited(primary: fits.Header, ext: fits.Header) -> fits.Header:
 
 
 def _shape_of(layout: HduLayout, header: fits.Header) -> tuple[int, int]:
-    if "ZNAXIS1" in header or layout.cards.get("ZIMAGE", "").strip().startswith("T"):
-        nx, ny = int(header.get("ZNAXIS1", 0)), int(header.get("ZNAXIS2", 0))
+    if layout.cards.get("ZIMAGE", "").strip().startswith("T"):
+        # astropy presents the compressed image's own header (NAXISn, not ZNAXISn).
+        nx = int(header.get("ZNAXIS1", header.get("NAXIS1", 0)))
+        ny = int(header.get("ZNAXIS2", header.get("NAXIS2", 0)))
     else:
         axes = layout.naxes
         nx, ny = axes[0], axes[1]

@@ -1,0 +1,133 @@
+"""Recording frames: lookups by checksum and path, versions, moves.
+
+Functions take the caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from nightlog.catalogue.models import Frame
+from nightlog.header.model import NormalizedHeader
+
+__all__ = [
+    "FileFacts",
+    "add_frame",
+    "frame_by_sha256",
+    "latest_by_path",
+    "latest_by_paths",
+    "move_frame",
+]
+
+
+class FileFacts:
+    """What the store knows of a file, as the catalogue needs it (no FITS objects)."""
+
+    __slots__ = ("hdu", "header_json", "mtime", "path", "sha256", "size")
+
+    def __init__(self, *, path: str, sha256: str, size: int, mtime: dt.datetime, hdu: int,
+                 header_json: list[Any]) -> None:
+        self.path = path
+        self.sha256 = sha256
+        self.size = size
+        self.mtime = mtime
+        self.hdu = hdu
+        self.header_json = header_json
+
+
+def frame_by_sha256(session: Session, sha256: str) -> Frame | None:
+    """The frame with this content, if catalogued."""
+    return session.scalars(select(Frame).where(Frame.sha256 == sha256)).one_or_none()
+
+
+def latest_by_path(session: Session, path: str) -> Frame | None:
+    """The newest version of the frame catalogued at ``path``."""
+    return session.scalars(
+        select(Frame).where(Frame.path == path, Frame.is_latest.is_(True))
+    ).one_or_none()
+
+
+def latest_by_paths(session: Session, paths: Iterable[str]) -> dict[str, Frame]:
+    """Newest frames at each of ``paths`` (one query per 500 paths)."""
+    wanted = list(paths)
+    found: dict[str, Frame] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        rows = session.scalars(
+            select(Frame).where(Frame.path.in_(chunk), Frame.is_latest.is_(True))
+        )
+        found.update((f.path, f) for f in rows)
+    return found
+
+
+def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
+              software_version: str, now: dt.datetime | None = None) -> Frame:
+    """Add a frame row (a new version if ``facts.path`` already holds other bytes)."""
+    version = 1
+    previous = latest_by_path(session, facts.path)
+    if previous is not None:
+        version = previous.path_version + 1
+        session.execute(
+            update(Frame).where(Frame.id == previous.id).values(is_latest=False)
+        )
+        previous.is_latest = False
+    frame = Frame(
+        path=facts.path,
+        path_version=version,
+        is_latest=True,
+        sha256=facts.sha256,
+        size=facts.size,
+        mtime=facts.mtime,
+        hdu=facts.hdu,
+        profile=norm.profile,
+        kind=norm.kind,
+        raw_type=norm.raw_type,
+        exptime=norm.exptime,
+        filter=norm.filter,
+        obs_time=norm.obs_time,
+        night=norm.night,
+        instrument=norm.instrument,
+        detector=norm.detector,
+        binning=f"{norm.binning[0]}x{norm.binning[1]}",
+        readout_mode=norm.readout_mode,
+        object_name=norm.object_name,
+        gain=norm.gain,
+        read_noise=norm.read_noise,
+        ccd_temp=norm.ccd_temp,
+        set_temp=norm.set_temp,
+        saturation=norm.saturation,
+        naxis1=norm.shape[1],
+        naxis2=norm.shape[0],
+        datasec=norm.datasec,
+        trimsec=norm.trimsec,
+        biassec=norm.biassec,
+        ccdsec=norm.ccdsec,
+        setup_key=norm.setup_key,
+        header=facts.header_json,
+        status="ok",
+        ingested_at=now or dt.datetime.now(dt.UTC),
+        software_version=software_version,
+    )
+    session.add(frame)
+    return frame
+
+
+def move_frame(session: Session, frame: Frame, new_path: str, mtime: dt.datetime) -> None:
+    """Record that ``frame``'s bytes now live at ``new_path``.
+
+    If ``new_path`` held another frame, that one stops being the latest there.
+    """
+    other = latest_by_path(session, new_path)
+    version = 1
+    if other is not None and other.id != frame.id:
+        other.is_latest = False
+        version = other.path_version + 1
+    frame.path = new_path
+    frame.path_version = version
+    frame.is_latest = True
+    frame.mtime = mtime

@@ -1,0 +1,59 @@
+"""Files that could not be ingested: recorded with their reason, never lost.
+
+Functions take the caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nightlog.catalogue.models import QuarantinedFile
+
+__all__ = ["list_quarantined", "record_quarantined", "resolve_quarantined"]
+
+
+def record_quarantined(session: Session, path: str, *, reason: str, error: str,
+                       size: int | None = None, sha256: str | None = None,
+                       now: dt.datetime | None = None) -> QuarantinedFile:
+    """Record (or update) the quarantine entry for ``path``."""
+    now = now or dt.datetime.now(dt.UTC)
+    row = session.scalars(
+        select(QuarantinedFile).where(QuarantinedFile.path == path)
+    ).one_or_none()
+    if row is None:
+        row = QuarantinedFile(path=path, reason=reason, error=error, size=size, sha256=sha256,
+                              first_seen=now, last_seen=now, times_seen=1)
+        session.add(row)
+        return row
+    row.reason = reason
+    row.error = error
+    row.size = size
+    row.sha256 = sha256
+    row.last_seen = now
+    row.times_seen += 1
+    row.resolved_at = None
+    return row
+
+
+def resolve_quarantined(session: Session, path: str, *, now: dt.datetime | None = None) -> bool:
+    """Mark the entry for ``path`` resolved (the file now ingested); whether one existed."""
+    row = session.scalars(
+        select(QuarantinedFile).where(QuarantinedFile.path == path,
+                                      QuarantinedFile.resolved_at.is_(None))
+    ).one_or_none()
+    if row is None:
+        return False
+    row.resolved_at = now or dt.datetime.now(dt.UTC)
+    return True
+
+
+def list_quarantined(session: Session, *, include_resolved: bool = False) -> list[QuarantinedFile]:
+    """Quarantined files, most recently seen first."""
+    stmt = select(QuarantinedFile).order_by(QuarantinedFile.last_seen.desc(),
+                                            QuarantinedFile.path)
+    if not include_resolved:
+        stmt = stmt.where(QuarantinedFile.resolved_at.is_(None))
+    return list(session.scalars(stmt))

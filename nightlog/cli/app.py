@@ -1,0 +1,80 @@
+"""The root ``nightlog`` command: global options, sub-apps, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from nightlog import __version__
+from nightlog.cli import db, demo, frames, ingest, nights, quarantine, simulate
+from nightlog.cli.state import state_of
+from nightlog.errors import NightlogError
+
+__all__ = ["app", "main"]
+
+
+class NightlogGroup(TyperGroup):
+    """Turns any :class:`NightlogError` into one clear line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NightlogError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(code=exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=NightlogGroup,
+    name="nightlog",
+    help="Calibration database and observing-night archive manager.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nightlog {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Configuration file (default: $NIGHTLOG_CONFIG, "
+                     "then ./nightlog.toml, then built-in defaults).",
+                     dir_okay=False, show_default=False),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True,
+                           help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Calibration database and observing-night archive manager."""
+    state = state_of(ctx)
+    state.config_path = config
+    ctx.call_on_close(state.close)
+
+
+app.add_typer(db.app, name="db")
+app.add_typer(ingest.app)
+app.add_typer(frames.app)
+app.add_typer(nights.app)
+app.add_typer(quarantine.app)
+app.add_typer(simulate.app)
+app.add_typer(demo.app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

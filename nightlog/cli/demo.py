@@ -1,0 +1,45 @@
+"""``nightlog demo``: the main job end to end on a simulated night."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from nightlog.cli.ingest import print_summary
+from nightlog.cli.output import emit, OutputFormat
+
+app = typer.Typer()
+
+
+@app.command("demo")
+def demo_cmd(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="Folder for the demo archive.",
+                                              file_okay=False)] = Path("nightlog-demo"),
+    camera: Annotated[str, typer.Option(help="Camera to simulate: 'lfc' or 'aspen'.")] = "lfc",
+    scale: Annotated[float, typer.Option(help="Frame size factor (1 = the camera's full "
+                                         "4128 × 2080 for the LFC).")] = 0.25,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Simulate a night, catalogue it in a new SQLite archive, and summarise it."""
+    from nightlog.demo import run_demo
+
+    console = Console()
+    report = run_demo(directory, camera=camera, scale=scale, seed=seed, console=console)
+    print_summary(report.ingest, console)
+    emit(report.nights, ("night", "kind", "filter", "exptime", "count"), OutputFormat.table,
+         title=f"the night of {report.night.isoformat()} in the catalogue", console=console)
+    console.print(
+        f"\nThe archive is in {report.directory} (catalogue: {report.database}).\n"
+        "Try next:\n"
+        f"  cd {report.directory}\n"
+        "  nightlog nights\n"
+        "  nightlog frames --kind science\n"
+        "  nightlog frames --kind flat --format json\n"
+        "  nightlog quarantine\n"
+    )
+
+

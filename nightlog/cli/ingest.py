@@ -1,0 +1,66 @@
+"""``nightlog ingest``: catalogue raw files and folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from nightlog.cli.output import printable
+from nightlog.cli.state import state_of
+from nightlog.ingest import IngestContext, IngestResult, IngestSummary, discover, run_ingest
+
+app = typer.Typer()
+
+
+def print_summary(summary: IngestSummary, console: Console) -> None:
+    """The end-of-batch table: counts per outcome, then each problem with its reason."""
+    table = Table(title=f"ingested {summary.total} file(s) in {summary.elapsed:.1f} s")
+    table.add_column("outcome")
+    table.add_column("files", justify="right")
+    for outcome, count in sorted(summary.counts.items()):
+        table.add_row(outcome, str(count))
+    console.print(table)
+    for problem in summary.problems[:50]:
+        console.print(Text(f"{problem.outcome}: {printable(problem.path)}: "
+                           f"{printable(problem.reason)}"))
+    if len(summary.problems) > 50:
+        console.print(f"... and {len(summary.problems) - 50} more: see 'nightlog quarantine'")
+
+
+@app.command("ingest")
+def ingest_cmd(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="FITS files or folders (searched "
+                                                "recursively for the configured patterns).")],
+    verify: Annotated[bool, typer.Option(help="Re-read and hash files whose size and "
+                                         "modification time are unchanged.")] = False,
+) -> None:
+    """Catalogue raw frames: normalise their headers, record bad files in quarantine.
+
+    Idempotent: the same bytes again add nothing; new bytes at a known path become
+    a new version (the old one is kept); a moved file is recognised by checksum.
+    """
+    state = state_of(ctx)
+    settings = state.settings
+    engine = state.engine()
+    files = discover(paths, settings.ingest.patterns)
+    context = IngestContext.from_settings(settings, verify=verify)
+    console = Console(stderr=True)
+    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True,
+                  disable=len(files) < 20) as bar:
+        task = bar.add_task("ingest", total=len(files))
+
+        def _advance(_result: IngestResult) -> None:
+            bar.advance(task)
+
+        summary = run_ingest(engine, files, context, progress=_advance)
+    print_summary(summary, Console())
+    if summary.counts.get("failed"):
+        raise typer.Exit(code=1)

@@ -1,0 +1,33 @@
+"""``nightlog nights``: what each night holds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.queries import night_counts
+from nightlog.cli.options import parse_date
+from nightlog.cli.output import OutputFormat, emit
+from nightlog.cli.state import state_of
+
+app = typer.Typer()
+
+
+@app.command("nights")
+def nights_cmd(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(help="First night (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Last night (YYYY-MM-DD).")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
+        OutputFormat.table,
+) -> None:
+    """Count frames per night, kind, filter and exposure time."""
+    engine = state_of(ctx).engine(must_exist=True)
+    with make_sessionmaker(engine)() as session:
+        counts = night_counts(session, since=parse_date(since), until=parse_date(until))
+    rows = [{"night": c.night.isoformat(), "kind": c.kind, "filter": c.filter,
+             "exptime": c.exptime, "count": c.count} for c in counts]
+    emit(rows, ("night", "kind", "filter", "exptime", "count"), fmt,
+         title=f"{len({r['night'] for r in rows})} night(s)")

@@ -1,0 +1,75 @@
+"""The demo job: simulate a night, catalogue it in a fresh archive, summarise.
+
+It leaves a complete archive behind with its ``nightlog.toml``, so that after
+``cd`` into it every command works on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from nightlog.catalogue.engine import create_engine, make_sessionmaker
+from nightlog.catalogue.queries import night_counts
+from nightlog.catalogue.schema import ensure_schema
+from nightlog.ingest import IngestContext, IngestSummary, discover, run_ingest
+from nightlog.settings import CONFIG_FILENAME, load_settings
+
+__all__ = ["DemoReport", "run_demo"]
+
+_CONFIG = """\
+# nightlog configuration of the demo archive (written by 'nightlog demo').
+[archive]
+root = "."                     # masters and products go here; the catalogue too
+
+[database]
+# url = "postgresql://user@host/dbname"   # default: SQLite file nightlog.sqlite here
+
+[watch]
+directories = ["raw"]
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoReport:
+    """What the demo did."""
+
+    directory: Path
+    database: str
+    night: dt.date
+    ingest: IngestSummary
+    nights: list[dict[str, Any]]
+
+
+def run_demo(directory: Path, *, camera: str = "lfc", scale: float = 0.25, seed: int = 0,
+             console: Console | None = None) -> DemoReport:
+    """Run the demo into ``directory`` (created; an existing demo there is extended)."""
+    from nightlog.simulate import simulate_night
+
+    console = console or Console(quiet=True)
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / CONFIG_FILENAME
+    if not config.exists():
+        config.write_text(_CONFIG, encoding="utf-8")
+    settings = load_settings(config)
+    console.print(f"simulating a {camera} night in {directory / 'raw'} ...")
+    night = simulate_night(directory / "raw", camera=camera, scale=scale, seed=seed)
+    engine = create_engine(settings.database_url)
+    try:
+        ensure_schema(engine)
+        files = discover([directory / "raw"], settings.ingest.patterns)
+        console.print(f"ingesting {len(files)} files ...")
+        summary = run_ingest(engine, files, IngestContext.from_settings(settings))
+        with make_sessionmaker(engine)() as session:
+            rows = [{"night": c.night.isoformat(), "kind": c.kind, "filter": c.filter,
+                     "exptime": c.exptime, "count": c.count}
+                    for c in night_counts(session, since=night.night, until=night.night)]
+    finally:
+        engine.dispose()
+    return DemoReport(directory=directory, database=settings.safe_database_url,
+                      night=night.night, ingest=summary, nights=rows)

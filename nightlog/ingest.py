@@ -1,0 +1,275 @@
+"""Ingestion: raw files in the store become frames in the catalogue.
+
+This module coordinates the file store (reading, hashing, completeness), the
+instrument profiles (header normalisation) and the catalogue. Two levels:
+
+:func:`ingest_file`
+    One file, in the caller's session (never commits). All file work happens
+    before the session is touched, so a failure leaves nothing half-written.
+:func:`run_ingest`
+    A batch job: owns its units of work (one transaction per chunk of files),
+    so it is what the CLI and the daemon call.
+
+Outcomes: ``added`` (new frame), ``new-version`` (same path, new bytes; the old
+row is kept), ``moved`` (known bytes at a new path, the old path gone),
+``duplicate`` (known bytes also present elsewhere: nothing added), ``unchanged``,
+``quarantined`` (bad input, recorded with its reason) and ``incomplete`` (a file
+still being written, left for later when the caller asks so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from nightlog import __version__
+from nightlog.catalogue import frames as cat_frames
+from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.models import Frame
+from nightlog.catalogue.quarantine import record_quarantined, resolve_quarantined
+from nightlog.errors import (
+    CatalogueError,
+    FileProblem,
+    HeaderError,
+    IncompleteFileError,
+    NightlogError,
+)
+from nightlog.header.model import Site
+from nightlog.header.normalize import normalize_header
+from nightlog.profiles import ProfileRegistry
+from nightlog.settings import Settings
+from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, header_to_json, read_raw_file
+
+__all__ = [
+    "IngestContext",
+    "IngestResult",
+    "IngestSummary",
+    "discover",
+    "ingest_file",
+    "run_ingest",
+]
+
+OUTCOMES = ("added", "new-version", "moved", "duplicate", "unchanged", "quarantined",
+            "incomplete", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestContext:
+    """What ingestion needs besides the session: profiles, site, limits."""
+
+    registry: ProfileRegistry
+    site: Site | None = None
+    verify: bool = False  # re-hash files whose size and mtime are unchanged
+    incomplete_is_error: bool = True  # quarantine truncated files (else: wait for them)
+    max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
+    software_version: str = __version__
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> IngestContext:
+        """Context for an installation's settings."""
+        site = settings.site
+        has_site = site.longitude_deg is not None or site.timezone is not None
+        return cls(
+            registry=ProfileRegistry.from_settings(settings.instruments),
+            site=site if has_site else None,
+            **overrides,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to one file."""
+
+    path: str
+    outcome: str
+    frame_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    """Counts and problems of one batch."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    problems: list[IngestResult] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, result: IngestResult) -> None:
+        self.counts[result.outcome] += 1
+        if result.outcome in ("quarantined", "failed"):
+            self.problems.append(result)
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    lower = name.lower()
+    return any(fnmatch.fnmatchcase(lower, p.lower()) for p in patterns)
+
+
+def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str]) -> list[Path]:
+    """Files to ingest: given files as they are, folders searched recursively.
+
+    In folders, only names matching ``patterns`` (case-insensitive) are taken;
+    hidden files and partial writes (``.*``) are skipped, as are symbolic links to
+    folders. The result is sorted and free of repeats.
+    """
+    found: set[Path] = set()
+    for raw in paths:
+        path = Path(os.path.abspath(raw))
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in files:
+                    if name.startswith(".") or not _matches(name, patterns):
+                        continue
+                    found.add(Path(root) / name)
+        else:
+            found.add(path)
+    return sorted(found)
+
+
+def _quarantine(session: Session, path: str, exc: NightlogError, *, size: int | None,
+                sha256: str | None) -> IngestResult:
+    reason = str(exc) or type(exc).__name__
+    record_quarantined(session, path, reason=reason, error=type(exc).__name__, size=size,
+                       sha256=sha256)
+    return IngestResult(path, "quarantined", reason=reason)
+
+
+def ingest_file(session: Session, path: str | os.PathLike[str], ctx: IngestContext, *,
+                known: Frame | None = None, check_known: bool = True) -> IngestResult:
+    """Ingest one file into the catalogue, in the caller's session (no commit).
+
+    Parameters
+    ----------
+    session : Session
+        The caller's unit of work.
+    path : path-like
+        The raw file.
+    ctx : IngestContext
+        Profiles, site and limits.
+    known : Frame, optional
+        The latest frame already catalogued at this path, if the caller looked it
+        up in bulk (with ``check_known=False`` meaning "looked up, none").
+    """
+    spath = os.path.abspath(path)
+    try:
+        st = os.stat(spath)
+    except OSError as exc:
+        return IngestResult(spath, "failed", reason=f"cannot stat: {exc.strerror}")
+    if check_known and known is None:
+        known = cat_frames.latest_by_path(session, spath)
+    mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)
+    if (known is not None and not ctx.verify and known.size == st.st_size
+            and known.mtime == mtime):
+        return IngestResult(spath, "unchanged", frame_id=known.id)
+
+    try:
+        raw = read_raw_file(spath, max_data_bytes=ctx.max_data_bytes)
+    except IncompleteFileError as exc:
+        if not ctx.incomplete_is_error:
+            return IngestResult(spath, "incomplete", reason=str(exc))
+        return _quarantine(session, spath, exc, size=st.st_size, sha256=None)
+    except FileProblem as exc:
+        return _quarantine(session, spath, exc, size=st.st_size, sha256=None)
+
+    existing = cat_frames.frame_by_sha256(session, raw.sha256)
+    if existing is not None:
+        if existing.path == spath:
+            existing.mtime = raw.mtime
+            return IngestResult(spath, "unchanged", frame_id=existing.id)
+        old = existing.path
+        if existing.is_latest and os.path.exists(old) and _same_size(old, existing.size):
+            return IngestResult(spath, "duplicate", frame_id=existing.id,
+                                reason=f"same bytes as frame {existing.id} at {old}")
+        cat_frames.move_frame(session, existing, spath, raw.mtime)
+        resolve_quarantined(session, spath)
+        return IngestResult(spath, "moved", frame_id=existing.id, reason=f"was {old}")
+
+    try:
+        profile = ctx.registry.match(raw.header)
+        norm = normalize_header(raw.header, profile, site=ctx.site, shape=raw.shape)
+    except (HeaderError, FileProblem) as exc:
+        return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256)
+    except NightlogError as exc:  # e.g. a profile that matches but is unusable
+        return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256)
+
+    facts = cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
+                                 mtime=raw.mtime, hdu=raw.hdu,
+                                 header_json=header_to_json(raw.header))
+    outcome = "new-version" if known is not None else "added"
+    frame = cat_frames.add_frame(session, facts, norm, software_version=ctx.software_version)
+    resolve_quarantined(session, spath)
+    session.flush()
+    return IngestResult(spath, outcome, frame_id=frame.id)
+
+
+def _same_size(path: str, size: int) -> bool:
+    try:
+        return os.stat(path).st_size == size
+    except OSError:
+        return False
+
+
+ProgressCallback = Callable[[IngestResult], None]
+
+
+def run_ingest(engine: Engine, files: Sequence[Path], ctx: IngestContext, *,
+               chunk: int = 200, progress: ProgressCallback | None = None) -> IngestSummary:
+    """Ingest ``files`` as a job: one committed transaction per chunk of files.
+
+    A database error inside a chunk rolls that chunk back and replays it one file
+    per transaction, so one bad row never costs the others; the failing file is
+    reported as ``failed``. Bad files never stop the batch.
+    """
+    summary = IngestSummary()
+    start = time.perf_counter()
+    make_session = make_sessionmaker(engine)
+    for i in range(0, len(files), chunk):
+        part = files[i : i + chunk]
+        try:
+            with make_session() as session, session.begin():
+                known = cat_frames.latest_by_paths(session, (os.path.abspath(p) for p in part))
+                results = [
+                    ingest_file(session, p, ctx, known=known.get(os.path.abspath(p)),
+                                check_known=False)
+                    for p in part
+                ]
+        except SQLAlchemyError:
+            results = []
+            for p in part:
+                try:
+                    with make_session() as session, session.begin():
+                        results.append(ingest_file(session, p, ctx))
+                except SQLAlchemyError as exc:
+                    results.append(IngestResult(os.path.abspath(p), "failed",
+                                                reason=f"database error: {exc.__class__.__name__}: "
+                                                       f"{str(exc).splitlines()[0][:200]}"))
+        for result in results:
+            summary.add(result)
+            if progress is not None:
+                progress(result)
+    summary.elapsed = time.perf_counter() - start
+    return summary
+
+
+def check_engine(engine: Engine) -> None:
+    """Raise :class:`CatalogueError` if the database cannot be reached."""
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        raise CatalogueError(f"cannot reach the catalogue: {str(exc).splitlines()[0]}") from exc

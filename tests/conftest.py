@@ -1,0 +1,70 @@
+"""Shared fixtures: catalogue databases on SQLite and PostgreSQL, archive folders.
+
+PostgreSQL tests read the server URL from ``NIGHTLOG_TEST_POSTGRES_URL`` (``.ci/run``
+sets it); without it they skip and say why. Each test gets its own schema, so
+runs never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from nightlog.catalogue.engine import create_engine
+
+PG_ENV = "NIGHTLOG_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+def _require_postgres() -> str:
+    url = postgres_url()
+    if url is None:
+        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL server to test against "
+                    "(.ci/run sets it)")
+    return url
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A URL whose connections use a fresh, empty PostgreSQL schema."""
+    base = _require_postgres()
+    schema = f"nl_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def catalogue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty catalogue database URL, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalogue.sqlite'}"
+    return str(request.getfixturevalue("pg_schema_url"))
+
+
+@pytest.fixture
+def catalogue_engine(catalogue_url: str) -> Iterator[Engine]:
+    """An engine on an empty, migrated catalogue (both backends)."""
+    from nightlog.catalogue.schema import upgrade
+
+    engine = create_engine(catalogue_url)
+    upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -1,0 +1,100 @@
+"""Seeded factories of raw files for tests: good frames and a corpus of bad ones."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+GOOD_CARDS: dict[str, object] = {
+    "INSTRUME": "TESTCAM",
+    "DETECTOR": "CCD-1",
+    "IMAGETYP": "LIGHT",
+    "EXPTIME": 30.0,
+    "FILTER": "R",
+    "DATE-OBS": "2024-03-10T04:05:06.5",
+    "XBINNING": 1,
+    "YBINNING": 1,
+    "OBJECT": "M 101",
+}
+
+
+def frame_hdu(seed: int = 0, shape: tuple[int, int] = (24, 32), **cards: object) -> fits.PrimaryHDU:
+    """A small uint16 frame with a generic header (``cards`` override/add keywords;
+    a value of ``None`` removes the keyword)."""
+    rng = np.random.default_rng(seed)
+    data = rng.normal(1000, 10, shape).clip(0, 65535).astype(np.uint16)
+    hdu = fits.PrimaryHDU(data)
+    for key, value in {**GOOD_CARDS, **cards}.items():
+        if value is None:
+            hdu.header.remove(key, ignore_missing=True)
+        else:
+            hdu.header[key] = value
+    return hdu
+
+
+def write_frame(path: Path, seed: int = 0, **cards: object) -> Path:
+    """Write a good small frame to ``path`` (``.gz`` and ``.fz`` honoured)."""
+    hdu = frame_hdu(seed, **cards)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".fz"):
+        comp = fits.CompImageHDU(hdu.data, header=hdu.header)
+        fits.HDUList([fits.PrimaryHDU(), comp]).writeto(path)
+    elif path.name.endswith(".gz"):
+        plain = path.with_name(path.name[:-3])
+        hdu.writeto(plain)
+        path.write_bytes(gzip.compress(plain.read_bytes()))
+        plain.unlink()
+    else:
+        hdu.writeto(path)
+    return path
+
+
+def bad_corpus(folder: Path) -> dict[str, str]:
+    """Write one file per kind of bad input; return ``{file name: expected reason}``.
+
+    The expected reason is a fragment the quarantine reason must contain.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, str] = {}
+
+    (folder / "notes.fits").write_text("observing log, not an image\n" * 200)
+    expected["notes.fits"] = "SIMPLE"
+
+    full = write_frame(folder / "_full.fits", seed=1).read_bytes()
+    (folder / "_full.fits").unlink()
+    (folder / "truncated.fits").write_bytes(full[: len(full) - 2880 // 2 - 700])
+    expected["truncated.fits"] = "shorter than the header declares"
+
+    (folder / "headeronly.fits").write_bytes(full[:1000])
+    expected["headeronly.fits"] = "inside the header"
+
+    header = bytearray(full[:2880])
+    header[0:80] = b"SIMPLE  =                    T / standard".ljust(80)
+    bad = bytes(header).replace(b"BITPIX  =                   16",
+                                b"BITPIX  =               banana")
+    (folder / "badbitpix.fits").write_bytes(bad + full[2880:])
+    expected["badbitpix.fits"] = "BITPIX"
+
+    write_frame(folder / "nodate.fits", seed=2, **{"DATE-OBS": None})
+    expected["nodate.fits"] = "DATE-OBS"
+
+    write_frame(folder / "baddate.fits", seed=3, **{"DATE-OBS": "yesterday evening"})
+    expected["baddate.fits"] = "DATE-OBS"
+
+    write_frame(folder / "negexp.fits", seed=4, EXPTIME=-5.0)
+    expected["negexp.fits"] = "EXPTIME"
+
+    write_frame(folder / "badsec.fits", seed=5, BIASSEC="[30:40,1:24]")
+    expected["badsec.fits"] = "BIASSEC"
+
+    write_frame(folder / "year9999.fits", seed=6, **{"DATE-OBS": "9999-01-01T00:00:00"})
+    expected["year9999.fits"] = "DATE-OBS"
+
+    gz = gzip.compress(write_frame(folder / "_g.fits", seed=7).read_bytes())
+    (folder / "_g.fits").unlink()
+    (folder / "cut.fits.gz").write_bytes(gz[: len(gz) // 2])
+    expected["cut.fits.gz"] = "gzip"
+    return expected

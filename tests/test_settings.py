@@ -1,0 +1,98 @@
+"""Settings: where the file comes from, defaults, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nightlog.errors import ConfigurationError
+from nightlog.settings import DEFAULT_DB_FILENAME, load_settings, redact_url
+
+
+def test_no_file_means_defaults_in_the_working_folder(tmp_path: Path) -> None:
+    s = load_settings(env={}, cwd=tmp_path)
+    assert s.archive_root == tmp_path.resolve()
+    assert s.database_url == f"sqlite:///{tmp_path.resolve() / DEFAULT_DB_FILENAME}"
+    assert s.config_path is None
+    assert s.site.longitude_deg is None and s.site.timezone is None
+
+
+def test_precedence_option_then_env_then_local_file(tmp_path: Path) -> None:
+    local = tmp_path / "nightlog.toml"
+    local.write_text('[archive]\nroot = "local"\n')
+    env_file = tmp_path / "env.toml"
+    env_file.write_text('[archive]\nroot = "env"\n')
+    opt_file = tmp_path / "opt.toml"
+    opt_file.write_text('[archive]\nroot = "opt"\n')
+    env = {"NIGHTLOG_CONFIG": str(env_file)}
+    assert load_settings(opt_file, env=env, cwd=tmp_path).archive_root.name == "opt"
+    assert load_settings(env=env, cwd=tmp_path).archive_root.name == "env"
+    assert load_settings(env={}, cwd=tmp_path).archive_root.name == "local"
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    sub = tmp_path / "conf"
+    sub.mkdir()
+    cfg = sub / "n.toml"
+    cfg.write_text('[archive]\nroot = "../arch"\n[watch]\ndirectories = ["raw"]\n'
+                   '[site]\nlongitude = -116.9\n')
+    s = load_settings(cfg, env={}, cwd=Path("/"))
+    assert s.archive_root == (tmp_path / "arch").resolve()
+    assert s.watch_dirs == ((sub / "raw").resolve(),)
+    assert s.database_url.endswith(str((tmp_path / "arch" / DEFAULT_DB_FILENAME).resolve()))
+    assert s.site.longitude_deg == -116.9
+
+
+def test_database_url_from_environment_wins(tmp_path: Path) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///a.sqlite"\n')
+    s = load_settings(cfg, env={"NIGHTLOG_DATABASE_URL": "postgresql://u:pw@h/db"}, cwd=tmp_path)
+    assert s.database_url == "postgresql://u:pw@h/db"
+    assert "pw" not in s.safe_database_url and "***" in s.safe_database_url
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[archive\nroot=1", "not valid TOML"),
+        ("[bogus]\nx = 1\n", "unknown section"),
+        ('[site]\nlongitude = "west"\n', "site.longitude"),
+        ('[site]\ntimezone = "Mars/Olympus"\n', "time zone"),
+        ('[database]\nurl = "nonsense"\n', "database URL"),
+        ('[reduction]\nmemory_limit = "lots"\n', "memory_limit"),
+        ("[watch]\ndirectories = 3\n", "watch.directories"),
+    ],
+)
+def test_bad_files_give_clear_errors(tmp_path: Path, text: str, needle: str) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigurationError, match=needle):
+        load_settings(cfg, env={}, cwd=tmp_path)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="not found"):
+        load_settings(tmp_path / "absent.toml", env={}, cwd=tmp_path)
+    with pytest.raises(ConfigurationError, match="NIGHTLOG_CONFIG"):
+        load_settings(env={"NIGHTLOG_CONFIG": str(tmp_path / "gone.toml")}, cwd=tmp_path)
+
+
+def test_memory_limit_units(tmp_path: Path) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text('[reduction]\nmemory_limit = "1.5 GiB"\n')
+    assert load_settings(cfg, env={}, cwd=tmp_path).reduction.memory_limit_bytes == int(
+        1.5 * 1024**3)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://alice:s3cret@db.example/nl", "postgresql://alice:***@db.example/nl"),
+        ("postgresql+psycopg://alice@db/nl", "postgresql+psycopg://alice@db/nl"),
+        ("sqlite:////tmp/x.sqlite", "sqlite:////tmp/x.sqlite"),
+        ("postgresql://bob:p@ss@h/db", "postgresql://bob:***@h/db"),
+    ],
+)
+def test_passwords_are_redacted(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
