@@ -68,3 +68,9 @@ def catalogue_engine(catalogue_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In CI (``NIGHTLOG_REQUIRE_POSTGRES=1``) a missing server is a failure, not a skip."""
+    if os.environ.get("NIGHTLOG_REQUIRE_POSTGRES") == "1" and postgres_url() is None:
+        raise pytest.UsageError(f"NIGHTLOG_REQUIRE_POSTGRES=1 but {PG_ENV} is not set")

@@ -1,0 +1,83 @@
+"""Alembic migrations build exactly the models' schema, on SQLite and PostgreSQL,
+and every command refuses a catalogue whose schema is behind."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from nightlog.catalogue.engine import create_engine
+from nightlog.catalogue.models import Base
+from nightlog.catalogue.schema import (
+    current_revision,
+    ensure_schema,
+    head_revision,
+    migrations_dir,
+    upgrade,
+)
+from nightlog.errors import CatalogueError, SchemaOutOfDateError
+
+
+def test_upgrade_head_equals_the_models(catalogue_url: str) -> None:
+    engine = create_engine(catalogue_url)
+    try:
+        before, after = upgrade(engine)
+        assert before is None and after == head_revision()
+        with engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+        assert diff == []
+        # Running it again is a no-op.
+        assert upgrade(engine) == (after, after)
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_back(catalogue_url: str) -> None:
+    from alembic import command
+
+    from nightlog.catalogue.schema import _config
+
+    engine = create_engine(catalogue_url)
+    try:
+        upgrade(engine)
+        command.downgrade(_config(engine), "base")
+        assert current_revision(engine) is None
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_empty_database_is_created_and_behind_is_refused(catalogue_url: str) -> None:
+    engine = create_engine(catalogue_url)
+    try:
+        with pytest.raises(SchemaOutOfDateError, match="nightlog db upgrade"):
+            ensure_schema(engine, create_if_empty=False)
+        assert ensure_schema(engine) == head_revision()
+        # Pretend the database was left at an older revision.
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+        with pytest.raises(SchemaOutOfDateError, match="newer version"):
+            ensure_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_foreign_tables_are_not_touched(catalogue_url: str) -> None:
+    engine = create_engine(catalogue_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE somebody_elses (x INTEGER)"))
+        with pytest.raises(CatalogueError, match="no nightlog schema"):
+            ensure_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_migrations_are_found() -> None:
+    assert (migrations_dir() / "env.py").is_file()
