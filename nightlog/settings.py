@@ -77,11 +77,11 @@ class Settings:
 
     archive_root: Path
     database_url: str
-    site: Site = Site()
+    site: Site = field(default_factory=Site)
     watch_dirs: tuple[Path, ...] = ()
     instruments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ingest: IngestSettings = IngestSettings()
-    reduction: ReductionSettings = ReductionSettings()
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    reduction: ReductionSettings = field(default_factory=ReductionSettings)
     config_path: Path | None = None
 
     @property

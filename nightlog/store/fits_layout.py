@@ -92,9 +92,9 @@ def _read_header(fh: BinaryIO, offset: int, first: bool) -> tuple[bytes, dict[st
             key = card[:8].rstrip().decode("ascii", "replace")
             if key == "END":
                 return b"".join(chunks), cards
-            if key in _STRUCTURAL or key.startswith("NAXIS") or key.startswith("ZNAXIS"):
-                if card[8:10] == b"= ":
-                    cards.setdefault(key, card[10:].decode("ascii", "replace"))
+            structural = key in _STRUCTURAL or key.startswith(("NAXIS", "ZNAXIS"))
+            if structural and card[8:10] == b"= ":
+                cards.setdefault(key, card[10:].decode("ascii", "replace"))
     raise NotFitsError(f"no END card in the first {_MAX_HEADER_BLOCKS} header blocks")
 
 

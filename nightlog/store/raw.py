@@ -184,9 +184,7 @@ def read_raw_file(path: str | os.PathLike[str], *,
         header = _compressed_image_header(path, index)
     else:
         header = _parse_header(layout.header_bytes)
-    if index > 0 and compression != "tile":
-        header = _merge_inherited(_parse_header(layouts[0].header_bytes), header)
-    elif compression == "tile" and index > 0:
+    if index > 0:
         header = _merge_inherited(_parse_header(layouts[0].header_bytes), header)
     shape = _shape_of(layout, header)
     return RawFile(path=path, size=st.st_size, mtime=mtime, sha256=sha, hdu=index,

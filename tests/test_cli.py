@@ -1,0 +1,118 @@
+"""The CLI end to end on a temporary archive: commands, formats, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from nightlog import __version__
+from nightlog.catalogue.engine import create_engine
+from nightlog.cli.app import app
+from tests.factories import bad_corpus, write_frame
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
+    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
+    return CliRunner()
+
+
+def _raw(tmp_path: Path) -> Path:
+    raw = tmp_path / "raw"
+    write_frame(raw / "bias1.fits", seed=1, IMAGETYP="BIAS", EXPTIME=0.0, FILTER=None,
+                **{"DATE-OBS": "2024-03-10T01:00:00"})
+    write_frame(raw / "flat1.fits", seed=2, IMAGETYP="FLAT", EXPTIME=3.0, FILTER="V",
+                **{"DATE-OBS": "2024-03-10T01:10:00"})
+    write_frame(raw / "sci1.fits", seed=3, OBJECT="[bold red]M 101[/]",
+                **{"DATE-OBS": "2024-03-10T05:00:00"})
+    bad_corpus(raw / "bad")
+    return raw
+
+
+def test_version_and_help(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("ingest", "frames", "nights", "quarantine", "db", "simulate", "demo"):
+        assert command in result.output
+
+
+def test_ingest_then_query_in_every_format(runner: CliRunner, tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    result = runner.invoke(app, ["ingest", str(raw)])
+    assert result.exit_code == 0, result.output
+    assert "added" in result.output and "quarantined" in result.output
+    assert (tmp_path / "nightlog.sqlite").exists()  # defaults: catalogue in the folder
+
+    result = runner.invoke(app, ["frames", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert {r["kind"] for r in rows} == {"bias", "flat", "science"}
+    for row in rows:
+        assert {"id", "path", "sha256", "kind", "night"} <= set(row)
+    (sci,) = [r for r in rows if r["kind"] == "science"]
+    assert sci["object"] == "[bold red]M 101[/]"  # exactly as in the header
+
+    result = runner.invoke(app, ["frames", "--kind", "flat", "--format", "csv"])
+    (flat,) = list(csv.DictReader(io.StringIO(result.output)))
+    assert flat["filter"] == "V" and float(flat["exptime"]) == 3.0
+
+    result = runner.invoke(app, ["frames", "--kind", "science"])
+    assert "[bold red]M 101[/]" in result.output  # shown as text, not as markup
+
+    result = runner.invoke(app, ["nights", "--format", "json"])
+    counts = {(r["kind"], r["filter"]): r["count"] for r in json.loads(result.output)}
+    assert counts == {("bias", None): 1, ("flat", "V"): 1, ("science", "R"): 1}
+
+    result = runner.invoke(app, ["quarantine", "--format", "json"])
+    names = {Path(r["path"]).name for r in json.loads(result.output)}
+    assert names == set(bad_corpus(tmp_path / "again"))
+
+
+def test_errors_are_one_line_with_an_exit_code(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["frames"])
+    assert result.exit_code == 4
+    assert result.output.strip().startswith("error: no catalogue")
+    assert len(result.output.strip().splitlines()) == 1
+
+    (tmp_path / "nightlog.toml").write_text("[site]\ntimezone = 'Nowhere/Atlantis'\n")
+    result = runner.invoke(app, ["frames"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: site.timezone")
+
+    result = runner.invoke(app, ["frames", "--night", "yesterday"])
+    assert result.exit_code == 2  # usage error from the option parser
+
+
+def test_a_schema_behind_is_refused_with_the_command_to_run(runner: CliRunner,
+                                                            tmp_path: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert "up to date" in runner.invoke(app, ["db", "current"]).output
+    engine = create_engine(f"sqlite:///{tmp_path / 'nightlog.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
+    engine.dispose()
+    result = runner.invoke(app, ["frames"])
+    assert result.exit_code == 4
+    assert "error:" in result.output and "revision 0000" in result.output
+    assert "behind" in runner.invoke(app, ["db", "current"]).output
+
+
+def test_database_url_from_the_environment(runner: CliRunner, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "elsewhere.sqlite"
+    monkeypatch.setenv("NIGHTLOG_DATABASE_URL", f"sqlite:///{other}")
+    raw = tmp_path / "raw"
+    write_frame(raw / "a.fits")
+    assert runner.invoke(app, ["ingest", str(raw)]).exit_code == 0
+    assert other.exists() and not (tmp_path / "nightlog.sqlite").exists()
