@@ -81,3 +81,22 @@ def test_foreign_tables_are_not_touched(catalogue_url: str) -> None:
 
 def test_migrations_are_found() -> None:
     assert (migrations_dir() / "env.py").is_file()
+
+
+def test_a_catalogue_one_revision_behind_is_refused_then_upgraded(catalogue_url: str) -> None:
+    engine = create_engine(catalogue_url)
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO quarantined_files (path, reason, error, first_seen, last_seen, "
+                "times_seen) VALUES ('/x.fits', 'kept', 'NotFitsError', "
+                "'2024-01-01 00:00:00', '2024-01-01 00:00:00', 1)"))
+        with pytest.raises(SchemaOutOfDateError, match="run 'nightlog db upgrade'"):
+            ensure_schema(engine)
+        assert upgrade(engine) == ("0001", head_revision())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT reason FROM quarantined_files")).scalar() == "kept"
+        assert ensure_schema(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -10,6 +10,13 @@ Tables (later issues add masters, products and provenance, which point at
 ``quarantined_files``
     Files that could not be taken as frames, with the reason, when they were first
     and last seen, and how often. A file that later ingests cleanly is marked resolved.
+``masters`` and ``master_inputs``
+    Master calibrations: one row per built version of a group's master, with the
+    file, its statistics, quality, validity and every frame considered as input
+    (used or rejected, with the reason).
+``products`` and ``product_masters``
+    Reduced frames: the raw frame, each master used (by role), parameters, software
+    version and checksums; a product replaced by a better one is kept.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -34,7 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from nightlog.catalogue.types import UTCDateTime
 
-__all__ = ["Base", "Frame", "QuarantinedFile"]
+__all__ = ["Base", "Frame", "Master", "MasterInput", "Product", "ProductMaster", "QuarantinedFile"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -126,3 +134,97 @@ class QuarantinedFile(Base):
 
     def __repr__(self) -> str:
         return f"QuarantinedFile(path={self.path!r}, error={self.error!r})"
+
+
+class Master(Base):
+    """A master calibration file and what it was made from."""
+
+    __tablename__ = "masters"
+    __table_args__ = (
+        UniqueConstraint("group_key", "night", "version", name="uq_masters_group_night_version"),
+        Index("ix_masters_kind_group_mid", "kind", "group_key", "mid_time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    instrument: Mapped[str | None] = mapped_column(String(80))
+    setup_key: Mapped[str] = mapped_column(Text)
+    group_key: Mapped[str] = mapped_column(Text, index=True)
+    group: Mapped[dict[str, Any]] = mapped_column(JSON)
+    filter: Mapped[str | None] = mapped_column(String(80))
+    set_temp: Mapped[float | None] = mapped_column(Float)
+    exptime: Mapped[float | None] = mapped_column(Float)
+    is_rate: Mapped[bool] = mapped_column(Boolean, default=False)
+    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    first_obs: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_obs: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    mid_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    n_frames: Mapped[int] = mapped_column(Integer)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    quality: Mapped[str] = mapped_column(String(16), default="good")
+    quality_reason: Mapped[str | None] = mapped_column(Text)
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("masters.id"))
+    valid_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    certified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    software_version: Mapped[str] = mapped_column(String(32))
+
+    def __repr__(self) -> str:
+        return f"Master(id={self.id}, kind={self.kind!r}, night={self.night}, v{self.version})"
+
+
+class MasterInput(Base):
+    """A frame considered for a master: used, or rejected with the reason."""
+
+    __tablename__ = "master_inputs"
+
+    master_id: Mapped[int] = mapped_column(ForeignKey("masters.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"), primary_key=True,
+                                          index=True)
+    used: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Product(Base):
+    """A reduced frame and how it was made."""
+
+    __tablename__ = "products"
+    __table_args__ = (Index("ix_products_frame_status", "frame_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # 'quicklook' or 'final'
+    status: Mapped[str] = mapped_column(String(16), default="current")  # or 'replaced'
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    inputs_key: Mapped[str] = mapped_column(String(64), index=True)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    missing_steps: Mapped[list[Any]] = mapped_column(JSON)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    software_version: Mapped[str] = mapped_column(String(32))
+
+
+class ProductMaster(Base):
+    """A master used by a product, in a role (bias, dark, flat)."""
+
+    __tablename__ = "product_masters"
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    master_id: Mapped[int] = mapped_column(ForeignKey("masters.id"), primary_key=True,
+                                           index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
