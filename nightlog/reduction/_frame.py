@@ -1,0 +1,45 @@
+"""Building the new CCDData a reduction step returns, never sharing memory with its input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+
+_KEEP: Any = object()
+
+
+def new_frame(
+    ccd: CCDData,
+    data: npt.NDArray[Any],
+    header: fits.Header,
+    *,
+    uncertainty: npt.NDArray[Any] | Any | None = _KEEP,
+    mask: npt.NDArray[Any] | Any | None = _KEEP,
+    unit: Any = None,
+) -> CCDData:
+    """A new frame with ``data`` and ``header``; other planes copied from ``ccd``.
+
+    ``uncertainty`` (a standard-deviation array) and ``mask`` replace those of
+    ``ccd`` when given (``None`` removes them); left out, they are copied.
+    """
+    if uncertainty is _KEEP:
+        unc = None if ccd.uncertainty is None else ccd.uncertainty.__class__(
+            np.array(ccd.uncertainty.array, copy=True))
+    else:
+        unc = None if uncertainty is None else StdDevUncertainty(uncertainty)
+    if mask is _KEEP:
+        new_mask = None if ccd.mask is None else np.array(ccd.mask, copy=True)
+    else:
+        new_mask = mask
+    return CCDData(
+        data,
+        unit=ccd.unit if unit is None else unit,
+        meta=header,
+        uncertainty=unc,
+        mask=new_mask,
+        wcs=None if ccd.wcs is None else ccd.wcs.deepcopy(),
+    )

@@ -1,0 +1,338 @@
+"""Bias, dark and flat-field correction with uncertainty and mask propagation.
+
+Each function takes a frame and a master and returns a new frame:
+
+* :func:`subtract_bias` — ``ccd - bias``;
+* :func:`subtract_dark` — ``ccd - k × dark``, with ``k`` the science exposure for a
+  dark *rate* (ADU/s), the exposure ratio for a fixed-exposure dark, or 1 when the
+  camera's darks do not scale;
+* :func:`flat_correct` — ``ccd / (flat / norm)``.
+
+Propagation (independent errors): variances add for subtraction (the dark's
+scaled by ``k²``), and for division the *relative* errors add in quadrature,
+``σ² = σ_c²/f² + c²σ_f²/f⁴``. Masks are OR-ed: two integer bit planes
+(:class:`~nightlog.reduction.mask.MaskBit`) keep their bits, anything else
+becomes a boolean mask. The data come out as float32.
+
+The steps record themselves with the IRAF keywords ``ZEROCOR``, ``DARKCOR`` and
+``FLATCOR``, and refuse to be applied twice. :func:`subtract_bias` also refuses
+to mix overscan and full-bias subtraction (see :mod:`nightlog.reduction.overscan`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy import units as u
+from astropy.nddata import CCDData, VarianceUncertainty
+
+from nightlog.errors import ReductionError, ShapeMismatchError
+from nightlog.reduction._cards import add_history, header_of, set_card
+from nightlog.reduction._frame import new_frame
+from nightlog.reduction.mask import MASK_DTYPE, MaskBit
+
+__all__ = ["flat_correct", "subtract_bias", "subtract_dark"]
+
+Float32Array = npt.NDArray[np.float32]
+
+
+def _check_pair(ccd: CCDData, master: CCDData, what: str) -> None:
+    if not isinstance(ccd, CCDData) or not isinstance(master, CCDData):
+        raise ReductionError(f"{what}: frame and master must both be CCDData")
+    if ccd.shape != master.shape:
+        raise ShapeMismatchError(
+            f"{what}: frame of shape {ccd.shape} and master of shape {master.shape} differ"
+        )
+
+
+def _refuse_repeat(ccd: CCDData, key: str, what: str) -> None:
+    if key in ccd.meta:
+        raise ReductionError(f"{what} was already applied to this frame ({key}={ccd.meta[key]!r})")
+
+
+def _unit_factor(source: u.UnitBase, target: u.UnitBase, what: str) -> float:
+    try:
+        return float(u.Unit(source).to(u.Unit(target)))
+    except u.UnitConversionError as err:
+        raise ReductionError(f"{what}: unit {source} cannot be converted to {target}") from err
+
+
+def _variance(ccd: CCDData) -> Float32Array | None:
+    """Variance of ``ccd`` in its data units, or None when it has no uncertainty."""
+    if ccd.uncertainty is None:
+        return None
+    try:
+        var = ccd.uncertainty.represent_as(VarianceUncertainty).array
+    except TypeError as err:
+        raise ReductionError(
+            f"cannot propagate a {type(ccd.uncertainty).__name__}"
+        ) from err
+    return np.asarray(var, dtype=np.float32)
+
+
+def _sum_variance(a: Float32Array | None, b: Float32Array | None,
+                  b_scale: float) -> Float32Array | None:
+    if a is None and b is None:
+        return None
+    if b is None:
+        return np.array(a, copy=True)
+    scaled = b * np.float32(b_scale * b_scale)
+    return scaled if a is None else a + scaled
+
+
+def _or_masks(a: Any, b: Any) -> npt.NDArray[Any] | None:
+    """OR two masks: bitwise for two integer planes, logical otherwise."""
+    if a is None and b is None:
+        return None
+    if a is None or b is None:
+        return np.array(a if b is None else b, copy=True)
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "ui" and b.dtype.kind in "ui":
+        return a.astype(MASK_DTYPE) | b.astype(MASK_DTYPE)
+    return a.astype(bool) | b.astype(bool)
+
+
+def _std(var: Float32Array | None) -> Float32Array | None:
+    return None if var is None else np.sqrt(var, dtype=np.float32)
+
+
+def subtract_bias(ccd: CCDData, master: CCDData, *, check_overscan: bool = True) -> CCDData:
+    """Subtract a master bias.
+
+    Parameters
+    ----------
+    ccd : CCDData
+        Frame in ADU (or any unit convertible from the master's).
+    master : CCDData
+        Master bias of the same shape. With overscan subtraction in use it must be
+        built from overscan-corrected biases and carries only residual structure.
+    check_overscan : bool, optional
+        Refuse a frame and master that disagree on overscan subtraction (the
+        ``OVERSCAN`` keyword); only checked when the master has a header. Default True.
+
+    Returns
+    -------
+    CCDData
+        New float32 frame ``ccd - master``; variance ``σ_c² + σ_b²``; masks OR-ed;
+        header ``ZEROCOR`` and HISTORY added.
+
+    Raises
+    ------
+    ShapeMismatchError
+        Different shapes.
+    ReductionError
+        Incompatible units, a bias already subtracted (``ZEROCOR``), or frame and
+        master disagree on overscan subtraction.
+    """
+    _check_pair(ccd, master, "subtract_bias")
+    _refuse_repeat(ccd, "ZEROCOR", "bias subtraction")
+    if check_overscan and len(master.meta):
+        frame_os, master_os = "OVERSCAN" in ccd.meta, "OVERSCAN" in master.meta
+        if frame_os != master_os:
+            raise ReductionError(
+                "the frame is {}overscan-subtracted but the master bias is {}: subtract the "
+                "overscan from every frame (masters included) or from none".format(
+                    "" if frame_os else "not ", "" if master_os else "not")
+            )
+    factor = _unit_factor(master.unit, ccd.unit, "subtract_bias")
+    data = np.asarray(ccd.data, dtype=np.float32) - np.asarray(
+        master.data, dtype=np.float32) * np.float32(factor)
+    var = _sum_variance(_variance(ccd), _variance(master), factor)
+    header = header_of(ccd)
+    set_card(header, "ZEROCOR", "master bias subtracted")
+    add_history(header, f"Master bias subtracted (median {float(np.nanmedian(master.data)):.4g}"
+                        f" {master.unit})")
+    return new_frame(ccd, data, header, uncertainty=_std(var),
+                     mask=_or_masks(ccd.mask, master.mask))
+
+
+def _seconds(value: float | u.Quantity, what: str) -> float:
+    if isinstance(value, u.Quantity):
+        try:
+            value = float(value.to_value(u.s))
+        except u.UnitConversionError as err:
+            raise ReductionError(f"{what} must be a time, not {value.unit}") from err
+    seconds = float(value)
+    if not np.isfinite(seconds) or seconds < 0:
+        raise ReductionError(f"{what} must be a finite time >= 0 s, not {value!r}")
+    return seconds
+
+
+def subtract_dark(
+    ccd: CCDData,
+    dark: CCDData,
+    *,
+    dark_exposure: float | u.Quantity | None = None,
+    data_exposure: float | u.Quantity,
+    scale: bool = True,
+    rate: bool | None = None,
+) -> CCDData:
+    """Subtract a master dark, scaled to the frame's exposure.
+
+    Parameters
+    ----------
+    ccd : CCDData
+        Bias-subtracted frame (ADU).
+    dark : CCDData
+        Bias-subtracted master dark: either a *rate* (unit ``ccd.unit / s``, e.g.
+        ADU/s, or ``rate=True``) or a dark of ``dark_exposure`` seconds.
+    dark_exposure : float or Quantity, optional
+        Exposure of a fixed-exposure dark, seconds (float) or a time Quantity.
+        Leave ``None`` for a rate.
+    data_exposure : float or Quantity
+        Dark time of ``ccd`` (``DARKTIME`` when the camera records it, else
+        ``EXPTIME``), seconds or a time Quantity.
+    scale : bool, optional
+        ``True`` (default): scale the dark by ``data_exposure`` (rate) or by
+        ``data_exposure / dark_exposure``. ``False``: subtract it unscaled, for
+        cameras whose dark signal does not grow linearly with time (then the dark
+        must match the exposure and be in the frame's unit).
+    rate : bool, optional
+        Whether ``dark`` is a rate; ``None`` (default) decides from its unit.
+
+    Returns
+    -------
+    CCDData
+        New float32 frame ``ccd - k·dark``; variance ``σ_c² + k²σ_d²``; masks OR-ed;
+        ``DARKCOR`` and HISTORY in the header.
+
+    Raises
+    ------
+    ShapeMismatchError
+        Different shapes.
+    ReductionError
+        Dark already subtracted (``DARKCOR``); a rate with ``scale=False``; a
+        fixed-exposure dark without ``dark_exposure`` (or with one of 0 s);
+        negative or non-finite exposure; units that do not convert.
+    """
+    _check_pair(ccd, dark, "subtract_dark")
+    _refuse_repeat(ccd, "DARKCOR", "dark subtraction")
+    data_s = _seconds(data_exposure, "data_exposure")
+    per_second = u.Unit(ccd.unit) / u.s
+    is_rate = u.Unit(dark.unit).is_equivalent(per_second) if rate is None else rate
+    if is_rate:
+        if not scale:
+            raise ReductionError("a dark rate must be scaled by the exposure (scale=True)")
+        if dark_exposure is not None:
+            raise ReductionError("dark_exposure makes no sense for a dark rate")
+        unit_factor = (_unit_factor(dark.unit, per_second, "subtract_dark")
+                       if u.Unit(dark.unit).is_equivalent(per_second)
+                       else _unit_factor(dark.unit, ccd.unit, "subtract_dark"))
+        factor = data_s * unit_factor
+        how = f"rate x {data_s:.6g} s"
+    else:
+        unit_factor = _unit_factor(dark.unit, ccd.unit, "subtract_dark")
+        if not scale:
+            factor, how = unit_factor, "unscaled"
+        else:
+            if dark_exposure is None:
+                raise ReductionError(
+                    "a fixed-exposure dark needs dark_exposure (or give a dark rate)"
+                )
+            dark_s = _seconds(dark_exposure, "dark_exposure")
+            if dark_s == 0:
+                raise ReductionError("dark_exposure is 0 s: a dark of no exposure cannot scale")
+            factor = unit_factor * data_s / dark_s
+            how = f"x {data_s:.6g}/{dark_s:.6g} s"
+    data = np.asarray(ccd.data, dtype=np.float32) - np.asarray(
+        dark.data, dtype=np.float32) * np.float32(factor)
+    var = _sum_variance(_variance(ccd), _variance(dark), factor)
+    header = header_of(ccd)
+    set_card(header, "DARKCOR", f"master dark subtracted, {how}")
+    add_history(header, f"Master dark subtracted ({how}, factor {factor:.6g})")
+    return new_frame(ccd, data, header, uncertainty=_std(var),
+                     mask=_or_masks(ccd.mask, dark.mask))
+
+
+def flat_correct(
+    ccd: CCDData,
+    flat: CCDData,
+    *,
+    min_value: float | None = None,
+    norm_value: float | None = None,
+) -> CCDData:
+    """Divide by a flat field normalised to ``norm_value`` (default its mean).
+
+    Parameters
+    ----------
+    ccd : CCDData
+        Bias- and dark-corrected frame.
+    flat : CCDData
+        Master flat of the same shape (any normalisation).
+    min_value : float, optional
+        Flat values below this are raised to it before normalising (the flat's
+        uncertainty is kept), as in ccdproc, to avoid dividing by tiny numbers.
+    norm_value : float, optional
+        Normalise the flat by this value (in the flat's units) instead of its mean
+        — useful to put several flats on one scale. Must be > 0.
+
+    Returns
+    -------
+    CCDData
+        New float32 frame ``ccd / (flat / norm)`` in the unit of ``ccd``; variance
+        ``σ_c²/f² + c²σ_f²/f⁴`` with ``f`` the normalised flat; masks OR-ed.
+        Pixels whose normalised flat is ≤ 0 or not finite become NaN and are
+        masked (bit :attr:`~nightlog.reduction.mask.MaskBit.DEAD` in a bit plane).
+        Masked flat pixels are divided by 1, as in ccdproc. ``FLATCOR`` and
+        HISTORY are recorded.
+
+    Raises
+    ------
+    ShapeMismatchError
+        Different shapes.
+    ReductionError
+        Flat already applied (``FLATCOR``); ``norm_value <= 0``; a mean that is not
+        positive.
+
+    Notes
+    -----
+    The default normalisation is the mean of the finite, unmasked flat values
+    (after ``min_value``); ccdproc takes the mean of all values. They agree when
+    nothing is masked or non-finite.
+    """
+    _check_pair(ccd, flat, "flat_correct")
+    _refuse_repeat(ccd, "FLATCOR", "flat-field correction")
+    values = np.asarray(flat.data, dtype=np.float64)
+    if min_value is not None:
+        values = np.where(values < min_value, min_value, values)
+    flat_mask = None if flat.mask is None else np.asarray(flat.mask).astype(bool)
+    if norm_value is not None:
+        if not norm_value > 0:
+            raise ReductionError(f"norm_value must be greater than zero, not {norm_value!r}")
+        norm = float(norm_value)
+    else:
+        good = np.isfinite(values) if flat_mask is None else np.isfinite(values) & ~flat_mask
+        norm = float(values[good].mean()) if good.any() else float("nan")
+        if not norm > 0:
+            raise ReductionError(f"the flat's mean ({norm}) is not positive")
+    normed = (values / norm).astype(np.float32)
+    if flat_mask is not None:
+        normed[flat_mask] = 1.0
+    unusable = ~np.isfinite(normed) | (normed <= 0)
+    safe = np.where(unusable, np.float32(1.0), normed)
+    frame = np.asarray(ccd.data, dtype=np.float32)
+    data = frame / safe
+    data[unusable] = np.nan
+    var_c, var_f = _variance(ccd), _variance(flat)
+    var: Float32Array | None = None
+    if var_c is not None or var_f is not None:
+        var = np.zeros(ccd.shape, dtype=np.float32)
+        if var_c is not None:
+            var += var_c / safe**2
+        if var_f is not None:
+            var += data**2 * (var_f / np.float32(norm * norm)) / safe**2
+        var[unusable] = np.nan
+    mask = _or_masks(ccd.mask, flat.mask)
+    if unusable.any():
+        if mask is None:
+            mask = unusable
+        elif mask.dtype == bool:
+            mask = mask | unusable
+        else:
+            mask = mask | np.where(unusable, MASK_DTYPE(MaskBit.DEAD), MASK_DTYPE(0))
+    header = header_of(ccd)
+    set_card(header, "FLATCOR", f"divided by flat normalised by {norm:.6g}")
+    add_history(header, f"Flat-field corrected (norm {norm:.6g}, min_value {min_value})")
+    return new_frame(ccd, data, header, uncertainty=_std(var), mask=mask)

@@ -1,0 +1,123 @@
+"""Per-pixel uncertainty from the CCD noise model.
+
+For a frame whose bias level has been removed (overscan or master bias), the
+variance of a pixel in ADU² is
+
+    σ² = max(S, 0) / g + (R / g)²
+
+with ``S`` the signal in ADU, ``g`` the gain in e⁻/ADU and ``R`` the read noise
+in e⁻: Poisson noise of the ``S·g`` collected electrons plus read noise, both
+converted back to ADU. Negative values (noise around a zero level) carry no
+Poisson term; they are clipped to 0 for it, not turned into NaN. The signal
+includes sky, source **and dark current**, so build the uncertainty after
+bias/overscan subtraction and *before* subtracting the dark; the masters' own
+uncertainties are then added by the calibration steps (variances add).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy import units as u
+from astropy.nddata import CCDData, VarianceUncertainty
+
+from nightlog.errors import ReductionError
+from nightlog.reduction._cards import add_history, header_of
+from nightlog.reduction._frame import new_frame
+
+__all__ = ["create_uncertainty", "noise_variance"]
+
+_ELECTRON_UNITS = (u.electron, u.ph)
+
+
+def _value(quantity: float | u.Quantity, unit: u.UnitBase, what: str) -> float:
+    if isinstance(quantity, u.Quantity):
+        try:
+            quantity = float(quantity.to_value(unit))
+        except u.UnitConversionError as err:
+            raise ReductionError(f"{what} must be in {unit}, not {quantity.unit}") from err
+    value = float(quantity)
+    if not np.isfinite(value) or value < 0:
+        raise ReductionError(f"{what} must be finite and >= 0, not {quantity!r}")
+    return value
+
+
+def noise_variance(
+    data: np.ndarray, *, gain: float, read_noise: float
+) -> np.ndarray:
+    """Variance (ADU²) of bias-free ``data`` (ADU) from Poisson and read noise.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Signal above bias in ADU.
+    gain : float
+        e⁻/ADU, > 0.
+    read_noise : float
+        e⁻ (per pixel, per read), >= 0.
+
+    Returns
+    -------
+    numpy.ndarray of float32
+        ``max(data, 0)/gain + (read_noise/gain)²``; NaN where ``data`` is NaN.
+
+    Raises
+    ------
+    ReductionError
+        ``gain`` not > 0 or ``read_noise`` negative or not finite.
+    """
+    if not (np.isfinite(gain) and gain > 0):
+        raise ReductionError(f"gain must be a positive number of e-/ADU, not {gain!r}")
+    if not (np.isfinite(read_noise) and read_noise >= 0):
+        raise ReductionError(f"read noise must be >= 0 e-, not {read_noise!r}")
+    signal = np.asarray(data, dtype=np.float32)
+    poisson = np.maximum(signal, np.float32(0)) / np.float32(gain)
+    # np.maximum keeps NaN, so unknown pixels keep an unknown variance.
+    return poisson + np.float32((read_noise / gain) ** 2)
+
+
+def create_uncertainty(
+    ccd: CCDData,
+    *,
+    gain: float | u.Quantity,
+    read_noise: float | u.Quantity,
+    add_to_existing: bool = False,
+) -> CCDData:
+    """Attach a standard-deviation uncertainty from the CCD noise model.
+
+    Parameters
+    ----------
+    ccd : CCDData
+        Bias-free frame in ADU (or in electrons, then ``gain`` is taken as 1).
+    gain : float or Quantity
+        Gain in e⁻/ADU (a Quantity is converted to ``electron / adu``).
+    read_noise : float or Quantity
+        Read noise in e⁻.
+    add_to_existing : bool, optional
+        ``False`` (default): replace any uncertainty ``ccd`` carries, like
+        ``ccdproc.create_deviation``. ``True``: add the new variance to the one it
+        carries (e.g. a master bias's, subtracted before) — never apply twice.
+
+    Returns
+    -------
+    CCDData
+        New frame, data unchanged (float32), with a float32
+        :class:`~astropy.nddata.StdDevUncertainty` in the frame's unit.
+
+    Raises
+    ------
+    ReductionError
+        Gain not positive, read noise negative, or units that do not fit.
+    """
+    data_unit = u.Unit(ccd.unit)
+    in_electrons = data_unit in _ELECTRON_UNITS
+    gain_value = 1.0 if in_electrons else _value(gain, u.electron / u.adu, "gain")
+    rn = _value(read_noise, u.electron, "read noise")
+    var = noise_variance(np.asarray(ccd.data), gain=gain_value, read_noise=rn)
+    if add_to_existing and ccd.uncertainty is not None:
+        var = var + np.asarray(ccd.uncertainty.represent_as(VarianceUncertainty).array,
+                               dtype=np.float32)
+    header = header_of(ccd)
+    add_history(header, f"Uncertainty: Poisson (gain {gain_value:.4g} e-/ADU) and read noise "
+                        f"{rn:.4g} e-{' added to existing' if add_to_existing else ''}")
+    return new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
+                     uncertainty=np.sqrt(var, dtype=np.float32))
