@@ -1,0 +1,298 @@
+"""A stack of frames read once and served in row bands under a memory limit.
+
+Stage 1 (:func:`build_stack`) reads each input once, applies the caller's
+``prepare`` step, converts to float32 (masked pixels become NaN), scales it, and
+either keeps the whole stack in memory (when it fits the limit) or writes it to
+a scratch file in a *band-major* layout: band ``b`` holds rows ``r0:r1`` of
+frame 0, then of frame 1, ..., so a band of all ``N`` frames is one contiguous
+read. Stage 2 (:meth:`Stack.bands`) yields those bands, read with plain file
+reads into one reused buffer; a memory map would count the page cache into the
+resident size and defeat the limit.
+
+The scratch file is removed when the stack is closed, also on errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData
+
+from nightlog.errors import CombineError, ShapeMismatchError, UnreadableFileError
+
+__all__ = ["FrameInput", "MemoryPlan", "Stack", "build_stack", "plan_memory", "read_frame"]
+
+FrameInput = np.ndarray | CCDData | str | os.PathLike[str]
+Prepare = Callable[[CCDData], CCDData]
+
+#: Bytes of tile working memory per pixel and frame (sorted copies, float64
+#: prefix sums and temporaries of the rejection kernel).
+_WORK_BYTES_PER_VALUE = 56
+#: Bytes per output pixel: data and uncertainty (float32), count (uint16), mask.
+_OUTPUT_BYTES_PER_PIXEL = 11
+_PREFERRED_TILE = 8192
+_MIN_TILE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    """How a stack of ``n`` frames of ``shape`` is held and processed."""
+
+    in_memory: bool
+    band_rows: int
+    tile_pixels: int
+
+
+def plan_memory(n: int, shape: tuple[int, int], limit: int, threads: int,
+                prepared: bool) -> MemoryPlan:
+    """Choose in-memory or scratch, the band height and the tile size.
+
+    The budget counts the stack (or one band of it), the output arrays, the
+    rejection kernel's working copies for ``threads`` tiles, and the transient
+    copies made while one frame is read (three float32 frames, six when a
+    ``prepare`` step may make float64 copies).
+
+    Raises
+    ------
+    CombineError
+        The limit cannot hold even one row band next to the output arrays.
+    """
+    ny, nx = shape
+    frame = ny * nx * 4
+    reading = (6 if prepared else 3) * frame
+    output = ny * nx * _OUTPUT_BYTES_PER_PIXEL
+    tile = _PREFERRED_TILE
+    while True:
+        work = tile * n * _WORK_BYTES_PER_VALUE * threads
+        if n * frame + max(reading, output + work) <= limit:
+            return MemoryPlan(True, ny, tile)
+        rows = (limit - output - work) // (n * nx * 4)
+        if rows >= 1 and reading <= limit:
+            return MemoryPlan(False, int(min(rows, ny)), tile)
+        if tile <= _MIN_TILE:
+            need = max(reading, output + work + n * nx * 4)
+            raise CombineError(
+                f"memory_limit={limit} bytes cannot hold one row band of {n} frames of "
+                f"shape {shape} beside the output; at least {need} bytes are needed"
+            )
+        tile //= 2
+
+
+def _unit_of(header: fits.Header) -> u.UnitBase:
+    try:
+        return u.Unit(str(header.get("BUNIT", "adu")).strip() or "adu")
+    except ValueError:
+        return u.adu
+
+
+def read_frame(item: FrameInput, *, hdu: int | str = 0, prepare: Prepare | None = None
+               ) -> tuple[npt.NDArray[np.float32], fits.Header]:
+    """Read one input as a new float32 array (masked pixels NaN) and its header.
+
+    Parameters
+    ----------
+    item : ndarray, CCDData, str or path
+        An in-memory image or a FITS file; not modified.
+    hdu : int or str
+        HDU of a FITS file (index or EXTNAME).
+    prepare : callable or None
+        Applied to the frame (as CCDData) before conversion, e.g. overscan,
+        trim and bias subtraction.
+
+    Raises
+    ------
+    UnreadableFileError
+        The file or HDU cannot be read.
+    CombineError
+        The input is not a 2-D image.
+    """
+    header: fits.Header
+    if isinstance(item, CCDData):
+        ccd: CCDData | None = item
+        header = fits.Header(item.header) if item.header else fits.Header()
+    elif isinstance(item, np.ndarray):
+        ccd = None
+        data: Any = item
+        header = fits.Header()
+    elif isinstance(item, str | os.PathLike):
+        try:
+            with fits.open(Path(item), memmap=False) as hdul:
+                image = hdul[hdu]
+                data = image.data
+                header = image.header.copy()
+        except (OSError, KeyError, IndexError, ValueError) as exc:
+            raise UnreadableFileError(f"cannot read HDU {hdu!r} of {item}: {exc}") from exc
+        if data is None:
+            raise UnreadableFileError(f"HDU {hdu!r} of {item} holds no image data")
+        ccd = None
+        if prepare is not None:
+            ccd = CCDData(data, unit=_unit_of(header), meta=header)
+    else:
+        raise CombineError(f"cannot combine an input of type {type(item).__name__}")
+    if ccd is None and prepare is not None:
+        ccd = CCDData(data, unit=u.adu, meta=header)
+    if prepare is not None:
+        assert ccd is not None
+        ccd = prepare(ccd)
+        header = fits.Header(ccd.header) if ccd.header else header
+    if ccd is not None:
+        out = np.array(ccd.data, dtype=np.float32, copy=True)
+        if ccd.mask is not None:
+            out[np.asarray(ccd.mask, dtype=bool)] = np.nan
+    else:
+        out = np.array(data, dtype=np.float32, copy=True)
+    if out.ndim != 2:
+        raise CombineError(f"only 2-D images can be combined, got shape {out.shape}")
+    return out, header
+
+
+def _write_all(fd: int, buffer: memoryview, offset: int) -> None:
+    while buffer:
+        written = os.pwrite(fd, buffer, offset)
+        buffer = buffer[written:]
+        offset += written
+
+
+def _read_all(fd: int, buffer: memoryview, offset: int) -> None:
+    while buffer:
+        got = os.preadv(fd, [buffer], offset)
+        if got == 0:
+            raise CombineError("scratch stack file is shorter than written")
+        buffer = buffer[got:]
+        offset += got
+
+
+@dataclass
+class Stack:
+    """``N`` prepared, scaled float32 frames, held in memory or in a scratch file."""
+
+    shape: tuple[int, int]
+    n: int
+    plan: MemoryPlan
+    header: fits.Header
+    scales: list[float]
+    frame_stats: list[Any]
+    _memory: npt.NDArray[np.float32] | None = None
+    _fd: int | None = None
+    _path: str | None = None
+    _band_starts: list[int] = field(default_factory=list)
+
+    def _band_offset(self, row0: int) -> int:
+        return row0 * self.shape[1] * 4 * self.n
+
+    def bands(self) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """Yield ``(first_row, band)`` with ``band`` of shape ``(N, rows, nx)``.
+
+        A scratch-backed stack reuses one buffer: a band is valid only until the
+        next one is requested.
+        """
+        ny, nx = self.shape
+        if self._memory is not None:
+            yield 0, self._memory
+            return
+        assert self._fd is not None
+        buffer = np.empty(self.n * self.plan.band_rows * nx, dtype=np.float32)
+        for row0 in range(0, ny, self.plan.band_rows):
+            rows = min(self.plan.band_rows, ny - row0)
+            band = buffer[: self.n * rows * nx].reshape(self.n, rows, nx)
+            _read_all(self._fd, memoryview(band).cast("B"), self._band_offset(row0))
+            yield row0, band
+
+    def close(self) -> None:
+        """Free the memory and remove the scratch file (idempotent)."""
+        self._memory = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._path is not None:
+            Path(self._path).unlink(missing_ok=True)
+            self._path = None
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_stack(inputs: Sequence[FrameInput], *, hdu: int | str, prepare: Prepare | None,
+                scale: Sequence[float] | Callable[[npt.NDArray[np.float32]], float] | None,
+                frame_stat: Callable[[npt.NDArray[np.float32]], Any] | None,
+                memory_limit: int, threads: int,
+                scratch_dir: str | os.PathLike[str] | None) -> Stack:
+    """Stage 1: read every input once into a :class:`Stack`.
+
+    ``scale`` is a sequence of multiplicative factors or a callable giving the
+    factor of a prepared frame; ``frame_stat`` is called on each prepared,
+    unscaled frame and its results are kept in order.
+
+    Raises
+    ------
+    ShapeMismatchError
+        The prepared frames differ in shape.
+    CombineError, UnreadableFileError
+        See :func:`read_frame` and :func:`plan_memory`.
+    """
+    n = len(inputs)
+    first, header = read_frame(inputs[0], hdu=hdu, prepare=prepare)
+    shape = (int(first.shape[0]), int(first.shape[1]))
+    plan = plan_memory(n, shape, memory_limit, threads, prepare is not None)
+    stack = Stack(shape=shape, n=n, plan=plan, header=header, scales=[], frame_stats=[])
+    try:
+        if plan.in_memory:
+            stack._memory = np.empty((n, *shape), dtype=np.float32)
+        else:
+            fd, path = tempfile.mkstemp(prefix="nightlog-stack-", suffix=".f32",
+                                        dir=scratch_dir)
+            stack._fd, stack._path = fd, path
+        for i, item in enumerate(inputs):
+            frame = first if i == 0 else read_frame(item, hdu=hdu, prepare=prepare)[0]
+            if frame.shape != shape:
+                raise ShapeMismatchError(
+                    f"frame {i} has shape {frame.shape} after preparation, frame 0 has {shape}"
+                )
+            if frame_stat is not None:
+                stack.frame_stats.append(frame_stat(frame))
+            factor = _factor(scale, i, frame)
+            stack.scales.append(factor)
+            if factor != 1.0:
+                frame *= np.float32(factor)
+            _store(stack, i, frame)
+            del frame
+            first = None  # type: ignore[assignment]
+        return stack
+    except BaseException:
+        stack.close()
+        raise
+
+
+def _factor(scale: Sequence[float] | Callable[[npt.NDArray[np.float32]], float] | None,
+            i: int, frame: npt.NDArray[np.float32]) -> float:
+    if scale is None:
+        return 1.0
+    factor = float(scale(frame)) if callable(scale) else float(scale[i])
+    if not np.isfinite(factor) or factor <= 0:
+        raise CombineError(f"scale factor of frame {i} is {factor}; it must be finite and > 0")
+    return factor
+
+
+def _store(stack: Stack, i: int, frame: npt.NDArray[np.float32]) -> None:
+    if stack._memory is not None:
+        stack._memory[i] = frame
+        return
+    assert stack._fd is not None
+    ny, nx = stack.shape
+    rows = stack.plan.band_rows
+    for row0 in range(0, ny, rows):
+        r1 = min(row0 + rows, ny)
+        offset = stack._band_offset(row0) + i * (r1 - row0) * nx * 4
+        _write_all(stack._fd, memoryview(frame[row0:r1]).cast("B"), offset)
