@@ -1,0 +1,382 @@
+"""Raw FITS header + instrument profile -> :class:`NormalizedHeader`.
+
+:func:`normalize_header` is pure: it reads nothing but its arguments. It refuses a
+header it cannot describe with a :class:`~nightlog.errors.HeaderError` subclass whose
+message names the keyword and shows its value. The rules:
+
+* **frame type**: the first of the profile's type keywords holding text (numbers such
+  as the LFC's ``FRAME = 1`` frame counter are skipped), looked up in the profile's
+  vocabulary ignoring case, spaces, ``_`` and ``-``; anything else is ``'unknown'``
+  (the raw value is kept), as is a header with no type at all.
+* **exposure time** (s): negative, NaN or infinite is invalid; absent is ``0.0`` for a
+  bias and an error for every other kind.
+* **filter**: stripped text, primes kept (the LFC's ``g'`` is an SDSS name); blank,
+  absent or one of the profile's ``no_filter_values`` (``NONE``, ``NoFilt``...) is
+  ``None``. ``CLEAR`` and ``OPEN`` are real wheel positions and stay names.
+* **observation start** (UTC): a full ISO date keyword; else a date-only one plus a
+  time keyword; else MJD; else JD. Unparsable -> invalid; none -> missing; a year
+  outside 1950..2200 -> invalid.
+* **night**: see :mod:`nightlog.header.night`; the site is the profile's, else the
+  ``site`` argument, else a longitude keyword of the header, else UTC.
+* **shape**: the ``shape`` argument wins (compressed files); else NAXIS2, NAXIS1.
+* **sections**: validated against the shape; see ``docs/profiles.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from nightlog.errors import InvalidValueError, MissingKeywordError, SectionError
+from nightlog.header.model import FrameKind, NormalizedHeader, Site
+from nightlog.header.night import night_of
+from nightlog.header.values import (
+    HeaderView,
+    check_plausible,
+    describe,
+    jd_to_datetime,
+    mjd_to_datetime,
+    parse_date,
+    parse_float,
+    parse_int,
+    parse_sexagesimal,
+    parse_time_of_day,
+    text_value,
+)
+from nightlog.profiles.model import InstrumentProfile
+from nightlog.sections import parse_section
+
+__all__ = ["normalize_header", "setup_key"]
+
+_ABSOLUTE_ZERO_C = -273.15
+_MAX_BINNING = 1024
+_DETECTOR_BOUND = (10**9, 10**9)
+
+
+def _names(keywords: tuple[str, ...]) -> str:
+    return ", ".join(keywords) if keywords else "(none configured)"
+
+
+def _frame_kind(view: HeaderView, profile: InstrumentProfile) -> tuple[str | None, FrameKind]:
+    for keyword in profile.type_keywords:
+        value = view.get(keyword)
+        if isinstance(value, str):
+            raw = text_value(value)
+            return raw, profile.classify(raw)  # type: ignore[return-value]
+    return None, "unknown"
+
+
+def _exptime(view: HeaderView, profile: InstrumentProfile, kind: str,
+             extra: dict[str, str]) -> float:
+    found = view.first(profile.exptime_keywords)
+    if found is None:
+        if kind == "bias":
+            extra["exptime"] = "absent; 0 s for a bias"
+            return 0.0
+        raise MissingKeywordError(
+            f"no exposure time for a {kind} frame: none of {_names(profile.exptime_keywords)} "
+            "is present"
+        )
+    keyword, value = found
+    seconds = parse_float(keyword, value)
+    if seconds < 0:
+        raise InvalidValueError(f"{keyword}={describe(value)}: exposure time is negative")
+    return seconds
+
+
+def _filter(view: HeaderView, profile: InstrumentProfile, extra: dict[str, str]) -> str | None:
+    found = view.first(profile.filter_keywords)
+    if found is None:
+        return None
+    keyword, value = found
+    name = text_value(value)
+    if name is None:
+        return None
+    blanks = {" ".join(v.split()).casefold() for v in profile.no_filter_values}
+    if name.casefold() in blanks:
+        extra["filter"] = f"{keyword}={describe(value)} means no filter"
+        return None
+    return name
+
+
+def _obs_time(view: HeaderView, profile: InstrumentProfile,
+              extra: dict[str, str]) -> dt.datetime:
+    date = view.first(profile.date_keywords)
+    if date is not None:
+        keyword, value = date
+        stamp, has_time = parse_date(keyword, value, profile.date_formats)
+        if has_time:
+            extra["time_source"] = keyword
+            return check_plausible(keyword, value, stamp)
+        clock = view.first(profile.time_keywords)
+        if clock is not None:
+            t_key, t_value = clock
+            extra["time_source"] = f"{keyword}+{t_key}"
+            return check_plausible(keyword, value, stamp + parse_time_of_day(t_key, t_value))
+        # A date alone cannot place the frame in a night; try the day counts.
+        extra["time_note"] = (f"{keyword}={describe(value)} has no time of day and none of "
+                              f"{_names(profile.time_keywords)} is present")
+    for keywords, convert in ((profile.mjd_keywords, mjd_to_datetime),
+                              (profile.jd_keywords, jd_to_datetime)):
+        found = view.first(keywords)
+        if found is not None:
+            keyword, value = found
+            extra["time_source"] = keyword
+            return check_plausible(keyword, value, convert(keyword, value))
+    if date is not None:
+        raise MissingKeywordError(extra["time_note"])
+    every = (*profile.date_keywords, *profile.mjd_keywords, *profile.jd_keywords)
+    raise MissingKeywordError(f"no observation time: none of {_names(every)} is present")
+
+
+def _has_place(site: Site | None) -> bool:
+    return site is not None and (site.longitude_deg is not None or site.timezone is not None)
+
+
+def _site(view: HeaderView, profile: InstrumentProfile, site: Site | None,
+          extra: dict[str, str]) -> Site:
+    if _has_place(profile.site):
+        assert profile.site is not None
+        extra["site_source"] = f"profile {profile.name}"
+        return profile.site
+    if site is not None and _has_place(site):
+        extra["site_source"] = "settings"
+        return site
+    for keyword in profile.longitude_keywords:
+        value = view.get(keyword)
+        if value is None:
+            continue
+        try:
+            lon = parse_sexagesimal(keyword, value)
+        except InvalidValueError as exc:
+            # Only the night boundary depends on it: note it and try the next keyword.
+            extra[f"ignored_{keyword}"] = str(exc)
+            continue
+        if profile.longitude_west_positive:
+            lon = -lon
+        if not -180.0 <= lon <= 360.0:
+            extra[f"ignored_{keyword}"] = f"{keyword}={describe(value)}: longitude out of range"
+            continue
+        extra["site_source"] = f"header {keyword}"
+        return Site(longitude_deg=lon)
+    extra["site_source"] = "utc (no site known: night runs noon to noon UTC)"
+    return Site()
+
+
+def _shape(view: HeaderView, shape: tuple[int, int] | None) -> tuple[int, int]:
+    if shape is not None:
+        if (len(shape) != 2 or not all(isinstance(n, int) and n >= 1 for n in shape)):
+            raise InvalidValueError(f"shape={describe(shape)}: expected (ny, nx) positive ints")
+        return (int(shape[0]), int(shape[1]))
+    naxis = view.get("NAXIS")
+    if naxis is not None and parse_int("NAXIS", naxis) != 2:
+        raise InvalidValueError(f"NAXIS={describe(naxis)}: expected a 2-D image")
+    sizes = []
+    for keyword in ("NAXIS2", "NAXIS1"):
+        value = view.get(keyword)
+        if value is None:
+            raise MissingKeywordError(f"{keyword} is missing: the image shape is unknown")
+        size = parse_int(keyword, value)
+        if size < 1:
+            raise InvalidValueError(f"{keyword}={describe(value)}: an axis must be >= 1")
+        sizes.append(size)
+    return (sizes[0], sizes[1])
+
+
+def _binning(view: HeaderView, profile: InstrumentProfile,
+             extra: dict[str, str]) -> tuple[int, int]:
+    for group in profile.binning_keywords:
+        values = [view.get(k) for k in group]
+        if all(v is None for v in values):
+            continue
+        if len(group) == 1:
+            keyword, value = group[0], values[0]
+            parts = str(value).replace("x", " ").replace("X", " ").replace(",", " ").split()
+            if len(parts) != 2:
+                raise InvalidValueError(f"{keyword}={describe(value)}: expected 'x y' binning")
+            pair = [parse_int(keyword, p) for p in parts]
+        else:
+            missing = [k for k, v in zip(group, values, strict=True) if v is None]
+            if missing:
+                raise MissingKeywordError(f"{missing[0]} is missing while {group} give binning")
+            pair = [parse_int(k, v) for k, v in zip(group, values, strict=True)]
+        for number in pair:
+            if not 1 <= number <= _MAX_BINNING:
+                raise InvalidValueError(f"{'/'.join(group)}={describe(values)}: "
+                                        f"binning must be 1..{_MAX_BINNING}")
+        return (pair[0], pair[1])
+    extra["binning"] = "absent; 1x1 assumed"
+    return (1, 1)
+
+
+def _text(view: HeaderView, keywords: tuple[str, ...]) -> str | None:
+    found = view.first(keywords)
+    return None if found is None else text_value(found[1])
+
+
+def _number(view: HeaderView, keywords: tuple[str, ...], *, positive: bool = False,
+            minimum: float | None = None) -> float | None:
+    found = view.first(keywords)
+    if found is None:
+        return None
+    keyword, value = found
+    number = parse_float(keyword, value)
+    if positive and number <= 0:
+        raise InvalidValueError(f"{keyword}={describe(value)}: must be positive")
+    if minimum is not None and number < minimum:
+        raise InvalidValueError(f"{keyword}={describe(value)}: must be >= {minimum}")
+    return number
+
+
+def _with_override(override: float | None, view: HeaderView, keywords: tuple[str, ...],
+                   label: str, extra: dict[str, str], **limits: Any) -> float | None:
+    if override is None:
+        return _number(view, keywords, **limits)
+    found = view.first(keywords)
+    if found is not None:
+        # Keep the header's own figure visible beside the profile's.
+        extra[f"header_{label}"] = f"{found[0]}={text_value(found[1])}"
+    return override
+
+
+def _region(view: HeaderView, profile: InstrumentProfile, key: str,
+            shape: tuple[int, int], extra: dict[str, str]) -> str | None:
+    """The section ``profile.<key>`` designates, checked against ``shape``.
+
+    CCDSEC is in unbinned detector pixels, not image pixels, so it is given a shape
+    no real detector reaches: only its form is checked.
+    """
+    bounds = _DETECTOR_BOUND if key == "ccdsec" else shape
+    spec: str | None = getattr(profile, key)
+    if spec is None:
+        return None
+    if spec.startswith("["):
+        if profile.full_shape is not None and shape != profile.full_shape:
+            extra[f"{key}_note"] = (f"profile {key} {spec} not applied: frame shape "
+                                    f"{shape} is not the full readout {profile.full_shape}")
+            return None
+        try:
+            parse_section(spec, bounds)
+        except SectionError as exc:
+            raise SectionError(f"profile {profile.name!r} {key}: {exc}") from None
+        return spec
+    value = view.get(spec)
+    if value is None:
+        return None
+    text = text_value(value)
+    try:
+        parse_section(str(text), bounds)
+    except SectionError as exc:
+        if profile.lenient_sections:
+            extra[f"ignored_{spec}"] = f"{spec}={describe(value)}: {exc}"
+            return None
+        raise SectionError(f"{spec}={describe(value)}: {exc}") from None
+    return str(text).replace(" ", "")
+
+
+def _key_part(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def setup_key(fields: Mapping[str, object], keys: tuple[str, ...]) -> str:
+    """Join ``fields[k]`` for ``k`` in ``keys`` with ``'|'``.
+
+    Binning is written ``'XxY'``, shape ``'NYxNX'`` (numpy order), absent values ``'-'``:
+    ``'LFC|SITe SI002 x 6|1x1|-|4128x2080'``.
+    """
+    parts = []
+    for key in keys:
+        value = fields.get(key)
+        if key in ("binning", "shape") and isinstance(value, tuple):
+            parts.append(f"{value[0]}x{value[1]}")
+        else:
+            parts.append(_key_part(value))
+    return "|".join(parts)
+
+
+def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
+                     site: Site | None = None,
+                     shape: tuple[int, int] | None = None) -> NormalizedHeader:
+    """Describe a raw frame from its header, as ``profile`` says to read it.
+
+    Parameters
+    ----------
+    header : mapping
+        An astropy :class:`~astropy.io.fits.Header` or a plain ``dict``; keyword
+        case does not matter. Never modified.
+    profile : InstrumentProfile
+        How this camera writes its headers.
+    site : Site, optional
+        The installation's site, used for the night when the profile has none.
+    shape : tuple of int, optional
+        ``(ny, nx)`` of the image; wins over NAXIS2/NAXIS1 (for compressed files).
+
+    Returns
+    -------
+    NormalizedHeader
+        With ``extra`` holding notes on how values were found (time and site
+        source, ignored keywords, header values overridden by the profile).
+
+    Raises
+    ------
+    MissingKeywordError
+        No observation time; no exposure time for a non-bias frame; no shape.
+    InvalidValueError
+        A value that cannot be parsed or is impossible (negative exposure, NaN,
+        a year outside 1950..2200, binning below 1, ...).
+    SectionError
+        A section that is malformed or reaches outside the image (unless the
+        profile has ``lenient_sections``, for header keywords).
+    """
+    view = HeaderView(header)
+    extra: dict[str, str] = {}
+    raw_type, kind = _frame_kind(view, profile)
+    exptime = _exptime(view, profile, kind, extra)
+    filter_name = _filter(view, profile, extra)
+    obs_time = _obs_time(view, profile, extra)
+    night = night_of(obs_time, _site(view, profile, site, extra))
+    image_shape = _shape(view, shape)
+    fields: dict[str, Any] = {
+        "instrument": _text(view, profile.instrument_keywords),
+        "detector": _text(view, profile.detector_keywords),
+        "binning": _binning(view, profile, extra),
+        "readout_mode": _text(view, profile.readout_keywords),
+        "shape": image_shape,
+        "filter": filter_name,
+        "exptime": exptime,
+        "set_temp": _number(view, profile.set_temp_keywords, minimum=_ABSOLUTE_ZERO_C),
+    }
+    return NormalizedHeader(
+        profile=profile.name,
+        kind=kind,
+        raw_type=raw_type,
+        exptime=exptime,
+        filter=filter_name,
+        obs_time=obs_time,
+        night=night,
+        shape=image_shape,
+        binning=fields["binning"],
+        instrument=fields["instrument"],
+        detector=fields["detector"],
+        readout_mode=fields["readout_mode"],
+        object_name=_text(view, profile.object_keywords),
+        gain=_with_override(profile.gain, view, profile.gain_keywords, "gain", extra,
+                            positive=True),
+        read_noise=_with_override(profile.read_noise, view, profile.read_noise_keywords,
+                                  "read_noise", extra, minimum=0.0),
+        ccd_temp=_number(view, profile.ccd_temp_keywords, minimum=_ABSOLUTE_ZERO_C),
+        set_temp=fields["set_temp"],
+        saturation=_with_override(profile.saturation, view, profile.saturation_keywords,
+                                  "saturation", extra, positive=True),
+        datasec=_region(view, profile, "datasec", image_shape, extra),
+        trimsec=_region(view, profile, "trim", image_shape, extra),
+        biassec=_region(view, profile, "overscan", image_shape, extra),
+        ccdsec=_region(view, profile, "ccdsec", image_shape, extra),
+        setup_key=setup_key(fields, profile.setup_keys),
+        extra=extra,
+    )

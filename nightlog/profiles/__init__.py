@@ -1,0 +1,18 @@
+"""Instrument profiles: how each camera's raw headers are read, kept as data.
+
+A profile is a TOML table; built-ins ship in ``builtin/`` and users add or override
+them in ``[instruments.<name>]`` tables of ``nightlog.toml``. See ``docs/profiles.md``.
+"""
+
+from nightlog.profiles.model import InstrumentProfile, MatchRule
+from nightlog.profiles.registry import FALLBACK_PROFILE, ProfileRegistry, builtin_profile_names
+from nightlog.profiles.tables import KNOWN_KEYS
+
+__all__ = [
+    "FALLBACK_PROFILE",
+    "KNOWN_KEYS",
+    "InstrumentProfile",
+    "MatchRule",
+    "ProfileRegistry",
+    "builtin_profile_names",
+]

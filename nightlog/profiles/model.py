@@ -1,0 +1,245 @@
+"""What an instrument profile holds: typed, immutable, validated data.
+
+An :class:`InstrumentProfile` says how one camera writes its headers (which keyword
+holds the frame type, the exposure time, the filter, ...) and what later stages need
+to know about it (overscan, trim, flat scale region, dark scaling, how calibrations
+are grouped). It is built from a TOML table by :mod:`nightlog.profiles.tables`; the
+field defaults below are the behaviour of the built-in ``generic`` profile.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from nightlog.errors import SectionError
+from nightlog.header.model import Site
+from nightlog.sections import Section, parse_section
+
+__all__ = [
+    "DEFAULT_CALIBRATION_KEYS",
+    "DEFAULT_FRAME_TYPES",
+    "DEFAULT_MIN_FRAMES",
+    "GROUPING_FIELDS",
+    "InstrumentProfile",
+    "MatchRule",
+    "vocabulary_form",
+]
+
+#: NormalizedHeader attributes that set-up keys and calibration grouping may use.
+GROUPING_FIELDS: tuple[str, ...] = (
+    "instrument", "detector", "binning", "readout_mode", "shape", "set_temp", "filter",
+    "exptime",
+)
+
+_SETUP = ("instrument", "detector", "binning", "readout_mode", "shape")
+
+#: Frame-type vocabulary: raw values are compared upper-cased with spaces, ``_`` and
+#: ``-`` removed, so ``'Bias Frame'``, ``'BIAS_FRAME'`` and ``'biasframe'`` are alike.
+DEFAULT_FRAME_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "bias": ("BIAS", "ZERO", "Bias Frame", "Zero Frame"),
+    "dark": ("DARK", "Dark Frame"),
+    "flat": ("FLAT", "FLATFIELD", "Flat Field", "Flat Frame", "SKYFLAT", "DOMEFLAT",
+             "TWIFLAT", "Sky Flat", "Dome Flat", "Twilight Flat"),
+    "science": ("OBJECT", "LIGHT", "Light Frame", "SCIENCE", "SCI"),
+})
+
+DEFAULT_CALIBRATION_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "bias": _SETUP,
+    "dark": (*_SETUP, "set_temp"),
+    "flat": (*_SETUP, "filter"),
+})
+
+
+DEFAULT_MIN_FRAMES: Mapping[str, int] = MappingProxyType({"bias": 3, "dark": 3, "flat": 3})
+
+
+def vocabulary_form(text: str) -> str:
+    """The form in which frame-type words are compared (upper case, no separators)."""
+    return re.sub(r"[\s_\-]+", "", text).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRule:
+    """One condition on a header keyword.
+
+    The header value is stripped and compared case-insensitively: equal to one of
+    ``values`` (exact rule) or found by ``re.search`` (regex rule).
+    """
+
+    keyword: str
+    values: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
+
+    @property
+    def is_exact(self) -> bool:
+        return self.pattern is None
+
+    def accepts(self, text: str | None) -> bool:
+        """Whether the (already stripped) header text satisfies this rule."""
+        if text is None:
+            return False
+        if self.pattern is not None:
+            return self.pattern.search(text) is not None
+        folded = text.casefold()
+        return any(folded == v.casefold() for v in self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentProfile:
+    """How one camera's raw headers are read, and its facts for later stages.
+
+    Keyword lists are tried in order; the first keyword with a non-blank value wins.
+    Every attribute is documented, with its TOML key, in ``docs/profiles.md``.
+
+    Attributes
+    ----------
+    name : str
+        Profile name (the ``[instruments.<name>]`` table).
+    match : tuple of MatchRule
+        All must hold for the profile to match; none means "never matched
+        automatically" (except ``generic``, the fallback).
+    priority : int
+        Wins over specificity when two profiles match.
+    site : Site or None
+        Site of the camera; beats the settings site and header longitudes.
+    gain, read_noise, saturation : float or None
+        Overrides in e-/ADU, e- and ADU; header values are used when ``None``.
+    overscan, trim, datasec, ccdsec : str or None
+        A literal FITS section (``'[2049:2080,1:4127]'``) or the header keyword that
+        holds one (``'BIASSEC'``); ``None`` for none.
+    full_shape : tuple of int or None
+        ``(ny, nx)`` of an unbinned full readout: literal sections apply only to
+        frames of this shape.
+    overscan_skip_columns : int
+        Overscan columns next to the data to ignore (charge or light leaking in).
+    flat_scale_region : str or None
+        FITS section used to normalise flats; else the central ``flat_scale_fraction``.
+    darks_scale : bool
+        Whether darks may be scaled by exposure time (dark current is linear).
+    dark_temp_tolerance : float
+        Set temperatures (deg C) closer than this count as equal when grouping darks.
+    min_frames : mapping
+        Fewest frames for a master, per ``bias``/``dark``/``flat``.
+    calibration_keys : mapping
+        NormalizedHeader fields that must agree between a master and its frames.
+    setup_keys : tuple of str
+        Fields joined into ``NormalizedHeader.setup_key``.
+    """
+
+    name: str
+    description: str = ""
+    extends: str | None = None
+    priority: int = 0
+    match: tuple[MatchRule, ...] = ()
+    # Where each value is read from.
+    type_keywords: tuple[str, ...] = ("IMAGETYP", "OBSTYPE", "FRAMETYP", "FRAME")
+    frame_types: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: DEFAULT_FRAME_TYPES)
+    exptime_keywords: tuple[str, ...] = ("EXPTIME", "EXPOSURE", "ITIME", "EXP_TIME")
+    filter_keywords: tuple[str, ...] = ("FILTER", "FILTERS", "FILTER1", "FILTNAME")
+    no_filter_values: tuple[str, ...] = ("NONE", "NOFILT", "NO FILTER", "NOFILTER", "N/A")
+    date_keywords: tuple[str, ...] = ("DATE-OBS", "DATE_OBS")
+    date_formats: tuple[str, ...] = ("iso",)
+    time_keywords: tuple[str, ...] = ("TIME-OBS", "UTC-OBS", "UTSTART", "UT")
+    mjd_keywords: tuple[str, ...] = ("MJD-OBS",)
+    jd_keywords: tuple[str, ...] = ("JD-OBS", "JD")
+    site: Site | None = None
+    longitude_keywords: tuple[str, ...] = ("SITELONG", "LONG-OBS", "LONGITUD", "OBSLONG")
+    longitude_west_positive: bool = False
+    instrument_keywords: tuple[str, ...] = ("INSTRUME",)
+    detector_keywords: tuple[str, ...] = ("DETECTOR",)
+    binning_keywords: tuple[tuple[str, ...], ...] = (
+        ("CCDSUM",), ("XBINNING", "YBINNING"), ("CCDBIN1", "CCDBIN2"), ("BINX", "BINY"),
+    )
+    readout_keywords: tuple[str, ...] = ("READOUTM", "READMODE")
+    gain_keywords: tuple[str, ...] = ("GAIN", "EGAIN")
+    read_noise_keywords: tuple[str, ...] = ("RDNOISE", "READNOIS", "RON")
+    ccd_temp_keywords: tuple[str, ...] = ("CCD-TEMP", "CCDTEMP", "DET-TEMP")
+    set_temp_keywords: tuple[str, ...] = ("SET-TEMP", "SETTEMP")
+    saturation_keywords: tuple[str, ...] = ("SATURATE",)
+    object_keywords: tuple[str, ...] = ("OBJECT", "OBJNAME")
+    # Overrides of header values.
+    gain: float | None = None
+    read_noise: float | None = None
+    saturation: float | None = None
+    # Regions.
+    datasec: str | None = "DATASEC"
+    ccdsec: str | None = "CCDSEC"
+    overscan: str | None = "BIASSEC"
+    trim: str | None = "TRIMSEC"
+    full_shape: tuple[int, int] | None = None
+    lenient_sections: bool = False
+    subtract_overscan: bool = False
+    overscan_skip_columns: int = 0
+    flat_scale_region: str | None = None
+    flat_scale_fraction: float = 0.5
+    # Calibration policy.
+    darks_scale: bool = True
+    dark_temp_tolerance: float = 1.0
+    min_frames: Mapping[str, int] = field(default_factory=lambda: DEFAULT_MIN_FRAMES)
+    calibration_keys: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: DEFAULT_CALIBRATION_KEYS)
+    setup_keys: tuple[str, ...] = _SETUP
+    file_patterns: tuple[str, ...] = ()
+
+    def classify(self, raw_type: str | None) -> str:
+        """Frame kind of a raw type value: ``'bias'``, ..., or ``'unknown'``."""
+        if raw_type is None:
+            return "unknown"
+        form = vocabulary_form(raw_type)
+        for kind, words in self.frame_types.items():
+            if any(form == vocabulary_form(w) for w in words):
+                return kind
+        return "unknown"
+
+    def flat_scale_slices(self, shape: tuple[int, int]) -> Section:
+        """Region (numpy slices) over which flats of ``shape`` are normalised.
+
+        ``flat_scale_region`` when set and inside the image, else the central box
+        covering ``flat_scale_fraction`` of each axis.
+
+        Raises
+        ------
+        SectionError
+            ``flat_scale_region`` does not fit an image of ``shape``.
+        """
+        if self.flat_scale_region is not None:
+            return parse_section(self.flat_scale_region, shape)
+        ny, nx = shape
+
+        def _central(size: int) -> slice:
+            keep = max(1, round(size * self.flat_scale_fraction))
+            start = (size - keep) // 2
+            return slice(start, start + keep)
+
+        return _central(ny), _central(nx)
+
+    def usable_overscan(self, biassec: str, shape: tuple[int, int]) -> Section:
+        """Numpy slices of the overscan ``biassec`` without the columns next to the data.
+
+        ``overscan_skip_columns`` columns are dropped on the side facing the image:
+        the first ones for an overscan after the data (LFC ``[2049:2080,1:4127]``
+        with 7 skipped is ``[:4127, 2055:]``), the last ones for one before it.
+
+        Raises
+        ------
+        SectionError
+            ``biassec`` does not fit ``shape``, is reversed in x, or is no wider
+            than the columns to skip.
+        """
+        rows, cols = parse_section(biassec, shape)
+        start, stop, step = cols.indices(shape[1])
+        if step != 1:
+            raise SectionError(f"overscan {biassec!r} runs backwards in x; give it forwards")
+        skip = self.overscan_skip_columns
+        if skip == 0:
+            return rows, cols
+        if stop - start <= skip:
+            raise SectionError(f"overscan {biassec!r} is {stop - start} columns wide; "
+                               f"profile {self.name!r} skips {skip}")
+        if start == 0:  # overscan before the data
+            return rows, slice(start, stop - skip)
+        return rows, slice(start + skip, stop)

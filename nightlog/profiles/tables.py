@@ -1,0 +1,338 @@
+"""From TOML tables to :class:`InstrumentProfile`: merging, inheritance, validation.
+
+A profile is written as a table (``[instruments.<name>]`` in ``nightlog.toml``, or a
+built-in file). Tables combine in two ways, both with the same merge rule:
+
+* **override**: a user table named like a built-in is merged over it;
+* **inheritance**: ``extends = "<other>"`` starts from the other profile's resolved
+  table (every profile but ``generic`` implicitly extends ``generic``). The match
+  rules, ``priority``, ``description`` and ``extends`` itself are not inherited.
+
+Merge rule: a key of the later table replaces the key of the earlier one, whole;
+only ``frame_types``, ``min_frames`` and ``calibration_keys`` are merged one level
+deeper (per frame kind). Every key is checked here, so a typo fails at load time
+with a :class:`~nightlog.errors.ProfileError` naming the profile and the key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nightlog.errors import ProfileError, SectionError
+from nightlog.header.model import Site
+from nightlog.profiles.model import (
+    DEFAULT_CALIBRATION_KEYS,
+    DEFAULT_FRAME_TYPES,
+    DEFAULT_MIN_FRAMES,
+    GROUPING_FIELDS,
+    InstrumentProfile,
+    MatchRule,
+)
+from nightlog.sections import parse_section
+
+__all__ = ["KNOWN_KEYS", "merge_tables", "profile_from_table", "resolve_tables"]
+
+_DEEP_KEYS = ("frame_types", "min_frames", "calibration_keys")
+_NOT_INHERITED = ("match", "match_regex", "priority", "description", "extends")
+_CALIBRATION_KINDS = ("bias", "dark", "flat")
+_FRAME_KINDS = ("bias", "dark", "flat", "science")
+_DATE_FORMATS = ("iso", "dd/mm/yy")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_KEYWORD_RE = re.compile(r"^[A-Z0-9_\-]{1,8}$|^HIERARCH [A-Z0-9_\- .]+$")
+# Any real image is smaller; used only to check a section's syntax without a shape.
+_ANY_SHAPE = (10**9, 10**9)
+
+
+def _err(name: str, key: str, message: str) -> ProfileError:
+    return ProfileError(f"instrument profile {name!r}, key {key!r}: {message}")
+
+
+def _string(name: str, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _err(name, key, f"expected a string, not {type(value).__name__}")
+    return value
+
+
+def _keyword(name: str, key: str, value: Any) -> str:
+    text = _string(name, key, value).strip().upper()
+    if not _KEYWORD_RE.match(text):
+        raise _err(name, key, f"{value!r} is not a FITS keyword name")
+    return text
+
+
+def _keywords(name: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _err(name, key, "expected a list of keyword names")
+    return tuple(_keyword(name, key, v) for v in value)
+
+
+def _strings(name: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _err(name, key, "expected a list of strings")
+    return tuple(_string(name, key, v) for v in value)
+
+
+def _bool(name: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _err(name, key, f"expected true or false, not {value!r}")
+    return value
+
+
+def _int(name: str, key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _err(name, key, f"expected a whole number >= {minimum}, not {value!r}")
+    return value
+
+
+def _float(name: str, key: str, value: Any, *, lo: float, hi: float = math.inf,
+           lo_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _err(name, key, f"expected a number, not {value!r}")
+    number = float(value)
+    too_low = number <= lo if lo_open else number < lo
+    if not math.isfinite(number) or too_low or number > hi:
+        bound = f"> {lo}" if lo_open else f">= {lo}"
+        raise _err(name, key, f"{value!r} out of range (must be {bound}"
+                   + (f" and <= {hi})" if math.isfinite(hi) else ")"))
+    return number
+
+
+def _region(name: str, key: str, value: Any, *, literal_only: bool = False) -> str | None:
+    text = _string(name, key, value).strip()
+    if not text:
+        return None
+    if text.startswith("["):
+        try:
+            parse_section(text, _ANY_SHAPE)
+        except SectionError as exc:
+            raise _err(name, key, str(exc)) from None
+        return text
+    if literal_only:
+        raise _err(name, key, f"expected a FITS section such as '[1:100,1:100]', not {text!r}")
+    return _keyword(name, key, text)
+
+
+def _grouping(name: str, key: str, value: Any) -> tuple[str, ...]:
+    items = _strings(name, key, value)
+    for item in items:
+        if item not in GROUPING_FIELDS:
+            raise _err(name, key, f"unknown field {item!r}; known: {', '.join(GROUPING_FIELDS)}")
+    return items
+
+
+def _per_kind(name: str, key: str, value: Any, kinds: tuple[str, ...],
+              convert: Callable[[str, str, Any], Any], default: Mapping[str, Any]
+              ) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _err(name, key, "expected a table by frame kind")
+    result = dict(default)
+    for kind, item in value.items():
+        if kind not in kinds:
+            raise _err(name, key, f"unknown frame kind {kind!r}; known: {', '.join(kinds)}")
+        result[kind] = convert(name, f"{key}.{kind}", item)
+    return MappingProxyType(result)
+
+
+def _match_rules(name: str, table: Mapping[str, Any]) -> tuple[MatchRule, ...]:
+    rules: list[MatchRule] = []
+    exact = table.get("match", {})
+    if not isinstance(exact, dict):
+        raise _err(name, "match", "expected a table such as { INSTRUME = \"LFC\" }")
+    for kw, value in exact.items():
+        values = [value] if isinstance(value, str) else value
+        texts = _strings(name, f"match.{kw}", values)
+        rules.append(MatchRule(_keyword(name, "match", kw), tuple(t.strip() for t in texts)))
+    regex = table.get("match_regex", {})
+    if not isinstance(regex, dict):
+        raise _err(name, "match_regex", "expected a table such as { INSTRUME = \"^Apogee\" }")
+    for kw, value in regex.items():
+        text = _string(name, f"match_regex.{kw}", value)
+        try:
+            pattern = re.compile(text, re.IGNORECASE)
+        except re.error as exc:
+            raise _err(name, f"match_regex.{kw}", f"bad regular expression: {exc}") from None
+        rules.append(MatchRule(_keyword(name, "match_regex", kw), pattern=pattern))
+    return tuple(rules)
+
+
+def _site(name: str, key: str, value: Any) -> Site:
+    if not isinstance(value, dict):
+        raise _err(name, key, "expected a table { longitude = ..., timezone = \"...\" }")
+    unknown = set(value) - {"longitude", "timezone", "name"}
+    if unknown:
+        raise _err(name, key, f"unknown key(s) {', '.join(sorted(unknown))}; "
+                   "known: longitude, timezone, name")
+    lon = value.get("longitude")
+    tz = value.get("timezone")
+    if lon is None and tz is None:
+        raise _err(name, key, "give a longitude (degrees east) or a timezone")
+    if lon is not None:
+        lon = _float(name, f"{key}.longitude", lon, lo=-180.0, hi=360.0)
+    if tz is not None:
+        tz = _string(name, f"{key}.timezone", tz)
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _err(name, f"{key}.timezone", f"unknown time zone {tz!r}") from None
+    site_name = value.get("name")
+    return Site(longitude_deg=lon, timezone=tz,
+                name=None if site_name is None else _string(name, f"{key}.name", site_name))
+
+
+def _binning(name: str, key: str, value: Any) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(value, list):
+        raise _err(name, key, "expected a list such as [\"CCDSUM\", [\"XBINNING\", \"YBINNING\"]]")
+    result = []
+    for item in value:
+        group = [item] if isinstance(item, str) else item
+        if not isinstance(group, list) or len(group) not in (1, 2):
+            raise _err(name, key, f"{item!r}: give one keyword ('x y' text) or a pair [x, y]")
+        result.append(tuple(_keyword(name, key, k) for k in group))
+    return tuple(result)
+
+
+def _full_shape(name: str, key: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise _err(name, key, "expected [ny, nx] (rows, columns)")
+    return (_int(name, key, value[0], 1), _int(name, key, value[1], 1))
+
+
+def _date_formats(name: str, key: str, value: Any) -> tuple[str, ...]:
+    items = _strings(name, key, value)
+    for item in items:
+        if item not in _DATE_FORMATS:
+            raise _err(name, key,
+                       f"unknown date format {item!r}; known: {', '.join(_DATE_FORMATS)}")
+    return items
+
+
+_Converter = Callable[[str, str, Any], Any]
+
+_CONVERTERS: dict[str, _Converter] = {
+    "description": _string,
+    "extends": _string,
+    "priority": lambda n, k, v: _int(n, k, v, -(10**6)),
+    "frame_types": lambda n, k, v: _per_kind(n, k, v, _FRAME_KINDS, _strings, DEFAULT_FRAME_TYPES),
+    "no_filter_values": _strings,
+    "date_formats": _date_formats,
+    "site": _site,
+    "longitude_west_positive": _bool,
+    "binning_keywords": _binning,
+    "gain": lambda n, k, v: _float(n, k, v, lo=0.0, lo_open=True),
+    "read_noise": lambda n, k, v: _float(n, k, v, lo=0.0),
+    "saturation": lambda n, k, v: _float(n, k, v, lo=0.0, lo_open=True),
+    "datasec": _region,
+    "ccdsec": _region,
+    "overscan": _region,
+    "trim": _region,
+    "full_shape": _full_shape,
+    "lenient_sections": _bool,
+    "subtract_overscan": _bool,
+    "overscan_skip_columns": lambda n, k, v: _int(n, k, v, 0),
+    "flat_scale_region": lambda n, k, v: _region(n, k, v, literal_only=True),
+    "flat_scale_fraction": lambda n, k, v: _float(n, k, v, lo=0.0, hi=1.0, lo_open=True),
+    "darks_scale": _bool,
+    "dark_temp_tolerance": lambda n, k, v: _float(n, k, v, lo=0.0),
+    "min_frames": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS,
+                                            lambda a, b, c: _int(a, b, c, 1), DEFAULT_MIN_FRAMES),
+    "calibration_keys": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS, _grouping,
+                                                  DEFAULT_CALIBRATION_KEYS),
+    "setup_keys": _grouping,
+    "file_patterns": _strings,
+}
+for _field in fields(InstrumentProfile):
+    if _field.name.endswith("_keywords") and _field.name not in _CONVERTERS:
+        _CONVERTERS[_field.name] = _keywords
+del _field
+
+#: Every key a profile table may hold.
+KNOWN_KEYS: tuple[str, ...] = tuple(sorted({*_CONVERTERS, "match", "match_regex"}))
+
+
+def merge_tables(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with the keys of ``override`` replacing its keys (see the module doc)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in _DEEP_KEYS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_tables(tables: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Resolve ``extends`` chains: each profile's complete table, by name.
+
+    Raises
+    ------
+    ProfileError
+        A profile extends an unknown profile, or the chain loops.
+    """
+    resolved: dict[str, dict[str, Any]] = {}
+
+    def _resolve(name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        if name in resolved:
+            return resolved[name]
+        if name in chain:
+            raise ProfileError(f"instrument profiles extend each other in a loop: "
+                               f"{' -> '.join((*chain, name))}")
+        table = tables[name]
+        parent = table.get("extends", None if name == "generic" else "generic")
+        if parent is None:
+            result = dict(table)
+        else:
+            if not isinstance(parent, str) or parent not in tables:
+                raise _err(name, "extends", f"no profile named {parent!r}; "
+                           f"known: {', '.join(sorted(tables))}")
+            base = {k: v for k, v in _resolve(parent, (*chain, name)).items()
+                    if k not in _NOT_INHERITED}
+            result = merge_tables(base, table)
+        resolved[name] = result
+        return result
+
+    for name in tables:
+        _resolve(name, ())
+    return resolved
+
+
+def profile_from_table(name: str, table: Mapping[str, Any]) -> InstrumentProfile:
+    """Build and validate one profile from its resolved table.
+
+    Raises
+    ------
+    ProfileError
+        Bad name, unknown key (the message lists the known ones) or bad value.
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ProfileError(f"instrument profile name {name!r}: use letters, digits, '_', '-', '.'")
+    unknown = sorted(set(table) - set(KNOWN_KEYS))
+    if unknown:
+        raise ProfileError(f"instrument profile {name!r}: unknown key(s) {', '.join(unknown)}; "
+                           f"known keys: {', '.join(KNOWN_KEYS)}")
+    values: dict[str, Any] = {"name": name, "match": _match_rules(name, table)}
+    for key, value in table.items():
+        if key in ("match", "match_regex"):
+            continue
+        values[key] = _CONVERTERS[key](name, key, value)
+    profile = InstrumentProfile(**values)
+    _check_literal_regions(profile)
+    return profile
+
+
+def _check_literal_regions(profile: InstrumentProfile) -> None:
+    """Literal sections must fit the full readout when the profile gives its shape."""
+    if profile.full_shape is None:
+        return
+    for key in ("datasec", "ccdsec", "overscan", "trim", "flat_scale_region"):
+        text = getattr(profile, key)
+        if text is not None and text.startswith("["):
+            try:
+                parse_section(text, profile.full_shape)
+            except SectionError as exc:
+                raise _err(profile.name, key, f"{exc} (full_shape {profile.full_shape})") from None
