@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nightlog.calibration.policy import CalibrationPolicy, policy_from_table
 from nightlog.errors import ConfigurationError
 from nightlog.header.model import Site
 
@@ -35,7 +36,8 @@ __all__ = [
 CONFIG_FILENAME = "nightlog.toml"
 DEFAULT_DB_FILENAME = "nightlog.sqlite"
 
-_TOP_KEYS = {"archive", "database", "site", "watch", "instruments", "ingest", "reduction"}
+_TOP_KEYS = {"archive", "database", "site", "watch", "instruments", "ingest", "reduction",
+             "calibration"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class Settings:
     instruments: dict[str, dict[str, Any]] = field(default_factory=dict)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     reduction: ReductionSettings = field(default_factory=ReductionSettings)
+    calibration: CalibrationPolicy = field(default_factory=CalibrationPolicy)
     config_path: Path | None = None
 
     @property
@@ -258,5 +261,6 @@ def load_settings(
         instruments={k: dict(v) for k, v in instruments.items()},
         ingest=ingest,
         reduction=reduction,
+        calibration=policy_from_table(_table(data, "calibration")),
         config_path=None if path is None else path.resolve(),
     )

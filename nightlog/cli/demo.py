@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from nightlog.cli.ingest import print_summary
-from nightlog.cli.output import emit, OutputFormat
+from nightlog.cli.output import OutputFormat, emit
 
 app = typer.Typer()
 

@@ -1,0 +1,169 @@
+"""Choosing the master calibrations of a frame, and saying why.
+
+For a frame and each calibration it needs, every candidate master of that kind and
+instrument is checked against each rule, and the verdicts are kept so that
+``nightlog match`` can show a user why a master was or was not used:
+
+``group.<field>``
+    the master's grouping field equals the frame's (set temperature within the
+    profile's tolerance; exposure time within the policy's tolerance for darks that
+    do not scale);
+``quality``
+    the master is not marked bad;
+``current``
+    the master has not been superseded by a newer version;
+``valid``
+    the frame's time lies in the master's certified range, or else within the
+    policy's window (days) of the middle of the master's inputs;
+``earlier``
+    (live mode only) every input of the master was taken before the frame.
+
+Of the masters passing every rule, the nearest in time wins; ties go to the same
+night, then more input frames, then the newer version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
+from nightlog.calibration.policy import CalibrationPolicy
+from nightlog.catalogue.models import Frame, Master
+from nightlog.profiles import InstrumentProfile
+
+__all__ = ["Candidate", "KindMatch", "RuleResult", "match_frame", "match_kind"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """One rule applied to one candidate."""
+
+    rule: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A master considered for a frame, with every rule's verdict."""
+
+    master: Master
+    rules: tuple[RuleResult, ...]
+    distance: dt.timedelta
+
+    @property
+    def usable(self) -> bool:
+        return all(r.passed for r in self.rules)
+
+
+@dataclass(frozen=True, slots=True)
+class KindMatch:
+    """The choice for one calibration kind."""
+
+    kind: str
+    chosen: Master | None
+    candidates: tuple[Candidate, ...] = field(default=())
+
+    @property
+    def reason(self) -> str:
+        """Why nothing was chosen (empty when a master was)."""
+        if self.chosen is not None:
+            return ""
+        if not self.candidates:
+            return f"no {self.kind} master of this instrument exists"
+        failing: dict[str, int] = {}
+        for cand in self.candidates:
+            for r in cand.rules:
+                if not r.passed:
+                    failing[r.rule] = failing.get(r.rule, 0) + 1
+        summary = ", ".join(f"{rule} ({n})" for rule, n in sorted(failing.items()))
+        return f"no usable {self.kind} master among {len(self.candidates)}: failed {summary}"
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _group_rules(frame: Frame, master: Master, kind: str, profile: InstrumentProfile,
+                 policy: CalibrationPolicy) -> list[RuleResult]:
+    out = []
+    group = master.group or {}
+    for name in group_fields(profile, kind):
+        want = frame_field(frame, name)
+        have = group.get(name)
+        if name == "set_temp" and want is not None and have is not None:
+            ok = abs(float(want) - float(have)) <= profile.dark_temp_tolerance
+            detail = (f"frame {_fmt(want)} °C, master {_fmt(have)} °C "
+                      f"(tolerance {profile.dark_temp_tolerance:g})")
+        elif name == "exptime" and want is not None and have is not None:
+            tol = policy.dark_exptime_tolerance * max(abs(float(want)), 1e-9)
+            ok = abs(float(want) - float(have)) <= tol
+            detail = f"frame {_fmt(want)} s, master {_fmt(have)} s (tolerance {tol:g} s)"
+        else:
+            ok = want == have
+            detail = f"frame {_fmt(want)}, master {_fmt(have)}"
+        out.append(RuleResult(f"group.{name}", ok, detail))
+    return out
+
+
+def _validity(frame_time: dt.datetime, master: Master, window_days: float) -> RuleResult:
+    if master.valid_from is not None or master.valid_until is not None:
+        lo = master.valid_from or dt.datetime.min.replace(tzinfo=dt.UTC)
+        hi = master.valid_until or dt.datetime.max.replace(tzinfo=dt.UTC)
+        ok = lo <= frame_time < hi
+        return RuleResult("valid", ok, f"certified {_fmt(master.valid_from)} to "
+                                       f"{_fmt(master.valid_until)}; frame at {frame_time}")
+    gap = abs(frame_time - master.mid_time)
+    ok = gap <= dt.timedelta(days=window_days)
+    return RuleResult("valid", ok, f"{gap.total_seconds() / 86400:.2f} d from the master "
+                                   f"(window ±{window_days:g} d)")
+
+
+def evaluate(frame: Frame, master: Master, kind: str, profile: InstrumentProfile,
+             policy: CalibrationPolicy, *, at: dt.datetime, live: bool) -> Candidate:
+    """Every rule's verdict for one master and one frame."""
+    rules = _group_rules(frame, master, kind, profile, policy)
+    rules.append(RuleResult("quality", master.quality == "good",
+                            master.quality if master.quality == "good"
+                            else f"marked {master.quality}: {master.quality_reason or ''}"))
+    rules.append(RuleResult("current", master.superseded_by_id is None,
+                            "newest version" if master.superseded_by_id is None
+                            else f"superseded by master {master.superseded_by_id}"))
+    rules.append(_validity(at, master, policy.validity_days.get(kind, 30.0)))
+    if live:
+        ok = master.last_obs <= frame.obs_time
+        rules.append(RuleResult("earlier", ok, f"inputs end {master.last_obs}, frame at "
+                                               f"{frame.obs_time}"))
+    return Candidate(master=master, rules=tuple(rules), distance=abs(at - master.mid_time))
+
+
+def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
+               policy: CalibrationPolicy, *, at: dt.datetime | None = None,
+               live: bool = False) -> KindMatch:
+    """Choose the ``kind`` master for ``frame``; keep every candidate's verdicts."""
+    when = at or frame.obs_time
+    stmt = select(Master).where(Master.kind == kind, Master.profile == profile.name)
+    if frame.instrument is not None:
+        stmt = stmt.where(Master.instrument == frame.instrument)
+    masters = list(session.scalars(stmt.order_by(Master.id)))
+    candidates = [evaluate(frame, m, kind, profile, policy, at=when, live=live)
+                  for m in masters]
+    usable = [c for c in candidates if c.usable]
+    usable.sort(key=lambda c: (c.distance, c.master.night != frame.night, -c.master.n_frames,
+                               -c.master.version, -c.master.id))
+    candidates.sort(key=lambda c: (not c.usable, c.distance))
+    return KindMatch(kind=kind, chosen=usable[0].master if usable else None,
+                     candidates=tuple(candidates))
+
+
+def match_frame(session: Session, frame: Frame, profile: InstrumentProfile,
+                policy: CalibrationPolicy, *, at: dt.datetime | None = None,
+                live: bool = False) -> dict[str, KindMatch]:
+    """The choice for every calibration ``frame`` needs, by kind."""
+    return {kind: match_kind(session, frame, kind, profile, policy, at=at, live=live)
+            for kind in CALIBRATION_NEEDS.get(frame.kind, ())}
