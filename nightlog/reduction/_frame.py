@@ -19,12 +19,14 @@ def new_frame(
     *,
     uncertainty: npt.NDArray[Any] | Any | None = _KEEP,
     mask: npt.NDArray[Any] | Any | None = _KEEP,
+    flags: npt.NDArray[Any] | Any | None = _KEEP,
     unit: Any = None,
 ) -> CCDData:
     """A new frame with ``data`` and ``header``; other planes copied from ``ccd``.
 
-    ``uncertainty`` (a standard-deviation array) and ``mask`` replace those of
-    ``ccd`` when given (``None`` removes them); left out, they are copied.
+    ``uncertainty`` (a standard-deviation array), ``mask`` (boolean) and
+    ``flags`` (the ``uint16`` bit plane) replace those of ``ccd`` when given
+    (``None`` removes them); left out, they are copied.
     """
     if uncertainty is _KEEP:
         unc = None if ccd.uncertainty is None else ccd.uncertainty.__class__(
@@ -35,6 +37,8 @@ def new_frame(
         new_mask = None if ccd.mask is None else np.array(ccd.mask, copy=True)
     else:
         new_mask = mask
+    if flags is _KEEP:
+        flags = None if ccd.flags is None else np.array(ccd.flags, copy=True)
     return CCDData(
         data,
         unit=ccd.unit if unit is None else unit,
@@ -42,4 +46,5 @@ def new_frame(
         uncertainty=unc,
         mask=new_mask,
         wcs=None if ccd.wcs is None else ccd.wcs.deepcopy(),
+        flags=flags,
     )

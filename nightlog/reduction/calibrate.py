@@ -10,9 +10,9 @@ Each function takes a frame and a master and returns a new frame:
 
 Propagation (independent errors): variances add for subtraction (the dark's
 scaled by ``k²``), and for division the *relative* errors add in quadrature,
-``σ² = σ_c²/f² + c²σ_f²/f⁴``. Masks are OR-ed: two integer bit planes
-(:class:`~nightlog.reduction.mask.MaskBit`) keep their bits, anything else
-becomes a boolean mask. The data come out as float32.
+``σ² = σ_c²/f² + c²σ_f²/f⁴``. Boolean masks are OR-ed, and so are the
+``uint16`` bit planes (:class:`~nightlog.reduction.mask.MaskBit`) that travel
+as ``ccd.flags``. The data come out as float32.
 
 The steps record themselves with the IRAF keywords ``ZEROCOR``, ``DARKCOR`` and
 ``FLATCOR``, and refuse to be applied twice. :func:`subtract_bias` also refuses
@@ -82,16 +82,25 @@ def _sum_variance(a: Float32Array | None, b: Float32Array | None,
     return scaled if a is None else a + scaled
 
 
-def _or_masks(a: Any, b: Any) -> npt.NDArray[Any] | None:
-    """OR two masks: bitwise for two integer planes, logical otherwise."""
+def _or_masks(a: Any, b: Any) -> npt.NDArray[np.bool_] | None:
+    """Logical OR of two boolean masks (either may be None)."""
     if a is None and b is None:
         return None
     if a is None or b is None:
-        return np.array(a if b is None else b, copy=True)
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype.kind in "ui" and b.dtype.kind in "ui":
-        return a.astype(MASK_DTYPE) | b.astype(MASK_DTYPE)
-    return a.astype(bool) | b.astype(bool)
+        return np.array(a if b is None else b, dtype=bool, copy=True)
+    return np.asarray(a, dtype=bool) | np.asarray(b, dtype=bool)
+
+
+def _or_flags(a: Any, b: Any) -> npt.NDArray[np.uint16] | None:
+    """Bitwise OR of two bit planes (``ccd.flags``); non-integer flags are ignored."""
+    planes = [np.asarray(f) for f in (a, b)
+              if isinstance(f, np.ndarray) and f.dtype.kind in "ui"]
+    if not planes:
+        return None
+    out = planes[0].astype(MASK_DTYPE)
+    for plane in planes[1:]:
+        out = out | plane.astype(MASK_DTYPE)
+    return out
 
 
 def _std(var: Float32Array | None) -> Float32Array | None:
@@ -145,7 +154,8 @@ def subtract_bias(ccd: CCDData, master: CCDData, *, check_overscan: bool = True)
     add_history(header, f"Master bias subtracted (median {float(np.nanmedian(master.data)):.4g}"
                         f" {master.unit})")
     return new_frame(ccd, data, header, uncertainty=_std(var),
-                     mask=_or_masks(ccd.mask, master.mask))
+                     mask=_or_masks(ccd.mask, master.mask),
+                     flags=_or_flags(ccd.flags, master.flags))
 
 
 def _seconds(value: float | u.Quantity, what: str) -> float:
@@ -243,7 +253,8 @@ def subtract_dark(
     set_card(header, "DARKCOR", f"master dark subtracted, {how}")
     add_history(header, f"Master dark subtracted ({how}, factor {factor:.6g})")
     return new_frame(ccd, data, header, uncertainty=_std(var),
-                     mask=_or_masks(ccd.mask, dark.mask))
+                     mask=_or_masks(ccd.mask, dark.mask),
+                     flags=_or_flags(ccd.flags, dark.flags))
 
 
 def flat_correct(
@@ -274,7 +285,7 @@ def flat_correct(
         New float32 frame ``ccd / (flat / norm)`` in the unit of ``ccd``; variance
         ``σ_c²/f² + c²σ_f²/f⁴`` with ``f`` the normalised flat; masks OR-ed.
         Pixels whose normalised flat is ≤ 0 or not finite become NaN and are
-        masked (bit :attr:`~nightlog.reduction.mask.MaskBit.DEAD` in a bit plane).
+        masked (and get :attr:`~nightlog.reduction.mask.MaskBit.DEAD` in ``flags``).
         Masked flat pixels are divided by 1, as in ccdproc. ``FLATCOR`` and
         HISTORY are recorded.
 
@@ -325,14 +336,12 @@ def flat_correct(
             var += data**2 * (var_f / np.float32(norm * norm)) / safe**2
         var[unusable] = np.nan
     mask = _or_masks(ccd.mask, flat.mask)
+    flags = _or_flags(ccd.flags, flat.flags)
     if unusable.any():
-        if mask is None:
-            mask = unusable
-        elif mask.dtype == bool:
-            mask = mask | unusable
-        else:
-            mask = mask | np.where(unusable, MASK_DTYPE(MaskBit.DEAD), MASK_DTYPE(0))
+        mask = unusable if mask is None else mask | unusable
+        if flags is not None:
+            flags[unusable] |= MASK_DTYPE(MaskBit.DEAD)
     header = header_of(ccd)
     set_card(header, "FLATCOR", f"divided by flat normalised by {norm:.6g}")
     add_history(header, f"Flat-field corrected (norm {norm:.6g}, min_value {min_value})")
-    return new_frame(ccd, data, header, uncertainty=_std(var), mask=mask)
+    return new_frame(ccd, data, header, uncertainty=_std(var), mask=mask, flags=flags)

@@ -58,6 +58,11 @@ class MaskBit(enum.IntFlag):
         Vignetted or not illuminated; the flat cannot correct it.
     OVERSCAN_BAD = 64
         The overscan level for this row could not be estimated reliably.
+    UNSPECIFIED = 128
+        Masked by an earlier step that recorded no reason (a boolean mask only).
+
+    :class:`~astropy.nddata.CCDData` keeps only a boolean ``mask``; the bit plane
+    travels beside it as ``ccd.flags`` through the reduction steps.
     """
 
     SATURATED = 1
@@ -67,6 +72,7 @@ class MaskBit(enum.IntFlag):
     NO_DATA = 16
     UNILLUMINATED = 32
     OVERSCAN_BAD = 64
+    UNSPECIFIED = 128
 
 
 _DESCRIPTIONS: dict[MaskBit, str] = {
@@ -77,6 +83,7 @@ _DESCRIPTIONS: dict[MaskBit, str] = {
     MaskBit.NO_DATA: "no valid data",
     MaskBit.UNILLUMINATED: "not illuminated / vignetted",
     MaskBit.OVERSCAN_BAD: "unreliable overscan level",
+    MaskBit.UNSPECIFIED: "masked, reason not recorded",
 }
 _DESCRIPTIONS_BY_VALUE: dict[int, str] = {int(k): v for k, v in _DESCRIPTIONS.items()}
 

@@ -214,7 +214,7 @@ def subtract_overscan(
     -------
     CCDData
         New frame, float32, same shape (the overscan itself is still there: trim
-        afterwards), uncertainty and mask copied, header with ``OVERSCAN`` (what was
+        afterwards), uncertainty, mask and ``flags`` copied, header with ``OVERSCAN`` (what was
         done), ``OVSCLEV`` (mean level subtracted, ADU) and a HISTORY line.
 
     Raises

@@ -105,7 +105,7 @@ def trim_image(ccd: CCDData, section: str | Section | None = None) -> CCDData:
     -------
     CCDData
         New frame (a copy, not a view) of the section, with data, uncertainty and
-        mask cut alike, section keywords moved to the new grid and ``TRIM`` set.
+        mask and ``flags`` cut alike, section keywords moved to the new grid and ``TRIM`` set.
 
     Raises
     ------
@@ -139,6 +139,7 @@ def trim_image(ccd: CCDData, section: str | Section | None = None) -> CCDData:
         header,
         uncertainty=None if ccd.uncertainty is None else np.array(ccd.uncertainty.array[cut]),
         mask=None if ccd.mask is None else np.array(np.asarray(ccd.mask)[cut]),
+        flags=None if ccd.flags is None else np.array(np.asarray(ccd.flags)[cut]),
     )
     if ccd.wcs is not None:
         trimmed.wcs = ccd.wcs.slice(cut)
