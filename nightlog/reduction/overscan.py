@@ -34,6 +34,7 @@ is averaged over many pixels and its noise is neglected, as in ccdproc.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -102,6 +103,15 @@ def _data_is_left_of(ccd: CCDData, c0: int, c1: int) -> bool:
 def _row_statistic(strip: npt.NDArray[np.float64], method: str,
                    clip_sigma: float) -> npt.NDArray[np.float64]:
     """Per-row statistic of ``strip`` (NaN = excluded), float64, all-NaN rows give NaN."""
+    # Rows whose pixels are all excluded legitimately give NaN; numpy's warning
+    # about them is expected and the caller fills those rows.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _row_statistic_nan(strip, method, clip_sigma)
+
+
+def _row_statistic_nan(strip: npt.NDArray[np.float64], method: str,
+                       clip_sigma: float) -> npt.NDArray[np.float64]:
     has_nan = bool(np.isnan(strip).any())
     if method == "median":
         return np.nanmedian(strip, axis=1) if has_nan else np.median(strip, axis=1)
