@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,12 @@ from hypothesis import strategies as st
 
 from nightlog.errors import ProfileError, SectionError
 from nightlog.header.model import Site
-from nightlog.profiles import KNOWN_KEYS, ProfileRegistry, builtin_profile_names
+from nightlog.profiles import (
+    KNOWN_KEYS,
+    InstrumentProfile,
+    ProfileRegistry,
+    builtin_profile_names,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LFC = {"INSTRUME": "LFC     ", "DETECTOR": "SITe SI002 x 6"}
@@ -236,3 +242,10 @@ def test_flat_scale_region_is_central_and_inside(ny: int, nx: int) -> None:
 def test_flat_scale_region_literal() -> None:
     reg = registry('[instruments.cam]\nflat_scale_region = "[11:20,1:5]"\n')
     assert reg.get("cam").flat_scale_slices((50, 50)) == (slice(0, 5), slice(10, 20))
+
+
+def test_every_profile_field_has_a_table_key() -> None:
+    settable = {f.name for f in fields(InstrumentProfile)} - {"name"}
+    # `match` holds the rules of both `match` and `match_regex`.
+    assert settable <= set(KNOWN_KEYS)
+    assert set(KNOWN_KEYS) - settable == {"match_regex"}

@@ -76,7 +76,9 @@ class HeaderView:
     def get(self, keyword: str) -> Any | None:
         """The value of ``keyword``, or ``None`` when absent or blank."""
         value = self._data.get(keyword.upper())
-        if value is None or type(value).__name__ == "_Undefined":
+        # astropy marks a card without a value with an ``Undefined`` instance
+        # (older versions) or ``None``; compare by name to avoid importing astropy here.
+        if value is None or type(value).__name__ == "Undefined":
             return None
         if isinstance(value, str) and not value.strip():
             return None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -246,10 +245,13 @@ _CONVERTERS: dict[str, _Converter] = {
     "setup_keys": _grouping,
     "file_patterns": _strings,
 }
-for _field in fields(InstrumentProfile):
-    if _field.name.endswith("_keywords") and _field.name not in _CONVERTERS:
-        _CONVERTERS[_field.name] = _keywords
-del _field
+_KEYWORD_LISTS = (
+    "type_keywords", "exptime_keywords", "filter_keywords", "date_keywords", "time_keywords",
+    "mjd_keywords", "jd_keywords", "longitude_keywords", "instrument_keywords",
+    "detector_keywords", "readout_keywords", "gain_keywords", "read_noise_keywords",
+    "ccd_temp_keywords", "set_temp_keywords", "saturation_keywords", "object_keywords",
+)
+_CONVERTERS.update(dict.fromkeys(_KEYWORD_LISTS, _keywords))
 
 #: Every key a profile table may hold.
 KNOWN_KEYS: tuple[str, ...] = tuple(sorted({*_CONVERTERS, "match", "match_regex"}))
