@@ -1,0 +1,208 @@
+"""Every public step of the reduction core leaves its inputs unchanged.
+
+The functions are discovered from ``__all__`` of every public module of
+``nightlog.reduction``, so steps added later are covered too. Each is called with
+arguments from a factory (explicit ones below, or built from the parameter names
+and annotations), and every array, uncertainty, mask, bit plane, header and list it
+was given is compared with a snapshot taken before the call — even when the call
+raises, since a step must not damage its input on the way to an error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+
+import nightlog.reduction
+from nightlog.errors import NightlogError
+from nightlog.reduction.mask import MaskBit
+
+SHAPE = (64, 48)
+Args = tuple[tuple[Any, ...], dict[str, Any]]
+
+# Functions that are not steps on frames: they read files by path.
+NOT_STEPS = {"products.read_product", "products.bitmask_of"}
+
+
+def make_frame(seed: int = 0, level: float = 1000.0, unit: str = "adu") -> CCDData:
+    rng = np.random.default_rng(seed)
+    data = rng.normal(level, 10.0, SHAPE).astype(np.float32)
+    mask = np.zeros(SHAPE, dtype=bool)
+    mask[3, 4] = True
+    flags = np.zeros(SHAPE, dtype=np.uint16)
+    flags[3, 4] = MaskBit.HOT
+    header = fits.Header({"BIASSEC": "[41:48,1:64]", "DATASEC": "[1:40,1:64]",
+                          "EXPTIME": 10.0, "IMAGETYP": "LIGHT"})
+    return CCDData(data, unit=unit, meta=header, mask=mask, flags=flags,
+                   uncertainty=StdDevUncertainty(np.full(SHAPE, 3.0, np.float32)))
+
+
+def array() -> np.ndarray:
+    return np.random.default_rng(5).normal(1000.0, 10.0, SHAPE).astype(np.float32)
+
+
+def plane() -> np.ndarray:
+    bits = np.zeros(SHAPE, dtype=np.uint16)
+    bits[1, 1] = MaskBit.SATURATED
+    return bits
+
+
+EXPLICIT: dict[str, Callable[[], Args]] = {
+    "overscan.subtract_overscan": lambda: ((make_frame(),), {"model_degree": 1}),
+    "overscan.overscan_levels": lambda: ((make_frame(),), {"method": "clipped_mean"}),
+    "trim.trim_image": lambda: ((make_frame(),), {}),
+    "calibrate.subtract_bias": lambda: ((make_frame(1), make_frame(2, 100.0)), {}),
+    "calibrate.subtract_dark": lambda: ((make_frame(1), make_frame(2, 5.0)),
+                                        {"dark_exposure": 10.0, "data_exposure": 30.0}),
+    "calibrate.flat_correct": lambda: ((make_frame(1), make_frame(2, 1.0, "")),
+                                       {"min_value": 0.5}),
+    "uncertainty.create_uncertainty": lambda: ((make_frame(),),
+                                               {"gain": 2.0, "read_noise": 5.0,
+                                                "add_to_existing": True}),
+    "uncertainty.noise_variance": lambda: ((array(),), {"gain": 2.0, "read_noise": 5.0}),
+    "mask.mask_saturated": lambda: ((array(), 1000.0), {}),
+    "mask.hot_pixels_from_dark": lambda: ((make_frame(),), {}),
+    "mask.dead_pixels_from_flat": lambda: ((make_frame(),), {"high": 1.01}),
+    "mask.combine_masks": lambda: ((plane(),), {"flags": {MaskBit.HOT: array() > 1000}}),
+    "mask.describe_bits": lambda: ((5,), {}),
+    "mask.pixels_with": lambda: ((plane(), MaskBit.SATURATED), {}),
+    "characterise.read_noise_from_biases": lambda: ((make_frame(1), make_frame(2)), {}),
+    "characterise.gain_from_flats": lambda: (
+        (make_frame(1, 20000.0), make_frame(2, 18000.0), make_frame(3), make_frame(4)), {}),
+    "characterise.frame_statistics": lambda: ((make_frame(),), {"region": "[1:10,1:10]"}),
+    "characterise.dark_current": lambda: ((make_frame(),), {"exposure": 10.0}),
+    "products.to_hdulist": lambda: ((make_frame(),), {}),
+    "products.add_history": lambda: ((make_frame(), "a step"), {}),
+    "products.set_keywords": lambda: ((make_frame(),), {"keywords": {"NLTEST": "x"}}),
+}
+
+_BY_NAME: dict[str, Callable[[], Any]] = {
+    "frames": lambda: [make_frame(i) for i in range(3)],
+    "inputs": lambda: [make_frame(i) for i in range(3)],
+    "exptimes": lambda: [10.0, 10.0, 10.0],
+    "gain": lambda: 2.0,
+    "read_noise": lambda: 5.0,
+    "saturation": lambda: 60000.0,
+    "data": array,
+    "shape": lambda: SHAPE,
+    "memory_limit": lambda: 1 << 30,
+}
+
+
+def _guess(param: inspect.Parameter) -> Any:
+    if param.name in _BY_NAME:
+        return _BY_NAME[param.name]()
+    annotation = str(param.annotation)
+    if annotation.replace(" ", "").endswith("|None"):
+        return None
+    if "CCDData" in annotation or annotation == "FrameInput":
+        return make_frame(hash(param.name) % 100)
+    if "Sequence" in annotation or "list" in annotation:
+        return [make_frame(i) for i in range(3)]
+    if "ndarray" in annotation or "NDArray" in annotation:
+        return array()
+    for word, value in (("float", 1.0), ("int", 1), ("bool", False), ("str", "median")):
+        if word in annotation:
+            return value
+    raise LookupError(f"no argument factory for parameter {param.name!r}: {annotation}")
+
+
+def _generic(func: Callable[..., Any]) -> Args:
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.default is not inspect.Parameter.empty or param.kind in (
+                param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        value = _guess(param)
+        if param.kind == param.KEYWORD_ONLY:
+            kwargs[param.name] = value
+        else:
+            args.append(value)
+    return tuple(args), kwargs
+
+
+def _public_functions() -> list[tuple[str, Callable[..., Any]]]:
+    found = []
+    for info in pkgutil.iter_modules(nightlog.reduction.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"nightlog.reduction.{info.name}")
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            key = f"{info.name}.{name}"
+            if inspect.isfunction(obj) and key not in NOT_STEPS:
+                found.append((key, obj))
+    return found
+
+
+FUNCTIONS = _public_functions()
+
+
+def _snapshot(value: Any) -> Any:
+    if isinstance(value, CCDData):
+        meta = (list(value.meta.cards) if isinstance(value.meta, fits.Header)
+                else dict(value.meta))
+        return ("ccd", np.array(value.data, copy=True), str(value.unit),
+                None if value.uncertainty is None else np.array(value.uncertainty.array),
+                None if value.mask is None else np.array(value.mask),
+                None if value.flags is None else np.array(value.flags), meta)
+    if isinstance(value, np.ndarray):
+        return ("array", value.copy())
+    if isinstance(value, list | tuple):
+        return ("seq", len(value), [_snapshot(v) for v in value])
+    if isinstance(value, dict):
+        return ("dict", {k: _snapshot(v) for k, v in value.items()})
+    return ("other", repr(value))
+
+
+def _assert_same(before: Any, after: Any, where: str) -> None:
+    assert type(before) is type(after), where
+    if isinstance(before, np.ndarray):
+        np.testing.assert_array_equal(after, before, err_msg=where)
+        assert after.dtype == before.dtype, where
+    elif isinstance(before, tuple | list):
+        assert len(before) == len(after), where
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            _assert_same(b, a, f"{where}[{i}]")
+    elif isinstance(before, dict):
+        assert before.keys() == after.keys(), where
+        for k in before:
+            _assert_same(before[k], after[k], f"{where}.{k}")
+    elif before is not None:
+        assert before == after, where
+
+
+def test_every_module_of_mine_is_discovered() -> None:
+    keys = {key for key, _ in FUNCTIONS}
+    assert set(EXPLICIT) <= keys
+
+
+@pytest.mark.parametrize(("key", "func"), FUNCTIONS, ids=[k for k, _ in FUNCTIONS])
+def test_public_step_leaves_inputs_unchanged(key: str, func: Callable[..., Any]) -> None:
+    try:
+        args, kwargs = EXPLICIT[key]() if key in EXPLICIT else _generic(func)
+    except LookupError as err:
+        pytest.skip(f"{key}: {err}; add an entry to EXPLICIT")
+    before = _snapshot((args, kwargs))
+    failure: BaseException | None = None
+    try:
+        result = func(*args, **kwargs)
+        if inspect.isgenerator(result):
+            result.close()
+    except (NightlogError, TypeError, ValueError) as err:
+        failure = err
+    _assert_same(before, _snapshot((args, kwargs)), key)
+    if failure is not None and key in EXPLICIT:
+        raise failure
+    if failure is not None:
+        pytest.skip(f"{key} refused the generic arguments ({failure!r}); inputs were "
+                    "unchanged, but add an entry to EXPLICIT for a real call")
