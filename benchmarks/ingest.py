@@ -32,7 +32,7 @@ from astropy.io import fits
 
 from nightlog.catalogue.engine import create_engine
 from nightlog.catalogue.schema import upgrade
-from nightlog.ingest import IngestContext, discover, run_ingest
+from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.settings import load_settings
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.queries import night_counts
 from nightlog.catalogue.schema import ensure_schema
-from nightlog.ingest import IngestContext, IngestSummary, discover, run_ingest
+from nightlog.coordinator.ingest import IngestContext, IngestSummary, discover, run_ingest
 from nightlog.settings import CONFIG_FILENAME, load_settings
 
 __all__ = ["DemoReport", "run_demo"]

@@ -21,11 +21,12 @@ GOOD_CARDS: dict[str, object] = {
 }
 
 
-def frame_hdu(seed: int = 0, shape: tuple[int, int] = (24, 32), **cards: object) -> fits.PrimaryHDU:
+def frame_hdu(seed: int = 0, shape: tuple[int, int] = (24, 32), *, level: float = 1000.0,
+              noise: float = 10.0, **cards: object) -> fits.PrimaryHDU:
     """A small uint16 frame with a generic header (``cards`` override/add keywords;
     a value of ``None`` removes the keyword)."""
     rng = np.random.default_rng(seed)
-    data = rng.normal(1000, 10, shape).clip(0, 65535).astype(np.uint16)
+    data = rng.normal(level, noise, shape).clip(0, 65535).astype(np.uint16)
     hdu = fits.PrimaryHDU(data)
     for key, value in {**GOOD_CARDS, **cards}.items():
         if value is None:
@@ -35,9 +36,10 @@ def frame_hdu(seed: int = 0, shape: tuple[int, int] = (24, 32), **cards: object)
     return hdu
 
 
-def write_frame(path: Path, seed: int = 0, **cards: object) -> Path:
+def write_frame(path: Path, seed: int = 0, *, shape: tuple[int, int] = (24, 32),
+                level: float = 1000.0, noise: float = 10.0, **cards: object) -> Path:
     """Write a good small frame to ``path`` (``.gz`` and ``.fz`` honoured)."""
-    hdu = frame_hdu(seed, **cards)
+    hdu = frame_hdu(seed, shape, level=level, noise=noise, **cards)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.name.endswith(".fz"):
         comp = fits.CompImageHDU(hdu.data, header=hdu.header)

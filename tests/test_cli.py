@@ -22,6 +22,7 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
     monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "300")  # wide tables: one row per line
     return CliRunner()
 
 

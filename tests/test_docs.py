@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import click
 import typer
 
 from nightlog.cli.app import app
@@ -24,13 +23,12 @@ def test_cli_reference_is_current() -> None:
 
 def test_every_command_and_option_has_help() -> None:
     root = typer.main.get_command(app)
-    assert isinstance(root, click.Group)
     commands = list(iter_commands(root))
     assert len(commands) >= 8
     for path, command in commands:
         assert (command.help or "").strip(), f"'nightlog {' '.join(path)}' has no help"
         for param in command.params:
-            if isinstance(param, click.Option) and param.name != "help":
+            if param.param_type_name == "option" and param.name != "help":
                 assert (param.help or "").strip(), (
                     f"option {param.opts} of 'nightlog {' '.join(path)}' has no help"
                 )
@@ -39,7 +37,6 @@ def test_every_command_and_option_has_help() -> None:
 def test_every_command_appears_in_the_docs() -> None:
     reference = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     root = typer.main.get_command(app)
-    assert isinstance(root, click.Group)
     for path, _ in iter_commands(root):
         assert f"## nightlog {' '.join(path)}" in reference
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, QuarantinedFile
-from nightlog.ingest import IngestContext, discover, run_ingest
+from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.settings import load_settings
 from tests.factories import bad_corpus, write_frame
 

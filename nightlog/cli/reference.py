@@ -6,45 +6,57 @@
 
 from __future__ import annotations
 
-import click
+import os
+from typing import Any
+
 import typer
 
 __all__ = ["iter_commands", "render_reference"]
 
 
-def iter_commands(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+def _is_group(command: Any) -> bool:
+    return hasattr(command, "list_commands")
+
+
+def iter_commands(group: Any, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
     """Yield ``(path, command)`` for every command under ``group``, depth first."""
-    ctx = click.Context(group)
+    ctx = typer.Context(group)
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
         if command is None or command.hidden:
             continue
         path = (*prefix, name)
         yield path, command
-        if isinstance(command, click.Group):
+        if _is_group(command):
             yield from iter_commands(command, path)
 
 
-def _param_line(param: click.Parameter) -> str:
-    if isinstance(param, click.Argument):
-        name = param.human_readable_name.upper()
+def _default(param: Any) -> str:
+    value = getattr(param, "default", None)
+    if hasattr(value, "value"):  # an Enum choice
+        value = value.value
+    if value is None or value == () or getattr(param, "is_flag", False):
+        return ""
+    if not isinstance(value, str | int | float | os.PathLike):
+        return ""
+    return f" [default: {value}]"
+
+
+def _param_line(param: Any) -> str:
+    text = (getattr(param, "help", None) or "").strip()
+    if param.param_type_name == "argument":
+        name = str(param.name).upper()
         many = "..." if param.nargs == -1 else ""
         req = "required" if param.required else "optional"
-        return f"- `{name}{many}` ({req})"
-    assert isinstance(param, click.Option)
+        return f"- `{name}{many}` ({req}): {text}{_default(param)}"
     flags = ", ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
-    text = (param.help or "").strip()
-    default = ""
-    if param.show_default is not False and not param.is_flag and param.default not in (None, ()):
-        value = param.default.value if hasattr(param.default, "value") else param.default
-        default = f" [default: {value}]"
-    return f"- {flags}: {text}{default}"
+    return f"- {flags}: {text}{_default(param)}"
 
 
 def render_reference(app: typer.Typer) -> str:
     """Markdown for every command of ``app``: usage, help, arguments and options."""
     root = typer.main.get_command(app)
-    assert isinstance(root, click.Group)
+    assert _is_group(root)
     lines = [
         "# Command reference",
         "",
@@ -61,7 +73,7 @@ def render_reference(app: typer.Typer) -> str:
     for path, command in iter_commands(root):
         full = " ".join(("nightlog", *path))
         lines += [f"## {full}", ""]
-        ctx = click.Context(command, info_name=full)
+        ctx = typer.Context(command, info_name=full)
         lines += ["```", command.get_usage(ctx).replace("Usage: ", ""), "```", ""]
         lines += [(command.help or "").strip(), ""]
         params = [p for p in command.params if p.name != "help"]

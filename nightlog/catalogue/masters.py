@@ -1,0 +1,143 @@
+"""Master calibrations in the catalogue: versions, quality, certification, users.
+
+Functions take the caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
+from nightlog.errors import CatalogueError, NotFoundError
+
+__all__ = [
+    "MasterFilter",
+    "certify_master",
+    "find_masters",
+    "get_master",
+    "inputs_of",
+    "latest_version",
+    "products_using",
+    "set_quality",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MasterFilter:
+    """Criteria of ``nightlog calib list``; ``None`` means any."""
+
+    kind: str | None = None
+    night: dt.date | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+    quality: str | None = None
+    filter: str | None = None
+    include_superseded: bool = False
+
+
+def get_master(session: Session, master_id: int) -> Master:
+    """The master with this id.
+
+    Raises
+    ------
+    NotFoundError
+        No such master.
+    """
+    master = session.get(Master, master_id)
+    if master is None:
+        raise NotFoundError(f"no master with id {master_id}")
+    return master
+
+
+def find_masters(session: Session, crit: MasterFilter) -> list[Master]:
+    """Masters matching ``crit``, oldest first."""
+    stmt = select(Master)
+    if not crit.include_superseded:
+        stmt = stmt.where(Master.superseded_by_id.is_(None))
+    if crit.kind is not None:
+        stmt = stmt.where(Master.kind == crit.kind)
+    if crit.night is not None:
+        stmt = stmt.where(Master.night == crit.night)
+    if crit.since is not None:
+        stmt = stmt.where(Master.night >= crit.since)
+    if crit.until is not None:
+        stmt = stmt.where(Master.night <= crit.until)
+    if crit.quality is not None:
+        stmt = stmt.where(Master.quality == crit.quality)
+    if crit.filter is not None:
+        stmt = stmt.where(Master.filter == crit.filter)
+    return list(session.scalars(stmt.order_by(Master.night, Master.kind, Master.id)))
+
+
+def latest_version(session: Session, group_key: str, night: dt.date) -> Master | None:
+    """Newest master of a group built for ``night``."""
+    return session.scalars(
+        select(Master).where(Master.group_key == group_key, Master.night == night)
+        .order_by(Master.version.desc()).limit(1)
+    ).one_or_none()
+
+
+def inputs_of(session: Session, master: Master) -> list[tuple[MasterInput, Frame]]:
+    """Every frame considered for ``master`` (used or rejected), in time order."""
+    rows = session.execute(
+        select(MasterInput, Frame).join(Frame, Frame.id == MasterInput.frame_id)
+        .where(MasterInput.master_id == master.id).order_by(Frame.obs_time)
+    )
+    return [(mi, f) for mi, f in rows]
+
+
+def products_using(session: Session, master: Master, *, current_only: bool = True
+                   ) -> list[Product]:
+    """Products reduced with ``master``."""
+    stmt = (select(Product).join(ProductMaster, ProductMaster.product_id == Product.id)
+            .where(ProductMaster.master_id == master.id))
+    if current_only:
+        stmt = stmt.where(Product.status == "current")
+    return list(session.scalars(stmt.order_by(Product.id)))
+
+
+def set_quality(session: Session, master: Master, quality: str, reason: str | None) -> None:
+    """Mark ``master`` good or bad (a bad master is never matched)."""
+    if quality not in ("good", "bad"):
+        raise CatalogueError(f"quality must be 'good' or 'bad', not {quality!r}")
+    if quality == "bad" and not (reason or "").strip():
+        raise CatalogueError("marking a master bad needs a reason")
+    master.quality = quality
+    master.quality_reason = reason if quality == "bad" else (reason or None)
+
+
+def certify_master(session: Session, master: Master, valid_from: dt.datetime,
+                   valid_until: dt.datetime, *, now: dt.datetime | None = None) -> None:
+    """Certify ``master`` as valid over ``[valid_from, valid_until)``.
+
+    Raises
+    ------
+    CatalogueError
+        The range is empty, or overlaps the certified range of another master of
+        the same group (the message names it).
+    """
+    if valid_until <= valid_from:
+        raise CatalogueError(f"certified range is empty: {valid_from} to {valid_until}")
+    clash = session.scalars(
+        select(Master).where(
+            Master.group_key == master.group_key,
+            Master.id != master.id,
+            Master.valid_from.is_not(None),
+            Master.valid_until.is_not(None),
+            Master.valid_from < valid_until,
+            Master.valid_until > valid_from,
+        ).limit(1)
+    ).one_or_none()
+    if clash is not None:
+        raise CatalogueError(
+            f"master {clash.id} of the same group is already certified from "
+            f"{clash.valid_from} to {clash.valid_until}, which overlaps; "
+            "change or remove that certification first"
+        )
+    master.valid_from = valid_from
+    master.valid_until = valid_until
+    master.certified_at = now or dt.datetime.now(dt.UTC)

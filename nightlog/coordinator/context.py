@@ -1,0 +1,42 @@
+"""What the calibration and reduction jobs need besides a session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nightlog import __version__
+from nightlog.calibration.policy import CalibrationPolicy
+from nightlog.catalogue.models import Frame
+from nightlog.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.settings import Settings
+from nightlog.store.layout import ArchiveLayout
+
+__all__ = ["JobContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """Profiles, policy, archive layout and limits shared by the jobs."""
+
+    registry: ProfileRegistry
+    policy: CalibrationPolicy
+    layout: ArchiveLayout
+    memory_limit: int = 2 * 1024**3
+    scratch_dir: Path | None = None
+    software_version: str = __version__
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobContext:
+        return cls(
+            registry=ProfileRegistry.from_settings(settings.instruments),
+            policy=settings.calibration,
+            layout=ArchiveLayout(settings.archive_root),
+            memory_limit=settings.reduction.memory_limit_bytes,
+        )
+
+    def profile_of(self, frame: Frame) -> InstrumentProfile:
+        """The profile a frame was normalised with (``generic`` if it is gone)."""
+        if frame.profile in self.registry.names:
+            return self.registry.get(frame.profile)
+        return self.registry.get("generic")

@@ -1,0 +1,56 @@
+"""The per-frame steps before calibration: overscan and trim, from the profile.
+
+With overscan subtraction on, masters are built from overscan-corrected frames
+and carry only the residual bias structure, and science frames are corrected the
+same way: never subtract both an overscan and a full bias level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from astropy.nddata import CCDData
+
+from nightlog.catalogue.models import Frame
+from nightlog.profiles import InstrumentProfile
+from nightlog.reduction.overscan import subtract_overscan
+from nightlog.reduction.trim import trim_image
+from nightlog.sections import Section
+
+__all__ = ["Preparation", "preparation_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class Preparation:
+    """Overscan region (numpy slices, columns next to the data already dropped) and
+    trim section of one set-up; either may be absent."""
+
+    overscan: Section | None
+    trim: str | None
+
+    def __call__(self, ccd: CCDData) -> CCDData:
+        out = ccd
+        if self.overscan is not None:
+            out = subtract_overscan(out, region=self.overscan, method="median")
+        if self.trim is not None:
+            out = trim_image(out, self.trim)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready parameters for provenance."""
+        over = None
+        if self.overscan is not None:
+            ys, xs = self.overscan
+            over = {"rows": [ys.start, ys.stop], "columns": [xs.start, xs.stop],
+                    "statistic": "median per row"}
+        return {"overscan": over, "trim": self.trim}
+
+
+def preparation_for(frame: Frame, profile: InstrumentProfile) -> Preparation:
+    """Overscan and trim of ``frame`` as its profile asks."""
+    shape = (frame.naxis2, frame.naxis1)
+    overscan = None
+    if profile.subtract_overscan and frame.biassec:
+        overscan = profile.usable_overscan(frame.biassec, shape)
+    return Preparation(overscan=overscan, trim=frame.trimsec or frame.datasec)

@@ -1,0 +1,101 @@
+"""Images in and out of the archive: raw frames as CCDData, HDU lists written whole.
+
+Reading: the image HDU of a raw file (plain, gzip or tile-compressed) becomes a
+CCDData in ADU with its header. Writing: an HDU list goes to a temporary name in
+the destination folder, is flushed, renamed, and its checksum returned.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.utils.exceptions import AstropyWarning
+
+from nightlog.errors import StoreError, UnreadableFileError
+from nightlog.store.atomic import atomic_write
+from nightlog.store.raw import sha256_of
+
+__all__ = ["WrittenFile", "read_image", "read_region", "write_hdulist"]
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFile:
+    """A file the archive wrote: where, how big, its SHA-256."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+def read_image(path: str | os.PathLike[str], hdu: int = 0) -> CCDData:
+    """The image in HDU ``hdu`` of ``path`` as CCDData (ADU, header kept, data as stored).
+
+    Raises
+    ------
+    UnreadableFileError
+        The file is gone, unreadable, or the HDU holds no image.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            with fits.open(path, memmap=False) as hdul:
+                image = hdul[hdu]
+                data = image.data
+                header = image.header.copy()
+    except (OSError, IndexError, KeyError, ValueError) as exc:
+        raise UnreadableFileError(f"cannot read {path}: {exc}") from exc
+    if data is None or np.ndim(data) != 2:
+        raise UnreadableFileError(f"HDU {hdu} of {path} holds no 2-D image")
+    return CCDData(np.asarray(data), unit=u.adu, meta=header)
+
+
+def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList) -> WrittenFile:
+    """Write ``hdul`` to ``path`` atomically; return its size and SHA-256.
+
+    Raises
+    ------
+    StoreError
+        The folder cannot be written or the disk is full (nothing is left under
+        ``path``; the message names it and the free space).
+    """
+    target = Path(path)
+    if target.exists():
+        raise StoreError(f"refusing to overwrite an archive file: {target}")
+    with atomic_write(target) as fh:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AstropyWarning)
+                hdul.writeto(fh, output_verify="silentfix")
+        except OSError:
+            raise
+        except Exception as exc:  # astropy refuses a malformed header
+            raise StoreError(f"cannot write {target}: {exc}") from exc
+    return WrittenFile(path=target, size=target.stat().st_size, sha256=sha256_of(target))
+
+
+def read_region(path: str | os.PathLike[str], hdu: int,
+                region: tuple[slice, slice]) -> np.ndarray:
+    """Pixels of ``region`` (numpy slices) of HDU ``hdu``, read without loading the
+    whole image where the format allows (plain FITS), as float64.
+
+    Raises
+    ------
+    UnreadableFileError
+        The file or HDU cannot be read.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                image = hdul[hdu]
+                values = image.section[region[0], region[1]]
+                return np.asarray(values, dtype=np.float64)
+    except (OSError, IndexError, KeyError, ValueError, TypeError) as exc:
+        raise UnreadableFileError(f"cannot read a region of {path}: {exc}") from exc

@@ -1,0 +1,68 @@
+"""Where archive files live: a predictable layout under the archive root.
+
+::
+
+    <root>/masters/<instrument>/<kind>/<night>/<kind>_<night>_<group>_v<version>.fits
+    <root>/products/<instrument>/<night>/<raw stem>_<product kind>_<id>.fits
+
+Every part that comes from a header (instrument, raw file stem) is reduced to a
+safe slug (letters, digits, ``.``, ``_``, ``-``; at most 60 characters), so nothing
+derived from a header can escape the archive root or name a hidden file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+
+from nightlog.errors import StoreError
+
+__all__ = ["ArchiveLayout", "slug"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(text: str | None, *, default: str = "unknown", limit: int = 60) -> str:
+    """A file-name-safe form of ``text`` (never empty, never starting with a dot)."""
+    if not text:
+        return default
+    cleaned = _UNSAFE.sub("-", text.strip()).strip("-.")
+    if not cleaned:
+        return default
+    if len(cleaned) > limit:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        cleaned = f"{cleaned[: limit - 9]}-{digest}"
+    return cleaned
+
+
+class ArchiveLayout:
+    """Paths of masters and products under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    def _inside(self, path: Path) -> Path:
+        resolved = path.resolve()
+        if self.root not in resolved.parents:
+            raise StoreError(f"refusing a path outside the archive root {self.root}: {path}")
+        return path
+
+    def master_path(self, *, instrument: str | None, kind: str, night: dt.date,
+                    group_key: str, version: int) -> Path:
+        """Path of a master file (the group key is shortened to a stable digest)."""
+        digest = hashlib.sha256(group_key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        name = f"{slug(kind)}_{night.isoformat()}_{digest}_v{version}.fits"
+        return self._inside(self.root / "masters" / slug(instrument) / slug(kind)
+                            / night.isoformat() / name)
+
+    def product_path(self, *, instrument: str | None, night: dt.date, raw_name: str,
+                     product_kind: str, product_key: str) -> Path:
+        """Path of a reduced product of a raw file."""
+        stem = raw_name
+        for suffix in (".gz", ".fz", ".fits", ".fit", ".fts"):
+            stem = stem.removesuffix(suffix) if stem.lower().endswith(suffix) else stem
+        name = f"{slug(stem)}_{slug(product_kind)}_{product_key[:10]}.fits"
+        return self._inside(self.root / "products" / slug(instrument) / night.isoformat()
+                            / name)
