@@ -1,0 +1,245 @@
+"""Simulating a whole night: plan it, draw the detector, expose and write every frame."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nightlog.errors import ConfigurationError
+from nightlog.simulate.cameras import CameraModel, Geometry, camera_by_name, scaled_geometry
+from nightlog.simulate.detector import DetectorMaps, build_detector
+from nightlog.simulate.fitsfile import write_uint16_fits
+from nightlog.simulate.headers import build_header
+from nightlog.simulate.physics import ExposedFrame, expose
+from nightlog.simulate.schedule import PlannedFrame, plan_night
+from nightlog.simulate.skytime import julian_date
+from nightlog.simulate.starfield import draw_star_field
+from nightlog.simulate.truth import FORMAT, VERSION, cosmic_ray_key, write_truth
+
+__all__ = ["SimulatedNight", "simulate_night"]
+
+_IMAGETYP = {"lfc": {"bias": "BIAS", "dark": "DARK", "flat": "FLATFIELD", "science": "OBJECT"},
+             "maximdl": {"bias": "BIAS", "dark": "DARK", "flat": "FLAT", "science": "LIGHT"}}
+# Independent random streams, so that changing the number of frames of one kind
+# does not change the detector or the star field.
+_STREAM_PLAN, _STREAM_DETECTOR, _STREAM_STARS, _STREAM_FRAME = 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class SimulatedNight:
+    """What :func:`simulate_night` wrote.
+
+    Attributes
+    ----------
+    outdir : pathlib.Path
+    camera : str
+    night : datetime.date
+        The date on which the night starts.
+    files : list of pathlib.Path
+        Raw frames in acquisition order.
+    truth_path : pathlib.Path
+        ``truth.json``.
+    arrays_path : pathlib.Path
+        ``truth.npz``.
+    seed : int
+    scale : float
+    shape : tuple of int
+        ``(ny, nx)`` of every frame.
+    """
+
+    outdir: Path
+    camera: str
+    night: dt.date
+    files: list[Path]
+    truth_path: Path
+    arrays_path: Path
+    seed: int = 0
+    scale: float = 1.0
+    shape: tuple[int, int] = field(default=(0, 0))
+
+
+def _rng(seed: int, camera: CameraModel, stream: int, index: int = 0) -> np.random.Generator:
+    code = zlib.crc32(camera.name.encode("ascii"))
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(code, stream, index)))
+
+
+def _counts(camera: CameraModel, given: tuple[int | None, ...]) -> tuple[int, int, int, int]:
+    names = ("n_bias", "n_dark", "n_flat", "n_science")
+    out: list[int] = []
+    for name, value, default in zip(names, given, camera.default_counts, strict=True):
+        if value is None:
+            out.append(default)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ConfigurationError(f"{name} must be a whole number >= 0, not {value!r}")
+        out.append(int(value))
+    return out[0], out[1], out[2], out[3]
+
+
+def _night(camera: CameraModel, night: dt.date | None) -> dt.date:
+    if night is None:
+        return camera.reference_night
+    if isinstance(night, dt.datetime):
+        return night.date()
+    if not isinstance(night, dt.date):
+        raise ConfigurationError(f"night must be a date, not {night!r}")
+    return night
+
+
+def _file_entry(camera: CameraModel, frame: PlannedFrame, exposed: ExposedFrame,
+                geom: Geometry) -> dict[str, Any]:
+    cr = exposed.cosmic_rays
+    return {
+        "name": frame.filename,
+        "index": frame.index,
+        "kind": frame.kind,
+        "imagetyp": _IMAGETYP[camera.header_style][frame.kind],
+        "object": frame.object_name,
+        "filter": frame.filter,
+        "exptime": frame.exptime,
+        "darktime": frame.darktime,
+        "obs_time": frame.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "jd": julian_date(frame.start),
+        "airmass": round(frame.airmass, 4),
+        "bias_offset_adu": round(exposed.bias_offset_adu, 4),
+        "overscan_extra_adu": round(exposed.overscan_extra_adu, 4),
+        "signal_e": round(exposed.signal_e, 3),
+        "signal_adu": round(exposed.signal_e / camera.gain, 3),
+        "cosmic_ray_events": cr.events,
+        "cosmic_ray_pixels": int(cr.rows.size),
+        "cosmic_ray_key": cosmic_ray_key(frame.index),
+        "saturated_pixels": exposed.saturated,
+    }
+
+
+def _summary(camera: CameraModel, night: dt.date, seed: int, geom: Geometry,
+             maps: DetectorMaps, files: list[dict[str, Any]]) -> dict[str, Any]:
+    nxd = geom.nx_data
+    clean_start = nxd + geom.leak_columns + 1
+    dark_median = float(np.median(maps.dark_e))
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "camera": camera.name,
+        "description": camera.description,
+        "night": night.isoformat(),
+        "seed": seed,
+        "scale": geom.scale,
+        "shape": [geom.ny, geom.nx],
+        "image_columns": nxd,
+        "overscan_columns": geom.n_overscan,
+        "leak_columns": geom.leak_columns,
+        "image_section": f"[1:{nxd},1:{geom.ny}]",
+        "clean_overscan_section": f"[{clean_start}:{geom.nx},1:{geom.ny}]",
+        "gain_e_per_adu": camera.gain,
+        "header_gain": camera.header_gain,
+        "read_noise_e": camera.read_noise_e,
+        "read_noise_adu": camera.read_noise_e / camera.gain,
+        "bias_level_adu": camera.bias_level_adu,
+        "bias_median_adu": float(np.median(maps.bias_adu[:, :nxd])),
+        "overscan_offset_adu": camera.overscan_offset_adu,
+        "dark_current_e_per_s": dark_median,
+        "dark_current_adu_per_s": dark_median / camera.gain,
+        "hot_pixel_threshold_e_per_s": camera.hot_threshold_e,
+        "hot_pixels": int(np.count_nonzero(maps.hot)),
+        "dead_pixels": int(np.count_nonzero(maps.dead)),
+        "flat_levels_adu": {f.name: f.flat_level_adu for f in camera.filters},
+        "flat_exptimes": {f.name: f.flat_exptime for f in camera.filters},
+        "dark_exptimes": list(camera.dark_exptimes),
+        "arrays": "truth.npz",
+        "files": files,
+    }
+
+
+def _raw_indices(mask: np.ndarray, nx: int) -> np.ndarray:
+    rows, cols = np.nonzero(mask)
+    return (rows.astype(np.int64) * nx + cols).astype(np.uint32)
+
+
+def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None = None,
+                   scale: float = 1.0, seed: int = 0, n_bias: int | None = None,
+                   n_dark: int | None = None, n_flat: int | None = None,
+                   n_science: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> SimulatedNight:
+    """Write a seeded, realistic night of raw frames of ``camera`` into ``outdir``.
+
+    Parameters
+    ----------
+    outdir : pathlib.Path
+        Folder for the frames and the truth (created; files of the same names
+        are replaced).
+    camera : {'lfc', 'aspen'}
+    night : datetime.date or None
+        Date on which the night starts; ``None``: the camera's reference night
+        (2016-01-15 for the LFC, 2018-08-22 for the Aspen).
+    scale : float
+        Linear shrink factor in ``(0, 1]``; 1 writes full-size frames.
+    seed : int
+        Same seed, same bytes.
+    n_bias, n_dark, n_flat, n_science : int or None
+        Biases; darks per dark exposure time; flats per filter; science frames.
+        ``None``: the camera's defaults (LFC 6/5/5/8, Aspen 6/5/6/8).
+    progress : callable or None
+        Called as ``progress(done, total)`` before the first and after each frame.
+
+    Returns
+    -------
+    SimulatedNight
+
+    Raises
+    ------
+    nightlog.errors.ConfigurationError
+        Unknown camera, a scale outside ``(0, 1]``, a negative count or a bad night.
+    nightlog.errors.StoreError
+        A file cannot be written.
+    """
+    model = camera_by_name(camera)
+    geom = scaled_geometry(model, scale)
+    night_date = _night(model, night)
+    counts = _counts(model, (n_bias, n_dark, n_flat, n_science))
+    try:
+        seed_value = int(seed)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"seed must be an integer, not {seed!r}") from None
+    if seed_value < 0:
+        raise ConfigurationError(f"seed must be >= 0, not {seed!r}")
+    outdir = Path(outdir)
+
+    frames = plan_night(model, night_date, counts, _rng(seed_value, model, _STREAM_PLAN))
+    maps = build_detector(model, geom, _rng(seed_value, model, _STREAM_DETECTOR))
+    stars = draw_star_field(model, geom, _rng(seed_value, model, _STREAM_STARS))
+    if progress is not None:
+        progress(0, len(frames))
+    files: list[Path] = []
+    entries: list[dict[str, Any]] = []
+    cosmic: dict[str, np.ndarray] = {}
+    for frame in frames:
+        rng = _rng(seed_value, model, _STREAM_FRAME, frame.index)
+        exposed = expose(frame, model, geom, maps, stars, rng)
+        cards = build_header(model, geom, frame, exposed.data, rng)
+        files.append(write_uint16_fits(outdir / frame.filename, cards, exposed.data))
+        entries.append(_file_entry(model, frame, exposed, geom))
+        cr = exposed.cosmic_rays
+        cosmic[cosmic_ray_key(frame.index)] = (cr.rows * geom.nx + cr.cols).astype(np.uint32)
+        if progress is not None:
+            progress(len(files), len(frames))
+
+    arrays: dict[str, np.ndarray] = {
+        "bias_adu": maps.bias_adu,
+        "dark_current_e": maps.dark_e,
+        "flat": maps.flat,
+        "hot_pixels": _raw_indices(maps.hot, geom.nx),
+        "dead_pixels": _raw_indices(maps.dead, geom.nx),
+        **cosmic,
+    }
+    truth_path, arrays_path = write_truth(
+        outdir, _summary(model, night_date, seed_value, geom, maps, entries), arrays)
+    return SimulatedNight(outdir=outdir, camera=model.name, night=night_date, files=files,
+                          truth_path=truth_path, arrays_path=arrays_path, seed=seed_value,
+                          scale=geom.scale, shape=geom.shape)
