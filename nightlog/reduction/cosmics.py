@@ -381,4 +381,5 @@ def _with_bit(plane: object, crmask: np.ndarray, default: type | None) -> np.nda
         return out
     if plane is None or not isinstance(plane, np.ndarray):
         return crmask.copy() if default is bool else None
-    return np.logical_or(np.asarray(plane, dtype=bool), crmask)
+    combined: np.ndarray = np.asarray(plane, dtype=bool) | crmask
+    return combined

@@ -1,0 +1,474 @@
+"""Reduce one science frame: the lecture's recipe as a single pure function.
+
+:func:`reduce_science` runs, in this order (``docs/reduction.md`` has the science):
+
+1. **saturation** -- pixels at or above the saturation level are flagged on the
+   *raw* values, before any arithmetic can move them off the level;
+   non-finite raw values are flagged NO_DATA;
+2. **overscan** -- subtract the per-row overscan level (optional);
+3. **trim** -- keep the data section;
+4. **bias** -- subtract the master bias;
+5. **uncertainty** -- Poisson noise of everything collected (sky, sources *and*
+   dark current: the bias-free counts in electrons) plus read noise, plus the
+   master bias's variance;
+6. **dark** -- subtract the master dark scaled by the exposure (adds its variance);
+7. **flat** -- divide by the normalised master flat (relative errors add);
+8. **bad pixels** -- HOT from the master dark, DEAD from the master flat, and the
+   bits the masters carry;
+9. **cosmic rays** -- astroscrappy with the camera's gain, read noise and
+   saturation, the known bad pixels as ``inmask`` and the propagated variance as
+   ``invar`` (see :mod:`nightlog.reduction.cosmics`).
+
+A master given as ``None`` skips its step; the skip is recorded (``CALSKIP``
+card and HISTORY) and in the step list, and the caller decides whether that is
+acceptable. Every applied step writes its FITS keyword (``OVERSCAN``, ``TRIM``,
+``ZEROCOR``, ``DARKCOR``, ``FLATCOR``, ``CRCOR``) and a HISTORY line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy.nddata import CCDData
+
+from nightlog.errors import ReductionError
+from nightlog.reduction._cards import add_history, header_of, set_card
+from nightlog.reduction._frame import new_frame
+from nightlog.reduction.calibrate import flat_correct, subtract_bias, subtract_dark
+from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays
+from nightlog.reduction.mask import (
+    MASK_DTYPE,
+    MaskBit,
+    dead_pixels_from_flat,
+    hot_pixels_from_dark,
+    mask_saturated,
+)
+from nightlog.reduction.overscan import OverscanMethod, subtract_overscan
+from nightlog.reduction.trim import trim_image
+from nightlog.reduction.uncertainty import create_uncertainty
+
+__all__ = [
+    "OverscanParameters",
+    "ReducedFrame",
+    "ScienceParameters",
+    "StepRecord",
+    "reduce_science",
+]
+
+BitPlane = npt.NDArray[np.uint16]
+
+
+@dataclass(frozen=True)
+class OverscanParameters:
+    """Overscan subtraction (see :func:`~nightlog.reduction.overscan.subtract_overscan`).
+
+    Attributes
+    ----------
+    region : str or None
+        FITS section of the overscan; ``None`` reads ``BIASSEC``.
+    skip_columns : int
+        Overscan columns next to the data to ignore (residual charge, light leak).
+    method : {'median', 'mean', 'clipped_mean'}
+        Statistic per row.
+    model_degree : int or None
+        Degree of a polynomial in the row number fitted to the levels; ``None``
+        subtracts the levels themselves.
+    per_row : bool
+        One level per row (``True``) or one for the frame.
+    """
+
+    region: str | None = None
+    skip_columns: int = 0
+    method: OverscanMethod = "median"
+    model_degree: int | None = None
+    per_row: bool = True
+
+
+@dataclass(frozen=True)
+class ScienceParameters:
+    """Everything :func:`reduce_science` needs to know beyond the frames.
+
+    Attributes
+    ----------
+    gain : float
+        e-/ADU.
+    read_noise : float
+        e- per pixel.
+    saturation : float or None
+        Raw level (ADU, bias included) at or above which a pixel is SATURATED;
+        ``None``: not checked.
+    exptime : float or None
+        Seconds the dark current accumulated in this frame (dark time); ``None``
+        reads ``EXPTIME`` from the raw header.
+    overscan : OverscanParameters or None
+        ``None`` switches overscan subtraction off.
+    trim : str or None
+        FITS section to keep; ``None`` uses the header's ``TRIMSEC`` or ``DATASEC``
+        and does not trim when it has neither.
+    dark_is_rate : bool or None
+        Whether the master dark is a rate (per second); ``None`` decides from its unit.
+    dark_exposure : float or None
+        Exposure (s) of a fixed-exposure master dark.
+    darks_scale : bool
+        Scale the dark by exposure time; ``False`` for cameras whose dark does not
+        grow linearly (the master dark must then match the exposure).
+    flat_norm : float or None
+        Value the master flat is divided by before use; masters are normalised to 1,
+        hence the default. ``None`` re-normalises by the flat's mean (ccdproc).
+    flat_min : float or None
+        Normalised-flat values below this are raised to it before dividing.
+    hot_nsigma : float
+        A pixel of the master dark above median + ``hot_nsigma`` robust σ is HOT.
+    hot_threshold : float or None
+        Absolute HOT threshold in the master dark's units (replaces ``hot_nsigma``).
+    dead_low : float
+        A pixel of the master flat below ``dead_low`` × its median is DEAD.
+    dead_high : float or None
+        If given, a flat pixel above ``dead_high`` × median is DEAD too.
+    cosmic_rays : CosmicRaySettings
+        Cosmic-ray detection settings (``enabled=False`` skips it).
+    """
+
+    gain: float
+    read_noise: float
+    saturation: float | None
+    exptime: float | None = None
+    overscan: OverscanParameters | None = None
+    trim: str | None = None
+    dark_is_rate: bool | None = None
+    dark_exposure: float | None = None
+    darks_scale: bool = True
+    flat_norm: float | None = 1.0
+    flat_min: float | None = None
+    hot_nsigma: float = 5.0
+    hot_threshold: float | None = None
+    dead_low: float = 0.5
+    dead_high: float | None = None
+    cosmic_rays: CosmicRaySettings = field(default_factory=CosmicRaySettings)
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.gain) and self.gain > 0):
+            raise ReductionError(f"gain must be positive (e-/ADU), not {self.gain!r}")
+        if not (np.isfinite(self.read_noise) and self.read_noise >= 0):
+            raise ReductionError(f"read noise must be >= 0 e-, not {self.read_noise!r}")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one step did, for provenance.
+
+    Attributes
+    ----------
+    name : str
+        ``saturation``, ``overscan``, ``trim``, ``bias``, ``uncertainty``, ``dark``,
+        ``flat``, ``bad_pixels`` or ``cosmic_rays``.
+    applied : bool
+        ``False`` when the step was skipped (switched off or no master).
+    parameters : mapping
+        The settings the step ran with.
+    summary : mapping
+        Numbers describing the outcome (levels in ADU, pixel counts, ...), or the
+        reason for a skip.
+    seconds : float
+        Wall-clock time the step took.
+    """
+
+    name: str
+    applied: bool
+    parameters: Mapping[str, Any]
+    summary: Mapping[str, Any]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ReducedFrame:
+    """The reduced frame, its bit mask, and the steps that made it.
+
+    Attributes
+    ----------
+    ccd : CCDData
+        float32 data in ADU, :class:`~astropy.nddata.StdDevUncertainty` (ADU),
+        boolean ``mask`` (any bit set) and ``flags`` (the bit plane).
+    bits : ndarray of uint16
+        :class:`~nightlog.reduction.mask.MaskBit` plane.
+    steps : tuple of StepRecord
+        In the order they ran.
+    """
+
+    ccd: CCDData
+    bits: BitPlane
+    steps: tuple[StepRecord, ...]
+
+
+def _master_bits(master: CCDData, bool_bit: MaskBit) -> BitPlane | None:
+    """A master's bit plane (its integer ``flags`` or ``mask``); a boolean mask means
+    ``bool_bit``."""
+    planes: list[BitPlane] = []
+    for plane in (master.flags, master.mask):
+        if isinstance(plane, np.ndarray):
+            if plane.dtype.kind in "ui":
+                planes.append(plane.astype(MASK_DTYPE))
+            else:
+                planes.append(np.where(np.asarray(plane, dtype=bool),
+                                       MASK_DTYPE(bool_bit), MASK_DTYPE(0)).astype(MASK_DTYPE))
+    if not planes:
+        return None
+    out = planes[0].copy()
+    for plane in planes[1:]:
+        out |= plane
+    return out
+
+
+def _counts(bits: BitPlane) -> dict[str, int]:
+    return {bit.name.lower(): int(np.count_nonzero(bits & MASK_DTYPE(bit)))
+            for bit in MaskBit if bit.name is not None}
+
+
+class _Run:
+    """Times steps and collects their records (one reduction)."""
+
+    def __init__(self) -> None:
+        self.steps: list[StepRecord] = []
+        self.skipped: list[str] = []
+
+    def step(self, name: str, parameters: Mapping[str, Any],
+             action: Callable[[], tuple[CCDData, Mapping[str, Any]]]) -> CCDData:
+        start = time.perf_counter()
+        ccd, summary = action()
+        self.steps.append(StepRecord(name, True, dict(parameters), dict(summary),
+                                     time.perf_counter() - start))
+        return ccd
+
+    def skip(self, name: str, parameters: Mapping[str, Any], reason: str) -> None:
+        self.steps.append(StepRecord(name, False, dict(parameters), {"reason": reason}, 0.0))
+        self.skipped.append(f"{name}: {reason}")
+
+
+def _exposure(raw: CCDData, params: ScienceParameters) -> float:
+    if params.exptime is not None:
+        return float(params.exptime)
+    value = raw.meta.get("EXPTIME")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ReductionError("no exposure time: give ScienceParameters.exptime or EXPTIME")
+    return float(value)
+
+
+def reduce_science(
+    raw: CCDData,
+    *,
+    bias: CCDData | None,
+    dark: CCDData | None,
+    flat: CCDData | None,
+    params: ScienceParameters,
+) -> ReducedFrame:
+    """Reduce a raw science frame with the night's masters.
+
+    Parameters
+    ----------
+    raw : CCDData
+        Raw frame in ADU (uint16 or float), overscan still attached when
+        ``params.overscan`` is set.
+    bias : CCDData or None
+        Master bias (trimmed shape); overscan-corrected when overscan subtraction is on.
+    dark : CCDData or None
+        Bias-subtracted master dark, a rate (ADU/s) or of ``params.dark_exposure``.
+    flat : CCDData or None
+        Master flat normalised to 1 (see ``params.flat_norm``).
+    params : ScienceParameters
+        Camera numbers and step settings.
+
+    Returns
+    -------
+    ReducedFrame
+        New frame, bit plane and step records; the inputs are not modified.
+
+    Raises
+    ------
+    ShapeMismatchError
+        A master does not have the trimmed frame's shape.
+    ReductionError
+        No exposure time for the dark, a step applied twice (the raw header already
+        says so), or a step cannot run on its inputs.
+    SectionError
+        An overscan or trim section is malformed or off the image.
+    """
+    run = _Run()
+    data = np.asarray(raw.data)
+    bits = np.zeros(data.shape, dtype=MASK_DTYPE)
+    if raw.flags is not None and np.asarray(raw.flags).dtype.kind in "ui":
+        bits |= np.asarray(raw.flags).astype(MASK_DTYPE)
+    if raw.mask is not None:
+        bits[np.asarray(raw.mask, dtype=bool)] |= MASK_DTYPE(MaskBit.NO_DATA)
+
+    def saturation() -> tuple[CCDData, Mapping[str, Any]]:
+        if params.saturation is not None:
+            bits[mask_saturated(data, params.saturation)] |= MASK_DTYPE(MaskBit.SATURATED)
+        if data.dtype.kind == "f":
+            bits[~np.isfinite(data)] |= MASK_DTYPE(MaskBit.NO_DATA)
+        header = header_of(raw)
+        nsat = int(np.count_nonzero(bits & MASK_DTYPE(MaskBit.SATURATED)))
+        if params.saturation is not None:
+            set_card(header, "SATLEVEL", float(params.saturation), "raw saturation level [ADU]")
+            set_card(header, "NSATPIX", nsat, "raw pixels at or above SATLEVEL")
+        # The lecture's first move: float32 before any arithmetic (no uint16 overflow).
+        ccd = new_frame(raw, np.asarray(data, dtype=np.float32), header, mask=None,
+                        flags=bits.copy())
+        return ccd, {"saturated": nsat}
+
+    ccd = run.step("saturation", {"level": params.saturation}, saturation)
+
+    if params.overscan is not None:
+        ovs = params.overscan
+
+        def overscan() -> tuple[CCDData, Mapping[str, Any]]:
+            out = subtract_overscan(ccd, region=ovs.region, skip_columns=ovs.skip_columns,
+                                    method=ovs.method, model_degree=ovs.model_degree,
+                                    per_row=ovs.per_row)
+            return out, {"mean_level": float(out.meta["OVSCLEV"])}
+
+        ccd = run.step("overscan", asdict(ovs), overscan)
+    else:
+        run.skip("overscan", {}, "switched off")
+
+    section = params.trim
+    if section is None:
+        section = next((str(ccd.meta[k]) for k in ("TRIMSEC", "DATASEC") if ccd.meta.get(k)),
+                       None)
+    if section is not None:
+        trim_section = section
+
+        def trim() -> tuple[CCDData, Mapping[str, Any]]:
+            out = trim_image(ccd, trim_section)
+            return out, {"shape": list(out.shape)}
+
+        ccd = run.step("trim", {"section": section}, trim)
+    else:
+        run.skip("trim", {}, "no section given and none in the header")
+
+    bias_free = params.overscan is not None
+    if bias is not None:
+        master_bias = bias
+
+        def bias_step() -> tuple[CCDData, Mapping[str, Any]]:
+            out = subtract_bias(ccd, master_bias)
+            return out, {"median": float(np.nanmedian(master_bias.data))}
+
+        ccd = run.step("bias", {}, bias_step)
+        bias_free = True
+    else:
+        run.skip("bias", {}, "no master bias")
+
+    def uncertainty() -> tuple[CCDData, Mapping[str, Any]]:
+        # Poisson from the bias-free counts, which still hold the dark current: its
+        # shot noise stays in the frame after the dark's mean is subtracted.
+        out = create_uncertainty(ccd, gain=params.gain, read_noise=params.read_noise,
+                                 add_to_existing=True)
+        if not bias_free:
+            add_history(out.meta, "Uncertainty overestimated: the bias level was not removed")
+        return out, {"median_sigma": float(np.nanmedian(out.uncertainty.array)),
+                     "bias_free": bias_free}
+
+    ccd = run.step("uncertainty", {"gain": params.gain, "read_noise": params.read_noise},
+                   uncertainty)
+
+    exposure = _exposure(raw, params)
+    if dark is not None:
+        master_dark = dark
+
+        def dark_step() -> tuple[CCDData, Mapping[str, Any]]:
+            out = subtract_dark(ccd, master_dark, dark_exposure=params.dark_exposure,
+                                data_exposure=exposure, scale=params.darks_scale,
+                                rate=params.dark_is_rate)
+            return out, {"median": float(np.nanmedian(master_dark.data))}
+
+        ccd = run.step("dark", {"exptime": exposure, "dark_exposure": params.dark_exposure,
+                                "rate": params.dark_is_rate, "scale": params.darks_scale},
+                       dark_step)
+    else:
+        run.skip("dark", {"exptime": exposure}, "no master dark")
+
+    if flat is not None:
+        master_flat = flat
+
+        def flat_step() -> tuple[CCDData, Mapping[str, Any]]:
+            out = flat_correct(ccd, master_flat, min_value=params.flat_min,
+                               norm_value=params.flat_norm)
+            return out, {"median": float(np.nanmedian(master_flat.data))}
+
+        ccd = run.step("flat", {"norm": params.flat_norm, "min_value": params.flat_min},
+                       flat_step)
+    else:
+        run.skip("flat", {}, "no master flat")
+
+    def bad_pixels() -> tuple[CCDData, Mapping[str, Any]]:
+        plane = np.asarray(ccd.flags, dtype=MASK_DTYPE) if ccd.flags is not None else (
+            np.zeros(ccd.shape, dtype=MASK_DTYPE))
+        if dark is not None:
+            dark_bits = _master_bits(dark, MaskBit.HOT)
+            if dark_bits is not None:
+                plane |= dark_bits
+            hot = hot_pixels_from_dark(dark, nsigma=params.hot_nsigma,
+                                       absolute=params.hot_threshold)
+            plane[hot] |= MASK_DTYPE(MaskBit.HOT)
+        if flat is not None:
+            flat_bits = _master_bits(flat, MaskBit.DEAD)
+            if flat_bits is not None:
+                plane |= flat_bits
+            dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high)
+            plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
+        if bias is not None:
+            bias_bits = _master_bits(bias, MaskBit.NO_DATA)
+            if bias_bits is not None:
+                plane |= bias_bits
+        plane[~np.isfinite(np.asarray(ccd.data))] |= MASK_DTYPE(MaskBit.NO_DATA)
+        header = header_of(ccd)
+        counts = _counts(plane)
+        set_card(header, "NHOTPIX", counts["hot"], "HOT pixels (master dark)")
+        set_card(header, "NDEADPIX", counts["dead"], "DEAD pixels (master flat)")
+        add_history(header, "Bad pixels: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        out = new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
+                        mask=plane != 0, flags=plane)
+        return out, counts
+
+    ccd = run.step("bad_pixels", {"hot_nsigma": params.hot_nsigma,
+                                  "hot_threshold": params.hot_threshold,
+                                  "dead_low": params.dead_low, "dead_high": params.dead_high},
+                   bad_pixels)
+
+    if params.cosmic_rays.enabled:
+        ccd = run.step("cosmic_rays", asdict(params.cosmic_rays),
+                       lambda: _cosmic_rays(ccd, params))
+    else:
+        run.skip("cosmic_rays", asdict(params.cosmic_rays), "switched off")
+
+    final_bits = np.asarray(ccd.flags, dtype=MASK_DTYPE)
+    header = header_of(ccd)
+    if run.skipped:
+        set_card(header, "CALSKIP", " ".join(s.split(":")[0] for s in run.skipped),
+                 "reduction steps skipped")
+        for reason in run.skipped:
+            add_history(header, f"Skipped {reason}")
+    result = new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
+                       mask=final_bits != 0, flags=final_bits.copy())
+    return ReducedFrame(ccd=result, bits=final_bits, steps=tuple(run.steps))
+
+
+def _cosmic_rays(ccd: CCDData, params: ScienceParameters) -> tuple[CCDData, Mapping[str, Any]]:
+    """Cosmic rays with the known bad pixels and the propagated variance."""
+    plane = np.asarray(ccd.flags, dtype=MASK_DTYPE)
+    saturated = (plane & MASK_DTYPE(MaskBit.SATURATED)) != 0
+    values = np.asarray(ccd.data)[saturated]
+    values = values[np.isfinite(values)]
+    # Saturated pixels are already in the mask; giving astroscrappy their reduced level
+    # also lets it grow the mask over the sharp edges of saturated stars.
+    level = float(values.min()) if values.size else None
+    variance = None if ccd.uncertainty is None else np.asarray(ccd.uncertainty.array) ** 2
+    flags, out = detect_cosmic_rays(
+        ccd, gain=params.gain, read_noise=params.read_noise, saturation=level,
+        bad_pixels=plane != 0, variance=variance, settings=params.cosmic_rays)
+    return out, {"cosmic_ray_pixels": int(flags.sum()), "saturation_reduced": level}
