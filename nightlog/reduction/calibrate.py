@@ -151,8 +151,7 @@ def subtract_bias(ccd: CCDData, master: CCDData, *, check_overscan: bool = True)
     var = _sum_variance(_variance(ccd), _variance(master), factor)
     header = header_of(ccd)
     set_card(header, "ZEROCOR", "master bias subtracted")
-    add_history(header, f"Master bias subtracted (median {float(np.nanmedian(master.data)):.4g}"
-                        f" {master.unit})")
+    add_history(header, "Master bias subtracted")
     return new_frame(ccd, data, header, uncertainty=_std(var),
                      mask=_or_masks(ccd.mask, master.mask),
                      flags=_or_flags(ccd.flags, master.flags))
