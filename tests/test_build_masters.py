@@ -27,7 +27,7 @@ def _when(minutes: int) -> str:
     return t.isoformat()
 
 
-def _night(raw: Path, *, n_bias: int = 5, odd_bias: bool = True) -> None:
+def _night(raw: Path, *, n_bias: int = 6, odd_bias: bool = True) -> None:
     for i in range(n_bias):
         level = 1400.0 if (odd_bias and i == 2) else 1000.0
         write_frame(raw / f"bias{i}.fits", seed=i, shape=SHAPE, level=level, IMAGETYP="BIAS",
@@ -65,7 +65,7 @@ def test_bias_dark_flat_masters_with_checks(setup: tuple[Engine, JobContext, Pat
         ("bias", "built"), ("dark", "built"), ("flat", "built")]
     bias, dark, flat = _masters(engine)
     # The odd bias (400 ADU high) and the dim flat were rejected, with reasons.
-    assert bias.n_frames == 4 and flat.n_frames == 5 and dark.n_frames == 5
+    assert bias.n_frames == 5 and flat.n_frames == 5 and dark.n_frames == 5
     with make_sessionmaker(engine)() as s:
         reasons = {mi.reason for mi in s.scalars(select(MasterInput).where(
             MasterInput.used.is_(False)))}
@@ -98,7 +98,7 @@ def test_more_frames_make_a_new_version(setup: tuple[Engine, JobContext, Path]) 
     outcomes = run_build(engine, ctx)
     assert [(o.kind, o.status, o.version) for o in outcomes] == [("bias", "built", 2)]
     old, *_, new = [m for m in _masters(engine) if m.kind == "bias"]
-    assert old.superseded_by_id == new.id and new.n_frames == 5
+    assert old.superseded_by_id == new.id and new.n_frames == 6
     assert Path(old.path).exists() and Path(new.path).exists()
 
 

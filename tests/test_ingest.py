@@ -132,3 +132,16 @@ def test_incomplete_files_can_be_left_for_later(catalogue_engine: Engine,
     ctx = IngestContext(registry=_ctx(tmp_path).registry, incomplete_is_error=False)
     assert _ingest(catalogue_engine, raw, ctx) == {"incomplete": 1}
     assert _quarantine(catalogue_engine) == {}
+
+
+def test_default_profile_applies_when_no_profile_matches(catalogue_engine: Engine,
+                                                         tmp_path: Path) -> None:
+    cfg = tmp_path / "nightlog.toml"
+    cfg.write_text('[ingest]\ndefault_profile = "mycam"\n'
+                   '[instruments.mycam]\nextends = "generic"\nsaturation = 50000.0\n')
+    ctx = IngestContext.from_settings(load_settings(cfg, env={}, cwd=tmp_path))
+    raw = tmp_path / "raw"
+    write_frame(raw / "a.fits")
+    assert _ingest(catalogue_engine, raw, ctx) == {"added": 1}
+    (frame,) = _frames(catalogue_engine)
+    assert frame.profile == "mycam" and frame.saturation == 50000.0

@@ -449,7 +449,7 @@ def test_new_camera_from_the_docs_toml() -> None:
     assert norm.gain == 1.9 and norm.saturation == 60000.0
     assert norm.biassec == "[1025:1040,1:1024]"
     assert norm.setup_key == "Kestrel K42|e2v CCD42-40 #7|2x2|-|1024x1040"
-    assert dict(profile.min_frames) == {"bias": 3, "dark": 3, "flat": 5}
+    assert dict(profile.min_frames) == {"bias": 5, "dark": 5, "flat": 5}
     _rows, cols = profile.usable_overscan(norm.biassec, norm.shape)
     assert (cols.start, cols.stop) == (1026, 1040)
     # The camera's MJD-OBS alone gives the same instant (to float precision).

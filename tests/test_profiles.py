@@ -117,7 +117,7 @@ frame_types = { flat = ["FLATFIELD", "DOMEFLAT"] }
     assert lfc.gain == 2.5  # replaced
     assert lfc.read_noise == 12.98 and lfc.overscan_skip_columns == 7  # kept
     assert reg.match(LFC).name == "lfc"  # match rules kept
-    assert dict(lfc.min_frames) == {"bias": 3, "dark": 3, "flat": 7}  # merged per kind
+    assert dict(lfc.min_frames) == {"bias": 5, "dark": 5, "flat": 7}  # merged per kind
     assert lfc.frame_types["flat"] == ("FLATFIELD", "DOMEFLAT")
     assert lfc.frame_types["bias"][0] == "BIAS"
 

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,7 +47,8 @@ from nightlog.errors import (
 )
 from nightlog.header.model import Site
 from nightlog.header.normalize import normalize_header
-from nightlog.profiles import ProfileRegistry
+from nightlog.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
 from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, header_to_json, read_raw_file
 
@@ -73,17 +75,30 @@ class IngestContext:
     incomplete_is_error: bool = True  # quarantine truncated files (else: wait for them)
     max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
     software_version: str = __version__
+    default_profile: str | None = None  # used when no profile's match rules hold
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> IngestContext:
         """Context for an installation's settings."""
         site = settings.site
         has_site = site.longitude_deg is not None or site.timezone is not None
+        registry = ProfileRegistry.from_settings(settings.instruments)
+        default = settings.ingest.default_profile
+        if default is not None:
+            registry.get(default)  # an unknown name is a configuration error, now
         return cls(
-            registry=ProfileRegistry.from_settings(settings.instruments),
+            registry=registry,
             site=site if has_site else None,
+            default_profile=default,
             **overrides,  # type: ignore[arg-type]
         )
+
+    def profile_for(self, header: Any) -> InstrumentProfile:
+        """The matching profile, or the configured default when only the fallback fits."""
+        profile = self.registry.match(header)
+        if profile.name == FALLBACK_PROFILE and self.default_profile is not None:
+            return self.registry.get(self.default_profile)
+        return profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +215,7 @@ def ingest_file(session: Session, path: str | os.PathLike[str], ctx: IngestConte
         return IngestResult(spath, "moved", frame_id=existing.id, reason=f"was {old}")
 
     try:
-        profile = ctx.registry.match(raw.header)
+        profile = ctx.profile_for(raw.header)
         norm = normalize_header(raw.header, profile, site=ctx.site, shape=raw.shape)
     except (HeaderError, FileProblem) as exc:
         return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256)

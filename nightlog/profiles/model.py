@@ -53,7 +53,7 @@ DEFAULT_CALIBRATION_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 })
 
 
-DEFAULT_MIN_FRAMES: Mapping[str, int] = MappingProxyType({"bias": 3, "dark": 3, "flat": 3})
+DEFAULT_MIN_FRAMES: Mapping[str, int] = MappingProxyType({"bias": 5, "dark": 5, "flat": 5})
 
 
 def vocabulary_form(text: str) -> str:
