@@ -88,7 +88,7 @@ def _or_masks(a: Any, b: Any) -> npt.NDArray[np.bool_] | None:
         return None
     if a is None or b is None:
         return np.array(a if b is None else b, dtype=bool, copy=True)
-    return np.asarray(a, dtype=bool) | np.asarray(b, dtype=bool)
+    return np.logical_or(np.asarray(a, dtype=np.bool_), np.asarray(b, dtype=np.bool_))
 
 
 def _or_flags(a: Any, b: Any) -> npt.NDArray[np.uint16] | None:
@@ -160,9 +160,10 @@ def subtract_bias(ccd: CCDData, master: CCDData, *, check_overscan: bool = True)
 def _seconds(value: float | u.Quantity, what: str) -> float:
     if isinstance(value, u.Quantity):
         try:
-            value = float(value.to_value(u.s))
+            magnitude = float(value.to_value(u.s))
         except u.UnitConversionError as err:
             raise ReductionError(f"{what} must be a time, not {value.unit}") from err
+        value = magnitude
     seconds = float(value)
     if not np.isfinite(seconds) or seconds < 0:
         raise ReductionError(f"{what} must be a finite time >= 0 s, not {value!r}")

@@ -26,6 +26,7 @@ Gain from a pair of flats
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +46,7 @@ __all__ = [
     "read_noise_from_biases",
 ]
 
-Frame = CCDData | npt.ArrayLike
+Frame: TypeAlias = CCDData | npt.ArrayLike
 _MAD_TO_SIGMA = 1.482602218505602
 
 

@@ -221,7 +221,7 @@ def dead_pixels_from_flat(
         bad |= values < low * median
         if high is not None:
             bad |= values > high * median
-    return bad
+    return np.asarray(bad, dtype=np.bool_)
 
 
 def combine_masks(
@@ -281,8 +281,8 @@ def pixels_with(
     """Boolean mask of pixels that have any of ``bits`` set (any bit when ``None``)."""
     array = np.asarray(plane)
     if bits is None:
-        return array != 0
-    return (array & int(bits)) != 0
+        return np.asarray(array != 0, dtype=np.bool_)
+    return np.asarray((array & int(bits)) != 0, dtype=np.bool_)
 
 
 def describe_bits(value: int) -> str:

@@ -97,7 +97,7 @@ def _data_is_left_of(ccd: CCDData, c0: int, c1: int) -> bool:
                 return (min(drange) + max(drange)) / 2 < (c0 + c1 - 1) / 2
         except SectionError:
             pass
-    return (c0 + c1 - 1) / 2 > (ccd.shape[1] - 1) / 2
+    return bool((c0 + c1 - 1) / 2 > (ccd.shape[1] - 1) / 2)
 
 
 def _row_statistic(strip: npt.NDArray[np.float64], method: str,
@@ -114,9 +114,11 @@ def _row_statistic_nan(strip: npt.NDArray[np.float64], method: str,
                        clip_sigma: float) -> npt.NDArray[np.float64]:
     has_nan = bool(np.isnan(strip).any())
     if method == "median":
-        return np.nanmedian(strip, axis=1) if has_nan else np.median(strip, axis=1)
+        median = np.nanmedian(strip, axis=1) if has_nan else np.median(strip, axis=1)
+        return np.asarray(median, dtype=np.float64)
     if method == "mean":
-        return np.nanmean(strip, axis=1) if has_nan else np.mean(strip, axis=1)
+        mean = np.nanmean(strip, axis=1) if has_nan else np.mean(strip, axis=1)
+        return np.asarray(mean, dtype=np.float64)
     values = strip.copy()
     for _ in range(_CLIP_ITERATIONS):
         centre = np.nanmedian(values, axis=1, keepdims=True)
@@ -125,7 +127,7 @@ def _row_statistic_nan(strip: npt.NDArray[np.float64], method: str,
         if not reject.any():
             break
         values[reject] = np.nan
-    return np.nanmean(values, axis=1)
+    return np.asarray(np.nanmean(values, axis=1), dtype=np.float64)
 
 
 def overscan_levels(

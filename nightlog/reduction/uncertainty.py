@@ -32,9 +32,10 @@ _ELECTRON_UNITS = (u.electron, u.ph)
 def _value(quantity: float | u.Quantity, unit: u.UnitBase, what: str) -> float:
     if isinstance(quantity, u.Quantity):
         try:
-            quantity = float(quantity.to_value(unit))
+            magnitude = float(quantity.to_value(unit))
         except u.UnitConversionError as err:
             raise ReductionError(f"{what} must be in {unit}, not {quantity.unit}") from err
+        quantity = magnitude
     value = float(quantity)
     if not np.isfinite(value) or value < 0:
         raise ReductionError(f"{what} must be finite and >= 0, not {quantity!r}")
