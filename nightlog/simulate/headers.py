@@ -1,6 +1,6 @@
 """The headers of the simulated frames, card for card as the real cameras write them.
 
-LFC frames carry the 42 cards of the reference bias dump (``ccd.001.0.fits``)
+LFC frames carry the 43 cards of the reference bias dump (``ccd.001.0.fits``)
 in the same order and layout, including the unescaped ``FILTER  = 'i'      '``.
 Aspen frames carry the raw MaxIm DL 6.18 + ACP keyword set of the reference
 light (PinPoint's astrometric solution left out: no WCS is simulated) or, for
