@@ -1,4 +1,5 @@
-"""The demo job: simulate a night, catalogue it in a fresh archive, summarise.
+"""The demo job: simulate a night, catalogue it, build its masters, reduce its
+science frames, and summarise, in a fresh SQLite archive.
 
 It leaves a complete archive behind with its ``nightlog.toml``, so that after
 ``cd`` into it every command works on it.
@@ -16,7 +17,10 @@ from rich.console import Console
 from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.queries import night_counts
 from nightlog.catalogue.schema import ensure_schema
+from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext, IngestSummary, discover, run_ingest
+from nightlog.coordinator.masters import BuildOutcome, run_build
+from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
 from nightlog.settings import CONFIG_FILENAME, load_settings
 
 __all__ = ["DemoReport", "run_demo"]
@@ -43,6 +47,9 @@ class DemoReport:
     night: dt.date
     ingest: IngestSummary
     nights: list[dict[str, Any]]
+    masters: list[BuildOutcome]
+    reductions: list[ReduceOutcome]
+    products: Path
 
 
 def run_demo(directory: Path, *, camera: str = "lfc", scale: float = 0.25, seed: int = 0,
@@ -69,7 +76,15 @@ def run_demo(directory: Path, *, camera: str = "lfc", scale: float = 0.25, seed:
             rows = [{"night": c.night.isoformat(), "kind": c.kind, "filter": c.filter,
                      "exptime": c.exptime, "count": c.count}
                     for c in night_counts(session, since=night.night, until=night.night)]
+        jobs = JobContext.from_settings(settings)
+        console.print("building master calibrations ...")
+        masters = run_build(engine, jobs, night=night.night)
+        with make_sessionmaker(engine)() as session:
+            ids = science_frames(session, night=night.night)
+        console.print(f"reducing {len(ids)} science frames ...")
+        reductions = run_reduce(engine, jobs, ids)
     finally:
         engine.dispose()
     return DemoReport(directory=directory, database=settings.safe_database_url,
-                      night=night.night, ingest=summary, nights=rows)
+                      night=night.night, ingest=summary, nights=rows, masters=masters,
+                      reductions=reductions, products=jobs.layout.root / "products")

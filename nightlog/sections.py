@@ -2,7 +2,8 @@
 
 FITS (and IRAF) sections are 1-based, inclusive, x (column) first, and may be
 reversed (``[100:1,1:50]`` reads columns 100 down to 1). ``*`` stands for the
-whole axis. numpy wants 0-based, exclusive, row first; :func:`parse_section`
+whole axis, and so does a bare ``:``, which MaxIm DL pipelines write
+(``'[1:4096, :]'``). numpy wants 0-based, exclusive, row first; :func:`parse_section`
 does the conversion and checks the section against the image shape.
 """
 
@@ -16,7 +17,7 @@ __all__ = ["Section", "format_section", "parse_section", "section_shape"]
 
 Section = tuple[slice, slice]
 
-_AXIS = r"\s*(?:(\*)|([+-]?\d+)\s*:\s*([+-]?\d+))\s*"
+_AXIS = r"\s*(?:(\*|:)|([+-]?\d+)\s*:\s*([+-]?\d+))\s*"
 _SECTION_RE = re.compile(r"^\s*\[" + _AXIS + "," + _AXIS + r"\]\s*$")
 
 

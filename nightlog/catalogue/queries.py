@@ -71,16 +71,26 @@ class NightCount:
 
 
 def night_counts(session: Session, *, since: dt.date | None = None,
-                 until: dt.date | None = None) -> list[NightCount]:
-    """Counts per night, kind, filter and exposure time (latest versions only)."""
+                 until: dt.date | None = None, exptime_step: float = 0.1) -> list[NightCount]:
+    """Counts per night, kind, filter and exposure time (latest versions only).
+
+    Exposure times are rounded to ``exptime_step`` seconds first, so that 70.006 s
+    and 70.016 s flats count as one group of 70 s.
+    """
     stmt = (
         select(Frame.night, Frame.kind, Frame.filter, Frame.exptime, func.count(Frame.id))
         .where(Frame.is_latest.is_(True))
         .group_by(Frame.night, Frame.kind, Frame.filter, Frame.exptime)
-        .order_by(Frame.night, Frame.kind, Frame.filter, Frame.exptime)
     )
     if since is not None:
         stmt = stmt.where(Frame.night >= since)
     if until is not None:
         stmt = stmt.where(Frame.night <= until)
-    return [NightCount(n, k, f, e, c) for n, k, f, e, c in session.execute(stmt)]
+    totals: dict[tuple[dt.date, str, str | None, float | None], int] = {}
+    for night, kind, filt, exptime, count in session.execute(stmt):
+        rounded = None if exptime is None else round(round(exptime / exptime_step)
+                                                     * exptime_step, 6)
+        key = (night, kind, filt, rounded)
+        totals[key] = totals.get(key, 0) + count
+    order = sorted(totals, key=lambda k: (k[0], k[1], k[2] or "", k[3] or 0.0))
+    return [NightCount(n, k, f, e, totals[(n, k, f, e)]) for n, k, f, e in order]

@@ -9,7 +9,18 @@ import typer
 from typer.core import TyperGroup
 
 from nightlog import __version__
-from nightlog.cli import db, demo, frames, ingest, nights, quarantine, simulate
+from nightlog.cli import (
+    calib,
+    db,
+    demo,
+    frames,
+    ingest,
+    match,
+    nights,
+    quarantine,
+    reduce,
+    simulate,
+)
 from nightlog.cli.state import state_of
 from nightlog.errors import NightlogError
 
@@ -66,6 +77,9 @@ def root(
 
 
 app.add_typer(db.app, name="db")
+app.add_typer(calib.app, name="calib")
+app.add_typer(match.app)
+app.add_typer(reduce.app)
 app.add_typer(ingest.app)
 app.add_typer(frames.app)
 app.add_typer(nights.app)

@@ -24,7 +24,7 @@ def demo_cmd(
                                          "4128 × 2080 for the LFC).")] = 0.25,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Simulate a night, catalogue it in a new SQLite archive, and summarise it."""
+    """Simulate a night, catalogue it, build its masters and reduce it, in a new SQLite archive."""
     from nightlog.demo import run_demo
 
     console = Console()
@@ -32,6 +32,18 @@ def demo_cmd(
     print_summary(report.ingest, console)
     emit(report.nights, ("night", "kind", "filter", "exptime", "count"), OutputFormat.table,
          title=f"the night of {report.night.isoformat()} in the catalogue", console=console)
+    built = [m for m in report.masters if m.status == "built"]
+    console.print(f"masters built: {len(built)} "
+                  f"({', '.join(f'{m.kind} v{m.version}' for m in built)})")
+    for m in report.masters:
+        if m.status != "built":
+            console.print(f"master {m.kind}: {m.status}: {m.reason}")
+    done = [r for r in report.reductions if r.status == "reduced"]
+    console.print(f"science frames reduced: {len(done)} of {len(report.reductions)}, "
+                  f"products in {report.products}")
+    for r in report.reductions:
+        if r.status != "reduced":
+            console.print(f"frame {r.frame_id}: {r.status}: {r.reason}")
     console.print(
         f"\nThe archive is in {report.directory} (catalogue: {report.database}).\n"
         "Try next:\n"
@@ -39,6 +51,11 @@ def demo_cmd(
         "  nightlog nights\n"
         "  nightlog frames --kind science\n"
         "  nightlog frames --kind flat --format json\n"
+        "  nightlog calib list\n"
+        + (f"  nightlog match {report.reductions[0].frame_id}"
+           f"          # why each master was chosen for frame {report.reductions[0].frame_id}\n"
+           if report.reductions else "")
+        +
         "  nightlog quarantine\n"
     )
 

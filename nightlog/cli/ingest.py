@@ -13,7 +13,13 @@ from rich.text import Text
 
 from nightlog.cli.output import printable
 from nightlog.cli.state import state_of
-from nightlog.coordinator.ingest import IngestContext, IngestResult, IngestSummary, discover, run_ingest
+from nightlog.coordinator.ingest import (
+    IngestContext,
+    IngestResult,
+    IngestSummary,
+    discover,
+    run_ingest,
+)
 
 app = typer.Typer()
 

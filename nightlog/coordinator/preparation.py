@@ -16,23 +16,25 @@ from nightlog.catalogue.models import Frame
 from nightlog.profiles import InstrumentProfile
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.trim import trim_image
-from nightlog.sections import Section
 
 __all__ = ["Preparation", "preparation_for"]
 
 
 @dataclass(frozen=True, slots=True)
 class Preparation:
-    """Overscan region (numpy slices, columns next to the data already dropped) and
-    trim section of one set-up; either may be absent."""
+    """Overscan region (the raw ``BIASSEC``, and the columns next to the data to
+    skip) and trim section of one set-up; either may be absent. Science frames go
+    through the same :func:`subtract_overscan` call with the same arguments."""
 
-    overscan: Section | None
+    overscan: str | None
+    skip_columns: int
     trim: str | None
 
     def __call__(self, ccd: CCDData) -> CCDData:
         out = ccd
         if self.overscan is not None:
-            out = subtract_overscan(out, region=self.overscan, method="median")
+            out = subtract_overscan(out, region=self.overscan, skip_columns=self.skip_columns,
+                                    method="median")
         if self.trim is not None:
             out = trim_image(out, self.trim)
         return out
@@ -41,16 +43,13 @@ class Preparation:
         """JSON-ready parameters for provenance."""
         over = None
         if self.overscan is not None:
-            ys, xs = self.overscan
-            over = {"rows": [ys.start, ys.stop], "columns": [xs.start, xs.stop],
+            over = {"region": self.overscan, "skip_columns": self.skip_columns,
                     "statistic": "median per row"}
         return {"overscan": over, "trim": self.trim}
 
 
 def preparation_for(frame: Frame, profile: InstrumentProfile) -> Preparation:
     """Overscan and trim of ``frame`` as its profile asks."""
-    shape = (frame.naxis2, frame.naxis1)
-    overscan = None
-    if profile.subtract_overscan and frame.biassec:
-        overscan = profile.usable_overscan(frame.biassec, shape)
-    return Preparation(overscan=overscan, trim=frame.trimsec or frame.datasec)
+    overscan = frame.biassec if profile.subtract_overscan and frame.biassec else None
+    return Preparation(overscan=overscan, skip_columns=profile.overscan_skip_columns,
+                       trim=frame.trimsec or frame.datasec)

@@ -1,0 +1,179 @@
+"""``nightlog calib``: build, list, inspect and judge master calibrations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.masters import (
+    MasterFilter,
+    certify_master,
+    find_masters,
+    get_master,
+    inputs_of,
+    products_using,
+    set_quality,
+)
+from nightlog.catalogue.models import Master
+from nightlog.cli.options import parse_date, parse_time
+from nightlog.cli.output import OutputFormat, emit, printable
+from nightlog.cli.state import state_of
+from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.masters import run_build
+
+app = typer.Typer(help="Build, list, inspect, mark and certify master calibrations.",
+                  no_args_is_help=True)
+
+
+def master_row(m: Master) -> dict[str, Any]:
+    """The JSON/CSV record of a master."""
+    stats = m.stats or {}
+    return {
+        "id": m.id, "kind": m.kind, "night": m.night.isoformat(), "version": m.version,
+        "instrument": m.instrument, "filter": m.filter, "set_temp": m.set_temp,
+        "exptime": m.exptime, "n_frames": m.n_frames, "level": stats.get("level"),
+        "noise": stats.get("noise"), "quality": m.quality, "quality_reason": m.quality_reason,
+        "superseded_by": m.superseded_by_id,
+        "valid_from": m.valid_from.isoformat() if m.valid_from else None,
+        "valid_until": m.valid_until.isoformat() if m.valid_until else None,
+        "path": m.path, "sha256": m.sha256, "group_key": m.group_key,
+        "first_obs": m.first_obs.isoformat(), "last_obs": m.last_obs.isoformat(),
+        "stats": stats,
+    }
+
+
+@app.command("build")
+def build_cmd(
+    ctx: typer.Context,
+    night: Annotated[str | None, typer.Option(help="Only this night (YYYY-MM-DD); default "
+                                              "every night with frames not yet used.")] = None,
+) -> None:
+    """Build every master that is due: new groups, and groups that received more frames."""
+    state = state_of(ctx)
+    engine = state.engine(must_exist=True)
+    outcomes = run_build(engine, JobContext.from_settings(state.settings),
+                         night=parse_date(night))
+    console = Console()
+    if not outcomes:
+        console.print("nothing to build: every group with enough frames has its master")
+        return
+    table = Table(title=f"{len(outcomes)} group(s)")
+    for col in ("kind", "night", "status", "master", "frames", "rejected", "reason"):
+        table.add_column(col)
+    for o in outcomes:
+        table.add_row(o.kind, o.night.isoformat(), o.status,
+                      "" if o.master_id is None else f"{o.master_id} (v{o.version})",
+                      str(o.n_used), str(len(o.rejected)), Text(printable(o.reason)))
+    console.print(table)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(code=1)
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option(help="bias, dark or flat.")] = None,
+    night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD).")] = None,
+    since: Annotated[str | None, typer.Option(help="First night (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Last night (YYYY-MM-DD).")] = None,
+    filter_: Annotated[str | None, typer.Option("--filter", help="Filter of flats.")] = None,
+    bad: Annotated[bool, typer.Option("--bad", help="Only masters marked bad.")] = False,
+    all_versions: Annotated[bool, typer.Option("--all-versions",
+                                               help="Include superseded versions.")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
+        OutputFormat.table,
+) -> None:
+    """List masters: the calibration history, with each master's statistics."""
+    engine = state_of(ctx).engine(must_exist=True)
+    crit = MasterFilter(kind=kind, night=parse_date(night), since=parse_date(since),
+                        until=parse_date(until), filter=filter_,
+                        quality="bad" if bad else None, include_superseded=all_versions)
+    with make_sessionmaker(engine)() as session:
+        rows = [master_row(m) for m in find_masters(session, crit)]
+    emit(rows, ("id", "kind", "night", "version", "filter", "n_frames", "level", "noise",
+                "quality", "superseded_by"), fmt, title=f"{len(rows)} master(s)")
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    master_id: Annotated[int, typer.Argument(help="Master id.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
+        OutputFormat.table,
+) -> None:
+    """Show a master: file, statistics, validity, and every input frame (used or rejected)."""
+    engine = state_of(ctx).engine(must_exist=True)
+    with make_sessionmaker(engine)() as session:
+        master = get_master(session, master_id)
+        row = master_row(master)
+        inputs = [{"frame_id": f.id, "path": f.path, "obs_time": f.obs_time.isoformat(),
+                   "used": mi.used, "reason": mi.reason, "sha256": mi.sha256}
+                  for mi, f in inputs_of(session, master)]
+        users = [p.id for p in products_using(session, master)]
+    if fmt is not OutputFormat.table:
+        emit([{**row, "inputs": inputs, "products": users}], list(row), fmt)
+        return
+    console = Console()
+    table = Table(title=f"master {master_id}", show_header=False)
+    for key, value in row.items():
+        table.add_row(key, Text(printable(value)))
+    table.add_row("products using it", Text(printable(", ".join(map(str, users)) or "none")))
+    console.print(table)
+    emit(inputs, ("frame_id", "obs_time", "used", "reason", "path"), OutputFormat.table,
+         title="inputs", console=console)
+
+
+@app.command("mark-bad")
+def mark_bad_cmd(
+    ctx: typer.Context,
+    master_id: Annotated[int, typer.Argument(help="Master id.")],
+    reason: Annotated[str, typer.Option(help="Why the master must not be used.")],
+) -> None:
+    """Mark a master bad: it is never matched again; lists the products that used it."""
+    engine = state_of(ctx).engine(must_exist=True)
+    with make_sessionmaker(engine)() as session, session.begin():
+        master = get_master(session, master_id)
+        set_quality(session, master, "bad", reason)
+        users = products_using(session, master)
+    typer.echo(f"master {master_id} marked bad: {printable(reason)}")
+    if users:
+        typer.echo(f"{len(users)} product(s) used it and should be reduced again "
+                   "('nightlog reduce --redo-superseded'): "
+                   + ", ".join(str(p.id) for p in users))
+    else:
+        typer.echo("no product used it")
+
+
+@app.command("mark-good")
+def mark_good_cmd(
+    ctx: typer.Context,
+    master_id: Annotated[int, typer.Argument(help="Master id.")],
+    reason: Annotated[str | None, typer.Option(help="Note kept with the decision.")] = None,
+) -> None:
+    """Mark a master good again (usable for matching)."""
+    engine = state_of(ctx).engine(must_exist=True)
+    with make_sessionmaker(engine)() as session, session.begin():
+        set_quality(session, get_master(session, master_id), "good", reason)
+    typer.echo(f"master {master_id} marked good")
+
+
+@app.command("certify")
+def certify_cmd(
+    ctx: typer.Context,
+    master_id: Annotated[int, typer.Argument(help="Master id.")],
+    valid_from: Annotated[str, typer.Option("--from", help="Start of validity (ISO, UTC).")],
+    valid_until: Annotated[str, typer.Option("--until", help="End of validity, exclusive "
+                                             "(ISO, UTC).")],
+) -> None:
+    """Certify a master valid over an explicit time range (overlaps in its group refused)."""
+    start, end = parse_time(valid_from), parse_time(valid_until)
+    assert start is not None and end is not None
+    engine = state_of(ctx).engine(must_exist=True)
+    with make_sessionmaker(engine)() as session, session.begin():
+        certify_master(session, get_master(session, master_id), start, end)
+    typer.echo(f"master {master_id} certified from {start.isoformat()} to {end.isoformat()}")
