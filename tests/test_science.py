@@ -318,3 +318,25 @@ def test_result_types(frames: tuple[CCDData, ...]) -> None:
     assert isinstance(reduced, ReducedFrame)
     assert isinstance(reduced.ccd.uncertainty, StdDevUncertainty)
     assert reduced.ccd.uncertainty.array.dtype == np.float32
+
+
+def test_bit_planes_of_the_masters_are_carried(frames: tuple[CCDData, ...]) -> None:
+    """Masters carry a uint16 MaskBit plane as ``flags`` beside a boolean mask (as the
+    masters module makes them); the reasons reach the reduced frame, and a boolean mask
+    with no bit plane is UNSPECIFIED."""
+    raw, bias, dark, flat = frames
+    flat_bits = np.zeros(flat.shape, dtype=np.uint16)
+    flat_bits[5, 6] = MaskBit.DEAD
+    dark_bits = np.zeros(dark.shape, dtype=np.uint16)
+    dark_bits[7, 8] = MaskBit.HOT
+    bias_mask = np.zeros(bias.shape, dtype=bool)
+    bias_mask[9, 10] = True
+    with_bits = [CCDData(m.data, unit=m.unit, uncertainty=m.uncertainty, meta=m.meta,
+                         mask=plane != 0, flags=None if plane.dtype == bool else plane)
+                 for m, plane in ((bias, bias_mask), (dark, dark_bits), (flat, flat_bits))]
+    reduced = reduce_science(raw, bias=with_bits[0], dark=with_bits[1], flat=with_bits[2],
+                             params=PARAMS)
+    assert reduced.bits[5, 6] == MaskBit.DEAD
+    assert reduced.bits[7, 8] == MaskBit.HOT
+    assert reduced.bits[9, 10] == MaskBit.UNSPECIFIED
+    assert reduced.ccd.mask[5, 6] and reduced.ccd.mask[7, 8] and reduced.ccd.mask[9, 10]

@@ -205,23 +205,22 @@ class ReducedFrame:
     steps: tuple[StepRecord, ...]
 
 
-def _master_bits(master: CCDData, bool_bit: MaskBit) -> BitPlane | None:
-    """A master's bit plane (its integer ``flags`` or ``mask``); a boolean mask means
-    ``bool_bit``."""
-    planes: list[BitPlane] = []
-    for plane in (master.flags, master.mask):
-        if isinstance(plane, np.ndarray):
-            if plane.dtype.kind in "ui":
-                planes.append(plane.astype(MASK_DTYPE))
-            else:
-                planes.append(np.where(np.asarray(plane, dtype=bool),
-                                       MASK_DTYPE(bool_bit), MASK_DTYPE(0)).astype(MASK_DTYPE))
-    if not planes:
+def _master_bits(master: CCDData) -> BitPlane | None:
+    """A master's bit plane: its integer ``flags`` (as the masters module writes them),
+    plus UNSPECIFIED where its boolean ``mask`` is set without a recorded reason."""
+    flags, mask = master.flags, master.mask
+    has_flags = isinstance(flags, np.ndarray) and flags.dtype.kind in "ui"
+    if not has_flags and mask is None:
         return None
-    out = planes[0].copy()
-    for plane in planes[1:]:
-        out |= plane
-    return out
+    plane = (np.asarray(flags).astype(MASK_DTYPE) if has_flags
+             else np.zeros(master.shape, dtype=MASK_DTYPE))
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype.kind in "ui":
+            plane |= mask.astype(MASK_DTYPE)
+        else:
+            plane[mask.astype(bool) & (plane == 0)] |= MASK_DTYPE(MaskBit.UNSPECIFIED)
+    return plane
 
 
 def _counts(bits: BitPlane) -> dict[str, int]:
@@ -303,7 +302,7 @@ def reduce_science(
     if raw.flags is not None and np.asarray(raw.flags).dtype.kind in "ui":
         bits |= np.asarray(raw.flags).astype(MASK_DTYPE)
     if raw.mask is not None:
-        bits[np.asarray(raw.mask, dtype=bool)] |= MASK_DTYPE(MaskBit.NO_DATA)
+        bits[np.asarray(raw.mask, dtype=bool)] |= MASK_DTYPE(MaskBit.UNSPECIFIED)
 
     def saturation() -> tuple[CCDData, Mapping[str, Any]]:
         if params.saturation is not None:
@@ -409,20 +408,20 @@ def reduce_science(
         plane = np.asarray(ccd.flags, dtype=MASK_DTYPE) if ccd.flags is not None else (
             np.zeros(ccd.shape, dtype=MASK_DTYPE))
         if dark is not None:
-            dark_bits = _master_bits(dark, MaskBit.HOT)
+            dark_bits = _master_bits(dark)
             if dark_bits is not None:
                 plane |= dark_bits
             hot = hot_pixels_from_dark(dark, nsigma=params.hot_nsigma,
                                        absolute=params.hot_threshold)
             plane[hot] |= MASK_DTYPE(MaskBit.HOT)
         if flat is not None:
-            flat_bits = _master_bits(flat, MaskBit.DEAD)
+            flat_bits = _master_bits(flat)
             if flat_bits is not None:
                 plane |= flat_bits
             dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high)
             plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
         if bias is not None:
-            bias_bits = _master_bits(bias, MaskBit.NO_DATA)
+            bias_bits = _master_bits(bias)
             if bias_bits is not None:
                 plane |= bias_bits
         plane[~np.isfinite(np.asarray(ccd.data))] |= MASK_DTYPE(MaskBit.NO_DATA)
