@@ -7,6 +7,7 @@ same way: never subtract both an overscan and a full bias level.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,9 @@ from nightlog.catalogue.models import Frame
 from nightlog.profiles import InstrumentProfile
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.trim import trim_image
+from nightlog.sections import parse_section
 
-__all__ = ["Preparation", "preparation_for"]
+__all__ = ["Preparation", "preparation_for", "skip_columns_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +50,25 @@ class Preparation:
         return {"overscan": over, "trim": self.trim}
 
 
+def skip_columns_for(frame: Frame, profile: InstrumentProfile) -> int:
+    """Overscan columns to skip next to the data for this frame.
+
+    The profile counts them on the camera's full, unbinned readout; a frame of
+    another width (binned, or a scaled simulation) skips the same fraction of the
+    detector, rounded up, and always keeps at least one overscan column.
+    """
+    skip = profile.overscan_skip_columns
+    if skip and profile.full_shape is not None and frame.naxis1 != profile.full_shape[1]:
+        skip = math.ceil(skip * frame.naxis1 / profile.full_shape[1])
+    if skip and frame.biassec:
+        _, cols = parse_section(frame.biassec, (frame.naxis2, frame.naxis1))
+        width = len(range(*cols.indices(frame.naxis1)))
+        skip = min(skip, max(width - 1, 0))
+    return skip
+
+
 def preparation_for(frame: Frame, profile: InstrumentProfile) -> Preparation:
     """Overscan and trim of ``frame`` as its profile asks."""
     overscan = frame.biassec if profile.subtract_overscan and frame.biassec else None
-    return Preparation(overscan=overscan, skip_columns=profile.overscan_skip_columns,
+    return Preparation(overscan=overscan, skip_columns=skip_columns_for(frame, profile),
                        trim=frame.trimsec or frame.datasec)

@@ -13,6 +13,7 @@ import numpy as np
 
 from nightlog.calibration.policy import InputChecks
 from nightlog.catalogue.models import Frame
+from nightlog.coordinator.preparation import skip_columns_for
 from nightlog.errors import NightlogError
 from nightlog.profiles import InstrumentProfile
 from nightlog.sections import parse_section
@@ -57,8 +58,14 @@ def _pedestal(frame: Frame, profile: InstrumentProfile, bias_level: float | None
     master bias level (the residual after overscan, or the full level)."""
     level = 0.0
     if profile.subtract_overscan and frame.biassec:
-        region = profile.usable_overscan(frame.biassec, (frame.naxis2, frame.naxis1))
-        level += _robust(read_region(frame.path, frame.hdu, region))[0]
+        shape = (frame.naxis2, frame.naxis1)
+        rows, cols = parse_section(frame.biassec, shape)
+        start, stop, _ = cols.indices(shape[1])
+        skip = skip_columns_for(frame, profile)
+        data_left = (frame.datasec is None
+                     or parse_section(frame.datasec, shape)[1].indices(shape[1])[0] < start)
+        cols = slice(start + skip, stop) if data_left else slice(start, stop - skip)
+        level += _robust(read_region(frame.path, frame.hdu, (rows, cols)))[0]
     if bias_level is not None:
         level += float(bias_level)
     return level

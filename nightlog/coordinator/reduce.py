@@ -30,6 +30,7 @@ from nightlog.calibration.matching import KindMatch, match_frame
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, Master, Product, ProductMaster
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.preparation import skip_columns_for
 from nightlog.errors import NightlogError
 from nightlog.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
@@ -57,7 +58,7 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *,
     overscan = None
     if profile.subtract_overscan and frame.biassec:
         overscan = OverscanParameters(region=frame.biassec,
-                                      skip_columns=profile.overscan_skip_columns)
+                                      skip_columns=skip_columns_for(frame, profile))
     return ScienceParameters(
         gain=frame.gain or 1.0,
         read_noise=frame.read_noise or 0.0,
