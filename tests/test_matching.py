@@ -213,3 +213,19 @@ def test_property_choice_is_the_nearest_usable(offsets: list[int]) -> None:
             assert m.chosen is not None
             assert abs(m.chosen.mid_time - T0) == min(abs(x.mid_time - T0) for x in valid)
     engine.dispose()
+
+
+def test_overlapping_certifications_of_a_group_are_refused(session: Session,
+                                                          profile: InstrumentProfile) -> None:
+    from nightlog.catalogue.masters import certify_master
+    from nightlog.errors import CatalogueError
+
+    sci = add_frame(session)
+    a = add_master(session, profile, "bias", mid=T0, like=sci)
+    b = add_master(session, profile, "bias", mid=T0 + dt.timedelta(days=1), like=sci)
+    certify_master(session, a, T0 - dt.timedelta(days=10), T0 + dt.timedelta(days=10))
+    with pytest.raises(CatalogueError, match=f"master {a.id} of the same group"):
+        certify_master(session, b, T0 + dt.timedelta(days=5), T0 + dt.timedelta(days=20))
+    # Adjacent ranges do not overlap.
+    certify_master(session, b, T0 + dt.timedelta(days=10), T0 + dt.timedelta(days=20))
+    assert match_kind(session, sci, "bias", profile, POLICY).chosen == a

@@ -1,0 +1,80 @@
+"""The demo and the calibration commands end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nightlog.cli.app import app
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("demo") / "nightlog-demo"
+    result = CliRunner().invoke(app, ["demo", str(where), "--scale", "0.1"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "science frames reduced: 8 of 8" in result.output
+    assert (where / "nightlog.toml").is_file()
+    return where
+
+
+@pytest.fixture
+def run(demo_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(demo_dir)  # the demo's nightlog.toml is found from here
+    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
+    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")
+    runner = CliRunner()
+
+    def _run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return _run
+
+
+def test_calib_list_show_and_match(run) -> None:  # type: ignore[no-untyped-def]
+    masters = json.loads(run("calib", "list", "--format", "json"))
+    assert sorted(m["kind"] for m in masters) == ["bias", "dark", "flat", "flat"]
+    flat = next(m for m in masters if m["kind"] == "flat")
+    shown = json.loads(run("calib", "show", str(flat["id"]), "--format", "json"))[0]
+    assert len([i for i in shown["inputs"] if i["used"]]) == flat["n_frames"]
+    assert len(shown["products"]) == 4  # the four science frames of its filter
+    science = json.loads(run("frames", "--kind", "science", "--format", "json"))
+    report = json.loads(run("match", str(science[0]["id"]), "--format", "json"))
+    kinds = {m["kind"]: m for m in report["matches"]}
+    assert set(kinds) == {"bias", "dark", "flat"}
+    assert all(m["chosen"] is not None for m in kinds.values())
+    flats = kinds["flat"]["candidates"]
+    assert len(flats) == 2  # one per filter: the other filter fails its group rule
+    failed = [c for c in flats if not c["usable"]]
+    assert [r["rule"] for r in failed[0]["rules"] if not r["passed"]] == ["group.filter"]
+    table = run("match", str(science[0]["id"]))
+    assert "FAIL" in table and "group.filter" in table
+
+
+def test_reduce_again_is_a_no_op(run) -> None:  # type: ignore[no-untyped-def]
+    out = run("reduce")
+    assert "up-to-date" in out and "reduced " not in out
+
+
+def test_mark_bad_and_certify(run) -> None:  # type: ignore[no-untyped-def]
+    masters = json.loads(run("calib", "list", "--kind", "dark", "--format", "json"))
+    dark = masters[0]["id"]
+    out = run("calib", "mark-bad", str(dark), "--reason", "shutter stuck")
+    assert "marked bad" in out and "product(s) used it" in out
+    assert json.loads(run("calib", "list", "--bad", "--format", "json"))[0]["id"] == dark
+    run("calib", "mark-bad", str(dark), "--reason", "", code=4)  # a reason is required
+    run("calib", "mark-good", str(dark))
+    run("calib", "certify", str(dark), "--from", "2016-01-01", "--until", "2016-02-01")
+    bias = json.loads(run("calib", "list", "--kind", "bias", "--format", "json"))[0]["id"]
+    run("calib", "certify", str(bias), "--from", "2016-01-01", "--until", "2016-02-01")
+    out = run("calib", "certify", str(bias), "--from", "2016-02-01", "--until", "2016-01-01",
+              code=4)
+    assert "empty" in out
+    run("calib", "show", "99999", code=4)
