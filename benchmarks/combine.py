@@ -11,7 +11,7 @@ each in a fresh subprocess so its peak memory can be measured:
   ``sigma_clip_dev_func=np.ma.std``, one pass, ``mem_limit=16e9``).
 
 Both therefore run the same algorithm; the table shows times, their ratio,
-peak resident memory growth (``ru_maxrss`` minus the resident size after
+peak resident memory growth (``VmHWM`` minus the resident size after
 imports) and the largest difference between the two results. A last line times
 a plain median of the largest stack (nightlog ``method='median'`` and numpy's
 ``np.median(axis=0)`` on the stack held in memory).
@@ -101,7 +101,9 @@ def _worker(kind: str, files: list[str], out: str, threads: int, limit: int) -> 
                                  sigma_clip_low_thresh=3, sigma_clip_high_thresh=3,
                                  unit="adu").data
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: the latter survives exec and starts at the parent's size.
+    with open("/proc/self/status") as fh:
+        peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
     np.save(out, np.asarray(result, dtype=np.float32))
     print(json.dumps({"seconds": elapsed, "peak_bytes": peak - baseline}))
 

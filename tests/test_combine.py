@@ -365,7 +365,9 @@ _MEMORY_SCRIPT = textwrap.dedent("""
     baseline = rss()
     result = combine(files, clip=ClipSpec(), memory_limit=int(sys.argv[1]),
                      scratch_dir=sys.argv[2].rsplit("/", 1)[0])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: the latter survives exec and starts at the parent's size.
+    with open("/proc/self/status") as fh:
+        peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
     print(json.dumps({"growth": peak - baseline, "count": int(result.count.min())}))
 """)
 
