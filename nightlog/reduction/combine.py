@@ -180,7 +180,7 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
     w = _check_options(n, method, nlow, nhigh, weights, scale, threads)
     factors: Sequence[float] | Callable[[npt.NDArray[np.float32]], float] | None
     if isinstance(scale, str):
-        stat: ScaleStat = scale  # type: ignore[assignment]
+        stat: ScaleStat = scale
 
         def factors(frame: npt.NDArray[np.float32]) -> float:
             level = region_level(frame, scale_region, stat)

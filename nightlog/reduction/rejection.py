@@ -177,7 +177,8 @@ def _take(values: npt.NDArray[Any], index: npt.NDArray[np.intp]) -> npt.NDArray[
     """``values[index[p], p]`` for every pixel ``p`` of a ``(K, P)`` array."""
     n_pix = values.shape[1]
     flat = index * n_pix + np.arange(n_pix)
-    return np.take(values.reshape(-1), flat)
+    taken: npt.NDArray[Any] = np.take(values.reshape(-1), flat)
+    return taken
 
 
 def _survivor_median(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
@@ -368,11 +369,11 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     else:
         data, unc = mean * n, std * rootn
     empty = n == 0
-    data = data.astype(np.float32)
-    unc = unc.astype(np.float32)
-    data[empty] = np.nan
-    unc[empty] = np.nan
-    return TileResult(data=data, uncertainty=unc, count=n.astype(np.uint16))
+    data32 = data.astype(np.float32)
+    unc32 = unc.astype(np.float32)
+    data32[empty] = np.nan
+    unc32[empty] = np.nan
+    return TileResult(data=data32, uncertainty=unc32, count=n.astype(np.uint16))
 
 
 def _survivor_mask(tile: npt.NDArray[np.float32], x: npt.NDArray[np.float32],

@@ -123,7 +123,7 @@ def region_level(data: npt.NDArray[np.floating], region: RegionLike = None,
     SectionError
         A malformed region.
     """
-    ys, xs = resolve_region(region, data.shape)  # type: ignore[arg-type]
+    ys, xs = resolve_region(region, (int(data.shape[0]), int(data.shape[1])))
     values = np.asarray(data[ys, xs], dtype=np.float64)
     if stat == "median":
         finite = values[np.isfinite(values)]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -32,8 +32,8 @@ from nightlog.errors import CombineError, ShapeMismatchError, UnreadableFileErro
 
 __all__ = ["FrameInput", "MemoryPlan", "Stack", "build_stack", "plan_memory", "read_frame"]
 
-FrameInput = np.ndarray | CCDData | str | os.PathLike[str]
-Prepare = Callable[[CCDData], CCDData]
+FrameInput: TypeAlias = np.ndarray | CCDData | str | os.PathLike[str]
+Prepare: TypeAlias = Callable[[CCDData], CCDData]
 
 #: Bytes of tile working memory per pixel and frame (sorted copies, float64
 #: prefix sums and temporaries of the rejection kernel).
@@ -247,7 +247,7 @@ class Stack:
         for row0 in range(0, ny, self.plan.band_rows):
             rows = min(self.plan.band_rows, ny - row0)
             band = buffer[: self.n * rows * nx].reshape(self.n, rows, nx)
-            _read_all(self._fd, memoryview(band).cast("B"), self._band_offset(row0))
+            _read_all(self._fd, memoryview(band.data).cast("B"), self._band_offset(row0))
             yield row0, band
 
     def close(self) -> None:
@@ -358,4 +358,4 @@ def _store(stack: Stack, i: int, frame: npt.NDArray[np.float32]) -> None:
     for row0 in range(0, ny, rows):
         r1 = min(row0 + rows, ny)
         offset = stack._band_offset(row0) + i * (r1 - row0) * nx * 4
-        _write_all(stack._fd, memoryview(frame[row0:r1]).cast("B"), offset)
+        _write_all(stack._fd, memoryview(frame[row0:r1].data).cast("B"), offset)
