@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame
@@ -19,6 +19,7 @@ __all__ = [
     "FileFacts",
     "add_frame",
     "frame_by_sha256",
+    "frames_by_sha256",
     "latest_by_path",
     "latest_by_paths",
     "move_frame",
@@ -65,17 +66,31 @@ def latest_by_paths(session: Session, paths: Iterable[str]) -> dict[str, Frame]:
     return found
 
 
+def frames_by_sha256(session: Session, shas: Iterable[str]) -> dict[str, Frame]:
+    """Frames with these contents (one query per 500 checksums)."""
+    wanted = list(shas)
+    found: dict[str, Frame] = {}
+    for i in range(0, len(wanted), 500):
+        rows = session.scalars(select(Frame).where(Frame.sha256.in_(wanted[i : i + 500])))
+        found.update((f.sha256, f) for f in rows)
+    return found
+
+
 def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
-              software_version: str, now: dt.datetime | None = None) -> Frame:
-    """Add a frame row (a new version if ``facts.path`` already holds other bytes)."""
+              software_version: str, now: dt.datetime | None = None,
+              previous: Frame | None = None, check_previous: bool = True) -> Frame:
+    """Add a frame row (a new version if ``facts.path`` already holds other bytes).
+
+    ``previous`` is the latest frame at the path if the caller looked it up
+    (``check_previous=False`` then trusts it, ``None`` meaning there is none).
+    """
     version = 1
-    previous = latest_by_path(session, facts.path)
+    if check_previous and previous is None:
+        previous = latest_by_path(session, facts.path)
     if previous is not None:
         version = previous.path_version + 1
-        session.execute(
-            update(Frame).where(Frame.id == previous.id).values(is_latest=False)
-        )
         previous.is_latest = False
+        session.flush()  # the old version stops being latest before the new one exists
     frame = Frame(
         path=facts.path,
         path_version=version,

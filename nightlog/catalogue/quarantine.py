@@ -6,13 +6,19 @@ Functions take the caller's session and never commit.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import QuarantinedFile
 
-__all__ = ["list_quarantined", "record_quarantined", "resolve_quarantined"]
+__all__ = [
+    "list_quarantined",
+    "record_quarantined",
+    "resolve_quarantined",
+    "unresolved_quarantined",
+]
 
 
 def record_quarantined(session: Session, path: str, *, reason: str, error: str,
@@ -48,6 +54,16 @@ def resolve_quarantined(session: Session, path: str, *, now: dt.datetime | None 
         return False
     row.resolved_at = now or dt.datetime.now(dt.UTC)
     return True
+
+
+def unresolved_quarantined(session: Session, paths: Sequence[str]) -> set[str]:
+    """Which of ``paths`` have an unresolved quarantine entry (one query per 500)."""
+    found: set[str] = set()
+    for i in range(0, len(paths), 500):
+        found.update(session.scalars(
+            select(QuarantinedFile.path).where(QuarantinedFile.path.in_(paths[i : i + 500]),
+                                               QuarantinedFile.resolved_at.is_(None))))
+    return found
 
 
 def list_quarantined(session: Session, *, include_resolved: bool = False) -> list[QuarantinedFile]:

@@ -37,11 +37,14 @@ from nightlog import __version__
 from nightlog.catalogue import frames as cat_frames
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame
-from nightlog.catalogue.quarantine import record_quarantined, resolve_quarantined
+from nightlog.catalogue.quarantine import (
+    record_quarantined,
+    resolve_quarantined,
+    unresolved_quarantined,
+)
 from nightlog.errors import (
     CatalogueError,
     FileProblem,
-    HeaderError,
     IncompleteFileError,
     NightlogError,
 )
@@ -50,7 +53,7 @@ from nightlog.header.normalize import normalize_header
 from nightlog.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
-from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, header_to_json, read_raw_file
+from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file
 
 __all__ = [
     "IngestContext",
@@ -103,12 +106,16 @@ class IngestContext:
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """What happened to one file."""
+    """What happened to one file (``frame`` is the row, whose id exists after a flush)."""
 
     path: str
     outcome: str
-    frame_id: int | None = None
+    frame: Frame | None = None
     reason: str | None = None
+
+    @property
+    def frame_id(self) -> int | None:
+        return None if self.frame is None else self.frame.id
 
 
 @dataclass(slots=True)
@@ -156,16 +163,72 @@ def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str]) -
     return sorted(found)
 
 
+@dataclass(slots=True)
+class ChunkLookups:
+    """What the catalogue knows of a chunk of files, fetched in a few queries.
+
+    Kept up to date as the chunk is ingested, so two copies of the same bytes in
+    one chunk are still recognised.
+    """
+
+    by_path: dict[str, Frame]
+    by_sha: dict[str, Frame]
+    quarantined: set[str]
+
+    @classmethod
+    def fetch(cls, session: Session, paths: Sequence[str], shas: Sequence[str]
+              ) -> ChunkLookups:
+        return cls(by_path=cat_frames.latest_by_paths(session, paths),
+                   by_sha=cat_frames.frames_by_sha256(session, shas),
+                   quarantined=unresolved_quarantined(session, paths))
+
+
 def _quarantine(session: Session, path: str, exc: NightlogError, *, size: int | None,
-                sha256: str | None) -> IngestResult:
+                sha256: str | None, lookups: ChunkLookups | None) -> IngestResult:
     reason = str(exc) or type(exc).__name__
     record_quarantined(session, path, reason=reason, error=type(exc).__name__, size=size,
                        sha256=sha256)
+    if lookups is not None:
+        lookups.quarantined.add(path)
     return IngestResult(path, "quarantined", reason=reason)
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A file after the store looked at it: either ``raw`` or ``problem`` is set,
+    or neither when it is unchanged since its catalogued version."""
+
+    path: str
+    size: int | None
+    mtime: dt.datetime | None
+    raw: RawFile | None = None
+    values: dict[str, Any] | None = None
+    header_json: list[Any] | None = None
+    problem: NightlogError | None = None
+    failed: str | None = None
+
+
+def _read(spath: str, ctx: IngestContext, known: Frame | None) -> _Read:
+    """All file work for one path (no database): stat, quick unchanged check, read."""
+    try:
+        st = os.stat(spath)
+    except OSError as exc:
+        return _Read(spath, None, None, failed=f"cannot stat: {exc.strerror}")
+    mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)
+    if (known is not None and not ctx.verify and known.size == st.st_size
+            and known.mtime == mtime):
+        return _Read(spath, st.st_size, mtime)
+    try:
+        raw = read_raw_file(spath, max_data_bytes=ctx.max_data_bytes)
+    except FileProblem as exc:
+        return _Read(spath, st.st_size, mtime, problem=exc)
+    header_json, values = raw.items()
+    return _Read(spath, raw.size, raw.mtime, raw=raw, values=values, header_json=header_json)
+
+
 def ingest_file(session: Session, path: str | os.PathLike[str], ctx: IngestContext, *,
-                known: Frame | None = None, check_known: bool = True) -> IngestResult:
+                lookups: ChunkLookups | None = None, _read_result: _Read | None = None
+                ) -> IngestResult:
     """Ingest one file into the catalogue, in the caller's session (no commit).
 
     Parameters
@@ -176,60 +239,68 @@ def ingest_file(session: Session, path: str | os.PathLike[str], ctx: IngestConte
         The raw file.
     ctx : IngestContext
         Profiles, site and limits.
-    known : Frame, optional
-        The latest frame already catalogued at this path, if the caller looked it
-        up in bulk (with ``check_known=False`` meaning "looked up, none").
+    lookups : ChunkLookups, optional
+        What the caller already fetched for a batch of files; without it the
+        catalogue is queried for this file alone.
     """
     spath = os.path.abspath(path)
-    try:
-        st = os.stat(spath)
-    except OSError as exc:
-        return IngestResult(spath, "failed", reason=f"cannot stat: {exc.strerror}")
-    if check_known and known is None:
-        known = cat_frames.latest_by_path(session, spath)
-    mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)
-    if (known is not None and not ctx.verify and known.size == st.st_size
-            and known.mtime == mtime):
-        return IngestResult(spath, "unchanged", frame_id=known.id)
+    known = (lookups.by_path.get(spath) if lookups is not None
+             else cat_frames.latest_by_path(session, spath))
+    got = _read_result if _read_result is not None else _read(spath, ctx, known)
+    if got.failed is not None:
+        return IngestResult(spath, "failed", reason=got.failed)
+    if got.problem is not None:
+        if isinstance(got.problem, IncompleteFileError) and not ctx.incomplete_is_error:
+            return IngestResult(spath, "incomplete", reason=str(got.problem))
+        return _quarantine(session, spath, got.problem, size=got.size, sha256=None,
+                           lookups=lookups)
+    if got.raw is None:
+        assert known is not None
+        return IngestResult(spath, "unchanged", frame=known)
+    raw = got.raw
 
-    try:
-        raw = read_raw_file(spath, max_data_bytes=ctx.max_data_bytes)
-    except IncompleteFileError as exc:
-        if not ctx.incomplete_is_error:
-            return IngestResult(spath, "incomplete", reason=str(exc))
-        return _quarantine(session, spath, exc, size=st.st_size, sha256=None)
-    except FileProblem as exc:
-        return _quarantine(session, spath, exc, size=st.st_size, sha256=None)
-
-    existing = cat_frames.frame_by_sha256(session, raw.sha256)
+    existing = (lookups.by_sha.get(raw.sha256) if lookups is not None
+                else cat_frames.frame_by_sha256(session, raw.sha256))
     if existing is not None:
         if existing.path == spath:
             existing.mtime = raw.mtime
-            return IngestResult(spath, "unchanged", frame_id=existing.id)
+            return IngestResult(spath, "unchanged", frame=existing)
         old = existing.path
         if existing.is_latest and os.path.exists(old) and _same_size(old, existing.size):
-            return IngestResult(spath, "duplicate", frame_id=existing.id,
+            return IngestResult(spath, "duplicate", frame=existing,
                                 reason=f"same bytes as frame {existing.id} at {old}")
         cat_frames.move_frame(session, existing, spath, raw.mtime)
-        resolve_quarantined(session, spath)
-        return IngestResult(spath, "moved", frame_id=existing.id, reason=f"was {old}")
+        _resolve(session, spath, lookups)
+        if lookups is not None:
+            lookups.by_path[spath] = existing
+        return IngestResult(spath, "moved", frame=existing, reason=f"was {old}")
 
+    values = got.values if got.values is not None else raw.items()[1]
     try:
-        profile = ctx.profile_for(raw.header)
-        norm = normalize_header(raw.header, profile, site=ctx.site, shape=raw.shape)
-    except (HeaderError, FileProblem) as exc:
-        return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256)
-    except NightlogError as exc:  # e.g. a profile that matches but is unusable
-        return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256)
+        profile = ctx.profile_for(values)
+        norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
+    except NightlogError as exc:  # HeaderError, or a profile that matches but is unusable
+        return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256,
+                           lookups=lookups)
 
     facts = cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
                                  mtime=raw.mtime, hdu=raw.hdu,
-                                 header_json=header_to_json(raw.header))
+                                 header_json=got.header_json or raw.items()[0])
     outcome = "new-version" if known is not None else "added"
-    frame = cat_frames.add_frame(session, facts, norm, software_version=ctx.software_version)
-    resolve_quarantined(session, spath)
-    session.flush()
-    return IngestResult(spath, outcome, frame_id=frame.id)
+    frame = cat_frames.add_frame(session, facts, norm, software_version=ctx.software_version,
+                                 previous=known, check_previous=lookups is None)
+    _resolve(session, spath, lookups)
+    if lookups is not None:
+        lookups.by_sha[raw.sha256] = frame
+        lookups.by_path[spath] = frame
+    return IngestResult(spath, outcome, frame=frame)
+
+
+def _resolve(session: Session, path: str, lookups: ChunkLookups | None) -> None:
+    if lookups is None or path in lookups.quarantined:
+        resolve_quarantined(session, path)
+        if lookups is not None:
+            lookups.quarantined.discard(path)
 
 
 def _same_size(path: str, size: int) -> bool:
@@ -242,13 +313,29 @@ def _same_size(path: str, size: int) -> bool:
 ProgressCallback = Callable[[IngestResult], None]
 
 
+def _ingest_chunk(session: Session, part: Sequence[Path], ctx: IngestContext
+                  ) -> list[IngestResult]:
+    paths = [os.path.abspath(p) for p in part]
+    known = cat_frames.latest_by_paths(session, paths)
+    reads = [_read(p, ctx, known.get(p)) for p in paths]  # file work, no database
+    shas = [r.raw.sha256 for r in reads if r.raw is not None]
+    lookups = ChunkLookups(by_path=known, by_sha=cat_frames.frames_by_sha256(session, shas),
+                           quarantined=unresolved_quarantined(session, paths))
+    results = [ingest_file(session, p, ctx, lookups=lookups, _read_result=r)
+               for p, r in zip(paths, reads, strict=True)]
+    session.flush()  # frame ids for the results
+    return results
+
+
 def run_ingest(engine: Engine, files: Sequence[Path], ctx: IngestContext, *,
-               chunk: int = 200, progress: ProgressCallback | None = None) -> IngestSummary:
+               chunk: int = 500, progress: ProgressCallback | None = None) -> IngestSummary:
     """Ingest ``files`` as a job: one committed transaction per chunk of files.
 
-    A database error inside a chunk rolls that chunk back and replays it one file
-    per transaction, so one bad row never costs the others; the failing file is
-    reported as ``failed``. Bad files never stop the batch.
+    Within a chunk the files are read first, then the catalogue is asked about all
+    of them in a few queries. A database error inside a chunk rolls that chunk
+    back and replays it one file per transaction, so one bad row never costs the
+    others; the failing file is reported as ``failed``. Bad files never stop the
+    batch.
     """
     summary = IngestSummary()
     start = time.perf_counter()
@@ -257,18 +344,15 @@ def run_ingest(engine: Engine, files: Sequence[Path], ctx: IngestContext, *,
         part = files[i : i + chunk]
         try:
             with make_session() as session, session.begin():
-                known = cat_frames.latest_by_paths(session, (os.path.abspath(p) for p in part))
-                results = [
-                    ingest_file(session, p, ctx, known=known.get(os.path.abspath(p)),
-                                check_known=False)
-                    for p in part
-                ]
+                results = _ingest_chunk(session, part, ctx)
         except SQLAlchemyError:
             results = []
             for p in part:
                 try:
                     with make_session() as session, session.begin():
-                        results.append(ingest_file(session, p, ctx))
+                        result = ingest_file(session, p, ctx)
+                        session.flush()
+                        results.append(result)
                 except SQLAlchemyError as exc:
                     results.append(IngestResult(os.path.abspath(p), "failed",
                                                 reason=f"database error: {exc.__class__.__name__}: "

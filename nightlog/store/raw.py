@@ -29,11 +29,13 @@ from nightlog.errors import (
     NotFitsError,
     UnreadableFileError,
 )
+from nightlog.store.cards import parse_cards
 from nightlog.store.fits_layout import HduLayout, read_layout
 
 __all__ = [
     "DEFAULT_MAX_DATA_BYTES",
     "RawFile",
+    "header_items",
     "header_to_json",
     "read_raw_file",
     "sha256_of",
@@ -46,16 +48,37 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 @dataclass(frozen=True, slots=True)
 class RawFile:
-    """What the store learned about one raw file."""
+    """What the store learned about one raw file.
+
+    ``cards`` are the image header's ``(keyword, value, comment)`` in order (with
+    the primary header's cards appended when the image is in an extension);
+    :attr:`header` builds an astropy header from them on demand.
+    """
 
     path: Path
     size: int
     mtime: dt.datetime
     sha256: str
     hdu: int
-    header: fits.Header
+    cards: tuple[tuple[str, Any, str], ...]
     shape: tuple[int, int]
     compression: str  # 'none', 'gzip' or 'tile'
+
+    @property
+    def header(self) -> fits.Header:
+        header = fits.Header()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            for key, value, comment in self.cards:
+                if key in ("COMMENT", "HISTORY", ""):
+                    header.append((key, value), end=True)
+                else:
+                    header.append((key, value, comment), end=True)
+        return header
+
+    def items(self) -> tuple[list[list[Any]], dict[str, Any]]:
+        """The header's JSON form and ``{KEYWORD: value}`` lookup (first occurrence)."""
+        return _items_from_cards(self.cards)
 
 
 def sha256_of(path: Path) -> str:
@@ -92,20 +115,21 @@ def _image_hdu(layouts: list[HduLayout]) -> int:
     raise NotFitsError("no image data in the file (no HDU with two or more axes)")
 
 
-def _merge_inherited(primary: fits.Header, ext: fits.Header) -> fits.Header:
+def _merge_inherited(primary: list[tuple[str, Any, str]], ext: list[tuple[str, Any, str]]
+                     ) -> list[tuple[str, Any, str]]:
     # The image lives in an extension: keep the primary's descriptive cards
     # (telescope, date, ...) unless the extension sets them.
-    merged = ext.copy()
+    merged = list(ext)
+    present = {key for key, _, _ in ext}
     skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "END", "COMMENT", "HISTORY", ""}
-    for card in primary.cards:
-        if card.keyword not in skip and not card.keyword.startswith("NAXIS") and \
-                card.keyword not in merged:
-            merged.append(card)
+    for key, value, comment in primary:
+        if key not in skip and not key.startswith("NAXIS") and key not in present:
+            merged.append((key, value, comment))
     return merged
 
 
-def _shape_of(layout: HduLayout, header: fits.Header) -> tuple[int, int]:
-    if layout.cards.get("ZIMAGE", "").strip().startswith("T"):
+def _shape_of(layout: HduLayout, header: fits.Header | None) -> tuple[int, int]:
+    if header is not None and layout.cards.get("ZIMAGE", "").strip().startswith("T"):
         # astropy presents the compressed image's own header (NAXISn, not ZNAXISn).
         nx = int(header.get("ZNAXIS1", header.get("NAXIS1", 0)))
         ny = int(header.get("ZNAXIS2", header.get("NAXIS2", 0)))
@@ -182,13 +206,15 @@ def read_raw_file(path: str | os.PathLike[str], *,
     if layout.cards.get("ZIMAGE", "").strip().startswith("T"):
         compression = "tile"
         header = _compressed_image_header(path, index)
+        cards = _astropy_cards(header)
+        shape = _shape_of(layout, header)
     else:
-        header = _parse_header(layout.header_bytes)
+        cards = _cards_of(layout.header_bytes)
+        shape = _shape_of(layout, None)
     if index > 0:
-        header = _merge_inherited(_parse_header(layouts[0].header_bytes), header)
-    shape = _shape_of(layout, header)
+        cards = _merge_inherited(_cards_of(layouts[0].header_bytes), cards)
     return RawFile(path=path, size=st.st_size, mtime=mtime, sha256=sha, hdu=index,
-                   header=header, shape=shape, compression=compression)
+                   cards=tuple(cards), shape=shape, compression=compression)
 
 
 def _compressed_image_header(path: Path, index: int) -> fits.Header:
@@ -217,7 +243,11 @@ def header_to_json(header: fits.Header) -> list[list[Any]]:
     Duplicated keywords, COMMENT and HISTORY cards are all kept. Non-finite floats
     become strings (JSON has no NaN).
     """
-    out: list[list[Any]] = []
+    return header_items(header)[0]
+
+
+def _astropy_cards(header: fits.Header) -> list[tuple[str, Any, str]]:
+    out: list[tuple[str, Any, str]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         for card in header.cards:
@@ -225,5 +255,29 @@ def header_to_json(header: fits.Header) -> list[list[Any]]:
                 value = card.value
             except Exception:  # a card astropy cannot parse: keep its image
                 value = card.image[10:].rstrip()
-            out.append([card.keyword, _json_value(value), str(card.comment)])
+            out.append((card.keyword, value, str(card.comment)))
     return out
+
+
+def _items_from_cards(cards: Any) -> tuple[list[list[Any]], dict[str, Any]]:
+    out: list[list[Any]] = []
+    values: dict[str, Any] = {}
+    for keyword, value, comment in cards:
+        out.append([keyword, _json_value(value), comment])
+        if keyword not in ("COMMENT", "HISTORY", "") and keyword not in values:
+            values[keyword] = value
+    return out, values
+
+
+def header_items(header: fits.Header) -> tuple[list[list[Any]], dict[str, Any]]:
+    """One pass over the cards: the JSON form and a plain ``{KEYWORD: value}`` lookup.
+
+    The lookup keeps the first of repeated keywords (as astropy's own lookup does)
+    and leaves out COMMENT and HISTORY.
+    """
+    return _items_from_cards(_astropy_cards(header))
+
+
+def _cards_of(raw: bytes) -> list[tuple[str, Any, str]]:
+    fast = parse_cards(raw)
+    return fast if fast is not None else _astropy_cards(_parse_header(raw))
