@@ -106,24 +106,26 @@ def main(argv: list[str] | None = None) -> None:
         cosmic_rays=CosmicRaySettings(threads=args.threads))
 
     best: ReducedFrame | None = None
-    best_total = np.inf
-    astro_best = np.inf
+    best_total = best_cpu = np.inf
+    astro_best = astro_cpu = np.inf
     import astroscrappy
 
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         reduced = reduce_science(raw, bias=bias, dark=dark, flat=flat, params=params)
         total = time.perf_counter() - t0
+        best_cpu = min(best_cpu, time.process_time() - c0)
         if total < best_total:
             best, best_total = reduced, total
         # The reference: astroscrappy alone, its own defaults, on the same frame.
         data = np.asarray(reduced.ccd.data, dtype=np.float32)
         data = np.where(np.isfinite(data), data, np.float32(0))
         with openmp_threads(args.threads):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             astroscrappy.detect_cosmics(data, gain=GAIN, readnoise=READ_NOISE,
                                         satlevel=SATURATION * GAIN)
             astro_best = min(astro_best, time.perf_counter() - t0)
+            astro_cpu = min(astro_cpu, time.process_time() - c0)
     assert best is not None
 
     print(f"\n{'step':14s} {'seconds':>8s}  summary")
@@ -133,12 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     steps_total = sum(s.seconds for s in best.steps)
     print(f"{'(steps)':14s} {steps_total:8.3f}")
     print(f"{'whole':14s} {best_total:8.3f}")
-    print(f"\nastroscrappy alone (niter=4 defaults):        {astro_best:7.2f} s")
-    print(f"nightlog reduce_science (incl. cosmic rays):  {best_total:7.2f} s")
-    print(f"ratio whole reduction / astroscrappy alone:   {best_total / astro_best:7.2f} "
-          f"(target ≤ 1.2)")
+    print(f"\n{'':45s} {'wall s':>7s} {'CPU s':>7s}")
+    print(f"{'astroscrappy alone (its defaults, niter=4)':45s} {astro_best:7.2f} {astro_cpu:7.2f}")
+    print(f"{'nightlog reduce_science (incl. cosmic rays)':45s} {best_total:7.2f} {best_cpu:7.2f}")
+    print(f"{'ratio whole reduction / astroscrappy alone':45s} {best_total / astro_best:7.2f} "
+          f"{best_cpu / astro_cpu:7.2f}   (target ≤ 1.2)")
     cr = next(s for s in best.steps if s.name == "cosmic_rays")
-    print(f"cosmic-ray step / astroscrappy alone:         {cr.seconds / astro_best:7.2f}")
+    print(f"{'cosmic-ray step / astroscrappy alone':45s} {cr.seconds / astro_best:7.2f}")
 
 
 if __name__ == "__main__":

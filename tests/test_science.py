@@ -11,6 +11,8 @@ import pytest
 from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nightlog.errors import ShapeMismatchError
 from nightlog.reduction.cosmics import CosmicRaySettings
@@ -340,3 +342,24 @@ def test_bit_planes_of_the_masters_are_carried(frames: tuple[CCDData, ...]) -> N
     assert reduced.bits[7, 8] == MaskBit.HOT
     assert reduced.bits[9, 10] == MaskBit.UNSPECIFIED
     assert reduced.ccd.mask[5, 6] and reduced.ccd.mask[7, 8] and reduced.ccd.mask[9, 10]
+
+
+@settings(max_examples=25, deadline=None)
+@given(shift=st.integers(-1000, 3000), exptime=st.floats(1.0, 1000.0))
+def test_a_shift_of_the_bias_level_changes_nothing(shift: int, exptime: float) -> None:
+    """The overscan follows the bias level: adding a constant to every raw pixel leaves
+    the reduced frame unchanged, whatever the exposure."""
+    night = make_night(3)
+    rng = np.random.default_rng(5)
+    raw = expose(night, rng, exptime=exptime)
+    bias, dark, flat = masters(night, rng)
+    params = replace(PARAMS, saturation=60000.0)
+    shifted = CCDData((raw.data.astype(np.int64) + shift).clip(0, 65535).astype(np.uint16),
+                      unit="adu", meta=raw.meta.copy())
+    one = reduce_science(raw, bias=bias, dark=dark, flat=flat, params=params)
+    two = reduce_science(shifted, bias=bias, dark=dark, flat=flat, params=params)
+    good = (one.bits == 0) & (two.bits == 0)
+    assert good.mean() > 0.9
+    np.testing.assert_allclose(two.ccd.data[good], one.ccd.data[good], rtol=1e-5, atol=2e-3)
+    np.testing.assert_allclose(two.ccd.uncertainty.array[good], one.ccd.uncertainty.array[good],
+                               rtol=1e-5)
