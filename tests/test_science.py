@@ -14,7 +14,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nightlog.errors import ShapeMismatchError
+from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.mask import MaskBit
 from nightlog.reduction.science import (
@@ -363,3 +363,18 @@ def test_a_shift_of_the_bias_level_changes_nothing(shift: int, exptime: float) -
     np.testing.assert_allclose(two.ccd.data[good], one.ccd.data[good], rtol=1e-5, atol=2e-3)
     np.testing.assert_allclose(two.ccd.uncertainty.array[good], one.ccd.uncertainty.array[good],
                                rtol=1e-5)
+
+
+def test_the_dark_needs_an_exposure_time_only_when_there_is_a_dark(
+        frames: tuple[CCDData, ...]) -> None:
+    raw, bias, dark, flat = frames
+    no_exptime = CCDData(raw.data, unit="adu", meta=raw.meta.copy())
+    del no_exptime.meta["EXPTIME"]
+    with pytest.raises(ReductionError, match="exposure"):
+        reduce_science(no_exptime, bias=bias, dark=dark, flat=flat, params=PARAMS)
+    reduced = reduce_science(no_exptime, bias=bias, dark=None, flat=flat, params=PARAMS)
+    assert "dark" in reduced.ccd.meta["CALSKIP"]
+    given = reduce_science(no_exptime, bias=bias, dark=dark, flat=flat,
+                           params=replace(PARAMS, exptime=EXPTIME))
+    np.testing.assert_allclose(given.ccd.data, lecture_reduction(raw, bias, dark, flat),
+                               rtol=1e-5, atol=1e-3)

@@ -375,9 +375,9 @@ def reduce_science(
     ccd = run.step("uncertainty", {"gain": params.gain, "read_noise": params.read_noise},
                    uncertainty)
 
-    exposure = _exposure(raw, params)
     if dark is not None:
         master_dark = dark
+        exposure = _exposure(raw, params)
 
         def dark_step() -> tuple[CCDData, Mapping[str, Any]]:
             out = subtract_dark(ccd, master_dark, dark_exposure=params.dark_exposure,
@@ -389,7 +389,7 @@ def reduce_science(
                                 "rate": params.dark_is_rate, "scale": params.darks_scale},
                        dark_step)
     else:
-        run.skip("dark", {"exptime": exposure}, "no master dark")
+        run.skip("dark", {"exptime": params.exptime}, "no master dark")
 
     if flat is not None:
         master_flat = flat
