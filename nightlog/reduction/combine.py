@@ -55,8 +55,10 @@ class CombineResult:
     uncertainty : ndarray, float32
         Standard deviation of ``data``: ``std/sqrt(n)`` (average),
         ``1.2533*std/sqrt(n)`` (median), ``std*sqrt(n)`` (sum), with ``std`` the
-        population standard deviation of the ``n`` surviving values; NaN where
-        nothing survived.
+        population standard deviation (``ddof=0``, as ``ccdproc``) of the ``n``
+        surviving values, unweighted also when ``weights`` are given; NaN where
+        nothing survived. It describes the scatter of the stack, so it includes
+        any real frame-to-frame variation.
     count : ndarray, uint16
         Number of frames that contributed to each pixel.
     mask : ndarray, bool
@@ -146,7 +148,8 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
         Per-frame weights (``'average'`` and ``'sum'``).
     prepare : callable or None
         ``CCDData -> CCDData`` applied once to each frame as it is read, e.g.
-        overscan subtraction, trimming and bias subtraction.
+        overscan subtraction, trimming and bias subtraction; called in input
+        order, in the calling thread. Array inputs are wrapped as ADU.
     hdu : int or str
         HDU of FITS inputs.
     memory_limit : int

@@ -153,30 +153,44 @@ def _batcher_pairs(n: int) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def _sort_columns(x: npt.NDArray[np.float32]) -> None:
-    """Sort a C-ordered ``(N, P)`` array along axis 0 in place (no NaN allowed).
+def _sort_columns(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Sort a C-ordered ``(N, P)`` array along axis 0 (no NaN allowed).
 
-    For small ``N`` a sorting network of whole-row ``minimum``/``maximum``
-    operations is several times faster than numpy's per-pixel sort, which pays
-    a call per column; for larger ``N`` numpy sorts a transposed copy.
+    ``x`` may be overwritten; the sorted array is returned. For small ``N`` a
+    sorting network of whole-row ``minimum``/``maximum`` operations is several
+    times faster than numpy's per-pixel sort, which pays a call per column; the
+    rows are swapped by reference, so each compare-exchange costs two passes.
+    For larger ``N`` numpy sorts a transposed copy.
     """
     n = x.shape[0]
     if n <= _NETWORK_MAX_FRAMES:
-        low = np.empty_like(x[0])
+        rows = list(x)
+        spare = np.empty_like(x[0])
         for a, b in _batcher_pairs(n):
-            np.minimum(x[a], x[b], out=low)
-            np.maximum(x[a], x[b], out=x[b])
-            x[a] = low
-        return
+            np.minimum(rows[a], rows[b], out=spare)
+            np.maximum(rows[a], rows[b], out=rows[b])
+            rows[a], spare = spare, rows[a]
+        return np.stack(rows)
     xt = np.array(x.T, order="C")
     xt.sort(axis=1)
-    x[...] = xt.T
+    return np.ascontiguousarray(xt.T)
+
+
+@functools.lru_cache(maxsize=8)
+def _columns(n_pix: int) -> npt.NDArray[np.intp]:
+    columns = np.arange(n_pix)
+    columns.flags.writeable = False
+    return columns
 
 
 def _take(values: npt.NDArray[Any], index: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
     """``values[index[p], p]`` for every pixel ``p`` of a ``(K, P)`` array."""
     n_pix = values.shape[1]
-    flat = index * n_pix + np.arange(n_pix)
+    if n_pix and index[0] == index[-1] and index.min() == index.max():
+        # Common case (a full or min/max-trimmed range): one row, no gather.
+        return values[int(index[0])]
+    flat = index * n_pix
+    flat += _columns(n_pix)
     taken: npt.NDArray[Any] = np.take(values.reshape(-1), flat)
     return taken
 
@@ -205,21 +219,24 @@ def _survivor_mad(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
 class _Sums:
     """Prefix sums over the sorted values of each pixel and of their squares.
 
-    Computed in float64 on values shifted by a per-pixel reference (a middle
-    value), so ``mean(x**2) - mean(x)**2`` does not cancel catastrophically. Row
-    by row, so the float64 temporaries stay in cache.
+    The values are shifted by a per-pixel reference (the middle value) before
+    summing, so ``mean(x**2) - mean(x)**2`` does not cancel catastrophically and
+    float32 sums suffice: for integer ADU the shifted values, their squares and
+    the sums of the values that survive clipping are exact integers below
+    2**24, so the statistics equal float64 ones (those of ``ccdproc``).
+    Moments are then formed in float64.
     """
 
     def __init__(self, x: npt.NDArray[np.float32], valid: npt.NDArray[np.intp]) -> None:
         n, p = x.shape
-        self.ref = _take(x, np.clip((valid - 1) // 2, 0, n - 1)).astype(np.float64)
+        self.ref = np.array(_take(x, np.clip((valid - 1) // 2, 0, n - 1)), dtype=np.float32)
         self.ref[~np.isfinite(self.ref)] = 0.0
         partial = valid.min(initial=n) < n
-        self.s1 = np.empty((n + 1, p))
-        self.s2 = np.empty((n + 1, p))
+        self.s1 = np.empty((n + 1, p), dtype=np.float32)
+        self.s2 = np.empty((n + 1, p), dtype=np.float32)
         self.s1[0] = 0.0
         self.s2[0] = 0.0
-        d = np.empty(p)
+        d = np.empty(p, dtype=np.float32)
         for k in range(n):
             np.subtract(x[k], self.ref, out=d)
             if partial:
@@ -243,8 +260,8 @@ class _Sums:
         else:
             s1, s2, ref = self.s1[:, cols], self.s2[:, cols], self.ref[cols]
         n = np.maximum(hi - lo, 1).astype(np.float64)
-        m1 = (_take(s1, hi) - _take(s1, lo)) / n
-        m2 = (_take(s2, hi) - _take(s2, lo)) / n
+        m1 = (_take(s1, hi).astype(np.float64) - _take(s1, lo)) / n
+        m2 = (_take(s2, hi).astype(np.float64) - _take(s2, lo)) / n
         var = np.maximum(m2 - m1 * m1, 0.0)
         return m1 + ref, var
 
@@ -256,8 +273,12 @@ def _rank(x: npt.NDArray[np.float32], bound: npt.NDArray[np.float64],
     ``bound`` (``strict``: ``>= bound``; otherwise ``> bound``).
 
     A vectorised binary search: log2(N) gathers instead of comparing all N
-    values of every pixel.
+    values of every pixel (for small stacks the comparisons are cheaper).
     """
+    if x.shape[0] <= _NETWORK_MAX_FRAMES:
+        below = (x < bound) if strict else (x <= bound)
+        rank = np.count_nonzero(below, axis=0)
+        return np.clip(rank, lo, hi)
     first, last = lo.copy(), hi.copy()
     top = x.shape[0] - 1
     while True:
@@ -347,7 +368,7 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
         valid = np.count_nonzero(finite, axis=0)
         x[~finite] = np.inf  # sorts last, beyond ``valid``
         del finite
-    _sort_columns(x)
+    x = _sort_columns(x)
     lo = np.minimum(np.full(n_pix, nlow, dtype=np.intp), valid)
     hi = np.maximum(valid - nhigh, lo).astype(np.intp)
     sums = _Sums(x, valid)
