@@ -389,3 +389,13 @@ def test_peak_memory_stays_within_limit(tmp_path: Path) -> None:
     assert report["count"] >= 50
     assert report["growth"] <= 1.2 * limit, report
     assert [p.name for p in tmp_path.iterdir() if p.suffix != ".fits"] == []
+
+
+def test_threaded_decoding_keeps_frame_order(tmp_path: Path) -> None:
+    frames = [f * (i + 1) for i, f in enumerate(bias_stack(5, shape=(30, 20), hits=0))]
+    paths = write_files(tmp_path, frames)
+    one = combine(paths, scale="median", frame_stat=lambda f: float(np.median(f)))
+    two = combine(paths, scale="median", frame_stat=lambda f: float(np.median(f)), threads=2)
+    assert one.frame_stats == two.frame_stats == [float(np.median(f)) for f in frames]
+    assert one.scales == two.scales
+    np.testing.assert_array_equal(one.data, two.data)

@@ -83,7 +83,7 @@ def test_nearest_valid_master_wins(session: Session, profile: InstrumentProfile)
     far = add_master(session, profile, "bias", mid=T0 - dt.timedelta(days=3), like=sci)
     near = add_master(session, profile, "bias", mid=T0 + dt.timedelta(hours=5), like=sci)
     add_master(session, profile, "bias", mid=T0 - dt.timedelta(days=40), like=sci)  # too old
-    m = match_kind(session, sci, "bias", profile, POLICY)
+    m = match_kind(session, sci, "bias", profile, POLICY, explain=True)
     assert m.chosen is not None and m.chosen.id == near.id
     assert {c.master.id: c.usable for c in m.candidates}[far.id]
     too_old = [c for c in m.candidates if not c.usable]
@@ -95,7 +95,8 @@ def test_group_fields_must_agree_and_are_explained(session: Session,
     sci = add_frame(session, filt="R")
     other_filter = add_frame(session, "flat", filt="V")
     add_master(session, profile, "flat", mid=T0, like=other_filter)
-    m = match_kind(session, sci, "flat", profile, POLICY)
+    assert match_kind(session, sci, "flat", profile, POLICY).candidates == ()
+    m = match_kind(session, sci, "flat", profile, POLICY, explain=True)
     assert m.chosen is None
     (cand,) = m.candidates
     failed = [r for r in cand.rules if not r.passed]
@@ -205,6 +206,8 @@ def test_property_choice_is_the_nearest_usable(offsets: list[int]) -> None:
         masters = [add_master(s, profile, "bias", mid=T0 + dt.timedelta(hours=h), like=sci)
                    for h in offsets]
         m = match_kind(s, sci, "bias", profile, POLICY)
+        # The database's narrowing never changes the choice.
+        assert match_kind(s, sci, "bias", profile, POLICY, explain=True).chosen is m.chosen
         window = dt.timedelta(days=POLICY.validity_days["bias"])
         valid = [x for x in masters if abs(x.mid_time - T0) <= window]
         if not valid:

@@ -60,6 +60,12 @@ def upgrade() -> None:
     op.create_index(op.f("ix_masters_group_key"), "masters", ["group_key"], unique=False)
     op.create_index(op.f("ix_masters_kind"), "masters", ["kind"], unique=False)
     op.create_index(
+        "ix_masters_kind_instrument_mid",
+        "masters",
+        ["kind", "instrument", "mid_time"],
+        unique=False,
+    )
+    op.create_index(
         "ix_masters_kind_group_mid", "masters", ["kind", "group_key", "mid_time"], unique=False
     )
     op.create_index(op.f("ix_masters_night"), "masters", ["night"], unique=False)
@@ -141,6 +147,7 @@ def downgrade() -> None:
     op.drop_table("master_inputs")
     op.drop_index(op.f("ix_masters_night"), table_name="masters")
     op.drop_index("ix_masters_kind_group_mid", table_name="masters")
+    op.drop_index("ix_masters_kind_instrument_mid", table_name="masters")
     op.drop_index(op.f("ix_masters_kind"), table_name="masters")
     op.drop_index(op.f("ix_masters_group_key"), table_name="masters")
     op.drop_table("masters")

@@ -28,7 +28,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
@@ -142,28 +142,106 @@ def evaluate(frame: Frame, master: Master, kind: str, profile: InstrumentProfile
     return Candidate(master=master, rules=tuple(rules), distance=abs(at - master.mid_time))
 
 
-def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
-               policy: CalibrationPolicy, *, at: dt.datetime | None = None,
-               live: bool = False) -> KindMatch:
-    """Choose the ``kind`` master for ``frame``; keep every candidate's verdicts."""
-    when = at or frame.obs_time
+_BATCH = 6
+
+
+def _base(frame: Frame, kind: str, profile: InstrumentProfile) -> Any:
     stmt = select(Master).where(Master.kind == kind, Master.profile == profile.name)
     if frame.instrument is not None:
         stmt = stmt.where(Master.instrument == frame.instrument)
-    masters = list(session.scalars(stmt.order_by(Master.id)))
-    candidates = [evaluate(frame, m, kind, profile, policy, at=when, live=live)
-                  for m in masters]
+    if kind == "flat" and "filter" in profile.calibration_keys.get("flat", ()):
+        stmt = (stmt.where(Master.filter.is_(None)) if frame.filter is None
+                else stmt.where(Master.filter == frame.filter))
+    return stmt
+
+
+def _nearest(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
+             policy: CalibrationPolicy, when: dt.datetime, live: bool) -> list[Candidate]:
+    """Candidates nearest in time on each side, fetched in small batches from the
+    (kind, instrument, mid_time) index until a usable one is found or the validity
+    window is exhausted; plus every master certified over the frame's time.
+
+    Every master nearer than the first usable one on a side is fetched, so the
+    choice equals the one made over all masters.
+    """
+    window = dt.timedelta(days=policy.validity_days.get(kind, 30.0))
+    base = _base(frame, kind, profile).where(Master.valid_from.is_(None),
+                                             Master.valid_until.is_(None))
+    found: dict[int, Candidate] = {}
+    for before in (True, False):
+        boundary: dt.datetime | None = None
+        seen: set[int] = set()
+        while True:
+            if before:
+                stmt = base.where(Master.mid_time <= when, Master.mid_time >= when - window)
+                if boundary is not None:
+                    stmt = stmt.where(Master.mid_time <= boundary)
+                stmt = stmt.order_by(Master.mid_time.desc(), Master.id)
+            else:
+                stmt = base.where(Master.mid_time > when, Master.mid_time <= when + window)
+                if boundary is not None:
+                    stmt = stmt.where(Master.mid_time >= boundary)
+                stmt = stmt.order_by(Master.mid_time, Master.id)
+            batch = [m for m in session.scalars(stmt.limit(_BATCH + len(seen)))
+                     if m.id not in seen]
+            if not batch:
+                break
+            usable_here = False
+            for m in batch:
+                seen.add(m.id)
+                cand = evaluate(frame, m, kind, profile, policy, at=when, live=live)
+                found[m.id] = cand
+                usable_here = usable_here or cand.usable
+            if usable_here:
+                # Masters as near as the last usable one (same mid_time) are in
+                # ``seen`` or the next batch; fetch that tie group completely.
+                last = batch[-1].mid_time
+                for m in session.scalars(base.where(Master.mid_time == last)):
+                    if m.id not in found:
+                        found[m.id] = evaluate(frame, m, kind, profile, policy, at=when,
+                                               live=live)
+                break
+            boundary = batch[-1].mid_time
+    certified = _base(frame, kind, profile).where(
+        or_(Master.valid_from.is_not(None), Master.valid_until.is_not(None)),
+        or_(Master.valid_from.is_(None), Master.valid_from <= when),
+        or_(Master.valid_until.is_(None), Master.valid_until > when))
+    for m in session.scalars(certified):
+        found.setdefault(m.id, evaluate(frame, m, kind, profile, policy, at=when, live=live))
+    return list(found.values())
+
+
+def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
+               policy: CalibrationPolicy, *, at: dt.datetime | None = None,
+               live: bool = False, explain: bool = False) -> KindMatch:
+    """Choose the ``kind`` master for ``frame``.
+
+    With ``explain`` every master of that kind and instrument is a candidate (so a
+    user sees why each failed); otherwise only the masters nearest in time that can
+    be valid are read (see :func:`_nearest`), which keeps matching fast on
+    catalogues of years. The choice is the same either way.
+    """
+    when = at or frame.obs_time
+    if explain:
+        stmt = select(Master).where(Master.kind == kind, Master.profile == profile.name)
+        if frame.instrument is not None:
+            stmt = stmt.where(Master.instrument == frame.instrument)
+        candidates = [evaluate(frame, m, kind, profile, policy, at=when, live=live)
+                      for m in session.scalars(stmt.order_by(Master.id))]
+    else:
+        candidates = _nearest(session, frame, kind, profile, policy, when, live)
     usable = [c for c in candidates if c.usable]
     usable.sort(key=lambda c: (c.distance, c.master.night != frame.night, -c.master.n_frames,
                                -c.master.version, -c.master.id))
-    candidates.sort(key=lambda c: (not c.usable, c.distance))
+    candidates.sort(key=lambda c: (not c.usable, c.distance, c.master.id))
     return KindMatch(kind=kind, chosen=usable[0].master if usable else None,
                      candidates=tuple(candidates))
 
 
 def match_frame(session: Session, frame: Frame, profile: InstrumentProfile,
                 policy: CalibrationPolicy, *, at: dt.datetime | None = None,
-                live: bool = False) -> dict[str, KindMatch]:
+                live: bool = False, explain: bool = False) -> dict[str, KindMatch]:
     """The choice for every calibration ``frame`` needs, by kind."""
-    return {kind: match_kind(session, frame, kind, profile, policy, at=at, live=live)
+    return {kind: match_kind(session, frame, kind, profile, policy, at=at, live=live,
+                             explain=explain)
             for kind in CALIBRATION_NEEDS.get(frame.kind, ())}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -56,8 +56,8 @@ def match_cmd(
     with make_sessionmaker(engine)() as session:
         frame = _find(session, frame_ref)
         matches = match_frame(session, frame, jobs.profile_of(frame), jobs.policy,
-                              at=parse_time(at), live=live)
-        report = [{
+                              at=parse_time(at), live=live, explain=True)
+        report: list[dict[str, Any]] = [{
             "kind": kind,
             "chosen": None if m.chosen is None else m.chosen.id,
             "reason": m.reason,

@@ -33,7 +33,7 @@ def iter_commands(group: Any, prefix: tuple[str, ...] = ()):  # type: ignore[no-
 
 def _default(param: Any) -> str:
     value = getattr(param, "default", None)
-    if hasattr(value, "value"):  # an Enum choice
+    if value is not None and hasattr(value, "value"):  # an Enum choice
         value = value.value
     if value is None or value == () or getattr(param, "is_flag", False):
         return ""

@@ -188,7 +188,8 @@ def _take(values: npt.NDArray[Any], index: npt.NDArray[np.intp]) -> npt.NDArray[
     n_pix = values.shape[1]
     if n_pix and index[0] == index[-1] and index.min() == index.max():
         # Common case (a full or min/max-trimmed range): one row, no gather.
-        return values[int(index[0])]
+        row: npt.NDArray[Any] = values[int(index[0])]
+        return row
     flat = index * n_pix
     flat += _columns(n_pix)
     taken: npt.NDArray[Any] = np.take(values.reshape(-1), flat)
@@ -278,7 +279,8 @@ def _rank(x: npt.NDArray[np.float32], bound: npt.NDArray[np.float64],
     if x.shape[0] <= _NETWORK_MAX_FRAMES:
         below = (x < bound) if strict else (x <= bound)
         rank = np.count_nonzero(below, axis=0)
-        return np.clip(rank, lo, hi)
+        clipped: npt.NDArray[np.intp] = np.clip(rank, lo, hi)
+        return clipped
     first, last = lo.copy(), hi.copy()
     top = x.shape[0] - 1
     while True:
