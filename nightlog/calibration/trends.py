@@ -1,0 +1,208 @@
+"""Trends of master statistics, and the robust rule that finds their outliers.
+
+A master records statistics when it is built (``Master.stats``, written by
+:mod:`nightlog.coordinator.masters`): its level, the read noise from a pair of its
+biases, the dark current, the gain from a pair of its flats. Followed over months,
+they show a detector ageing, a controller being changed or a warm night; one
+master far from its neighbours usually means something went wrong that night.
+
+Series
+    One per calibration group (``Master.group_key``: instrument, detector, binning,
+    readout mode, shape, and for darks the set temperature, for flats the filter)
+    and metric. Mixing groups would compare a 2x2-binned bias level with a 1x1 one.
+
+Points in a trend
+    Only masters that calibrated data: quality good and not superseded. Bad and
+    superseded masters are shown but neither estimate the trend nor get marked.
+
+Outliers (:func:`robust_outliers`)
+    A point is an outlier when its distance from the series median exceeds
+    ``k × 1.4826 × MAD`` (the median absolute deviation, scaled to a standard
+    deviation for normal data; ``k = 4`` by default). Median and MAD ignore the
+    outliers they look for, unlike a mean and standard deviation that one wild
+    point inflates enough to hide itself. A series with fewer than ``min_points``
+    values (5 by default) flags nothing: its median and MAD mean little. When more
+    than half of a series is identical the MAD is zero and every value that differs
+    from the median is flagged: the rule then says "everything else departs".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from nightlog.catalogue.models import Master
+
+__all__ = [
+    "DEFAULT_MIN_POINTS",
+    "DEFAULT_OUTLIER_SIGMA",
+    "MAD_TO_SIGMA",
+    "TREND_METRICS",
+    "Metric",
+    "TrendPoint",
+    "robust_outliers",
+    "trend_points",
+]
+
+#: 1 / Φ⁻¹(3/4): the MAD of normal data times this is its standard deviation.
+MAD_TO_SIGMA = 1.482602218505602
+DEFAULT_OUTLIER_SIGMA = 4.0
+DEFAULT_MIN_POINTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A statistic followed over time.
+
+    Attributes
+    ----------
+    name : str
+        Column name in ``nightlog calib history``.
+    key : str
+        Key in ``Master.stats``.
+    label, unit : str
+        For axes and documentation.
+    rate : bool or None
+        Darks only: the metric applies to masters whose ``is_rate`` equals this
+        (a dark level is ADU/s for darks scaled by exposure, ADU otherwise);
+        ``None`` for every master.
+    """
+
+    name: str
+    key: str
+    label: str
+    unit: str
+    rate: bool | None = None
+
+    def value(self, master: Master) -> float | None:
+        """This metric of ``master``, or ``None`` when absent, not a number or infinite."""
+        if self.rate is not None and master.is_rate != self.rate:
+            return None
+        raw = (master.stats or {}).get(self.key)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        value = float(raw)
+        return value if math.isfinite(value) else None
+
+
+#: The metrics of each kind of master, in column order.
+TREND_METRICS: Mapping[str, tuple[Metric, ...]] = MappingProxyType({
+    "bias": (
+        Metric("bias_level", "level", "bias level", "ADU"),
+        Metric("read_noise_adu", "read_noise_adu", "read noise", "ADU"),
+        Metric("read_noise_e", "read_noise_e", "read noise", "e⁻"),
+    ),
+    "dark": (
+        Metric("dark_rate", "level", "dark level", "ADU/s", rate=True),
+        Metric("dark_level", "level", "dark level", "ADU", rate=False),
+        Metric("dark_current", "dark_current_e_per_s", "dark current", "e⁻/s"),
+    ),
+    "flat": (
+        Metric("flat_level", "level", "flat level", "ADU"),
+        Metric("gain", "gain_from_flats", "gain", "e⁻/ADU"),
+    ),
+})
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    """One master in a calibration history: its identity, metrics and outliers."""
+
+    master_id: int
+    kind: str
+    night: dt.date
+    mid_time: dt.datetime
+    version: int
+    instrument: str | None
+    filter: str | None
+    group_key: str
+    group: Mapping[str, Any]
+    n_frames: int
+    quality: str
+    quality_reason: str | None
+    superseded_by: int | None
+    #: Metric name to value (``None`` when the master lacks it).
+    values: Mapping[str, float | None]
+    #: Names of the metrics whose value is an outlier of its series.
+    outliers: tuple[str, ...] = ()
+
+    @property
+    def in_trend(self) -> bool:
+        """Whether the master counts in its trend: good and not superseded."""
+        return self.quality == "good" and self.superseded_by is None
+
+
+def robust_outliers(values: Sequence[float | None], *, k: float = DEFAULT_OUTLIER_SIGMA,
+                    min_points: int = DEFAULT_MIN_POINTS) -> list[bool]:
+    """Which values lie more than ``k`` robust standard deviations from the median.
+
+    Parameters
+    ----------
+    values : sequence of float or None
+        One series; ``None`` and non-finite values are neither counted nor flagged.
+    k : float
+        Threshold in units of ``1.4826 × MAD``; at least 0.
+    min_points : int
+        Fewer counted values than this flag nothing.
+
+    Returns
+    -------
+    list of bool
+        One flag per value: ``|x - median| > k × 1.4826 × MAD``.
+
+    Raises
+    ------
+    ValueError
+        ``k`` negative or not a number, or ``min_points`` below 1.
+    """
+    if not k >= 0.0:
+        raise ValueError(f"k must be a number >= 0, not {k}")
+    if min_points < 1:
+        raise ValueError(f"min_points must be at least 1, not {min_points}")
+    present = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if present.size < min_points:
+        return [False] * len(values)
+    median = float(np.median(present))
+    limit = k * MAD_TO_SIGMA * float(np.median(np.abs(present - median)))
+    return [v is not None and math.isfinite(v) and abs(v - median) > limit for v in values]
+
+
+def trend_points(masters: Sequence[Master], *, k: float = DEFAULT_OUTLIER_SIGMA,
+                 min_points: int = DEFAULT_MIN_POINTS) -> list[TrendPoint]:
+    """The masters as trend points, in the given order, with their outliers marked.
+
+    Each (group, metric) series is judged on its masters that are in the trend
+    (good, current); see the module notes.
+    """
+    metrics_of = {kind: TREND_METRICS.get(kind, ()) for kind in {m.kind for m in masters}}
+    values = [{mt.name: mt.value(m) for mt in metrics_of[m.kind]} for m in masters]
+    flagged: dict[int, list[str]] = defaultdict(list)
+    series: dict[str, list[int]] = defaultdict(list)
+    for i, m in enumerate(masters):
+        if m.quality == "good" and m.superseded_by_id is None:
+            series[m.group_key].append(i)
+    for members in series.values():
+        for metric in metrics_of[masters[members[0]].kind]:
+            marks = robust_outliers([values[i][metric.name] for i in members], k=k,
+                                    min_points=min_points)
+            for i, mark in zip(members, marks, strict=True):
+                if mark:
+                    flagged[i].append(metric.name)
+    return [
+        TrendPoint(
+            master_id=m.id, kind=m.kind, night=m.night, mid_time=m.mid_time,
+            version=m.version, instrument=m.instrument, filter=m.filter,
+            group_key=m.group_key, group=MappingProxyType(dict(m.group or {})),
+            n_frames=m.n_frames, quality=m.quality, quality_reason=m.quality_reason,
+            superseded_by=m.superseded_by_id, values=MappingProxyType(values[i]),
+            outliers=tuple(flagged.get(i, ())),
+        )
+        for i, m in enumerate(masters)
+    ]

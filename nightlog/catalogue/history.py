@@ -1,0 +1,62 @@
+"""The calibration history: the masters of one kind, in time order.
+
+This is the query behind ``nightlog calib history``. By default it returns one
+master per group and night, the version actually in use: superseded versions are
+left out unless asked for, so a trend has one point per master that calibrated
+data. Masters marked bad are kept (a trend that hides them hides the night
+something went wrong); callers show their quality and leave them out of any
+statistics. Functions take the caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nightlog.catalogue.models import Master
+from nightlog.errors import CatalogueError
+
+__all__ = ["HistoryFilter", "master_history"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    """Which masters a history covers; ``None`` means any.
+
+    ``since`` and ``until`` are observing nights, both included.
+    """
+
+    #: 'bias', 'dark' or 'flat'.
+    kind: str
+    instrument: str | None = None
+    filter: str | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+    include_superseded: bool = False
+
+
+def master_history(session: Session, crit: HistoryFilter) -> list[Master]:
+    """Masters matching ``crit``, ordered by mid time (then id).
+
+    Raises
+    ------
+    CatalogueError
+        The night range is empty (``until`` before ``since``).
+    """
+    if crit.since is not None and crit.until is not None and crit.until < crit.since:
+        raise CatalogueError(f"empty night range: {crit.since} to {crit.until}")
+    stmt = select(Master).where(Master.kind == crit.kind)
+    if not crit.include_superseded:
+        stmt = stmt.where(Master.superseded_by_id.is_(None))
+    if crit.instrument is not None:
+        stmt = stmt.where(Master.instrument == crit.instrument)
+    if crit.filter is not None:
+        stmt = stmt.where(Master.filter == crit.filter)
+    if crit.since is not None:
+        stmt = stmt.where(Master.night >= crit.since)
+    if crit.until is not None:
+        stmt = stmt.where(Master.night <= crit.until)
+    return list(session.scalars(stmt.order_by(Master.mid_time, Master.id)))
