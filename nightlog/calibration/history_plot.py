@@ -1,0 +1,143 @@
+"""A picture of a calibration history: one panel per metric, time along x.
+
+Each calibration group is one coloured line (for flats, one per filter). Masters
+that count in the trend are filled markers; masters marked bad are hollow grey
+circles and superseded versions grey crosses, off the line; outliers are ringed
+in red. matplotlib is imported when a plot is drawn, never at import, and only
+its Agg canvas is used: no display, no global pyplot state, safe in a daemon.
+The PNG appears under its name only when complete (written to a temporary name,
+then renamed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from nightlog.calibration.trends import TREND_METRICS, Metric, TrendPoint
+from nightlog.store.atomic import write_atomically
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["plot_history"]
+
+_PANEL_HEIGHT = 2.4  # inches
+_WIDTH = 10.0
+_DPI = 100
+_BARE_FIELDS = ("instrument", "filter")
+
+
+def _series_labels(points: Sequence[TrendPoint]) -> dict[str, str]:
+    """A short label per group: the grouping fields whose values differ."""
+    groups: dict[str, Mapping[str, Any]] = {}
+    for p in points:
+        groups.setdefault(p.group_key, p.group)
+    names = sorted({n for g in groups.values() for n in g})
+    varying = [n for n in names if len({str(g.get(n)) for g in groups.values()}) > 1]
+    if points and points[0].kind == "flat" and "filter" not in varying:
+        varying.insert(0, "filter")
+    labels: dict[str, str] = {}
+    for key, group in groups.items():
+        parts = [str(group.get(n)) if n in _BARE_FIELDS else f"{n}={group.get(n)}"
+                 for n in varying]
+        labels[key] = ", ".join(parts) or points[0].kind
+    return labels
+
+
+def _xy(points: Sequence[TrendPoint], metric: Metric
+        ) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:
+    """Mid times (naive UTC, as datetime64) and values of the points that have ``metric``."""
+    have = [p for p in points if p.values.get(metric.name) is not None]
+    times = [p.mid_time.astimezone(dt.UTC).replace(tzinfo=None) for p in have]
+    return (np.array(times, dtype="datetime64[ms]"),
+            np.array([p.values[metric.name] for p in have], dtype=float))
+
+
+def _draw_panel(ax: Axes, metric: Metric, points: Sequence[TrendPoint],
+                labels: Mapping[str, str]) -> None:
+    for i, (key, label) in enumerate(labels.items()):
+        x, y = _xy([p for p in points if p.group_key == key and p.in_trend], metric)
+        if x.size:
+            ax.plot(x, y, marker="o", markersize=4, linewidth=1.0, color=f"C{i % 10}",
+                    label=label)
+    x, y = _xy([p for p in points if p.quality != "good"], metric)
+    if x.size:
+        ax.scatter(x, y, s=36, marker="o", facecolors="none", edgecolors="grey",
+                   linewidths=1.2, label="marked bad", zorder=3)
+    x, y = _xy([p for p in points if p.quality == "good" and p.superseded_by is not None],
+               metric)
+    if x.size:
+        ax.scatter(x, y, s=30, marker="x", color="grey", linewidths=1.0, label="superseded",
+                   zorder=3)
+    x, y = _xy([p for p in points if metric.name in p.outliers], metric)
+    if x.size:
+        ax.scatter(x, y, s=170, marker="o", facecolors="none", edgecolors="red",
+                   linewidths=1.6, label="outlier", zorder=4)
+    ax.set_ylabel(f"{metric.label}\n({metric.unit})")
+    ax.grid(True, alpha=0.3)
+
+
+def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLike[str], *,
+                 title: str | None = None) -> Path:
+    """Draw the trends of ``points`` (masters of one ``kind``) into a PNG at ``path``.
+
+    One panel per metric that at least one master has; a figure saying so when
+    there is none.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    StoreError
+        The file cannot be written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
+    metrics = [m for m in TREND_METRICS.get(kind, ())
+               if any(p.values.get(m.name) is not None for p in points)]
+    n_panels = max(len(metrics), 1)
+    fig = Figure(figsize=(_WIDTH, 1.0 + _PANEL_HEIGHT * n_panels), dpi=_DPI,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
+    if points:
+        first, last = min(p.night for p in points), max(p.night for p in points)
+        fig.suptitle(title or f"{len(points)} {kind} master(s), nights {first.isoformat()} "
+                     f"to {last.isoformat()}")
+    else:
+        fig.suptitle(title or f"{kind} masters: none")
+    if not metrics:
+        axes[0].text(0.5, 0.5, "no master with statistics to plot", ha="center", va="center",
+                     transform=axes[0].transAxes)
+        axes[0].set_axis_off()
+    else:
+        labels = _series_labels(points)
+        for ax, metric in zip(axes, metrics, strict=True):
+            _draw_panel(ax, metric, points, labels)
+        locator = AutoDateLocator()  # type: ignore[no-untyped-call]
+        axes[-1].xaxis.set_major_locator(locator)
+        axes[-1].xaxis.set_major_formatter(
+            ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+        axes[-1].set_xlabel("master mid time (UTC)")
+        handles: dict[str, Any] = {}
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(label, handle)
+        fig.legend(list(handles.values()), list(handles), loc="outside right upper")
+
+    def _write(fh: BinaryIO) -> None:
+        fig.savefig(fh, format="png")
+
+    return write_atomically(path, _write)
