@@ -95,8 +95,10 @@ def test_group_fields_must_agree_and_are_explained(session: Session,
     sci = add_frame(session, filt="R")
     other_filter = add_frame(session, "flat", filt="V")
     add_master(session, profile, "flat", mid=T0, like=other_filter)
-    assert match_kind(session, sci, "flat", profile, POLICY).candidates == ()
+    fast = match_kind(session, sci, "flat", profile, POLICY)
     m = match_kind(session, sci, "flat", profile, POLICY, explain=True)
+    # With nothing usable, the fast path explains itself as fully as explain mode.
+    assert fast.chosen is None and fast.reason == m.reason
     assert m.chosen is None
     (cand,) = m.candidates
     failed = [r for r in cand.rules if not r.passed]
@@ -124,7 +126,8 @@ def test_bad_and_superseded_masters_are_not_used(session: Session,
                      version=2)
     old.superseded_by_id = new.id
     session.flush()
-    m = match_kind(session, sci, "bias", profile, POLICY)
+    assert match_kind(session, sci, "bias", profile, POLICY).chosen == new
+    m = match_kind(session, sci, "bias", profile, POLICY, explain=True)
     assert m.chosen == new
     verdicts = {c.master.id: {r.rule: r.passed for r in c.rules} for c in m.candidates}
     assert verdicts[bad.id]["quality"] is False
@@ -215,6 +218,59 @@ def test_property_choice_is_the_nearest_usable(offsets: list[int]) -> None:
         else:
             assert m.chosen is not None
             assert abs(m.chosen.mid_time - T0) == min(abs(x.mid_time - T0) for x in valid)
+    engine.dispose()
+
+
+_MASTER = st.fixed_dictionaries({
+    "hours": st.integers(-12 * 24, 12 * 24).map(lambda h: h - h % 6),  # many ties
+    "filter": st.sampled_from(["R", "V", None]),
+    "set_temp": st.sampled_from([-20.0, -20.4, -25.0]),
+    "bad": st.booleans(),
+    "superseded": st.booleans(),
+    "certified": st.none() | st.tuples(st.integers(-20, 5), st.integers(1, 20)),
+    "n_frames": st.integers(3, 7),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(specs=st.lists(_MASTER, min_size=1, max_size=10), live=st.booleans(),
+       kind=st.sampled_from(["bias", "dark", "flat"]))
+def test_property_fast_path_chooses_as_explain_does(specs: list[dict[str, object]],
+                                                     live: bool, kind: str) -> None:
+    """The database narrowing (nearest masters, SQL pre-filters) chooses exactly the
+    master that applying every rule to every master chooses."""
+    from sqlalchemy import create_engine as sa_engine
+
+    from nightlog.catalogue.models import Base
+
+    engine = sa_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    profile = ProfileRegistry.from_settings().get("generic")
+    policy = dataclasses.replace(POLICY, validity_days={"bias": 5.0, "dark": 8.0,
+                                                        "flat": 3.0})
+    with Session(engine) as s:
+        sci = add_frame(s)
+        latest = None
+        for spec in specs:
+            like = add_frame(s, kind, filt=spec["filter"],  # type: ignore[arg-type]
+                             set_temp=spec["set_temp"])  # type: ignore[arg-type]
+            mid = T0 + dt.timedelta(hours=spec["hours"])  # type: ignore[arg-type]
+            extra: dict[str, object] = {}
+            if spec["certified"] is not None:
+                lo, hi = spec["certified"]  # type: ignore[misc]
+                extra = {"valid_from": T0 + dt.timedelta(days=lo),
+                         "valid_until": T0 + dt.timedelta(days=lo + hi)}
+            m = add_master(s, profile, kind, mid=mid, like=like,
+                           n_frames=spec["n_frames"],  # type: ignore[arg-type]
+                           quality="bad" if spec["bad"] else "good", **extra)
+            if spec["superseded"] and latest is not None:
+                m.superseded_by_id = latest.id
+            latest = m
+        s.flush()
+        fast = match_kind(s, sci, kind, profile, policy, live=live)
+        full = match_kind(s, sci, kind, profile, policy, live=live, explain=True)
+        assert fast.chosen is full.chosen
+        assert fast.reason == full.reason
     engine.dispose()
 
 

@@ -66,6 +66,12 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_masters_kind_instrument_valid",
+        "masters",
+        ["kind", "instrument", "valid_from"],
+        unique=False,
+    )
+    op.create_index(
         "ix_masters_kind_group_mid", "masters", ["kind", "group_key", "mid_time"], unique=False
     )
     op.create_index(op.f("ix_masters_night"), "masters", ["night"], unique=False)
@@ -148,6 +154,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_masters_night"), table_name="masters")
     op.drop_index("ix_masters_kind_group_mid", table_name="masters")
     op.drop_index("ix_masters_kind_instrument_mid", table_name="masters")
+    op.drop_index("ix_masters_kind_instrument_valid", table_name="masters")
     op.drop_index(op.f("ix_masters_kind"), table_name="masters")
     op.drop_index(op.f("ix_masters_group_key"), table_name="masters")
     op.drop_table("masters")

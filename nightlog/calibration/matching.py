@@ -28,7 +28,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
@@ -142,73 +142,81 @@ def evaluate(frame: Frame, master: Master, kind: str, profile: InstrumentProfile
     return Candidate(master=master, rules=tuple(rules), distance=abs(at - master.mid_time))
 
 
-_BATCH = 6
+_PAGE = 4
 
 
-def _base(frame: Frame, kind: str, profile: InstrumentProfile) -> Any:
-    stmt = select(Master).where(Master.kind == kind, Master.profile == profile.name)
+def _scope(frame: Frame, kind: str, profile: InstrumentProfile,
+           live: bool) -> list[ColumnElement[bool]]:
+    """Conditions every usable ``kind`` master of ``frame`` meets, as SQL.
+
+    Necessary, not sufficient: the rules of :func:`evaluate` still decide. They let
+    the database skip masters that are bad, superseded, of another instrument or
+    filter, or (live) not yet complete at the frame's time.
+    """
+    conds = [Master.kind == kind, Master.profile == profile.name,
+             Master.quality == "good", Master.superseded_by_id.is_(None)]
     if frame.instrument is not None:
-        stmt = stmt.where(Master.instrument == frame.instrument)
-    if kind == "flat" and "filter" in profile.calibration_keys.get("flat", ()):
-        stmt = (stmt.where(Master.filter.is_(None)) if frame.filter is None
-                else stmt.where(Master.filter == frame.filter))
-    return stmt
+        conds.append(Master.instrument == frame.instrument)
+    if kind == "flat" and "filter" in group_fields(profile, "flat"):
+        conds.append(Master.filter.is_(None) if frame.filter is None
+                     else Master.filter == frame.filter)
+    if live:
+        conds.append(Master.last_obs <= frame.obs_time)
+    return conds
+
+
+def _nearest_side(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
+                  policy: CalibrationPolicy, scope: list[ColumnElement[bool]],
+                  when: dt.datetime, window: dt.timedelta, *, before: bool,
+                  live: bool) -> list[Candidate]:
+    """Uncertified masters on one side of ``when``, nearest first, read a page at a
+    time until the first usable one and every master as near as it (a tie)."""
+    if before:
+        conds = [Master.mid_time <= when, Master.mid_time >= when - window]
+        order = (Master.mid_time.desc(), Master.id)
+    else:
+        conds = [Master.mid_time > when, Master.mid_time <= when + window]
+        order = (Master.mid_time.asc(), Master.id)
+    stmt = select(Master).where(*scope, *conds, Master.valid_from.is_(None),
+                                Master.valid_until.is_(None)).order_by(*order)
+    out: list[Candidate] = []
+    best: dt.datetime | None = None
+    offset = 0
+    while True:
+        page = list(session.scalars(stmt.offset(offset).limit(_PAGE)))
+        offset += len(page)
+        for m in page:
+            if best is not None and m.mid_time != best:
+                return out
+            cand = evaluate(frame, m, kind, profile, policy, at=when, live=live)
+            out.append(cand)
+            if best is None and cand.usable:
+                best = m.mid_time
+        if len(page) < _PAGE:
+            return out
 
 
 def _nearest(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
              policy: CalibrationPolicy, when: dt.datetime, live: bool) -> list[Candidate]:
-    """Candidates nearest in time on each side, fetched in small batches from the
-    (kind, instrument, mid_time) index until a usable one is found or the validity
-    window is exhausted; plus every master certified over the frame's time.
+    """The candidates that can win: on each side of the frame's time, the masters
+    up to the nearest usable one (and its ties), from the (kind, instrument,
+    mid_time) index; and every master certified over the frame's time.
 
-    Every master nearer than the first usable one on a side is fetched, so the
+    Every master nearer than the first usable one on a side is read, so the
     choice equals the one made over all masters.
     """
     window = dt.timedelta(days=policy.validity_days.get(kind, 30.0))
-    base = _base(frame, kind, profile).where(Master.valid_from.is_(None),
-                                             Master.valid_until.is_(None))
-    found: dict[int, Candidate] = {}
-    for before in (True, False):
-        boundary: dt.datetime | None = None
-        seen: set[int] = set()
-        while True:
-            if before:
-                stmt = base.where(Master.mid_time <= when, Master.mid_time >= when - window)
-                if boundary is not None:
-                    stmt = stmt.where(Master.mid_time <= boundary)
-                stmt = stmt.order_by(Master.mid_time.desc(), Master.id)
-            else:
-                stmt = base.where(Master.mid_time > when, Master.mid_time <= when + window)
-                if boundary is not None:
-                    stmt = stmt.where(Master.mid_time >= boundary)
-                stmt = stmt.order_by(Master.mid_time, Master.id)
-            batch = [m for m in session.scalars(stmt.limit(_BATCH + len(seen)))
-                     if m.id not in seen]
-            if not batch:
-                break
-            usable_here = False
-            for m in batch:
-                seen.add(m.id)
-                cand = evaluate(frame, m, kind, profile, policy, at=when, live=live)
-                found[m.id] = cand
-                usable_here = usable_here or cand.usable
-            if usable_here:
-                # Masters as near as the last usable one (same mid_time) are in
-                # ``seen`` or the next batch; fetch that tie group completely.
-                last = batch[-1].mid_time
-                for m in session.scalars(base.where(Master.mid_time == last)):
-                    if m.id not in found:
-                        found[m.id] = evaluate(frame, m, kind, profile, policy, at=when,
-                                               live=live)
-                break
-            boundary = batch[-1].mid_time
-    certified = _base(frame, kind, profile).where(
-        or_(Master.valid_from.is_not(None), Master.valid_until.is_not(None)),
-        or_(Master.valid_from.is_(None), Master.valid_from <= when),
-        or_(Master.valid_until.is_(None), Master.valid_until > when))
-    for m in session.scalars(certified):
-        found.setdefault(m.id, evaluate(frame, m, kind, profile, policy, at=when, live=live))
-    return list(found.values())
+    scope = _scope(frame, kind, profile, live)
+    found = [*_nearest_side(session, frame, kind, profile, policy, scope, when, window,
+                            before=True, live=live),
+             *_nearest_side(session, frame, kind, profile, policy, scope, when, window,
+                            before=False, live=live)]
+    # ``certify_master`` always sets both ends of a certified range.
+    certified = select(Master).where(*scope, Master.valid_from <= when,
+                                     Master.valid_until > when)
+    found += [evaluate(frame, m, kind, profile, policy, at=when, live=live)
+              for m in session.scalars(certified)]
+    return found
 
 
 def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
@@ -230,6 +238,10 @@ def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentPro
                       for m in session.scalars(stmt.order_by(Master.id))]
     else:
         candidates = _nearest(session, frame, kind, profile, policy, when, live)
+        if not any(c.usable for c in candidates):
+            # Nothing to choose: read every master so the reason names what failed.
+            return match_kind(session, frame, kind, profile, policy, at=at, live=live,
+                              explain=True)
     usable = [c for c in candidates if c.usable]
     usable.sort(key=lambda c: (c.distance, c.master.night != frame.night, -c.master.n_frames,
                                -c.master.version, -c.master.id))

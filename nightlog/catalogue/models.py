@@ -144,6 +144,7 @@ class Master(Base):
         UniqueConstraint("group_key", "night", "version", name="uq_masters_group_night_version"),
         Index("ix_masters_kind_group_mid", "kind", "group_key", "mid_time"),
         Index("ix_masters_kind_instrument_mid", "kind", "instrument", "mid_time"),
+        Index("ix_masters_kind_instrument_valid", "kind", "instrument", "valid_from"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
