@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +11,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nightlog.calibration.trends import (
+    DEFAULT_OUTLIER_SIGMA,
+    TREND_METRICS,
+    TrendPoint,
+    trend_points,
+)
 from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.history import HistoryFilter, master_history
 from nightlog.catalogue.masters import (
     MasterFilter,
     certify_master,
@@ -177,3 +186,72 @@ def certify_cmd(
     with make_sessionmaker(engine)() as session, session.begin():
         certify_master(session, get_master(session, master_id), start, end)
     typer.echo(f"master {master_id} certified from {start.isoformat()} to {end.isoformat()}")
+
+
+class MasterKind(enum.StrEnum):
+    """Kinds of master calibration."""
+
+    bias = "bias"
+    dark = "dark"
+    flat = "flat"
+
+
+def history_row(p: TrendPoint) -> dict[str, Any]:
+    """The JSON record of a master in the calibration history."""
+    return {
+        "id": p.master_id, "kind": p.kind, "night": p.night.isoformat(),
+        "mid_time": p.mid_time.isoformat(), "version": p.version, "instrument": p.instrument,
+        "filter": p.filter, "n_frames": p.n_frames, **p.values, "quality": p.quality,
+        "quality_reason": p.quality_reason, "superseded_by": p.superseded_by,
+        "outlier": list(p.outliers), "group_key": p.group_key,
+    }
+
+
+@app.command("history")
+def history_cmd(
+    ctx: typer.Context,
+    kind: Annotated[MasterKind, typer.Option("--type", help="Kind of master.",
+                                             case_sensitive=False)],
+    instrument: Annotated[str | None, typer.Option(help="Only this instrument.")] = None,
+    filter_: Annotated[str | None, typer.Option("--filter", help="Only flats of this "
+                                                "filter.")] = None,
+    since: Annotated[str | None, typer.Option(help="First night (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Last night, included (YYYY-MM-DD).")]
+        = None,
+    all_versions: Annotated[bool, typer.Option(
+        "--all-versions", help="Include superseded versions (shown, not counted in the "
+        "trends).")] = False,
+    outlier_sigma: Annotated[float, typer.Option(
+        min=0.0, help="Mark a value as an outlier when it lies more than this many robust "
+        "standard deviations (1.4826 × MAD) from the median of its group's series.")]
+        = DEFAULT_OUTLIER_SIGMA,
+    plot: Annotated[Path | None, typer.Option(
+        help="Also draw the trends into this PNG file (outliers ringed in red, masters "
+        "marked bad hollow grey).", dir_okay=False)] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
+        OutputFormat.table,
+) -> None:
+    """Calibration history: bias level and read noise, dark current, flat level and gain
+    of each master over time, with outliers marked."""
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise typer.BadParameter(f"the plot is a PNG file: {plot}", param_hint="--plot")
+    crit = HistoryFilter(kind=kind.value, instrument=instrument, filter=filter_,
+                         since=parse_date(since), until=parse_date(until),
+                         include_superseded=all_versions)
+    engine = state_of(ctx).engine(must_exist=True)
+    with make_sessionmaker(engine)() as session:
+        points = trend_points(master_history(session, crit), k=outlier_sigma)
+    if plot is not None:
+        from nightlog.calibration.history_plot import plot_history
+
+        typer.echo(f"plot written: {plot_history(points, kind.value, plot)}", err=True)
+    rows = [history_row(p) for p in points]
+    if fmt is not OutputFormat.json:
+        rows = [{**r, "outlier": ";".join(r["outlier"])} for r in rows]
+    metrics = [m.name for m in TREND_METRICS[kind.value]
+               if any(p.values.get(m.name) is not None for p in points)]
+    columns = ["id", "night", "version", "instrument", *(["filter"] if kind is MasterKind.flat
+                                                         else []),
+               "n_frames", *metrics, "quality", *(["superseded_by"] if all_versions else []),
+               "outlier"]
+    emit(rows, columns, fmt, title=f"{len(rows)} {kind.value} master(s)")
