@@ -19,6 +19,7 @@ can record it on the frame at hand and go on::
     │   ├── SchemaOutOfDateError  the schema is behind the code: run ``nightlog db upgrade``
     │   └── NotFoundError         a requested row does not exist
     ├── StoreError                archive (file store) problems: paths, writes, space
+    │   └── ChecksumMismatchError files changed or gone since the catalogue recorded them
     └── ReductionError            a reduction step cannot be carried out
         ├── ShapeMismatchError    frames or masters of different shapes
         └── CombineError          a stack that cannot be combined
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "CatalogueError",
+    "ChecksumMismatchError",
     "CombineError",
     "ConfigurationError",
     "FileProblem",
@@ -120,6 +122,10 @@ class StoreError(NightlogError):
     """The archive file store cannot read or write a file."""
 
     exit_code = 5
+
+
+class ChecksumMismatchError(StoreError):
+    """Archive files no longer hold the bytes the catalogue recorded (changed or missing)."""
 
 
 class ReductionError(NightlogError):

@@ -1,4 +1,5 @@
-"""Shared fixtures: catalogue databases on SQLite and PostgreSQL, archive folders.
+"""Shared fixtures: catalogue databases on SQLite and PostgreSQL, archive folders, a
+simulated LFC night ingested into a fresh archive.
 
 PostgreSQL tests read the server URL from ``NIGHTLOG_TEST_POSTGRES_URL`` (``.ci/run``
 sets it); without it they skip and say why. Each test gets its own schema, so
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from nightlog.catalogue.engine import create_engine
+from nightlog.coordinator.context import JobContext
 
 PG_ENV = "NIGHTLOG_TEST_POSTGRES_URL"
 
@@ -68,6 +70,37 @@ def catalogue_engine(catalogue_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def lfc_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated LFC night (5 bias, 5 dark, 5 flat per filter, 3 science),
+    written once per run; copy it before changing anything."""
+    from nightlog.simulate import simulate_night
+
+    out = tmp_path_factory.mktemp("lfc") / "raw"
+    simulate_night(out, camera="lfc", scale=0.1, seed=3, n_bias=5, n_dark=5, n_flat=5,
+                   n_science=3)
+    return out
+
+
+@pytest.fixture
+def archive(catalogue_engine: Engine, lfc_night: Path, tmp_path: Path
+            ) -> tuple[Engine, JobContext]:
+    """The LFC night copied to ``tmp_path / 'raw'`` and ingested (no masters yet), with
+    the job context of an archive in ``tmp_path`` (both backends)."""
+    import shutil
+
+    from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
+    from nightlog.settings import load_settings
+
+    raw = tmp_path / "raw"
+    shutil.copytree(lfc_night, raw)
+    settings = load_settings(env={}, cwd=tmp_path)
+    summary = run_ingest(catalogue_engine, discover([raw], settings.ingest.patterns),
+                         IngestContext.from_settings(settings))
+    assert summary.counts["added"] > 0
+    return catalogue_engine, JobContext.from_settings(settings)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,15 +1,13 @@
 """The whole night on a simulated LFC night: ingest, masters, matching, reduction,
 provenance, idempotency and the policy when a master is missing. SQLite and
-PostgreSQL."""
+PostgreSQL (the ``lfc_night`` and ``archive`` fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
-import pytest
 from astropy.nddata import CCDData
 from sqlalchemy import Engine, select
 
@@ -18,32 +16,9 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.masters import products_using, set_quality
 from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce, science_frames
-from nightlog.settings import load_settings
-from nightlog.simulate import simulate_night
 from nightlog.store.raw import sha256_of
-
-
-@pytest.fixture(scope="module")
-def lfc_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lfc") / "raw"
-    simulate_night(out, camera="lfc", scale=0.1, seed=3, n_bias=5, n_dark=5, n_flat=5,
-                   n_science=3)
-    return out
-
-
-@pytest.fixture
-def archive(catalogue_engine: Engine, lfc_night: Path, tmp_path: Path
-            ) -> tuple[Engine, JobContext]:
-    raw = tmp_path / "raw"
-    shutil.copytree(lfc_night, raw)
-    settings = load_settings(env={}, cwd=tmp_path)
-    summary = run_ingest(catalogue_engine, discover([raw], settings.ingest.patterns),
-                         IngestContext.from_settings(settings))
-    assert summary.counts["added"] > 0
-    return catalogue_engine, JobContext.from_settings(settings)
 
 
 def _science(engine: Engine) -> list[int]:

@@ -24,12 +24,13 @@ from astropy.nddata import CCDData, StdDevUncertainty
 import nightlog.reduction
 from nightlog.errors import NightlogError
 from nightlog.reduction.mask import MaskBit
+from nightlog.reduction.products import ProvenanceEntry
 
 SHAPE = (64, 48)
 Args = tuple[tuple[Any, ...], dict[str, Any]]
 
 # Functions that are not steps on frames: they read files by path.
-NOT_STEPS = {"products.read_product", "products.bitmask_of"}
+NOT_STEPS = {"products.read_product", "products.bitmask_of", "products.provenance_of"}
 
 
 def make_frame(seed: int = 0, level: float = 1000.0, unit: str = "adu") -> CCDData:
@@ -82,6 +83,9 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "products.to_hdulist": lambda: ((make_frame(),), {}),
     "products.add_history": lambda: ((make_frame(), "a step"), {}),
     "products.set_keywords": lambda: ((make_frame(),), {"keywords": {"NLTEST": "x"}}),
+    "products.provenance_table": lambda: (([ProvenanceEntry("raw", "/raw/a.fits", "0" * 64, 1),
+                                            ProvenanceEntry("input", "/raw/b.fits", "1" * 64,
+                                                            2, False, "too warm")],), {}),
 }
 
 _BY_NAME: dict[str, Callable[[], Any]] = {

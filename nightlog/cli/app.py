@@ -17,6 +17,7 @@ from nightlog.cli import (
     ingest,
     match,
     nights,
+    provenance,
     quarantine,
     reduce,
     simulate,
@@ -80,6 +81,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(calib.app, name="calib")
 app.add_typer(match.app)
 app.add_typer(reduce.app)
+app.add_typer(provenance.app)
 app.add_typer(ingest.app)
 app.add_typer(frames.app)
 app.add_typer(nights.app)

@@ -10,6 +10,10 @@ Before a frame enters a master it is checked, and every rejection is recorded on
 the master with its reason: a dark whose CCD temperature departs from its set
 point; a bias whose level or noise departs from its group; a flat that is
 under-exposed or too close to saturation. Frames flagged bad never enter.
+
+The master file carries its provenance: the software version, a parameter
+digest, the masters it was calibrated with (id and checksum) and a
+``PROVENANCE`` table of every frame considered, used or rejected.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from nightlog.catalogue.masters import inputs_of, latest_version
 from nightlog.catalogue.models import Frame, Master, MasterInput
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.preparation import preparation_for
+from nightlog.coordinator.provenance import master_entries, parameters_digest, set_master_cards
 from nightlog.coordinator.quality import check_inputs
 from nightlog.errors import NightlogError
 from nightlog.reduction.characterise import gain_from_flats, read_noise_from_biases
@@ -231,7 +236,15 @@ def build_master(session: Session, due: DueGroup, ctx: JobContext, *,
         if m is not None:
             header.add_history(f"{role} master {os.path.basename(m.path)[:40]} "
                                f"sha256 {m.sha256[:16]}")
-    out = write_hdulist(path, to_hdulist(ccd))
+    parameters: dict[str, Any] = {
+        "preparation": prepare.describe(), "combine": "average, 3-sigma MAD clip",
+        "flat_scale": "median of the profile's flat scale region"}
+    digest = parameters_digest(parameters)
+    header["NLPARSHA"] = (digest, "SHA-256 of the master parameters")
+    set_master_cards(header, used_masters, roles=needs)
+    reasons = dict(rejected)
+    out = write_hdulist(path, to_hdulist(
+        ccd, provenance=master_entries(members, reasons, used_masters)))
     written.append(out.path)
 
     stats: dict[str, Any] = {
@@ -255,14 +268,12 @@ def build_master(session: Session, due: DueGroup, ctx: JobContext, *,
         is_rate=due.kind == "dark" and profile.darks_scale, night=due.night, version=version,
         path=str(out.path), sha256=out.sha256, size=out.size, first_obs=first, last_obs=last,
         mid_time=first + (last - first) / 2, n_frames=len(accepted), stats=stats,
-        parameters={"preparation": prepare.describe(), "combine": "average, 3-sigma MAD clip",
-                    "flat_scale": "median of the profile's flat scale region"},
+        parameters={**parameters, "digest": digest},
         quality="good", created_at=dt.datetime.now(dt.UTC),
         software_version=ctx.software_version,
     )
     session.add(master)
     session.flush()
-    reasons = dict(rejected)
     for f in members:
         session.add(MasterInput(master_id=master.id, frame_id=f.id, used=f.id not in reasons,
                                 reason=reasons.get(f.id), sha256=f.sha256))

@@ -4,7 +4,10 @@ For each frame: the calibration manager chooses the masters (or the policy says
 what to do without one), the raw file and the masters are read, the pure
 reduction core reduces it, the product is written under a temporary name and
 renamed, and one transaction records the product, each master used (by role,
-with its checksum), the parameters, the missing steps and the software version.
+with its checksum), the parameters (and their digest), the missing steps and the
+software version. The file carries the same: keywords naming each master with its
+checksum, the software version and the parameter digest, and a ``PROVENANCE``
+table of the raw frame and the masters (:mod:`nightlog.coordinator.provenance`).
 A frame already reduced from the same inputs (same raw bytes, masters and
 parameters: the *inputs key*) is skipped unless forced.
 """
@@ -31,6 +34,7 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, Master, Product, ProductMaster
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.preparation import skip_columns_for
+from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
 from nightlog.errors import NightlogError
 from nightlog.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
@@ -89,12 +93,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _described(params: ScienceParameters) -> Any:
+    """The parameters as JSON, threads excluded: they change speed, not pixels."""
+    return _jsonable(dataclasses.replace(
+        params, cosmic_rays=dataclasses.replace(params.cosmic_rays, threads=None)))
+
+
 def inputs_key(frame: Frame, masters: dict[str, Master | None], params: ScienceParameters,
                software_version: str) -> str:
     """Digest of everything a product depends on (threads excluded: they change speed,
     not pixels)."""
-    described = _jsonable(dataclasses.replace(
-        params, cosmic_rays=dataclasses.replace(params.cosmic_rays, threads=None)))
+    described = _described(params)
     payload = {
         "raw": frame.sha256,
         "masters": {k: (None if m is None else m.sha256) for k, m in sorted(masters.items())},
@@ -147,13 +156,9 @@ def reduce_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str =
     header["NLSOFT"] = (ctx.software_version, "nightlog version")
     header["NLRAWSHA"] = (frame.sha256, "SHA-256 of the raw file")
     header["NLINKEY"] = (key, "digest of raw, masters and parameters")
-    for role in ("bias", "dark", "flat"):
-        m = chosen.get(role)
-        card = f"NL{role.upper()}"
-        header[card] = ((m.id if m is not None else "none"),
-                        f"{role} master id" if m is not None else f"no {role} master")
-        if m is not None:
-            header[f"{card[:5]}SHA"[:8]] = (m.sha256, f"SHA-256 of the {role} master")
+    digest = parameters_digest(_described(params))
+    header["NLPARSHA"] = (digest, "SHA-256 of the reduction parameters")
+    set_master_cards(header, chosen)
     if missing:
         header["NLMISS"] = (",".join(missing), "calibration steps skipped: no master")
     path = ctx.layout.product_path(instrument=frame.instrument, night=frame.night,
@@ -161,7 +166,8 @@ def reduce_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str =
                                    product_key=key)
     if path.exists():  # same inputs already written (a product row was lost): keep a copy
         path = path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.fits")
-    out = write_hdulist(path, to_hdulist(ccd, mask_bits=reduced.bits))
+    out = write_hdulist(path, to_hdulist(ccd, mask_bits=reduced.bits,
+                                         provenance=product_entries(frame, chosen)))
     written.append(out.path)
 
     steps = [{"name": s.name, "applied": s.applied, "parameters": _jsonable(dict(s.parameters)),
@@ -170,7 +176,8 @@ def reduce_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str =
     product = Product(
         frame_id=frame.id, kind=kind, status="current", path=str(out.path), sha256=out.sha256,
         size=out.size, raw_sha256=frame.sha256, inputs_key=key,
-        parameters={"science": _jsonable(params), "live": live, "steps": steps},
+        parameters={"science": _jsonable(params), "digest": digest, "live": live,
+                    "steps": steps},
         missing_steps=missing, stats={"steps": {s["name"]: s["summary"] for s in steps}},
         created_at=dt.datetime.now(dt.UTC), software_version=ctx.software_version,
     )

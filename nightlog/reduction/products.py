@@ -15,6 +15,14 @@ A product is an HDU list:
     for :func:`bitmask_of`. One extension serves both; ``MASKTYPE`` says whether
     it holds ``BITPLANE`` values (:class:`~nightlog.reduction.mask.MaskBit`) or a
     plain ``BOOLEAN`` 0/1 mask, and ``MB<bit>`` keywords name the bits.
+``PROVENANCE``
+    A binary table, one row per file the product (or master) was made from:
+    ``STEP`` (``raw``; ``bias``, ``dark``, ``flat`` for a master used in that role;
+    ``input`` for a frame combined into a master), ``ID`` (its catalogue id),
+    ``PATH``, ``SHA256``, ``USED`` (false for a frame rejected from a master) and
+    ``REASON`` (why it was rejected). It is built from
+    :class:`ProvenanceEntry` values the caller passes in, so the file carries its
+    own lineage even away from the catalogue; ``CCDData.read`` ignores it.
 
 :func:`to_hdulist` is pure: it builds the HDU list in memory and decides no path;
 writing the file is the archive store's business. :func:`read_product` and
@@ -25,7 +33,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,12 +49,105 @@ from nightlog.reduction import _cards
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 
-__all__ = ["add_history", "bitmask_of", "read_product", "set_keywords", "to_hdulist"]
+__all__ = [
+    "PROVENANCE_EXTNAME",
+    "ProvenanceEntry",
+    "add_history",
+    "bitmask_of",
+    "provenance_of",
+    "provenance_table",
+    "read_product",
+    "set_keywords",
+    "to_hdulist",
+]
+
+PROVENANCE_EXTNAME = "PROVENANCE"
+
 
 # Keywords describing the data layout; astropy writes its own for the new data.
 _STRUCTURAL = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3",
                "EXTEND", "PCOUNT", "GCOUNT", "BZERO", "BSCALE", "BLANK", "CHECKSUM",
                "DATASUM", "EXTNAME", "EXTVER")
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceEntry:
+    """One file a product or master was made from: a row of its ``PROVENANCE`` table.
+
+    Attributes
+    ----------
+    step : str
+        What the file was used for: ``raw``, a master's role (``bias``, ``dark``,
+        ``flat``) or ``input`` (a frame considered for a master).
+    path : str
+        Where the file was when it was used.
+    sha256 : str
+        SHA-256 of its bytes when it was used.
+    ref : int
+        Its catalogue id (frame id, or master id for a master); 0 when unknown.
+    used : bool
+        False for a frame considered for a master but rejected.
+    reason : str
+        Why it was rejected (empty when used).
+    """
+
+    step: str
+    path: str
+    sha256: str
+    ref: int = 0
+    used: bool = True
+    reason: str = ""
+
+
+def _text_column(name: str, values: Sequence[str]) -> fits.Column:
+    # FITS character columns hold ASCII: anything else is escaped, never dropped.
+    texts = [_cards.fits_text(v) for v in values]
+    width = max([1, *(len(t) for t in texts)])
+    return fits.Column(name=name, format=f"{width}A", array=np.array(texts, dtype=f"S{width}"))
+
+
+def provenance_table(entries: Sequence[ProvenanceEntry]) -> fits.BinTableHDU:
+    """The ``PROVENANCE`` binary table of ``entries`` (nothing is written).
+
+    Columns ``STEP``, ``ID``, ``PATH``, ``SHA256``, ``USED`` and ``REASON``, one row
+    per entry in the order given. Text is stored as printable ASCII (non-ASCII
+    characters backslash-escaped), as FITS requires.
+    """
+    columns = [
+        _text_column("STEP", [e.step for e in entries]),
+        fits.Column(name="ID", format="K", array=np.array([e.ref for e in entries],
+                                                          dtype=np.int64)),
+        _text_column("PATH", [e.path for e in entries]),
+        _text_column("SHA256", [e.sha256 for e in entries]),
+        fits.Column(name="USED", format="L", array=np.array([e.used for e in entries],
+                                                            dtype=bool)),
+        _text_column("REASON", [e.reason for e in entries]),
+    ]
+    table = fits.BinTableHDU.from_columns(columns, name=PROVENANCE_EXTNAME)
+    table.header["NLPROV"] = (len(entries), "files this HDU list was made from")
+    return table
+
+
+def provenance_of(path: str | os.PathLike[str]) -> list[ProvenanceEntry]:
+    """The ``PROVENANCE`` table of a product or master file (empty when it has none).
+
+    Raises
+    ------
+    ReductionError
+        The file cannot be opened.
+    """
+    try:
+        with fits.open(path) as hdus:
+            if PROVENANCE_EXTNAME not in hdus:
+                return []
+            data = hdus[PROVENANCE_EXTNAME].data
+            return [ProvenanceEntry(step=str(row["STEP"]), path=str(row["PATH"]),
+                                    sha256=str(row["SHA256"]), ref=int(row["ID"]),
+                                    used=bool(row["USED"]), reason=str(row["REASON"]))
+                    for row in data]
+    except (OSError, KeyError) as err:
+        raise ReductionError(f"cannot read the provenance of {os.fspath(path)!r}: {err}"
+                             ) from err
 
 
 def _mask_plane(
@@ -84,7 +186,8 @@ def _primary_header(ccd: CCDData) -> fits.Header:
     return header
 
 
-def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None) -> fits.HDUList:
+def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None,
+               provenance: Sequence[ProvenanceEntry] | None = None) -> fits.HDUList:
     """Build the FITS HDU list of a reduced frame (nothing is written).
 
     Parameters
@@ -98,11 +201,15 @@ def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None) -> fits.
         ``ccd.mask`` but with no bit get :attr:`MaskBit.UNSPECIFIED`, so the mask
         read back is the union of both. With no bit plane, ``ccd.mask`` is stored
         as 0/1.
+    provenance : sequence of ProvenanceEntry, optional
+        The files the frame was made from, stored as the ``PROVENANCE`` table
+        (:func:`provenance_table`); none when omitted.
 
     Returns
     -------
     astropy.io.fits.HDUList
-        ``PRIMARY`` (float32 data), then ``UNCERT`` and ``MASK`` when present.
+        ``PRIMARY`` (float32 data), then ``UNCERT`` and ``MASK`` when present, then
+        ``PROVENANCE`` when given.
 
     Raises
     ------
@@ -113,7 +220,7 @@ def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None) -> fits.
         cannot become a standard deviation.
     """
     header = _primary_header(ccd)
-    hdus: list[fits.PrimaryHDU | fits.ImageHDU] = [
+    hdus: list[fits.PrimaryHDU | fits.ImageHDU | fits.BinTableHDU] = [
         fits.PrimaryHDU(np.asarray(ccd.data, dtype=np.float32), header)]
     if ccd.uncertainty is not None:
         try:
@@ -136,6 +243,8 @@ def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None) -> fits.
             for bit in MaskBit:
                 mask_header[f"MB{int(bit)}"] = (bit.name, "mask bit value meaning")
         hdus.append(fits.ImageHDU(array, mask_header, name="MASK"))
+    if provenance is not None:
+        hdus.append(provenance_table(provenance))
     return fits.HDUList(hdus)
 
 

@@ -1,0 +1,108 @@
+"""``nightlog provenance``: what a product was made from, down to the raw frames."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
+from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.provenance import ProvenanceTree, find_product, provenance_tree
+from nightlog.cli.output import printable
+from nightlog.cli.state import state_of
+from nightlog.errors import ChecksumMismatchError
+from nightlog.store.integrity import FileCheck, check_file
+
+app = typer.Typer()
+
+
+class TreeFormat(enum.StrEnum):
+    """Output formats of ``nightlog provenance``."""
+
+    tree = "tree"
+    json = "json"
+
+
+def _mark(checks: dict[tuple[str, str], FileCheck], path: str, sha256: str) -> str:
+    check = checks.get((path, sha256))
+    if check is None:
+        return ""
+    return "  [ok]" if check.ok else f"  [{check.status.upper()}]"
+
+
+def _render(tree: ProvenanceTree, checks: dict[tuple[str, str], FileCheck]) -> Tree:
+    def line(text: str, path: str, sha256: str) -> Text:
+        return Text(printable(f"{text}  sha256 {sha256[:16]}…{_mark(checks, path, sha256)}"))
+
+    root = Tree(line(f"product {tree.id} ({tree.kind}, {tree.status}) {tree.path}",
+                     tree.path, tree.sha256))
+    root.add(Text(printable(f"made {tree.created_at.isoformat()} by nightlog "
+                            f"{tree.software_version}; parameters "
+                            f"{(tree.parameters_digest or 'unrecorded')[:16]}")))
+    root.add(line(f"raw frame {tree.raw.frame_id} {tree.raw.path}", tree.raw.path,
+                  tree.raw.sha256))
+    for m in tree.masters:
+        branch = root.add(line(f"{m.role} master {m.id} ({m.kind}, night {m.night}, "
+                               f"v{m.version}, {m.quality}) {m.path}", m.path, m.sha256))
+        for i in m.inputs:
+            state = "used" if i.used else f"rejected: {i.reason or 'no reason recorded'}"
+            branch.add(line(f"frame {i.frame_id} {i.path} ({state})", i.path, i.sha256))
+    for role in tree.missing_steps:
+        root.add(Text(printable(f"{role}: no master (step skipped)")))
+    return root
+
+
+def _check_dict(what: str, check: FileCheck) -> dict[str, Any]:
+    return {"what": what, "path": check.path, "status": check.status,
+            "expected": check.expected, "actual": check.actual, "detail": check.detail}
+
+
+@app.command("provenance")
+def provenance_cmd(
+    ctx: typer.Context,
+    product: Annotated[str, typer.Argument(
+        metavar="PRODUCT", help="Product id, or the path of a product file.")],
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Hash every file of the tree again (product, raw frame, masters, "
+        "their input frames) and report each that changed or is missing; exit status 5 "
+        "when any did.")] = False,
+    fmt: Annotated[TreeFormat, typer.Option(
+        "--format", help="'tree' for people, 'json' for scripts (one nested object).")] =
+        TreeFormat.tree,
+) -> None:
+    """Show what a product was made from: raw frame, each master, each master's frames.
+
+    Every node carries the path and the SHA-256 the catalogue recorded when it was
+    used.
+    """
+    engine = state_of(ctx).engine(must_exist=True)
+    with make_sessionmaker(engine)() as session:
+        tree = provenance_tree(session, find_product(session, product))
+    checked = [(f.what, check_file(f.path, f.sha256)) for f in tree.files()] if verify else []
+    checks = {(c.path, c.expected): c for _, c in checked}
+    problems = [(what, c) for what, c in checked if not c.ok]
+    if fmt is TreeFormat.json:
+        out = tree.as_dict()
+        if verify:
+            out["verification"] = {"checked": len(checked),
+                                   "problems": [_check_dict(w, c) for w, c in problems]}
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
+    else:
+        console = Console()
+        console.print(_render(tree, checks))
+        if verify:
+            console.print(Text(f"verified {len(checked)} file(s): "
+                               + (f"{len(problems)} changed or missing" if problems
+                                  else "all unchanged")))
+            for what, c in problems:
+                console.print(Text(printable(f"{c.status}: {what} {c.path}"
+                                             + (f" ({c.detail})" if c.detail else ""))))
+    if problems:
+        raise ChecksumMismatchError(
+            f"{len(problems)} file(s) of product {tree.id}'s provenance changed or are "
+            f"missing, first: {problems[0][1].status} {problems[0][0]} {problems[0][1].path}")

@@ -1,0 +1,77 @@
+"""What a product or master file says about its own making.
+
+The catalogue records the provenance; the file carries it too, so it stays
+traceable when copied away from the archive:
+
+- header keywords: ``NLSOFT`` (software version), ``NLPARSHA`` (digest of the
+  parameters, also kept in the catalogue as ``parameters["digest"]``) and, per
+  master used, ``NL<ROLE>`` (its catalogue id) with its SHA-256 in ``NLBIASHA``,
+  ``NLDARSHA`` or ``NLFLASHA``;
+- a ``PROVENANCE`` table (:func:`nightlog.reduction.products.provenance_table`)
+  listing every input file with its SHA-256 and the step that used it.
+
+The rows given here are catalogue rows; the table itself is built by the pure
+reduction core from the plain entries made of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from astropy.io import fits
+
+from nightlog.catalogue.models import Frame, Master
+from nightlog.reduction.products import ProvenanceEntry
+
+__all__ = ["master_entries", "parameters_digest", "product_entries", "set_master_cards",
+           "sha_keyword"]
+
+ROLES = ("bias", "dark", "flat")
+
+
+def parameters_digest(parameters: Mapping[str, Any]) -> str:
+    """SHA-256 of the parameters as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sha_keyword(role: str) -> str:
+    """The keyword holding the SHA-256 of the ``role`` master (8 characters)."""
+    return f"NL{role.upper()[:3]}SHA"
+
+
+def set_master_cards(header: fits.Header, masters: Mapping[str, Master | None],
+                     roles: Iterable[str] = ROLES) -> None:
+    """Name each master of ``roles`` in ``header``: id (or ``none``) and SHA-256."""
+    for role in roles:
+        m = masters.get(role)
+        card = f"NL{role.upper()}"
+        header[card] = ((m.id if m is not None else "none"),
+                        f"{role} master id" if m is not None else f"no {role} master")
+        if m is not None:
+            header[sha_keyword(role)] = (m.sha256, f"SHA-256 of the {role} master")
+
+
+def _master_entries(masters: Mapping[str, Master | None]) -> list[ProvenanceEntry]:
+    return [ProvenanceEntry(step=role, path=m.path, sha256=m.sha256, ref=m.id)
+            for role in ROLES if (m := masters.get(role)) is not None]
+
+
+def product_entries(frame: Frame, masters: Mapping[str, Master | None]
+                    ) -> list[ProvenanceEntry]:
+    """PROVENANCE rows of a product: the raw frame, then each master used."""
+    return [ProvenanceEntry(step="raw", path=frame.path, sha256=frame.sha256, ref=frame.id),
+            *_master_entries(masters)]
+
+
+def master_entries(members: Iterable[Frame], rejected: Mapping[int, str],
+                   masters: Mapping[str, Master | None]) -> list[ProvenanceEntry]:
+    """PROVENANCE rows of a master: every frame considered (used or rejected, with
+    the reason), then each master it was calibrated with."""
+    rows = [ProvenanceEntry(step="input", path=f.path, sha256=f.sha256, ref=f.id,
+                            used=f.id not in rejected, reason=rejected.get(f.id, ""))
+            for f in members]
+    return [*rows, *_master_entries(masters)]
