@@ -17,6 +17,8 @@ Tables (later issues add masters, products and provenance, which point at
 ``products`` and ``product_masters``
     Reduced frames: the raw frame, each master used (by role), parameters, software
     version and checksums; a product replaced by a better one is kept.
+``daemons``
+    Each run of a watch daemon: heartbeat, last action, backlog and counts.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from nightlog.catalogue.types import UTCDateTime
 
-__all__ = ["Base", "Frame", "Master", "MasterInput", "Product", "ProductMaster", "QuarantinedFile"]
+__all__ = ["Base", "Daemon", "Frame", "Master", "MasterInput", "Product", "ProductMaster", "QuarantinedFile"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -230,3 +232,33 @@ class ProductMaster(Base):
                                            index=True)
     role: Mapped[str] = mapped_column(String(16))
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Daemon(Base):
+    """One run of a ``nightlog watch`` daemon: its heartbeat and what it last did.
+
+    A row is added when a daemon starts and updated at each heartbeat; a clean stop
+    sets ``stopped_at``. A row whose heartbeat is older than a few intervals and was
+    never stopped belongs to a daemon that died (``kill -9``, power cut).
+    """
+
+    __tablename__ = "daemons"
+    __table_args__ = (Index("ix_daemons_heartbeat_at", "heartbeat_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    directories: Mapped[list[Any]] = mapped_column(JSON)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    interval_s: Mapped[float] = mapped_column(Float)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_action: Mapped[str | None] = mapped_column(Text)
+    last_action_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    backlog: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    software_version: Mapped[str] = mapped_column(String(32))
+
+    def __repr__(self) -> str:
+        return f"Daemon(id={self.id}, name={self.name!r}, pid={self.pid})"
