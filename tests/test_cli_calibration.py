@@ -78,3 +78,22 @@ def test_mark_bad_and_certify(run) -> None:  # type: ignore[no-untyped-def]
               code=4)
     assert "empty" in out
     run("calib", "show", "99999", code=4)
+
+
+def test_mark_bad_redo_reduces_the_users_again(run) -> None:  # type: ignore[no-untyped-def]
+    flats = json.loads(run("calib", "list", "--kind", "flat", "--format", "json"))
+    flat = flats[0]
+    before = json.loads(run("calib", "show", str(flat["id"]), "--format", "json"))[0]
+    assert len(before["products"]) == 4
+    out = run("calib", "mark-bad", str(flat["id"]), "--reason", "dust donut", "--redo")
+    # No other flat of that filter exists: the policy decides (the demo's: skip
+    # the flat step and flag it) and each frame says what happened.
+    assert out.count("frame ") == 4, out
+    for line in (ln for ln in out.splitlines() if ln.startswith("frame ")):
+        assert ": reduced (product " in line and "without flat" in line, line
+    # The products that used the bad master are current no more.
+    assert json.loads(run("calib", "show", str(flat["id"]), "--format", "json"))[0][
+        "products"] == []
+    run("calib", "mark-good", str(flat["id"]))
+    again = run("reduce", "--redo-superseded")
+    assert "reduced" in again

@@ -34,6 +34,7 @@ from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
+from nightlog.coordinator.reduce import run_reduce
 
 app = typer.Typer(help="Build, list, inspect, mark and certify master calibrations.",
                   no_args_is_help=True)
@@ -142,20 +143,35 @@ def mark_bad_cmd(
     ctx: typer.Context,
     master_id: Annotated[int, typer.Argument(help="Master id.")],
     reason: Annotated[str, typer.Option(help="Why the master must not be used.")],
+    redo: Annotated[bool, typer.Option(
+        "--redo", help="Reduce again, with the best masters left, every frame whose "
+        "current product used it.")] = False,
 ) -> None:
     """Mark a master bad: it is never matched again; lists the products that used it."""
-    engine = state_of(ctx).engine(must_exist=True)
+    state = state_of(ctx)
+    engine = state.engine(must_exist=True)
     with make_sessionmaker(engine)() as session, session.begin():
         master = get_master(session, master_id)
         set_quality(session, master, "bad", reason)
-        users = products_using(session, master)
+        users = [(p.id, p.frame_id) for p in products_using(session, master)]
     typer.echo(f"master {master_id} marked bad: {printable(reason)}")
-    if users:
-        typer.echo(f"{len(users)} product(s) used it and should be reduced again "
-                   "('nightlog reduce --redo-superseded'): "
-                   + ", ".join(str(p.id) for p in users))
-    else:
+    if not users:
         typer.echo("no product used it")
+        return
+    typer.echo(f"{len(users)} product(s) used it: " + ", ".join(str(p) for p, _ in users))
+    if not redo:
+        typer.echo("reduce them again with 'nightlog calib mark-bad ... --redo' or "
+                   "'nightlog reduce --redo-superseded'")
+        return
+    outcomes = run_reduce(engine, JobContext.from_settings(state.settings),
+                          sorted({f for _, f in users}), redo_superseded=True)
+    for o in outcomes:
+        detail = o.reason or (f"without {', '.join(o.missing)}" if o.missing else "")
+        typer.echo(f"frame {o.frame_id}: {o.status}"
+                   + (f" (product {o.product_id})" if o.product_id else "")
+                   + (f": {printable(detail)}" if detail else ""))
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(code=1)
 
 
 @app.command("mark-good")
