@@ -25,6 +25,8 @@ import nightlog.reduction
 from nightlog.errors import NightlogError
 from nightlog.reduction.mask import MaskBit
 from nightlog.reduction.products import ProvenanceEntry
+from nightlog.reduction.rejection import ClipSpec
+from nightlog.reduction.science import ScienceParameters
 
 SHAPE = (64, 48)
 Args = tuple[tuple[Any, ...], dict[str, Any]]
@@ -83,6 +85,19 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "products.to_hdulist": lambda: ((make_frame(),), {}),
     "products.add_history": lambda: ((make_frame(), "a step"), {}),
     "products.set_keywords": lambda: ((make_frame(),), {"keywords": {"NLTEST": "x"}}),
+    "rejection.combine_tile": lambda: (
+        (array()[:5, :20].copy(),),
+        {"method": "average", "clip": ClipSpec(centre="median", spread="mad"), "nlow": 1,
+         "nhigh": 1, "weights": np.ones(5)}),
+    "scaling.resolve_region": lambda: (("[1:10,1:20]", SHAPE), {}),
+    "stack.plan_memory": lambda: ((5, SHAPE, 1 << 30, 1, False), {}),
+    "science.reduce_science": lambda: (
+        (make_frame(1),),
+        {"bias": make_frame(2, 100.0), "dark": make_frame(3, 5.0),
+         "flat": make_frame(4, 1.0, ""),
+         "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0,
+                                     exptime=10.0, overscan=None, trim="[1:48,1:64]",
+                                     dark_is_rate=False, dark_exposure=10.0)}),
     "products.provenance_table": lambda: (([ProvenanceEntry("raw", "/raw/a.fits", "0" * 64, 1),
                                             ProvenanceEntry("input", "/raw/b.fits", "1" * 64,
                                                             2, False, "too warm")],), {}),
