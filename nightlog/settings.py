@@ -29,6 +29,7 @@ __all__ = [
     "CONFIG_FILENAME",
     "DEFAULT_DB_FILENAME",
     "Settings",
+    "WatchSettings",
     "load_settings",
     "redact_url",
 ]
@@ -47,6 +48,18 @@ class IngestSettings:
     patterns: tuple[str, ...] = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz",
                                  "*.fts.gz", "*.fits.fz", "*.fz")
     default_profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    """How ``nightlog watch`` waits for files and what it does after ingesting them."""
+
+    settle_seconds: float = 2.0  # size and mtime unchanged this long: complete
+    build_delay_seconds: float = 5.0  # quiet time after a calibration frame before a build
+    build_max_delay_seconds: float = 120.0  # build at the latest this long after the first
+    quicklook: bool = False  # quick-look reduction of each science frame
+    heartbeat_seconds: float = 10.0
+    polling: bool = False  # poll the folders (network shares without change events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +83,8 @@ class Settings:
         Observatory location for the night boundary (profiles may override).
     watch_dirs : tuple of Path
         Folders ``nightlog watch`` follows when given none.
+    watch : WatchSettings
+        Settle time, build debouncing, quick-looks and heartbeat of ``nightlog watch``.
     instruments : dict
         Raw instrument-profile tables from the file, by name; they add to or
         override the built-in profiles.
@@ -81,6 +96,7 @@ class Settings:
     database_url: str
     site: Site = field(default_factory=Site)
     watch_dirs: tuple[Path, ...] = ()
+    watch: WatchSettings = field(default_factory=WatchSettings)
     instruments: dict[str, dict[str, Any]] = field(default_factory=dict)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     reduction: ReductionSettings = field(default_factory=ReductionSettings)
@@ -169,6 +185,38 @@ def _parse_size(value: Any, key: str) -> int:
     raise ConfigurationError(f"{key} must be a positive size such as '2 GiB', not {value!r}")
 
 
+_WATCH_SECONDS = {"settle_seconds": (0.0, 3600.0), "build_delay_seconds": (0.0, 86400.0),
+                  "build_max_delay_seconds": (0.0, 86400.0),
+                  "heartbeat_seconds": (0.5, 3600.0)}
+_WATCH_BOOLS = ("quicklook", "polling")
+
+
+def _watch_from(table: Mapping[str, Any]) -> WatchSettings:
+    unknown = set(table) - set(_WATCH_SECONDS) - set(_WATCH_BOOLS) - {"directories"}
+    if unknown:
+        raise ConfigurationError(f"[watch]: unknown key(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for key, (low, high) in _WATCH_SECONDS.items():
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigurationError(f"watch.{key} must be a number of seconds")
+            if not low <= float(value) <= high:
+                raise ConfigurationError(f"watch.{key} must lie in [{low:g}, {high:g}] s, "
+                                         f"not {value}")
+            values[key] = float(value)
+    for key in _WATCH_BOOLS:
+        if key in table:
+            if not isinstance(table[key], bool):
+                raise ConfigurationError(f"watch.{key} must be true or false")
+            values[key] = table[key]
+    watch = WatchSettings(**values)
+    if watch.build_max_delay_seconds < watch.build_delay_seconds:
+        raise ConfigurationError("watch.build_max_delay_seconds must not be shorter than "
+                                 "watch.build_delay_seconds")
+    return watch
+
+
 def load_settings(
     config_path: Path | None = None,
     *,
@@ -229,6 +277,7 @@ def load_settings(
         raise ConfigurationError("watch.directories must be a list of folder names")
     watch_dirs = tuple((base / d).resolve() if not Path(d).is_absolute() else Path(d)
                        for d in dirs)
+    watch = _watch_from(watch_table)
 
     instruments = _table(data, "instruments")
     for name, table in instruments.items():
@@ -258,6 +307,7 @@ def load_settings(
         database_url=url,
         site=_site_from(_table(data, "site")),
         watch_dirs=watch_dirs,
+        watch=watch,
         instruments={k: dict(v) for k, v in instruments.items()},
         ingest=ingest,
         reduction=reduction,

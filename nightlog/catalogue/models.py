@@ -44,7 +44,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from nightlog.catalogue.types import UTCDateTime
 
-__all__ = ["Base", "Daemon", "Frame", "Master", "MasterInput", "Product", "ProductMaster", "QuarantinedFile"]
+__all__ = ["Base", "Daemon", "Frame", "Master", "MasterInput", "Product", "ProductMaster",
+           "QuarantinedFile"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -21,6 +21,8 @@ from nightlog.cli import (
     quarantine,
     reduce,
     simulate,
+    status,
+    watch,
 )
 from nightlog.cli.state import state_of
 from nightlog.errors import NightlogError
@@ -83,6 +85,8 @@ app.add_typer(match.app)
 app.add_typer(reduce.app)
 app.add_typer(provenance.app)
 app.add_typer(ingest.app)
+app.add_typer(watch.app)
+app.add_typer(status.app)
 app.add_typer(frames.app)
 app.add_typer(nights.app)
 app.add_typer(quarantine.app)

@@ -60,6 +60,7 @@ __all__ = [
     "IngestResult",
     "IngestSummary",
     "discover",
+    "ingest_chunk",
     "ingest_file",
     "run_ingest",
 ]
@@ -313,8 +314,14 @@ def _same_size(path: str, size: int) -> bool:
 ProgressCallback = Callable[[IngestResult], None]
 
 
-def _ingest_chunk(session: Session, part: Sequence[Path], ctx: IngestContext
-                  ) -> list[IngestResult]:
+def ingest_chunk(session: Session, part: Sequence[Path | str], ctx: IngestContext
+                 ) -> list[IngestResult]:
+    """Ingest a chunk of files in the caller's session (no commit).
+
+    The files are read first, then the catalogue is asked about all of them in a
+    few queries. :func:`run_ingest` and the watch daemon commit one chunk per
+    transaction.
+    """
     paths = [os.path.abspath(p) for p in part]
     known = cat_frames.latest_by_paths(session, paths)
     reads = [_read(p, ctx, known.get(p)) for p in paths]  # file work, no database
@@ -344,7 +351,7 @@ def run_ingest(engine: Engine, files: Sequence[Path], ctx: IngestContext, *,
         part = files[i : i + chunk]
         try:
             with make_session() as session, session.begin():
-                results = _ingest_chunk(session, part, ctx)
+                results = ingest_chunk(session, part, ctx)
         except SQLAlchemyError:
             results = []
             for p in part:

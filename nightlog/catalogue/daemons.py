@@ -1,0 +1,129 @@
+"""Watch daemons in the catalogue: heartbeats, and what ``nightlog status`` shows.
+
+Functions take the caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from nightlog.catalogue.models import Daemon, Frame, Master, Product, QuarantinedFile
+
+__all__ = [
+    "STALE_INTERVALS",
+    "NightCounts",
+    "heartbeat",
+    "is_alive",
+    "mark_stopped",
+    "newest_night",
+    "night_counts",
+    "recent_daemons",
+    "register_daemon",
+    "science_without_product",
+]
+
+STALE_INTERVALS = 3.0  # a daemon silent for this many heartbeat intervals is dead
+
+
+def register_daemon(session: Session, *, name: str, host: str, pid: int,
+                    directories: Sequence[str], interval_s: float, software_version: str,
+                    now: dt.datetime | None = None) -> Daemon:
+    """Add the row of a daemon that is starting (flushed, so its id exists)."""
+    now = now or dt.datetime.now(dt.UTC)
+    row = Daemon(name=name, host=host, pid=pid, directories=list(directories),
+                 started_at=now, heartbeat_at=now, interval_s=interval_s, backlog=0,
+                 counts={}, software_version=software_version,
+                 last_action="started", last_action_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def heartbeat(session: Session, daemon_id: int, *, backlog: int, counts: dict[str, Any],
+              last_action: str | None = None, last_action_at: dt.datetime | None = None,
+              now: dt.datetime | None = None) -> None:
+    """Record that daemon ``daemon_id`` is alive, with its backlog and counts."""
+    row = session.get(Daemon, daemon_id)
+    if row is None:
+        return
+    row.heartbeat_at = now or dt.datetime.now(dt.UTC)
+    row.backlog = backlog
+    row.counts = dict(counts)
+    if last_action is not None:
+        row.last_action = last_action[:2000]
+        row.last_action_at = last_action_at or row.heartbeat_at
+
+
+def mark_stopped(session: Session, daemon_id: int, *, now: dt.datetime | None = None) -> None:
+    """Record a clean stop."""
+    row = session.get(Daemon, daemon_id)
+    if row is not None:
+        row.stopped_at = now or dt.datetime.now(dt.UTC)
+        row.heartbeat_at = row.stopped_at
+
+
+def is_alive(row: Daemon, now: dt.datetime | None = None) -> bool:
+    """Whether the daemon of ``row`` is running: not stopped, heartbeat recent."""
+    now = now or dt.datetime.now(dt.UTC)
+    if row.stopped_at is not None:
+        return False
+    return (now - row.heartbeat_at).total_seconds() <= STALE_INTERVALS * max(row.interval_s, 1)
+
+
+def recent_daemons(session: Session, *, limit: int = 20) -> list[Daemon]:
+    """Daemon runs, most recent heartbeat first."""
+    return list(session.scalars(select(Daemon).order_by(Daemon.heartbeat_at.desc(),
+                                                        Daemon.id.desc()).limit(limit)))
+
+
+def newest_night(session: Session) -> dt.date | None:
+    """The latest observing night with frames."""
+    return session.scalar(select(func.max(Frame.night)))
+
+
+@dataclass(frozen=True, slots=True)
+class NightCounts:
+    """What one night holds: frames per kind, masters per kind, products per kind."""
+
+    night: dt.date
+    frames: dict[str, int]
+    masters: dict[str, int]
+    products: dict[str, int]
+    quarantined_since_noon: int
+
+
+def night_counts(session: Session, night: dt.date) -> NightCounts:
+    """Counts of ``night``: latest frames, current masters, current products."""
+    frames = dict(session.execute(
+        select(Frame.kind, func.count()).where(Frame.night == night, Frame.is_latest.is_(True))
+        .group_by(Frame.kind)).tuples().all())
+    masters = dict(session.execute(
+        select(Master.kind, func.count()).where(Master.night == night,
+                                                Master.superseded_by_id.is_(None))
+        .group_by(Master.kind)).tuples().all())
+    products = dict(session.execute(
+        select(Product.kind, func.count()).join(Frame, Frame.id == Product.frame_id)
+        .where(Frame.night == night, Product.status == "current")
+        .group_by(Product.kind)).tuples().all())
+    noon = dt.datetime.combine(night, dt.time(12), tzinfo=dt.UTC)
+    quarantined = session.scalar(
+        select(func.count()).select_from(QuarantinedFile)
+        .where(QuarantinedFile.last_seen >= noon, QuarantinedFile.resolved_at.is_(None))) or 0
+    return NightCounts(night, frames, masters, products, int(quarantined))
+
+
+def science_without_product(session: Session, *, since: dt.datetime) -> list[int]:
+    """Latest science frames ingested since ``since`` that have no product yet, in
+    time order (quick-looks a stopped daemon still owed)."""
+    has_product = select(Product.frame_id)
+    return list(session.scalars(
+        select(Frame.id).where(Frame.kind == "science", Frame.is_latest.is_(True),
+                               Frame.status == "ok", Frame.ingested_at >= since,
+                               Frame.id.not_in(has_product))
+        .order_by(Frame.obs_time, Frame.id)))

@@ -1,0 +1,405 @@
+"""The watch daemon: files arriving during the night become frames, masters and
+quick-looks, and nothing is lost or catalogued twice.
+
+One loop, in one thread::
+
+    folder events ──▶ settle tracker ──▶ ingest a chunk ──▶ debounced build ──▶ quick-look
+    (watchdog)        (complete?)        (one transaction)   (masters due)       (live masters)
+
+- At start the folders are scanned and every file goes through the same tracker
+  and ingestion as an event would: the catch-up is not a separate path. The
+  observer starts before the scan, so a file landing meanwhile is seen twice at
+  worst, and ingestion is idempotent (by path and checksum).
+- A chunk is one transaction. A ``kill -9`` loses at most the chunk at hand, whose
+  files are still on disk and are caught up at the next start.
+- Stopping (:attr:`Watcher.stop`, set by the CLI's signal handlers) is looked at
+  between chunks: the chunk at hand is committed, then the loop ends.
+- A catalogue outage is retried with a capped exponential backoff
+  (:mod:`nightlog.coordinator.retry`); bad files are quarantined by ingestion.
+- Calibration frames arm a build that waits until the folders have been quiet for
+  ``build_delay`` (at most ``build_max_delay``), so a burst of twenty biases gives
+  one master. Builds are serialised across daemons (:mod:`.live_builds`).
+- With quick-looks on, each new science frame is reduced as ``quicklook`` in live
+  mode (only masters whose inputs all came before it); the morning's ``final``
+  reduction replaces it. Quick-looks wait while a build is armed, so they get the
+  masters of the burst just received.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from nightlog import __version__
+from nightlog.catalogue import daemons as cat_daemons
+from nightlog.catalogue.engine import make_sessionmaker, sqlite_path
+from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.ingest import (
+    IngestContext,
+    IngestResult,
+    discover,
+    ingest_chunk,
+    run_ingest,
+)
+from nightlog.coordinator.live_builds import build_due
+from nightlog.coordinator.masters import BuildOutcome
+from nightlog.coordinator.reduce import run_reduce
+from nightlog.coordinator.retry import Stopped, call_with_retry, is_transient
+from nightlog.errors import ConfigurationError
+from nightlog.settings import Settings
+from nightlog.store.folder_events import FolderEvents
+from nightlog.store.settle import SettleTracker
+
+__all__ = ["WatchOptions", "WatchStats", "Watcher"]
+
+log = logging.getLogger("nightlog.watch")
+_T = TypeVar("_T")
+
+_CALIBRATION = ("bias", "dark", "flat")
+_NEW = ("added", "new-version", "moved")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOptions:
+    """What a daemon follows and how it paces itself (seconds throughout)."""
+
+    directories: tuple[Path, ...]
+    patterns: tuple[str, ...]
+    settle: float = 2.0
+    build_delay: float = 5.0
+    build_max_delay: float = 120.0
+    quicklook: bool = False
+    heartbeat: float = 10.0
+    polling: bool = False
+    chunk: int = 200
+    tick: float = 0.1
+    backoff_first: float = 0.5
+    backoff_cap: float = 30.0
+    quicklook_lookback: float = 86400.0  # owed quick-looks taken up at start
+    name: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, directories: Sequence[Path] = (),
+                      **overrides: object) -> WatchOptions:
+        """Options of an installation; ``directories`` default to ``[watch] directories``."""
+        dirs = tuple(Path(os.path.abspath(d)) for d in (directories or settings.watch_dirs))
+        if not dirs:
+            raise ConfigurationError("no folder to watch: give one, or set "
+                                     "[watch] directories in nightlog.toml")
+        for d in dirs:
+            if not d.is_dir():
+                raise ConfigurationError(f"not a folder: {d}")
+        w = settings.watch
+        values: dict[str, object] = {
+            "directories": dirs, "patterns": tuple(settings.ingest.patterns),
+            "settle": w.settle_seconds, "build_delay": w.build_delay_seconds,
+            "build_max_delay": w.build_max_delay_seconds, "quicklook": w.quicklook,
+            "heartbeat": w.heartbeat_seconds, "polling": w.polling}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class WatchStats:
+    """What a daemon did since it started."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    last_action: str = "started"
+    last_action_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def did(self, action: str) -> None:
+        self.last_action = action
+        self.last_action_at = dt.datetime.now(dt.UTC)
+
+
+class Watcher:
+    """One watch daemon over ``options.directories``.
+
+    Parameters
+    ----------
+    engine : Engine
+        The process's catalogue engine.
+    ingest_ctx, job_ctx : IngestContext, JobContext
+        Ingestion and build/reduction contexts (``ingest_ctx`` should wait for
+        incomplete files: ``incomplete_is_error=False``).
+    options : WatchOptions
+    stop : threading.Event, optional
+        Set it to end :meth:`run` after the chunk at hand.
+    clock : callable
+        Wall-clock seconds, for settling and debouncing.
+    """
+
+    def __init__(self, engine: Engine, ingest_ctx: IngestContext, job_ctx: JobContext,
+                 options: WatchOptions, *, stop: threading.Event | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.ingest_ctx = ingest_ctx
+        self.job_ctx = job_ctx
+        self.options = options
+        self.stop = stop if stop is not None else threading.Event()
+        self.clock = clock
+        self.stats = WatchStats()
+        self.tracker = SettleTracker(options.settle, clock=clock)
+        self.ready_event = threading.Event()  # set once the catch-up scan is queued
+        self._sessions = make_sessionmaker(engine)
+        self._quicklooks: deque[int] = deque()
+        self._calib_first: float | None = None
+        self._calib_last = 0.0
+        self._next_heartbeat = 0.0
+        self._daemon_id: int | None = None
+        self._events: FolderEvents | None = None
+        db_file = sqlite_path(engine.url.render_as_string(hide_password=False))
+        self._lock_file = (db_file.with_name(db_file.name + ".build-lock") if db_file
+                           else job_ctx.layout.root / ".nightlog-build-lock")
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> WatchStats:
+        """Catch up, then follow the folders until :attr:`stop` is set."""
+        o = self.options
+        self._events = FolderEvents(o.directories, o.patterns, polling=o.polling,
+                                    poll_interval=max(o.tick, 0.5))
+        self._events.start()  # before the scan: nothing arriving meanwhile is missed
+        try:
+            self._register()
+            self._catch_up()
+            self.ready_event.set()
+            while not self.stop.is_set():
+                self.step()
+        except Stopped:
+            log.warning("stopping with the catalogue unreachable; files left are caught "
+                        "up at the next start", extra={"event": "stopped-unreachable"})
+        finally:
+            self._events.stop()
+            self._finish()
+        return self.stats
+
+    def step(self) -> None:
+        """One turn: take events, ingest ready files, then a build or one quick-look."""
+        assert self._events is not None
+        for arrival in self._events.drain(self._wait()):
+            if arrival.is_dir:
+                self._scan([Path(arrival.path)])
+            else:
+                self.tracker.touch(arrival.path, closed=arrival.closed)
+        ready = self.tracker.ready()
+        if ready:
+            self._ingest(ready)
+        elif self._build_is_due():
+            self._build()
+        elif self._quicklooks and self._calib_first is None:
+            self._quicklook()
+        if self.clock() >= self._next_heartbeat:
+            self._heartbeat()
+
+    def _wait(self) -> float:
+        if self._quicklooks and self._calib_first is None:
+            return 0.0
+        waits = [self.options.tick]
+        due = self.tracker.next_due()
+        if due is not None:
+            waits.append(due)
+        return max(0.0, min(waits))
+
+    # -- catch-up ---------------------------------------------------------------------
+
+    def _scan(self, folders: Sequence[Path]) -> None:
+        for path in discover(folders, self.options.patterns):
+            self.tracker.touch(str(path), from_mtime=True)
+
+    def _catch_up(self) -> None:
+        self._scan(self.options.directories)
+        log.info("watching %s; %d file(s) found at start",
+                 ", ".join(map(str, self.options.directories)), len(self.tracker),
+                 extra={"event": "catch-up", "files": len(self.tracker)})
+        now = self.clock()
+        self._calib_first = now - self.options.build_max_delay  # build what is due first
+        self._calib_last = now - self.options.build_delay
+        if self.options.quicklook:
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.options.quicklook_lookback)
+            owed = self._retry(lambda: self._owed_quicklooks(since), "catalogue")
+            self._quicklooks.extend(owed)
+
+    def _owed_quicklooks(self, since: dt.datetime) -> list[int]:
+        with self._sessions() as session:
+            return cat_daemons.science_without_product(session, since=since)
+
+    # -- ingest -------------------------------------------------------------------------
+
+    def _retry(self, fn: Callable[[], _T], what: str) -> _T:
+        return call_with_retry(fn, stop=self.stop, first=self.options.backoff_first,
+                               cap=self.options.backoff_cap, what=what)
+
+    def _ingest_part(self, part: Sequence[str]) -> list[IngestResult]:
+        try:
+            with self._sessions() as session, session.begin():
+                return ingest_chunk(session, part, self.ingest_ctx)
+        except SQLAlchemyError as exc:
+            if is_transient(exc):
+                raise
+            # A row refused (another daemon took the same file first): one file per
+            # transaction, so the others still go in.
+            results: list[IngestResult] = []
+            run_ingest(self.engine, [Path(p) for p in part], self.ingest_ctx, chunk=1,
+                       progress=results.append)
+            return results
+
+    def _ingest(self, ready: Sequence[str]) -> None:
+        size = self.options.chunk
+        for start in range(0, len(ready), size):
+            if start and self.stop.is_set():
+                break  # the rest is still on disk: the next start catches it up
+            part = list(ready[start : start + size])
+            results = self._retry(functools.partial(self._ingest_part, part), "catalogue")
+            for result in results:
+                self._after_ingest(result)
+            added = sum(1 for r in results if r.outcome in _NEW)
+            self.stats.did(f"ingested {len(results)} file(s), {added} new")
+
+    def _after_ingest(self, result: IngestResult) -> None:
+        self.stats.counts[result.outcome] += 1
+        extra = {"event": "ingest", "path": result.path, "outcome": result.outcome}
+        if result.outcome == "incomplete":
+            self.tracker.hold(result.path)
+            log.info("waiting for %s: %s", result.path, result.reason, extra=extra)
+            return
+        if result.outcome in ("quarantined", "failed"):
+            log.warning("%s %s: %s", result.outcome, result.path, result.reason,
+                        extra={**extra, "reason": result.reason})
+            return
+        frame = result.frame
+        log.info("%s %s", result.outcome, result.path,
+                 extra={**extra, "frame_id": result.frame_id,
+                        "kind": None if frame is None else frame.kind})
+        if result.outcome not in _NEW or frame is None:
+            return
+        if frame.kind in _CALIBRATION:
+            now = self.clock()
+            if self._calib_first is None:
+                self._calib_first = now
+            self._calib_last = now
+        elif frame.kind == "science" and self.options.quicklook:
+            self._quicklooks.append(frame.id)
+
+    # -- builds and quick-looks -----------------------------------------------------------
+
+    def _build_is_due(self) -> bool:
+        if self._calib_first is None:
+            return False
+        now = self.clock()
+        if now - self._calib_first >= self.options.build_max_delay:
+            return True
+        return self.tracker.settling == 0 and now - self._calib_last >= self.options.build_delay
+
+    def _build(self) -> None:
+        def build() -> list[BuildOutcome] | None:
+            return build_due(self.engine, self.job_ctx, self._lock_file)
+
+        outcomes = self._retry(build, "catalogue")
+        if outcomes is None:  # another daemon is building: look again later
+            self._calib_last = self.clock()
+            log.info("another daemon is building masters; trying again later",
+                     extra={"event": "build-busy"})
+            return
+        self._calib_first = None
+        for o in outcomes:
+            self.stats.counts[f"master {o.status}"] += 1
+            extra = {"event": "build", "kind": o.kind, "status": o.status,
+                     "master_id": o.master_id, "group": o.group_key}
+            if o.status == "built":
+                log.info("built %s master %s v%s of %s (%d frames)", o.kind, o.master_id,
+                         o.version, o.night, o.n_used, extra=extra)
+            else:
+                log.warning("%s %s master of %s: %s", o.status, o.kind, o.night, o.reason,
+                            extra={**extra, "reason": o.reason})
+                if o.reason.startswith(("OperationalError", "InterfaceError")):
+                    self._calib_first = self._calib_last = self.clock()  # try again
+        built = sum(1 for o in outcomes if o.status == "built")
+        if outcomes:
+            self.stats.did(f"built {built} master(s) of {len(outcomes)} due")
+
+    def _quicklook(self) -> None:
+        frame_id = self._quicklooks.popleft()
+        (outcome,) = run_reduce(self.engine, self.job_ctx, [frame_id], kind="quicklook",
+                                live=True)
+        extra = {"event": "quicklook", "frame_id": frame_id, "status": outcome.status,
+                 "product_id": outcome.product_id}
+        self.stats.counts[f"quicklook {outcome.status}"] += 1
+        if outcome.status == "failed" and outcome.reason.startswith(
+                ("OperationalError", "InterfaceError")):
+            self._quicklooks.appendleft(frame_id)
+            log.warning("quick-look of frame %d postponed: %s", frame_id, outcome.reason,
+                        extra=extra)
+            self.stop.wait(self.options.backoff_first)
+            return
+        if outcome.status in ("reduced", "up-to-date"):
+            log.info("quick-look of frame %d: product %s%s", frame_id, outcome.product_id,
+                     f" (without {', '.join(outcome.missing)})" if outcome.missing else "",
+                     extra=extra)
+        else:
+            log.warning("quick-look of frame %d %s: %s", frame_id, outcome.status,
+                        outcome.reason, extra=extra)
+        self.stats.did(f"quick-look of frame {frame_id}: {outcome.status}")
+
+    # -- heartbeat ------------------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        queued = 0 if self._events is None else self._events.queue.qsize()
+        return len(self.tracker) + queued + len(self._quicklooks)
+
+    def _register(self) -> None:
+        def register() -> int:
+            with self._sessions() as session, session.begin():
+                row = cat_daemons.register_daemon(
+                    session, name=self.options.name or socket.gethostname(),
+                    host=socket.gethostname(), pid=os.getpid(),
+                    directories=[str(d) for d in self.options.directories],
+                    interval_s=self.options.heartbeat, software_version=__version__)
+                return row.id
+
+        self._daemon_id = self._retry(register, "catalogue")
+        self._next_heartbeat = self.clock() + self.options.heartbeat
+
+    def _heartbeat(self) -> None:
+        self._next_heartbeat = self.clock() + self.options.heartbeat
+        if self._daemon_id is None:
+            return
+        try:
+            with self._sessions() as session, session.begin():
+                cat_daemons.heartbeat(session, self._daemon_id, backlog=self.backlog,
+                                      counts=dict(self.stats.counts),
+                                      last_action=self.stats.last_action,
+                                      last_action_at=self.stats.last_action_at)
+        except SQLAlchemyError as exc:  # not worth stopping for: the next one may pass
+            log.warning("heartbeat not recorded: %s", type(exc).__name__,
+                        extra={"event": "heartbeat-failed"})
+
+    def _finish(self) -> None:
+        if self._daemon_id is None:
+            return
+        try:
+            with self._sessions() as session, session.begin():
+                cat_daemons.heartbeat(session, self._daemon_id, backlog=self.backlog,
+                                      counts=dict(self.stats.counts),
+                                      last_action=self.stats.last_action,
+                                      last_action_at=self.stats.last_action_at)
+                cat_daemons.mark_stopped(session, self._daemon_id)
+        except SQLAlchemyError as exc:
+            log.warning("stop not recorded: %s", type(exc).__name__,
+                        extra={"event": "heartbeat-failed"})
+        log.info("stopped; %s", ", ".join(f"{k}: {v}" for k, v in sorted(
+            self.stats.counts.items())) or "nothing done", extra={"event": "stopped"})
