@@ -31,12 +31,16 @@ class Preparation:
     overscan: str | None
     skip_columns: int
     trim: str | None
+    #: One overscan level per row (the reduction), or one for the frame (the
+    #: characterisation: a per-row level estimated from a few columns adds its own
+    #: noise to every row, and read noise and gain measured after it come out wrong).
+    per_row: bool = True
 
     def __call__(self, ccd: CCDData) -> CCDData:
         out = ccd
         if self.overscan is not None:
             out = subtract_overscan(out, region=self.overscan, skip_columns=self.skip_columns,
-                                    method="median")
+                                    method="median", per_row=self.per_row)
         if self.trim is not None:
             out = trim_image(out, self.trim)
         return out
@@ -46,7 +50,7 @@ class Preparation:
         over = None
         if self.overscan is not None:
             over = {"region": self.overscan, "skip_columns": self.skip_columns,
-                    "statistic": "median per row"}
+                    "statistic": "median per row" if self.per_row else "median of the region"}
         return {"overscan": over, "trim": self.trim}
 
 
