@@ -14,6 +14,8 @@ Nothing is read at import time; callers build a :class:`Settings` and pass it do
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
 import tomllib
 from collections.abc import Mapping
@@ -64,9 +66,29 @@ class WatchSettings:
 
 @dataclass(frozen=True, slots=True)
 class ReductionSettings:
-    """Defaults of the reduction core that a site may want to change."""
+    """Defaults of the reduction that a site may want to change.
+
+    Attributes
+    ----------
+    memory_limit_bytes : int
+        Bound on the memory used when combining stacks.
+    workers : int or None
+        Local worker processes of ``nightlog reduce`` (``None``: one per core).
+    scheduler : str or None
+        Address of a Dask distributed scheduler (``tcp://host:8786``); when set,
+        ``nightlog reduce`` runs its frames on that cluster.
+    retries : int
+        Further tries of a frame whose reduction failed or whose worker died.
+    morning_at : datetime.time or None
+        Local time at which ``nightlog watch`` reduces the night that ended
+        (``None``: it does not).
+    """
 
     memory_limit_bytes: int = 2 * 1024**3
+    workers: int | None = None
+    scheduler: str | None = None
+    retries: int = 2
+    morning_at: dt.time | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +239,43 @@ def _watch_from(table: Mapping[str, Any]) -> WatchSettings:
     return watch
 
 
+_SCHEDULER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
+
+
+def _reduction_from(table: Mapping[str, Any]) -> ReductionSettings:
+    unknown = set(table) - {"memory_limit", "workers", "scheduler", "retries", "morning_at"}
+    if unknown:
+        raise ConfigurationError(f"[reduction]: unknown key(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    if "memory_limit" in table:
+        values["memory_limit_bytes"] = _parse_size(table["memory_limit"],
+                                                   "reduction.memory_limit")
+    for key, low in (("workers", 1), ("retries", 0)):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigurationError(f"reduction.{key} must be a whole number ≥ {low}, "
+                                         f"not {value!r}")
+            values[key] = value
+    if "scheduler" in table:
+        address = table["scheduler"]
+        if not isinstance(address, str) or not address.startswith(_SCHEDULER_SCHEMES):
+            raise ConfigurationError(
+                "reduction.scheduler must be a Dask scheduler address such as "
+                f"'tcp://head-node:8786', not {address!r}")
+        values["scheduler"] = address
+    if "morning_at" in table:
+        when = table["morning_at"]
+        if isinstance(when, str):
+            with contextlib.suppress(ValueError):
+                when = dt.time.fromisoformat(when)
+        if not isinstance(when, dt.time) or when.tzinfo is not None:
+            raise ConfigurationError("reduction.morning_at must be a local time such as "
+                                     f"\"08:00\", not {table['morning_at']!r}")
+        values["morning_at"] = when
+    return ReductionSettings(**values)
+
+
 def load_settings(
     config_path: Path | None = None,
     *,
@@ -295,12 +354,7 @@ def load_settings(
     elif "default_profile" in ingest_table:
         ingest = IngestSettings(default_profile=str(ingest_table["default_profile"]))
 
-    red_table = _table(data, "reduction")
-    reduction = ReductionSettings()
-    if "memory_limit" in red_table:
-        reduction = ReductionSettings(
-            memory_limit_bytes=_parse_size(red_table["memory_limit"], "reduction.memory_limit")
-        )
+    reduction = _reduction_from(_table(data, "reduction"))
 
     return Settings(
         archive_root=archive_root,

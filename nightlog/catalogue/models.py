@@ -19,6 +19,9 @@ Tables (later issues add masters, products and provenance, which point at
     version and checksums; a product replaced by a better one is kept.
 ``daemons``
     Each run of a watch daemon: heartbeat, last action, backlog and counts.
+``reduce_failures``
+    Science frames whose reduction failed after its retries, with the reason; a
+    later successful reduction marks the row resolved.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from nightlog.catalogue.types import UTCDateTime
 
 __all__ = ["Base", "Daemon", "Frame", "Master", "MasterInput", "Product", "ProductMaster",
-           "QuarantinedFile"]
+           "QuarantinedFile",
+           "ReduceFailure"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -263,3 +267,30 @@ class Daemon(Base):
 
     def __repr__(self) -> str:
         return f"Daemon(id={self.id}, name={self.name!r}, pid={self.pid})"
+
+
+class ReduceFailure(Base):
+    """A science frame whose reduction failed after its retries, and why.
+
+    One row per frame: a frame that fails again updates it (``times_failed`` + 1,
+    the latest error and reason); a frame reduced later keeps the row with
+    ``resolved_at`` set, so the night report can say what went wrong and was fixed.
+    """
+
+    __tablename__ = "reduce_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # product kind attempted
+    attempts: Mapped[int] = mapped_column(Integer)  # tries in the run that gave up
+    error: Mapped[str] = mapped_column(String(64))  # exception name
+    reason: Mapped[str] = mapped_column(Text)
+    inputs_key: Mapped[str | None] = mapped_column(String(64))
+    first_failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    times_failed: Mapped[int] = mapped_column(Integer, default=1)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    software_version: Mapped[str] = mapped_column(String(32))
+
+    def __repr__(self) -> str:
+        return f"ReduceFailure(frame_id={self.frame_id}, error={self.error!r})"

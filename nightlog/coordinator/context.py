@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nightlog import __version__
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.models import Frame
+from nightlog.header.model import Site
 from nightlog.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.settings import Settings
 from nightlog.store.layout import ArchiveLayout
@@ -17,7 +18,13 @@ __all__ = ["JobContext"]
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """Profiles, policy, archive layout and limits shared by the jobs."""
+    """Profiles, policy, archive layout and limits shared by the jobs.
+
+    ``reduce_workers`` (local processes; ``None``: one per core),
+    ``reduce_scheduler`` (a Dask scheduler address, or ``None``) and
+    ``reduce_retries`` are the defaults of the morning reduction; ``site`` names
+    the night a morning run reduces.
+    """
 
     registry: ProfileRegistry
     policy: CalibrationPolicy
@@ -25,6 +32,10 @@ class JobContext:
     memory_limit: int = 2 * 1024**3
     scratch_dir: Path | None = None
     software_version: str = __version__
+    reduce_workers: int | None = None
+    reduce_scheduler: str | None = None
+    reduce_retries: int = 2
+    site: Site = field(default_factory=Site)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -33,6 +44,10 @@ class JobContext:
             policy=settings.calibration,
             layout=ArchiveLayout(settings.archive_root),
             memory_limit=settings.reduction.memory_limit_bytes,
+            reduce_workers=settings.reduction.workers,
+            reduce_scheduler=settings.reduction.scheduler,
+            reduce_retries=settings.reduction.retries,
+            site=settings.site,
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:

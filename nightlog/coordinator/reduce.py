@@ -1,4 +1,4 @@
-"""Reducing science frames with the best masters, with full provenance.
+"""Reducing science frames with the best masters, with full provenance, at scale.
 
 For each frame: the calibration manager chooses the masters (or the policy says
 what to do without one), the raw file and the masters are read, the pure
@@ -10,226 +10,266 @@ checksum, the software version and the parameter digest, and a ``PROVENANCE``
 table of the raw frame and the masters (:mod:`nightlog.coordinator.provenance`).
 A frame already reduced from the same inputs (same raw bytes, masters and
 parameters: the *inputs key*) is skipped unless forced.
+
+:func:`run_reduce` spreads the work over workers (:mod:`~nightlog.coordinator.
+executors`): this process plans each frame and records its product
+(:mod:`~nightlog.coordinator.reduce_plan`), the workers only read and write files
+(:mod:`~nightlog.coordinator.reduce_job`), so the catalogue sees one connection
+whatever the number of workers. A job that fails, or whose worker dies, is tried
+again up to ``retries`` times; then the frame is recorded as failed with its
+reason (:mod:`nightlog.catalogue.reductions`) and the night goes on. An
+interruption stops the submissions, records what the busy workers finish, and
+raises :class:`ReduceInterrupted`; running the same reduction again finishes the
+work, skipping what is done.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import hashlib
-import json
-import math
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from nightlog.calibration.matching import KindMatch, match_frame
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.models import Frame, Master, Product, ProductMaster
+from nightlog.catalogue.models import Frame
+from nightlog.catalogue.reductions import record_failure, resolve_failure
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.preparation import skip_columns_for
-from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
+from nightlog.coordinator.executors import FrameExecutor, InProcessExecutor, open_executor
+from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, reduce_job
+from nightlog.coordinator.reduce_plan import (
+    FramePlan,
+    ReduceOutcome,
+    current_product,
+    inputs_key,
+    plan_frame,
+    record_product,
+    science_parameters,
+)
 from nightlog.errors import NightlogError
-from nightlog.profiles import InstrumentProfile
-from nightlog.reduction.cosmics import CosmicRaySettings
-from nightlog.reduction.products import read_product, to_hdulist
-from nightlog.reduction.science import OverscanParameters, ScienceParameters, reduce_science
-from nightlog.store.images import read_image, write_hdulist
 
-__all__ = ["ReduceOutcome", "inputs_key", "reduce_frame", "run_reduce", "science_parameters"]
+__all__ = ["ReduceInterrupted", "ReduceOutcome", "current_product", "inputs_key",
+           "reduce_frame", "run_reduce", "science_frames", "science_parameters"]
+
+_RECOVERABLE = (NightlogError, SQLAlchemyError, OSError)
 
 
-@dataclass(slots=True)
-class ReduceOutcome:
-    """What happened to one frame."""
+class ReduceInterrupted(KeyboardInterrupt):
+    """The reduction was interrupted; ``outcomes`` holds the frames finished before.
 
-    frame_id: int
-    status: str  # 'reduced', 'up-to-date', 'stopped' (policy) or 'failed'
-    reason: str = ""
-    product_id: int | None = None
-    missing: tuple[str, ...] = ()
+    A :class:`KeyboardInterrupt`, so code that stops on Ctrl-C still does.
+    """
 
-
-def science_parameters(frame: Frame, profile: InstrumentProfile, *,
-                       cosmic_threads: int | None = None) -> ScienceParameters:
-    """The reduction settings of ``frame`` from its catalogue row and profile."""
-    overscan = None
-    if profile.subtract_overscan and frame.biassec:
-        overscan = OverscanParameters(region=frame.biassec,
-                                      skip_columns=skip_columns_for(frame, profile))
-    return ScienceParameters(
-        gain=frame.gain or 1.0,
-        read_noise=frame.read_noise or 0.0,
-        saturation=frame.saturation,
-        exptime=frame.exptime,
-        overscan=overscan,
-        # The same region the masters were trimmed to; the whole frame when the
-        # catalogue knows none (the core would otherwise read the raw header).
-        trim=frame.trimsec or frame.datasec or f"[1:{frame.naxis1},1:{frame.naxis2}]",
-        darks_scale=profile.darks_scale,
-        cosmic_rays=CosmicRaySettings(threads=cosmic_threads),
-    )
+    def __init__(self, outcomes: list[ReduceOutcome], unfinished: int) -> None:
+        super().__init__(f"interrupted: {len(outcomes)} frame(s) done, {unfinished} not")
+        self.outcomes = outcomes
+        self.unfinished = unfinished
 
 
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item())
-    return str(value)
-
-
-def _described(params: ScienceParameters) -> Any:
-    """The parameters as JSON, threads excluded: they change speed, not pixels."""
-    return _jsonable(dataclasses.replace(
-        params, cosmic_rays=dataclasses.replace(params.cosmic_rays, threads=None)))
-
-
-def inputs_key(frame: Frame, masters: dict[str, Master | None], params: ScienceParameters,
-               software_version: str) -> str:
-    """Digest of everything a product depends on (threads excluded: they change speed,
-    not pixels)."""
-    described = _described(params)
-    payload = {
-        "raw": frame.sha256,
-        "masters": {k: (None if m is None else m.sha256) for k, m in sorted(masters.items())},
-        "parameters": described,
-        "software": software_version,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def current_product(session: Session, frame: Frame, kind: str | None = None) -> Product | None:
-    """The frame's current product (of ``kind``, if given)."""
-    stmt = select(Product).where(Product.frame_id == frame.id, Product.status == "current")
-    if kind is not None:
-        stmt = stmt.where(Product.kind == kind)
-    return session.scalars(stmt.order_by(Product.id.desc()).limit(1)).one_or_none()
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}".rstrip(": ")
 
 
 def reduce_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "final",
                  live: bool = False, force: bool = False, redo_superseded: bool = True,
                  cosmic_threads: int | None = None, written: list[Path]) -> ReduceOutcome:
-    """Reduce ``frame`` in the caller's session (no commit).
+    """Reduce ``frame`` in this process and the caller's session (no commit).
 
-    The product file is written before the rows are added and its path appended to
-    ``written`` so the caller can delete it if the transaction fails.
+    Plan, work and record in a row. The product file is written before the rows
+    are added and its path appended to ``written`` so the caller can delete it if
+    the transaction fails.
     """
-    profile = ctx.profile_of(frame)
-    matches: dict[str, KindMatch] = match_frame(session, frame, profile, ctx.policy, live=live)
-    chosen: dict[str, Master | None] = {}
-    missing: list[str] = []
-    for role, match in matches.items():
-        chosen[role] = match.chosen
-        if match.chosen is None:
-            if ctx.policy.on_missing.get(role, "skip") == "stop":
-                return ReduceOutcome(frame.id, "stopped", reason=f"{role}: {match.reason}")
-            missing.append(role)
-    params = science_parameters(frame, profile, cosmic_threads=cosmic_threads)
-    key = inputs_key(frame, chosen, params, ctx.software_version)
-    existing = current_product(session, frame)
-    if (existing is not None and not force and existing.kind == "final"
-            and (existing.inputs_key == key or not redo_superseded)):
-        return ReduceOutcome(frame.id, "up-to-date", product_id=existing.id)
+    plan = plan_frame(session, frame, ctx, kind=kind, live=live, force=force,
+                      redo_superseded=redo_superseded, cosmic_threads=cosmic_threads)
+    if isinstance(plan, ReduceOutcome):
+        return plan
+    made = reduce_job(plan.job)
+    written.append(Path(made.path))
+    product = record_product(session, plan, made)
+    resolve_failure(session, frame.id)
+    return ReduceOutcome(frame.id, "reduced", product_id=product.id, missing=plan.missing,
+                         attempts=1, seconds=made.seconds, peak_rss=made.peak_rss,
+                         worker=made.worker)
 
-    raw = read_image(frame.path, frame.hdu)
-    loaded = {role: (None if m is None else read_product(m.path)) for role, m in chosen.items()}
-    reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
-                             flat=loaded.get("flat"), params=params)
-    ccd = reduced.ccd
-    header = ccd.header
-    header["NLKIND"] = (kind, "nightlog product: final or quicklook")
-    header["NLSOFT"] = (ctx.software_version, "nightlog version")
-    header["NLRAWSHA"] = (frame.sha256, "SHA-256 of the raw file")
-    header["NLINKEY"] = (key, "digest of raw, masters and parameters")
-    digest = parameters_digest(_described(params))
-    header["NLPARSHA"] = (digest, "SHA-256 of the reduction parameters")
-    set_master_cards(header, chosen)
-    if missing:
-        header["NLMISS"] = (",".join(missing), "calibration steps skipped: no master")
-    path = ctx.layout.product_path(instrument=frame.instrument, night=frame.night,
-                                   raw_name=os.path.basename(frame.path), product_kind=kind,
-                                   product_key=key)
-    if path.exists():  # same inputs already written (a product row was lost): keep a copy
-        path = path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.fits")
-    out = write_hdulist(path, to_hdulist(ccd, mask_bits=reduced.bits,
-                                         provenance=product_entries(frame, chosen)))
-    written.append(out.path)
 
-    steps = [{"name": s.name, "applied": s.applied, "parameters": _jsonable(dict(s.parameters)),
-              "summary": _jsonable(dict(s.summary)), "seconds": round(s.seconds, 4)}
-             for s in reduced.steps]
-    product = Product(
-        frame_id=frame.id, kind=kind, status="current", path=str(out.path), sha256=out.sha256,
-        size=out.size, raw_sha256=frame.sha256, inputs_key=key,
-        parameters={"science": _jsonable(params), "digest": digest, "live": live,
-                    "steps": steps},
-        missing_steps=missing, stats={"steps": {s["name"]: s["summary"] for s in steps}},
-        created_at=dt.datetime.now(dt.UTC), software_version=ctx.software_version,
-    )
-    session.add(product)
-    session.flush()
-    for role, m in chosen.items():
-        if m is not None:
-            session.add(ProductMaster(product_id=product.id, master_id=m.id, role=role,
-                                      sha256=m.sha256))
-    for old in session.scalars(select(Product).where(Product.frame_id == frame.id,
-                                                     Product.status == "current",
-                                                     Product.id != product.id)):
-        old.status = "replaced"
-        old.replaced_by_id = product.id
-    session.flush()
-    return ReduceOutcome(frame.id, "reduced", product_id=product.id, missing=tuple(missing))
+class _Run:
+    """One call of :func:`run_reduce`: frames to plan, jobs in flight, outcomes."""
+
+    def __init__(self, engine: Engine, ctx: JobContext, executor: FrameExecutor,
+                 work: Callable[[ReduceJob], ReducedFile], options: dict[str, Any],
+                 retries: int, progress: Callable[[ReduceOutcome], None] | None) -> None:
+        self.make_session: sessionmaker[Session] = make_sessionmaker(engine)
+        self.ctx, self.executor, self.work = ctx, executor, work
+        self.options, self.retries, self.progress = options, retries, progress
+        self.todo: deque[int] = deque()
+        self.in_flight: dict[int, FramePlan] = {}
+        self.attempts: Counter[int] = Counter()
+        self.outcomes: dict[int, ReduceOutcome] = {}
+
+    def finish(self, outcome: ReduceOutcome) -> None:
+        self.outcomes[outcome.frame_id] = outcome
+        if self.progress is not None:
+            self.progress(outcome)
+
+    def fill(self) -> None:
+        """Plan frames and submit their jobs until every worker has one."""
+        while self.todo and len(self.in_flight) < self.executor.workers:
+            frame_id = self.todo.popleft()
+            try:
+                with self.make_session() as session:
+                    frame = session.get(Frame, frame_id)
+                    if frame is None:
+                        self.finish(ReduceOutcome(frame_id, "failed", reason="no such frame"))
+                        continue
+                    plan = plan_frame(session, frame, self.ctx, **self.options,
+                                      cosmic_threads=self.executor.threads)
+            except _RECOVERABLE as exc:
+                self.fail(frame_id, exc, key=None)
+                continue
+            if isinstance(plan, ReduceOutcome):
+                self.finish(plan)
+            else:
+                self.submit(plan)
+
+    def submit(self, plan: FramePlan) -> None:
+        self.attempts[plan.job.frame_id] += 1
+        self.in_flight[self.executor.submit(self.work, plan.job)] = plan
+
+    def fail(self, frame_id: int, exc: BaseException, key: str | None) -> None:
+        """Record ``frame_id`` as failed (its own transaction) and report it."""
+        attempts = self.attempts[frame_id]
+        try:
+            with self.make_session() as session, session.begin():
+                if session.get(Frame, frame_id) is not None:
+                    record_failure(session, frame_id, kind=self.options["kind"],
+                                   attempts=attempts, error=type(exc).__name__,
+                                   reason=_reason(exc), inputs_key=key,
+                                   software_version=self.ctx.software_version)
+        except SQLAlchemyError:
+            pass  # the outcome still says why; the catalogue is unreachable
+        self.finish(ReduceOutcome(frame_id, "failed", reason=_reason(exc), attempts=attempts))
+
+    def record(self, plan: FramePlan, made: ReducedFile) -> None:
+        frame_id = plan.job.frame_id
+        try:
+            with self.make_session() as session, session.begin():
+                product_id = record_product(session, plan, made).id
+                resolve_failure(session, frame_id)
+        except _RECOVERABLE as exc:
+            Path(made.path).unlink(missing_ok=True)
+            self.fail(frame_id, exc, key=plan.key)
+            return
+        self.finish(ReduceOutcome(frame_id, "reduced", product_id=product_id,
+                                  missing=plan.missing, attempts=self.attempts[frame_id],
+                                  seconds=made.seconds, peak_rss=made.peak_rss,
+                                  worker=made.worker))
+
+    def collect(self, *, retry: bool = True) -> None:
+        """Wait for finished jobs; retry or fail the failed, keep workers busy, record."""
+        finished = self.executor.wait()
+        made: list[tuple[FramePlan, ReducedFile]] = []
+        for token, result, error in finished:
+            plan = self.in_flight.pop(token)
+            if error is None:
+                made.append((plan, result))
+            elif not retry:
+                continue  # interrupted: the next run does it
+            elif self.attempts[plan.job.frame_id] <= self.retries:
+                self.submit(plan)
+            else:
+                self.fail(plan.job.frame_id, error, key=plan.key)
+        if retry:
+            self.fill()  # before recording, so that no worker waits for the catalogue
+        for plan, result in made:
+            self.record(plan, result)
+
+    def run(self, frame_ids: Sequence[int]) -> list[ReduceOutcome]:
+        ids = list(dict.fromkeys(frame_ids))
+        self.todo.extend(ids)
+        try:
+            while self.todo or self.in_flight:
+                self.fill()
+                if self.in_flight:
+                    self.collect()
+        except KeyboardInterrupt:
+            self.todo.clear()
+            try:
+                # Jobs already running in worker processes finish and are recorded.
+                while self.in_flight and not isinstance(self.executor, InProcessExecutor):
+                    self.collect(retry=False)
+            except KeyboardInterrupt:
+                pass  # asked twice: abandon them
+            self.executor.close(abandon=True)
+            done = [self.outcomes[i] for i in ids if i in self.outcomes]
+            raise ReduceInterrupted(done, len(ids) - len(done)) from None
+        return [self.outcomes[i] for i in ids]
 
 
 def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
                kind: str = "final", live: bool = False, force: bool = False,
                redo_superseded: bool = False, cosmic_threads: int | None = None,
-               progress: Any = None) -> list[ReduceOutcome]:
-    """Reduce frames one transaction each; a failure is reported and the rest go on."""
-    make_session = make_sessionmaker(engine)
-    outcomes: list[ReduceOutcome] = []
-    for frame_id in frame_ids:
-        written: list[Path] = []
-        try:
-            with make_session() as session, session.begin():
-                frame = session.get(Frame, frame_id)
-                if frame is None:
-                    outcome = ReduceOutcome(frame_id, "failed", reason="no such frame")
-                else:
-                    outcome = reduce_frame(session, frame, ctx, kind=kind, live=live,
-                                           force=force, redo_superseded=redo_superseded,
-                                           cosmic_threads=cosmic_threads, written=written)
-        except (NightlogError, SQLAlchemyError, OSError) as exc:
-            for path in written:
-                path.unlink(missing_ok=True)
-            outcome = ReduceOutcome(frame_id, "failed",
-                                    reason=f"{type(exc).__name__}: "
-                                           f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
-        outcomes.append(outcome)
-        if progress is not None:
-            progress(outcome)
-    return outcomes
+               progress: Callable[[ReduceOutcome], None] | None = None, workers: int = 1,
+               scheduler: str | None = None, retries: int | None = None,
+               work: Callable[[ReduceJob], ReducedFile] = reduce_job) -> list[ReduceOutcome]:
+    """Reduce frames, one transaction each; a failure is recorded and the rest go on.
+
+    Parameters
+    ----------
+    engine, ctx
+        The catalogue and the job context (profiles, policy, layout).
+    frame_ids : sequence of int
+        Frames to reduce, in this order of submission.
+    kind : {'final', 'quicklook'}
+        Product kind; a final product replaces the frame's current quick-look.
+    live : bool
+        Match as in live mode (only masters available when the frame was taken).
+    force, redo_superseded : bool
+        Reduce again frames already reduced from the same inputs (``force``), or
+        from other inputs than today's best masters (``redo_superseded``).
+    cosmic_threads : int, optional
+        OpenMP threads per job; default ``max(1, cores // workers)``.
+    progress : callable, optional
+        Called with each frame's outcome as it is known.
+    workers : int
+        Local worker processes (1: in this process). Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler whose workers do the work.
+    retries : int, optional
+        Further tries of a failed job (default ``ctx.reduce_retries``).
+    work : callable
+        The worker function (:func:`~nightlog.coordinator.reduce_job.reduce_job`);
+        it must be importable by name where the workers run.
+
+    Returns
+    -------
+    list of ReduceOutcome
+        One per distinct frame id, in the order given.
+
+    Raises
+    ------
+    ReduceInterrupted
+        On Ctrl-C, after recording what the busy workers finished.
+    """
+    options = {"kind": kind, "live": live, "force": force, "redo_superseded": redo_superseded}
+    with open_executor(workers, scheduler, threads=cosmic_threads) as executor:
+        run = _Run(engine, ctx, executor, work, options,
+                   ctx.reduce_retries if retries is None else retries, progress)
+        return run.run(frame_ids)
 
 
-def science_frames(session: Session, *, night: dt.date | None = None) -> list[int]:
-    """Ids of the latest science frames (of ``night``), in time order."""
+def science_frames(session: Session, *, night: dt.date | None = None,
+                   since: dt.date | None = None) -> list[int]:
+    """Ids of the latest science frames (of ``night``, or of every night from ``since``),
+    in time order."""
     stmt = select(Frame.id).where(Frame.kind == "science", Frame.is_latest.is_(True),
                                   Frame.status == "ok")
     if night is not None:
         stmt = stmt.where(Frame.night == night)
+    if since is not None:
+        stmt = stmt.where(Frame.night >= since)
     return list(session.scalars(stmt.order_by(Frame.obs_time, Frame.id)))

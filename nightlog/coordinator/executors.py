@@ -1,0 +1,266 @@
+"""Where reduction jobs run: in this process, in local worker processes, or on Dask.
+
+The coordinating process submits jobs and collects what finished, one at a time;
+it never hands a worker a database connection. Three implementations of
+:class:`FrameExecutor`:
+
+- :class:`InProcessExecutor`: one worker, this process (no start-up cost, the
+  same behaviour as a plain loop);
+- :class:`LocalExecutor`: a :class:`concurrent.futures.ProcessPoolExecutor` of
+  freshly spawned processes (never forked from a process holding database
+  connections); workers ignore Ctrl-C so the coordinating process decides what
+  an interruption means;
+- :class:`DaskExecutor`: a ``distributed.Client`` connected to a scheduler; the
+  workers read and write the archive on a shared file system. Dask is imported
+  only here, when a scheduler is given.
+
+Each gives its jobs an OpenMP thread cap (:attr:`FrameExecutor.threads`) so that
+frames reduced at once never oversubscribe a machine's cores with astroscrappy's
+own threads: ``max(1, cores // workers)`` per host.
+
+A worker that dies (killed, out of memory) shows up as the job's exception
+(:class:`WorkerLost`) like any other failure; the caller decides on retries.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import multiprocessing
+import os
+import signal
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from nightlog.errors import ConfigurationError, NightlogError
+
+__all__ = ["DaskExecutor", "FrameExecutor", "InProcessExecutor", "LocalExecutor",
+           "WorkerLost", "available_cores", "open_executor"]
+
+Work = Callable[[Any], Any]
+
+
+class WorkerLost(NightlogError):
+    """The process running a job died before returning (killed, crashed, lost)."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity-aware where the platform says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class FrameExecutor(ABC):
+    """Runs jobs somewhere; the coordinating process submits and collects.
+
+    Attributes
+    ----------
+    workers : int
+        Jobs that run at once; the caller keeps about that many in flight.
+    threads : int
+        OpenMP threads each job may use (``workers × threads ≤ cores`` per host).
+    description : str
+        Where the jobs run, for summaries.
+    """
+
+    workers: int
+    threads: int
+    description: str
+
+    @abstractmethod
+    def submit(self, fn: Work, job: Any) -> int:
+        """Start ``fn(job)``; return a token naming it."""
+
+    @abstractmethod
+    def wait(self) -> list[tuple[int, Any, BaseException | None]]:
+        """Block until at least one job finished; return ``(token, result, error)``
+        of every finished one (``error`` set, ``result`` None, when it failed)."""
+
+    @abstractmethod
+    def close(self, *, abandon: bool = False) -> None:
+        """Release the workers; ``abandon`` cancels what is queued or running."""
+
+    def __enter__(self) -> FrameExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(abandon=exc[0] is not None)
+
+
+class InProcessExecutor(FrameExecutor):
+    """One job at a time, run in this process when collected."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.workers = 1
+        self.threads = threads or available_cores()
+        self.description = "this process"
+        self._queued: dict[int, tuple[Work, Any]] = {}
+        self._next = 0
+
+    def submit(self, fn: Work, job: Any) -> int:
+        self._next += 1
+        self._queued[self._next] = (fn, job)
+        return self._next
+
+    def wait(self) -> list[tuple[int, Any, BaseException | None]]:
+        token = min(self._queued)
+        fn, job = self._queued.pop(token)
+        try:
+            return [(token, fn(job), None)]
+        except Exception as exc:
+            return [(token, None, exc)]
+
+    def close(self, *, abandon: bool = False) -> None:
+        self._queued.clear()
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class LocalExecutor(FrameExecutor):
+    """``workers`` spawned processes of this machine.
+
+    A process that dies breaks the whole pool (every job in flight fails with
+    :class:`WorkerLost`); the next submission starts a new pool.
+    """
+
+    def __init__(self, workers: int, cores: int | None = None) -> None:
+        if workers < 1:
+            raise ConfigurationError(f"workers must be at least 1, not {workers}")
+        self.workers = workers
+        self.threads = max(1, (cores or available_cores()) // workers)
+        self.description = f"{workers} local process{'es' if workers > 1 else ''}"
+        self._pool = self._new_pool()
+        self._futures: dict[cf.Future[Any], int] = {}
+        self._next = 0
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(max_workers=self.workers,
+                                      mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=_ignore_interrupts)
+
+    def submit(self, fn: Work, job: Any) -> int:
+        try:
+            future = self._pool.submit(fn, job)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            future = self._pool.submit(fn, job)
+        self._next += 1
+        self._futures[future] = self._next
+        return self._next
+
+    def wait(self) -> list[tuple[int, Any, BaseException | None]]:
+        done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
+        finished: list[tuple[int, Any, BaseException | None]] = []
+        for future in done:
+            token = self._futures.pop(future)
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
+                error = WorkerLost(f"a worker process died: {error}")
+            finished.append((token, None if error else future.result(), error))
+        return sorted(finished, key=lambda item: item[0])
+
+    def close(self, *, abandon: bool = False) -> None:
+        if abandon:
+            # Jobs already running in a worker would otherwise hold the exit.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=abandon)
+        self._futures.clear()
+
+
+class DaskExecutor(FrameExecutor):
+    """Jobs on the workers of a Dask distributed scheduler at ``address``.
+
+    Every worker thread runs one job; the OpenMP cap is the smallest, over the
+    cluster's hosts, of the host's cores divided by the worker threads on it.
+    Dask itself reschedules a task whose worker died (up to its
+    ``distributed.scheduler.allowed-failures``) before reporting it lost.
+    """
+
+    def __init__(self, address: str, *, timeout: float = 30.0) -> None:
+        try:
+            distributed: Any = importlib.import_module("distributed")
+        except ImportError as exc:
+            raise ConfigurationError(
+                "a Dask scheduler was given but dask.distributed is not installed: "
+                "pip install 'nightlog[dask]'") from exc
+        self._distributed = distributed
+        try:
+            self._client: Any = distributed.Client(address, timeout=timeout,
+                                              set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ConfigurationError(f"cannot reach the Dask scheduler at {address}: {exc}"
+                                     ) from exc
+        info = self._client.scheduler_info()["workers"]
+        if not info:
+            self._client.close()
+            raise ConfigurationError(f"the Dask scheduler at {address} has no workers")
+        threads_on: dict[str, int] = {}
+        for worker in info.values():
+            threads_on[worker["host"]] = threads_on.get(worker["host"], 0) + worker["nthreads"]
+        cores_on: dict[str, int] = {}
+        for address_of_worker, cores in self._client.run(available_cores).items():
+            host = info[address_of_worker]["host"]
+            cores_on[host] = min(cores, cores_on.get(host, cores))
+        self.workers = sum(threads_on.values())
+        self.threads = max(1, min(cores_on.get(host, 1) // n for host, n in threads_on.items()))
+        self.description = f"Dask at {address} ({self.workers} worker threads)"
+        self._futures: dict[Any, int] = {}
+        self._next = 0
+
+    def submit(self, fn: Work, job: Any) -> int:
+        future = self._client.submit(fn, job, pure=False)  # a retry is a new task
+        self._next += 1
+        self._futures[future] = self._next
+        return self._next
+
+    def wait(self) -> list[tuple[int, Any, BaseException | None]]:
+        done = self._distributed.wait(list(self._futures), return_when="FIRST_COMPLETED").done
+        finished: list[tuple[int, Any, BaseException | None]] = []
+        for future in done:
+            token = self._futures.pop(future)
+            if future.status == "finished":
+                try:
+                    finished.append((token, future.result(), None))
+                except Exception as exc:  # result lost with its worker
+                    finished.append((token, None, WorkerLost(f"{type(exc).__name__}: {exc}")))
+                continue
+            try:
+                error = future.exception()
+            except Exception as exc:  # the exception itself could not be fetched
+                error = exc
+            if type(error).__name__ in ("KilledWorker", "CommClosedError", "CancelledError"):
+                error = WorkerLost(f"{type(error).__name__}: {error}")
+            finished.append((token, None, error))
+        return sorted(finished, key=lambda item: item[0])
+
+    def close(self, *, abandon: bool = False) -> None:
+        if abandon and self._futures:
+            self._client.cancel(list(self._futures))
+        self._futures.clear()
+        self._client.close()
+
+
+def open_executor(workers: int = 1, scheduler: str | None = None, *,
+                  threads: int | None = None) -> FrameExecutor:
+    """The executor for ``workers`` local processes, or Dask when ``scheduler`` is given.
+
+    ``workers == 1`` without a scheduler runs in this process; ``threads``
+    overrides the OpenMP cap.
+    """
+    executor: FrameExecutor
+    if scheduler:
+        executor = DaskExecutor(scheduler)
+    elif workers == 1:
+        executor = InProcessExecutor()
+    else:
+        executor = LocalExecutor(workers)
+    if threads is not None:
+        executor.threads = threads
+    return executor

@@ -1,0 +1,157 @@
+"""One frame's reduction as a job a worker runs: files in, one product file out.
+
+This is the part of a reduction that takes the time, so it is the part that runs
+in worker processes, on this machine or on a Dask cluster reading a shared file
+system. It never touches the catalogue (no SQLAlchemy is imported on this path):
+the coordinating process decides everything that needs the catalogue beforehand
+(masters, inputs key, target path, header keywords, provenance rows) and puts it
+in a small picklable :class:`ReduceJob`; the worker reads the raw frame and the
+masters, runs the pure reduction core, writes the product under a temporary name
+and renames it, and returns the facts of the file (:class:`ReducedFile`) for the
+coordinating process to record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+
+from nightlog.errors import ChecksumMismatchError
+from nightlog.reduction.products import ProvenanceEntry, read_product, to_hdulist
+from nightlog.reduction.science import ScienceParameters, reduce_science
+from nightlog.store.images import read_image, write_hdulist
+from nightlog.store.raw import sha256_of
+
+__all__ = ["ReduceJob", "ReducedFile", "jsonable", "peak_memory", "reduce_job"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReduceJob:
+    """Everything a worker needs to reduce one frame, as plain values.
+
+    Attributes
+    ----------
+    frame_id : int
+        Catalogue id of the raw frame (for the result only).
+    raw_path, hdu, raw_sha256 : str, int, str
+        The raw file, its image HDU and the SHA-256 the catalogue holds for it; a
+        file whose bytes changed since it was catalogued is refused, so a
+        product's provenance never names bytes it was not made from.
+    masters : tuple of (role, path)
+        The master files to apply, by role (``bias``, ``dark``, ``flat``).
+    params : ScienceParameters
+        Reduction settings, including the OpenMP thread cap of this worker.
+    target : str
+        Where the product goes (it must not exist).
+    cards : tuple of (keyword, value, comment)
+        Header keywords the product carries (provenance, software version).
+    provenance : tuple of ProvenanceEntry
+        Rows of the product's ``PROVENANCE`` table.
+    """
+
+    frame_id: int
+    raw_path: str
+    hdu: int
+    raw_sha256: str
+    masters: tuple[tuple[str, str], ...]
+    params: ScienceParameters
+    target: str
+    cards: tuple[tuple[str, Any, str], ...]
+    provenance: tuple[ProvenanceEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReducedFile:
+    """What a worker made of a job: the product file and how it was made.
+
+    ``steps`` are the reduction core's step records as JSON-ready dicts;
+    ``seconds`` and ``cpu_seconds`` the wall and CPU time of the whole job (read,
+    reduce, write); ``peak_rss`` the worker's peak resident memory so far, in bytes
+    (``None`` where the platform does not say); ``worker`` names the process.
+    """
+
+    frame_id: int
+    path: str
+    sha256: str
+    size: int
+    steps: list[dict[str, Any]]
+    seconds: float
+    cpu_seconds: float
+    peak_rss: int | None
+    worker: str
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON values (dataclasses as dicts, NaN and inf as None)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return jsonable(value.item())
+    return str(value)
+
+
+def peak_memory() -> int | None:
+    """Peak resident memory of this process, in bytes (``None`` off POSIX)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+def _step_records(steps: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"name": s.name, "applied": s.applied, "parameters": jsonable(dict(s.parameters)),
+             "summary": jsonable(dict(s.summary)), "seconds": round(s.seconds, 4)}
+            for s in steps]
+
+
+def reduce_job(job: ReduceJob) -> ReducedFile:
+    """Reduce one frame and write its product; return the file's facts.
+
+    Raises
+    ------
+    ChecksumMismatchError
+        The raw file's bytes are not those the catalogue holds.
+    NightlogError
+        A file cannot be read or written, or the reduction refuses the data.
+    """
+    start, cpu_start = time.perf_counter(), time.process_time()
+    actual = sha256_of(Path(job.raw_path))
+    if actual != job.raw_sha256:
+        raise ChecksumMismatchError(
+            f"{job.raw_path} changed since it was catalogued (SHA-256 {actual[:12]}…, "
+            f"catalogue {job.raw_sha256[:12]}…): ingest it again")
+    raw = read_image(job.raw_path, job.hdu)
+    loaded = {role: read_product(path) for role, path in job.masters}
+    reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
+                             flat=loaded.get("flat"), params=job.params)
+    header: fits.Header = reduced.ccd.header
+    for keyword, value, comment in job.cards:
+        header[keyword] = (value, comment)
+    out = write_hdulist(job.target, to_hdulist(reduced.ccd, mask_bits=reduced.bits,
+                                               provenance=list(job.provenance)))
+    return ReducedFile(
+        frame_id=job.frame_id, path=str(out.path), sha256=out.sha256, size=out.size,
+        steps=_step_records(reduced.steps),
+        seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
+        peak_rss=peak_memory(), worker=f"{socket.gethostname()}:{os.getpid()}",
+    )

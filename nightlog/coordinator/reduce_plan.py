@@ -1,0 +1,227 @@
+"""The catalogue's two parts of a frame's reduction: the plan before, the record after.
+
+A reduction runs in three phases so that workers never touch the catalogue:
+
+1. **plan** (:func:`plan_frame`, coordinating process, caller's session): the
+   calibration manager chooses the masters (or the policy says what to do without
+   one), the inputs key is computed, the frame is skipped when its current product
+   was made from the same inputs, and the product's path, header keywords and
+   provenance rows are decided. The result is a :class:`FramePlan` whose
+   :class:`~nightlog.coordinator.reduce_job.ReduceJob` is small and picklable.
+2. **work** (:func:`~nightlog.coordinator.reduce_job.reduce_job`, any worker):
+   files in, product file out.
+3. **record** (:func:`record_product`, coordinating process, one transaction per
+   frame): the product row, a row per master used, older current products of the
+   frame (quick-looks included) marked ``replaced`` and pointing at the new one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from astropy.io import fits
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nightlog.calibration.matching import KindMatch, match_frame
+from nightlog.catalogue.models import Frame, Master, Product, ProductMaster
+from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.preparation import skip_columns_for
+from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
+from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
+from nightlog.profiles import InstrumentProfile
+from nightlog.reduction.cosmics import CosmicRaySettings
+from nightlog.reduction.science import OverscanParameters, ScienceParameters
+
+__all__ = ["FramePlan", "ReduceOutcome", "current_product", "inputs_key", "plan_frame",
+           "record_product", "science_parameters"]
+
+
+@dataclass(slots=True)
+class ReduceOutcome:
+    """What happened to one frame.
+
+    ``status`` is ``reduced``, ``up-to-date`` (skipped: same inputs), ``stopped``
+    (the policy refuses without a master) or ``failed`` (``reason`` says why, after
+    ``attempts`` tries). ``seconds`` and ``peak_rss`` come from the worker that
+    reduced it.
+    """
+
+    frame_id: int
+    status: str
+    reason: str = ""
+    product_id: int | None = None
+    missing: tuple[str, ...] = ()
+    attempts: int = 0
+    seconds: float = 0.0
+    peak_rss: int | None = None
+    worker: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FramePlan:
+    """A frame to reduce: the worker's job and what the record needs besides."""
+
+    job: ReduceJob
+    kind: str
+    live: bool
+    key: str
+    digest: str
+    science: dict[str, Any]  # the parameters without the thread count
+    threads: int | None
+    masters: tuple[tuple[str, int, str], ...]  # (role, master id, master sha256)
+    missing: tuple[str, ...]
+    raw_sha256: str
+    software_version: str
+
+
+def science_parameters(frame: Frame, profile: InstrumentProfile, *,
+                       cosmic_threads: int | None = None) -> ScienceParameters:
+    """The reduction settings of ``frame`` from its catalogue row and profile."""
+    overscan = None
+    if profile.subtract_overscan and frame.biassec:
+        overscan = OverscanParameters(region=frame.biassec,
+                                      skip_columns=skip_columns_for(frame, profile))
+    return ScienceParameters(
+        gain=frame.gain or 1.0,
+        read_noise=frame.read_noise or 0.0,
+        saturation=frame.saturation,
+        exptime=frame.exptime,
+        overscan=overscan,
+        # The same region the masters were trimmed to; the whole frame when the
+        # catalogue knows none (the core would otherwise read the raw header).
+        trim=frame.trimsec or frame.datasec or f"[1:{frame.naxis1},1:{frame.naxis2}]",
+        darks_scale=profile.darks_scale,
+        cosmic_rays=CosmicRaySettings(threads=cosmic_threads),
+    )
+
+
+def _described(params: ScienceParameters) -> Any:
+    """The parameters as JSON, threads excluded: they change speed, not pixels."""
+    return jsonable(dataclasses.replace(
+        params, cosmic_rays=dataclasses.replace(params.cosmic_rays, threads=None)))
+
+
+def inputs_key(frame: Frame, masters: dict[str, Master | None], params: ScienceParameters,
+               software_version: str) -> str:
+    """Digest of everything a product depends on (threads excluded: they change speed,
+    not pixels)."""
+    described = _described(params)
+    payload = {
+        "raw": frame.sha256,
+        "masters": {k: (None if m is None else m.sha256) for k, m in sorted(masters.items())},
+        "parameters": described,
+        "software": software_version,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def current_product(session: Session, frame: Frame, kind: str | None = None) -> Product | None:
+    """The frame's current product (of ``kind``, if given)."""
+    stmt = select(Product).where(Product.frame_id == frame.id, Product.status == "current")
+    if kind is not None:
+        stmt = stmt.where(Product.kind == kind)
+    return session.scalars(stmt.order_by(Product.id.desc()).limit(1)).one_or_none()
+
+
+def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str,
+           chosen: dict[str, Master | None], missing: list[str]
+           ) -> tuple[tuple[str, Any, str], ...]:
+    header = fits.Header()
+    header["NLKIND"] = (kind, "nightlog product: final or quicklook")
+    header["NLSOFT"] = (software_version, "nightlog version")
+    header["NLRAWSHA"] = (frame.sha256, "SHA-256 of the raw file")
+    header["NLINKEY"] = (key, "digest of raw, masters and parameters")
+    header["NLPARSHA"] = (digest, "SHA-256 of the reduction parameters")
+    set_master_cards(header, chosen)
+    if missing:
+        header["NLMISS"] = (",".join(missing), "calibration steps skipped: no master")
+    return tuple((card.keyword, card.value, card.comment) for card in header.cards)
+
+
+def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "final",
+               live: bool = False, force: bool = False, redo_superseded: bool = True,
+               cosmic_threads: int | None = None) -> FramePlan | ReduceOutcome:
+    """Decide what reducing ``frame`` takes, in the caller's session (nothing written).
+
+    Returns
+    -------
+    FramePlan or ReduceOutcome
+        The plan, or the outcome when there is nothing to reduce: ``up-to-date``
+        (its current final product has the same inputs key, or any inputs key
+        without ``redo_superseded``; ``force`` redoes it anyway) or ``stopped``
+        (the policy refuses to go on without a master).
+    """
+    profile = ctx.profile_of(frame)
+    matches: dict[str, KindMatch] = match_frame(session, frame, profile, ctx.policy, live=live)
+    chosen: dict[str, Master | None] = {}
+    missing: list[str] = []
+    for role, match in matches.items():
+        chosen[role] = match.chosen
+        if match.chosen is None:
+            if ctx.policy.on_missing.get(role, "skip") == "stop":
+                return ReduceOutcome(frame.id, "stopped", reason=f"{role}: {match.reason}")
+            missing.append(role)
+    params = science_parameters(frame, profile, cosmic_threads=cosmic_threads)
+    key = inputs_key(frame, chosen, params, ctx.software_version)
+    existing = current_product(session, frame)
+    if (existing is not None and not force and existing.kind == "final"
+            and (existing.inputs_key == key or not redo_superseded)):
+        return ReduceOutcome(frame.id, "up-to-date", product_id=existing.id)
+
+    digest = parameters_digest(_described(params))
+    path = ctx.layout.product_path(instrument=frame.instrument, night=frame.night,
+                                   raw_name=os.path.basename(frame.path), product_kind=kind,
+                                   product_key=key)
+    if path.exists():  # same inputs already written (a product row was lost): keep a copy
+        path = path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.fits")
+    used = {role: m for role, m in chosen.items() if m is not None}
+    job = ReduceJob(
+        frame_id=frame.id, raw_path=frame.path, hdu=frame.hdu, raw_sha256=frame.sha256,
+        masters=tuple((role, m.path) for role, m in used.items()), params=params,
+        target=str(path),
+        cards=_cards(kind, frame, key, digest, ctx.software_version, chosen, missing),
+        provenance=tuple(product_entries(frame, chosen)),
+    )
+    return FramePlan(job=job, kind=kind, live=live, key=key, digest=digest,
+                     science=_described(params), threads=params.cosmic_rays.threads,
+                     masters=tuple((role, m.id, m.sha256) for role, m in used.items()),
+                     missing=tuple(missing), raw_sha256=frame.sha256,
+                     software_version=ctx.software_version)
+
+
+def record_product(session: Session, plan: FramePlan, made: ReducedFile) -> Product:
+    """Add the product of ``plan`` made by a worker, in the caller's session (no commit).
+
+    Every other current product of the frame (a quick-look, or a final one made
+    from other inputs) becomes ``replaced`` with ``replaced_by_id`` pointing at the
+    new product; its file and rows stay, for provenance.
+    """
+    frame_id = plan.job.frame_id
+    product = Product(
+        frame_id=frame_id, kind=plan.kind, status="current", path=made.path,
+        sha256=made.sha256, size=made.size, raw_sha256=plan.raw_sha256, inputs_key=plan.key,
+        parameters={"science": plan.science, "digest": plan.digest, "live": plan.live,
+                    "threads": plan.threads, "steps": made.steps},
+        missing_steps=list(plan.missing),
+        stats={"steps": {s["name"]: s["summary"] for s in made.steps}},
+        created_at=dt.datetime.now(dt.UTC), software_version=plan.software_version,
+    )
+    session.add(product)
+    session.flush()
+    for role, master_id, sha256 in plan.masters:
+        session.add(ProductMaster(product_id=product.id, master_id=master_id, role=role,
+                                  sha256=sha256))
+    for old in session.scalars(select(Product).where(Product.frame_id == frame_id,
+                                                     Product.status == "current",
+                                                     Product.id != product.id)):
+        old.status = "replaced"
+        old.replaced_by_id = product.id
+    session.flush()
+    return product
