@@ -153,7 +153,7 @@ class Watcher:
         self.clock = clock
         self.stats = WatchStats()
         self.tracker = SettleTracker(options.settle, clock=clock)
-        self.ready_event = threading.Event()  # set once the catch-up scan is queued
+        self.ready_event = threading.Event()  # set once the catch-up is ingested
         self._sessions = make_sessionmaker(engine)
         self._quicklooks: deque[int] = deque()
         self._calib_first: float | None = None
@@ -221,6 +221,9 @@ class Watcher:
             self.tracker.touch(str(path), from_mtime=True)
 
     def _catch_up(self) -> None:
+        """Files that arrived while no daemon ran go in before any new event is looked
+        at (events meanwhile wait in the queue). Files still being written are waited
+        for; files stable but incomplete are held and do not delay the start."""
         self._scan(self.options.directories)
         log.info("watching %s; %d file(s) found at start",
                  ", ".join(map(str, self.options.directories)), len(self.tracker),
@@ -232,6 +235,15 @@ class Watcher:
             since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.options.quicklook_lookback)
             owed = self._retry(lambda: self._owed_quicklooks(since), "catalogue")
             self._quicklooks.extend(owed)
+        while self.tracker.settling and not self.stop.is_set():
+            ready = self.tracker.ready()
+            if ready:
+                self._ingest(ready)
+            else:
+                self.stop.wait(min(self.options.tick, self.tracker.next_due() or 0.0))
+            if self.clock() >= self._next_heartbeat:
+                self._heartbeat()
+        log.info("caught up", extra={"event": "caught-up"})
 
     def _owed_quicklooks(self, since: dt.datetime) -> list[int]:
         with self._sessions() as session:
