@@ -1,5 +1,5 @@
 """The demo job: simulate a night, catalogue it, build its masters, reduce its
-science frames, and summarise, in a fresh SQLite archive.
+science frames and write the night report, in a fresh SQLite archive.
 
 It leaves a complete archive behind with its ``nightlog.toml``, so that after
 ``cd`` into it every command works on it.
@@ -20,6 +20,7 @@ from nightlog.catalogue.schema import ensure_schema
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext, IngestSummary, discover, run_ingest
 from nightlog.coordinator.masters import BuildOutcome, run_build
+from nightlog.coordinator.night_report import run_report
 from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
 from nightlog.settings import CONFIG_FILENAME, load_settings
 
@@ -50,6 +51,8 @@ class DemoReport:
     masters: list[BuildOutcome]
     reductions: list[ReduceOutcome]
     products: Path
+    #: The night report (HTML).
+    report: Path
 
 
 def run_demo(directory: Path, *, camera: str = "lfc", scale: float = 0.25, seed: int = 0,
@@ -83,8 +86,11 @@ def run_demo(directory: Path, *, camera: str = "lfc", scale: float = 0.25, seed:
             ids = science_frames(session, night=night.night)
         console.print(f"reducing {len(ids)} science frames ...")
         reductions = run_reduce(engine, jobs, ids)
+        console.print("writing the night report ...")
+        report = run_report(engine, jobs, night.night)
     finally:
         engine.dispose()
     return DemoReport(directory=directory, database=settings.safe_database_url,
                       night=night.night, ingest=summary, nights=rows, masters=masters,
-                      reductions=reductions, products=jobs.layout.root / "products")
+                      reductions=reductions, products=jobs.layout.root / "products",
+                      report=report)

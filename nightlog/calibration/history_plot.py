@@ -12,6 +12,7 @@ then renamed).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,8 +26,9 @@ from nightlog.store.atomic import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-__all__ = ["plot_history"]
+__all__ = ["history_png", "plot_history"]
 
 _PANEL_HEIGHT = 2.4  # inches
 _WIDTH = 10.0
@@ -84,23 +86,9 @@ def _draw_panel(ax: Axes, metric: Metric, points: Sequence[TrendPoint],
     ax.grid(True, alpha=0.3)
 
 
-def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLike[str], *,
-                 title: str | None = None) -> Path:
-    """Draw the trends of ``points`` (masters of one ``kind``) into a PNG at ``path``.
-
-    One panel per metric that at least one master has; a figure saying so when
-    there is none.
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    StoreError
-        The file cannot be written.
-    """
+def _figure(points: Sequence[TrendPoint], kind: str, title: str | None,
+            width: float, panel_height: float = _PANEL_HEIGHT) -> Figure:
+    """The figure of :func:`plot_history`, on an Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
@@ -108,7 +96,7 @@ def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLik
     metrics = [m for m in TREND_METRICS.get(kind, ())
                if any(p.values.get(m.name) is not None for p in points)]
     n_panels = max(len(metrics), 1)
-    fig = Figure(figsize=(_WIDTH, 1.0 + _PANEL_HEIGHT * n_panels), dpi=_DPI,
+    fig = Figure(figsize=(width, 1.0 + panel_height * n_panels), dpi=_DPI,
                  layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
@@ -136,8 +124,40 @@ def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLik
             for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
                 handles.setdefault(label, handle)
         fig.legend(list(handles.values()), list(handles), loc="outside right upper")
+    return fig
+
+
+def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLike[str], *,
+                 title: str | None = None) -> Path:
+    """Draw the trends of ``points`` (masters of one ``kind``) into a PNG at ``path``.
+
+    One panel per metric that at least one master has; a figure saying so when
+    there is none.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    StoreError
+        The file cannot be written.
+    """
+    fig = _figure(points, kind, title, _WIDTH)
 
     def _write(fh: BinaryIO) -> None:
         fig.savefig(fh, format="png")
 
     return write_atomically(path, _write)
+
+
+def history_png(points: Sequence[TrendPoint], kind: str, *, title: str | None = None,
+                width: float = _WIDTH, panel_height: float = _PANEL_HEIGHT) -> bytes:
+    """The picture of :func:`plot_history` as PNG bytes (for a page that embeds it).
+
+    ``width`` and ``panel_height`` are in inches, at 100 dots per inch.
+    """
+    buffer = io.BytesIO()
+    _figure(points, kind, title, width, panel_height).savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -48,6 +48,7 @@ __all__ = [
     "Metric",
     "TrendPoint",
     "robust_outliers",
+    "series_medians",
     "trend_points",
 ]
 
@@ -206,3 +207,20 @@ def trend_points(masters: Sequence[Master], *, k: float = DEFAULT_OUTLIER_SIGMA,
         )
         for i, m in enumerate(masters)
     ]
+
+
+def series_medians(points: Sequence[TrendPoint]) -> dict[tuple[str, str], tuple[float, int]]:
+    """Median and size of each (group, metric) series, over the points in the trend.
+
+    The series the outlier rule judges (good, current masters of one group): a
+    master's value can be shown beside the median of its history. Keys are
+    ``(group_key, metric name)``; series with no value are absent.
+    """
+    series: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for p in points:
+        if not p.in_trend:
+            continue
+        for name, value in p.values.items():
+            if value is not None:
+                series[(p.group_key, name)].append(value)
+    return {key: (float(np.median(values)), len(values)) for key, values in series.items()}

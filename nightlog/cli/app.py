@@ -20,6 +20,7 @@ from nightlog.cli import (
     provenance,
     quarantine,
     reduce,
+    report,
     simulate,
     status,
     watch,
@@ -83,6 +84,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(calib.app, name="calib")
 app.add_typer(match.app)
 app.add_typer(reduce.app)
+app.add_typer(report.app)
 app.add_typer(provenance.app)
 app.add_typer(ingest.app)
 app.add_typer(watch.app)

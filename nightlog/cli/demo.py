@@ -24,7 +24,8 @@ def demo_cmd(
                                          "4128 × 2080 for the LFC).")] = 0.25,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Simulate a night, catalogue it, build its masters and reduce it, in a new SQLite archive."""
+    """Simulate a night, catalogue it, build its masters, reduce it and write the night
+    report, in a new SQLite archive."""
     from nightlog.demo import run_demo
 
     console = Console()
@@ -44,6 +45,7 @@ def demo_cmd(
     for r in report.reductions:
         if r.status != "reduced":
             console.print(f"frame {r.frame_id}: {r.status}: {r.reason}")
+    console.print(f"night report: {report.report}")
     console.print(
         f"\nThe archive is in {report.directory} (catalogue: {report.database}).\n"
         "Try next:\n"
@@ -57,6 +59,7 @@ def demo_cmd(
            if report.reductions else "")
         +
         "  nightlog quarantine\n"
+        f"  nightlog report --night {report.night.isoformat()}   # the page again\n"
     )
 
 

@@ -4,6 +4,7 @@
 
     <root>/masters/<instrument>/<kind>/<night>/<kind>_<night>_<group>_v<version>.fits
     <root>/products/<instrument>/<night>/<raw stem>_<product kind>_<id>.fits
+    <root>/reports/<night>.html
 
 Every part that comes from a header (instrument, raw file stem) is reduced to a
 safe slug (letters, digits, ``.``, ``_``, ``-``; at most 60 characters), so nothing
@@ -38,7 +39,7 @@ def slug(text: str | None, *, default: str = "unknown", limit: int = 60) -> str:
 
 
 class ArchiveLayout:
-    """Paths of masters and products under ``root``."""
+    """Paths of masters, products and night reports under ``root``."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
@@ -66,3 +67,7 @@ class ArchiveLayout:
         name = f"{slug(stem)}_{slug(product_kind)}_{product_key[:10]}.fits"
         return self._inside(self.root / "products" / slug(instrument) / night.isoformat()
                             / name)
+
+    def report_path(self, night: dt.date) -> Path:
+        """Path of the HTML report of a night."""
+        return self._inside(self.root / "reports" / f"{night.isoformat()}.html")

@@ -1,0 +1,220 @@
+"""The night report: catalogue facts and image thumbnails, joined into one page.
+
+:func:`build_report` asks the catalogue what the night holds
+(:func:`nightlog.catalogue.night_summary.night_facts`), reads each master, raw
+frame and product to make its thumbnail, sets every master's statistics beside
+its calibration history up to that night (the same history and outlier rule as
+``nightlog calib history``), and returns a :class:`~nightlog.report.model.NightReport`.
+:func:`run_report` renders it and writes the page atomically, by default to
+``<archive>/reports/<night>.html``.
+
+A file that is gone or unreadable costs its thumbnail only: the page says why
+and the report goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from nightlog.calibration.trends import (
+    DEFAULT_MIN_POINTS,
+    TREND_METRICS,
+    TrendPoint,
+    series_medians,
+    trend_points,
+)
+from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.history import HistoryFilter, master_history
+from nightlog.catalogue.models import Master
+from nightlog.catalogue.night_summary import (
+    MasterFacts,
+    NightFacts,
+    ProductFacts,
+    ReductionGap,
+    latest_night,
+    night_facts,
+    night_failures,
+)
+from nightlog.catalogue.quarantine import list_quarantined
+from nightlog.coordinator.context import JobContext
+from nightlog.errors import NightlogError, NotFoundError
+from nightlog.report.html import render_html
+from nightlog.report.model import (
+    CountRow,
+    MasterEntry,
+    MasterUse,
+    MetricRow,
+    NightReport,
+    Picture,
+    Problem,
+    ProductEntry,
+    RejectedInput,
+    ScienceEntry,
+    TrendPlot,
+)
+from nightlog.report.thumbnails import DEFAULT_SIZE, zscale_thumbnail
+from nightlog.store.atomic import write_atomically
+from nightlog.store.images import read_image
+
+__all__ = ["build_report", "reduction_problems", "run_report"]
+
+
+def _picture(path: str, hdu: int = 0, size: int = DEFAULT_SIZE) -> Picture:
+    """The thumbnail of the image in ``path``, or why there is none."""
+    if not os.path.exists(path):
+        return Picture(None, "file missing")
+    try:
+        return Picture(zscale_thumbnail(read_image(path, hdu).data, size))
+    except (NightlogError, ValueError, OSError) as exc:
+        return Picture(None, f"cannot read the image: {str(exc).splitlines()[0][:200]}")
+
+
+def _group_label(master: Master) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (master.group or {}).items() if v is not None)
+
+
+def _history_points(session: Session, masters: Iterable[Master], night: dt.date
+                    ) -> dict[str, list[Master]]:
+    """Per kind, the calibration history up to ``night`` of the instruments of ``masters``."""
+    wanted = sorted({(m.kind, m.instrument or "") for m in masters})
+    history: dict[str, dict[int, Master]] = {}
+    for kind, instrument in wanted:
+        rows = master_history(session, HistoryFilter(kind=kind, instrument=instrument or None,
+                                                     until=night))
+        history.setdefault(kind, {}).update((m.id, m) for m in rows)
+    return {kind: sorted(found.values(), key=lambda m: (m.mid_time, m.id))
+            for kind, found in history.items()}
+
+
+def _masters(session: Session, facts: NightFacts, *, with_trends: bool
+             ) -> tuple[tuple[MasterEntry, ...], tuple[TrendPlot, ...]]:
+    masters = [mf.master for mf in facts.masters]
+    history = _history_points(session, masters, facts.night)
+    points = {kind: trend_points(rows) for kind, rows in history.items()}
+    by_id = {p.master_id: p for pts in points.values() for p in pts}
+    medians = {kind: series_medians(pts) for kind, pts in points.items()}
+    entries = []
+    for mf in facts.masters:
+        entries.append(_master_entry(mf, by_id, medians.get(mf.master.kind, {})))
+    trends: tuple[TrendPlot, ...] = ()
+    if with_trends:
+        from nightlog.calibration.history_plot import history_png
+
+        trends = tuple(TrendPlot(kind, history_png(pts, kind, width=6.0,
+                                                       panel_height=1.5))
+                       for kind, pts in points.items() if pts)
+    return tuple(entries), trends
+
+
+def _master_entry(mf: MasterFacts, by_id: dict[int, TrendPoint],
+                  medians: dict[tuple[str, str], tuple[float, int]]) -> MasterEntry:
+    m = mf.master
+    point = by_id.get(m.id)
+    outliers = point.outliers if point is not None else ()
+    metrics = []
+    for metric in TREND_METRICS.get(m.kind, ()):
+        value = metric.value(m)
+        if value is None:
+            continue
+        median, n = medians.get((m.group_key, metric.name), (None, 0))
+        judged = point is not None and point.in_trend and n >= DEFAULT_MIN_POINTS
+        metrics.append(MetricRow(label=metric.label, unit=metric.unit, value=value,
+                                 median=median, history=n, judged=judged,
+                                 outlier=metric.name in outliers))
+    return MasterEntry(
+        id=m.id, kind=m.kind, version=m.version, group=_group_label(m), filter=m.filter,
+        n_frames=m.n_frames, quality=m.quality, quality_reason=m.quality_reason,
+        superseded_by=m.superseded_by_id, path=m.path, picture=_picture(m.path),
+        metrics=tuple(metrics),
+        rejected=tuple(RejectedInput(f.id, f.path, mi.reason or "no reason recorded")
+                       for mi, f in mf.rejected),
+    )
+
+
+def _product(pf: ProductFacts | None) -> ProductEntry | None:
+    if pf is None:
+        return None
+    p = pf.product
+    return ProductEntry(
+        id=p.id, kind=p.kind, status=p.status, path=p.path, created_at=p.created_at,
+        missing_steps=tuple(str(s) for s in p.missing_steps or ()),
+        masters=tuple(MasterUse(role, m.id, m.night, m.version, m.quality)
+                      for role, m in pf.masters),
+        picture=_picture(p.path),
+    )
+
+
+def reduction_problems(gaps: Iterable[ReductionGap]) -> tuple[Problem, ...]:
+    """The page's rows for frames whose reduction left no product.
+
+    The one place that turns the catalogue's record of failed reductions into
+    report rows; today that record is :func:`night_failures`.
+    """
+    return tuple(Problem(what=f"science frame {g.frame.id}", path=g.frame.path,
+                         reason=g.reason, when=g.frame.obs_time) for g in gaps)
+
+
+def build_report(session: Session, ctx: JobContext, night: dt.date, *,
+                 now: dt.datetime | None = None, with_trends: bool = True) -> NightReport:
+    """The report of ``night`` (reads the catalogue and the image files; writes nothing).
+
+    Raises
+    ------
+    NotFoundError
+        The catalogue holds no frame of ``night``.
+    """
+    facts = night_facts(session, night)
+    if not facts.counts:
+        raise NotFoundError(f"the catalogue holds no frame of the night of {night}")
+    masters, trends = _masters(session, facts, with_trends=with_trends)
+    science = tuple(
+        ScienceEntry(frame_id=s.frame.id, path=s.frame.path, object_name=s.frame.object_name,
+                     filter=s.frame.filter, exptime=s.frame.exptime,
+                     obs_time=s.frame.obs_time, raw=_picture(s.frame.path, s.frame.hdu),
+                     quicklook=_product(s.quicklook), final=_product(s.final))
+        for s in facts.science)
+    quarantined = tuple(Problem(what=q.error, path=q.path, reason=q.reason, when=q.last_seen)
+                        for q in list_quarantined(session))
+    return NightReport(
+        night=night, generated_at=now or dt.datetime.now(dt.UTC),
+        software_version=ctx.software_version, archive=str(ctx.layout.root),
+        counts=tuple(CountRow(c.kind, c.filter, c.frames, c.exposure_s)
+                     for c in facts.counts),
+        masters=masters, trends=trends, science=science,
+        failures=reduction_problems(night_failures(session, night)),
+        quarantined=quarantined,
+    )
+
+
+def run_report(engine: Engine, ctx: JobContext, night: dt.date | None = None, *,
+               output: str | os.PathLike[str] | None = None) -> Path:
+    """Write the report of ``night`` (default: the latest night) and return its path.
+
+    The page goes to ``output``, or to ``<archive>/reports/<night>.html``; it
+    appears there only when complete.
+
+    Raises
+    ------
+    NotFoundError
+        The catalogue holds no frame (of ``night``).
+    StoreError
+        The page cannot be written.
+    """
+    with make_sessionmaker(engine)() as session:
+        the_night = night or latest_night(session)
+        if the_night is None:
+            raise NotFoundError("the catalogue holds no frames: nothing to report")
+        page = render_html(build_report(session, ctx, the_night))
+    path = Path(output) if output is not None else ctx.layout.report_path(the_night)
+
+    def _write(fh: BinaryIO) -> None:
+        fh.write(page.encode("utf-8"))
+
+    return write_atomically(path, _write)

@@ -1,0 +1,254 @@
+"""The night report as one HTML page that needs nothing else to open.
+
+Every picture is a ``data:`` URI, the style sheet is inline, and the page loads
+nothing from anywhere: it can be mailed, archived or opened offline years later.
+A Content-Security-Policy forbids scripts and any resource that is not inline.
+
+Every value that comes from a header, a file name or the catalogue (object names,
+filters, paths, reasons) is escaped with :func:`html.escape`, quotes included, so
+a hostile ``OBJECT = '<script>...'`` shows as text and never becomes markup.
+Pure: a :class:`~nightlog.report.model.NightReport` in, a string out.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+from collections.abc import Iterable, Sequence
+
+from nightlog.report.model import (
+    MasterEntry,
+    MasterUse,
+    MetricRow,
+    NightReport,
+    Picture,
+    Problem,
+    ProductEntry,
+    ScienceEntry,
+)
+
+__all__ = ["render_html"]
+
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1d2430; background: #fff; }
+h1 { font-size: 1.6em; margin: 0 0 .2em; }
+h2 { font-size: 1.25em; margin: 1.6em 0 .5em; border-bottom: 2px solid #d5dbe5; }
+.meta { color: #5a6475; margin: 0 0 1em; }
+.summary { display: flex; flex-wrap: wrap; gap: .6em; margin: .8em 0; }
+.summary div { background: #eef2f8; border-radius: 6px; padding: .4em .8em; }
+.summary b { font-size: 1.25em; display: block; }
+.summary .bad { background: #fde8e8; }
+table { border-collapse: collapse; margin: .4em 0; }
+th, td { border: 1px solid #d5dbe5; padding: .25em .55em; text-align: left; vertical-align: top; }
+th { background: #f3f5f9; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.masters { display: flex; flex-wrap: wrap; gap: 1em; }
+.master { border: 1px solid #d5dbe5; border-radius: 6px; padding: .6em; max-width: 560px; }
+.master h3 { margin: 0 0 .4em; font-size: 1.05em; }
+.master .body { display: flex; gap: .8em; align-items: flex-start; }
+img { image-rendering: auto; background: #000; display: block; }
+img.trend { background: #fff; max-width: 100%; height: auto; }
+.trends { display: flex; flex-wrap: wrap; gap: 1em; }
+figure { margin: 0; }
+figcaption { font-size: .85em; color: #5a6475; }
+.outlier { color: #b00020; font-weight: bold; }
+.flag { color: #b00020; }
+.path { font-family: ui-monospace, monospace; font-size: .85em; word-break: break-all; }
+.none { color: #8a93a3; font-style: italic; }
+.science td { min-width: 6em; }
+"""
+
+
+def _e(value: object) -> str:
+    """``value`` as escaped text (quotes too); empty for ``None``."""
+    return "" if value is None else html.escape(str(value), quote=True)
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}g}"
+
+
+def _time(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _png(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _picture(picture: Picture, alt: str) -> str:
+    if picture.thumbnail is None:
+        return f'<span class="none">{_e(picture.note or "no image")}</span>'
+    t = picture.thumbnail
+    return (f'<img src="{_png(t.png)}" width="{t.width}" height="{t.height}" '
+            f'alt="{_e(alt)}">')
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """A table of already escaped cells (a cell starting with ``\\x00`` is numeric)."""
+    out = [f'<table class="{cls}">' if cls else "<table>", "<tr>"]
+    out += [f"<th>{h}</th>" for h in head]
+    out.append("</tr>")
+    for row in rows:
+        out.append("<tr>")
+        for cell in row:
+            if cell.startswith("\x00"):
+                out.append(f'<td class="num">{cell[1:]}</td>')
+            else:
+                out.append(f"<td>{cell}</td>")
+        out.append("</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _n(value: object) -> str:
+    return "\x00" + _e(value)
+
+
+def _summary(report: NightReport) -> str:
+    n_frames = sum(c.frames for c in report.counts)
+    n_science = len(report.science)
+    n_final = sum(1 for s in report.science if s.final is not None)
+    current = [m for m in report.masters if m.superseded_by is None]
+    items = [("frames", str(n_frames), False),
+             ("masters built", str(len(current)), False),
+             ("science reduced (final)", f"{n_final} of {n_science}", n_final < n_science),
+             ("reduction problems", str(len(report.failures)), bool(report.failures)),
+             ("files in quarantine", str(len(report.quarantined)), bool(report.quarantined))]
+    return '<div class="summary">' + "".join(
+        f'<div class="{"bad" if bad else ""}"><b>{_e(v)}</b>{_e(k)}</div>'
+        for k, v, bad in items) + "</div>"
+
+
+def _counts(report: NightReport) -> str:
+    if not report.counts:
+        return '<p class="none">no frames catalogued for this night</p>'
+    return _table(["kind", "filter", "frames", "total exposure (s)"],
+                  ([_e(c.kind), _e(c.filter or "–"), _n(c.frames), _n(_num(c.exposure_s, 6))]
+                   for c in report.counts))
+
+
+def _metric_row(m: MetricRow) -> list[str]:
+    if m.outlier:
+        flag = '<span class="outlier">outlier</span>'
+    else:
+        flag = "within the history" if m.judged else '<span class="none">not judged</span>'
+    return [_e(m.label), _n(_num(m.value)), _e(m.unit), _n(_num(m.median)),
+            _n(m.history), flag]
+
+
+def _master(m: MasterEntry) -> str:
+    state = []
+    if m.quality != "good":
+        state.append(f'<span class="flag">marked {_e(m.quality)}: '
+                     f'{_e(m.quality_reason or "")}</span>')
+    if m.superseded_by is not None:
+        state.append(f'<span class="flag">superseded by master {_e(m.superseded_by)}</span>')
+    title = f"{_e(m.kind)} master {_e(m.id)} v{_e(m.version)}"
+    if m.filter:
+        title += f" – filter {_e(m.filter)}"
+    facts = _table(["group", "frames", "file"],
+                   [[_e(m.group), _n(m.n_frames), f'<span class="path">{_e(m.path)}</span>']])
+    metrics = (_table(["statistic", "value", "unit", "history median", "masters", "verdict"],
+                      (_metric_row(r) for r in m.metrics))
+               if m.metrics else '<p class="none">no statistics recorded</p>')
+    rejected = ""
+    if m.rejected:
+        rejected = "<p>frames left out:</p>" + _table(
+            ["frame", "file", "reason"],
+            ([_n(r.frame_id), f'<span class="path">{_e(r.path)}</span>', _e(r.reason)]
+             for r in m.rejected))
+    return (f'<div class="master" id="master-{_e(m.id)}"><h3>{title}</h3>'
+            f'{"<p>" + " ".join(state) + "</p>" if state else ""}'
+            f'<div class="body"><figure>{_picture(m.picture, f"{m.kind} master {m.id}")}'
+            f"<figcaption>zscale</figcaption></figure><div>{facts}{metrics}</div></div>"
+            f"{rejected}</div>")
+
+
+def _masters(report: NightReport) -> str:
+    if not report.masters:
+        return '<p class="none">no master was built for this night</p>'
+    parts = ['<div class="masters">', *(_master(m) for m in report.masters), "</div>"]
+    if report.trends:
+        parts.append('<h3>Calibration history up to this night</h3><div class="trends">')
+        parts += [f'<figure><img class="trend" src="{_png(t.png)}" '
+                  f'alt="{_e(t.kind)} calibration history"><figcaption>{_e(t.kind)} masters'
+                  "</figcaption></figure>" for t in report.trends]
+        parts.append("</div>")
+    return "".join(parts)
+
+
+def _uses(masters: Sequence[MasterUse]) -> str:
+    if not masters:
+        return '<span class="none">none</span>'
+    return "<br>".join(
+        f'{_e(u.role)}: <a href="#master-{_e(u.master_id)}">master {_e(u.master_id)}</a> '
+        f"({_e(u.night.isoformat())} v{_e(u.version)}"
+        + (f', <span class="flag">{_e(u.quality)}</span>' if u.quality != "good" else "")
+        + ")" for u in masters)
+
+
+def _product_cell(p: ProductEntry | None, frame_id: int) -> str:
+    if p is None:
+        return '<span class="none">none</span>'
+    notes = [f"product {_e(p.id)}"]
+    if p.status != "current":
+        notes.append(_e(p.status))
+    if p.missing_steps:
+        notes.append(f'<span class="flag">without {_e(", ".join(p.missing_steps))}</span>')
+    return (f"<figure>{_picture(p.picture, f'frame {frame_id} {p.kind}')}"
+            f"<figcaption>{' · '.join(notes)}<br>{_uses(p.masters)}</figcaption></figure>")
+
+
+def _science_row(s: ScienceEntry) -> list[str]:
+    about = (f"<b>frame {_e(s.frame_id)}</b><br>object: {_e(s.object_name or '–')}<br>"
+             f"filter: {_e(s.filter or '–')}<br>exposure: {_e(_num(s.exptime))} s<br>"
+             f"{_e(_time(s.obs_time))}<br><span class=\"path\">{_e(s.path)}</span>")
+    return [about, _picture(s.raw, f"frame {s.frame_id} raw"),
+            _product_cell(s.quicklook, s.frame_id), _product_cell(s.final, s.frame_id)]
+
+
+def _science(report: NightReport) -> str:
+    if not report.science:
+        return '<p class="none">no science frame this night</p>'
+    return _table(["frame", "raw", "quick-look", "final"],
+                  (_science_row(s) for s in report.science), cls="science")
+
+
+def _problems(rows: Sequence[Problem], empty: str) -> str:
+    if not rows:
+        return f'<p class="none">{_e(empty)}</p>'
+    return _table(["what", "file", "reason", "when"],
+                  ([_e(p.what), f'<span class="path">{_e(p.path)}</span>', _e(p.reason),
+                    _e(_time(p.when))] for p in rows))
+
+
+def render_html(report: NightReport) -> str:
+    """The page of ``report``: complete, self-contained HTML5."""
+    night = _e(report.night.isoformat())
+    return "".join([
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>nightlog: the night of {night}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>The night of {night}</h1>",
+        f'<p class="meta">generated {_e(_time(report.generated_at))} by nightlog '
+        f'{_e(report.software_version)} from the archive '
+        f'<span class="path">{_e(report.archive)}</span></p>',
+        _summary(report),
+        "<h2>Frames per kind and filter</h2>", _counts(report),
+        "<h2>Masters built</h2>", _masters(report),
+        "<h2>Science frames: raw, quick-look and final</h2>", _science(report),
+        "<h2>Reduction problems</h2>",
+        _problems(report.failures, "every science frame has a current product"),
+        "<h2>Files in quarantine</h2>",
+        _problems(report.quarantined, "no file is in quarantine"),
+        "</body></html>\n",
+    ])

@@ -1,0 +1,163 @@
+"""What a night report shows, as plain values (no database rows, no files).
+
+The coordinator fills these from the catalogue and the image files; the HTML
+renderer only reads them. Every text field may come from a FITS header or a file
+name and is escaped when rendered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from nightlog.report.thumbnails import Thumbnail
+
+__all__ = [
+    "CountRow",
+    "MasterEntry",
+    "MasterUse",
+    "MetricRow",
+    "NightReport",
+    "Picture",
+    "Problem",
+    "ProductEntry",
+    "RejectedInput",
+    "ScienceEntry",
+    "TrendPlot",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A thumbnail, or why there is none (file missing, unreadable)."""
+
+    thumbnail: Thumbnail | None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CountRow:
+    """Frames of one kind and filter in the night."""
+
+    kind: str
+    filter: str | None
+    frames: int
+    exposure_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """One statistic of a master beside the median of its calibration history."""
+
+    label: str
+    unit: str
+    value: float
+    #: Median of the good, current masters of the same group up to this night.
+    median: float | None
+    #: How many masters that median is taken from.
+    history: int
+    #: Whether the history is long enough for the outlier rule to judge.
+    judged: bool
+    outlier: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedInput:
+    """A frame left out of a master, and why."""
+
+    frame_id: int
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MasterEntry:
+    """A master built for the night."""
+
+    id: int
+    kind: str
+    version: int
+    group: str
+    filter: str | None
+    n_frames: int
+    quality: str
+    quality_reason: str | None
+    superseded_by: int | None
+    path: str
+    picture: Picture
+    metrics: tuple[MetricRow, ...]
+    rejected: tuple[RejectedInput, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPlot:
+    """The calibration history of one kind of master, as a PNG."""
+
+    kind: str
+    png: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MasterUse:
+    """A master a product was reduced with, in a role."""
+
+    role: str
+    master_id: int
+    night: dt.date
+    version: int
+    quality: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductEntry:
+    """A reduced product of a science frame (quick-look or final)."""
+
+    id: int
+    kind: str
+    status: str
+    path: str
+    created_at: dt.datetime
+    missing_steps: tuple[str, ...]
+    masters: tuple[MasterUse, ...]
+    picture: Picture
+
+
+@dataclass(frozen=True, slots=True)
+class ScienceEntry:
+    """A science frame before and after reduction."""
+
+    frame_id: int
+    path: str
+    object_name: str | None
+    filter: str | None
+    exptime: float | None
+    obs_time: dt.datetime
+    raw: Picture
+    quicklook: ProductEntry | None
+    final: ProductEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that went wrong: a failed reduction, a quarantined file."""
+
+    what: str
+    path: str
+    reason: str
+    when: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NightReport:
+    """Everything the page of one night shows."""
+
+    night: dt.date
+    generated_at: dt.datetime
+    software_version: str
+    archive: str
+    counts: tuple[CountRow, ...]
+    masters: tuple[MasterEntry, ...]
+    trends: tuple[TrendPlot, ...]
+    science: tuple[ScienceEntry, ...]
+    failures: tuple[Problem, ...]
+    quarantined: tuple[Problem, ...]
