@@ -448,3 +448,54 @@ def test_two_daemons_share_one_postgres_catalogue(pg_schema_url: str, lfc_night:
     assert all(m.version == 1 and Path(m.path).is_file() for m in masters)
     for engine in engines:
         engine.dispose()
+
+
+def test_a_build_interrupted_before_its_commit_is_redone(sqlite_engine: Engine,
+                                                         tmp_path: Path) -> None:
+    from nightlog.coordinator.ingest import discover, run_ingest
+    from nightlog.coordinator.live_builds import build_due, build_lock
+    from nightlog.coordinator.masters import find_due
+
+    raw = tmp_path / "raw"
+    for i in range(5):
+        write_frame(raw / f"bias_{i}.fits", seed=i, IMAGETYP="BIAS", EXPTIME=0.0, FILTER=None,
+                    **{"DATE-OBS": f"2024-03-10T01:0{i}:00"})
+    settings = _settings(tmp_path)
+    run_ingest(sqlite_engine, discover([raw], settings.ingest.patterns),
+               IngestContext.from_settings(settings))
+    ctx = JobContext.from_settings(settings)
+    with make_sessionmaker(sqlite_engine)() as s:
+        first = s.scalars(select(Frame).order_by(Frame.obs_time)).first()
+        assert first is not None
+        (due,) = find_due(s, ctx)
+        path = ctx.layout.master_path(instrument=first.instrument, kind="bias",
+                                      night=due.night, group_key=due.group.key, version=1)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"left by a build killed before its commit")
+    lock = tmp_path / "build.lock"
+    with build_lock(sqlite_engine, lock) as got:
+        assert got
+        assert build_due(sqlite_engine, ctx, lock) is None  # another holder: left to it
+    (outcome,) = build_due(sqlite_engine, ctx, lock) or []
+    assert outcome.status == "built" and outcome.version == 1
+    with make_sessionmaker(sqlite_engine)() as s:
+        (master,) = s.scalars(select(Master))
+    assert master.path == str(path) and _sha(path) == master.sha256
+
+
+@pytest.mark.parametrize(("table", "fragment"), [
+    ("settle_seconds = -1", "settle_seconds"),
+    ("quicklook = 1", "quicklook"),
+    ("build_delay_seconds = 30\nbuild_max_delay_seconds = 10", "build_max_delay_seconds"),
+    ("settle = 2", "unknown key"),
+])
+def test_watch_settings_are_checked(tmp_path: Path, table: str, fragment: str) -> None:
+    from nightlog.errors import ConfigurationError
+
+    (tmp_path / "nightlog.toml").write_text(f"[watch]\n{table}\n")
+    with pytest.raises(ConfigurationError, match=fragment):
+        load_settings(tmp_path / "nightlog.toml", env={}, cwd=tmp_path)
+    settings = _settings(tmp_path, settle_seconds=0.5, quicklook=True, polling=True)
+    w = settings.watch
+    assert (w.settle_seconds, w.quicklook, w.polling, w.build_delay_seconds) == (
+        0.5, True, True, 5.0)

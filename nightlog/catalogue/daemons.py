@@ -102,15 +102,15 @@ def night_counts(session: Session, night: dt.date) -> NightCounts:
     """Counts of ``night``: latest frames, current masters, current products."""
     frames = dict(session.execute(
         select(Frame.kind, func.count()).where(Frame.night == night, Frame.is_latest.is_(True))
-        .group_by(Frame.kind)).tuples().all())
+        .group_by(Frame.kind)).all())
     masters = dict(session.execute(
         select(Master.kind, func.count()).where(Master.night == night,
                                                 Master.superseded_by_id.is_(None))
-        .group_by(Master.kind)).tuples().all())
+        .group_by(Master.kind)).all())
     products = dict(session.execute(
         select(Product.kind, func.count()).join(Frame, Frame.id == Product.frame_id)
         .where(Frame.night == night, Product.status == "current")
-        .group_by(Product.kind)).tuples().all())
+        .group_by(Product.kind)).all())
     noon = dt.datetime.combine(night, dt.time(12), tzinfo=dt.UTC)
     quarantined = session.scalar(
         select(func.count()).select_from(QuarantinedFile)
