@@ -24,6 +24,7 @@ from astropy.io import fits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from nightlog.cli.app import app
@@ -131,7 +132,9 @@ def hostile(demo: Path) -> dict[str, str]:
     """The demo with a hostile science frame and quarantined files; its report before and
     after reducing that frame."""
     from nightlog.catalogue.engine import create_engine, make_sessionmaker
+    from nightlog.catalogue.frames import latest_by_path
     from nightlog.catalogue.quarantine import record_quarantined
+    from nightlog.catalogue.reductions import record_failure
 
     raw = demo / "raw"
     source = sorted(p for p in raw.glob("*.fits")
@@ -145,6 +148,10 @@ def hostile(demo: Path) -> dict[str, str]:
     with make_sessionmaker(engine)() as session, session.begin():
         record_quarantined(session, str(demo / "raw" / "evil.fits"), reason=HOSTILE_REASON,
                            error="NotFitsError")
+        frame = latest_by_path(session, str(raw / "hostile.fits"))
+        assert frame is not None
+        record_failure(session, frame.id, kind="final", attempts=3, error="ReductionError",
+                       reason=f"disk gone {HOSTILE_REASON}", software_version="test")
     engine.dispose()
     before = Path(_cli(demo, "report", "--output", str(demo / "before.html")).strip())
     _cli(demo, "reduce")
@@ -190,12 +197,38 @@ def test_quarantined_files_and_reasons(demo: Path, hostile: dict[str, str]) -> N
     assert any(HOSTILE_NAME in r[1] for r in rows)
 
 
-def test_frames_without_product_are_listed(hostile: dict[str, str]) -> None:
+def test_failed_reductions_are_listed_until_reduced(hostile: dict[str, str]) -> None:
     before = _parse(hostile["before"])
     problems = before.tables[-2][1:]  # reduction problems, then quarantine
     assert len(problems) == 1 and problems[0][1].endswith("hostile.fits")
-    assert problems[0][2].startswith("no product")
+    assert "final reduction failed (3 tries" in problems[0][0]
+    assert problems[0][2] == "ReductionError: disk gone " + " ".join(HOSTILE_REASON.split())
     assert "every science frame has a current product" in "".join(_parse(hostile["after"]).text)
+
+
+def test_frames_without_product_are_listed(demo: Path, tmp_path: Path) -> None:
+    from nightlog.catalogue.engine import create_engine, make_sessionmaker
+    from nightlog.catalogue.models import Frame, Product
+    from nightlog.coordinator.context import JobContext
+    from nightlog.coordinator.night_report import build_report
+    from nightlog.settings import load_settings
+
+    settings = load_settings(demo / "nightlog.toml")
+    engine = create_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            frame = session.scalars(select(Frame).where(Frame.kind == "science")
+                                    .order_by(Frame.id).limit(1)).one()
+            for p in session.scalars(select(Product).where(Product.frame_id == frame.id)):
+                p.status = "replaced"  # not committed: the report sees it, nothing keeps it
+            session.flush()
+            report = build_report(session, JobContext.from_settings(settings), frame.night,
+                                  with_trends=False)
+            path = frame.path
+            session.rollback()
+    finally:
+        engine.dispose()
+    assert [(p.path, p.reason[:10]) for p in report.failures] == [(path, "no product")]
 
 
 @pytest.mark.parametrize("which", ["before", "after"])

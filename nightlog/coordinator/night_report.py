@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +44,7 @@ from nightlog.catalogue.night_summary import (
     night_failures,
 )
 from nightlog.catalogue.quarantine import list_quarantined
+from nightlog.catalogue.reductions import FailedReduction, failures_of_night
 from nightlog.coordinator.context import JobContext
 from nightlog.errors import NightlogError, NotFoundError
 from nightlog.report.html import render_html
@@ -151,14 +153,32 @@ def _product(pf: ProductFacts | None) -> ProductEntry | None:
     )
 
 
-def reduction_problems(gaps: Iterable[ReductionGap]) -> tuple[Problem, ...]:
-    """The page's rows for frames whose reduction left no product.
+def _recorded_failures(session: Session, night: dt.date) -> list[FailedReduction]:
+    """:func:`failures_of_night`, without SQLAlchemy 2.1's note that ``Result.tuples()``
+    is deprecated (the query is right; drop this filter once it no longer calls it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The Result\.tuples\(\) method is deprecated",
+                                category=DeprecationWarning)
+        return failures_of_night(session, night)
 
-    The one place that turns the catalogue's record of failed reductions into
-    report rows; today that record is :func:`night_failures`.
+
+def reduction_problems(failed: Iterable[FailedReduction], gaps: Iterable[ReductionGap]
+                       ) -> tuple[Problem, ...]:
+    """The page's rows for frames whose reduction failed or left no product.
+
+    ``failed`` are the recorded failures (:func:`failures_of_night`: exception and
+    message, after the retries); ``gaps`` the frames without a current product
+    (:func:`night_failures`), shown only when no failure explains them (a policy
+    stop, a flagged frame, a reduction that never ran).
     """
-    return tuple(Problem(what=f"science frame {g.frame.id}", path=g.frame.path,
-                         reason=g.reason, when=g.frame.obs_time) for g in gaps)
+    rows = [Problem(what=f"science frame {f.frame_id}: {f.kind} reduction failed "
+                         f"({f.attempts} tries, {f.times_failed} run(s))",
+                    path=f.path, reason=f"{f.error}: {f.reason}", when=f.failed_at)
+            for f in failed]
+    explained = {f.frame_id for f in failed}
+    rows += [Problem(what=f"science frame {g.frame.id}", path=g.frame.path, reason=g.reason,
+                     when=g.frame.obs_time) for g in gaps if g.frame.id not in explained]
+    return tuple(rows)
 
 
 def build_report(session: Session, ctx: JobContext, night: dt.date, *,
@@ -188,7 +208,8 @@ def build_report(session: Session, ctx: JobContext, night: dt.date, *,
         counts=tuple(CountRow(c.kind, c.filter, c.frames, c.exposure_s)
                      for c in facts.counts),
         masters=masters, trends=trends, science=science,
-        failures=reduction_problems(night_failures(session, night)),
+        failures=reduction_problems(_recorded_failures(session, night),
+                                    night_failures(session, night)),
         quarantined=quarantined,
     )
 
