@@ -89,6 +89,7 @@ class WatchOptions:
     backoff_first: float = 0.5
     backoff_cap: float = 30.0
     quicklook_lookback: float = 86400.0  # owed quick-looks taken up at start
+    close_events: bool = True  # a close-write of a complete file ends its wait
     name: str = ""
 
     @classmethod
@@ -194,7 +195,8 @@ class Watcher:
             if arrival.is_dir:
                 self._scan([Path(arrival.path)])
             else:
-                self.tracker.touch(arrival.path, closed=arrival.closed)
+                self.tracker.touch(arrival.path,
+                                   closed=arrival.closed and self.options.close_events)
         ready = self.tracker.ready()
         if ready:
             self._ingest(ready)
