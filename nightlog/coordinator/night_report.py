@@ -109,8 +109,9 @@ def _masters(session: Session, facts: NightFacts, *, with_trends: bool
     if with_trends:
         from nightlog.calibration.history_plot import history_png
 
-        trends = tuple(TrendPlot(kind, history_png(pts, kind, width=6.0,
-                                                       panel_height=1.5))
+        trends = tuple(TrendPlot(kind, history_png(
+            pts, kind, title=f"{kind}: {len(pts)} master(s) up to {facts.night.isoformat()}",
+            width=6.0, panel_height=1.5))
                        for kind, pts in points.items() if pts)
     return tuple(entries), trends
 

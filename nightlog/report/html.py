@@ -46,7 +46,9 @@ th, td { border: 1px solid #d5dbe5; padding: .25em .55em; text-align: left; vert
 th { background: #f3f5f9; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .masters { display: flex; flex-wrap: wrap; gap: 1em; }
-.master { border: 1px solid #d5dbe5; border-radius: 6px; padding: .6em; max-width: 560px; }
+.master { border: 1px solid #d5dbe5; border-radius: 6px; padding: .6em; flex: 1 1 520px;
+          max-width: 640px; }
+.master .body > div { min-width: 0; }
 .master h3 { margin: 0 0 .4em; font-size: 1.05em; }
 .master .body { display: flex; gap: .8em; align-items: flex-start; }
 img { image-rendering: auto; background: #000; display: block; }
@@ -154,8 +156,8 @@ def _master(m: MasterEntry) -> str:
     title = f"{_e(m.kind)} master {_e(m.id)} v{_e(m.version)}"
     if m.filter:
         title += f" – filter {_e(m.filter)}"
-    facts = _table(["group", "frames", "file"],
-                   [[_e(m.group), _n(m.n_frames), f'<span class="path">{_e(m.path)}</span>']])
+    facts = (_table(["group", "frames"], [[_e(m.group), _n(m.n_frames)]])
+             + f'<p class="path">{_e(m.path)}</p>')
     metrics = (_table(["statistic", "value", "unit", "history median", "masters", "verdict"],
                       (_metric_row(r) for r in m.metrics))
                if m.metrics else '<p class="none">no statistics recorded</p>')
