@@ -103,7 +103,7 @@ def failures_of_night(session: Session, night: dt.date, *, include_resolved: boo
             .where(Frame.night == night))
     if not include_resolved:
         stmt = stmt.where(ReduceFailure.resolved_at.is_(None))
-    rows = session.execute(stmt.order_by(Frame.obs_time, Frame.id)).tuples()
+    rows = session.execute(stmt.order_by(Frame.obs_time, Frame.id)).all()
     return [FailedReduction(frame_id=frame.id, path=frame.path, obs_time=frame.obs_time,
                             object_name=frame.object_name, filter=frame.filter,
                             kind=failure.kind, attempts=failure.attempts,

@@ -43,7 +43,16 @@ Work = Callable[[Any], Any]
 
 
 class WorkerLost(NightlogError):
-    """The process running a job died before returning (killed, crashed, lost)."""
+    """The process running a job died before returning (killed, crashed, lost).
+
+    ``shared`` is true when the loss cannot be pinned on this job: a local pool
+    whose one process died fails every job it held. The caller then runs those
+    jobs again one at a time, so that the next loss names its job.
+    """
+
+    def __init__(self, message: str, *, shared: bool = False) -> None:
+        super().__init__(message)
+        self.shared = shared
 
 
 def available_cores() -> int:
@@ -135,7 +144,9 @@ class LocalExecutor(FrameExecutor):
         self.threads = max(1, (cores or available_cores()) // workers)
         self.description = f"{workers} local process{'es' if workers > 1 else ''}"
         self._pool = self._new_pool()
-        self._futures: dict[cf.Future[Any], int] = {}
+        self._generation = 0  # pools started so far, minus one
+        self._futures: dict[cf.Future[Any], tuple[int, int]] = {}  # token, generation
+        self._lost_together: dict[int, int] = {}  # generation -> jobs its break failed
         self._next = 0
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
@@ -149,26 +160,37 @@ class LocalExecutor(FrameExecutor):
         except BrokenProcessPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
+            self._generation += 1
             future = self._pool.submit(fn, job)
         self._next += 1
-        self._futures[future] = self._next
+        self._futures[future] = (self._next, self._generation)
         return self._next
+
+    def _broken_together(self, generation: int) -> int:
+        """Jobs the break of pool ``generation`` failed (counted once, at the first)."""
+        if generation not in self._lost_together:
+            self._lost_together[generation] = sum(
+                1 for f, (_, g) in self._futures.items()
+                if g == generation and (not f.done()
+                                        or isinstance(f.exception(), BrokenProcessPool)))
+        return self._lost_together[generation]
 
     def wait(self) -> list[tuple[int, Any, BaseException | None]]:
         done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
         finished: list[tuple[int, Any, BaseException | None]] = []
         for future in done:
-            token = self._futures.pop(future)
             error = future.exception()
             if isinstance(error, BrokenProcessPool):
-                error = WorkerLost(f"a worker process died: {error}")
+                together = self._broken_together(self._futures[future][1])
+                error = WorkerLost(f"a worker process died: {error}", shared=together > 1)
+            token, _ = self._futures.pop(future)
             finished.append((token, None if error else future.result(), error))
         return sorted(finished, key=lambda item: item[0])
 
     def close(self, *, abandon: bool = False) -> None:
         if abandon:
             # Jobs already running in a worker would otherwise hold the exit.
-            for process in list(getattr(self._pool, "_processes", {}).values()):
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
                 process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=abandon)
         self._futures.clear()
@@ -190,7 +212,6 @@ class DaskExecutor(FrameExecutor):
             raise ConfigurationError(
                 "a Dask scheduler was given but dask.distributed is not installed: "
                 "pip install 'nightlog[dask]'") from exc
-        self._distributed = distributed
         try:
             self._client: Any = distributed.Client(address, timeout=timeout,
                                               set_as_default=False)
@@ -212,16 +233,18 @@ class DaskExecutor(FrameExecutor):
         self.threads = max(1, min(cores_on.get(host, 1) // n for host, n in threads_on.items()))
         self.description = f"Dask at {address} ({self.workers} worker threads)"
         self._futures: dict[Any, int] = {}
+        self._completed = distributed.as_completed(loop=self._client.loop)
         self._next = 0
 
     def submit(self, fn: Work, job: Any) -> int:
         future = self._client.submit(fn, job, pure=False)  # a retry is a new task
         self._next += 1
         self._futures[future] = self._next
+        self._completed.add(future)
         return self._next
 
     def wait(self) -> list[tuple[int, Any, BaseException | None]]:
-        done = self._distributed.wait(list(self._futures), return_when="FIRST_COMPLETED").done
+        done = [next(self._completed), *self._completed.next_batch(block=False)]
         finished: list[tuple[int, Any, BaseException | None]] = []
         for future in done:
             token = self._futures.pop(future)
@@ -244,7 +267,8 @@ class DaskExecutor(FrameExecutor):
         if abandon and self._futures:
             self._client.cancel(list(self._futures))
         self._futures.clear()
-        self._client.close()
+        if self._client.status not in ("closing", "closed"):
+            self._client.close()
 
 
 def open_executor(workers: int = 1, scheduler: str | None = None, *,

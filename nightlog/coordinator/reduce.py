@@ -39,7 +39,12 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame
 from nightlog.catalogue.reductions import record_failure, resolve_failure
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.executors import FrameExecutor, InProcessExecutor, open_executor
+from nightlog.coordinator.executors import (
+    FrameExecutor,
+    InProcessExecutor,
+    WorkerLost,
+    open_executor,
+)
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, reduce_job
 from nightlog.coordinator.reduce_plan import (
     FramePlan,
@@ -107,6 +112,7 @@ class _Run:
         self.ctx, self.executor, self.work = ctx, executor, work
         self.options, self.retries, self.progress = options, retries, progress
         self.todo: deque[int] = deque()
+        self.suspects: deque[FramePlan] = deque()  # lost with others: run alone
         self.in_flight: dict[int, FramePlan] = {}
         self.attempts: Counter[int] = Counter()
         self.outcomes: dict[int, ReduceOutcome] = {}
@@ -117,7 +123,15 @@ class _Run:
             self.progress(outcome)
 
     def fill(self) -> None:
-        """Plan frames and submit their jobs until every worker has one."""
+        """Plan frames and submit their jobs until every worker has one.
+
+        Jobs lost together with others when a worker died run first, one at a
+        time, so that a job that kills its worker is the only one charged for it.
+        """
+        if self.suspects:
+            if not self.in_flight:
+                self.submit(self.suspects.popleft())
+            return
         while self.todo and len(self.in_flight) < self.executor.workers:
             frame_id = self.todo.popleft()
             try:
@@ -179,6 +193,9 @@ class _Run:
                 made.append((plan, result))
             elif not retry:
                 continue  # interrupted: the next run does it
+            elif isinstance(error, WorkerLost) and error.shared:
+                self.attempts[plan.job.frame_id] -= 1  # not known to be this job's doing
+                self.suspects.append(plan)
             elif self.attempts[plan.job.frame_id] <= self.retries:
                 self.submit(plan)
             else:
@@ -192,19 +209,20 @@ class _Run:
         ids = list(dict.fromkeys(frame_ids))
         self.todo.extend(ids)
         try:
-            while self.todo or self.in_flight:
+            while self.todo or self.in_flight or self.suspects:
                 self.fill()
                 if self.in_flight:
                     self.collect()
         except KeyboardInterrupt:
             self.todo.clear()
+            self.suspects.clear()
             try:
                 # Jobs already running in worker processes finish and are recorded.
                 while self.in_flight and not isinstance(self.executor, InProcessExecutor):
                     self.collect(retry=False)
             except KeyboardInterrupt:
                 pass  # asked twice: abandon them
-            self.executor.close(abandon=True)
+            self.executor.close(abandon=bool(self.in_flight))
             done = [self.outcomes[i] for i in ids if i in self.outcomes]
             raise ReduceInterrupted(done, len(ids) - len(done)) from None
         return [self.outcomes[i] for i in ids]
