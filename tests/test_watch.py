@@ -499,3 +499,19 @@ def test_watch_settings_are_checked(tmp_path: Path, table: str, fragment: str) -
     w = settings.watch
     assert (w.settle_seconds, w.quicklook, w.polling, w.build_delay_seconds) == (
         0.5, True, True, 5.0)
+
+
+def test_files_no_event_announced_are_found_by_the_rescan(sqlite_engine: Engine,
+                                                          tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "before.fits").write_bytes(_frame_bytes(1))
+    settings = _settings(tmp_path, settle_seconds=0.2)
+    with _daemon(sqlite_engine, settings, [raw], rescan=0.5) as watcher:
+        assert watcher._events is not None
+        watcher._events.stop()  # as if the kernel's event queue had overflowed
+        (raw / "unannounced.fits").write_bytes(_frame_bytes(2))
+        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 2, 10, "the rescan")
+        time.sleep(1.2)  # later rescans take nothing twice
+        assert watcher.stats.counts == {"added": 2}
+    assert _catalogue(sqlite_engine) == (_expected(raw), 2)

@@ -31,22 +31,21 @@ import datetime as dt
 import functools
 import logging
 import os
-import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from nightlog import __version__
 from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue.engine import make_sessionmaker, sqlite_path
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.heartbeat import Heartbeat, WatchStats
 from nightlog.coordinator.ingest import (
     IngestContext,
     IngestResult,
@@ -90,6 +89,7 @@ class WatchOptions:
     backoff_cap: float = 30.0
     quicklook_lookback: float = 86400.0  # owed quick-looks taken up at start
     close_events: bool = True  # a close-write of a complete file ends its wait
+    rescan: float = 300.0  # look over the folders for files no event announced
     name: str = ""
 
     @classmethod
@@ -111,19 +111,6 @@ class WatchOptions:
             "heartbeat": w.heartbeat_seconds, "polling": w.polling}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
-
-
-@dataclass(slots=True)
-class WatchStats:
-    """What a daemon did since it started."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    last_action: str = "started"
-    last_action_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-    def did(self, action: str) -> None:
-        self.last_action = action
-        self.last_action_at = dt.datetime.now(dt.UTC)
 
 
 class Watcher:
@@ -160,7 +147,11 @@ class Watcher:
         self._calib_first: float | None = None
         self._calib_last = 0.0
         self._next_heartbeat = 0.0
-        self._daemon_id: int | None = None
+        self._next_rescan = 0.0
+        self._seen: dict[str, tuple[int, int]] = {}  # taken by this daemon: size, mtime
+        self._heartbeat_row = Heartbeat(engine, name=options.name,
+                                        directories=options.directories,
+                                        interval=options.heartbeat)
         self._events: FolderEvents | None = None
         db_file = sqlite_path(engine.url.render_as_string(hide_password=False))
         self._lock_file = (db_file.with_name(db_file.name + ".build-lock") if db_file
@@ -204,8 +195,32 @@ class Watcher:
             self._build()
         elif self._quicklooks and self._calib_first is None:
             self._quicklook()
+        if self.clock() >= self._next_rescan:
+            self._rescan()
         if self.clock() >= self._next_heartbeat:
             self._heartbeat()
+
+    def _rescan(self) -> None:
+        """Guard against lost events (a kernel queue overflow, a folder the observer
+        could not add): files not in the tracker and not taken as they are now go
+        back through the tracker."""
+        self._next_rescan = self.clock() + self.options.rescan
+        missed = 0
+        present = list(map(str, discover(self.options.directories, self.options.patterns)))
+        self._seen = {p: self._seen[p] for p in present if p in self._seen}  # bounded
+        for path in present:
+            if path in self.tracker:
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if self._seen.get(path) != (st.st_size, st.st_mtime_ns):
+                self.tracker.touch(path, from_mtime=True)
+                missed += 1
+        if missed:
+            log.warning("rescan found %d file(s) no event announced", missed,
+                        extra={"event": "rescan", "files": missed})
 
     def _wait(self) -> float:
         if self._quicklooks and self._calib_first is None:
@@ -245,6 +260,7 @@ class Watcher:
                 self.stop.wait(min(self.options.tick, self.tracker.next_due() or 0.0))
             if self.clock() >= self._next_heartbeat:
                 self._heartbeat()
+        self._next_rescan = self.clock() + self.options.rescan
         log.info("caught up", extra={"event": "caught-up"})
 
     def _owed_quicklooks(self, since: dt.datetime) -> list[int]:
@@ -286,6 +302,16 @@ class Watcher:
     def _after_ingest(self, result: IngestResult) -> None:
         self.stats.counts[result.outcome] += 1
         extra = {"event": "ingest", "path": result.path, "outcome": result.outcome}
+        if result.outcome == "failed" and (result.reason or "").startswith("database error"):
+            self.tracker.touch(result.path, from_mtime=True)  # the catalogue will be back
+            log.warning("will retry %s: %s", result.path, result.reason, extra=extra)
+            return
+        if result.outcome not in ("incomplete", "failed"):
+            try:
+                st = os.stat(result.path)
+                self._seen[result.path] = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                self._seen.pop(result.path, None)
         if result.outcome == "incomplete":
             self.tracker.hold(result.path)
             log.info("waiting for %s: %s", result.path, result.reason, extra=extra)
@@ -376,44 +402,14 @@ class Watcher:
         return len(self.tracker) + queued + len(self._quicklooks)
 
     def _register(self) -> None:
-        def register() -> int:
-            with self._sessions() as session, session.begin():
-                row = cat_daemons.register_daemon(
-                    session, name=self.options.name or socket.gethostname(),
-                    host=socket.gethostname(), pid=os.getpid(),
-                    directories=[str(d) for d in self.options.directories],
-                    interval_s=self.options.heartbeat, software_version=__version__)
-                return row.id
-
-        self._daemon_id = self._retry(register, "catalogue")
+        self._retry(self._heartbeat_row.register, "catalogue")
         self._next_heartbeat = self.clock() + self.options.heartbeat
 
     def _heartbeat(self) -> None:
         self._next_heartbeat = self.clock() + self.options.heartbeat
-        if self._daemon_id is None:
-            return
-        try:
-            with self._sessions() as session, session.begin():
-                cat_daemons.heartbeat(session, self._daemon_id, backlog=self.backlog,
-                                      counts=dict(self.stats.counts),
-                                      last_action=self.stats.last_action,
-                                      last_action_at=self.stats.last_action_at)
-        except SQLAlchemyError as exc:  # not worth stopping for: the next one may pass
-            log.warning("heartbeat not recorded: %s", type(exc).__name__,
-                        extra={"event": "heartbeat-failed"})
+        self._heartbeat_row.beat(self.stats, self.backlog)
 
     def _finish(self) -> None:
-        if self._daemon_id is None:
-            return
-        try:
-            with self._sessions() as session, session.begin():
-                cat_daemons.heartbeat(session, self._daemon_id, backlog=self.backlog,
-                                      counts=dict(self.stats.counts),
-                                      last_action=self.stats.last_action,
-                                      last_action_at=self.stats.last_action_at)
-                cat_daemons.mark_stopped(session, self._daemon_id)
-        except SQLAlchemyError as exc:
-            log.warning("stop not recorded: %s", type(exc).__name__,
-                        extra={"event": "heartbeat-failed"})
+        self._heartbeat_row.beat(self.stats, self.backlog, stopped=True)
         log.info("stopped; %s", ", ".join(f"{k}: {v}" for k, v in sorted(
             self.stats.counts.items())) or "nothing done", extra={"event": "stopped"})
