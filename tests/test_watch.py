@@ -27,7 +27,8 @@ from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.models import Daemon, Frame, Master, Product, QuarantinedFile
 from nightlog.catalogue.schema import upgrade
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.ingest import IngestContext
+from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
+from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.watch import Watcher, WatchOptions
 from nightlog.settings import Settings, load_settings
@@ -444,15 +445,26 @@ def test_two_daemons_share_one_postgres_catalogue(pg_schema_url: str, lfc_night:
         masters = list(s.scalars(select(Master)))
         groups = {(m.group_key, m.night) for m in masters}
     assert len(masters) == len(groups) == built  # one master per group, none twice
-    assert {m.kind for m in masters} == {"bias", "dark", "flat"}
     assert all(m.version == 1 and Path(m.path).is_file() for m in masters)
+    # The same masters as one batch job over the same files builds, one by one.
+    reference = create_engine(f"sqlite:///{tmp_path / 'reference.sqlite'}")
+    upgrade(reference)
+    run_ingest(reference, discover([raw], settings.ingest.patterns),
+               IngestContext.from_settings(settings))
+    ref_settings = load_settings(env={}, cwd=tmp_path / "ref")
+    run_build(reference, JobContext.from_settings(ref_settings))
+    with make_sessionmaker(reference)() as s:
+        expected_masters = {(m.kind, m.group_key, m.night, m.n_frames)
+                            for m in s.scalars(select(Master))}
+    assert {(m.kind, m.group_key, m.night, m.n_frames) for m in masters} == expected_masters
+    assert {m.kind for m in masters} == {"bias", "dark", "flat"}
+    reference.dispose()
     for engine in engines:
         engine.dispose()
 
 
 def test_a_build_interrupted_before_its_commit_is_redone(sqlite_engine: Engine,
                                                          tmp_path: Path) -> None:
-    from nightlog.coordinator.ingest import discover, run_ingest
     from nightlog.coordinator.live_builds import build_due, build_lock
     from nightlog.coordinator.masters import find_due
 

@@ -57,7 +57,7 @@ from nightlog.coordinator.live_builds import build_due
 from nightlog.coordinator.masters import BuildOutcome
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import Stopped, call_with_retry, is_transient
-from nightlog.errors import ConfigurationError
+from nightlog.errors import ConfigurationError, StoreError
 from nightlog.settings import Settings
 from nightlog.store.folder_events import FolderEvents
 from nightlog.store.settle import SettleTracker
@@ -164,7 +164,12 @@ class Watcher:
         o = self.options
         self._events = FolderEvents(o.directories, o.patterns, polling=o.polling,
                                     poll_interval=max(o.tick, 0.5))
-        self._events.start()  # before the scan: nothing arriving meanwhile is missed
+        try:
+            self._events.start()  # before the scan: nothing arriving meanwhile is missed
+        except OSError as exc:  # e.g. the kernel's limit of watched folders
+            raise StoreError(f"cannot follow {', '.join(map(str, o.directories))}: {exc}; "
+                             "raise fs.inotify.max_user_watches or set [watch] polling "
+                             "= true") from exc
         try:
             self._register()
             self._catch_up()
