@@ -228,14 +228,14 @@ def test_a_burst_of_500_small_files(sqlite_engine: Engine, tmp_path: Path) -> No
 def test_a_burst_of_biases_builds_one_master(sqlite_engine: Engine, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
-    settings = _settings(tmp_path, settle_seconds=0.2, build_delay_seconds=0.6)
+    settings = _settings(tmp_path, settle_seconds=0.2, build_delay_seconds=1.5)
     with _daemon(sqlite_engine, settings, [raw]) as watcher:
         for i in range(20):
             write_frame(raw / f"bias_{i:02d}.fits", seed=i, IMAGETYP="BIAS", EXPTIME=0.0,
                         FILTER=None, **{"DATE-OBS": f"2024-03-10T01:{i:02d}:00"})
             time.sleep(0.02)
         _wait_for(lambda: watcher.stats.counts["master built"] == 1, 20, "the master")
-        time.sleep(1.0)  # nothing more is built once the burst is over
+        time.sleep(2.0)  # nothing more is built once the burst is over
         assert watcher.stats.counts["master built"] == 1
     with make_sessionmaker(sqlite_engine)() as s:
         masters = list(s.scalars(select(Master)))
