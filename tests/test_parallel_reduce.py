@@ -206,3 +206,34 @@ def test_workers_never_import_the_catalogue() -> None:
     code = ("import sys, nightlog.coordinator.reduce_job, nightlog.coordinator.executors; "
             "sys.exit(int('sqlalchemy' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_command_reduces_the_last_night_then_nothing(
+        archive: tuple[Engine, JobContext], catalogue_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from nightlog.cli.app import app
+
+    engine, _ = archive
+    (tmp_path / "nightlog.toml").write_text(f'[database]\nurl = "{catalogue_url}"\n')
+    monkeypatch.chdir(tmp_path)
+    for name in ("NIGHTLOG_CONFIG", "NIGHTLOG_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with make_sessionmaker(engine)() as s:
+        ids = science_frames(s)
+        bad = s.get(Frame, ids[0])
+        assert bad is not None
+        Path(bad.path).write_bytes(Path(bad.path).read_bytes()[:-2880])  # truncated
+    runner = CliRunner()
+    first = runner.invoke(app, ["reduce", "--workers", "2", "--retries", "1"],
+                          env={"COLUMNS": "200"})
+    assert first.exit_code == 1, first.output
+    assert "night of 2016-01-15" in first.output
+    assert f"frame {ids[0]}: failed after 2 tries: ChecksumMismatchError" in first.output
+    assert f"{len(ids) - 1} reduced in" in first.output
+    second = runner.invoke(app, ["reduce", "--workers", "2", "--retries", "0"],
+                           env={"COLUMNS": "200"})
+    assert second.exit_code == 1, second.output
+    assert "up-to-date" in second.output and f"{len(ids) - 1} reduced" not in second.output
+    assert set(_current(engine)) == set(ids[1:])

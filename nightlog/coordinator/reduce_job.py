@@ -76,8 +76,9 @@ class ReducedFile:
 
     ``steps`` are the reduction core's step records as JSON-ready dicts;
     ``seconds`` and ``cpu_seconds`` the wall and CPU time of the whole job (read,
-    reduce, write); ``peak_rss`` the worker's peak resident memory so far, in bytes
-    (``None`` where the platform does not say); ``worker`` names the process.
+    reduce, write); ``peak_rss`` the worker's peak resident memory during the job
+    on Linux (since it started elsewhere; ``None`` where the platform does not
+    say), in bytes; ``worker`` names the process.
     """
 
     frame_id: int
@@ -108,8 +109,29 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _reset_peak_memory() -> bool:
+    """Start a new peak-memory measurement (Linux ≥ 4.0); False where not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def peak_memory() -> int | None:
-    """Peak resident memory of this process, in bytes (``None`` off POSIX)."""
+    """Peak resident memory of this process, in bytes (``None`` off POSIX).
+
+    On Linux, since the last :func:`_reset_peak_memory` (``VmHWM``): each job's own
+    peak, so a worker's memory can be followed frame by frame. Elsewhere the
+    process's peak since it started (``ru_maxrss``, which a spawned process also
+    inherits from its parent).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
@@ -135,6 +157,7 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
         A file cannot be read or written, or the reduction refuses the data.
     """
     start, cpu_start = time.perf_counter(), time.process_time()
+    _reset_peak_memory()
     actual = sha256_of(Path(job.raw_path))
     if actual != job.raw_sha256:
         raise ChecksumMismatchError(
