@@ -74,3 +74,33 @@ def test_status_follows_the_daemon(runner: CliRunner, tmp_path: Path) -> None:
         row.heartbeat_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     assert "dead (no heartbeat)" in runner.invoke(app, ["status"]).stdout
     engine.dispose()
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_daemon_logs_are_text_or_json_lines(fmt: str, capsys: pytest.CaptureFixture[str]
+                                            ) -> None:
+    import logging
+
+    from nightlog.cli.logs import LogFormat, configure_logging
+
+    logger = logging.getLogger("nightlog")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        configure_logging(LogFormat(fmt))
+        logging.getLogger("nightlog.watch").warning(
+            "quarantined %s: %s", "/raw/a b.fits", "not FITS",
+            extra={"event": "ingest", "path": "/raw/a b.fits", "frame_id": None})
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+    (line,) = capsys.readouterr().err.splitlines()
+    if fmt == "json":
+        record = json.loads(line)
+        assert record["level"] == "warning" and record["logger"] == "nightlog.watch"
+        assert record["message"] == "quarantined /raw/a b.fits: not FITS"
+        assert (record["event"], record["path"], record["frame_id"]) == (
+            "ingest", "/raw/a b.fits", None)
+        assert dt.datetime.fromisoformat(record["time"]).tzinfo is not None
+    else:
+        assert line.endswith("WARNING quarantined /raw/a b.fits: not FITS")
