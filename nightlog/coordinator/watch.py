@@ -83,7 +83,7 @@ class WatchOptions:
     quicklook: bool = False
     heartbeat: float = 10.0
     polling: bool = False
-    chunk: int = 200
+    chunk: int = 50  # files per transaction; a stop waits for the chunk at hand
     tick: float = 0.1
     backoff_first: float = 0.5
     backoff_cap: float = 30.0
@@ -257,7 +257,9 @@ class Watcher:
             since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.options.quicklook_lookback)
             owed = self._retry(lambda: self._owed_quicklooks(since), "catalogue")
             self._quicklooks.extend(owed)
-        while self.tracker.settling and not self.stop.is_set():
+        # Bounded, so a file that keeps growing cannot hold new arrivals back for long.
+        until = self.clock() + max(30.0, 10 * self.options.settle)
+        while self.tracker.settling and not self.stop.is_set() and self.clock() < until:
             ready = self.tracker.ready()
             if ready:
                 self._ingest(ready)
