@@ -527,3 +527,32 @@ def test_files_no_event_announced_are_found_by_the_rescan(sqlite_engine: Engine,
         time.sleep(1.2)  # later rescans take nothing twice
         assert watcher.stats.counts == {"added": 2}
     assert _catalogue(sqlite_engine) == (_expected(raw), 2)
+
+
+def test_the_morning_reduction_runs_from_the_daemon(sqlite_engine: Engine,
+                                                    tmp_path: Path) -> None:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    night = now.date() - dt.timedelta(days=1)  # the night that ended (UTC: no site set)
+    raw = tmp_path / "raw"
+    for i in range(2):
+        write_frame(raw / f"sci{i}.fits", seed=i, **{"DATE-OBS": f"{night}T23:0{i}:00"})
+    write_frame(raw / "older.fits", seed=9, **{"DATE-OBS": f"{night - dt.timedelta(3)}T23:00:00"})
+    at = (now - dt.timedelta(minutes=2)).strftime("%H:%M")
+    (tmp_path / "nightlog.toml").write_text(
+        f'[watch]\nsettle_seconds = 0.2\n[reduction]\nmorning_at = "{at}"\nworkers = 1\n'
+        '[calibration.on_missing]\nbias = "skip"\ndark = "skip"\nflat = "skip"\n')
+    settings = load_settings(tmp_path / "nightlog.toml", env={}, cwd=tmp_path)
+    with _daemon(sqlite_engine, settings, [raw]) as watcher:
+        _wait_for(lambda: "morning" in watcher.stats.last_action, 30, "the morning run")
+        time.sleep(0.5)  # once a morning: not again
+        counts = dict(watcher.stats.counts)
+        assert watcher._next_morning is not None and watcher._next_morning > now
+    assert counts == {"added": 3, "morning reduced": 2}
+    with make_sessionmaker(sqlite_engine)() as s:
+        products = list(s.scalars(select(Product)))
+        frames = {f.id: f for f in s.scalars(select(Frame))}
+    assert sorted(Path(frames[p.frame_id].path).name for p in products) == ["sci0.fits",
+                                                                             "sci1.fits"]
+    assert {(p.kind, p.status) for p in products} == {("final", "current")}

@@ -19,6 +19,8 @@ One loop, in one thread::
 - Calibration frames arm a build that waits until the folders have been quiet for
   ``build_delay`` (at most ``build_max_delay``), so a burst of twenty biases gives
   one master. Builds are serialised across daemons (:mod:`.live_builds`).
+- With ``[reduction] morning_at`` set, the night that ended is reduced at that local
+  time (:mod:`nightlog.coordinator.morning`), when the folders are idle.
 - With quick-looks on, each new science frame is reduced as ``quicklook`` in live
   mode (only masters whose inputs all came before it); the morning's ``final``
   reduction replaces it. Quick-looks wait while a build is armed, so they get the
@@ -33,9 +35,8 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -55,10 +56,11 @@ from nightlog.coordinator.ingest import (
 )
 from nightlog.coordinator.live_builds import build_due
 from nightlog.coordinator.masters import BuildOutcome
+from nightlog.coordinator.morning import next_morning_run, run_morning
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import Stopped, call_with_retry, is_transient
-from nightlog.errors import ConfigurationError, StoreError
-from nightlog.settings import Settings
+from nightlog.coordinator.watch_options import WatchOptions
+from nightlog.errors import StoreError
 from nightlog.store.folder_events import FolderEvents
 from nightlog.store.settle import SettleTracker
 
@@ -69,48 +71,6 @@ _T = TypeVar("_T")
 
 _CALIBRATION = ("bias", "dark", "flat")
 _NEW = ("added", "new-version", "moved")
-
-
-@dataclass(frozen=True, slots=True)
-class WatchOptions:
-    """What a daemon follows and how it paces itself (seconds throughout)."""
-
-    directories: tuple[Path, ...]
-    patterns: tuple[str, ...]
-    settle: float = 2.0
-    build_delay: float = 5.0
-    build_max_delay: float = 120.0
-    quicklook: bool = False
-    heartbeat: float = 10.0
-    polling: bool = False
-    chunk: int = 50  # files per transaction; a stop waits for the chunk at hand
-    tick: float = 0.1
-    backoff_first: float = 0.5
-    backoff_cap: float = 30.0
-    quicklook_lookback: float = 86400.0  # owed quick-looks taken up at start
-    close_events: bool = True  # a close-write of a complete file ends its wait
-    rescan: float = 300.0  # look over the folders for files no event announced
-    name: str = ""
-
-    @classmethod
-    def from_settings(cls, settings: Settings, directories: Sequence[Path] = (),
-                      **overrides: object) -> WatchOptions:
-        """Options of an installation; ``directories`` default to ``[watch] directories``."""
-        dirs = tuple(Path(os.path.abspath(d)) for d in (directories or settings.watch_dirs))
-        if not dirs:
-            raise ConfigurationError("no folder to watch: give one, or set "
-                                     "[watch] directories in nightlog.toml")
-        for d in dirs:
-            if not d.is_dir():
-                raise ConfigurationError(f"not a folder: {d}")
-        w = settings.watch
-        values: dict[str, object] = {
-            "directories": dirs, "patterns": tuple(settings.ingest.patterns),
-            "settle": w.settle_seconds, "build_delay": w.build_delay_seconds,
-            "build_max_delay": w.build_max_delay_seconds, "quicklook": w.quicklook,
-            "heartbeat": w.heartbeat_seconds, "polling": w.polling}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
 
 
 class Watcher:
@@ -149,6 +109,8 @@ class Watcher:
         self._next_heartbeat = 0.0
         self._next_rescan = 0.0
         self._seen: dict[str, tuple[int, int]] = {}  # taken by this daemon: size, mtime
+        self._last_morning: dt.datetime | None = None
+        self._next_morning: dt.datetime | None = None
         self._heartbeat_row = Heartbeat(engine, name=options.name,
                                         directories=options.directories,
                                         interval=options.heartbeat)
@@ -200,6 +162,8 @@ class Watcher:
             self._build()
         elif self._quicklooks and self._calib_first is None:
             self._quicklook()
+        elif self._morning_is_due():
+            self._morning()
         if self.clock() >= self._next_rescan:
             self._rescan()
         if self.clock() >= self._next_heartbeat:
@@ -400,6 +364,39 @@ class Watcher:
             log.warning("quick-look of frame %d %s: %s", frame_id, outcome.status,
                         outcome.reason, extra=extra)
         self.stats.did(f"quick-look of frame {frame_id}: {outcome.status}")
+
+    # -- the morning reduction -------------------------------------------------------------
+
+    def _morning_is_due(self) -> bool:
+        at = self.options.morning_at
+        if at is None:
+            return False
+        now = dt.datetime.now(dt.UTC)
+        if self._next_morning is None:
+            self._next_morning = next_morning_run(now, at, self.job_ctx.site,
+                                                  self._last_morning)
+        return now >= self._next_morning
+
+    def _morning(self) -> None:
+        """Reduce the night that ended (:mod:`.morning`), when the folders are idle; new
+        files wait meanwhile. Idempotent, so a run cut short is finished by the next."""
+        assert self.options.morning_at is not None
+        started = dt.datetime.now(dt.UTC)
+        run = self._retry(lambda: run_morning(self.engine, self.job_ctx, now=started),
+                          "catalogue")
+        self._last_morning = started
+        self._next_morning = next_morning_run(started, self.options.morning_at,
+                                              self.job_ctx.site, started)
+        statuses = Counter(o.status for o in run.outcomes)
+        built = sum(1 for b in run.builds if b.status == "built")
+        for status, n in statuses.items():
+            self.stats.counts[f"morning {status}"] += n
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(statuses.items())) or "no frames"
+        log.info("morning reduction of night %s: %s; %d master(s) built; next at %s",
+                 run.night, summary, built, f"{self._next_morning:%Y-%m-%d %H:%M}Z",
+                 extra={"event": "morning", "night": run.night.isoformat(),
+                        "outcomes": dict(statuses), "masters_built": built})
+        self.stats.did(f"morning reduction of night {run.night}: {summary}")
 
     # -- heartbeat ------------------------------------------------------------------------
 
