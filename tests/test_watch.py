@@ -529,9 +529,11 @@ def test_files_no_event_announced_are_found_by_the_rescan(sqlite_engine: Engine,
     assert _catalogue(sqlite_engine) == (_expected(raw), 2)
 
 
-def test_the_morning_reduction_runs_from_the_daemon(sqlite_engine: Engine,
-                                                    tmp_path: Path) -> None:
+def test_the_morning_reduction_runs_from_the_daemon(sqlite_engine: Engine, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     import datetime as dt
+
+    from nightlog.coordinator.live_builds import build_lock
 
     now = dt.datetime.now(dt.UTC)
     night = now.date() - dt.timedelta(days=1)  # the night that ended (UTC: no site set)
@@ -541,10 +543,17 @@ def test_the_morning_reduction_runs_from_the_daemon(sqlite_engine: Engine,
     write_frame(raw / "older.fits", seed=9, **{"DATE-OBS": f"{night - dt.timedelta(3)}T23:00:00"})
     at = (now - dt.timedelta(minutes=2)).strftime("%H:%M")
     (tmp_path / "nightlog.toml").write_text(
-        f'[watch]\nsettle_seconds = 0.2\n[reduction]\nmorning_at = "{at}"\nworkers = 1\n'
+        '[watch]\nsettle_seconds = 0.2\nbuild_delay_seconds = 0.5\n'
+        f'[reduction]\nmorning_at = "{at}"\nworkers = 1\n'
         '[calibration.on_missing]\nbias = "skip"\ndark = "skip"\nflat = "skip"\n')
     settings = load_settings(tmp_path / "nightlog.toml", env={}, cwd=tmp_path)
-    with _daemon(sqlite_engine, settings, [raw]) as watcher:
+    with _daemon(sqlite_engine, settings, [raw]) as watcher, \
+            caplog.at_level(logging.INFO, logger="nightlog.watch"):
+        with build_lock(sqlite_engine, watcher._lock_file) as got:  # another daemon's turn
+            assert got
+            _wait_for(lambda: any(getattr(r, "event", "") == "morning-busy"
+                                  for r in caplog.records), 10, "the daemon to wait its turn")
+            assert watcher.stats.counts == {"added": 3}
         _wait_for(lambda: "morning" in watcher.stats.last_action, 30, "the morning run")
         time.sleep(0.5)  # once a morning: not again
         counts = dict(watcher.stats.counts)

@@ -54,9 +54,9 @@ from nightlog.coordinator.ingest import (
     ingest_chunk,
     run_ingest,
 )
-from nightlog.coordinator.live_builds import build_due
+from nightlog.coordinator.live_builds import build_due, build_lock, clear_interrupted_builds
 from nightlog.coordinator.masters import BuildOutcome
-from nightlog.coordinator.morning import next_morning_run, run_morning
+from nightlog.coordinator.morning import MorningRun, next_morning_run, run_morning
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import Stopped, call_with_retry, is_transient
 from nightlog.coordinator.watch_options import WatchOptions
@@ -321,7 +321,7 @@ class Watcher:
 
         outcomes = self._retry(build, "catalogue")
         if outcomes is None:  # another daemon is building: look again later
-            self._calib_last = self.clock()
+            self._calib_first = self._calib_last = self.clock()
             log.info("another daemon is building masters; trying again later",
                      extra={"event": "build-busy"})
             return
@@ -379,11 +379,26 @@ class Watcher:
 
     def _morning(self) -> None:
         """Reduce the night that ended (:mod:`.morning`), when the folders are idle; new
-        files wait meanwhile. Idempotent, so a run cut short is finished by the next."""
+        files wait meanwhile. Under the build lock, so daemons sharing a catalogue take
+        turns; idempotent, so the second finds the night done and a run cut short is
+        finished by the next."""
         assert self.options.morning_at is not None
         started = dt.datetime.now(dt.UTC)
-        run = self._retry(lambda: run_morning(self.engine, self.job_ctx, now=started),
-                          "catalogue")
+
+        def morning() -> MorningRun | None:
+            with build_lock(self.engine, self._lock_file) as got:
+                if not got:
+                    return None
+                clear_interrupted_builds(self.engine, self.job_ctx)
+                return run_morning(self.engine, self.job_ctx, now=started)
+
+        run = self._retry(morning, "catalogue")
+        if run is None:  # another daemon builds or reduces: after it, this run is quick
+            self._next_morning = started + dt.timedelta(seconds=max(1.0,
+                                                                    self.options.build_delay))
+            log.info("another process holds the build lock; morning reduction later",
+                     extra={"event": "morning-busy"})
+            return
         self._last_morning = started
         self._next_morning = next_morning_run(started, self.options.morning_at,
                                               self.job_ctx.site, started)
