@@ -87,10 +87,12 @@ def _memory(outcomes: list[ReduceOutcome]) -> str:
     parts = []
     for worker, peaks in sorted(by_worker.items()):
         first, last = peaks[0] / 2**20, peaks[-1] / 2**20
+        half = statistics.median(peaks[: max(1, len(peaks) // 2)]) / 2**20
         parts.append(f"{worker.rsplit(':', 1)[-1]}: {len(peaks)} frames, peak "
-                     f"{first:.0f} MiB after the first, {last:.0f} MiB after the last "
-                     f"({100 * (last - first) / first:+.1f} %)")
-    return "; ".join(parts)
+                     f"{first:.0f} MiB in the first, median {half:.0f} MiB in the first "
+                     f"half, {last:.0f} MiB in the last ({100 * (last - first) / first:+.1f} "
+                     f"%); MiB per frame: {' '.join(f'{p / 2**20:.0f}' for p in peaks)}")
+    return "\n    ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
