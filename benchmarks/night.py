@@ -140,7 +140,7 @@ def _run(work: Path, n_frames: int, scale: float, cores: int) -> None:
     rows = []
     t_cluster = time.perf_counter()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         t_cluster = time.perf_counter() - t_cluster
         modes = [("1 local worker", {"workers": 1}),
                  ("2 local workers", {"workers": 2}),

@@ -50,7 +50,7 @@ def night(archive: tuple[Engine, JobContext]) -> tuple[Engine, JobContext, list[
 def dask_scheduler() -> Iterator[str]:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
