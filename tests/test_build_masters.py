@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Master, MasterInput
@@ -111,3 +111,22 @@ def test_too_few_frames_build_nothing(catalogue_engine: Engine, tmp_path: Path) 
     run_ingest(catalogue_engine, discover([raw], settings.ingest.patterns),
                IngestContext.from_settings(settings))
     assert run_build(catalogue_engine, JobContext.from_settings(settings)) == []
+
+
+def test_a_file_left_by_an_interrupted_build_does_not_block_the_group(
+        setup: tuple[Engine, JobContext, Path]) -> None:
+    engine, ctx, _ = setup
+    run_build(engine, ctx)
+    built = {m.kind: m for m in _masters(engine)}
+    # The same archive again, as if each master had been written and the process
+    # killed before its commit: the files are there, the rows are not.
+    leftovers = {kind: Path(m.path).read_bytes() for kind, m in built.items()}
+    with make_sessionmaker(engine)() as s, s.begin():
+        for table in ("product_masters", "master_inputs", "masters"):
+            s.execute(text(f"DELETE FROM {table}"))
+    outcomes = run_build(engine, ctx)
+    assert sorted(o.status for o in outcomes) == ["built"] * len(built)
+    for m in _masters(engine):
+        assert Path(m.path).exists() and m.path != built[m.kind].path
+        # The leftover is never overwritten.
+        assert Path(built[m.kind].path).read_bytes() == leftovers[m.kind]

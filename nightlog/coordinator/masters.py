@@ -265,6 +265,11 @@ def build_master(session: Session, due: DueGroup, ctx: JobContext, *,
     version = 1 if previous is None else previous.version + 1
     path = ctx.layout.master_path(instrument=members[0].instrument, kind=due.kind,
                                   night=due.night, group_key=due.group.key, version=version)
+    if path.exists():
+        # Left by a build interrupted before its commit (no row names it), or being
+        # written by a concurrent build of the same version (whose commit will win
+        # or lose on the unique version): never overwrite it, write beside it.
+        path = path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.fits")
     ccd = result.ccd
     header = ccd.header
     header["NLKIND"] = (due.kind, "nightlog master kind")
