@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from nightlog.catalogue.types import UTCDateTime
+from nightlog.catalogue.types import HeaderText, UTCDateTime
 
 __all__ = ["Base", "Daemon", "Frame", "Master", "MasterInput", "Product", "ProductMaster",
            "QuarantinedFile",
@@ -89,16 +89,16 @@ class Frame(Base):
     # Normalised header.
     profile: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16), index=True)
-    raw_type: Mapped[str | None] = mapped_column(Text)
+    raw_type: Mapped[str | None] = mapped_column(HeaderText())
     exptime: Mapped[float | None] = mapped_column(Float)
-    filter: Mapped[str | None] = mapped_column(String(80), index=True)
+    filter: Mapped[str | None] = mapped_column(HeaderText(80), index=True)
     obs_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     night: Mapped[dt.date] = mapped_column(Date, index=True)
-    instrument: Mapped[str | None] = mapped_column(String(80), index=True)
-    detector: Mapped[str | None] = mapped_column(String(80))
+    instrument: Mapped[str | None] = mapped_column(HeaderText(80), index=True)
+    detector: Mapped[str | None] = mapped_column(HeaderText(80))
     binning: Mapped[str] = mapped_column(String(16))
-    readout_mode: Mapped[str | None] = mapped_column(String(80))
-    object_name: Mapped[str | None] = mapped_column(Text)
+    readout_mode: Mapped[str | None] = mapped_column(HeaderText(80))
+    object_name: Mapped[str | None] = mapped_column(HeaderText())
     gain: Mapped[float | None] = mapped_column(Float)
     read_noise: Mapped[float | None] = mapped_column(Float)
     ccd_temp: Mapped[float | None] = mapped_column(Float)
@@ -106,11 +106,11 @@ class Frame(Base):
     saturation: Mapped[float | None] = mapped_column(Float)
     naxis1: Mapped[int] = mapped_column(Integer)
     naxis2: Mapped[int] = mapped_column(Integer)
-    datasec: Mapped[str | None] = mapped_column(String(80))
-    trimsec: Mapped[str | None] = mapped_column(String(80))
-    biassec: Mapped[str | None] = mapped_column(String(80))
-    ccdsec: Mapped[str | None] = mapped_column(String(80))
-    setup_key: Mapped[str] = mapped_column(Text, index=True)
+    datasec: Mapped[str | None] = mapped_column(HeaderText(80))
+    trimsec: Mapped[str | None] = mapped_column(HeaderText(80))
+    biassec: Mapped[str | None] = mapped_column(HeaderText(80))
+    ccdsec: Mapped[str | None] = mapped_column(HeaderText(80))
+    setup_key: Mapped[str] = mapped_column(HeaderText(), index=True)
     # The full original header: a list of [keyword, value, comment] in file order.
     header: Mapped[list[Any]] = mapped_column(JSON)
     # Bookkeeping.
@@ -157,11 +157,11 @@ class Master(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)
     profile: Mapped[str] = mapped_column(String(64))
-    instrument: Mapped[str | None] = mapped_column(String(80))
-    setup_key: Mapped[str] = mapped_column(Text)
-    group_key: Mapped[str] = mapped_column(Text, index=True)
+    instrument: Mapped[str | None] = mapped_column(HeaderText(80))
+    setup_key: Mapped[str] = mapped_column(HeaderText())
+    group_key: Mapped[str] = mapped_column(HeaderText(), index=True)
     group: Mapped[dict[str, Any]] = mapped_column(JSON)
-    filter: Mapped[str | None] = mapped_column(String(80))
+    filter: Mapped[str | None] = mapped_column(HeaderText(80))
     set_temp: Mapped[float | None] = mapped_column(Float)
     exptime: Mapped[float | None] = mapped_column(Float)
     is_rate: Mapped[bool] = mapped_column(Boolean, default=False)

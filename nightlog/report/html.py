@@ -6,7 +6,8 @@ A Content-Security-Policy forbids scripts and any resource that is not inline.
 
 Every value that comes from a header, a file name or the catalogue (object names,
 filters, paths, reasons) is escaped with :func:`html.escape`, quotes included, so
-a hostile ``OBJECT = '<script>...'`` shows as text and never becomes markup.
+a hostile ``OBJECT = '<script>...'`` shows as text and never becomes markup;
+control characters show as their escapes (``\\x1b``).
 Pure: a :class:`~nightlog.report.model.NightReport` in, a string out.
 """
 
@@ -64,9 +65,18 @@ figcaption { font-size: .85em; color: #5a6475; }
 """
 
 
+def _visible(text: str) -> str:
+    # Control characters (a NUL, an escape sequence) are not text a browser shows
+    # faithfully: write them as their Python escapes, as the terminal tables do.
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _e(value: object) -> str:
-    """``value`` as escaped text (quotes too); empty for ``None``."""
-    return "" if value is None else html.escape(str(value), quote=True)
+    """``value`` as escaped text (quotes too, control characters as ``\\xNN``);
+    empty for ``None``."""
+    return "" if value is None else html.escape(_visible(str(value)), quote=True)
 
 
 def _num(value: float | None, digits: int = 4) -> str:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["parse_cards"]
+__all__ = ["parse_card", "parse_cards"]
 
 _CARD = 80
 # Strings with quotes or slashes inside go to astropy, whose reading of them is the
 # reference even where it is debatable.
 _STRING = re.compile(r"^ *'([^'/]*)' *(?:/ ?(.*))?$")
+_ANY_STRING = re.compile(r"^ *'((?:[^']|'')*)' *(?:/ ?(.*))?$", re.DOTALL)
 _INT = re.compile(r"^ *([+-]?\d+) *(?:/ ?(.*))?$")
 _REAL = re.compile(r"^ *([+-]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][+-]?\d+)?) *(?:/ ?(.*))?$")
 _BOOL = re.compile(r"^ *([TF]) *(?:/ ?(.*))?$")
@@ -36,7 +37,9 @@ def _fast(image: str) -> tuple[str, Any, str] | None:
     if field.count("'") not in (0, 2):
         return None  # escaped quotes or quotes in the comment: astropy decides
     if (m := _STRING.match(field)) is not None:
-        value: Any = m.group(1).rstrip()
+        # Only trailing blanks are insignificant in FITS; a control character a
+        # broken camera wrote at the end is part of the value.
+        value: Any = m.group(1).rstrip(" ")
     elif (m := _BOOL.match(field)) is not None:
         value = m.group(1) == "T"
     elif (m := _INT.match(field)) is not None:
@@ -46,6 +49,20 @@ def _fast(image: str) -> tuple[str, Any, str] | None:
     else:
         return None
     return keyword, value, (m.group(2) or "").strip()
+
+
+def parse_card(image: str) -> tuple[str, Any, str] | None:
+    """``(keyword, value, comment)`` of one plain card image, or ``None`` when it is
+    not one of the simple forms (the caller keeps its text as written)."""
+    image = image.ljust(_CARD)[:_CARD]
+    fast = _fast(image)
+    if fast is not None or image[8:10] != "= ":
+        return fast
+    # A quoted string holding slashes or doubled quotes (with characters astropy
+    # refuses, such as control characters).
+    if (m := _ANY_STRING.match(image[10:].rstrip(" "))) is None:
+        return None
+    return image[:8].rstrip(), m.group(1).replace("''", "'").rstrip(" "), (m.group(2) or "").strip()
 
 
 def parse_cards(header_bytes: bytes) -> list[tuple[str, Any, str]] | None:

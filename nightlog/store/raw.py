@@ -29,7 +29,7 @@ from nightlog.errors import (
     NotFitsError,
     UnreadableFileError,
 )
-from nightlog.store.cards import parse_cards
+from nightlog.store.cards import parse_card, parse_cards
 from nightlog.store.fits_layout import HduLayout, read_layout
 
 __all__ = [
@@ -253,8 +253,14 @@ def _astropy_cards(header: fits.Header) -> list[tuple[str, Any, str]]:
         for card in header.cards:
             try:
                 value = card.value
-            except Exception:  # a card astropy cannot parse: keep its image
-                value = card.image[10:].rstrip()
+            except Exception:
+                # A card astropy cannot parse (astropy refuses control characters in
+                # strings, which the fast reader takes as written): read it as the fast
+                # reader would, else keep its text as written (``card.image`` would be
+                # astropy's "fixed" card, quotes added).
+                image = getattr(card, "_image", None) or card.image
+                plain = parse_card(image)
+                value = plain[1] if plain is not None else image[10:].strip()
             out.append((card.keyword, value, str(card.comment)))
     return out
 

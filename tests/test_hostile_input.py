@@ -1,0 +1,436 @@
+"""Hostile input: header values are data, never code or paths; odd files are skipped.
+
+The raw files here are written card by card, byte for byte, so they hold exactly
+what a broken camera would write (NUL bytes, escape sequences, Latin-1 bytes) and
+astropy gets no chance to tidy them. Every case runs on SQLite and PostgreSQL.
+The list of cases and their tests is in ``docs/hardening.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html.parser
+import io
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+from typer.testing import CliRunner
+
+from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.models import Frame, QuarantinedFile
+from nightlog.cli.app import app
+from nightlog.cli.output import printable
+from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
+from nightlog.coordinator.night_report import build_report
+from nightlog.header.values import text_value
+from nightlog.report.html import render_html
+from nightlog.settings import load_settings
+from nightlog.store.layout import ArchiveLayout
+
+PATTERNS = load_settings(env={}, cwd=Path("/")).ingest.patterns
+NIGHT = dt.date(2024, 3, 9)  # DATE-OBS 2024-03-10T04:05:06 UTC, no site: noon-to-noon UTC
+
+
+# -- raw files, card by card ------------------------------------------------------------
+
+def card(key: str, field: bytes) -> bytes:
+    """One 80-byte card ``KEY     = field`` exactly as given (no escaping, no checks)."""
+    image = key.encode("ascii").ljust(8) + b"= " + field
+    assert len(image) <= 80, image
+    return image.ljust(80, b" ")
+
+
+def string_field(value: bytes) -> bytes:
+    """A FITS string literal of raw bytes (quotes doubled, as the standard says)."""
+    return b"'" + value.replace(b"'", b"''") + b"'"
+
+
+BASE: dict[str, bytes] = {
+    "INSTRUME": string_field(b"TESTCAM"),
+    "IMAGETYP": string_field(b"LIGHT"),
+    "EXPTIME": b"30.0".rjust(20),
+    "FILTER": string_field(b"R"),
+    "DATE-OBS": string_field(b"2024-03-10T04:05:06"),
+    "OBJECT": string_field(b"M 101"),
+}
+
+
+def write_raw(path: Path, seed: int = 0, *, extra: tuple[bytes, ...] = (),
+              **fields: bytes) -> Path:
+    """A small 16-bit frame whose header cards are ``BASE`` overridden by ``fields``
+    (keyword with ``-`` written ``_``), then ``extra`` cards, byte for byte."""
+    values = {**BASE, **{k.replace("_", "-"): v for k, v in fields.items()}}
+    cards = [card("SIMPLE", b"T".rjust(20)), card("BITPIX", b"16".rjust(20)),
+             card("NAXIS", b"2".rjust(20)), card("NAXIS1", b"8".rjust(20)),
+             card("NAXIS2", b"6".rjust(20))]
+    cards += [card(k, v) for k, v in values.items()]
+    cards += [*extra, b"END".ljust(80)]
+    header = b"".join(cards)
+    header = header.ljust(-(-len(header) // 2880) * 2880, b" ")
+    rng = np.random.default_rng(seed)
+    data = rng.integers(900, 1100, (6, 8)).astype(">i2").tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + data.ljust(2880, b"\0"))
+    return path
+
+
+#: (id, bytes inside the string literal, the string the reader gives)
+HOSTILE_STRINGS: list[tuple[str, bytes, str]] = [
+    ("traversal", b"../../etc/x", "../../etc/x"),
+    ("absolute", b"/etc/passwd", "/etc/passwd"),
+    ("script", b"<script>alert(1)</script>", "<script>alert(1)</script>"),
+    ("markup", b"<img src=x onerror=alert(2)>", "<img src=x onerror=alert(2)>"),
+    ("quotes", b"it's \"quoted\" & ''", "it's \"quoted\" & ''"),
+    ("sql", b"x'); DROP TABLE frames; --", "x'); DROP TABLE frames; --"),
+    ("nul", b"M3\x001", "M3\x001"),
+    ("ansi", b"\x1b[2J\x1b[31mred\x1b[0m", "\x1b[2J\x1b[31mred\x1b[0m"),
+    ("bell-backspace", b"ab\x07\x08c", "ab\x07\x08c"),
+    ("rich-markup", b"[bold red]M 1[/]", "[bold red]M 1[/]"),
+    ("csv-formula", b"=HYPERLINK(\"x\"),1", "=HYPERLINK(\"x\"),1"),
+    ("68-chars", b"A" * 66 + b"Z", "A" * 66 + "Z"),  # 67 characters: the card is full
+    # Non-ASCII bytes are not FITS: the reader decodes each as U+FFFD.
+    ("latin-1", b"caf\xe9 \xb0C", "caf\ufffd \ufffdC"),
+    ("utf-8", "Ångström".encode(), "\ufffd\ufffdngstr\ufffd\ufffdm"),
+    ("pipe-and-backslash", b"a|b\\c", "a|b\\c"),
+]
+HOSTILE_IDS = [case[0] for case in HOSTILE_STRINGS]
+
+
+def _ctx(tmp_path: Path, **overrides: object) -> IngestContext:
+    return IngestContext.from_settings(load_settings(env={}, cwd=tmp_path), **overrides)
+
+
+def _frames(engine: Engine) -> list[Frame]:
+    with make_sessionmaker(engine)() as s:
+        return list(s.scalars(select(Frame).order_by(Frame.id)))
+
+
+def _quarantine(engine: Engine) -> dict[str, QuarantinedFile]:
+    with make_sessionmaker(engine)() as s:
+        return {Path(q.path).name: q for q in s.scalars(select(QuarantinedFile))}
+
+
+def _header_values(frame: Frame, keyword: str) -> list[object]:
+    return [value for key, value, _ in frame.header if key == keyword]
+
+
+def _hostile_folder(folder: Path) -> dict[str, str]:
+    """One frame per hostile string, in OBJECT, FILTER and INSTRUME at once."""
+    expected = {}
+    for i, (name, raw, read) in enumerate(HOSTILE_STRINGS):
+        field = string_field(raw)
+        write_raw(folder / f"{name}.fits", seed=i, OBJECT=field, FILTER=field, INSTRUME=field)
+        expected[f"{name}.fits"] = read
+    return expected
+
+
+# -- header strings: catalogued exactly, on both backends ------------------------------------
+
+def test_hostile_strings_are_catalogued_exactly(catalogue_engine: Engine,
+                                                tmp_path: Path) -> None:
+    expected = _hostile_folder(tmp_path / "raw")
+    summary = run_ingest(catalogue_engine, discover([tmp_path / "raw"], PATTERNS),
+                         _ctx(tmp_path))
+    assert dict(summary.counts) == {"added": len(expected)}, summary.problems
+    frames = {Path(f.path).name: f for f in _frames(catalogue_engine)}
+    assert set(frames) == set(expected)
+    for name, read in expected.items():
+        frame = frames[name]
+        # The full header keeps the string exactly as read ...
+        for keyword in ("OBJECT", "FILTER", "INSTRUME"):
+            assert _header_values(frame, keyword) == [read], (name, keyword)
+        # ... and the normalised fields are that string with blanks collapsed.
+        normalised = text_value(read)
+        assert (frame.object_name, frame.filter, frame.instrument) == (normalised,) * 3, name
+        assert frame.setup_key.startswith(f"{normalised}|"), name
+    assert not _quarantine(catalogue_engine)
+    # Queries by those values find them (NUL included, on PostgreSQL too).
+    from nightlog.catalogue.queries import FrameFilter, find_frames
+    with make_sessionmaker(catalogue_engine)() as s:
+        for name, read in expected.items():
+            found = find_frames(s, FrameFilter(filter=text_value(read)))
+            assert [Path(f.path).name for f in found] == [name]
+
+
+def test_header_text_refuses_the_nul_stand_in_on_postgresql() -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from nightlog.catalogue.types import NUL_STAND_IN, HeaderText
+
+    kind = HeaderText()
+    pg, lite = postgresql.dialect(), sqlite.dialect()
+    assert kind.process_bind_param("a\x00b", pg) == f"a{NUL_STAND_IN}b"
+    assert kind.process_result_value(f"a{NUL_STAND_IN}b", pg) == "a\x00b"
+    assert kind.process_bind_param("a\x00b", lite) == "a\x00b"
+    with pytest.raises(ValueError, match="U\\+2400"):
+        kind.process_bind_param(f"a{NUL_STAND_IN}", pg)
+
+
+def test_control_characters_beside_a_card_only_astropy_reads(catalogue_engine: Engine,
+                                                            tmp_path: Path) -> None:
+    # A slash in a string sends the whole header to astropy, which refuses control
+    # characters: those cards are still read as written.
+    write_raw(tmp_path / "raw" / "mixed.fits", OBJECT=string_field(b"a/b"),
+              FILTER=string_field(b"R\x00\x1b[2J\n"))
+    summary = run_ingest(catalogue_engine, discover([tmp_path / "raw"], PATTERNS),
+                         _ctx(tmp_path))
+    assert dict(summary.counts) == {"added": 1}, summary.problems
+    (frame,) = _frames(catalogue_engine)
+    assert _header_values(frame, "OBJECT") == ["a/b"]
+    assert _header_values(frame, "FILTER") == ["R\x00\x1b[2J\n"]
+    assert frame.filter == "R\x00\x1b[2J"
+
+
+def test_the_catalogue_is_intact_after_sql_like_strings(catalogue_engine: Engine,
+                                                        tmp_path: Path) -> None:
+    sql = string_field(b"'; DELETE FROM frames; --")
+    write_raw(tmp_path / "raw" / "a.fits", seed=1)
+    write_raw(tmp_path / "raw" / "b.fits", seed=2, OBJECT=sql, FILTER=sql)
+    run_ingest(catalogue_engine, discover([tmp_path / "raw"], PATTERNS), _ctx(tmp_path))
+    frames = _frames(catalogue_engine)
+    assert [f.object_name for f in frames] == ["M 101", "'; DELETE FROM frames; --"]
+    # Queries by a hostile value are bound parameters too.
+    from nightlog.catalogue.queries import FrameFilter, find_frames
+    with make_sessionmaker(catalogue_engine)() as s:
+        found = find_frames(s, FrameFilter(filter="'; DELETE FROM frames; --"))
+        assert [f.object_name for f in found] == ["'; DELETE FROM frames; --"]
+
+
+def test_duplicated_keywords_the_first_wins_and_both_are_kept(catalogue_engine: Engine,
+                                                              tmp_path: Path) -> None:
+    write_raw(tmp_path / "raw" / "dup.fits",
+              extra=(card("OBJECT", string_field(b"second")), card("EXPTIME", b"NaN".rjust(20)),
+                     card("IMAGETYP", string_field(b"BIAS"))))
+    summary = run_ingest(catalogue_engine, discover([tmp_path / "raw"], PATTERNS),
+                         _ctx(tmp_path))
+    assert dict(summary.counts) == {"added": 1}
+    (frame,) = _frames(catalogue_engine)
+    assert (frame.object_name, frame.exptime, frame.kind) == ("M 101", 30.0, "science")
+    assert _header_values(frame, "OBJECT") == ["M 101", "second"]
+    assert _header_values(frame, "EXPTIME") == [30.0, "NaN"]
+
+
+#: (id, fields, fragment of the quarantine reason)
+REFUSED: list[tuple[str, dict[str, bytes], str]] = [
+    ("exptime-nan", {"EXPTIME": b"NaN".rjust(20)}, "EXPTIME"),
+    ("exptime-inf", {"EXPTIME": b"inf".rjust(20)}, "EXPTIME"),
+    ("exptime-minus-inf", {"EXPTIME": b"-inf".rjust(20)}, "EXPTIME"),
+    ("exptime-1e400", {"EXPTIME": b"1E400".rjust(20)}, "EXPTIME"),
+    ("exptime-string-nan", {"EXPTIME": string_field(b"nan")}, "EXPTIME"),
+    ("exptime-nul", {"EXPTIME": string_field(b"3\x000")}, "EXPTIME"),
+    ("date-9999", {"DATE_OBS": string_field(b"9999-12-31T23:59:59")}, "DATE-OBS"),
+    ("date-0000", {"DATE_OBS": string_field(b"0000-01-01T00:00:00")}, "DATE-OBS"),
+    ("date-traversal", {"DATE_OBS": string_field(b"../../etc/x")}, "DATE-OBS"),
+    ("date-script", {"DATE_OBS": string_field(b"<script>")}, "DATE-OBS"),
+    ("date-nul", {"DATE_OBS": string_field(b"2024-03-10\x00T04:05:06")}, "DATE-OBS"),
+    ("date-huge-number", {"DATE_OBS": b"1E400".rjust(20)}, "DATE-OBS"),
+]
+
+
+@pytest.mark.parametrize("fields,reason", [(f, r) for _, f, r in REFUSED],
+                         ids=[c[0] for c in REFUSED])
+def test_impossible_values_are_quarantined_with_a_reason(
+        catalogue_engine: Engine, tmp_path: Path, fields: dict[str, bytes], reason: str
+        ) -> None:
+    write_raw(tmp_path / "raw" / "bad.fits", **fields)
+    summary = run_ingest(catalogue_engine, discover([tmp_path / "raw"], PATTERNS),
+                         _ctx(tmp_path))
+    assert dict(summary.counts) == {"quarantined": 1}
+    (row,) = _quarantine(catalogue_engine).values()
+    assert reason in row.reason
+    assert row.reason.isprintable(), row.reason  # values are shown as repr()
+    assert not _frames(catalogue_engine)
+
+
+# -- archive paths --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("read", [c[2] for c in HOSTILE_STRINGS], ids=HOSTILE_IDS)
+def test_archive_paths_from_header_strings_stay_inside_the_root(tmp_path: Path,
+                                                                read: str) -> None:
+    layout = ArchiveLayout(tmp_path / "archive")
+    for value in (read, text_value(read), f"../{read}/..", ".."):
+        master = layout.master_path(instrument=value, kind="bias", night=NIGHT,
+                                    group_key=str(value), version=1)
+        product = layout.product_path(instrument=value, night=NIGHT,
+                                      raw_name=f"{value}.fits", product_kind="final",
+                                      product_key="0123456789abcdef")
+        for path in (master, product):
+            assert layout.root in path.resolve().parents
+            rel = path.relative_to(layout.root).parts
+            assert not any(p in ("", ".", "..") or p.startswith(".") for p in rel)
+            assert all(p.isascii() and p.isprintable() for p in rel)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=120))
+def test_any_instrument_name_gives_a_path_inside_the_root(value: str) -> None:
+    layout = ArchiveLayout(Path("/srv/archive"))
+    path = layout.master_path(instrument=value, kind=value, night=NIGHT, group_key=value,
+                              version=1)
+    rel = path.relative_to(layout.root).parts
+    assert len(rel) == 5 and rel[0] == "masters"
+    assert not any(p in (".", "..") or p.startswith(".") or "/" in p for p in rel)
+
+
+# -- the CLI: JSON and CSV exact, tables inert ------------------------------------------------
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
+    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "300")
+    return CliRunner()
+
+
+def test_cli_json_and_csv_carry_hostile_strings_exactly(runner: CliRunner,
+                                                        tmp_path: Path) -> None:
+    expected = _hostile_folder(tmp_path / "raw")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "raw")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["frames", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert {n: r["object"] for n, r in rows.items()} == {
+        n: text_value(v) for n, v in expected.items()}
+    assert {n: r["filter"] for n, r in rows.items()} == {
+        n: text_value(v) for n, v in expected.items()}
+    result = runner.invoke(app, ["frames", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    parsed = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    assert {Path(r["path"]).name: r["object"] for r in parsed} == {
+        n: text_value(v) for n, v in expected.items()}
+
+
+def test_cli_tables_show_control_characters_as_text(runner: CliRunner,
+                                                    tmp_path: Path) -> None:
+    _hostile_folder(tmp_path / "raw")
+    assert runner.invoke(app, ["ingest", str(tmp_path / "raw")]).exit_code == 0
+    for command in (["frames"], ["nights"], ["frames", "--kind", "science"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+        out = result.stdout
+        assert not [ch for ch in out if not ch.isprintable() and ch != "\n"], command
+    out = runner.invoke(app, ["frames"]).stdout
+    assert "\\x1b[2J" in out and "M3\\x001" in out
+    assert "[bold red]M 1[/]" in out  # rich markup shown, not interpreted
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_printable_never_lets_a_control_character_through(text: str) -> None:
+    shown = printable(text)
+    assert shown.isprintable()
+    if text.isprintable():
+        assert shown == text
+
+
+# -- the HTML report -----------------------------------------------------------------------
+
+class _Page(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attrs: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend(k for k, _ in attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _report(engine: Engine, tmp_path: Path) -> str:
+    settings_ = load_settings(env={}, cwd=tmp_path)
+    with make_sessionmaker(engine)() as session:
+        return render_html(build_report(session, JobContext.from_settings(settings_), NIGHT,
+                                        with_trends=False))
+
+
+def test_report_shows_hostile_strings_as_text(catalogue_engine: Engine,
+                                              tmp_path: Path) -> None:
+    expected = _hostile_folder(tmp_path / "raw")
+    run_ingest(catalogue_engine, discover([tmp_path / "raw"], PATTERNS), _ctx(tmp_path))
+    page_text = _report(catalogue_engine, tmp_path)
+    page = _Page()
+    page.feed(page_text)
+    assert "script" not in page.tags
+    assert not [a for a in page.attrs if a.startswith("on")]
+    assert not [ch for ch in page_text if not ch.isprintable() and ch not in "\n"]
+    text = "".join(page.text)
+    for read in expected.values():
+        assert f"object: {printable(text_value(read))}" in text
+
+
+# -- the property test: generated OBJECT strings, ingest to report ----------------------------
+
+#: What a FITS string literal can hold in one card, as the reader decodes it: every
+#: byte but the quote is taken as is (doubled quotes are tested above).
+_CARD_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x7E,
+                                   blacklist_characters="'"), min_size=1, max_size=60)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                       marks=pytest.mark.postgres)])
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(value=_CARD_TEXT)
+def test_generated_object_names_survive_ingest_catalogue_cli_and_report(
+        request: pytest.FixtureRequest, backend: str, tmp_path: Path, value: str) -> None:
+    engine = request.getfixturevalue("_property_engine")[backend]
+    folder = tmp_path / uuid.uuid4().hex
+    write_raw(folder / "x.fits", seed=uuid.uuid4().int & 0xFFFFFFFF,
+              OBJECT=string_field(value.encode("ascii")))
+    ctx = _ctx(tmp_path)
+    summary = run_ingest(engine, discover([folder], PATTERNS), ctx)
+    assert summary.counts["added"] == 1, (summary.problems, value)
+    with make_sessionmaker(engine)() as s:
+        frame = s.scalars(select(Frame).where(Frame.path == str(folder / "x.fits"))).one()
+        header_value = _header_values(frame, "OBJECT")
+        object_name = frame.object_name
+        night = frame.night
+    read = value.rstrip(" ")  # FITS strings lose their trailing blanks
+    assert header_value == [read]
+    assert object_name == text_value(read)
+    record = json.loads(json.dumps({"object": object_name}, ensure_ascii=False))
+    assert record["object"] == object_name
+    shown = printable(object_name)
+    assert shown.isprintable()
+    with make_sessionmaker(engine)() as session:
+        page = render_html(build_report(session, JobContext.from_settings(
+            load_settings(env={}, cwd=tmp_path)), night, with_trends=False))
+    parsed = _Page()
+    parsed.feed(page)
+    assert "script" not in parsed.tags
+    assert not [a for a in parsed.attrs if a.startswith("on")]
+    if object_name is not None:
+        assert f"object: {shown}" in "".join(parsed.text)
+
+
+@pytest.fixture
+def _property_engine(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Engine]:
+    """One migrated catalogue per backend for the whole property test (frames are told
+    apart by their unique folders)."""
+    from nightlog.catalogue.engine import create_engine
+    from nightlog.catalogue.schema import upgrade
+
+    engines = {}
+    backend = request.node.callspec.params["backend"]
+    url = (f"sqlite:///{tmp_path / 'prop.sqlite'}" if backend == "sqlite"
+           else str(request.getfixturevalue("pg_schema_url")))
+    engine = create_engine(url)
+    upgrade(engine)
+    engines[backend] = engine
+    request.addfinalizer(engine.dispose)
+    return engines
