@@ -26,7 +26,7 @@ from typing import Any
 
 from astropy.io import fits
 
-from nightlog.errors import ChecksumMismatchError
+from nightlog.errors import ChecksumMismatchError, UnreadableFileError
 from nightlog.reduction.products import ProvenanceEntry, read_product, to_hdulist
 from nightlog.reduction.science import ScienceParameters, reduce_science
 from nightlog.store.images import read_image, write_hdulist
@@ -153,12 +153,21 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
     ------
     ChecksumMismatchError
         The raw file's bytes are not those the catalogue holds.
+    UnreadableFileError
+        The raw file is gone or cannot be read.
     NightlogError
         A file cannot be read or written, or the reduction refuses the data.
     """
     start, cpu_start = time.perf_counter(), time.process_time()
     _reset_peak_memory()
-    actual = sha256_of(Path(job.raw_path))
+    try:
+        actual = sha256_of(Path(job.raw_path))
+    except FileNotFoundError as exc:
+        raise UnreadableFileError(f"{job.raw_path} is gone since it was catalogued: "
+                                  "restore it or ingest it again") from exc
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read {job.raw_path}: "
+                                  f"{exc.strerror or exc}") from exc
     if actual != job.raw_sha256:
         raise ChecksumMismatchError(
             f"{job.raw_path} changed since it was catalogued (SHA-256 {actual[:12]}…, "

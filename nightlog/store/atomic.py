@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from nightlog.errors import StoreError
 
-__all__ = ["DeferredDeletes", "atomic_write", "write_atomically"]
+__all__ = ["DeferredDeletes", "atomic_write", "os_error_in", "write_atomically"]
 
 
 def _disk_free(folder: Path) -> str:
@@ -29,6 +29,45 @@ def _disk_free(folder: Path) -> str:
     except OSError:
         return "unknown"
     return f"{free / 1024**2:,.1f} MiB"
+
+
+def os_error_in(exc: BaseException) -> OSError | None:
+    """The operating-system error behind ``exc``, if any.
+
+    Writers such as astropy's wrap or mask the error of a failed write (a full
+    disk can surface as an ``AttributeError`` raised while astropy cleans up), so
+    the chain of causes and contexts is searched for the ``OSError`` that says
+    what really happened.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    found: OSError | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            if current.errno is not None:
+                return current
+            found = found or current
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _failure(final: Path, exc: OSError) -> StoreError:
+    """One line naming the file, the system's reason and, if the disk is full, its
+    free space."""
+    code = exc.errno
+    text = str(exc)
+    if code is None and "No space left on device" in text:
+        code = errno.ENOSPC
+    reason = exc.strerror or (os.strerror(code) if code else text)
+    if code is None and "requested and" in text and "written" in text:
+        # numpy's tofile reports a short write without errno: on a local disk
+        # that is a full one.
+        code = errno.ENOSPC
+        reason = f"short write ({text}): No space left on device?"
+    full = code in (errno.ENOSPC, errno.EDQUOT)
+    extra = f" (free space: {_disk_free(final.parent)})" if full else ""
+    return StoreError(f"cannot write {final}: {reason}{extra}")
 
 
 @contextlib.contextmanager
@@ -48,7 +87,7 @@ def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part",
                                         dir=final.parent)
     except OSError as exc:
-        raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
+        raise _failure(final, exc) from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -57,13 +96,12 @@ def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, final)
-    except OSError as exc:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        extra = f" (free space: {_disk_free(final.parent)})" if exc.errno == errno.ENOSPC else ""
-        raise StoreError(f"cannot write {final}: {exc.strerror or exc}{extra}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        cause = os_error_in(exc) if isinstance(exc, Exception) else None
+        if cause is None or isinstance(exc, StoreError):
+            raise
+        raise _failure(final, cause) from exc
 
 
 def write_atomically(path: str | os.PathLike[str], writer: Callable[[BinaryIO], None], *,

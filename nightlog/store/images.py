@@ -19,7 +19,7 @@ from astropy.nddata import CCDData
 from astropy.utils.exceptions import AstropyWarning
 
 from nightlog.errors import StoreError, UnreadableFileError
-from nightlog.store.atomic import atomic_write
+from nightlog.store.atomic import atomic_write, os_error_in
 from nightlog.store.raw import sha256_of
 
 __all__ = ["WrittenFile", "read_image", "read_region", "write_hdulist"]
@@ -73,9 +73,10 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList) -> WrittenFi
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
                 hdul.writeto(fh, output_verify="silentfix")
-        except OSError:
-            raise
-        except Exception as exc:  # astropy refuses a malformed header
+        except Exception as exc:
+            if os_error_in(exc) is not None:
+                raise  # the disk or the folder failed: atomic_write says which
+            # astropy refuses a malformed header
             raise StoreError(f"cannot write {target}: {exc}") from exc
     return WrittenFile(path=target, size=target.stat().st_size, sha256=sha256_of(target))
 
