@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from nightlog import __version__
@@ -26,21 +27,34 @@ from nightlog.cli import (
     watch,
 )
 from nightlog.cli.state import state_of
-from nightlog.errors import NightlogError
+from nightlog.errors import CatalogueError, NightlogError
+from nightlog.settings import redact_text
 
 __all__ = ["app", "main"]
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return redact_text(text.splitlines()[0]) if text else type(exc).__name__
+
+
 class NightlogGroup(TyperGroup):
-    """Turns any :class:`NightlogError` into one clear line and its exit code."""
+    """Turns any :class:`NightlogError`, and a catalogue the driver cannot reach or
+    use, into one clear line (any database password shown as ``***``) and an exit
+    code."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except NightlogError as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(f"error: {_first_line(exc)}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
+        except SQLAlchemyError as exc:
+            # A driver's message (the server down, a lock held too long) is shown
+            # without its traceback; its first line says what happened.
+            origin = getattr(exc, "orig", None) or exc
+            typer.echo(f"error: catalogue: {_first_line(origin)}", err=True)
+            raise typer.Exit(code=CatalogueError.exit_code) from None
 
 
 app = typer.Typer(

@@ -14,6 +14,8 @@ import logging
 import sys
 from typing import Any
 
+from nightlog.settings import redact_text
+
 __all__ = ["LogFormat", "configure_logging"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -24,6 +26,13 @@ class LogFormat(enum.StrEnum):
 
     text = "text"
     json = "json"
+
+
+class _RedactingFormatter(logging.Formatter):
+    """One text line per record, any database password in it shown as ``***``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -40,7 +49,7 @@ class _JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return redact_text(json.dumps(out, default=str, ensure_ascii=False))
 
 
 def configure_logging(fmt: LogFormat, *, level: int = logging.INFO) -> None:
@@ -49,7 +58,7 @@ def configure_logging(fmt: LogFormat, *, level: int = logging.INFO) -> None:
     if fmt is LogFormat.json:
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+        handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)-7s %(message)s"))
     logger = logging.getLogger("nightlog")
     logger.handlers[:] = [handler]
     logger.setLevel(level)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from nightlog.catalogue.engine import create_engine, sqlite_path
 from nightlog.catalogue.schema import ensure_schema
@@ -51,7 +52,13 @@ class CliState:
                 )
             self._engine = create_engine(url)
             if check_schema:
-                ensure_schema(self._engine)
+                try:
+                    ensure_schema(self._engine)
+                except DBAPIError as exc:
+                    first = str(exc.orig or exc).strip().splitlines()[:1]
+                    raise CatalogueError(
+                        f"cannot use the catalogue at {self.settings.safe_database_url}: "
+                        f"{first[0] if first else type(exc).__name__}") from exc
         return self._engine
 
     def close(self) -> None:

@@ -291,7 +291,8 @@ def build_master(session: Session, due: DueGroup, ctx: JobContext, *,
     set_master_cards(header, used_masters, roles=needs)
     reasons = dict(rejected)
     out = write_hdulist(path, to_hdulist(
-        ccd, provenance=master_entries(members, reasons, used_masters)))
+        ccd, provenance=master_entries(members, reasons, used_masters)),
+        mode=ctx.layout.file_mode())
     written.append(out.path)
 
     stats: dict[str, Any] = {

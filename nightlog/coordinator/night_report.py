@@ -239,4 +239,4 @@ def run_report(engine: Engine, ctx: JobContext, night: dt.date | None = None, *,
     def _write(fh: BinaryIO) -> None:
         fh.write(page.encode("utf-8"))
 
-    return write_atomically(path, _write)
+    return write_atomically(path, _write, mode=ctx.layout.file_mode())

@@ -57,6 +57,9 @@ class ReduceJob:
         Header keywords the product carries (provenance, software version).
     provenance : tuple of ProvenanceEntry
         Rows of the product's ``PROVENANCE`` table.
+    mode : int
+        Permission bits of the product file (the archive root's, see
+        :meth:`~nightlog.store.layout.ArchiveLayout.file_mode`).
     """
 
     frame_id: int
@@ -68,6 +71,7 @@ class ReduceJob:
     target: str
     cards: tuple[tuple[str, Any, str], ...]
     provenance: tuple[ProvenanceEntry, ...]
+    mode: int = 0o644
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +184,8 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
     for keyword, value, comment in job.cards:
         header[keyword] = (value, comment)
     out = write_hdulist(job.target, to_hdulist(reduced.ccd, mask_bits=reduced.bits,
-                                               provenance=list(job.provenance)))
+                                               provenance=list(job.provenance)),
+                        mode=job.mode)
     return ReducedFile(
         frame_id=job.frame_id, path=str(out.path), sha256=out.sha256, size=out.size,
         steps=_step_records(reduced.steps),

@@ -188,6 +188,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
         target=str(path),
         cards=_cards(kind, frame, key, digest, ctx.software_version, chosen, missing),
         provenance=tuple(product_entries(frame, chosen)),
+        mode=ctx.layout.file_mode(),
     )
     return FramePlan(job=job, kind=kind, live=live, key=key, digest=digest,
                      science=_described(params), threads=params.cosmic_rays.threads,

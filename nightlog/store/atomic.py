@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from nightlog.errors import StoreError
 
-__all__ = ["DeferredDeletes", "atomic_write", "os_error_in", "write_atomically"]
+__all__ = ["DeferredDeletes", "atomic_write", "folder_mode", "os_error_in", "write_atomically"]
 
 
 def _disk_free(folder: Path) -> str:
@@ -29,6 +29,29 @@ def _disk_free(folder: Path) -> str:
     except OSError:
         return "unknown"
     return f"{free / 1024**2:,.1f} MiB"
+
+
+def folder_mode(mode: int) -> int:
+    """The mode of a folder holding files of ``mode``: search (x) wherever read (r)."""
+    return mode | ((mode & 0o444) >> 2)
+
+
+def _make_folders(folder: Path, mode: int) -> None:
+    """Create ``folder`` and its missing parents with ``mode`` (less the umask).
+
+    ``Path.mkdir(parents=True)`` gives the parents the umask's default, which is
+    world-writable under ``umask 0``.
+    """
+    missing: list[Path] = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, mode)
 
 
 def os_error_in(exc: BaseException) -> OSError | None:
@@ -75,6 +98,10 @@ def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator
     """Open a temporary file beside ``path``; rename it to ``path`` on success.
 
     On any error the temporary file is removed and nothing appears under ``path``.
+    The file gets ``mode`` whatever the umask; folders created on the way get
+    :func:`folder_mode` of it (less the umask). The archive passes the mode of its
+    root (:meth:`~nightlog.store.layout.ArchiveLayout.file_mode`), so its files are
+    readable by whom the root is, and never world-writable.
 
     Raises
     ------
@@ -83,7 +110,7 @@ def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator
     """
     final = Path(path)
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(final.parent, folder_mode(mode))
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part",
                                         dir=final.parent)
     except OSError as exc:

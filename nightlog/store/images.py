@@ -56,8 +56,10 @@ def read_image(path: str | os.PathLike[str], hdu: int = 0) -> CCDData:
     return CCDData(np.asarray(data), unit=u.adu, meta=header)
 
 
-def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList) -> WrittenFile:
-    """Write ``hdul`` to ``path`` atomically; return its size and SHA-256.
+def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
+                  mode: int = 0o644) -> WrittenFile:
+    """Write ``hdul`` to ``path`` atomically with permissions ``mode``; return its
+    size and SHA-256.
 
     Raises
     ------
@@ -68,7 +70,7 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList) -> WrittenFi
     target = Path(path)
     if target.exists():
         raise StoreError(f"refusing to overwrite an archive file: {target}")
-    with atomic_write(target) as fh:
+    with atomic_write(target, mode=mode) as fh:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)

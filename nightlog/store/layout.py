@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import stat
 from pathlib import Path
 
 from nightlog.errors import StoreError
@@ -43,6 +44,16 @@ class ArchiveLayout:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
+
+    def file_mode(self) -> int:
+        """Permission bits of the archive's files: those of the root for reading,
+        never writable by others (``0o755`` gives ``0o644``, ``0o750`` gives
+        ``0o640``); ``0o644`` while the root does not exist yet."""
+        try:
+            root_mode = stat.S_IMODE(self.root.stat().st_mode)
+        except OSError:
+            return 0o644
+        return root_mode & 0o666 & ~0o002
 
     def _inside(self, path: Path) -> Path:
         resolved = path.resolve()
