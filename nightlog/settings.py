@@ -52,6 +52,8 @@ class IngestSettings:
     patterns: tuple[str, ...] = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fit.gz",
                                  "*.fts.gz", "*.fits.fz", "*.fz")
     default_profile: str | None = None
+    follow_symlinks: bool = False  # links found in folders that point outside them
+    max_data_bytes: int = 8 * 1024**3  # per data unit, and per decompressed .gz file
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +268,27 @@ def _watch_from(table: Mapping[str, Any]) -> WatchSettings:
     return watch
 
 
+def _ingest_from(table: Mapping[str, Any]) -> IngestSettings:
+    unknown = set(table) - {"patterns", "default_profile", "follow_symlinks", "max_data_size"}
+    if unknown:
+        raise ConfigurationError(f"[ingest]: unknown key(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    if "patterns" in table:
+        pats = table["patterns"]
+        if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
+            raise ConfigurationError("ingest.patterns must be a list of glob patterns")
+        values["patterns"] = tuple(pats)
+    if "default_profile" in table:
+        values["default_profile"] = str(table["default_profile"])
+    if "follow_symlinks" in table:
+        if not isinstance(table["follow_symlinks"], bool):
+            raise ConfigurationError("ingest.follow_symlinks must be true or false")
+        values["follow_symlinks"] = table["follow_symlinks"]
+    if "max_data_size" in table:
+        values["max_data_bytes"] = _parse_size(table["max_data_size"], "ingest.max_data_size")
+    return IngestSettings(**values)
+
+
 _SCHEDULER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
 
 
@@ -370,16 +393,7 @@ def load_settings(
         if not isinstance(table, dict):
             raise ConfigurationError(f"[instruments.{name}] must be a table")
 
-    ingest_table = _table(data, "ingest")
-    ingest = IngestSettings()
-    if "patterns" in ingest_table:
-        pats = ingest_table["patterns"]
-        if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
-            raise ConfigurationError("ingest.patterns must be a list of glob patterns")
-        ingest = IngestSettings(patterns=tuple(pats),
-                                default_profile=ingest_table.get("default_profile"))
-    elif "default_profile" in ingest_table:
-        ingest = IngestSettings(default_profile=str(ingest_table["default_profile"]))
+    ingest = _ingest_from(_table(data, "ingest"))
 
     reduction = _reduction_from(_table(data, "reduction"))
 

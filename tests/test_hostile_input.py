@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import html.parser
 import io
 import json
+import os
+import threading
+import time
+import tracemalloc
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -434,3 +440,181 @@ def _property_engine(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str
     engines[backend] = engine
     request.addfinalizer(engine.dispose)
     return engines
+
+
+# -- files that are not plain files -------------------------------------------------------------
+
+def _names(paths: list[Path]) -> set[str]:
+    return {p.name for p in paths}
+
+
+def test_symbolic_links_out_of_the_folder_are_not_followed(catalogue_engine: Engine,
+                                                           tmp_path: Path) -> None:
+    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    write_raw(raw / "real.fits", seed=1)
+    write_raw(elsewhere / "secret.fits", seed=2)
+    (raw / "out.fits").symlink_to(elsewhere / "secret.fits")
+    (raw / "passwd.fits").symlink_to("/etc/passwd")
+    (raw / "zero.fits").symlink_to("/dev/zero")
+    (raw / "sub").mkdir()
+    (raw / "sub" / "in.fits").symlink_to(raw / "real.fits")  # inside: fine
+    (raw / "up").symlink_to(elsewhere, target_is_directory=True)  # folders: never walked
+    assert _names(discover([raw], PATTERNS)) == {"real.fits", "in.fits"}
+    summary = run_ingest(catalogue_engine, discover([raw], PATTERNS), _ctx(tmp_path))
+    assert dict(summary.counts) == {"added": 1, "duplicate": 1}
+    assert [Path(f.path).name for f in _frames(catalogue_engine)] == ["real.fits"]
+    # Configurable: followed on request; a device behind a link is still refused.
+    followed = discover([raw], PATTERNS, follow_symlinks=True)
+    assert _names(followed) == {"real.fits", "in.fits", "out.fits", "passwd.fits",
+                                "zero.fits"}
+    summary = run_ingest(catalogue_engine, followed, _ctx(tmp_path, follow_symlinks=True))
+    assert summary.counts["added"] == 1  # out.fits, the secret frame
+    reasons = {Path(p.path).name: p.reason for p in summary.problems}
+    assert "not a regular file: a character device" in str(reasons["zero.fits"])
+    assert "SIMPLE" in str(reasons["passwd.fits"])
+
+
+def test_follow_symlinks_and_max_data_size_are_settings(tmp_path: Path) -> None:
+    (tmp_path / "nightlog.toml").write_text(
+        '[ingest]\nfollow_symlinks = true\nmax_data_size = "10 MiB"\n')
+    loaded = load_settings(tmp_path / "nightlog.toml", env={}, cwd=tmp_path)
+    ctx = IngestContext.from_settings(loaded)
+    assert ctx.follow_symlinks and ctx.max_data_bytes == 10 * 1024**2
+    assert not _ctx(tmp_path / "nowhere").follow_symlinks
+    from nightlog.errors import ConfigurationError
+    for bad, fragment in (('follow_symlinks = "yes"', "follow_symlinks"),
+                          ('max_data_size = "lots"', "max_data_size"),
+                          ("max_data_size = -1", "max_data_size"),
+                          ("folow_symlinks = true", "unknown")):
+        (tmp_path / "nightlog.toml").write_text(f"[ingest]\n{bad}\n")
+        with pytest.raises(ConfigurationError, match=fragment):
+            load_settings(tmp_path / "nightlog.toml", env={}, cwd=tmp_path)
+
+
+def test_fifos_and_folders_named_fits_are_skipped_with_a_reason(catalogue_engine: Engine,
+                                                                tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_raw(raw / "real.fits", seed=1)
+    os.mkfifo(raw / "pipe.fits")  # reading it would wait for a writer forever
+    write_raw(raw / "d.fits" / "inner.fits", seed=2)  # a folder named like a file
+    found = discover([raw], PATTERNS)
+    assert _names(found) == {"real.fits", "pipe.fits", "inner.fits"}
+
+    def ingest() -> None:
+        summaries.append(run_ingest(catalogue_engine, found, _ctx(tmp_path)))
+
+    summaries: list[Any] = []
+    worker = threading.Thread(target=ingest, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "ingestion blocked on the FIFO"
+    (summary,) = summaries
+    assert dict(summary.counts) == {"added": 2, "quarantined": 1}
+    row = _quarantine(catalogue_engine)["pipe.fits"]
+    assert row.reason == "not a regular file: a FIFO (named pipe)"
+
+
+def test_the_settle_tracker_never_opens_a_fifo(tmp_path: Path) -> None:
+    from nightlog.store.settle import SettleTracker, declared_complete
+
+    os.mkfifo(tmp_path / "pipe.fits")
+    done: list[object] = []
+
+    def look() -> None:
+        done.append(declared_complete(str(tmp_path / "pipe.fits")))
+        tracker = SettleTracker(0.0)
+        tracker.touch(str(tmp_path / "pipe.fits"), from_mtime=True)
+        done.append(tracker.ready())
+
+    worker = threading.Thread(target=look, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the tracker blocked on a FIFO"
+    # Handed to ingestion, which says what it is.
+    assert done == [True, [str(tmp_path / "pipe.fits")]]
+
+
+def test_the_watch_daemon_skips_links_out_and_fifos(tmp_path: Path) -> None:
+    from nightlog.catalogue.engine import create_engine
+    from nightlog.catalogue.schema import upgrade
+    from tests.test_watch import _daemon, _settings, _wait_for
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'nightlog.sqlite'}")
+    upgrade(engine)
+    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    raw.mkdir()
+    write_raw(elsewhere / "secret.fits", seed=2)
+    (raw / "early-link.fits").symlink_to(elsewhere / "secret.fits")  # for the catch-up
+    settings = _settings(tmp_path, settle_seconds=0.2)
+    try:
+        with _daemon(engine, settings, [raw]) as watcher:
+            (raw / "late-link.fits").symlink_to(elsewhere / "secret.fits")  # an event
+            os.mkfifo(raw / "pipe.fits")
+            write_raw(raw / "real.fits", seed=1)
+            _wait_for(lambda: len(_frames(engine)) == 1 and len(_quarantine(engine)) == 1,
+                      15, "one frame and the FIFO quarantined")
+            time.sleep(0.5)
+            watcher._rescan()  # the rescan does not take the links either
+            time.sleep(0.5)
+        assert [Path(f.path).name for f in _frames(engine)] == ["real.fits"]
+        assert set(_quarantine(engine)) == {"pipe.fits"}
+    finally:
+        engine.dispose()
+
+
+# -- sizes: declared and decompressed ----------------------------------------------------------
+
+def _peak_while(fn: Any) -> tuple[Any, int]:
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_header_declaring_80_gb_is_refused_without_allocating(catalogue_engine: Engine,
+                                                                tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    path = write_raw(raw / "huge.fits")
+    data = path.read_bytes()
+    for key in (b"NAXIS1", b"NAXIS2"):
+        old = card(key.decode(), (b"8" if key == b"NAXIS1" else b"6").rjust(20))
+        data = data.replace(old, card(key.decode(), b"200000".rjust(20)))
+    path.write_bytes(data)
+    # Within the configured limit: the file is too short for what it declares.
+    summary, peak = _peak_while(lambda: run_ingest(
+        catalogue_engine, [path], _ctx(tmp_path, max_data_bytes=10**12)))
+    assert dict(summary.counts) == {"quarantined": 1}
+    assert "needs 80,000,002,880 bytes, the file has 5,760" in summary.problems[0].reason
+    assert peak < 20 * 1024**2, peak
+    # Over the limit (8 GiB by default): refused as declared, before anything else.
+    summary, peak = _peak_while(lambda: run_ingest(catalogue_engine, [path], _ctx(tmp_path)))
+    assert "declares 80,000,000,000 bytes of data, more than the limit" in str(
+        _quarantine(catalogue_engine)["huge.fits"].reason)
+    assert peak < 20 * 1024**2, peak
+
+
+def test_a_gzip_bomb_is_stopped_at_the_limit(catalogue_engine: Engine, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    head = write_raw(tmp_path / "head.fits").read_bytes()
+    bomb = raw / "bomb.fits.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as gz:
+        gz.write(head)
+        zeros = bytes(1 << 20)
+        for _ in range(50):  # 50 MiB of zeros after a small frame
+            gz.write(zeros)
+    assert bomb.stat().st_size < 200_000
+    limit = 40 * 1024**2
+    summary, peak = _peak_while(lambda: run_ingest(
+        catalogue_engine, [bomb], _ctx(tmp_path, max_data_bytes=limit)))
+    assert dict(summary.counts) == {"quarantined": 1}
+    assert "gzip data expands beyond the limit of 41,943,040 bytes" in str(
+        summary.problems[0].reason)
+    assert peak < 8 * 1024**2, peak  # streamed: the data is never held
+    # Under the limit, the same file is read in the same small memory.
+    summary, peak = _peak_while(lambda: run_ingest(
+        catalogue_engine, [bomb], _ctx(tmp_path, max_data_bytes=100 * 1024**2)))
+    assert summary.counts["added"] == 1, summary.problems
+    assert peak < 8 * 1024**2, peak

@@ -55,7 +55,8 @@ def ingest_cmd(
     state = state_of(ctx)
     settings = state.settings
     engine = state.engine()
-    files = discover(paths, settings.ingest.patterns)
+    files = discover(paths, settings.ingest.patterns,
+                     follow_symlinks=settings.ingest.follow_symlinks)
     context = IngestContext.from_settings(settings, verify=verify)
     console = Console(stderr=True)
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import logging
 import os
 import time
 from collections import Counter
@@ -53,6 +54,7 @@ from nightlog.header.normalize import normalize_header
 from nightlog.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
+from nightlog.store.file_kinds import link_outside
 from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file
 
 __all__ = [
@@ -64,6 +66,8 @@ __all__ = [
     "ingest_file",
     "run_ingest",
 ]
+
+log = logging.getLogger("nightlog.ingest")
 
 OUTCOMES = ("added", "new-version", "moved", "duplicate", "unchanged", "quarantined",
             "incomplete", "failed")
@@ -80,6 +84,7 @@ class IngestContext:
     max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
     software_version: str = __version__
     default_profile: str | None = None  # used when no profile's match rules hold
+    follow_symlinks: bool = False  # links in watched folders that point outside them
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> IngestContext:
@@ -90,12 +95,14 @@ class IngestContext:
         default = settings.ingest.default_profile
         if default is not None:
             registry.get(default)  # an unknown name is a configuration error, now
-        return cls(
-            registry=registry,
-            site=site if has_site else None,
-            default_profile=default,
-            **overrides,  # type: ignore[arg-type]
-        )
+        values: dict[str, object] = {
+            "registry": registry,
+            "site": site if has_site else None,
+            "default_profile": default,
+            "follow_symlinks": settings.ingest.follow_symlinks,
+            "max_data_bytes": settings.ingest.max_data_bytes,
+        }
+        return cls(**{**values, **overrides})  # type: ignore[arg-type]
 
     def profile_for(self, header: Any) -> InstrumentProfile:
         """The matching profile, or the configured default when only the fallback fits."""
@@ -142,12 +149,18 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(lower, p.lower()) for p in patterns)
 
 
-def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str]) -> list[Path]:
+def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str], *,
+             follow_symlinks: bool = False,
+             within: Sequence[str | os.PathLike[str]] | None = None) -> list[Path]:
     """Files to ingest: given files as they are, folders searched recursively.
 
     In folders, only names matching ``patterns`` (case-insensitive) are taken;
     hidden files and partial writes (``.*``) are skipped, as are symbolic links to
-    folders. The result is sorted and free of repeats.
+    folders, and (unless ``follow_symlinks``) symbolic links to files outside the
+    folder searched (or outside ``within``, the watched folders), each with a
+    warning saying why. A folder named like a file (``d.fits``) is searched as a
+    folder. FIFOs and devices are listed: reading refuses them with the reason.
+    The result is sorted and free of repeats.
     """
     found: set[Path] = set()
     for raw in paths:
@@ -158,7 +171,15 @@ def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str]) -
                 for name in files:
                     if name.startswith(".") or not _matches(name, patterns):
                         continue
-                    found.add(Path(root) / name)
+                    candidate = Path(root) / name
+                    if not follow_symlinks and candidate.is_symlink():
+                        why = link_outside(candidate, [path] if within is None else within)
+                        if why is not None:
+                            log.warning("skipped %s: %s", candidate, why,
+                                        extra={"event": "skipped", "path": str(candidate),
+                                               "reason": why})
+                            continue
+                    found.add(candidate)
         else:
             found.add(path)
     return sorted(found)

@@ -61,6 +61,7 @@ from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import Stopped, call_with_retry, is_transient
 from nightlog.coordinator.watch_options import WatchOptions
 from nightlog.errors import StoreError
+from nightlog.store.file_kinds import link_outside
 from nightlog.store.folder_events import FolderEvents
 from nightlog.store.settle import SettleTracker
 
@@ -152,6 +153,8 @@ class Watcher:
         for arrival in self._events.drain(self._wait()):
             if arrival.is_dir:
                 self._scan([Path(arrival.path)])
+            elif self._refused_link(arrival.path):
+                continue
             else:
                 self.tracker.touch(arrival.path,
                                    closed=arrival.closed and self.options.close_events)
@@ -169,13 +172,26 @@ class Watcher:
         if self.clock() >= self._next_heartbeat:
             self._heartbeat()
 
+    def _refused_link(self, path: str) -> bool:
+        """A symbolic link leading out of the watched folders is not followed (unless
+        ``[ingest] follow_symlinks``), as a scan would not."""
+        if self.ingest_ctx.follow_symlinks or not os.path.islink(path):
+            return False
+        why = link_outside(path, self.options.directories)
+        if why is not None:
+            log.warning("skipped %s: %s", path, why,
+                        extra={"event": "skipped", "path": path, "reason": why})
+        return why is not None
+
     def _rescan(self) -> None:
         """Guard against lost events (a kernel queue overflow, a folder the observer
         could not add): files not in the tracker and not taken as they are now go
         back through the tracker."""
         self._next_rescan = self.clock() + self.options.rescan
         missed = 0
-        present = list(map(str, discover(self.options.directories, self.options.patterns)))
+        present = list(map(str, discover(self.options.directories, self.options.patterns,
+                                         follow_symlinks=self.ingest_ctx.follow_symlinks,
+                                         within=self.options.directories)))
         self._seen = {p: self._seen[p] for p in present if p in self._seen}  # bounded
         for path in present:
             if path in self.tracker:
@@ -203,7 +219,9 @@ class Watcher:
     # -- catch-up ---------------------------------------------------------------------
 
     def _scan(self, folders: Sequence[Path]) -> None:
-        for path in discover(folders, self.options.patterns):
+        for path in discover(folders, self.options.patterns,
+                             follow_symlinks=self.ingest_ctx.follow_symlinks,
+                             within=self.options.directories):
             self.tracker.touch(str(path), from_mtime=True)
 
     def _catch_up(self) -> None:

@@ -8,18 +8,18 @@ file is recognised whatever its name.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
-import io
 import math
 import os
-import stat
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
@@ -30,6 +30,7 @@ from nightlog.errors import (
     UnreadableFileError,
 )
 from nightlog.store.cards import parse_card, parse_cards
+from nightlog.store.file_kinds import open_regular
 from nightlog.store.fits_layout import HduLayout, read_layout
 
 __all__ = [
@@ -83,12 +84,17 @@ class RawFile:
 
 def sha256_of(path: Path) -> str:
     """SHA-256 hex digest of the bytes of ``path``."""
+    with open_regular(path) as fh:
+        return _sha256_of_open(fh)
+
+
+def _sha256_of_open(fh: BinaryIO) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(_CHUNK)
-        view = memoryview(buf)
-        while n := fh.readinto(buf):
-            digest.update(view[:n])
+    fh.seek(0)
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    while n := fh.readinto(buf):  # type: ignore[attr-defined]
+        digest.update(view[:n])
     return digest.hexdigest()
 
 
@@ -141,21 +147,37 @@ def _shape_of(layout: HduLayout, header: fits.Header | None) -> tuple[int, int]:
     return ny, nx
 
 
-def _gunzip_limited(path: Path, limit: int) -> bytes:
-    out = io.BytesIO()
+@contextlib.contextmanager
+def _gzip_errors() -> Iterator[None]:
     try:
-        with gzip.open(path, "rb") as gz:
-            while chunk := gz.read(_CHUNK):
-                out.write(chunk)
-                if out.tell() > limit:
-                    raise UnreadableFileError(
-                        f"gzip data expands beyond the limit of {limit:,} bytes"
-                    )
+        yield
     except EOFError as exc:
         raise IncompleteFileError(f"gzip stream is truncated: {exc}") from exc
     except (gzip.BadGzipFile, zlib.error) as exc:
         raise UnreadableFileError(f"corrupt gzip data: {exc}") from exc
-    return out.getvalue()
+
+
+def _gzip_layouts(fh: BinaryIO, limit: int) -> list[HduLayout]:
+    """The HDUs of a gzip-compressed FITS file, in memory bounded by one chunk.
+
+    Two passes over the stream, neither holding the data: its length, stopped as
+    soon as it passes ``limit`` (a small file may expand without bound), then its
+    block structure.
+    """
+    size = 0
+    buf = bytearray(_CHUNK)
+    with _gzip_errors():
+        fh.seek(0)
+        with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+            while n := gz.readinto(buf):
+                size += n
+                if size > limit:
+                    raise UnreadableFileError(
+                        f"gzip data expands beyond the limit of {limit:,} bytes"
+                    )
+        fh.seek(0)
+        with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+            return read_layout(cast(BinaryIO, gz), size, max_data_bytes=limit)
 
 
 def read_raw_file(path: str | os.PathLike[str], *,
@@ -181,31 +203,28 @@ def read_raw_file(path: str | os.PathLike[str], *,
     """
     path = Path(path)
     try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise UnreadableFileError(f"cannot stat: {exc.strerror}") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise UnreadableFileError("not a regular file")
-    mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)
-    try:
-        with open(path, "rb") as fh:
+        # Never blocks: a FIFO, a device or a folder is refused before any read.
+        with open_regular(path) as fh:
+            st = os.fstat(fh.fileno())
             magic = fh.read(2)
             if magic == _GZIP_MAGIC:
-                raw = _gunzip_limited(path, max_data_bytes)
-                layouts = read_layout(io.BytesIO(raw), len(raw), max_data_bytes=max_data_bytes)
+                layouts = _gzip_layouts(fh, max_data_bytes)
                 compression = "gzip"
             else:
                 layouts = read_layout(fh, st.st_size, max_data_bytes=max_data_bytes)
                 compression = "none"
-        sha = sha256_of(path)
+            sha = _sha256_of_open(fh)
+            index = _image_hdu(layouts)
+            layout = layouts[index]
+            header = None
+            if layout.cards.get("ZIMAGE", "").strip().startswith("T"):
+                compression = "tile"
+                header = _compressed_image_header(fh, index)
     except OSError as exc:
         raise UnreadableFileError(f"read error: {exc.strerror or exc}") from exc
+    mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)
 
-    index = _image_hdu(layouts)
-    layout = layouts[index]
-    if layout.cards.get("ZIMAGE", "").strip().startswith("T"):
-        compression = "tile"
-        header = _compressed_image_header(path, index)
+    if header is not None:
         cards = _astropy_cards(header)
         shape = _shape_of(layout, header)
     else:
@@ -217,11 +236,12 @@ def read_raw_file(path: str | os.PathLike[str], *,
                    cards=tuple(cards), shape=shape, compression=compression)
 
 
-def _compressed_image_header(path: Path, index: int) -> fits.Header:
+def _compressed_image_header(fh: BinaryIO, index: int) -> fits.Header:
+    fh.seek(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         try:
-            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            with fits.open(fh, memmap=False, lazy_load_hdus=True) as hdul:
                 return hdul[index].header.copy()
         except Exception as exc:
             raise UnreadableFileError(f"cannot read the tile-compressed header: {exc}") from exc

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nightlog.errors import FileProblem, IncompleteFileError
+from nightlog.store.file_kinds import open_regular
 from nightlog.store.fits_layout import read_layout
 
 __all__ = ["SettleTracker", "declared_complete"]
@@ -32,13 +33,15 @@ _GZIP_MAGIC = b"\x1f\x8b"
 def declared_complete(path: str) -> bool:
     """Whether ``path`` is at least as long as its headers declare.
 
-    A file that is not FITS at all, or otherwise broken, counts as complete: it is
-    ingestion's job to say what is wrong with it. Gzip files are judged by
+    A file that is not FITS at all, not a regular file, or otherwise broken, counts
+    as complete: it is ingestion's job to say what is wrong with it. Gzip files are judged by
     ingestion (their length is only known once decompressed).
     """
     try:
-        size = os.stat(path).st_size
-        with open(path, "rb") as fh:
+        # A FIFO or a device is never opened for a blocking read: ingestion
+        # quarantines it with the reason.
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
             if fh.read(2) == _GZIP_MAGIC:
                 return True
             read_layout(fh, size)
