@@ -70,14 +70,15 @@ BASE: dict[str, bytes] = {
 
 
 def write_raw(path: Path, seed: int = 0, *, extra: tuple[bytes, ...] = (),
-              **fields: bytes) -> Path:
+              **fields: bytes | None) -> Path:
     """A small 16-bit frame whose header cards are ``BASE`` overridden by ``fields``
-    (keyword with ``-`` written ``_``), then ``extra`` cards, byte for byte."""
+    (keyword with ``-`` written ``_``; ``None`` leaves the card out), then ``extra``
+    cards, byte for byte."""
     values = {**BASE, **{k.replace("_", "-"): v for k, v in fields.items()}}
     cards = [card("SIMPLE", b"T".rjust(20)), card("BITPIX", b"16".rjust(20)),
              card("NAXIS", b"2".rjust(20)), card("NAXIS1", b"8".rjust(20)),
              card("NAXIS2", b"6".rjust(20))]
-    cards += [card(k, v) for k, v in values.items()]
+    cards += [card(k, v) for k, v in values.items() if v is not None]
     cards += [*extra, b"END".ljust(80)]
     header = b"".join(cards)
     header = header.ljust(-(-len(header) // 2880) * 2880, b" ")
@@ -618,3 +619,30 @@ def test_a_gzip_bomb_is_stopped_at_the_limit(catalogue_engine: Engine, tmp_path:
         catalogue_engine, [bomb], _ctx(tmp_path, max_data_bytes=100 * 1024**2)))
     assert summary.counts["added"] == 1, summary.problems
     assert peak < 8 * 1024**2, peak
+
+
+def _long_string_cards(key: str, value: str) -> tuple[bytes, ...]:
+    """``key`` holding ``value`` in the long-string (``CONTINUE``) convention."""
+    parts = [value[i:i + 60] for i in range(0, len(value), 60)]
+    amp = [b"&"] * (len(parts) - 1) + [b""]
+    first = card(key, string_field(parts[0].encode() + amp[0]))
+    rest = [(b"CONTINUE  " + string_field(p.encode() + a)).ljust(80)
+            for p, a in zip(parts[1:], amp[1:], strict=True)]
+    return (first, *rest)
+
+
+def test_long_strings_over_several_cards(catalogue_engine: Engine, tmp_path: Path) -> None:
+    # A long-string value is longer than any one card: kept whole in the object name,
+    # refused with a reason as a filter name (names are at most 80 characters).
+    value = "".join(chr(65 + i % 26) for i in range(150))
+    raw = tmp_path / "raw"
+    write_raw(raw / "object.fits", seed=1, extra=_long_string_cards("OBJECT", value),
+              OBJECT=None)
+    write_raw(raw / "filter.fits", seed=2, extra=_long_string_cards("FILTER", value),
+              FILTER=None)
+    summary = run_ingest(catalogue_engine, discover([raw], PATTERNS), _ctx(tmp_path))
+    assert dict(summary.counts) == {"added": 1, "quarantined": 1}, summary.problems
+    (frame,) = _frames(catalogue_engine)
+    assert frame.object_name == value
+    reason = _quarantine(catalogue_engine)["filter.fits"].reason
+    assert "FILTER" in reason and "150 characters, more than the 80" in reason

@@ -10,6 +10,7 @@ message names the keyword and shows its value. The rules:
   (the raw value is kept), as is a header with no type at all.
 * **exposure time** (s): negative, NaN or infinite is invalid; absent is ``0.0`` for a
   bias and an error for every other kind.
+* **names** (filter, instrument, detector, readout mode): at most 80 characters.
 * **filter**: stripped text, primes kept (the LFC's ``g'`` is an SDSS name); blank,
   absent or one of the profile's ``no_filter_values`` (``NONE``, ``NoFilt``...) is
   ``None``. ``CLEAR`` and ``OPEN`` are real wheel positions and stay names.
@@ -47,7 +48,12 @@ from nightlog.header.values import (
 from nightlog.profiles.model import InstrumentProfile
 from nightlog.sections import parse_section
 
-__all__ = ["normalize_header", "setup_key"]
+__all__ = ["MAX_NAME_LENGTH", "normalize_header", "setup_key"]
+
+#: Longest filter, instrument, detector or readout-mode name. They make up set-up
+#: keys and are catalogued as names; a longer one (a long-string ``CONTINUE`` value)
+#: is a corrupt header, refused rather than cut.
+MAX_NAME_LENGTH = 80
 
 _ABSOLUTE_ZERO_C = -273.15
 _MAX_BINNING = 1024
@@ -90,7 +96,7 @@ def _filter(view: HeaderView, profile: InstrumentProfile, extra: dict[str, str])
     if found is None:
         return None
     keyword, value = found
-    name = text_value(value)
+    name = _checked_name(keyword, value, text_value(value))
     if name is None:
         return None
     blanks = {" ".join(v.split()).casefold() for v in profile.no_filter_values}
@@ -213,6 +219,20 @@ def _binning(view: HeaderView, profile: InstrumentProfile,
 def _text(view: HeaderView, keywords: tuple[str, ...]) -> str | None:
     found = view.first(keywords)
     return None if found is None else text_value(found[1])
+
+
+def _name(view: HeaderView, keywords: tuple[str, ...]) -> str | None:
+    found = view.first(keywords)
+    if found is None:
+        return None
+    return _checked_name(found[0], found[1], text_value(found[1]))
+
+
+def _checked_name(keyword: str, value: Any, name: str | None) -> str | None:
+    if name is not None and len(name) > MAX_NAME_LENGTH:
+        raise InvalidValueError(f"{keyword}={describe(value)}: {len(name)} characters, more "
+                                f"than the {MAX_NAME_LENGTH} a name may have")
+    return name
 
 
 def _number(view: HeaderView, keywords: tuple[str, ...], *, positive: bool = False,
@@ -342,10 +362,10 @@ def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
     night = night_of(obs_time, _site(view, profile, site, extra))
     image_shape = _shape(view, shape)
     fields: dict[str, Any] = {
-        "instrument": _text(view, profile.instrument_keywords),
-        "detector": _text(view, profile.detector_keywords),
+        "instrument": _name(view, profile.instrument_keywords),
+        "detector": _name(view, profile.detector_keywords),
         "binning": _binning(view, profile, extra),
-        "readout_mode": _text(view, profile.readout_keywords),
+        "readout_mode": _name(view, profile.readout_keywords),
         "shape": image_shape,
         "filter": filter_name,
         "exptime": exptime,
