@@ -646,3 +646,53 @@ def test_long_strings_over_several_cards(catalogue_engine: Engine, tmp_path: Pat
     assert frame.object_name == value
     reason = _quarantine(catalogue_engine)["filter.fits"].reason
     assert "FILTER" in reason and "150 characters, more than the 80" in reason
+
+
+# -- file names -----------------------------------------------------------------------------------
+
+def test_file_names_that_are_not_utf8_are_skipped_with_a_warning(
+        catalogue_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    raw = tmp_path / "raw"
+    write_raw(raw / "ok.fits", seed=1)
+    bad = os.path.join(os.fsencode(raw), b"caf\xe9\x1b[2J.fits")
+    with open(bad, "wb") as fh:
+        fh.write(write_raw(tmp_path / "other.fits", seed=2).read_bytes())
+    with caplog.at_level("WARNING", logger="nightlog.ingest"):
+        found = discover([raw, os.fsdecode(bad)], PATTERNS)
+    assert _names(found) == {"ok.fits"}
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and all("not valid UTF-8" in m for m in messages)
+    assert all("caf\\xe9\\x1b[2J.fits" in m and m.isprintable() for m in messages)
+    # Before, such a name stopped the whole batch with a UnicodeEncodeError.
+    summary = run_ingest(catalogue_engine, found, _ctx(tmp_path))
+    assert dict(summary.counts) == {"added": 1}
+
+
+def test_file_names_with_control_characters_are_data(runner: CliRunner, tmp_path: Path) -> None:
+    name = "evil\x1b[2J\nFAKE <b>.fits"
+    write_raw(tmp_path / "raw" / name, seed=1)
+    assert runner.invoke(app, ["ingest", str(tmp_path / "raw")]).exit_code == 0
+    (row,) = json.loads(runner.invoke(app, ["frames", "--format", "json"]).stdout)
+    assert row["path"] == str(tmp_path / "raw" / name)
+    table = runner.invoke(app, ["frames"]).stdout
+    assert "\x1b" not in table and "evil\\x1b[2J\\nFAKE" in table.replace("\n", "")
+
+
+def test_log_lines_show_control_characters_escaped() -> None:
+    import logging
+
+    from nightlog.cli.logs import LogFormat, configure_logging
+
+    configure_logging(LogFormat.text)
+    logger = logging.getLogger("nightlog")
+    try:
+        formatter = logger.handlers[0].formatter
+        assert formatter is not None
+        record = logging.makeLogRecord({"msg": "quarantined %s: %s", "levelname": "WARNING",
+                                        "args": ("/raw/a\x1b[2J\nb.fits", "OBJECT='\x00'")})
+        line = formatter.format(record)
+        assert line.isprintable() and "a\\x1b[2J\\nb.fits" in line
+    finally:
+        logger.handlers[:] = []
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)

@@ -14,6 +14,7 @@ import logging
 import sys
 from typing import Any
 
+from nightlog.cli.output import printable
 from nightlog.settings import redact_text
 
 __all__ = ["LogFormat", "configure_logging"]
@@ -29,10 +30,15 @@ class LogFormat(enum.StrEnum):
 
 
 class _RedactingFormatter(logging.Formatter):
-    """One text line per record, any database password in it shown as ``***``."""
+    """One text line per record, any database password in it shown as ``***``, and
+    control characters (from file names or header values: an escape sequence, a
+    newline forging a second record) shown escaped."""
 
     def format(self, record: logging.LogRecord) -> str:
         return redact_text(super().format(record))
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
 
 
 class _JsonFormatter(logging.Formatter):

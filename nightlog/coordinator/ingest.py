@@ -54,7 +54,7 @@ from nightlog.header.normalize import normalize_header
 from nightlog.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
-from nightlog.store.file_kinds import link_outside
+from nightlog.store.file_kinds import link_outside, shown_path, unstorable_name
 from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file
 
 __all__ = [
@@ -158,13 +158,17 @@ def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str], *
     hidden files and partial writes (``.*``) are skipped, as are symbolic links to
     folders, and (unless ``follow_symlinks``) symbolic links to files outside the
     folder searched (or outside ``within``, the watched folders), each with a
-    warning saying why. A folder named like a file (``d.fits``) is searched as a
+    warning saying why, as are names that are not UTF-8 (the catalogue could not
+    record them). A folder named like a file (``d.fits``) is searched as a
     folder. FIFOs and devices are listed: reading refuses them with the reason.
     The result is sorted and free of repeats.
     """
     found: set[Path] = set()
     for raw in paths:
         path = Path(os.path.abspath(raw))
+        if (why := unstorable_name(path)) is not None and not path.is_dir():
+            _skipped(path, why)
+            continue
         if path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -172,17 +176,22 @@ def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str], *
                     if name.startswith(".") or not _matches(name, patterns):
                         continue
                     candidate = Path(root) / name
-                    if not follow_symlinks and candidate.is_symlink():
+                    why = unstorable_name(candidate)
+                    if why is None and not follow_symlinks and candidate.is_symlink():
                         why = link_outside(candidate, [path] if within is None else within)
-                        if why is not None:
-                            log.warning("skipped %s: %s", candidate, why,
-                                        extra={"event": "skipped", "path": str(candidate),
-                                               "reason": why})
-                            continue
+                    if why is not None:
+                        _skipped(candidate, why)
+                        continue
                     found.add(candidate)
         else:
             found.add(path)
     return sorted(found)
+
+
+def _skipped(path: Path, why: str) -> None:
+    shown = shown_path(path)
+    log.warning("skipped %s: %s", shown, why,
+                extra={"event": "skipped", "path": shown, "reason": why})
 
 
 @dataclass(slots=True)

@@ -61,7 +61,7 @@ from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import Stopped, call_with_retry, is_transient
 from nightlog.coordinator.watch_options import WatchOptions
 from nightlog.errors import StoreError
-from nightlog.store.file_kinds import link_outside
+from nightlog.store.file_kinds import link_outside, shown_path, unstorable_name
 from nightlog.store.folder_events import FolderEvents
 from nightlog.store.settle import SettleTracker
 
@@ -174,13 +174,15 @@ class Watcher:
 
     def _refused_link(self, path: str) -> bool:
         """A symbolic link leading out of the watched folders is not followed (unless
-        ``[ingest] follow_symlinks``), as a scan would not."""
-        if self.ingest_ctx.follow_symlinks or not os.path.islink(path):
-            return False
-        why = link_outside(path, self.options.directories)
+        ``[ingest] follow_symlinks``), nor is a name the catalogue cannot record, as
+        a scan would not."""
+        why = unstorable_name(path)
+        if why is None and not self.ingest_ctx.follow_symlinks and os.path.islink(path):
+            why = link_outside(path, self.options.directories)
         if why is not None:
-            log.warning("skipped %s: %s", path, why,
-                        extra={"event": "skipped", "path": path, "reason": why})
+            shown = shown_path(path)
+            log.warning("skipped %s: %s", shown, why,
+                        extra={"event": "skipped", "path": shown, "reason": why})
         return why is not None
 
     def _rescan(self) -> None:

@@ -5,7 +5,8 @@ reading blocks until a writer comes), a device (``/dev/zero`` never ends), a
 folder named ``d.fits``, or a symbolic link pointing anywhere on the machine.
 Raw files are opened only through :func:`open_regular`, which never blocks and
 refuses anything but a regular file; :func:`link_outside` tells whether a link
-found in a folder leads out of it.
+found in a folder leads out of it, and :func:`unstorable_name` whether a path can
+be recorded at all.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import BinaryIO
 
 from nightlog.errors import UnreadableFileError
 
-__all__ = ["describe_mode", "link_outside", "open_regular"]
+__all__ = ["describe_mode", "link_outside", "open_regular", "shown_path", "unstorable_name"]
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -77,3 +78,23 @@ def link_outside(path: str | os.PathLike[str], roots: Iterable[str | os.PathLike
     if not p.is_symlink() and target == Path(os.path.abspath(p)):
         return None  # not a link: outside by the caller's own choice
     return f"symbolic link to {target}, outside the folders searched"
+
+
+def unstorable_name(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be catalogued: its name holds bytes that are not UTF-8
+    (Python hands them over as lone surrogates, which no database text takes);
+    ``None`` when it can."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8: rename it to be catalogued"
+    return None
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as text for a message: bytes that are not UTF-8 and control
+    characters (an escape sequence in a file name) as ``\\xNN``."""
+    text = os.fspath(path).encode("utf-8", "surrogateescape").decode("utf-8",
+                                                                      "backslashreplace")
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
