@@ -6,6 +6,7 @@ daemon and a CLI query can share one file. PostgreSQL connects through psycopg 3
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +46,24 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any, *, busy_timeout_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
 
 
-def create_engine(url: str, *, echo: bool = False) -> Engine:
+def create_engine(url: str, *, echo: bool = False,
+                  busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
     """Create the process's engine for ``url``.
+
+    ``busy_timeout_ms`` is how long a SQLite statement waits for a lock held by
+    another process before it fails (and the unit of work is retried, see
+    :mod:`nightlog.coordinator.retry`).
 
     Raises
     ------
@@ -88,7 +94,8 @@ def create_engine(url: str, *, echo: bool = False) -> Engine:
             f"no driver for {redact_url(url)}: {exc}. For PostgreSQL install 'nightlog[postgres]'."
         ) from exc
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "connect",
+                     functools.partial(_on_sqlite_connect, busy_timeout_ms=busy_timeout_ms))
     return engine
 
 

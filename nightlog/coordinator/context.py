@@ -8,6 +8,7 @@ from pathlib import Path
 from nightlog import __version__
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.models import Frame
+from nightlog.coordinator.retry import Backoff
 from nightlog.header.model import Site
 from nightlog.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.settings import Settings
@@ -23,7 +24,8 @@ class JobContext:
     ``reduce_workers`` (local processes; ``None``: one per core),
     ``reduce_scheduler`` (a Dask scheduler address, or ``None``) and
     ``reduce_retries`` are the defaults of the morning reduction; ``site`` names
-    the night a morning run reduces.
+    the night a morning run reduces; ``db_backoff`` how long a batch run rides
+    out a catalogue outage before it reports it.
     """
 
     registry: ProfileRegistry
@@ -36,6 +38,7 @@ class JobContext:
     reduce_scheduler: str | None = None
     reduce_retries: int = 2
     site: Site = field(default_factory=Site)
+    db_backoff: Backoff = field(default_factory=Backoff)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:

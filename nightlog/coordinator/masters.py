@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,31 +351,58 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None
 
     A failure (bad file, full disk, a concurrent build of the same version) rolls
     that master back, deletes its file and is reported; the others go on. Groups
-    are re-examined after each build, so darks use the bias just built.
+    are re-examined after each build, so darks use the bias just built. A
+    catalogue that goes away (a server restart, a SQLite file locked for longer
+    than the busy timeout) is waited for, within ``ctx.db_backoff``, and the
+    master built again; then it is reported.
     """
     make_session = make_sessionmaker(engine)
     outcomes: list[BuildOutcome] = []
     done: set[tuple[str, dt.date]] = set()
-    while True:
+
+    def _due() -> list[DueGroup]:
         with make_session() as session:
-            due = [d for d in find_due(session, ctx, night=night)
-                   if (d.group.key, d.night) not in done]
+            return [d for d in find_due(session, ctx, night=night)
+                    if (d.group.key, d.night) not in done]
+
+    while True:
+        due = ctx.db_backoff.call(_due)
         if not due:
             return outcomes
         item = due[0]
         done.add((item.group.key, item.night))
-        written: list[Path] = []
         try:
-            with make_session() as session, session.begin():
-                outcome = build_master(session, item, ctx, written=written)
+            outcome = ctx.db_backoff.call(functools.partial(_build_once, make_session, item,
+                                                            ctx))
         except (NightlogError, SQLAlchemyError, OSError) as exc:
-            for path in written:
-                path.unlink(missing_ok=True)
             reason = ("built concurrently by another process" if isinstance(exc, IntegrityError)
                       else f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
             outcome = BuildOutcome(kind=item.kind, night=item.night, group_key=item.group.key,
                                    status="failed", reason=reason)
         outcomes.append(outcome)
+
+
+def _build_once(make_session: Callable[[], Session], item: DueGroup, ctx: JobContext
+                ) -> BuildOutcome:
+    """One try at building ``item``'s master: its own transaction; its file deleted
+    if the transaction does not commit."""
+    written: list[Path] = []
+    try:
+        with make_session() as session, session.begin():
+            newest = latest_version(session, item.group.key, item.night)
+            if (None if newest is None else newest.id) != item.previous_id:
+                # Committed by an earlier try whose connection was lost before it
+                # heard so, or by another process: not built twice.
+                return BuildOutcome(kind=item.kind, night=item.night,
+                                    group_key=item.group.key, status="skipped",
+                                    reason="built meanwhile",
+                                    master_id=None if newest is None else newest.id,
+                                    version=None if newest is None else newest.version)
+            return build_master(session, item, ctx, written=written)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def group_counts(session: Session, ctx: JobContext, night: dt.date) -> dict[str, int]:

@@ -25,7 +25,9 @@ work, skipping what is done.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,9 +55,10 @@ from nightlog.coordinator.reduce_plan import (
     inputs_key,
     plan_frame,
     record_product,
+    recorded_meanwhile,
     science_parameters,
 )
-from nightlog.errors import NightlogError
+from nightlog.errors import CatalogueError, NightlogError
 
 __all__ = ["ReduceInterrupted", "ReduceOutcome", "current_product", "inputs_key",
            "reduce_frame", "run_reduce", "science_frames", "science_parameters"]
@@ -135,13 +138,7 @@ class _Run:
         while self.todo and len(self.in_flight) < self.executor.workers:
             frame_id = self.todo.popleft()
             try:
-                with self.make_session() as session:
-                    frame = session.get(Frame, frame_id)
-                    if frame is None:
-                        self.finish(ReduceOutcome(frame_id, "failed", reason="no such frame"))
-                        continue
-                    plan = plan_frame(session, frame, self.ctx, **self.options,
-                                      cosmic_threads=self.executor.threads)
+                plan = self.ctx.db_backoff.call(functools.partial(self.plan, frame_id))
             except _RECOVERABLE as exc:
                 self.fail(frame_id, exc, key=None)
                 continue
@@ -150,6 +147,14 @@ class _Run:
             else:
                 self.submit(plan)
 
+    def plan(self, frame_id: int) -> FramePlan | ReduceOutcome:
+        with self.make_session() as session:
+            frame = session.get(Frame, frame_id)
+            if frame is None:
+                return ReduceOutcome(frame_id, "failed", reason="no such frame")
+            return plan_frame(session, frame, self.ctx, **self.options,
+                              cosmic_threads=self.executor.threads)
+
     def submit(self, plan: FramePlan) -> None:
         self.attempts[plan.job.frame_id] += 1
         self.in_flight[self.executor.submit(self.work, plan.job)] = plan
@@ -157,26 +162,48 @@ class _Run:
     def fail(self, frame_id: int, exc: BaseException, key: str | None) -> None:
         """Record ``frame_id`` as failed (its own transaction) and report it."""
         attempts = self.attempts[frame_id]
-        try:
+
+        def _record() -> None:
             with self.make_session() as session, session.begin():
                 if session.get(Frame, frame_id) is not None:
                     record_failure(session, frame_id, kind=self.options["kind"],
                                    attempts=attempts, error=type(exc).__name__,
                                    reason=_reason(exc), inputs_key=key,
                                    software_version=self.ctx.software_version)
-        except SQLAlchemyError:
-            pass  # the outcome still says why; the catalogue is unreachable
+
+        # If the catalogue stays unreachable, the outcome still says why.
+        with contextlib.suppress(SQLAlchemyError, CatalogueError):
+            self.ctx.db_backoff.call(_record)
         self.finish(ReduceOutcome(frame_id, "failed", reason=_reason(exc), attempts=attempts))
 
     def record(self, plan: FramePlan, made: ReducedFile) -> None:
+        """Record ``made`` (its own transaction, retried while the catalogue is away).
+
+        A frame another process reduced from the same inputs meanwhile is
+        ``up-to-date``: its product stays, this run's file is deleted.
+        """
         frame_id = plan.job.frame_id
-        try:
+
+        def _record() -> tuple[int, bool]:
             with self.make_session() as session, session.begin():
+                done = recorded_meanwhile(session, plan, made)
+                if done is not None:
+                    return done.id, done.path == made.path
                 product_id = record_product(session, plan, made).id
                 resolve_failure(session, frame_id)
+                return product_id, True
+
+        try:
+            product_id, ours = self.ctx.db_backoff.call(_record)
         except _RECOVERABLE as exc:
             Path(made.path).unlink(missing_ok=True)
             self.fail(frame_id, exc, key=plan.key)
+            return
+        if not ours:
+            Path(made.path).unlink(missing_ok=True)
+            self.finish(ReduceOutcome(frame_id, "up-to-date", product_id=product_id,
+                                      reason="reduced meanwhile by another process",
+                                      attempts=self.attempts[frame_id]))
             return
         self.finish(ReduceOutcome(frame_id, "reduced", product_id=product_id,
                                   missing=plan.missing, attempts=self.attempts[frame_id],

@@ -40,7 +40,7 @@ from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
 
 __all__ = ["FramePlan", "ReduceOutcome", "current_product", "inputs_key", "plan_frame",
-           "record_product", "science_parameters"]
+           "record_product", "recorded_meanwhile", "science_parameters"]
 
 
 @dataclass(slots=True)
@@ -79,6 +79,7 @@ class FramePlan:
     missing: tuple[str, ...]
     raw_sha256: str
     software_version: str
+    replaces: int | None = None  # the frame's current product when it was planned
 
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *,
@@ -194,7 +195,38 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
                      science=_described(params), threads=params.cosmic_rays.threads,
                      masters=tuple((role, m.id, m.sha256) for role, m in used.items()),
                      missing=tuple(missing), raw_sha256=frame.sha256,
-                     software_version=ctx.software_version)
+                     software_version=ctx.software_version,
+                     replaces=None if existing is None else existing.id)
+
+
+def recorded_meanwhile(session: Session, plan: FramePlan, made: ReducedFile
+                       ) -> Product | None:
+    """The product that makes recording ``made`` superfluous, if any (no changes).
+
+    Call it first in the recording transaction. The frame's row is locked
+    (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite has one writer anyway), so two
+    processes reducing the same frame record one after the other, and the second
+    finds:
+
+    - a product row for ``made``'s very file: the same transaction committed
+      before its connection was lost, and is being retried;
+    - a current product of the same kind and inputs key that was not there when
+      the frame was planned: another process reduced it meanwhile.
+
+    In both cases the caller records nothing (and deletes its file in the second).
+    """
+    frame_id = plan.job.frame_id
+    session.execute(select(Frame.id).where(Frame.id == frame_id).with_for_update())
+    same_file = session.scalars(select(Product).where(Product.path == made.path)).first()
+    if same_file is not None:
+        return same_file
+    current = session.scalars(
+        select(Product).where(Product.frame_id == frame_id, Product.status == "current",
+                              Product.kind == plan.kind, Product.inputs_key == plan.key)
+        .order_by(Product.id.desc()).limit(1)).one_or_none()
+    if current is not None and current.id != plan.replaces:
+        return current
+    return None
 
 
 def record_product(session: Session, plan: FramePlan, made: ReducedFile) -> Product:

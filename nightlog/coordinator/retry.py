@@ -5,6 +5,10 @@ busy timeout raise SQLAlchemy's :class:`~sqlalchemy.exc.OperationalError` (or a
 DBAPI error that invalidated the connection). Those are worth retrying: the same
 unit of work is run again after a pause that doubles up to a cap. Anything else
 (an integrity error, a bug) is not transient and is raised at once.
+
+The watch daemon retries until it is stopped; a batch run (``nightlog build``,
+``nightlog reduce``) retries a bounded number of times (:class:`Backoff`) and then
+gives up with a :class:`CatalogueUnreachable` error naming the cause.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from nightlog.errors import CatalogueError
+from nightlog.settings import redact_text
 
-__all__ = ["Stopped", "call_with_retry", "is_transient"]
+__all__ = ["Backoff", "CatalogueUnreachable", "Stopped", "call_with_retry", "is_transient"]
 
 T = TypeVar("T")
 log = logging.getLogger("nightlog.watch")
@@ -26,6 +32,30 @@ log = logging.getLogger("nightlog.watch")
 
 class Stopped(CatalogueError):
     """Asked to stop while waiting for the catalogue to come back."""
+
+
+class CatalogueUnreachable(CatalogueError):
+    """The catalogue stayed unreachable (or locked) through every retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How a batch run rides out a catalogue outage: ``attempts`` tries in all,
+    pausing ``first``, 2×, 4×… seconds (at most ``cap``) between them.
+
+    The default waits about 30 s in all: long enough for a PostgreSQL restart or
+    a SQLite file held by a backup, short enough that a dead server is reported
+    before anyone wonders.
+    """
+
+    attempts: int = 6
+    first: float = 1.0
+    cap: float = 16.0
+
+    def call(self, fn: Callable[[], T], *, what: str = "catalogue") -> T:
+        """Run ``fn`` with these retries (see :func:`call_with_retry`)."""
+        return call_with_retry(fn, stop=threading.Event(), first=self.first, cap=self.cap,
+                               what=what, attempts=self.attempts)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -36,14 +66,21 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float = 0.5,
-                    cap: float = 30.0, what: str = "catalogue") -> T:
+                    cap: float = 30.0, what: str = "catalogue",
+                    attempts: int | None = None) -> T:
     """Run ``fn`` until it succeeds, pausing ``first``, 2×, 4×… (at most ``cap``)
-    seconds after each transient database error.
+    seconds after each transient database error; at most ``attempts`` tries in
+    all (``None``: until stopped).
+
+    ``fn`` must be a whole unit of work (its own session and transaction), so that
+    running it again after a failure cannot leave half of it behind.
 
     Raises
     ------
     Stopped
         ``stop`` was set while waiting.
+    CatalogueUnreachable
+        ``attempts`` tries all failed on a transient error.
     """
     delay = first
     attempt = 0
@@ -55,6 +92,11 @@ def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float 
                 raise
             attempt += 1
             first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            first_line = redact_text(first_line)
+            if attempts is not None and attempt >= attempts:
+                raise CatalogueUnreachable(
+                    f"{what} unreachable after {attempt} attempt(s): "
+                    f"{type(exc).__name__}: {first_line}") from exc
             log.warning("%s unreachable (attempt %d, retrying in %.1f s): %s: %s", what,
                         attempt, delay, type(exc).__name__, first_line,
                         extra={"event": "db-retry", "attempt": attempt, "delay": delay})

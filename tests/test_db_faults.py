@@ -1,0 +1,210 @@
+"""The catalogue lost mid-run: a SQLite file locked by another process, PostgreSQL
+connections terminated by the server. Masters and reductions wait with bounded
+retries and backoff, then finish, with no duplicated or half-written rows; a lock
+held for too long gives a clear error on each frame and the next run finishes."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, func, select, text
+
+from nightlog.catalogue.engine import create_engine, make_sessionmaker, sqlite_path
+from nightlog.catalogue.models import Master, MasterInput, Product, ProductMaster, ReduceFailure
+from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.masters import run_build
+from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
+from nightlog.coordinator.retry import Backoff
+
+FAST = Backoff(attempts=6, first=0.2, cap=1.0)  # about 3.4 s of waiting in all
+
+
+def _science(engine: Engine) -> list[int]:
+    with make_sessionmaker(engine)() as s:
+        return science_frames(s)
+
+
+def _retries(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(getattr(r, "event", "") == "db-retry" for r in caplog.records)
+
+
+def _consistent(engine: Engine, root: Path) -> None:
+    """One current product per frame, each with its masters; masters with their inputs;
+    every file in the archive named by exactly one row."""
+    with make_sessionmaker(engine)() as s:
+        products = s.scalars(select(Product)).all()
+        current = [p.frame_id for p in products if p.status == "current"]
+        assert len(current) == len(set(current))
+        for p in products:
+            links = s.scalar(select(func.count()).select_from(ProductMaster)
+                             .where(ProductMaster.product_id == p.id))
+            assert links == 3, p.path  # bias, dark, flat: never half a record
+        masters = s.scalars(select(Master)).all()
+        versions = [(m.group_key, m.night, m.version) for m in masters]
+        assert len(versions) == len(set(versions))
+        for m in masters:
+            n = s.scalar(select(func.count()).select_from(MasterInput)
+                         .where(MasterInput.master_id == m.id))
+            assert n and n >= m.n_frames
+        paths = sorted([Path(p.path) for p in products] + [Path(m.path) for m in masters])
+    on_disk = sorted(p for folder in ("masters", "products")
+                     for p in (root / folder).rglob("*") if p.is_file())
+    assert on_disk == paths
+
+
+@pytest.fixture
+def impatient(archive: tuple[Engine, JobContext]) -> Iterator[tuple[Engine, JobContext]]:
+    """The archive through an engine whose SQLite statements give up on a lock after
+    50 ms (so the retries, not the busy timeout, do the waiting), and fast backoff."""
+    engine, ctx = archive
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    assert path is not None
+    quick = create_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    try:
+        yield quick, dataclasses.replace(ctx, db_backoff=FAST)
+    finally:
+        quick.dispose()
+
+
+class _Locker:
+    """Another process's view of the SQLite file: ``BEGIN EXCLUSIVE``, held until
+    released (by a timer, or at the end)."""
+
+    def __init__(self, engine: Engine) -> None:
+        path = sqlite_path(engine.url.render_as_string(hide_password=False))
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.held = False
+
+    def hold(self, seconds: float | None) -> None:
+        self.conn.execute("BEGIN EXCLUSIVE")
+        self.held = True
+        if seconds is not None:
+            threading.Timer(seconds, self.release).start()
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.release()
+        self.conn.close()
+
+
+sqlite_only = pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)
+
+
+@sqlite_only
+def test_sqlite_locked_while_building(impatient: tuple[Engine, JobContext],
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    engine, ctx = impatient
+    locker = _Locker(engine)
+    caplog.set_level(logging.WARNING, logger="nightlog")
+    try:
+        locker.hold(1.5)
+        built = run_build(engine, ctx)
+    finally:
+        locker.close()
+    assert sorted(o.kind for o in built if o.status == "built") == ["bias", "dark", "flat",
+                                                                    "flat"]
+    assert _retries(caplog) >= 1
+    _consistent(engine, ctx.layout.root)
+
+
+@sqlite_only
+def test_sqlite_locked_while_recording_products(impatient: tuple[Engine, JobContext],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    engine, ctx = impatient
+    assert all(o.status == "built" for o in run_build(engine, ctx))
+    ids = _science(engine)
+    locker = _Locker(engine)
+    caplog.set_level(logging.WARNING, logger="nightlog")
+
+    def lock_after_first(outcome: ReduceOutcome) -> None:
+        if not locker.held and outcome.frame_id == ids[0]:
+            locker.hold(1.5)
+
+    try:
+        outcomes = run_reduce(engine, ctx, ids, workers=1, progress=lock_after_first)
+    finally:
+        locker.close()
+    assert [o.status for o in outcomes] == ["reduced"] * len(ids)
+    assert _retries(caplog) >= 1
+    _consistent(engine, ctx.layout.root)
+
+
+@sqlite_only
+def test_sqlite_locked_too_long_is_a_clear_error(impatient: tuple[Engine, JobContext]) -> None:
+    engine, base = impatient
+    ctx = dataclasses.replace(base, db_backoff=Backoff(attempts=3, first=0.1, cap=0.2))
+    assert all(o.status == "built" for o in run_build(engine, ctx))
+    ids = _science(engine)
+    locker = _Locker(engine)
+    try:
+        locker.hold(None)
+        outcomes = run_reduce(engine, ctx, ids, workers=1, retries=0)
+    finally:
+        locker.close()
+    assert [o.status for o in outcomes] == ["failed"] * len(ids)
+    for outcome in outcomes:
+        assert "CatalogueUnreachable" in outcome.reason
+        assert "unreachable after 3 attempt(s)" in outcome.reason
+        assert "database is locked" in outcome.reason
+    with make_sessionmaker(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(Product)) == 0
+    _consistent(engine, ctx.layout.root)  # the products written were deleted
+
+    again = run_reduce(engine, ctx, ids, workers=1)
+    assert [o.status for o in again] == ["reduced"] * len(ids)
+    _consistent(engine, ctx.layout.root)
+
+
+def _terminate_on(engine: Engine, admin: Engine, table: str, times: int) -> list[int]:
+    """Have the server terminate the session that inserts into ``table``, as it does
+    so, ``times`` times (as a restart would, mid-transaction)."""
+    killed: list[int] = []
+
+    def before(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if len(killed) < times and statement.lstrip().upper().startswith(
+                f"INSERT INTO {table.upper()} "):
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            with admin.begin() as a:
+                a.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            killed.append(pid)
+
+    event.listen(engine, "before_cursor_execute", before)
+    return killed
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
+def test_postgres_sessions_terminated_mid_run(archive: tuple[Engine, JobContext],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    engine, base = archive
+    ctx = dataclasses.replace(base, db_backoff=FAST)
+    admin = create_engine(str(engine.url.render_as_string(hide_password=False)))
+    caplog.set_level(logging.WARNING, logger="nightlog")
+    try:
+        killed = _terminate_on(engine, admin, "masters", times=2)
+        built = run_build(engine, ctx)
+        assert len(killed) == 2
+        assert sorted(o.kind for o in built if o.status == "built") == ["bias", "dark",
+                                                                        "flat", "flat"]
+        killed = _terminate_on(engine, admin, "products", times=2)
+        ids = _science(engine)
+        outcomes = run_reduce(engine, ctx, ids, workers=1)
+        assert len(killed) == 2
+        assert [o.status for o in outcomes] == ["reduced"] * len(ids)
+    finally:
+        admin.dispose()
+    assert _retries(caplog) >= 4
+    _consistent(engine, ctx.layout.root)
+    with make_sessionmaker(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(ReduceFailure)) == 0
