@@ -101,7 +101,8 @@ class Watcher:
         self.stop = stop if stop is not None else threading.Event()
         self.clock = clock
         self.stats = WatchStats()
-        self.tracker = SettleTracker(options.settle, clock=clock)
+        self.tracker = SettleTracker(options.settle, clock=clock,
+                                     max_data_bytes=ingest_ctx.max_data_bytes)
         self.ready_event = threading.Event()  # set once the catch-up is ingested
         self._sessions = make_sessionmaker(engine)
         self._quicklooks: deque[int] = deque()

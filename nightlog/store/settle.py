@@ -30,12 +30,14 @@ __all__ = ["SettleTracker", "declared_complete"]
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def declared_complete(path: str) -> bool:
+def declared_complete(path: str, *, max_data_bytes: int | None = None) -> bool:
     """Whether ``path`` is at least as long as its headers declare.
 
     A file that is not FITS at all, not a regular file, or otherwise broken, counts
     as complete: it is ingestion's job to say what is wrong with it. Gzip files are judged by
-    ingestion (their length is only known once decompressed).
+    ingestion (their length is only known once decompressed). A data unit declared
+    larger than ``max_data_bytes`` counts as complete too: waiting for it is vain,
+    and ingestion refuses it.
     """
     try:
         # A FIFO or a device is never opened for a blocking read: ingestion
@@ -44,7 +46,7 @@ def declared_complete(path: str) -> bool:
             size = os.fstat(fh.fileno()).st_size
             if fh.read(2) == _GZIP_MAGIC:
                 return True
-            read_layout(fh, size)
+            read_layout(fh, size, max_data_bytes=max_data_bytes)
     except IncompleteFileError:
         return False
     except (OSError, FileProblem):
@@ -70,11 +72,16 @@ class SettleTracker:
         Seconds a file's size and modification time must stay unchanged.
     clock : callable
         Wall-clock seconds (compared with modification times).
+    max_data_bytes : int, optional
+        A file declaring a larger data unit is handed over at once (to be refused),
+        not held as incomplete.
     """
 
-    def __init__(self, settle: float, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settle: float, *, clock: Callable[[], float] = time.time,
+                 max_data_bytes: int | None = None) -> None:
         self.settle = settle
         self._clock = clock
+        self._max_data_bytes = max_data_bytes
         self._entries: dict[str, _Entry] = {}
 
     def __len__(self) -> int:
@@ -136,7 +143,7 @@ class SettleTracker:
             if entry.held:
                 continue
             if entry.closed or now - entry.stable_since >= self.settle:
-                if declared_complete(path):
+                if declared_complete(path, max_data_bytes=self._max_data_bytes):
                     out.append(path)
                     del self._entries[path]
                 else:
