@@ -19,7 +19,8 @@ can record it on the frame at hand and go on::
     │   ├── SchemaOutOfDateError  the schema is behind the code: run ``nightlog db upgrade``
     │   └── NotFoundError         a requested row does not exist
     ├── StoreError                archive (file store) problems: paths, writes, space
-    │   └── ChecksumMismatchError files changed or gone since the catalogue recorded them
+    │   ├── ChecksumMismatchError files changed or gone since the catalogue recorded them
+    │   └── ArchiveFileExists     a file would be overwritten
     └── ReductionError            a reduction step cannot be carried out
         ├── ShapeMismatchError    frames or masters of different shapes
         └── CombineError          a stack that cannot be combined
@@ -30,6 +31,7 @@ can record it on the frame at hand and go on::
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveFileExists",
     "CatalogueError",
     "ChecksumMismatchError",
     "CombineError",
@@ -126,6 +128,10 @@ class StoreError(NightlogError):
 
 class ChecksumMismatchError(StoreError):
     """Archive files no longer hold the bytes the catalogue recorded (changed or missing)."""
+
+
+class ArchiveFileExists(StoreError):
+    """An archive file is never overwritten: one is already under the name asked for."""
 
 
 class ReductionError(NightlogError):

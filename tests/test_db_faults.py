@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,14 @@ import pytest
 from sqlalchemy import Engine, event, func, select, text
 
 from nightlog.catalogue.engine import create_engine, make_sessionmaker, sqlite_path
-from nightlog.catalogue.models import Master, MasterInput, Product, ProductMaster, ReduceFailure
+from nightlog.catalogue.models import (
+    Frame,
+    Master,
+    MasterInput,
+    Product,
+    ProductMaster,
+    ReduceFailure,
+)
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
@@ -208,3 +219,72 @@ def test_postgres_sessions_terminated_mid_run(archive: tuple[Engine, JobContext]
     _consistent(engine, ctx.layout.root)
     with make_sessionmaker(engine)() as s:
         assert s.scalar(select(func.count()).select_from(ReduceFailure)) == 0
+
+
+def _reduce_process(cwd: Path, night: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTLOG_")}
+    return subprocess.Popen([sys.executable, "-m", "nightlog", "reduce", "--night", night,
+                             "--workers", "1", "--no-build"], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("head_start", [0.0, 1.0])
+def test_two_reduce_runs_of_one_night(archive: tuple[Engine, JobContext], tmp_path: Path,
+                                      head_start: float) -> None:
+    """Two ``nightlog reduce`` of the same night at once on one PostgreSQL catalogue
+    (started together, or one a moment after the other): each frame is reduced once,
+    no product is recorded or left on disk twice."""
+    engine, ctx = archive
+    assert all(o.status == "built" for o in run_build(engine, ctx))
+    ids = _science(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    (tmp_path / "nightlog.toml").write_text(
+        f'[archive]\nroot = "."\n\n[database]\nurl = "{url}"\n')
+    with make_sessionmaker(engine)() as s:
+        night = str(s.scalar(select(func.max(Frame.night))))
+    first = _reduce_process(tmp_path, night)
+    time.sleep(head_start)
+    second = _reduce_process(tmp_path, night)
+    outputs = [p.communicate(timeout=240)[0] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    with make_sessionmaker(engine)() as s:
+        products = s.scalars(select(Product)).all()
+        assert sorted(p.frame_id for p in products) == sorted(ids), outputs
+        assert all(p.status == "current" for p in products)
+        keys = [(p.frame_id, p.inputs_key) for p in products]
+        assert len(keys) == len(set(keys))
+        assert s.scalar(select(func.count()).select_from(ReduceFailure)) == 0
+    _consistent(engine, ctx.layout.root)  # no orphan product file
+
+
+@pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)
+def test_product_written_meanwhile_by_another_run(archive: tuple[Engine, JobContext]) -> None:
+    """The race of two runs, in one process: another run writes and records the
+    frame's product between this run's plan and its write. This run writes beside
+    it (never over it), finds the product recorded and deletes its own file."""
+    from nightlog.coordinator.reduce_job import reduce_job
+
+    engine, ctx = archive
+    assert all(o.status == "built" for o in run_build(engine, ctx))
+    ids = _science(engine)
+    beside: list[tuple[str, str]] = []
+
+    def other_run_first(job: Any) -> Any:
+        if job.frame_id == ids[0] and not beside:
+            assert run_reduce(engine, ctx, [job.frame_id], workers=1)[0].status == "reduced"
+            assert Path(job.target).exists()
+            made = reduce_job(job)
+            beside.append((job.target, made.path))
+            return made
+        return reduce_job(job)
+
+    outcomes = run_reduce(engine, ctx, ids, workers=1, work=other_run_first)
+    assert [o.status for o in outcomes] == ["up-to-date"] + ["reduced"] * (len(ids) - 1)
+    (target, written), = beside
+    assert written != target and not Path(written).exists() and Path(target).exists()
+    with make_sessionmaker(engine)() as s:
+        assert s.scalars(select(Product.path).where(Product.frame_id == ids[0])).all() == [
+            target]
+    _consistent(engine, ctx.layout.root)

@@ -115,11 +115,12 @@ def test_full_disk_while_reducing(archive: tuple[Engine, JobContext],
 
         def full(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
             if not str(src).endswith(".part"):
-                return real_replace(src, dst)
+                return real_replace(src, dst)  # (os.link is only used on .part files)
             opened.append(Path(src))
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
         patch.setattr(atomic.os, "replace", full)
+        patch.setattr(atomic.os, "link", full)  # the no-clobber rename of products
         outcomes = run_reduce(engine, ctx, ids, workers=1, retries=1)
     assert [o.status for o in outcomes] == ["failed"] * len(ids)
     assert len(opened) == 2 * len(ids)  # each frame tried twice

@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 
 from astropy.io import fits
 
-from nightlog.errors import ChecksumMismatchError, UnreadableFileError
+from nightlog.errors import ArchiveFileExists, ChecksumMismatchError, UnreadableFileError
 from nightlog.reduction.products import ProvenanceEntry, read_product, to_hdulist
 from nightlog.reduction.science import ScienceParameters, reduce_science
 from nightlog.store.images import read_image, write_hdulist
@@ -183,9 +184,16 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
     header: fits.Header = reduced.ccd.header
     for keyword, value, comment in job.cards:
         header[keyword] = (value, comment)
-    out = write_hdulist(job.target, to_hdulist(reduced.ccd, mask_bits=reduced.bits,
-                                               provenance=list(job.provenance)),
-                        mode=job.mode)
+    hdul = to_hdulist(reduced.ccd, mask_bits=reduced.bits, provenance=list(job.provenance))
+    try:
+        out = write_hdulist(job.target, hdul, mode=job.mode)
+    except ArchiveFileExists:
+        # Another run reduced this frame from the same inputs meanwhile; write
+        # beside its file, and the recording keeps one of the two products.
+        target = Path(job.target)
+        out = write_hdulist(target.with_name(
+            f"{target.stem}_{uuid.uuid4().hex[:12]}.fits"),
+            hdul, mode=job.mode)
     return ReducedFile(
         frame_id=job.frame_id, path=str(out.path), sha256=out.sha256, size=out.size,
         steps=_step_records(reduced.steps),

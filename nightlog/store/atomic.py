@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from nightlog.errors import StoreError
+from nightlog.errors import ArchiveFileExists, StoreError
 
 __all__ = ["DeferredDeletes", "atomic_write", "folder_mode", "os_error_in", "write_atomically"]
 
@@ -52,6 +52,22 @@ def _make_folders(folder: Path, mode: int) -> None:
     for path in reversed(missing):
         with contextlib.suppress(FileExistsError):
             os.mkdir(path, mode)
+
+
+def _rename_no_clobber(tmp: Path, final: Path) -> None:
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise ArchiveFileExists(f"refusing to overwrite an archive file: {final}") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        # A file system without hard links: check, then rename (a short race).
+        if final.exists():
+            raise ArchiveFileExists(f"refusing to overwrite an archive file: {final}") from None
+        os.replace(tmp, final)
+        return
+    tmp.unlink()
 
 
 def os_error_in(exc: BaseException) -> OSError | None:
@@ -94,7 +110,8 @@ def _failure(final: Path, exc: OSError) -> StoreError:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644,
+                 overwrite: bool = True) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; rename it to ``path`` on success.
 
     On any error the temporary file is removed and nothing appears under ``path``.
@@ -107,6 +124,10 @@ def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator
     ------
     StoreError
         The folder cannot be written (the message names the path and free space).
+    ArchiveFileExists
+        ``overwrite`` is false and a file appeared under ``path`` meanwhile (the
+        check and the rename are one step: a hard link, which fails if the name
+        is taken).
     """
     final = Path(path)
     try:
@@ -122,7 +143,10 @@ def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, final)
+        if overwrite:
+            os.replace(tmp, final)
+        else:
+            _rename_no_clobber(tmp, final)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         cause = os_error_in(exc) if isinstance(exc, Exception) else None

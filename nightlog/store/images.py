@@ -18,7 +18,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.utils.exceptions import AstropyWarning
 
-from nightlog.errors import StoreError, UnreadableFileError
+from nightlog.errors import ArchiveFileExists, StoreError, UnreadableFileError
 from nightlog.store.atomic import atomic_write, os_error_in
 from nightlog.store.raw import sha256_of
 
@@ -63,14 +63,16 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
 
     Raises
     ------
+    ArchiveFileExists
+        A file is already under ``path`` (or appeared there while writing).
     StoreError
         The folder cannot be written or the disk is full (nothing is left under
         ``path``; the message names it and the free space).
     """
     target = Path(path)
     if target.exists():
-        raise StoreError(f"refusing to overwrite an archive file: {target}")
-    with atomic_write(target, mode=mode) as fh:
+        raise ArchiveFileExists(f"refusing to overwrite an archive file: {target}")
+    with atomic_write(target, mode=mode, overwrite=False) as fh:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
