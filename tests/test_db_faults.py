@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -257,6 +258,12 @@ def test_two_reduce_runs_of_one_night(archive: tuple[Engine, JobContext], tmp_pa
         assert len(keys) == len(set(keys))
         assert s.scalar(select(func.count()).select_from(ReduceFailure)) == 0
     _consistent(engine, ctx.layout.root)  # no orphan product file
+    # The work was shared, not done twice: the frames reduced by the two runs add up
+    # to the night (a frame met while the other run held it was put off, then found
+    # up to date).
+    reduced = [int(m) for out in outputs
+               for m in re.findall(r"│\s*reduced\s*│\s*(\d+)", out)]
+    assert sum(reduced) == len(ids), outputs
 
 
 @pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)
@@ -287,4 +294,45 @@ def test_product_written_meanwhile_by_another_run(archive: tuple[Engine, JobCont
     with make_sessionmaker(engine)() as s:
         assert s.scalars(select(Product.path).where(Product.frame_id == ids[0])).all() == [
             target]
+    _consistent(engine, ctx.layout.root)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
+def test_a_frame_another_run_is_reducing_is_put_off(archive: tuple[Engine, JobContext]
+                                                    ) -> None:
+    """One run is slow on a frame; a second run of the night started meanwhile leaves
+    that frame to it (never reduces it itself), reduces the others, and finds it up
+    to date once the first run has recorded it."""
+    from nightlog.coordinator.reduce_job import reduce_job
+
+    engine, ctx = archive
+    assert all(o.status == "built" for o in run_build(engine, ctx))
+    ids = _science(engine)
+    started = threading.Event()
+
+    def slow(job: Any) -> Any:
+        started.set()
+        time.sleep(2.0)
+        return reduce_job(job)
+
+    first: list[ReduceOutcome] = []
+    other = threading.Thread(target=lambda: first.extend(
+        run_reduce(engine, ctx, [ids[0]], workers=1, work=slow)))
+    other.start()
+    assert started.wait(30)
+    worked_on: list[int] = []
+
+    def counted(job: Any) -> Any:
+        worked_on.append(job.frame_id)
+        return reduce_job(job)
+
+    outcomes = run_reduce(engine, ctx, ids, workers=1, work=counted)
+    other.join(30)
+    assert [o.status for o in first] == ["reduced"]
+    assert sorted(worked_on) == sorted(ids[1:])  # the frame held by the other run: not
+    by_id = {o.frame_id: o for o in outcomes}
+    assert by_id[ids[0]].status == "up-to-date"
+    assert by_id[ids[0]].product_id == first[0].product_id
+    assert [by_id[i].status for i in ids[1:]] == ["reduced"] * (len(ids) - 1)
     _consistent(engine, ctx.layout.root)

@@ -20,7 +20,9 @@ again up to ``retries`` times; then the frame is recorded as failed with its
 reason (:mod:`nightlog.catalogue.reductions`) and the night goes on. An
 interruption stops the submissions, records what the busy workers finish, and
 raises :class:`ReduceInterrupted`; running the same reduction again finishes the
-work, skipping what is done.
+work, skipping what is done. Each frame is claimed before it is planned
+(:class:`~nightlog.catalogue.claims.FrameClaims`): a frame another run is
+reducing is put off until that run is done with it, and then found up to date.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +40,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from nightlog.catalogue.claims import FrameClaims
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame
 from nightlog.catalogue.reductions import record_failure, resolve_failure
@@ -64,6 +68,7 @@ __all__ = ["ReduceInterrupted", "ReduceOutcome", "current_product", "inputs_key"
            "reduce_frame", "run_reduce", "science_frames", "science_parameters"]
 
 _RECOVERABLE = (NightlogError, SQLAlchemyError, OSError)
+_CLAIM_POLL_SECONDS = 0.5
 
 
 class ReduceInterrupted(KeyboardInterrupt):
@@ -110,8 +115,11 @@ class _Run:
 
     def __init__(self, engine: Engine, ctx: JobContext, executor: FrameExecutor,
                  work: Callable[[ReduceJob], ReducedFile], options: dict[str, Any],
-                 retries: int, progress: Callable[[ReduceOutcome], None] | None) -> None:
+                 retries: int, progress: Callable[[ReduceOutcome], None] | None,
+                 claims: FrameClaims) -> None:
         self.make_session: sessionmaker[Session] = make_sessionmaker(engine)
+        self.claims = claims
+        self.put_off: deque[int] = deque()  # claimed by another process for now
         self.ctx, self.executor, self.work = ctx, executor, work
         self.options, self.retries, self.progress = options, retries, progress
         self.todo: deque[int] = deque()
@@ -121,6 +129,7 @@ class _Run:
         self.outcomes: dict[int, ReduceOutcome] = {}
 
     def finish(self, outcome: ReduceOutcome) -> None:
+        self.claims.release(outcome.frame_id)
         self.outcomes[outcome.frame_id] = outcome
         if self.progress is not None:
             self.progress(outcome)
@@ -137,6 +146,9 @@ class _Run:
             return
         while self.todo and len(self.in_flight) < self.executor.workers:
             frame_id = self.todo.popleft()
+            if not self.claims.claim(frame_id):
+                self.put_off.append(frame_id)  # another run is reducing it
+                continue
             try:
                 plan = self.ctx.db_backoff.call(functools.partial(self.plan, frame_id))
             except _RECOVERABLE as exc:
@@ -236,13 +248,19 @@ class _Run:
         ids = list(dict.fromkeys(frame_ids))
         self.todo.extend(ids)
         try:
-            while self.todo or self.in_flight or self.suspects:
+            while self.todo or self.in_flight or self.suspects or self.put_off:
                 self.fill()
                 if self.in_flight:
                     self.collect()
+                if self.put_off and not self.todo:
+                    if not self.in_flight and not self.suspects:
+                        time.sleep(_CLAIM_POLL_SECONDS)  # the other run finishes them
+                    self.todo.extend(self.put_off)
+                    self.put_off.clear()
         except KeyboardInterrupt:
             self.todo.clear()
             self.suspects.clear()
+            self.put_off.clear()
             try:
                 # Jobs already running in worker processes finish and are recorded.
                 while self.in_flight and not isinstance(self.executor, InProcessExecutor):
@@ -301,9 +319,10 @@ def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
         On Ctrl-C, after recording what the busy workers finished.
     """
     options = {"kind": kind, "live": live, "force": force, "redo_superseded": redo_superseded}
-    with open_executor(workers, scheduler, threads=cosmic_threads) as executor:
+    with (open_executor(workers, scheduler, threads=cosmic_threads) as executor,
+          FrameClaims(engine) as claims):
         run = _Run(engine, ctx, executor, work, options,
-                   ctx.reduce_retries if retries is None else retries, progress)
+                   ctx.reduce_retries if retries is None else retries, progress, claims)
         return run.run(frame_ids)
 
 
