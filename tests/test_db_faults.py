@@ -231,12 +231,11 @@ def _reduce_process(cwd: Path, night: str) -> subprocess.Popen[str]:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
-@pytest.mark.parametrize("head_start", [0.0, 1.0])
-def test_two_reduce_runs_of_one_night(archive: tuple[Engine, JobContext], tmp_path: Path,
-                                      head_start: float) -> None:
-    """Two ``nightlog reduce`` of the same night at once on one PostgreSQL catalogue
-    (started together, or one a moment after the other): each frame is reduced once,
-    no product is recorded or left on disk twice."""
+def test_two_reduce_runs_of_one_night(archive: tuple[Engine, JobContext],
+                                      tmp_path: Path) -> None:
+    """Two ``nightlog reduce`` of the same night started together on one PostgreSQL
+    catalogue: each frame is reduced once, no product is recorded or left on disk
+    twice."""
     engine, ctx = archive
     assert all(o.status == "built" for o in run_build(engine, ctx))
     ids = _science(engine)
@@ -245,9 +244,7 @@ def test_two_reduce_runs_of_one_night(archive: tuple[Engine, JobContext], tmp_pa
         f'[archive]\nroot = "."\n\n[database]\nurl = "{url}"\n')
     with make_sessionmaker(engine)() as s:
         night = str(s.scalar(select(func.max(Frame.night))))
-    first = _reduce_process(tmp_path, night)
-    time.sleep(head_start)
-    second = _reduce_process(tmp_path, night)
+    first, second = _reduce_process(tmp_path, night), _reduce_process(tmp_path, night)
     outputs = [p.communicate(timeout=240)[0] for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
     with make_sessionmaker(engine)() as s:
@@ -336,3 +333,36 @@ def test_a_frame_another_run_is_reducing_is_put_off(archive: tuple[Engine, JobCo
     assert by_id[ids[0]].product_id == first[0].product_id
     assert [by_id[i].status for i in ids[1:]] == ["reduced"] * (len(ids) - 1)
     _consistent(engine, ctx.layout.root)
+
+
+def test_the_catalogue_refuses_a_second_current_product(archive: tuple[Engine, JobContext]
+                                                        ) -> None:
+    """Whatever records products, a frame never has two current ones (unique partial
+    index, migration 0005); replaced ones are kept as many as there are."""
+    import datetime as dt
+
+    from sqlalchemy.exc import IntegrityError
+
+    engine, ctx = archive
+    assert all(o.status == "built" for o in run_build(engine, ctx))
+    ids = _science(engine)[:1]
+    run_reduce(engine, ctx, ids, workers=1)
+    run_reduce(engine, ctx, ids, workers=1, force=True)  # the first one is now replaced
+
+    def copy(p: Product, status: str) -> Product:
+        return Product(frame_id=p.frame_id, kind=p.kind, status=status,
+                       path=p.path + f".{status}", sha256=p.sha256, size=p.size,
+                       raw_sha256=p.raw_sha256, inputs_key=p.inputs_key,
+                       parameters=p.parameters, missing_steps=[], stats={},
+                       created_at=dt.datetime.now(dt.UTC),
+                       software_version=p.software_version)
+
+    make = make_sessionmaker(engine)
+    with make() as s:
+        products = s.scalars(select(Product).order_by(Product.id)).all()
+        assert [p.status for p in products] == ["replaced", "current"]
+        s.add(copy(products[1], "replaced"))
+        s.commit()
+    with make() as s, pytest.raises(IntegrityError):
+        s.add(copy(products[1], "current"))
+        s.commit()

@@ -128,6 +128,7 @@ def open_umask() -> Iterator[None]:
         os.umask(old)
 
 
+@pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)  # files, not rows
 @pytest.mark.parametrize(("root_mode", "file_mode"), [(0o755, 0o644), (0o750, 0o640),
                                                       (0o777, 0o664)])
 def test_archive_files_take_the_root_permissions(archive: tuple[Engine, JobContext],

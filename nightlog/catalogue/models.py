@@ -42,6 +42,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -207,7 +208,13 @@ class Product(Base):
     """A reduced frame and how it was made."""
 
     __tablename__ = "products"
-    __table_args__ = (Index("ix_products_frame_status", "frame_id", "status"),)
+    __table_args__ = (
+        Index("ix_products_frame_status", "frame_id", "status"),
+        # At most one current product per frame, whatever runs record at once.
+        Index("uq_products_current_frame", "frame_id", unique=True,
+              sqlite_where=text("status = 'current'"),
+              postgresql_where=text("status = 'current'")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"))

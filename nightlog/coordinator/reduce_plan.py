@@ -237,6 +237,13 @@ def record_product(session: Session, plan: FramePlan, made: ReducedFile) -> Prod
     new product; its file and rows stay, for provenance.
     """
     frame_id = plan.job.frame_id
+    # The others stop being current first: a frame has one current product at any
+    # moment (the unique index uq_products_current_frame).
+    older = list(session.scalars(select(Product).where(Product.frame_id == frame_id,
+                                                       Product.status == "current")))
+    for old in older:
+        old.status = "replaced"
+    session.flush()
     product = Product(
         frame_id=frame_id, kind=plan.kind, status="current", path=made.path,
         sha256=made.sha256, size=made.size, raw_sha256=plan.raw_sha256, inputs_key=plan.key,
@@ -251,10 +258,7 @@ def record_product(session: Session, plan: FramePlan, made: ReducedFile) -> Prod
     for role, master_id, sha256 in plan.masters:
         session.add(ProductMaster(product_id=product.id, master_id=master_id, role=role,
                                   sha256=sha256))
-    for old in session.scalars(select(Product).where(Product.frame_id == frame_id,
-                                                     Product.status == "current",
-                                                     Product.id != product.id)):
-        old.status = "replaced"
+    for old in older:
         old.replaced_by_id = product.id
     session.flush()
     return product
