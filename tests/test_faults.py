@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -111,16 +112,18 @@ def test_full_disk_while_reducing(archive: tuple[Engine, JobContext],
     ids = _science(engine)
     with monkeypatch.context() as patch:
         opened: list[Path] = []
-        real_replace = os.replace
 
-        def full(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-            if not str(src).endswith(".part"):
-                return real_replace(src, dst)  # (os.link is only used on .part files)
-            opened.append(Path(src))
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        def full(real: Any) -> Any:
+            def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+                if not str(src).endswith(".part"):
+                    real(src, dst)
+                    return
+                opened.append(Path(src))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return rename
 
-        patch.setattr(atomic.os, "replace", full)
-        patch.setattr(atomic.os, "link", full)  # the no-clobber rename of products
+        patch.setattr(atomic.os, "replace", full(os.replace))
+        patch.setattr(atomic.os, "link", full(os.link))  # the no-clobber rename of products
         outcomes = run_reduce(engine, ctx, ids, workers=1, retries=1)
     assert [o.status for o in outcomes] == ["failed"] * len(ids)
     assert len(opened) == 2 * len(ids)  # each frame tried twice
