@@ -152,9 +152,10 @@ def test_a_worker_that_dies_is_replaced_and_its_frame_retried(
     outcomes = run_reduce(engine, ctx, ids, workers=2, retries=1, work=_dies_once)
     assert marker.exists()  # the worker did die
     assert [o.status for o in outcomes] == ["reduced"] * len(ids)
-    # Lost while another job shared the pool, it was not charged for it, and
-    # ran again alone.
-    assert outcomes[0].attempts == 1
+    # Lost while another job shared the pool, it is not charged for it and runs
+    # again alone (1 attempt); lost while alone in the pool, it is charged and
+    # retried (2). Which of the two happens depends on the other job's timing.
+    assert outcomes[0].attempts in (1, 2)
     assert set(_current(engine)) == set(ids)
 
 
