@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from typer.testing import CliRunner
 
 from nightlog.catalogue.engine import create_engine
 from nightlog.coordinator.context import JobContext
@@ -101,6 +102,17 @@ def archive(catalogue_engine: Engine, lfc_night: Path, tmp_path: Path
                          IngestContext.from_settings(settings))
     assert summary.counts["added"] > 0
     return catalogue_engine, JobContext.from_settings(settings)
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A CLI runner in an empty folder: no configuration file or database URL from the
+    environment, wide tables (one row per line)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
+    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "300")
+    return CliRunner()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

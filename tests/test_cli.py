@@ -17,15 +17,6 @@ from nightlog.cli.app import app
 from tests.factories import bad_corpus, write_frame
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
-    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "300")  # wide tables: one row per line
-    return CliRunner()
-
-
 def _raw(tmp_path: Path) -> Path:
     raw = tmp_path / "raw"
     write_frame(raw / "bias1.fits", seed=1, IMAGETYP="BIAS", EXPTIME=0.0, FILTER=None,

@@ -289,14 +289,6 @@ def test_any_instrument_name_gives_a_path_inside_the_root(value: str) -> None:
 
 # -- the CLI: JSON and CSV exact, tables inert ------------------------------------------------
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
-    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "300")
-    return CliRunner()
-
 
 def test_cli_json_and_csv_carry_hostile_strings_exactly(runner: CliRunner,
                                                         tmp_path: Path) -> None:

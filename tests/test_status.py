@@ -19,15 +19,6 @@ from tests.factories import write_frame
 from tests.test_watch import _daemon, _settings, _wait_for
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
-    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "300")
-    return CliRunner()
-
-
 def _status(runner: CliRunner, *args: str) -> dict[str, object]:
     result = runner.invoke(app, ["status", "--format", "json", *args])
     assert result.exit_code == 0, result.output
