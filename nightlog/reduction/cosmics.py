@@ -67,6 +67,7 @@ from astropy.nddata import CCDData
 from nightlog.errors import ConfigurationError, ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction.lacosmic import leak_free_astroscrappy
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 
 __all__ = [
@@ -314,7 +315,8 @@ def detect_cosmic_rays(
     ReductionError
         Non-positive gain or negative read noise.
     """
-    import astroscrappy  # deferred: compiled extension, loads OpenMP
+    # Deferred: a compiled extension that loads OpenMP; and its leak is mended here.
+    astroscrappy = leak_free_astroscrappy()
 
     data = np.asarray(ccd.data)
     if data.ndim != 2:
