@@ -10,7 +10,9 @@ simulator) is ingested into a fresh SQLite archive and its masters are built; th
 2. every science frame is reduced (``run_reduce(force=True)``) with 1 local worker,
    2 local workers and a Dask ``LocalCluster(n_workers=2, threads_per_worker=1)``,
    each into its own product folder, timed from the first submission to the last
-   record (the local pool's start-up included; the Dask cluster is started before);
+   record (the local pool's start-up included; the Dask cluster is started after the
+   local runs, so that its idle scheduler and workers take no CPU from them, and
+   before its own run);
 3. the same ``nightlog reduce`` command is run a second time, as a user would, and
    reduces nothing.
 
@@ -137,34 +139,42 @@ def _run(work: Path, n_frames: int, scale: float, cores: int) -> None:
 
     import distributed
 
-    rows = []
+    rows: list[tuple[str, float, float, list[ReduceOutcome]]] = []
+    previous: list[Path] = []
+
+    def reduce_all(name: str, how: dict[str, object]) -> None:
+        folder = work / f"products-{len(rows)}"
+        mode_ctx = dataclasses.replace(ctx, layout=ArchiveLayout(folder))
+        start, cpu_start = time.perf_counter(), time.process_time()
+        outcomes = run_reduce(engine, mode_ctx, ids, force=True, **how)  # type: ignore[arg-type]
+        wall = time.perf_counter() - start
+        coordinator_cpu = time.process_time() - cpu_start
+        statuses = {o.status for o in outcomes}
+        assert statuses == {"reduced"}, [o.reason for o in outcomes if o.reason]
+        ideal = t1 * n_frames / cores
+        rows.append((name, wall, ideal / wall, outcomes))
+        per_frame = statistics.mean(o.seconds for o in outcomes)
+        cpu_per_frame = statistics.mean(o.cpu_seconds for o in outcomes)
+        busy = sum(o.seconds for o in outcomes) / (wall * len({o.worker for o in outcomes}))
+        print(f"{name:30s} {wall:7.1f} s  efficiency {100 * ideal / wall:5.1f} %  "
+              f"(ideal {ideal:.1f} s)\n    a frame's job in a worker: {per_frame:.2f} s "
+              f"({per_frame / t1:.2f} × t1), {cpu_per_frame:.2f} s of CPU; workers busy "
+              f"{100 * busy:.1f} % of the wall time\n    this process (coordinating; with "
+              f"Dask, the scheduler too): {coordinator_cpu:.1f} s of CPU "
+              f"({100 * coordinator_cpu / wall:.1f} % of a core)\n"
+              f"    memory: {_memory(outcomes)}", flush=True)
+        for old in previous:
+            shutil.rmtree(old)  # keep the disk: products of the last run stay
+        previous[:] = [folder]
+
+    # Local runs first, with no Dask cluster idling beside them.
+    reduce_all("1 local worker", {"workers": 1})
+    reduce_all("2 local workers", {"workers": 2})
     t_cluster = time.perf_counter()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster:
         t_cluster = time.perf_counter() - t_cluster
-        modes = [("1 local worker", {"workers": 1}),
-                 ("2 local workers", {"workers": 2}),
-                 ("Dask LocalCluster, 2 workers", {"scheduler": cluster.scheduler_address})]
-        previous: Path | None = None
-        for name, how in modes:
-            folder = work / f"products-{len(rows)}"
-            mode_ctx = dataclasses.replace(ctx, layout=ArchiveLayout(folder))
-            start = time.perf_counter()
-            outcomes = run_reduce(engine, mode_ctx, ids, force=True, **how)  # type: ignore[arg-type]
-            wall = time.perf_counter() - start
-            statuses = {o.status for o in outcomes}
-            assert statuses == {"reduced"}, [o.reason for o in outcomes if o.reason]
-            ideal = t1 * n_frames / cores
-            rows.append((name, wall, ideal / wall, outcomes))
-            per_frame = statistics.mean(o.seconds for o in outcomes)
-            busy = sum(o.seconds for o in outcomes) / (wall * len({o.worker for o in outcomes}))
-            print(f"{name:30s} {wall:7.1f} s  efficiency {100 * ideal / wall:5.1f} %  "
-                  f"(ideal {ideal:.1f} s)\n    a frame's job in a worker: {per_frame:.2f} s "
-                  f"({per_frame / t1:.2f} × t1); workers busy {100 * busy:.1f} % of the wall "
-                  f"time\n    memory: {_memory(outcomes)}", flush=True)
-            if previous is not None:
-                shutil.rmtree(previous)  # keep the disk: products of the last run stay
-            previous = folder
+        reduce_all("Dask LocalCluster, 2 workers", {"scheduler": cluster.scheduler_address})
 
     # The same command again, as a user runs it: nothing to do.
     start = time.perf_counter()

@@ -31,6 +31,7 @@ from nightlog.header.model import Site
 __all__ = [
     "CONFIG_FILENAME",
     "DEFAULT_DB_FILENAME",
+    "DatabaseSettings",
     "Settings",
     "WatchSettings",
     "load_settings",
@@ -43,6 +44,20 @@ DEFAULT_DB_FILENAME = "nightlog.sqlite"
 
 _TOP_KEYS = {"archive", "database", "site", "watch", "instruments", "ingest", "reduction",
              "calibration"}
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """How long the catalogue is waited for.
+
+    ``busy_timeout_seconds``: how long one SQLite statement waits for a lock held
+    by another process; ``retries``: tries of a unit of work a batch command
+    (``build``, ``reduce``) makes while the catalogue is unreachable or locked,
+    pausing 1, 2, 4… s (at most 16) between them, before it stops with an error.
+    """
+
+    busy_timeout_seconds: float = 30.0
+    retries: int = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +143,7 @@ class Settings:
     reduction: ReductionSettings = field(default_factory=ReductionSettings)
     calibration: CalibrationPolicy = field(default_factory=CalibrationPolicy)
     config_path: Path | None = None
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
     def safe_database_url(self) -> str:
@@ -268,6 +284,27 @@ def _watch_from(table: Mapping[str, Any]) -> WatchSettings:
     return watch
 
 
+def _database_from(table: Mapping[str, Any]) -> DatabaseSettings:
+    unknown = set(table) - {"url", "busy_timeout_seconds", "retries"}
+    if unknown:
+        raise ConfigurationError(f"[database]: unknown key(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    if "busy_timeout_seconds" in table:
+        value = table["busy_timeout_seconds"]
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not 0 <= value <= 3600):
+            raise ConfigurationError("database.busy_timeout_seconds must be a number of "
+                                     f"seconds from 0 to 3600, not {value!r}")
+        values["busy_timeout_seconds"] = float(value)
+    if "retries" in table:
+        value = table["retries"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+            raise ConfigurationError(f"database.retries must be a whole number from 1 to 100, "
+                                     f"not {value!r}")
+        values["retries"] = value
+    return DatabaseSettings(**values)
+
+
 def _ingest_from(table: Mapping[str, Any]) -> IngestSettings:
     unknown = set(table) - {"patterns", "default_profile", "follow_symlinks", "max_data_size"}
     if unknown:
@@ -374,6 +411,7 @@ def load_settings(
     archive_root = (root if root.is_absolute() else base / root).resolve()
 
     db_table = _table(data, "database")
+    database = _database_from(db_table)
     url = env.get("NIGHTLOG_DATABASE_URL") or db_table.get("url")
     if url is None:
         url = f"sqlite:///{archive_root / DEFAULT_DB_FILENAME}"
@@ -408,4 +446,5 @@ def load_settings(
         reduction=reduction,
         calibration=policy_from_table(_table(data, "calibration")),
         config_path=None if path is None else path.resolve(),
+        database=database,
     )

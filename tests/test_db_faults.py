@@ -1,7 +1,8 @@
 """The catalogue lost mid-run: a SQLite file locked by another process, PostgreSQL
 connections terminated by the server. Masters and reductions wait with bounded
 retries and backoff, then finish, with no duplicated or half-written rows; a lock
-held for too long gives a clear error on each frame and the next run finishes."""
+held for too long stops the run after one round of retries with a clear error, and
+the next run finishes."""
 
 from __future__ import annotations
 
@@ -32,8 +33,14 @@ from nightlog.catalogue.models import (
 )
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
-from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
-from nightlog.coordinator.retry import Backoff
+from nightlog.coordinator.reduce import (
+    ReduceOutcome,
+    ReduceStopped,
+    run_reduce,
+    science_frames,
+)
+from nightlog.coordinator.retry import Backoff, CatalogueUnreachable
+from nightlog.errors import CatalogueError
 
 FAST = Backoff(attempts=6, first=0.2, cap=1.0)  # about 3.4 s of waiting in all
 
@@ -153,29 +160,75 @@ def test_sqlite_locked_while_recording_products(impatient: tuple[Engine, JobCont
 
 
 @sqlite_only
-def test_sqlite_locked_too_long_is_a_clear_error(impatient: tuple[Engine, JobContext]) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sqlite_locked_too_long_stops_the_run_with_a_clear_error(
+        impatient: tuple[Engine, JobContext], workers: int) -> None:
+    """One round of retries, then the run stops (not a round per frame): nothing is
+    recorded, no product is left on disk, and the same run finishes the night later."""
     engine, base = impatient
     ctx = dataclasses.replace(base, db_backoff=Backoff(attempts=3, first=0.1, cap=0.2))
     assert all(o.status == "built" for o in run_build(engine, ctx))
     ids = _science(engine)
+    assert len(ids) >= 3
     locker = _Locker(engine)
+    planned: list[int] = []
+
+    def lock_after_first(outcome: ReduceOutcome) -> None:
+        planned.append(outcome.frame_id)
+        if not locker.held:
+            locker.hold(None)
+
     try:
-        locker.hold(None)
-        outcomes = run_reduce(engine, ctx, ids, workers=1, retries=0)
+        with pytest.raises(ReduceStopped) as stopped:
+            run_reduce(engine, ctx, ids, workers=workers, retries=0, progress=lock_after_first)
     finally:
         locker.close()
-    assert [o.status for o in outcomes] == ["failed"] * len(ids)
-    for outcome in outcomes:
-        assert "CatalogueUnreachable" in outcome.reason
-        assert "unreachable after 3 attempt(s)" in outcome.reason
-        assert "database is locked" in outcome.reason
-    with make_sessionmaker(engine)() as s:
-        assert s.scalar(select(func.count()).select_from(Product)) == 0
-    _consistent(engine, ctx.layout.root)  # the products written were deleted
+    message = str(stopped.value)
+    assert "unreachable after 3 attempt(s)" in message
+    assert "database is locked" in message
+    assert "run the same command again" in message
+    assert isinstance(stopped.value, CatalogueUnreachable)
+    assert [o.status for o in stopped.value.outcomes] == ["reduced"]
+    assert stopped.value.unfinished == len(ids) - 1
+    _consistent(engine, ctx.layout.root)  # what was made and not recorded is deleted
 
     again = run_reduce(engine, ctx, ids, workers=1)
-    assert [o.status for o in again] == ["reduced"] * len(ids)
+    assert sorted(o.status for o in again) == ["reduced"] * (len(ids) - 1) + ["up-to-date"]
     _consistent(engine, ctx.layout.root)
+
+
+@sqlite_only
+def test_reduce_command_stops_on_a_locked_catalogue_with_one_line(
+        impatient: tuple[Engine, JobContext], tmp_path: Path) -> None:
+    """The command prints what it did, one error line, and exits with the catalogue's
+    code; it gives up after one round of retries, not one per frame."""
+    engine, _ = impatient
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    assert path is not None
+    assert all(o.status == "built" for o in run_build(*impatient))
+    locker = _Locker(engine)
+    (tmp_path / "nightlog.toml").write_text(
+        f'[archive]\nroot = "{impatient[1].layout.root}"\n'
+        f'[database]\nurl = "sqlite:///{path}"\nbusy_timeout_seconds = 0.05\nretries = 3\n',
+        encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "NIGHTLOG_DATABASE_URL"}
+    try:
+        locker.hold(None)
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "nightlog", "reduce", "--workers", "1", "--no-build",
+             *[str(i) for i in _science(engine)]],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+        took = time.monotonic() - start
+    finally:
+        locker.close()
+    assert done.returncode == CatalogueError.exit_code, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "database is locked" in errors[0] and "not reduced" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert "unreachable after 3 attempt(s)" in errors[0]
+    assert took < 60, f"{took:.0f} s: a round of retries per frame?"
 
 
 def _terminate_on(engine: Engine, admin: Engine, table: str, times: int) -> list[int]:

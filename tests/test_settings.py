@@ -62,6 +62,11 @@ def test_database_url_from_environment_wins(tmp_path: Path) -> None:
         ('[database]\nurl = "nonsense"\n', "database URL"),
         ('[reduction]\nmemory_limit = "lots"\n', "memory_limit"),
         ("[watch]\ndirectories = 3\n", "watch.directories"),
+        ("[database]\nretries = 0\n", "database.retries"),
+        ("[database]\nretries = true\n", "database.retries"),
+        ('[database]\nbusy_timeout_seconds = "long"\n', "busy_timeout_seconds"),
+        ("[database]\nbusy_timeout_seconds = -1\n", "busy_timeout_seconds"),
+        ("[database]\ntimeout = 3\n", "unknown key"),
     ],
 )
 def test_bad_files_give_clear_errors(tmp_path: Path, text: str, needle: str) -> None:
@@ -69,6 +74,25 @@ def test_bad_files_give_clear_errors(tmp_path: Path, text: str, needle: str) -> 
     cfg.write_text(text)
     with pytest.raises(ConfigurationError, match=needle):
         load_settings(cfg, env={}, cwd=tmp_path)
+
+
+def test_database_waits_reach_the_engine_and_the_jobs(tmp_path: Path) -> None:
+    from nightlog.cli.state import CliState
+    from nightlog.coordinator.context import JobContext
+
+    cfg = tmp_path / "n.toml"
+    cfg.write_text("[database]\nbusy_timeout_seconds = 2.5\nretries = 3\n")
+    settings = load_settings(cfg, env={}, cwd=tmp_path)
+    assert JobContext.from_settings(settings).db_backoff.attempts == 3
+    engine = CliState(config_path=cfg, _settings=settings).engine()
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 2500
+    finally:
+        engine.dispose()
+    defaults = load_settings(env={}, cwd=tmp_path / "elsewhere")
+    assert defaults.database.busy_timeout_seconds == 30.0
+    assert JobContext.from_settings(defaults).db_backoff.attempts == 6
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import (
     ReduceInterrupted,
     ReduceOutcome,
+    ReduceStopped,
     run_reduce,
     science_frames,
 )
@@ -150,6 +151,10 @@ def reduce_cmd(
             console.print(Text(f"interrupted: {stop.unfinished} frame(s) not reduced; run "
                                "the same command again to finish"))
             raise typer.Exit(code=130) from None
+        except ReduceStopped as stopped:
+            bar.stop()
+            _summary(console, stopped.outcomes, title, time.perf_counter() - start, where)
+            raise
     _summary(console, outcomes, title, time.perf_counter() - start, where)
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(code=1)

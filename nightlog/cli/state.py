@@ -50,7 +50,8 @@ class CliState:
                     f"no catalogue at {path}; ingest some files first "
                     "('nightlog ingest PATH') or give --config"
                 )
-            self._engine = create_engine(url)
+            self._engine = create_engine(url, busy_timeout_ms=round(
+                1000 * self.settings.database.busy_timeout_seconds))
             if check_schema:
                 try:
                     ensure_schema(self._engine)

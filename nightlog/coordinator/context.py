@@ -51,6 +51,7 @@ class JobContext:
             reduce_scheduler=settings.reduction.scheduler,
             reduce_retries=settings.reduction.retries,
             site=settings.site,
+            db_backoff=Backoff(attempts=settings.database.retries),
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:

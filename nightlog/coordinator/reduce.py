@@ -23,11 +23,14 @@ raises :class:`ReduceInterrupted`; running the same reduction again finishes the
 work, skipping what is done. Each frame is claimed before it is planned
 (:class:`~nightlog.catalogue.claims.FrameClaims`): a frame another run is
 reducing is put off until that run is done with it, and then found up to date.
+A catalogue that stays unreachable through the retries (``ctx.db_backoff``)
+stops the run at once with :class:`ReduceStopped` rather than costing every
+remaining frame its own round of retries: products made but not recorded are
+deleted, and the same command finishes the night once the catalogue is back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import time
@@ -62,9 +65,11 @@ from nightlog.coordinator.reduce_plan import (
     recorded_meanwhile,
     science_parameters,
 )
+from nightlog.coordinator.retry import CatalogueUnreachable
 from nightlog.errors import CatalogueError, NightlogError
 
-__all__ = ["ReduceInterrupted", "ReduceOutcome", "current_product", "inputs_key",
+__all__ = ["ReduceInterrupted", "ReduceOutcome", "ReduceStopped", "current_product",
+           "inputs_key",
            "reduce_frame", "run_reduce", "science_frames", "science_parameters"]
 
 _RECOVERABLE = (NightlogError, SQLAlchemyError, OSError)
@@ -79,6 +84,18 @@ class ReduceInterrupted(KeyboardInterrupt):
 
     def __init__(self, outcomes: list[ReduceOutcome], unfinished: int) -> None:
         super().__init__(f"interrupted: {len(outcomes)} frame(s) done, {unfinished} not")
+        self.outcomes = outcomes
+        self.unfinished = unfinished
+
+
+class ReduceStopped(CatalogueUnreachable):
+    """The catalogue stayed unreachable, so the run stopped; ``outcomes`` holds the
+    frames whose outcome is known, ``unfinished`` how many the next run will do."""
+
+    def __init__(self, cause: CatalogueUnreachable, outcomes: list[ReduceOutcome],
+                 unfinished: int) -> None:
+        super().__init__(f"{cause}; stopped with {unfinished} frame(s) not reduced: run "
+                         "the same command again once the catalogue is back")
         self.outcomes = outcomes
         self.unfinished = unfinished
 
@@ -107,7 +124,7 @@ def reduce_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str =
     resolve_failure(session, frame.id)
     return ReduceOutcome(frame.id, "reduced", product_id=product.id, missing=plan.missing,
                          attempts=1, seconds=made.seconds, peak_rss=made.peak_rss,
-                         worker=made.worker)
+                         worker=made.worker, cpu_seconds=made.cpu_seconds)
 
 
 class _Run:
@@ -151,6 +168,9 @@ class _Run:
                 continue
             try:
                 plan = self.ctx.db_backoff.call(functools.partial(self.plan, frame_id))
+            except CatalogueUnreachable:
+                self.claims.release(frame_id)
+                raise
             except _RECOVERABLE as exc:
                 self.fail(frame_id, exc, key=None)
                 continue
@@ -183,10 +203,15 @@ class _Run:
                                    reason=_reason(exc), inputs_key=key,
                                    software_version=self.ctx.software_version)
 
-        # If the catalogue stays unreachable, the outcome still says why.
-        with contextlib.suppress(SQLAlchemyError, CatalogueError):
+        outcome = ReduceOutcome(frame_id, "failed", reason=_reason(exc), attempts=attempts)
+        try:
             self.ctx.db_backoff.call(_record)
-        self.finish(ReduceOutcome(frame_id, "failed", reason=_reason(exc), attempts=attempts))
+        except CatalogueUnreachable:
+            self.finish(outcome)  # the outcome still says why; the run stops
+            raise
+        except (SQLAlchemyError, CatalogueError):
+            pass  # the outcome still says why
+        self.finish(outcome)
 
     def record(self, plan: FramePlan, made: ReducedFile) -> None:
         """Record ``made`` (its own transaction, retried while the catalogue is away).
@@ -207,6 +232,10 @@ class _Run:
 
         try:
             product_id, ours = self.ctx.db_backoff.call(_record)
+        except CatalogueUnreachable:
+            Path(made.path).unlink(missing_ok=True)  # never recorded: the next run redoes it
+            self.claims.release(frame_id)
+            raise
         except _RECOVERABLE as exc:
             Path(made.path).unlink(missing_ok=True)
             self.fail(frame_id, exc, key=plan.key)
@@ -220,7 +249,7 @@ class _Run:
         self.finish(ReduceOutcome(frame_id, "reduced", product_id=product_id,
                                   missing=plan.missing, attempts=self.attempts[frame_id],
                                   seconds=made.seconds, peak_rss=made.peak_rss,
-                                  worker=made.worker))
+                                  worker=made.worker, cpu_seconds=made.cpu_seconds))
 
     def collect(self, *, retry: bool = True) -> None:
         """Wait for finished jobs; retry or fail the failed, keep workers busy, record."""
@@ -239,10 +268,16 @@ class _Run:
                 self.submit(plan)
             else:
                 self.fail(plan.job.frame_id, error, key=plan.key)
-        if retry:
-            self.fill()  # before recording, so that no worker waits for the catalogue
-        for plan, result in made:
-            self.record(plan, result)
+        try:
+            if retry:
+                self.fill()  # before recording, so that no worker waits for the catalogue
+            while made:
+                plan, result = made.pop(0)
+                self.record(plan, result)
+        except CatalogueUnreachable:
+            for _, result in made:  # made, but the catalogue is gone: not recorded
+                Path(result.path).unlink(missing_ok=True)
+            raise
 
     def run(self, frame_ids: Sequence[int]) -> list[ReduceOutcome]:
         ids = list(dict.fromkeys(frame_ids))
@@ -270,7 +305,28 @@ class _Run:
             self.executor.close(abandon=bool(self.in_flight))
             done = [self.outcomes[i] for i in ids if i in self.outcomes]
             raise ReduceInterrupted(done, len(ids) - len(done)) from None
+        except CatalogueUnreachable as exc:
+            self._drop_unrecordable()
+            done = [self.outcomes[i] for i in ids if i in self.outcomes]
+            raise ReduceStopped(exc, done, len(ids) - len(done)) from exc
         return [self.outcomes[i] for i in ids]
+
+    def _drop_unrecordable(self) -> None:
+        """Stop: let the busy workers finish (a job cannot be stopped half-written)
+        and delete what they made, which cannot be recorded."""
+        self.todo.clear()
+        self.suspects.clear()
+        self.put_off.clear()
+        try:
+            while self.in_flight and not isinstance(self.executor, InProcessExecutor):
+                for token, result, _error in self.executor.wait():
+                    self.in_flight.pop(token, None)
+                    if result is not None:
+                        Path(result.path).unlink(missing_ok=True)
+        except KeyboardInterrupt:
+            pass  # asked to stop: abandon them
+        self.executor.close(abandon=bool(self.in_flight))
+        self.in_flight.clear()
 
 
 def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
@@ -317,6 +373,8 @@ def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
     ------
     ReduceInterrupted
         On Ctrl-C, after recording what the busy workers finished.
+    ReduceStopped
+        The catalogue stayed unreachable through ``ctx.db_backoff``'s retries.
     """
     options = {"kind": kind, "live": live, "force": force, "redo_superseded": redo_superseded}
     with (open_executor(workers, scheduler, threads=cosmic_threads) as executor,

@@ -49,8 +49,8 @@ class ReduceOutcome:
 
     ``status`` is ``reduced``, ``up-to-date`` (skipped: same inputs), ``stopped``
     (the policy refuses without a master) or ``failed`` (``reason`` says why, after
-    ``attempts`` tries). ``seconds`` and ``peak_rss`` come from the worker that
-    reduced it.
+    ``attempts`` tries). ``seconds``, ``cpu_seconds`` and ``peak_rss`` come from
+    the worker that reduced it.
     """
 
     frame_id: int
@@ -62,6 +62,7 @@ class ReduceOutcome:
     seconds: float = 0.0
     peak_rss: int | None = None
     worker: str = ""
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

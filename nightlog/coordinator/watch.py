@@ -58,7 +58,12 @@ from nightlog.coordinator.live_builds import build_due, build_lock, clear_interr
 from nightlog.coordinator.masters import BuildOutcome
 from nightlog.coordinator.morning import MorningRun, next_morning_run, run_morning
 from nightlog.coordinator.reduce import run_reduce
-from nightlog.coordinator.retry import Stopped, call_with_retry, is_transient
+from nightlog.coordinator.retry import (
+    CatalogueUnreachable,
+    Stopped,
+    call_with_retry,
+    is_transient,
+)
 from nightlog.coordinator.watch_options import WatchOptions
 from nightlog.errors import StoreError
 from nightlog.store.file_kinds import link_outside, shown_path, unstorable_name
@@ -365,18 +370,20 @@ class Watcher:
 
     def _quicklook(self) -> None:
         frame_id = self._quicklooks.popleft()
-        (outcome,) = run_reduce(self.engine, self.job_ctx, [frame_id], kind="quicklook",
-                                live=True)
+        try:
+            (outcome,) = run_reduce(self.engine, self.job_ctx, [frame_id], kind="quicklook",
+                                    live=True)
+        except CatalogueUnreachable as exc:  # nothing half-done: made again later
+            self._quicklooks.appendleft(frame_id)
+            self.stats.counts["quicklook postponed"] += 1
+            log.warning("quick-look of frame %d postponed: %s", frame_id, exc,
+                        extra={"event": "quicklook", "frame_id": frame_id,
+                               "status": "postponed"})
+            self.stop.wait(self.options.backoff_first)
+            return
         extra = {"event": "quicklook", "frame_id": frame_id, "status": outcome.status,
                  "product_id": outcome.product_id}
         self.stats.counts[f"quicklook {outcome.status}"] += 1
-        if outcome.status == "failed" and outcome.reason.startswith(
-                ("OperationalError", "InterfaceError")):
-            self._quicklooks.appendleft(frame_id)
-            log.warning("quick-look of frame %d postponed: %s", frame_id, outcome.reason,
-                        extra=extra)
-            self.stop.wait(self.options.backoff_first)
-            return
         if outcome.status in ("reduced", "up-to-date"):
             log.info("quick-look of frame %d: product %s%s", frame_id, outcome.product_id,
                      f" (without {', '.join(outcome.missing)})" if outcome.missing else "",
@@ -413,7 +420,14 @@ class Watcher:
                 clear_interrupted_builds(self.engine, self.job_ctx)
                 return run_morning(self.engine, self.job_ctx, now=started)
 
-        run = self._retry(morning, "catalogue")
+        try:
+            run = self._retry(morning, "catalogue")
+        except CatalogueUnreachable as exc:  # the catalogue went away mid-run
+            self._next_morning = started + dt.timedelta(seconds=self.options.backoff_cap)
+            log.warning("morning reduction stopped, tried again at %s: %s",
+                        f"{self._next_morning:%H:%M:%S}Z", exc,
+                        extra={"event": "morning-stopped"})
+            return
         if run is None:  # another daemon builds or reduces: after it, this run is quick
             self._next_morning = started + dt.timedelta(seconds=max(1.0,
                                                                     self.options.build_delay))
