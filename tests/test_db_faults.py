@@ -419,3 +419,43 @@ def test_the_catalogue_refuses_a_second_current_product(archive: tuple[Engine, J
     with make() as s, pytest.raises(IntegrityError):
         s.add(copy(products[1], "current"))
         s.commit()
+
+
+def _refuse_object(engine: Engine, name: str) -> None:
+    """A rule of the site's own in the database: no frame row with OBJECT ``name``."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_object BEFORE INSERT ON frames "
+                f"WHEN NEW.object_name = '{name}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the site rule'); END")
+        else:
+            conn.exec_driver_sql("ALTER TABLE frames ADD CONSTRAINT refuse_object "
+                                 f"CHECK (object_name IS DISTINCT FROM '{name}')")
+
+
+def test_a_row_the_catalogue_refuses_is_quarantined_with_the_reason(
+        catalogue_engine: Engine, tmp_path: Path) -> None:
+    """Not an outage: the file is recorded with why, the others go in, and it is not
+    reported as worth retrying."""
+    from nightlog.catalogue.models import QuarantinedFile
+    from nightlog.coordinator.ingest import IngestContext, IngestResult, run_ingest
+    from nightlog.settings import load_settings
+    from tests.factories import write_frame
+
+    _refuse_object(catalogue_engine, "REFUSED")
+    paths = [write_frame(tmp_path / f"f{i}.fits", seed=i, OBJECT=name)
+             for i, name in enumerate(["M31", "REFUSED", "M33"])]
+    results: list[IngestResult] = []
+    ctx = IngestContext.from_settings(load_settings(env={}, cwd=tmp_path))
+    summary = run_ingest(catalogue_engine, paths, ctx, progress=results.append)
+    assert dict(summary.counts) == {"added": 2, "quarantined": 1}
+    (refused,) = [r for r in results if r.outcome == "quarantined"]
+    assert refused.path == str(paths[1]) and not refused.transient
+    assert refused.reason is not None
+    assert refused.reason.startswith("the catalogue refused its row: IntegrityError")
+    with make_sessionmaker(catalogue_engine)() as s:
+        (row,) = s.scalars(select(QuarantinedFile)).all()
+        assert (row.path, row.reason, row.error) == (str(paths[1]), refused.reason,
+                                                     "IntegrityError")
+        assert s.scalar(select(func.count()).select_from(Frame)) == 2

@@ -310,6 +310,33 @@ def test_an_unreachable_catalogue_is_waited_for(sqlite_engine: Engine, tmp_path:
     reader.dispose()
 
 
+def test_a_row_the_catalogue_refuses_is_quarantined_not_retried(
+        sqlite_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A refusal (not an outage) is recorded with its reason once; the daemon does not
+    take the file again and again, and the other files go in."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with sqlite_engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_object BEFORE INSERT ON frames "
+            "WHEN NEW.object_name = 'REFUSED' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the site rule'); END")
+    settings = _settings(tmp_path, settle_seconds=0.2)
+    with caplog.at_level(logging.INFO, logger="nightlog.watch"), \
+            _daemon(sqlite_engine, settings, [raw], rescan=0.5) as watcher:
+        (raw / "a.fits").write_bytes(_frame_bytes(1, OBJECT="M31"))
+        (raw / "refused.fits").write_bytes(_frame_bytes(2, OBJECT="REFUSED"))
+        (raw / "b.fits").write_bytes(_frame_bytes(3, OBJECT="M33"))
+        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 2
+                  and len(_quarantine(sqlite_engine)) == 1, 10, "two frames, one refused")
+        time.sleep(2.0)  # settle periods and rescans: it must not be taken again
+        assert watcher.stats.counts["quarantined"] == 1
+        assert watcher.stats.counts["failed"] == 0
+    reason = _quarantine(sqlite_engine)[str(raw / "refused.fits")]
+    assert reason.startswith("the catalogue refused its row: IntegrityError")
+    assert not [r for r in caplog.records if r.getMessage().startswith("will retry")]
+
+
 def test_quicklooks_with_live_masters_then_the_morning_replaces_them(
         sqlite_engine: Engine, lfc_night: Path, tmp_path: Path) -> None:
     raw = tmp_path / "raw"

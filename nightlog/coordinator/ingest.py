@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from nightlog import __version__
 from nightlog.catalogue import frames as cat_frames
@@ -43,6 +43,7 @@ from nightlog.catalogue.quarantine import (
     resolve_quarantined,
     unresolved_quarantined,
 )
+from nightlog.coordinator.retry import is_transient
 from nightlog.errors import (
     CatalogueError,
     FileProblem,
@@ -114,12 +115,17 @@ class IngestContext:
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """What happened to one file (``frame`` is the row, whose id exists after a flush)."""
+    """What happened to one file (``frame`` is the row, whose id exists after a flush).
+
+    ``transient`` is set on a file that ``failed`` because the catalogue was
+    unreachable or locked: trying it again later is worth it.
+    """
 
     path: str
     outcome: str
     frame: Frame | None = None
     reason: str | None = None
+    transient: bool = False
 
     @property
     def frame_id(self) -> int | None:
@@ -371,8 +377,9 @@ def run_ingest(engine: Engine, files: Sequence[Path], ctx: IngestContext, *,
     Within a chunk the files are read first, then the catalogue is asked about all
     of them in a few queries. A database error inside a chunk rolls that chunk
     back and replays it one file per transaction, so one bad row never costs the
-    others; the failing file is reported as ``failed``. Bad files never stop the
-    batch.
+    others. A file whose row the catalogue refuses is quarantined with the reason
+    (so that it is not tried again until it changes); one that meets an outage is
+    ``failed`` and ``transient``. Bad files never stop the batch.
     """
     summary = IngestSummary()
     start = time.perf_counter()
@@ -391,15 +398,31 @@ def run_ingest(engine: Engine, files: Sequence[Path], ctx: IngestContext, *,
                         session.flush()
                         results.append(result)
                 except SQLAlchemyError as exc:
-                    results.append(IngestResult(os.path.abspath(p), "failed",
-                                                reason=f"database error: {exc.__class__.__name__}: "
-                                                       f"{str(exc).splitlines()[0][:200]}"))
+                    results.append(_refused(make_session, os.path.abspath(p), exc))
         for result in results:
             summary.add(result)
             if progress is not None:
                 progress(result)
     summary.elapsed = time.perf_counter() - start
     return summary
+
+
+def _refused(make_session: sessionmaker[Session], path: str, exc: SQLAlchemyError
+             ) -> IngestResult:
+    """The result for a file whose transaction failed: an outage is ``failed`` and
+    ``transient``; a refusal of its row is quarantined with the reason, in a
+    transaction of its own (``failed`` if even that is refused)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = f"database error: {type(exc).__name__}: {lines[0][:200] if lines else ''}"
+    if is_transient(exc):
+        return IngestResult(path, "failed", reason=reason, transient=True)
+    reason = f"the catalogue refused its row: {reason.removeprefix('database error: ')}"
+    try:
+        with make_session() as session, session.begin():
+            record_quarantined(session, path, reason=reason, error=type(exc).__name__)
+    except SQLAlchemyError as again:
+        return IngestResult(path, "failed", reason=reason, transient=is_transient(again))
+    return IngestResult(path, "quarantined", reason=reason)
 
 
 def check_engine(engine: Engine) -> None:

@@ -299,7 +299,7 @@ class Watcher:
     def _after_ingest(self, result: IngestResult) -> None:
         self.stats.counts[result.outcome] += 1
         extra = {"event": "ingest", "path": result.path, "outcome": result.outcome}
-        if result.outcome == "failed" and (result.reason or "").startswith("database error"):
+        if result.outcome == "failed" and result.transient:
             self.tracker.touch(result.path, from_mtime=True)  # the catalogue will be back
             log.warning("will retry %s: %s", result.path, result.reason, extra=extra)
             return
