@@ -459,3 +459,25 @@ def test_a_row_the_catalogue_refuses_is_quarantined_with_the_reason(
         assert (row.path, row.reason, row.error) == (str(paths[1]), refused.reason,
                                                      "IntegrityError")
         assert s.scalar(select(func.count()).select_from(Frame)) == 2
+
+
+def test_a_product_whose_file_is_gone_is_made_again(archive: tuple[Engine, JobContext]) -> None:
+    """A current product row naming a missing file (deleted by hand, or a commit
+    whose answer was lost after the run gave the file up) is not "up to date"."""
+    engine, ctx = archive
+    assert all(o.status == "built" for o in run_build(engine, ctx))
+    ids = _science(engine)
+    first = run_reduce(engine, ctx, ids)
+    assert [o.status for o in first] == ["reduced"] * len(ids)
+    with make_sessionmaker(engine)() as s:
+        gone = s.get(Product, first[0].product_id)
+        assert gone is not None
+        Path(gone.path).unlink()
+    again = run_reduce(engine, ctx, ids)
+    assert [o.status for o in again] == ["reduced"] + ["up-to-date"] * (len(ids) - 1)
+    with make_sessionmaker(engine)() as s:
+        old = s.get(Product, first[0].product_id)
+        assert old is not None and old.status == "replaced"
+        assert old.replaced_by_id == again[0].product_id
+        new = s.get(Product, again[0].product_id)
+        assert new is not None and Path(new.path).exists()

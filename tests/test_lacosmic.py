@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nightlog.reduction.lacosmic import leak_free_astroscrappy
+from nightlog.reduction.lacosmic import _single_passes, leak_free_astroscrappy
 
 
 def _frame(seed: int, shape: tuple[int, int] = (300, 280)) -> np.ndarray:
@@ -31,10 +32,21 @@ def test_mended_detection_equals_the_original_bit_for_bit(
         seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     astroscrappy = leak_free_astroscrappy()
     core = importlib.import_module("astroscrappy.astroscrappy")
+    assert getattr(core.dilate5, "_nightlog_single_pass", False)
+    original_dilate5 = core.dilate5.__wrapped__
+    passes: list[int] = []
+
+    def counting(data: np.ndarray, niter: int) -> np.ndarray:
+        passes.append(niter)
+        return original_dilate5(data, niter)
+
+    # The mend, built over a counting original: detect_cosmics must go through it.
+    monkeypatch.setattr(core, "dilate5", _single_passes(counting))
     data = _frame(seed)
     kwargs = {"satlevel": 60000.0, "niter": 2, "gain": 1.5, "readnoise": 9.0}
     mended = astroscrappy.detect_cosmics(data, **kwargs)
-    monkeypatch.setattr(core, "dilate5", core.dilate5.__wrapped__)
+    assert passes == [1, 1], "the saturated-star dilation did not take the mended path"
+    monkeypatch.setattr(core, "dilate5", original_dilate5)
     original = astroscrappy.detect_cosmics(data, **kwargs)
     np.testing.assert_array_equal(mended[0], original[0])
     np.testing.assert_array_equal(mended[1], original[1])
@@ -61,14 +73,15 @@ def test_installing_twice_wraps_once() -> None:
 _GROWTH = textwrap.dedent("""
     import importlib, sys
     import numpy as np
-    from nightlog.reduction.lacosmic import leak_free_astroscrappy
+    from nightlog.reduction.lacosmic import _single_passes, leak_free_astroscrappy
     if sys.argv[1] == "mended":
         astroscrappy = leak_free_astroscrappy()
     else:
         astroscrappy = importlib.import_module("astroscrappy")
+    import os
     def rss():
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     data = np.random.default_rng(0).normal(1000, 10, (1024, 1024)).astype(np.float32)
     for _ in range(3):
         astroscrappy.detect_cosmics(data, niter=1)
@@ -85,7 +98,7 @@ def test_process_stays_flat_over_many_calls() -> None:
     def growth(which: str) -> int:
         out = subprocess.run([sys.executable, "-c", _GROWTH, which], check=True,
                              capture_output=True, text=True, timeout=300,
-                             env={"OMP_NUM_THREADS": "1", "PATH": ""})
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
         return int(out.stdout.split()[-1])
 
     mended = growth("mended")

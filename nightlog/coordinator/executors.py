@@ -36,10 +36,20 @@ from typing import Any
 
 from nightlog.errors import ConfigurationError, NightlogError
 
-__all__ = ["DaskExecutor", "FrameExecutor", "InProcessExecutor", "LocalExecutor",
-           "WorkerLost", "available_cores", "open_executor"]
+__all__ = ["DASK_CONFIG", "DaskExecutor", "FrameExecutor", "InProcessExecutor",
+           "LocalExecutor", "WorkerLost", "available_cores", "open_executor"]
 
 Work = Callable[[Any], Any]
+
+#: Dask settings recommended for a cluster that reduces frames (``docs/morning.md``):
+#: a frame is a task of seconds, so the workers' statistical profiler (a stack
+#: sample every 10 ms) and the 20 ms event-loop watchdog of every Dask process cost
+#: CPU for nothing: on a 2-core machine an idle 2-worker ``LocalCluster`` took 18 %
+#: of a core with Dask's defaults and 6 % with these (``benchmarks/night.py``).
+DASK_CONFIG: dict[str, object] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+}
 
 
 class WorkerLost(NightlogError):

@@ -65,7 +65,7 @@ from nightlog.coordinator.reduce_plan import (
     recorded_meanwhile,
     science_parameters,
 )
-from nightlog.coordinator.retry import CatalogueUnreachable
+from nightlog.coordinator.retry import CatalogueUnreachable, Stopped
 from nightlog.errors import CatalogueError, NightlogError
 
 __all__ = ["ReduceInterrupted", "ReduceOutcome", "ReduceStopped", "current_product",
@@ -74,6 +74,9 @@ __all__ = ["ReduceInterrupted", "ReduceOutcome", "ReduceStopped", "current_produ
 
 _RECOVERABLE = (NightlogError, SQLAlchemyError, OSError)
 _CLAIM_POLL_SECONDS = 0.5
+# The catalogue gone for good (through the retries), or the caller asked to stop while
+# waiting for it: the run stops.
+_CATALOGUE_GONE = (CatalogueUnreachable, Stopped)
 
 
 class ReduceInterrupted(KeyboardInterrupt):
@@ -168,7 +171,7 @@ class _Run:
                 continue
             try:
                 plan = self.ctx.db_backoff.call(functools.partial(self.plan, frame_id))
-            except CatalogueUnreachable:
+            except _CATALOGUE_GONE:
                 self.claims.release(frame_id)
                 raise
             except _RECOVERABLE as exc:
@@ -206,7 +209,7 @@ class _Run:
         outcome = ReduceOutcome(frame_id, "failed", reason=_reason(exc), attempts=attempts)
         try:
             self.ctx.db_backoff.call(_record)
-        except CatalogueUnreachable:
+        except _CATALOGUE_GONE:
             self.finish(outcome)  # the outcome still says why; the run stops
             raise
         except (SQLAlchemyError, CatalogueError):
@@ -232,8 +235,11 @@ class _Run:
 
         try:
             product_id, ours = self.ctx.db_backoff.call(_record)
-        except CatalogueUnreachable:
-            Path(made.path).unlink(missing_ok=True)  # never recorded: the next run redoes it
+        except _CATALOGUE_GONE:
+            # Most likely never recorded. Should the commit have been made and its
+            # answer lost, the product's row names a missing file, and the next run
+            # reduces the frame again (plan_frame never calls such a product current).
+            Path(made.path).unlink(missing_ok=True)
             self.claims.release(frame_id)
             raise
         except _RECOVERABLE as exc:
@@ -252,29 +258,39 @@ class _Run:
                                   worker=made.worker, cpu_seconds=made.cpu_seconds))
 
     def collect(self, *, retry: bool = True) -> None:
-        """Wait for finished jobs; retry or fail the failed, keep workers busy, record."""
-        finished = self.executor.wait()
-        made: list[tuple[FramePlan, ReducedFile]] = []
-        for token, result, error in finished:
-            plan = self.in_flight.pop(token)
-            if error is None:
-                made.append((plan, result))
-            elif not retry:
-                continue  # interrupted: the next run does it
-            elif isinstance(error, WorkerLost) and error.shared:
-                self.attempts[plan.job.frame_id] -= 1  # not known to be this job's doing
-                self.suspects.append(plan)
-            elif self.attempts[plan.job.frame_id] <= self.retries:
-                self.submit(plan)
-            else:
-                self.fail(plan.job.frame_id, error, key=plan.key)
+        """Wait for finished jobs; retry or fail the failed, keep workers busy, record.
+
+        Should the catalogue be lost meanwhile, every finished job is out of
+        ``in_flight`` and every file made but not recorded is deleted before the
+        error goes on.
+        """
+        finished = deque(self.executor.wait())
+        made: deque[tuple[FramePlan, ReducedFile]] = deque()
         try:
+            while finished:
+                token, result, error = finished.popleft()
+                plan = self.in_flight.pop(token)
+                if error is None:
+                    made.append((plan, result))
+                elif not retry:
+                    continue  # interrupted: the next run does it
+                elif isinstance(error, WorkerLost) and error.shared:
+                    self.attempts[plan.job.frame_id] -= 1  # not known to be this job's doing
+                    self.suspects.append(plan)
+                elif self.attempts[plan.job.frame_id] <= self.retries:
+                    self.submit(plan)
+                else:
+                    self.fail(plan.job.frame_id, error, key=plan.key)
             if retry:
                 self.fill()  # before recording, so that no worker waits for the catalogue
             while made:
-                plan, result = made.pop(0)
+                plan, result = made.popleft()
                 self.record(plan, result)
-        except CatalogueUnreachable:
+        except _CATALOGUE_GONE:
+            for token, result, _ in finished:
+                self.in_flight.pop(token, None)
+                if result is not None:
+                    Path(result.path).unlink(missing_ok=True)
             for _, result in made:  # made, but the catalogue is gone: not recorded
                 Path(result.path).unlink(missing_ok=True)
             raise
@@ -282,6 +298,10 @@ class _Run:
     def run(self, frame_ids: Sequence[int]) -> list[ReduceOutcome]:
         ids = list(dict.fromkeys(frame_ids))
         self.todo.extend(ids)
+
+        def done() -> list[ReduceOutcome]:
+            return [self.outcomes[i] for i in ids if i in self.outcomes]
+
         try:
             while self.todo or self.in_flight or self.suspects or self.put_off:
                 self.fill()
@@ -302,13 +322,18 @@ class _Run:
                     self.collect(retry=False)
             except KeyboardInterrupt:
                 pass  # asked twice: abandon them
+            except _CATALOGUE_GONE:
+                self._drop_unrecordable()
             self.executor.close(abandon=bool(self.in_flight))
-            done = [self.outcomes[i] for i in ids if i in self.outcomes]
-            raise ReduceInterrupted(done, len(ids) - len(done)) from None
+            finished = done()
+            raise ReduceInterrupted(finished, len(ids) - len(finished)) from None
+        except Stopped:
+            self._drop_unrecordable()
+            raise
         except CatalogueUnreachable as exc:
             self._drop_unrecordable()
-            done = [self.outcomes[i] for i in ids if i in self.outcomes]
-            raise ReduceStopped(exc, done, len(ids) - len(done)) from exc
+            finished = done()
+            raise ReduceStopped(exc, finished, len(ids) - len(finished)) from exc
         return [self.outcomes[i] for i in ids]
 
     def _drop_unrecordable(self) -> None:
@@ -319,7 +344,10 @@ class _Run:
         self.put_off.clear()
         try:
             while self.in_flight and not isinstance(self.executor, InProcessExecutor):
-                for token, result, _error in self.executor.wait():
+                finished = self.executor.wait()
+                if not finished:
+                    break  # nothing more will come back
+                for token, result, _error in finished:
                     self.in_flight.pop(token, None)
                     if result is not None:
                         Path(result.path).unlink(missing_ok=True)

@@ -157,7 +157,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
     FramePlan or ReduceOutcome
         The plan, or the outcome when there is nothing to reduce: ``up-to-date``
         (its current final product has the same inputs key, or any inputs key
-        without ``redo_superseded``; ``force`` redoes it anyway) or ``stopped``
+        without ``redo_superseded``, and its file exists; ``force`` redoes it
+        anyway) or ``stopped``
         (the policy refuses to go on without a master).
     """
     profile = ctx.profile_of(frame)
@@ -173,15 +174,20 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
     params = science_parameters(frame, profile, cosmic_threads=cosmic_threads)
     key = inputs_key(frame, chosen, params, ctx.software_version)
     existing = current_product(session, frame)
+    # A product whose file is gone (deleted by hand, or recorded by a commit whose
+    # answer was lost after the file was given up) is made again, and replaced.
     if (existing is not None and not force and existing.kind == "final"
-            and (existing.inputs_key == key or not redo_superseded)):
+            and (existing.inputs_key == key or not redo_superseded)
+            and os.path.exists(existing.path)):
         return ReduceOutcome(frame.id, "up-to-date", product_id=existing.id)
 
     digest = parameters_digest(_described(params))
     path = ctx.layout.product_path(instrument=frame.instrument, night=frame.night,
                                    raw_name=os.path.basename(frame.path), product_kind=kind,
                                    product_key=key)
-    if path.exists():  # same inputs already written (a product row was lost): keep a copy
+    if path.exists() or (existing is not None and existing.path == str(path)):
+        # Same inputs already written (a product row was lost: keep that file), or
+        # the product this one replaces names the path (its file is gone): a new name.
         path = path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.fits")
     used = {role: m for role, m in chosen.items() if m is not None}
     job = ReduceJob(

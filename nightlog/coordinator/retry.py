@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from nightlog.errors import CatalogueError
 from nightlog.settings import redact_text
@@ -45,22 +46,24 @@ class Backoff:
 
     The default waits about 30 s in all: long enough for a PostgreSQL restart or
     a SQLite file held by a backup, short enough that a dead server is reported
-    before anyone wonders.
+    before anyone wonders. ``stop``, when given (a daemon's), ends a wait at once
+    with :class:`Stopped`.
     """
 
     attempts: int = 6
     first: float = 1.0
     cap: float = 16.0
+    stop: threading.Event | None = field(default=None, compare=False, repr=False)
 
     def call(self, fn: Callable[[], T], *, what: str = "catalogue") -> T:
         """Run ``fn`` with these retries (see :func:`call_with_retry`)."""
-        return call_with_retry(fn, stop=threading.Event(), first=self.first, cap=self.cap,
-                               what=what, attempts=self.attempts)
+        return call_with_retry(fn, stop=self.stop or threading.Event(), first=self.first,
+                               cap=self.cap, what=what, attempts=self.attempts)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is a database outage rather than a refusal."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 

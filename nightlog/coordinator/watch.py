@@ -29,6 +29,7 @@ One loop, in one thread::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -101,9 +102,12 @@ class Watcher:
                  clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.ingest_ctx = ingest_ctx
-        self.job_ctx = job_ctx
         self.options = options
         self.stop = stop if stop is not None else threading.Event()
+        # Builds and reductions wait for the catalogue as batch runs do, but a stop
+        # ends the wait (the daemon's own loop then waits on, until stopped).
+        self.job_ctx = dataclasses.replace(job_ctx, db_backoff=dataclasses.replace(
+            job_ctx.db_backoff, stop=self.stop))
         self.clock = clock
         self.stats = WatchStats()
         self.tracker = SettleTracker(options.settle, clock=clock,
@@ -423,7 +427,8 @@ class Watcher:
         try:
             run = self._retry(morning, "catalogue")
         except CatalogueUnreachable as exc:  # the catalogue went away mid-run
-            self._next_morning = started + dt.timedelta(seconds=self.options.backoff_cap)
+            self._next_morning = dt.datetime.now(dt.UTC) + dt.timedelta(
+                seconds=self.options.backoff_cap)
             log.warning("morning reduction stopped, tried again at %s: %s",
                         f"{self._next_morning:%H:%M:%S}Z", exc,
                         extra={"event": "morning-stopped"})

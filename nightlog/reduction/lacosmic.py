@@ -3,16 +3,16 @@
 Every call of :func:`astroscrappy.detect_cosmics` (up to at least 1.3.0)
 leaks one byte per pixel of the frame: its saturated-star mask is grown with
 ``dilate5(satpixels, 2)``, and the C routine behind ``dilate5``
-(``PyDilate5`` in ``imutils.c``) allocates an ``nx × ny`` scratch buffer for
-every iteration after the first and never frees it. A worker that reduces a
-night of 8-megapixel frames grows by 8 MiB a frame; the watch daemon, which
-makes quick-looks in its own process all night, grows the same way.
+(``PyDilate5`` in ``imutils.c``) allocates an ``nx × ny`` scratch buffer
+whenever it is asked for more than one iteration and never frees it. A worker
+that reduces a night of 8-megapixel frames grows by 8 MiB a frame; the watch
+daemon, which makes quick-looks in its own process all night, grows the same way.
 
 ``detect_cosmics`` looks ``dilate5`` up among its module's globals at each
 call, so :func:`leak_free_astroscrappy` replaces that global with a function
 that runs the original's single-iteration form ``niter`` times. The original's
 loop does exactly that (copy the output, dilate it once more), so masks are
-identical bit for bit (``tests/test_cosmics.py`` checks it against the
+identical bit for bit (``tests/test_lacosmic.py`` checks it against the
 unpatched function, and that the process no longer grows). The replacement is
 installed on the first call, never at import, and only where the module has
 the expected shape; otherwise astroscrappy is used as it is.

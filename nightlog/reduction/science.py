@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.calibrate import flat_correct, subtract_bias, subtract_dark
-from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays
+from nightlog.reduction.cosmics import detect_cosmic_rays
 from nightlog.reduction.mask import (
     MASK_DTYPE,
     MaskBit,
@@ -48,7 +48,8 @@ from nightlog.reduction.mask import (
     hot_pixels_from_dark,
     mask_saturated,
 )
-from nightlog.reduction.overscan import OverscanMethod, subtract_overscan
+from nightlog.reduction.overscan import subtract_overscan
+from nightlog.reduction.science_parameters import OverscanParameters, ScienceParameters
 from nightlog.reduction.trim import trim_image
 from nightlog.reduction.uncertainty import create_uncertainty
 
@@ -61,101 +62,6 @@ __all__ = [
 ]
 
 BitPlane = npt.NDArray[np.uint16]
-
-
-@dataclass(frozen=True)
-class OverscanParameters:
-    """Overscan subtraction (see :func:`~nightlog.reduction.overscan.subtract_overscan`).
-
-    Attributes
-    ----------
-    region : str or None
-        FITS section of the overscan; ``None`` reads ``BIASSEC``.
-    skip_columns : int
-        Overscan columns next to the data to ignore (residual charge, light leak).
-    method : {'median', 'mean', 'clipped_mean'}
-        Statistic per row.
-    model_degree : int or None
-        Degree of a polynomial in the row number fitted to the levels; ``None``
-        subtracts the levels themselves.
-    per_row : bool
-        One level per row (``True``) or one for the frame.
-    """
-
-    region: str | None = None
-    skip_columns: int = 0
-    method: OverscanMethod = "median"
-    model_degree: int | None = None
-    per_row: bool = True
-
-
-@dataclass(frozen=True)
-class ScienceParameters:
-    """Everything :func:`reduce_science` needs to know beyond the frames.
-
-    Attributes
-    ----------
-    gain : float
-        e-/ADU.
-    read_noise : float
-        e- per pixel.
-    saturation : float or None
-        Raw level (ADU, bias included) at or above which a pixel is SATURATED;
-        ``None``: not checked.
-    exptime : float or None
-        Seconds the dark current accumulated in this frame (dark time); ``None``
-        reads ``EXPTIME`` from the raw header.
-    overscan : OverscanParameters or None
-        ``None`` switches overscan subtraction off.
-    trim : str or None
-        FITS section to keep; ``None`` uses the header's ``TRIMSEC`` or ``DATASEC``
-        and does not trim when it has neither.
-    dark_is_rate : bool or None
-        Whether the master dark is a rate (per second); ``None`` decides from its unit.
-    dark_exposure : float or None
-        Exposure (s) of a fixed-exposure master dark.
-    darks_scale : bool
-        Scale the dark by exposure time; ``False`` for cameras whose dark does not
-        grow linearly (the master dark must then match the exposure).
-    flat_norm : float or None
-        Value the master flat is divided by before use; masters are normalised to 1,
-        hence the default. ``None`` re-normalises by the flat's mean (ccdproc).
-    flat_min : float or None
-        Normalised-flat values below this are raised to it before dividing.
-    hot_nsigma : float
-        A pixel of the master dark above median + ``hot_nsigma`` robust σ is HOT.
-    hot_threshold : float or None
-        Absolute HOT threshold in the master dark's units (replaces ``hot_nsigma``).
-    dead_low : float
-        A pixel of the master flat below ``dead_low`` × its median is DEAD.
-    dead_high : float or None
-        If given, a flat pixel above ``dead_high`` × median is DEAD too.
-    cosmic_rays : CosmicRaySettings
-        Cosmic-ray detection settings (``enabled=False`` skips it).
-    """
-
-    gain: float
-    read_noise: float
-    saturation: float | None
-    exptime: float | None = None
-    overscan: OverscanParameters | None = None
-    trim: str | None = None
-    dark_is_rate: bool | None = None
-    dark_exposure: float | None = None
-    darks_scale: bool = True
-    flat_norm: float | None = 1.0
-    flat_min: float | None = None
-    hot_nsigma: float = 5.0
-    hot_threshold: float | None = None
-    dead_low: float = 0.5
-    dead_high: float | None = None
-    cosmic_rays: CosmicRaySettings = field(default_factory=CosmicRaySettings)
-
-    def __post_init__(self) -> None:
-        if not (np.isfinite(self.gain) and self.gain > 0):
-            raise ReductionError(f"gain must be positive (e-/ADU), not {self.gain!r}")
-        if not (np.isfinite(self.read_noise) and self.read_noise >= 0):
-            raise ReductionError(f"read noise must be >= 0 e-, not {self.read_noise!r}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,111 @@
+"""What :func:`~nightlog.reduction.science.reduce_science` is asked to do: the
+camera's numbers and the settings of each step, as frozen values a profile fills
+in and a product's provenance records (their digest is the product's ``NLPARSHA``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nightlog.errors import ReductionError
+from nightlog.reduction.cosmics import CosmicRaySettings
+from nightlog.reduction.overscan import OverscanMethod
+
+__all__ = ["OverscanParameters", "ScienceParameters"]
+
+
+@dataclass(frozen=True)
+class OverscanParameters:
+    """Overscan subtraction (see :func:`~nightlog.reduction.overscan.subtract_overscan`).
+
+    Attributes
+    ----------
+    region : str or None
+        FITS section of the overscan; ``None`` reads ``BIASSEC``.
+    skip_columns : int
+        Overscan columns next to the data to ignore (residual charge, light leak).
+    method : {'median', 'mean', 'clipped_mean'}
+        Statistic per row.
+    model_degree : int or None
+        Degree of a polynomial in the row number fitted to the levels; ``None``
+        subtracts the levels themselves.
+    per_row : bool
+        One level per row (``True``) or one for the frame.
+    """
+
+    region: str | None = None
+    skip_columns: int = 0
+    method: OverscanMethod = "median"
+    model_degree: int | None = None
+    per_row: bool = True
+
+
+@dataclass(frozen=True)
+class ScienceParameters:
+    """Everything :func:`reduce_science` needs to know beyond the frames.
+
+    Attributes
+    ----------
+    gain : float
+        e-/ADU.
+    read_noise : float
+        e- per pixel.
+    saturation : float or None
+        Raw level (ADU, bias included) at or above which a pixel is SATURATED;
+        ``None``: not checked.
+    exptime : float or None
+        Seconds the dark current accumulated in this frame (dark time); ``None``
+        reads ``EXPTIME`` from the raw header.
+    overscan : OverscanParameters or None
+        ``None`` switches overscan subtraction off.
+    trim : str or None
+        FITS section to keep; ``None`` uses the header's ``TRIMSEC`` or ``DATASEC``
+        and does not trim when it has neither.
+    dark_is_rate : bool or None
+        Whether the master dark is a rate (per second); ``None`` decides from its unit.
+    dark_exposure : float or None
+        Exposure (s) of a fixed-exposure master dark.
+    darks_scale : bool
+        Scale the dark by exposure time; ``False`` for cameras whose dark does not
+        grow linearly (the master dark must then match the exposure).
+    flat_norm : float or None
+        Value the master flat is divided by before use; masters are normalised to 1,
+        hence the default. ``None`` re-normalises by the flat's mean (ccdproc).
+    flat_min : float or None
+        Normalised-flat values below this are raised to it before dividing.
+    hot_nsigma : float
+        A pixel of the master dark above median + ``hot_nsigma`` robust σ is HOT.
+    hot_threshold : float or None
+        Absolute HOT threshold in the master dark's units (replaces ``hot_nsigma``).
+    dead_low : float
+        A pixel of the master flat below ``dead_low`` × its median is DEAD.
+    dead_high : float or None
+        If given, a flat pixel above ``dead_high`` × median is DEAD too.
+    cosmic_rays : CosmicRaySettings
+        Cosmic-ray detection settings (``enabled=False`` skips it).
+    """
+
+    gain: float
+    read_noise: float
+    saturation: float | None
+    exptime: float | None = None
+    overscan: OverscanParameters | None = None
+    trim: str | None = None
+    dark_is_rate: bool | None = None
+    dark_exposure: float | None = None
+    darks_scale: bool = True
+    flat_norm: float | None = 1.0
+    flat_min: float | None = None
+    hot_nsigma: float = 5.0
+    hot_threshold: float | None = None
+    dead_low: float = 0.5
+    dead_high: float | None = None
+    cosmic_rays: CosmicRaySettings = field(default_factory=CosmicRaySettings)
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.gain) and self.gain > 0):
+            raise ReductionError(f"gain must be positive (e-/ADU), not {self.gain!r}")
+        if not (np.isfinite(self.read_noise) and self.read_noise >= 0):
+            raise ReductionError(f"read noise must be >= 0 e-, not {self.read_noise!r}")
