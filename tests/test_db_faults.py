@@ -6,13 +6,16 @@ the next run finishes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -481,3 +484,105 @@ def test_a_product_whose_file_is_gone_is_made_again(archive: tuple[Engine, JobCo
         assert old.replaced_by_id == again[0].product_id
         new = s.get(Product, again[0].product_id)
         assert new is not None and Path(new.path).exists()
+
+
+class _PrivateServer:
+    """A PostgreSQL server of this test's own (initdb in a temporary folder, a Unix
+    socket there, no TCP), so that it can really be stopped and started again
+    without touching the server other tests share."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin = bin_dir
+        self.dir = Path(tempfile.mkdtemp(prefix="nightlog-pg-"))
+        self.dir.chmod(0o777)  # the server runs as 'postgres' when this runs as root
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._run("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres",
+                  "-E", "UTF8", "--no-sync")
+        self.url = f"postgresql://postgres@/postgres?host={self.dir}&port=54329"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_owner, str(self.bin / tool), *args], check=True,
+                       capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
+                  "-o", f"-p 54329 -k {self.dir} -c listen_addresses='' -c fsync=off",
+                  "start")
+
+    def stop(self) -> None:
+        """A fast shutdown: every session is terminated, as in a restart."""
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_server() -> Iterator[_PrivateServer]:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    pg_ctl = Path(found[-1]) if found else Path(shutil.which("pg_ctl") or "/nonexistent")
+    if not pg_ctl.exists() or (os.geteuid() == 0 and shutil.which("runuser") is None):
+        if os.environ.get("NIGHTLOG_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL's server programs (initdb, pg_ctl) are needed in CI")
+        pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+    server = _PrivateServer(pg_ctl.parent)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_real_postgres_restart_mid_reduction(private_server: _PrivateServer,
+                                               lfc_night: Path, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """The server stopped (fast shutdown) after the first frame and started again 2 s
+    later: the run rides it out and records every frame once. Stopped for longer than
+    the retries: the run stops with a clear error and the next one finishes."""
+    from nightlog.catalogue.schema import upgrade
+    from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
+    from nightlog.settings import load_settings
+
+    engine = create_engine(private_server.url)
+    try:
+        upgrade(engine)
+        raw = tmp_path / "raw"
+        shutil.copytree(lfc_night, raw)
+        settings = load_settings(env={}, cwd=tmp_path)
+        run_ingest(engine, discover([raw], settings.ingest.patterns),
+                   IngestContext.from_settings(settings))
+        ctx = dataclasses.replace(JobContext.from_settings(settings),
+                                  db_backoff=Backoff(attempts=10, first=0.3, cap=2.0))
+        assert all(o.status == "built" for o in run_build(engine, ctx))
+        ids = _science(engine)
+        restarts: list[threading.Timer] = []
+
+        def restart_after_first(outcome: ReduceOutcome) -> None:
+            if not restarts:
+                private_server.stop()
+                restarts.append(threading.Timer(2.0, private_server.start))
+                restarts[0].start()
+
+        caplog.set_level(logging.WARNING, logger="nightlog")
+        outcomes = run_reduce(engine, ctx, ids, workers=1, progress=restart_after_first)
+        restarts[0].join()
+        assert [o.status for o in outcomes] == ["reduced"] * len(ids)
+        assert _retries(caplog) >= 1
+        _consistent(engine, ctx.layout.root)
+
+        # Down for longer than the retries: stopped, then finished by the next run.
+        impatient = dataclasses.replace(ctx, db_backoff=Backoff(attempts=3, first=0.2,
+                                                                cap=0.4))
+        private_server.stop()
+        try:
+            with pytest.raises(ReduceStopped, match="unreachable after 3 attempt"):
+                run_reduce(engine, impatient, ids, workers=1, force=True)
+        finally:
+            private_server.start()
+        again = run_reduce(engine, ctx, ids, workers=1)
+        assert [o.status for o in again] == ["up-to-date"] * len(ids)
+        _consistent(engine, ctx.layout.root)
+    finally:
+        engine.dispose()
