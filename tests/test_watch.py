@@ -181,6 +181,32 @@ def test_slow_writers_are_taken_only_when_complete(sqlite_engine: Engine,
     assert _quarantine(sqlite_engine) == {}
 
 
+def test_a_file_left_truncated_is_quarantined_then_taken_once_complete(
+        sqlite_engine: Engine, tmp_path: Path) -> None:
+    """A writer that died half-way: the file is recorded with its reason after
+    ``incomplete_timeout_seconds`` (not held silently for ever); finished later, it
+    is ingested and its quarantine entry resolved."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    settings = _settings(tmp_path, settle_seconds=0.2, incomplete_timeout_seconds=1.0)
+    whole = _frame_bytes(4, (80, 90))
+    cut = len(whole) // 2
+    with _daemon(sqlite_engine, settings, [raw]) as watcher:
+        (raw / "cut.fits").write_bytes(whole[:cut])
+        _wait_for(lambda: len(_quarantine(sqlite_engine)) == 1, 10, "the truncated file")
+        assert _catalogue(sqlite_engine)[0] == {}
+        (reason,) = _quarantine(sqlite_engine).values()
+        assert "declare" in reason or "short" in reason, reason
+        assert watcher.stats.counts["quarantined"] == 1
+        with open(raw / "cut.fits", "ab") as fh:  # the copy resumed and finished
+            fh.write(whole[cut:])
+        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 1, 10, "the whole file")
+    with make_sessionmaker(sqlite_engine)() as s:
+        (entry,) = s.scalars(select(QuarantinedFile)).all()
+        assert entry.resolved_at is not None
+    assert _catalogue(sqlite_engine) == (_expected(raw), 1)
+
+
 def test_renamed_moved_and_bad_files(sqlite_engine: Engine, tmp_path: Path) -> None:
     raw, outside = tmp_path / "raw", tmp_path / "elsewhere"
     (raw / "night" / "deep").mkdir(parents=True)

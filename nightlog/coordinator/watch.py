@@ -169,6 +169,10 @@ class Watcher:
                 self.tracker.touch(arrival.path,
                                    closed=arrival.closed and self.options.close_events)
         ready = self.tracker.ready()
+        stalled = self.tracker.stalled(self.options.incomplete_timeout)
+        if stalled:  # the writer gave up: record them as truncated, with the reason
+            self._ingest(stalled, ctx=dataclasses.replace(self.ingest_ctx,
+                                                          incomplete_is_error=True))
         if ready:
             self._ingest(ready)
         elif self._build_is_due():
@@ -274,27 +278,29 @@ class Watcher:
         return call_with_retry(fn, stop=self.stop, first=self.options.backoff_first,
                                cap=self.options.backoff_cap, what=what)
 
-    def _ingest_part(self, part: Sequence[str]) -> list[IngestResult]:
+    def _ingest_part(self, part: Sequence[str], ctx: IngestContext) -> list[IngestResult]:
         try:
             with self._sessions() as session, session.begin():
-                return ingest_chunk(session, part, self.ingest_ctx)
+                return ingest_chunk(session, part, ctx)
         except SQLAlchemyError as exc:
             if is_transient(exc):
                 raise
             # A row refused (another daemon took the same file first): one file per
             # transaction, so the others still go in.
             results: list[IngestResult] = []
-            run_ingest(self.engine, [Path(p) for p in part], self.ingest_ctx, chunk=1,
+            run_ingest(self.engine, [Path(p) for p in part], ctx, chunk=1,
                        progress=results.append)
             return results
 
-    def _ingest(self, ready: Sequence[str]) -> None:
+    def _ingest(self, ready: Sequence[str], ctx: IngestContext | None = None) -> None:
+        ctx = ctx or self.ingest_ctx
         size = self.options.chunk
         for start in range(0, len(ready), size):
             if start and self.stop.is_set():
                 break  # the rest is still on disk: the next start catches it up
             part = list(ready[start : start + size])
-            results = self._retry(functools.partial(self._ingest_part, part), "catalogue")
+            results = self._retry(functools.partial(self._ingest_part, part, ctx),
+                                  "catalogue")
             for result in results:
                 self._after_ingest(result)
             added = sum(1 for r in results if r.outcome in _NEW)

@@ -38,6 +38,7 @@ class WatchOptions:
     quicklook_lookback: float = 86400.0  # owed quick-looks taken up at start
     close_events: bool = True  # a close-write of a complete file ends its wait
     rescan: float = 300.0  # look over the folders for files no event announced
+    incomplete_timeout: float = 3600.0  # a file shorter than declared, unchanged: quarantined
     morning_at: dt.time | None = None  # local time of the morning reduction
     name: str = ""
 
@@ -58,6 +59,7 @@ class WatchOptions:
             "settle": w.settle_seconds, "build_delay": w.build_delay_seconds,
             "build_max_delay": w.build_max_delay_seconds, "quicklook": w.quicklook,
             "heartbeat": w.heartbeat_seconds, "polling": w.polling,
+            "incomplete_timeout": w.incomplete_timeout_seconds,
             "morning_at": settings.reduction.morning_at}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

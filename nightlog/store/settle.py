@@ -10,8 +10,10 @@ are ready: a file is ready when it is as long as its FITS headers declare
   it has not changed since.
 
 A file that is stable but shorter than declared is held (never given out) until
-it changes again. The tracker only looks at the file system; the caller feeds it
-events and asks for ready files, with its own clock.
+it changes again, or until :meth:`SettleTracker.stalled` gives it up (a writer
+that died: the caller records the file as truncated). The tracker only looks at
+the file system; the caller feeds it events and asks for ready files, with its
+own clock.
 """
 
 from __future__ import annotations
@@ -123,6 +125,16 @@ class SettleTracker:
         if entry is not None:
             entry.held = True
             entry.closed = False
+
+    def stalled(self, after: float) -> list[str]:
+        """Held files unchanged for ``after`` seconds, sorted; they leave the tracker
+        (a change brings them back)."""
+        now = self._clock()
+        out = sorted(path for path, e in self._entries.items()
+                     if e.held and now - e.stable_since >= after)
+        for path in out:
+            del self._entries[path]
+        return out
 
     def forget(self, path: str) -> None:
         self._entries.pop(path, None)
