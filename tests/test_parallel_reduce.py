@@ -5,6 +5,7 @@ next one. SQLite and PostgreSQL (the ``archive`` fixture, conftest.py)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, Product, ReduceFailure
 from nightlog.catalogue.reductions import failures_of_night
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.executors import DASK_CONFIG, DaskExecutor, dask_settings_advice
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import ReduceInterrupted, ReduceOutcome, run_reduce, science_frames
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, reduce_job
@@ -238,3 +240,23 @@ def test_the_command_reduces_the_last_night_then_nothing(
     assert second.exit_code == 1, second.output
     assert "up-to-date" in second.output and f"{len(ids) - 1} reduced" not in second.output
     assert set(_current(engine)) == set(ids[1:])
+
+
+def test_dask_settings_advice_names_what_costs_cpu() -> None:
+    assert dask_settings_advice([DASK_CONFIG, DASK_CONFIG]) == ""
+    defaults = {"distributed.worker.profile.enabled": True,
+                "distributed.admin.tick.interval": "20ms"}
+    advice = dask_settings_advice([defaults, DASK_CONFIG])
+    assert advice.startswith("1 worker(s) run Dask's statistical profiler and 1 check")
+    assert "docs/morning.md" in advice
+    assert "profiler" not in dask_settings_advice(
+        [{**defaults, "distributed.worker.profile.enabled": False}])
+
+
+def test_a_dask_cluster_on_default_settings_is_told_what_to_change(
+        dask_scheduler: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The module's cluster runs Dask's defaults: connecting says so, once."""
+    with caplog.at_level(logging.WARNING, logger="nightlog.reduce"):
+        DaskExecutor(dask_scheduler).close()
+    (record,) = [r for r in caplog.records if getattr(r, "event", "") == "dask-settings"]
+    assert "2 worker(s) run Dask's statistical profiler" in record.getMessage()

@@ -26,20 +26,23 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib
+import logging
 import multiprocessing
 import os
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from nightlog.errors import ConfigurationError, NightlogError
 
 __all__ = ["DASK_CONFIG", "DaskExecutor", "FrameExecutor", "InProcessExecutor",
-           "LocalExecutor", "WorkerLost", "available_cores", "open_executor"]
+           "LocalExecutor", "WorkerLost", "available_cores", "dask_settings_advice",
+           "open_executor"]
 
 Work = Callable[[Any], Any]
+log = logging.getLogger("nightlog.reduce")
 
 #: Dask settings recommended for a cluster that reduces frames (``docs/morning.md``):
 #: a frame is a task of seconds, so the workers' statistical profiler (a stack
@@ -239,6 +242,10 @@ class DaskExecutor(FrameExecutor):
         for address_of_worker, cores in self._client.run(available_cores).items():
             host = info[address_of_worker]["host"]
             cores_on[host] = min(cores, cores_on.get(host, cores))
+        advice = dask_settings_advice(self._client.run(_dask_settings).values())
+        if advice:
+            log.warning("the Dask cluster at %s: %s", address, advice,
+                        extra={"event": "dask-settings"})
         self.workers = sum(threads_on.values())
         self.threads = max(1, min(cores_on.get(host, 1) // n for host, n in threads_on.items()))
         self.description = f"Dask at {address} ({self.workers} worker threads)"
@@ -279,6 +286,38 @@ class DaskExecutor(FrameExecutor):
         self._futures.clear()
         if self._client.status not in ("closing", "closed"):
             self._client.close()
+
+
+def _dask_settings() -> dict[str, object]:
+    """This Dask process's value of each :data:`DASK_CONFIG` setting (run on workers)."""
+    dask: Any = importlib.import_module("dask")
+    return {key: dask.config.get(key, None) for key in DASK_CONFIG}
+
+
+def dask_settings_advice(workers: Iterable[Mapping[str, object]]) -> str:
+    """What to change in the workers' Dask settings (``""``: nothing), given each
+    worker's values of the :data:`DASK_CONFIG` settings."""
+    profiling = sum(1 for w in workers if w.get("distributed.worker.profile.enabled")
+                    is not False)
+    ticking = sum(1 for w in workers
+                  if _seconds(w.get("distributed.admin.tick.interval")) < 0.5)
+    if not profiling and not ticking:
+        return ""
+    parts = [f"{profiling} worker(s) run Dask's statistical profiler"] if profiling else []
+    if ticking:
+        parts.append(f"{ticking} check their event loop more often than every 0.5 s")
+    return (f"{' and '.join(parts)}, which costs CPU for nothing on tasks of seconds; "
+            "see 'Dask settings for a reducing cluster' in docs/morning.md")
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        dask_utils: Any = importlib.import_module("dask.utils")
+        return float(dask_utils.parse_timedelta(value, default="ms"))
+    except (ImportError, TypeError, ValueError, KeyError):
+        return 1.0  # unknown: say nothing
 
 
 def open_executor(workers: int = 1, scheduler: str | None = None, *,
