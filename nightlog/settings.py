@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 from nightlog.calibration.policy import CalibrationPolicy, policy_from_table
 from nightlog.errors import ConfigurationError
 from nightlog.header.model import Site
+from nightlog.redaction import redact_url
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -35,8 +35,6 @@ __all__ = [
     "Settings",
     "WatchSettings",
     "load_settings",
-    "redact_text",
-    "redact_url",
 ]
 
 CONFIG_FILENAME = "nightlog.toml"
@@ -150,43 +148,6 @@ class Settings:
     def safe_database_url(self) -> str:
         """The database URL with any password replaced by ``***``."""
         return redact_url(self.database_url)
-
-
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pass|sslpassword)=)[^&#\s'\"]*")
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with its password (if any) shown as ``***``.
-
-    The password of the user part (``user:password@host``, a password holding
-    ``@`` included) and a ``password=`` query parameter are hidden. This is the
-    one place a database URL is made fit to print: errors, logs, ``--help``,
-    ``nightlog db current`` and the demo all go through it.
-    """
-    url = _QUERY_SECRET.sub(r"\1***", url)
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, at, host = rest.rpartition("@")
-    if ":" in creds:
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***{at}{host}"
-    return url
-
-
-def redact_text(text: str) -> str:
-    """``text`` with the password of every URL in it shown as ``***``.
-
-    For messages that may quote a URL nightlog did not format itself (a driver's
-    error, a log line with an exception).
-    """
-    def _one(match: re.Match[str]) -> str:
-        url = match.group(0)
-        bare = url.rstrip(".,:;)]}")  # punctuation of the sentence, not of the URL
-        return redact_url(bare) + url[len(bare):]
-
-    return _URL_IN_TEXT.sub(_one, text)
 
 
 def _find_config(config_path: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:

@@ -1,4 +1,5 @@
-"""Seeded factories of raw files for tests: good frames and a corpus of bad ones."""
+"""Seeded factories of raw files for tests: good frames and a corpus of bad ones;
+and what the catalogue made of them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from sqlalchemy import Engine, select
+
+from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.models import Frame, QuarantinedFile
 
 GOOD_CARDS: dict[str, object] = {
     "INSTRUME": "TESTCAM",
@@ -100,3 +105,15 @@ def bad_corpus(folder: Path) -> dict[str, str]:
     (folder / "cut.fits.gz").write_bytes(gz[: len(gz) // 2])
     expected["cut.fits.gz"] = "gzip"
     return expected
+
+
+def catalogued_frames(engine: Engine) -> list[Frame]:
+    """Every frame row, in id order."""
+    with make_sessionmaker(engine)() as s:
+        return list(s.scalars(select(Frame).order_by(Frame.id)))
+
+
+def quarantined_by_name(engine: Engine) -> dict[str, QuarantinedFile]:
+    """The quarantine entries, by file name."""
+    with make_sessionmaker(engine)() as s:
+        return {Path(q.path).name: q for q in s.scalars(select(QuarantinedFile))}

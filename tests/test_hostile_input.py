@@ -30,7 +30,7 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.models import Frame, QuarantinedFile
+from nightlog.catalogue.models import Frame
 from nightlog.cli.app import app
 from nightlog.cli.output import printable
 from nightlog.coordinator.context import JobContext
@@ -40,6 +40,8 @@ from nightlog.header.values import text_value
 from nightlog.report.html import render_html
 from nightlog.settings import load_settings
 from nightlog.store.layout import ArchiveLayout
+from tests.factories import catalogued_frames as _frames
+from tests.factories import quarantined_by_name as _quarantine
 
 PATTERNS = load_settings(env={}, cwd=Path("/")).ingest.patterns
 NIGHT = dt.date(2024, 3, 9)  # DATE-OBS 2024-03-10T04:05:06 UTC, no site: noon-to-noon UTC
@@ -113,16 +115,6 @@ HOSTILE_IDS = [case[0] for case in HOSTILE_STRINGS]
 
 def _ctx(tmp_path: Path, **overrides: object) -> IngestContext:
     return IngestContext.from_settings(load_settings(env={}, cwd=tmp_path), **overrides)
-
-
-def _frames(engine: Engine) -> list[Frame]:
-    with make_sessionmaker(engine)() as s:
-        return list(s.scalars(select(Frame).order_by(Frame.id)))
-
-
-def _quarantine(engine: Engine) -> dict[str, QuarantinedFile]:
-    with make_sessionmaker(engine)() as s:
-        return {Path(q.path).name: q for q in s.scalars(select(QuarantinedFile))}
 
 
 def _header_values(frame: Frame, keyword: str) -> list[object]:

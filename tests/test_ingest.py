@@ -7,13 +7,13 @@ import os
 import shutil
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.models import Frame, QuarantinedFile
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.settings import load_settings
 from tests.factories import bad_corpus, write_frame
+from tests.factories import catalogued_frames as _frames
+from tests.factories import quarantined_by_name as _quarantine
 
 PATTERNS = load_settings(env={}, cwd=Path("/")).ingest.patterns
 
@@ -25,16 +25,6 @@ def _ctx(tmp_path: Path) -> IngestContext:
 def _ingest(engine: Engine, folder: Path, ctx: IngestContext) -> dict[str, int]:
     summary = run_ingest(engine, discover([folder], PATTERNS), ctx)
     return dict(summary.counts)
-
-
-def _frames(engine: Engine) -> list[Frame]:
-    with make_sessionmaker(engine)() as s:
-        return list(s.scalars(select(Frame).order_by(Frame.id)))
-
-
-def _quarantine(engine: Engine) -> dict[str, QuarantinedFile]:
-    with make_sessionmaker(engine)() as s:
-        return {Path(q.path).name: q for q in s.scalars(select(QuarantinedFile))}
 
 
 def test_every_form_is_ingested_once(catalogue_engine: Engine, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.night_report import run_report
 from nightlog.coordinator.reduce import run_reduce, science_frames
-from nightlog.settings import redact_text, redact_url
+from nightlog.redaction import redact_text, redact_url
 
 SECRET = "s3cret-Pa55"
 UNREACHABLE = f"postgresql://nightlog:{SECRET}@127.0.0.1:1/archive"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from nightlog.errors import ConfigurationError
-from nightlog.settings import DEFAULT_DB_FILENAME, load_settings, redact_url
+from nightlog.redaction import redact_url
+from nightlog.settings import DEFAULT_DB_FILENAME, load_settings
 
 
 def test_no_file_means_defaults_in_the_working_folder(tmp_path: Path) -> None:

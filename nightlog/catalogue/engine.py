@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nightlog.errors import CatalogueError, ConfigurationError
-from nightlog.settings import redact_url
+from nightlog.redaction import redact_url
 
 __all__ = ["create_engine", "is_sqlite", "make_sessionmaker", "sqlite_path"]
 

@@ -28,7 +28,7 @@ from nightlog.cli import (
 )
 from nightlog.cli.state import state_of
 from nightlog.errors import CatalogueError, NightlogError
-from nightlog.settings import redact_text
+from nightlog.redaction import redact_text
 
 __all__ = ["app", "main"]
 

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from nightlog.cli.output import printable
-from nightlog.settings import redact_text
+from nightlog.redaction import redact_text
 
 __all__ = ["LogFormat", "configure_logging"]
 

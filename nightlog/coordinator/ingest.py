@@ -55,7 +55,7 @@ from nightlog.header.normalize import normalize_header
 from nightlog.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
-from nightlog.store.file_kinds import link_outside, shown_path, unstorable_name
+from nightlog.store.file_kinds import refusal, shown_path, unstorable_name
 from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "discover",
     "ingest_chunk",
     "ingest_file",
+    "report_skipped",
     "run_ingest",
 ]
 
@@ -173,7 +174,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str], *
     for raw in paths:
         path = Path(os.path.abspath(raw))
         if (why := unstorable_name(path)) is not None and not path.is_dir():
-            _skipped(path, why)
+            report_skipped(path, why)
             continue
         if path.is_dir():
             for root, dirs, files in os.walk(path):
@@ -182,11 +183,10 @@ def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str], *
                     if name.startswith(".") or not _matches(name, patterns):
                         continue
                     candidate = Path(root) / name
-                    why = unstorable_name(candidate)
-                    if why is None and not follow_symlinks and candidate.is_symlink():
-                        why = link_outside(candidate, [path] if within is None else within)
+                    why = refusal(candidate, [path] if within is None else within,
+                                  follow_symlinks=follow_symlinks)
                     if why is not None:
-                        _skipped(candidate, why)
+                        report_skipped(candidate, why)
                         continue
                     found.add(candidate)
         else:
@@ -194,7 +194,8 @@ def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str], *
     return sorted(found)
 
 
-def _skipped(path: Path, why: str) -> None:
+def report_skipped(path: str | os.PathLike[str], why: str) -> None:
+    """Log that ``path`` was skipped and why (its name shown safely)."""
     shown = shown_path(path)
     log.warning("skipped %s: %s", shown, why,
                 extra={"event": "skipped", "path": shown, "reason": why})

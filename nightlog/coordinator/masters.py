@@ -54,6 +54,7 @@ from nightlog.reduction.masters import (
 from nightlog.reduction.products import read_product, to_hdulist
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.store.images import read_image, write_hdulist
+from nightlog.store.layout import name_beside
 
 __all__ = ["BuildOutcome", "DueGroup", "build_master", "find_due", "run_build"]
 
@@ -270,7 +271,7 @@ def build_master(session: Session, due: DueGroup, ctx: JobContext, *,
         # Left by a build interrupted before its commit (no row names it), or being
         # written by a concurrent build of the same version (whose commit will win
         # or lose on the unique version): never overwrite it, write beside it.
-        path = path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.fits")
+        path = name_beside(path)
     ccd = result.ccd
     header = ccd.header
     header["NLKIND"] = (due.kind, "nightlog master kind")

@@ -35,7 +35,7 @@ import datetime as dt
 import functools
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -287,10 +287,7 @@ class _Run:
                 plan, result = made.popleft()
                 self.record(plan, result)
         except _CATALOGUE_GONE:
-            for token, result, _ in finished:
-                self.in_flight.pop(token, None)
-                if result is not None:
-                    Path(result.path).unlink(missing_ok=True)
+            self._discard(finished)
             for _, result in made:  # made, but the catalogue is gone: not recorded
                 Path(result.path).unlink(missing_ok=True)
             raise
@@ -323,7 +320,7 @@ class _Run:
             except KeyboardInterrupt:
                 pass  # asked twice: abandon them
             except _CATALOGUE_GONE:
-                self._drop_unrecordable()
+                self._drop_unrecordable()  # closes the executor
             self.executor.close(abandon=bool(self.in_flight))
             finished = done()
             raise ReduceInterrupted(finished, len(ids) - len(finished)) from None
@@ -336,6 +333,13 @@ class _Run:
             raise ReduceStopped(exc, finished, len(ids) - len(finished)) from exc
         return [self.outcomes[i] for i in ids]
 
+    def _discard(self, finished: Iterable[tuple[int, Any, BaseException | None]]) -> None:
+        """Jobs finished that will not be recorded: out of ``in_flight``, files deleted."""
+        for token, result, _error in finished:
+            self.in_flight.pop(token, None)
+            if result is not None:
+                Path(result.path).unlink(missing_ok=True)
+
     def _drop_unrecordable(self) -> None:
         """Stop: let the busy workers finish (a job cannot be stopped half-written)
         and delete what they made, which cannot be recorded."""
@@ -347,10 +351,7 @@ class _Run:
                 finished = self.executor.wait()
                 if not finished:
                     break  # nothing more will come back
-                for token, result, _error in finished:
-                    self.in_flight.pop(token, None)
-                    if result is not None:
-                        Path(result.path).unlink(missing_ok=True)
+                self._discard(finished)
         except KeyboardInterrupt:
             pass  # asked to stop: abandon them
         self.executor.close(abandon=bool(self.in_flight))

@@ -19,7 +19,6 @@ import os
 import socket
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from nightlog.errors import ArchiveFileExists, ChecksumMismatchError, Unreadable
 from nightlog.reduction.products import ProvenanceEntry, read_product, to_hdulist
 from nightlog.reduction.science import ScienceParameters, reduce_science
 from nightlog.store.images import read_image, write_hdulist
+from nightlog.store.layout import name_beside
 from nightlog.store.raw import sha256_of
 
 __all__ = ["ReduceJob", "ReducedFile", "jsonable", "peak_memory", "reduce_job"]
@@ -190,10 +190,7 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
     except ArchiveFileExists:
         # Another run reduced this frame from the same inputs meanwhile; write
         # beside its file, and the recording keeps one of the two products.
-        target = Path(job.target)
-        out = write_hdulist(target.with_name(
-            f"{target.stem}_{uuid.uuid4().hex[:12]}.fits"),
-            hdul, mode=job.mode)
+        out = write_hdulist(name_beside(Path(job.target)), hdul, mode=job.mode)
     return ReducedFile(
         frame_id=job.frame_id, path=str(out.path), sha256=out.sha256, size=out.size,
         steps=_step_records(reduced.steps),

@@ -38,6 +38,7 @@ from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
+from nightlog.store.layout import name_beside
 
 __all__ = ["FramePlan", "ReduceOutcome", "current_product", "inputs_key", "plan_frame",
            "record_product", "recorded_meanwhile", "science_parameters"]
@@ -188,7 +189,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
     if path.exists() or (existing is not None and existing.path == str(path)):
         # Same inputs already written (a product row was lost: keep that file), or
         # the product this one replaces names the path (its file is gone): a new name.
-        path = path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.fits")
+        path = name_beside(path)
     used = {role: m for role, m in chosen.items() if m is not None}
     job = ReduceJob(
         frame_id=frame.id, raw_path=frame.path, hdu=frame.hdu, raw_sha256=frame.sha256,

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from nightlog.errors import CatalogueError
-from nightlog.settings import redact_text
+from nightlog.redaction import redact_text
 
 __all__ = ["Backoff", "CatalogueUnreachable", "Stopped", "call_with_retry", "is_transient"]
 

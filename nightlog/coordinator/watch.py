@@ -53,6 +53,7 @@ from nightlog.coordinator.ingest import (
     IngestResult,
     discover,
     ingest_chunk,
+    report_skipped,
     run_ingest,
 )
 from nightlog.coordinator.live_builds import build_due, build_lock, clear_interrupted_builds
@@ -67,7 +68,7 @@ from nightlog.coordinator.retry import (
 )
 from nightlog.coordinator.watch_options import WatchOptions
 from nightlog.errors import StoreError
-from nightlog.store.file_kinds import link_outside, shown_path, unstorable_name
+from nightlog.store.file_kinds import refusal
 from nightlog.store.folder_events import FolderEvents
 from nightlog.store.settle import SettleTracker
 
@@ -190,13 +191,10 @@ class Watcher:
         """A symbolic link leading out of the watched folders is not followed (unless
         ``[ingest] follow_symlinks``), nor is a name the catalogue cannot record, as
         a scan would not."""
-        why = unstorable_name(path)
-        if why is None and not self.ingest_ctx.follow_symlinks and os.path.islink(path):
-            why = link_outside(path, self.options.directories)
+        why = refusal(path, self.options.directories,
+                      follow_symlinks=self.ingest_ctx.follow_symlinks)
         if why is not None:
-            shown = shown_path(path)
-            log.warning("skipped %s: %s", shown, why,
-                        extra={"event": "skipped", "path": shown, "reason": why})
+            report_skipped(path, why)
         return why is not None
 
     def _rescan(self) -> None:

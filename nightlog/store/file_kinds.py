@@ -20,7 +20,8 @@ from typing import BinaryIO
 
 from nightlog.errors import UnreadableFileError
 
-__all__ = ["describe_mode", "link_outside", "open_regular", "shown_path", "unstorable_name"]
+__all__ = ["describe_mode", "link_outside", "open_regular", "refusal", "shown_path",
+           "unstorable_name"]
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -90,6 +91,17 @@ def unstorable_name(path: str | os.PathLike[str]) -> str | None:
     except UnicodeEncodeError:
         return "file name is not valid UTF-8: rename it to be catalogued"
     return None
+
+
+def refusal(path: str | os.PathLike[str], roots: Iterable[str | os.PathLike[str]], *,
+            follow_symlinks: bool = False) -> str | None:
+    """Why ``path``, found in a folder under ``roots``, is not taken: a name the
+    catalogue cannot record, or (unless ``follow_symlinks``) a symbolic link leading
+    outside ``roots``; ``None`` when it is taken."""
+    why = unstorable_name(path)
+    if why is None and not follow_symlinks and os.path.islink(path):
+        why = link_outside(path, roots)
+    return why
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:

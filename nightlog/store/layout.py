@@ -17,13 +17,21 @@ import datetime as dt
 import hashlib
 import re
 import stat
+import uuid
 from pathlib import Path
 
 from nightlog.errors import StoreError
 
-__all__ = ["ArchiveLayout", "slug"]
+__all__ = ["ArchiveLayout", "name_beside", "slug"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def name_beside(path: Path) -> Path:
+    """A new name next to ``path`` for a file that must not replace the one there
+    (the time, to the microsecond, and a random part keep concurrent writers apart)."""
+    return path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}_"
+                          f"{uuid.uuid4().hex[:6]}{path.suffix}")
 
 
 def slug(text: str | None, *, default: str = "unknown", limit: int = 60) -> str:
