@@ -41,7 +41,7 @@ from nightlog.catalogue.models import Frame, Product
 from nightlog.catalogue.schema import upgrade
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext
-from nightlog.coordinator.watch import Watcher, WatchOptions
+from nightlog.daemon.watch import Watcher, WatchOptions
 from nightlog.settings import load_settings
 from nightlog.simulate import simulate_night
 

@@ -30,7 +30,7 @@ from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.models import Master
 from nightlog.catalogue.schema import upgrade
 from nightlog.header.model import NormalizedHeader
-from nightlog.profiles import ProfileRegistry
+from nightlog.header.profiles import ProfileRegistry
 
 START = dt.datetime(2016, 1, 1, 4, 0, tzinfo=dt.UTC)
 

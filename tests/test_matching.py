@@ -20,7 +20,7 @@ from nightlog.catalogue import frames as cf
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, Master
 from nightlog.header.model import NormalizedHeader
-from nightlog.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 
 T0 = dt.datetime(2024, 3, 10, 6, 0, tzinfo=dt.UTC)
 POLICY = CalibrationPolicy()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.morning import (
+from nightlog.daemon.morning import (
     CATCH_UP,
     morning_night,
     next_morning_run,

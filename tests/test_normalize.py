@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from nightlog.errors import HeaderError, InvalidValueError, MissingKeywordError, SectionError
 from nightlog.header.model import Site
 from nightlog.header.normalize import normalize_header
-from nightlog.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

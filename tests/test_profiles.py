@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from nightlog.errors import ProfileError, SectionError
 from nightlog.header.model import Site
-from nightlog.profiles import (
+from nightlog.header.profiles import (
     KNOWN_KEYS,
     InstrumentProfile,
     ProfileRegistry,
@@ -193,7 +193,7 @@ def test_every_key_is_documented() -> None:
 
 
 def test_builtin_files_use_only_known_keys() -> None:
-    folder = ROOT / "nightlog" / "profiles" / "builtin"
+    folder = ROOT / "nightlog" / "header" / "profiles" / "builtin"
     for path in folder.glob("*.toml"):
         assert set(tomllib.loads(path.read_text(encoding="utf-8"))) <= set(KNOWN_KEYS), path
 

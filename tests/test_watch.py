@@ -30,7 +30,7 @@ from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce
-from nightlog.coordinator.watch import Watcher, WatchOptions
+from nightlog.daemon.watch import Watcher, WatchOptions
 from nightlog.settings import Settings, load_settings
 from nightlog.store.settle import SettleTracker
 from tests.factories import frame_hdu, write_frame
@@ -518,7 +518,7 @@ def test_two_daemons_share_one_postgres_catalogue(pg_schema_url: str, lfc_night:
 
 def test_a_build_interrupted_before_its_commit_is_redone(sqlite_engine: Engine,
                                                          tmp_path: Path) -> None:
-    from nightlog.coordinator.live_builds import build_due, build_lock
+    from nightlog.daemon.live_builds import build_due, build_lock
     from nightlog.coordinator.masters import find_due
 
     raw = tmp_path / "raw"
@@ -586,7 +586,7 @@ def test_the_morning_reduction_runs_from_the_daemon(sqlite_engine: Engine, tmp_p
                                                     caplog: pytest.LogCaptureFixture) -> None:
     import datetime as dt
 
-    from nightlog.coordinator.live_builds import build_lock
+    from nightlog.daemon.live_builds import build_lock
 
     now = dt.datetime.now(dt.UTC)
     night = now.date() - dt.timedelta(days=1)  # the night that ended (UTC: no site set)

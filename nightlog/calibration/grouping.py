@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightlog.catalogue.models import Frame
-from nightlog.profiles import InstrumentProfile
+from nightlog.header.profiles import InstrumentProfile
 
 __all__ = ["CALIBRATION_NEEDS", "GroupSpec", "frame_field", "group_fields", "group_of"]
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.models import Frame, Master
-from nightlog.profiles import InstrumentProfile
+from nightlog.header.profiles import InstrumentProfile
 
 __all__ = ["Candidate", "KindMatch", "RuleResult", "match_frame", "match_kind"]
 

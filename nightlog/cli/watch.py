@@ -13,7 +13,7 @@ from nightlog.cli.logs import LogFormat, configure_logging
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext
-from nightlog.coordinator.watch import Watcher, WatchOptions
+from nightlog.daemon.watch import Watcher, WatchOptions
 
 app = typer.Typer()
 

@@ -10,7 +10,7 @@ from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.retry import Backoff
 from nightlog.header.model import Site
-from nightlog.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.settings import Settings
 from nightlog.store.layout import ArchiveLayout
 

@@ -52,8 +52,8 @@ from nightlog.errors import (
 )
 from nightlog.header.model import Site
 from nightlog.header.normalize import normalize_header
-from nightlog.profiles import InstrumentProfile, ProfileRegistry
-from nightlog.profiles.registry import FALLBACK_PROFILE
+from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.header.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
 from nightlog.store.file_kinds import refusal, shown_path, unstorable_name
 from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file

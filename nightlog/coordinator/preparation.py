@@ -14,7 +14,7 @@ from typing import Any
 from astropy.nddata import CCDData
 
 from nightlog.catalogue.models import Frame
-from nightlog.profiles import InstrumentProfile
+from nightlog.header.profiles import InstrumentProfile
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.trim import trim_image
 from nightlog.sections import parse_section

@@ -15,7 +15,7 @@ from nightlog.calibration.policy import InputChecks
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.preparation import skip_columns_for
 from nightlog.errors import NightlogError
-from nightlog.profiles import InstrumentProfile
+from nightlog.header.profiles import InstrumentProfile
 from nightlog.sections import parse_section
 from nightlog.store.images import read_region
 

@@ -35,7 +35,7 @@ from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.preparation import skip_columns_for
 from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
-from nightlog.profiles import InstrumentProfile
+from nightlog.header.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
 from nightlog.store.layout import name_beside

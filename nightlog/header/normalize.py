@@ -45,7 +45,7 @@ from nightlog.header.values import (
     parse_time_of_day,
     text_value,
 )
-from nightlog.profiles.model import InstrumentProfile
+from nightlog.header.profiles.model import InstrumentProfile
 from nightlog.sections import parse_section
 
 __all__ = ["MAX_NAME_LENGTH", "normalize_header", "setup_key"]

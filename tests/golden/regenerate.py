@@ -54,7 +54,7 @@ def record_for(path: Path) -> dict[str, Any]:
     """What the golden file of ``path`` holds: the matched profile's normalisation."""
     sys.path.insert(0, str(ROOT))
     from nightlog.header.normalize import normalize_header
-    from nightlog.profiles import ProfileRegistry
+    from nightlog.header.profiles import ProfileRegistry
 
     header = read_header(path)
     profile = ProfileRegistry.from_settings().match(header)

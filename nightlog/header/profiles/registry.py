@@ -1,9 +1,9 @@
 """The set of instrument profiles of an installation, and choosing one for a header.
 
-Built-in profiles are TOML files shipped in ``nightlog/profiles/builtin/``, read when
+Built-in profiles are TOML files shipped in ``nightlog/header/profiles/builtin/``, read when
 a registry is built (never at import). User tables from ``[instruments.<name>]``
 add profiles or, under a built-in's name, are merged over it (see
-:mod:`nightlog.profiles.tables` for the merge rule).
+:mod:`nightlog.header.profiles.tables` for the merge rule).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any
 
 from nightlog.errors import ProfileError
 from nightlog.header.values import HeaderView, text_value
-from nightlog.profiles.model import InstrumentProfile
-from nightlog.profiles.tables import merge_tables, profile_from_table, resolve_tables
+from nightlog.header.profiles.model import InstrumentProfile
+from nightlog.header.profiles.tables import merge_tables, profile_from_table, resolve_tables
 
 __all__ = ["FALLBACK_PROFILE", "ProfileRegistry", "builtin_profile_names"]
 
 #: The profile used when no other matches; always present.
 FALLBACK_PROFILE = "generic"
-_BUILTIN_PACKAGE = "nightlog.profiles"
+_BUILTIN_PACKAGE = "nightlog.header.profiles"
 _BUILTIN_FOLDER = "builtin"
 
 

@@ -4,9 +4,9 @@ A profile is a TOML table; built-ins ship in ``builtin/`` and users add or overr
 them in ``[instruments.<name>]`` tables of ``nightlog.toml``. See ``docs/profiles.md``.
 """
 
-from nightlog.profiles.model import InstrumentProfile, MatchRule
-from nightlog.profiles.registry import FALLBACK_PROFILE, ProfileRegistry, builtin_profile_names
-from nightlog.profiles.tables import KNOWN_KEYS
+from nightlog.header.profiles.model import InstrumentProfile, MatchRule
+from nightlog.header.profiles.registry import FALLBACK_PROFILE, ProfileRegistry, builtin_profile_names
+from nightlog.header.profiles.tables import KNOWN_KEYS
 
 __all__ = [
     "FALLBACK_PROFILE",

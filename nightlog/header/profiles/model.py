@@ -3,7 +3,7 @@
 An :class:`InstrumentProfile` says how one camera writes its headers (which keyword
 holds the frame type, the exposure time, the filter, ...) and what later stages need
 to know about it (overscan, trim, flat scale region, dark scaling, how calibrations
-are grouped). It is built from a TOML table by :mod:`nightlog.profiles.tables`; the
+are grouped). It is built from a TOML table by :mod:`nightlog.header.profiles.tables`; the
 field defaults below are the behaviour of the built-in ``generic`` profile.
 """
 

@@ -20,7 +20,7 @@ One loop, in one thread::
   ``build_delay`` (at most ``build_max_delay``), so a burst of twenty biases gives
   one master. Builds are serialised across daemons (:mod:`.live_builds`).
 - With ``[reduction] morning_at`` set, the night that ended is reduced at that local
-  time (:mod:`nightlog.coordinator.morning`), when the folders are idle.
+  time (:mod:`nightlog.daemon.morning`), when the folders are idle.
 - With quick-looks on, each new science frame is reduced as ``quicklook`` in live
   mode (only masters whose inputs all came before it); the morning's ``final``
   reduction replaces it. Quick-looks wait while a build is armed, so they get the
@@ -47,7 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue.engine import make_sessionmaker, sqlite_path
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.heartbeat import Heartbeat, WatchStats
+from nightlog.daemon.heartbeat import Heartbeat, WatchStats
 from nightlog.coordinator.ingest import (
     IngestContext,
     IngestResult,
@@ -56,9 +56,9 @@ from nightlog.coordinator.ingest import (
     report_skipped,
     run_ingest,
 )
-from nightlog.coordinator.live_builds import build_due, build_lock, clear_interrupted_builds
+from nightlog.daemon.live_builds import build_due, build_lock, clear_interrupted_builds
 from nightlog.coordinator.masters import BuildOutcome
-from nightlog.coordinator.morning import MorningRun, next_morning_run, run_morning
+from nightlog.daemon.morning import MorningRun, next_morning_run, run_morning
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import (
     CatalogueUnreachable,
@@ -66,7 +66,7 @@ from nightlog.coordinator.retry import (
     call_with_retry,
     is_transient,
 )
-from nightlog.coordinator.watch_options import WatchOptions
+from nightlog.daemon.options import WatchOptions
 from nightlog.errors import StoreError
 from nightlog.store.file_kinds import refusal
 from nightlog.store.folder_events import FolderEvents

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nightlog.errors import ProfileError, SectionError
 from nightlog.header.model import Site
-from nightlog.profiles.model import (
+from nightlog.header.profiles.model import (
     DEFAULT_CALIBRATION_KEYS,
     DEFAULT_FRAME_TYPES,
     DEFAULT_MIN_FRAMES,
