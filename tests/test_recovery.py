@@ -19,7 +19,7 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Master
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
-from nightlog.coordinator.preparation import Preparation
+from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.masters import CombineOptions, make_master_bias
 from nightlog.reduction.products import read_product
 from nightlog.reduction.rejection import ClipSpec

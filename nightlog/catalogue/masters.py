@@ -6,7 +6,9 @@ Functions take the caller's session and never commit.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,11 +18,15 @@ from nightlog.errors import CatalogueError, NotFoundError
 
 __all__ = [
     "MasterFilter",
+    "MasterInputRecord",
+    "NewMaster",
+    "add_master",
     "certify_master",
     "find_masters",
     "get_master",
     "inputs_of",
     "latest_version",
+    "master_at_path",
     "products_using",
     "set_quality",
 ]
@@ -37,6 +43,86 @@ class MasterFilter:
     quality: str | None = None
     filter: str | None = None
     include_superseded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MasterInputRecord:
+    """A frame considered for a master: used, or rejected with the reason."""
+
+    frame_id: int
+    sha256: str
+    used: bool = True
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMaster:
+    """A master file made by a build, with what the catalogue keeps of it.
+
+    ``group`` holds the grouping fields; ``exptime`` is set for a dark kept at a
+    fixed exposure; ``stats`` and ``parameters`` are JSON.
+    """
+
+    kind: str
+    profile: str
+    instrument: str | None
+    setup_key: str
+    group_key: str
+    night: dt.date
+    version: int
+    path: str
+    sha256: str
+    size: int
+    first_obs: dt.datetime
+    last_obs: dt.datetime
+    n_frames: int
+    stats: dict[str, Any]
+    parameters: dict[str, Any]
+    software_version: str
+    group: Mapping[str, Any] = field(default_factory=dict)
+    filter: str | None = None
+    set_temp: float | None = None
+    exptime: float | None = None
+    is_rate: bool = False
+
+
+def add_master(session: Session, new: NewMaster, inputs: Sequence[MasterInputRecord], *,
+               supersedes: int | None = None, now: dt.datetime | None = None) -> Master:
+    """Add ``new``, a row per frame considered and, when ``supersedes`` names the
+    group's previous version, point that one at the new master (no commit).
+
+    Raises
+    ------
+    sqlalchemy.exc.IntegrityError
+        On flush, when the group already has this version for the night (built
+        concurrently by another process).
+    """
+    master = Master(
+        kind=new.kind, profile=new.profile, instrument=new.instrument,
+        setup_key=new.setup_key, group_key=new.group_key, group=dict(new.group),
+        filter=new.filter, set_temp=new.set_temp, exptime=new.exptime, is_rate=new.is_rate,
+        night=new.night, version=new.version, path=new.path, sha256=new.sha256,
+        size=new.size, first_obs=new.first_obs, last_obs=new.last_obs,
+        mid_time=new.first_obs + (new.last_obs - new.first_obs) / 2, n_frames=new.n_frames,
+        stats=new.stats, parameters=new.parameters, quality="good",
+        created_at=now or dt.datetime.now(dt.UTC), software_version=new.software_version,
+    )
+    session.add(master)
+    session.flush()
+    for record in inputs:
+        session.add(MasterInput(master_id=master.id, frame_id=record.frame_id,
+                                used=record.used, reason=record.reason, sha256=record.sha256))
+    if supersedes is not None:
+        previous = session.get(Master, supersedes)
+        if previous is not None:
+            previous.superseded_by_id = master.id
+    session.flush()
+    return master
+
+
+def master_at_path(session: Session, path: str) -> Master | None:
+    """The master whose file is ``path``, if the catalogue names one."""
+    return session.scalars(select(Master).where(Master.path == path).limit(1)).one_or_none()
 
 
 def get_master(session: Session, master_id: int) -> Master:

@@ -11,6 +11,7 @@ from nightlog.catalogue.models import Frame
 from nightlog.coordinator.retry import Backoff
 from nightlog.header.model import Site
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.reduction.preparation import Preparation, overscan_skip_columns
 from nightlog.settings import Settings
 from nightlog.store.layout import ArchiveLayout
 
@@ -59,3 +60,18 @@ class JobContext:
         if frame.profile in self.registry.names:
             return self.registry.get(frame.profile)
         return self.registry.get("generic")
+
+    def skip_columns_of(self, frame: Frame) -> int:
+        """Overscan columns to skip next to the data of ``frame``, as its profile says."""
+        profile = self.profile_of(frame)
+        return overscan_skip_columns(
+            profile.overscan_skip_columns, naxis1=frame.naxis1, naxis2=frame.naxis2,
+            biassec=frame.biassec,
+            full_width=None if profile.full_shape is None else profile.full_shape[1])
+
+    def preparation_of(self, frame: Frame) -> Preparation:
+        """Overscan and trim of ``frame`` as its profile asks."""
+        profile = self.profile_of(frame)
+        overscan = frame.biassec if profile.subtract_overscan and frame.biassec else None
+        return Preparation(overscan=overscan, skip_columns=self.skip_columns_of(frame),
+                           trim=frame.trimsec or frame.datasec)

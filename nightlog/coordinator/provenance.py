@@ -19,17 +19,31 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from astropy.io import fits
 
-from nightlog.catalogue.models import Frame, Master
 from nightlog.reduction.products import ProvenanceEntry
 
-__all__ = ["master_entries", "parameters_digest", "product_entries", "set_master_cards",
+if TYPE_CHECKING:  # rows are only read here: workers import this without SQLAlchemy
+    from nightlog.catalogue.models import Frame, Master
+
+__all__ = ["FileRef", "master_entries", "parameters_digest", "product_entries", "set_master_cards",
            "sha_keyword"]
 
 ROLES = ("bias", "dark", "flat")
+
+
+class FileRef(Protocol):
+    """A catalogued file as provenance names it (a frame or master row, or a plain
+    value made of one)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
 
 
 def parameters_digest(parameters: Mapping[str, Any]) -> str:
@@ -43,7 +57,7 @@ def sha_keyword(role: str) -> str:
     return f"NL{role.upper()[:3]}SHA"
 
 
-def set_master_cards(header: fits.Header, masters: Mapping[str, Master | None],
+def set_master_cards(header: fits.Header, masters: Mapping[str, FileRef | None],
                      roles: Iterable[str] = ROLES) -> None:
     """Name each master of ``roles`` in ``header``: id (or ``none``) and SHA-256."""
     for role in roles:
@@ -55,7 +69,7 @@ def set_master_cards(header: fits.Header, masters: Mapping[str, Master | None],
             header[sha_keyword(role)] = (m.sha256, f"SHA-256 of the {role} master")
 
 
-def _master_entries(masters: Mapping[str, Master | None]) -> list[ProvenanceEntry]:
+def _master_entries(masters: Mapping[str, FileRef | None]) -> list[ProvenanceEntry]:
     return [ProvenanceEntry(step=role, path=m.path, sha256=m.sha256, ref=m.id)
             for role in ROLES if (m := masters.get(role)) is not None]
 
@@ -67,8 +81,8 @@ def product_entries(frame: Frame, masters: Mapping[str, Master | None]
             *_master_entries(masters)]
 
 
-def master_entries(members: Iterable[Frame], rejected: Mapping[int, str],
-                   masters: Mapping[str, Master | None]) -> list[ProvenanceEntry]:
+def master_entries(members: Iterable[FileRef], rejected: Mapping[int, str],
+                   masters: Mapping[str, FileRef | None]) -> list[ProvenanceEntry]:
     """PROVENANCE rows of a master: every frame considered (used or rejected, with
     the reason), then each master it was calibrated with."""
     rows = [ProvenanceEntry(step="input", path=f.path, sha256=f.sha256, ref=f.id,

@@ -55,14 +55,14 @@ from nightlog.coordinator.executors import (
     open_executor,
 )
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, reduce_job
+from nightlog.catalogue.products import current_product
 from nightlog.coordinator.reduce_plan import (
     FramePlan,
     ReduceOutcome,
-    current_product,
     inputs_key,
     plan_frame,
-    record_product,
-    recorded_meanwhile,
+    record_reduction,
+    reduced_meanwhile,
     science_parameters,
 )
 from nightlog.coordinator.retry import CatalogueUnreachable, Stopped
@@ -123,7 +123,7 @@ def reduce_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str =
         return plan
     made = reduce_job(plan.job)
     written.append(Path(made.path))
-    product = record_product(session, plan, made)
+    product = record_reduction(session, plan, made)
     resolve_failure(session, frame.id)
     return ReduceOutcome(frame.id, "reduced", product_id=product.id, missing=plan.missing,
                          attempts=1, seconds=made.seconds, peak_rss=made.peak_rss,
@@ -226,10 +226,10 @@ class _Run:
 
         def _record() -> tuple[int, bool]:
             with self.make_session() as session, session.begin():
-                done = recorded_meanwhile(session, plan, made)
+                done = reduced_meanwhile(session, plan, made)
                 if done is not None:
                     return done.id, done.path == made.path
-                product_id = record_product(session, plan, made).id
+                product_id = record_reduction(session, plan, made).id
                 resolve_failure(session, frame_id)
                 return product_id, True
 

@@ -10,15 +10,14 @@ A reduction runs in three phases so that workers never touch the catalogue:
    :class:`~nightlog.coordinator.reduce_job.ReduceJob` is small and picklable.
 2. **work** (:func:`~nightlog.coordinator.reduce_job.reduce_job`, any worker):
    files in, product file out.
-3. **record** (:func:`record_product`, coordinating process, one transaction per
-   frame): the product row, a row per master used, older current products of the
+3. **record** (:func:`record_reduction`, coordinating process, one transaction per
+   frame, through the catalogue's :mod:`~nightlog.catalogue.products`): the product row, a row per master used, older current products of the
    frame (quick-looks included) marked ``replaced`` and pointing at the new one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import os
@@ -26,13 +25,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from astropy.io import fits
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightlog.calibration.matching import KindMatch, match_frame
-from nightlog.catalogue.models import Frame, Master, Product, ProductMaster
+from nightlog.catalogue.models import Frame, Master, Product
+from nightlog.catalogue.products import (
+    NewProduct,
+    current_product,
+    record_product,
+    recorded_meanwhile,
+)
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.preparation import skip_columns_for
 from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.header.profiles import InstrumentProfile
@@ -40,8 +43,8 @@ from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
 from nightlog.store.layout import name_beside
 
-__all__ = ["FramePlan", "ReduceOutcome", "current_product", "inputs_key", "plan_frame",
-           "record_product", "recorded_meanwhile", "science_parameters"]
+__all__ = ["FramePlan", "ReduceOutcome", "inputs_key", "new_product", "plan_frame",
+           "record_reduction", "reduced_meanwhile", "science_parameters"]
 
 
 @dataclass(slots=True)
@@ -84,13 +87,13 @@ class FramePlan:
     replaces: int | None = None  # the frame's current product when it was planned
 
 
-def science_parameters(frame: Frame, profile: InstrumentProfile, *,
+def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
                        cosmic_threads: int | None = None) -> ScienceParameters:
     """The reduction settings of ``frame`` from its catalogue row and profile."""
     overscan = None
     if profile.subtract_overscan and frame.biassec:
         overscan = OverscanParameters(region=frame.biassec,
-                                      skip_columns=skip_columns_for(frame, profile))
+                                      skip_columns=skip_columns)
     return ScienceParameters(
         gain=frame.gain or 1.0,
         read_noise=frame.read_noise or 0.0,
@@ -123,14 +126,6 @@ def inputs_key(frame: Frame, masters: dict[str, Master | None], params: ScienceP
         "software": software_version,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def current_product(session: Session, frame: Frame, kind: str | None = None) -> Product | None:
-    """The frame's current product (of ``kind``, if given)."""
-    stmt = select(Product).where(Product.frame_id == frame.id, Product.status == "current")
-    if kind is not None:
-        stmt = stmt.where(Product.kind == kind)
-    return session.scalars(stmt.order_by(Product.id.desc()).limit(1)).one_or_none()
 
 
 def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str,
@@ -172,7 +167,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
             if ctx.policy.on_missing.get(role, "skip") == "stop":
                 return ReduceOutcome(frame.id, "stopped", reason=f"{role}: {match.reason}")
             missing.append(role)
-    params = science_parameters(frame, profile, cosmic_threads=cosmic_threads)
+    params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
+                                cosmic_threads=cosmic_threads)
     key = inputs_key(frame, chosen, params, ctx.software_version)
     existing = current_product(session, frame)
     # A product whose file is gone (deleted by hand, or recorded by a commit whose
@@ -207,66 +203,26 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
                      replaces=None if existing is None else existing.id)
 
 
-def recorded_meanwhile(session: Session, plan: FramePlan, made: ReducedFile
-                       ) -> Product | None:
-    """The product that makes recording ``made`` superfluous, if any (no changes).
-
-    Call it first in the recording transaction. The frame's row is locked
-    (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite has one writer anyway), so two
-    processes reducing the same frame record one after the other, and the second
-    finds:
-
-    - a product row for ``made``'s very file: the same transaction committed
-      before its connection was lost, and is being retried;
-    - a current product of the same kind and inputs key that was not there when
-      the frame was planned: another process reduced it meanwhile.
-
-    In both cases the caller records nothing (and deletes its file in the second).
-    """
-    frame_id = plan.job.frame_id
-    session.execute(select(Frame.id).where(Frame.id == frame_id).with_for_update())
-    same_file = session.scalars(select(Product).where(Product.path == made.path)).first()
-    if same_file is not None:
-        return same_file
-    current = session.scalars(
-        select(Product).where(Product.frame_id == frame_id, Product.status == "current",
-                              Product.kind == plan.kind, Product.inputs_key == plan.key)
-        .order_by(Product.id.desc()).limit(1)).one_or_none()
-    if current is not None and current.id != plan.replaces:
-        return current
-    return None
-
-
-def record_product(session: Session, plan: FramePlan, made: ReducedFile) -> Product:
-    """Add the product of ``plan`` made by a worker, in the caller's session (no commit).
-
-    Every other current product of the frame (a quick-look, or a final one made
-    from other inputs) becomes ``replaced`` with ``replaced_by_id`` pointing at the
-    new product; its file and rows stay, for provenance.
-    """
-    frame_id = plan.job.frame_id
-    # The others stop being current first: a frame has one current product at any
-    # moment (the unique index uq_products_current_frame).
-    older = list(session.scalars(select(Product).where(Product.frame_id == frame_id,
-                                                       Product.status == "current")))
-    for old in older:
-        old.status = "replaced"
-    session.flush()
-    product = Product(
-        frame_id=frame_id, kind=plan.kind, status="current", path=made.path,
-        sha256=made.sha256, size=made.size, raw_sha256=plan.raw_sha256, inputs_key=plan.key,
+def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
+    """What the catalogue records of ``made``, the product a worker made of ``plan``."""
+    return NewProduct(
+        frame_id=plan.job.frame_id, kind=plan.kind, path=made.path, sha256=made.sha256,
+        size=made.size, raw_sha256=plan.raw_sha256, inputs_key=plan.key,
         parameters={"science": plan.science, "digest": plan.digest, "live": plan.live,
                     "threads": plan.threads, "steps": made.steps},
-        missing_steps=list(plan.missing),
+        missing_steps=plan.missing,
         stats={"steps": {s["name"]: s["summary"] for s in made.steps}},
-        created_at=dt.datetime.now(dt.UTC), software_version=plan.software_version,
-    )
-    session.add(product)
-    session.flush()
-    for role, master_id, sha256 in plan.masters:
-        session.add(ProductMaster(product_id=product.id, master_id=master_id, role=role,
-                                  sha256=sha256))
-    for old in older:
-        old.replaced_by_id = product.id
-    session.flush()
-    return product
+        software_version=plan.software_version, masters=plan.masters)
+
+
+def record_reduction(session: Session, plan: FramePlan, made: ReducedFile) -> Product:
+    """Record ``made`` in the caller's session (no commit): the catalogue's
+    :func:`~nightlog.catalogue.products.record_product`."""
+    return record_product(session, new_product(plan, made))
+
+
+def reduced_meanwhile(session: Session, plan: FramePlan, made: ReducedFile
+                      ) -> Product | None:
+    """The product that makes recording ``made`` superfluous (see the catalogue's
+    :func:`~nightlog.catalogue.products.recorded_meanwhile`)."""
+    return recorded_meanwhile(session, new_product(plan, made), replaces=plan.replaces)

@@ -1,4 +1,4 @@
-"""The per-frame steps before calibration: overscan and trim, from the profile.
+"""The per-frame steps before calibration: overscan and trim, as one picklable value.
 
 With overscan subtraction on, masters are built from overscan-corrected frames
 and carry only the residual bias structure, and science frames are corrected the
@@ -13,13 +13,11 @@ from typing import Any
 
 from astropy.nddata import CCDData
 
-from nightlog.catalogue.models import Frame
-from nightlog.header.profiles import InstrumentProfile
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.trim import trim_image
 from nightlog.sections import parse_section
 
-__all__ = ["Preparation", "preparation_for", "skip_columns_for"]
+__all__ = ["Preparation", "overscan_skip_columns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,25 +52,31 @@ class Preparation:
         return {"overscan": over, "trim": self.trim}
 
 
-def skip_columns_for(frame: Frame, profile: InstrumentProfile) -> int:
-    """Overscan columns to skip next to the data for this frame.
+def overscan_skip_columns(skip: int, *, naxis1: int, naxis2: int, biassec: str | None,
+                          full_width: int | None = None) -> int:
+    """Overscan columns to skip next to the data of a frame ``naxis1`` pixels wide.
 
-    The profile counts them on the camera's full, unbinned readout; a frame of
-    another width (binned, or a scaled simulation) skips the same fraction of the
-    detector, rounded up, and always keeps at least one overscan column.
+    Parameters
+    ----------
+    skip : int
+        Columns to skip, counted on the camera's full, unbinned readout.
+    naxis1, naxis2 : int
+        The frame's width and height in pixels.
+    biassec : str or None
+        The frame's overscan section (FITS convention, 1-based, inclusive).
+    full_width : int, optional
+        Width of the full, unbinned readout; a frame of another width (binned, or
+        a scaled simulation) skips the same fraction of the detector, rounded up.
+
+    Returns
+    -------
+    int
+        The columns to skip; at least one overscan column is always kept.
     """
-    skip = profile.overscan_skip_columns
-    if skip and profile.full_shape is not None and frame.naxis1 != profile.full_shape[1]:
-        skip = math.ceil(skip * frame.naxis1 / profile.full_shape[1])
-    if skip and frame.biassec:
-        _, cols = parse_section(frame.biassec, (frame.naxis2, frame.naxis1))
-        width = len(range(*cols.indices(frame.naxis1)))
+    if skip and full_width is not None and naxis1 != full_width:
+        skip = math.ceil(skip * naxis1 / full_width)
+    if skip and biassec:
+        _, cols = parse_section(biassec, (naxis2, naxis1))
+        width = len(range(*cols.indices(naxis1)))
         skip = min(skip, max(width - 1, 0))
     return skip
-
-
-def preparation_for(frame: Frame, profile: InstrumentProfile) -> Preparation:
-    """Overscan and trim of ``frame`` as its profile asks."""
-    overscan = frame.biassec if profile.subtract_overscan and frame.biassec else None
-    return Preparation(overscan=overscan, skip_columns=skip_columns_for(frame, profile),
-                       trim=frame.trimsec or frame.datasec)
