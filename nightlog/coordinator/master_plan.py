@@ -69,7 +69,9 @@ class BuildOutcome:
     """What happened to one due group.
 
     ``status`` is ``built``, ``skipped`` (``reason`` says why) or ``failed``;
-    ``seconds`` and ``worker`` say where the build ran and how long it took.
+    ``transient`` is true when it failed because the catalogue was away (worth
+    trying again); ``seconds`` and ``worker`` say where the build ran and how long
+    it took.
     """
 
     kind: str
@@ -83,6 +85,7 @@ class BuildOutcome:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     seconds: float = 0.0
     worker: str = ""
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)

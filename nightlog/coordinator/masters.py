@@ -53,6 +53,7 @@ from nightlog.coordinator.master_plan import (
     plan_master,
     record_master,
 )
+from nightlog.coordinator.retry import CatalogueUnreachable, is_transient
 from nightlog.errors import NightlogError
 
 __all__ = ["BuildOutcome", "DueGroup", "find_due", "group_counts", "run_build"]
@@ -109,7 +110,8 @@ def _failed(item: DueGroup, exc: BaseException) -> BuildOutcome:
     reason = ("built concurrently by another process" if isinstance(exc, IntegrityError)
               else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}")
     return BuildOutcome(kind=item.kind, night=item.night, group_key=item.group.key,
-                        status="failed", reason=reason)
+                        status="failed", reason=reason,
+                        transient=isinstance(exc, CatalogueUnreachable) or is_transient(exc))
 
 
 class _MasterBuilds:
