@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nightlog.calibration.trends import TREND_METRICS, Metric, TrendPoint
+from nightlog.states import MasterQuality
 from nightlog.store.atomic import write_atomically
 
 if TYPE_CHECKING:
@@ -69,11 +70,12 @@ def _draw_panel(ax: Axes, metric: Metric, points: Sequence[TrendPoint],
         if x.size:
             ax.plot(x, y, marker="o", markersize=4, linewidth=1.0, color=f"C{i % 10}",
                     label=label)
-    x, y = _xy([p for p in points if p.quality != "good"], metric)
+    x, y = _xy([p for p in points if p.quality != MasterQuality.GOOD], metric)
     if x.size:
         ax.scatter(x, y, s=36, marker="o", facecolors="none", edgecolors="grey",
                    linewidths=1.2, label="marked bad", zorder=3)
-    x, y = _xy([p for p in points if p.quality == "good" and p.superseded_by is not None],
+    x, y = _xy([p for p in points
+                if p.quality == MasterQuality.GOOD and p.superseded_by is not None],
                metric)
     if x.size:
         ax.scatter(x, y, s=30, marker="x", color="grey", linewidths=1.0, label="superseded",

@@ -23,6 +23,7 @@ import numpy as np
 
 from nightlog.calibration.policy import InputChecks
 from nightlog.sections import parse_section
+from nightlog.states import FrameStatus
 
 __all__ = ["CalibrationInput", "RegionStats", "central_box", "check_header",
            "check_levels", "data_box", "overscan_columns", "robust_level"]
@@ -54,7 +55,7 @@ class CalibrationInput:
     read_noise: float | None = None
     ccd_temp: float | None = None
     set_temp: float | None = None
-    status: str = "ok"
+    status: str = FrameStatus.OK
     status_reason: str | None = None
 
     @property
@@ -133,7 +134,7 @@ def check_header(kind: str, frames: Sequence[CalibrationInput], *,
     accepted: list[CalibrationInput] = []
     rejected: list[tuple[int, str]] = []
     for frame in frames:
-        if frame.status != "ok":
+        if frame.status != FrameStatus.OK:
             rejected.append((frame.id, f"frame marked {frame.status}: {frame.status_reason}"))
         elif kind == "dark" and frame.ccd_temp is not None and frame.set_temp is not None \
                 and abs(frame.ccd_temp - frame.set_temp) > dark_temp_tolerance:

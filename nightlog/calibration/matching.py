@@ -35,6 +35,7 @@ from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.models import Frame, Master
 from nightlog.header.profiles import InstrumentProfile
+from nightlog.states import MasterQuality
 
 __all__ = ["Candidate", "KindMatch", "RuleResult", "match_frame", "match_kind"]
 
@@ -128,8 +129,8 @@ def evaluate(frame: Frame, master: Master, kind: str, profile: InstrumentProfile
              policy: CalibrationPolicy, *, at: dt.datetime, live: bool) -> Candidate:
     """Every rule's verdict for one master and one frame."""
     rules = _group_rules(frame, master, kind, profile, policy)
-    rules.append(RuleResult("quality", master.quality == "good",
-                            master.quality if master.quality == "good"
+    rules.append(RuleResult("quality", master.quality == MasterQuality.GOOD,
+                            master.quality if master.quality == MasterQuality.GOOD
                             else f"marked {master.quality}: {master.quality_reason or ''}"))
     rules.append(RuleResult("current", master.superseded_by_id is None,
                             "newest version" if master.superseded_by_id is None
@@ -154,7 +155,7 @@ def _scope(frame: Frame, kind: str, profile: InstrumentProfile,
     filter, or (live) not yet complete at the frame's time.
     """
     conds = [Master.kind == kind, Master.profile == profile.name,
-             Master.quality == "good", Master.superseded_by_id.is_(None)]
+             Master.quality == MasterQuality.GOOD, Master.superseded_by_id.is_(None)]
     if frame.instrument is not None:
         conds.append(Master.instrument == frame.instrument)
     if kind == "flat" and "filter" in group_fields(profile, "flat"):

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from nightlog.catalogue.models import Master
+from nightlog.states import MasterQuality
 
 __all__ = [
     "DEFAULT_MIN_POINTS",
@@ -137,7 +138,7 @@ class TrendPoint:
     @property
     def in_trend(self) -> bool:
         """Whether the master counts in its trend: good and not superseded."""
-        return self.quality == "good" and self.superseded_by is None
+        return self.quality == MasterQuality.GOOD and self.superseded_by is None
 
 
 def robust_outliers(values: Sequence[float | None], *, k: float = DEFAULT_OUTLIER_SIGMA,
@@ -187,7 +188,7 @@ def trend_points(masters: Sequence[Master], *, k: float = DEFAULT_OUTLIER_SIGMA,
     flagged: dict[int, list[str]] = defaultdict(list)
     series: dict[str, list[int]] = defaultdict(list)
     for i, m in enumerate(masters):
-        if m.quality == "good" and m.superseded_by_id is None:
+        if m.quality == MasterQuality.GOOD and m.superseded_by_id is None:
             series[m.group_key].append(i)
     for members in series.values():
         for metric in metrics_of[masters[members[0]].kind]:

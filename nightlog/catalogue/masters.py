@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
 from nightlog.errors import CatalogueError, NotFoundError
+from nightlog.states import MasterQuality, ProductStatus
 
 __all__ = [
     "MasterFilter",
@@ -104,7 +105,7 @@ def add_master(session: Session, new: NewMaster, inputs: Sequence[MasterInputRec
         night=new.night, version=new.version, path=new.path, sha256=new.sha256,
         size=new.size, first_obs=new.first_obs, last_obs=new.last_obs,
         mid_time=new.first_obs + (new.last_obs - new.first_obs) / 2, n_frames=new.n_frames,
-        stats=new.stats, parameters=new.parameters, quality="good",
+        stats=new.stats, parameters=new.parameters, quality=MasterQuality.GOOD,
         created_at=now or dt.datetime.now(dt.UTC), software_version=new.software_version,
     )
     session.add(master)
@@ -182,18 +183,18 @@ def products_using(session: Session, master: Master, *, current_only: bool = Tru
     stmt = (select(Product).join(ProductMaster, ProductMaster.product_id == Product.id)
             .where(ProductMaster.master_id == master.id))
     if current_only:
-        stmt = stmt.where(Product.status == "current")
+        stmt = stmt.where(Product.status == ProductStatus.CURRENT)
     return list(session.scalars(stmt.order_by(Product.id)))
 
 
 def set_quality(session: Session, master: Master, quality: str, reason: str | None) -> None:
     """Mark ``master`` good or bad (a bad master is never matched)."""
-    if quality not in ("good", "bad"):
+    if quality not in tuple(MasterQuality):
         raise CatalogueError(f"quality must be 'good' or 'bad', not {quality!r}")
-    if quality == "bad" and not (reason or "").strip():
+    if quality == MasterQuality.BAD and not (reason or "").strip():
         raise CatalogueError("marking a master bad needs a reason")
-    master.quality = quality
-    master.quality_reason = reason if quality == "bad" else (reason or None)
+    master.quality = MasterQuality(quality)
+    master.quality_reason = reason if quality == MasterQuality.BAD else (reason or None)
 
 
 def certify_master(session: Session, master: Master, valid_from: dt.datetime,

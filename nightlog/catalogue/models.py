@@ -47,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from nightlog.catalogue.types import HeaderText, UTCDateTime
+from nightlog.states import FrameStatus, MasterQuality, ProductStatus
 
 __all__ = ["Base", "Daemon", "Frame", "Master", "MasterInput", "Product", "ProductMaster",
            "QuarantinedFile",
@@ -115,7 +116,7 @@ class Frame(Base):
     # The full original header: a list of [keyword, value, comment] in file order.
     header: Mapped[list[Any]] = mapped_column(JSON)
     # Bookkeeping.
-    status: Mapped[str] = mapped_column(String(16), default="ok")
+    status: Mapped[str] = mapped_column(String(16), default=FrameStatus.OK)
     status_reason: Mapped[str | None] = mapped_column(Text)
     ingested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     software_version: Mapped[str] = mapped_column(String(32))
@@ -177,7 +178,7 @@ class Master(Base):
     n_frames: Mapped[int] = mapped_column(Integer)
     stats: Mapped[dict[str, Any]] = mapped_column(JSON)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
-    quality: Mapped[str] = mapped_column(String(16), default="good")
+    quality: Mapped[str] = mapped_column(String(16), default=MasterQuality.GOOD)
     quality_reason: Mapped[str | None] = mapped_column(Text)
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("masters.id"))
     valid_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -219,7 +220,7 @@ class Product(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"))
     kind: Mapped[str] = mapped_column(String(16))  # 'quicklook' or 'final'
-    status: Mapped[str] = mapped_column(String(16), default="current")  # or 'replaced'
+    status: Mapped[str] = mapped_column(String(16), default=ProductStatus.CURRENT)
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, Product, ProductMaster
+from nightlog.states import ProductStatus
 
 __all__ = ["NewProduct", "current_product", "record_product", "recorded_meanwhile"]
 
@@ -67,7 +68,8 @@ class NewProduct:
 
 def current_product(session: Session, frame: Frame, kind: str | None = None) -> Product | None:
     """The frame's current product (of ``kind``, if given)."""
-    stmt = select(Product).where(Product.frame_id == frame.id, Product.status == "current")
+    stmt = select(Product).where(Product.frame_id == frame.id,
+                                 Product.status == ProductStatus.CURRENT)
     if kind is not None:
         stmt = stmt.where(Product.kind == kind)
     return session.scalars(stmt.order_by(Product.id.desc()).limit(1)).one_or_none()
@@ -95,7 +97,8 @@ def recorded_meanwhile(session: Session, new: NewProduct, *, replaces: int | Non
     if same_file is not None:
         return same_file
     current = session.scalars(
-        select(Product).where(Product.frame_id == new.frame_id, Product.status == "current",
+        select(Product).where(Product.frame_id == new.frame_id,
+                              Product.status == ProductStatus.CURRENT,
                               Product.kind == new.kind, Product.inputs_key == new.inputs_key)
         .order_by(Product.id.desc()).limit(1)).one_or_none()
     if current is not None and current.id != replaces:
@@ -114,12 +117,12 @@ def record_product(session: Session, new: NewProduct, *,
     # The others stop being current first: a frame has one current product at any
     # moment (the unique index uq_products_current_frame).
     older = list(session.scalars(select(Product).where(Product.frame_id == new.frame_id,
-                                                       Product.status == "current")))
+                                                       Product.status == ProductStatus.CURRENT)))
     for old in older:
-        old.status = "replaced"
+        old.status = ProductStatus.REPLACED
     session.flush()
     product = Product(
-        frame_id=new.frame_id, kind=new.kind, status="current", path=new.path,
+        frame_id=new.frame_id, kind=new.kind, status=ProductStatus.CURRENT, path=new.path,
         sha256=new.sha256, size=new.size, raw_sha256=new.raw_sha256,
         inputs_key=new.inputs_key, parameters=new.parameters,
         missing_steps=list(new.missing_steps), stats=new.stats,

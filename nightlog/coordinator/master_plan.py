@@ -40,6 +40,7 @@ from nightlog.coordinator.master_job import BuiltMaster, MasterJob, MasterRef
 from nightlog.coordinator.provenance import set_master_cards
 from nightlog.reduction.preparation import Preparation
 from nightlog.sections import parse_section, section_shape
+from nightlog.states import BuildStatus
 from nightlog.store.layout import name_beside
 
 __all__ = ["CALIBRATED_WITH", "BuildOutcome", "DueGroup", "MasterPlan", "calibration_input",
@@ -77,7 +78,7 @@ class BuildOutcome:
     kind: str
     night: dt.date
     group_key: str
-    status: str  # 'built', 'skipped' or 'failed'
+    status: BuildStatus
     reason: str = ""
     master_id: int | None = None
     version: int | None = None
@@ -152,7 +153,7 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
     members = [f for f in (session.get(Frame, i) for i in due.frame_ids) if f is not None]
     profile = ctx.registry.get(due.group.profile)
     skipped = BuildOutcome(kind=due.kind, night=due.night, group_key=due.group.key,
-                           status="skipped")
+                           status=BuildStatus.SKIPPED)
     if not members:
         skipped.reason = "its frames are gone from the catalogue"
         return skipped

@@ -55,6 +55,7 @@ from nightlog.coordinator.master_plan import (
 )
 from nightlog.coordinator.retry import CatalogueUnreachable, is_transient
 from nightlog.errors import NightlogError
+from nightlog.states import BuildStatus, FrameStatus
 
 __all__ = ["BuildOutcome", "DueGroup", "find_due", "group_counts", "run_build"]
 
@@ -67,7 +68,7 @@ def _candidate_nights(session: Session) -> list[dt.date]:
     used = select(MasterInput.frame_id)
     rows = session.execute(
         select(Frame.night).where(Frame.kind.in_(tuple(_ORDER)), Frame.is_latest.is_(True),
-                                  Frame.status == "ok", Frame.id.not_in(used)).distinct()
+                                  Frame.status == FrameStatus.OK, Frame.id.not_in(used)).distinct()
     )
     return sorted(r[0] for r in rows)
 
@@ -84,7 +85,7 @@ def find_due(session: Session, ctx: JobContext, *, night: dt.date | None = None
     for n in nights:
         frames = session.scalars(
             select(Frame).where(Frame.night == n, Frame.kind.in_(tuple(_ORDER)),
-                                Frame.is_latest.is_(True), Frame.status == "ok")
+                                Frame.is_latest.is_(True), Frame.status == FrameStatus.OK)
             .order_by(Frame.obs_time, Frame.id)
         )
         groups: dict[str, tuple[GroupSpec, list[Frame]]] = {}
@@ -110,7 +111,7 @@ def _failed(item: DueGroup, exc: BaseException) -> BuildOutcome:
     reason = ("built concurrently by another process" if isinstance(exc, IntegrityError)
               else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}")
     return BuildOutcome(kind=item.kind, night=item.night, group_key=item.group.key,
-                        status="failed", reason=reason,
+                        status=BuildStatus.FAILED, reason=reason,
                         transient=isinstance(exc, CatalogueUnreachable) or is_transient(exc))
 
 
@@ -145,12 +146,13 @@ class _MasterBuilds:
                 return _failed(item, exc)
             raise
         outcome = BuildOutcome(kind=item.kind, night=item.night, group_key=item.group.key,
-                               status="built", master_id=master_id, version=version,
+                               status=BuildStatus.BUILT, master_id=master_id, version=version,
                                n_used=len(built.used), rejected=list(built.rejected),
                                seconds=built.seconds, worker=built.worker)
         if not ours:  # another process built this group meanwhile: its master stays
             Path(built.path).unlink(missing_ok=True)
-            outcome.status, outcome.reason, outcome.n_used = "skipped", "built meanwhile", 0
+            outcome.status, outcome.reason = BuildStatus.SKIPPED, "built meanwhile"
+            outcome.n_used = 0
         return outcome
 
     def build(self, due: list[DueGroup]) -> list[BuildOutcome]:
@@ -176,7 +178,7 @@ class _MasterBuilds:
                     elif isinstance(result, MasterRefused):
                         outcomes.append(BuildOutcome(
                             kind=item.kind, night=item.night, group_key=item.group.key,
-                            status="skipped", reason=result.reason,
+                            status=BuildStatus.SKIPPED, reason=result.reason,
                             rejected=list(result.rejected)))
                     else:
                         assert isinstance(result, BuiltMaster)

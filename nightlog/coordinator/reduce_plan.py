@@ -11,8 +11,9 @@ A reduction runs in three phases so that workers never touch the catalogue:
 2. **work** (:func:`~nightlog.coordinator.reduce_job.reduce_job`, any worker):
    files in, product file out.
 3. **record** (:func:`record_reduction`, coordinating process, one transaction per
-   frame, through the catalogue's :mod:`~nightlog.catalogue.products`): the product row, a row per master used, older current products of the
-   frame (quick-looks included) marked ``replaced`` and pointing at the new one.
+   frame, through the catalogue's :mod:`~nightlog.catalogue.products`): the
+   product row, a row per master used, older current products of the frame
+   (quick-looks included) marked ``replaced`` and pointing at the new one.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from nightlog.report.model import (
     ProductEntry,
     ScienceEntry,
 )
+from nightlog.states import MasterQuality, ProductStatus
 
 __all__ = ["render_html"]
 
@@ -158,7 +159,7 @@ def _metric_row(m: MetricRow) -> list[str]:
 
 def _master(m: MasterEntry) -> str:
     state = []
-    if m.quality != "good":
+    if m.quality != MasterQuality.GOOD:
         state.append(f'<span class="flag">marked {_e(m.quality)}: '
                      f'{_e(m.quality_reason or "")}</span>')
     if m.superseded_by is not None:
@@ -203,7 +204,8 @@ def _uses(masters: Sequence[MasterUse]) -> str:
     return "<br>".join(
         f'{_e(u.role)}: <a href="#master-{_e(u.master_id)}">master {_e(u.master_id)}</a> '
         f"({_e(u.night.isoformat())} v{_e(u.version)}"
-        + (f', <span class="flag">{_e(u.quality)}</span>' if u.quality != "good" else "")
+        + (f', <span class="flag">{_e(u.quality)}</span>'
+           if u.quality != MasterQuality.GOOD else "")
         + ")" for u in masters)
 
 
@@ -211,7 +213,7 @@ def _product_cell(p: ProductEntry | None, frame_id: int) -> str:
     if p is None:
         return '<span class="none">none</span>'
     notes = [f"product {_e(p.id)}"]
-    if p.status != "current":
+    if p.status != ProductStatus.CURRENT:
         notes.append(_e(p.status))
     if p.missing_steps:
         notes.append(f'<span class="flag">without {_e(", ".join(p.missing_steps))}</span>')

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nightlog.states import FileState
 from nightlog.store.raw import sha256_of
 
 __all__ = ["FileCheck", "check_file"]
@@ -40,12 +41,12 @@ class FileCheck:
     path: str
     expected: str
     actual: str | None
-    status: str
+    status: FileState
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == FileState.OK
 
 
 def check_file(path: str | os.PathLike[str], expected: str) -> FileCheck:
@@ -54,9 +55,9 @@ def check_file(path: str | os.PathLike[str], expected: str) -> FileCheck:
     try:
         actual = sha256_of(where)
     except FileNotFoundError:
-        return FileCheck(os.fspath(path), expected, None, "missing")
+        return FileCheck(os.fspath(path), expected, None, FileState.MISSING)
     except OSError as exc:
-        status = "missing" if not where.exists() else "unreadable"
+        status = FileState.MISSING if not where.exists() else FileState.UNREADABLE
         return FileCheck(os.fspath(path), expected, None, status, exc.strerror or str(exc))
     return FileCheck(os.fspath(path), expected, actual,
-                     "ok" if actual == expected else "changed")
+                     FileState.OK if actual == expected else FileState.CHANGED)

@@ -1,0 +1,97 @@
+"""The states of nightlog's records and runs, as types.
+
+Each is a :class:`enum.StrEnum`: a member *is* its string (``FrameStatus.OK ==
+"ok"``), so the catalogue stores it in a plain text column, JSON and log lines
+carry the word, and a comparison with a misspelt member fails at import rather
+than silently never matching. The catalogue and the coordinator share them.
+
+=================  ========================================================
+type               where
+=================  ========================================================
+``FrameStatus``    ``frames.status``: ``ok``, or ``bad`` (never enters a
+                   master, never reduced)
+``MasterQuality``  ``masters.quality``: ``good``, or ``bad`` (never matched)
+``ProductStatus``  ``products.status``: ``current``, or ``replaced`` by a
+                   newer product of the same frame
+``ProductKind``    ``products.kind``: ``final``, or ``quicklook`` (the live
+                   reduction, replaced by the final one)
+``BuildStatus``    a master build's outcome
+``ReduceStatus``   a frame's reduction outcome
+``IngestOutcome``  what ingestion did with one file
+``FileState``      a catalogued file checked again against its checksum
+=================  ========================================================
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["BuildStatus", "FileState", "FrameStatus", "IngestOutcome", "MasterQuality",
+           "ProductKind", "ProductStatus", "ReduceStatus"]
+
+
+class FrameStatus(StrEnum):
+    """Whether a catalogued frame may be used."""
+
+    OK = "ok"
+    BAD = "bad"
+
+
+class MasterQuality(StrEnum):
+    """A master's flag: ``bad`` masters are never matched."""
+
+    GOOD = "good"
+    BAD = "bad"
+
+
+class ProductStatus(StrEnum):
+    """A product is ``current`` until a newer one of its frame replaces it."""
+
+    CURRENT = "current"
+    REPLACED = "replaced"
+
+
+class ProductKind(StrEnum):
+    """The final reduction, or the live quick-look it replaces."""
+
+    FINAL = "final"
+    QUICKLOOK = "quicklook"
+
+
+class BuildStatus(StrEnum):
+    """What happened to one due calibration group."""
+
+    BUILT = "built"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class ReduceStatus(StrEnum):
+    """What happened to one science frame."""
+
+    REDUCED = "reduced"
+    UP_TO_DATE = "up-to-date"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class IngestOutcome(StrEnum):
+    """What ingestion did with one file."""
+
+    ADDED = "added"
+    NEW_VERSION = "new-version"
+    MOVED = "moved"
+    DUPLICATE = "duplicate"
+    UNCHANGED = "unchanged"
+    QUARANTINED = "quarantined"
+    INCOMPLETE = "incomplete"
+    FAILED = "failed"
+
+
+class FileState(StrEnum):
+    """A catalogued file hashed again."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    MISSING = "missing"
+    UNREADABLE = "unreadable"
