@@ -14,10 +14,12 @@ Rules so far:
 from __future__ import annotations
 
 import ast
+import importlib.util
 import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -34,20 +36,18 @@ class Module:
 
     @classmethod
     def parse(cls, name: str, path: Path) -> Module:
+        """Parse the source file at ``path``."""
         return cls(name, path, ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
 
 
-def modules_of(package: object) -> list[Module]:
-    """Every module of ``package`` and its subpackages, parsed."""
-    found = []
-    paths = list(package.__path__)  # type: ignore[attr-defined]
-    prefix = package.__name__ + "."  # type: ignore[attr-defined]
-    for info in pkgutil.walk_packages(paths, prefix):
-        spec = info.module_finder.find_spec(info.name, None)  # type: ignore[call-arg]
+def modules_of(package: ModuleType) -> list[Module]:
+    """The package and every module of it and its subpackages, parsed."""
+    assert package.__file__ is not None
+    found = [Module.parse(package.__name__, Path(package.__file__))]
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        spec = importlib.util.find_spec(info.name)
         assert spec is not None and spec.origin is not None, info.name
         found.append(Module.parse(info.name, Path(spec.origin)))
-    init = Path(paths[0]) / "__init__.py"
-    found.append(Module.parse(package.__name__, init))  # type: ignore[attr-defined]
     return sorted(found, key=lambda m: m.name)
 
 
