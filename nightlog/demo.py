@@ -19,9 +19,10 @@ from nightlog.catalogue.queries import night_counts
 from nightlog.catalogue.schema import ensure_schema
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext, IngestSummary, discover, run_ingest
-from nightlog.coordinator.masters import BuildOutcome, run_build
+from nightlog.coordinator.masters import BuildOutcome
+from nightlog.coordinator.night import NightRun, finish_night
 from nightlog.coordinator.night_report import run_report
-from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
+from nightlog.coordinator.reduce import ReduceOutcome
 from nightlog.settings import CONFIG_FILENAME, load_settings
 
 __all__ = ["DemoReport", "run_demo"]
@@ -81,16 +82,17 @@ def run_demo(directory: Path, *, camera: str = "lfc", scale: float = 0.25, seed:
                     for c in night_counts(session, since=night.night, until=night.night)]
         jobs = JobContext.from_settings(settings)
         console.print("building master calibrations ...")
-        masters = run_build(engine, jobs, night=night.night)
-        with make_sessionmaker(engine)() as session:
-            ids = science_frames(session, night=night.night)
-        console.print(f"reducing {len(ids)} science frames ...")
-        reductions = run_reduce(engine, jobs, ids)
+
+        def _reducing(run: NightRun) -> None:
+            console.print(f"reducing {len(run.frame_ids)} science frames ...")
+
+        done = finish_night(engine, jobs, night=night.night, workers=1, local=True,
+                            before_reduce=_reducing)
         console.print("writing the night report ...")
         report = run_report(engine, jobs, night.night)
     finally:
         engine.dispose()
     return DemoReport(directory=directory, database=settings.safe_database_url,
-                      night=night.night, ingest=summary, nights=rows, masters=masters,
-                      reductions=reductions, products=jobs.layout.root / "products",
+                      night=night.night, ingest=summary, nights=rows, masters=done.builds,
+                      reductions=done.outcomes, products=jobs.layout.root / "products",
                       report=report)

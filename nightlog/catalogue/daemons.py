@@ -1,4 +1,5 @@
-"""Watch daemons in the catalogue: heartbeats, and what ``nightlog status`` shows.
+"""Watch daemons in the catalogue: their runs, heartbeats and stops, and the frames a
+stopped daemon still owes a quick-look.
 
 Functions take the caller's session and never commit.
 """
@@ -7,22 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nightlog.catalogue.models import Daemon, Frame, Master, Product, QuarantinedFile
+from nightlog.catalogue.models import Daemon, Frame, Product
 
 __all__ = [
     "STALE_INTERVALS",
-    "NightCounts",
     "heartbeat",
     "is_alive",
     "mark_stopped",
-    "newest_night",
-    "night_counts",
     "recent_daemons",
     "register_daemon",
     "science_without_product",
@@ -80,42 +77,6 @@ def recent_daemons(session: Session, *, limit: int = 20) -> list[Daemon]:
     """Daemon runs, most recent heartbeat first."""
     return list(session.scalars(select(Daemon).order_by(Daemon.heartbeat_at.desc(),
                                                         Daemon.id.desc()).limit(limit)))
-
-
-def newest_night(session: Session) -> dt.date | None:
-    """The latest observing night with frames."""
-    return session.scalar(select(func.max(Frame.night)))
-
-
-@dataclass(frozen=True, slots=True)
-class NightCounts:
-    """What one night holds: frames per kind, masters per kind, products per kind."""
-
-    night: dt.date
-    frames: dict[str, int]
-    masters: dict[str, int]
-    products: dict[str, int]
-    quarantined_since_noon: int
-
-
-def night_counts(session: Session, night: dt.date) -> NightCounts:
-    """Counts of ``night``: latest frames, current masters, current products."""
-    frames = dict(session.execute(
-        select(Frame.kind, func.count()).where(Frame.night == night, Frame.is_latest.is_(True))
-        .group_by(Frame.kind)).all())
-    masters = dict(session.execute(
-        select(Master.kind, func.count()).where(Master.night == night,
-                                                Master.superseded_by_id.is_(None))
-        .group_by(Master.kind)).all())
-    products = dict(session.execute(
-        select(Product.kind, func.count()).join(Frame, Frame.id == Product.frame_id)
-        .where(Frame.night == night, Product.status == "current")
-        .group_by(Product.kind)).all())
-    noon = dt.datetime.combine(night, dt.time(12), tzinfo=dt.UTC)
-    quarantined = session.scalar(
-        select(func.count()).select_from(QuarantinedFile)
-        .where(QuarantinedFile.last_seen >= noon, QuarantinedFile.resolved_at.is_(None))) or 0
-    return NightCounts(night, frames, masters, products, int(quarantined))
 
 
 def science_without_product(session: Session, *, since: dt.datetime) -> list[int]:

@@ -1,4 +1,4 @@
-"""Recording frames: lookups by checksum and path, versions, moves.
+"""Recording frames: lookups by id, checksum and path, versions, moves.
 
 Functions take the caller's session and never commit.
 """
@@ -6,6 +6,7 @@ Functions take the caller's session and never commit.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,11 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame
+from nightlog.errors import NotFoundError
 from nightlog.header.model import NormalizedHeader
 
 __all__ = [
     "FileFacts",
     "add_frame",
+    "find_frame",
     "frame_by_sha256",
     "frames_by_sha256",
     "latest_by_path",
@@ -39,6 +42,36 @@ class FileFacts:
         self.mtime = mtime
         self.hdu = hdu
         self.header_json = header_json
+
+
+def find_frame(session: Session, ref: str) -> Frame:
+    """The frame a user names: its id, or the path of its file (newest version).
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session.
+    ref : str
+        Digits are an id (any version); anything else is a path, made absolute
+        (no file is opened).
+
+    Returns
+    -------
+    Frame
+        The frame.
+
+    Raises
+    ------
+    NotFoundError
+        No frame has this id, or no latest frame this path.
+    """
+    if ref.isdigit():
+        frame = session.get(Frame, int(ref))
+    else:
+        frame = latest_by_path(session, os.path.abspath(ref))
+    if frame is None:
+        raise NotFoundError(f"no catalogued frame {ref!r} (give an id or a path)")
+    return frame
 
 
 def frame_by_sha256(session: Session, sha256: str) -> Frame | None:

@@ -27,7 +27,6 @@ __all__ = [
     "ProductFacts",
     "ReductionGap",
     "ScienceFacts",
-    "latest_night",
     "night_facts",
     "night_failures",
 ]
@@ -87,11 +86,6 @@ class NightFacts:
     masters: tuple[MasterFacts, ...]
     science: tuple[ScienceFacts, ...]
     failures: tuple[ReductionGap, ...]
-
-
-def latest_night(session: Session) -> dt.date | None:
-    """The newest night that holds a frame."""
-    return session.scalars(select(func.max(Frame.night))).one_or_none()
 
 
 def _counts(session: Session, night: dt.date) -> tuple[KindFilterCount, ...]:

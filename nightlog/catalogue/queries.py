@@ -1,4 +1,4 @@
-"""Questions users ask of the catalogue: which frames, which nights.
+"""Questions users ask of the catalogue: which frames, which nights, what a night holds.
 
 Functions take the caller's session and only read.
 """
@@ -11,9 +11,33 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nightlog.catalogue.models import Frame
+from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
 
-__all__ = ["FrameFilter", "NightCount", "find_frames", "night_counts"]
+__all__ = [
+    "FrameFilter",
+    "NightCount",
+    "NightTotals",
+    "find_frames",
+    "latest_night",
+    "night_counts",
+    "night_totals",
+]
+
+
+def latest_night(session: Session) -> dt.date | None:
+    """The newest observing night that holds a frame (any version).
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session.
+
+    Returns
+    -------
+    datetime.date or None
+        ``None`` when the catalogue holds no frame.
+    """
+    return session.scalar(select(func.max(Frame.night)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +118,49 @@ def night_counts(session: Session, *, since: dt.date | None = None,
         totals[key] = totals.get(key, 0) + count
     order = sorted(totals, key=lambda k: (k[0], k[1], k[2] or "", k[3] or 0.0))
     return [NightCount(n, k, f, e, totals[(n, k, f, e)]) for n, k, f, e in order]
+
+
+@dataclass(frozen=True, slots=True)
+class NightTotals:
+    """What one night holds: frames, masters and products per kind, and the files
+    quarantined since its noon (what ``nightlog status`` shows)."""
+
+    night: dt.date
+    frames: dict[str, int]
+    masters: dict[str, int]
+    products: dict[str, int]
+    quarantined_since_noon: int
+
+
+def night_totals(session: Session, night: dt.date) -> NightTotals:
+    """Totals of ``night`` per kind: latest frames, current masters, current products.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session.
+    night : datetime.date
+        The observing night.
+
+    Returns
+    -------
+    NightTotals
+        The totals, and the unresolved quarantined files last seen since noon UTC
+        of ``night``.
+    """
+    frames = dict(session.execute(
+        select(Frame.kind, func.count()).where(Frame.night == night, Frame.is_latest.is_(True))
+        .group_by(Frame.kind)).all())
+    masters = dict(session.execute(
+        select(Master.kind, func.count()).where(Master.night == night,
+                                                Master.superseded_by_id.is_(None))
+        .group_by(Master.kind)).all())
+    products = dict(session.execute(
+        select(Product.kind, func.count()).join(Frame, Frame.id == Product.frame_id)
+        .where(Frame.night == night, Product.status == "current")
+        .group_by(Product.kind)).all())
+    noon = dt.datetime.combine(night, dt.time(12), tzinfo=dt.UTC)
+    quarantined = session.scalar(
+        select(func.count()).select_from(QuarantinedFile)
+        .where(QuarantinedFile.last_seen >= noon, QuarantinedFile.resolved_at.is_(None))) or 0
+    return NightTotals(night, frames, masters, products, int(quarantined))

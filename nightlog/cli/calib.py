@@ -28,7 +28,7 @@ from nightlog.catalogue.masters import (
     products_using,
     set_quality,
 )
-from nightlog.catalogue.models import Master
+from nightlog.catalogue.records import master_record
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
@@ -38,23 +38,6 @@ from nightlog.coordinator.reduce import run_reduce
 
 app = typer.Typer(help="Build, list, inspect, mark and certify master calibrations.",
                   no_args_is_help=True)
-
-
-def master_row(m: Master) -> dict[str, Any]:
-    """The JSON/CSV record of a master."""
-    stats = m.stats or {}
-    return {
-        "id": m.id, "kind": m.kind, "night": m.night.isoformat(), "version": m.version,
-        "instrument": m.instrument, "filter": m.filter, "set_temp": m.set_temp,
-        "exptime": m.exptime, "n_frames": m.n_frames, "level": stats.get("level"),
-        "noise": stats.get("noise"), "quality": m.quality, "quality_reason": m.quality_reason,
-        "superseded_by": m.superseded_by_id,
-        "valid_from": m.valid_from.isoformat() if m.valid_from else None,
-        "valid_until": m.valid_until.isoformat() if m.valid_until else None,
-        "path": m.path, "sha256": m.sha256, "group_key": m.group_key,
-        "first_obs": m.first_obs.isoformat(), "last_obs": m.last_obs.isoformat(),
-        "stats": stats,
-    }
 
 
 @app.command("build")
@@ -104,7 +87,7 @@ def list_cmd(
                         until=parse_date(until), filter=filter_,
                         quality="bad" if bad else None, include_superseded=all_versions)
     with make_sessionmaker(engine)() as session:
-        rows = [master_row(m) for m in find_masters(session, crit)]
+        rows = [master_record(m) for m in find_masters(session, crit)]
     emit(rows, ("id", "kind", "night", "version", "filter", "n_frames", "level", "noise",
                 "quality", "superseded_by"), fmt, title=f"{len(rows)} master(s)")
 
@@ -120,7 +103,7 @@ def show_cmd(
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
         master = get_master(session, master_id)
-        row = master_row(master)
+        row = master_record(master)
         inputs = [{"frame_id": f.id, "path": f.path, "obs_time": f.obs_time.isoformat(),
                    "used": mi.used, "reason": mi.reason, "sha256": mi.sha256}
                   for mi, f in inputs_of(session, master)]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.models import Frame
 from nightlog.catalogue.queries import FrameFilter, find_frames
+from nightlog.catalogue.records import frame_record
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit
 from nightlog.cli.state import state_of
@@ -17,33 +17,6 @@ from nightlog.header.model import FRAME_KINDS
 app = typer.Typer()
 
 TABLE_COLUMNS = ("id", "night", "obs_time", "kind", "filter", "exptime", "object", "path")
-
-
-def frame_row(frame: Frame) -> dict[str, Any]:
-    """The JSON/CSV record of a frame."""
-    return {
-        "id": frame.id,
-        "path": frame.path,
-        "sha256": frame.sha256,
-        "kind": frame.kind,
-        "night": frame.night.isoformat(),
-        "obs_time": frame.obs_time.isoformat(),
-        "exptime": frame.exptime,
-        "filter": frame.filter,
-        "object": frame.object_name,
-        "instrument": frame.instrument,
-        "detector": frame.detector,
-        "binning": frame.binning,
-        "readout_mode": frame.readout_mode,
-        "profile": frame.profile,
-        "setup_key": frame.setup_key,
-        "naxis1": frame.naxis1,
-        "naxis2": frame.naxis2,
-        "size": frame.size,
-        "path_version": frame.path_version,
-        "is_latest": frame.is_latest,
-        "status": frame.status,
-    }
 
 
 @app.command("frames")
@@ -75,5 +48,5 @@ def frames_cmd(
                        include_old_versions=all_versions, limit=limit)
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
-        rows = [frame_row(f) for f in find_frames(session, crit)]
+        rows = [frame_record(f) for f in find_frames(session, crit)]
     emit(rows, TABLE_COLUMNS, fmt, title=f"{len(rows)} frame(s)")

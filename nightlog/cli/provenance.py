@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,8 +15,7 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.provenance import ProvenanceTree, find_product, provenance_tree
 from nightlog.cli.output import printable
 from nightlog.cli.state import state_of
-from nightlog.errors import ChecksumMismatchError
-from nightlog.store.integrity import FileCheck, check_file
+from nightlog.coordinator.provenance_check import ProvenanceCheck, verify_provenance
 
 app = typer.Typer()
 
@@ -28,14 +27,14 @@ class TreeFormat(enum.StrEnum):
     json = "json"
 
 
-def _mark(checks: dict[tuple[str, str], FileCheck], path: str, sha256: str) -> str:
-    check = checks.get((path, sha256))
+def _mark(checks: ProvenanceCheck | None, path: str, sha256: str) -> str:
+    check = None if checks is None else checks.of(path, sha256)
     if check is None:
         return ""
     return "  [ok]" if check.ok else f"  [{check.status.upper()}]"
 
 
-def _render(tree: ProvenanceTree, checks: dict[tuple[str, str], FileCheck]) -> Tree:
+def _render(tree: ProvenanceTree, checks: ProvenanceCheck | None) -> Tree:
     def line(text: str, path: str, sha256: str) -> Text:
         return Text(printable(f"{text}  sha256 {sha256[:16]}…{_mark(checks, path, sha256)}"))
 
@@ -55,11 +54,6 @@ def _render(tree: ProvenanceTree, checks: dict[tuple[str, str], FileCheck]) -> T
     for role in tree.missing_steps:
         root.add(Text(printable(f"{role}: no master (step skipped)")))
     return root
-
-
-def _check_dict(what: str, check: FileCheck) -> dict[str, Any]:
-    return {"what": what, "path": check.path, "status": check.status,
-            "expected": check.expected, "actual": check.actual, "detail": check.detail}
 
 
 @app.command("provenance")
@@ -83,26 +77,23 @@ def provenance_cmd(
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
         tree = provenance_tree(session, find_product(session, product))
-    checked = [(f.what, check_file(f.path, f.sha256)) for f in tree.files()] if verify else []
-    checks = {(c.path, c.expected): c for _, c in checked}
-    problems = [(what, c) for what, c in checked if not c.ok]
+    check = verify_provenance(tree) if verify else None
     if fmt is TreeFormat.json:
         out = tree.as_dict()
-        if verify:
-            out["verification"] = {"checked": len(checked),
-                                   "problems": [_check_dict(w, c) for w, c in problems]}
+        if check is not None:
+            out["verification"] = check.as_dict()
         typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
     else:
         console = Console()
-        console.print(_render(tree, checks))
-        if verify:
-            console.print(Text(f"verified {len(checked)} file(s): "
+        console.print(_render(tree, check))
+        if check is not None:
+            problems = check.problems
+            console.print(Text(f"verified {len(check.checked)} file(s): "
                                + (f"{len(problems)} changed or missing" if problems
                                   else "all unchanged")))
             for what, c in problems:
                 console.print(Text(printable(f"{c.status}: {what} {c.path}"
                                              + (f" ({c.detail})" if c.detail else ""))))
-    if problems:
-        raise ChecksumMismatchError(
-            f"{len(problems)} file(s) of product {tree.id}'s provenance changed or are "
-            f"missing, first: {problems[0][1].status} {problems[0][0]} {problems[0][1].path}")
+    error = None if check is None else check.error()
+    if error is not None:
+        raise error

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import time
 from collections import Counter
 from typing import Annotated
@@ -13,22 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
-from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.models import Frame
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.masters import run_build
-from nightlog.coordinator.reduce import (
-    ReduceInterrupted,
-    ReduceOutcome,
-    ReduceStopped,
-    run_reduce,
-    science_frames,
-)
+from nightlog.coordinator.masters import BuildOutcome
+from nightlog.coordinator.night import NightRun, finish_night
+from nightlog.coordinator.reduce import ReduceInterrupted, ReduceOutcome, ReduceStopped
 
 app = typer.Typer()
 
@@ -61,6 +51,59 @@ def _summary(console: Console, outcomes: list[ReduceOutcome], title: str, second
             detail = o.reason or f"reduced without {', '.join(o.missing)}"
             tries = f" after {o.attempts} tries" if o.status == "failed" and o.attempts else ""
             console.print(Text(f"frame {o.frame_id}: {o.status}{tries}: {printable(detail)}"))
+
+
+def _print_builds(console: Console, builds: list[BuildOutcome]) -> None:
+    for outcome in builds:
+        console.print(Text(f"master {outcome.kind} {outcome.night}: {outcome.status} "
+                           f"{printable(outcome.reason)}".rstrip()))
+
+
+class _Bar:
+    """The progress bar of the reduction, started once the frames are known; it also
+    keeps the summary's title and where the frames were reduced."""
+
+    def __init__(self) -> None:
+        self.title = ""
+        self.where = ""
+        self._started = time.perf_counter()
+        self._progress: Progress | None = None
+        self._total = 0
+        self._tally: Counter[str] = Counter()
+
+    def start(self, run: NightRun) -> None:
+        self._total = len(run.frame_ids)
+        self.where = (f"Dask at {run.scheduler}" if run.scheduler
+                      else f"{run.workers} local worker(s)")
+        self.title = f"{self._total} frame(s)" + (
+            f" of the night of {run.night}" if run.night else
+            f" of the nights from {run.since}" if run.since else "")
+        self._started = time.perf_counter()
+        self._progress = Progress(
+            TextColumn("reduce"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed, {task.fields[skipped]} up to date"),
+            TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._progress.add_task("reduce", total=self._total, failed=0, skipped=0)
+        self._progress.start()
+
+    def advance(self, o: ReduceOutcome) -> None:
+        if self._progress is None:
+            return
+        task = self._progress.task_ids[0]
+        self._tally[o.status] += 1
+        if o.status == "up-to-date":  # no work: out of the count the ETA is made of
+            self._progress.update(task, total=max(0, self._total - self._tally["up-to-date"]),
+                                  skipped=self._tally["up-to-date"])
+        else:
+            self._progress.update(task, advance=1, failed=self._tally["failed"])
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self._started
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
 
 @app.command("reduce")
@@ -99,62 +142,39 @@ def reduce_cmd(
     """
     if sum(x is not None and x != [] for x in (frames, night, since)) > 1:
         raise typer.BadParameter("give frame ids, --night or --since, not several")
+    ids = _frame_ids(frames or [])
     state = state_of(ctx)
     engine = state.engine(must_exist=True)
     jobs = JobContext.from_settings(state.settings)
     console = Console()
-    the_night: dt.date | None = None
-    the_since = parse_date(since)
-    with make_sessionmaker(engine)() as session:
-        if frames:
-            ids = _frame_ids(frames)
-        elif the_since is None:
-            the_night = parse_date(night) or session.scalars(
-                select(Frame.night).order_by(Frame.night.desc()).limit(1)).one_or_none()
-            if the_night is None:
-                console.print("the catalogue holds no frames")
-                return
-    if build:
-        for outcome in run_build(engine, jobs, night=the_night):
-            console.print(Text(f"master {outcome.kind} {outcome.night}: {outcome.status} "
-                               f"{printable(outcome.reason)}".rstrip()))
-    if not frames:
-        with make_sessionmaker(engine)() as session:
-            ids = science_frames(session, night=the_night, since=the_since)
-    address = None if local else (scheduler or jobs.reduce_scheduler)
-    n_workers = workers or jobs.reduce_workers or os.cpu_count() or 1
-    where = f"Dask at {address}" if address else f"{n_workers} local worker(s)"
-    title = f"{len(ids)} frame(s)" + (f" of the night of {the_night}" if the_night else
-                                      f" of the nights from {the_since}" if the_since else "")
-    start = time.perf_counter()
-    with Progress(TextColumn("reduce"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[failed]} failed, {task.fields[skipped]} up to date"),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("reduce", total=len(ids), failed=0, skipped=0)
-        tally: Counter[str] = Counter()
+    bar = _Bar()
 
-        def _advance(o: ReduceOutcome) -> None:
-            tally[o.status] += 1
-            if o.status == "up-to-date":  # no work: out of the count the ETA is made of
-                bar.update(task, total=max(0, len(ids) - tally["up-to-date"]),
-                           skipped=tally["up-to-date"])
-            else:
-                bar.update(task, advance=1, failed=tally["failed"])
+    def _reducing(run: NightRun) -> None:
+        _print_builds(console, run.builds)
+        bar.start(run)
 
-        try:
-            outcomes = run_reduce(engine, jobs, ids, force=force,
-                                  redo_superseded=redo_superseded, progress=_advance,
-                                  workers=n_workers, scheduler=address, retries=retries)
-        except ReduceInterrupted as stop:
-            bar.stop()
-            _summary(console, stop.outcomes, title, time.perf_counter() - start, where)
-            console.print(Text(f"interrupted: {stop.unfinished} frame(s) not reduced; run "
-                               "the same command again to finish"))
-            raise typer.Exit(code=130) from None
-        except ReduceStopped as stopped:
-            bar.stop()
-            _summary(console, stopped.outcomes, title, time.perf_counter() - start, where)
-            raise
-    _summary(console, outcomes, title, time.perf_counter() - start, where)
-    if any(o.status == "failed" for o in outcomes):
+    try:
+        run = finish_night(engine, jobs, night=parse_date(night), since=parse_date(since),
+                           frame_ids=ids, build=build, workers=workers,
+                           scheduler=scheduler or None, local=local, force=force,
+                           redo_superseded=redo_superseded, retries=retries,
+                           progress=bar.advance,
+                           before_reduce=_reducing)
+    except ReduceInterrupted as stop:
+        bar.stop()
+        _summary(console, stop.outcomes, bar.title, bar.seconds(), bar.where)
+        console.print(Text(f"interrupted: {stop.unfinished} frame(s) not reduced; run "
+                           "the same command again to finish"))
+        raise typer.Exit(code=130) from None
+    except ReduceStopped as stopped:
+        bar.stop()
+        _summary(console, stopped.outcomes, bar.title, bar.seconds(), bar.where)
+        raise
+    finally:
+        bar.stop()
+    if run.no_frames:
+        console.print("the catalogue holds no frames")
+        return
+    _summary(console, run.outcomes, bar.title, bar.seconds(), bar.where)
+    if any(o.status == "failed" for o in run.outcomes):
         raise typer.Exit(code=1)

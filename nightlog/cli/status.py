@@ -15,6 +15,7 @@ from rich.text import Text
 
 from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.queries import latest_night, night_totals
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import printable
 from nightlog.cli.state import state_of
@@ -59,8 +60,8 @@ def status_cmd(
     now = dt.datetime.now(dt.UTC)
     with make_sessionmaker(engine)() as session:
         rows = cat_daemons.recent_daemons(session, limit=limit)
-        wanted = parse_date(night) or cat_daemons.newest_night(session)
-        counts = None if wanted is None else cat_daemons.night_counts(session, wanted)
+        wanted = parse_date(night) or latest_night(session)
+        counts = None if wanted is None else night_totals(session, wanted)
     daemons: list[dict[str, Any]] = [{
         "id": r.id, "name": r.name, "host": r.host, "pid": r.pid,
         "running": cat_daemons.is_alive(r, now), "started_at": r.started_at,

@@ -10,5 +10,6 @@ deleted only after the commit).
 
 - :mod:`~nightlog.coordinator.ingest`: raw files become frames;
 - :mod:`~nightlog.coordinator.masters`: due groups become master calibrations;
-- :mod:`~nightlog.coordinator.reduce`: science frames become products with provenance.
+- :mod:`~nightlog.coordinator.reduce`: science frames become products with provenance;
+- :mod:`~nightlog.coordinator.night`: a night finished, due masters then its science frames.
 """

@@ -39,11 +39,11 @@ from nightlog.catalogue.night_summary import (
     NightFacts,
     ProductFacts,
     ReductionGap,
-    latest_night,
     night_facts,
     night_failures,
 )
 from nightlog.catalogue.quarantine import list_quarantined
+from nightlog.catalogue.queries import latest_night
 from nightlog.catalogue.reductions import FailedReduction, failures_of_night
 from nightlog.coordinator.context import JobContext
 from nightlog.errors import NightlogError, NotFoundError

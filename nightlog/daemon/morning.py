@@ -3,7 +3,7 @@
 ``[reduction] morning_at = "08:00"`` names a local time at the site (its time zone,
 else local mean time at its longitude, else UTC, as for the night boundary). At
 that time the night that ended is reduced: due masters built, then every science
-frame reduced through :func:`~nightlog.coordinator.reduce.run_reduce` on the
+frame reduced, by :func:`~nightlog.coordinator.night.finish_night` on the
 configured workers or Dask scheduler. Because reductions are idempotent, a run
 that finds the night done costs seconds, and a run that was interrupted is
 finished by the next one.
@@ -27,11 +27,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.executors import available_cores
-from nightlog.coordinator.masters import BuildOutcome, run_build
-from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
+from nightlog.coordinator.masters import BuildOutcome
+from nightlog.coordinator.night import finish_night
+from nightlog.coordinator.reduce import ReduceOutcome
 from nightlog.errors import InvalidValueError
 from nightlog.header.model import Site
 from nightlog.header.night import night_of
@@ -153,13 +152,6 @@ def run_morning(engine: Engine, ctx: JobContext, *, now: dt.datetime | None = No
     """
     if night is None:
         night = morning_night(now or dt.datetime.now(dt.UTC), ctx.site)
-    run = MorningRun(night=night)
-    if build:
-        run.builds = run_build(engine, ctx, night=night)
-    with make_sessionmaker(engine)() as session:
-        ids = science_frames(session, night=night)
-    run.outcomes = run_reduce(
-        engine, ctx, ids, progress=progress,
-        workers=workers or ctx.reduce_workers or available_cores(),
-        scheduler=scheduler if scheduler is not None else ctx.reduce_scheduler)
-    return run
+    done = finish_night(engine, ctx, night=night, build=build, workers=workers,
+                        scheduler=scheduler, progress=progress)
+    return MorningRun(night=night, builds=done.builds, outcomes=done.outcomes)

@@ -1,0 +1,95 @@
+"""Why a frame gets its masters: the explanation ``nightlog match`` shows.
+
+The catalogue finds the frame and its candidate masters, the frame's instrument
+profile and the calibration policy judge them
+(:func:`~nightlog.calibration.matching.match_frame`); the result here is plain
+values, read after the session is closed and printed or serialised as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from nightlog.calibration.matching import KindMatch, match_frame
+from nightlog.catalogue.frames import find_frame
+from nightlog.coordinator.context import JobContext
+
+__all__ = ["MatchReport", "explain_match"]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchReport:
+    """The masters chosen for one frame, and every candidate's rules.
+
+    Attributes
+    ----------
+    frame_id, frame_kind, frame_path
+        The frame matched.
+    matches : list of dict
+        One per calibration kind the frame needs (none for a calibration frame
+        that needs none): ``kind``, ``chosen`` (a master id or ``None``),
+        ``reason`` (why none was chosen) and ``candidates``, each with ``master``,
+        ``night``, ``version``, ``usable``, ``hours_away`` and ``rules`` (each
+        ``rule``, ``passed``, ``detail``), nearest first.
+    """
+
+    frame_id: int
+    frame_kind: str
+    frame_path: str
+    matches: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document of ``nightlog match --format json``."""
+        return {"frame": self.frame_id, "matches": self.matches}
+
+
+def _kind_record(kind: str, m: KindMatch) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "chosen": None if m.chosen is None else m.chosen.id,
+        "reason": m.reason,
+        "candidates": [{"master": c.master.id, "night": c.master.night.isoformat(),
+                        "version": c.master.version, "usable": c.usable,
+                        "hours_away": round(c.distance.total_seconds() / 3600, 3),
+                        "rules": [{"rule": r.rule, "passed": r.passed, "detail": r.detail}
+                                  for r in c.rules]}
+                       for c in m.candidates],
+    }
+
+
+def explain_match(session: Session, ctx: JobContext, frame_ref: str, *,
+                  at: dt.datetime | None = None, live: bool = False) -> MatchReport:
+    """Match the frame ``frame_ref`` names and say why each candidate passed or failed.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (only read).
+    ctx : JobContext
+        Profiles and calibration policy.
+    frame_ref : str
+        A frame id, or the path of a frame's file.
+    at : datetime.datetime, optional
+        Match as if at this time instead of the frame's own.
+    live : bool
+        Live mode: only masters whose inputs all precede the frame.
+
+    Returns
+    -------
+    MatchReport
+        The choice and the verdicts, as plain values.
+
+    Raises
+    ------
+    NotFoundError
+        No frame has this id or path.
+    """
+    frame = find_frame(session, frame_ref)
+    matches = match_frame(session, frame, ctx.profile_of(frame), ctx.policy, at=at, live=live,
+                          explain=True)
+    return MatchReport(frame_id=frame.id, frame_kind=frame.kind, frame_path=frame.path,
+                       matches=[_kind_record(kind, m) for kind, m in matches.items()])

@@ -1,0 +1,167 @@
+"""House rules of the code base, checked on the source itself.
+
+Each rule is one test function over modules found by walking their package, so
+modules added later are covered too. Modules are parsed with :mod:`ast`, never
+imported or grepped: a rule sees code, not comments or docstrings.
+
+Rules so far:
+
+- the CLI holds no logic: no module of ``nightlog.cli`` imports SQLAlchemy (except
+  the two that open the engine and turn driver errors into one line) or the
+  catalogue's models, nor runs a query itself; it calls the library.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import pkgutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import nightlog.cli
+
+
+@dataclass(frozen=True)
+class Module:
+    """A parsed source module."""
+
+    name: str
+    path: Path
+    tree: ast.Module
+
+    @classmethod
+    def parse(cls, name: str, path: Path) -> Module:
+        """Parse the source file at ``path``."""
+        return cls(name, path, ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+
+
+def modules_of(package: ModuleType) -> list[Module]:
+    """The package and every module of it and its subpackages, parsed."""
+    assert package.__file__ is not None
+    found = [Module.parse(package.__name__, Path(package.__file__))]
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        spec = importlib.util.find_spec(info.name)
+        assert spec is not None and spec.origin is not None, info.name
+        found.append(Module.parse(info.name, Path(spec.origin)))
+    return sorted(found, key=lambda m: m.name)
+
+
+def imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """``(line, dotted name)`` of every module an import statement names, including
+    each ``from package import name`` as ``package.name``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module is not None and not node.level:
+            yield node.lineno, node.module
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def _within(name: str, root: str) -> bool:
+    return name == root or name.startswith(root + ".")
+
+
+def _names_session(node: ast.AST) -> bool:
+    """Whether an expression is, or makes, a catalogue session (``session``,
+    ``make_sessionmaker(engine)()``, ``Session(engine)``, ``self.session`` …)."""
+    return "session" in ast.unparse(node).lower()
+
+
+def session_names(tree: ast.AST) -> set[str]:
+    """Names that hold a session in ``tree``: ``session``, the targets of ``with …
+    as name`` and of assignments whose value makes one, and parameters annotated
+    ``Session``."""
+    names = {"session"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With | ast.AsyncWith):
+            for item in node.items:
+                if isinstance(item.optional_vars, ast.Name) and _names_session(
+                        item.context_expr):
+                    names.add(item.optional_vars.id)
+        elif isinstance(node, ast.Assign) and _names_session(node.value):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.arg) and node.annotation is not None and "Session" in (
+                ast.unparse(node.annotation)):
+            names.add(node.arg)
+    return names
+
+
+QUERY_METHODS = {"execute", "scalars", "scalar", "get", "query"}
+
+
+def queries(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """``(line, call)`` of every ``select(...)`` and of every query method called on a
+    session (``session.execute``, ``.scalars``, ``.scalar``, ``.get``, ``.query``)."""
+    sessions = session_names(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if (isinstance(func, ast.Name) and func.id == "select") or (
+                isinstance(func, ast.Attribute) and func.attr == "select"):
+            yield node.lineno, ast.unparse(func)
+        elif isinstance(func, ast.Attribute) and func.attr in QUERY_METHODS and (
+                (isinstance(func.value, ast.Name) and func.value.id in sessions)
+                or (isinstance(func.value, ast.Attribute) and _names_session(func.value))):
+            yield node.lineno, ast.unparse(func)
+
+
+CLI = modules_of(nightlog.cli)
+# They open the engine (its type) and show a driver's error in one line.
+ENGINE_OWNERS = {"nightlog.cli.state", "nightlog.cli.app"}
+
+
+def _broken(rule: Callable[[Module], Iterator[tuple[int, str]]],
+            modules: list[Module]) -> list[str]:
+    return [f"{m.path.name}:{line}: {what}" for m in modules for line, what in rule(m)]
+
+
+def test_the_walk_finds_the_cli() -> None:
+    names = {m.name for m in CLI}
+    assert {"nightlog.cli", "nightlog.cli.app", "nightlog.cli.reduce", "nightlog.cli.match",
+            "nightlog.cli.provenance", "nightlog.cli.calib"} <= names
+    assert ENGINE_OWNERS <= names
+
+
+def test_the_cli_does_not_import_sqlalchemy() -> None:
+    def rule(m: Module) -> Iterator[tuple[int, str]]:
+        if m.name not in ENGINE_OWNERS:
+            yield from ((line, f"imports {name}") for line, name in imported_modules(m.tree)
+                        if _within(name, "sqlalchemy"))
+
+    assert _broken(rule, CLI) == []
+
+
+def test_the_cli_does_not_import_the_catalogue_models() -> None:
+    def rule(m: Module) -> Iterator[tuple[int, str]]:
+        yield from ((line, f"imports {name}") for line, name in imported_modules(m.tree)
+                    if _within(name, "nightlog.catalogue.models"))
+
+    assert _broken(rule, CLI) == []
+
+
+def test_the_cli_runs_no_query() -> None:
+    def rule(m: Module) -> Iterator[tuple[int, str]]:
+        yield from ((line, f"calls {call}(...)") for line, call in queries(m.tree))
+
+    assert _broken(rule, CLI) == []
+
+
+@pytest.mark.parametrize(("source", "found"), [
+    ("from sqlalchemy import select\nx = select(Frame)", [(2, "select")]),
+    ("with make_sessionmaker(engine)() as s:\n    s.scalars(q)", [(2, "s.scalars")]),
+    ("def f(db: Session) -> None:\n    db.get(Frame, 1)", [(2, "db.get")]),
+    ("session.execute(q)\nself.session.query(Frame)",
+     [(1, "session.execute"), (2, "self.session.query")]),
+    ('"""session.execute(select(Frame))"""\n# session.get(Frame, 1)\nstats.get("level")', []),
+])
+def test_the_query_rule_sees_code_not_text(source: str,
+                                           found: list[tuple[int, str]]) -> None:
+    assert sorted(queries(ast.parse(source))) == found
