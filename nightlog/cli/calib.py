@@ -45,12 +45,22 @@ def build_cmd(
     ctx: typer.Context,
     night: Annotated[str | None, typer.Option(help="Only this night (YYYY-MM-DD); default "
                                               "every night with frames not yet used.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Local worker processes building independent groups at once "
+        "(1: in this process).")] = 1,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (tcp://host:8786) whose workers build the masters "
+        "from the shared archive.", show_default=False)] = None,
 ) -> None:
-    """Build every master that is due: new groups, and groups that received more frames."""
+    """Build every master that is due: new groups, and groups that received more frames.
+
+    Biases are built first, then darks, then flats, each calibrated with the masters
+    just built; the groups of one kind are built at once on the workers given.
+    """
     state = state_of(ctx)
     engine = state.engine(must_exist=True)
     outcomes = run_build(engine, JobContext.from_settings(state.settings),
-                         night=parse_date(night))
+                         night=parse_date(night), workers=workers, scheduler=scheduler)
     console = Console()
     if not outcomes:
         console.print("nothing to build: every group with enough frames has its master")

@@ -25,6 +25,7 @@ are built in parallel on the executor given (this process, local processes or Da
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
@@ -193,6 +194,7 @@ class _MasterBuilds:
 
 def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
               workers: int = 1, scheduler: str | None = None,
+              executor: FrameExecutor | None = None,
               work: BuildWork = build_master_job) -> list[BuildOutcome]:
     """Build every due master: one committed transaction per master.
 
@@ -207,6 +209,9 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
         Local worker processes (1: in this process). Ignored with ``scheduler``.
     scheduler : str, optional
         Address of a Dask distributed scheduler whose workers build the masters.
+    executor : FrameExecutor, optional
+        Workers already started (the morning run shares its reduction's); then
+        ``workers`` and ``scheduler`` are not used, and the executor stays open.
     work : callable
         The worker function (:func:`~nightlog.coordinator.master_job.build_master_job`);
         it must be importable by name where the workers run.
@@ -235,7 +240,9 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
             return [d for d in find_due(session, ctx, night=night)
                     if (d.group.key, d.night) not in done]
 
-    with open_executor(workers, scheduler) as executor:
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(open_executor(workers, scheduler))
         builds = _MasterBuilds(engine, ctx, executor, work)
         for kind in _ORDER:
             while True:
