@@ -8,7 +8,14 @@ Rules so far:
 
 - the CLI holds no logic: no module of ``nightlog.cli`` imports SQLAlchemy (except
   the two that open the engine and turn driver errors into one line) or the
-  catalogue's models, nor runs a query itself; it calls the library.
+  catalogue's models, nor runs a query itself; it calls the library;
+- the catalogue owns every row: no module outside ``nightlog.catalogue`` builds an
+  ORM row (calls a model class) or adds, deletes or merges one through a session;
+- the store never imports SQLAlchemy; the reduction core imports neither
+  SQLAlchemy nor the catalogue, the store, the coordinator or the daemon; the
+  catalogue never imports astropy (it never opens FITS);
+- the jobs that workers run (``reduce_job``, ``master_job``) never import SQLAlchemy
+  or the catalogue, directly or through the modules they import from nightlog.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from types import ModuleType
 
 import pytest
 
+import nightlog
 import nightlog.cli
 
 
@@ -165,3 +173,132 @@ def test_the_cli_runs_no_query() -> None:
 def test_the_query_rule_sees_code_not_text(source: str,
                                            found: list[tuple[int, str]]) -> None:
     assert sorted(queries(ast.parse(source))) == found
+
+
+NIGHTLOG = modules_of(nightlog)
+
+
+def _package(root: str) -> list[Module]:
+    return [m for m in NIGHTLOG if _within(m.name, root)]
+
+
+def _model_classes() -> set[str]:
+    from nightlog.catalogue import models
+
+    return {name for name, value in vars(models).items()
+            if isinstance(value, type) and issubclass(value, models.Base)
+            and value is not models.Base}
+
+
+ROW_METHODS = {"add", "add_all", "delete", "merge"}
+
+
+def rows_built(tree: ast.AST, models: set[str]) -> Iterator[tuple[int, str]]:
+    """``(line, call)`` of every call of an ORM model class (``Master(...)``,
+    ``models.Frame(...)``) and of ``add``/``add_all``/``delete``/``merge`` on a
+    session."""
+    sessions = session_names(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = (func.id if isinstance(func, ast.Name)
+                else func.attr if isinstance(func, ast.Attribute) else None)
+        if name in models:
+            yield node.lineno, f"{ast.unparse(func)}(...)"
+        elif isinstance(func, ast.Attribute) and func.attr in ROW_METHODS and (
+                (isinstance(func.value, ast.Name) and func.value.id in sessions)
+                or (isinstance(func.value, ast.Attribute) and _names_session(func.value))):
+            yield node.lineno, f"{ast.unparse(func)}(...)"
+
+
+def test_the_walk_finds_every_package() -> None:
+    packages = {m.name.split(".")[1] for m in NIGHTLOG if m.name.count(".") >= 1}
+    assert {"catalogue", "coordinator", "daemon", "reduction", "store", "cli", "header",
+            "calibration", "report", "simulate"} <= packages
+    assert {"Frame", "Master", "MasterInput", "Product", "ProductMaster"} <= _model_classes()
+
+
+def test_only_the_catalogue_builds_rows() -> None:
+    models = _model_classes()
+
+    def rule(m: Module) -> Iterator[tuple[int, str]]:
+        yield from rows_built(m.tree, models)
+
+    outside = [m for m in NIGHTLOG if not _within(m.name, "nightlog.catalogue")]
+    assert _broken(rule, outside) == []
+
+
+def test_the_coordinator_and_the_daemon_build_no_rows_by_their_own_means() -> None:
+    # The rule above, said for the rooms where rows were built before: a model
+    # class imported there could only be for building or querying rows by hand.
+    def rule(m: Module) -> Iterator[tuple[int, str]]:
+        yield from rows_built(m.tree, _model_classes())
+
+    rooms = _package("nightlog.coordinator") + _package("nightlog.daemon")
+    assert rooms and _broken(rule, rooms) == []
+
+
+def _imports_from(modules: list[Module], forbidden: tuple[str, ...]) -> list[str]:
+    def rule(m: Module) -> Iterator[tuple[int, str]]:
+        yield from ((line, f"imports {name}") for line, name in imported_modules(m.tree)
+                    if any(_within(name, root) for root in forbidden))
+
+    return _broken(rule, modules)
+
+
+def test_the_store_never_imports_sqlalchemy() -> None:
+    assert _imports_from(_package("nightlog.store"), ("sqlalchemy",)) == []
+
+
+def test_the_reduction_core_stays_pure() -> None:
+    assert _imports_from(_package("nightlog.reduction"), (
+        "sqlalchemy", "nightlog.catalogue", "nightlog.store", "nightlog.coordinator",
+        "nightlog.daemon", "nightlog.cli")) == []
+
+
+def test_the_catalogue_never_opens_fits() -> None:
+    assert _imports_from(_package("nightlog.catalogue"), ("astropy", "nightlog.store")) == []
+
+
+@pytest.mark.parametrize("job", ["nightlog.coordinator.reduce_job",
+                                 "nightlog.coordinator.master_job"])
+def test_worker_jobs_reach_no_catalogue(job: str) -> None:
+    """Follow the job's nightlog imports (module level, not under TYPE_CHECKING)."""
+    by_name = {m.name: m for m in NIGHTLOG}
+    seen: set[str] = set()
+    todo = [job]
+    reached: list[str] = []
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        for node in by_name[name].tree.body:
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            for _, imported in imported_modules(node):
+                if _within(imported, "sqlalchemy") or _within(imported, "nightlog.catalogue"):
+                    reached.append(f"{name} imports {imported}")
+                for part in _prefixes(imported):
+                    if part in by_name:
+                        todo.append(part)
+    assert reached == []
+
+
+def _prefixes(dotted: str) -> Iterator[str]:
+    parts = dotted.split(".")
+    for i in range(1, len(parts) + 1):
+        yield ".".join(parts[:i])
+
+
+@pytest.mark.parametrize(("source", "found"), [
+    ("m = Master(kind='bias')", [(1, "Master(...)")]),
+    ("row = models.Frame(path=p)", [(1, "models.Frame(...)")]),
+    ("with make_sessionmaker(e)() as s:\n    s.add(x)", [(2, "s.add(...)")]),
+    ("session.delete(row)\nseen.add(1)\nMasterFilter(kind='bias')", [(1, "session.delete(...)")]),
+])
+def test_the_row_rule_sees_rows_not_lookalikes(source: str,
+                                               found: list[tuple[int, str]]) -> None:
+    models = {"Master", "Frame"}
+    assert sorted(rows_built(ast.parse(source), models)) == found
