@@ -22,14 +22,14 @@ NaN) never take part: they sort to the end and are excluded from the start.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from nightlog.errors import CombineError
+from nightlog.reduction._sorted_columns import NETWORK_MAX_FRAMES, sort_columns, take
 
 __all__ = ["MAD_TO_SIGMA", "MEDIAN_EFFICIENCY", "ClipSpec", "TileResult", "combine_tile"]
 
@@ -125,84 +125,13 @@ class TileResult:
     count: npt.NDArray[np.uint16]
 
 
-#: Up to this many frames a vectorised sorting network beats numpy's sort.
-_NETWORK_MAX_FRAMES = 24
-
-
-@functools.lru_cache(maxsize=64)
-def _batcher_pairs(n: int) -> tuple[tuple[int, int], ...]:
-    """Compare-exchange pairs of Batcher's odd-even merge sort for ``n`` keys.
-
-    Built for the next power of two; pairs reaching past ``n`` are dropped,
-    which is exact because the missing keys behave as ``+inf`` padding.
-    """
-    size = 1
-    while size < n:
-        size *= 2
-    pairs = []
-    t = 1
-    while t < size:
-        k = t
-        while k >= 1:
-            for j in range(k % t, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * t) == (i + j + k) // (2 * t) and i + j + k < n:
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        t *= 2
-    return tuple(pairs)
-
-
-def _sort_columns(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Sort a C-ordered ``(N, P)`` array along axis 0 (no NaN allowed).
-
-    ``x`` may be overwritten; the sorted array is returned. For small ``N`` a
-    sorting network of whole-row ``minimum``/``maximum`` operations is several
-    times faster than numpy's per-pixel sort, which pays a call per column; the
-    rows are swapped by reference, so each compare-exchange costs two passes.
-    For larger ``N`` numpy sorts a transposed copy.
-    """
-    n = x.shape[0]
-    if n <= _NETWORK_MAX_FRAMES:
-        rows = list(x)
-        spare = np.empty_like(x[0])
-        for a, b in _batcher_pairs(n):
-            np.minimum(rows[a], rows[b], out=spare)
-            np.maximum(rows[a], rows[b], out=rows[b])
-            rows[a], spare = spare, rows[a]
-        return np.stack(rows)
-    xt = np.array(x.T, order="C")
-    xt.sort(axis=1)
-    return np.ascontiguousarray(xt.T)
-
-
-@functools.lru_cache(maxsize=8)
-def _columns(n_pix: int) -> npt.NDArray[np.intp]:
-    columns = np.arange(n_pix)
-    columns.flags.writeable = False
-    return columns
-
-
-def _take(values: npt.NDArray[Any], index: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
-    """``values[index[p], p]`` for every pixel ``p`` of a ``(K, P)`` array."""
-    n_pix = values.shape[1]
-    if n_pix and index[0] == index[-1] and index.min() == index.max():
-        # Common case (a full or min/max-trimmed range): one row, no gather.
-        row: npt.NDArray[Any] = values[int(index[0])]
-        return row
-    flat = index * n_pix
-    flat += _columns(n_pix)
-    taken: npt.NDArray[Any] = np.take(values.reshape(-1), flat)
-    return taken
-
-
 def _survivor_median(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
                      hi: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
     """Median of the sorted run ``x[lo:hi, p]`` of each pixel (``x`` is ``(N, P)``)."""
     last = x.shape[0] - 1
     n = np.maximum(hi - lo, 1)
-    a = _take(x, np.minimum(lo + (n - 1) // 2, last)).astype(np.float64)
-    b = _take(x, np.minimum(lo + n // 2, last)).astype(np.float64)
+    a = take(x, np.minimum(lo + (n - 1) // 2, last)).astype(np.float64)
+    b = take(x, np.minimum(lo + n // 2, last)).astype(np.float64)
     return 0.5 * (a + b)
 
 
@@ -230,7 +159,7 @@ class _Sums:
 
     def __init__(self, x: npt.NDArray[np.float32], valid: npt.NDArray[np.intp]) -> None:
         n, p = x.shape
-        self.ref = np.array(_take(x, np.clip((valid - 1) // 2, 0, n - 1)), dtype=np.float32)
+        self.ref = np.array(take(x, np.clip((valid - 1) // 2, 0, n - 1)), dtype=np.float32)
         self.ref[~np.isfinite(self.ref)] = 0.0
         partial = valid.min(initial=n) < n
         self.s1 = np.empty((n + 1, p), dtype=np.float32)
@@ -261,8 +190,8 @@ class _Sums:
         else:
             s1, s2, ref = self.s1[:, cols], self.s2[:, cols], self.ref[cols]
         n = np.maximum(hi - lo, 1).astype(np.float64)
-        m1 = (_take(s1, hi).astype(np.float64) - _take(s1, lo)) / n
-        m2 = (_take(s2, hi).astype(np.float64) - _take(s2, lo)) / n
+        m1 = (take(s1, hi).astype(np.float64) - take(s1, lo)) / n
+        m2 = (take(s2, hi).astype(np.float64) - take(s2, lo)) / n
         var = np.maximum(m2 - m1 * m1, 0.0)
         return m1 + ref, var
 
@@ -276,7 +205,7 @@ def _rank(x: npt.NDArray[np.float32], bound: npt.NDArray[np.float64],
     A vectorised binary search: log2(N) gathers instead of comparing all N
     values of every pixel (for small stacks the comparisons are cheaper).
     """
-    if x.shape[0] <= _NETWORK_MAX_FRAMES:
+    if x.shape[0] <= NETWORK_MAX_FRAMES:
         below = (x < bound) if strict else (x <= bound)
         rank = np.count_nonzero(below, axis=0)
         clipped: npt.NDArray[np.intp] = np.clip(rank, lo, hi)
@@ -288,7 +217,7 @@ def _rank(x: npt.NDArray[np.float32], bound: npt.NDArray[np.float64],
         if not open_.any():
             return first
         mid = (first + last) // 2
-        value = _take(x, np.minimum(mid, top))
+        value = take(x, np.minimum(mid, top))
         right = (value < bound) if strict else (value <= bound)
         right &= open_
         first = np.where(right, mid + 1, first)
@@ -370,7 +299,7 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
         valid = np.count_nonzero(finite, axis=0)
         x[~finite] = np.inf  # sorts last, beyond ``valid``
         del finite
-    x = _sort_columns(x)
+    x = sort_columns(x)
     lo = np.minimum(np.full(n_pix, nlow, dtype=np.intp), valid)
     hi = np.maximum(valid - nhigh, lo).astype(np.intp)
     sums = _Sums(x, valid)
@@ -408,8 +337,8 @@ def _survivor_mask(tile: npt.NDArray[np.float32], x: npt.NDArray[np.float32],
     then all count).
     """
     n = np.maximum(hi - lo, 1)
-    low = _take(x, np.minimum(lo, x.shape[0] - 1))
-    high = _take(x, np.minimum(lo + n - 1, x.shape[0] - 1))
+    low = take(x, np.minimum(lo, x.shape[0] - 1))
+    high = take(x, np.minimum(lo + n - 1, x.shape[0] - 1))
     return (tile >= low[None, :]) & (tile <= high[None, :]) & (hi > lo)[None, :]
 
 
