@@ -31,9 +31,6 @@ from nightlog.reduction.science import ScienceParameters
 SHAPE = (64, 48)
 Args = tuple[tuple[Any, ...], dict[str, Any]]
 
-# Functions that are not steps on frames: they read files by path.
-NOT_STEPS = {"products.read_product", "products.bitmask_of", "products.provenance_of"}
-
 
 def make_frame(seed: int = 0, level: float = 1000.0, unit: str = "adu") -> CCDData:
     rng = np.random.default_rng(seed)
@@ -158,7 +155,7 @@ def _public_functions() -> list[tuple[str, Callable[..., Any]]]:
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
             key = f"{info.name}.{name}"
-            if inspect.isfunction(obj) and key not in NOT_STEPS:
+            if inspect.isfunction(obj):
                 found.append((key, obj))
     return found
 

@@ -51,10 +51,11 @@ from nightlog.reduction.masters import (
     make_master_dark,
     make_master_flat,
 )
-from nightlog.reduction.products import read_product, to_hdulist
+from nightlog.reduction.products import to_hdulist
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.store.images import read_image, write_hdulist
 from nightlog.store.layout import name_beside
+from nightlog.store.products import read_product
 
 __all__ = ["BuildOutcome", "DueGroup", "build_master", "find_due", "run_build"]
 
@@ -134,7 +135,7 @@ def find_due(session: Session, ctx: JobContext, *, night: dt.date | None = None
 
 
 def _load_master(master: Master | None) -> Any:
-    return None if master is None else read_product(master.path)
+    return None if master is None else read_product(master.path).ccd
 
 
 def _characterise(kind: str, frames: Sequence[Frame], prepare: Any,
