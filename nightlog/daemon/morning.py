@@ -29,12 +29,12 @@ from sqlalchemy import Engine
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.executors import available_cores
 from nightlog.coordinator.masters import BuildOutcome, run_build
 from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
 from nightlog.errors import InvalidValueError
 from nightlog.header.model import Site
 from nightlog.header.night import night_of
+from nightlog.threads import available_cores
 
 __all__ = ["CATCH_UP", "MorningRun", "morning_night", "next_morning_run", "run_morning"]
 
