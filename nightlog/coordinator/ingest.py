@@ -92,14 +92,13 @@ class IngestContext:
     def from_settings(cls, settings: Settings, **overrides: object) -> IngestContext:
         """Context for an installation's settings."""
         site = settings.site
-        has_site = site.longitude_deg is not None or site.timezone is not None
         registry = ProfileRegistry.from_settings(settings.instruments)
         default = settings.ingest.default_profile
         if default is not None:
             registry.get(default)  # an unknown name is a configuration error, now
         values: dict[str, object] = {
             "registry": registry,
-            "site": site if has_site else None,
+            "site": site if site.has_place else None,
             "default_profile": default,
             "follow_symlinks": settings.ingest.follow_symlinks,
             "max_data_bytes": settings.ingest.max_data_bytes,
