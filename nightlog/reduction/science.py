@@ -134,7 +134,7 @@ def _counts(bits: BitPlane) -> dict[str, int]:
             for bit in MaskBit if bit.name is not None}
 
 
-class _Run:
+class _StepRecorder:
     """Times steps and collects their records (one reduction)."""
 
     def __init__(self) -> None:
@@ -202,7 +202,7 @@ def reduce_science(
     SectionError
         An overscan or trim section is malformed or off the image.
     """
-    run = _Run()
+    run = _StepRecorder()
     data = np.asarray(raw.data)
     bits = np.zeros(data.shape, dtype=MASK_DTYPE)
     if raw.flags is not None and np.asarray(raw.flags).dtype.kind in "ui":
