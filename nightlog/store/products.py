@@ -85,7 +85,7 @@ def read_product(path: str | os.PathLike[str]) -> Product:
             warnings.simplefilter("ignore", AstropyWarning)
             with open(path, "rb") as fh, fits.open(fh, memmap=False) as hdus:
                 return Product(ccd=_frame(hdus), provenance=_provenance(hdus))
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError) as err:
         raise UnreadableFileError(f"cannot read product {os.fspath(path)!r}: {err}") from err
 
 
@@ -107,7 +107,7 @@ def provenance_of(path: str | os.PathLike[str]) -> tuple[ProvenanceEntry, ...]:
             warnings.simplefilter("ignore", AstropyWarning)
             with open(path, "rb") as fh, fits.open(fh, memmap=False) as hdus:
                 return _provenance(hdus)
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError) as err:
         raise UnreadableFileError(f"cannot read the provenance of {os.fspath(path)!r}: {err}"
                                   ) from err
 
