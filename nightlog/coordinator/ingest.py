@@ -429,4 +429,3 @@ def _refused(make_session: sessionmaker[Session], path: str, exc: SQLAlchemyErro
     except SQLAlchemyError as again:
         return IngestResult(path, "failed", reason=reason, transient=is_transient(again))
     return IngestResult(path, "quarantined", reason=reason)
-
