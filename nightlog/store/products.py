@@ -5,8 +5,9 @@ reduced data in ``PRIMARY``, the standard deviation in ``UNCERT``, the mask in
 ``MASK`` (a ``uint16`` bit plane when ``MASKTYPE = 'BITPLANE'``, else 0/1) and the
 lineage in the ``PROVENANCE`` table. :func:`read_product` opens the file once and
 returns the frame (as ``CCDData.read`` would give it, plus the bit plane as
-``flags``) together with its provenance; :func:`provenance_of` reads the table
-alone, without the pixels.
+``flags``) together with its provenance; the pixels are memory-mapped, as astropy
+does by default, so a worker pays for the pages it touches. :func:`provenance_of`
+reads the table alone, without the pixels.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def read_product(path: str | os.PathLike[str]) -> Product:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
-            with open(path, "rb") as fh, fits.open(fh, memmap=False) as hdus:
+            with open(path, "rb") as fh, fits.open(fh) as hdus:
                 return Product(ccd=_frame(hdus), provenance=_provenance(hdus))
     except (OSError, ValueError, KeyError) as err:
         raise UnreadableFileError(f"cannot read product {os.fspath(path)!r}: {err}") from err
