@@ -281,7 +281,7 @@ def file_work(source: str) -> list[str]:
 def test_the_file_work_finder_finds_file_work() -> None:
     source = ("import nightlog.store.products\nfrom pathlib import Path\n"
               "with open('x') as f:\n    pass\nhdus = fits.open(p)\nc = CCDData.read(p)\n"
-              "p = Path('/tmp')\ntext = p.read_text()\nx = np.asarray(data)\n")
+              "p = Path('archive')\ntext = p.read_text()\nx = np.asarray(data)\n")
     assert {f.split(": ", 1)[1] for f in file_work(source)} == {
         "imports nightlog.store.products", "imports pathlib", "calls open", "calls fits.open",
         "calls CCDData.read", "calls Path", "calls p.read_text"}
