@@ -34,11 +34,8 @@ from astropy.nddata import CCDData
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from nightlog.reduction.cosmics import (
-    CosmicRaySettings,
-    detect_cosmic_rays,
-    openmp_threads,
-)
+from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays
+from nightlog.threads import openmp_threads
 
 GAIN = 2.0  # e-/ADU (LFC chip 0, camera specification)
 READ_NOISE = 11.0  # e-

@@ -82,12 +82,12 @@ def _masters(engine: Engine) -> dict[tuple[str, dt.date], Master]:
 
 
 def _check_same(reference: Engine, other: Engine, name: str) -> None:
-    from nightlog.reduction.products import read_product
+    from nightlog.store.products import read_product
 
     ref, got = _masters(reference), _masters(other)
     assert set(ref) == set(got), f"{name}: other groups built"
     for key, master in ref.items():
-        a, b = read_product(master.path), read_product(got[key].path)
+        a, b = read_product(master.path).ccd, read_product(got[key].path).ccd
         assert np.array_equal(a.data, b.data) and np.array_equal(a.mask, b.mask), \
             f"{name}: master {key} differs from the in-process build"
 

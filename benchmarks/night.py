@@ -54,7 +54,7 @@ from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.models import Frame
 from nightlog.catalogue.schema import upgrade
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.executors import DASK_CONFIG, available_cores
+from nightlog.coordinator.executors import DASK_CONFIG
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
@@ -63,6 +63,7 @@ from nightlog.coordinator.reduce_plan import FramePlan, plan_frame
 from nightlog.settings import load_settings
 from nightlog.simulate import simulate_night
 from nightlog.store.layout import ArchiveLayout
+from nightlog.threads import available_cores
 
 
 def _single_frame_seconds(engine: Engine, ctx: JobContext, ids: list[int], scratch: Path

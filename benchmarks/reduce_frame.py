@@ -26,13 +26,14 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from nightlog.reduction.cosmics import CosmicRaySettings, openmp_threads
+from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.science import (
     OverscanParameters,
     ReducedFrame,
     ScienceParameters,
     reduce_science,
 )
+from nightlog.threads import openmp_threads
 
 NY, NX, NOVER = 4128, 2048, 32
 GAIN, READ_NOISE, SATURATION = 2.0, 11.0, 65535.0

@@ -172,30 +172,6 @@ def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _site_from(table: Mapping[str, Any]) -> Site:
-    lon = table.get("longitude")
-    tz = table.get("timezone")
-    if lon is not None and not isinstance(lon, int | float):
-        raise ConfigurationError("site.longitude must be a number (degrees east)")
-    if lon is not None and not -180.0 <= float(lon) <= 360.0:
-        raise ConfigurationError(f"site.longitude out of range: {lon}")
-    if tz is not None:
-        if not isinstance(tz, str):
-            raise ConfigurationError("site.timezone must be a string such as 'America/Chicago'")
-        try:
-            from zoneinfo import ZoneInfo
-
-            ZoneInfo(tz)
-        except Exception as exc:  # ZoneInfoNotFoundError, ValueError
-            raise ConfigurationError(f"site.timezone is not a known time zone: {tz!r}") from exc
-    name = table.get("name")
-    return Site(
-        longitude_deg=None if lon is None else float(lon),
-        timezone=tz,
-        name=None if name is None else str(name),
-    )
-
-
 def _parse_size(value: Any, key: str) -> int:
     if isinstance(value, int) and value > 0:
         return value
@@ -401,7 +377,7 @@ def load_settings(
     return Settings(
         archive_root=archive_root,
         database_url=url,
-        site=_site_from(_table(data, "site")),
+        site=Site.from_table(_table(data, "site"), where="site"),
         watch_dirs=watch_dirs,
         watch=watch,
         instruments={k: dict(v) for k, v in instruments.items()},

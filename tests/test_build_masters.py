@@ -15,8 +15,8 @@ from nightlog.catalogue.models import Master, MasterInput
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.coordinator.masters import run_build
-from nightlog.reduction.products import read_product
 from nightlog.settings import load_settings
+from nightlog.store.products import read_product
 from tests.factories import write_frame
 
 SHAPE = (64, 80)
@@ -73,13 +73,13 @@ def test_bias_dark_flat_masters_with_checks(setup: tuple[Engine, JobContext, Pat
     assert any("under-exposed" in r for r in reasons)
     # Files exist, open as CCDData with uncertainty and mask, and are what was recorded.
     for m in (bias, dark, flat):
-        ccd = read_product(m.path)
+        ccd = read_product(m.path).ccd
         assert ccd.shape == SHAPE and ccd.uncertainty is not None
         assert m.sha256 and m.size == Path(m.path).stat().st_size
         assert m.night == dt.date(2024, 3, 9)
     assert abs(bias.stats["level"] - 1000.0) < 2.0
     assert dark.is_rate and abs(dark.stats["level"] - 0.1) < 0.1  # (1006 - 1000) / 60 s
-    flat_data = read_product(flat.path).data
+    flat_data = read_product(flat.path).ccd.data
     assert abs(float(np.median(flat_data)) - 1.0) < 0.01
     assert dark.stats["masters_used"] == {"bias": bias.id}
     assert flat.stats["masters_used"] == {"bias": bias.id, "dark": dark.id}

@@ -1,5 +1,5 @@
 """Cosmic-ray detection: recovery on frames with known hits, the units contract with
-astroscrappy, bad pixels and variance, purity, and the OpenMP thread cap."""
+astroscrappy, bad pixels and variance, purity, and the same flags under any thread cap."""
 
 from __future__ import annotations
 
@@ -9,16 +9,9 @@ import astroscrappy
 import numpy as np
 import pytest
 from astropy.nddata import CCDData, StdDevUncertainty
-from hypothesis import given
-from hypothesis import strategies as st
 
 from nightlog.errors import ConfigurationError, ReductionError, ShapeMismatchError
-from nightlog.reduction.cosmics import (
-    CosmicRaySettings,
-    cosmic_ray_threads,
-    detect_cosmic_rays,
-    openmp_threads,
-)
+from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays
 
 GAIN = 2.0  # e-/ADU
 READ_NOISE = 11.0  # e-
@@ -269,39 +262,6 @@ def test_bad_arguments_raise_nightlog_errors() -> None:
                 {"psfsize": 8}, {"threads": 0}):
         with pytest.raises(ConfigurationError):
             CosmicRaySettings(**bad)  # type: ignore[arg-type]
-
-
-@given(workers=st.integers(1, 64), cores=st.integers(1, 64))
-def test_workers_times_threads_never_oversubscribe(workers: int, cores: int) -> None:
-    threads = cosmic_ray_threads(workers, cores)
-    assert threads >= 1
-    if workers <= cores:
-        assert workers * threads <= cores
-        # and no core is left idle that a whole extra thread per worker could use
-        assert workers * (threads + 1) > cores
-    else:
-        assert threads == 1
-
-
-def test_cosmic_ray_threads_defaults_to_this_machine_and_rejects_nonsense() -> None:
-    assert cosmic_ray_threads(1) >= 1
-    with pytest.raises(ConfigurationError):
-        cosmic_ray_threads(0)
-    with pytest.raises(ConfigurationError):
-        cosmic_ray_threads(2, cores=0)
-
-
-def test_openmp_cap_applies_and_is_restored() -> None:
-    with openmp_threads(1) as before:
-        assert before is not None  # astroscrappy's wheels bundle an OpenMP runtime
-        with openmp_threads(3) as inner:
-            assert inner == 1
-        with openmp_threads(2) as restored:
-            assert restored == 1
-    with openmp_threads(1) as after:
-        assert after == before
-    with openmp_threads(None) as untouched:
-        assert untouched is None
 
 
 def test_threads_setting_gives_the_same_flags(scene: Scene) -> None:

@@ -26,7 +26,7 @@ from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.master_job import BuiltMaster, MasterJob, MasterRefused
 from nightlog.coordinator.masters import run_build
 from nightlog.errors import UnreadableFileError
-from nightlog.reduction.products import read_product
+from nightlog.store.products import read_product
 
 BUILT = ["bias", "dark", "flat", "flat"]
 
@@ -44,7 +44,7 @@ def _forget_masters(engine: Engine) -> None:
 
 
 def _contents(master: Master) -> dict[str, Any]:
-    ccd = read_product(master.path)
+    ccd = read_product(master.path).ccd
     return {"data": ccd.data, "uncertainty": ccd.uncertainty.array, "mask": ccd.mask,
             "n_frames": master.n_frames,
             # Figures, not the ids of the masters used (new rows get new ids).

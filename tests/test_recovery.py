@@ -21,9 +21,9 @@ from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
 from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.masters import CombineOptions, make_master_bias
-from nightlog.reduction.products import read_product
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.simulate import load_truth, simulate_night
+from nightlog.store.products import read_product
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_pipeline_masters_recover_the_detector(archive: tuple[Engine, JobContext
         assert flat.stats["gain_from_flats"] == pytest.approx(s["gain_e_per_adu"], rel=0.10)
     # The dark rate of typical pixels.
     (dark,) = masters["dark"]
-    rate = read_product(dark.path).data
+    rate = read_product(dark.path).ccd.data
     hot = truth.hot_pixel_mask()[:, :s["image_columns"]]
     assert rate.shape == hot.shape
     assert float(np.median(rate[~hot])) == pytest.approx(s["dark_current_adu_per_s"],
@@ -97,7 +97,7 @@ def test_pipeline_masters_recover_the_detector(archive: tuple[Engine, JobContext
         signal = [f["signal_e"] for f in s["files"]
                   if f["kind"] == "flat" and f["filter"] == flat.filter]
         expected = 1.0 / math.sqrt(len(signal) * float(np.mean(signal)))
-        data = read_product(flat.path).data
+        data = read_product(flat.path).ccd.data
         inner = np.zeros_like(dead)
         inner[10:-10, 10:-10] = True
         ratio = data[inner & ~dead] / pattern[inner & ~dead]

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from nightlog.errors import ConfigurationError
+from nightlog.header.model import Site
+from nightlog.header.profiles import ProfileRegistry
 from nightlog.redaction import redact_url
 from nightlog.settings import DEFAULT_DB_FILENAME, load_settings
 
@@ -60,6 +62,12 @@ def test_database_url_from_environment_wins(tmp_path: Path) -> None:
         ("[bogus]\nx = 1\n", "unknown section"),
         ('[site]\nlongitude = "west"\n', "site.longitude"),
         ('[site]\ntimezone = "Mars/Olympus"\n', "time zone"),
+        ("[site]\nlongitud = -116.9\n", "did you mean 'longitude'"),
+        ("[site]\nlatitude = 95.0\n", "site.latitude"),
+        ("[site]\nlongitude = true\n", "site.longitude"),
+        ("[site]\nlongitude = nan\n", "site.longitude"),
+        ("[site]\ntimezone = 5\n", "site.timezone"),
+        ('[site]\nname = ""\n', "site.name"),
         ('[database]\nurl = "nonsense"\n', "database URL"),
         ('[reduction]\nmemory_limit = "lots"\n', "memory_limit"),
         ("[watch]\ndirectories = 3\n", "watch.directories"),
@@ -121,3 +129,18 @@ def test_memory_limit_units(tmp_path: Path) -> None:
 )
 def test_passwords_are_redacted(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_a_site_table_means_the_same_in_the_settings_and_in_a_profile(tmp_path: Path) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text('[site]\nname = "Palomar"\nlongitude = -116.86\nlatitude = 33.36\n'
+                   'timezone = "America/Los_Angeles"\n'
+                   '[instruments.cam]\nmatch = { INSTRUME = "CAM" }\n'
+                   'site = { name = "Palomar", longitude = -116.86, latitude = 33.36, '
+                   'timezone = "America/Los_Angeles" }\n')
+    settings = load_settings(cfg, env={}, cwd=tmp_path)
+    palomar = Site(longitude_deg=-116.86, timezone="America/Los_Angeles", name="Palomar",
+                   latitude_deg=33.36)
+    assert settings.site == palomar
+    assert ProfileRegistry.from_settings(settings.instruments).get("cam").site == palomar
+    assert palomar.has_place and not Site(name="nowhere", latitude_deg=10.0).has_place

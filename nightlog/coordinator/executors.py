@@ -28,7 +28,6 @@ import concurrent.futures as cf
 import importlib
 import logging
 import multiprocessing
-import os
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -36,10 +35,10 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from nightlog.errors import ConfigurationError, NightlogError
+from nightlog.threads import available_cores
 
 __all__ = ["DASK_CONFIG", "DaskExecutor", "FrameExecutor", "InProcessExecutor",
-           "LocalExecutor", "WorkerLost", "available_cores", "dask_settings_advice",
-           "open_executor"]
+           "LocalExecutor", "WorkerLost", "dask_settings_advice", "open_executor"]
 
 Work = Callable[[Any], Any]
 log = logging.getLogger("nightlog.reduce")
@@ -66,13 +65,6 @@ class WorkerLost(NightlogError):
     def __init__(self, message: str, *, shared: bool = False) -> None:
         super().__init__(message)
         self.shared = shared
-
-
-def available_cores() -> int:
-    """Cores this process may run on (affinity-aware where the platform says)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 class FrameExecutor(ABC):

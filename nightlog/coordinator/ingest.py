@@ -44,12 +44,7 @@ from nightlog.catalogue.quarantine import (
     unresolved_quarantined,
 )
 from nightlog.coordinator.retry import is_transient
-from nightlog.errors import (
-    CatalogueError,
-    FileProblem,
-    IncompleteFileError,
-    NightlogError,
-)
+from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
 from nightlog.header.model import Site
 from nightlog.header.normalize import normalize_header
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
@@ -92,22 +87,22 @@ class IngestContext:
     def from_settings(cls, settings: Settings, **overrides: object) -> IngestContext:
         """Context for an installation's settings."""
         site = settings.site
-        has_site = site.longitude_deg is not None or site.timezone is not None
         registry = ProfileRegistry.from_settings(settings.instruments)
         default = settings.ingest.default_profile
         if default is not None:
             registry.get(default)  # an unknown name is a configuration error, now
         values: dict[str, object] = {
             "registry": registry,
-            "site": site if has_site else None,
+            "site": site if site.has_place else None,
             "default_profile": default,
             "follow_symlinks": settings.ingest.follow_symlinks,
             "max_data_bytes": settings.ingest.max_data_bytes,
         }
         return cls(**{**values, **overrides})  # type: ignore[arg-type]
 
-    def profile_for(self, header: Any) -> InstrumentProfile:
-        """The matching profile, or the configured default when only the fallback fits."""
+    def profile_matching(self, header: Any) -> InstrumentProfile:
+        """The profile whose match rules ``header`` meets, or the configured default
+        when only the fallback fits."""
         profile = self.registry.match(header)
         if profile.name == FALLBACK_PROFILE and self.default_profile is not None:
             return self.registry.get(self.default_profile)
@@ -265,8 +260,7 @@ def _read(spath: str, ctx: IngestContext, known: Frame | None) -> _Read:
 
 
 def ingest_file(session: Session, path: str | os.PathLike[str], ctx: IngestContext, *,
-                lookups: ChunkLookups | None = None, _read_result: _Read | None = None
-                ) -> IngestResult:
+                lookups: ChunkLookups | None = None) -> IngestResult:
     """Ingest one file into the catalogue, in the caller's session (no commit).
 
     Parameters
@@ -280,11 +274,22 @@ def ingest_file(session: Session, path: str | os.PathLike[str], ctx: IngestConte
     lookups : ChunkLookups, optional
         What the caller already fetched for a batch of files; without it the
         catalogue is queried for this file alone.
+
+    Returns
+    -------
+    IngestResult
+        The outcome, and the frame row when there is one.
     """
     spath = os.path.abspath(path)
     known = (lookups.by_path.get(spath) if lookups is not None
              else cat_frames.latest_by_path(session, spath))
-    got = _read_result if _read_result is not None else _read(spath, ctx, known)
+    return _record(session, _read(spath, ctx, known), known, ctx, lookups)
+
+
+def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContext,
+            lookups: ChunkLookups | None) -> IngestResult:
+    """Record in the catalogue what reading one file found (``known``: its latest row)."""
+    spath = got.path
     if got.failed is not None:
         return IngestResult(spath, "failed", reason=got.failed)
     if got.problem is not None:
@@ -315,7 +320,7 @@ def ingest_file(session: Session, path: str | os.PathLike[str], ctx: IngestConte
 
     values = got.values if got.values is not None else raw.items()[1]
     try:
-        profile = ctx.profile_for(values)
+        profile = ctx.profile_matching(values)
         norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
     except NightlogError as exc:  # HeaderError, or a profile that matches but is unusable
         return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256,
@@ -365,7 +370,7 @@ def ingest_chunk(session: Session, part: Sequence[Path | str], ctx: IngestContex
     shas = [r.raw.sha256 for r in reads if r.raw is not None]
     lookups = ChunkLookups(by_path=known, by_sha=cat_frames.frames_by_sha256(session, shas),
                            quarantined=unresolved_quarantined(session, paths))
-    results = [ingest_file(session, p, ctx, lookups=lookups, _read_result=r)
+    results = [_record(session, r, lookups.by_path.get(p), ctx, lookups)
                for p, r in zip(paths, reads, strict=True)]
     session.flush()  # frame ids for the results
     return results
@@ -424,12 +429,3 @@ def _refused(make_session: sessionmaker[Session], path: str, exc: SQLAlchemyErro
     except SQLAlchemyError as again:
         return IngestResult(path, "failed", reason=reason, transient=is_transient(again))
     return IngestResult(path, "quarantined", reason=reason)
-
-
-def check_engine(engine: Engine) -> None:
-    """Raise :class:`CatalogueError` if the database cannot be reached."""
-    try:
-        with engine.connect():
-            pass
-    except SQLAlchemyError as exc:
-        raise CatalogueError(f"cannot reach the catalogue: {str(exc).splitlines()[0]}") from exc

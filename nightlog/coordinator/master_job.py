@@ -47,11 +47,12 @@ from nightlog.reduction.masters import (
     make_master_flat,
 )
 from nightlog.reduction.preparation import Preparation
-from nightlog.reduction.products import read_product, to_hdulist
+from nightlog.reduction.products import to_hdulist
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.sections import Section
 from nightlog.store.images import read_image, read_region, write_hdulist
 from nightlog.store.layout import name_beside
+from nightlog.store.products import read_product
 
 __all__ = ["BuiltMaster", "MasterJob", "MasterRef", "MasterRefused", "build_master_job",
            "describe_combine"]
@@ -295,7 +296,7 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
                      if rejected else ""))
         return MasterRefused(reason, tuple(rejected))
 
-    loaded = {m.role: read_product(m.path) for m in job.masters}
+    loaded = {m.role: read_product(m.path).ccd for m in job.masters}
     result, options = _combine(job, accepted, loaded.get("bias"), loaded.get("dark"))
     parameters: dict[str, Any] = {
         "preparation": job.prepare.describe(), "combine": describe_combine(options),

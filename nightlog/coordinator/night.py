@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.queries import latest_night
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.executors import available_cores
+from nightlog.threads import available_cores
 from nightlog.coordinator.masters import BuildOutcome, run_build
 from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
 from nightlog.errors import ConfigurationError

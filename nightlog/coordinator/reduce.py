@@ -130,7 +130,7 @@ def reduce_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str =
                          worker=made.worker, cpu_seconds=made.cpu_seconds)
 
 
-class _Run:
+class _FrameDispatcher:
     """One call of :func:`run_reduce`: frames to plan, jobs in flight, outcomes."""
 
     def __init__(self, engine: Engine, ctx: JobContext, executor: FrameExecutor,
@@ -408,8 +408,9 @@ def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
     options = {"kind": kind, "live": live, "force": force, "redo_superseded": redo_superseded}
     with (open_executor(workers, scheduler, threads=cosmic_threads) as executor,
           FrameClaims(engine) as claims):
-        run = _Run(engine, ctx, executor, work, options,
-                   ctx.reduce_retries if retries is None else retries, progress, claims)
+        run = _FrameDispatcher(engine, ctx, executor, work, options,
+                               ctx.reduce_retries if retries is None else retries, progress,
+                               claims)
         return run.run(frame_ids)
 
 

@@ -27,10 +27,11 @@ from typing import Any
 from astropy.io import fits
 
 from nightlog.errors import ArchiveFileExists, ChecksumMismatchError, UnreadableFileError
-from nightlog.reduction.products import ProvenanceEntry, read_product, to_hdulist
+from nightlog.reduction.products import ProvenanceEntry, to_hdulist
 from nightlog.reduction.science import ScienceParameters, reduce_science
 from nightlog.store.images import read_image, write_hdulist
 from nightlog.store.layout import name_beside
+from nightlog.store.products import read_product
 from nightlog.store.raw import sha256_of
 
 __all__ = ["ReduceJob", "ReducedFile", "jsonable", "peak_memory", "reduce_job"]
@@ -178,7 +179,7 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
             f"{job.raw_path} changed since it was catalogued (SHA-256 {actual[:12]}…, "
             f"catalogue {job.raw_sha256[:12]}…): ingest it again")
     raw = read_image(job.raw_path, job.hdu)
-    loaded = {role: read_product(path) for role, path in job.masters}
+    loaded = {role: read_product(path).ccd for role, path in job.masters}
     reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
                              flat=loaded.get("flat"), params=job.params)
     header: fits.Header = reduced.ccd.header

@@ -1,19 +1,33 @@
 """The normalised description of one raw frame, and the observing site.
 
 These are plain values: the catalogue stores them, the calibration manager groups
-and matches on them, and nothing here reads a file or a database.
+and matches on them, and nothing here reads a file or a database. A site written
+as a table (the settings' ``[site]``, a profile's ``site``) becomes a :class:`Site`
+through :meth:`Site.from_table` alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nightlog.errors import ConfigurationError
 
 __all__ = ["FRAME_KINDS", "FrameKind", "NormalizedHeader", "Site"]
 
 FrameKind = Literal["bias", "dark", "flat", "science", "unknown"]
 FRAME_KINDS: tuple[FrameKind, ...] = ("bias", "dark", "flat", "science", "unknown")
+
+
+#: The keys of a site table, and the range of each number in it.
+_SITE_KEYS = ("latitude", "longitude", "name", "timezone")
+_SITE_RANGES = {"latitude": (-90.0, 90.0, "degrees north"),
+                "longitude": (-180.0, 360.0, "degrees east")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +36,86 @@ class Site:
 
     Either an IANA time zone name (``"America/Los_Angeles"``) or an east longitude
     in degrees (local mean time). A night runs from local noon to the next local noon
-    and is named by the date on which it starts.
+    and is named by the date on which it starts. The latitude is recorded when given;
+    the night boundary does not need it.
     """
 
     longitude_deg: float | None = None
     timezone: str | None = None
     name: str | None = None
+    latitude_deg: float | None = None
+
+    @property
+    def has_place(self) -> bool:
+        """True when the site says where local noon is (a longitude or a time zone)."""
+        return self.longitude_deg is not None or self.timezone is not None
+
+    @classmethod
+    def from_table(cls, table: Any, *, where: str = "site") -> Site:
+        """The site a TOML table describes, validated.
+
+        Parameters
+        ----------
+        table : mapping
+            Keys ``longitude`` (degrees east, −180…360), ``latitude`` (degrees
+            north, −90…90), ``timezone`` (an IANA name such as ``"America/Chicago"``)
+            and ``name``; all optional.
+        where : str
+            Where the table was written (``"site"``, ``"instruments.lfc.site"``),
+            for the messages.
+
+        Returns
+        -------
+        Site
+            A site without a place (:attr:`has_place` false) when the table
+            gives neither a longitude nor a time zone.
+
+        Raises
+        ------
+        ConfigurationError
+            Not a table; an unknown key (the message suggests the nearest known one);
+            a number that is not a finite number in its range; a name or time zone
+            that is not non-empty text; a time zone this system does not know.
+        """
+        if not isinstance(table, Mapping):
+            raise ConfigurationError(
+                f"{where} must be a table such as {{ longitude = -116.86, timezone = "
+                f"\"America/Los_Angeles\" }}, not {type(table).__name__}")
+        for key in table:
+            if key not in _SITE_KEYS:
+                near = difflib.get_close_matches(str(key), _SITE_KEYS, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ConfigurationError(f"{where}: unknown key {key!r}; {hint}"
+                                         f"known: {', '.join(_SITE_KEYS)}")
+        numbers = {key: _site_number(table[key], f"{where}.{key}", *_SITE_RANGES[key])
+                   for key in _SITE_RANGES if table.get(key) is not None}
+        timezone = table.get("timezone")
+        if timezone is not None:
+            timezone = _site_text(timezone, f"{where}.timezone")
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigurationError(
+                    f"{where}.timezone: unknown time zone {timezone!r} (give an IANA name "
+                    "such as 'America/Chicago')") from None
+        name = table.get("name")
+        return cls(longitude_deg=numbers.get("longitude"), timezone=timezone,
+                   name=None if name is None else _site_text(name, f"{where}.name"),
+                   latitude_deg=numbers.get("latitude"))
+
+
+def _site_number(value: Any, where: str, low: float, high: float, unit: str) -> float:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or not low <= value <= high):
+        raise ConfigurationError(f"{where} must be a number of {unit} from {low:g} to "
+                                 f"{high:g}, not {value!r}")
+    return float(value)
+
+
+def _site_text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{where} must be non-empty text, not {value!r}")
+    return value.strip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,17 +136,12 @@ def _obs_time(view: HeaderView, profile: InstrumentProfile,
     raise MissingKeywordError(f"no observation time: none of {_names(every)} is present")
 
 
-def _has_place(site: Site | None) -> bool:
-    return site is not None and (site.longitude_deg is not None or site.timezone is not None)
-
-
 def _site(view: HeaderView, profile: InstrumentProfile, site: Site | None,
           extra: dict[str, str]) -> Site:
-    if _has_place(profile.site):
-        assert profile.site is not None
+    if profile.site is not None and profile.site.has_place:
         extra["site_source"] = f"profile {profile.name}"
         return profile.site
-    if site is not None and _has_place(site):
+    if site is not None and site.has_place:
         extra["site_source"] = "settings"
         return site
     for keyword in profile.longitude_keywords:

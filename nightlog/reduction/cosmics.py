@@ -44,21 +44,14 @@ Two iterations find all that four find in 57 % of the time; the full median is
 
 Threads: astroscrappy's median filters run under OpenMP (its wheels bundle
 libgomp). When several frames are reduced at once, give each worker
-``cosmic_ray_threads(workers)`` threads through :attr:`CosmicRaySettings.threads`
-so that workers × threads never exceeds the cores; :func:`openmp_threads` is the
-context manager that applies the cap in the calling thread.
+:func:`nightlog.threads.threads_per_worker` threads through
+:attr:`CosmicRaySettings.threads` so that workers × threads never exceeds the cores;
+:func:`nightlog.threads.openmp_threads` applies the cap around the call.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
-import re
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -69,13 +62,9 @@ from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.lacosmic import leak_free_astroscrappy
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
+from nightlog.threads import openmp_threads
 
-__all__ = [
-    "CosmicRaySettings",
-    "cosmic_ray_threads",
-    "detect_cosmic_rays",
-    "openmp_threads",
-]
+__all__ = ["CosmicRaySettings", "detect_cosmic_rays"]
 
 CleanType = Literal["median", "medmask", "meanmask", "idw"]
 FineStructureMode = Literal["median", "convolve"]
@@ -161,102 +150,6 @@ class CosmicRaySettings:
         if self.fsmode == "convolve":
             keywords.update(psfmodel=self.psfmodel, psffwhm=self.psffwhm, psfsize=self.psfsize)
         return keywords
-
-
-def _available_cores() -> int:
-    """Cores this process may run on (affinity-aware where the platform says)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def cosmic_ray_threads(workers: int, cores: int | None = None) -> int:
-    """OpenMP threads each of ``workers`` concurrent reductions may give astroscrappy.
-
-    The morning reduction that runs ``workers`` frames at once passes the result as
-    ``CosmicRaySettings(threads=...)`` so that ``workers × threads ≤ cores``: an
-    oversubscribed OpenMP team spins and is slower than a smaller one.
-
-    Parameters
-    ----------
-    workers : int
-        Frames reduced concurrently (processes or threads), ≥ 1.
-    cores : int, optional
-        Cores available; default: those this process may run on.
-
-    Returns
-    -------
-    int
-        ``max(1, cores // workers)``.
-
-    Raises
-    ------
-    ConfigurationError
-        ``workers`` or ``cores`` below 1.
-    """
-    if workers < 1:
-        raise ConfigurationError(f"workers must be at least 1, not {workers}")
-    if cores is None:
-        cores = _available_cores()
-    if cores < 1:
-        raise ConfigurationError(f"cores must be at least 1, not {cores}")
-    return max(1, cores // workers)
-
-
-_OPENMP_NAME = re.compile(r"lib(?:g|i)?omp[\w.-]*\.(?:so|dylib)")
-
-
-def _openmp_runtimes() -> list[ctypes.CDLL]:
-    """The OpenMP runtimes astroscrappy's extension modules loaded in this process.
-
-    Linux only (read from ``/proc/self/maps``); elsewhere the list is empty and the
-    thread count follows ``OMP_NUM_THREADS`` set before the process starts.
-    """
-    import astroscrappy.utils.median_utils  # noqa: F401  (loads the OpenMP runtime)
-
-    maps = Path("/proc/self/maps")
-    if not sys.platform.startswith("linux") or not maps.exists():
-        return []
-    paths = {line.split()[-1] for line in maps.read_text().splitlines()
-             if _OPENMP_NAME.search(line.rsplit("/", 1)[-1])}
-    runtimes = []
-    for path in sorted(paths):
-        try:
-            library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
-        except OSError:
-            continue
-        if hasattr(library, "omp_set_num_threads") and hasattr(library, "omp_get_max_threads"):
-            runtimes.append(library)
-    return runtimes
-
-
-@contextmanager
-def openmp_threads(threads: int | None) -> Iterator[int | None]:
-    """Cap the OpenMP threads astroscrappy uses in the calling thread, then restore.
-
-    OpenMP's thread count is per calling thread, so each worker thread (or process)
-    sets its own cap. ``None`` changes nothing.
-
-    Yields
-    ------
-    int or None
-        The previous thread count of the first runtime found, or ``None`` when no
-        runtime could be reached (the cap is then not applied).
-    """
-    if threads is None:
-        yield None
-        return
-    if threads < 1:
-        raise ConfigurationError(f"threads must be at least 1, not {threads}")
-    runtimes = _openmp_runtimes()
-    previous = [int(runtime.omp_get_max_threads()) for runtime in runtimes]
-    for runtime in runtimes:
-        runtime.omp_set_num_threads(ctypes.c_int(threads))
-    try:
-        yield previous[0] if previous else None
-    finally:
-        for runtime, count in zip(runtimes, previous, strict=True):
-            runtime.omp_set_num_threads(ctypes.c_int(count))
 
 
 def _check_plane(name: str, plane: np.ndarray | None, shape: tuple[int, ...]) -> None:

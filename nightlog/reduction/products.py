@@ -12,9 +12,10 @@ A product is an HDU list:
     ``CCDData.read`` turns this extension into a boolean mask with
     ``astype(bool)``, so a ``uint16`` bit plane stored here reads back as
     "any bit set" — exactly the boolean mask — while the bits stay in the file
-    for :func:`bitmask_of`. One extension serves both; ``MASKTYPE`` says whether
-    it holds ``BITPLANE`` values (:class:`~nightlog.reduction.mask.MaskBit`) or a
-    plain ``BOOLEAN`` 0/1 mask, and ``MB<bit>`` keywords name the bits.
+    for the store's reader (:func:`nightlog.store.products.read_product`). One
+    extension serves both; ``MASKTYPE`` says whether it holds ``BITPLANE`` values
+    (:class:`~nightlog.reduction.mask.MaskBit`) or a plain ``BOOLEAN`` 0/1 mask, and
+    ``MB<bit>`` keywords name the bits.
 ``PROVENANCE``
     A binary table, one row per file the product (or master) was made from:
     ``STEP`` (``raw``; ``bias``, ``dark``, ``flat`` for a master used in that role;
@@ -25,14 +26,12 @@ A product is an HDU list:
     own lineage even away from the catalogue; ``CCDData.read`` ignores it.
 
 :func:`to_hdulist` is pure: it builds the HDU list in memory and decides no path;
-writing the file is the archive store's business. :func:`read_product` and
-:func:`bitmask_of` read a product back.
+writing the file and reading it back are the archive store's business
+(:mod:`nightlog.store.images`, :mod:`nightlog.store.products`).
 """
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,6 @@ import numpy.typing as npt
 from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
-from astropy.wcs import FITSFixedWarning
 
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction import _cards
@@ -53,10 +51,7 @@ __all__ = [
     "PROVENANCE_EXTNAME",
     "ProvenanceEntry",
     "add_history",
-    "bitmask_of",
-    "provenance_of",
     "provenance_table",
-    "read_product",
     "set_keywords",
     "to_hdulist",
 ]
@@ -126,28 +121,6 @@ def provenance_table(entries: Sequence[ProvenanceEntry]) -> fits.BinTableHDU:
     table = fits.BinTableHDU.from_columns(columns, name=PROVENANCE_EXTNAME)
     table.header["NLPROV"] = (len(entries), "files this HDU list was made from")
     return table
-
-
-def provenance_of(path: str | os.PathLike[str]) -> list[ProvenanceEntry]:
-    """The ``PROVENANCE`` table of a product or master file (empty when it has none).
-
-    Raises
-    ------
-    ReductionError
-        The file cannot be opened.
-    """
-    try:
-        with fits.open(path) as hdus:
-            if PROVENANCE_EXTNAME not in hdus:
-                return []
-            data = hdus[PROVENANCE_EXTNAME].data
-            return [ProvenanceEntry(step=str(row["STEP"]), path=str(row["PATH"]),
-                                    sha256=str(row["SHA256"]), ref=int(row["ID"]),
-                                    used=bool(row["USED"]), reason=str(row["REASON"]))
-                    for row in data]
-    except (OSError, KeyError) as err:
-        raise ReductionError(f"cannot read the provenance of {os.fspath(path)!r}: {err}"
-                             ) from err
 
 
 def _mask_plane(
@@ -246,51 +219,6 @@ def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None,
     if provenance is not None:
         hdus.append(provenance_table(provenance))
     return fits.HDUList(hdus)
-
-
-def read_product(path: str | os.PathLike[str]) -> CCDData:
-    """Open a product written from :func:`to_hdulist` as CCDData.
-
-    Data, uncertainty and boolean mask come back as ``CCDData.read`` gives them,
-    and the bit plane (if any) as ``flags``; a product without ``BUNIT`` is read
-    as dimensionless. astropy's notes about fixing non-standard date keywords
-    while looking for a WCS (``FITSFixedWarning``) are silenced: they concern the
-    raw header, not the product.
-
-    Raises
-    ------
-    ReductionError
-        The file cannot be opened or read as CCDData.
-    """
-    try:
-        with fits.open(path) as hdus:
-            has_unit = bool(hdus[0].header.get("BUNIT"))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            ccd = CCDData.read(path, unit=None if has_unit else u.dimensionless_unscaled)
-    except (OSError, ValueError) as err:
-        raise ReductionError(f"cannot read product {os.fspath(path)!r}: {err}") from err
-    bits = bitmask_of(path)
-    if bits is not None:
-        ccd.flags = bits
-    return ccd
-
-
-def bitmask_of(path: str | os.PathLike[str]) -> npt.NDArray[np.uint16] | None:
-    """The ``uint16`` bit plane of a product, or None when it has no bit plane.
-
-    Raises
-    ------
-    ReductionError
-        The file cannot be opened.
-    """
-    try:
-        with fits.open(path) as hdus:
-            if "MASK" not in hdus or hdus["MASK"].header.get("MASKTYPE") != "BITPLANE":
-                return None
-            return np.array(hdus["MASK"].data, dtype=MASK_DTYPE)
-    except OSError as err:
-        raise ReductionError(f"cannot read product {os.fspath(path)!r}: {err}") from err
 
 
 def add_history(ccd: CCDData, *lines: str) -> CCDData:

@@ -134,7 +134,7 @@ def _counts(bits: BitPlane) -> dict[str, int]:
             for bit in MaskBit if bit.name is not None}
 
 
-class _Run:
+class _StepRecorder:
     """Times steps and collects their records (one reduction)."""
 
     def __init__(self) -> None:
@@ -202,7 +202,7 @@ def reduce_science(
     SectionError
         An overscan or trim section is malformed or off the image.
     """
-    run = _Run()
+    recorder = _StepRecorder()
     data = np.asarray(raw.data)
     bits = np.zeros(data.shape, dtype=MASK_DTYPE)
     if raw.flags is not None and np.asarray(raw.flags).dtype.kind in "ui":
@@ -225,7 +225,7 @@ def reduce_science(
                         flags=bits.copy())
         return ccd, {"saturated": nsat}
 
-    ccd = run.step("saturation", {"level": params.saturation}, saturation)
+    ccd = recorder.step("saturation", {"level": params.saturation}, saturation)
 
     if params.overscan is not None:
         ovs = params.overscan
@@ -236,9 +236,9 @@ def reduce_science(
                                     per_row=ovs.per_row)
             return out, {"mean_level": float(out.meta["OVSCLEV"])}
 
-        ccd = run.step("overscan", asdict(ovs), overscan)
+        ccd = recorder.step("overscan", asdict(ovs), overscan)
     else:
-        run.skip("overscan", {}, "switched off")
+        recorder.skip("overscan", {}, "switched off")
 
     section = params.trim
     if section is None:
@@ -251,9 +251,9 @@ def reduce_science(
             out = trim_image(ccd, trim_section)
             return out, {"shape": list(out.shape)}
 
-        ccd = run.step("trim", {"section": section}, trim)
+        ccd = recorder.step("trim", {"section": section}, trim)
     else:
-        run.skip("trim", {}, "no section given and none in the header")
+        recorder.skip("trim", {}, "no section given and none in the header")
 
     bias_free = params.overscan is not None
     if bias is not None:
@@ -263,10 +263,10 @@ def reduce_science(
             out = subtract_bias(ccd, master_bias)
             return out, {"median": float(np.nanmedian(master_bias.data))}
 
-        ccd = run.step("bias", {}, bias_step)
+        ccd = recorder.step("bias", {}, bias_step)
         bias_free = True
     else:
-        run.skip("bias", {}, "no master bias")
+        recorder.skip("bias", {}, "no master bias")
 
     def uncertainty() -> tuple[CCDData, Mapping[str, Any]]:
         # Poisson from the bias-free counts, which still hold the dark current: its
@@ -278,8 +278,8 @@ def reduce_science(
         return out, {"median_sigma": float(np.nanmedian(out.uncertainty.array)),
                      "bias_free": bias_free}
 
-    ccd = run.step("uncertainty", {"gain": params.gain, "read_noise": params.read_noise},
-                   uncertainty)
+    ccd = recorder.step("uncertainty", {"gain": params.gain, "read_noise": params.read_noise},
+                        uncertainty)
 
     if dark is not None:
         master_dark = dark
@@ -291,11 +291,11 @@ def reduce_science(
                                 rate=params.dark_is_rate)
             return out, {"median": float(np.nanmedian(master_dark.data))}
 
-        ccd = run.step("dark", {"exptime": exposure, "dark_exposure": params.dark_exposure,
-                                "rate": params.dark_is_rate, "scale": params.darks_scale},
-                       dark_step)
+        ccd = recorder.step("dark", {"exptime": exposure, "dark_exposure": params.dark_exposure,
+                                     "rate": params.dark_is_rate, "scale": params.darks_scale},
+                            dark_step)
     else:
-        run.skip("dark", {"exptime": params.exptime}, "no master dark")
+        recorder.skip("dark", {"exptime": params.exptime}, "no master dark")
 
     if flat is not None:
         master_flat = flat
@@ -305,10 +305,10 @@ def reduce_science(
                                norm_value=params.flat_norm)
             return out, {"median": float(np.nanmedian(master_flat.data))}
 
-        ccd = run.step("flat", {"norm": params.flat_norm, "min_value": params.flat_min},
-                       flat_step)
+        ccd = recorder.step("flat", {"norm": params.flat_norm, "min_value": params.flat_min},
+                            flat_step)
     else:
-        run.skip("flat", {}, "no master flat")
+        recorder.skip("flat", {}, "no master flat")
 
     def bad_pixels() -> tuple[CCDData, Mapping[str, Any]]:
         plane = np.asarray(ccd.flags, dtype=MASK_DTYPE) if ccd.flags is not None else (
@@ -340,27 +340,27 @@ def reduce_science(
                         mask=plane != 0, flags=plane)
         return out, counts
 
-    ccd = run.step("bad_pixels", {"hot_nsigma": params.hot_nsigma,
-                                  "hot_threshold": params.hot_threshold,
-                                  "dead_low": params.dead_low, "dead_high": params.dead_high},
-                   bad_pixels)
+    ccd = recorder.step("bad_pixels", {"hot_nsigma": params.hot_nsigma,
+                                       "hot_threshold": params.hot_threshold,
+                                       "dead_low": params.dead_low, "dead_high": params.dead_high},
+                        bad_pixels)
 
     if params.cosmic_rays.enabled:
-        ccd = run.step("cosmic_rays", asdict(params.cosmic_rays),
-                       lambda: _cosmic_rays(ccd, params))
+        ccd = recorder.step("cosmic_rays", asdict(params.cosmic_rays),
+                            lambda: _cosmic_rays(ccd, params))
     else:
-        run.skip("cosmic_rays", asdict(params.cosmic_rays), "switched off")
+        recorder.skip("cosmic_rays", asdict(params.cosmic_rays), "switched off")
 
     final_bits = np.asarray(ccd.flags, dtype=MASK_DTYPE)
     header = header_of(ccd)
-    if run.skipped:
-        set_card(header, "CALSKIP", " ".join(s.split(":")[0] for s in run.skipped),
+    if recorder.skipped:
+        set_card(header, "CALSKIP", " ".join(s.split(":")[0] for s in recorder.skipped),
                  "reduction steps skipped")
-        for reason in run.skipped:
+        for reason in recorder.skipped:
             add_history(header, f"Skipped {reason}")
     result = new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
                        mask=final_bits != 0, flags=final_bits.copy())
-    return ReducedFrame(ccd=result, bits=final_bits, steps=tuple(run.steps))
+    return ReducedFrame(ccd=result, bits=final_bits, steps=tuple(recorder.steps))
 
 
 def _cosmic_rays(ccd: CCDData, params: ScienceParameters) -> tuple[CCDData, Mapping[str, Any]]:

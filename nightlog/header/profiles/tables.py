@@ -21,9 +21,8 @@ import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nightlog.errors import ProfileError, SectionError
+from nightlog.errors import ConfigurationError, ProfileError, SectionError
 from nightlog.header.model import Site
 from nightlog.header.profiles.model import (
     DEFAULT_CALIBRATION_KEYS,
@@ -161,27 +160,13 @@ def _match_rules(name: str, table: Mapping[str, Any]) -> tuple[MatchRule, ...]:
 
 
 def _site(name: str, key: str, value: Any) -> Site:
-    if not isinstance(value, dict):
-        raise _err(name, key, "expected a table { longitude = ..., timezone = \"...\" }")
-    unknown = set(value) - {"longitude", "timezone", "name"}
-    if unknown:
-        raise _err(name, key, f"unknown key(s) {', '.join(sorted(unknown))}; "
-                   "known: longitude, timezone, name")
-    lon = value.get("longitude")
-    tz = value.get("timezone")
-    if lon is None and tz is None:
+    try:
+        site = Site.from_table(value, where=key)
+    except ConfigurationError as exc:
+        raise ProfileError(f"instrument profile {name!r}: {exc}") from None
+    if not site.has_place:
         raise _err(name, key, "give a longitude (degrees east) or a timezone")
-    if lon is not None:
-        lon = _float(name, f"{key}.longitude", lon, lo=-180.0, hi=360.0)
-    if tz is not None:
-        tz = _string(name, f"{key}.timezone", tz)
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise _err(name, f"{key}.timezone", f"unknown time zone {tz!r}") from None
-    site_name = value.get("name")
-    return Site(longitude_deg=lon, timezone=tz,
-                name=None if site_name is None else _string(name, f"{key}.name", site_name))
+    return site
 
 
 def _binning(name: str, key: str, value: Any) -> tuple[tuple[str, ...], ...]:
