@@ -82,12 +82,16 @@ def _worker(kind: str, files: list[str], out: str, threads: int, limit: int) -> 
         warnings.simplefilter("ignore", AstropyUserWarning)
     baseline = _rss_now()
     start = time.perf_counter()
+    if kind in ("nightlog", "nightlog-median"):
+        from nightlog.store.images import FrameFile
+
+        loaders = [FrameFile(str(f)) for f in files]
     if kind == "nightlog":
-        result = combine(files, method="average",
+        result = combine(loaders, method="average",
                          clip=ClipSpec(low=3, high=3, centre="mean", spread="std", max_iters=1),
                          memory_limit=limit, threads=threads).data
     elif kind == "nightlog-median":
-        result = combine(files, method="median", memory_limit=limit, threads=threads).data
+        result = combine(loaders, method="median", memory_limit=limit, threads=threads).data
     elif kind == "numpy-median":
         from astropy.io import fits
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from nightlog.errors import CombineError, ShapeMismatchError, UnreadableFileError
 from nightlog.reduction.combine import ClipSpec, CombineResult, combine
+from nightlog.store.images import FrameFile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -255,7 +256,9 @@ def test_inputs_are_not_modified(params: tuple[int, int]) -> None:
 
 # --- files, prepare, scratch ----------------------------------------------------------------
 
-def write_files(folder: Path, frames: list[np.ndarray], extname: str | None = None) -> list[Path]:
+def write_files(folder: Path, frames: list[np.ndarray], extname: str | None = None
+                ) -> list[FrameFile]:
+    """The frames written as FITS files, as the store's loaders of them."""
     paths = []
     for i, frame in enumerate(frames):
         data = frame.astype(np.uint16)
@@ -267,7 +270,7 @@ def write_files(folder: Path, frames: list[np.ndarray], extname: str | None = No
         path = folder / f"f{i}.fits"
         hdul.writeto(path)
         paths.append(path)
-    return paths
+    return [FrameFile(str(p), extname or 0) for p in paths]
 
 
 def test_files_with_prepare_read_once_and_scratch_equals_memory(tmp_path: Path) -> None:
@@ -281,9 +284,9 @@ def test_files_with_prepare_read_once_and_scratch_equals_memory(tmp_path: Path) 
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    in_memory = combine(paths, hdu="SCI", prepare=prepare, clip=ClipSpec())
+    in_memory = combine(paths, prepare=prepare, clip=ClipSpec())
     assert len(calls) == 6
-    banded = combine(paths, hdu="SCI", prepare=prepare, clip=ClipSpec(), threads=2,
+    banded = combine(paths, prepare=prepare, clip=ClipSpec(), threads=2,
                      memory_limit=400_000, scratch_dir=scratch)
     assert len(calls) == 12
     assert list(scratch.iterdir()) == []
@@ -346,8 +349,10 @@ def test_bad_inputs_raise(tmp_path: Path) -> None:
         combine([])
     with pytest.raises(ShapeMismatchError):
         combine([np.zeros((3, 3)), np.zeros((3, 4))])
-    with pytest.raises(UnreadableFileError):
-        combine([tmp_path / "missing.fits"])
+    with pytest.raises(UnreadableFileError):  # raised by the store's loader
+        combine([FrameFile(str(tmp_path / "missing.fits"))])
+    with pytest.raises(CombineError):  # a path is no input: the core reads no file
+        combine([tmp_path / "missing.fits"])  # type: ignore[list-item]
     with pytest.raises(CombineError):
         ClipSpec(spread="noise")
 
@@ -358,10 +363,11 @@ _MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, sys
     import numpy as np
     from nightlog.reduction.combine import ClipSpec, combine
+    from nightlog.store.images import FrameFile
     def rss():
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * resource.getpagesize()
-    files = sys.argv[2:]
+    files = [FrameFile(p) for p in sys.argv[2:]]
     baseline = rss()
     result = combine(files, clip=ClipSpec(), memory_limit=int(sys.argv[1]),
                      scratch_dir=sys.argv[2].rsplit("/", 1)[0])

@@ -23,6 +23,7 @@ from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.masters import CombineOptions, make_master_bias
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.simulate import load_truth, simulate_night
+from nightlog.store.images import FrameFile
 from nightlog.store.products import read_product
 
 
@@ -41,8 +42,9 @@ def _noise_of_a_master(raw: Path, options: CombineOptions) -> tuple[float, float
     s = load_truth(raw).summary
     files = [raw / f["name"] for f in s["files"] if f["kind"] == "bias"]
     prep = Preparation(overscan=None, skip_columns=0, trim=fits.getheader(files[0])["DATASEC"])
-    m1 = make_master_bias(files[:5], prepare=prep, options=options).ccd.data
-    m2 = make_master_bias(files[5:], prepare=prep, options=options).ccd.data
+    frames = [FrameFile(str(f)) for f in files]
+    m1 = make_master_bias(frames[:5], prepare=prep, options=options).ccd.data
+    m2 = make_master_bias(frames[5:], prepare=prep, options=options).ccd.data
     measured = float(np.std((m1 - m2)[10:-10, 10:-10]) / math.sqrt(2))
     return measured, s["read_noise_adu"] / math.sqrt(5)
 

@@ -50,7 +50,7 @@ from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.products import to_hdulist
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.sections import Section
-from nightlog.store.images import read_image, read_region, write_hdulist
+from nightlog.store.images import FrameFile, read_image, read_region, write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
 
@@ -250,11 +250,8 @@ def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Prepar
 
 def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any
              ) -> tuple[MasterResult, CombineOptions]:
-    hdus = {f.hdu for f in accepted}
-    inputs: list[Any] = ([f.path for f in accepted] if len(hdus) == 1
-                         else [read_image(f.path, f.hdu) for f in accepted])
-    options = CombineOptions(hdu=hdus.pop() if len(hdus) == 1 else 0,
-                             memory_limit=job.memory_limit, scratch_dir=job.scratch_dir)
+    inputs = [FrameFile(f.path, f.hdu) for f in accepted]
+    options = CombineOptions(memory_limit=job.memory_limit, scratch_dir=job.scratch_dir)
     if job.kind in ("bias", "flat"):
         options = _noise_model_options(options, accepted)
     times = [f.exptime or 0.0 for f in accepted]

@@ -1,6 +1,7 @@
 """Combine a stack of frames: average, median or sum, with outlier rejection.
 
-:func:`combine` reads each input once (arrays, CCDData or FITS files), applies
+:func:`combine` takes each input once (arrays, CCDData, or loaders that read a file
+when it is needed), applies
 an optional per-frame ``prepare`` step and scaling, and combines the stack row
 band by row band within a memory limit. Rejection is min/max (``nlow``/``nhigh``)
 then iterated sigma clipping (:class:`~nightlog.reduction.rejection.ClipSpec`)
@@ -117,7 +118,7 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
             clip: ClipSpec | None = None, nlow: int = 0, nhigh: int = 0,
             scale: Sequence[float] | ScaleStat | None = None, scale_region: RegionLike = None,
             weights: Sequence[float] | None = None, prepare: Prepare | None = None,
-            hdu: int | str = 0, memory_limit: int = DEFAULT_MEMORY_LIMIT,
+            memory_limit: int = DEFAULT_MEMORY_LIMIT,
             scratch_dir: str | os.PathLike[str] | None = None, threads: int = 1,
             frame_stat: Callable[[npt.NDArray[np.float32]], Any] | None = None
             ) -> CombineResult:
@@ -125,9 +126,10 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
 
     Parameters
     ----------
-    inputs : sequence of ndarray, CCDData, str or path
-        The frames; files are FITS (``hdu`` selects the HDU). Each is read once
-        and never modified. A CCDData mask excludes those pixels; non-finite
+    inputs : sequence of ndarray, CCDData or FrameLoader
+        The frames, or loaders that read them when needed (the store's
+        :class:`~nightlog.store.images.FrameFile`). Each is taken once and never
+        modified. A CCDData mask excludes those pixels; non-finite
         values are excluded too.
     method : {'average', 'median', 'sum'}
         Combination of the surviving values. ``'sum'`` adds the survivors only
@@ -150,8 +152,6 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
         ``CCDData -> CCDData`` applied once to each frame as it is read, e.g.
         overscan subtraction, trimming and bias subtraction; called in input
         order, in the calling thread. Array inputs are wrapped as ADU.
-    hdu : int or str
-        HDU of FITS inputs.
     memory_limit : int
         Bytes the combination may use beyond the interpreter (default 2 GiB):
         the stack, working copies and the output. Stacks that do not fit are
@@ -176,8 +176,8 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
         too small for one row band.
     ShapeMismatchError
         Frames of different shapes.
-    UnreadableFileError
-        A file or HDU that cannot be read.
+    NightlogError
+        Whatever a loader raises (the store's: a file or HDU that cannot be read).
     """
     n = len(inputs)
     w = _check_options(n, method, nlow, nhigh, weights, scale, threads)
@@ -192,7 +192,7 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
             return 1.0 / level
     else:
         factors = scale
-    with build_stack(inputs, hdu=hdu, prepare=prepare, scale=factors, frame_stat=frame_stat,
+    with build_stack(inputs, prepare=prepare, scale=factors, frame_stat=frame_stat,
                      memory_limit=memory_limit, threads=threads,
                      scratch_dir=scratch_dir) as stack:
         result = _combine_stack(stack, method=method, clip=clip, nlow=nlow, nhigh=nhigh,

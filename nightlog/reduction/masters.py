@@ -58,7 +58,6 @@ class CombineOptions:
     clip: ClipSpec | None = _ROBUST_CLIP
     nlow: int = 0
     nhigh: int = 0
-    hdu: int | str = 0
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     scratch_dir: str | os.PathLike[str] | None = None
     threads: int = 1
@@ -119,7 +118,7 @@ def _run(frames: Sequence[FrameInput], options: CombineOptions, prepare: Prepare
          scale_region: RegionLike = None) -> CombineResult:
     o = options
     return combine(frames, method=o.method, clip=o.clip, nlow=o.nlow, nhigh=o.nhigh,
-                   scale=scale, scale_region=scale_region, prepare=prepare, hdu=o.hdu,
+                   scale=scale, scale_region=scale_region, prepare=prepare,
                    memory_limit=o.memory_limit, scratch_dir=o.scratch_dir, threads=o.threads,
                    frame_stat=frame_statistics)
 
@@ -156,7 +155,7 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
 
     Parameters
     ----------
-    frames : sequence of ndarray, CCDData, str or path
+    frames : sequence of ndarray, CCDData or FrameLoader
         Bias frames (ADU); never modified.
     prepare : callable or None
         Applied to each frame as read (e.g. overscan subtraction and trimming).
@@ -202,7 +201,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
 
     Parameters
     ----------
-    frames : sequence of ndarray, CCDData, str or path
+    frames : sequence of ndarray, CCDData or FrameLoader
         Dark frames (ADU); never modified.
     exptimes : sequence of float
         Exposure (dark) time of each frame, seconds, > 0.
@@ -282,7 +281,7 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
 
     Parameters
     ----------
-    frames : sequence of ndarray, CCDData, str or path
+    frames : sequence of ndarray, CCDData or FrameLoader
         Flat frames of one filter (ADU); never modified.
     bias : CCDData or None
         Master bias, subtracted first.

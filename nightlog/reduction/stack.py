@@ -1,6 +1,7 @@
 """A stack of frames read once and served in row bands under a memory limit.
 
-Stage 1 (:func:`build_stack`) reads each input once, applies the caller's
+Stage 1 (:func:`build_stack`) takes each input once (an array, a CCDData, or a
+loader the caller gives, which reads a file only when it is needed), applies the caller's
 ``prepare`` step, converts to float32 (masked pixels become NaN), scales it, and
 either keeps the whole stack in memory (when it fits the limit) or writes it to
 a scratch file in a *band-major* layout: band ``b`` holds rows ``r0:r1`` of
@@ -28,11 +29,15 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData
 
-from nightlog.errors import CombineError, ShapeMismatchError, UnreadableFileError
+from nightlog.errors import CombineError, ShapeMismatchError
 
-__all__ = ["FrameInput", "MemoryPlan", "Stack", "build_stack", "plan_memory", "read_frame"]
+__all__ = ["FrameInput", "FrameLoader", "MemoryPlan", "Stack", "build_stack", "plan_memory",
+           "read_frame"]
 
-FrameInput: TypeAlias = np.ndarray | CCDData | str | os.PathLike[str]
+#: A frame to read when the stack needs it: a callable of no argument returning a
+#: new CCDData (the store's :class:`~nightlog.store.images.FrameFile` reads one HDU).
+FrameLoader: TypeAlias = Callable[[], CCDData]
+FrameInput: TypeAlias = np.ndarray | CCDData | FrameLoader
 Prepare: TypeAlias = Callable[[CCDData], CCDData]
 
 #: Bytes of tile working memory per pixel and frame (sorted copies, float64
@@ -90,111 +95,58 @@ def plan_memory(n: int, shape: tuple[int, int], limit: int, threads: int,
         tile //= 2
 
 
-def _unit_of(header: fits.Header) -> u.UnitBase:
-    try:
-        return u.Unit(str(header.get("BUNIT", "adu")).strip() or "adu")
-    except ValueError:
-        return u.adu
-
-
-def read_frame(item: FrameInput, *, hdu: int | str = 0, prepare: Prepare | None = None
+def read_frame(item: FrameInput, *, prepare: Prepare | None = None
                ) -> tuple[npt.NDArray[np.float32], fits.Header]:
-    """Read one input as a new float32 array (masked pixels NaN) and its header.
+    """One input as a new float32 array (masked pixels NaN) and its header.
 
     Parameters
     ----------
-    item : ndarray, CCDData, str or path
-        An in-memory image or a FITS file; not modified.
-    hdu : int or str
-        HDU of a FITS file (index or EXTNAME).
+    item : ndarray, CCDData or FrameLoader
+        An image in memory (not modified), or a loader: a callable of no
+        argument returning a new CCDData (for example
+        :class:`nightlog.store.images.FrameFile`), called once, when the frame is
+        needed, so that a stack of files is never all in memory at once.
     prepare : callable or None
         Applied to the frame (as CCDData) before conversion, e.g. overscan,
         trim and bias subtraction.
 
     Raises
     ------
-    UnreadableFileError
-        The file or HDU cannot be read.
     CombineError
-        The input is not a 2-D image.
+        The input is not a 2-D image, or a loader returned something else.
+    NightlogError
+        Whatever a loader raises (a file that cannot be read).
     """
-    header: fits.Header
-    if isinstance(item, CCDData):
-        ccd: CCDData | None = item
-        header = fits.Header(item.header) if item.header else fits.Header()
-    elif isinstance(item, np.ndarray):
-        ccd = None
+    owned = False
+    if isinstance(item, np.ndarray):
+        ccd = CCDData(item, unit=u.adu) if prepare is not None else None
         data: Any = item
-        header = fits.Header()
-    elif isinstance(item, str | os.PathLike):
-        if prepare is None:
-            return _read_scaled_float32(Path(item), hdu)
-        try:
-            with fits.open(Path(item), memmap=False) as hdul:
-                image = hdul[hdu]
-                data = image.data
-                header = image.header.copy()
-        except (OSError, KeyError, IndexError, ValueError) as exc:
-            raise UnreadableFileError(f"cannot read HDU {hdu!r} of {item}: {exc}") from exc
-        if data is None:
-            raise UnreadableFileError(f"HDU {hdu!r} of {item} holds no image data")
-        ccd = None
-        if prepare is not None:
-            ccd = CCDData(data, unit=_unit_of(header), meta=header)
+    elif isinstance(item, CCDData):
+        ccd = item
+    elif callable(item):
+        loaded = item()
+        if not isinstance(loaded, CCDData):
+            raise CombineError(f"a frame loader returned a {type(loaded).__name__}, "
+                               "not a CCDData")
+        ccd, owned = loaded, True
     else:
         raise CombineError(f"cannot combine an input of type {type(item).__name__}")
-    if ccd is None and prepare is not None:
-        ccd = CCDData(data, unit=u.adu, meta=header)
+    header = fits.Header() if ccd is None or not ccd.header else fits.Header(ccd.header)
     if prepare is not None:
         assert ccd is not None
         ccd = prepare(ccd)
         header = fits.Header(ccd.header) if ccd.header else header
+        owned = True  # a new frame
     if ccd is not None:
-        out = np.array(ccd.data, dtype=np.float32, copy=True)
+        # A frame this call made (loaded or prepared) is ours: no second copy.
+        out = (np.asarray(ccd.data, dtype=np.float32) if owned
+               else np.array(ccd.data, dtype=np.float32, copy=True))
         if ccd.mask is not None:
             out[np.asarray(ccd.mask, dtype=bool)] = np.nan
     else:
         out = np.array(data, dtype=np.float32, copy=True)
     if out.ndim != 2:
         raise CombineError(f"only 2-D images can be combined, got shape {out.shape}")
-    return out, header
-
-
-def _read_scaled_float32(path: Path, hdu: int | str
-                         ) -> tuple[npt.NDArray[np.float32], fits.Header]:
-    """Read an image HDU straight to physical float32 values.
-
-    The raw integers are converted and scaled (``BSCALE``/``BZERO``, ``BLANK`` to
-    NaN) in float32 in one go, instead of astropy's integer rescaling followed by
-    a float copy: for 16-bit data (``BZERO = 32768``) this is exact and about
-    twice as fast.
-    """
-    try:
-        with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdul:
-            image = hdul[hdu]
-            if not isinstance(image, fits.PrimaryHDU | fits.ImageHDU):
-                data, header = image.data, image.header.copy()
-                if data is None:
-                    raise UnreadableFileError(f"HDU {hdu!r} of {path} holds no image data")
-                return np.array(data, dtype=np.float32), header
-            raw = image.data
-            header = image.header.copy()
-    except (OSError, KeyError, IndexError, ValueError) as exc:
-        raise UnreadableFileError(f"cannot read HDU {hdu!r} of {path}: {exc}") from exc
-    if raw is None:
-        raise UnreadableFileError(f"HDU {hdu!r} of {path} holds no image data")
-    out = np.empty(raw.shape, dtype=np.float32)
-    np.copyto(out, raw, casting="unsafe")
-    bscale = float(header.get("BSCALE", 1.0))
-    bzero = float(header.get("BZERO", 0.0))
-    if bscale != 1.0:
-        out *= np.float32(bscale)
-    if bzero != 0.0:
-        out += np.float32(bzero)
-    if raw.dtype.kind in "iu" and "BLANK" in header:
-        out[raw == header["BLANK"]] = np.nan
-    for key in ("BSCALE", "BZERO", "BLANK"):
-        header.remove(key, ignore_missing=True)
     return out, header
 
 
@@ -267,7 +219,7 @@ class Stack:
         self.close()
 
 
-def build_stack(inputs: Sequence[FrameInput], *, hdu: int | str, prepare: Prepare | None,
+def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
                 scale: Sequence[float] | Callable[[npt.NDArray[np.float32]], float] | None,
                 frame_stat: Callable[[npt.NDArray[np.float32]], Any] | None,
                 memory_limit: int, threads: int,
@@ -282,14 +234,14 @@ def build_stack(inputs: Sequence[FrameInput], *, hdu: int | str, prepare: Prepar
     ------
     ShapeMismatchError
         The prepared frames differ in shape.
-    CombineError, UnreadableFileError
+    CombineError, NightlogError
         See :func:`read_frame` and :func:`plan_memory`.
     """
     n = len(inputs)
-    first, header = read_frame(inputs[0], hdu=hdu, prepare=prepare)
+    first, header = read_frame(inputs[0], prepare=prepare)
     shape = (int(first.shape[0]), int(first.shape[1]))
     # ``prepare`` is called in input order in this thread (callers may rely on
-    # it); without one, files are decoded by ``threads`` workers at a time.
+    # it); without one, loaders are called by ``threads`` workers at a time.
     workers = threads if prepare is None else 1
     plan = plan_memory(n, shape, memory_limit, workers, prepare is not None)
     stack = Stack(shape=shape, n=n, plan=plan, header=header, scales=[1.0] * n,
@@ -297,7 +249,7 @@ def build_stack(inputs: Sequence[FrameInput], *, hdu: int | str, prepare: Prepar
 
     def ingest(i: int, frame: npt.NDArray[np.float32] | None) -> None:
         if frame is None:
-            frame = read_frame(inputs[i], hdu=hdu, prepare=prepare)[0]
+            frame = read_frame(inputs[i], prepare=prepare)[0]
         if frame.shape != shape:
             raise ShapeMismatchError(
                 f"frame {i} has shape {frame.shape} after preparation, frame 0 has {shape}"

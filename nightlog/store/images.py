@@ -22,7 +22,8 @@ from nightlog.errors import ArchiveFileExists, StoreError, UnreadableFileError
 from nightlog.store.atomic import atomic_write, os_error_in
 from nightlog.store.raw import sha256_of
 
-__all__ = ["WrittenFile", "read_image", "read_region", "write_hdulist"]
+__all__ = ["FrameFile", "WrittenFile", "read_float32", "read_image", "read_region",
+           "write_hdulist"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,75 @@ def read_image(path: str | os.PathLike[str], hdu: int = 0) -> CCDData:
     if data is None or np.ndim(data) != 2:
         raise UnreadableFileError(f"HDU {hdu} of {path} holds no 2-D image")
     return CCDData(np.asarray(data), unit=u.adu, meta=header)
+
+
+def _unit_of(header: fits.Header) -> u.UnitBase:
+    try:
+        return u.Unit(str(header.get("BUNIT", "adu")).strip() or "adu")
+    except ValueError:
+        return u.adu
+
+
+def read_float32(path: str | os.PathLike[str], hdu: int | str = 0
+                 ) -> tuple[np.ndarray, fits.Header]:
+    """An image HDU read straight to physical float32 values, and its header.
+
+    The raw integers are converted and scaled (``BSCALE``/``BZERO``, ``BLANK`` to
+    NaN) in float32 in one go, instead of astropy's integer rescaling followed by
+    a float copy: for 16-bit data (``BZERO = 32768``) this is exact and about
+    twice as fast. The scaling keywords leave the header returned.
+
+    Raises
+    ------
+    UnreadableFileError
+        The file or HDU cannot be read, or holds no image data.
+    """
+    try:
+        with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdul:
+            image = hdul[hdu]
+            if not isinstance(image, fits.PrimaryHDU | fits.ImageHDU):
+                data, header = image.data, image.header.copy()
+                if data is None:
+                    raise UnreadableFileError(f"HDU {hdu!r} of {path} holds no image data")
+                return np.array(data, dtype=np.float32), header
+            raw = image.data
+            header = image.header.copy()
+    except (OSError, KeyError, IndexError, ValueError) as exc:
+        raise UnreadableFileError(f"cannot read HDU {hdu!r} of {path}: {exc}") from exc
+    if raw is None:
+        raise UnreadableFileError(f"HDU {hdu!r} of {path} holds no image data")
+    out = np.empty(raw.shape, dtype=np.float32)
+    np.copyto(out, raw, casting="unsafe")
+    bscale = float(header.get("BSCALE", 1.0))
+    bzero = float(header.get("BZERO", 0.0))
+    if bscale != 1.0:
+        out *= np.float32(bscale)
+    if bzero != 0.0:
+        out += np.float32(bzero)
+    if raw.dtype.kind in "iu" and "BLANK" in header:
+        out[raw == header["BLANK"]] = np.nan
+    for key in ("BSCALE", "BZERO", "BLANK"):
+        header.remove(key, ignore_missing=True)
+    return out, header
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFile:
+    """One image HDU of a FITS file, read when a combination needs it.
+
+    A loader for :func:`nightlog.reduction.combine.combine` and the master
+    builders: calling it returns a new CCDData of physical float32 values (unit
+    from ``BUNIT``, else ADU) with the header, so that a stack of files is read one
+    frame at a time and the reduction core never opens a file. Picklable, so a
+    worker can be handed a list of them.
+    """
+
+    path: str
+    hdu: int | str = 0
+
+    def __call__(self) -> CCDData:
+        data, header = read_float32(self.path, self.hdu)
+        return CCDData(data, unit=_unit_of(header), meta=header)
 
 
 def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,

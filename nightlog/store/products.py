@@ -30,7 +30,7 @@ from nightlog.errors import UnreadableFileError
 from nightlog.reduction.mask import MASK_DTYPE
 from nightlog.reduction.products import PROVENANCE_EXTNAME, ProvenanceEntry
 
-__all__ = ["Product", "provenance_of", "read_product"]
+__all__ = ["ProductFile", "provenance_of", "read_product"]
 
 _UNCERTAINTIES = {cls.__name__: cls
                   for cls in (StdDevUncertainty, VarianceUncertainty, InverseVariance)}
@@ -41,7 +41,7 @@ _CD = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")
 
 
 @dataclass(frozen=True, slots=True)
-class Product:
+class ProductFile:
     """What a product or master file holds, read in one go.
 
     Attributes
@@ -58,7 +58,7 @@ class Product:
     provenance: tuple[ProvenanceEntry, ...]
 
 
-def read_product(path: str | os.PathLike[str]) -> Product:
+def read_product(path: str | os.PathLike[str]) -> ProductFile:
     """Open a product or master file once and return its frame and its provenance.
 
     astropy's warnings are silenced: its notes about fixing non-standard date
@@ -72,7 +72,7 @@ def read_product(path: str | os.PathLike[str]) -> Product:
 
     Returns
     -------
-    Product
+    ProductFile
         The frame (bit plane as ``flags``) and the ``PROVENANCE`` rows.
 
     Raises
@@ -85,7 +85,7 @@ def read_product(path: str | os.PathLike[str]) -> Product:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
             with open(path, "rb") as fh, fits.open(fh) as hdus:
-                return Product(ccd=_frame(hdus), provenance=_provenance(hdus))
+                return ProductFile(ccd=_frame(hdus), provenance=_provenance(hdus))
     except (OSError, ValueError, KeyError) as err:
         raise UnreadableFileError(f"cannot read product {os.fspath(path)!r}: {err}") from err
 
