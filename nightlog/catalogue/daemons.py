@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Daemon, Frame, Product
+from nightlog.states import FrameStatus
 
 __all__ = [
     "STALE_INTERVALS",
@@ -85,6 +86,6 @@ def science_without_product(session: Session, *, since: dt.datetime) -> list[int
     has_product = select(Product.frame_id)
     return list(session.scalars(
         select(Frame.id).where(Frame.kind == "science", Frame.is_latest.is_(True),
-                               Frame.status == "ok", Frame.ingested_at >= since,
+                               Frame.status == FrameStatus.OK, Frame.ingested_at >= since,
                                Frame.id.not_in(has_product))
         .order_by(Frame.obs_time, Frame.id)))

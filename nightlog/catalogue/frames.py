@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from nightlog.catalogue.models import Frame
 from nightlog.errors import NotFoundError
 from nightlog.header.model import NormalizedHeader
+from nightlog.states import FrameStatus
 
 __all__ = [
     "FileFacts",
@@ -157,7 +158,7 @@ def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
         ccdsec=norm.ccdsec,
         setup_key=norm.setup_key,
         header=facts.header_json,
-        status="ok",
+        status=FrameStatus.OK,
         ingested_at=now or dt.datetime.now(dt.UTC),
         software_version=software_version,
     )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from nightlog.catalogue.masters import inputs_of
 from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
+from nightlog.states import FrameStatus, ProductKind, ProductStatus
 
 __all__ = [
     "KindFilterCount",
@@ -120,7 +121,8 @@ def _products(session: Session, frame_ids: list[int]
             .order_by(Product.id))
         for p in rows:
             held = newest[p.frame_id].get(p.kind)
-            if held is None or p.status == "current" or held.status != "current":
+            if (held is None or p.status == ProductStatus.CURRENT
+                    or held.status != ProductStatus.CURRENT):
                 newest[p.frame_id][p.kind] = p
     wanted = [p.id for by_kind in newest.values() for p in by_kind.values()]
     used: dict[int, list[tuple[str, Master]]] = defaultdict(list)
@@ -148,10 +150,10 @@ def night_failures(session: Session, night: dt.date) -> list[ReductionGap]:
         select(Frame).where(Frame.night == night, Frame.kind == "science",
                             Frame.is_latest.is_(True))
         .where(~select(Product.id).where(Product.frame_id == Frame.id,
-                                         Product.status == "current").exists())
+                                         Product.status == ProductStatus.CURRENT).exists())
         .order_by(Frame.obs_time, Frame.id))
     return [ReductionGap(f, f"frame flagged {f.status}: {f.status_reason or 'no reason given'}"
-                         if f.status != "ok" else
+                         if f.status != FrameStatus.OK else
                          "no product: the reduction failed, was stopped or has not run")
             for f in frames]
 
@@ -167,8 +169,8 @@ def night_facts(session: Session, night: dt.date) -> NightFacts:
         night=night,
         counts=_counts(session, night),
         masters=_masters(session, night),
-        science=tuple(ScienceFacts(f, products.get(f.id, {}).get("quicklook"),
-                                   products.get(f.id, {}).get("final")) for f in science),
+        science=tuple(ScienceFacts(f, products.get(f.id, {}).get(ProductKind.QUICKLOOK),
+                                   products.get(f.id, {}).get(ProductKind.FINAL)) for f in science),
         failures=tuple(night_failures(session, night)),
     )
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
+from nightlog.states import ProductStatus
 
 __all__ = [
     "FrameFilter",
@@ -157,7 +158,7 @@ def night_totals(session: Session, night: dt.date) -> NightTotals:
         .group_by(Master.kind)).all())
     products = dict(session.execute(
         select(Product.kind, func.count()).join(Frame, Frame.id == Product.frame_id)
-        .where(Frame.night == night, Product.status == "current")
+        .where(Frame.night == night, Product.status == ProductStatus.CURRENT)
         .group_by(Product.kind)).all())
     noon = dt.datetime.combine(night, dt.time(12), tzinfo=dt.UTC)
     quarantined = session.scalar(

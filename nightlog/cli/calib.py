@@ -35,6 +35,7 @@ from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce
+from nightlog.states import BuildStatus, MasterQuality
 
 app = typer.Typer(help="Build, list, inspect, mark and certify master calibrations.",
                   no_args_is_help=True)
@@ -73,7 +74,7 @@ def build_cmd(
                       "" if o.master_id is None else f"{o.master_id} (v{o.version})",
                       str(o.n_used), str(len(o.rejected)), Text(printable(o.reason)))
     console.print(table)
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status == BuildStatus.FAILED for o in outcomes):
         raise typer.Exit(code=1)
 
 
@@ -95,7 +96,7 @@ def list_cmd(
     engine = state_of(ctx).engine(must_exist=True)
     crit = MasterFilter(kind=kind, night=parse_date(night), since=parse_date(since),
                         until=parse_date(until), filter=filter_,
-                        quality="bad" if bad else None, include_superseded=all_versions)
+                        quality=MasterQuality.BAD if bad else None, include_superseded=all_versions)
     with make_sessionmaker(engine)() as session:
         rows = [master_record(m) for m in find_masters(session, crit)]
     emit(rows, ("id", "kind", "night", "version", "filter", "n_frames", "level", "noise",
@@ -145,7 +146,7 @@ def mark_bad_cmd(
     engine = state.engine(must_exist=True)
     with make_sessionmaker(engine)() as session, session.begin():
         master = get_master(session, master_id)
-        set_quality(session, master, "bad", reason)
+        set_quality(session, master, MasterQuality.BAD, reason)
         users = [(p.id, p.frame_id) for p in products_using(session, master)]
     typer.echo(f"master {master_id} marked bad: {printable(reason)}")
     if not users:
@@ -163,7 +164,7 @@ def mark_bad_cmd(
         typer.echo(f"frame {o.frame_id}: {o.status}"
                    + (f" (product {o.product_id})" if o.product_id else "")
                    + (f": {printable(detail)}" if detail else ""))
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status == BuildStatus.FAILED for o in outcomes):
         raise typer.Exit(code=1)
 
 
@@ -176,7 +177,7 @@ def mark_good_cmd(
     """Mark a master good again (usable for matching)."""
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session, session.begin():
-        set_quality(session, get_master(session, master_id), "good", reason)
+        set_quality(session, get_master(session, master_id), MasterQuality.GOOD, reason)
     typer.echo(f"master {master_id} marked good")
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from nightlog.cli.ingest import print_summary
 from nightlog.cli.output import OutputFormat, emit
+from nightlog.states import BuildStatus, ReduceStatus
 
 app = typer.Typer()
 
@@ -33,17 +34,17 @@ def demo_cmd(
     print_summary(report.ingest, console)
     emit(report.nights, ("night", "kind", "filter", "exptime", "count"), OutputFormat.table,
          title=f"the night of {report.night.isoformat()} in the catalogue", console=console)
-    built = [m for m in report.masters if m.status == "built"]
+    built = [m for m in report.masters if m.status == BuildStatus.BUILT]
     console.print(f"masters built: {len(built)} "
                   f"({', '.join(f'{m.kind} v{m.version}' for m in built)})")
     for m in report.masters:
-        if m.status != "built":
+        if m.status != BuildStatus.BUILT:
             console.print(f"master {m.kind}: {m.status}: {m.reason}")
-    done = [r for r in report.reductions if r.status == "reduced"]
+    done = [r for r in report.reductions if r.status == ReduceStatus.REDUCED]
     console.print(f"science frames reduced: {len(done)} of {len(report.reductions)}, "
                   f"products in {report.products}")
     for r in report.reductions:
-        if r.status != "reduced":
+        if r.status != ReduceStatus.REDUCED:
             console.print(f"frame {r.frame_id}: {r.status}: {r.reason}")
     console.print(f"night report: {report.report}")
     console.print(

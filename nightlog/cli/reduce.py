@@ -19,6 +19,7 @@ from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import BuildOutcome
 from nightlog.coordinator.night import NightRun, finish_night
 from nightlog.coordinator.reduce import ReduceInterrupted, ReduceOutcome, ReduceStopped
+from nightlog.states import ReduceStatus
 
 app = typer.Typer()
 
@@ -41,15 +42,16 @@ def _summary(console: Console, outcomes: list[ReduceOutcome], title: str, second
     for status, n in sorted(counts.items()):
         table.add_row(status, str(n))
     console.print(table)
-    reduced = [o for o in outcomes if o.status == "reduced"]
+    reduced = [o for o in outcomes if o.status == ReduceStatus.REDUCED]
     if reduced:
         per_frame = sum(o.seconds for o in reduced) / len(reduced)
         console.print(Text(f"{len(reduced)} reduced in {seconds:.1f} s on {where} "
                            f"({per_frame:.1f} s per frame in a worker)"))
     for o in outcomes:
-        if o.status in ("failed", "stopped") or o.missing:
+        if o.status in (ReduceStatus.FAILED, ReduceStatus.STOPPED) or o.missing:
             detail = o.reason or f"reduced without {', '.join(o.missing)}"
-            tries = f" after {o.attempts} tries" if o.status == "failed" and o.attempts else ""
+            tries = (f" after {o.attempts} tries"
+                     if o.status == ReduceStatus.FAILED and o.attempts else "")
             console.print(Text(f"frame {o.frame_id}: {o.status}{tries}: {printable(detail)}"))
 
 
@@ -91,11 +93,11 @@ class _Bar:
             return
         task = self._progress.task_ids[0]
         self._tally[o.status] += 1
-        if o.status == "up-to-date":  # no work: out of the count the ETA is made of
-            self._progress.update(task, total=max(0, self._total - self._tally["up-to-date"]),
-                                  skipped=self._tally["up-to-date"])
+        if o.status == ReduceStatus.UP_TO_DATE:  # no work: out of the count the ETA is made of
+            skipped = self._tally[ReduceStatus.UP_TO_DATE]
+            self._progress.update(task, total=max(0, self._total - skipped), skipped=skipped)
         else:
-            self._progress.update(task, advance=1, failed=self._tally["failed"])
+            self._progress.update(task, advance=1, failed=self._tally[ReduceStatus.FAILED])
 
     def seconds(self) -> float:
         return time.perf_counter() - self._started
@@ -176,5 +178,5 @@ def reduce_cmd(
         console.print("the catalogue holds no frames")
         return
     _summary(console, run.outcomes, bar.title, bar.seconds(), bar.where)
-    if any(o.status == "failed" for o in run.outcomes):
+    if any(o.status == ReduceStatus.FAILED for o in run.outcomes):
         raise typer.Exit(code=1)

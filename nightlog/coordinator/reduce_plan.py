@@ -42,6 +42,7 @@ from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
+from nightlog.states import ProductKind, ReduceStatus
 from nightlog.store.layout import name_beside
 
 __all__ = ["FramePlan", "ReduceOutcome", "inputs_key", "new_product", "plan_frame",
@@ -144,7 +145,8 @@ def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str
     return tuple((card.keyword, card.value, card.comment) for card in header.cards)
 
 
-def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "final",
+def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
+               kind: str = ProductKind.FINAL,
                live: bool = False, force: bool = False, redo_superseded: bool = True,
                cosmic_threads: int | None = None) -> FramePlan | ReduceOutcome:
     """Decide what reducing ``frame`` takes, in the caller's session (nothing written).
@@ -166,7 +168,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
         chosen[role] = match.chosen
         if match.chosen is None:
             if ctx.policy.on_missing.get(role, "skip") == "stop":
-                return ReduceOutcome(frame.id, "stopped", reason=f"{role}: {match.reason}")
+                return ReduceOutcome(frame.id, ReduceStatus.STOPPED,
+                                     reason=f"{role}: {match.reason}")
             missing.append(role)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
                                 cosmic_threads=cosmic_threads)
@@ -174,10 +177,10 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *, kind: str = "
     existing = current_product(session, frame)
     # A product whose file is gone (deleted by hand, or recorded by a commit whose
     # answer was lost after the file was given up) is made again, and replaced.
-    if (existing is not None and not force and existing.kind == "final"
+    if (existing is not None and not force and existing.kind == ProductKind.FINAL
             and (existing.inputs_key == key or not redo_superseded)
             and os.path.exists(existing.path)):
-        return ReduceOutcome(frame.id, "up-to-date", product_id=existing.id)
+        return ReduceOutcome(frame.id, ReduceStatus.UP_TO_DATE, product_id=existing.id)
 
     digest = parameters_digest(_described(params))
     path = ctx.layout.product_path(instrument=frame.instrument, night=frame.night,
