@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nightlog.calibration.policy import CalibrationPolicy, policy_from_table
+from nightlog.database_url import normalise_database_url
 from nightlog.errors import ConfigurationError
 from nightlog.header.model import Site
 from nightlog.redaction import redact_url
@@ -380,6 +381,7 @@ def load_settings(
         url = f"sqlite:///{archive_root / DEFAULT_DB_FILENAME}"
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(f"database.url is not a database URL: {redact_url(str(url))}")
+    url = normalise_database_url(url)
 
     watch_table = _table(data, "watch")
     dirs = watch_table.get("directories", [])
