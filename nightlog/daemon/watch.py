@@ -112,7 +112,9 @@ class Watcher:
         self.clock = clock
         self.stats = WatchStats()
         self.tracker = SettleTracker(options.settle, clock=clock,
-                                     max_data_bytes=ingest_ctx.max_data_bytes)
+                                     max_data_bytes=ingest_ctx.max_data_bytes,
+                                     zero_tail=options.zero_tail,
+                                     check_writers=options.check_writers)
         self.ready_event = threading.Event()  # set once the catch-up is ingested
         self._sessions = make_sessionmaker(engine)
         self._quicklooks: deque[int] = deque()
