@@ -66,6 +66,7 @@ from nightlog.coordinator.retry import (
     call_with_retry,
     is_transient,
 )
+from nightlog.coordinator.temporaries import sweep_archive
 from nightlog.daemon.options import WatchOptions
 from nightlog.errors import StoreError
 from nightlog.store.file_kinds import refusal
@@ -148,6 +149,7 @@ class Watcher:
                              "= true") from exc
         try:
             self._register()
+            sweep_archive(self.engine, self.job_ctx)  # after registering: others see us live
             self._catch_up()
             self.ready_event.set()
             while not self.stop.is_set():
@@ -382,7 +384,7 @@ class Watcher:
         frame_id = self._quicklooks.popleft()
         try:
             (outcome,) = run_reduce(self.engine, self.job_ctx, [frame_id], kind="quicklook",
-                                    live=True)
+                                    live=True, sweep=False)
         except CatalogueUnreachable as exc:  # nothing half-done: made again later
             self._quicklooks.appendleft(frame_id)
             self.stats.counts["quicklook postponed"] += 1
