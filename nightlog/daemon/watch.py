@@ -68,6 +68,7 @@ from nightlog.coordinator.retry import (
 )
 from nightlog.coordinator.temporaries import sweep_archive
 from nightlog.daemon.options import WatchOptions
+from nightlog.daemon.store_faults import StoreBackoff, is_store_fault
 from nightlog.errors import StoreError
 from nightlog.store.file_kinds import refusal
 from nightlog.store.folder_events import FolderEvents
@@ -119,6 +120,10 @@ class Watcher:
         self.ready_event = threading.Event()  # set once the catch-up is ingested
         self._sessions = make_sessionmaker(engine)
         self._quicklooks: deque[int] = deque()
+        # Builds and quick-looks that failed on the archive (read-only, full, permission)
+        # are tried again with the catalogue outage's backoff.
+        self._store = StoreBackoff(options.backoff_first, options.backoff_cap, clock)
+        self._build_retry = False
         self._calib_first: float | None = None
         self._calib_last = 0.0
         self._next_heartbeat = 0.0
@@ -182,7 +187,7 @@ class Watcher:
             self._ingest(ready)
         elif self._build_is_due():
             self._build()
-        elif self._quicklooks and self._calib_first is None:
+        elif self._quicklook_is_due():
             self._quicklook()
         elif self._morning_is_due():
             self._morning()
@@ -226,9 +231,11 @@ class Watcher:
                         extra={"event": "rescan", "files": missed})
 
     def _wait(self) -> float:
-        if self._quicklooks and self._calib_first is None:
+        if self._quicklook_is_due():
             return 0.0
         waits = [self.options.tick]
+        if self._store.waiting:
+            waits.append(self._store.wait_left())
         due = self.tracker.next_due()
         if due is not None:
             waits.append(due)
@@ -346,6 +353,10 @@ class Watcher:
     # -- builds and quick-looks -----------------------------------------------------------
 
     def _build_is_due(self) -> bool:
+        if self._store.waiting:  # the archive refused the last write: wait for the backoff
+            return False
+        if self._build_retry:
+            return True
         if self._calib_first is None:
             return False
         now = self.clock()
@@ -364,6 +375,7 @@ class Watcher:
                      extra={"event": "build-busy"})
             return
         self._calib_first = None
+        self._after_build_store(outcomes)
         for o in outcomes:
             self.stats.counts[f"master {o.status}"] += 1
             extra = {"event": "build", "kind": o.kind, "status": o.status,
@@ -380,6 +392,21 @@ class Watcher:
         if outcomes:
             self.stats.did(f"built {built} master(s) of {len(outcomes)} due")
 
+    def _after_build_store(self, outcomes: Sequence[BuildOutcome]) -> None:
+        """Builds that failed on the store are tried again after the backoff."""
+        faults = [o for o in outcomes if o.status == "failed" and is_store_fault(o.reason)]
+        self._build_retry = bool(faults)
+        if faults:
+            self._store.failed(f"{len(faults)} master build(s)", faults[0].reason)
+        elif any(o.status == "built" for o in outcomes):
+            self._store.succeeded()
+
+    def _quicklook_is_due(self) -> bool:
+        """Quick-looks wait for armed builds, builds the store refused, and the store's
+        backoff."""
+        return (bool(self._quicklooks) and self._calib_first is None
+                and not self._build_retry and not self._store.waiting)
+
     def _quicklook(self) -> None:
         frame_id = self._quicklooks.popleft()
         try:
@@ -395,6 +422,13 @@ class Watcher:
             return
         extra = {"event": "quicklook", "frame_id": frame_id, "status": outcome.status,
                  "product_id": outcome.product_id}
+        if outcome.status == "failed" and is_store_fault(outcome.reason):
+            self._quicklooks.appendleft(frame_id)  # the archive's fault: again, later
+            self.stats.counts["quicklook postponed"] += 1
+            self._store.failed(f"quick-look of frame {frame_id}", outcome.reason)
+            return
+        if outcome.status == "reduced":
+            self._store.succeeded()
         self.stats.counts[f"quicklook {outcome.status}"] += 1
         if outcome.status in ("reduced", "up-to-date"):
             log.info("quick-look of frame %d: product %s%s", frame_id, outcome.product_id,
