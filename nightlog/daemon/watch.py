@@ -337,8 +337,9 @@ class Watcher:
                         extra={**extra, "reason": result.reason})
             return
         frame = result.frame
-        log.info("%s %s", result.outcome, result.path,
-                 extra={**extra, "frame_id": result.frame_id,
+        said = f": {result.reason}" if result.reason else ""  # a duplicate's, a move's
+        log.info("%s %s%s", result.outcome, result.path, said,
+                 extra={**extra, "frame_id": result.frame_id, "reason": result.reason or None,
                         "kind": None if frame is None else frame.kind})
         if result.outcome not in _NEW or frame is None:
             return
