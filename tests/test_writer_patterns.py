@@ -206,6 +206,36 @@ def test_a_file_held_open_for_writing_is_seen_and_released(tmp_path: Path) -> No
         reader.close()
 
 
+HOLDER = ("import sys, time\nf = open(sys.argv[1], 'r+b')\nprint(1, flush=True)\n"
+          "time.sleep(60)\n")
+
+
+@pytest.mark.parametrize("zeros", [False, True])
+def test_a_writer_that_never_closes_a_finished_file(tmp_path: Path, zeros: bool) -> None:
+    """A camera program that keeps its descriptor open after the last write: the file
+    is taken once unchanged for the zero-tail time, unless it still ends in zeros
+    (then it is a pre-allocated file being filled, and waits while held)."""
+    hdu = frame_hdu(4, (100, 720))
+    hdu.data = hdu.data.astype("float32")
+    if zeros:
+        hdu.data[-2:, :] = 0
+    path = tmp_path / "held.fits"
+    hdu.writeto(path)
+    now = [time.time()]
+    tracker = SettleTracker(0.5, clock=lambda: now[0], zero_tail=5.0)
+    with subprocess.Popen([sys.executable, "-c", HOLDER, str(path)],
+                          stdout=subprocess.PIPE) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdout.readline()
+            tracker.touch(str(path))
+            now[0] += 1.0
+            assert tracker.ready() == [] and tracker.writer_waits == 1
+            now[0] += 5.0  # unchanged for longer than the zero-tail time, still held
+            assert tracker.ready() == ([] if zeros else [str(path)])
+        finally:
+            proc.kill()
+
+
 def test_data_ending_in_zeros_is_held_for_the_zero_tail_time_then_taken(tmp_path: Path) -> None:
     """The documented rule for legitimate zero data: taken late, never lost."""
     hdu = frame_hdu(3, (100, 720))

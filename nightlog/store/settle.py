@@ -11,7 +11,9 @@ are ready. A file is ready when
    and it has not changed since, and
 3. no process holds it open for writing
    (:func:`~nightlog.store.open_writers.open_for_writing`: a writer that set the
-   full length first and pauses is waited for, however long the pause), and
+   full length first and pauses is waited for, however long the pause), unless
+   the file is complete, does not end in zeros and has not changed for
+   ``zero_tail`` seconds (a writer that never closes what it finished), and
 4. its last data block is not all zeros
    (:func:`~nightlog.store.completeness.ends_in_zero_block`, what a pre-allocating
    writer on another machine leaves), or it has been unchanged for
@@ -162,7 +164,8 @@ class SettleTracker:
         out: list[str] = []
         for path in due:
             entry = self._entries[path]
-            if path in writing:  # pre-allocated and paused, or just slow: look again
+            if path in writing and not self._writer_forgot(path, entry, now):
+                # Pre-allocated and paused, or just slow: look again.
                 entry.closed = False
                 entry.not_before = now + max(self.settle, _MIN_WRITER_RECHECK)
                 self.writer_waits += 1
@@ -180,6 +183,14 @@ class SettleTracker:
             out.append(path)
             del self._entries[path]
         return sorted(out)
+
+    def _writer_forgot(self, path: str, entry: _Entry, now: float) -> bool:
+        """A writer that keeps a finished file open (a leaked descriptor): the file is
+        complete by its header, does not end in zeros and has not changed for
+        ``zero_tail`` seconds."""
+        return (now - entry.stable_since >= self.zero_tail
+                and declared_complete(path, max_data_bytes=self._max_data_bytes)
+                and not ends_in_zero_block(path, max_data_bytes=self._max_data_bytes))
 
     def next_due(self) -> float | None:
         """Seconds until the next settling file may be ready (``None``: nothing waits)."""
