@@ -372,6 +372,7 @@ class Watcher:
         outcomes = self._retry(build, "catalogue")
         if outcomes is None:  # another daemon is building: look again later
             self._calib_first = self._calib_last = self.clock()
+            self._build_retry = False  # the re-armed build covers it
             log.info("another daemon is building masters; trying again later",
                      extra={"event": "build-busy"})
             return
