@@ -197,6 +197,11 @@ def test_kill_9_during_writes_leaves_no_temporary_and_no_frame_lost(lfc_night: P
     daemon = _spawn(tmp_path, log)
     engine = create_engine(f"sqlite:///{tmp_path / 'nightlog.sqlite'}")
     try:
+        # Started (signal handlers set, temporaries swept) before the work is looked at:
+        # the catalogue may already hold it all.
+        _wait_for(lambda: log.read_text().count('"catch-up"') >= rounds + 1, 30,
+                  "the last start")
+        assert _parts(tmp_path) == []
         def done() -> bool:
             with make_sessionmaker(engine)() as s:
                 science = s.scalar(select(func.count()).select_from(Frame).where(
