@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nightlog.calibration.policy import CalibrationPolicy, policy_from_table
+from nightlog.database_url import normalise_database_url
 from nightlog.errors import ConfigurationError
 from nightlog.header.model import Site
 from nightlog.redaction import redact_url
@@ -80,6 +81,7 @@ class WatchSettings:
     heartbeat_seconds: float = 10.0
     polling: bool = False  # poll the folders (network shares without change events)
     incomplete_timeout_seconds: float = 3600.0  # shorter than declared this long: quarantine
+    zero_tail_seconds: float = 60.0  # data ending in a zero block: unchanged this long first
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +195,8 @@ def _parse_size(value: Any, key: str) -> int:
 _WATCH_SECONDS = {"settle_seconds": (0.0, 3600.0), "build_delay_seconds": (0.0, 86400.0),
                   "build_max_delay_seconds": (0.0, 86400.0),
                   "heartbeat_seconds": (0.5, 3600.0),
-                  "incomplete_timeout_seconds": (1.0, 30 * 86400.0)}
+                  "incomplete_timeout_seconds": (1.0, 30 * 86400.0),
+                  "zero_tail_seconds": (0.0, 86400.0)}
 _WATCH_BOOLS = ("quicklook", "polling")
 
 
@@ -356,6 +359,7 @@ def load_settings(
         url = f"sqlite:///{archive_root / DEFAULT_DB_FILENAME}"
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(f"database.url is not a database URL: {redact_url(str(url))}")
+    url = normalise_database_url(url)
 
     watch_table = _table(data, "watch")
     dirs = watch_table.get("directories", [])

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
@@ -153,3 +156,100 @@ def test_archive_files_take_the_root_permissions(archive: tuple[Engine, JobConte
                 assert mode == file_mode, (path, oct(mode))
     assert written >= 4 + len(ids) + 1
 
+
+
+# -- malformed URLs -------------------------------------------------------------------
+
+_PASSWORDS = st.text(alphabet=st.characters(codec="ascii", min_codepoint=33, max_codepoint=126),
+                     min_size=1, max_size=24)
+_HOSTS = st.sampled_from(["127.0.0.1", "db.example.org", "[::1]", "h", ""])
+_TAILS = st.sampled_from(["/archive", ":5432/archive", ":notaport/db", "", "/db?sslmode=require",
+                          ":1/a?application_name=x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=_PASSWORDS, host=_HOSTS, tail=_TAILS,
+       user=st.sampled_from(["nightlog", "u", ""]))
+def test_redaction_hides_any_password_of_any_url(password: str, host: str, tail: str,
+                                                 user: str) -> None:
+    """Whatever the password holds (``@``, ``:``, ``/``, ``?``…) and however malformed
+    the rest, the URL is printed with the password replaced whole by ``***``."""
+    url = f"postgresql://{user}:{password}@{host}{tail}"
+    assert redact_url(url) == f"postgresql://{user}:***@{host}{tail}"
+    said = redact_text(f"error: cannot reach {url} now")
+    assert said == f"error: cannot reach postgresql://{user}:***@{host}{tail} now" or (
+        any(c in password for c in "'\"<>"))  # a quote ends a URL in free text
+
+
+@settings(max_examples=200, deadline=None)
+@given(password=_PASSWORDS.filter(lambda p: not re.match(r"\d*(?:[/?]|$)", p)
+                                   and "@" not in p))
+def test_a_forgotten_at_sign_hides_what_may_be_a_password(password: str) -> None:
+    """``user:secret/db`` (no ``@``) reads as host ``user``, port ``secret``: a port
+    that is not a number is hidden with all that follows it."""
+    shown = redact_url(f"postgresql://nightlog:{password}/archive")
+    assert shown == "postgresql://nightlog:***"
+
+
+@settings(max_examples=200, deadline=None)
+@given(password=_PASSWORDS.filter(lambda p: "%" not in p))
+def test_a_password_holding_at_signs_reaches_the_driver_whole(password: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from nightlog.database_url import normalise_database_url
+
+    url = make_url(normalise_database_url(f"postgresql://nightlog:{password}@127.0.0.1:5432/db"))
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "nightlog", password, "127.0.0.1", 5432, "db")
+
+
+@settings(max_examples=100, deadline=None)
+@given(password=_PASSWORDS, form=st.sampled_from([
+    "postgresql://nightlog:{p}@127.0.0.1:notaport/db",
+    "postgresql://nightlog:{p}@127.0.0.1:99999/db",
+    "postgresql://nightlog:{p}/db",
+]))
+def test_malformed_urls_are_one_configuration_error_without_the_password(
+        tmp_path_factory: pytest.TempPathFactory, password: str, form: str) -> None:
+    from nightlog.errors import ConfigurationError
+    from nightlog.settings import load_settings
+
+    if form.endswith(":{p}/db") and ("@" in password
+                                     or re.match(r"\d*(?:[/?]|$)", password)):
+        return  # credentials after all, or a port (a number) as far as anyone can tell
+    cwd = tmp_path_factory.mktemp("cfg")
+    url = form.format(p=password)
+    with pytest.raises(ConfigurationError) as err:
+        load_settings(env={"NIGHTLOG_DATABASE_URL": url}, cwd=cwd)
+    message = str(err.value)
+    reference = form.format(p="PASSWORD")
+    with pytest.raises(ConfigurationError) as ref:
+        load_settings(env={"NIGHTLOG_DATABASE_URL": reference}, cwd=cwd)
+    # The message does not depend on the password at all: no fragment of it is shown.
+    assert message == str(ref.value)
+    assert "\n" not in message and "***" in message
+
+
+@pytest.mark.parametrize("command", [["status"], ["frames"], ["watch", "."], ["db", "current"],
+                                     ["calib", "list"]])
+def test_a_malformed_url_is_one_line_and_the_configuration_exit_code(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    monkeypatch.setenv("NIGHTLOG_DATABASE_URL",
+                       f"postgresql://nightlog:{SECRET}@127.0.0.1:notaport/archive")
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "error: database.url is not a valid database URL (the port is not a whole number): "
+        "postgresql://nightlog:***@127.0.0.1:notaport/archive"]
+
+
+def test_a_password_with_an_at_sign_is_never_printed_in_part(runner: CliRunner,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """``S3cret@PW``: the driver used to be told host ``PW@127.0.0.1`` and print it."""
+    monkeypatch.setenv("NIGHTLOG_DATABASE_URL", "postgresql://nightlog:S3cret@PW@127.0.0.1:1/db")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 4, result.output
+    assert "S3cret" not in result.output and "PW" not in result.output
+    assert "postgresql://nightlog:***@127.0.0.1:1/db" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -319,7 +319,7 @@ def test_an_unreachable_catalogue_is_waited_for(sqlite_engine: Engine, tmp_path:
     settings = _settings(tmp_path, settle_seconds=0.2, heartbeat_seconds=0.5)
     outage = _Outage(sqlite_engine)
     reader = create_engine(str(sqlite_engine.url))
-    with caplog.at_level(logging.WARNING, logger="nightlog.watch"), \
+    with caplog.at_level(logging.INFO, logger="nightlog.watch"), \
             _daemon(sqlite_engine, settings, [raw], backoff_first=0.1, backoff_cap=0.4):
         outage.down = True
         (raw / "during.fits").write_bytes(_frame_bytes(1))
@@ -332,6 +332,8 @@ def test_an_unreachable_catalogue_is_waited_for(sqlite_engine: Engine, tmp_path:
     retries = [r for r in caplog.records if getattr(r, "event", "") == "db-retry"]
     assert len(retries) >= 3
     assert max(getattr(r, "delay", 0) for r in retries) == 0.4  # capped
+    back = [r for r in caplog.records if getattr(r, "event", "") == "db-recovered"]
+    assert back and back[0].getMessage().startswith("catalogue reachable again after ")
     assert _catalogue(reader) == (_expected(raw), 2)
     reader.dispose()
 

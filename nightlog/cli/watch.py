@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -13,7 +14,11 @@ from nightlog.cli.logs import LogFormat, configure_logging
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext
+from nightlog.coordinator.retry import Stopped
+from nightlog.daemon.startup import wait_for_catalogue
 from nightlog.daemon.watch import Watcher, WatchOptions
+
+log = logging.getLogger("nightlog.watch")
 
 app = typer.Typer()
 
@@ -40,16 +45,17 @@ def watch_cmd(
     """Ingest files as they arrive, build the masters that become due, and quick-look
     science frames.
 
-    At start, files that arrived while no daemon ran are caught up. SIGINT and
-    SIGTERM finish the chunk at hand, commit and exit 0; an abrupt end loses
-    nothing, as the next start catches up.
+    At start, files that arrived while no daemon ran are caught up; a catalogue
+    that is unreachable is waited for (retried with a backoff, each try logged).
+    SIGINT and SIGTERM finish the chunk at hand, commit and exit 0; an abrupt end
+    loses nothing, as the next start catches up.
     """
     configure_logging(log_format)
     state = state_of(ctx)
     settings = state.settings
     options = WatchOptions.from_settings(settings, directories or (), settle=settle,
                                          quicklook=quicklook, polling=polling)
-    engine = state.engine()
+    engine = state.engine(check_schema=False)
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: Any) -> None:
@@ -57,6 +63,12 @@ def watch_cmd(
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    try:
+        wait_for_catalogue(engine, options, stop)
+    except Stopped:
+        log.warning("stopped before the catalogue was reachable",
+                    extra={"event": "stopped-unreachable"})
+        return
     watcher = Watcher(engine, IngestContext.from_settings(settings, incomplete_is_error=False),
                       JobContext.from_settings(settings), options, stop=stop)
     watcher.run()

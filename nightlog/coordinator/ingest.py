@@ -142,7 +142,7 @@ class IngestSummary:
 
     def add(self, result: IngestResult) -> None:
         self.counts[result.outcome] += 1
-        if result.outcome in ("quarantined", "failed"):
+        if result.outcome in ("quarantined", "failed", "duplicate"):
             self.problems.append(result)
 
 
@@ -310,8 +310,14 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
             return IngestResult(spath, "unchanged", frame=existing)
         old = existing.path
         if existing.is_latest and os.path.exists(old) and _same_size(old, existing.size):
-            return IngestResult(spath, "duplicate", frame=existing,
-                                reason=f"same bytes as frame {existing.id} at {old}")
+            # Not catalogued twice, but listed by 'nightlog quarantine' with the reason
+            # (resolved should the original go and this copy be taken as moved).
+            reason = f"same bytes as frame {existing.id} at {old}: a copy, not catalogued"
+            record_quarantined(session, spath, reason=reason, error="Duplicate",
+                               size=raw.size, sha256=raw.sha256)
+            if lookups is not None:
+                lookups.quarantined.add(spath)
+            return IngestResult(spath, "duplicate", frame=existing, reason=reason)
         cat_frames.move_frame(session, existing, spath, raw.mtime)
         _resolve(session, spath, lookups)
         if lookups is not None:

@@ -66,6 +66,7 @@ from nightlog.coordinator.reduce_plan import (
     science_parameters,
 )
 from nightlog.coordinator.retry import CatalogueUnreachable, Stopped
+from nightlog.coordinator.temporaries import sweep_archive
 from nightlog.errors import CatalogueError, NightlogError
 
 __all__ = ["ReduceInterrupted", "ReduceOutcome", "ReduceStopped", "current_product",
@@ -363,7 +364,8 @@ def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
                redo_superseded: bool = False, cosmic_threads: int | None = None,
                progress: Callable[[ReduceOutcome], None] | None = None, workers: int = 1,
                scheduler: str | None = None, retries: int | None = None,
-               work: Callable[[ReduceJob], ReducedFile] = reduce_job) -> list[ReduceOutcome]:
+               work: Callable[[ReduceJob], ReducedFile] = reduce_job,
+               sweep: bool = True) -> list[ReduceOutcome]:
     """Reduce frames, one transaction each; a failure is recorded and the rest go on.
 
     Parameters
@@ -392,6 +394,10 @@ def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
     work : callable
         The worker function (:func:`~nightlog.coordinator.reduce_job.reduce_job`);
         it must be importable by name where the workers run.
+    sweep : bool
+        First remove the archive's temporaries left by interrupted writes
+        (:func:`~nightlog.coordinator.temporaries.sweep_archive`); the watch daemon,
+        which sweeps at start, turns it off for its quick-looks.
 
     Returns
     -------
@@ -405,6 +411,8 @@ def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
     ReduceStopped
         The catalogue stayed unreachable through ``ctx.db_backoff``'s retries.
     """
+    if sweep:
+        sweep_archive(engine, ctx)
     options = {"kind": kind, "live": live, "force": force, "redo_superseded": redo_superseded}
     with (open_executor(workers, scheduler, threads=cosmic_threads) as executor,
           FrameClaims(engine) as claims):

@@ -76,7 +76,9 @@ def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float 
     all (``None``: until stopped).
 
     ``fn`` must be a whole unit of work (its own session and transaction), so that
-    running it again after a failure cannot leave half of it behind.
+    running it again after a failure cannot leave half of it behind. Each retry is
+    a warning (``event: db-retry``); success after a failure is a line of its own
+    (``event: db-recovered``, "catalogue reachable again after N failed attempt(s)").
 
     Raises
     ------
@@ -89,7 +91,7 @@ def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float 
     attempt = 0
     while True:
         try:
-            return fn()
+            result = fn()
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -106,3 +108,8 @@ def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float 
             if stop.wait(delay):
                 raise Stopped(f"stopped while the {what} was unreachable") from exc
             delay = min(cap, delay * 2)
+            continue
+        if attempt:
+            log.info("%s reachable again after %d failed attempt(s)", what, attempt,
+                     extra={"event": "db-recovered", "attempts": attempt})
+        return result

@@ -39,6 +39,8 @@ class WatchOptions:
     close_events: bool = True  # a close-write of a complete file ends its wait
     rescan: float = 300.0  # look over the folders for files no event announced
     incomplete_timeout: float = 3600.0  # a file shorter than declared, unchanged: quarantined
+    zero_tail: float = 60.0  # data ending in a zero block: taken once unchanged this long
+    check_writers: bool = True  # wait while a process holds a file open for writing
     morning_at: dt.time | None = None  # local time of the morning reduction
     name: str = ""
 
@@ -60,6 +62,7 @@ class WatchOptions:
             "build_max_delay": w.build_max_delay_seconds, "quicklook": w.quicklook,
             "heartbeat": w.heartbeat_seconds, "polling": w.polling,
             "incomplete_timeout": w.incomplete_timeout_seconds,
+            "zero_tail": w.zero_tail_seconds,
             "morning_at": settings.reduction.morning_at}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

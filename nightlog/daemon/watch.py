@@ -66,7 +66,9 @@ from nightlog.coordinator.retry import (
     call_with_retry,
     is_transient,
 )
+from nightlog.coordinator.temporaries import sweep_archive
 from nightlog.daemon.options import WatchOptions
+from nightlog.daemon.store_faults import StoreBackoff, is_store_fault
 from nightlog.errors import StoreError
 from nightlog.store.file_kinds import refusal
 from nightlog.store.folder_events import FolderEvents
@@ -112,10 +114,16 @@ class Watcher:
         self.clock = clock
         self.stats = WatchStats()
         self.tracker = SettleTracker(options.settle, clock=clock,
-                                     max_data_bytes=ingest_ctx.max_data_bytes)
+                                     max_data_bytes=ingest_ctx.max_data_bytes,
+                                     zero_tail=options.zero_tail,
+                                     check_writers=options.check_writers)
         self.ready_event = threading.Event()  # set once the catch-up is ingested
         self._sessions = make_sessionmaker(engine)
         self._quicklooks: deque[int] = deque()
+        # Builds and quick-looks that failed on the archive (read-only, full, permission)
+        # are tried again with the catalogue outage's backoff.
+        self._store = StoreBackoff(options.backoff_first, options.backoff_cap, clock)
+        self._build_retry = False
         self._calib_first: float | None = None
         self._calib_last = 0.0
         self._next_heartbeat = 0.0
@@ -146,6 +154,7 @@ class Watcher:
                              "= true") from exc
         try:
             self._register()
+            sweep_archive(self.engine, self.job_ctx)  # after registering: others see us live
             self._catch_up()
             self.ready_event.set()
             while not self.stop.is_set():
@@ -178,7 +187,7 @@ class Watcher:
             self._ingest(ready)
         elif self._build_is_due():
             self._build()
-        elif self._quicklooks and self._calib_first is None:
+        elif self._quicklook_is_due():
             self._quicklook()
         elif self._morning_is_due():
             self._morning()
@@ -222,9 +231,11 @@ class Watcher:
                         extra={"event": "rescan", "files": missed})
 
     def _wait(self) -> float:
-        if self._quicklooks and self._calib_first is None:
+        if self._quicklook_is_due():
             return 0.0
         waits = [self.options.tick]
+        if self._store.waiting:
+            waits.append(self._store.wait_left())
         due = self.tracker.next_due()
         if due is not None:
             waits.append(due)
@@ -326,8 +337,9 @@ class Watcher:
                         extra={**extra, "reason": result.reason})
             return
         frame = result.frame
-        log.info("%s %s", result.outcome, result.path,
-                 extra={**extra, "frame_id": result.frame_id,
+        said = f": {result.reason}" if result.reason else ""  # a duplicate's, a move's
+        log.info("%s %s%s", result.outcome, result.path, said,
+                 extra={**extra, "frame_id": result.frame_id, "reason": result.reason or None,
                         "kind": None if frame is None else frame.kind})
         if result.outcome not in _NEW or frame is None:
             return
@@ -342,6 +354,10 @@ class Watcher:
     # -- builds and quick-looks -----------------------------------------------------------
 
     def _build_is_due(self) -> bool:
+        if self._store.waiting:  # the archive refused the last write: wait for the backoff
+            return False
+        if self._build_retry:
+            return True
         if self._calib_first is None:
             return False
         now = self.clock()
@@ -356,10 +372,12 @@ class Watcher:
         outcomes = self._retry(build, "catalogue")
         if outcomes is None:  # another daemon is building: look again later
             self._calib_first = self._calib_last = self.clock()
+            self._build_retry = False  # the re-armed build covers it
             log.info("another daemon is building masters; trying again later",
                      extra={"event": "build-busy"})
             return
         self._calib_first = None
+        self._after_build_store(outcomes)
         for o in outcomes:
             self.stats.counts[f"master {o.status}"] += 1
             extra = {"event": "build", "kind": o.kind, "status": o.status,
@@ -376,11 +394,26 @@ class Watcher:
         if outcomes:
             self.stats.did(f"built {built} master(s) of {len(outcomes)} due")
 
+    def _after_build_store(self, outcomes: Sequence[BuildOutcome]) -> None:
+        """Builds that failed on the store are tried again after the backoff."""
+        faults = [o for o in outcomes if o.status == "failed" and is_store_fault(o.reason)]
+        self._build_retry = bool(faults)
+        if faults:
+            self._store.failed(f"{len(faults)} master build(s)", faults[0].reason)
+        elif any(o.status == "built" for o in outcomes):
+            self._store.succeeded()
+
+    def _quicklook_is_due(self) -> bool:
+        """Quick-looks wait for armed builds, builds the store refused, and the store's
+        backoff."""
+        return (bool(self._quicklooks) and self._calib_first is None
+                and not self._build_retry and not self._store.waiting)
+
     def _quicklook(self) -> None:
         frame_id = self._quicklooks.popleft()
         try:
             (outcome,) = run_reduce(self.engine, self.job_ctx, [frame_id], kind="quicklook",
-                                    live=True)
+                                    live=True, sweep=False)
         except CatalogueUnreachable as exc:  # nothing half-done: made again later
             self._quicklooks.appendleft(frame_id)
             self.stats.counts["quicklook postponed"] += 1
@@ -391,6 +424,13 @@ class Watcher:
             return
         extra = {"event": "quicklook", "frame_id": frame_id, "status": outcome.status,
                  "product_id": outcome.product_id}
+        if outcome.status == "failed" and is_store_fault(outcome.reason):
+            self._quicklooks.appendleft(frame_id)  # the archive's fault: again, later
+            self.stats.counts["quicklook postponed"] += 1
+            self._store.failed(f"quick-look of frame {frame_id}", outcome.reason)
+            return
+        if outcome.status == "reduced":
+            self._store.succeeded()
         self.stats.counts[f"quicklook {outcome.status}"] += 1
         if outcome.status in ("reduced", "up-to-date"):
             log.info("quick-look of frame %d: product %s%s", frame_id, outcome.product_id,

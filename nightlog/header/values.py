@@ -45,6 +45,7 @@ LATEST_YEAR = 2200
 _MJD_EPOCH = dt.datetime(1858, 11, 17, tzinfo=dt.UTC)
 _JD_MJD_OFFSET = 2400000.5
 _MAX_REPR = 60
+_OVERFLOW = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)[EeDd][+-]?\d+\s*$")  # digits, not 'inf'
 
 
 def describe(value: Any) -> str:
@@ -132,6 +133,9 @@ def parse_float(keyword: str, value: Any) -> float:
             raise InvalidValueError(f"{keyword}={describe(value)}: not a number") from None
     else:
         raise InvalidValueError(f"{keyword}={describe(value)}: not a number")
+    if math.isinf(number) and isinstance(value, str) and _OVERFLOW.match(value):
+        raise InvalidValueError(f"{keyword}={value.strip()}: too large for a number "
+                                "(beyond ±1.8E308)")
     if not math.isfinite(number):
         raise InvalidValueError(f"{keyword}={describe(value)}: not a finite number")
     return number

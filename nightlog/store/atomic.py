@@ -1,7 +1,9 @@
 """Atomic file writes and deletions deferred until after the database commit.
 
 A file appears under its final name only when it is complete: it is written to a
-temporary name in the same folder, flushed to disk and renamed. A file that the
+temporary name in the same folder (naming its host and process, so that one left
+by a ``kill -9`` is recognised and swept: :mod:`nightlog.store.temporaries`),
+flushed to disk and renamed. A file that the
 catalogue stops referring to is deleted only after the database commit, so a
 failed transaction never leaves a row that points at nothing (the split of
 registry and datastore).
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nightlog.errors import ArchiveFileExists, StoreError
+from nightlog.store.temporaries import temporary_prefix
 
 __all__ = ["DeferredDeletes", "atomic_write", "folder_mode", "os_error_in", "write_atomically"]
 
@@ -132,7 +135,7 @@ def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644,
     final = Path(path)
     try:
         _make_folders(final.parent, folder_mode(mode))
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part",
+        fd, tmp_name = tempfile.mkstemp(prefix=temporary_prefix(final), suffix=".part",
                                         dir=final.parent)
     except OSError as exc:
         raise _failure(final, exc) from exc

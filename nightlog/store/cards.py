@@ -11,6 +11,7 @@ headers and on generated ones).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -45,7 +46,10 @@ def _fast(image: str) -> tuple[str, Any, str] | None:
     elif (m := _INT.match(field)) is not None:
         value = int(m.group(1))
     elif (m := _REAL.match(field)) is not None:
-        value = float(m.group(1).replace("D", "E").replace("d", "e"))
+        text = m.group(1).replace("D", "E").replace("d", "e")
+        value = float(text)
+        if math.isinf(value):  # 1E400: kept as text, so a reason can quote it
+            value = text
     else:
         return None
     return keyword, value, (m.group(2) or "").strip()

@@ -59,6 +59,34 @@ def _parse_int(cards: dict[str, str], key: str, default: int | None = None) -> i
         raise NotFitsError(f"mandatory keyword {key} is not an integer: {raw[:40]!r}") from None
 
 
+def _no_end(offset: int, n: int, read: int) -> IncompleteFileError:
+    """The file ended in a header: say how much of it there was."""
+    if n == 0 and read == 0:
+        return IncompleteFileError("file is empty (0 bytes)" if offset == 0 else
+                                   f"file ends at byte {offset}, where an HDU's header begins")
+    cards = n * BLOCK + read
+    if read:
+        return IncompleteFileError(f"file ends inside the header of the HDU at byte {offset}, "
+                                   f"before its END card ({cards:,} bytes of cards)")
+    return IncompleteFileError(f"no END card: the header of the HDU at byte {offset} runs to "
+                               f"the end of the file ({cards:,} bytes of cards)")
+
+
+def _is_data(block: bytes) -> bool:
+    """Whether a header block holds data rather than cards (mostly non-text bytes):
+    the END card before it is missing."""
+    text = sum(1 for b in block if 32 <= b <= 126)
+    return text < len(block) // 2
+
+
+def _check_simple(block: bytes) -> None:
+    value = block[10:80].split(b"/")[0].strip()
+    if value != b"T":
+        shown = value.decode("ascii", "replace")[:20] or "(blank)"
+        raise NotFitsError(f"SIMPLE = {shown}: the file does not declare itself standard "
+                           "FITS (SIMPLE = T)")
+
+
 def _read_header(fh: BinaryIO, offset: int, first: bool) -> tuple[bytes, dict[str, str]] | None:
     chunks: list[bytes] = []
     cards: dict[str, str] = {}
@@ -67,21 +95,26 @@ def _read_header(fh: BinaryIO, offset: int, first: bool) -> tuple[bytes, dict[st
         if not block:
             if n == 0 and not first:
                 return None  # clean end of file after the last HDU
-            raise IncompleteFileError(
-                f"file ends inside the header of the HDU at byte {offset}"
-            )
+            raise _no_end(offset, n, 0)
         if n == 0 and first and block[:8] != b"SIMPLE  "[: len(block)]:
             raise NotFitsError("does not start with the FITS 'SIMPLE' keyword")
+        if n > 0 and not block.strip(b"\0"):
+            raise IncompleteFileError(
+                f"no END card yet: the header of the HDU at byte {offset} is followed by zero "
+                f"bytes from byte {offset + n * BLOCK:,} (pre-allocated, still being written?)")
+        if n > 0 and _is_data(block):
+            raise NotFitsError(f"no END card in the header of the HDU at byte {offset}: "
+                               f"its block at byte {offset + n * BLOCK:,} holds data, not cards")
         if len(block) < BLOCK:
             if n == 0 and not first and not block.strip(b"\0 "):
                 return None  # trailing padding only
-            raise IncompleteFileError(
-                f"file ends inside the header of the HDU at byte {offset}"
-            )
+            raise _no_end(offset, n, len(block))
         if n == 0:
             head = block[:8]
             if first and head != b"SIMPLE  ":
                 raise NotFitsError("does not start with the FITS 'SIMPLE' keyword")
+            if first:
+                _check_simple(block)
             if not first and head != b"XTENSION":
                 if not block.strip(b"\0 "):
                     return None  # zero/space padding after the last HDU: tolerated

@@ -2,12 +2,22 @@
 
 A camera, a copy over a network share or ``rsync`` can leave a file half-written
 for seconds. :class:`SettleTracker` holds the files seen arriving and says which
-are ready: a file is ready when it is as long as its FITS headers declare
-(:func:`declared_complete`) and either
+are ready. A file is ready when
 
-- its size and modification time have not changed for the settle time, or
-- the writer closed it (a close-write event, where the platform gives one) and
-  it has not changed since.
+1. it is as long as its FITS headers declare
+   (:func:`~nightlog.store.completeness.declared_complete`), and
+2. either its size and modification time have not changed for the settle time,
+   or the writer closed it (a close-write event, where the platform gives one)
+   and it has not changed since, and
+3. no process holds it open for writing
+   (:func:`~nightlog.store.open_writers.open_for_writing`: a writer that set the
+   full length first and pauses is waited for, however long the pause), unless
+   the file is complete, does not end in zeros and has not changed for
+   ``zero_tail`` seconds (a writer that never closes what it finished), and
+4. its last data block is not all zeros
+   (:func:`~nightlog.store.completeness.ends_in_zero_block`, what a pre-allocating
+   writer on another machine leaves), or it has been unchanged for
+   ``zero_tail`` seconds (the rule for legitimate zero data).
 
 A file that is stable but shorter than declared is held (never given out) until
 it changes again, or until :meth:`SettleTracker.stalled` gives it up (a writer
@@ -23,37 +33,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nightlog.errors import FileProblem, IncompleteFileError
-from nightlog.store.file_kinds import open_regular
-from nightlog.store.fits_layout import read_layout
+from nightlog.store.completeness import declared_complete, ends_in_zero_block
+from nightlog.store.open_writers import open_for_writing
 
 __all__ = ["SettleTracker", "declared_complete"]
 
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def declared_complete(path: str, *, max_data_bytes: int | None = None) -> bool:
-    """Whether ``path`` is at least as long as its headers declare.
-
-    A file that is not FITS at all, not a regular file, or otherwise broken, counts
-    as complete: it is ingestion's job to say what is wrong with it. Gzip files are judged by
-    ingestion (their length is only known once decompressed). A data unit declared
-    larger than ``max_data_bytes`` counts as complete too: waiting for it is vain,
-    and ingestion refuses it.
-    """
-    try:
-        # A FIFO or a device is never opened for a blocking read: ingestion
-        # quarantines it with the reason.
-        with open_regular(path) as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if fh.read(2) == _GZIP_MAGIC:
-                return True
-            read_layout(fh, size, max_data_bytes=max_data_bytes)
-    except IncompleteFileError:
-        return False
-    except (OSError, FileProblem):
-        return True
-    return True
+_MIN_WRITER_RECHECK = 0.25  # seconds between two looks for a writer of one file
 
 
 @dataclass(slots=True)
@@ -63,6 +48,7 @@ class _Entry:
     stable_since: float
     closed: bool = False
     held: bool = False  # stable but incomplete: wait for a change
+    not_before: float = 0.0  # a writer held it, or its data end in zeros: look again then
 
 
 class SettleTracker:
@@ -77,14 +63,24 @@ class SettleTracker:
     max_data_bytes : int, optional
         A file declaring a larger data unit is handed over at once (to be refused),
         not held as incomplete.
+    zero_tail : float
+        Seconds a file whose last data block is all zeros must stay unchanged
+        (close events notwithstanding) before it is given out.
+    check_writers : bool
+        Wait while a process holds the file open for writing (``/proc``, Linux).
     """
 
     def __init__(self, settle: float, *, clock: Callable[[], float] = time.time,
-                 max_data_bytes: int | None = None) -> None:
+                 max_data_bytes: int | None = None, zero_tail: float = 60.0,
+                 check_writers: bool = True) -> None:
         self.settle = settle
+        self.zero_tail = zero_tail
         self._clock = clock
         self._max_data_bytes = max_data_bytes
+        self._check_writers = check_writers
         self._entries: dict[str, _Entry] = {}
+        self.writer_waits = 0  # times a file was found held open for writing
+        self.zero_waits = 0  # times a file was found ending in a zero block
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -139,10 +135,10 @@ class SettleTracker:
     def forget(self, path: str) -> None:
         self._entries.pop(path, None)
 
-    def ready(self) -> list[str]:
-        """Files complete now, sorted; they leave the tracker."""
+    def _quiet(self) -> list[str]:
+        """Files unchanged for the settle time (or closed), due for a look."""
         now = self._clock()
-        out: list[str] = []
+        due: list[str] = []
         for path, entry in list(self._entries.items()):
             try:
                 st = os.stat(path)
@@ -152,20 +148,54 @@ class SettleTracker:
             if (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
                 self._entries[path] = _Entry(st.st_size, st.st_mtime_ns, now)
                 continue
-            if entry.held:
+            if entry.held or now < entry.not_before:
                 continue
             if entry.closed or now - entry.stable_since >= self.settle:
-                if declared_complete(path, max_data_bytes=self._max_data_bytes):
-                    out.append(path)
-                    del self._entries[path]
-                else:
-                    entry.held = True
-                    entry.closed = False
+                due.append(path)
+        return due
+
+    def ready(self) -> list[str]:
+        """Files complete now, sorted; they leave the tracker."""
+        due = self._quiet()
+        if not due:
+            return []
+        now = self._clock()
+        writing = open_for_writing(due) if self._check_writers else set()
+        out: list[str] = []
+        for path in due:
+            entry = self._entries[path]
+            if path in writing and not self._writer_forgot(path, entry, now):
+                # Pre-allocated and paused, or just slow: look again.
+                entry.closed = False
+                entry.not_before = now + max(self.settle, _MIN_WRITER_RECHECK)
+                self.writer_waits += 1
+                continue
+            if not declared_complete(path, max_data_bytes=self._max_data_bytes):
+                entry.held = True
+                entry.closed = False
+                continue
+            if (now - entry.stable_since < self.zero_tail
+                    and ends_in_zero_block(path, max_data_bytes=self._max_data_bytes)):
+                entry.closed = False
+                entry.not_before = entry.stable_since + self.zero_tail
+                self.zero_waits += 1
+                continue
+            out.append(path)
+            del self._entries[path]
         return sorted(out)
+
+    def _writer_forgot(self, path: str, entry: _Entry, now: float) -> bool:
+        """A writer that keeps a finished file open (a leaked descriptor): the file is
+        complete by its header, does not end in zeros and has not changed for
+        ``zero_tail`` seconds."""
+        return (now - entry.stable_since >= self.zero_tail
+                and declared_complete(path, max_data_bytes=self._max_data_bytes)
+                and not ends_in_zero_block(path, max_data_bytes=self._max_data_bytes))
 
     def next_due(self) -> float | None:
         """Seconds until the next settling file may be ready (``None``: nothing waits)."""
         now = self._clock()
-        waits = [0.0 if e.closed else max(0.0, e.stable_since + self.settle - now)
+        waits = [max(0.0, e.not_before - now,
+                     0.0 if e.closed else e.stable_since + self.settle - now)
                  for e in self._entries.values() if not e.held]
         return min(waits) if waits else None
