@@ -20,7 +20,8 @@ can record it on the frame at hand and go on::
     │   └── NotFoundError         a requested row does not exist
     ├── StoreError                archive (file store) problems: paths, writes, space
     │   ├── ChecksumMismatchError files changed or gone since the catalogue recorded them
-    │   └── ArchiveFileExists     a file would be overwritten
+    │   ├── ArchiveFileExists     a file would be overwritten
+    │   └── ArchiveNotWritable    read-only, full, over quota or no permission: for now
     └── ReductionError            a reduction step cannot be carried out
         ├── ShapeMismatchError    frames or masters of different shapes
         └── CombineError          a stack that cannot be combined
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArchiveFileExists",
+    "ArchiveNotWritable",
     "CatalogueError",
     "ChecksumMismatchError",
     "CombineError",
@@ -132,6 +134,11 @@ class ChecksumMismatchError(StoreError):
 
 class ArchiveFileExists(StoreError):
     """An archive file is never overwritten: one is already under the name asked for."""
+
+
+class ArchiveNotWritable(StoreError):
+    """The archive refuses writes for now (read-only, full, over quota, no permission):
+    nothing is wrong with the work, which succeeds once the archive is writable again."""
 
 
 class ReductionError(NightlogError):

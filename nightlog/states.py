@@ -19,6 +19,7 @@ type               where
 ``ReduceStatus``   a frame's reduction outcome
 ``IngestOutcome``  what ingestion did with one file
 ``FileState``      a catalogued file checked again against its checksum
+``FailureCause``   why a unit of work failed, and so whether to try again
 =================  ========================================================
 """
 
@@ -26,8 +27,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["BuildStatus", "FileState", "FrameStatus", "IngestOutcome", "MasterQuality",
-           "ProductKind", "ProductStatus", "ReduceStatus"]
+__all__ = ["BuildStatus", "FailureCause", "FileState", "FrameStatus", "IngestOutcome",
+           "MasterQuality", "ProductKind", "ProductStatus", "ReduceStatus"]
 
 
 class FrameStatus(StrEnum):
@@ -95,3 +96,17 @@ class FileState(StrEnum):
     CHANGED = "changed"
     MISSING = "missing"
     UNREADABLE = "unreadable"
+
+
+class FailureCause(StrEnum):
+    """Why a build or a reduction failed, told by the exception, not by its words.
+
+    ``catalogue`` and ``archive`` failures say nothing about the frames: the same
+    work succeeds once the catalogue is reachable or the archive writable again,
+    so a daemon tries them again. ``work`` is the files' or the data's own
+    problem (unreadable, changed, refused by the reduction): not retried.
+    """
+
+    CATALOGUE = "catalogue"
+    ARCHIVE = "archive"
+    WORK = "work"

@@ -5,7 +5,9 @@ without a restart; the daemon says when it is."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -14,7 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from astropy.io import fits
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.models import Master, Product
@@ -22,9 +26,13 @@ from nightlog.catalogue.schema import upgrade
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext
 from nightlog.coordinator.masters import find_due
-from nightlog.daemon.store_faults import is_store_fault
+from nightlog.coordinator.retry import failure_cause
 from nightlog.daemon.watch import Watcher, WatchOptions
+from nightlog.errors import ArchiveFileExists, ArchiveNotWritable, UnreadableFileError
 from nightlog.settings import load_settings
+from nightlog.states import FailureCause
+from nightlog.store import atomic
+from nightlog.store.images import write_hdulist
 
 
 def _mount(folder: Path, options: str) -> None:
@@ -65,12 +73,31 @@ def _count(engine: Engine, model: type) -> int:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def test_store_faults_are_recognised() -> None:
-    assert is_store_fault("StoreError: cannot write /a/b.fits: Read-only file system")
-    assert is_store_fault("cannot write /a: No space left on device (free space: 0.0 MiB)")
-    assert is_store_fault("StoreError: cannot write /a: Permission denied")
-    assert not is_store_fault("refusing to overwrite an archive file: /a")
-    assert not is_store_fault("/raw/x.fits is gone since it was catalogued")
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES])
+def test_store_faults_are_told_by_the_exception(tmp_path: Path, code: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    # Refused at the rename, whichever the writer uses (link for a new archive file).
+    monkeypatch.setattr(atomic.os, "replace", refused)
+    monkeypatch.setattr(atomic.os, "link", refused)
+    for write in (lambda: write_hdulist(tmp_path / "m.fits", fits.HDUList([fits.PrimaryHDU()])),
+                  lambda: atomic.write_atomically(tmp_path / "m.fits", lambda f: f.write(b"x"))):
+        with pytest.raises(ArchiveNotWritable) as caught:
+            write()
+        assert failure_cause(caught.value) is FailureCause.ARCHIVE
+        assert "cannot write" in str(caught.value) and os.strerror(code) in str(caught.value)
+        assert not (tmp_path / "m.fits").exists()
+
+
+def test_other_failures_are_not_the_archives() -> None:
+    assert failure_cause(ArchiveFileExists("refusing to overwrite an archive file: /a")) \
+        is FailureCause.WORK
+    assert failure_cause(UnreadableFileError("/raw/x.fits is gone since it was catalogued")) \
+        is FailureCause.WORK
+    assert failure_cause(OperationalError("SELECT 1", {}, Exception("server closed"))) \
+        is FailureCause.CATALOGUE
 
 
 def test_a_read_only_archive_recovers_without_a_restart(

@@ -139,7 +139,7 @@ def test_reduce_sweeps_what_killed_writers_left(archive: tuple[Engine, JobContex
     for i in range(3):
         _kill(_start_writer(products / f"frame{i}_final_9.fits"))
     assert len(_parts(ctx.layout.root)) == 3
-    assert all(o.status == "built" for o in run_build(engine, ctx))
+    assert all(o.status == "built" for o in run_build(engine, ctx, sweep=False))
     assert len(_parts(ctx.layout.root)) == 3  # run_reduce is the one that sweeps here
     with make_sessionmaker(engine)() as s:
         ids = science_frames(s)
@@ -226,3 +226,15 @@ def test_kill_9_during_writes_leaves_no_temporary_and_no_frame_lost(lfc_night: P
     print(f"\nkill-during-write: {kills} kills over {rounds} rounds, {left_after_kill} .part "
           f"file(s) found after the kills, 0 left after the restarts; {len(frames)} frames "
           f"of {len(expected)}, none twice; {n_masters} masters, 3 quick-looks")
+
+
+@pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)  # files, not rows
+def test_calib_build_sweeps_what_killed_writers_left(archive: tuple[Engine, JobContext]
+                                                     ) -> None:
+    engine, ctx = archive
+    masters = ctx.layout.root / "masters" / "lfc" / "bias"
+    for i in range(2):
+        _kill(_start_writer(masters / f"bias_{i}_v1.fits"))
+    assert len(_parts(ctx.layout.root)) == 2
+    assert all(o.status == "built" for o in run_build(engine, ctx))
+    assert _parts(ctx.layout.root) == []

@@ -491,7 +491,7 @@ def test_two_daemons_share_one_postgres_catalogue(pg_schema_url: str, lfc_night:
         shutil.copytree(lfc_night, raw / "night1")
         expected = _expected(raw)
         _wait_for(lambda: len(_catalogue(engines[0])[0]) == len(expected), 30, "all frames")
-        _wait_for(lambda: one._calib_first is None and two._calib_first is None
+        _wait_for(lambda: not one.live.build_armed and not two.live.build_armed
                   and one.tracker.settling == 0 and two.tracker.settling == 0, 60,
                   "both daemons to finish building")
         built = one.stats.counts["master built"] + two.stats.counts["master built"]

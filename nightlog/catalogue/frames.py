@@ -27,6 +27,7 @@ __all__ = [
     "latest_by_path",
     "latest_by_paths",
     "move_frame",
+    "science_frame_ids",
 ]
 
 
@@ -180,3 +181,16 @@ def move_frame(session: Session, frame: Frame, new_path: str, mtime: dt.datetime
     frame.path_version = version
     frame.is_latest = True
     frame.mtime = mtime
+
+
+def science_frame_ids(session: Session, *, night: dt.date | None = None,
+                      since: dt.date | None = None) -> list[int]:
+    """Ids of the latest usable science frames (of ``night``, or of every night from
+    ``since``), in time order."""
+    stmt = select(Frame.id).where(Frame.kind == "science", Frame.is_latest.is_(True),
+                                  Frame.status == FrameStatus.OK)
+    if night is not None:
+        stmt = stmt.where(Frame.night == night)
+    if since is not None:
+        stmt = stmt.where(Frame.night >= since)
+    return list(session.scalars(stmt.order_by(Frame.obs_time, Frame.id)))

@@ -40,7 +40,7 @@ from nightlog.coordinator.master_job import BuiltMaster, MasterJob, MasterRef
 from nightlog.coordinator.provenance import set_master_cards
 from nightlog.reduction.preparation import Preparation
 from nightlog.sections import parse_section, section_shape
-from nightlog.states import BuildStatus
+from nightlog.states import BuildStatus, FailureCause
 from nightlog.store.layout import name_beside
 
 __all__ = ["CALIBRATED_WITH", "BuildOutcome", "DueGroup", "MasterPlan", "calibration_input",
@@ -70,8 +70,8 @@ class BuildOutcome:
     """What happened to one due group.
 
     ``status`` is ``built``, ``skipped`` (``reason`` says why) or ``failed``;
-    ``transient`` is true when it failed because the catalogue was away (worth
-    trying again); ``seconds`` and ``worker`` say where the build ran and how long
+    ``cause`` says why it failed (the catalogue away, the archive refusing writes,
+    or the work itself); ``seconds`` and ``worker`` say where the build ran and how long
     it took.
     """
 
@@ -86,7 +86,7 @@ class BuildOutcome:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     seconds: float = 0.0
     worker: str = ""
-    transient: bool = False
+    cause: FailureCause | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,8 @@ from nightlog.coordinator.master_plan import (
     plan_master,
     record_master,
 )
-from nightlog.coordinator.retry import CatalogueUnreachable, is_transient
+from nightlog.coordinator.retry import failure_cause
+from nightlog.coordinator.temporaries import sweep_archive
 from nightlog.errors import NightlogError
 from nightlog.states import BuildStatus, FrameStatus
 
@@ -112,8 +113,7 @@ def _failed(item: DueGroup, exc: BaseException) -> BuildOutcome:
     reason = ("built concurrently by another process" if isinstance(exc, IntegrityError)
               else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}")
     return BuildOutcome(kind=item.kind, night=item.night, group_key=item.group.key,
-                        status=BuildStatus.FAILED, reason=reason,
-                        transient=isinstance(exc, CatalogueUnreachable) or is_transient(exc))
+                        status=BuildStatus.FAILED, reason=reason, cause=failure_cause(exc))
 
 
 class _MasterBuilds:
@@ -195,7 +195,7 @@ class _MasterBuilds:
 def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
               workers: int = 1, scheduler: str | None = None,
               executor: FrameExecutor | None = None,
-              work: BuildWork = build_master_job) -> list[BuildOutcome]:
+              work: BuildWork = build_master_job, sweep: bool = True) -> list[BuildOutcome]:
     """Build every due master: one committed transaction per master.
 
     Parameters
@@ -215,6 +215,10 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
     work : callable
         The worker function (:func:`~nightlog.coordinator.master_job.build_master_job`);
         it must be importable by name where the workers run.
+    sweep : bool
+        First remove the archive's temporaries left by interrupted writes
+        (:func:`~nightlog.coordinator.temporaries.sweep_archive`); the watch daemon,
+        which sweeps at start, turns it off for its live builds.
 
     Returns
     -------
@@ -231,6 +235,8 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
     than the busy timeout) is waited for, within ``ctx.db_backoff``, while a group
     is planned or recorded; then that group is reported failed.
     """
+    if sweep:
+        sweep_archive(engine, ctx)
     make_session = make_sessionmaker(engine)
     outcomes: list[BuildOutcome] = []
     done: set[tuple[str, dt.date]] = set()

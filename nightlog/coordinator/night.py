@@ -20,10 +20,11 @@ from sqlalchemy import Engine
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.queries import latest_night
 from nightlog.coordinator.context import JobContext
-from nightlog.threads import available_cores
+from nightlog.coordinator.executors import open_executor
 from nightlog.coordinator.masters import BuildOutcome, run_build
 from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
 from nightlog.errors import ConfigurationError
+from nightlog.threads import available_cores
 
 __all__ = ["NightRun", "finish_night"]
 
@@ -133,14 +134,17 @@ def finish_night(engine: Engine, ctx: JobContext, *, night: dt.date | None = Non
         if run.night is None:
             run.no_frames = True
             return run
-    if build:
-        run.builds = run_build(engine, ctx, night=run.night)
-    if not frame_ids:
-        with make_session() as session:
-            run.frame_ids = science_frames(session, night=run.night, since=since)
-    if before_reduce is not None:
-        before_reduce(run)
-    run.outcomes = run_reduce(engine, ctx, run.frame_ids, force=force,
-                              redo_superseded=redo_superseded, progress=progress,
-                              workers=run.workers, scheduler=address, retries=retries)
+    # One set of workers for the night: the masters are built on them, then the
+    # frames reduced, with no second start-up.
+    with open_executor(run.workers, address) as executor:
+        if build:
+            run.builds = run_build(engine, ctx, night=run.night, executor=executor)
+        if not frame_ids:
+            with make_session() as session:
+                run.frame_ids = science_frames(session, night=run.night, since=since)
+        if before_reduce is not None:
+            before_reduce(run)
+        run.outcomes = run_reduce(engine, ctx, run.frame_ids, force=force,
+                                  redo_superseded=redo_superseded, progress=progress,
+                                  retries=retries, executor=executor, sweep=not build)
     return run

@@ -42,7 +42,7 @@ from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
-from nightlog.states import ProductKind, ReduceStatus
+from nightlog.states import FailureCause, ProductKind, ReduceStatus
 from nightlog.store.layout import name_beside
 
 __all__ = ["FramePlan", "ReduceOutcome", "inputs_key", "new_product", "plan_frame",
@@ -55,12 +55,13 @@ class ReduceOutcome:
 
     ``status`` is ``reduced``, ``up-to-date`` (skipped: same inputs), ``stopped``
     (the policy refuses without a master) or ``failed`` (``reason`` says why, after
-    ``attempts`` tries). ``seconds``, ``cpu_seconds`` and ``peak_rss`` come from
+    ``attempts`` tries, and ``cause`` whether the catalogue, the archive or the
+    work itself failed). ``seconds``, ``cpu_seconds`` and ``peak_rss`` come from
     the worker that reduced it.
     """
 
     frame_id: int
-    status: str
+    status: ReduceStatus
     reason: str = ""
     product_id: int | None = None
     missing: tuple[str, ...] = ()
@@ -69,6 +70,7 @@ class ReduceOutcome:
     peak_rss: int | None = None
     worker: str = ""
     cpu_seconds: float = 0.0
+    cause: FailureCause | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,12 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from nightlog.errors import CatalogueError
+from nightlog.errors import ArchiveNotWritable, CatalogueError
 from nightlog.redaction import redact_text
+from nightlog.states import FailureCause
 
-__all__ = ["Backoff", "CatalogueUnreachable", "Stopped", "call_with_retry", "is_transient"]
+__all__ = ["Backoff", "CatalogueUnreachable", "Stopped", "call_with_retry", "failure_cause",
+           "is_transient"]
 
 T = TypeVar("T")
 log = logging.getLogger("nightlog.watch")
@@ -66,6 +68,16 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def failure_cause(exc: BaseException) -> FailureCause:
+    """Why a unit of work failed: the catalogue away, the archive refusing writes, or
+    the work itself (see :class:`~nightlog.states.FailureCause`)."""
+    if isinstance(exc, CatalogueUnreachable | Stopped) or is_transient(exc):
+        return FailureCause.CATALOGUE
+    if isinstance(exc, ArchiveNotWritable):
+        return FailureCause.ARCHIVE
+    return FailureCause.WORK
 
 
 def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float = 0.5,

@@ -93,4 +93,4 @@ def build_due(engine: Engine, ctx: JobContext, lock_file: Path) -> list[BuildOut
         if not got:
             return None
         clear_interrupted_builds(engine, ctx)
-        return run_build(engine, ctx)
+        return run_build(engine, ctx, sweep=False)  # the daemon swept at its start

@@ -2,8 +2,9 @@
 
 A read-only remount, a full disk or a folder whose permissions were changed makes
 master builds and quick-looks fail with a :class:`~nightlog.errors.StoreError`
-(``cannot write <path>: Read-only file system``). Those failures say nothing about
-the frames: once the archive is writable again the same work succeeds. The daemon
+(:class:`~nightlog.errors.ArchiveNotWritable`, which the outcome carries as its
+cause :attr:`~nightlog.states.FailureCause.ARCHIVE`). Those failures say nothing
+about the frames: once the archive is writable again the same work succeeds. The daemon
 keeps one :class:`StoreBackoff`: after such a failure the builds and quick-looks
 wait ``first``, 2×, 4×… seconds (at most ``cap``: the catalogue outage's backoff)
 and are tried again, and the first success after a fault is logged ("archive
@@ -15,19 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-__all__ = ["StoreBackoff", "is_store_fault"]
+__all__ = ["StoreBackoff"]
 
 log = logging.getLogger("nightlog.watch")
-
-#: The system's words for an archive that cannot take a write right now.
-STORE_FAULTS = ("Read-only file system", "No space left on device", "Disk quota exceeded",
-                "Permission denied", "short write")
-
-
-def is_store_fault(reason: str) -> bool:
-    """Whether a failure's reason is the archive refusing writes (not the frame's fault)."""
-    return "cannot write" in reason and any(fault in reason for fault in STORE_FAULTS)
-
 
 class StoreBackoff:
     """When builds and quick-looks that failed on the store are tried again.

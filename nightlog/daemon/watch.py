@@ -16,15 +16,9 @@ One loop, in one thread::
   between chunks: the chunk at hand is committed, then the loop ends.
 - A catalogue outage is retried with a capped exponential backoff
   (:mod:`nightlog.coordinator.retry`); bad files are quarantined by ingestion.
-- Calibration frames arm a build that waits until the folders have been quiet for
-  ``build_delay`` (at most ``build_max_delay``), so a burst of twenty biases gives
-  one master. Builds are serialised across daemons (:mod:`.live_builds`).
-- With ``[reduction] morning_at`` set, the night that ended is reduced at that local
-  time (:mod:`nightlog.daemon.morning`), when the folders are idle.
-- With quick-looks on, each new science frame is reduced as ``quicklook`` in live
-  mode (only masters whose inputs all came before it); the morning's ``final``
-  reduction replaces it. Quick-looks wait while a build is armed, so they get the
-  masters of the burst just received.
+- What the new frames set going (debounced master builds, live quick-looks, the
+  morning reduction) is :class:`~nightlog.daemon.live_work.LiveWork`'s, told what
+  arrived after each chunk and given a turn when the folders are quiet.
 """
 
 from __future__ import annotations
@@ -36,7 +30,6 @@ import logging
 import os
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -47,7 +40,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue.engine import make_sessionmaker, sqlite_path
 from nightlog.coordinator.context import JobContext
-from nightlog.daemon.heartbeat import Heartbeat, WatchStats
 from nightlog.coordinator.ingest import (
     IngestContext,
     IngestResult,
@@ -56,19 +48,15 @@ from nightlog.coordinator.ingest import (
     report_skipped,
     run_ingest,
 )
-from nightlog.daemon.live_builds import build_due, build_lock, clear_interrupted_builds
-from nightlog.coordinator.masters import BuildOutcome
-from nightlog.daemon.morning import MorningRun, next_morning_run, run_morning
-from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import (
-    CatalogueUnreachable,
     Stopped,
     call_with_retry,
     is_transient,
 )
 from nightlog.coordinator.temporaries import sweep_archive
+from nightlog.daemon.heartbeat import Heartbeat, WatchStats
+from nightlog.daemon.live_work import LiveWork
 from nightlog.daemon.options import WatchOptions
-from nightlog.daemon.store_faults import StoreBackoff, is_store_fault
 from nightlog.errors import StoreError
 from nightlog.store.file_kinds import refusal
 from nightlog.store.folder_events import FolderEvents
@@ -119,18 +107,9 @@ class Watcher:
                                      check_writers=options.check_writers)
         self.ready_event = threading.Event()  # set once the catch-up is ingested
         self._sessions = make_sessionmaker(engine)
-        self._quicklooks: deque[int] = deque()
-        # Builds and quick-looks that failed on the archive (read-only, full, permission)
-        # are tried again with the catalogue outage's backoff.
-        self._store = StoreBackoff(options.backoff_first, options.backoff_cap, clock)
-        self._build_retry = False
-        self._calib_first: float | None = None
-        self._calib_last = 0.0
         self._next_heartbeat = 0.0
         self._next_rescan = 0.0
         self._seen: dict[str, tuple[int, int]] = {}  # taken by this daemon: size, mtime
-        self._last_morning: dt.datetime | None = None
-        self._next_morning: dt.datetime | None = None
         self._heartbeat_row = Heartbeat(engine, name=options.name,
                                         directories=options.directories,
                                         interval=options.heartbeat)
@@ -138,6 +117,13 @@ class Watcher:
         db_file = sqlite_path(engine.url.render_as_string(hide_password=False))
         self._lock_file = (db_file.with_name(db_file.name + ".build-lock") if db_file
                            else job_ctx.layout.root / ".nightlog-build-lock")
+        self.live = LiveWork(engine, self.job_ctx, options, stats=self.stats, clock=clock,
+                             retry=self._retry, stop=self.stop, lock_file=self._lock_file)
+
+    @property
+    def _next_morning(self) -> dt.datetime | None:
+        """When the morning reduction runs next (once the daemon has looked)."""
+        return self.live._next_morning
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -185,12 +171,12 @@ class Watcher:
                                                           incomplete_is_error=True))
         if ready:
             self._ingest(ready)
-        elif self._build_is_due():
-            self._build()
-        elif self._quicklook_is_due():
-            self._quicklook()
-        elif self._morning_is_due():
-            self._morning()
+        elif self.live.build_is_due(self.tracker.settling):
+            self.live.build()
+        elif self.live.quicklook_is_due():
+            self.live.quicklook()
+        elif self.live.morning_is_due():
+            self.live.morning()
         if self.clock() >= self._next_rescan:
             self._rescan()
         if self.clock() >= self._next_heartbeat:
@@ -231,15 +217,8 @@ class Watcher:
                         extra={"event": "rescan", "files": missed})
 
     def _wait(self) -> float:
-        if self._quicklook_is_due():
-            return 0.0
-        waits = [self.options.tick]
-        if self._store.waiting:
-            waits.append(self._store.wait_left())
         due = self.tracker.next_due()
-        if due is not None:
-            waits.append(due)
-        return max(0.0, min(waits))
+        return self.live.wait_hint([self.options.tick] + ([] if due is None else [due]))
 
     # -- catch-up ---------------------------------------------------------------------
 
@@ -257,13 +236,12 @@ class Watcher:
         log.info("watching %s; %d file(s) found at start",
                  ", ".join(map(str, self.options.directories)), len(self.tracker),
                  extra={"event": "catch-up", "files": len(self.tracker)})
-        now = self.clock()
-        self._calib_first = now - self.options.build_max_delay  # build what is due first
-        self._calib_last = now - self.options.build_delay
+        owed: list[int] = []
         if self.options.quicklook:
-            since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.options.quicklook_lookback)
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(
+                seconds=self.options.quicklook_lookback)
             owed = self._retry(lambda: self._owed_quicklooks(since), "catalogue")
-            self._quicklooks.extend(owed)
+        self.live.catch_up(owed)  # what is due is built first
         # Bounded, so a file that keeps growing cannot hold new arrivals back for long.
         until = self.clock() + max(30.0, 10 * self.options.settle)
         while self.tracker.settling and not self.stop.is_set() and self.clock() < until:
@@ -344,165 +322,16 @@ class Watcher:
         if result.outcome not in _NEW or frame is None:
             return
         if frame.kind in _CALIBRATION:
-            now = self.clock()
-            if self._calib_first is None:
-                self._calib_first = now
-            self._calib_last = now
-        elif frame.kind == "science" and self.options.quicklook:
-            self._quicklooks.append(frame.id)
-
-    # -- builds and quick-looks -----------------------------------------------------------
-
-    def _build_is_due(self) -> bool:
-        if self._store.waiting:  # the archive refused the last write: wait for the backoff
-            return False
-        if self._build_retry:
-            return True
-        if self._calib_first is None:
-            return False
-        now = self.clock()
-        if now - self._calib_first >= self.options.build_max_delay:
-            return True
-        return self.tracker.settling == 0 and now - self._calib_last >= self.options.build_delay
-
-    def _build(self) -> None:
-        def build() -> list[BuildOutcome] | None:
-            return build_due(self.engine, self.job_ctx, self._lock_file)
-
-        outcomes = self._retry(build, "catalogue")
-        if outcomes is None:  # another daemon is building: look again later
-            self._calib_first = self._calib_last = self.clock()
-            self._build_retry = False  # the re-armed build covers it
-            log.info("another daemon is building masters; trying again later",
-                     extra={"event": "build-busy"})
-            return
-        self._calib_first = None
-        self._after_build_store(outcomes)
-        for o in outcomes:
-            self.stats.counts[f"master {o.status}"] += 1
-            extra = {"event": "build", "kind": o.kind, "status": o.status,
-                     "master_id": o.master_id, "group": o.group_key}
-            if o.status == "built":
-                log.info("built %s master %s v%s of %s (%d frames)", o.kind, o.master_id,
-                         o.version, o.night, o.n_used, extra=extra)
-            else:
-                log.warning("%s %s master of %s: %s", o.status, o.kind, o.night, o.reason,
-                            extra={**extra, "reason": o.reason})
-                if o.reason.startswith(("OperationalError", "InterfaceError")):
-                    self._calib_first = self._calib_last = self.clock()  # try again
-        built = sum(1 for o in outcomes if o.status == "built")
-        if outcomes:
-            self.stats.did(f"built {built} master(s) of {len(outcomes)} due")
-
-    def _after_build_store(self, outcomes: Sequence[BuildOutcome]) -> None:
-        """Builds that failed on the store are tried again after the backoff."""
-        faults = [o for o in outcomes if o.status == "failed" and is_store_fault(o.reason)]
-        self._build_retry = bool(faults)
-        if faults:
-            self._store.failed(f"{len(faults)} master build(s)", faults[0].reason)
-        elif any(o.status == "built" for o in outcomes):
-            self._store.succeeded()
-
-    def _quicklook_is_due(self) -> bool:
-        """Quick-looks wait for armed builds, builds the store refused, and the store's
-        backoff."""
-        return (bool(self._quicklooks) and self._calib_first is None
-                and not self._build_retry and not self._store.waiting)
-
-    def _quicklook(self) -> None:
-        frame_id = self._quicklooks.popleft()
-        try:
-            (outcome,) = run_reduce(self.engine, self.job_ctx, [frame_id], kind="quicklook",
-                                    live=True, sweep=False)
-        except CatalogueUnreachable as exc:  # nothing half-done: made again later
-            self._quicklooks.appendleft(frame_id)
-            self.stats.counts["quicklook postponed"] += 1
-            log.warning("quick-look of frame %d postponed: %s", frame_id, exc,
-                        extra={"event": "quicklook", "frame_id": frame_id,
-                               "status": "postponed"})
-            self.stop.wait(self.options.backoff_first)
-            return
-        extra = {"event": "quicklook", "frame_id": frame_id, "status": outcome.status,
-                 "product_id": outcome.product_id}
-        if outcome.status == "failed" and is_store_fault(outcome.reason):
-            self._quicklooks.appendleft(frame_id)  # the archive's fault: again, later
-            self.stats.counts["quicklook postponed"] += 1
-            self._store.failed(f"quick-look of frame {frame_id}", outcome.reason)
-            return
-        if outcome.status == "reduced":
-            self._store.succeeded()
-        self.stats.counts[f"quicklook {outcome.status}"] += 1
-        if outcome.status in ("reduced", "up-to-date"):
-            log.info("quick-look of frame %d: product %s%s", frame_id, outcome.product_id,
-                     f" (without {', '.join(outcome.missing)})" if outcome.missing else "",
-                     extra=extra)
-        else:
-            log.warning("quick-look of frame %d %s: %s", frame_id, outcome.status,
-                        outcome.reason, extra=extra)
-        self.stats.did(f"quick-look of frame {frame_id}: {outcome.status}")
-
-    # -- the morning reduction -------------------------------------------------------------
-
-    def _morning_is_due(self) -> bool:
-        at = self.options.morning_at
-        if at is None:
-            return False
-        now = dt.datetime.now(dt.UTC)
-        if self._next_morning is None:
-            self._next_morning = next_morning_run(now, at, self.job_ctx.site,
-                                                  self._last_morning)
-        return now >= self._next_morning
-
-    def _morning(self) -> None:
-        """Reduce the night that ended (:mod:`.morning`), when the folders are idle; new
-        files wait meanwhile. Under the build lock, so daemons sharing a catalogue take
-        turns; idempotent, so the second finds the night done and a run cut short is
-        finished by the next."""
-        assert self.options.morning_at is not None
-        started = dt.datetime.now(dt.UTC)
-
-        def morning() -> MorningRun | None:
-            with build_lock(self.engine, self._lock_file) as got:
-                if not got:
-                    return None
-                clear_interrupted_builds(self.engine, self.job_ctx)
-                return run_morning(self.engine, self.job_ctx, now=started)
-
-        try:
-            run = self._retry(morning, "catalogue")
-        except CatalogueUnreachable as exc:  # the catalogue went away mid-run
-            self._next_morning = dt.datetime.now(dt.UTC) + dt.timedelta(
-                seconds=self.options.backoff_cap)
-            log.warning("morning reduction stopped, tried again at %s: %s",
-                        f"{self._next_morning:%H:%M:%S}Z", exc,
-                        extra={"event": "morning-stopped"})
-            return
-        if run is None:  # another daemon builds or reduces: after it, this run is quick
-            self._next_morning = started + dt.timedelta(seconds=max(1.0,
-                                                                    self.options.build_delay))
-            log.info("another process holds the build lock; morning reduction later",
-                     extra={"event": "morning-busy"})
-            return
-        self._last_morning = started
-        self._next_morning = next_morning_run(started, self.options.morning_at,
-                                              self.job_ctx.site, started)
-        statuses = Counter(o.status for o in run.outcomes)
-        built = sum(1 for b in run.builds if b.status == "built")
-        for status, n in statuses.items():
-            self.stats.counts[f"morning {status}"] += n
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(statuses.items())) or "no frames"
-        log.info("morning reduction of night %s: %s; %d master(s) built; next at %s",
-                 run.night, summary, built, f"{self._next_morning:%Y-%m-%d %H:%M}Z",
-                 extra={"event": "morning", "night": run.night.isoformat(),
-                        "outcomes": dict(statuses), "masters_built": built})
-        self.stats.did(f"morning reduction of night {run.night}: {summary}")
+            self.live.calibration_arrived()
+        elif frame.kind == "science":
+            self.live.science_arrived(frame.id)
 
     # -- heartbeat ------------------------------------------------------------------------
 
     @property
     def backlog(self) -> int:
         queued = 0 if self._events is None else self._events.queue.qsize()
-        return len(self.tracker) + queued + len(self._quicklooks)
+        return len(self.tracker) + queued + self.live.queued
 
     def _register(self) -> None:
         self._retry(self._heartbeat_row.register, "catalogue")

@@ -32,6 +32,7 @@ from typing import Any
 from nightlog.errors import InvalidValueError, MissingKeywordError, SectionError
 from nightlog.header.model import FrameKind, NormalizedHeader, Site
 from nightlog.header.night import night_of
+from nightlog.header.profiles.model import InstrumentProfile
 from nightlog.header.values import (
     HeaderView,
     check_plausible,
@@ -45,7 +46,6 @@ from nightlog.header.values import (
     parse_time_of_day,
     text_value,
 )
-from nightlog.header.profiles.model import InstrumentProfile
 from nightlog.sections import parse_section
 
 __all__ = ["MAX_NAME_LENGTH", "normalize_header", "setup_key"]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from nightlog.errors import ArchiveFileExists, StoreError
+from nightlog.errors import ArchiveFileExists, ArchiveNotWritable, StoreError
 from nightlog.store.temporaries import temporary_prefix
 
 __all__ = ["DeferredDeletes", "atomic_write", "folder_mode", "os_error_in", "write_atomically"]
@@ -94,6 +94,10 @@ def os_error_in(exc: BaseException) -> OSError | None:
     return found
 
 
+#: The system's reasons for an archive that cannot take a write for now.
+_NOT_WRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
+
+
 def _failure(final: Path, exc: OSError) -> StoreError:
     """One line naming the file, the system's reason and, if the disk is full, its
     free space."""
@@ -109,7 +113,8 @@ def _failure(final: Path, exc: OSError) -> StoreError:
         reason = f"short write ({text}): No space left on device?"
     full = code in (errno.ENOSPC, errno.EDQUOT)
     extra = f" (free space: {_disk_free(final.parent)})" if full else ""
-    return StoreError(f"cannot write {final}: {reason}{extra}")
+    error = ArchiveNotWritable if code in _NOT_WRITABLE else StoreError
+    return error(f"cannot write {final}: {reason}{extra}")
 
 
 @contextlib.contextmanager

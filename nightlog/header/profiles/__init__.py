@@ -5,7 +5,11 @@ them in ``[instruments.<name>]`` tables of ``nightlog.toml``. See ``docs/profile
 """
 
 from nightlog.header.profiles.model import InstrumentProfile, MatchRule
-from nightlog.header.profiles.registry import FALLBACK_PROFILE, ProfileRegistry, builtin_profile_names
+from nightlog.header.profiles.registry import (
+    FALLBACK_PROFILE,
+    ProfileRegistry,
+    builtin_profile_names,
+)
 from nightlog.header.profiles.tables import KNOWN_KEYS
 
 __all__ = [

@@ -14,9 +14,9 @@ from importlib import resources
 from typing import Any
 
 from nightlog.errors import ProfileError
-from nightlog.header.values import HeaderView, text_value
 from nightlog.header.profiles.model import InstrumentProfile
 from nightlog.header.profiles.tables import merge_tables, profile_from_table, resolve_tables
+from nightlog.header.values import HeaderView, text_value
 
 __all__ = ["FALLBACK_PROFILE", "ProfileRegistry", "builtin_profile_names"]
 
