@@ -20,6 +20,7 @@ from nightlog.coordinator.ingest import (
     discover,
     run_ingest,
 )
+from nightlog.states import IngestOutcome
 
 app = typer.Typer()
 
@@ -69,5 +70,5 @@ def ingest_cmd(
 
         summary = run_ingest(engine, files, context, progress=_advance)
     print_summary(summary, Console())
-    if summary.counts.get("failed"):
+    if summary.counts.get(IngestOutcome.FAILED):
         raise typer.Exit(code=1)

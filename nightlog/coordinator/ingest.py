@@ -20,12 +20,11 @@ still being written, left for later when the caller asks so).
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from nightlog.catalogue.quarantine import (
     resolve_quarantined,
     unresolved_quarantined,
 )
+from nightlog.coordinator.discovery import discover, report_skipped
 from nightlog.coordinator.retry import is_transient
 from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
 from nightlog.header.model import Site
@@ -50,7 +50,7 @@ from nightlog.header.normalize import normalize_header
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.header.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
-from nightlog.store.file_kinds import refusal, shown_path, unstorable_name
+from nightlog.states import IngestOutcome
 from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file
 
 __all__ = [
@@ -66,8 +66,7 @@ __all__ = [
 
 log = logging.getLogger("nightlog.ingest")
 
-OUTCOMES = ("added", "new-version", "moved", "duplicate", "unchanged", "quarantined",
-            "incomplete", "failed")
+OUTCOMES = tuple(IngestOutcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +117,7 @@ class IngestResult:
     """
 
     path: str
-    outcome: str
+    outcome: IngestOutcome
     frame: Frame | None = None
     reason: str | None = None
     transient: bool = False
@@ -142,58 +141,9 @@ class IngestSummary:
 
     def add(self, result: IngestResult) -> None:
         self.counts[result.outcome] += 1
-        if result.outcome in ("quarantined", "failed", "duplicate"):
+        if result.outcome in (IngestOutcome.QUARANTINED, IngestOutcome.FAILED,
+                              IngestOutcome.DUPLICATE):
             self.problems.append(result)
-
-
-def _matches(name: str, patterns: Sequence[str]) -> bool:
-    lower = name.lower()
-    return any(fnmatch.fnmatchcase(lower, p.lower()) for p in patterns)
-
-
-def discover(paths: Iterable[str | os.PathLike[str]], patterns: Sequence[str], *,
-             follow_symlinks: bool = False,
-             within: Sequence[str | os.PathLike[str]] | None = None) -> list[Path]:
-    """Files to ingest: given files as they are, folders searched recursively.
-
-    In folders, only names matching ``patterns`` (case-insensitive) are taken;
-    hidden files and partial writes (``.*``) are skipped, as are symbolic links to
-    folders, and (unless ``follow_symlinks``) symbolic links to files outside the
-    folder searched (or outside ``within``, the watched folders), each with a
-    warning saying why, as are names that are not UTF-8 (the catalogue could not
-    record them). A folder named like a file (``d.fits``) is searched as a
-    folder. FIFOs and devices are listed: reading refuses them with the reason.
-    The result is sorted and free of repeats.
-    """
-    found: set[Path] = set()
-    for raw in paths:
-        path = Path(os.path.abspath(raw))
-        if (why := unstorable_name(path)) is not None and not path.is_dir():
-            report_skipped(path, why)
-            continue
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in files:
-                    if name.startswith(".") or not _matches(name, patterns):
-                        continue
-                    candidate = Path(root) / name
-                    why = refusal(candidate, [path] if within is None else within,
-                                  follow_symlinks=follow_symlinks)
-                    if why is not None:
-                        report_skipped(candidate, why)
-                        continue
-                    found.add(candidate)
-        else:
-            found.add(path)
-    return sorted(found)
-
-
-def report_skipped(path: str | os.PathLike[str], why: str) -> None:
-    """Log that ``path`` was skipped and why (its name shown safely)."""
-    shown = shown_path(path)
-    log.warning("skipped %s: %s", shown, why,
-                extra={"event": "skipped", "path": shown, "reason": why})
 
 
 @dataclass(slots=True)
@@ -223,7 +173,7 @@ def _quarantine(session: Session, path: str, exc: NightlogError, *, size: int | 
                        sha256=sha256)
     if lookups is not None:
         lookups.quarantined.add(path)
-    return IngestResult(path, "quarantined", reason=reason)
+    return IngestResult(path, IngestOutcome.QUARANTINED, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,15 +241,15 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
     """Record in the catalogue what reading one file found (``known``: its latest row)."""
     spath = got.path
     if got.failed is not None:
-        return IngestResult(spath, "failed", reason=got.failed)
+        return IngestResult(spath, IngestOutcome.FAILED, reason=got.failed)
     if got.problem is not None:
         if isinstance(got.problem, IncompleteFileError) and not ctx.incomplete_is_error:
-            return IngestResult(spath, "incomplete", reason=str(got.problem))
+            return IngestResult(spath, IngestOutcome.INCOMPLETE, reason=str(got.problem))
         return _quarantine(session, spath, got.problem, size=got.size, sha256=None,
                            lookups=lookups)
     if got.raw is None:
         assert known is not None
-        return IngestResult(spath, "unchanged", frame=known)
+        return IngestResult(spath, IngestOutcome.UNCHANGED, frame=known)
     raw = got.raw
 
     existing = (lookups.by_sha.get(raw.sha256) if lookups is not None
@@ -307,7 +257,7 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
     if existing is not None:
         if existing.path == spath:
             existing.mtime = raw.mtime
-            return IngestResult(spath, "unchanged", frame=existing)
+            return IngestResult(spath, IngestOutcome.UNCHANGED, frame=existing)
         old = existing.path
         if existing.is_latest and os.path.exists(old) and _same_size(old, existing.size):
             # Not catalogued twice, but listed by 'nightlog quarantine' with the reason
@@ -317,12 +267,12 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
                                size=raw.size, sha256=raw.sha256)
             if lookups is not None:
                 lookups.quarantined.add(spath)
-            return IngestResult(spath, "duplicate", frame=existing, reason=reason)
+            return IngestResult(spath, IngestOutcome.DUPLICATE, frame=existing, reason=reason)
         cat_frames.move_frame(session, existing, spath, raw.mtime)
         _resolve(session, spath, lookups)
         if lookups is not None:
             lookups.by_path[spath] = existing
-        return IngestResult(spath, "moved", frame=existing, reason=f"was {old}")
+        return IngestResult(spath, IngestOutcome.MOVED, frame=existing, reason=f"was {old}")
 
     values = got.values if got.values is not None else raw.items()[1]
     try:
@@ -335,7 +285,7 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
     facts = cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
                                  mtime=raw.mtime, hdu=raw.hdu,
                                  header_json=got.header_json or raw.items()[0])
-    outcome = "new-version" if known is not None else "added"
+    outcome = IngestOutcome.NEW_VERSION if known is not None else IngestOutcome.ADDED
     frame = cat_frames.add_frame(session, facts, norm, software_version=ctx.software_version,
                                  previous=known, check_previous=lookups is None)
     _resolve(session, spath, lookups)
@@ -427,11 +377,12 @@ def _refused(make_session: sessionmaker[Session], path: str, exc: SQLAlchemyErro
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     reason = f"database error: {type(exc).__name__}: {lines[0][:200] if lines else ''}"
     if is_transient(exc):
-        return IngestResult(path, "failed", reason=reason, transient=True)
+        return IngestResult(path, IngestOutcome.FAILED, reason=reason, transient=True)
     reason = f"the catalogue refused its row: {reason.removeprefix('database error: ')}"
     try:
         with make_session() as session, session.begin():
             record_quarantined(session, path, reason=reason, error=type(exc).__name__)
     except SQLAlchemyError as again:
-        return IngestResult(path, "failed", reason=reason, transient=is_transient(again))
-    return IngestResult(path, "quarantined", reason=reason)
+        return IngestResult(path, IngestOutcome.FAILED, reason=reason,
+                            transient=is_transient(again))
+    return IngestResult(path, IngestOutcome.QUARANTINED, reason=reason)

@@ -58,6 +58,7 @@ from nightlog.daemon.heartbeat import Heartbeat, WatchStats
 from nightlog.daemon.live_work import LiveWork
 from nightlog.daemon.options import WatchOptions
 from nightlog.errors import StoreError
+from nightlog.states import IngestOutcome
 from nightlog.store.file_kinds import refusal
 from nightlog.store.folder_events import FolderEvents
 from nightlog.store.settle import SettleTracker
@@ -68,7 +69,7 @@ log = logging.getLogger("nightlog.watch")
 _T = TypeVar("_T")
 
 _CALIBRATION = ("bias", "dark", "flat")
-_NEW = ("added", "new-version", "moved")
+_NEW = (IngestOutcome.ADDED, IngestOutcome.NEW_VERSION, IngestOutcome.MOVED)
 
 
 class Watcher:
@@ -296,21 +297,21 @@ class Watcher:
     def _after_ingest(self, result: IngestResult) -> None:
         self.stats.counts[result.outcome] += 1
         extra = {"event": "ingest", "path": result.path, "outcome": result.outcome}
-        if result.outcome == "failed" and result.transient:
+        if result.outcome == IngestOutcome.FAILED and result.transient:
             self.tracker.touch(result.path, from_mtime=True)  # the catalogue will be back
             log.warning("will retry %s: %s", result.path, result.reason, extra=extra)
             return
-        if result.outcome not in ("incomplete", "failed"):
+        if result.outcome not in (IngestOutcome.INCOMPLETE, IngestOutcome.FAILED):
             try:
                 st = os.stat(result.path)
                 self._seen[result.path] = (st.st_size, st.st_mtime_ns)
             except OSError:
                 self._seen.pop(result.path, None)
-        if result.outcome == "incomplete":
+        if result.outcome == IngestOutcome.INCOMPLETE:
             self.tracker.hold(result.path)
             log.info("waiting for %s: %s", result.path, result.reason, extra=extra)
             return
-        if result.outcome in ("quarantined", "failed"):
+        if result.outcome in (IngestOutcome.QUARANTINED, IngestOutcome.FAILED):
             log.warning("%s %s: %s", result.outcome, result.path, result.reason,
                         extra={**extra, "reason": result.reason})
             return
