@@ -43,7 +43,7 @@ def test_status_follows_the_daemon(runner: CliRunner, tmp_path: Path) -> None:
             (d,) = _status(runner)["daemons"]  # type: ignore[misc]
             return bool(d["counts"].get("added") == 3)
 
-        _wait_for(_seen, 10, "the heartbeat to report three frames")
+        _wait_for(_seen, 30, "the heartbeat to report three frames")
         doc = _status(runner)
         assert doc["running"] is True
         (d,) = doc["daemons"]  # type: ignore[misc]
