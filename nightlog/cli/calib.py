@@ -19,10 +19,10 @@ from nightlog.calibration.trends import (
 )
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.history import HistoryFilter, master_history
+from nightlog.catalogue.listing import master_rows
 from nightlog.catalogue.masters import (
     MasterFilter,
     certify_master,
-    find_masters,
     get_master,
     inputs_of,
     products_using,
@@ -98,7 +98,7 @@ def list_cmd(
                         until=parse_date(until), filter=filter_,
                         quality=MasterQuality.BAD if bad else None, include_superseded=all_versions)
     with make_sessionmaker(engine)() as session:
-        rows = [master_record(m) for m in find_masters(session, crit)]
+        rows = master_rows(session, crit)
     emit(rows, ("id", "kind", "night", "version", "filter", "n_frames", "level", "noise",
                 "quality", "superseded_by"), fmt, title=f"{len(rows)} master(s)")
 
