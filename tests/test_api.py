@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,39 +16,12 @@ from astropy.table import Table
 from typer.testing import CliRunner
 
 import nightlog
-from nightlog.catalogue.engine import create_engine
-from nightlog.catalogue.schema import upgrade
 from nightlog.cli.app import app
-from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
-from nightlog.coordinator.night import finish_night
 from nightlog.errors import CatalogueError, NotFoundError
-from nightlog.settings import Settings, load_settings
+from nightlog.settings import Settings
+from tests.factories import reduced_night
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _reduced_night(folder: Path, raw: Path, url: str | None = None) -> Settings:
-    """``raw`` copied into ``folder``, ingested, its masters built and science reduced."""
-    shutil.copytree(raw, folder / "raw")
-    env = {} if url is None else {"NIGHTLOG_DATABASE_URL": url}
-    settings = load_settings(env=env, cwd=folder)
-    engine = create_engine(settings.database_url)
-    try:
-        upgrade(engine)
-        run_ingest(engine, discover([folder / "raw"], settings.ingest.patterns),
-                   IngestContext.from_settings(settings))
-        finish_night(engine, JobContext.from_settings(settings), workers=1, local=True)
-    finally:
-        engine.dispose()
-    return settings
-
-
-@pytest.fixture
-def reduced(catalogue_url: str, lfc_night: Path, tmp_path: Path) -> Settings:
-    """A reduced LFC night in ``tmp_path / 'night'`` (both backends)."""
-    url = None if catalogue_url.startswith("sqlite") else catalogue_url
-    return _reduced_night(tmp_path / "night", lfc_night, url)
 
 
 def test_import_nightlog_is_cheap() -> None:
@@ -148,7 +120,7 @@ def test_the_archive_owns_its_engine_and_writes_nothing(tmp_path: Path, lfc_nigh
     with pytest.raises(CatalogueError, match="no catalogue"):
         nightlog.Archive(tmp_path)
     assert not (tmp_path / "nightlog.sqlite").exists()  # never created by looking
-    settings = _reduced_night(tmp_path / "night", lfc_night)
+    settings = reduced_night(tmp_path / "night", lfc_night)
     database = settings.archive_root / "nightlog.sqlite"
     archive = nightlog.Archive(settings.archive_root)  # the folder, no nightlog.toml
     before = database.stat().st_mtime_ns
@@ -167,7 +139,7 @@ def _python_blocks(page: Path) -> list[str]:
 def test_the_api_page_runs(tmp_path: Path, lfc_night: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Every python block of docs/api.md, in order, on a reduced night in ./nightlog-demo."""
-    _reduced_night(tmp_path / "nightlog-demo", lfc_night)
+    reduced_night(tmp_path / "nightlog-demo", lfc_night)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
     monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)

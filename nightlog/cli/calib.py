@@ -33,12 +33,21 @@ from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.external_master import add_external_master
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.states import BuildStatus, MasterQuality
 
 app = typer.Typer(help="Build, list, inspect, mark and certify master calibrations.",
                   no_args_is_help=True)
+
+
+class MasterKind(enum.StrEnum):
+    """Kinds of master calibration."""
+
+    bias = "bias"
+    dark = "dark"
+    flat = "flat"
 
 
 @app.command("build")
@@ -132,6 +141,42 @@ def show_cmd(
          title="inputs", console=console)
 
 
+@app.command("add")
+def add_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The master file (FITS, BUNIT its unit).",
+                                         exists=True, dir_okay=False)],
+    like: Annotated[str, typer.Option(
+        "--like", metavar="FRAME", help="A catalogued frame (id or path) of the set-up the "
+        "master calibrates: one of its inputs, or a frame it is meant for.")],
+    kind: Annotated[MasterKind | None, typer.Option(
+        help="Kind of master (default: the file's NLKIND or frame-type keyword).",
+        case_sensitive=False)] = None,
+    night: Annotated[str | None, typer.Option(
+        help="Night it belongs to (YYYY-MM-DD; default: the frame's).")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
+        OutputFormat.table,
+) -> None:
+    """Register a master made elsewhere (ccdproc, IRAF, ...): checked for kind, set-up,
+    unit and shape against a frame, recorded as external with its SHA-256, and matched
+    like any master; the group's previous version for the night is superseded."""
+    state = state_of(ctx)
+    engine = state.engine(must_exist=True)
+    jobs = JobContext.from_settings(state.settings)
+    with make_sessionmaker(engine)() as session, session.begin():
+        added = add_external_master(session, jobs, file, like,
+                                    kind=None if kind is None else kind.value,
+                                    night=parse_date(night))
+    row = added.as_dict()
+    if fmt is not OutputFormat.table:
+        emit([row], list(row), fmt)
+        return
+    typer.echo(printable(f"master {added.id} added: external {added.kind} ({added.unit}), "
+                         f"night {added.night.isoformat()}, v{added.version}"
+                         + (f", supersedes master {added.superseded}" if added.superseded
+                            else "")))
+
+
 @app.command("mark-bad")
 def mark_bad_cmd(
     ctx: typer.Context,
@@ -196,14 +241,6 @@ def certify_cmd(
     with make_sessionmaker(engine)() as session, session.begin():
         certify_master(session, get_master(session, master_id), start, end)
     typer.echo(f"master {master_id} certified from {start.isoformat()} to {end.isoformat()}")
-
-
-class MasterKind(enum.StrEnum):
-    """Kinds of master calibration."""
-
-    bias = "bias"
-    dark = "dark"
-    flat = "flat"
 
 
 def history_row(p: TrendPoint) -> dict[str, Any]:
