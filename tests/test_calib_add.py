@@ -137,6 +137,31 @@ def test_masters_that_do_not_fit_are_refused(reduced: Settings, runner: CliRunne
         assert len(archive.masters(all_versions=True)) == before  # nothing recorded
 
 
+def test_without_like_the_one_set_up_of_its_instrument_and_shape_is_taken(
+        reduced: Settings, runner: CliRunner, tmp_path: Path) -> None:
+    cfg = _config(reduced)
+    with nightlog.Archive(cfg) as archive:
+        flat = archive.master(int(archive.masters(kind="flat", filter="i'")["id"][0])).ccd()
+        frames = archive.frames(kind="science", filter="i'")
+    path = _write(tmp_path / "flat_i.fits", flat.data, u.dimensionless_unscaled,
+                  IMAGETYP="FLAT", FILTER="i'", INSTRUME=flat.header["INSTRUME"],
+                  OVERSCAN=flat.header["OVERSCAN"])
+    code, out = _add(runner, cfg, str(path), "--format", "json")
+    assert code == 0, out
+    (added,) = json.loads(out)
+    with nightlog.Archive(cfg) as archive:
+        chosen = {m["kind"]: m["chosen"] for m in archive.match(int(frames["id"][0])).matches}
+    assert chosen["flat"] == added["id"]
+    nameless = _write(tmp_path / "nameless.fits", flat.data, u.dimensionless_unscaled,
+                      IMAGETYP="FLAT", FILTER="i'")
+    code, out = _add(runner, cfg, str(nameless))
+    assert code == ConfigurationError.exit_code and "--like" in out
+    other = _write(tmp_path / "other.fits", flat.data[:-1], u.dimensionless_unscaled,
+                   IMAGETYP="FLAT", FILTER="i'", INSTRUME=flat.header["INSTRUME"])
+    code, out = _add(runner, cfg, str(other))
+    assert code == ConfigurationError.exit_code and "0 set-ups" in out
+
+
 def test_a_master_of_another_shape_is_refused(reduced: Settings, runner: CliRunner,
                                               tmp_path: Path) -> None:
     cfg = _config(reduced)

@@ -146,9 +146,11 @@ def add_cmd(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The master file (FITS, BUNIT its unit).",
                                          exists=True, dir_okay=False)],
-    like: Annotated[str, typer.Option(
+    like: Annotated[str | None, typer.Option(
         "--like", metavar="FRAME", help="A catalogued frame (id or path) of the set-up the "
-        "master calibrates: one of its inputs, or a frame it is meant for.")],
+        "master calibrates: one of its inputs, or a frame it is meant for (default: the "
+        "one set-up of the header's INSTRUME and FILTER with the master's shape).",
+        show_default=False)] = None,
     kind: Annotated[MasterKind | None, typer.Option(
         help="Kind of master (default: the file's NLKIND or frame-type keyword).",
         case_sensitive=False)] = None,

@@ -4,7 +4,8 @@ trusted.
 A master built by another pipeline (ccdproc, IRAF, a colleague's script) joins the
 catalogue as its group's newest version for a night, so that matching treats it as
 any master. Before that it is checked against a catalogued frame of the set-up it
-calibrates (``like``):
+calibrates (``like``; by default the newest frame of the one set-up of the header's
+instrument, and for a flat its filter, whose data area has the master's shape):
 
 - **kind**: the one given, or the file's ``NLKIND`` or frame-type keyword, read
   with the frame's instrument profile; the two must agree;
@@ -39,7 +40,7 @@ from astropy.io import fits
 from sqlalchemy.orm import Session
 
 from nightlog.calibration.grouping import group_of
-from nightlog.catalogue.frames import find_frame
+from nightlog.catalogue.frames import find_frame, newest_per_setup
 from nightlog.catalogue.masters import NewMaster, add_master, latest_version
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.context import JobContext
@@ -170,8 +171,26 @@ def _obs_time(header: fits.Header, frame: Frame) -> dt.datetime:
     return frame.obs_time
 
 
+def _frame_like(session: Session, ctx: JobContext, header: fits.Header,
+                shape: tuple[int, ...], kind: str | None, where: str) -> Frame:
+    """The frame of the one set-up the header's instrument (and filter) and the shape
+    point at; refused when none or several do."""
+    instrument = header.get("INSTRUME")
+    if not isinstance(instrument, str) or not instrument.strip():
+        raise _refuse(where, "its header names no instrument (INSTRUME): give --like FRAME")
+    stated = kind or str(header.get("NLKIND") or header.get("IMAGETYP") or "")
+    filt = header.get("FILTER") if "flat" in stated.lower() else None
+    found = [f for f in newest_per_setup(session, instrument.strip(),
+                                         filter=filt.strip() if isinstance(filt, str) else None)
+             if _trimmed_shape(ctx, f) == shape]
+    if len(found) != 1:
+        raise _refuse(where, f"{len(found)} set-ups of {instrument.strip()!r} have its shape "
+                             f"{'x'.join(map(str, shape))}: give --like FRAME")
+    return found[0]
+
+
 def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLike[str],
-                        like: str, *, kind: str | None = None, night: dt.date | None = None,
+                        like: str | None = None, *, kind: str | None = None, night: dt.date | None = None,
                         software_version: str | None = None) -> AddedMaster:
     """Check the master file at ``path`` and add it to the catalogue (no commit).
 
@@ -183,9 +202,10 @@ def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLi
         Profiles and archive layout.
     path : str or path-like
         The master file (FITS; primary HDU the image, ``BUNIT`` its unit).
-    like : str
+    like : str, optional
         A catalogued frame (id or path) of the set-up the master calibrates: one of
-        its inputs, or a frame it is meant for.
+        its inputs, or a frame it is meant for. Default: the newest frame of the one
+        set-up of the header's ``INSTRUME`` (and ``FILTER``) with the master's shape.
     kind : str, optional
         ``bias``, ``dark`` or ``flat`` (default: from the header).
     night : datetime.date, optional
@@ -207,13 +227,15 @@ def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLi
     UnreadableFileError
         The file cannot be read as an image.
     NotFoundError
-        ``like`` names no frame.
+        ``like`` names no frame. Without ``like``: ``ConfigurationError`` when no
+        set-up, or several, fit the header and shape.
     """
     where = str(Path(path).resolve())
-    frame = find_frame(session, like)
-    profile = ctx.profile_of(frame)
     ccd = read_product(where).ccd
     header = ccd.header
+    frame = (_frame_like(session, ctx, header, ccd.shape, kind, where) if like is None
+             else find_frame(session, like))
+    profile = ctx.profile_of(frame)
     kind = _kind_of(header, kind, profile, where)
     _check_setup(header, kind, frame, profile, where)
     expected = _trimmed_shape(ctx, frame)
