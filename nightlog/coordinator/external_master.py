@@ -190,8 +190,9 @@ def _frame_like(session: Session, ctx: JobContext, header: fits.Header,
 
 
 def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLike[str],
-                        like: str | None = None, *, kind: str | None = None, night: dt.date | None = None,
-                        software_version: str | None = None) -> AddedMaster:
+                        like: str | None = None, *, kind: str | None = None,
+                        night: dt.date | None = None, software_version: str | None = None
+                        ) -> AddedMaster:
     """Check the master file at ``path`` and add it to the catalogue (no commit).
 
     Parameters
