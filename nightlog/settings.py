@@ -28,6 +28,7 @@ from nightlog.database_url import normalise_database_url
 from nightlog.errors import ConfigurationError
 from nightlog.header.model import Site
 from nightlog.redaction import redact_url
+from nightlog.settings_keys import SECTION_KEYS, TOP_SECTIONS, refuse_unknown
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -36,13 +37,11 @@ __all__ = [
     "Settings",
     "WatchSettings",
     "load_settings",
+    "read_config",
 ]
 
 CONFIG_FILENAME = "nightlog.toml"
 DEFAULT_DB_FILENAME = "nightlog.sqlite"
-
-_TOP_KEYS = {"archive", "database", "site", "watch", "instruments", "ingest", "reduction",
-             "calibration"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +200,7 @@ _WATCH_BOOLS = ("quicklook", "polling")
 
 
 def _watch_from(table: Mapping[str, Any]) -> WatchSettings:
-    unknown = set(table) - set(_WATCH_SECONDS) - set(_WATCH_BOOLS) - {"directories"}
-    if unknown:
-        raise ConfigurationError(f"[watch]: unknown key(s) {', '.join(sorted(unknown))}")
+    refuse_unknown(table, SECTION_KEYS["watch"], "[watch]")
     values: dict[str, Any] = {}
     for key, (low, high) in _WATCH_SECONDS.items():
         if key in table:
@@ -227,9 +224,7 @@ def _watch_from(table: Mapping[str, Any]) -> WatchSettings:
 
 
 def _database_from(table: Mapping[str, Any]) -> DatabaseSettings:
-    unknown = set(table) - {"url", "busy_timeout_seconds", "retries"}
-    if unknown:
-        raise ConfigurationError(f"[database]: unknown key(s) {', '.join(sorted(unknown))}")
+    refuse_unknown(table, SECTION_KEYS["database"], "[database]")
     values: dict[str, Any] = {}
     if "busy_timeout_seconds" in table:
         value = table["busy_timeout_seconds"]
@@ -248,9 +243,7 @@ def _database_from(table: Mapping[str, Any]) -> DatabaseSettings:
 
 
 def _ingest_from(table: Mapping[str, Any]) -> IngestSettings:
-    unknown = set(table) - {"patterns", "default_profile", "follow_symlinks", "max_data_size"}
-    if unknown:
-        raise ConfigurationError(f"[ingest]: unknown key(s) {', '.join(sorted(unknown))}")
+    refuse_unknown(table, SECTION_KEYS["ingest"], "[ingest]")
     values: dict[str, Any] = {}
     if "patterns" in table:
         pats = table["patterns"]
@@ -272,9 +265,7 @@ _SCHEDULER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss:/
 
 
 def _reduction_from(table: Mapping[str, Any]) -> ReductionSettings:
-    unknown = set(table) - {"memory_limit", "workers", "scheduler", "retries", "morning_at"}
-    if unknown:
-        raise ConfigurationError(f"[reduction]: unknown key(s) {', '.join(sorted(unknown))}")
+    refuse_unknown(table, SECTION_KEYS["reduction"], "[reduction]")
     values: dict[str, Any] = {}
     if "memory_limit" in table:
         values["memory_limit_bytes"] = _parse_size(table["memory_limit"],
@@ -305,6 +296,41 @@ def _reduction_from(table: Mapping[str, Any]) -> ReductionSettings:
     return ReductionSettings(**values)
 
 
+def read_config(config_path: Path | None = None, *, env: Mapping[str, str] | None = None,
+                cwd: Path | None = None) -> tuple[Path | None, dict[str, Any]]:
+    """The configuration file that applies, and its tables as read (not validated
+    beyond the names of its sections).
+
+    Parameters
+    ----------
+    config_path, env, cwd
+        As for :func:`load_settings`.
+
+    Returns
+    -------
+    tuple
+        The file (``None`` when none applies) and its TOML tables (empty without).
+
+    Raises
+    ------
+    ConfigurationError
+        The file is missing, unreadable, not valid TOML or names an unknown section.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    path = _find_config(config_path, env, cwd)
+    if path is None:
+        return None, {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
+    refuse_unknown(data, TOP_SECTIONS, str(path), noun="section")
+    return path, data
+
+
 def load_settings(
     config_path: Path | None = None,
     *,
@@ -330,25 +356,11 @@ def load_settings(
     """
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
-    path = _find_config(config_path, env, cwd)
-    data: dict[str, Any] = {}
-    base = cwd
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"cannot read {path}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
-        base = path.resolve().parent
-        unknown = set(data) - _TOP_KEYS
-        if unknown:
-            raise ConfigurationError(
-                f"{path}: unknown section(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(_TOP_KEYS))}"
-            )
+    path, data = read_config(config_path, env=env, cwd=cwd)
+    base = cwd if path is None else path.resolve().parent
 
     archive_table = _table(data, "archive")
+    refuse_unknown(archive_table, SECTION_KEYS["archive"], "[archive]")
     root = Path(str(archive_table.get("root", ".")))
     archive_root = (root if root.is_absolute() else base / root).resolve()
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from nightlog.catalogue.engine import create_engine
 from nightlog.coordinator.context import JobContext
+from nightlog.settings import Settings
 
 PG_ENV = "NIGHTLOG_TEST_POSTGRES_URL"
 
@@ -102,6 +103,16 @@ def archive(catalogue_engine: Engine, lfc_night: Path, tmp_path: Path
                          IngestContext.from_settings(settings))
     assert summary.counts["added"] > 0
     return catalogue_engine, JobContext.from_settings(settings)
+
+
+@pytest.fixture
+def reduced(catalogue_url: str, lfc_night: Path, tmp_path: Path) -> Settings:
+    """The LFC night reduced (masters built, science frames reduced) in an archive in
+    ``tmp_path / 'night'``; its settings (both backends)."""
+    from tests.factories import reduced_night
+
+    url = None if catalogue_url.startswith("sqlite") else catalogue_url
+    return reduced_night(tmp_path / "night", lfc_night, url)
 
 
 @pytest.fixture

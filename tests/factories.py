@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, QuarantinedFile
+from nightlog.settings import Settings
 
 GOOD_CARDS: dict[str, object] = {
     "INSTRUME": "TESTCAM",
@@ -117,3 +118,30 @@ def quarantined_by_name(engine: Engine) -> dict[str, QuarantinedFile]:
     """The quarantine entries, by file name."""
     with make_sessionmaker(engine)() as s:
         return {Path(q.path).name: q for q in s.scalars(select(QuarantinedFile))}
+
+
+def reduced_night(folder: Path, raw: Path, url: str | None = None) -> Settings:
+    """``raw`` copied into ``folder / 'raw'``, ingested, its masters built and its science
+    frames reduced; the settings of the archive in ``folder`` (its SQLite catalogue, or
+    the database ``url``)."""
+    import shutil
+
+    from nightlog.catalogue.engine import create_engine
+    from nightlog.catalogue.schema import upgrade
+    from nightlog.coordinator.context import JobContext
+    from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
+    from nightlog.coordinator.night import finish_night
+    from nightlog.settings import load_settings
+
+    shutil.copytree(raw, folder / "raw")
+    env = {} if url is None else {"NIGHTLOG_DATABASE_URL": url}
+    settings = load_settings(env=env, cwd=folder)
+    engine = create_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        run_ingest(engine, discover([folder / "raw"], settings.ingest.patterns),
+                   IngestContext.from_settings(settings))
+        finish_night(engine, JobContext.from_settings(settings), workers=1, local=True)
+    finally:
+        engine.dispose()
+    return settings

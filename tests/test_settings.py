@@ -144,3 +144,51 @@ def test_a_site_table_means_the_same_in_the_settings_and_in_a_profile(tmp_path: 
     assert settings.site == palomar
     assert ProfileRegistry.from_settings(settings.instruments).get("cam").site == palomar
     assert palomar.has_place and not Site(name="nowhere", latitude_deg=10.0).has_place
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "typo", "suggestion"),
+    [
+        ("[archive]\nroots = 'a'\n", "[archive]", "roots", "root"),
+        ("[database]\nurll = 'sqlite:///a'\n", "[database]", "urll", "url"),
+        ("[site]\ntimezon = 'UTC'\n", "site", "timezon", "timezone"),
+        ("[watch]\nsettle_second = 1\n", "[watch]", "settle_second", "settle_seconds"),
+        ("[ingest]\npattern = ['*.fits']\n", "[ingest]", "pattern", "patterns"),
+        ("[reduction]\nworker = 2\n", "[reduction]", "worker", "workers"),
+        ("[calibration]\nvalidity_day = 3\n", "[calibration]", "validity_day",
+         "validity_days"),
+        ("[calibration.checks]\nflat_min = 5\n", "[calibration.checks]", "flat_min",
+         "flat_min_level"),
+        ("[calibration.validity_days]\nflats = 3\n", "calibration.validity_days", "flats",
+         "flat"),
+        ("[calibration.on_missing]\nbais = 'stop'\n", "calibration.on_missing", "bais",
+         "bias"),
+        ("[reductions]\nworkers = 2\n", "n.toml", "reductions", "reduction"),
+    ],
+)
+def test_every_section_refuses_unknown_keys_with_a_suggestion(
+        tmp_path: Path, text: str, where: str, typo: str, suggestion: str) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(cfg, env={}, cwd=tmp_path)
+    message = str(info.value)
+    assert message.startswith(where if where != "n.toml" else str(cfg))
+    assert ("unknown section" if where == "n.toml" else "unknown") in message
+    assert repr(typo) in message and f"did you mean {suggestion!r}?" in message
+
+
+def test_an_instrument_profile_refuses_unknown_keys_with_a_suggestion() -> None:
+    from nightlog.errors import ProfileError
+    from nightlog.header.profiles import ProfileRegistry
+
+    with pytest.raises(ProfileError, match="did you mean 'filter_keywords'"):
+        ProfileRegistry.from_settings({"mine": {"filter_keyword": ["FILTER"]}})
+
+
+def test_a_key_far_from_any_gets_the_known_list_only(tmp_path: Path) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text("[archive]\ncompletely_different = 1\n")
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(cfg, env={}, cwd=tmp_path)
+    assert "did you mean" not in str(info.value) and "known: root" in str(info.value)

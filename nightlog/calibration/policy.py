@@ -8,13 +8,14 @@ profile; everything here is per installation (``[calibration]`` in nightlog.toml
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
 from nightlog.errors import ConfigurationError
+from nightlog.settings_keys import SECTION_KEYS, refuse_unknown
 
-__all__ = ["CALIBRATION_KINDS", "CalibrationPolicy", "InputChecks", "policy_from_table"]
+__all__ = ["CALIBRATION_KINDS", "CHECK_NAMES", "CalibrationPolicy", "InputChecks", "policy_from_table"]
 
 CALIBRATION_KINDS = ("bias", "dark", "flat")
 OnMissing = Literal["stop", "skip"]
@@ -53,6 +54,10 @@ class InputChecks:
     bias_noise_factor: float = 1.5
 
 
+#: The keys of ``[calibration.checks]``.
+CHECK_NAMES: tuple[str, ...] = tuple(f.name for f in fields(InputChecks))
+
+
 @dataclass(frozen=True, slots=True)
 class CalibrationPolicy:
     """How masters are chosen and trusted.
@@ -84,9 +89,7 @@ def _per_kind(table: Any, key: str, cast: Any, default: Mapping[str, Any]) -> di
     if not isinstance(table, Mapping):
         raise ConfigurationError(f"calibration.{key} must be a table like "
                                  "{ bias = ..., dark = ..., flat = ... }")
-    unknown = set(table) - set(CALIBRATION_KINDS)
-    if unknown:
-        raise ConfigurationError(f"calibration.{key}: unknown kind(s) {sorted(unknown)}")
+    refuse_unknown(table, CALIBRATION_KINDS, f"calibration.{key}", noun="kind")
     out = dict(default)
     for kind, value in table.items():
         out[kind] = cast(kind, value)
@@ -109,11 +112,7 @@ def _missing(kind: str, value: Any) -> OnMissing:
 
 def policy_from_table(table: Mapping[str, Any]) -> CalibrationPolicy:
     """Build the policy from the ``[calibration]`` table (unknown keys refused)."""
-    known = {"validity_days", "on_missing", "dark_exptime_tolerance", "checks"}
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigurationError(f"[calibration]: unknown key(s) {sorted(unknown)}; "
-                                 f"known: {sorted(known)}")
+    refuse_unknown(table, SECTION_KEYS["calibration"], "[calibration]")
     tol = table.get("dark_exptime_tolerance", 0.05)
     if not isinstance(tol, int | float) or isinstance(tol, bool) or not 0 <= tol < 1:
         raise ConfigurationError("calibration.dark_exptime_tolerance must be a fraction in "
@@ -121,11 +120,9 @@ def policy_from_table(table: Mapping[str, Any]) -> CalibrationPolicy:
     checks_table = table.get("checks", {})
     if not isinstance(checks_table, Mapping):
         raise ConfigurationError("[calibration.checks] must be a table")
-    defaults = InputChecks()
+    refuse_unknown(checks_table, CHECK_NAMES, "[calibration.checks]")
     values: dict[str, float] = {}
     for key, value in checks_table.items():
-        if not hasattr(defaults, key):
-            raise ConfigurationError(f"[calibration.checks]: unknown key {key!r}")
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             raise ConfigurationError(f"calibration.checks.{key} must be a non-negative number")
         values[key] = float(value)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame
@@ -27,6 +27,7 @@ __all__ = [
     "latest_by_path",
     "latest_by_paths",
     "move_frame",
+    "newest_per_setup",
     "science_frame_ids",
 ]
 
@@ -181,6 +182,24 @@ def move_frame(session: Session, frame: Frame, new_path: str, mtime: dt.datetime
     frame.path_version = version
     frame.is_latest = True
     frame.mtime = mtime
+
+
+def newest_per_setup(session: Session, instrument: str, *, filter: str | None = None
+                     ) -> list[Frame]:
+    """The newest usable frame of each set-up of ``instrument`` (through ``filter``, if
+    given), newest first: one frame per set-up a master of the instrument may calibrate.
+    """
+    stmt = (select(func.max(Frame.id)).where(Frame.instrument == instrument,
+                                             Frame.is_latest.is_(True),
+                                             Frame.status == FrameStatus.OK)
+            .group_by(Frame.setup_key))
+    if filter is not None:
+        stmt = stmt.where(Frame.filter == filter)
+    ids = list(session.scalars(stmt))
+    if not ids:
+        return []
+    return list(session.scalars(select(Frame).where(Frame.id.in_(ids))
+                                .order_by(Frame.obs_time.desc(), Frame.id.desc())))
 
 
 def science_frame_ids(session: Session, *, night: dt.date | None = None,

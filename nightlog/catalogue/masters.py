@@ -26,6 +26,8 @@ __all__ = [
     "find_masters",
     "get_master",
     "inputs_of",
+    "is_external",
+    "latest_built_version",
     "latest_version",
     "master_at_path",
     "products_using",
@@ -166,6 +168,19 @@ def latest_version(session: Session, group_key: str, night: dt.date) -> Master |
         select(Master).where(Master.group_key == group_key, Master.night == night)
         .order_by(Master.version.desc()).limit(1)
     ).one_or_none()
+
+
+def is_external(master: Master) -> bool:
+    """Whether ``master`` was made elsewhere and registered (``nightlog calib add``)."""
+    return bool((master.parameters or {}).get("external"))
+
+
+def latest_built_version(session: Session, group_key: str, night: dt.date) -> Master | None:
+    """Newest master of a group built by nightlog for ``night`` (external ones skipped)."""
+    versions = session.scalars(
+        select(Master).where(Master.group_key == group_key, Master.night == night)
+        .order_by(Master.version.desc()))
+    return next((m for m in versions if not is_external(m)), None)
 
 
 def inputs_of(session: Session, master: Master) -> list[tuple[MasterInput, Frame]]:

@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from nightlog import __version__
 from nightlog.cli import (
     calib,
+    config,
     db,
     demo,
     frames,
@@ -96,6 +97,7 @@ def root(
 
 app.add_typer(db.app, name="db")
 app.add_typer(calib.app, name="calib")
+app.add_typer(config.app, name="config")
 app.add_typer(match.app)
 app.add_typer(reduce.app)
 app.add_typer(report.app)

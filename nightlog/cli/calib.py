@@ -19,10 +19,10 @@ from nightlog.calibration.trends import (
 )
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.history import HistoryFilter, master_history
+from nightlog.catalogue.listing import master_rows
 from nightlog.catalogue.masters import (
     MasterFilter,
     certify_master,
-    find_masters,
     get_master,
     inputs_of,
     products_using,
@@ -33,12 +33,21 @@ from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.external_master import add_external_master
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.states import BuildStatus, MasterQuality
 
 app = typer.Typer(help="Build, list, inspect, mark and certify master calibrations.",
                   no_args_is_help=True)
+
+
+class MasterKind(enum.StrEnum):
+    """Kinds of master calibration."""
+
+    bias = "bias"
+    dark = "dark"
+    flat = "flat"
 
 
 @app.command("build")
@@ -98,7 +107,7 @@ def list_cmd(
                         until=parse_date(until), filter=filter_,
                         quality=MasterQuality.BAD if bad else None, include_superseded=all_versions)
     with make_sessionmaker(engine)() as session:
-        rows = [master_record(m) for m in find_masters(session, crit)]
+        rows = master_rows(session, crit)
     emit(rows, ("id", "kind", "night", "version", "filter", "n_frames", "level", "noise",
                 "quality", "superseded_by"), fmt, title=f"{len(rows)} master(s)")
 
@@ -130,6 +139,44 @@ def show_cmd(
     console.print(table)
     emit(inputs, ("frame_id", "obs_time", "used", "reason", "path"), OutputFormat.table,
          title="inputs", console=console)
+
+
+@app.command("add")
+def add_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The master file (FITS, BUNIT its unit).",
+                                         exists=True, dir_okay=False)],
+    like: Annotated[str | None, typer.Option(
+        "--like", metavar="FRAME", help="A catalogued frame (id or path) of the set-up the "
+        "master calibrates: one of its inputs, or a frame it is meant for (default: the "
+        "one set-up of the header's INSTRUME and FILTER with the master's shape).",
+        show_default=False)] = None,
+    kind: Annotated[MasterKind | None, typer.Option(
+        help="Kind of master (default: the file's NLKIND or frame-type keyword).",
+        case_sensitive=False)] = None,
+    night: Annotated[str | None, typer.Option(
+        help="Night it belongs to (YYYY-MM-DD; default: the frame's).")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
+        OutputFormat.table,
+) -> None:
+    """Register a master made elsewhere (ccdproc, IRAF, ...): checked for kind, set-up,
+    unit and shape against a frame, recorded as external with its SHA-256, and matched
+    like any master; the group's previous version for the night is superseded."""
+    state = state_of(ctx)
+    engine = state.engine(must_exist=True)
+    jobs = JobContext.from_settings(state.settings)
+    with make_sessionmaker(engine)() as session, session.begin():
+        added = add_external_master(session, jobs, file, like,
+                                    kind=None if kind is None else kind.value,
+                                    night=parse_date(night))
+    row = added.as_dict()
+    if fmt is not OutputFormat.table:
+        emit([row], list(row), fmt)
+        return
+    typer.echo(printable(f"master {added.id} added: external {added.kind} ({added.unit}), "
+                         f"night {added.night.isoformat()}, v{added.version}"
+                         + (f", supersedes master {added.superseded}" if added.superseded
+                            else "")))
 
 
 @app.command("mark-bad")
@@ -196,14 +243,6 @@ def certify_cmd(
     with make_sessionmaker(engine)() as session, session.begin():
         certify_master(session, get_master(session, master_id), start, end)
     typer.echo(f"master {master_id} certified from {start.isoformat()} to {end.isoformat()}")
-
-
-class MasterKind(enum.StrEnum):
-    """Kinds of master calibration."""
-
-    bias = "bias"
-    dark = "dark"
-    flat = "flat"
 
 
 def history_row(p: TrendPoint) -> dict[str, Any]:

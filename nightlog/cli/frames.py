@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.queries import FrameFilter, find_frames
-from nightlog.catalogue.records import frame_record
+from nightlog.catalogue.listing import frame_rows
+from nightlog.catalogue.queries import FrameFilter
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit
 from nightlog.cli.state import state_of
@@ -48,5 +48,5 @@ def frames_cmd(
                        include_old_versions=all_versions, limit=limit)
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
-        rows = [frame_record(f) for f in find_frames(session, crit)]
+        rows = frame_rows(session, crit)
     emit(rows, TABLE_COLUMNS, fmt, title=f"{len(rows)} frame(s)")

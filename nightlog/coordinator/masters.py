@@ -37,7 +37,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nightlog.calibration.grouping import GroupSpec, group_of
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.masters import inputs_of, latest_version
+from nightlog.catalogue.masters import (
+    inputs_of,
+    is_external,
+    latest_built_version,
+    latest_version,
+)
 from nightlog.catalogue.models import Frame, MasterInput
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.executors import FrameExecutor, open_executor
@@ -101,7 +106,12 @@ def find_due(session: Session, ctx: JobContext, *, night: dt.date | None = None
             previous = latest_version(session, spec.key, n)
             ids = tuple(f.id for f in members)
             if previous is not None:
-                before = {mi.frame_id for mi, _ in inputs_of(session, previous)}
+                # An external master (calib add) stands until the group's frames
+                # differ from those of the newest master nightlog built of them.
+                built = (latest_built_version(session, spec.key, n) if is_external(previous)
+                         else previous)
+                before = (set() if built is None
+                          else {mi.frame_id for mi, _ in inputs_of(session, built)})
                 if before == set(ids):
                     continue
             due.append(DueGroup(spec, n, ids, None if previous is None else previous.id))

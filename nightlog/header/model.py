@@ -9,7 +9,6 @@ through :meth:`Site.from_table` alone.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nightlog.errors import ConfigurationError
+from nightlog.settings_keys import refuse_unknown
 
 __all__ = ["FRAME_KINDS", "FrameKind", "NormalizedHeader", "Site"]
 
@@ -81,12 +81,7 @@ class Site:
             raise ConfigurationError(
                 f"{where} must be a table such as {{ longitude = -116.86, timezone = "
                 f"\"America/Los_Angeles\" }}, not {type(table).__name__}")
-        for key in table:
-            if key not in _SITE_KEYS:
-                near = difflib.get_close_matches(str(key), _SITE_KEYS, n=1)
-                hint = f"did you mean {near[0]!r}? " if near else ""
-                raise ConfigurationError(f"{where}: unknown key {key!r}; {hint}"
-                                         f"known: {', '.join(_SITE_KEYS)}")
+        refuse_unknown(table, _SITE_KEYS, where)
         numbers = {key: _site_number(table[key], f"{where}.{key}", *_SITE_RANGES[key])
                    for key in _SITE_RANGES if table.get(key) is not None}
         timezone = table.get("timezone")

@@ -33,6 +33,7 @@ from nightlog.header.profiles.model import (
     MatchRule,
 )
 from nightlog.sections import parse_section
+from nightlog.settings_keys import refuse_unknown
 
 __all__ = ["KNOWN_KEYS", "merge_tables", "profile_from_table", "resolve_tables"]
 
@@ -298,10 +299,7 @@ def profile_from_table(name: str, table: Mapping[str, Any]) -> InstrumentProfile
     """
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ProfileError(f"instrument profile name {name!r}: use letters, digits, '_', '-', '.'")
-    unknown = sorted(set(table) - set(KNOWN_KEYS))
-    if unknown:
-        raise ProfileError(f"instrument profile {name!r}: unknown key(s) {', '.join(unknown)}; "
-                           f"known keys: {', '.join(KNOWN_KEYS)}")
+    refuse_unknown(table, KNOWN_KEYS, f"instrument profile {name!r}", error=ProfileError)
     values: dict[str, Any] = {"name": name, "match": _match_rules(name, table)}
     for key, value in table.items():
         if key in ("match", "match_regex"):

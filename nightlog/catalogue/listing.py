@@ -1,0 +1,141 @@
+"""The catalogue's listings as plain records: what ``nightlog frames``, ``calib list``
+and the Python API's :class:`~nightlog.archive.Archive` show, from one query each.
+
+Functions take the caller's session and only read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nightlog.catalogue.masters import MasterFilter, find_masters
+from nightlog.catalogue.models import Frame, Product
+from nightlog.catalogue.queries import FrameFilter, find_frames
+from nightlog.catalogue.records import frame_record, master_record
+from nightlog.states import ProductStatus
+
+__all__ = [
+    "ProductFilter",
+    "frame_rows",
+    "master_rows",
+    "product_record",
+    "product_rows",
+]
+
+
+def frame_rows(session: Session, crit: FrameFilter) -> list[dict[str, Any]]:
+    """Records of the frames matching ``crit``, in observation order.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (only read).
+    crit : FrameFilter
+        The criteria of ``nightlog frames``.
+
+    Returns
+    -------
+    list of dict
+        One :func:`~nightlog.catalogue.records.frame_record` per frame.
+    """
+    return [frame_record(f) for f in find_frames(session, crit)]
+
+
+def master_rows(session: Session, crit: MasterFilter) -> list[dict[str, Any]]:
+    """Records of the masters matching ``crit``, oldest night first.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (only read).
+    crit : MasterFilter
+        The criteria of ``nightlog calib list``.
+
+    Returns
+    -------
+    list of dict
+        One :func:`~nightlog.catalogue.records.master_record` per master.
+    """
+    return [master_record(m) for m in find_masters(session, crit)]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    """Which products to list; ``None`` means any.
+
+    ``kind`` is ``final`` or ``quicklook``; ``night`` is the night of the raw frame;
+    replaced products are left out unless ``include_replaced``.
+    """
+
+    night: dt.date | None = None
+    kind: str | None = None
+    frame_id: int | None = None
+    filter: str | None = None
+    include_replaced: bool = False
+    limit: int | None = None
+
+
+def product_record(product: Product, frame: Frame) -> dict[str, Any]:
+    """The record of a product and the raw frame it was reduced from.
+
+    Parameters
+    ----------
+    product : Product
+        A reduced product.
+    frame : Frame
+        Its raw frame.
+
+    Returns
+    -------
+    dict
+        Identity, file, status, the frame's night, filter, exposure and object, and
+        the calibration steps skipped.
+    """
+    return {
+        "id": product.id, "frame_id": product.frame_id, "kind": product.kind,
+        "status": product.status, "night": frame.night.isoformat(),
+        "obs_time": frame.obs_time.isoformat(), "filter": frame.filter,
+        "exptime": frame.exptime, "object": frame.object_name,
+        "instrument": frame.instrument, "missing_steps": ",".join(product.missing_steps or ()),
+        "replaced_by": product.replaced_by_id, "path": product.path,
+        "sha256": product.sha256, "size": product.size,
+        "created_at": product.created_at.isoformat(),
+        "software_version": product.software_version,
+    }
+
+
+def product_rows(session: Session, crit: ProductFilter) -> list[dict[str, Any]]:
+    """Records of the products matching ``crit``, in the raw frames' observation order.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (only read).
+    crit : ProductFilter
+        The criteria.
+
+    Returns
+    -------
+    list of dict
+        One :func:`product_record` per product.
+    """
+    stmt = select(Product, Frame).join(Frame, Frame.id == Product.frame_id)
+    if not crit.include_replaced:
+        stmt = stmt.where(Product.status == ProductStatus.CURRENT)
+    if crit.night is not None:
+        stmt = stmt.where(Frame.night == crit.night)
+    if crit.kind is not None:
+        stmt = stmt.where(Product.kind == crit.kind)
+    if crit.frame_id is not None:
+        stmt = stmt.where(Product.frame_id == crit.frame_id)
+    if crit.filter is not None:
+        stmt = stmt.where(Frame.filter == crit.filter)
+    stmt = stmt.order_by(Frame.obs_time, Frame.id, Product.id)
+    if crit.limit is not None:
+        stmt = stmt.limit(crit.limit)
+    return [product_record(p, f) for p, f in session.execute(stmt)]
