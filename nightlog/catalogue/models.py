@@ -77,6 +77,8 @@ class Frame(Base):
         UniqueConstraint("path", "path_version", name="uq_frames_path_version"),
         Index("ix_frames_night_kind", "night", "kind"),
         Index("ix_frames_setup_kind_obs", "setup_key", "kind", "obs_time"),
+        # ``frames --kind --since`` and the calibration frames of a time range.
+        Index("ix_frames_kind_obs_time", "kind", "obs_time"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -90,7 +92,7 @@ class Frame(Base):
     hdu: Mapped[int] = mapped_column(Integer, default=0)
     # Normalised header.
     profile: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
     raw_type: Mapped[str | None] = mapped_column(HeaderText())
     exptime: Mapped[float | None] = mapped_column(Float)
     filter: Mapped[str | None] = mapped_column(HeaderText(80), index=True)
@@ -118,7 +120,8 @@ class Frame(Base):
     # Bookkeeping.
     status: Mapped[str] = mapped_column(String(16), default=FrameStatus.OK)
     status_reason: Mapped[str | None] = mapped_column(Text)
-    ingested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The daemon's catch-up looks at the frames ingested since it last ran.
+    ingested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     software_version: Mapped[str] = mapped_column(String(32))
 
     def __repr__(self) -> str:
@@ -222,7 +225,8 @@ class Product(Base):
     kind: Mapped[str] = mapped_column(String(16))  # 'quicklook' or 'final'
     status: Mapped[str] = mapped_column(String(16), default=ProductStatus.CURRENT)
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
-    path: Mapped[str] = mapped_column(Text)
+    # Recording a product looks its path up (a file written twice is one product).
+    path: Mapped[str] = mapped_column(Text, index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     raw_sha256: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,34 @@
+"""Indexes for an archive of years: products by path, frames by kind and time, by ingest.
+
+Recording a product looks its path up (a scan of every product without an index,
+inside the write transaction); ``frames --kind --since`` walked every frame of the
+kind (``ix_frames_kind``, which ``(kind, obs_time)`` replaces as its prefix); the
+watch daemon's catch-up asks for the frames ingested since it last ran.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_products_path", "products", ["path"])
+    op.create_index("ix_frames_kind_obs_time", "frames", ["kind", "obs_time"])
+    op.drop_index("ix_frames_kind", table_name="frames")
+    op.create_index("ix_frames_ingested_at", "frames", ["ingested_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_frames_ingested_at", table_name="frames")
+    op.create_index("ix_frames_kind", "frames", ["kind"])
+    op.drop_index("ix_frames_kind_obs_time", table_name="frames")
+    op.drop_index("ix_products_path", table_name="products")
