@@ -54,8 +54,11 @@ from nightlog.catalogue.queries import (
 )
 from nightlog.catalogue.records import frame_record
 from nightlog.catalogue.schema import upgrade
+from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.masters import find_due
 from nightlog.header.model import NormalizedHeader
 from nightlog.header.profiles import ProfileRegistry
+from nightlog.store.layout import ArchiveLayout
 
 FIRST_NIGHT = dt.date(2016, 1, 1)
 NIGHTS = 3650
@@ -253,6 +256,12 @@ def hot_queries(cat: Catalogue) -> list[HotQuery]:
     def provenance(s: Session) -> Any:
         return provenance_tree(s, find_product(s, cat.product_path))
 
+    jobs = JobContext(registry=ProfileRegistry.from_settings(), policy=policy,
+                      layout=ArchiveLayout(Path(tempfile.gettempdir()) / "archive-scale"))
+
+    def calib_build_due(s: Session) -> Any:
+        return find_due(s, jobs)
+
     def catch_up(s: Session) -> Any:
         return cat_daemons.science_without_product(s, since=since)
 
@@ -267,6 +276,7 @@ def hot_queries(cat: Catalogue) -> list[HotQuery]:
                  lambda s: master_history(s, HistoryFilter(kind="bias"))),
         HotQuery("match (one frame)", 0.01, match),
         HotQuery("provenance (product by path)", 0.2, provenance),
+        HotQuery("calib build: nights with new frames", 0.2, calib_build_due),
         HotQuery("watch catch-up (science without product)", 0.2, catch_up),
     ]
 

@@ -3,7 +3,7 @@
 Recording a product looks its path up (a scan of every product without an index,
 inside the write transaction); ``frames --kind --since`` walked every frame of the
 kind (``ix_frames_kind``, which ``(kind, obs_time)`` replaces as its prefix); the
-watch daemon's catch-up asks for the frames ingested since it last ran.
+watch daemon's catch-up asks for the science frames ingested since it last ran.
 
 Revision ID: 0006
 Revises: 0005
@@ -24,11 +24,11 @@ def upgrade() -> None:
     op.create_index("ix_products_path", "products", ["path"])
     op.create_index("ix_frames_kind_obs_time", "frames", ["kind", "obs_time"])
     op.drop_index("ix_frames_kind", table_name="frames")
-    op.create_index("ix_frames_ingested_at", "frames", ["ingested_at"])
+    op.create_index("ix_frames_kind_ingested_at", "frames", ["kind", "ingested_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_frames_ingested_at", table_name="frames")
+    op.drop_index("ix_frames_kind_ingested_at", table_name="frames")
     op.create_index("ix_frames_kind", "frames", ["kind"])
     op.drop_index("ix_frames_kind_obs_time", table_name="frames")
     op.drop_index("ix_products_path", table_name="products")

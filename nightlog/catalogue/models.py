@@ -79,6 +79,8 @@ class Frame(Base):
         Index("ix_frames_setup_kind_obs", "setup_key", "kind", "obs_time"),
         # ``frames --kind --since`` and the calibration frames of a time range.
         Index("ix_frames_kind_obs_time", "kind", "obs_time"),
+        # The daemon's catch-up: the science frames ingested since it last ran.
+        Index("ix_frames_kind_ingested_at", "kind", "ingested_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -120,8 +122,7 @@ class Frame(Base):
     # Bookkeeping.
     status: Mapped[str] = mapped_column(String(16), default=FrameStatus.OK)
     status_reason: Mapped[str | None] = mapped_column(Text)
-    # The daemon's catch-up looks at the frames ingested since it last ran.
-    ingested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ingested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     software_version: Mapped[str] = mapped_column(String(32))
 
     def __repr__(self) -> str:
