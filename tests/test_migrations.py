@@ -118,7 +118,8 @@ def test_archive_indexes_come_with_0006_and_go_with_its_downgrade(catalogue_url:
         assert "ix_products_path" not in _index_names(engine, "products")
         assert upgrade(engine, "0006") == ("0005", "0006")
         frames = _index_names(engine, "frames")
-        assert {"ix_frames_kind_obs_time", "ix_frames_kind_ingested_at"} <= frames
+        assert {"ix_frames_kind_obs_time", "ix_frames_kind_ingested_at",
+                "ix_frames_kind_status_latest_night"} <= frames
         assert "ix_frames_kind" not in frames
         assert "ix_products_path" in _index_names(engine, "products")
         command.downgrade(_config(engine), "0005")
@@ -126,6 +127,7 @@ def test_archive_indexes_come_with_0006_and_go_with_its_downgrade(catalogue_url:
         frames = _index_names(engine, "frames")
         assert "ix_frames_kind" in frames and "ix_frames_kind_obs_time" not in frames
         assert "ix_frames_kind_ingested_at" not in frames
+        assert "ix_frames_kind_status_latest_night" not in frames
         assert "ix_products_path" not in _index_names(engine, "products")
     finally:
         engine.dispose()

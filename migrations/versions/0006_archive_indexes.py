@@ -1,9 +1,11 @@
-"""Indexes for an archive of years: products by path, frames by kind and time, by ingest.
+"""Indexes for an archive of years: products by path; frames by kind and time, ingest, state.
 
 Recording a product looks its path up (a scan of every product without an index,
 inside the write transaction); ``frames --kind --since`` walked every frame of the
 kind (``ix_frames_kind``, which ``(kind, obs_time)`` replaces as its prefix); the
-watch daemon's catch-up asks for the science frames ingested since it last ran.
+watch daemon's catch-up asks for the science frames ingested since it last ran;
+``calib build`` asks which nights hold calibration frames in no master, answered
+from an index that covers the question.
 
 Revision ID: 0006
 Revises: 0005
@@ -25,9 +27,12 @@ def upgrade() -> None:
     op.create_index("ix_frames_kind_obs_time", "frames", ["kind", "obs_time"])
     op.drop_index("ix_frames_kind", table_name="frames")
     op.create_index("ix_frames_kind_ingested_at", "frames", ["kind", "ingested_at"])
+    op.create_index("ix_frames_kind_status_latest_night", "frames",
+                    ["kind", "status", "is_latest", "night"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_frames_kind_status_latest_night", table_name="frames")
     op.drop_index("ix_frames_kind_ingested_at", table_name="frames")
     op.create_index("ix_frames_kind", "frames", ["kind"])
     op.drop_index("ix_frames_kind_obs_time", table_name="frames")

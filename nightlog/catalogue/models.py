@@ -81,6 +81,9 @@ class Frame(Base):
         Index("ix_frames_kind_obs_time", "kind", "obs_time"),
         # The daemon's catch-up: the science frames ingested since it last ran.
         Index("ix_frames_kind_ingested_at", "kind", "ingested_at"),
+        # ``calib build``'s nights with new calibration frames, read from the index
+        # alone (the rows, with their stored headers, are kilobytes each).
+        Index("ix_frames_kind_status_latest_night", "kind", "status", "is_latest", "night"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
