@@ -333,8 +333,9 @@ class _Target:
 
 def _targets(args: argparse.Namespace) -> Iterator[_Target]:
     folder = Path(tempfile.mkdtemp(prefix="archive-scale-"))
-    yield _Target("SQLite", f"sqlite:///{folder / 'catalogue.sqlite'}", None,
-                  folder / "catalogue.sqlite")
+    if not args.no_sqlite:
+        yield _Target("SQLite", f"sqlite:///{folder / 'catalogue.sqlite'}", None,
+                      folder / "catalogue.sqlite")
     if args.postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         yield _Target("PostgreSQL", f"{args.postgres}?options=-csearch_path%3D{schema}",
@@ -351,6 +352,7 @@ def _run(target: _Target, args: argparse.Namespace) -> None:
     try:
         engine = create_engine(target.url)
         upgrade(engine)
+        ingest_rate(engine, 20, header_cards=args.header_cards)  # warm up the code paths
         empty_rate = ingest_rate(engine, header_cards=args.header_cards)
         t = time.perf_counter()
         cat = build_catalogue(engine, args.frames, header_cards=args.header_cards)
@@ -393,6 +395,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per query (median)")
     parser.add_argument("--analyze", action="store_true",
                         help="run ANALYZE after building (nightlog itself never does)")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--postgres", help="PostgreSQL server URL (a scratch schema is used)")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}  load (1, 5, 15 min): "
