@@ -4,9 +4,9 @@ A small catalogue of two years is built with the archive benchmark's builder, ea
 hot query runs through the library while its SQL is recorded, and the database's
 own plan of every recorded statement is read: ``EXPLAIN QUERY PLAN`` on SQLite,
 ``EXPLAIN (FORMAT JSON)`` on PostgreSQL with sequential scans, hash and merge joins
-priced out, so that a ``Seq Scan`` left in a plan means no index could serve it (an index scan with no
-index condition walks the whole table too, and counts as a full scan). Nothing is
-timed.
+priced out, so that a ``Seq Scan`` left in a plan means no index could serve it
+(an index scan with no index condition walks the whole table too, and counts as a
+full scan). Nothing is timed.
 """
 
 from __future__ import annotations
