@@ -4,6 +4,7 @@ every command (the listing comes from the registry, the commands load on use).""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -49,8 +50,8 @@ def test_catalogue_commands_import_no_scientific_stack() -> None:
 
 def test_help_lists_every_command_with_its_own_summary() -> None:
     done = subprocess.run([sys.executable, "-m", "nightlog", "--help"], capture_output=True,
-                          text=True, check=True, timeout=120, env={"COLUMNS": "200",
-                                                                  "PATH": "/usr/bin:/bin"})
+                          text=True, check=True, timeout=120,
+                          env=os.environ | {"COLUMNS": "200"})
     listed = re.findall(r"^│ (\S+)\s{2,}", done.stdout, re.M)
     names = [c.name for c in COMMANDS]
     assert [n for n in listed if n in names] == names
