@@ -121,6 +121,7 @@ def test_archive_indexes_come_with_0006_and_go_with_its_downgrade(catalogue_url:
         assert {"ix_frames_kind_obs_time", "ix_frames_kind_ingested_at",
                 "ix_frames_kind_status_latest_night"} <= frames
         assert "ix_frames_kind" not in frames
+        assert not {"ix_frames_path", "ix_frames_night", "ix_frames_setup_key"} & frames
         assert "ix_products_path" in _index_names(engine, "products")
         command.downgrade(_config(engine), "0005")
         assert current_revision(engine) == "0005"
@@ -128,6 +129,7 @@ def test_archive_indexes_come_with_0006_and_go_with_its_downgrade(catalogue_url:
         assert "ix_frames_kind" in frames and "ix_frames_kind_obs_time" not in frames
         assert "ix_frames_kind_ingested_at" not in frames
         assert "ix_frames_kind_status_latest_night" not in frames
+        assert {"ix_frames_path", "ix_frames_night", "ix_frames_setup_key"} <= frames
         assert "ix_products_path" not in _index_names(engine, "products")
     finally:
         engine.dispose()

@@ -5,7 +5,8 @@ inside the write transaction); ``frames --kind --since`` walked every frame of t
 kind (``ix_frames_kind``, which ``(kind, obs_time)`` replaces as its prefix); the
 watch daemon's catch-up asks for the science frames ingested since it last ran;
 ``calib build`` asks which nights hold calibration frames in no master, answered
-from an index that covers the question.
+from an index that covers the question. Three indexes of frames that are the first
+column of another (path, night, setup key) go: each insert paid for them.
 
 Revision ID: 0006
 Revises: 0005
@@ -21,6 +22,10 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+#: Indexes of frames whose column leads a composite index (which serves it).
+_PREFIXES = {"ix_frames_path": "path", "ix_frames_night": "night",
+             "ix_frames_setup_key": "setup_key"}
+
 
 def upgrade() -> None:
     op.create_index("ix_products_path", "products", ["path"])
@@ -29,9 +34,13 @@ def upgrade() -> None:
     op.create_index("ix_frames_kind_ingested_at", "frames", ["kind", "ingested_at"])
     op.create_index("ix_frames_kind_status_latest_night", "frames",
                     ["kind", "status", "is_latest", "night"])
+    for name in _PREFIXES:
+        op.drop_index(name, table_name="frames")
 
 
 def downgrade() -> None:
+    for name, column in _PREFIXES.items():
+        op.create_index(name, "frames", [column])
     op.drop_index("ix_frames_kind_status_latest_night", table_name="frames")
     op.drop_index("ix_frames_kind_ingested_at", table_name="frames")
     op.create_index("ix_frames_kind", "frames", ["kind"])

@@ -88,7 +88,8 @@ class Frame(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Where and what the file is.
-    path: Mapped[str] = mapped_column(Text, index=True)
+    # Looked up through ``uq_frames_path_version``, whose first column it is.
+    path: Mapped[str] = mapped_column(Text)
     path_version: Mapped[int] = mapped_column(Integer, default=1)
     is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
@@ -102,7 +103,7 @@ class Frame(Base):
     exptime: Mapped[float | None] = mapped_column(Float)
     filter: Mapped[str | None] = mapped_column(HeaderText(80), index=True)
     obs_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    night: Mapped[dt.date] = mapped_column(Date)  # ix_frames_night_kind serves it
     instrument: Mapped[str | None] = mapped_column(HeaderText(80), index=True)
     detector: Mapped[str | None] = mapped_column(HeaderText(80))
     binning: Mapped[str] = mapped_column(String(16))
@@ -119,7 +120,7 @@ class Frame(Base):
     trimsec: Mapped[str | None] = mapped_column(HeaderText(80))
     biassec: Mapped[str | None] = mapped_column(HeaderText(80))
     ccdsec: Mapped[str | None] = mapped_column(HeaderText(80))
-    setup_key: Mapped[str] = mapped_column(HeaderText(), index=True)
+    setup_key: Mapped[str] = mapped_column(HeaderText())  # ix_frames_setup_kind_obs serves it
     # The full original header: a list of [keyword, value, comment] in file order.
     header: Mapped[list[Any]] = mapped_column(JSON)
     # Bookkeeping.
