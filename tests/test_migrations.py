@@ -100,3 +100,36 @@ def test_a_catalogue_one_revision_behind_is_refused_then_upgraded(catalogue_url:
         assert ensure_schema(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def _index_names(engine: object, table: str) -> set[str]:
+    return {ix["name"] for ix in inspect(engine).get_indexes(table)}
+
+
+def test_archive_indexes_come_with_0006_and_go_with_its_downgrade(catalogue_url: str) -> None:
+    from alembic import command
+
+    from nightlog.catalogue.schema import _config
+
+    engine = create_engine(catalogue_url)
+    try:
+        upgrade(engine, "0005")
+        assert "ix_frames_kind" in _index_names(engine, "frames")
+        assert "ix_products_path" not in _index_names(engine, "products")
+        assert upgrade(engine, "0006") == ("0005", "0006")
+        frames = _index_names(engine, "frames")
+        assert {"ix_frames_kind_obs_time", "ix_frames_kind_ingested_at",
+                "ix_frames_kind_status_latest_night"} <= frames
+        assert "ix_frames_kind" not in frames
+        assert not {"ix_frames_path", "ix_frames_night", "ix_frames_setup_key"} & frames
+        assert "ix_products_path" in _index_names(engine, "products")
+        command.downgrade(_config(engine), "0005")
+        assert current_revision(engine) == "0005"
+        frames = _index_names(engine, "frames")
+        assert "ix_frames_kind" in frames and "ix_frames_kind_obs_time" not in frames
+        assert "ix_frames_kind_ingested_at" not in frames
+        assert "ix_frames_kind_status_latest_night" not in frames
+        assert {"ix_frames_path", "ix_frames_night", "ix_frames_setup_key"} <= frames
+        assert "ix_products_path" not in _index_names(engine, "products")
+    finally:
+        engine.dispose()

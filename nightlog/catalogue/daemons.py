@@ -83,9 +83,11 @@ def recent_daemons(session: Session, *, limit: int = 20) -> list[Daemon]:
 def science_without_product(session: Session, *, since: dt.datetime) -> list[int]:
     """Latest science frames ingested since ``since`` that have no product yet, in
     time order (quick-looks a stopped daemon still owed)."""
-    has_product = select(Product.frame_id)
+    # NOT EXISTS: an anti-join on the products' frame index (NOT IN (SELECT ...) read
+    # every product); the frames come from the index of ``ingested_at``.
+    has_product = select(Product.frame_id).where(Product.frame_id == Frame.id)
     return list(session.scalars(
         select(Frame.id).where(Frame.kind == "science", Frame.is_latest.is_(True),
                                Frame.status == FrameStatus.OK, Frame.ingested_at >= since,
-                               Frame.id.not_in(has_product))
+                               ~has_product.exists())
         .order_by(Frame.obs_time, Frame.id)))

@@ -77,11 +77,19 @@ class Frame(Base):
         UniqueConstraint("path", "path_version", name="uq_frames_path_version"),
         Index("ix_frames_night_kind", "night", "kind"),
         Index("ix_frames_setup_kind_obs", "setup_key", "kind", "obs_time"),
+        # ``frames --kind --since`` and the calibration frames of a time range.
+        Index("ix_frames_kind_obs_time", "kind", "obs_time"),
+        # The daemon's catch-up: the science frames ingested since it last ran.
+        Index("ix_frames_kind_ingested_at", "kind", "ingested_at"),
+        # ``calib build``'s nights with new calibration frames, read from the index
+        # alone (the rows, with their stored headers, are kilobytes each).
+        Index("ix_frames_kind_status_latest_night", "kind", "status", "is_latest", "night"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Where and what the file is.
-    path: Mapped[str] = mapped_column(Text, index=True)
+    # Looked up through ``uq_frames_path_version``, whose first column it is.
+    path: Mapped[str] = mapped_column(Text)
     path_version: Mapped[int] = mapped_column(Integer, default=1)
     is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
@@ -90,12 +98,12 @@ class Frame(Base):
     hdu: Mapped[int] = mapped_column(Integer, default=0)
     # Normalised header.
     profile: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
     raw_type: Mapped[str | None] = mapped_column(HeaderText())
     exptime: Mapped[float | None] = mapped_column(Float)
     filter: Mapped[str | None] = mapped_column(HeaderText(80), index=True)
     obs_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    night: Mapped[dt.date] = mapped_column(Date)  # ix_frames_night_kind serves it
     instrument: Mapped[str | None] = mapped_column(HeaderText(80), index=True)
     detector: Mapped[str | None] = mapped_column(HeaderText(80))
     binning: Mapped[str] = mapped_column(String(16))
@@ -112,7 +120,7 @@ class Frame(Base):
     trimsec: Mapped[str | None] = mapped_column(HeaderText(80))
     biassec: Mapped[str | None] = mapped_column(HeaderText(80))
     ccdsec: Mapped[str | None] = mapped_column(HeaderText(80))
-    setup_key: Mapped[str] = mapped_column(HeaderText(), index=True)
+    setup_key: Mapped[str] = mapped_column(HeaderText())  # ix_frames_setup_kind_obs serves it
     # The full original header: a list of [keyword, value, comment] in file order.
     header: Mapped[list[Any]] = mapped_column(JSON)
     # Bookkeeping.
@@ -222,7 +230,8 @@ class Product(Base):
     kind: Mapped[str] = mapped_column(String(16))  # 'quicklook' or 'final'
     status: Mapped[str] = mapped_column(String(16), default=ProductStatus.CURRENT)
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
-    path: Mapped[str] = mapped_column(Text)
+    # Recording a product looks its path up (a file written twice is one product).
+    path: Mapped[str] = mapped_column(Text, index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     raw_sha256: Mapped[str] = mapped_column(String(64))

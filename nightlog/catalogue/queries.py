@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
 from nightlog.states import ProductStatus
@@ -58,8 +58,12 @@ class FrameFilter:
 
 
 def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
-    """Frames matching ``crit``, in observation order."""
-    stmt = select(Frame)
+    """Frames matching ``crit``, in observation order.
+
+    The stored header (the largest column, kilobytes a frame) is not read with the
+    rows; it is loaded when a returned frame's ``header`` is first used.
+    """
+    stmt = select(Frame).options(defer(Frame.header))
     if not crit.include_old_versions:
         stmt = stmt.where(Frame.is_latest.is_(True))
     if crit.night is not None:

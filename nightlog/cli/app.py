@@ -1,32 +1,19 @@
-"""The root ``nightlog`` command: global options, sub-apps, one-line errors."""
+"""The root ``nightlog`` command: global options, sub-apps, one-line errors.
+
+Sub-commands are registered in :data:`COMMANDS` by name and module and imported
+only when run (see :mod:`nightlog.cli.lazy`): a new sub-app is one line there.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
-from typer.core import TyperGroup
 
 from nightlog import __version__
-from nightlog.cli import (
-    calib,
-    config,
-    db,
-    demo,
-    frames,
-    ingest,
-    match,
-    nights,
-    provenance,
-    quarantine,
-    reduce,
-    report,
-    simulate,
-    status,
-    watch,
-)
+from nightlog.cli.lazy import LazyCommand, LazyGroup
 from nightlog.cli.state import state_of
 from nightlog.errors import CatalogueError, NightlogError
 from nightlog.redaction import redact_text
@@ -39,10 +26,66 @@ def _first_line(exc: BaseException) -> str:
     return redact_text(text.splitlines()[0]) if text else type(exc).__name__
 
 
-class NightlogGroup(TyperGroup):
+def _is_driver_error(exc: BaseException) -> bool:
+    # SQLAlchemy is imported by the commands that use a catalogue; before that no
+    # exception can be one of its errors.
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError)
+
+
+#: Every sub-command, in the order ``--help`` lists them.
+COMMANDS: tuple[LazyCommand, ...] = (
+    LazyCommand("db", "nightlog.cli.db",
+                "Create, upgrade and inspect the catalogue database schema."),
+    LazyCommand("calib", "nightlog.cli.calib",
+                "Build, list, inspect, mark and certify master calibrations."),
+    LazyCommand("config", "nightlog.cli.config",
+                "Show the effective configuration and check it."),
+    LazyCommand("match", "nightlog.cli.match",
+                "Show the masters chosen for a frame and every candidate's rules, pass or fail."),
+    LazyCommand("reduce", "nightlog.cli.reduce",
+                "Reduce science frames: overscan, trim, bias, dark, flat, cosmic rays, mask, "
+                "noise."),
+    LazyCommand("report", "nightlog.cli.report",
+                "Write the night report: counts, masters against their history, every science "
+                "frame before and after reduction, failures and quarantine, as one HTML page "
+                "that opens offline."),
+    LazyCommand("provenance", "nightlog.cli.provenance",
+                "Show what a product was made from: raw frame, each master, each master's "
+                "frames."),
+    LazyCommand("ingest", "nightlog.cli.ingest",
+                "Catalogue raw frames: normalise their headers, record bad files in "
+                "quarantine."),
+    LazyCommand("watch", "nightlog.cli.watch",
+                "Ingest files as they arrive, build the masters that become due, and "
+                "quick-look science frames."),
+    LazyCommand("status", "nightlog.cli.status",
+                "Show the watch daemons (running or not, since when, last action, backlog) "
+                "and the counts of tonight: frames per kind, masters, products, quarantined "
+                "files."),
+    LazyCommand("frames", "nightlog.cli.frames",
+                "List catalogued frames, filtered by night, kind, filter, instrument, "
+                "exposure, time."),
+    LazyCommand("nights", "nightlog.cli.nights",
+                "Count frames per night, kind, filter and exposure time."),
+    LazyCommand("quarantine", "nightlog.cli.quarantine",
+                "List files that could not be ingested, with the reason and when they were "
+                "seen."),
+    LazyCommand("simulate", "nightlog.cli.simulate",
+                "Write a seeded, realistic night of raw frames, with the truth used to make "
+                "them."),
+    LazyCommand("demo", "nightlog.cli.demo",
+                "Simulate a night, catalogue it, build its masters, reduce it and write the "
+                "night report, in a new SQLite archive."),
+)
+
+
+class NightlogGroup(LazyGroup):
     """Turns any :class:`NightlogError`, and a catalogue the driver cannot reach or
     use, into one clear line (any database password shown as ``***``) and an exit
     code."""
+
+    lazy_commands = COMMANDS
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -50,7 +93,9 @@ class NightlogGroup(TyperGroup):
         except NightlogError as exc:
             typer.echo(f"error: {_first_line(exc)}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
-        except SQLAlchemyError as exc:
+        except Exception as exc:
+            if not _is_driver_error(exc):
+                raise
             # A driver's message (the server down, a lock held too long) is shown
             # without its traceback; its first line says what happened.
             origin = getattr(exc, "orig", None) or exc
@@ -93,23 +138,6 @@ def root(
     state = state_of(ctx)
     state.config_path = config
     ctx.call_on_close(state.close)
-
-
-app.add_typer(db.app, name="db")
-app.add_typer(calib.app, name="calib")
-app.add_typer(config.app, name="config")
-app.add_typer(match.app)
-app.add_typer(reduce.app)
-app.add_typer(report.app)
-app.add_typer(provenance.app)
-app.add_typer(ingest.app)
-app.add_typer(watch.app)
-app.add_typer(status.app)
-app.add_typer(frames.app)
-app.add_typer(nights.app)
-app.add_typer(quarantine.app)
-app.add_typer(simulate.app)
-app.add_typer(demo.app)
 
 
 def main() -> None:

@@ -2,22 +2,24 @@
 
 The root callback stores the ``--config`` choice; a command asks for the settings
 or the engine when it needs them, so ``--help`` and commands that need no
-database never touch one. One engine per process.
+database never touch one. One engine per process. The settings and the engine's
+modules are imported when first asked for, so that ``--help`` starts at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 
-from nightlog.catalogue.engine import create_engine, sqlite_path
-from nightlog.catalogue.schema import ensure_schema
 from nightlog.errors import CatalogueError
-from nightlog.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from nightlog.settings import Settings
 
 __all__ = ["CliState", "state_of"]
 
@@ -33,6 +35,8 @@ class CliState:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from nightlog.settings import load_settings
+
             self._settings = load_settings(self.config_path)
         return self._settings
 
@@ -43,6 +47,11 @@ class CliState:
         (read-only commands should not leave an empty database behind).
         """
         if self._engine is None:
+            from sqlalchemy.exc import DBAPIError
+
+            from nightlog.catalogue.engine import create_engine, sqlite_path
+            from nightlog.catalogue.schema import ensure_schema
+
             url = self.settings.database_url
             path = sqlite_path(url)
             if must_exist and path is not None and not path.exists():

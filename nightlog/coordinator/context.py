@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nightlog import __version__
 from nightlog.calibration.policy import CalibrationPolicy
@@ -11,9 +12,11 @@ from nightlog.catalogue.models import Frame
 from nightlog.coordinator.retry import Backoff
 from nightlog.header.model import Site
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
-from nightlog.reduction.preparation import Preparation, overscan_skip_columns
 from nightlog.settings import Settings
 from nightlog.store.layout import ArchiveLayout
+
+if TYPE_CHECKING:
+    from nightlog.reduction.preparation import Preparation
 
 __all__ = ["JobContext"]
 
@@ -63,6 +66,10 @@ class JobContext:
 
     def skip_columns_of(self, frame: Frame) -> int:
         """Overscan columns to skip next to the data of ``frame``, as its profile says."""
+        # The reduction core (astropy) is imported by the jobs that prepare pixels,
+        # not by every user of the context (``nightlog match`` needs none of it).
+        from nightlog.reduction.preparation import overscan_skip_columns
+
         profile = self.profile_of(frame)
         return overscan_skip_columns(
             profile.overscan_skip_columns, naxis1=frame.naxis1, naxis2=frame.naxis2,
@@ -71,6 +78,8 @@ class JobContext:
 
     def preparation_of(self, frame: Frame) -> Preparation:
         """Overscan and trim of ``frame`` as its profile asks."""
+        from nightlog.reduction.preparation import Preparation
+
         profile = self.profile_of(frame)
         overscan = frame.biassec if profile.subtract_overscan and frame.biassec else None
         return Preparation(overscan=overscan, skip_columns=self.skip_columns_of(frame),

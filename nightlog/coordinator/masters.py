@@ -72,10 +72,13 @@ BuildWork = Callable[[MasterJob], BuiltMaster | MasterRefused]
 
 
 def _candidate_nights(session: Session) -> list[dt.date]:
-    used = select(MasterInput.frame_id)
+    # NOT EXISTS plans as an anti-join on the index of master_inputs.frame_id; NOT IN
+    # (SELECT ...) scanned every frame after each master (and on PostgreSQL with a
+    # small work_mem flips to a plan that does not finish).
+    used = select(MasterInput.frame_id).where(MasterInput.frame_id == Frame.id)
     rows = session.execute(
         select(Frame.night).where(Frame.kind.in_(tuple(_ORDER)), Frame.is_latest.is_(True),
-                                  Frame.status == FrameStatus.OK, Frame.id.not_in(used)).distinct()
+                                  Frame.status == FrameStatus.OK, ~used.exists()).distinct()
     )
     return sorted(r[0] for r in rows)
 

@@ -1,0 +1,414 @@
+"""An archive of ten years: the catalogue's hot queries on 1,000,000 frames.
+
+Builds a catalogue of ``--frames`` frames (default 1,000,000) spread over ten years
+of nights, with each night's masters (bias, dark, two flats), a product of every
+science frame linked to its three masters, and the masters' input rows, on SQLite
+and (with ``--postgres``) on PostgreSQL. Rows are bulk-inserted through the
+catalogue's own model tables: one frame of each kind is added with
+:func:`nightlog.catalogue.frames.add_frame`, and its normalised columns are the
+template of every copy. Each frame carries a stored header of ``--header-cards``
+cards. Then every query of the list below runs through nightlog's library, each
+timed as the median of ``--repeat`` runs in a fresh session, and printed beside its
+target, with the catalogue's size on disk.
+
+    python benchmarks/archive_scale.py --frames 200000
+    python benchmarks/archive_scale.py --frames 200000 \\
+        --postgres postgresql://postgres@127.0.0.1:5432/test
+
+``tests/test_query_plans.py`` builds a small catalogue with :func:`build_catalogue`
+and reads the query plans of :func:`hot_queries`: none scans frames or products.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, inspect, select
+from sqlalchemy.orm import Session
+
+from nightlog.calibration.grouping import group_of
+from nightlog.calibration.matching import match_frame
+from nightlog.calibration.policy import CalibrationPolicy
+from nightlog.catalogue import daemons as cat_daemons
+from nightlog.catalogue import frames as cf
+from nightlog.catalogue.engine import create_engine, make_sessionmaker
+from nightlog.catalogue.history import HistoryFilter, master_history
+from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
+from nightlog.catalogue.provenance import find_product, provenance_tree
+from nightlog.catalogue.queries import (
+    FrameFilter,
+    find_frames,
+    latest_night,
+    night_counts,
+    night_totals,
+)
+from nightlog.catalogue.records import frame_record
+from nightlog.catalogue.schema import upgrade
+from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.masters import find_due
+from nightlog.header.model import NormalizedHeader
+from nightlog.header.profiles import ProfileRegistry
+from nightlog.store.layout import ArchiveLayout
+
+FIRST_NIGHT = dt.date(2016, 1, 1)
+NIGHTS = 3650
+#: The share of each night's frames per kind (and filter of the flats and science).
+MIX: tuple[tuple[str, str | None, float], ...] = (
+    ("bias", None, 0.15), ("dark", None, 0.15), ("flat", "g'", 0.10), ("flat", "i'", 0.10),
+    ("science", "g'", 0.25), ("science", "i'", 0.25),
+)
+_RAW_TYPE = {"bias": "BIAS", "dark": "DARK", "flat": "FLAT", "science": "OBJECT"}
+_EXPTIME = {"bias": 0.0, "dark": 300.0, "flat": 7.0, "science": 300.0}
+_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """What :func:`build_catalogue` made: counts and handles for the queries."""
+
+    frames: int
+    masters: int
+    products: int
+    links: int
+    last_night: dt.date
+    science_frame_id: int
+    product_path: str
+
+
+def _obs_time(night: dt.date, i: int, per_night: int) -> dt.datetime:
+    start = dt.datetime.combine(night, dt.time(23), tzinfo=dt.UTC)
+    return start + dt.timedelta(seconds=round(8 * 3600 * i / max(per_night, 1)))
+
+
+def _header(cards: int) -> list[list[Any]]:
+    return [[f"KEY{i:04d}", f"value {i} of a header of the camera", f"comment {i}"]
+            for i in range(cards)]
+
+
+def _templates(session: Session, header_cards: int) -> dict[tuple[str, str | None], dict]:
+    """One frame of each kind added by the catalogue; its columns, keyed by kind, filter."""
+    out: dict[tuple[str, str | None], dict] = {}
+    for n, (kind, filt, _share) in enumerate(MIX):
+        when = _obs_time(FIRST_NIGHT - dt.timedelta(days=1), n, len(MIX))
+        norm = NormalizedHeader(profile="lfc", kind=kind, raw_type=_RAW_TYPE[kind],
+                                exptime=_EXPTIME[kind], filter=filt, obs_time=when,
+                                night=when.date() - dt.timedelta(days=0), shape=(4128, 2080),
+                                instrument="LFC", detector="SITe SI002 x 6")
+        facts = cf.FileFacts(path=f"/raw/template-{n}.fits", sha256=f"t{n:063d}", size=1,
+                             mtime=when, hdu=0, header_json=_header(header_cards))
+        frame = cf.add_frame(session, facts, norm, software_version="bench")
+        session.flush()
+        row = {c.key: getattr(frame, c.key) for c in inspect(Frame).column_attrs}
+        row.pop("id")
+        out[(kind, filt)] = row
+    return out
+
+
+def _insert(session: Session, model: type, rows: list[dict]) -> None:
+    for i in range(0, len(rows), _BATCH):
+        session.execute(insert(model), rows[i:i + _BATCH])
+
+
+def build_catalogue(engine: Engine, n_frames: int, *, nights: int = NIGHTS,
+                    header_cards: int = 60) -> Catalogue:
+    """Fill the migrated, empty catalogue of ``engine`` with ``n_frames`` frames of
+    ``nights`` nights, their masters, products and links (one transaction a night
+    batch); return what was made."""
+    per_night = max(len(MIX) * 2, n_frames // nights)
+    profile = ProfileRegistry.from_settings().get("lfc")
+    maker = make_sessionmaker(engine)
+    counts = {"frames": 0, "masters": 0, "products": 0, "links": 0}
+    with maker() as s, s.begin():
+        templates = _templates(s, header_cards)
+        like = s.scalars(select(Frame).where(Frame.kind == "science")).first()
+        assert like is not None
+        specs = {kind: group_of(like, kind, profile) for kind in ("bias", "dark", "flat")}
+        frame_id = s.scalar(select(func.max(Frame.id))) or 0
+    master_id = product_id = 0
+    science_id, product_path = 0, ""
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for start in range(0, nights, 50):
+        frames: list[dict] = []
+        masters: list[dict] = []
+        inputs: list[dict] = []
+        products: list[dict] = []
+        links: list[dict] = []
+        for night_no in range(start, min(start + 50, nights)):
+            night = FIRST_NIGHT + dt.timedelta(days=night_no)
+            night_masters: dict[tuple[str, str | None], int] = {}
+            members: dict[tuple[str, str | None], list[int]] = {}
+            i = 0
+            for kind, filt, share in MIX:
+                for _ in range(max(1, round(share * per_night))):
+                    frame_id += 1
+                    when = _obs_time(night, i, per_night)
+                    i += 1
+                    frames.append(templates[(kind, filt)] | dict(
+                        id=frame_id, path=f"/raw/{night}/f{frame_id}.fits",
+                        sha256=f"{frame_id:064x}", mtime=when, obs_time=when, night=night,
+                        ingested_at=when + dt.timedelta(minutes=1)))
+                    members.setdefault((kind, filt), []).append(frame_id)
+            for (kind, filt), ids in members.items():
+                if kind == "science":
+                    continue
+                master_id += 1
+                spec = specs[kind]
+                mid = _obs_time(night, 0, per_night)
+                masters.append(dict(
+                    id=master_id, kind=kind, profile="lfc", instrument="LFC",
+                    setup_key=like.setup_key, group_key=f"{spec.key}|{filt}",
+                    group=spec.as_dict() | ({"filter": filt} if filt else {}), filter=filt,
+                    set_temp=None, exptime=None, is_rate=kind == "dark", night=night,
+                    version=1, path=f"/archive/{night}/m{master_id}.fits",
+                    sha256=f"{master_id:064x}", size=1, first_obs=mid,
+                    last_obs=mid + dt.timedelta(hours=1), mid_time=mid, n_frames=len(ids),
+                    stats={"median": 1000.0}, parameters={}, quality="good",
+                    created_at=now, software_version="bench"))
+                night_masters[(kind, filt)] = master_id
+                inputs += [dict(master_id=master_id, frame_id=f, used=True, reason=None,
+                                sha256=f"{f:064x}") for f in ids]
+            for (kind, filt), ids in members.items():
+                if kind != "science":
+                    continue
+                for f in ids:
+                    product_id += 1
+                    product_path = f"/archive/{night}/p{product_id}.fits"
+                    science_id = f
+                    products.append(dict(
+                        id=product_id, frame_id=f, kind="final", status="current",
+                        replaced_by_id=None, path=product_path, sha256=f"{product_id:064x}",
+                        size=1, raw_sha256=f"{f:064x}", inputs_key=f"{product_id:064x}",
+                        parameters={}, missing_steps=[], stats={"median": 10.0},
+                        created_at=now, software_version="bench"))
+                    for role, key in (("bias", ("bias", None)), ("dark", ("dark", None)),
+                                      ("flat", ("flat", filt))):
+                        links.append(dict(product_id=product_id, master_id=night_masters[key],
+                                          role=role, sha256=f"{night_masters[key]:064x}"))
+        with maker() as s, s.begin():
+            _insert(s, Frame, frames)
+            _insert(s, Master, masters)
+            _insert(s, MasterInput, inputs)
+            _insert(s, Product, products)
+            _insert(s, ProductMaster, links)
+        counts["frames"] += len(frames)
+        counts["masters"] += len(masters)
+        counts["products"] += len(products)
+        counts["links"] += len(links)
+    if engine.dialect.name == "postgresql":
+        # The rows came with their ids: move each table's id sequence past them.
+        with engine.begin() as conn:
+            for model in (Frame, Master, Product):
+                table = model.__table__.name
+                conn.execute(select(func.setval(func.pg_get_serial_sequence(table, "id"),
+                                                select(func.max(model.id)).scalar_subquery())))
+    return Catalogue(frames=counts["frames"], masters=counts["masters"],
+                     products=counts["products"], links=counts["links"],
+                     last_night=FIRST_NIGHT + dt.timedelta(days=nights - 1),
+                     science_frame_id=science_id, product_path=product_path)
+
+
+@dataclass(frozen=True, slots=True)
+class HotQuery:
+    """One thing a user asks the catalogue, through the library, with its target."""
+
+    name: str
+    target_s: float
+    run: Callable[[Session], Any]
+    #: Whether it must plan without a full scan of frames or products.
+    indexed: bool = True
+
+
+def hot_queries(cat: Catalogue) -> list[HotQuery]:
+    """The queries the issue lists, as library calls on ``cat``."""
+    profile = ProfileRegistry.from_settings().get("lfc")
+    policy = CalibrationPolicy()
+    month = cat.last_night - dt.timedelta(days=30)
+    since = dt.datetime.combine(cat.last_night - dt.timedelta(days=30), dt.time(), dt.UTC)
+
+    def status(s: Session) -> Any:
+        cat_daemons.recent_daemons(s, limit=5)
+        return night_totals(s, latest_night(s) or cat.last_night)
+
+    def frames_night(s: Session) -> Any:
+        return [frame_record(f) for f in find_frames(s, FrameFilter(night=month))]
+
+    def frames_kind_since(s: Session) -> Any:
+        return [frame_record(f) for f in find_frames(
+            s, FrameFilter(kind="science", since=since, limit=100))]
+
+    def match(s: Session) -> Any:
+        frame = s.get(Frame, cat.science_frame_id)
+        assert frame is not None
+        chosen = match_frame(s, frame, profile, policy)
+        assert all(m.chosen is not None for m in chosen.values())
+        return chosen
+
+    def provenance(s: Session) -> Any:
+        return provenance_tree(s, find_product(s, cat.product_path))
+
+    jobs = JobContext(registry=ProfileRegistry.from_settings(), policy=policy,
+                      layout=ArchiveLayout(Path(tempfile.gettempdir()) / "archive-scale"))
+
+    def calib_build_due(s: Session) -> Any:
+        return find_due(s, jobs)
+
+    def catch_up(s: Session) -> Any:
+        return cat_daemons.science_without_product(s, since=since)
+
+    return [
+        HotQuery("status", 0.2, status),
+        HotQuery("nights --since (one month)", 0.2,
+                 lambda s: night_counts(s, since=month, until=cat.last_night)),
+        HotQuery("nights (ten years)", 0.2, lambda s: night_counts(s), indexed=False),
+        HotQuery("frames --night", 0.2, frames_night),
+        HotQuery("frames --kind science --since --limit 100", 0.2, frames_kind_since),
+        HotQuery("calib history --type bias (ten years)", 0.2,
+                 lambda s: master_history(s, HistoryFilter(kind="bias"))),
+        HotQuery("match (one frame)", 0.01, match),
+        HotQuery("provenance (product by path)", 0.2, provenance),
+        HotQuery("calib build: nights with new frames", 0.2, calib_build_due),
+        HotQuery("watch catch-up (science without product)", 0.2, catch_up),
+    ]
+
+
+def ingest_rate(engine: Engine, n: int = 100, *, header_cards: int = 60) -> float:
+    """Frames a second added by :func:`~nightlog.catalogue.frames.add_frame`, ``n`` new
+    frames of one new night in one transaction (each looks its path up first)."""
+    night = dt.date(2030, 1, 1) + dt.timedelta(days=int(uuid.uuid4().int % 1000))
+    tag = uuid.uuid4().hex[:8]
+    maker = make_sessionmaker(engine)
+    start = time.perf_counter()
+    with maker() as s, s.begin():
+        for i in range(n):
+            when = _obs_time(night, i, n)
+            norm = NormalizedHeader(profile="lfc", kind="science", raw_type="OBJECT",
+                                    exptime=300.0, filter="g'", obs_time=when, night=night,
+                                    shape=(4128, 2080), instrument="LFC",
+                                    detector="SITe SI002 x 6")
+            facts = cf.FileFacts(path=f"/raw/new-{tag}/{i}.fits",
+                                 sha256=f"{tag}{i:056x}", size=1, mtime=when, hdu=0,
+                                 header_json=_header(header_cards))
+            cf.add_frame(s, facts, norm, software_version="bench")
+    return n / (time.perf_counter() - start)
+
+
+def _median_rate(engine: Engine, args: argparse.Namespace) -> float:
+    # A single run swings by 2x on a shared machine (autovacuum, other work).
+    return statistics.median(ingest_rate(engine, header_cards=args.header_cards)
+                             for _ in range(args.repeat))
+
+
+def _timed(engine: Engine, query: HotQuery, repeat: int) -> float:
+    maker = make_sessionmaker(engine)
+    times = []
+    for _ in range(repeat):
+        with maker() as s:
+            t = time.perf_counter()
+            query.run(s)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def catalogue_bytes(engine: Engine, path: Path | None) -> int:
+    """The catalogue's size on disk (SQLite file and its WAL; PostgreSQL relations)."""
+    if path is not None:
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    with engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        return int(sum(conn.scalar(select(func.pg_total_relation_size(name))) or 0
+                       for name in names))
+
+
+@dataclass
+class _Target:
+    name: str
+    url: str
+    schema: str | None
+    path: Path | None
+
+
+def _targets(args: argparse.Namespace) -> Iterator[_Target]:
+    folder = Path(tempfile.mkdtemp(prefix="archive-scale-"))
+    if not args.no_sqlite:
+        yield _Target("SQLite", f"sqlite:///{folder / 'catalogue.sqlite'}", None,
+                      folder / "catalogue.sqlite")
+    if args.postgres:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        yield _Target("PostgreSQL", f"{args.postgres}?options=-csearch_path%3D{schema}",
+                      schema, None)
+
+
+def _run(target: _Target, args: argparse.Namespace) -> None:
+    from sqlalchemy.schema import CreateSchema, DropSchema
+
+    admin = create_engine(args.postgres) if target.schema else None
+    if admin is not None:
+        with admin.begin() as conn:
+            conn.execute(CreateSchema(target.schema))
+    try:
+        engine = create_engine(target.url)
+        upgrade(engine)
+        ingest_rate(engine, 20, header_cards=args.header_cards)  # warm up the code paths
+        empty_rate = _median_rate(engine, args)
+        t = time.perf_counter()
+        cat = build_catalogue(engine, args.frames, header_cards=args.header_cards)
+        built = time.perf_counter() - t
+        analysed = "no ANALYZE"
+        if args.analyze:
+            t = time.perf_counter()
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+            analysed = f"ANALYZE {time.perf_counter() - t:.1f} s"
+        size = catalogue_bytes(engine, target.path)
+        print(f"\n{target.name}: {cat.frames:,} frames, {cat.masters:,} masters, "
+              f"{cat.products:,} products, {cat.links:,} product-master links "
+              f"(built in {built:.0f} s, {analysed}); "
+              f"{size / 1e9:.2f} GB on disk, {size / cat.frames / 1e3:.1f} kB a frame")
+        print(f"  {'query':<46}{'nightlog ms':>12}{'target ms':>11}  ok")
+        for q in hot_queries(cat):
+            took = _timed(engine, q, args.repeat)
+            ok = "yes" if took <= q.target_s else "NO"
+            print(f"  {q.name:<46}{took * 1e3:>12.1f}{q.target_s * 1e3:>11.0f}  {ok}")
+        full_rate = _median_rate(engine, args)
+        ratio = full_rate / empty_rate
+        print(f"  {'ingest 100 frames (median rate of --repeat)':<46}"
+              f"{full_rate:>9.0f}/s  empty {empty_rate:.0f}/s  ratio {ratio:.2f} (target "
+              f">= 0.9)  {'yes' if ratio >= 0.9 else 'NO'}")
+        engine.dispose()
+    finally:
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.execute(DropSchema(target.schema, cascade=True))
+            admin.dispose()
+
+
+def main() -> None:
+    """Build the catalogues and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=1_000_000, help="frames to catalogue")
+    parser.add_argument("--header-cards", type=int, default=60,
+                        help="cards of each frame's stored header")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per query (median)")
+    parser.add_argument("--analyze", action="store_true",
+                        help="run ANALYZE after building (nightlog itself never does)")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--postgres", help="PostgreSQL server URL (a scratch schema is used)")
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}  load (1, 5, 15 min): "
+          + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    for target in _targets(args):
+        _run(target, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The catalogue's hot queries use indexes: none scans every frame or every product.
+
+A small catalogue of two years is built with the archive benchmark's builder, each
+hot query runs through the library while its SQL is recorded, and the database's
+own plan of every recorded statement is read: ``EXPLAIN QUERY PLAN`` on SQLite,
+``EXPLAIN (FORMAT JSON)`` on PostgreSQL with sequential scans, hash and merge joins
+priced out, so that a ``Seq Scan`` left in a plan means no index could serve it
+(an index scan with no index condition walks the whole table too, and counts as a
+full scan). Nothing is timed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, inspect
+
+from nightlog.catalogue.engine import make_sessionmaker
+
+ROOT = Path(__file__).resolve().parents[1]
+SCANNED = ("frames", "products")
+#: SQLite names a walk of a whole table, or of a whole index of it, ``SCAN table``.
+SQLITE_FULL_SCAN = re.compile(r"\bSCAN (frames|products)\b")
+#: PostgreSQL plan methods that read whole tables, priced out so that the planner
+#: takes an index path wherever one exists (a small catalogue makes them cheap).
+PRICED_OUT = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin")
+
+
+def _benchmark() -> ModuleType:
+    name = "archive_scale"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def small_archive(catalogue_engine: Engine) -> Iterator[tuple[Engine, Any]]:
+    """Two years of nights, 24 frames each, with masters, products and links.
+
+    PostgreSQL's autovacuum analyses tables that grow; the test does it at once.
+    SQLite is left as nightlog leaves it: never analysed."""
+    cat = _benchmark().build_catalogue(catalogue_engine, 24 * 730, nights=730, header_cards=5)
+    if catalogue_engine.dialect.name == "postgresql":
+        with catalogue_engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    yield catalogue_engine, cat
+
+
+def _statements(engine: Engine, run: Any) -> list[tuple[str, Any]]:
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+               executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and not executemany:
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with make_sessionmaker(engine)() as session:
+            run(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def _pg_is_full(node: dict[str, Any], leading: dict[str, str]) -> bool:
+    kind = node["Node Type"]
+    if kind == "Seq Scan":
+        return True
+    if kind in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
+        # A condition that does not bound the index's first column walks all of it.
+        column = leading.get(node.get("Index Name", ""), "")
+        return not re.search(rf"\b{re.escape(column)}\b", node.get("Index Cond", ""))
+    if kind == "Bitmap Heap Scan":  # its bitmaps come from the index scans below it
+        return any(_pg_is_full(child, leading) for child in node.get("Plans", ())
+                   if child["Node Type"] == "Bitmap Index Scan")
+    return False
+
+
+def _pg_full_scans(node: dict[str, Any], leading: dict[str, str]) -> Iterator[str]:
+    if node.get("Relation Name") in SCANNED and _pg_is_full(node, leading):
+        yield f"{node['Node Type']} on {node['Relation Name']}"
+    for child in node.get("Plans", ()):
+        yield from _pg_full_scans(child, leading)
+
+
+def _leading_columns(engine: Engine) -> dict[str, str]:
+    """The first column of every index of frames and products, by index name."""
+    found: dict[str, str] = {}
+    insp = inspect(engine)
+    for table in SCANNED:
+        pk = insp.get_pk_constraint(table)
+        found[str(pk["name"])] = pk["constrained_columns"][0]
+        for ix in [*insp.get_indexes(table), *insp.get_unique_constraints(table)]:
+            found[str(ix["name"])] = str(ix["column_names"][0])
+    return found
+
+
+def _full_scans(engine: Engine, statement: str, parameters: Any) -> list[str]:
+    """The full scans of frames or products in the plan of ``statement``."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            return [str(r[-1]) for r in rows if SQLITE_FULL_SCAN.search(str(r[-1]))]
+        for method in PRICED_OUT:
+            conn.exec_driver_sql(f"SET {method} = off")
+        doc = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
+        plan = json.loads(doc) if isinstance(doc, str) else doc
+        return list(_pg_full_scans(plan[0]["Plan"], _leading_columns(engine)))
+
+
+def test_hot_queries_scan_no_frames_and_no_products(small_archive: tuple[Engine, Any]) -> None:
+    engine, cat = small_archive
+    queries = [q for q in _benchmark().hot_queries(cat) if q.indexed]
+    assert {q.name.split()[0] for q in queries} >= {
+        "status", "nights", "frames", "calib", "match", "provenance", "watch"}
+    for query in queries:
+        statements = _statements(engine, query.run)
+        assert statements, query.name
+        for statement, parameters in statements:
+            scans = _full_scans(engine, statement, parameters)
+            assert not scans, f"{query.name}: {statement}\n{scans}"
+
+
+def test_the_ten_year_listing_is_the_one_that_reads_every_frame(
+        small_archive: tuple[Engine, Any]) -> None:
+    # The check above would see a full scan: ``nights`` over every night reads them all.
+    engine, cat = small_archive
+    (everything,) = [q for q in _benchmark().hot_queries(cat) if not q.indexed]
+    assert any(_full_scans(engine, s, p) for s, p in _statements(engine, everything.run))
