@@ -237,7 +237,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     times = _exposures(exptimes, len(frames), "make_master_dark")
     if not scale_to_rate and len(set(times)) > 1:
         raise CombineError(f"darks that do not scale must share one exposure, got {times}")
-    subtract = None if bias is None else (lambda ccd: subtract_bias(ccd, bias))
+    subtract = None if bias is None else _bias_step(bias)
     scale = [1.0 / t for t in times] if scale_to_rate else None
     result = _run(frames, options or CombineOptions(), _chain(prepare, subtract), scale)
     flags = _flags(result)
@@ -255,13 +255,36 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
                         hot_pixels=int(np.count_nonzero(hot)))
 
 
+def _own_mask(before: CCDData, after: CCDData) -> CCDData:
+    """``after`` with the mask and bit plane of ``before``.
+
+    A master's defects (a dark's HOT pixels, say) are flagged in the products it
+    calibrates, not carried into the frames of another master: a masked pixel is
+    left out of the stack, and a flat with its hot pixels left out would have no
+    value there. Its *values* are still subtracted, and a pixel where the master
+    has none (NaN) stays NaN, so the stack leaves it out.
+    """
+    return CCDData(after.data, unit=after.unit, uncertainty=after.uncertainty,
+                   mask=None if before.mask is None else np.array(before.mask, copy=True),
+                   flags=None if before.flags is None else np.array(before.flags, copy=True),
+                   meta=after.meta)
+
+
+def _bias_step(bias: CCDData) -> Prepare:
+    def step(ccd: CCDData) -> CCDData:
+        return _own_mask(ccd, subtract_bias(ccd, bias))
+
+    return step
+
+
 def _dark_step(dark: CCDData, times: Iterator[float]) -> Prepare:
     unit = u.Unit(dark.unit)
     is_rate = unit.is_equivalent(u.adu / u.s) or unit.is_equivalent(u.electron / u.s)
     dark_exposure = None if is_rate else float(dark.header.get("EXPTIME", 0.0))
 
     def step(ccd: CCDData) -> CCDData:
-        return subtract_dark(ccd, dark, dark_exposure=dark_exposure, data_exposure=next(times))
+        return _own_mask(ccd, subtract_dark(ccd, dark, dark_exposure=dark_exposure,
+                                            data_exposure=next(times)))
 
     return step
 
@@ -322,7 +345,7 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     """
     steps: list[Prepare | None] = [prepare]
     if bias is not None:
-        steps.append(lambda ccd: subtract_bias(ccd, bias))
+        steps.append(_bias_step(bias))
     if dark is not None:
         # Frames are read exactly once and in order, so the exposures can follow.
         steps.append(_dark_step(dark, iter(_exposures(exptimes, len(frames),
