@@ -108,6 +108,10 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
         # catalogue knows none (the core would otherwise read the raw header).
         trim=frame.trimsec or frame.datasec or f"[1:{frame.naxis1},1:{frame.naxis2}]",
         darks_scale=profile.darks_scale,
+        hot_nsigma=profile.hot_nsigma,
+        dead_low=profile.dead_low,
+        dead_high=profile.dead_high,
+        low_response=profile.low_response,
         cosmic_rays=CosmicRaySettings(threads=cosmic_threads),
     )
 

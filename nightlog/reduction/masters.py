@@ -29,6 +29,7 @@ from nightlog.errors import CombineError
 from nightlog.reduction.calibrate import subtract_bias, subtract_dark
 from nightlog.reduction.characterise import FrameStatistics, frame_statistics
 from nightlog.reduction.combine import DEFAULT_MEMORY_LIMIT, CombineResult, combine
+from nightlog.reduction.flat_response import dark_region
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, hot_pixels_from_dark
 from nightlog.reduction.rejection import ClipSpec, Method
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level, resolve_region
@@ -43,7 +44,8 @@ __all__ = [
     "make_master_flat",
 ]
 
-#: Normalised flat values below this are not trusted: set to 1 and flagged DEAD.
+#: Normalised flat values below this are not trusted: set to 1 and flagged DEAD (a
+#: pixel) or UNILLUMINATED (a region: the vignetted edge of the field).
 DEFAULT_FLAT_MIN = 0.1
 # One pass: iterating a MAD on the four or so values left in a small stack keeps
 # cutting good values (about 9% of them for five frames, against 7% in one pass).
@@ -71,7 +73,7 @@ class MasterResult:
     ----------
     ccd : CCDData
         The master: data, uncertainty, boolean mask and the ``uint16`` MaskBit
-        plane as ``flags`` (NO_DATA, HOT, DEAD).
+        plane as ``flags`` (NO_DATA, HOT, DEAD, UNILLUMINATED).
     n_frames : int
         Frames combined.
     level : float
@@ -87,7 +89,8 @@ class MasterResult:
     hot_pixels : int
         Dark only: pixels flagged HOT.
     low_pixels : int
-        Flat only: pixels below the threshold, set to 1 and flagged DEAD.
+        Flat only: pixels below the threshold, set to 1 and flagged DEAD (or
+        UNILLUMINATED, where the whole neighbourhood is below it).
     """
 
     ccd: CCDData
@@ -323,7 +326,10 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     min_value : float
         Normalised values below this (default 0.1), and pixels where nothing
         survived, are set to 1 (so dividing by the flat leaves them unchanged)
-        and flagged ``DEAD`` (``NO_DATA`` for the latter).
+        and flagged ``DEAD`` (``NO_DATA`` for the latter); ``UNILLUMINATED``
+        instead of ``DEAD`` where many neighbours are below the limit too
+        (:func:`~nightlog.reduction.flat_response.dark_region`): the edge of a
+        vignetted field, not a dead pixel.
     options : CombineOptions or None
         Combination; default a one-pass MAD-clipped (3/3) average; give
         ``ClipSpec(spread='noise', ...)`` when the read noise and gain are known.
@@ -360,7 +366,11 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     flags = _flags(result)
     with np.errstate(invalid="ignore"):
         low = ~(data >= min_value) & ~result.mask
-    flags[low] |= MASK_DTYPE(MaskBit.DEAD)
+    # Below the limit with many neighbours is the field's dark edge (vignetted, not
+    # reached by light); a pixel, a pair or a column there is a defect.
+    dark_field = dark_region(low)
+    flags[low & dark_field] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
+    flags[low & ~dark_field] |= MASK_DTYPE(MaskBit.DEAD)
     reset = low | result.mask
     data[reset] = 1.0
     unc[reset] = 0.0
