@@ -16,7 +16,7 @@ from nightlog.catalogue.frames import find_frame
 from nightlog.catalogue.queries import latest_night
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.match_report import explain_match
-from nightlog.coordinator.night import NightRun, finish_night
+from nightlog.coordinator.night import NightRun, finish_night, other_nights_note
 from nightlog.coordinator.reduce import science_frames
 from nightlog.errors import ConfigurationError, NotFoundError
 
@@ -51,6 +51,37 @@ def test_the_latest_night_is_built_then_reduced_then_found_done(
                        workers=1)
     assert one.night is None and one.frame_ids == science[:1]
     assert [o.status for o in one.outcomes] == ["reduced"]
+
+
+def test_the_latest_night_says_which_other_nights_wait(
+        archive: tuple[Engine, JobContext], tmp_path: Path) -> None:
+    from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
+    from nightlog.settings import load_settings
+    from nightlog.simulate import simulate_night
+
+    engine, ctx = archive
+    earlier = NIGHT - dt.timedelta(days=2)
+    simulate_night(tmp_path / "raw-earlier", camera="lfc", night=earlier, scale=0.1, seed=8,
+                   n_bias=3, n_dark=3, n_flat=3, n_science=2)
+    settings = load_settings(env={}, cwd=tmp_path)
+    run_ingest(engine, discover([tmp_path / "raw-earlier"], settings.ingest.patterns),
+               IngestContext.from_settings(settings))
+    with make_sessionmaker(engine)() as s:
+        waiting = len(science_frames(s, night=earlier))
+    assert waiting == 2
+
+    latest = finish_night(engine, ctx, workers=1)
+    assert latest.night == NIGHT and {o.status for o in latest.outcomes} == {"reduced"}
+    assert latest.other_nights == {earlier: waiting}
+    note = other_nights_note(latest)
+    assert note is not None
+    assert f"{earlier.isoformat()} ({waiting})" in note
+    assert note.endswith(f"run: nightlog reduce --night {earlier.isoformat()}")
+
+    done = finish_night(engine, ctx, night=earlier, workers=1)
+    assert [o.status for o in done.outcomes] == ["reduced"] * waiting
+    assert done.other_nights == {} and other_nights_note(done) is None
+    assert other_nights_note(finish_night(engine, ctx, workers=1)) is None
 
 
 def test_an_empty_catalogue_has_no_night_and_nothing_is_done(

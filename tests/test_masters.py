@@ -183,6 +183,65 @@ def test_flat_low_pixels_set_to_one_and_flagged_and_calibrations_applied() -> No
         make_master_flat(raw, dark=dark)
 
 
+def test_hot_pixels_of_the_dark_keep_their_flat_value_and_are_flagged_in_the_product() -> None:
+    """A hot pixel's flat value comes from the flats: the dark's HOT mask is not carried
+    into the flat frames (which would leave the master flat at 1, NO_DATA, there)."""
+    rng = np.random.default_rng(11)
+    rate = np.full(FLAT_SHAPE, 0.02)
+    hot = [(5, 9), (30, 40), (60, 100), (90, 150), (110, 12), (70, 70)]
+    for y, x in hot:
+        rate[y, x] = 40.0
+    dark_times = [100.0, 200.0, 300.0, 300.0, 400.0]
+    darks_raw = [CCDData((500.0 + rate * t + rng.normal(0, 3.0, FLAT_SHAPE))
+                         .astype(np.float32), unit="adu") for t in dark_times]
+    bias = CCDData(np.full(FLAT_SHAPE, 500.0, dtype=np.float32), unit="adu")
+    dark = make_master_dark(darks_raw, dark_times, bias=bias, hot_threshold=1.0).ccd
+    assert all(dark.flags[y, x] & MaskBit.HOT for y, x in hot)
+    pixel = response()
+    pixel[30, 40], pixel[60, 100] = 0.87, 1.12  # hot pixels that also respond unusually
+    flat_times = [10.0, 12.0, 8.0, 10.0, 11.0]
+    flats = []
+    for level, t in zip([20000.0, 24000.0, 16000.0, 21000.0, 19000.0], flat_times,
+                        strict=True):
+        signal = level * pixel
+        flats.append(CCDData((500.0 + rate * t + signal + rng.normal(0, np.sqrt(signal / 2)))
+                             .astype(np.float32), unit="adu"))
+    result = make_master_flat(flats, bias=bias, dark=dark, exptimes=flat_times,
+                              scale_region=REGION)
+    flat = result.ccd
+    # The hand-written reference: bias- and dark-subtracted flats, each divided by its
+    # median in the region, averaged, and normalised by the region's median.
+    region = (slice(40, 80), slice(60, 100))
+    normed = []
+    for f, t in zip(flats, flat_times, strict=True):
+        clean = f.data.astype(np.float64) - 500.0 - dark.data.astype(np.float64) * t
+        normed.append(clean / np.median(clean[region]))
+    reference = np.mean(normed, axis=0)
+    reference /= np.median(reference[region])
+    for y, x in hot:
+        assert not flat.flags[y, x] & MaskBit.NO_DATA
+        assert flat.data[y, x] == pytest.approx(reference[y, x], rel=2e-3)
+        assert flat.data[y, x] == pytest.approx(pixel[y, x] / np.median(pixel[region]),
+                                                abs=0.01)
+    assert result.low_pixels == 0 and not flat.mask.any()
+
+    from nightlog.reduction.cosmics import CosmicRaySettings
+    from nightlog.reduction.science import ScienceParameters, reduce_science
+
+    sky = 1000.0 * pixel
+    science = CCDData((500.0 + rate * 60.0 + sky).astype(np.float32), unit="adu",
+                      meta={"EXPTIME": 60.0})
+    params = ScienceParameters(gain=2.0, read_noise=6.0, saturation=None, hot_threshold=1.0,
+                               cosmic_rays=CosmicRaySettings(enabled=False))
+    reduced = reduce_science(science, bias=bias, dark=dark, flat=flat, params=params)
+    for y, x in hot:
+        # Flagged HOT in the product, and flat-fielded like its neighbours.
+        assert reduced.bits[y, x] & MaskBit.HOT
+        assert not reduced.bits[y, x] & MaskBit.NO_DATA
+        assert reduced.ccd.data[y, x] == pytest.approx(1000.0 * np.median(pixel[region]),
+                                                       rel=0.02)
+
+
 def test_mode_and_region_level() -> None:
     rng = np.random.default_rng(5)
     values = np.round(rng.normal(1000, 4, 20000))

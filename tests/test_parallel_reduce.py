@@ -25,6 +25,7 @@ from nightlog.coordinator.executors import DASK_CONFIG, DaskExecutor, dask_setti
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import ReduceInterrupted, ReduceOutcome, run_reduce, science_frames
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, reduce_job
+from nightlog.coordinator.replaced_files import replaced_path
 
 DIE_ONCE = "NIGHTLOG_TEST_DIE_ONCE"  # read by _dies_once only, in the worker processes
 
@@ -66,7 +67,11 @@ def _current(engine: Engine) -> dict[int, Product]:
 
 
 def _pixels(product: Product) -> list[np.ndarray]:
-    with fits.open(product.path) as hdul:
+    # A product replaced since ``product`` was read has its file in the replaced folder.
+    path = Path(product.path)
+    if not path.exists():
+        path = replaced_path(path)
+    with fits.open(path) as hdul:
         return [np.array(hdul[name].data) for name in ("PRIMARY", "UNCERT", "MASK")]
 
 

@@ -83,6 +83,31 @@ def test_second_run_reduces_nothing_and_force_redoes(archive: tuple[Engine, JobC
         assert Path(old.path).exists()  # kept for provenance
 
 
+def test_force_leaves_one_current_product_file_per_frame(
+        archive: tuple[Engine, JobContext]) -> None:
+    engine, ctx = archive
+    run_build(engine, ctx)
+    ids = _science(engine)[:1]
+    (first,) = run_reduce(engine, ctx, ids)
+    (second,) = run_reduce(engine, ctx, ids, force=True)
+    (third,) = run_reduce(engine, ctx, ids, force=True)
+    with make_sessionmaker(engine)() as s:
+        products = {p.id: p for p in s.scalars(select(Product).where(
+            Product.frame_id == ids[0]))}
+        current = [p for p in products.values() if p.status == "current"]
+        assert [p.id for p in current] == [third.product_id]
+        folder = Path(current[0].path).parent
+        # The night's folder holds the one current product file of the frame ...
+        assert [p.name for p in folder.glob("*.fits")] == [Path(current[0].path).name]
+        # ... and the replaced ones are kept beside, their rows following them, unchanged.
+        for pid in (first.product_id, second.product_id):
+            old = products[pid]
+            assert old.status == "replaced" and old.inputs_key == current[0].inputs_key
+            assert Path(old.path).parent == folder / "replaced"
+            assert sha256_of(Path(old.path)) == old.sha256
+        assert products[first.product_id].replaced_by_id == second.product_id
+
+
 def test_a_bad_master_is_replaced_on_redo(archive: tuple[Engine, JobContext]) -> None:
     engine, ctx = archive
     run_build(engine, ctx)

@@ -252,3 +252,21 @@ def test_every_profile_field_has_a_table_key() -> None:
     # `match` holds the rules of both `match` and `match_regex`.
     assert settable <= set(KNOWN_KEYS)
     assert set(KNOWN_KEYS) - settable == {"match_regex"}
+
+
+def test_bad_pixel_thresholds_are_profile_keys_validated() -> None:
+    reg = registry('[instruments.vignetted]\nextends = "lfc"\ndead_low = 0.3\n'
+                   'dead_high = 1.8\nlow_response = 0.25\nhot_nsigma = 7\n'
+                   '[instruments.plain]\nextends = "lfc"\nlow_response = 0\n')
+    mine = reg.get("vignetted")
+    assert (mine.dead_low, mine.dead_high, mine.low_response, mine.hot_nsigma) == (
+        0.3, 1.8, 0.25, 7.0)
+    assert reg.get("plain").low_response is None  # 0 switches the flag off
+    lfc = reg.get("lfc")
+    assert (lfc.dead_low, lfc.dead_high, lfc.low_response, lfc.hot_nsigma) == (
+        0.5, None, 0.5, 5.0)
+    for bad in ("dead_low = 1.0", "dead_low = 0", "dead_high = 0.9", "low_response = 1.5",
+                "hot_nsigma = -1", 'dead_low = "half"'):
+        key = bad.split(" ")[0]
+        with pytest.raises(ProfileError, match=key):
+            registry(f'[instruments.mine]\nextends = "lfc"\n{bad}\n')

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nightlog.catalogue.models import Frame
+from nightlog.catalogue.models import Frame, Product
 from nightlog.errors import NotFoundError
 from nightlog.header.model import NormalizedHeader
-from nightlog.states import FrameStatus
+from nightlog.states import FrameStatus, ProductKind, ProductStatus
 
 __all__ = [
     "FileFacts",
@@ -29,6 +29,7 @@ __all__ = [
     "move_frame",
     "newest_per_setup",
     "science_frame_ids",
+    "unreduced_science_by_night",
 ]
 
 
@@ -213,3 +214,20 @@ def science_frame_ids(session: Session, *, night: dt.date | None = None,
     if since is not None:
         stmt = stmt.where(Frame.night >= since)
     return list(session.scalars(stmt.order_by(Frame.obs_time, Frame.id)))
+
+
+def unreduced_science_by_night(session: Session, *, besides: dt.date | None = None
+                               ) -> dict[dt.date, int]:
+    """How many latest usable science frames of each night have no current final
+    product (a quick-look is not a reduction), nights in time order; ``besides``
+    left out."""
+    reduced = select(Product.frame_id).where(Product.status == ProductStatus.CURRENT,
+                                             Product.kind == ProductKind.FINAL)
+    stmt = (select(Frame.night, func.count(Frame.id))
+            .where(Frame.kind == "science", Frame.is_latest.is_(True),
+                   Frame.status == FrameStatus.OK, Frame.night.is_not(None),
+                   Frame.id.not_in(reduced))
+            .group_by(Frame.night).order_by(Frame.night))
+    if besides is not None:
+        stmt = stmt.where(Frame.night != besides)
+    return {night: int(n) for night, n in session.execute(stmt)}

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from nightlog.catalogue.models import Frame, Product, ProductMaster
 from nightlog.states import ProductStatus
 
-__all__ = ["NewProduct", "current_product", "record_product", "recorded_meanwhile"]
+__all__ = ["NewProduct", "current_product", "move_product", "record_product",
+           "recorded_meanwhile", "replaced_by"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +138,24 @@ def record_product(session: Session, new: NewProduct, *,
         old.replaced_by_id = product.id
     session.flush()
     return product
+
+
+def replaced_by(session: Session, product_id: int) -> list[Product]:
+    """The products that ``product_id`` replaced (made ``replaced`` when it was recorded)."""
+    return list(session.scalars(select(Product).where(Product.replaced_by_id == product_id)
+                                .order_by(Product.id)))
+
+
+def move_product(session: Session, product_id: int, *, old_path: str, new_path: str) -> bool:
+    """Record that the file of product ``product_id`` (unchanged, same checksum) moved
+    from ``old_path`` to ``new_path``, in the caller's session (no commit).
+
+    Returns ``False``, changing nothing, when the product is gone or its row no
+    longer names ``old_path``.
+    """
+    product = session.get(Product, product_id, with_for_update=True)
+    if product is None or product.path != old_path:
+        return False
+    product.path = new_path
+    session.flush()
+    return True

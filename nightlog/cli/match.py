@@ -45,6 +45,10 @@ def match_cmd(
                        f"{printable(found.frame_path)})"))
     if not found.matches:
         console.print(f"a {found.frame_kind} frame needs no calibration")
+    units = {"gain": "e-/ADU", "read_noise": "e-"}
+    for name, number in found.detector.items():
+        console.print(Text(f"{name.replace('_', ' ')}: {number['value']:.4g} {units[name]} "
+                           f"({printable(number['source'])})"))
     for item in found.matches:
         chosen = item["chosen"]
         head = (f"{item['kind']}: master {chosen}" if chosen is not None

@@ -17,7 +17,7 @@ from nightlog.cli.output import printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import BuildOutcome
-from nightlog.coordinator.night import NightRun, finish_night
+from nightlog.coordinator.night import NightRun, finish_night, other_nights_note
 from nightlog.coordinator.reduce import ReduceInterrupted, ReduceOutcome, ReduceStopped
 from nightlog.states import ReduceStatus
 
@@ -178,5 +178,8 @@ def reduce_cmd(
         console.print("the catalogue holds no frames")
         return
     _summary(console, run.outcomes, bar.title, bar.seconds(), bar.where)
+    note = other_nights_note(run)
+    if note is not None:
+        console.print(Text(note))
     if any(o.status == ReduceStatus.FAILED for o in run.outcomes):
         raise typer.Exit(code=1)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from nightlog.calibration.matching import KindMatch, match_frame
 from nightlog.catalogue.frames import find_frame
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.detector_numbers import detector_numbers
 
 __all__ = ["MatchReport", "explain_match"]
 
@@ -35,16 +36,21 @@ class MatchReport:
         ``reason`` (why none was chosen) and ``candidates``, each with ``master``,
         ``night``, ``version``, ``usable``, ``hours_away`` and ``rules`` (each
         ``rule``, ``passed``, ``detail``), nearest first.
+    detector : dict
+        The gain and read noise the frame is reduced with, each ``value``,
+        ``source`` (profile, header keyword, measured on master N, or default) and
+        ``master`` (see :mod:`~nightlog.coordinator.detector_numbers`).
     """
 
     frame_id: int
     frame_kind: str
     frame_path: str
     matches: list[dict[str, Any]] = field(default_factory=list)
+    detector: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON document of ``nightlog match --format json``."""
-        return {"frame": self.frame_id, "matches": self.matches}
+        return {"frame": self.frame_id, "matches": self.matches, "detector": self.detector}
 
 
 def _kind_record(kind: str, m: KindMatch) -> dict[str, Any]:
@@ -89,7 +95,11 @@ def explain_match(session: Session, ctx: JobContext, frame_ref: str, *,
         No frame has this id or path.
     """
     frame = find_frame(session, frame_ref)
-    matches = match_frame(session, frame, ctx.profile_of(frame), ctx.policy, at=at, live=live,
+    profile = ctx.profile_of(frame)
+    matches = match_frame(session, frame, profile, ctx.policy, at=at, live=live,
                           explain=True)
+    bias = matches["bias"].chosen if "bias" in matches else None
+    numbers = detector_numbers(frame, profile, bias)
     return MatchReport(frame_id=frame.id, frame_kind=frame.kind, frame_path=frame.path,
-                       matches=[_kind_record(kind, m) for kind, m in matches.items()])
+                       matches=[_kind_record(kind, m) for kind, m in matches.items()],
+                       detector={k: v.as_dict() for k, v in numbers.items()})

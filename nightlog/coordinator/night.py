@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.frames import unreduced_science_by_night
 from nightlog.catalogue.queries import latest_night
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.executors import open_executor
@@ -26,7 +27,7 @@ from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frame
 from nightlog.errors import ConfigurationError
 from nightlog.threads import available_cores
 
-__all__ = ["NightRun", "finish_night"]
+__all__ = ["NightRun", "finish_night", "other_nights_note"]
 
 
 @dataclass(slots=True)
@@ -51,6 +52,9 @@ class NightRun:
         One per frame, in the order of ``frame_ids``.
     no_frames : bool
         The catalogue holds no frame: nothing was built or reduced.
+    other_nights : dict of datetime.date to int
+        With one night finished: the other nights whose science frames still have
+        no final product, and how many each (see :func:`other_nights_note`).
     """
 
     night: dt.date | None
@@ -61,6 +65,7 @@ class NightRun:
     builds: list[BuildOutcome] = field(default_factory=list)
     outcomes: list[ReduceOutcome] = field(default_factory=list)
     no_frames: bool = False
+    other_nights: dict[dt.date, int] = field(default_factory=dict)
 
 
 def _chosen(*given: object) -> int:
@@ -147,4 +152,37 @@ def finish_night(engine: Engine, ctx: JobContext, *, night: dt.date | None = Non
         run.outcomes = run_reduce(engine, ctx, run.frame_ids, force=force,
                                   redo_superseded=redo_superseded, progress=progress,
                                   retries=retries, executor=executor, sweep=not build)
+    if run.night is not None:
+        with make_session() as session:
+            run.other_nights = unreduced_science_by_night(session, besides=run.night)
     return run
+
+
+def other_nights_note(run: NightRun, *, shown: int = 5) -> str | None:
+    """One line saying which other nights still have unreduced science frames, and
+    the command that reduces them; ``None`` when there are none.
+
+    Parameters
+    ----------
+    run : NightRun
+        A finished run (its ``other_nights``).
+    shown : int
+        Nights named at most; the rest are counted.
+
+    Returns
+    -------
+    str or None
+        For example ``'2 other night(s) have unreduced science frames: 2016-01-13 (4),
+        2016-01-14 (3); run: nightlog reduce --since 2016-01-13'``.
+    """
+    nights = run.other_nights
+    if not nights:
+        return None
+    named = ", ".join(f"{night.isoformat()} ({n})" for night, n in list(nights.items())[:shown])
+    if len(nights) > shown:
+        named += f" and {len(nights) - shown} more"
+    first = min(nights)
+    command = (f"nightlog reduce --night {first.isoformat()}" if len(nights) == 1
+               else f"nightlog reduce --since {first.isoformat()}")
+    return (f"{len(nights)} other night(s) have unreduced science frames: {named}; "
+            f"run: {command}")

@@ -38,6 +38,7 @@ from nightlog.coordinator.reduce_plan import (
     record_reduction,
     reduced_meanwhile,
 )
+from nightlog.coordinator.replaced_files import set_aside_replaced
 from nightlog.coordinator.retry import CatalogueUnreachable, Stopped, failure_cause
 from nightlog.errors import CatalogueError, NightlogError
 from nightlog.states import FailureCause, ReduceStatus
@@ -204,6 +205,7 @@ class FrameDispatcher:
                                       reason="reduced meanwhile by another process",
                                       attempts=self.attempts[frame_id]))
             return
+        set_aside_replaced(self.make_session, product_id)
         self.finish(ReduceOutcome(frame_id, ReduceStatus.REDUCED, product_id=product_id,
                                   missing=plan.missing, attempts=self.attempts[frame_id],
                                   seconds=made.seconds, peak_rss=made.peak_rss,

@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from astropy.io import fits
@@ -37,6 +37,7 @@ from nightlog.catalogue.products import (
     recorded_meanwhile,
 )
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.detector_numbers import DetectorNumber, detector_numbers
 from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.header.profiles import InstrumentProfile
@@ -89,18 +90,23 @@ class FramePlan:
     raw_sha256: str
     software_version: str
     replaces: int | None = None  # the frame's current product when it was planned
+    # Gain and read noise used, each with its source (DetectorNumber.as_dict).
+    detector: dict[str, Any] = field(default_factory=dict)
 
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
-                       cosmic_threads: int | None = None) -> ScienceParameters:
-    """The reduction settings of ``frame`` from its catalogue row and profile."""
+                       cosmic_threads: int | None = None, gain: float | None = None,
+                       read_noise: float | None = None) -> ScienceParameters:
+    """The reduction settings of ``frame`` from its catalogue row and profile;
+    ``gain`` and ``read_noise``, when given, replace the row's (see
+    :mod:`~nightlog.coordinator.detector_numbers`)."""
     overscan = None
     if profile.subtract_overscan and frame.biassec:
         overscan = OverscanParameters(region=frame.biassec,
                                       skip_columns=skip_columns)
     return ScienceParameters(
-        gain=frame.gain or 1.0,
-        read_noise=frame.read_noise or 0.0,
+        gain=gain if gain is not None else frame.gain or 1.0,
+        read_noise=read_noise if read_noise is not None else frame.read_noise or 0.0,
         saturation=frame.saturation,
         exptime=frame.exptime,
         overscan=overscan,
@@ -108,6 +114,10 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
         # catalogue knows none (the core would otherwise read the raw header).
         trim=frame.trimsec or frame.datasec or f"[1:{frame.naxis1},1:{frame.naxis2}]",
         darks_scale=profile.darks_scale,
+        hot_nsigma=profile.hot_nsigma,
+        dead_low=profile.dead_low,
+        dead_high=profile.dead_high,
+        low_response=profile.low_response,
         cosmic_rays=CosmicRaySettings(threads=cosmic_threads),
     )
 
@@ -133,8 +143,8 @@ def inputs_key(frame: Frame, masters: dict[str, Master | None], params: ScienceP
 
 
 def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str,
-           chosen: dict[str, Master | None], missing: list[str]
-           ) -> tuple[tuple[str, Any, str], ...]:
+           chosen: dict[str, Master | None], missing: list[str],
+           numbers: dict[str, DetectorNumber]) -> tuple[tuple[str, Any, str], ...]:
     header = fits.Header()
     header["NLKIND"] = (kind, "nightlog product: final or quicklook")
     header["NLSOFT"] = (software_version, "nightlog version")
@@ -144,6 +154,10 @@ def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str
     set_master_cards(header, chosen)
     if missing:
         header["NLMISS"] = (",".join(missing), "calibration steps skipped: no master")
+    header["NLGAIN"] = (numbers["gain"].value, "e-/ADU used")
+    header["NLGAINSR"] = (numbers["gain"].source[:68], "source of NLGAIN")
+    header["NLRDNOIS"] = (numbers["read_noise"].value, "e- read noise used")
+    header["NLRDNSRC"] = (numbers["read_noise"].source[:68], "source of NLRDNOIS")
     return tuple((card.keyword, card.value, card.comment) for card in header.cards)
 
 
@@ -173,8 +187,10 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                 return ReduceOutcome(frame.id, ReduceStatus.STOPPED,
                                      reason=f"{role}: {match.reason}")
             missing.append(role)
+    numbers = detector_numbers(frame, profile, chosen.get("bias"))
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
-                                cosmic_threads=cosmic_threads)
+                                cosmic_threads=cosmic_threads, gain=numbers["gain"].value,
+                                read_noise=numbers["read_noise"].value)
     key = inputs_key(frame, chosen, params, ctx.software_version)
     existing = current_product(session, frame)
     # A product whose file is gone (deleted by hand, or recorded by a commit whose
@@ -197,7 +213,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         frame_id=frame.id, raw_path=frame.path, hdu=frame.hdu, raw_sha256=frame.sha256,
         masters=tuple((role, m.path) for role, m in used.items()), params=params,
         target=str(path),
-        cards=_cards(kind, frame, key, digest, ctx.software_version, chosen, missing),
+        cards=_cards(kind, frame, key, digest, ctx.software_version, chosen, missing,
+                     numbers),
         provenance=tuple(product_entries(frame, chosen)),
         mode=ctx.layout.file_mode(),
     )
@@ -206,7 +223,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      masters=tuple((role, m.id, m.sha256) for role, m in used.items()),
                      missing=tuple(missing), raw_sha256=frame.sha256,
                      software_version=ctx.software_version,
-                     replaces=None if existing is None else existing.id)
+                     replaces=None if existing is None else existing.id,
+                     detector={k: v.as_dict() for k, v in numbers.items()})
 
 
 def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
@@ -215,7 +233,8 @@ def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
         frame_id=plan.job.frame_id, kind=plan.kind, path=made.path, sha256=made.sha256,
         size=made.size, raw_sha256=plan.raw_sha256, inputs_key=plan.key,
         parameters={"science": plan.science, "digest": plan.digest, "live": plan.live,
-                    "threads": plan.threads, "steps": made.steps},
+                    "threads": plan.threads, "steps": made.steps,
+                    "detector": plan.detector},
         missing_steps=plan.missing,
         stats={"steps": {s["name"]: s["summary"] for s in made.steps}},
         software_version=plan.software_version, masters=plan.masters)

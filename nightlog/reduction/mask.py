@@ -22,10 +22,13 @@ import numpy.typing as npt
 from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError, ShapeMismatchError
+from nightlog.reduction.flat_response import large_scale_response
 
 __all__ = [
     "MASK_DTYPE",
+    "UNUSABLE",
     "MaskBit",
+    "bit_cards",
     "combine_masks",
     "dead_pixels_from_flat",
     "describe_bits",
@@ -48,14 +51,19 @@ class MaskBit(enum.IntFlag):
         The raw value reached the saturation (or non-linearity) level in ADU.
     HOT = 2
         Dark current far above the detector's typical rate, from the master dark.
+        The pixel's value is calibrated as any other (its flat value comes from
+        the flats); it only carries this bit.
     DEAD = 4
-        Dead or low (or abnormally high) response, from the master flat.
+        A pixel whose own response is far below (or above) that of its
+        neighbourhood, from the master flat: a defect of the pixel.
     COSMIC_RAY = 8
         Hit by a cosmic ray in this exposure (from cosmic-ray detection).
     NO_DATA = 16
         No valid value: not a finite number, or outside the illuminated/read area.
     UNILLUMINATED = 32
-        Vignetted or not illuminated; the flat cannot correct it.
+        Vignetted: the flat's large-scale response is below the low-response
+        limit (little light reaches this part of the detector). Flat-fielded like
+        any pixel, with the larger uncertainty that follows; not a defect.
     OVERSCAN_BAD = 64
         The overscan level for this row could not be estimated reliably.
     UNSPECIFIED = 128
@@ -81,11 +89,29 @@ _DESCRIPTIONS: dict[MaskBit, str] = {
     MaskBit.DEAD: "dead or low-response pixel (master flat)",
     MaskBit.COSMIC_RAY: "cosmic ray",
     MaskBit.NO_DATA: "no valid data",
-    MaskBit.UNILLUMINATED: "not illuminated / vignetted",
+    MaskBit.UNILLUMINATED: "vignetted: low large-scale response (master flat)",
     MaskBit.OVERSCAN_BAD: "unreliable overscan level",
     MaskBit.UNSPECIFIED: "masked, reason not recorded",
 }
 _DESCRIPTIONS_BY_VALUE: dict[int, str] = {int(k): v for k, v in _DESCRIPTIONS.items()}
+
+#: Bits that make a pixel's value unusable; UNILLUMINATED (vignetted) is not one of
+#: them: such a pixel is flat-fielded and its uncertainty says how much less light
+#: it had. Select good data with ``~pixels_with(plane, UNUSABLE)``.
+UNUSABLE = MaskBit(sum(int(b) for b in MaskBit if b is not MaskBit.UNILLUMINATED))
+
+# Short meanings for the product header (a card's comment holds 47 characters
+# after an 8-character value).
+_CARD_TEXT: dict[MaskBit, str] = {
+    MaskBit.SATURATED: "raw value at or above SATLEVEL",
+    MaskBit.HOT: "hot pixel: master dark above the hot limit",
+    MaskBit.DEAD: "dead pixel: response far off its neighbours'",
+    MaskBit.COSMIC_RAY: "cosmic ray hit in this exposure",
+    MaskBit.NO_DATA: "no valid value (not finite, not read)",
+    MaskBit.UNILLUMINATED: "vignetted: low large-scale flat response",
+    MaskBit.OVERSCAN_BAD: "overscan level of the row unreliable",
+    MaskBit.UNSPECIFIED: "masked by an earlier step, no reason kept",
+}
 
 
 def _plain(data: CCDData | npt.ArrayLike) -> np.ndarray[Any, Any]:
@@ -184,6 +210,8 @@ def dead_pixels_from_flat(
     *,
     low: float = 0.5,
     high: float | None = None,
+    box: int | None = None,
+    exclude: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Flag dead and low-response (optionally over-responsive) pixels in a flat.
 
@@ -195,6 +223,14 @@ def dead_pixels_from_flat(
         Pixels whose response is below ``low`` × median are flagged (default 0.5).
     high : float, optional
         If given, pixels above ``high`` × median are flagged too.
+    box : int, optional
+        If given, the thresholds are relative to the pixel's neighbourhood (the
+        mean response of its ``box`` × ``box`` block,
+        :func:`~nightlog.reduction.flat_response.large_scale_response`)
+        instead of the flat's median: a pixel in a vignetted corner is then dead
+        only when it responds far less than the pixels around it.
+    exclude : array_like of bool, optional
+        With ``box``: pixels left out of the neighbourhood means.
 
     Returns
     -------
@@ -216,11 +252,15 @@ def dead_pixels_from_flat(
     median = float(np.median(values[finite]))
     if not median > 0:
         raise ReductionError(f"the flat's median is {median}, not positive")
+    reference: Any = median
+    if box is not None:
+        local = large_scale_response(values, box=box, exclude=exclude)
+        reference = np.where(np.isfinite(local), local, median)
     bad = ~finite
     with np.errstate(invalid="ignore"):
-        bad |= values < low * median
+        bad |= values < low * reference
         if high is not None:
-            bad |= values > high * median
+            bad |= values > high * reference
     return np.asarray(bad, dtype=np.bool_)
 
 
@@ -317,3 +357,18 @@ def describe_bits(value: int) -> str:
             words.append(_DESCRIPTIONS_BY_VALUE.get(bit, f"unknown bit {bit}"))
         bit <<= 1
     return "; ".join(words)
+
+
+def bit_cards() -> list[tuple[str, str, str]]:
+    """Header cards that document the bit plane: ``(keyword, value, comment)``.
+
+    One card per bit, ``MASKB0`` … ``MASKB7`` (the bit number), whose value is the
+    bit's name and comment its meaning, e.g.
+    ``MASKB2 = 'DEAD' / dead pixel: response far off its neighbours'``. Each fits
+    one 80-character card.
+    """
+    cards = []
+    for bit in MaskBit:
+        number = int(bit).bit_length() - 1
+        cards.append((f"MASKB{number}", str(bit.name), _CARD_TEXT[bit]))
+    return cards

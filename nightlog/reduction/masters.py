@@ -29,6 +29,7 @@ from nightlog.errors import CombineError
 from nightlog.reduction.calibrate import subtract_bias, subtract_dark
 from nightlog.reduction.characterise import FrameStatistics, frame_statistics
 from nightlog.reduction.combine import DEFAULT_MEMORY_LIMIT, CombineResult, combine
+from nightlog.reduction.flat_response import dark_region
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, hot_pixels_from_dark
 from nightlog.reduction.rejection import ClipSpec, Method
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level, resolve_region
@@ -43,7 +44,8 @@ __all__ = [
     "make_master_flat",
 ]
 
-#: Normalised flat values below this are not trusted: set to 1 and flagged DEAD.
+#: Normalised flat values below this are not trusted: set to 1 and flagged DEAD (a
+#: pixel) or UNILLUMINATED (a region: the vignetted edge of the field).
 DEFAULT_FLAT_MIN = 0.1
 # One pass: iterating a MAD on the four or so values left in a small stack keeps
 # cutting good values (about 9% of them for five frames, against 7% in one pass).
@@ -71,7 +73,7 @@ class MasterResult:
     ----------
     ccd : CCDData
         The master: data, uncertainty, boolean mask and the ``uint16`` MaskBit
-        plane as ``flags`` (NO_DATA, HOT, DEAD).
+        plane as ``flags`` (NO_DATA, HOT, DEAD, UNILLUMINATED).
     n_frames : int
         Frames combined.
     level : float
@@ -87,7 +89,8 @@ class MasterResult:
     hot_pixels : int
         Dark only: pixels flagged HOT.
     low_pixels : int
-        Flat only: pixels below the threshold, set to 1 and flagged DEAD.
+        Flat only: pixels below the threshold, set to 1 and flagged DEAD (or
+        UNILLUMINATED, where the whole neighbourhood is below it).
     """
 
     ccd: CCDData
@@ -237,7 +240,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     times = _exposures(exptimes, len(frames), "make_master_dark")
     if not scale_to_rate and len(set(times)) > 1:
         raise CombineError(f"darks that do not scale must share one exposure, got {times}")
-    subtract = None if bias is None else (lambda ccd: subtract_bias(ccd, bias))
+    subtract = None if bias is None else _bias_step(bias)
     scale = [1.0 / t for t in times] if scale_to_rate else None
     result = _run(frames, options or CombineOptions(), _chain(prepare, subtract), scale)
     flags = _flags(result)
@@ -255,13 +258,36 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
                         hot_pixels=int(np.count_nonzero(hot)))
 
 
+def _own_mask(before: CCDData, after: CCDData) -> CCDData:
+    """``after`` with the mask and bit plane of ``before``.
+
+    A master's defects (a dark's HOT pixels, say) are flagged in the products it
+    calibrates, not carried into the frames of another master: a masked pixel is
+    left out of the stack, and a flat with its hot pixels left out would have no
+    value there. Its *values* are still subtracted, and a pixel where the master
+    has none (NaN) stays NaN, so the stack leaves it out.
+    """
+    return CCDData(after.data, unit=after.unit, uncertainty=after.uncertainty,
+                   mask=None if before.mask is None else np.array(before.mask, copy=True),
+                   flags=None if before.flags is None else np.array(before.flags, copy=True),
+                   meta=after.meta)
+
+
+def _bias_step(bias: CCDData) -> Prepare:
+    def step(ccd: CCDData) -> CCDData:
+        return _own_mask(ccd, subtract_bias(ccd, bias))
+
+    return step
+
+
 def _dark_step(dark: CCDData, times: Iterator[float]) -> Prepare:
     unit = u.Unit(dark.unit)
     is_rate = unit.is_equivalent(u.adu / u.s) or unit.is_equivalent(u.electron / u.s)
     dark_exposure = None if is_rate else float(dark.header.get("EXPTIME", 0.0))
 
     def step(ccd: CCDData) -> CCDData:
-        return subtract_dark(ccd, dark, dark_exposure=dark_exposure, data_exposure=next(times))
+        return _own_mask(ccd, subtract_dark(ccd, dark, dark_exposure=dark_exposure,
+                                            data_exposure=next(times)))
 
     return step
 
@@ -300,7 +326,10 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     min_value : float
         Normalised values below this (default 0.1), and pixels where nothing
         survived, are set to 1 (so dividing by the flat leaves them unchanged)
-        and flagged ``DEAD`` (``NO_DATA`` for the latter).
+        and flagged ``DEAD`` (``NO_DATA`` for the latter); ``UNILLUMINATED``
+        instead of ``DEAD`` where many neighbours are below the limit too
+        (:func:`~nightlog.reduction.flat_response.dark_region`): the edge of a
+        vignetted field, not a dead pixel.
     options : CombineOptions or None
         Combination; default a one-pass MAD-clipped (3/3) average; give
         ``ClipSpec(spread='noise', ...)`` when the read noise and gain are known.
@@ -322,7 +351,7 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     """
     steps: list[Prepare | None] = [prepare]
     if bias is not None:
-        steps.append(lambda ccd: subtract_bias(ccd, bias))
+        steps.append(_bias_step(bias))
     if dark is not None:
         # Frames are read exactly once and in order, so the exposures can follow.
         steps.append(_dark_step(dark, iter(_exposures(exptimes, len(frames),
@@ -337,7 +366,11 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     flags = _flags(result)
     with np.errstate(invalid="ignore"):
         low = ~(data >= min_value) & ~result.mask
-    flags[low] |= MASK_DTYPE(MaskBit.DEAD)
+    # Below the limit with many neighbours is the field's dark edge (vignetted, not
+    # reached by light); a pixel, a pair or a column there is a defect.
+    dark_field = dark_region(low)
+    flags[low & dark_field] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
+    flags[low & ~dark_field] |= MASK_DTYPE(MaskBit.DEAD)
     reset = low | result.mask
     data[reset] = 1.0
     unc[reset] = 0.0

@@ -13,8 +13,9 @@
    master bias's variance;
 6. **dark** -- subtract the master dark scaled by the exposure (adds its variance);
 7. **flat** -- divide by the normalised master flat (relative errors add);
-8. **bad pixels** -- HOT from the master dark, DEAD from the master flat, and the
-   bits the masters carry;
+8. **bad pixels** -- HOT from the master dark, DEAD (a pixel far off its
+   neighbourhood's response) and UNILLUMINATED (vignetted: the large-scale
+   response low) from the master flat, and the bits the masters carry;
 9. **cosmic rays** -- astroscrappy with the camera's gain, read noise and
    saturation, the known bad pixels as ``inmask`` and the propagated variance as
    ``invar`` (see :mod:`nightlog.reduction.cosmics`).
@@ -41,6 +42,7 @@ from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.calibrate import flat_correct, subtract_bias, subtract_dark
 from nightlog.reduction.cosmics import detect_cosmic_rays
+from nightlog.reduction.flat_response import RESPONSE_BOX, vignetted_from_flat
 from nightlog.reduction.mask import (
     MASK_DTYPE,
     MaskBit,
@@ -322,10 +324,18 @@ def reduce_science(
             plane[hot] |= MASK_DTYPE(MaskBit.HOT)
         if flat is not None:
             flat_bits = _master_bits(flat)
+            flagged = None
             if flat_bits is not None:
                 plane |= flat_bits
-            dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high)
+                flagged = flat_bits != 0  # reset to 1 by the master: no response there
+            dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high,
+                                         box=RESPONSE_BOX, exclude=flagged)
+            if flagged is not None:
+                dead &= ~flagged
             plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
+            if params.low_response is not None:
+                vignetted = vignetted_from_flat(flat, low=params.low_response, exclude=flagged)
+                plane[vignetted] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
         if bias is not None:
             bias_bits = _master_bits(bias)
             if bias_bits is not None:
@@ -335,6 +345,8 @@ def reduce_science(
         counts = _counts(plane)
         set_card(header, "NHOTPIX", counts["hot"], "HOT pixels (master dark)")
         set_card(header, "NDEADPIX", counts["dead"], "DEAD pixels (master flat)")
+        set_card(header, "NVIGNPIX", counts["unilluminated"],
+                 "UNILLUMINATED (vignetted) pixels (master flat)")
         add_history(header, "Bad pixels: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         out = new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
                         mask=plane != 0, flags=plane)
@@ -342,7 +354,8 @@ def reduce_science(
 
     ccd = recorder.step("bad_pixels", {"hot_nsigma": params.hot_nsigma,
                                        "hot_threshold": params.hot_threshold,
-                                       "dead_low": params.dead_low, "dead_high": params.dead_high},
+                                       "dead_low": params.dead_low, "dead_high": params.dead_high,
+                                       "low_response": params.low_response},
                         bad_pixels)
 
     if params.cosmic_rays.enabled:

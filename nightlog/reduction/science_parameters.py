@@ -80,9 +80,14 @@ class ScienceParameters:
     hot_threshold : float or None
         Absolute HOT threshold in the master dark's units (replaces ``hot_nsigma``).
     dead_low : float
-        A pixel of the master flat below ``dead_low`` × its median is DEAD.
+        A pixel of the master flat below ``dead_low`` × the mean response of its
+        neighbourhood (a block of ``RESPONSE_BOX`` pixels) is DEAD.
     dead_high : float or None
-        If given, a flat pixel above ``dead_high`` × median is DEAD too.
+        If given, a flat pixel above ``dead_high`` × its neighbourhood's is DEAD too.
+    low_response : float or None
+        A pixel where the flat's large-scale response is below ``low_response`` ×
+        its median is UNILLUMINATED (vignetted: flat-fielded, not a defect);
+        ``None``: not flagged.
     cosmic_rays : CosmicRaySettings
         Cosmic-ray detection settings (``enabled=False`` skips it).
     """
@@ -102,6 +107,7 @@ class ScienceParameters:
     hot_threshold: float | None = None
     dead_low: float = 0.5
     dead_high: float | None = None
+    low_response: float | None = 0.5
     cosmic_rays: CosmicRaySettings = field(default_factory=CosmicRaySettings)
 
     def __post_init__(self) -> None:
@@ -109,3 +115,12 @@ class ScienceParameters:
             raise ReductionError(f"gain must be positive (e-/ADU), not {self.gain!r}")
         if not (np.isfinite(self.read_noise) and self.read_noise >= 0):
             raise ReductionError(f"read noise must be >= 0 e-, not {self.read_noise!r}")
+        if not 0 < self.dead_low < 1:
+            raise ReductionError(f"dead_low must be in (0, 1), not {self.dead_low!r}")
+        if self.dead_high is not None and not self.dead_high > 1:
+            raise ReductionError(f"dead_high must be above 1, not {self.dead_high!r}")
+        if self.low_response is not None and not 0 < self.low_response <= 1:
+            raise ReductionError(
+                f"low_response must be in (0, 1] or None, not {self.low_response!r}")
+        if not self.hot_nsigma > 0:
+            raise ReductionError(f"hot_nsigma must be positive, not {self.hot_nsigma!r}")

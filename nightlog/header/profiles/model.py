@@ -121,6 +121,14 @@ class InstrumentProfile:
         Whether darks may be scaled by exposure time (dark current is linear).
     dark_temp_tolerance : float
         Set temperatures (deg C) closer than this count as equal when grouping darks.
+    dead_low, dead_high : float, float or None
+        A master-flat pixel below ``dead_low`` × (above ``dead_high`` ×) the response
+        of its neighbourhood is DEAD.
+    low_response : float or None
+        Where the flat's large-scale response is below this × its median, pixels
+        are UNILLUMINATED (vignetted); ``None`` (``0`` in TOML): not flagged.
+    hot_nsigma : float
+        A master-dark pixel above median + ``hot_nsigma`` robust sigma is HOT.
     min_frames : mapping
         Fewest frames for a master, per ``bias``/``dark``/``flat``.
     calibration_keys : mapping
@@ -179,6 +187,11 @@ class InstrumentProfile:
     # Calibration policy.
     darks_scale: bool = True
     dark_temp_tolerance: float = 1.0
+    # Bad-pixel thresholds (the bit plane).
+    dead_low: float = 0.5
+    dead_high: float | None = None
+    low_response: float | None = 0.5
+    hot_nsigma: float = 5.0
     min_frames: Mapping[str, int] = field(default_factory=lambda: DEFAULT_MIN_FRAMES)
     calibration_keys: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: DEFAULT_CALIBRATION_KEYS)

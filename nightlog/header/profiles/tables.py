@@ -102,6 +102,18 @@ def _float(name: str, key: str, value: Any, *, lo: float, hi: float = math.inf,
     return number
 
 
+def _fraction(name: str, key: str, value: Any, *, zero_is_none: bool = False
+              ) -> float | None:
+    """A fraction in (0, 1) (of a median or a neighbourhood's response); ``0`` is
+    ``None`` (switched off) when ``zero_is_none``."""
+    if zero_is_none and not isinstance(value, bool) and value == 0:
+        return None
+    number = _float(name, key, value, lo=0.0, hi=1.0, lo_open=True)
+    if number == 1.0 and not zero_is_none:
+        raise _err(name, key, "1 would flag every pixel: give a fraction below 1")
+    return number
+
+
 def _region(name: str, key: str, value: Any, *, literal_only: bool = False) -> str | None:
     text = _string(name, key, value).strip()
     if not text:
@@ -224,6 +236,10 @@ _CONVERTERS: dict[str, _Converter] = {
     "flat_scale_fraction": lambda n, k, v: _float(n, k, v, lo=0.0, hi=1.0, lo_open=True),
     "darks_scale": _bool,
     "dark_temp_tolerance": lambda n, k, v: _float(n, k, v, lo=0.0),
+    "dead_low": lambda n, k, v: _fraction(n, k, v),
+    "dead_high": lambda n, k, v: _float(n, k, v, lo=1.0, lo_open=True),
+    "low_response": lambda n, k, v: _fraction(n, k, v, zero_is_none=True),
+    "hot_nsigma": lambda n, k, v: _float(n, k, v, lo=0.0, lo_open=True),
     "min_frames": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS,
                                             lambda a, b, c: _int(a, b, c, 1), DEFAULT_MIN_FRAMES),
     "calibration_keys": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS, _grouping,

@@ -1,0 +1,115 @@
+"""Where a reduction's detector numbers come from: profile, header keyword, or measured.
+
+The gain and read noise a frame is reduced with are the profile's when it gives
+them, else the header's (the first of the profile's keywords the frame has). When
+neither gives a read noise, the one nightlog measured on the master bias chosen
+for the frame (from a pair of its biases, ``read_noise_adu`` in its statistics)
+is used, converted to electrons with the frame's gain; only when there is none
+either is it 0 e⁻, and the source says so. The source travels with the number:
+into the product's parameters and header and into ``nightlog match``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from nightlog.catalogue.models import Frame, Master
+from nightlog.header.profiles import InstrumentProfile
+
+__all__ = ["DetectorNumber", "detector_numbers", "gain_of", "read_noise_of"]
+
+#: What the reduction assumes when nothing gives a number.
+_DEFAULT_GAIN = 1.0
+_DEFAULT_READ_NOISE = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorNumber:
+    """A detector figure and where it came from.
+
+    Attributes
+    ----------
+    value : float
+        The number used (e⁻/ADU for a gain, e⁻ for a read noise).
+    source : str
+        ``'profile <name>'``, ``'header <KEYWORD>'``, ``'measured on master <id>'``
+        or ``'default: none given'``.
+    master_id : int or None
+        The master it was measured on.
+    """
+
+    value: float
+    source: str
+    master_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: ``value``, ``source`` and ``master`` (id or ``None``)."""
+        return {"value": self.value, "source": self.source, "master": self.master_id}
+
+
+def _header_keyword(frame: Frame, keywords: tuple[str, ...]) -> str:
+    """The first of ``keywords`` with a value in the frame's original header."""
+    present = {str(card[0]).upper(): card[1] for card in (frame.header or [])
+               if isinstance(card, list | tuple) and len(card) >= 2}
+    for keyword in keywords:
+        value = present.get(keyword.upper())
+        if value is not None and str(value).strip():
+            return keyword
+    return "/".join(keywords) if keywords else "keyword"
+
+
+def gain_of(frame: Frame, profile: InstrumentProfile) -> DetectorNumber:
+    """The gain ``frame`` is reduced with, and its source."""
+    if profile.gain is not None:
+        return DetectorNumber(float(profile.gain), f"profile {profile.name}")
+    if frame.gain is not None:
+        return DetectorNumber(float(frame.gain),
+                              f"header {_header_keyword(frame, profile.gain_keywords)}")
+    return DetectorNumber(_DEFAULT_GAIN, "default: none given")
+
+
+def _measured_adu(bias: Master | None) -> float | None:
+    if bias is None or not isinstance(bias.stats, dict):
+        return None
+    value = bias.stats.get("read_noise_adu")
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def read_noise_of(frame: Frame, profile: InstrumentProfile, bias: Master | None,
+                  gain: DetectorNumber | None = None) -> DetectorNumber:
+    """The read noise ``frame`` is reduced with, and its source.
+
+    Parameters
+    ----------
+    frame : Frame
+        The frame reduced.
+    profile : InstrumentProfile
+        Its profile.
+    bias : Master or None
+        The master bias chosen for it; its measured read noise is used when the
+        profile and the header give none.
+    gain : DetectorNumber, optional
+        The gain used (default :func:`gain_of`), converting the measurement (ADU)
+        to electrons.
+    """
+    if profile.read_noise is not None:
+        return DetectorNumber(float(profile.read_noise), f"profile {profile.name}")
+    if frame.read_noise is not None:
+        return DetectorNumber(float(frame.read_noise),
+                              f"header {_header_keyword(frame, profile.read_noise_keywords)}")
+    measured = _measured_adu(bias)
+    if measured is not None and bias is not None:
+        g = (gain or gain_of(frame, profile)).value
+        return DetectorNumber(measured * g, f"measured on master {bias.id}", bias.id)
+    return DetectorNumber(_DEFAULT_READ_NOISE, "default: none given")
+
+
+def detector_numbers(frame: Frame, profile: InstrumentProfile, bias: Master | None
+                     ) -> dict[str, DetectorNumber]:
+    """``{'gain': …, 'read_noise': …}`` for ``frame`` with the master bias ``bias``."""
+    gain = gain_of(frame, profile)
+    return {"gain": gain, "read_noise": read_noise_of(frame, profile, bias, gain)}
