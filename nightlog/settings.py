@@ -102,6 +102,9 @@ class ReductionSettings:
     morning_at : datetime.time or None
         Local time at which ``nightlog watch`` reduces the night that ended
         (``None``: it does not).
+    unit : {'adu', 'electron'}
+        Unit products are written in (``unit = "electron"``: multiplied by the gain;
+        masters stay in ADU, the unit of the raw frames they calibrate).
     """
 
     memory_limit_bytes: int = 2 * 1024**3
@@ -109,6 +112,7 @@ class ReductionSettings:
     scheduler: str | None = None
     retries: int = 2
     morning_at: dt.time | None = None
+    unit: str = "adu"
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,11 +272,13 @@ def _ingest_from(table: Mapping[str, Any]) -> IngestSettings:
     return IngestSettings(**values)
 
 
+_OUTPUT_UNITS = ("adu", "electron")
 _SCHEDULER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
 
 
 def _reduction_from(table: Mapping[str, Any]) -> ReductionSettings:
-    unknown = set(table) - {"memory_limit", "workers", "scheduler", "retries", "morning_at"}
+    unknown = set(table) - {"memory_limit", "workers", "scheduler", "retries", "morning_at",
+                            "unit"}
     if unknown:
         raise ConfigurationError(f"[reduction]: unknown key(s) {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
@@ -302,6 +308,13 @@ def _reduction_from(table: Mapping[str, Any]) -> ReductionSettings:
             raise ConfigurationError("reduction.morning_at must be a local time such as "
                                      f"\"08:00\", not {table['morning_at']!r}")
         values["morning_at"] = when
+    if "unit" in table:
+        unit = table["unit"]
+        if unit not in _OUTPUT_UNITS:
+            raise ConfigurationError("reduction.unit must be "
+                                     + " or ".join(f'"{name}"' for name in _OUTPUT_UNITS)
+                                     + f", not {unit!r}")
+        values["unit"] = unit
     return ReductionSettings(**values)
 
 

@@ -19,6 +19,7 @@ A reduction runs in three phases so that workers never touch the catalogue:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ from nightlog.coordinator.provenance import parameters_digest, product_entries, 
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
+from nightlog.reduction.interchange import time_cards
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
 from nightlog.states import FailureCause, ProductKind, ReduceStatus
 from nightlog.store.layout import name_beside
@@ -92,8 +94,10 @@ class FramePlan:
 
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
-                       cosmic_threads: int | None = None) -> ScienceParameters:
-    """The reduction settings of ``frame`` from its catalogue row and profile."""
+                       cosmic_threads: int | None = None, unit: str = "adu"
+                       ) -> ScienceParameters:
+    """The reduction settings of ``frame`` from its catalogue row and profile, its
+    product written in ``unit`` (``adu`` or ``electron``)."""
     overscan = None
     if profile.subtract_overscan and frame.biassec:
         overscan = OverscanParameters(region=frame.biassec,
@@ -109,6 +113,7 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
         trim=frame.trimsec or frame.datasec or f"[1:{frame.naxis1},1:{frame.naxis2}]",
         darks_scale=profile.darks_scale,
         cosmic_rays=CosmicRaySettings(threads=cosmic_threads),
+        unit=unit,
     )
 
 
@@ -142,6 +147,9 @@ def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str
     header["NLINKEY"] = (key, "digest of raw, masters and parameters")
     header["NLPARSHA"] = (digest, "SHA-256 of the reduction parameters")
     set_master_cards(header, chosen)
+    end = frame.obs_time + dt.timedelta(seconds=frame.exptime or 0.0)
+    for keyword, value, comment in time_cards(frame.obs_time, end):
+        header[keyword] = (value, comment)
     if missing:
         header["NLMISS"] = (",".join(missing), "calibration steps skipped: no master")
     return tuple((card.keyword, card.value, card.comment) for card in header.cards)
@@ -174,7 +182,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                                      reason=f"{role}: {match.reason}")
             missing.append(role)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
-                                cosmic_threads=cosmic_threads)
+                                cosmic_threads=cosmic_threads, unit=ctx.output_unit)
     key = inputs_key(frame, chosen, params, ctx.software_version)
     existing = current_product(session, frame)
     # A product whose file is gone (deleted by hand, or recorded by a commit whose

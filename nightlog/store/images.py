@@ -131,6 +131,9 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
     """Write ``hdul`` to ``path`` atomically with permissions ``mode``; return its
     size and SHA-256.
 
+    Every HDU gets ``CHECKSUM`` and ``DATASUM`` (the FITS checksum convention), so
+    the file can be checked by any FITS reader even away from the catalogue.
+
     Raises
     ------
     ArchiveFileExists
@@ -146,7 +149,7 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
-                hdul.writeto(fh, output_verify="silentfix")
+                hdul.writeto(fh, output_verify="silentfix", checksum=True)
         except Exception as exc:
             if os_error_in(exc) is not None:
                 raise  # the disk or the folder failed: atomic_write says which
