@@ -240,3 +240,15 @@ def test_products_in_electrons_when_the_settings_ask(archive: tuple[object, JobC
                                atol=1e-2)
     np.testing.assert_allclose(electrons.uncertainty.array[good],
                                adu.uncertainty.array[good] * gain, rtol=1e-5)
+
+
+def test_cards_that_cannot_be_recovered_are_dropped_with_a_history_line() -> None:
+    header = fits.Header([fits.Card.fromstring("BADNUM  = 1.2.3 / what"),
+                          fits.Card.fromstring("CTRL    = 'a\x01b'  / c"),
+                          fits.Card("EXPTIME", 30.0)])
+    fixed = legal_header(header)
+    assert "BADNUM" not in fixed and fixed["CTRL"] == "a b" and fixed["EXPTIME"] == 30.0
+    history = "".join(fixed["HISTORY"])
+    assert "Dropped card not FITS-legal (a value that cannot be parsed): BADNUM" in history
+    assert "Repaired card not FITS-legal (non-printable characters): CTRL" in history
+    fits.PrimaryHDU(header=fixed).verify("exception")

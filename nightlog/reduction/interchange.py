@@ -43,14 +43,22 @@ _COMMENTARY = ("HISTORY", "COMMENT", "")
 _MJD_ZERO = dt.datetime(1858, 11, 17, tzinfo=dt.UTC)
 
 
+def _raw_image(card: fits.Card) -> str:
+    """The card's 80 characters as read (astropy refuses to re-serialise some)."""
+    raw = getattr(card, "_image", None)
+    if isinstance(raw, str) and raw:
+        return raw
+    with warnings.catch_warnings():
+        # a comment too long for the card is cut when written, as it always was
+        warnings.simplefilter("ignore", VerifyWarning)
+        return card.image
+
+
 def _card_problem(card: fits.Card) -> str | None:
     """Why ``card`` is not FITS-legal, or None when it is."""
     if card.keyword in _COMMENTARY:
         return None
-    with warnings.catch_warnings():
-        # a comment too long for the card is cut when written, as it always was
-        warnings.simplefilter("ignore", VerifyWarning)
-        image = card.image
+    image = _raw_image(card)
     if any(not (" " <= ch <= "~") for ch in image):
         return "non-printable characters"
     if card.keyword.upper().startswith("HIERARCH") or image[8:10] != "= ":
@@ -59,17 +67,23 @@ def _card_problem(card: fits.Card) -> str | None:
     if value_part.lstrip().startswith("'") and not _STRING_VALUE.match(value_part):
         return "text after the closing quote of its string"
     try:
-        card.verify("exception")
-    except (fits.VerifyError, ValueError) as err:
-        return str(err).splitlines()[0][:60]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", VerifyWarning)
+            card.verify("exception")
+            card.value  # noqa: B018 - parsing the value is the check
+    except (fits.VerifyError, ValueError):
+        return "a value that cannot be parsed"
     return None
 
 
 def _repaired(card: fits.Card) -> fits.Card | None:
     """A legal card holding what ``card`` meant, or None when nothing can be recovered."""
-    value_part = card.image[10:]
-    match = _STRING_PREFIX.match(value_part)
-    comment = _cards.fits_text(card.comment or "")
+    image = _raw_image(card)
+    match = _STRING_PREFIX.match(image[10:]) if image[8:10] == "= " else None
+    try:
+        comment = _cards.fits_text(card.comment or "")
+    except (fits.VerifyError, ValueError):
+        comment = ""
     if match is not None:
         value = match.group(1).replace("''", "'")
         new = fits.Card(card.keyword, _cards.fits_text(value, 68))
@@ -99,7 +113,7 @@ def legal_header(header: fits.Header) -> fits.Header:
         if problem is None:
             out.append(card, useblanks=False, bottom=True)
             continue
-        raw = _cards.fits_text(card.image.rstrip())
+        raw = _cards.fits_text(_raw_image(card).rstrip())
         new = _repaired(card)
         if new is None:
             notes.append(f"Dropped card not FITS-legal ({problem}): {raw}")
