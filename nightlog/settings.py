@@ -136,6 +136,8 @@ class Settings:
         override the built-in profiles.
     config_path : Path or None
         The file these settings were read from, if any.
+    archive_compress : str or None
+        ``"rice"``: products and masters written tile-compressed (``.fits.fz``).
     """
 
     archive_root: Path
@@ -148,6 +150,7 @@ class Settings:
     reduction: ReductionSettings = field(default_factory=ReductionSettings)
     calibration: CalibrationPolicy = field(default_factory=CalibrationPolicy)
     config_path: Path | None = None
+    archive_compress: str | None = None
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
@@ -364,6 +367,9 @@ def load_settings(
     archive_table = _table(data, "archive")
     root = Path(str(archive_table.get("root", ".")))
     archive_root = (root if root.is_absolute() else base / root).resolve()
+    compress = archive_table.get("compress", "none")
+    if compress not in ("none", "rice"):
+        raise ConfigurationError(f'archive.compress must be "rice" or "none", not {compress!r}')
 
     db_table = _table(data, "database")
     database = _database_from(db_table)
@@ -393,6 +399,7 @@ def load_settings(
 
     return Settings(
         archive_root=archive_root,
+        archive_compress=None if compress == "none" else compress,
         database_url=url,
         site=Site.from_table(_table(data, "site"), where="site"),
         watch_dirs=watch_dirs,

@@ -48,7 +48,8 @@ class JobContext:
         return cls(
             registry=ProfileRegistry.from_settings(settings.instruments),
             policy=settings.calibration,
-            layout=ArchiveLayout(settings.archive_root),
+            layout=ArchiveLayout(settings.archive_root,
+                                 compress=settings.archive_compress == "rice"),
             memory_limit=settings.reduction.memory_limit_bytes,
             reduce_workers=settings.reduction.workers,
             reduce_scheduler=settings.reduction.scheduler,

@@ -18,6 +18,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.utils.exceptions import AstropyWarning
 
+from nightlog.store.compression import COMPRESSED_SUFFIX, tile_compressed
 from nightlog.errors import ArchiveFileExists, StoreError, UnreadableFileError
 from nightlog.store.atomic import atomic_write, os_error_in
 from nightlog.store.raw import sha256_of
@@ -132,7 +133,9 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
     size and SHA-256.
 
     Every HDU gets ``CHECKSUM`` and ``DATASUM`` (the FITS checksum convention), so
-    the file can be checked by any FITS reader even away from the catalogue.
+    the file can be checked by any FITS reader even away from the catalogue. A path
+    ending in ``.fits.fz`` is written tile-compressed
+    (:func:`~nightlog.store.compression.tile_compressed`).
 
     Raises
     ------
@@ -143,6 +146,8 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
         ``path``; the message names it and the free space).
     """
     target = Path(path)
+    if target.name.lower().endswith(COMPRESSED_SUFFIX):
+        hdul = tile_compressed(hdul)
     if target.exists():
         raise ArchiveFileExists(f"refusing to overwrite an archive file: {target}")
     with atomic_write(target, mode=mode, overwrite=False) as fh:
