@@ -9,9 +9,9 @@ which ``CCDData.read`` finds as the first HDU with data), the tables as they are
 Integer planes (the ``MASK`` bits) are compressed losslessly. Float planes (data
 and uncertainty) are quantised before compression, as fpack does: the step is
 the plane's noise (estimated per tile) divided by :data:`QUANTIZE_LEVEL`, with
-subtractive dithering, so the noise added is about ``σ / (QUANTIZE_LEVEL·√12)``
-(0.4 % of the noise in quadrature-free terms for 16; ``docs/products.md`` gives
-the figures measured on a simulated night). Pixels that are NaN stay NaN.
+subtractive dithering, so the noise added is about ``σ / (QUANTIZE_LEVEL·√12)``,
+0.018 σ for 16 (``docs/products.md`` gives the figures measured on a simulated
+night). Pixels that are NaN stay NaN.
 """
 
 from __future__ import annotations
