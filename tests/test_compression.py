@@ -118,3 +118,20 @@ def test_a_flipped_byte_in_a_compressed_file_is_named_by_hdu(
     check = check_file(path, expected)
     assert check.status == "changed"
     assert check.detail == "FITS checksum fails in HDU 1 (SCI): DATASUM, HDU 1 (SCI): CHECKSUM"
+
+
+def test_compressed_files_pass_fitsverify(
+        compressed: tuple[Engine, list[str], list[str]]) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    tool = shutil.which("fitsverify")
+    if tool is None:
+        if os.environ.get("NIGHTLOG_REQUIRE_FITSVERIFY") == "1":
+            pytest.fail("NIGHTLOG_REQUIRE_FITSVERIFY=1 but fitsverify is not installed")
+        pytest.skip("fitsverify is not installed (Debian package fitsverify)")
+    _, masters, products = compressed
+    for path in [*masters, *products]:
+        run = subprocess.run([tool, "-e", path], capture_output=True, text=True, check=False)
+        assert run.returncode == 0 and "0 error(s)" in run.stdout, run.stdout
