@@ -7,12 +7,13 @@ module holds the pure steps that make a frame's header true and legal for them:
 - :func:`legal_header`: every card of the raw header that is not FITS-legal is
   rewritten (when its value can be recovered) or dropped, each with a HISTORY line;
 - :func:`state_detector`: ``BUNIT``, ``GAIN``, ``RDNOISE`` and ``SATURATE`` describe
-  the data as they now are, and :func:`in_electrons` converts ADU to electrons;
+  the data as they now are, :func:`in_electrons` converts ADU to electrons, and
+  :func:`as_output` does both for a reduced frame;
 - :func:`dark_as_exposure`: a dark *rate* (ADU/s) becomes the ADU of a 1-second
   exposure (``EXPTIME = 1``), the form ``ccdproc.subtract_dark`` takes with
   ``dark_exposure=1 s``; the numbers do not change;
 - :func:`time_cards`: the observation's start and end as ``DATE-OBS``,
-  ``DATE-BEG``, ``DATE-END`` and ``MJD-OBS``.
+  ``DATE-BEG``, ``DATE-END`` and their MJDs.
 
 Nothing here reads or writes a file.
 """
@@ -33,7 +34,8 @@ from nightlog.errors import ReductionError
 from nightlog.reduction import _cards
 from nightlog.reduction._frame import new_frame
 
-__all__ = ["as_output", "dark_as_exposure", "in_electrons", "legal_header", "state_detector", "time_cards"]
+__all__ = ["as_output", "dark_as_exposure", "in_electrons", "legal_header", "state_detector",
+           "time_cards"]
 
 # A FITS fixed or free-format character string: quotes doubled inside, then blanks
 # and an optional comment (FITS 4.0, section 4.2.1).
