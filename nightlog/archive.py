@@ -46,7 +46,7 @@ from nightlog.settings import CONFIG_FILENAME, Settings, load_settings
 from nightlog.states import MasterQuality
 from nightlog.store.products import ProductFile, read_product
 
-__all__ = ["Archive", "ArchiveFile", "FRAME_COLUMNS", "MASTER_COLUMNS", "PRODUCT_COLUMNS"]
+__all__ = ["FRAME_COLUMNS", "MASTER_COLUMNS", "PRODUCT_COLUMNS", "Archive", "ArchiveFile"]
 
 #: Columns of :meth:`Archive.frames` (the frame records hold them all).
 FRAME_COLUMNS = ("id", "night", "obs_time", "kind", "filter", "exptime", "object",
@@ -111,7 +111,7 @@ class ArchiveFile:
 
 
 def _date(value: DateLike, name: str) -> dt.date | None:
-    if value is None or isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
         return value
     if isinstance(value, dt.datetime):
         return value.date()

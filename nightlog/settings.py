@@ -101,6 +101,9 @@ class ReductionSettings:
     morning_at : datetime.time or None
         Local time at which ``nightlog watch`` reduces the night that ended
         (``None``: it does not).
+    unit : {'adu', 'electron'}
+        Unit products are written in (``unit = "electron"``: multiplied by the gain;
+        masters stay in ADU, the unit of the raw frames they calibrate).
     """
 
     memory_limit_bytes: int = 2 * 1024**3
@@ -108,6 +111,7 @@ class ReductionSettings:
     scheduler: str | None = None
     retries: int = 2
     morning_at: dt.time | None = None
+    unit: str = "adu"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,8 @@ class Settings:
         override the built-in profiles.
     config_path : Path or None
         The file these settings were read from, if any.
+    archive_compress : str or None
+        ``"rice"``: products and masters written tile-compressed (``.fits.fz``).
     """
 
     archive_root: Path
@@ -143,6 +149,7 @@ class Settings:
     reduction: ReductionSettings = field(default_factory=ReductionSettings)
     calibration: CalibrationPolicy = field(default_factory=CalibrationPolicy)
     config_path: Path | None = None
+    archive_compress: str | None = None
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
@@ -261,6 +268,7 @@ def _ingest_from(table: Mapping[str, Any]) -> IngestSettings:
     return IngestSettings(**values)
 
 
+_OUTPUT_UNITS = ("adu", "electron")
 _SCHEDULER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
 
 
@@ -293,6 +301,13 @@ def _reduction_from(table: Mapping[str, Any]) -> ReductionSettings:
             raise ConfigurationError("reduction.morning_at must be a local time such as "
                                      f"\"08:00\", not {table['morning_at']!r}")
         values["morning_at"] = when
+    if "unit" in table:
+        unit = table["unit"]
+        if unit not in _OUTPUT_UNITS:
+            raise ConfigurationError("reduction.unit must be "
+                                     + " or ".join(f'"{name}"' for name in _OUTPUT_UNITS)
+                                     + f", not {unit!r}")
+        values["unit"] = unit
     return ReductionSettings(**values)
 
 
@@ -363,6 +378,9 @@ def load_settings(
     refuse_unknown(archive_table, SECTION_KEYS["archive"], "[archive]")
     root = Path(str(archive_table.get("root", ".")))
     archive_root = (root if root.is_absolute() else base / root).resolve()
+    compress = archive_table.get("compress", "none")
+    if compress not in ("none", "rice"):
+        raise ConfigurationError(f'archive.compress must be "rice" or "none", not {compress!r}')
 
     db_table = _table(data, "database")
     database = _database_from(db_table)
@@ -392,6 +410,7 @@ def load_settings(
 
     return Settings(
         archive_root=archive_root,
+        archive_compress=None if compress == "none" else compress,
         database_url=url,
         site=Site.from_table(_table(data, "site"), where="site"),
         watch_dirs=watch_dirs,

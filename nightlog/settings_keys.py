@@ -20,14 +20,14 @@ __all__ = ["SECTION_KEYS", "TOP_SECTIONS", "refuse_unknown"]
 #: The keys of each section of ``nightlog.toml`` (``instruments`` holds one table
 #: per profile, checked by the profile loader).
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "archive": ("root",),
+    "archive": ("root", "compress"),
     "database": ("url", "busy_timeout_seconds", "retries"),
     "site": ("latitude", "longitude", "name", "timezone"),
     "watch": ("directories", "settle_seconds", "build_delay_seconds",
               "build_max_delay_seconds", "quicklook", "heartbeat_seconds", "polling",
               "incomplete_timeout_seconds", "zero_tail_seconds"),
     "ingest": ("patterns", "default_profile", "follow_symlinks", "max_data_size"),
-    "reduction": ("memory_limit", "workers", "scheduler", "retries", "morning_at"),
+    "reduction": ("memory_limit", "workers", "scheduler", "retries", "morning_at", "unit"),
     "calibration": ("validity_days", "on_missing", "dark_exptime_tolerance", "checks"),
 }
 

@@ -74,7 +74,8 @@ def _plain(value: Any) -> Any:
 def _section_values(settings: Settings, section: str) -> dict[str, Any]:
     """The effective value of every key of ``section``, by key."""
     if section == "archive":
-        return {"root": settings.archive_root}
+        return {"root": settings.archive_root,
+                "compress": settings.archive_compress or "none"}
     if section == "database":
         return {"url": redact_url(settings.database_url),
                 "busy_timeout_seconds": settings.database.busy_timeout_seconds,
@@ -95,7 +96,7 @@ def _section_values(settings: Settings, section: str) -> dict[str, Any]:
         red = settings.reduction
         return {"memory_limit": red.memory_limit_bytes, "workers": red.workers,
                 "scheduler": red.scheduler, "retries": red.retries,
-                "morning_at": red.morning_at}
+                "morning_at": red.morning_at, "unit": red.unit}
     raise KeyError(section)
 
 

@@ -147,5 +147,5 @@ def test_the_api_page_runs(tmp_path: Path, lfc_night: Path,
     assert len(blocks) >= 5
     namespace: dict[str, object] = {}
     for block in blocks:
-        exec(compile(block, "docs/api.md", "exec"), namespace)  # noqa: S102
+        exec(compile(block, "docs/api.md", "exec"), namespace)
     assert namespace["check"].problems == []  # type: ignore[attr-defined]

@@ -104,6 +104,13 @@ def session_names(tree: ast.AST) -> set[str]:
 QUERY_METHODS = {"execute", "scalars", "scalar", "get", "query"}
 
 
+def _on_session(func: ast.expr, methods: set[str], sessions: set[str]) -> bool:
+    """Whether ``func`` is one of ``methods`` called on a session."""
+    return isinstance(func, ast.Attribute) and func.attr in methods and (
+        (isinstance(func.value, ast.Name) and func.value.id in sessions)
+        or (isinstance(func.value, ast.Attribute) and _names_session(func.value)))
+
+
 def queries(tree: ast.AST) -> Iterator[tuple[int, str]]:
     """``(line, call)`` of every ``select(...)`` and of every query method called on a
     session (``session.execute``, ``.scalars``, ``.scalar``, ``.get``, ``.query``)."""
@@ -112,12 +119,9 @@ def queries(tree: ast.AST) -> Iterator[tuple[int, str]]:
         if not isinstance(node, ast.Call):
             continue
         func = node.func
-        if (isinstance(func, ast.Name) and func.id == "select") or (
-                isinstance(func, ast.Attribute) and func.attr == "select"):
-            yield node.lineno, ast.unparse(func)
-        elif isinstance(func, ast.Attribute) and func.attr in QUERY_METHODS and (
-                (isinstance(func.value, ast.Name) and func.value.id in sessions)
-                or (isinstance(func.value, ast.Attribute) and _names_session(func.value))):
+        is_select = (isinstance(func, ast.Name) and func.id == "select") or (
+            isinstance(func, ast.Attribute) and func.attr == "select")
+        if is_select or _on_session(func, QUERY_METHODS, sessions):
             yield node.lineno, ast.unparse(func)
 
 
@@ -135,7 +139,7 @@ def test_the_walk_finds_the_cli() -> None:
     names = {m.name for m in CLI}
     assert {"nightlog.cli", "nightlog.cli.app", "nightlog.cli.reduce", "nightlog.cli.match",
             "nightlog.cli.provenance", "nightlog.cli.calib"} <= names
-    assert ENGINE_OWNERS <= names
+    assert names >= ENGINE_OWNERS
 
 
 def test_the_cli_does_not_import_sqlalchemy() -> None:
@@ -204,11 +208,7 @@ def rows_built(tree: ast.AST, models: set[str]) -> Iterator[tuple[int, str]]:
         func = node.func
         name = (func.id if isinstance(func, ast.Name)
                 else func.attr if isinstance(func, ast.Attribute) else None)
-        if name in models:
-            yield node.lineno, f"{ast.unparse(func)}(...)"
-        elif isinstance(func, ast.Attribute) and func.attr in ROW_METHODS and (
-                (isinstance(func.value, ast.Name) and func.value.id in sessions)
-                or (isinstance(func.value, ast.Attribute) and _names_session(func.value))):
+        if name in models or _on_session(func, ROW_METHODS, sessions):
             yield node.lineno, f"{ast.unparse(func)}(...)"
 
 

@@ -228,3 +228,27 @@ def test_check_file_tells_unchanged_changed_and_missing(tmp_path_factory: pytest
     path.unlink()
     missing = check_file(path, recorded)
     assert missing.status == "missing" and missing.actual is None
+
+
+def test_verify_names_the_hdu_whose_fits_checksum_a_flipped_byte_breaks(
+        cli: Any, reduced: tuple[Engine, list[int]]) -> None:
+    _, product_ids = reduced
+    pid = str(product_ids[0])
+    tree = json.loads(cli(pid, "--format", "json"))
+    product = Path(tree["path"])
+    with fits.open(product, checksum=True) as hdus:
+        assert all(h.verify_checksum() == 1 and h.verify_datasum() == 1 for h in hdus)
+        offset = hdus["UNCERT"].fileinfo()["datLoc"] + 100  # one byte of the uncertainty
+    data = bytearray(product.read_bytes())
+    data[offset] ^= 0x01
+    product.write_bytes(bytes(data))
+
+    code = ChecksumMismatchError.exit_code
+    report = json.loads(cli(pid, "--verify", "--format", "json", code=code)
+                        .split("\nerror:")[0])
+    [problem] = report["verification"]["problems"]
+    assert problem["path"] == str(product) and problem["status"] == "changed"
+    assert problem["detail"] == ("FITS checksum fails in HDU 1 (UNCERT): DATASUM, "
+                                 "HDU 1 (UNCERT): CHECKSUM")
+    text = cli(pid, "--verify", code=code)
+    assert f"changed: product {pid}" in text and "HDU 1 (UNCERT): DATASUM" in text

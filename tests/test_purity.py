@@ -15,6 +15,7 @@ that opens, reads or writes a file.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import importlib
 import inspect
 import pkgutil
@@ -89,6 +90,11 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "characterise.frame_statistics": lambda: ((make_frame(),), {"region": "[1:10,1:10]"}),
     "characterise.dark_current": lambda: ((make_frame(),), {"exposure": 10.0}),
     "products.to_hdulist": lambda: ((make_frame(),), {}),
+    "interchange.legal_header": lambda: ((make_frame().header,), {}),
+    "interchange.as_output": lambda: ((make_frame(),), {
+        "unit": "electron", "gain": 2.0, "read_noise": 5.0, "saturation": 60000.0}),
+    "interchange.time_cards": lambda: ((dt.datetime(2016, 1, 16, 4, 45, 54),
+                                        dt.datetime(2016, 1, 16, 4, 50, 54)), {}),
     "products.add_history": lambda: ((make_frame(), "a step"), {}),
     "products.set_keywords": lambda: ((make_frame(),), {"keywords": {"NLTEST": "x"}}),
     "rejection.combine_tile": lambda: (

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 

@@ -70,6 +70,7 @@ def test_database_url_from_environment_wins(tmp_path: Path) -> None:
         ('[site]\nname = ""\n', "site.name"),
         ('[database]\nurl = "nonsense"\n', "database URL"),
         ('[reduction]\nmemory_limit = "lots"\n', "memory_limit"),
+        ('[reduction]\nunit = "photons"\n', "reduction.unit"),
         ("[watch]\ndirectories = 3\n", "watch.directories"),
         ("[database]\nretries = 0\n", "database.retries"),
         ("[database]\nretries = true\n", "database.retries"),

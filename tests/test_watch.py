@@ -520,8 +520,8 @@ def test_two_daemons_share_one_postgres_catalogue(pg_schema_url: str, lfc_night:
 
 def test_a_build_interrupted_before_its_commit_is_redone(sqlite_engine: Engine,
                                                          tmp_path: Path) -> None:
-    from nightlog.daemon.live_builds import build_due, build_lock
     from nightlog.coordinator.masters import find_due
+    from nightlog.daemon.live_builds import build_due, build_lock
 
     raw = tmp_path / "raw"
     for i in range(5):

@@ -15,7 +15,8 @@ from typing import Any, Literal
 from nightlog.errors import ConfigurationError
 from nightlog.settings_keys import SECTION_KEYS, refuse_unknown
 
-__all__ = ["CALIBRATION_KINDS", "CHECK_NAMES", "CalibrationPolicy", "InputChecks", "policy_from_table"]
+__all__ = ["CALIBRATION_KINDS", "CHECK_NAMES", "CalibrationPolicy", "InputChecks",
+           "policy_from_table"]
 
 CALIBRATION_KINDS = ("bias", "dark", "flat")
 OnMissing = Literal["stop", "skip"]

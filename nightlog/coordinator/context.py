@@ -29,7 +29,8 @@ class JobContext:
     ``reduce_scheduler`` (a Dask scheduler address, or ``None``) and
     ``reduce_retries`` are the defaults of the morning reduction; ``site`` names
     the night a morning run reduces; ``db_backoff`` how long a batch run rides
-    out a catalogue outage before it reports it.
+    out a catalogue outage before it reports it; ``output_unit`` the unit products
+    are written in (``adu`` or ``electron``).
     """
 
     registry: ProfileRegistry
@@ -43,19 +44,22 @@ class JobContext:
     reduce_retries: int = 2
     site: Site = field(default_factory=Site)
     db_backoff: Backoff = field(default_factory=Backoff)
+    output_unit: str = "adu"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
         return cls(
             registry=ProfileRegistry.from_settings(settings.instruments),
             policy=settings.calibration,
-            layout=ArchiveLayout(settings.archive_root),
+            layout=ArchiveLayout(settings.archive_root,
+                                 compress=settings.archive_compress == "rice"),
             memory_limit=settings.reduction.memory_limit_bytes,
             reduce_workers=settings.reduction.workers,
             reduce_scheduler=settings.reduction.scheduler,
             reduce_retries=settings.reduction.retries,
             site=settings.site,
             db_backoff=Backoff(attempts=settings.database.retries),
+            output_unit=settings.reduction.unit,
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:

@@ -39,6 +39,7 @@ from nightlog.coordinator.provenance import master_entries, parameters_digest
 from nightlog.coordinator.reduce_job import jsonable, peak_memory
 from nightlog.errors import ArchiveFileExists, NightlogError
 from nightlog.reduction.characterise import gain_from_flats, read_noise_from_biases
+from nightlog.reduction.interchange import dark_as_exposure, state_detector, time_cards
 from nightlog.reduction.masters import (
     CombineOptions,
     MasterResult,
@@ -266,6 +267,27 @@ def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, da
                             options=options), options
 
 
+def _as_written(job: MasterJob, ccd: Any, accepted: Sequence[CalibrationInput]) -> Any:
+    """The master as its file states it, for nightlog and for ccdproc alike.
+
+    A dark rate becomes the counts of a 1 s exposure (``EXPTIME = 1``, ``BUNIT =
+    'adu'``); ``GAIN`` and ``RDNOISE`` are the catalogue's (none for a normalised
+    flat, which has no gain); ``SATURATE`` is dropped (the raw level means nothing
+    once the bias is gone); the time cards span the first to the last exposure.
+    """
+    if job.kind == "dark":
+        ccd = dark_as_exposure(ccd)
+    first = accepted[0]
+    ccd = state_detector(ccd, gain=None if job.kind == "flat" else first.gain,
+                         read_noise=None if job.kind == "flat" else first.read_noise,
+                         saturation=None)
+    last = accepted[-1]
+    end = last.obs_time + dt.timedelta(seconds=last.exptime or 0.0)
+    for keyword, value, comment in time_cards(first.obs_time, end):
+        ccd.header[keyword] = (value, comment)
+    return ccd
+
+
 def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     """Check, combine and characterise the frames of ``job``; write the master.
 
@@ -311,6 +333,7 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         header.add_history(f"{m.role} master {os.path.basename(m.path)[:40]} "
                            f"sha256 {m.sha256[:16]}")
     header["NLPARSHA"] = (digest, "SHA-256 of the master parameters")
+    ccd = _as_written(job, ccd, accepted)
     reasons = dict(rejected)
     hdul = to_hdulist(ccd, provenance=master_entries(job.considered, reasons, by_role))
     try:

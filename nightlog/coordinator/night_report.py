@@ -63,6 +63,7 @@ from nightlog.report.model import (
 )
 from nightlog.report.thumbnails import DEFAULT_SIZE, zscale_thumbnail
 from nightlog.store.atomic import write_atomically
+from nightlog.store.compression import COMPRESSED_SUFFIX
 from nightlog.store.images import read_image
 
 __all__ = ["build_report", "reduction_problems", "run_report"]
@@ -72,6 +73,8 @@ def _picture(path: str, hdu: int = 0, size: int = DEFAULT_SIZE) -> Picture:
     """The thumbnail of the image in ``path``, or why there is none."""
     if not os.path.exists(path):
         return Picture(None, "file missing")
+    if hdu == 0 and path.lower().endswith(COMPRESSED_SUFFIX):
+        hdu = 1  # a tile-compressed product or master: the data follow an empty primary
     try:
         return Picture(zscale_thumbnail(read_image(path, hdu).data, size))
     except (NightlogError, ValueError, OSError) as exc:

@@ -19,6 +19,7 @@ A reduction runs in three phases so that workers never touch the catalogue:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -42,6 +43,7 @@ from nightlog.coordinator.provenance import parameters_digest, product_entries, 
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
+from nightlog.reduction.interchange import time_cards
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
 from nightlog.states import FailureCause, ProductKind, ReduceStatus
 from nightlog.store.layout import name_beside
@@ -96,9 +98,11 @@ class FramePlan:
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
                        cosmic_threads: int | None = None, gain: float | None = None,
-                       read_noise: float | None = None) -> ScienceParameters:
-    """The reduction settings of ``frame`` from its catalogue row and profile;
-    ``gain`` and ``read_noise``, when given, replace the row's (see
+                       read_noise: float | None = None, unit: str = "adu"
+                       ) -> ScienceParameters:
+    """The reduction settings of ``frame`` from its catalogue row and profile, its
+    product written in ``unit`` (``adu`` or ``electron``); ``gain`` and
+    ``read_noise``, when given, replace the row's (see
     :mod:`~nightlog.coordinator.detector_numbers`)."""
     overscan = None
     if profile.subtract_overscan and frame.biassec:
@@ -119,6 +123,7 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
         dead_high=profile.dead_high,
         low_response=profile.low_response,
         cosmic_rays=CosmicRaySettings(threads=cosmic_threads),
+        unit=unit,
     )
 
 
@@ -152,6 +157,9 @@ def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str
     header["NLINKEY"] = (key, "digest of raw, masters and parameters")
     header["NLPARSHA"] = (digest, "SHA-256 of the reduction parameters")
     set_master_cards(header, chosen)
+    end = frame.obs_time + dt.timedelta(seconds=frame.exptime or 0.0)
+    for keyword, value, comment in time_cards(frame.obs_time, end):
+        header[keyword] = (value, comment)
     if missing:
         header["NLMISS"] = (",".join(missing), "calibration steps skipped: no master")
     header["NLGAIN"] = (numbers["gain"].value, "e-/ADU used")
@@ -190,7 +198,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     numbers = detector_numbers(frame, profile, chosen.get("bias"))
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
                                 cosmic_threads=cosmic_threads, gain=numbers["gain"].value,
-                                read_noise=numbers["read_noise"].value)
+                                read_noise=numbers["read_noise"].value, unit=ctx.output_unit)
     key = inputs_key(frame, chosen, params, ctx.software_version)
     existing = current_product(session, frame)
     # A product whose file is gone (deleted by hand, or recorded by a commit whose

@@ -4,7 +4,10 @@ A product is an HDU list:
 
 ``PRIMARY``
     The reduced data as float32, with the raw header plus what each step
-    recorded (short keywords and HISTORY), ``BUNIT`` and the WCS if any.
+    recorded (short keywords and HISTORY), ``BUNIT`` (empty for dimensionless
+    data, which ``CCDData.read`` then reads as such) and the WCS if any. Raw cards
+    that are not FITS-legal are repaired or dropped, each with a HISTORY line
+    (:func:`~nightlog.reduction.interchange.legal_header`).
 ``UNCERT``
     The standard deviation (float32), ``UTYPE = 'StdDevUncertainty'`` so that
     ``CCDData.read`` restores a :class:`~astropy.nddata.StdDevUncertainty`.
@@ -45,6 +48,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction import _cards
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction.interchange import legal_header
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 
 __all__ = [
@@ -146,14 +150,14 @@ def _mask_plane(
 
 
 def _primary_header(ccd: CCDData) -> fits.Header:
-    header = _cards.header_of(ccd)
+    header = legal_header(_cards.header_of(ccd))
     for key in _STRUCTURAL:
         header.remove(key, ignore_missing=True, remove_all=True)
     unit = u.Unit(ccd.unit)
-    if unit != u.dimensionless_unscaled:
-        _cards.set_card(header, "BUNIT", unit.to_string())
-    else:
-        header.remove("BUNIT", ignore_missing=True)
+    # An empty BUNIT is what CCDData.read takes as dimensionless (a normalised flat);
+    # without any BUNIT it refuses the file.
+    _cards.set_card(header, "BUNIT", unit.to_string() if unit != u.dimensionless_unscaled
+                    else "", "physical unit of the data")
     if ccd.wcs is not None:
         header.extend(ccd.wcs.to_header(relax=True), useblanks=False, update=True)
     return header

@@ -18,7 +18,10 @@
    response low) from the master flat, and the bits the masters carry;
 9. **cosmic rays** -- astroscrappy with the camera's gain, read noise and
    saturation, the known bad pixels as ``inmask`` and the propagated variance as
-   ``invar`` (see :mod:`nightlog.reduction.cosmics`).
+   ``invar`` (see :mod:`nightlog.reduction.cosmics`);
+10. **unit** -- in electrons when ``params.unit = 'electron'``; ``GAIN``,
+    ``RDNOISE`` and ``SATURATE`` then state what the data are
+    (:func:`~nightlog.reduction.interchange.state_detector`).
 
 A master given as ``None`` skips its step; the skip is recorded (``CALSKIP``
 card and HISTORY) and in the step list, and the caller decides whether that is
@@ -35,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from astropy import units as u
 from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError
@@ -43,6 +47,7 @@ from nightlog.reduction._frame import new_frame
 from nightlog.reduction.calibrate import flat_correct, subtract_bias, subtract_dark
 from nightlog.reduction.cosmics import detect_cosmic_rays
 from nightlog.reduction.flat_response import RESPONSE_BOX, vignetted_from_flat
+from nightlog.reduction.interchange import as_output
 from nightlog.reduction.mask import (
     MASK_DTYPE,
     MaskBit,
@@ -288,7 +293,8 @@ def reduce_science(
         exposure = _exposure(raw, params)
 
         def dark_step() -> tuple[CCDData, Mapping[str, Any]]:
-            out = subtract_dark(ccd, master_dark, dark_exposure=params.dark_exposure,
+            out = subtract_dark(ccd, master_dark,
+                                dark_exposure=_dark_exposure(ccd, master_dark, params),
                                 data_exposure=exposure, scale=params.darks_scale,
                                 rate=params.dark_is_rate)
             return out, {"median": float(np.nanmedian(master_dark.data))}
@@ -373,7 +379,25 @@ def reduce_science(
             add_history(header, f"Skipped {reason}")
     result = new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
                        mask=final_bits != 0, flags=final_bits.copy())
+    result = as_output(result, unit=params.unit, gain=params.gain,
+                       read_noise=params.read_noise, saturation=params.saturation)
     return ReducedFrame(ccd=result, bits=final_bits, steps=tuple(recorder.steps))
+
+
+def _dark_exposure(ccd: CCDData, dark: CCDData, params: ScienceParameters) -> float | None:
+    """The master dark's exposure: the parameters', else its ``EXPTIME`` unless a rate.
+
+    A master dark file holds the counts of a 1 s exposure (``EXPTIME = 1``), the
+    form ccdproc takes; a dark rate (ADU/s) in memory needs no exposure.
+    """
+    if params.dark_exposure is not None or params.dark_is_rate:
+        return params.dark_exposure
+    if u.Unit(dark.unit).is_equivalent(u.Unit(ccd.unit) / u.s):
+        return None
+    stated = dark.meta.get("EXPTIME")
+    if isinstance(stated, int | float) and not isinstance(stated, bool):
+        return float(stated)
+    return None
 
 
 def _cosmic_rays(ccd: CCDData, params: ScienceParameters) -> tuple[CCDData, Mapping[str, Any]]:

@@ -13,7 +13,10 @@ from nightlog.errors import ReductionError
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.overscan import OverscanMethod
 
-__all__ = ["OverscanParameters", "ScienceParameters"]
+__all__ = ["OUTPUT_UNITS", "OverscanParameters", "ScienceParameters"]
+
+#: Units a reduced frame can be written in.
+OUTPUT_UNITS = ("adu", "electron")
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class ScienceParameters:
         ``None``: not flagged.
     cosmic_rays : CosmicRaySettings
         Cosmic-ray detection settings (``enabled=False`` skips it).
+    unit : {'adu', 'electron'}
+        Unit of the reduced frame: ADU (``GAIN`` then states the gain used), or
+        electrons (data and uncertainty multiplied by ``gain``; ``GAIN = 1``).
     """
 
     gain: float
@@ -109,8 +115,12 @@ class ScienceParameters:
     dead_high: float | None = None
     low_response: float | None = 0.5
     cosmic_rays: CosmicRaySettings = field(default_factory=CosmicRaySettings)
+    unit: str = "adu"
 
     def __post_init__(self) -> None:
+        if self.unit not in OUTPUT_UNITS:
+            raise ReductionError(f"unit must be one of {', '.join(OUTPUT_UNITS)}, "
+                                 f"not {self.unit!r}")
         if not (np.isfinite(self.gain) and self.gain > 0):
             raise ReductionError(f"gain must be positive (e-/ADU), not {self.gain!r}")
         if not (np.isfinite(self.read_noise) and self.read_noise >= 0):

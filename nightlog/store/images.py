@@ -20,6 +20,7 @@ from astropy.utils.exceptions import AstropyWarning
 
 from nightlog.errors import ArchiveFileExists, StoreError, UnreadableFileError
 from nightlog.store.atomic import atomic_write, os_error_in
+from nightlog.store.compression import COMPRESSED_SUFFIX, tile_compressed
 from nightlog.store.raw import sha256_of
 
 __all__ = ["FrameFile", "WrittenFile", "read_float32", "read_image", "read_region",
@@ -131,6 +132,11 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
     """Write ``hdul`` to ``path`` atomically with permissions ``mode``; return its
     size and SHA-256.
 
+    Every HDU gets ``CHECKSUM`` and ``DATASUM`` (the FITS checksum convention), so
+    the file can be checked by any FITS reader even away from the catalogue. A path
+    ending in ``.fits.fz`` is written tile-compressed
+    (:func:`~nightlog.store.compression.tile_compressed`).
+
     Raises
     ------
     ArchiveFileExists
@@ -140,13 +146,15 @@ def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
         ``path``; the message names it and the free space).
     """
     target = Path(path)
+    if target.name.lower().endswith(COMPRESSED_SUFFIX):
+        hdul = tile_compressed(hdul)
     if target.exists():
         raise ArchiveFileExists(f"refusing to overwrite an archive file: {target}")
     with atomic_write(target, mode=mode, overwrite=False) as fh:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
-                hdul.writeto(fh, output_verify="silentfix")
+                hdul.writeto(fh, output_verify="silentfix", checksum=True)
         except Exception as exc:
             if os_error_in(exc) is not None:
                 raise  # the disk or the folder failed: atomic_write says which

@@ -30,8 +30,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def name_beside(path: Path) -> Path:
     """A new name next to ``path`` for a file that must not replace the one there
     (the time, to the microsecond, and a random part keep concurrent writers apart)."""
-    return path.with_name(f"{path.stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}_"
-                          f"{uuid.uuid4().hex[:6]}{path.suffix}")
+    suffix = ".fits.fz" if path.name.lower().endswith(".fits.fz") else path.suffix
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    return path.with_name(f"{stem}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}_"
+                          f"{uuid.uuid4().hex[:6]}{suffix}")
 
 
 def slug(text: str | None, *, default: str = "unknown", limit: int = 60) -> str:
@@ -48,10 +50,12 @@ def slug(text: str | None, *, default: str = "unknown", limit: int = 60) -> str:
 
 
 class ArchiveLayout:
-    """Paths of masters, products and night reports under ``root``."""
+    """Paths of masters, products and night reports under ``root``; masters and
+    products end in ``.fits.fz`` (tile-compressed) when ``compress`` is set."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, compress: bool = False) -> None:
         self.root = Path(root).resolve()
+        self.suffix = ".fits.fz" if compress else ".fits"
 
     def file_mode(self) -> int:
         """Permission bits of the archive's files: those of the root for reading,
@@ -73,7 +77,7 @@ class ArchiveLayout:
                     group_key: str, version: int) -> Path:
         """Path of a master file (the group key is shortened to a stable digest)."""
         digest = hashlib.sha256(group_key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-        name = f"{slug(kind)}_{night.isoformat()}_{digest}_v{version}.fits"
+        name = f"{slug(kind)}_{night.isoformat()}_{digest}_v{version}{self.suffix}"
         return self._inside(self.root / "masters" / slug(instrument) / slug(kind)
                             / night.isoformat() / name)
 
@@ -83,7 +87,7 @@ class ArchiveLayout:
         stem = raw_name
         for suffix in (".gz", ".fz", ".fits", ".fit", ".fts"):
             stem = stem.removesuffix(suffix) if stem.lower().endswith(suffix) else stem
-        name = f"{slug(stem)}_{slug(product_kind)}_{product_key[:10]}.fits"
+        name = f"{slug(stem)}_{slug(product_kind)}_{product_key[:10]}{self.suffix}"
         return self._inside(self.root / "products" / slug(instrument) / night.isoformat()
                             / name)
 

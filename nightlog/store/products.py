@@ -125,9 +125,10 @@ def _provenance(hdus: fits.HDUList) -> tuple[ProvenanceEntry, ...]:
 
 def _frame(hdus: fits.HDUList) -> CCDData:
     """The CCDData of an open product, as ``CCDData.read`` builds it, plus the bit plane."""
-    primary = hdus[0]
-    if primary.data is None:
-        raise ValueError("the primary HDU holds no image")
+    # A tile-compressed file has an empty primary and the data in its first extension.
+    primary = next((h for h in hdus if h.is_image and h.data is not None), None)
+    if primary is None:
+        raise ValueError("the file holds no image")
     header, wcs = _split_wcs(primary.header)
     uncertainty = None
     if "UNCERT" in hdus:
