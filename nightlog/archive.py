@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from astropy.nddata import CCDData
 from astropy.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from nightlog.archive_file import ArchiveFile
 from nightlog.catalogue.engine import create_engine, make_sessionmaker, sqlite_path
 from nightlog.catalogue.listing import ProductFilter, frame_rows, master_rows, product_rows
 from nightlog.catalogue.masters import MasterFilter, get_master
@@ -44,7 +43,6 @@ from nightlog.errors import CatalogueError, ConfigurationError
 from nightlog.record_table import records_table
 from nightlog.settings import CONFIG_FILENAME, Settings, load_settings
 from nightlog.states import MasterQuality
-from nightlog.store.products import ProductFile, read_product
 
 __all__ = ["FRAME_COLUMNS", "MASTER_COLUMNS", "PRODUCT_COLUMNS", "Archive", "ArchiveFile"]
 
@@ -65,49 +63,6 @@ PRODUCT_COLUMNS = ("id", "frame_id", "kind", "status", "night", "obs_time", "fil
 
 DateLike = dt.date | str | None
 TimeLike = dt.datetime | dt.date | str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveFile:
-    """A product or master of the archive: its catalogue record and its file.
-
-    Attributes
-    ----------
-    id : int
-        Catalogue id of the product or master.
-    kind : str
-        ``final`` or ``quicklook`` for a product; ``bias``, ``dark`` or ``flat`` for
-        a master.
-    path : Path
-        The file.
-    record : dict
-        The catalogue record (as the listings and ``--format json`` give it).
-    """
-
-    id: int
-    kind: str
-    path: Path
-    record: dict[str, Any]
-
-    def read(self) -> ProductFile:
-        """The file's frame and ``PROVENANCE`` rows, read in one open.
-
-        Raises
-        ------
-        UnreadableFileError
-            The file is missing, unreadable or not a nightlog product.
-        """
-        return read_product(self.path)
-
-    def ccd(self) -> CCDData:
-        """The file as CCDData: data, uncertainty, mask, unit and header.
-
-        Raises
-        ------
-        UnreadableFileError
-            The file is missing, unreadable or not a nightlog product.
-        """
-        return self.read().ccd
 
 
 def _date(value: DateLike, name: str) -> dt.date | None:

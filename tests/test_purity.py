@@ -110,6 +110,13 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
          "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0,
                                      exptime=10.0, overscan=None, trim="[1:48,1:64]",
                                      dark_is_rate=False, dark_exposure=10.0)}),
+    "bad_pixels.bad_pixel_plane": lambda: (
+        (make_frame(1),),
+        {"bias": make_frame(2, 100.0), "dark": make_frame(3, 5.0),
+         "flat": make_frame(4, 1.0, ""),
+         "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0,
+                                     exptime=10.0, overscan=None, trim="[1:48,1:64]")}),
+    "bad_pixels.count_bits": lambda: ((plane(),), {}),
     "products.provenance_table": lambda: (([ProvenanceEntry("raw", "/raw/a.fits", "0" * 64, 1),
                                             ProvenanceEntry("input", "/raw/b.fits", "1" * 64,
                                                             2, False, "too warm")],), {}),

@@ -37,24 +37,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from astropy import units as u
 from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction.bad_pixels import BitPlane, bad_pixel_plane, count_bits
 from nightlog.reduction.calibrate import flat_correct, subtract_bias, subtract_dark
 from nightlog.reduction.cosmics import detect_cosmic_rays
-from nightlog.reduction.flat_response import RESPONSE_BOX, vignetted_from_flat
 from nightlog.reduction.interchange import as_output
-from nightlog.reduction.mask import (
-    MASK_DTYPE,
-    MaskBit,
-    dead_pixels_from_flat,
-    hot_pixels_from_dark,
-    mask_saturated,
-)
+from nightlog.reduction.mask import MASK_DTYPE, MaskBit, mask_saturated
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.science_parameters import OverscanParameters, ScienceParameters
 from nightlog.reduction.trim import trim_image
@@ -68,7 +61,6 @@ __all__ = [
     "reduce_science",
 ]
 
-BitPlane = npt.NDArray[np.uint16]
 
 
 @dataclass(frozen=True)
@@ -116,29 +108,6 @@ class ReducedFrame:
     ccd: CCDData
     bits: BitPlane
     steps: tuple[StepRecord, ...]
-
-
-def _master_bits(master: CCDData) -> BitPlane | None:
-    """A master's bit plane: its integer ``flags`` (as the masters module writes them),
-    plus UNSPECIFIED where its boolean ``mask`` is set without a recorded reason."""
-    flags, mask = master.flags, master.mask
-    has_flags = isinstance(flags, np.ndarray) and flags.dtype.kind in "ui"
-    if not has_flags and mask is None:
-        return None
-    plane = (np.asarray(flags).astype(MASK_DTYPE) if has_flags
-             else np.zeros(master.shape, dtype=MASK_DTYPE))
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.dtype.kind in "ui":
-            plane |= mask.astype(MASK_DTYPE)
-        else:
-            plane[mask.astype(bool) & (plane == 0)] |= MASK_DTYPE(MaskBit.UNSPECIFIED)
-    return plane
-
-
-def _counts(bits: BitPlane) -> dict[str, int]:
-    return {bit.name.lower(): int(np.count_nonzero(bits & MASK_DTYPE(bit)))
-            for bit in MaskBit if bit.name is not None}
 
 
 class _StepRecorder:
@@ -319,36 +288,9 @@ def reduce_science(
         recorder.skip("flat", {}, "no master flat")
 
     def bad_pixels() -> tuple[CCDData, Mapping[str, Any]]:
-        plane = np.asarray(ccd.flags, dtype=MASK_DTYPE) if ccd.flags is not None else (
-            np.zeros(ccd.shape, dtype=MASK_DTYPE))
-        if dark is not None:
-            dark_bits = _master_bits(dark)
-            if dark_bits is not None:
-                plane |= dark_bits
-            hot = hot_pixels_from_dark(dark, nsigma=params.hot_nsigma,
-                                       absolute=params.hot_threshold)
-            plane[hot] |= MASK_DTYPE(MaskBit.HOT)
-        if flat is not None:
-            flat_bits = _master_bits(flat)
-            flagged = None
-            if flat_bits is not None:
-                plane |= flat_bits
-                flagged = flat_bits != 0  # reset to 1 by the master: no response there
-            dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high,
-                                         box=RESPONSE_BOX, exclude=flagged)
-            if flagged is not None:
-                dead &= ~flagged
-            plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
-            if params.low_response is not None:
-                vignetted = vignetted_from_flat(flat, low=params.low_response, exclude=flagged)
-                plane[vignetted] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
-        if bias is not None:
-            bias_bits = _master_bits(bias)
-            if bias_bits is not None:
-                plane |= bias_bits
-        plane[~np.isfinite(np.asarray(ccd.data))] |= MASK_DTYPE(MaskBit.NO_DATA)
+        plane = bad_pixel_plane(ccd, bias=bias, dark=dark, flat=flat, params=params)
         header = header_of(ccd)
-        counts = _counts(plane)
+        counts = count_bits(plane)
         set_card(header, "NHOTPIX", counts["hot"], "HOT pixels (master dark)")
         set_card(header, "NDEADPIX", counts["dead"], "DEAD pixels (master flat)")
         set_card(header, "NVIGNPIX", counts["unilluminated"],
