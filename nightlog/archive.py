@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from nightlog.archive_file import ArchiveFile
+from nightlog.calibration.match_report import MatchReport, explain_match
 from nightlog.catalogue.engine import create_engine, make_sessionmaker, sqlite_path
 from nightlog.catalogue.listing import ProductFilter, frame_rows, master_rows, product_rows
 from nightlog.catalogue.masters import MasterFilter, get_master
@@ -37,7 +38,6 @@ from nightlog.catalogue.queries import FrameFilter
 from nightlog.catalogue.records import master_record
 from nightlog.catalogue.schema import ensure_schema
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.match_report import MatchReport, explain_match
 from nightlog.coordinator.provenance_check import ProvenanceCheck, verify_provenance
 from nightlog.errors import CatalogueError, ConfigurationError
 from nightlog.record_table import records_table

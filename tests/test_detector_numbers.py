@@ -12,12 +12,12 @@ import pytest
 from astropy.io import fits
 from sqlalchemy import Engine, select
 
+from nightlog.calibration.match_report import explain_match
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Master, Product
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.coordinator.masters import run_build
-from nightlog.coordinator.match_report import explain_match
 from nightlog.coordinator.reduce import run_reduce, science_frames
 from nightlog.settings import load_settings
 from nightlog.simulate import load_truth

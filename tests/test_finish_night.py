@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from nightlog.calibration.match_report import explain_match
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.frames import find_frame
 from nightlog.catalogue.queries import latest_night
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.match_report import explain_match
 from nightlog.coordinator.night import NightRun, finish_night, other_nights_note
 from nightlog.coordinator.reduce import science_frames
 from nightlog.errors import ConfigurationError, NotFoundError

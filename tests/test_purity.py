@@ -31,6 +31,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 import nightlog.reduction
 from nightlog.errors import NightlogError
 from nightlog.reduction.mask import MaskBit
+from nightlog.reduction.masters import CombineOptions
 from nightlog.reduction.products import ProvenanceEntry
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.reduction.science import ScienceParameters
@@ -117,6 +118,8 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
          "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0,
                                      exptime=10.0, overscan=None, trim="[1:48,1:64]")}),
     "bad_pixels.count_bits": lambda: ((plane(),), {}),
+    "master_options.describe_combine": lambda: ((CombineOptions(),), {}),
+    "master_options.noise_model_options": lambda: ((CombineOptions(), [2.0] * 3, [5.0] * 3), {}),
     "products.provenance_table": lambda: (([ProvenanceEntry("raw", "/raw/a.fits", "0" * 64, 1),
                                             ProvenanceEntry("input", "/raw/b.fits", "1" * 64,
                                                             2, False, "too warm")],), {}),

@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nightlog.calibration.match_report import explain_match
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.cli.options import parse_time
 from nightlog.cli.output import OutputFormat, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.match_report import explain_match
 
 app = typer.Typer()
 

@@ -35,25 +35,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy import units as u
 from astropy.io import fits
 from sqlalchemy.orm import Session
 
+from nightlog.calibration.external_checks import (
+    check_setup,
+    check_unit,
+    header_value,
+    kind_of,
+    obs_time_of,
+    refusal,
+    unit_text,
+)
 from nightlog.calibration.grouping import group_of
 from nightlog.catalogue.frames import find_frame, newest_per_setup
 from nightlog.catalogue.masters import NewMaster, add_master, latest_version
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.context import JobContext
-from nightlog.errors import ConfigurationError, ShapeMismatchError
-from nightlog.header.profiles import InstrumentProfile
+from nightlog.errors import ShapeMismatchError
 from nightlog.sections import parse_section, section_shape
 from nightlog.store.products import read_product
 from nightlog.store.raw import sha256_of
 
 __all__ = ["AddedMaster", "add_external_master"]
 
-_KINDS = ("bias", "dark", "flat")
-_FLAT_NORM = (0.5, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,97 +83,10 @@ class AddedMaster:
                 "external": True}
 
 
-def _first(header: fits.Header, keywords: tuple[str, ...]) -> Any:
-    for key in keywords:
-        value = header.get(key)
-        if value is not None and str(value).strip() != "":
-            return value.strip() if isinstance(value, str) else value
-    return None
-
-
-def _refuse(path: str, why: str) -> ConfigurationError:
-    return ConfigurationError(f"cannot add {path} as a master: {why}")
-
-
-def _unit_text(unit: u.UnitBase) -> str:
-    return "dimensionless" if unit == u.dimensionless_unscaled else unit.to_string()
-
-
-def _kind_of(header: fits.Header, given: str | None, profile: InstrumentProfile,
-             path: str) -> str:
-    stated = header.get("NLKIND")
-    if stated is None:
-        raw = _first(header, profile.type_keywords)
-        if raw is not None:
-            words = str(raw).upper().replace("MASTER", "").replace("ZERO", "BIAS").split()
-            found = {profile.classify(w) for w in words} & set(_KINDS)
-            stated = found.pop() if len(found) == 1 else None
-    if given is not None and stated is not None and given != stated:
-        raise _refuse(path, f"its header says it is a {stated}, not a {given}")
-    kind = given or stated
-    if kind not in _KINDS:
-        raise _refuse(path, "its kind is not stated: give --kind bias, dark or flat")
-    return str(kind)
-
-
-def _check_setup(header: fits.Header, kind: str, frame: Frame, profile: InstrumentProfile,
-                 path: str) -> None:
-    instrument = _first(header, profile.instrument_keywords)
-    if instrument is not None and frame.instrument is not None \
-            and str(instrument) != frame.instrument:
-        raise _refuse(path, f"made for instrument {instrument!r}, frame {frame.id} is of "
-                            f"{frame.instrument!r}")
-    if kind == "flat":
-        filt = _first(header, profile.filter_keywords)
-        if filt is None:
-            raise _refuse(path, "a master flat must name its filter (FILTER)")
-        if str(filt) != (frame.filter or ""):
-            raise _refuse(path, f"a flat of filter {filt!r}; frame {frame.id} was taken "
-                                f"through {frame.filter!r}")
-    if kind == "dark":
-        set_temp = _first(header, profile.set_temp_keywords)
-        if set_temp is not None and frame.set_temp is not None \
-                and abs(float(set_temp) - frame.set_temp) > profile.dark_temp_tolerance:
-            raise _refuse(path, f"a dark at {float(set_temp):g} °C; frame {frame.id}'s set "
-                                f"point is {frame.set_temp:g} °C")
-
-
-def _check_unit(unit: u.UnitBase, kind: str, data: np.ndarray, path: str,
-                darks_scale: bool) -> bool:
-    """Whether the master is a rate; raises when its unit does not fit its kind."""
-    if kind == "bias" and unit == u.adu:
-        return False
-    if kind == "dark" and unit == u.adu / u.s:
-        if not darks_scale:
-            raise _refuse(path, "a dark rate (adu / s) for a camera whose darks do not scale")
-        return True
-    if kind == "dark" and unit == u.adu:
-        return False
-    if kind == "flat" and unit in (u.dimensionless_unscaled, u.adu):
-        level = float(np.nanmedian(data))
-        if not _FLAT_NORM[0] <= level <= _FLAT_NORM[1]:
-            raise _refuse(path, f"a master flat is normalised to 1; its median is {level:g}")
-        return False
-    wanted = {"bias": "adu", "dark": "adu or adu / s", "flat": "dimensionless or adu"}[kind]
-    raise _refuse(path, f"its unit (BUNIT) is {_unit_text(unit)}; a {kind} "
-                        f"master is in {wanted}")
-
-
 def _trimmed_shape(ctx: JobContext, frame: Frame) -> tuple[int, int]:
     shape = (frame.naxis2, frame.naxis1)
     trim = ctx.preparation_of(frame).trim
     return shape if trim is None else section_shape(parse_section(trim, shape), shape)
-
-
-def _obs_time(header: fits.Header, frame: Frame) -> dt.datetime:
-    text = header.get("DATE-OBS")
-    if isinstance(text, str):
-        try:
-            when = dt.datetime.fromisoformat(text.strip())
-        except ValueError:
-            return frame.obs_time
-        return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-    return frame.obs_time
 
 
 def _frame_like(session: Session, ctx: JobContext, header: fits.Header,
@@ -177,14 +95,14 @@ def _frame_like(session: Session, ctx: JobContext, header: fits.Header,
     point at; refused when none or several do."""
     instrument = header.get("INSTRUME")
     if not isinstance(instrument, str) or not instrument.strip():
-        raise _refuse(where, "its header names no instrument (INSTRUME): give --like FRAME")
+        raise refusal(where, "its header names no instrument (INSTRUME): give --like FRAME")
     stated = kind or str(header.get("NLKIND") or header.get("IMAGETYP") or "")
     filt = header.get("FILTER") if "flat" in stated.lower() else None
     found = [f for f in newest_per_setup(session, instrument.strip(),
                                          filter=filt.strip() if isinstance(filt, str) else None)
              if _trimmed_shape(ctx, f) == shape]
     if len(found) != 1:
-        raise _refuse(where, f"{len(found)} set-ups of {instrument.strip()!r} have its shape "
+        raise refusal(where, f"{len(found)} set-ups of {instrument.strip()!r} have its shape "
                              f"{'x'.join(map(str, shape))}: give --like FRAME")
     return found[0]
 
@@ -237,8 +155,8 @@ def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLi
     frame = (_frame_like(session, ctx, header, ccd.shape, kind, where) if like is None
              else find_frame(session, like))
     profile = ctx.profile_of(frame)
-    kind = _kind_of(header, kind, profile, where)
-    _check_setup(header, kind, frame, profile, where)
+    kind = kind_of(header, kind, profile, where)
+    check_setup(header, kind, frame, profile, where)
     expected = _trimmed_shape(ctx, frame)
     if ccd.shape != expected:
         raise ShapeMismatchError(f"cannot add {where} as a master: its image is "
@@ -246,27 +164,27 @@ def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLi
                                  f"area {expected[0]}x{expected[1]}")
     overscanned = ctx.preparation_of(frame).overscan is not None
     if overscanned != ("OVERSCAN" in header):
-        raise _refuse(where, "the frames of this set-up are overscan-subtracted and the "
+        raise refusal(where, "the frames of this set-up are overscan-subtracted and the "
                              "master is not (no OVERSCAN card)" if overscanned else
                              "the master is overscan-subtracted (OVERSCAN card) and the "
                              "frames of this set-up are not")
     data = np.asarray(ccd.data, dtype=float)
-    is_rate = _check_unit(ccd.unit, kind, data, where, profile.darks_scale)
+    is_rate = check_unit(ccd.unit, kind, data, where, profile.darks_scale)
     exptime = None
     if kind == "dark" and not is_rate:
-        value = _first(header, profile.exptime_keywords)
+        value = header_value(header, profile.exptime_keywords)
         if value is None:
-            raise _refuse(where, "a dark in adu must state its exposure (EXPTIME)")
+            raise refusal(where, "a dark in adu must state its exposure (EXPTIME)")
         exptime = float(value)
     spec = group_of(frame, kind, profile)
     night = night or frame.night
     previous = latest_version(session, spec.key, night)
-    when = _obs_time(header, frame)
+    when = obs_time_of(header, frame)
     finite = data[np.isfinite(data)]
     level = float(np.median(finite)) if finite.size else math.nan
     noise = float(1.4826 * np.median(np.abs(finite - level))) if finite.size else math.nan
     sha256 = sha256_of(Path(where))
-    source = {"external": True, "source": where, "unit": _unit_text(ccd.unit),
+    source = {"external": True, "source": where, "unit": unit_text(ccd.unit),
               "like_frame": frame.id}
     n_frames = header.get("NCOMBINE")
     master = add_master(session, NewMaster(
@@ -282,5 +200,5 @@ def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLi
     ), [], supersedes=None if previous is None else previous.id)
     return AddedMaster(id=master.id, kind=kind, night=night, version=master.version,
                        group_key=spec.key, path=where, sha256=sha256,
-                       unit=_unit_text(ccd.unit),
+                       unit=unit_text(ccd.unit),
                        superseded=None if previous is None else previous.id)

@@ -42,7 +42,6 @@ from nightlog.catalogue.quarantine import (
     resolve_quarantined,
     unresolved_quarantined,
 )
-from nightlog.coordinator.discovery import discover, report_skipped
 from nightlog.coordinator.retry import is_transient
 from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
 from nightlog.header.model import Site
@@ -51,6 +50,7 @@ from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.header.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
 from nightlog.states import IngestOutcome
+from nightlog.store.discovery import discover, report_skipped
 from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file
 
 __all__ = [

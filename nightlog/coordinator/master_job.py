@@ -36,10 +36,12 @@ from nightlog.calibration.input_checks import (
 )
 from nightlog.calibration.policy import InputChecks
 from nightlog.coordinator.provenance import master_entries, parameters_digest
-from nightlog.coordinator.reduce_job import jsonable, peak_memory
+from nightlog.coordinator.reduce_job import jsonable
 from nightlog.errors import ArchiveFileExists, NightlogError
+from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.characterise import gain_from_flats, read_noise_from_biases
 from nightlog.reduction.interchange import dark_as_exposure, state_detector, time_cards
+from nightlog.reduction.master_options import describe_combine, noise_model_options
 from nightlog.reduction.masters import (
     CombineOptions,
     MasterResult,
@@ -49,14 +51,12 @@ from nightlog.reduction.masters import (
 )
 from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.products import to_hdulist
-from nightlog.reduction.rejection import ClipSpec
 from nightlog.sections import Section
 from nightlog.store.images import FrameFile, read_image, read_region, write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
 
-__all__ = ["BuiltMaster", "MasterJob", "MasterRef", "MasterRefused", "build_master_job",
-           "describe_combine"]
+__all__ = ["BuiltMaster", "MasterJob", "MasterRef", "MasterRefused", "build_master_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,43 +149,6 @@ class MasterRefused:
     rejected: tuple[tuple[int, str], ...]
 
 
-def describe_combine(options: CombineOptions) -> str:
-    """How frames were combined, in words (kept with the master's parameters)."""
-    clip = options.clip
-    if clip is None:
-        return options.method
-    spread = {"mad": "MAD", "std": "standard deviation"}.get(clip.spread) or (
-        f"noise model (read noise {clip.read_noise} e-, gain {clip.gain} e-/ADU)")
-    low = "-" if clip.low is None else f"{clip.low:g}"
-    high = "-" if clip.high is None else f"{clip.high:g}"
-    return (f"{options.method}, {low}/{high}-sigma clip about the "
-            f"{clip.centre} by {spread}, {clip.max_iters} pass(es)")
-
-
-def _noise_model_options(options: CombineOptions, frames: Sequence[CalibrationInput]
-                         ) -> CombineOptions:
-    """Clip biases and flats against the detector's noise model (IRAF ``ccdclip``)
-    when every frame knows its gain and read noise, else keep the robust MAD clip.
-
-    With five frames a MAD measured from the stack itself is so uncertain, and so
-    pulled by frame-to-frame bias offsets, that the clip rejects good values: on a
-    simulated LFC night the master bias's noise came out 14% above read noise /
-    sqrt(N), against 0.1% with the noise model (tests/test_recovery.py). Flats are
-    scaled before combining, which the noise model takes into account; darks are
-    combined as rates, in which it does not hold, and keep the MAD clip.
-    """
-    gains = {f.gain for f in frames}
-    noises = {f.read_noise for f in frames}
-    if len(gains) != 1 or len(noises) != 1:
-        return options
-    gain, read_noise = gains.pop(), noises.pop()
-    if not gain or gain <= 0 or read_noise is None or read_noise <= 0:
-        return options
-    return dataclasses.replace(options, clip=ClipSpec(
-        low=3.0, high=3.0, centre="median", spread="noise", read_noise=read_noise,
-        gain=gain, max_iters=1))
-
-
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
@@ -254,7 +217,8 @@ def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, da
     inputs = [FrameFile(f.path, f.hdu) for f in accepted]
     options = CombineOptions(memory_limit=job.memory_limit, scratch_dir=job.scratch_dir)
     if job.kind in ("bias", "flat"):
-        options = _noise_model_options(options, accepted)
+        options = noise_model_options(options, [f.gain for f in accepted],
+                                      [f.read_noise for f in accepted])
     times = [f.exptime or 0.0 for f in accepted]
     if job.kind == "bias":
         return make_master_bias(inputs, prepare=job.prepare, options=options), options
@@ -302,6 +266,7 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         A file cannot be read or written, or the combination refuses the data.
     """
     start = time.perf_counter()
+    reset_peak_memory()  # this build's own peak, not the worker's last job's
     by_role = {m.role: m for m in job.masters}
     bias_ref = by_role.get("bias")
     readable, stats, unreadable = _region_stats(

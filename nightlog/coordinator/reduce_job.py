@@ -17,7 +17,6 @@ import dataclasses
 import math
 import os
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 from astropy.io import fits
 
 from nightlog.errors import ArchiveFileExists, ChecksumMismatchError, UnreadableFileError
+from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.products import ProvenanceEntry, to_hdulist
 from nightlog.reduction.science import ScienceParameters, reduce_science
 from nightlog.store.images import read_image, write_hdulist
@@ -34,7 +34,7 @@ from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
 from nightlog.store.raw import sha256_of
 
-__all__ = ["ReduceJob", "ReducedFile", "jsonable", "peak_memory", "reduce_job"]
+__all__ = ["ReduceJob", "ReducedFile", "jsonable", "reduce_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,37 +115,6 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _reset_peak_memory() -> bool:
-    """Start a new peak-memory measurement (Linux ≥ 4.0); False where not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def peak_memory() -> int | None:
-    """Peak resident memory of this process, in bytes (``None`` off POSIX).
-
-    On Linux, since the last :func:`_reset_peak_memory` (``VmHWM``): each job's own
-    peak, so a worker's memory can be followed frame by frame. Elsewhere the
-    process's peak since it started (``ru_maxrss``, which a spawned process also
-    inherits from its parent).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
-
-
 def _step_records(steps: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"name": s.name, "applied": s.applied, "parameters": jsonable(dict(s.parameters)),
              "summary": jsonable(dict(s.summary)), "seconds": round(s.seconds, 4)}
@@ -165,7 +134,7 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
         A file cannot be read or written, or the reduction refuses the data.
     """
     start, cpu_start = time.perf_counter(), time.process_time()
-    _reset_peak_memory()
+    reset_peak_memory()
     try:
         actual = sha256_of(Path(job.raw_path))
     except FileNotFoundError as exc:

@@ -29,6 +29,7 @@ from typing import Any
 from astropy.io import fits
 from sqlalchemy.orm import Session
 
+from nightlog.calibration.detector_numbers import DetectorNumber, detector_numbers
 from nightlog.calibration.matching import KindMatch, match_frame
 from nightlog.catalogue.models import Frame, Master, Product
 from nightlog.catalogue.products import (
@@ -38,7 +39,6 @@ from nightlog.catalogue.products import (
     recorded_meanwhile,
 )
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.detector_numbers import DetectorNumber, detector_numbers
 from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.header.profiles import InstrumentProfile
@@ -103,7 +103,7 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
     """The reduction settings of ``frame`` from its catalogue row and profile, its
     product written in ``unit`` (``adu`` or ``electron``); ``gain`` and
     ``read_noise``, when given, replace the row's (see
-    :mod:`~nightlog.coordinator.detector_numbers`)."""
+    :mod:`~nightlog.calibration.detector_numbers`)."""
     overscan = None
     if profile.subtract_overscan and frame.biassec:
         overscan = OverscanParameters(region=frame.biassec,

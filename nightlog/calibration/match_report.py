@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from nightlog.calibration.detector_numbers import detector_numbers
 from nightlog.calibration.matching import KindMatch, match_frame
+from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.frames import find_frame
-from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.detector_numbers import detector_numbers
+from nightlog.catalogue.models import Frame
+from nightlog.header.profiles import InstrumentProfile
 
-__all__ = ["MatchReport", "explain_match"]
+__all__ = ["MatchContext", "MatchReport", "explain_match"]
+
+
+class MatchContext(Protocol):
+    """What matching needs besides the catalogue: each frame's profile and the policy
+    (the coordinator's :class:`~nightlog.coordinator.context.JobContext` is one)."""
+
+    @property
+    def policy(self) -> CalibrationPolicy: ...
+
+    def profile_of(self, frame: Frame) -> InstrumentProfile: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +51,7 @@ class MatchReport:
     detector : dict
         The gain and read noise the frame is reduced with, each ``value``,
         ``source`` (profile, header keyword, measured on master N, or default) and
-        ``master`` (see :mod:`~nightlog.coordinator.detector_numbers`).
+        ``master`` (see :mod:`~nightlog.calibration.detector_numbers`).
     """
 
     frame_id: int
@@ -67,7 +79,7 @@ def _kind_record(kind: str, m: KindMatch) -> dict[str, Any]:
     }
 
 
-def explain_match(session: Session, ctx: JobContext, frame_ref: str, *,
+def explain_match(session: Session, ctx: MatchContext, frame_ref: str, *,
                   at: dt.datetime | None = None, live: bool = False) -> MatchReport:
     """Match the frame ``frame_ref`` names and say why each candidate passed or failed.
 
@@ -75,8 +87,8 @@ def explain_match(session: Session, ctx: JobContext, frame_ref: str, *,
     ----------
     session : Session
         The caller's session (only read).
-    ctx : JobContext
-        Profiles and calibration policy.
+    ctx : MatchContext
+        Profiles and calibration policy (a job context).
     frame_ref : str
         A frame id, or the path of a frame's file.
     at : datetime.datetime, optional
