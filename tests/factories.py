@@ -4,6 +4,8 @@ and what the catalogue made of them."""
 from __future__ import annotations
 
 import gzip
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +147,13 @@ def reduced_night(folder: Path, raw: Path, url: str | None = None) -> Settings:
     finally:
         engine.dispose()
     return settings
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

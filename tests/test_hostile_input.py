@@ -523,7 +523,8 @@ def test_the_settle_tracker_never_opens_a_fifo(tmp_path: Path) -> None:
 def test_the_watch_daemon_skips_links_out_and_fifos(tmp_path: Path) -> None:
     from nightlog.catalogue.engine import create_engine
     from nightlog.catalogue.schema import upgrade
-    from tests.test_watch import _daemon, _settings, _wait_for
+    from tests.factories import wait_for
+    from tests.test_watch import _daemon, _settings
 
     engine = create_engine(f"sqlite:///{tmp_path / 'nightlog.sqlite'}")
     upgrade(engine)
@@ -537,7 +538,7 @@ def test_the_watch_daemon_skips_links_out_and_fifos(tmp_path: Path) -> None:
             (raw / "late-link.fits").symlink_to(elsewhere / "secret.fits")  # an event
             os.mkfifo(raw / "pipe.fits")
             write_raw(raw / "real.fits", seed=1)
-            _wait_for(lambda: len(_frames(engine)) == 1 and len(_quarantine(engine)) == 1,
+            wait_for(lambda: len(_frames(engine)) == 1 and len(_quarantine(engine)) == 1,
                       15, "one frame and the FIFO quarantined")
             time.sleep(0.5)
             watcher._rescan()  # the rescan does not take the links either

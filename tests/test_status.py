@@ -15,8 +15,8 @@ from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.models import Daemon
 from nightlog.catalogue.schema import upgrade
 from nightlog.cli.app import app
-from tests.factories import write_frame
-from tests.test_watch import _daemon, _settings, _wait_for
+from tests.factories import wait_for, write_frame
+from tests.test_watch import _daemon, _settings
 
 
 def _status(runner: CliRunner, *args: str) -> dict[str, object]:
@@ -43,7 +43,7 @@ def test_status_follows_the_daemon(runner: CliRunner, tmp_path: Path) -> None:
             (d,) = _status(runner)["daemons"]  # type: ignore[misc]
             return bool(d["counts"].get("added") == 3)
 
-        _wait_for(_seen, 30, "the heartbeat to report three frames")
+        wait_for(_seen, 30, "the heartbeat to report three frames")
         doc = _status(runner)
         assert doc["running"] is True
         (d,) = doc["daemons"]  # type: ignore[misc]

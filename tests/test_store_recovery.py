@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,7 @@ from nightlog.settings import load_settings
 from nightlog.states import FailureCause
 from nightlog.store import atomic
 from nightlog.store.images import write_hdulist
+from tests.factories import wait_for
 
 
 def _mount(folder: Path, options: str) -> None:
@@ -48,13 +49,6 @@ def _remount(folder: Path, mode: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{mode}", str(folder)], check=True)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -121,7 +115,7 @@ def test_a_read_only_archive_recovers_without_a_restart(
         assert watcher.ready_event.wait(20)
         try:
             shutil.copytree(lfc_night, raw / "night")
-            _wait_for(lambda: sum(1 for r in caplog.records
+            wait_for(lambda: sum(1 for r in caplog.records
                                   if getattr(r, "event", "") == "store-retry") >= 5,
                       30, "builds refused by the read-only archive")
             assert _count(engine, Master) == 0 and _count(engine, Product) == 0
@@ -132,7 +126,7 @@ def test_a_read_only_archive_recovers_without_a_restart(
                 with make_sessionmaker(engine)() as s:
                     due = find_due(s, ctx)
                 return not due and _count(engine, Product) == 3
-            _wait_for(finished, 30, "every master and quick-look after the fault")
+            wait_for(finished, 30, "every master and quick-look after the fault")
             recovered = time.time() - writable_at
         finally:
             watcher.stop.set()

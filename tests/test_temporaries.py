@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from nightlog.store.temporaries import (
     sweep_temporaries,
     temporary_owner,
 )
+from tests.factories import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,13 +67,6 @@ def _kill(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # -- names and rules ---------------------------------------------------------------------
@@ -179,7 +172,7 @@ def test_kill_9_during_writes_leaves_no_temporary_and_no_frame_lost(lfc_night: P
     kills = left_after_kill = 0
     for i in range(rounds):
         daemon = _spawn(tmp_path, log)
-        _wait_for(lambda n=i + 1: log.exists() and log.read_text().count('"catch-up"') >= n,
+        wait_for(lambda n=i + 1: log.exists() and log.read_text().count('"catch-up"') >= n,
                   30, "the daemon to start")
         assert _parts(tmp_path) == [], f"round {i}: a temporary survived the start"
         for path in files[i::rounds]:
@@ -199,7 +192,7 @@ def test_kill_9_during_writes_leaves_no_temporary_and_no_frame_lost(lfc_night: P
     try:
         # Started (signal handlers set, temporaries swept) before the work is looked at:
         # the catalogue may already hold it all.
-        _wait_for(lambda: log.read_text().count('"catch-up"') >= rounds + 1, 30,
+        wait_for(lambda: log.read_text().count('"catch-up"') >= rounds + 1, 30,
                   "the last start")
         assert _parts(tmp_path) == []
         def done() -> bool:
@@ -208,7 +201,7 @@ def test_kill_9_during_writes_leaves_no_temporary_and_no_frame_lost(lfc_night: P
                     Frame.kind == "science"))
                 products = s.scalar(select(func.count()).select_from(Product))
             return science == 3 and products == 3
-        _wait_for(done, 90, "every quick-look")
+        wait_for(done, 90, "every quick-look")
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0

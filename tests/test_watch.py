@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from nightlog.coordinator.reduce import run_reduce
 from nightlog.daemon.watch import Watcher, WatchOptions
 from nightlog.settings import Settings, load_settings
 from nightlog.store.settle import SettleTracker
-from tests.factories import frame_hdu, write_frame
+from tests.factories import frame_hdu, wait_for, write_frame
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,13 +77,6 @@ def _quarantine(engine: Engine) -> dict[str, str]:
         return {q.path: q.reason for q in s.scalars(select(QuarantinedFile))}
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @contextmanager
@@ -175,7 +168,7 @@ def test_slow_writers_are_taken_only_when_complete(sqlite_engine: Engine,
                     gh.write(reopened[i * step:(i + 1) * step])
                 time.sleep(0.5)  # longer than the settle time: stable but incomplete
                 seen_early.append(_catalogue(sqlite_engine)[0])
-        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 2, 10, "both files")
+        wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 2, 10, "both files")
     assert all(not s for s in seen_early[:-1])
     assert _catalogue(sqlite_engine) == (_expected(raw), 2)
     assert _quarantine(sqlite_engine) == {}
@@ -193,14 +186,14 @@ def test_a_file_left_truncated_is_quarantined_then_taken_once_complete(
     cut = len(whole) // 2
     with _daemon(sqlite_engine, settings, [raw]) as watcher:
         (raw / "cut.fits").write_bytes(whole[:cut])
-        _wait_for(lambda: len(_quarantine(sqlite_engine)) == 1, 10, "the truncated file")
+        wait_for(lambda: len(_quarantine(sqlite_engine)) == 1, 10, "the truncated file")
         assert _catalogue(sqlite_engine)[0] == {}
         (reason,) = _quarantine(sqlite_engine).values()
         assert "declare" in reason or "short" in reason, reason
         assert watcher.stats.counts["quarantined"] == 1
         with open(raw / "cut.fits", "ab") as fh:  # the copy resumed and finished
             fh.write(whole[cut:])
-        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 1, 10, "the whole file")
+        wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 1, 10, "the whole file")
     with make_sessionmaker(sqlite_engine)() as s:
         (entry,) = s.scalars(select(QuarantinedFile)).all()
         assert entry.resolved_at is not None
@@ -228,7 +221,7 @@ def test_renamed_moved_and_bad_files(sqlite_engine: Engine, tmp_path: Path) -> N
         # Not a FITS file at all: recorded with its reason, and the daemon goes on.
         (raw / "notes.fits").write_text("observing log, not an image\n" * 200)
         (raw / "late.fits").write_bytes(_frame_bytes(3))
-        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 6
+        wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 6
                   and len(_quarantine(sqlite_engine)) == 1, 10, "six frames, one bad file")
         assert watcher.stats.counts["quarantined"] == 1
     expected = _expected(raw)
@@ -246,7 +239,7 @@ def test_a_burst_of_500_small_files(sqlite_engine: Engine, tmp_path: Path) -> No
     with _daemon(sqlite_engine, settings, [raw]):
         for i, blob in enumerate(blobs):
             (raw / f"burst_{i:03d}.fits").write_bytes(blob)
-        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 500, 40, "500 frames")
+        wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 500, 40, "500 frames")
     assert _catalogue(sqlite_engine) == (_expected(raw), 500)
     assert _quarantine(sqlite_engine) == {}
 
@@ -260,7 +253,7 @@ def test_a_burst_of_biases_builds_one_master(sqlite_engine: Engine, tmp_path: Pa
             write_frame(raw / f"bias_{i:02d}.fits", seed=i, IMAGETYP="BIAS", EXPTIME=0.0,
                         FILTER=None, **{"DATE-OBS": f"2024-03-10T01:{i:02d}:00"})
             time.sleep(0.02)
-        _wait_for(lambda: watcher.stats.counts["master built"] == 1, 20, "the master")
+        wait_for(lambda: watcher.stats.counts["master built"] == 1, 20, "the master")
         time.sleep(2.0)  # nothing more is built once the burst is over
         assert watcher.stats.counts["master built"] == 1
     with make_sessionmaker(sqlite_engine)() as s:
@@ -276,7 +269,7 @@ def test_restart_catches_up_the_backlog_first(sqlite_engine: Engine, tmp_path: P
     with _daemon(sqlite_engine, settings, [raw]):
         for i in range(3):
             (raw / f"early_{i}.fits").write_bytes(_frame_bytes(i))
-        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 3, 10, "three frames")
+        wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 3, 10, "three frames")
     # While no daemon runs: new files, one rewritten, one moved into a subfolder.
     for i in range(40):
         (raw / "down" / f"f{i // 10}").mkdir(parents=True, exist_ok=True)
@@ -286,7 +279,7 @@ def test_restart_catches_up_the_backlog_first(sqlite_engine: Engine, tmp_path: P
     os.rename(raw / "early_1.fits", raw / "down" / "early_1.fits")
     with _daemon(sqlite_engine, settings, [raw]) as watcher:
         (raw / "after_start.fits").write_bytes(_frame_bytes(500))
-        _wait_for(lambda: str(raw / "after_start.fits") in _catalogue(sqlite_engine)[0],
+        wait_for(lambda: str(raw / "after_start.fits") in _catalogue(sqlite_engine)[0],
                   10, "the file written after the start")
         counts = dict(watcher.stats.counts)
     assert counts == {"added": 41, "new-version": 1, "moved": 1, "unchanged": 1}
@@ -327,7 +320,7 @@ def test_an_unreachable_catalogue_is_waited_for(sqlite_engine: Engine, tmp_path:
         assert _catalogue(reader)[0] == {}
         outage.down = False
         (raw / "after.fits").write_bytes(_frame_bytes(2))
-        _wait_for(lambda: len(_catalogue(reader)[0]) == 2, 10, "both frames")
+        wait_for(lambda: len(_catalogue(reader)[0]) == 2, 10, "both frames")
     assert outage.refused >= 4
     retries = [r for r in caplog.records if getattr(r, "event", "") == "db-retry"]
     assert len(retries) >= 3
@@ -355,7 +348,7 @@ def test_a_row_the_catalogue_refuses_is_quarantined_not_retried(
         (raw / "a.fits").write_bytes(_frame_bytes(1, OBJECT="M31"))
         (raw / "refused.fits").write_bytes(_frame_bytes(2, OBJECT="REFUSED"))
         (raw / "b.fits").write_bytes(_frame_bytes(3, OBJECT="M33"))
-        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 2
+        wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 2
                   and len(_quarantine(sqlite_engine)) == 1, 10, "two frames, one refused")
         time.sleep(2.0)  # settle periods and rescans: it must not be taken again
         assert watcher.stats.counts["quarantined"] == 1
@@ -373,7 +366,7 @@ def test_quicklooks_with_live_masters_then_the_morning_replaces_them(
                          quicklook=True)
     with _daemon(sqlite_engine, settings, [raw]) as watcher:
         shutil.copytree(lfc_night, raw / "night1")
-        _wait_for(lambda: watcher.stats.counts["quicklook reduced"] == 3, 60, "3 quick-looks")
+        wait_for(lambda: watcher.stats.counts["quicklook reduced"] == 3, 60, "3 quick-looks")
     with make_sessionmaker(sqlite_engine)() as s:
         science = list(s.scalars(select(Frame).where(Frame.kind == "science")))
         products = list(s.scalars(select(Product)))
@@ -406,7 +399,7 @@ def _spawn(root: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def _wait_started(log: Path, starts: int) -> None:
-    _wait_for(lambda: log.exists() and log.read_text().count('"catch-up"') >= starts, 30,
+    wait_for(lambda: log.exists() and log.read_text().count('"catch-up"') >= starts, 30,
               "the daemon to start")
 
 
@@ -441,7 +434,7 @@ def test_kill_9_mid_burst_loses_and_duplicates_nothing(tmp_path: Path,
     daemon = _spawn(tmp_path, log)
     try:
         _wait_started(log, 2)
-        _wait_for(lambda: len(_catalogue(engine)[0]) == 200, 30, "every frame")
+        wait_for(lambda: len(_catalogue(engine)[0]) == 200, 30, "every frame")
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(20) == 0
@@ -490,8 +483,8 @@ def test_two_daemons_share_one_postgres_catalogue(pg_schema_url: str, lfc_night:
             _daemon(engines[1], settings, [raw]) as two:
         shutil.copytree(lfc_night, raw / "night1")
         expected = _expected(raw)
-        _wait_for(lambda: len(_catalogue(engines[0])[0]) == len(expected), 30, "all frames")
-        _wait_for(lambda: not one.live.build_armed and not two.live.build_armed
+        wait_for(lambda: len(_catalogue(engines[0])[0]) == len(expected), 30, "all frames")
+        wait_for(lambda: not one.live.build_armed and not two.live.build_armed
                   and one.tracker.settling == 0 and two.tracker.settling == 0, 60,
                   "both daemons to finish building")
         built = one.stats.counts["master built"] + two.stats.counts["master built"]
@@ -578,7 +571,7 @@ def test_files_no_event_announced_are_found_by_the_rescan(sqlite_engine: Engine,
         assert watcher._events is not None
         watcher._events.stop()  # as if the kernel's event queue had overflowed
         (raw / "unannounced.fits").write_bytes(_frame_bytes(2))
-        _wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 2, 10, "the rescan")
+        wait_for(lambda: len(_catalogue(sqlite_engine)[0]) == 2, 10, "the rescan")
         time.sleep(1.2)  # later rescans take nothing twice
         assert watcher.stats.counts == {"added": 2}
     assert _catalogue(sqlite_engine) == (_expected(raw), 2)
@@ -606,10 +599,10 @@ def test_the_morning_reduction_runs_from_the_daemon(sqlite_engine: Engine, tmp_p
             caplog.at_level(logging.INFO, logger="nightlog.watch"):
         with build_lock(sqlite_engine, watcher._lock_file) as got:  # another daemon's turn
             assert got
-            _wait_for(lambda: any(getattr(r, "event", "") == "morning-busy"
+            wait_for(lambda: any(getattr(r, "event", "") == "morning-busy"
                                   for r in caplog.records), 10, "the daemon to wait its turn")
             assert watcher.stats.counts == {"added": 3}
-        _wait_for(lambda: "morning" in watcher.stats.last_action, 30, "the morning run")
+        wait_for(lambda: "morning" in watcher.stats.last_action, 30, "the morning run")
         time.sleep(0.5)  # once a morning: not again
         counts = dict(watcher.stats.counts)
         assert watcher._next_morning is not None and watcher._next_morning > now

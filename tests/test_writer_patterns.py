@@ -17,9 +17,8 @@ import hashlib
 import io
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,13 @@ from sqlalchemy import Engine, select
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, QuarantinedFile
-from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.ingest import IngestContext
 from nightlog.daemon.watch import Watcher, WatchOptions
 from nightlog.settings import load_settings
 from nightlog.store.completeness import ends_in_zero_block
 from nightlog.store.open_writers import open_for_writing
 from nightlog.store.settle import SettleTracker
-from tests.factories import frame_hdu
+from tests.factories import frame_hdu, wait_for
+from tests.test_watch import _daemon as watch_daemon
 
 SETTLE = 0.3
 PAUSE = 1.0  # longer than the settle time: each pause used to give a frame row
@@ -109,39 +107,15 @@ def _quarantined(engine: Engine) -> list[str]:
         return list(s.scalars(select(QuarantinedFile.path)))
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @contextmanager
 def _daemon(engine: Engine, root: Path, folder: Path, **options: Any) -> Iterator[Watcher]:
+    """The daemon of ``tests/test_watch.py`` on an archive at ``root``, its own settings."""
     (root / "nightlog.toml").write_text("")
     settings = load_settings(root / "nightlog.toml", env={}, cwd=root)
-    opts = WatchOptions.from_settings(settings, [folder], **options)
-    watcher = Watcher(engine, IngestContext.from_settings(settings, incomplete_is_error=False),
-                      JobContext.from_settings(settings), opts)
-    errors: list[BaseException] = []
-
-    def _run() -> None:
-        try:
-            watcher.run()
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=_run, daemon=True)
-    thread.start()
-    assert watcher.ready_event.wait(20), "the daemon did not finish its catch-up"
-    try:
+    with watch_daemon(engine, settings, [folder], **options) as watcher:
         yield watcher
-    finally:
-        watcher.stop.set()
-        thread.join(30)
-    assert not thread.is_alive() and not errors, errors
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -160,7 +134,7 @@ def test_each_writer_pattern_gives_one_row_of_the_final_bytes(
                                  str(source), str(PAUSE)],
                                 check=True, capture_output=True, text=True, timeout=60)
         finished = float(writer.stdout.strip())
-        _wait_for(lambda: len(_frames(catalogue_engine)) >= 1, 15, "the frame")
+        wait_for(lambda: len(_frames(catalogue_engine)) >= 1, 15, "the frame")
         time.sleep(SETTLE + 0.5)  # a second row would come now
         waits = (watcher.tracker.writer_waits, watcher.tracker.zero_waits)
     rows = _frames(catalogue_engine)
