@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.cli.app import app
 from nightlog.cli.logs import LogFormat, configure_logging
+from nightlog.cli.reference import iter_commands
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.night_report import run_report
@@ -49,11 +50,10 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
-def _commands(group: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for name, command in group.commands.items():
-        yield (*prefix, name)
-        if hasattr(command, "commands"):  # a group of commands
-            yield from _commands(command, (*prefix, name))
+def _commands(group: Any) -> Iterator[tuple[str, ...]]:
+    # Through click's own listing: the commands are loaded on use (nightlog.cli.lazy).
+    for path, _command in iter_commands(group):
+        yield path
 
 
 def test_help_never_shows_the_password(runner: CliRunner) -> None:
