@@ -4,6 +4,7 @@ where each number came from."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -136,3 +137,18 @@ def _reduced_with_the_builtin_profile(raw: Path, where: Path) -> dict[str, str]:
             return {Path(p.path).name.split("_final_")[0]: p.path for p in products}
     finally:
         engine.dispose()
+
+
+def test_an_assumed_number_is_said_once_per_profile_and_number(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from nightlog.calibration.detector_numbers import DetectorNumber, warn_if_assumed
+
+    caplog.set_level(logging.WARNING, logger="nightlog.reduce")
+    numbers = {"gain": DetectorNumber(2.0, "profile test_warns"),
+               "read_noise": DetectorNumber(0.0, "default: none given")}
+    for _ in range(3):  # every frame of a night: one line, not one per frame
+        assert warn_if_assumed(numbers, "test_warns") == ["read_noise"]
+    lines = [r for r in caplog.records if getattr(r, "event", "") == "detector-default"]
+    assert len(lines) == 1
+    assert "read noise" in lines[0].getMessage() and "test_warns" in lines[0].getMessage()
+    assert warn_if_assumed({"gain": DetectorNumber(2.0, "header GAIN")}, "test_warns") == []

@@ -133,3 +133,15 @@ def test_unusable_leaves_out_only_the_vignetted_bit() -> None:
     assert all(UNUSABLE & bit for bit in MaskBit if bit is not MaskBit.UNILLUMINATED)
     with pytest.raises(AttributeError):
         MaskBit.VIGNETTED  # noqa: B018 - one name per reason, the stored values unchanged
+
+
+def test_the_block_means_given_once_flag_what_each_test_would_alone() -> None:
+    from nightlog.reduction.flat_response import large_scale_response, vignetted_from_flat
+    from nightlog.reduction.mask import dead_pixels_from_flat
+
+    flat, _, _ = _flat()
+    response = large_scale_response(flat, box=16)
+    assert np.array_equal(dead_pixels_from_flat(flat, low=0.5, box=16, response=response),
+                          dead_pixels_from_flat(flat, low=0.5, box=16))
+    assert np.array_equal(vignetted_from_flat(flat, low=0.5, response=response),
+                          vignetted_from_flat(flat, low=0.5))

@@ -11,14 +11,22 @@ into the product's parameters and header and into ``nightlog match``.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from nightlog.catalogue.models import Frame, Master
 from nightlog.header.profiles import InstrumentProfile
 
-__all__ = ["DetectorNumber", "detector_numbers", "gain_of", "read_noise_of"]
+__all__ = ["DetectorNumber", "detector_numbers", "gain_of", "read_noise_of",
+           "warn_if_assumed"]
+
+log = logging.getLogger("nightlog.reduce")
+#: (profile, number) pairs already warned about in this process.
+_WARNED: set[tuple[str, str]] = set()
+_WHAT = {"gain": "a gain of 1 e-/ADU", "read_noise": "a read noise of 0 e-"}
 
 #: What the reduction assumes when nothing gives a number.
 _DEFAULT_GAIN = 1.0
@@ -106,6 +114,22 @@ def read_noise_of(frame: Frame, profile: InstrumentProfile, bias: Master | None,
         g = (gain or gain_of(frame, profile)).value
         return DetectorNumber(measured * g, f"measured on master {bias.id}", bias.id)
     return DetectorNumber(_DEFAULT_READ_NOISE, "default: none given")
+
+
+def warn_if_assumed(numbers: Mapping[str, DetectorNumber], profile: str) -> list[str]:
+    """Say, once per profile and number in this process, that nothing gave a number and
+    a default is assumed (the reduction's noise model is then wrong); return the names
+    of the numbers assumed."""
+    assumed = [name for name, n in numbers.items() if n.source.startswith("default")]
+    for name in assumed:
+        if (profile, name) not in _WARNED:
+            _WARNED.add((profile, name))
+            log.warning("profile %s: no %s in the profile, the header or a master bias; "
+                        "reducing with %s: give it in the profile", profile,
+                        name.replace("_", " "), _WHAT.get(name, "a default"),
+                        extra={"event": "detector-default", "profile": profile,
+                               "number": name})
+    return assumed
 
 
 def detector_numbers(frame: Frame, profile: InstrumentProfile, bias: Master | None

@@ -53,7 +53,6 @@ from nightlog.catalogue.masters import NewMaster, add_master, latest_version
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.context import JobContext
 from nightlog.errors import ShapeMismatchError
-from nightlog.sections import parse_section, section_shape
 from nightlog.store.products import read_product
 from nightlog.store.raw import sha256_of
 
@@ -83,12 +82,6 @@ class AddedMaster:
                 "external": True}
 
 
-def _trimmed_shape(ctx: JobContext, frame: Frame) -> tuple[int, int]:
-    shape = (frame.naxis2, frame.naxis1)
-    trim = ctx.preparation_of(frame).trim
-    return shape if trim is None else section_shape(parse_section(trim, shape), shape)
-
-
 def _frame_like(session: Session, ctx: JobContext, header: fits.Header,
                 shape: tuple[int, ...], kind: str | None, where: str) -> Frame:
     """The frame of the one set-up the header's instrument (and filter) and the shape
@@ -100,7 +93,7 @@ def _frame_like(session: Session, ctx: JobContext, header: fits.Header,
     filt = header.get("FILTER") if "flat" in stated.lower() else None
     found = [f for f in newest_per_setup(session, instrument.strip(),
                                          filter=filt.strip() if isinstance(filt, str) else None)
-             if _trimmed_shape(ctx, f) == shape]
+             if ctx.preparation_of(f).trimmed_shape((f.naxis2, f.naxis1)) == shape]
     if len(found) != 1:
         raise refusal(where, f"{len(found)} set-ups of {instrument.strip()!r} have its shape "
                              f"{'x'.join(map(str, shape))}: give --like FRAME")
@@ -157,7 +150,7 @@ def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLi
     profile = ctx.profile_of(frame)
     kind = kind_of(header, kind, profile, where)
     check_setup(header, kind, frame, profile, where)
-    expected = _trimmed_shape(ctx, frame)
+    expected = ctx.preparation_of(frame).trimmed_shape((frame.naxis2, frame.naxis1))
     if ccd.shape != expected:
         raise ShapeMismatchError(f"cannot add {where} as a master: its image is "
                                  f"{ccd.shape[0]}x{ccd.shape[1]}, frame {frame.id}'s data "

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from astropy.io import fits
 
 from nightlog.calibration.input_checks import (
@@ -147,12 +146,6 @@ class MasterRefused:
 
     reason: str
     rejected: tuple[tuple[int, str], ...]
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def _region_stats(job: MasterJob, bias_level: float | None
@@ -309,17 +302,16 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         out = write_hdulist(name_beside(Path(job.target)), hdul, mode=job.mode)
 
     figures: dict[str, Any] = {
-        "level": _finite(result.level), "noise": _finite(result.noise),
+        "level": result.level, "noise": result.noise,
         "hot_pixels": result.hot_pixels, "low_pixels": result.low_pixels,
-        "frame_levels": [_finite(s.median) for s in result.frame_stats],
+        "frame_levels": [s.median for s in result.frame_stats],
         "rejected": len(rejected),
         "masters_used": {role: (by_role[role].id if role in by_role else None)
                          for role in job.roles},
     }
     gain = job.considered[0].gain if job.considered else None
     if job.kind == "dark" and gain:
-        figures["dark_current_e_per_s"] = (_finite(result.level * gain)
-                                           if job.darks_scale else None)
+        figures["dark_current_e_per_s"] = result.level * gain if job.darks_scale else None
     figures.update(_characterise(job.kind, accepted, job.prepare, loaded.get("bias")))
     return BuiltMaster(
         path=str(out.path), sha256=out.sha256, size=out.size,

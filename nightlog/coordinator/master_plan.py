@@ -38,8 +38,6 @@ from nightlog.catalogue.models import Frame, Master
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.master_job import BuiltMaster, MasterJob, MasterRef
 from nightlog.coordinator.provenance import set_master_cards
-from nightlog.reduction.preparation import Preparation
-from nightlog.sections import parse_section, section_shape
 from nightlog.states import BuildStatus, FailureCause
 from nightlog.store.layout import name_beside
 
@@ -120,13 +118,6 @@ def calibration_input(frame: Frame) -> CalibrationInput:
         status=frame.status, status_reason=frame.status_reason)
 
 
-def _trimmed_shape(prepare: Preparation, frame: Frame) -> tuple[int, int]:
-    shape = (frame.naxis2, frame.naxis1)
-    if prepare.trim is None:
-        return shape
-    return section_shape(parse_section(prepare.trim, shape), shape)
-
-
 def _cards(kind: str, night: dt.date, version: int, software_version: str,
            used: dict[str, Master | None], roles: tuple[str, ...]
            ) -> tuple[tuple[str, Any, str], ...]:
@@ -197,7 +188,8 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
         kind=due.kind, roles=roles, inputs=tuple(accepted), considered=considered,
         rejected=tuple(rejected), prepare=prepare, masters=refs, checks=ctx.policy.checks,
         min_frames=minimum, saturation=profile.saturation, darks_scale=profile.darks_scale,
-        flat_region=profile.flat_scale_slices(_trimmed_shape(prepare, first)),
+        flat_region=profile.flat_scale_slices(
+            prepare.trimmed_shape((first.naxis2, first.naxis1))),
         target=str(path),
         cards=_cards(due.kind, due.night, version, ctx.software_version, used, roles),
         memory_limit=ctx.memory_limit,

@@ -29,7 +29,13 @@ from typing import Any
 from astropy.io import fits
 from sqlalchemy.orm import Session
 
-from nightlog.calibration.detector_numbers import DetectorNumber, detector_numbers
+from nightlog.calibration.detector_numbers import (
+    DetectorNumber,
+    detector_numbers,
+    gain_of,
+    read_noise_of,
+    warn_if_assumed,
+)
 from nightlog.calibration.matching import KindMatch, match_frame
 from nightlog.catalogue.models import Frame, Master, Product
 from nightlog.catalogue.products import (
@@ -101,16 +107,17 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
                        read_noise: float | None = None, unit: str = "adu"
                        ) -> ScienceParameters:
     """The reduction settings of ``frame`` from its catalogue row and profile, its
-    product written in ``unit`` (``adu`` or ``electron``); ``gain`` and
-    ``read_noise``, when given, replace the row's (see
-    :mod:`~nightlog.calibration.detector_numbers`)."""
+    product written in ``unit`` (``adu`` or ``electron``). ``gain`` and
+    ``read_noise`` default to what :mod:`~nightlog.calibration.detector_numbers`
+    decides without a master bias (profile, then header, then a stated default)."""
     overscan = None
     if profile.subtract_overscan and frame.biassec:
         overscan = OverscanParameters(region=frame.biassec,
                                       skip_columns=skip_columns)
     return ScienceParameters(
-        gain=gain if gain is not None else frame.gain or 1.0,
-        read_noise=read_noise if read_noise is not None else frame.read_noise or 0.0,
+        gain=gain if gain is not None else gain_of(frame, profile).value,
+        read_noise=(read_noise if read_noise is not None
+                    else read_noise_of(frame, profile, None).value),
         saturation=frame.saturation,
         exptime=frame.exptime,
         overscan=overscan,
@@ -196,6 +203,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                                      reason=f"{role}: {match.reason}")
             missing.append(role)
     numbers = detector_numbers(frame, profile, chosen.get("bias"))
+    warn_if_assumed(numbers, profile.name)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
                                 cosmic_threads=cosmic_threads, gain=numbers["gain"].value,
                                 read_noise=numbers["read_noise"].value, unit=ctx.output_unit)

@@ -13,7 +13,11 @@ import numpy as np
 import numpy.typing as npt
 from astropy.nddata import CCDData
 
-from nightlog.reduction.flat_response import RESPONSE_BOX, vignetted_from_flat
+from nightlog.reduction.flat_response import (
+    RESPONSE_BOX,
+    large_scale_response,
+    vignetted_from_flat,
+)
 from nightlog.reduction.mask import (
     MASK_DTYPE,
     MaskBit,
@@ -85,13 +89,16 @@ def bad_pixel_plane(ccd: CCDData, *, bias: CCDData | None, dark: CCDData | None,
         if flat_bits is not None:
             plane |= flat_bits
             flagged = flat_bits != 0  # reset to 1 by the master: no response there
+        # The flat's block means, once: both the dead and the vignetted test use them.
+        response = large_scale_response(flat, box=RESPONSE_BOX, exclude=flagged)
         dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high,
-                                     box=RESPONSE_BOX, exclude=flagged)
+                                     box=RESPONSE_BOX, exclude=flagged, response=response)
         if flagged is not None:
             dead &= ~flagged
         plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
         if params.low_response is not None:
-            vignetted = vignetted_from_flat(flat, low=params.low_response, exclude=flagged)
+            vignetted = vignetted_from_flat(flat, low=params.low_response, exclude=flagged,
+                                            response=response)
             plane[vignetted] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
     if bias is not None:
         bias_bits = master_bits(bias)

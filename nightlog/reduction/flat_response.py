@@ -108,8 +108,8 @@ def _bilinear(means: npt.NDArray[np.float64], box: int,
 
 
 def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
-                        box: int = RESPONSE_BOX,
-                        exclude: npt.ArrayLike | None = None) -> npt.NDArray[np.bool_]:
+                        box: int = RESPONSE_BOX, exclude: npt.ArrayLike | None = None,
+                        response: npt.ArrayLike | None = None) -> npt.NDArray[np.bool_]:
     """Flag the vignetted part of a flat: large-scale response below ``low`` × median.
 
     Parameters
@@ -120,6 +120,9 @@ def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
         Fraction of the flat's median (default 0.5).
     box, exclude
         As :func:`large_scale_response`.
+    response : array_like, optional
+        :func:`large_scale_response` of ``flat`` with ``box`` and ``exclude``, when
+        the caller has it already.
 
     Returns
     -------
@@ -145,7 +148,8 @@ def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
     median = float(np.median(values[good]))
     if not median > 0:
         raise ReductionError(f"the flat's median is {median}, not positive")
-    smooth = large_scale_response(values, box=box, exclude=exclude)
+    smooth = (np.asarray(response) if response is not None
+              else large_scale_response(values, box=box, exclude=exclude))
     with np.errstate(invalid="ignore"):
         return np.asarray(smooth < low * median, dtype=np.bool_)
 

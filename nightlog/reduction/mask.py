@@ -212,6 +212,7 @@ def dead_pixels_from_flat(
     high: float | None = None,
     box: int | None = None,
     exclude: npt.ArrayLike | None = None,
+    response: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Flag dead and low-response (optionally over-responsive) pixels in a flat.
 
@@ -231,6 +232,11 @@ def dead_pixels_from_flat(
         only when it responds far less than the pixels around it.
     exclude : array_like of bool, optional
         With ``box``: pixels left out of the neighbourhood means.
+    response : array_like, optional
+        With ``box``: those means already computed
+        (:func:`~nightlog.reduction.flat_response.large_scale_response` of ``flat``
+        with the same ``box`` and ``exclude``), so that a caller who also needs
+        them computes them once.
 
     Returns
     -------
@@ -254,7 +260,8 @@ def dead_pixels_from_flat(
         raise ReductionError(f"the flat's median is {median}, not positive")
     reference: Any = median
     if box is not None:
-        local = large_scale_response(values, box=box, exclude=exclude)
+        local = (np.asarray(response) if response is not None
+                 else large_scale_response(values, box=box, exclude=exclude))
         reference = np.where(np.isfinite(local), local, median)
     bad = ~finite
     with np.errstate(invalid="ignore"):

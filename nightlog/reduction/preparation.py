@@ -15,7 +15,7 @@ from astropy.nddata import CCDData
 
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.trim import trim_image
-from nightlog.sections import parse_section
+from nightlog.sections import parse_section, section_shape
 
 __all__ = ["Preparation", "overscan_skip_columns"]
 
@@ -42,6 +42,12 @@ class Preparation:
         if self.trim is not None:
             out = trim_image(out, self.trim)
         return out
+
+    def trimmed_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """The shape of a raw frame of ``shape`` once trimmed."""
+        if self.trim is None:
+            return shape
+        return section_shape(parse_section(self.trim, shape), shape)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready parameters for provenance."""
