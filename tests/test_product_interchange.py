@@ -121,7 +121,7 @@ def test_every_file_passes_fitsverify(demo: tuple[DemoReport, JobContext]) -> No
         run = subprocess.run([tool, "-e", str(path)], capture_output=True, text=True,
                              check=False)
         assert run.returncode == 0, run.stdout
-        assert "0 error(s)" in run.stdout, run.stdout
+        assert "0 warning(s) and 0 error(s)" in run.stdout, run.stdout
 
 
 def test_raw_cards_that_are_not_legal_are_repaired_with_a_history_line(
@@ -252,3 +252,22 @@ def test_cards_that_cannot_be_recovered_are_dropped_with_a_history_line() -> Non
     assert "Dropped card not FITS-legal (a value that cannot be parsed): BADNUM" in history
     assert "Repaired card not FITS-legal (non-printable characters): CTRL" in history
     fits.PrimaryHDU(header=fixed).verify("exception")
+
+
+def test_the_deprecated_epoch_becomes_equinox_with_a_history_line() -> None:
+    header = fits.Header()
+    header["EPOCH"] = (2000.0, "Equinox of RA and DEC")
+    fixed = legal_header(header)
+    assert "EPOCH" not in fixed
+    assert fixed["EQUINOX"] == 2000.0 and fixed.comments["EQUINOX"] == "Equinox of RA and DEC"
+    assert "Renamed deprecated EPOCH to EQUINOX" in "".join(fixed["HISTORY"])
+    assert "EPOCH" in header  # the input is untouched
+
+
+def test_an_epoch_beside_an_equinox_is_dropped_and_a_different_one_quoted() -> None:
+    same = fits.Header([("EQUINOX", 2000.0), ("EPOCH", 2000.0)])
+    fixed = legal_header(same)
+    assert "EPOCH" not in fixed and fixed["EQUINOX"] == 2000.0 and "HISTORY" not in fixed
+    other = legal_header(fits.Header([("EQUINOX", 2000.0), ("EPOCH", 1950.0)]))
+    assert "EPOCH" not in other and other["EQUINOX"] == 2000.0
+    assert "1950" in "".join(other["HISTORY"])

@@ -122,9 +122,35 @@ def legal_header(header: fits.Header) -> fits.Header:
         else:
             out.append(new, useblanks=False, bottom=True)
             notes.append(f"Repaired card not FITS-legal ({problem}): {raw}")
+    notes.extend(_without_epoch(out))
     for note in notes:
         _cards.add_history(out, note)
     return out
+
+
+def _without_epoch(header: fits.Header) -> list[str]:
+    """Replace the deprecated ``EPOCH`` by ``EQUINOX`` in place; the notes to keep.
+
+    FITS 4.0 (section 8.3) deprecates ``EPOCH`` for ``EQUINOX``, and readers such as
+    fitsverify warn about it. A numeric ``EPOCH`` without an ``EQUINOX`` becomes one
+    (same value and comment); beside an ``EQUINOX`` it is dropped, and a HISTORY
+    line quotes it whenever it said something else.
+    """
+    if "EPOCH" not in header:
+        return []
+    card = header.cards["EPOCH"]
+    raw = _cards.fits_text(_raw_image(card).rstrip())
+    value = card.value
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    header.remove("EPOCH", remove_all=True)
+    if "EQUINOX" in header:
+        if numeric and header["EQUINOX"] == value:
+            return []
+        return [f"Dropped deprecated EPOCH beside EQUINOX = {header['EQUINOX']}: {raw}"]
+    if not numeric:
+        return [f"Dropped deprecated EPOCH that is not a number: {raw}"]
+    header["EQUINOX"] = (float(value), card.comment or "equinox of the coordinates")
+    return [f"Renamed deprecated EPOCH to EQUINOX (FITS 4.0 section 8.3): {raw}"]
 
 
 def state_detector(ccd: CCDData, *, gain: float | None, read_noise: float | None,
