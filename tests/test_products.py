@@ -79,7 +79,11 @@ def test_bit_plane_survives_and_reads_back_as_flags(tmp_path: Path) -> None:
     np.testing.assert_array_equal(product.mask, ccd.flags != 0)
     with fits.open(path) as hdus:
         assert hdus["MASK"].header["MASKTYPE"] == "BITPLANE"
-        assert hdus["MASK"].header["MB2"] == "HOT"
+        header = hdus["MASK"].header
+        assert header["MASKB1"] == "HOT"  # bit number 1, value 2
+        assert "dark" in header.comments["MASKB1"]
+        named = {header[f"MASKB{int(bit).bit_length() - 1}"] for bit in MaskBit}
+        assert named == {bit.name for bit in MaskBit}
 
 
 def test_masked_pixels_without_a_bit_stay_masked(tmp_path: Path) -> None:

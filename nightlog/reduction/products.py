@@ -49,7 +49,7 @@ from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction import _cards
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.interchange import legal_header
-from nightlog.reduction.mask import MASK_DTYPE, MaskBit
+from nightlog.reduction.mask import MASK_DTYPE, MaskBit, bit_cards
 
 __all__ = [
     "PROVENANCE_EXTNAME",
@@ -217,8 +217,8 @@ def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None,
         mask_header = fits.Header()
         mask_header["MASKTYPE"] = (kind, "BITPLANE: MaskBit values; BOOLEAN: 0/1")
         if kind == "BITPLANE":
-            for bit in MaskBit:
-                mask_header[f"MB{int(bit)}"] = (bit.name, "mask bit value meaning")
+            for keyword, name, meaning in bit_cards():
+                mask_header[keyword] = (name, meaning)
         hdus.append(fits.ImageHDU(array, mask_header, name="MASK"))
     if provenance is not None:
         hdus.append(provenance_table(provenance))
