@@ -108,3 +108,36 @@ def test_database_url_from_the_environment(runner: CliRunner, tmp_path: Path,
     write_frame(raw / "a.fits")
     assert runner.invoke(app, ["ingest", str(raw)]).exit_code == 0
     assert other.exists() and not (tmp_path / "nightlog.sqlite").exists()
+
+
+def _commands(group, ctx, path):  # type: ignore[no-untyped-def]
+    import click
+
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        yield [*path, name], command
+        if isinstance(command, click.Group):
+            yield from _commands(command, ctx, [*path, name])
+
+
+def test_every_settings_section_named_in_an_option_help_is_shown(runner: CliRunner) -> None:
+    """Help text such as ``(default: [reduction] workers)`` is not eaten as markup."""
+    import re
+
+    import typer
+
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root)
+    checked = 0
+    for path, command in _commands(root, ctx, []):
+        sections = {m for param in command.params
+                    for m in re.findall(r"\[[a-z_]+\]", (getattr(param, "help", None) or "")
+                                        .replace("\\[", "["))}
+        if not sections:
+            continue
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        for section in sections:
+            assert section in result.output, (path, section)
+            checked += 1
+    assert checked >= 2  # reduce and watch at least

@@ -119,16 +119,16 @@ def reduce_cmd(
     since: Annotated[str | None, typer.Option(help="Every night from this one (YYYY-MM-DD) "
                                               "to the latest.")] = None,
     workers: Annotated[int | None, typer.Option(
-        min=1, help="Local worker processes (default: [reduction] workers, else one per "
+        min=1, help="Local worker processes (default: \\[reduction] workers, else one per "
         "core).", show_default=False)] = None,
     scheduler: Annotated[str | None, typer.Option(
         help="Dask scheduler address (tcp://host:8786) whose workers reduce the frames "
-        "from the shared archive (default: [reduction] scheduler).",
+        "from the shared archive (default: \\[reduction] scheduler).",
         show_default=False)] = None,
     local: Annotated[bool, typer.Option(
         "--local", help="Use local processes even when a scheduler is configured.")] = False,
     retries: Annotated[int | None, typer.Option(
-        min=0, help="Further tries of a failed frame (default: [reduction] retries, 2).",
+        min=0, help="Further tries of a failed frame (default: \\[reduction] retries, 2).",
         show_default=False)] = None,
     build: Annotated[bool, typer.Option(help="Build the masters that are due first.")] = True,
     force: Annotated[bool, typer.Option(help="Reduce again even frames already reduced "
