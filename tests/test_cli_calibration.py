@@ -58,6 +58,29 @@ def test_calib_list_show_and_match(run) -> None:  # type: ignore[no-untyped-def]
     assert "FAIL" in table and "group.filter" in table
 
 
+def test_calib_list_and_show_tables_give_units_and_fit_80_columns(
+        demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(demo_dir)
+    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
+    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["calib", "list"], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0, listed.output
+    assert max(len(line) for line in listed.output.splitlines()) <= 80
+    masters = json.loads(runner.invoke(app, ["calib", "list", "--format", "json"]).output)
+    units = {m["kind"]: (m["level_unit"], m["noise_unit"]) for m in masters}
+    # the demo's dark is scaled by exposure (a rate); a flat's noise is relative
+    assert units == {"bias": ("adu", "adu"), "dark": ("adu/s", "adu/s"), "flat": ("adu", "1")}
+    bias = next(m for m in masters if m["kind"] == "bias")
+    assert f"{bias['level']:.3f} adu" in listed.output
+    assert "%" in listed.output  # the flats' relative noise
+    flat = next(m for m in masters if m["kind"] == "flat")
+    shown = runner.invoke(app, ["calib", "show", str(flat["id"])], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    assert "{" not in shown.output and "'" not in shown.output.replace("g'", "")
+    assert "e-/adu" in shown.output  # the gain measured from the flats, with its unit
+
+
 def test_reduce_again_is_a_no_op(run) -> None:  # type: ignore[no-untyped-def]
     out = run("reduce")
     assert "up-to-date" in out and "reduced " not in out

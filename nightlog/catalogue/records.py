@@ -51,6 +51,17 @@ def frame_record(frame: Frame) -> dict[str, Any]:
     }
 
 
+def figure_units(m: Master) -> tuple[str, str]:
+    """The units of a master's ``level`` and ``noise``.
+
+    ``level`` is in ADU (``adu/s`` for a dark rate, a dark scaled by exposure time);
+    ``noise`` is in the master's unit: the level's, except for a flat, normalised
+    to 1, whose noise is relative (``1``).
+    """
+    level = "adu/s" if m.kind == "dark" and m.is_rate else "adu"
+    return level, ("1" if m.kind == "flat" else level)
+
+
 def master_record(m: Master) -> dict[str, Any]:
     """The record of a master, as ``nightlog calib list`` and ``show`` give it.
 
@@ -62,14 +73,17 @@ def master_record(m: Master) -> dict[str, Any]:
     Returns
     -------
     dict
-        Its group, version, statistics, quality, validity and file.
+        Its group, version, statistics (``level`` and ``noise``, their units in
+        ``level_unit`` and ``noise_unit``), quality, validity and file.
     """
     stats = m.stats or {}
     return {
         "id": m.id, "kind": m.kind, "night": m.night.isoformat(), "version": m.version,
         "instrument": m.instrument, "filter": m.filter, "set_temp": m.set_temp,
         "exptime": m.exptime, "n_frames": m.n_frames, "level": stats.get("level"),
-        "noise": stats.get("noise"), "quality": m.quality, "quality_reason": m.quality_reason,
+        "noise": stats.get("noise"), "level_unit": figure_units(m)[0],
+        "noise_unit": figure_units(m)[1],
+        "quality": m.quality, "quality_reason": m.quality_reason,
         "superseded_by": m.superseded_by_id,
         "valid_from": m.valid_from.isoformat() if m.valid_from else None,
         "valid_until": m.valid_until.isoformat() if m.valid_until else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -108,8 +109,42 @@ def list_cmd(
                         quality=MasterQuality.BAD if bad else None, include_superseded=all_versions)
     with make_sessionmaker(engine)() as session:
         rows = master_rows(session, crit)
-    emit(rows, ("id", "kind", "night", "version", "filter", "n_frames", "level", "noise",
-                "quality", "superseded_by"), fmt, title=f"{len(rows)} master(s)")
+    if fmt is not OutputFormat.table:
+        emit(rows, list(rows[0]) if rows else (), fmt)
+        return
+    # ``by`` (the newer version) is only ever set with --all-versions.
+    columns = [c for c in _LIST_COLUMNS if c != "by" or any(r["superseded_by"] for r in rows)]
+    emit([_list_row(r) for r in rows], columns, fmt, title=f"{len(rows)} master(s)")
+
+
+#: The table of ``calib list``: short headings so that it fits 80 columns.
+_LIST_COLUMNS = ("id", "kind", "night", "v", "filter", "n", "level", "noise", "quality",
+                 "by")
+
+
+def _figure(value: Any, unit: str = "") -> str:
+    """A figure to four significant digits with its unit (a relative one in per cent)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    if unit == "1":
+        return f"{100 * value:.3g} %"
+    size = abs(float(value))
+    if size == 0 or 1e-3 <= size < 1e6:
+        decimals = max(0, 3 - math.floor(math.log10(size))) if size else 0
+        text = f"{value:.{decimals}f}"
+    else:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return f"{text} {unit}".strip()
+
+
+def _list_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A master record as ``calib list`` shows it (JSON and CSV keep every field)."""
+    return {"id": row["id"], "kind": row["kind"], "night": row["night"], "v": row["version"],
+            "filter": row["filter"], "n": row["n_frames"],
+            "level": _figure(row["level"], row["level_unit"]),
+            "noise": _figure(row["noise"], row["noise_unit"]), "quality": row["quality"],
+            "by": row["superseded_by"]}
 
 
 @app.command("show")
@@ -134,11 +169,43 @@ def show_cmd(
     console = Console()
     table = Table(title=f"master {master_id}", show_header=False)
     for key, value in row.items():
+        if key not in ("stats", "level", "noise", "level_unit", "noise_unit"):
+            table.add_row(key, Text(printable(value)))
+    for key, value in _statistics(row["stats"], row["level_unit"], row["noise_unit"]):
         table.add_row(key, Text(printable(value)))
     table.add_row("products using it", Text(printable(", ".join(map(str, users)) or "none")))
     console.print(table)
     emit(inputs, ("frame_id", "obs_time", "used", "reason", "path"), OutputFormat.table,
          title="inputs", console=console)
+
+
+#: Units of the statistics a master records, beside its level's (``unit``).
+_STAT_UNITS = {"read_noise_adu": "adu", "read_noise_e": "e-", "gain_from_flats": "e-/adu",
+               "dark_current_e_per_s": "e-/s", "hot_pixels": "pixels", "low_pixels": "pixels",
+               "rejected": "frames"}
+
+
+_STAT_LABELS = {"read_noise_adu": "read noise", "read_noise_e": "read noise",
+                "dark_current_e_per_s": "dark current"}
+
+
+def _statistics(stats: dict[str, Any], level_unit: str, noise_unit: str
+                ) -> list[tuple[str, str]]:
+    """A master's statistics as ``(name, value with its unit)`` rows, nested ones flat."""
+    units = {**_STAT_UNITS, "level": level_unit, "noise": noise_unit}
+    out = []
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k} {printable(v) or '-'}" for k, v in value.items()) or "none"
+        elif isinstance(value, list):
+            text = " ".join(_figure(v) if isinstance(v, float) else printable(v)
+                            for v in value)
+        elif isinstance(value, float):
+            text = _figure(value, units.get(key, ""))
+        else:
+            text = f"{printable(value)} {units.get(key, '')}"
+        out.append((_STAT_LABELS.get(key, key.replace("_", " ")), text.strip()))
+    return out
 
 
 @app.command("add")
