@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
@@ -106,10 +109,12 @@ def test_queries_filter_and_count(catalogue_engine: Engine) -> None:
         for i in range(5):
             cf.add_frame(s, facts(f"/r/b{i}.fits", f"b{i}"), norm("bias", minutes=i),
                          software_version="t")
-        for i in range(3):
+        for i, exptime in enumerate((70.0, 70.064, 70.009)):  # a shutter's jitter
             cf.add_frame(s, facts(f"/r/f{i}.fits", f"f{i}"),
-                         norm("flat", minutes=100 + i, filt="g'", exptime=70.0),
+                         norm("flat", minutes=100 + i, filt="g'", exptime=exptime),
                          software_version="t")
+        cf.add_frame(s, facts("/r/f7.fits", "f7"),
+                     norm("flat", minutes=110, filt="g'", exptime=7.0), software_version="t")
         cf.add_frame(s, facts("/r/s.fits", "s"),
                      norm("science", minutes=600, filt="g'", exptime=300.0, obj="vv124"),
                      software_version="t")
@@ -117,19 +122,38 @@ def test_queries_filter_and_count(catalogue_engine: Engine) -> None:
                      norm("bias", minutes=24 * 60, night=dt.date(2016, 1, 16)),
                      software_version="t")
     with maker() as s:
-        assert len(find_frames(s, FrameFilter(night=dt.date(2016, 1, 15)))) == 9
-        assert len(find_frames(s, FrameFilter(kind="flat", filter="g'"))) == 3
+        assert len(find_frames(s, FrameFilter(night=dt.date(2016, 1, 15)))) == 10
+        assert len(find_frames(s, FrameFilter(kind="flat", filter="g'"))) == 4
         assert [f.object_name for f in find_frames(s, FrameFilter(exptime_min=100))] == ["vv124"]
         late = find_frames(s, FrameFilter(since=T0 + dt.timedelta(minutes=101)))
-        assert [f.path for f in late] == ["/r/f1.fits", "/r/f2.fits", "/r/s.fits", "/r/next.fits"]
+        assert [f.path for f in late] == ["/r/f1.fits", "/r/f2.fits", "/r/f7.fits", "/r/s.fits",
+                                          "/r/next.fits"]
         assert len(find_frames(s, FrameFilter(limit=2))) == 2
         counts = {(c.night, c.kind, c.filter, c.exptime): c.count for c in night_counts(s)}
         assert counts == {
             (dt.date(2016, 1, 15), "bias", None, 0.0): 5,
+            (dt.date(2016, 1, 15), "flat", "g'", 7.0): 1,
             (dt.date(2016, 1, 15), "flat", "g'", 70.0): 3,
             (dt.date(2016, 1, 15), "science", "g'", 300.0): 1,
             (dt.date(2016, 1, 16), "bias", None, 0.0): 1,
         }
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 4000.0), st.integers(1, 5)), min_size=1, max_size=30),
+       st.floats(0.0, 0.1))
+def test_exposure_groups_count_every_frame_once_within_the_tolerance(
+        times: list[tuple[float, int]], tolerance: float) -> None:
+    from nightlog.catalogue.queries import _exposure_groups
+
+    groups = _exposure_groups(times, tolerance)
+    assert sum(n for g in groups for _, n in g) == sum(n for _, n in times)
+    for group in groups:
+        first = group[0][0]
+        assert all(v - first <= max(tolerance * first, 0.05) for v, _ in group)
+    for before, after in itertools.pairwise(groups):
+        first = before[0][0]
+        assert after[0][0] - first > max(tolerance * first, 0.05)  # cut only where needed
 
 
 def test_naive_times_are_refused(catalogue_engine: Engine) -> None:

@@ -90,21 +90,49 @@ def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
 
 @dataclass(frozen=True, slots=True)
 class NightCount:
-    """Number of frames of one night, kind, filter and exposure time."""
+    """Number of frames of one night, kind, filter and exposure time.
+
+    ``exptime`` is the median exposure of the group (seconds, to 0.1 s);
+    ``exptime_min`` and ``exptime_max`` its extremes, as recorded.
+    """
 
     night: dt.date
     kind: str
     filter: str | None
     exptime: float | None
     count: int
+    exptime_min: float | None = None
+    exptime_max: float | None = None
+
+
+def _exposure_groups(times: list[tuple[float, int]], tolerance: float
+                     ) -> list[list[tuple[float, int]]]:
+    """Exposure times (with their counts), sorted, cut where one is more than
+    ``tolerance`` (relative, at least 0.05 s) above the group's first."""
+    groups: list[list[tuple[float, int]]] = []
+    for value, count in sorted(times):
+        if groups and value - groups[-1][0][0] <= max(tolerance * groups[-1][0][0], 0.05):
+            groups[-1].append((value, count))
+        else:
+            groups.append([(value, count)])
+    return groups
+
+
+def _median(group: list[tuple[float, int]]) -> float:
+    values = [v for v, n in group for _ in range(n)]
+    middle = len(values) // 2
+    value = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    return round(value, 1)
 
 
 def night_counts(session: Session, *, since: dt.date | None = None,
-                 until: dt.date | None = None, exptime_step: float = 0.1) -> list[NightCount]:
+                 until: dt.date | None = None, exptime_tolerance: float = 0.01
+                 ) -> list[NightCount]:
     """Counts per night, kind, filter and exposure time (latest versions only).
 
-    Exposure times are rounded to ``exptime_step`` seconds first, so that 70.006 s
-    and 70.016 s flats count as one group of 70 s.
+    Exposure times within ``exptime_tolerance`` (relative; at least 0.05 s) of the
+    shortest of their group count as one, so that the 70.0 s and 70.1 s flats a
+    shutter's jitter writes are one group of 70 s, while 7 s and 70 s stay apart.
     """
     stmt = (
         select(Frame.night, Frame.kind, Frame.filter, Frame.exptime, func.count(Frame.id))
@@ -115,14 +143,20 @@ def night_counts(session: Session, *, since: dt.date | None = None,
         stmt = stmt.where(Frame.night >= since)
     if until is not None:
         stmt = stmt.where(Frame.night <= until)
-    totals: dict[tuple[dt.date, str, str | None, float | None], int] = {}
+    by_group: dict[tuple[dt.date, str, str | None], list[tuple[float, int]]] = {}
+    unknown: dict[tuple[dt.date, str, str | None], int] = {}
     for night, kind, filt, exptime, count in session.execute(stmt):
-        rounded = None if exptime is None else round(round(exptime / exptime_step)
-                                                     * exptime_step, 6)
-        key = (night, kind, filt, rounded)
-        totals[key] = totals.get(key, 0) + count
-    order = sorted(totals, key=lambda k: (k[0], k[1], k[2] or "", k[3] or 0.0))
-    return [NightCount(n, k, f, e, totals[(n, k, f, e)]) for n, k, f, e in order]
+        if exptime is None:
+            unknown[(night, kind, filt)] = unknown.get((night, kind, filt), 0) + count
+        else:
+            by_group.setdefault((night, kind, filt), []).append((float(exptime), count))
+    out = [NightCount(n, k, f, None, c) for (n, k, f), c in unknown.items()]
+    for (night, kind, filt), times in by_group.items():
+        for group in _exposure_groups(times, exptime_tolerance):
+            out.append(NightCount(night, kind, filt, _median(group), sum(n for _, n in group),
+                                  group[0][0], group[-1][0]))
+    out.sort(key=lambda c: (c.night, c.kind, c.filter or "", c.exptime or 0.0))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

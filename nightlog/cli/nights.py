@@ -24,10 +24,13 @@ def nights_cmd(
         OutputFormat.table,
 ) -> None:
     """Count frames per night, kind, filter and exposure time."""
+    # Exposure times within 1 % of each other are one group (a shutter's jitter);
+    # JSON and CSV give each group's shortest and longest.
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
         counts = night_counts(session, since=parse_date(since), until=parse_date(until))
     rows = [{"night": c.night.isoformat(), "kind": c.kind, "filter": c.filter,
-             "exptime": c.exptime, "count": c.count} for c in counts]
+             "exptime": c.exptime, "count": c.count, "exptime_min": c.exptime_min,
+             "exptime_max": c.exptime_max} for c in counts]
     emit(rows, ("night", "kind", "filter", "exptime", "count"), fmt,
          title=f"{len({r['night'] for r in rows})} night(s)")
