@@ -120,3 +120,37 @@ def test_mark_bad_redo_reduces_the_users_again(run) -> None:  # type: ignore[no-
     run("calib", "mark-good", str(flat["id"]))
     again = run("reduce", "--redo-superseded")
     assert "reduced" in again
+
+
+def test_ingest_build_and_reduce_speak_json_and_csv_to_scripts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
+    monkeypatch.setenv("NIGHTLOG_DATABASE_URL", f"sqlite:///{tmp_path / 'n.sqlite'}")
+    runner = CliRunner()
+    made = runner.invoke(app, ["simulate", str(tmp_path / "raw"), "--scale", "0.1"])
+    assert made.exit_code == 0, made.output
+    files = sorted((tmp_path / "raw").glob("*.fits"))
+    ingested = runner.invoke(app, ["ingest", str(tmp_path / "raw"), str(tmp_path / "gone"),
+                                   "--format", "json"])
+    assert ingested.exit_code == 1  # the missing path failed, and says so
+    document = json.loads(ingested.stdout)
+    assert document["counts"] == {"added": len(files), "failed": 1}
+    assert [p["path"] for p in document["problems"]] == [str(tmp_path / "gone")]
+    built = runner.invoke(app, ["calib", "build", "--format", "json"])
+    assert built.exit_code == 0, built.output
+    groups = json.loads(built.stdout)["outcomes"]
+    assert sorted(g["kind"] for g in groups) == ["bias", "dark", "flat", "flat"]
+    assert all(g["status"] == "built" and g["master_id"] for g in groups)
+    reduced = runner.invoke(app, ["reduce", "--format", "csv"])
+    assert reduced.exit_code == 0, reduced.output
+    rows = list(csv.DictReader(io.StringIO(reduced.stdout)))
+    science = json.loads(runner.invoke(app, ["frames", "--kind", "science",
+                                             "--format", "json"]).stdout)
+    assert sorted(int(r["frame_id"]) for r in rows) == sorted(f["id"] for f in science)
+    assert {r["status"] for r in rows} == {"reduced"}
+    again = json.loads(runner.invoke(app, ["reduce", "--format", "json"]).stdout)
+    assert again["counts"] == {"up-to-date": len(science)}

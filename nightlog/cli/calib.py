@@ -31,7 +31,7 @@ from nightlog.catalogue.masters import (
 )
 from nightlog.catalogue.records import master_record
 from nightlog.cli.options import parse_date, parse_time
-from nightlog.cli.output import OutputFormat, emit, printable
+from nightlog.cli.output import OutputFormat, emit, emit_outcomes, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.external_master import add_external_master
@@ -62,6 +62,9 @@ def build_cmd(
     scheduler: Annotated[str | None, typer.Option(
         help="Dask scheduler address (tcp://host:8786) whose workers build the masters "
         "from the shared archive.", show_default=False)] = None,
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="Output format: a table, or JSON or CSV (one row per group) for "
+        "scripts.")] = OutputFormat.table,
 ) -> None:
     """Build every master that is due: new groups, and groups that received more frames.
 
@@ -72,6 +75,15 @@ def build_cmd(
     engine = state.engine(must_exist=True)
     outcomes = run_build(engine, JobContext.from_settings(state.settings),
                          night=parse_date(night), workers=workers, scheduler=scheduler)
+    if fmt is not OutputFormat.table:
+        emit_outcomes({"groups": len(outcomes)}, outcomes, fmt)
+    else:
+        _print_build(outcomes)
+    if any(o.status == BuildStatus.FAILED for o in outcomes):
+        raise typer.Exit(code=1)
+
+
+def _print_build(outcomes: list[Any]) -> None:
     console = Console()
     if not outcomes:
         console.print("nothing to build: every group with enough frames has its master")
@@ -84,8 +96,6 @@ def build_cmd(
                       "" if o.master_id is None else f"{o.master_id} (v{o.version})",
                       str(o.n_used), str(len(o.rejected)), Text(printable(o.reason)))
     console.print(table)
-    if any(o.status == BuildStatus.FAILED for o in outcomes):
-        raise typer.Exit(code=1)
 
 
 @app.command("list")

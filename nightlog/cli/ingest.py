@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from nightlog.cli.output import printable
+from nightlog.cli.output import OutputFormat, emit_outcomes, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.ingest import (
     IngestContext,
@@ -27,7 +27,7 @@ app = typer.Typer()
 
 def print_summary(summary: IngestSummary, console: Console) -> None:
     """The end-of-batch table: counts per outcome, then each problem with its reason."""
-    table = Table(title=f"ingested {summary.total} file(s) in {summary.elapsed:.1f} s")
+    table = Table(title=f"{summary.total} file(s) in {summary.elapsed:.1f} s")
     table.add_column("outcome")
     table.add_column("files", justify="right")
     for outcome, count in sorted(summary.counts.items()):
@@ -47,6 +47,9 @@ def ingest_cmd(
                                                 "recursively for the configured patterns).")],
     verify: Annotated[bool, typer.Option(help="Re-read and hash files whose size and "
                                          "modification time are unchanged.")] = False,
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="Output format: a table, or JSON (counts and every problem) or "
+        "CSV (one row per problem) for scripts.")] = OutputFormat.table,
 ) -> None:
     """Catalogue raw frames: normalise their headers, record bad files in quarantine.
 
@@ -69,6 +72,13 @@ def ingest_cmd(
             bar.advance(task)
 
         summary = run_ingest(engine, files, context, progress=_advance)
-    print_summary(summary, Console())
+    if fmt is OutputFormat.table:
+        print_summary(summary, Console())
+    else:
+        emit_outcomes({"files": summary.total, "seconds": round(summary.elapsed, 3),
+                       "counts": dict(sorted(summary.counts.items()))},
+                      [{"path": p.path, "outcome": p.outcome, "reason": p.reason,
+                        "transient": p.transient} for p in summary.problems],
+                      fmt, key="problems")
     if summary.counts.get(IngestOutcome.FAILED):
         raise typer.Exit(code=1)

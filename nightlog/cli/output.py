@@ -8,6 +8,7 @@ CSV carry them exactly.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import enum
 import io
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["OutputFormat", "emit", "printable"]
+__all__ = ["OutputFormat", "emit", "emit_outcomes", "plain", "printable"]
 
 
 class OutputFormat(enum.StrEnum):
@@ -41,6 +42,39 @@ def printable(value: Any) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON values: dataclasses as dicts, enums as their values, dates as
+    ISO text, tuples as lists (what ``--format json`` and ``csv`` print)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    return value
+
+
+def emit_outcomes(summary: Mapping[str, Any], outcomes: Sequence[Any], fmt: OutputFormat, *,
+                  key: str = "outcomes") -> None:
+    """The result of a command that does work (ingest, build, reduce) for a script.
+
+    JSON: one object, ``summary``'s keys and ``key`` (``outcomes``: one object per
+    file, group or frame); CSV: one row per outcome, nested values as JSON text.
+    """
+    rows = [plain(o) for o in outcomes]
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps({**plain(summary), key: rows}, ensure_ascii=False,
+                                    indent=1) + "\n")
+        return
+    flat = [{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v)
+             for k, v in row.items()} for row in rows]
+    emit(flat, list(flat[0]) if flat else ["outcome"], OutputFormat.csv)
 
 
 def _json_default(value: Any) -> Any:

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nightlog.cli.options import parse_date
-from nightlog.cli.output import printable
+from nightlog.cli.output import OutputFormat, emit_outcomes, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import BuildOutcome
@@ -135,6 +135,9 @@ def reduce_cmd(
                                         "from the same inputs.")] = False,
     redo_superseded: Annotated[bool, typer.Option(
         "--redo-superseded", help="Reduce again frames whose best masters changed.")] = False,
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="Output format: tables, or JSON (the builds and every frame) or CSV "
+        "(one row per frame) for scripts.")] = OutputFormat.table,
 ) -> None:
     """Reduce science frames: overscan, trim, bias, dark, flat, cosmic rays, mask, noise.
 
@@ -148,12 +151,23 @@ def reduce_cmd(
     state = state_of(ctx)
     engine = state.engine(must_exist=True)
     jobs = JobContext.from_settings(state.settings)
-    console = Console()
+    # With --format json or csv, stdout holds the document alone; the words go to stderr.
+    console = Console(stderr=fmt is not OutputFormat.table)
     bar = _Bar()
+    builds: list[BuildOutcome] = []
 
     def _reducing(run: NightRun) -> None:
+        builds.extend(run.builds)
         _print_builds(console, run.builds)
         bar.start(run)
+
+    def _document(outcomes: list[ReduceOutcome], **extra: object) -> None:
+        if fmt is not OutputFormat.table:
+            counts = Counter(str(o.status) for o in outcomes)
+            emit_outcomes({"title": bar.title, "where": bar.where,
+                           "seconds": round(bar.seconds(), 3),
+                           "counts": dict(sorted(counts.items())), "builds": builds, **extra},
+                          outcomes, fmt)
 
     try:
         run = finish_night(engine, jobs, night=parse_date(night), since=parse_date(since),
@@ -167,19 +181,23 @@ def reduce_cmd(
         _summary(console, stop.outcomes, bar.title, bar.seconds(), bar.where)
         console.print(Text(f"interrupted: {stop.unfinished} frame(s) not reduced; run "
                            "the same command again to finish"))
+        _document(stop.outcomes, interrupted=True, unfinished=stop.unfinished)
         raise typer.Exit(code=130) from None
     except ReduceStopped as stopped:
         bar.stop()
         _summary(console, stopped.outcomes, bar.title, bar.seconds(), bar.where)
+        _document(stopped.outcomes, stopped=str(stopped))
         raise
     finally:
         bar.stop()
     if run.no_frames:
         console.print("the catalogue holds no frames")
+        _document([])
         return
     _summary(console, run.outcomes, bar.title, bar.seconds(), bar.where)
     note = other_nights_note(run)
     if note is not None:
         console.print(Text(note))
+    _document(run.outcomes, note=note)
     if any(o.status == ReduceStatus.FAILED for o in run.outcomes):
         raise typer.Exit(code=1)
