@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,28 @@ def test_ingest_then_query_in_every_format(runner: CliRunner, tmp_path: Path) ->
     result = runner.invoke(app, ["quarantine", "--format", "json"])
     names = {Path(r["path"]).name for r in json.loads(result.output)}
     assert names == set(bad_corpus(tmp_path / "again"))
+
+
+def test_frames_read_at_80_columns(runner: CliRunner, tmp_path: Path) -> None:
+    raw = tmp_path / "raw" / "a folder with a long name" / "deeper still"
+    for i in range(3):
+        write_frame(raw / f"science_frame_number_{i:03d}.fits", seed=i,
+                    OBJECT="a target with a long name", **{"DATE-OBS": f"2024-03-10T0{i}:00:00"})
+    runner.invoke(app, ["ingest", str(tmp_path / "raw")])
+    result = runner.invoke(app, ["frames"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    heading = next(line for line in lines if line.lstrip().startswith("id"))
+    assert "exptime [s]" in heading  # the unit in the heading
+    body = [line for line in lines if re.match(r"\s*\d+\s+\d{4}-", line)]
+    assert len(body) == 3  # one line per frame: nothing folds
+    for i, line in enumerate(body):
+        assert "2024-03-09" in line and f"0{i}:00:00" in line  # dates and times whole
+        assert f"_{i:03d}.fits" in line  # the end of the file name survives the cut
+        assert str(tmp_path) not in line  # relative to the archive root
+    full = json.loads(runner.invoke(app, ["frames", "--format", "json"]).output)
+    assert {r["path"] for r in full} == {str(p) for p in raw.glob("*.fits")}
 
 
 def test_errors_are_one_line_with_an_exit_code(runner: CliRunner, tmp_path: Path) -> None:

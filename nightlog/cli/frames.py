@@ -16,7 +16,9 @@ from nightlog.header.model import FRAME_KINDS
 
 app = typer.Typer()
 
-TABLE_COLUMNS = ("id", "night", "obs_time", "kind", "filter", "exptime", "object", "path")
+#: The table at 80 columns: the night gives the date, ``ut`` the time of the start
+#: (UTC), the path is relative to the archive root; JSON and CSV carry every field whole.
+TABLE_COLUMNS = ("id", "night", "ut", "kind", "filter", "exptime", "object", "path")
 
 
 @app.command("frames")
@@ -49,4 +51,9 @@ def frames_cmd(
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
         rows = frame_rows(session, crit)
+    if fmt is OutputFormat.table:
+        shown = [{**r, "ut": str(r["obs_time"])[11:19]} for r in rows]
+        emit(shown, TABLE_COLUMNS, fmt, title=f"{len(rows)} frame(s)",
+             root=state_of(ctx).settings.archive_root)
+        return
     emit(rows, TABLE_COLUMNS, fmt, title=f"{len(rows)} frame(s)")

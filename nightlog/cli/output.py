@@ -13,15 +13,20 @@ import datetime as dt
 import enum
 import io
 import json
+import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["OutputFormat", "emit", "emit_outcomes", "plain", "printable"]
+__all__ = ["HEADING_UNITS", "OutputFormat", "emit", "emit_outcomes", "plain", "printable",
+           "table_of"]
 
 
 class OutputFormat(enum.StrEnum):
@@ -84,8 +89,10 @@ def _json_default(value: Any) -> Any:
 
 
 def emit(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat, *,
-         title: str | None = None, console: Console | None = None) -> None:
-    """Print ``rows`` in ``fmt``; tables show ``columns``, JSON and CSV every key."""
+         title: str | None = None, console: Console | None = None,
+         root: Path | None = None) -> None:
+    """Print ``rows`` in ``fmt``; tables show ``columns`` (:func:`table_of`, paths
+    relative to ``root``), JSON and CSV every key, exactly."""
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(list(rows), default=_json_default, ensure_ascii=False,
                                     indent=1) + "\n")
@@ -101,9 +108,78 @@ def emit(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputF
         sys.stdout.write(buf.getvalue())
         return
     console = console or Console()
-    table = Table(title=title, show_lines=False)
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(printable(row.get(col))) for col in columns))
-    console.print(table)
+    console.print(table_of(rows, columns, title=title, root=root, width=console.width))
+
+
+#: Units shown in the heading of a table column of that name.
+HEADING_UNITS = {"exptime": "s", "set_temp": "°C", "ccd_temp": "°C", "seconds": "s",
+                 "size": "bytes", "age_seconds": "s"}
+
+_NUMBER = re.compile(r"[-+]?[0-9][0-9.:e+-]*( [a-z/%-]+)?|")
+_ISO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?(\+00:00|Z)?$")
+
+
+def _cell(column: str, value: Any, root: Path | None) -> str:
+    """What a table shows of ``value``: a path under ``root`` relative to it, an
+    ISO time in UTC as ``YYYY-MM-DD HH:MM:SS``, anything else :func:`printable`."""
+    text = printable(value)
+    if column == "path" and root is not None and text.startswith(str(root) + os.sep):
+        return text[len(str(root)) + 1:]
+    match = _ISO_TIME.match(text)
+    if match is not None and match.group(4):
+        return f"{match.group(1)} {match.group(2)}"
+    return text
+
+
+def _widths(columns: Sequence[str], cells: list[list[str]], fixed: list[bool],
+            room: int) -> list[int]:
+    """Column widths within ``room``: fixed columns (times, numbers) whole; the others
+    share what is left, the narrow ones whole first, the wide ones the rest equally
+    (each at least 6)."""
+    natural = [max([len(col), *(len(r[i]) for r in cells)]) for i, col in enumerate(columns)]
+    if sum(natural) <= room:
+        return natural
+    out = list(natural)
+    spare = room - sum(w for w, f in zip(natural, fixed, strict=True) if f)
+    open_ = sorted((i for i, f in enumerate(fixed) if not f), key=lambda i: natural[i])
+    while open_:
+        share = max(spare // len(open_), 6)
+        if natural[open_[0]] <= share:
+            spare -= natural[open_[0]]
+            open_.pop(0)
+            continue
+        for i in open_:
+            out[i] = share
+        break
+    return out
+
+
+def table_of(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
+             title: str | None = None, root: Path | None = None,
+             width: int = 80) -> Table:
+    """``rows`` as a table that reads in ``width`` columns (the terminal's).
+
+    Cells never wrap: dates, times and numbers keep their width, and what does not
+    fit is cut with an ellipsis: names at their end, paths at their start, so the
+    file's name stays (the full values are in JSON and CSV). Paths under ``root``
+    are shown relative to it, times in UTC without the offset, and headings carry
+    their unit (``exptime [s]``).
+    """
+    headings = [f"{c} [{HEADING_UNITS[c]}]" if c in HEADING_UNITS else c for c in columns]
+    cells = [[_cell(col, row.get(col), root) for col in columns] for row in rows]
+    fixed = [all(_ISO_TIME.match(r[i]) or _NUMBER.fullmatch(r[i]) for r in cells)
+             for i in range(len(columns))]
+    widths = _widths(headings, cells, fixed, width - 2 * max(len(columns) - 1, 0))
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                  collapse_padding=True)
+    for heading, size, is_fixed in zip(headings, widths, fixed, strict=True):
+        table.add_column(Text(heading), no_wrap=True, overflow="ellipsis", width=size,
+                         justify="right" if is_fixed and size < 19 else "left")
+    for i, col in enumerate(columns):
+        if col == "path":  # the file's name matters most: cut the folders first
+            for row in cells:
+                if len(row[i]) > widths[i]:
+                    row[i] = "…" + row[i][len(row[i]) - widths[i] + 1:]
+    for row in cells:
+        table.add_row(*(Text(v) for v in row))
+    return table
