@@ -134,12 +134,10 @@ def test_database_url_from_the_environment(runner: CliRunner, tmp_path: Path,
 
 
 def _commands(group, ctx, path):  # type: ignore[no-untyped-def]
-    import click
-
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
         yield [*path, name], command
-        if isinstance(command, click.Group):
+        if hasattr(command, "list_commands"):  # a group: its commands too
             yield from _commands(command, ctx, [*path, name])
 
 
@@ -164,3 +162,22 @@ def test_every_settings_section_named_in_an_option_help_is_shown(runner: CliRunn
             assert section in result.output, (path, section)
             checked += 1
     assert checked >= 2  # reduce and watch at least
+
+
+def test_every_format_option_offers_table_json_and_csv(runner: CliRunner) -> None:
+    """One convention: the same three formats wherever a command prints a result."""
+    import typer
+
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root)
+    found = {}
+    for path, command in _commands(root, ctx, []):
+        if any("--format" in getattr(p, "opts", ()) for p in command.params):
+            shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"}).output
+            choices = re.search(r"--format\s+.*?<([a-z|]+)>", shown)
+            assert choices is not None, (path, shown)
+            found[" ".join(path)] = choices.group(1)
+    assert {"ingest", "reduce", "calib build", "calib list", "match", "provenance",
+            "frames"} <= set(found)
+    for name, choices in found.items():
+        assert choices == "table|json|csv", name

@@ -13,7 +13,7 @@ from rich.text import Text
 from nightlog.calibration.match_report import explain_match
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.cli.options import parse_time
-from nightlog.cli.output import OutputFormat, printable
+from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.context import JobContext
 
@@ -28,8 +28,9 @@ def match_cmd(
                                            "instead of the frame's own.")] = None,
     live: Annotated[bool, typer.Option(help="Live mode: only masters whose inputs all "
                                        "precede the frame.")] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format (table or "
-                                              "json).")] = OutputFormat.table,
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="Output format: tables, JSON (one object) or CSV (one row per "
+        "candidate and rule).")] = OutputFormat.table,
 ) -> None:
     """Show the masters chosen for a frame and every candidate's rules, pass or fail."""
     state = state_of(ctx)
@@ -39,6 +40,16 @@ def match_cmd(
         found = explain_match(session, jobs, frame_ref, at=parse_time(at), live=live)
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(found.as_dict(), indent=1))
+        return
+    if fmt is OutputFormat.csv:
+        emit([{"kind": item["kind"], "chosen": item["chosen"], "master": cand["master"],
+               "night": cand["night"], "version": cand["version"],
+               "hours_away": cand["hours_away"], "usable": cand["usable"],
+               "rule": rule["rule"], "passed": rule["passed"], "detail": rule["detail"]}
+              for item in found.matches for cand in item["candidates"]
+              for rule in cand["rules"]],
+             ("kind", "chosen", "master", "night", "version", "hours_away", "usable", "rule",
+              "passed", "detail"), fmt)
         return
     console = Console()
     console.print(Text(f"frame {found.frame_id} ({found.frame_kind}, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from typing import Annotated
 
@@ -13,18 +12,11 @@ from rich.tree import Tree
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.provenance import ProvenanceTree, find_product, provenance_tree
-from nightlog.cli.output import printable
+from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.provenance_check import ProvenanceCheck, verify_provenance
 
 app = typer.Typer()
-
-
-class TreeFormat(enum.StrEnum):
-    """Output formats of ``nightlog provenance``."""
-
-    tree = "tree"
-    json = "json"
 
 
 def _mark(checks: ProvenanceCheck | None, path: str, sha256: str) -> str:
@@ -65,9 +57,10 @@ def provenance_cmd(
         "--verify", help="Hash every file of the tree again (product, raw frame, masters, "
         "their input frames) and report each that changed or is missing; exit status 5 "
         "when any did.")] = False,
-    fmt: Annotated[TreeFormat, typer.Option(
-        "--format", help="'tree' for people, 'json' for scripts (one nested object).")] =
-        TreeFormat.tree,
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="'table' for people (a tree), 'json' for scripts (one nested "
+        "object), 'csv' (one row per file of the tree, with its check).")] =
+        OutputFormat.table,
 ) -> None:
     """Show what a product was made from: raw frame, each master, each master's frames.
 
@@ -78,11 +71,18 @@ def provenance_cmd(
     with make_sessionmaker(engine)() as session:
         tree = provenance_tree(session, find_product(session, product))
     check = verify_provenance(tree) if verify else None
-    if fmt is TreeFormat.json:
+    if fmt is OutputFormat.json:
         out = tree.as_dict()
         if check is not None:
             out["verification"] = check.as_dict()
         typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
+    elif fmt is OutputFormat.csv:
+        rows = []
+        for tracked in tree.files():
+            found = None if check is None else check.of(tracked.path, tracked.sha256)
+            rows.append({"what": tracked.what, "path": tracked.path, "sha256": tracked.sha256,
+                         "check": "" if found is None else found.status})
+        emit(rows, ("what", "path", "sha256", "check"), fmt)
     else:
         console = Console()
         console.print(_render(tree, check))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 import sys
 from typing import Annotated, Any
@@ -17,17 +16,10 @@ from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.queries import latest_night, night_totals
 from nightlog.cli.options import parse_date
-from nightlog.cli.output import printable
+from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
 
 app = typer.Typer()
-
-
-class StatusFormat(enum.StrEnum):
-    """Output formats of ``nightlog status``."""
-
-    text = "text"
-    json = "json"
 
 
 def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
@@ -48,8 +40,9 @@ def status_cmd(
         help="Night to count (YYYY-MM-DD; default: the newest night with frames).",
         show_default=False)] = None,
     limit: Annotated[int, typer.Option(help="Daemon runs shown, newest first.", min=1)] = 5,
-    fmt: Annotated[StatusFormat, typer.Option("--format", help="Output format.")] =
-        StatusFormat.text,
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="Output format: tables, JSON (daemons and the night's counts) or "
+        "CSV (one row per daemon).")] = OutputFormat.table,
     require_running: Annotated[bool, typer.Option(
         "--require-running", help="Exit with status 1 when no daemon is running "
         "(for monitoring).")] = False,
@@ -70,7 +63,12 @@ def status_cmd(
         "backlog": r.backlog, "counts": r.counts, "directories": r.directories,
     } for r in rows]
     running = any(d["running"] for d in daemons)
-    if fmt is StatusFormat.json:
+    if fmt is OutputFormat.csv:
+        emit([{k: v for k, v in d.items() if k not in ("counts", "directories")}
+              for d in daemons],
+             ("id", "name", "host", "pid", "running", "started_at", "heartbeat_at",
+              "stopped_at", "last_action", "last_action_at", "backlog"), fmt)
+    elif fmt is OutputFormat.json:
         doc = {"running": running, "daemons": daemons, "night": None if counts is None else {
             "night": counts.night, "frames": counts.frames, "masters": counts.masters,
             "products": counts.products, "quarantined": counts.quarantined_since_noon}}
