@@ -42,7 +42,7 @@ def test_version_and_help(runner: CliRunner) -> None:
 def test_ingest_then_query_in_every_format(runner: CliRunner, tmp_path: Path) -> None:
     raw = _raw(tmp_path)
     result = runner.invoke(app, ["ingest", str(raw)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # the bad corpus was quarantined
     assert "added" in result.output and "quarantined" in result.output
     assert (tmp_path / "nightlog.sqlite").exists()  # defaults: catalogue in the folder
 
@@ -181,3 +181,41 @@ def test_every_format_option_offers_table_json_and_csv(runner: CliRunner) -> Non
             "frames"} <= set(found)
     for name, choices in found.items():
         assert choices == "table|json|csv", name
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    ("nightlog cal", {"calib"}),
+    ("nightlog calib b", {"build"}),
+    ("nightlog frames --format ", {"table", "json", "csv"}),
+])
+def test_shell_completion_knows_commands_and_choices(runner: CliRunner, words: str,
+                                                     expected: set[str]) -> None:
+    """Shell completion (``nightlog --install-completion``) completes the commands,
+    loaded on use, and the choices of their options."""
+    result = runner.invoke(app, [], prog_name="nightlog", env={
+        "_NIGHTLOG_COMPLETE": "complete_bash", "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split(" ")) - 1)})
+    assert result.exit_code == 0, result.output
+    assert set(result.output.split()) == expected
+
+
+def test_exit_statuses_follow_one_table(runner: CliRunner, tmp_path: Path) -> None:
+    """docs/index.md's table: a run that quarantined files or found no input says so."""
+    from nightlog import errors
+    from nightlog.cli.exit_status import ExitStatus
+
+    assert (ExitStatus.CONFIGURATION, ExitStatus.BAD_INPUT, ExitStatus.CATALOGUE,
+            ExitStatus.ARCHIVE, ExitStatus.REDUCTION) == (
+        errors.ConfigurationError.exit_code, errors.HeaderError.exit_code,
+        errors.CatalogueError.exit_code, errors.StoreError.exit_code,
+        errors.ReductionError.exit_code)
+    assert errors.FileProblem.exit_code == ExitStatus.BAD_INPUT
+    (tmp_path / "empty").mkdir()
+    nothing = runner.invoke(app, ["ingest", str(tmp_path / "empty")])
+    assert nothing.exit_code == ExitStatus.NO_INPUT and "no file matched" in nothing.output
+    assert runner.invoke(app, ["reduce"]).exit_code == ExitStatus.NO_INPUT
+    write_frame(tmp_path / "raw" / "sci.fits", seed=1)
+    assert runner.invoke(app, ["ingest", str(tmp_path / "raw")]).exit_code == ExitStatus.OK
+    bad_corpus(tmp_path / "raw" / "bad")
+    bad = runner.invoke(app, ["ingest", str(tmp_path / "raw")])
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "quarantined" in bad.output

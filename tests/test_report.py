@@ -143,7 +143,7 @@ def hostile(demo: Path) -> dict[str, str]:
         hdus[0].header["OBJECT"] = HOSTILE_OBJECT
         hdus.writeto(raw / "hostile.fits")
     (raw / HOSTILE_NAME).write_bytes(b"this is not a FITS file\n" * 10)
-    _cli(demo, "ingest", "raw")
+    _cli(demo, "ingest", "raw", code=3)  # the hostile name is quarantined
     engine = create_engine(f"sqlite:///{demo / 'nightlog.sqlite'}")
     with make_sessionmaker(engine)() as session, session.begin():
         record_quarantined(session, str(demo / "raw" / "evil.fits"), reason=HOSTILE_REASON,

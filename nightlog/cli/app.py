@@ -109,7 +109,7 @@ app = typer.Typer(
     help="Calibration database and observing-night archive manager.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -30,6 +30,7 @@ from nightlog.catalogue.masters import (
     set_quality,
 )
 from nightlog.catalogue.records import master_record
+from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit, emit_outcomes, printable
 from nightlog.cli.state import state_of
@@ -80,7 +81,7 @@ def build_cmd(
     else:
         _print_build(outcomes)
     if any(o.status == BuildStatus.FAILED for o in outcomes):
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitStatus.FAILED)
 
 
 def _print_build(outcomes: list[Any]) -> None:
@@ -289,7 +290,7 @@ def mark_bad_cmd(
                    + (f" (product {o.product_id})" if o.product_id else "")
                    + (f": {printable(detail)}" if detail else ""))
     if any(o.status == BuildStatus.FAILED for o in outcomes):
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitStatus.FAILED)
 
 
 @app.command("mark-good")

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.output import OutputFormat, emit_outcomes, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.ingest import (
@@ -55,6 +56,8 @@ def ingest_cmd(
 
     Idempotent: the same bytes again add nothing; new bytes at a known path become
     a new version (the old one is kept); a moved file is recognised by checksum.
+    Exit status 1 when a file failed, 3 when files were quarantined, 7 when no
+    file was found.
     """
     state = state_of(ctx)
     settings = state.settings
@@ -81,4 +84,11 @@ def ingest_cmd(
                         "transient": p.transient} for p in summary.problems],
                       fmt, key="problems")
     if summary.counts.get(IngestOutcome.FAILED):
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitStatus.FAILED)
+    if summary.counts.get(IngestOutcome.QUARANTINED):
+        raise typer.Exit(code=ExitStatus.BAD_INPUT)
+    if not files:
+        Console(stderr=True).print(Text(
+            "no file matched the patterns " + ", ".join(settings.ingest.patterns) + " in "
+            + ", ".join(printable(p) for p in paths)))
+        raise typer.Exit(code=ExitStatus.NO_INPUT)

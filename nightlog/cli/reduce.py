@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import OutputFormat, emit_outcomes, printable
 from nightlog.cli.state import state_of
@@ -143,7 +144,7 @@ def reduce_cmd(
 
     Frames already reduced from the same inputs are skipped, so running it again
     after an interruption finishes the work. Exit status 1 when a frame failed,
-    130 when interrupted.
+    7 when the catalogue holds no frame, 130 when interrupted.
     """
     if sum(x is not None and x != [] for x in (frames, night, since)) > 1:
         raise typer.BadParameter("give frame ids, --night or --since, not several")
@@ -182,7 +183,7 @@ def reduce_cmd(
         console.print(Text(f"interrupted: {stop.unfinished} frame(s) not reduced; run "
                            "the same command again to finish"))
         _document(stop.outcomes, interrupted=True, unfinished=stop.unfinished)
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=ExitStatus.INTERRUPTED) from None
     except ReduceStopped as stopped:
         bar.stop()
         _summary(console, stopped.outcomes, bar.title, bar.seconds(), bar.where)
@@ -193,11 +194,11 @@ def reduce_cmd(
     if run.no_frames:
         console.print("the catalogue holds no frames")
         _document([])
-        return
+        raise typer.Exit(code=ExitStatus.NO_INPUT)
     _summary(console, run.outcomes, bar.title, bar.seconds(), bar.where)
     note = other_nights_note(run)
     if note is not None:
         console.print(Text(note))
     _document(run.outcomes, note=note)
     if any(o.status == ReduceStatus.FAILED for o in run.outcomes):
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitStatus.FAILED)

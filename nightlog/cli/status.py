@@ -15,6 +15,7 @@ from rich.text import Text
 from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.queries import latest_night, night_totals
+from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
@@ -101,4 +102,4 @@ def status_cmd(
                                f"{_join(counts.products)}; quarantined: "
                                f"{counts.quarantined_since_noon}"))
     if require_running and not running:
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitStatus.FAILED)
