@@ -204,12 +204,12 @@ def test_exit_statuses_follow_one_table(runner: CliRunner, tmp_path: Path) -> No
     from nightlog import errors
     from nightlog.cli.exit_status import ExitStatus
 
-    assert (ExitStatus.CONFIGURATION, ExitStatus.BAD_INPUT, ExitStatus.CATALOGUE,
-            ExitStatus.ARCHIVE, ExitStatus.REDUCTION) == (
-        errors.ConfigurationError.exit_code, errors.HeaderError.exit_code,
-        errors.CatalogueError.exit_code, errors.StoreError.exit_code,
-        errors.ReductionError.exit_code)
-    assert errors.FileProblem.exit_code == ExitStatus.BAD_INPUT
+    families = {errors.ConfigurationError: ExitStatus.CONFIGURATION,
+                errors.HeaderError: ExitStatus.BAD_INPUT, errors.FileProblem: ExitStatus.BAD_INPUT,
+                errors.CatalogueError: ExitStatus.CATALOGUE, errors.StoreError: ExitStatus.ARCHIVE,
+                errors.ReductionError: ExitStatus.REDUCTION}
+    for family, status in families.items():
+        assert family.exit_code == status, family
     (tmp_path / "empty").mkdir()
     nothing = runner.invoke(app, ["ingest", str(tmp_path / "empty")])
     assert nothing.exit_code == ExitStatus.NO_INPUT and "no file matched" in nothing.output
