@@ -135,22 +135,16 @@ def _widths(columns: Sequence[str], cells: list[list[str]], fixed: list[bool],
             room: int) -> list[int]:
     """Column widths within ``room``.
 
-    Fixed columns (times, numbers) keep their values whole; where the headings make
-    the table too wide, the headings of fixed columns are cut first, down to their
-    values' width. The other columns share what is left, the narrow ones whole first,
-    the wide ones the rest equally (each at least 6).
+    Fixed columns (times, numbers) keep their values whole. The other columns share
+    what the fixed ones leave, the narrow ones whole first, the wide ones the rest
+    equally (each at least 6). Only when that is not enough are the headings of fixed
+    columns cut, down to their values' width.
     """
     natural = [max([len(col), *(len(r[i]) for r in cells)]) for i, col in enumerate(columns)]
     if sum(natural) <= room:
         return natural
     out = list(natural)
-    content = [max([4, *(len(r[i]) for r in cells)]) for i in range(len(columns))]
-    for i in sorted((i for i, f in enumerate(fixed) if f), key=lambda i: content[i] - out[i]):
-        excess = sum(out) - room
-        if excess <= 0:
-            break
-        out[i] = max(content[i], out[i] - excess)
-    spare = room - sum(w for w, f in zip(out, fixed, strict=True) if f)
+    spare = room - sum(w for w, f in zip(natural, fixed, strict=True) if f)
     open_ = sorted((i for i, f in enumerate(fixed) if not f), key=lambda i: natural[i])
     while open_:
         share = max(spare // len(open_), 6)
@@ -161,6 +155,12 @@ def _widths(columns: Sequence[str], cells: list[list[str]], fixed: list[bool],
         for i in open_:
             out[i] = share
         break
+    content = [max([4, *(len(r[i]) for r in cells)]) for i in range(len(columns))]
+    for i in sorted((i for i, f in enumerate(fixed) if f), key=lambda i: content[i] - out[i]):
+        excess = sum(out) - room
+        if excess <= 0:
+            break
+        out[i] = max(content[i], out[i] - excess)
     return out
 
 
