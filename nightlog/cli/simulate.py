@@ -19,8 +19,11 @@ app = typer.Typer()
 def simulate_cmd(
     outdir: Annotated[Path, typer.Argument(help="Folder to write the night into.",
                                            file_okay=False)],
-    camera: Annotated[str, typer.Option(help="Camera: 'lfc' (Palomar LFC) or 'aspen' "
-                                        "(Andor/Apogee Aspen CG16M, MaxIm DL).")] = "lfc",
+    camera: Annotated[str, typer.Option(help="Camera: 'lfc' (Palomar LFC), 'aspen' "
+                                        "(Andor/Apogee Aspen CG16M, MaxIm DL), 'mef' (LCO "
+                                        "Sinistro, 4 amplifiers as MEF) or 'cmos' (ZWO "
+                                        "ASI1600MM Pro under N.I.N.A., two gain settings "
+                                        "and a subarray frame).")] = "lfc",
     night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD); default the "
                                               "camera's reference night.")] = None,
     scale: Annotated[float, typer.Option(help="Shrink frames by this factor (0 < scale "
