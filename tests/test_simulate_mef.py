@@ -7,6 +7,7 @@ numpy following the lecture (bias pairs for read noise, flat pairs for gain).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -21,7 +22,11 @@ from nightlog.cli.app import app
 from nightlog.errors import ConfigurationError
 from nightlog.sections import parse_section, section_shape
 from nightlog.simulate import SimulatedNight, load_truth, simulate_night
-from nightlog.simulate.sinistro import mef_layout
+from nightlog.simulate.cameras import SINISTRO, Geometry
+from nightlog.simulate.detector import DetectorMaps
+from nightlog.simulate.mef_physics import build_amp_bias, expose_mef
+from nightlog.simulate.schedule import PlannedFrame
+from nightlog.simulate.sinistro import AMPLIFIERS, CROSSTALK, mef_layout
 
 # BANZAI's full-frame ("full" mode) sections, verbatim.
 BANZAI_DATASEC = ["[1:2048,1:2048]", "[1:2048,1:2048]", "[1:2048,2:2049]", "[1:2048,2:2049]"]
@@ -301,3 +306,29 @@ def test_the_cli_writes_a_mef_night(tmp_path: Path) -> None:
     truth = load_truth(tmp_path / "out")
     assert truth.summary["camera"] == "mef" and truth.summary["seed"] == 2
     assert all((tmp_path / "out" / f["name"]).is_file() for f in truth.summary["files"])
+
+
+def test_crosstalk_puts_a_fraction_of_each_amplifier_on_the_others() -> None:
+    """Light on amplifier 1 only: the others read CROSSTALK[0][j] of its signal."""
+    layout = mef_layout(0.02)
+    ny, nx = layout.detector_shape
+    geom = Geometry(scale=layout.scale, ny=ny, nx_data=nx, n_overscan=0, leak_columns=0)
+    lit = np.zeros((ny, nx), dtype=np.float32)
+    lit[layout.amps[0].det_rows, layout.amps[0].det_cols] = 1.0
+    zeros = np.zeros((ny, nx), dtype=np.float32)
+    maps = DetectorMaps(bias_adu=zeros, dark_e=zeros, flat=lit, hot=zeros > 0, dead=zeros > 0)
+    amp_bias = build_amp_bias(layout, np.random.default_rng(1))
+    frame = PlannedFrame(index=0, kind="flat", filename="x.fits",
+                         start=dt.datetime(2019, 4, 5, 23, tzinfo=dt.UTC), exptime=1.0,
+                         darktime=0.0, filter="rp", object_name="flat", frame_number=1,
+                         illumination_e=40000.0)
+    exposed = expose_mef(frame, SINISTRO, geom, layout, maps, amp_bias, None,
+                         np.random.default_rng(2))
+    n = layout.n
+    source = 40000.0 / AMPLIFIERS[0].gain
+    for j in range(1, 4):
+        rows = layout.amps[j].data_rows
+        above = (exposed.data[j].astype(np.float64) - amp_bias[j]
+                 - exposed.row_drift_adu[j][:, None] - exposed.offsets_adu[j])[rows, :n]
+        assert np.mean(above) == pytest.approx(CROSSTALK[0][j] * source, abs=0.3)
+    assert CROSSTALK[0][1] * source > 5  # well above that tolerance
