@@ -305,3 +305,27 @@ def test_every_file_passes_fitsverify(night: SimulatedNight) -> None:
         run = subprocess.run([tool, "-e", str(path)], capture_output=True, text=True,
                              check=False)
         assert run.returncode == 0 and "0 error(s)" in run.stdout, run.stdout
+
+
+def test_the_colour_model_writes_its_bayer_pattern(tmp_path: Path) -> None:
+    night = simulate_night(tmp_path, camera="cmos-colour", scale=0.06, seed=2, n_bias=2,
+                           n_dark=0, n_flat=2, n_science=1)
+    truth = load_truth(tmp_path).summary
+    assert truth["bayer"]["pattern"] == "RGGB" and truth["instrument"] == "ZWO ASI1600MC Pro"
+    light = next(f for f in truth["files"] if f["kind"] == "science" and f["window"] is None)
+    keys = [c[:8].strip() for c in _raw_cards(tmp_path / light["name"])]
+    reference = [c[:8].strip() for c in NINA_REFERENCE]
+    cut = reference.index("USBLIMIT")
+    assert keys == [*reference[:cut], "FILTER", "OBJECT", *reference[cut:]]
+    header = _read(tmp_path / light["name"])[1]
+    assert header["BAYERPAT"] == "RGGB" and header["XBAYROFF"] == header["YBAYROFF"] == 0
+    # The flat shows the colour filters: R, G, G, B in each 2 × 2 cell.
+    main = truth["settings"][truth["main_setting"]]["gain"]
+    bias = _stack(night, _files(night, "bias", main)).mean(axis=0)
+    flat = _stack(night, _files(night, "flat", main)).mean(axis=0) - bias
+    cells = [np.median(flat[dy::2, dx::2]) for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1))]
+    r, g1, g2, b = (c / np.mean(cells[1:3]) for c in cells)
+    response = truth["bayer"]["response_rgb"]
+    assert (r, g1, g2, b) == pytest.approx((response[0], 1.0, 1.0, response[2]), abs=0.02)
+    sub = truth["subarray"]
+    assert sub["x0"] % 2 == 0 and sub["y0"] % 2 == 0  # the window keeps the pattern's phase

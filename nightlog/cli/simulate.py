@@ -23,7 +23,8 @@ def simulate_cmd(
                                         "(Andor/Apogee Aspen CG16M, MaxIm DL), 'mef' (LCO "
                                         "Sinistro, 4 amplifiers as MEF) or 'cmos' (ZWO "
                                         "ASI1600MM Pro under N.I.N.A., two gain settings "
-                                        "and a subarray frame).")] = "lfc",
+                                        "and a subarray frame; 'cmos-colour': its RGGB "
+                                        "model).")] = "lfc",
     night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD); default the "
                                               "camera's reference night.")] = None,
     scale: Annotated[float, typer.Option(help="Shrink frames by this factor (0 < scale "

@@ -17,7 +17,7 @@ turns a :class:`CameraModel` into the fixed detector maps of one night.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from nightlog.errors import ConfigurationError
@@ -27,6 +27,7 @@ __all__ = [
     "CAMERAS",
     "LFC",
     "NINA_CMOS",
+    "NINA_CMOS_COLOUR",
     "SINISTRO",
     "CameraModel",
     "FilterModel",
@@ -396,8 +397,13 @@ NINA_CMOS = CameraModel(
     default_counts=(5, 3, 5, 6),
 )
 
-CAMERAS: dict[str, CameraModel] = {LFC.name: LFC, ASPEN.name: ASPEN, SINISTRO.name: SINISTRO,
-                                   NINA_CMOS.name: NINA_CMOS}
+# The same camera with the colour sensor (ZWO ASI1600MC Pro, RGGB): nightlog.simulate.zwo.
+NINA_CMOS_COLOUR = replace(NINA_CMOS, name="cmos-colour",
+                           description="ZWO ASI1600MC Pro (RGGB) CMOS under N.I.N.A. 1.10 "
+                                       "(12-bit, two gain settings)")
+
+CAMERAS: dict[str, CameraModel] = {
+    camera.name: camera for camera in (LFC, ASPEN, SINISTRO, NINA_CMOS, NINA_CMOS_COLOUR)}
 
 
 def camera_by_name(name: str) -> CameraModel:

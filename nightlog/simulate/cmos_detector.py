@@ -13,7 +13,7 @@ import numpy as np
 
 from nightlog.simulate.zwo import CmosModel, GainSetting
 
-__all__ = ["CmosMaps", "build_cmos_maps", "glow_electrons"]
+__all__ = ["CmosMaps", "bayer_response", "build_cmos_maps", "glow_electrons"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,22 @@ def glow_electrons(cmos: CmosModel, maps: CmosMaps, exptime: float) -> np.ndarra
     factor = cmos.glow_corner_e * (max(exptime, 0.0) / cmos.glow_reference_s) \
         ** cmos.glow_exponent
     return maps.glow_template * np.float32(factor)
+
+
+def bayer_response(cmos: CmosModel, shape: tuple[int, int]) -> np.ndarray:
+    """Relative response of each pixel's colour filter, mean 1 (all ones for a mono sensor).
+
+    ``cmos.bayer`` names the 2 × 2 cell from numpy row 0, column 0 (``'RGGB'``:
+    R at (0, 0), G at (0, 1) and (1, 0), B at (1, 1)).
+    """
+    response = np.ones(shape, dtype=np.float32)
+    if cmos.bayer is None:
+        return response
+    value = dict(zip("RGB", cmos.bayer_response, strict=True))
+    for k, colour in enumerate(cmos.bayer):
+        response[k // 2::2, k % 2::2] = np.float32(value[colour])
+    response /= np.float32(response.mean(dtype=np.float64))
+    return response
 
 
 def build_cmos_maps(cmos: CmosModel, shape: tuple[int, int], scale: float,

@@ -5,7 +5,8 @@ N.I.N.A. 1.10 header of section 2a of ``shared/reference/mef_cmos_headers.md``:
 strings as short as they are (``'LIGHT'``, not padded to 8), numbers ending in
 column 30, ``" / "`` before the comment, doubles in C#'s notation (``30.0``,
 ``-10.0``, ``1.00224268436432``). BAYERPAT/XBAYROFF/YBAYROFF only for a colour
-sensor, READOUTM only when a readout mode is named (N.I.N.A.'s FITSHeader.cs).
+sensor (the ``cmos-colour`` camera), READOUTM only when a readout mode is named
+(N.I.N.A.'s FITSHeader.cs).
 
 Not in the verbatim header and written here by choice: ``FILTER`` (the camera has
 a filter wheel) and ``OBJECT`` on lights, before ``USBLIMIT``; and, on the one
@@ -101,6 +102,11 @@ def nina_cards(cmos: CmosModel, frame: PlannedFrame, shape: tuple[int, int],
         _card("SET-TEMP", cmos.set_temp_c, "[degC] CCD temperature setpoint"),
         _card("CCD-TEMP", round(ccd_temp, 1) + 0.0, "[degC] CCD temperature"),
     ]
+    if cmos.bayer is not None:
+        # A subarray keeps the pattern's phase: its origin is even.
+        cards += [_card("BAYERPAT", cmos.bayer, "Sensor Bayer pattern"),
+                  _card("XBAYROFF", 0, "Bayer pattern X axis offset"),
+                  _card("YBAYROFF", 0, "Bayer pattern Y axis offset")]
     if frame.filter is not None:
         cards.append(_card("FILTER", frame.filter, "Active filter name"))
     if frame.kind == "science":

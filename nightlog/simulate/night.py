@@ -178,10 +178,11 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
     outdir : pathlib.Path
         Folder for the frames and the truth (created; files of the same names
         are replaced).
-    camera : {'lfc', 'aspen', 'mef', 'cmos'}
+    camera : {'lfc', 'aspen', 'mef', 'cmos', 'cmos-colour'}
         ``mef``: an LCO Sinistro, four amplifiers in four image extensions;
         ``cmos``: a ZWO ASI1600MM Pro under N.I.N.A., two gain settings and a
-        subarray frame (``docs/simulate.md``).
+        subarray frame; ``cmos-colour``: the same with the RGGB sensor
+        (``docs/simulate.md``).
     night : datetime.date or None
         Date on which the night starts; ``None``: the camera's reference night
         (2016-01-15 for the LFC, 2018-08-22 for the Aspen, 2019-04-05 for the

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from nightlog.simulate.cameras import CameraModel, scaled_geometry
-from nightlog.simulate.cmos_detector import CmosMaps, build_cmos_maps
+from nightlog.simulate.cmos_detector import CmosMaps, bayer_response, build_cmos_maps
 from nightlog.simulate.cmos_headers import nina_cards
 from nightlog.simulate.cmos_physics import CmosExposure, expose_cmos
 from nightlog.simulate.detector import build_detector
@@ -25,7 +25,7 @@ from nightlog.simulate.schedule import PlannedFrame
 from nightlog.simulate.skytime import julian_date
 from nightlog.simulate.starfield import draw_star_field
 from nightlog.simulate.truth import FORMAT, VERSION, cosmic_ray_key, write_truth
-from nightlog.simulate.zwo import ASI1600, CmosModel, adu_scale, e_per_file_adu
+from nightlog.simulate.zwo import CMOS_MODELS, CmosModel, adu_scale, e_per_file_adu
 
 __all__ = ["write_cmos_night"]
 
@@ -114,13 +114,17 @@ def write_cmos_night(outdir: Path, camera: CameraModel, night: dt.date,
     tuple
         The files, ``truth.json``, ``truth.npz`` and the full-frame shape.
     """
-    cmos = ASI1600
+    cmos = CMOS_MODELS[camera.name]
     # No overscan on a CMOS sensor.
     geom = dataclasses.replace(scaled_geometry(camera, scale), n_overscan=0, leak_columns=0)
     shape = geom.shape
     frames = plan_nina_night(camera, cmos, night, counts, shape, rng_for(_STREAM_PLAN, 0))
     detector_rng = rng_for(_STREAM_DETECTOR, 0)
     maps = build_detector(camera, geom, detector_rng)
+    if cmos.bayer is not None:
+        # The colour filters are part of the response to light (the dead-pixel mask is
+        # the sensor's own).
+        maps = dataclasses.replace(maps, flat=maps.flat * bayer_response(cmos, shape))
     cmaps = build_cmos_maps(cmos, shape, geom.scale, detector_rng)
     stars = draw_star_field(camera, geom, rng_for(_STREAM_STARS, 0))
     utc_offset = round(camera.longitude_deg / 15.0)
@@ -163,6 +167,9 @@ def write_cmos_night(outdir: Path, camera: CameraModel, night: dt.date,
         "scale": geom.scale, "layout": "cmos",
         "shape": list(shape),
         "instrument": cmos.instrument,
+        "bayer": None if cmos.bayer is None else {
+            "pattern": cmos.bayer, "xbayroff": 0, "ybayroff": 0,
+            "response_rgb": list(cmos.bayer_response)},
         "adc_bits": cmos.adc_bits, "adu_scale": scale_adu,
         "settings": _settings_truth(cmos, cmaps),
         "main_setting": cmos.main_setting,

@@ -21,10 +21,13 @@ pattern and the amplifier glow are drawn by :mod:`nightlog.simulate.cmos_detecto
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 __all__ = [
     "ASI1600",
+    "ASI1600MC",
+    "CMOS_MODELS",
     "CmosModel",
     "GainSetting",
     "adu_scale",
@@ -124,6 +127,10 @@ class CmosModel:
     # The subarray (ROI) science frame: origin and size as fractions of the full frame.
     roi_origin: tuple[float, float]  # (x, y)
     roi_size: tuple[float, float]
+    # Colour sensors: the Bayer pattern (BAYERPAT, from numpy row 0, column 0) and the
+    # response of its R, G and B pixels relative to G; None for a mono sensor.
+    bayer: str | None = None
+    bayer_response: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     @property
     def main(self) -> GainSetting:
@@ -152,3 +159,10 @@ ASI1600 = CmosModel(
     glow_corner_e=400.0, glow_reference_s=300.0, glow_exponent=1.5, glow_scale_px=250.0,
     roi_origin=(0.40, 0.30), roi_size=(0.5, 0.5),
 )
+
+# The colour model of the same sensor (RGGB, as in the reference's N.I.N.A. header).
+# The R and B responses to the flat panel and the sky relative to G are a choice.
+ASI1600MC = dataclasses.replace(ASI1600, instrument="ZWO ASI1600MC Pro", bayer="RGGB",
+                                bayer_response=(0.6, 1.0, 0.5))
+
+CMOS_MODELS: dict[str, CmosModel] = {"cmos": ASI1600, "cmos-colour": ASI1600MC}
