@@ -34,8 +34,11 @@ def _num(key: str, text: str, comment: str | None) -> str:
     return raw_card(key, text, comment, layout="acp")
 
 
-def primary_cards(camera: CameraModel, frame: PlannedFrame) -> list[str]:
-    """The primary header (``NAXIS = 0``) of ``frame``, as 80-character card images."""
+def primary_cards(camera: CameraModel, frame: PlannedFrame, day_obs: str) -> list[str]:
+    """The primary header (``NAXIS = 0``) of ``frame``, as 80-character card images.
+
+    ``day_obs`` is LCO's ``DAY-OBS``, ``YYYYMMDD`` of the night's start.
+    """
     start = frame.start
     stamp = start.strftime("%Y-%m-%dT%H:%M:%S") + ".000"
     cards = [
@@ -50,7 +53,7 @@ def primary_cards(camera: CameraModel, frame: PlannedFrame) -> list[str]:
         _card("OBSTYPE", OBSTYPES[frame.kind], "Observation type"),
         _card("OBJECT", frame.object_name, "Object name"),
         _card("DATE-OBS", stamp, "[UTC] Start date and time of observation"),
-        _card("DAY-OBS", frame.filename.split("-")[2], "[UTC] Date at start of local night"),
+        _card("DAY-OBS", day_obs, "[UTC] Date at start of local night"),
         _num("MJD-OBS", f"{julian_date(start) - 2400000.5:.8f}", "[UTC days] Start date/time"),
         _num("EXPTIME", f"{frame.exptime:.3f}", "[s] Exposure length"),
         _num("DARKTIME", f"{frame.darktime:.3f}", "[s] Dark current time"),

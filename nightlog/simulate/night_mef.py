@@ -115,8 +115,8 @@ def write_mef_night(outdir: Path, camera: CameraModel, night: dt.date,
         exposed = expose_mef(frame, camera, geom, layout, maps, amp_bias, stars,
                              rng_for(_STREAM_FRAME, frame.index))
         extensions = [(extension_cards(layout, k), data) for k, data in enumerate(exposed.data)]
-        files.append(write_uint16_mef(outdir / frame.filename, primary_cards(camera, frame),
-                                      extensions))
+        primary = primary_cards(camera, frame, night.strftime("%Y%m%d"))
+        files.append(write_uint16_mef(outdir / frame.filename, primary, extensions))
         entries.append(_entry(frame, exposed))
         cr = exposed.cosmic_rays
         arrays[cosmic_ray_key(frame.index)] = (cr.rows * nx + cr.cols).astype(np.uint32)

@@ -66,10 +66,11 @@ def plan_lco_night(camera: CameraModel, night: dt.date, counts: tuple[int, int, 
     for exptime in camera.dark_exptimes:
         entries += _run_block(camera, _Block("dark", n_dark, exptime, None), t, rng)
         t = _after(camera, entries, t)
-    t = max(t, events["sunset"] + dt.timedelta(minutes=12))
+    t = flat_start = max(t, events["sunset"] + dt.timedelta(minutes=12))
     for model in camera.filters:
+        # The sky keeps fading from the first flat on: the second filter's flats are longer.
         block = _Block("flat", n_flat, model.flat_exptime, model.name)
-        entries += _twilight_flats(camera, block, t, t, rng)
+        entries += _twilight_flats(camera, block, t, flat_start, rng)
         t = _after(camera, entries, t, 20.0)
     entries += _science(camera, max(t, events["dusk"]), events["dawn"], n_science, rng)
     day = night.strftime("%Y%m%d")
