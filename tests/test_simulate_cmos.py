@@ -17,10 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nightlog.simulate import SimulatedNight, load_truth, simulate_night
 from nightlog.simulate.cmos_headers import cs_double
-from nightlog.simulate.zwo import egain_native
+from nightlog.simulate.night_plans import subarray_window
+from nightlog.simulate.zwo import ASI1600, egain_native
 
 NINA_REFERENCE = """\
 SIMPLE  =                    T / C# FITS
@@ -329,3 +332,12 @@ def test_the_colour_model_writes_its_bayer_pattern(tmp_path: Path) -> None:
     assert (r, g1, g2, b) == pytest.approx((response[0], 1.0, 1.0, response[2]), abs=0.02)
     sub = truth["subarray"]
     assert sub["x0"] % 2 == 0 and sub["y0"] % 2 == 0  # the window keeps the pattern's phase
+
+
+@given(ny=st.integers(min_value=16, max_value=4000), nx=st.integers(min_value=16,
+                                                                    max_value=5000))
+def test_the_subarray_window_is_a_legal_roi_of_any_frame(ny: int, nx: int) -> None:
+    x0, y0, wx, wy = subarray_window(ASI1600, (ny, nx))
+    assert wx % 8 == 0 and wy % 2 == 0 and x0 % 2 == 0 and y0 % 2 == 0
+    assert x0 >= 0 and x0 + wx <= nx and y0 >= 0 and y0 + wy <= ny
+    assert wx >= 8 and wy >= 2

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nightlog.cli.app import app
@@ -332,3 +334,22 @@ def test_crosstalk_puts_a_fraction_of_each_amplifier_on_the_others() -> None:
                  - exposed.row_drift_adu[j][:, None] - exposed.offsets_adu[j])[rows, :n]
         assert np.mean(above) == pytest.approx(CROSSTALK[0][j] * source, abs=0.3)
     assert CROSSTALK[0][1] * source > 5  # well above that tolerance
+
+
+@given(scale=st.floats(min_value=0.008, max_value=1.0))
+def test_the_layout_keeps_banzais_conventions_at_every_scale(scale: float) -> None:
+    layout = mef_layout(scale)
+    ny, nx = layout.detector_shape
+    amp_shape = layout.amp_shape
+    cover = np.zeros((ny, nx), dtype=np.int8)
+    for amp, where in zip(AMPLIFIERS, layout.amps, strict=True):
+        datasec = parse_section(where.datasec, amp_shape)
+        detsec = parse_section(where.detsec, (ny, nx))
+        biassec = parse_section(where.biassec, amp_shape)
+        assert section_shape(datasec, amp_shape) == section_shape(detsec, (ny, nx)) == (
+            layout.n, layout.n)
+        assert (detsec[1].step == -1, detsec[0].step == -1) == (amp.flip_x, amp.flip_y)
+        assert biassec[1].start > datasec[1].stop and biassec[1].stop == amp_shape[1]
+        assert biassec[1].stop - biassec[1].start >= 6
+        cover[detsec] += 1
+    assert (cover == 1).all()
