@@ -53,7 +53,8 @@ class CmosMaps:
         """
         total = self.read_noise_e(setting) ** 2
         total.reshape(-1)[self.rts_index] += (self.rts_amplitude_e / np.float32(2.0)) ** 2
-        return np.sqrt(total)
+        out: np.ndarray = np.sqrt(total)
+        return out
 
 
 def glow_electrons(cmos: CmosModel, maps: CmosMaps, exptime: float) -> np.ndarray:

@@ -132,10 +132,10 @@ def plan_nina_night(camera: CameraModel, cmos: CmosModel, night: dt.date,
     t = events["dusk"]
     span = (events["dawn"] - events["dusk"]) * 0.8
     for k, (setting, n) in enumerate(zip(order, shares, strict=True)):
-        model = dataclasses.replace(camera,
-                                    science_exptime=cmos.settings[setting].science_exptime)
+        at_setting = dataclasses.replace(
+            camera, science_exptime=cmos.settings[setting].science_exptime)
         end = events["dusk"] + span * (k + 1) / len(order)
-        for entry in _science(model, t, end, n, rng):
+        for entry in _science(at_setting, t, end, n, rng):
             plan.append((entry, setting, None))
         t = max(end, _after(camera, [p[0] for p in plan], t))
     if n_science:

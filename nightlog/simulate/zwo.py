@@ -51,12 +51,12 @@ def egain_native(gain: int) -> float:
     float
         ``4.95 × 10 ** (-gain / 200)``.
     """
-    return _EGAIN_AT_ZERO * 10.0 ** (-gain / 200.0)
+    return float(_EGAIN_AT_ZERO * 10.0 ** (-gain / 200.0))
 
 
 def adu_scale(adc_bits: int) -> int:
     """File ADU per native ADU: ``2 ** (16 - adc_bits)`` (16 for a 12-bit ADC)."""
-    return 2 ** (16 - adc_bits)
+    return int(2 ** (16 - adc_bits))
 
 
 def e_per_file_adu(gain: int, adc_bits: int) -> float:
