@@ -205,6 +205,7 @@ def test_read_noise_map_and_high_noise_pixels_match_the_truth(night: SimulatedNi
     assert np.mean(measured / expected) == pytest.approx(1.0, abs=0.03)
     high = truth.arrays["high_noise_pixels"]
     assert high.size == s["high_noise_pixels"]["count"] > 100
+    assert truth.high_noise_pixel_mask().sum() == high.size
     flat_measured, flat_expected = measured.reshape(-1), expected.reshape(-1)
     assert np.mean(flat_measured[high] / flat_expected[high]) == pytest.approx(1.0, abs=0.12)
     # They stand out: their scatter is several times the typical one.
@@ -233,6 +234,7 @@ def test_glow_grows_faster_than_the_exposure(night: SimulatedNight) -> None:
         model = glow["corner_e_at_reference"] * float(np.mean(template[corner])) \
             * (t / glow["reference_exptime"]) ** glow["exponent"]
         assert measured[t] == pytest.approx(model, rel=0.1, abs=3.0)
+        assert float(np.mean(truth.glow_electrons(t)[corner])) == pytest.approx(model, rel=1e-5)
         # Away from the corner only the dark current grows with the exposure.
         far_e = electrons[far] - dark_rate[far] * t
         assert abs(float(np.median(far_e))) < 1.5
