@@ -17,6 +17,7 @@ N.I.N.A. with two gain settings and a subarray frame (:mod:`~nightlog.simulate.z
 their nights are planned by :mod:`~nightlog.simulate.night_plans`.
 
 Modules: :mod:`~nightlog.simulate.cameras` (the cameras as data),
+:mod:`~nightlog.simulate.geometry` (the frame layout after scaling),
 :mod:`~nightlog.simulate.schedule` (order, times, names),
 :mod:`~nightlog.simulate.detector` (per-night bias, dark and flat maps),
 :mod:`~nightlog.simulate.starfield`, :mod:`~nightlog.simulate.cosmics`,
