@@ -19,13 +19,26 @@ app = typer.Typer()
 def simulate_cmd(
     outdir: Annotated[Path, typer.Argument(help="Folder to write the night into.",
                                            file_okay=False)],
-    camera: Annotated[str, typer.Option(help="Camera: 'lfc' (Palomar LFC) or 'aspen' "
-                                        "(Andor/Apogee Aspen CG16M, MaxIm DL).")] = "lfc",
+    camera: Annotated[str, typer.Option(help="Camera: 'lfc' (Palomar LFC), 'aspen' "
+                                        "(Andor/Apogee Aspen CG16M, MaxIm DL), 'mef' (LCO "
+                                        "Sinistro, 4 amplifiers as MEF) or 'cmos' (ZWO "
+                                        "ASI1600MM Pro under N.I.N.A., two gain settings "
+                                        "and a subarray frame; 'cmos-colour': its RGGB "
+                                        "model).")] = "lfc",
     night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD); default the "
                                               "camera's reference night.")] = None,
     scale: Annotated[float, typer.Option(help="Shrink frames by this factor (0 < scale "
                                          "≤ 1) for quick tests.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
+    n_bias: Annotated[int | None, typer.Option(help="Biases (per gain setting on 'cmos'); "
+                                               "default the camera's.")] = None,
+    n_dark: Annotated[int | None, typer.Option(help="Darks per exposure time (and gain "
+                                               "setting on 'cmos'); default the "
+                                               "camera's.")] = None,
+    n_flat: Annotated[int | None, typer.Option(help="Flats per filter (and gain setting on "
+                                               "'cmos'); default the camera's.")] = None,
+    n_science: Annotated[int | None, typer.Option(help="Science frames; default the "
+                                                  "camera's.")] = None,
 ) -> None:
     """Write a seeded, realistic night of raw frames, with the truth used to make them."""
     from nightlog.simulate import simulate_night
@@ -40,6 +53,7 @@ def simulate_cmd(
             bar.update(task, completed=done, total=total)
 
         result = simulate_night(outdir, camera=camera, night=night_date, scale=scale, seed=seed,
-                                progress=_progress)
+                                n_bias=n_bias, n_dark=n_dark, n_flat=n_flat,
+                                n_science=n_science, progress=_progress)
     typer.echo(f"wrote {len(result.files)} {camera} frames of the night of "
                f"{result.night.isoformat()} to {result.outdir} (truth: {result.truth_path})")

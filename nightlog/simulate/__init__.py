@@ -1,4 +1,4 @@
-"""Simulated observing nights of the lecture's two cameras, with the truth that made them.
+"""Simulated observing nights of real cameras, with the truth that made them.
 
 :func:`simulate_night` writes a seeded, realistic night of raw frames of the
 Palomar LFC (chip 0, cryogenic) or the Apogee Aspen CG16M (MaxIm DL, thermo-
@@ -6,7 +6,18 @@ electric): biases, darks at several exposure times, flats in two filters and
 science frames with sky, stars and cosmic rays, in the order and at the times
 the real nights took them, with the real cameras' file names and headers.
 
+Two more cameras follow the conventions of real software rather than a dataset
+(``docs/simulate.md`` describes them and their truth): ``mef``, an LCO Sinistro
+with four amplifiers in four image extensions (:mod:`~nightlog.simulate.sinistro`,
+:mod:`~nightlog.simulate.mef_physics`, :mod:`~nightlog.simulate.mef_headers`,
+:mod:`~nightlog.simulate.night_mef`), and ``cmos``, a ZWO ASI1600MM Pro under
+N.I.N.A. with two gain settings and a subarray frame (:mod:`~nightlog.simulate.zwo`,
+:mod:`~nightlog.simulate.cmos_detector`, :mod:`~nightlog.simulate.cmos_physics`,
+:mod:`~nightlog.simulate.cmos_headers`, :mod:`~nightlog.simulate.night_cmos`);
+their nights are planned by :mod:`~nightlog.simulate.night_plans`.
+
 Modules: :mod:`~nightlog.simulate.cameras` (the cameras as data),
+:mod:`~nightlog.simulate.geometry` (the frame layout after scaling),
 :mod:`~nightlog.simulate.schedule` (order, times, names),
 :mod:`~nightlog.simulate.detector` (per-night bias, dark and flat maps),
 :mod:`~nightlog.simulate.starfield`, :mod:`~nightlog.simulate.cosmics`,
@@ -17,7 +28,8 @@ header card images), :mod:`~nightlog.simulate.fitsfile` (atomic writing),
 
 Truth format
 ------------
-Beside the frames, ``truth.json`` (read it back with :func:`load_truth`)::
+For the LFC and the Aspen (the MEF and CMOS truth: ``docs/simulate.md``), beside
+the frames, ``truth.json`` (read it back with :func:`load_truth`)::
 
     format              "nightlog-simulated-night", version 1
     camera, description, night (ISO date the night starts), seed, scale

@@ -1,8 +1,13 @@
-"""The two simulated cameras, described as data.
+"""The simulated cameras, described as data.
 
-Every number here comes from the reference header dumps and pixel statistics of
-the lecture's two datasets (Palomar LFC chip 0, a cryogenic camera; the Apogee
-Aspen CG16M under MaxIm DL, a thermo-electric one). Where a value is a choice
+Every number of the LFC and the Aspen comes from the reference header dumps and
+pixel statistics of the lecture's two datasets (Palomar LFC chip 0, a cryogenic
+camera; the Apogee Aspen CG16M under MaxIm DL, a thermo-electric one). The
+``mef`` (an LCO Sinistro, four amplifiers) and ``cmos`` (a ZWO ASI1600MM Pro
+under N.I.N.A.) cameras follow the conventions of
+``shared/reference/mef_cmos_headers.md``; their site, sky and field numbers
+live here, their amplifiers in :mod:`nightlog.simulate.sinistro` and their
+CMOS electronics in :mod:`nightlog.simulate.zwo`. Where a value is a choice
 rather than a measurement, the comment beside it says so.
 
 Nothing here draws random numbers or builds arrays: :mod:`nightlog.simulate.detector`
@@ -12,15 +17,19 @@ turns a :class:`CameraModel` into the fixed detector maps of one night.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from nightlog.errors import ConfigurationError
+from nightlog.simulate.geometry import Geometry, scaled_geometry
 
 __all__ = [
     "ASPEN",
     "CAMERAS",
     "LFC",
+    "NINA_CMOS",
+    "NINA_CMOS_COLOUR",
+    "SINISTRO",
     "CameraModel",
     "FilterModel",
     "Geometry",
@@ -29,7 +38,7 @@ __all__ = [
     "scaled_geometry",
 ]
 
-HeaderStyle = Literal["lfc", "maximdl"]
+HeaderStyle = Literal["lfc", "maximdl", "sinistro", "nina"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,72 +163,6 @@ class CameraModel:
         raise ConfigurationError(f"camera {self.name!r} has no filter {name!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class Geometry:
-    """Frame layout after scaling: image columns first, overscan columns after them."""
-
-    scale: float
-    ny: int
-    nx_data: int
-    n_overscan: int
-    leak_columns: int
-
-    @property
-    def nx(self) -> int:
-        """Total columns, image plus overscan (``NAXIS1``)."""
-        return self.nx_data + self.n_overscan
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """numpy shape ``(NAXIS2, NAXIS1)``."""
-        return (self.ny, self.nx)
-
-    @property
-    def area_factor(self) -> float:
-        """Pixels of this frame per pixel of the full-size frame (scale²)."""
-        return self.scale * self.scale
-
-
-def scaled_geometry(camera: CameraModel, scale: float) -> Geometry:
-    """Frame geometry of ``camera`` shrunk by ``scale``.
-
-    Parameters
-    ----------
-    camera : CameraModel
-    scale : float
-        Linear shrink factor, ``0 < scale <= 1``; ``1`` is the real frame size.
-
-    Returns
-    -------
-    Geometry
-
-    Raises
-    ------
-    ConfigurationError
-        ``scale`` is not a number in ``(0, 1]`` or leaves a frame too small to
-        hold an image and an overscan (fewer than 16 rows or image columns).
-    """
-    try:
-        value = float(scale)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"scale must be a number in (0, 1], not {scale!r}") from None
-    if not 0.0 < value <= 1.0:  # also rejects NaN
-        raise ConfigurationError(f"scale must be in (0, 1], not {scale!r}")
-    ny = round(camera.ny * value)
-    nx_data = round(camera.nx_data * value)
-    if min(ny, nx_data) < 16:
-        raise ConfigurationError(
-            f"scale {value} leaves a {ny}×{nx_data} image for camera {camera.name!r}; "
-            "use a larger scale"
-        )
-    # The overscan keeps at least 4 columns so a clean part remains beside the leak.
-    n_overscan = max(4, round(camera.n_overscan * value))
-    leak = 0 if camera.leak_columns == 0 else max(1, round(camera.leak_columns * value))
-    leak = min(leak, n_overscan - 2)
-    return Geometry(scale=value, ny=ny, nx_data=nx_data, n_overscan=n_overscan,
-                    leak_columns=leak)
-
-
 # Palomar Large Format Camera, chip 0 (SITe SI002, 15 µm pixels, Hale 5 m, f/7.5).
 LFC = CameraModel(
     name="lfc",
@@ -312,7 +255,90 @@ ASPEN = CameraModel(
     default_counts=(6, 5, 6, 8),
 )
 
-CAMERAS: dict[str, CameraModel] = {LFC.name: LFC, ASPEN.name: ASPEN}
+# LCO Sinistro (4K x 4K, 15 µm, 0.389"/px on a 1-m): the site, sky and field of the MEF
+# camera; gains, read noise and bias levels are per amplifier (nightlog.simulate.sinistro).
+SINISTRO = CameraModel(
+    name="mef",
+    description="LCO Sinistro 4-amplifier CCD written as MEF (BANZAI's convention)",
+    header_style="sinistro",
+    ny=4096, nx_data=4096, n_overscan=32,  # per amplifier: 2048 data + 32 columns after them
+    longitude_deg=-70.8049, latitude_deg=-30.1673, altitude_m=2198.0,  # Cerro Tololo (lsc)
+    reference_night=dt.date(2019, 4, 5),  # a choice
+    gain=2.0,  # nominal; per amplifier 1.94-2.07 (choice within the brief's 1.9-2.1)
+    header_gain=None, read_noise_e=7.7,  # 7.5-8 e- (LCO's instrument page)
+    bias_level_adu=0.0, bias_edge_excess_adu=0.0, bias_edge_scale_px=1.0,
+    bias_row_slope_adu=0.0, bias_column_rms_adu=0.0, bias_pixel_rms_adu=0.0,
+    bias_frame_jitter_adu=0.0, bias_drift_adu=0.0, bias_drift_tau_s=1.0,
+    overscan_offset_adu=0.0, overscan_lit_offset_adu=0.0, leak_fraction=0.0, leak_columns=0,
+    dark_rate_e=0.002, dark_rate_spread=0.3,  # cryogenic (choice)
+    hot_pixels=400, hot_threshold_e=0.5, hot_max_e=30.0,
+    warm_columns=3, warm_column_rate_e=(0.02, 0.06),
+    vignetting=0.08, illumination_tilt=0.02, pixel_response_rms=0.008,
+    dust_donuts=6, dead_pixels=200, dead_columns=1,
+    filters=(
+        # Twilight sky flats to ~20000 ADU (saturation is 47500 ADU at 2 e-/ADU).
+        FilterModel("rp", 2.0, 20000.0, sky_rate_e=40.0, star_rate_scale=1.0),
+        FilterModel("gp", 2.0, 20000.0, sky_rate_e=25.0, star_rate_scale=0.9),
+    ),
+    dark_filter=None, bias_filter=None,
+    target=Target("NGC 2997", ra_deg=146.41164, dec_deg=-31.19109),
+    science_exptime=120.0, science_filters=("rp", "gp"),
+    fwhm_px=5.1,  # 2.0 arcsec at 0.389 arcsec/pixel
+    stars=1500, star_flux_e=(200.0, 2.0e6),
+    cosmic_rate=0.025 * (15e-4) ** 2,
+    dark_exptimes=(120.0, 300.0),
+    darktime_overhead_s=0.0, exptime_jitter_s=0.0,
+    readout_s=28.0,  # full-frame readout and overheads (choice)
+    twilight_flats=True, twilight_fade_s=600.0, twilight_start_level=1.15,
+    extinction_mag=0.12,
+    default_counts=(5, 3, 5, 6),
+)
+
+# ZWO ASI1600MM Pro (4656 x 3520, 3.8 µm, 12-bit ADC) under N.I.N.A. on a 0.2-m
+# refractor (choice): site, sky and field; the electronics are in nightlog.simulate.zwo.
+NINA_CMOS = CameraModel(
+    name="cmos",
+    description="ZWO ASI1600MM Pro CMOS under N.I.N.A. 1.10 (12-bit, two gain settings)",
+    header_style="nina",
+    ny=3520, nx_data=4656, n_overscan=0,
+    # Central Europe (CET, as the reference header's DATE-LOC is UTC+1); a choice.
+    longitude_deg=10.0, latitude_deg=50.0, altitude_m=300.0,
+    reference_night=dt.date(2021, 3, 2),  # the night of the reference N.I.N.A. header
+    gain=1.0, header_gain=None, read_noise_e=1.5,  # nominal at unity gain; see zwo.py
+    bias_level_adu=0.0, bias_edge_excess_adu=0.0, bias_edge_scale_px=1.0,
+    bias_row_slope_adu=0.0, bias_column_rms_adu=0.0, bias_pixel_rms_adu=0.0,
+    bias_frame_jitter_adu=0.0, bias_drift_adu=0.0, bias_drift_tau_s=1.0,
+    overscan_offset_adu=0.0, overscan_lit_offset_adu=0.0, leak_fraction=0.0, leak_columns=0,
+    dark_rate_e=0.006, dark_rate_spread=0.5,  # ZWO's figure at -10 °C (order of magnitude)
+    hot_pixels=2000, hot_threshold_e=0.5, hot_max_e=40.0,
+    warm_columns=0, warm_column_rate_e=(0.0, 0.0),
+    vignetting=0.25, illumination_tilt=0.02, pixel_response_rms=0.006,
+    dust_donuts=10, dead_pixels=150, dead_columns=0,
+    filters=(
+        # Flat panel: 30000 ADU of the 16-bit file (~half of the 12-bit range).
+        FilterModel("L", 2.0, 30000.0, sky_rate_e=6.0, star_rate_scale=1.0),
+    ),
+    dark_filter=None, bias_filter=None,
+    target=Target("M 81", ra_deg=148.88822, dec_deg=69.06530),
+    science_exptime=120.0, science_filters=("L",),
+    fwhm_px=3.6,  # 2.5 arcsec at 0.7 arcsec/pixel
+    stars=700, star_flux_e=(30.0, 3.0e5),
+    cosmic_rate=0.0167 * (3.8e-4) ** 2,
+    dark_exptimes=(30.0, 60.0, 120.0, 300.0),  # the two science exposures and two others
+    darktime_overhead_s=0.0, exptime_jitter_s=0.0,
+    readout_s=3.0,
+    twilight_flats=False, twilight_fade_s=1.0, twilight_start_level=1.0,
+    extinction_mag=0.2,
+    default_counts=(5, 3, 5, 6),
+)
+
+# The same camera with the colour sensor (ZWO ASI1600MC Pro, RGGB): nightlog.simulate.zwo.
+NINA_CMOS_COLOUR = replace(NINA_CMOS, name="cmos-colour",
+                           description="ZWO ASI1600MC Pro (RGGB) CMOS under N.I.N.A. 1.10 "
+                                       "(12-bit, two gain settings)")
+
+CAMERAS: dict[str, CameraModel] = {
+    camera.name: camera for camera in (LFC, ASPEN, SINISTRO, NINA_CMOS, NINA_CMOS_COLOUR)}
 
 
 def camera_by_name(name: str) -> CameraModel:

@@ -15,7 +15,7 @@ import numpy as np
 from nightlog.simulate.cards import header_bytes
 from nightlog.store.atomic import write_atomically
 
-__all__ = ["write_uint16_fits"]
+__all__ = ["write_uint16_fits", "write_uint16_mef"]
 
 _BLOCK = 2880
 
@@ -54,5 +54,47 @@ def write_uint16_fits(path: Path, cards: list[str], data: np.ndarray) -> Path:
         fh.write(header)
         fh.write(np.ascontiguousarray(payload).data.cast("B"))
         fh.write(b"\0" * pad)
+
+    return write_atomically(path, _write)
+
+
+def write_uint16_mef(path: Path, primary: list[str],
+                     extensions: list[tuple[list[str], np.ndarray]]) -> Path:
+    """Write an empty primary HDU and uint16 image extensions to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Final file name; a temporary file beside it is renamed onto it when complete.
+    primary : list of str
+        Card images of the primary header (``NAXIS = 0``), without ``END``.
+    extensions : list of (list of str, numpy.ndarray)
+        Each extension's cards (``XTENSION = 'IMAGE'``, ``BITPIX = 16``, its
+        shape, ``BZERO = 32768``) and its 2-D uint16 data.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TypeError
+        An extension's data is not a 2-D uint16 array.
+    nightlog.errors.StoreError
+        The file cannot be written.
+    """
+    units: list[tuple[bytes, np.ndarray]] = []
+    for cards, data in extensions:
+        if data.dtype != np.uint16 or data.ndim != 2:
+            raise TypeError(f"need a 2-D uint16 image, not {data.dtype} {data.shape}")
+        units.append((header_bytes(cards), (data ^ np.uint16(0x8000)).astype(">u2")))
+    head = header_bytes(primary)
+
+    def _write(fh: BinaryIO) -> None:
+        fh.write(head)
+        for header, payload in units:
+            fh.write(header)
+            fh.write(np.ascontiguousarray(payload).data.cast("B"))
+            fh.write(b"\0" * ((-payload.nbytes) % _BLOCK))
 
     return write_atomically(path, _write)

@@ -16,6 +16,8 @@ from nightlog.simulate.cameras import CameraModel, Geometry, camera_by_name, sca
 from nightlog.simulate.detector import DetectorMaps, build_detector
 from nightlog.simulate.fitsfile import write_uint16_fits
 from nightlog.simulate.headers import build_header
+from nightlog.simulate.night_cmos import write_cmos_night
+from nightlog.simulate.night_mef import write_mef_night
 from nightlog.simulate.physics import ExposedFrame, expose
 from nightlog.simulate.schedule import PlannedFrame, plan_night
 from nightlog.simulate.skytime import julian_date
@@ -50,7 +52,9 @@ class SimulatedNight:
     seed : int
     scale : float
     shape : tuple of int
-        ``(ny, nx)`` of every frame.
+        ``(ny, nx)`` of every frame; for the MEF camera the detector plane the
+        four extensions tile, for the CMOS camera the full frame (the subarray
+        frame is smaller).
     """
 
     outdir: Path
@@ -174,17 +178,24 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
     outdir : pathlib.Path
         Folder for the frames and the truth (created; files of the same names
         are replaced).
-    camera : {'lfc', 'aspen'}
+    camera : {'lfc', 'aspen', 'mef', 'cmos', 'cmos-colour'}
+        ``mef``: an LCO Sinistro, four amplifiers in four image extensions;
+        ``cmos``: a ZWO ASI1600MM Pro under N.I.N.A., two gain settings and a
+        subarray frame; ``cmos-colour``: the same with the RGGB sensor
+        (``docs/simulate.md``).
     night : datetime.date or None
         Date on which the night starts; ``None``: the camera's reference night
-        (2016-01-15 for the LFC, 2018-08-22 for the Aspen).
+        (2016-01-15 for the LFC, 2018-08-22 for the Aspen, 2019-04-05 for the
+        MEF camera, 2021-03-02 for the CMOS camera).
     scale : float
         Linear shrink factor in ``(0, 1]``; 1 writes full-size frames.
     seed : int
         Same seed, same bytes.
     n_bias, n_dark, n_flat, n_science : int or None
         Biases; darks per dark exposure time; flats per filter; science frames.
-        ``None``: the camera's defaults (LFC 6/5/5/8, Aspen 6/5/6/8).
+        ``None``: the camera's defaults (LFC 6/5/5/8, Aspen 6/5/6/8, MEF and
+        CMOS 5/3/5/6). For the CMOS camera biases, darks and flats are per gain
+        setting, and one subarray science frame follows the science frames.
     progress : callable or None
         Called as ``progress(done, total)`` before the first and after each frame.
 
@@ -200,7 +211,7 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
         A file cannot be written.
     """
     model = camera_by_name(camera)
-    geom = scaled_geometry(model, scale)
+    geom = scaled_geometry(model, scale)  # also validates the scale of the new cameras
     night_date = _night(model, night)
     counts = _counts(model, (n_bias, n_dark, n_flat, n_science))
     try:
@@ -210,6 +221,18 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
     if seed_value < 0:
         raise ConfigurationError(f"seed must be >= 0, not {seed!r}")
     outdir = Path(outdir)
+
+    if model.header_style in ("sinistro", "nina"):
+        write = write_mef_night if model.header_style == "sinistro" else write_cmos_night
+
+        def rng_for(stream: int, index: int) -> np.random.Generator:
+            return _rng(seed_value, model, stream, index)
+
+        paths, truth_path, arrays_path, shape = write(
+            outdir, model, night_date, counts, geom.scale, seed_value, rng_for, progress)
+        return SimulatedNight(outdir=outdir, camera=model.name, night=night_date, files=paths,
+                              truth_path=truth_path, arrays_path=arrays_path, seed=seed_value,
+                              scale=geom.scale, shape=shape)
 
     frames = plan_night(model, night_date, counts, _rng(seed_value, model, _STREAM_PLAN))
     maps = build_detector(model, geom, _rng(seed_value, model, _STREAM_DETECTOR))

@@ -28,7 +28,7 @@ from nightlog.simulate.detector import DetectorMaps
 from nightlog.simulate.schedule import PlannedFrame
 from nightlog.simulate.starfield import StarField
 
-__all__ = ["ExposedFrame", "expose"]
+__all__ = ["ExposedFrame", "expose", "light_electrons"]
 
 _ADU_MAX = 65535.0
 
@@ -63,9 +63,14 @@ class ExposedFrame:
     saturated: int
 
 
-def _light(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: DetectorMaps,
-           stars: StarField | None, rng: np.random.Generator) -> tuple[np.ndarray | None, float]:
-    """Electrons of light in the image area, after the flat field (None: shutter shut)."""
+def light_electrons(frame: PlannedFrame, camera: CameraModel, geom: Geometry,
+                    maps: DetectorMaps, stars: StarField | None, rng: np.random.Generator
+                    ) -> tuple[np.ndarray | None, float]:
+    """Electrons of light in the image area, after the flat field, and the level.
+
+    Returns ``(None, 0.0)`` when the shutter stays shut (bias, dark). The level
+    is the light on a pixel of unit response (lamp, twilight or sky) in e⁻.
+    """
     if frame.kind not in ("flat", "science") or frame.exptime <= 0:
         return None, 0.0
     level = frame.illumination_e * frame.exptime
@@ -111,7 +116,7 @@ def expose(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: Detec
     ExposedFrame
     """
     ny, nxd = geom.ny, geom.nx_data
-    light, level = _light(frame, camera, geom, maps, stars, rng)
+    light, level = light_electrons(frame, camera, geom, maps, stars, rng)
     mean = light
     if frame.darktime > 0:
         dark = maps.dark_e * np.float32(frame.darktime)

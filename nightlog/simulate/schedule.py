@@ -67,6 +67,11 @@ class PlannedFrame:
         lamp or twilight sky for flats, the night sky for science, 0 otherwise.
     airmass : float
         Airmass of the pointing (1 for calibrations).
+    setting : int or None
+        CMOS camera: index of the gain setting (``zwo.CmosModel.settings``).
+    window : tuple of int or None
+        CMOS subarray frame: ``(x0, y0, nx, ny)`` of the window in full-frame
+        pixels (0-based origin); ``None``: the full frame.
     """
 
     index: int
@@ -81,6 +86,8 @@ class PlannedFrame:
     sequence: int = 1
     illumination_e: float = 0.0
     airmass: float = 1.0
+    setting: int | None = None
+    window: tuple[int, int, int, int] | None = None
 
 
 @dataclass(slots=True)

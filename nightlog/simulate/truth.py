@@ -117,6 +117,33 @@ class SimulationTruth:
         """Boolean raw-frame mask of the dead (response < 0.5) pixels."""
         return self._mask("dead_pixels")
 
+    def high_noise_pixel_mask(self) -> np.ndarray:
+        """CMOS camera: boolean full-frame mask of the random-telegraph pixels.
+
+        Raises
+        ------
+        KeyError
+            Not a CMOS night.
+        """
+        return self._mask("high_noise_pixels")
+
+    def glow_electrons(self, exptime: float) -> np.ndarray:
+        """CMOS camera: the amplifier-glow electrons of an exposure of ``exptime`` s.
+
+        ``corner_e_at_reference × glow_template × (exptime / reference) ** exponent``
+        over the full frame.
+
+        Raises
+        ------
+        KeyError
+            Not a CMOS night.
+        """
+        glow = self.summary["glow"]
+        factor = glow["corner_e_at_reference"] * (
+            max(float(exptime), 0.0) / glow["reference_exptime"]) ** glow["exponent"]
+        out: np.ndarray = self.arrays["glow_template"] * np.float32(factor)
+        return out
+
 
 def load_truth(path: Path) -> SimulationTruth:
     """Read the truth of a simulated night.
