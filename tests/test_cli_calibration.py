@@ -73,7 +73,9 @@ def test_calib_list_and_show_tables_give_units_and_fit_80_columns(
     assert units == {"bias": ("adu", "adu"), "dark": ("adu/s", "adu/s"), "flat": ("adu", "1")}
     bias = next(m for m in masters if m["kind"] == "bias")
     assert f"{bias['level']:.3f} adu" in listed.output
-    assert "%" in listed.output  # the flats' relative noise
+    # the read noise the bias frames measured, as calib history gives it, and the gain
+    assert f"{bias['stats']['read_noise_e']:.2f} e-" in listed.output
+    assert "e-/adu" in listed.output
     flat = next(m for m in masters if m["kind"] == "flat")
     shown = runner.invoke(app, ["calib", "show", str(flat["id"])], env={"COLUMNS": "80"})
     assert shown.exit_code == 0, shown.output

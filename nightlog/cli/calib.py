@@ -129,8 +129,15 @@ def list_cmd(
 
 
 #: The table of ``calib list``: short headings so that it fits 80 columns.
-_LIST_COLUMNS = ("id", "kind", "night", "v", "filter", "n", "level", "noise", "quality",
+#: ``measured`` is what the master's frames measured of the detector: read noise
+#: (biases), dark current (darks), gain (flats); the master's own pixel scatter
+#: (``noise``) is in ``calib show``, JSON and CSV.
+_LIST_COLUMNS = ("id", "kind", "night", "v", "filter", "n", "level", "measured", "quality",
                  "by")
+
+#: What each kind of master measures of the detector: (stats key, unit).
+_DETECTOR_FIGURE = {"bias": ("read_noise_e", "e-"), "dark": ("dark_current_e_per_s", "e-/s"),
+                    "flat": ("gain_from_flats", "e-/adu")}
 
 
 def _figure(value: Any, unit: str = "") -> str:
@@ -154,8 +161,13 @@ def _list_row(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "kind": row["kind"], "night": row["night"], "v": row["version"],
             "filter": row["filter"], "n": row["n_frames"],
             "level": _figure(row["level"], row["level_unit"]),
-            "noise": _figure(row["noise"], row["noise_unit"]), "quality": row["quality"],
+            "measured": _detector_figure(row), "quality": row["quality"],
             "by": row["superseded_by"]}
+
+
+def _detector_figure(row: dict[str, Any]) -> str:
+    key, unit = _DETECTOR_FIGURE.get(row["kind"], ("", ""))
+    return _figure((row.get("stats") or {}).get(key), unit)
 
 
 @app.command("show")
