@@ -49,6 +49,7 @@ WIN = (13, 7, 40, 30)  # x0, y0 (0-based, full readout), nx, ny
 WIN_SECTION = "[14:53,8:37]"
 CROP_SECTION = "[12:51,8:37]"  # the same pixels in the trimmed master (2 prescan columns)
 WIN_B = (40, 30, 20, 20)
+WIN_C = (10, 40, 30, 20)
 NIGHT_START = dt.datetime(2026, 3, 10, 3, 0, 0)
 
 PROFILE_TOML = """
@@ -308,6 +309,10 @@ def _night(folder: Path, source: str) -> dict[str, Any]:
         when += dt.timedelta(minutes=1)
         _write(raw / f"bias_b{i}.fits", _cut(_expose(rng, p, 0.0, None), WIN_B), "BIAS",
                0.0, when, source, window=WIN_B[:2])
+    for i in range(5):  # darks of a window C with no bias of its own: cropped full bias
+        when += dt.timedelta(minutes=1)
+        _write(raw / f"dark_c{i}.fits", _cut(_expose(rng, p, 60.0, None), WIN_C), "DARK",
+               60.0, when, source, window=WIN_C[:2])
     when += dt.timedelta(minutes=30)
     science = _expose(rng, p, 30.0, p["sky"])
     _write(raw / "full.fits", science, "LIGHT", 30.0, when, source)
@@ -364,8 +369,24 @@ def test_the_window_is_catalogued_with_the_full_frames_setup(night: dict[str, An
         masters = list(s.scalars(select(Master)))
         quarantined = {Path(q.path).name: q.reason for q in s.scalars(select(QuarantinedFile))}
     assert sorted((m.kind, m.window or "full") for m in masters) == [
-        ("bias", "[41:60,31:50]"), ("bias", "full"), ("dark", "full"), ("flat", "full")]
+        ("bias", "[41:60,31:50]"), ("bias", "full"), ("dark", "[11:40,41:60]"),
+        ("dark", "full"), ("flat", "full")]
     assert "reaches outside the full readout" in quarantined["off_readout.fits"]
+
+
+def test_a_master_of_a_window_is_calibrated_with_a_cropped_full_master(
+        night: dict[str, Any]) -> None:
+    with make_sessionmaker(night["engine"])() as s:
+        dark_c = s.scalars(select(Master).where(Master.window == "[11:40,41:60]")).one()
+        full_dark = s.scalars(select(Master).where(Master.kind == "dark",
+                                                   Master.window.is_(None))).one()
+    assert dark_c.parameters["crops"] == {"bias": "[9:38,41:60]"}
+    history = " ".join(str(h) for h in read_product(dark_c.path).ccd.header["HISTORY"])
+    assert "bias master cropped to the window: [9:38,41:60]" in history
+    # The window's dark rate is the full master's over the same pixels, within noise.
+    window_rate = np.asarray(read_product(dark_c.path).ccd.data)
+    full_rate = np.asarray(read_product(full_dark.path).ccd.data)[40:60, 8:38]
+    assert np.median(np.abs(window_rate - full_rate)) < 0.1 * np.median(full_rate)
 
 
 def test_the_window_reduces_to_the_full_frames_pixels(night: dict[str, Any]) -> None:
