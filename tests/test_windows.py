@@ -389,6 +389,25 @@ def test_a_master_of_a_window_is_calibrated_with_a_cropped_full_master(
     assert np.median(np.abs(window_rate - full_rate)) < 0.1 * np.median(full_rate)
 
 
+def test_calib_add_finds_the_full_readout_beside_its_windows(night: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    """The newest frames of the set-up are windows; a full-size master still finds the
+    full frames' set-up, and records where its pixels lie (so windows can be cut)."""
+    import shutil
+
+    from nightlog.coordinator.external_master import add_external_master
+
+    with make_sessionmaker(night["engine"])() as s:
+        built = s.scalars(select(Master).where(Master.kind == "bias",
+                                               Master.window.is_(None))).one()
+        copy = shutil.copy(built.path, tmp_path / "bias.fits")
+        added = add_external_master(s, night["ctx"], copy, kind="bias")
+        master = s.get(Master, added.id)
+        assert master is not None and master.window is None
+        assert master.parameters["preparation"]["trim"] == TRIM
+        s.rollback()  # the module's archive stays as built
+
+
 def test_the_window_reduces_to_the_full_frames_pixels(night: dict[str, Any]) -> None:
     frames = _frames(night)
     _, full = _product(night, frames["full"])
