@@ -108,7 +108,7 @@ def list_cmd(
                         quality=MasterQuality.BAD if bad else None, include_superseded=all_versions)
     with make_sessionmaker(engine)() as session:
         rows = master_rows(session, crit)
-    emit(rows, ("id", "kind", "night", "version", "filter", "n_frames", "level", "noise",
+    emit(rows, ("id", "kind", "night", "version", "filter", "window", "n_frames", "level", "noise",
                 "quality", "superseded_by"), fmt, title=f"{len(rows)} master(s)")
 
 

@@ -167,7 +167,7 @@ def inputs_key(frame: Frame, masters: dict[str, Master | None], params: ScienceP
 
 def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str,
            chosen: dict[str, Master | None], missing: list[str],
-           numbers: dict[str, DetectorNumber], crops: dict[str, str]
+           numbers: dict[str, DetectorNumber], sections: dict[str, str]
            ) -> tuple[tuple[str, Any, str], ...]:
     header = fits.Header()
     header["NLKIND"] = (kind, "nightlog product: final or quicklook")
@@ -185,7 +185,7 @@ def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str
     header["NLGAINSR"] = (numbers["gain"].source[:68], "source of NLGAIN")
     header["NLRDNOIS"] = (numbers["read_noise"].value, "e- read noise used")
     header["NLRDNSRC"] = (numbers["read_noise"].source[:68], "source of NLRDNOIS")
-    for keyword, value, comment in window_cards(frame, crops):
+    for keyword, value, comment in window_cards(frame, sections):
         header[keyword] = (value, comment)
     return tuple((card.keyword, card.value, card.comment) for card in header.cards)
 
