@@ -244,6 +244,46 @@ def test_the_window_rule_keeps_windows_apart() -> None:
     assert "bias level would stay" in verdict.detail
 
 
+def test_the_core_reduces_a_window_as_the_full_frames_region() -> None:
+    """Noiseless: the window of a raw frame with its masters' crops gives exactly the
+    region of the full frame reduced with the whole masters; inputs untouched."""
+    from nightlog.reduction.cosmics import CosmicRaySettings
+    from nightlog.reduction.science import ScienceParameters, reduce_science
+
+    p = _patterns()
+    image = (slice(None), slice(PRESCAN, PRESCAN + IMAGE))
+    raw = p["bias"] + p["dark"] * 30.0 + p["flat"] * p["sky"]
+    bias = CCDData(p["bias"][image].astype(np.float32), unit="adu")
+    dark = CCDData(p["dark"][image].astype(np.float32), unit="adu / s")
+    flat = CCDData((p["flat"][image] / np.median(p["flat"][image])).astype(np.float32),
+                   unit="")
+    params = ScienceParameters(gain=GAIN, read_noise=5.0, saturation=65535.0, exptime=30.0,
+                               overscan=None, trim=None, dark_is_rate=True,
+                               cosmic_rays=CosmicRaySettings(enabled=False))
+    full = reduce_science(CCDData(raw[image].astype(np.float32), unit="adu"), bias=bias,
+                          dark=dark, flat=flat, params=params)
+    x0, y0, nx, ny = WIN
+    crop = (y0, y0 + ny, x0 - PRESCAN, x0 - PRESCAN + nx)
+    before = [m.data.copy() for m in (bias, dark, flat)]
+    win = reduce_science(CCDData(_cut(raw, WIN).astype(np.float32), unit="adu"), bias=bias,
+                         dark=dark, flat=flat, params=params,
+                         crops={"bias": crop, "dark": crop, "flat": crop})
+    region = (slice(crop[0], crop[1]), slice(crop[2], crop[3]))
+    np.testing.assert_array_equal(win.ccd.data, full.ccd.data[region])
+    np.testing.assert_array_equal(win.bits, full.bits[region])
+    scale = float(np.median(p["flat"][image]))  # the flat normalised to its median
+    truth = scale * p["sky"][y0:y0 + ny, x0:x0 + nx]
+    np.testing.assert_allclose(win.ccd.data, truth, rtol=1e-4)
+    for master, old in zip((bias, dark, flat), before, strict=True):
+        np.testing.assert_array_equal(master.data, old)
+    # One column off, the patterns stay.
+    shifted = (crop[0], crop[1], crop[2] + 1, crop[3] + 1)
+    off = reduce_science(CCDData(_cut(raw, WIN).astype(np.float32), unit="adu"), bias=bias,
+                         dark=dark, flat=flat, params=params,
+                         crops={"bias": shifted, "dark": shifted, "flat": shifted})
+    assert np.std(off.ccd.data - truth) > 20.0
+
+
 # --- Through ingest, master builds and reduction --------------------------------------------
 
 def _patterns() -> dict[str, np.ndarray]:
@@ -424,6 +464,12 @@ def test_the_window_reduces_to_the_full_frames_pixels(night: dict[str, Any]) -> 
     np.testing.assert_allclose(np.asarray(win.ccd.uncertainty.array)[~cosmic],
                                np.asarray(full.ccd.uncertainty.array)[region][~cosmic],
                                rtol=1e-5)
+    # The bad pixels too: found on the whole masters, with the whole detector's
+    # thresholds, then cut.
+    others = ~np.uint16(MaskBit.COSMIC_RAY)
+    np.testing.assert_array_equal(np.asarray(win.ccd.flags) & others,
+                                  np.asarray(full.ccd.flags)[region] & others)
+    assert (np.asarray(win.ccd.flags) & MaskBit.HOT).any()
     header = win.ccd.header
     assert header["WINDOW"] == WIN_SECTION
     assert (header["XORGSUBF"], header["YORGSUBF"]) == (x0, y0)
@@ -431,6 +477,7 @@ def test_the_window_reduces_to_the_full_frames_pixels(night: dict[str, Any]) -> 
     assert header["NLCROP"] == "bias,dark,flat"
     history = " ".join(str(h) for h in header["HISTORY"])
     assert f"bias master cropped to the window: {CROP_SECTION}" in history
+    assert header["WINCROPB"] == header["WINCROPD"] == header["WINCROPF"] == CROP_SECTION
     reasons = {row.step: row.reason for row in win.provenance}
     assert reasons["bias"] == reasons["dark"] == reasons["flat"] == f"cropped to {CROP_SECTION}"
     assert product.parameters["window"] == {

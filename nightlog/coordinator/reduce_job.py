@@ -29,7 +29,6 @@ from nightlog.errors import ArchiveFileExists, ChecksumMismatchError, Unreadable
 from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.products import ProvenanceEntry, to_hdulist
 from nightlog.reduction.science import ScienceParameters, reduce_science
-from nightlog.reduction.window import crop_to_window
 from nightlog.store.images import read_image, write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
@@ -65,7 +64,8 @@ class ReduceJob:
         :meth:`~nightlog.store.layout.ArchiveLayout.file_mode`).
     crops : tuple of (role, (y0, y1, x0, x1))
         For a subarray frame, the part of each full-frame master that covers
-        its window (numpy, master pixels); a master not named is used whole.
+        its window (numpy, master pixels), which the reduction core cuts; a
+        master not named is used whole.
     """
 
     frame_id: int
@@ -154,16 +154,12 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
             f"catalogue {job.raw_sha256[:12]}…): ingest it again")
     raw = read_image(job.raw_path, job.hdu)
     loaded = {role: read_product(path).ccd for role, path in job.masters}
-    for role, crop in job.crops:
-        loaded[role] = crop_to_window(loaded[role], crop)
     reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
-                             flat=loaded.get("flat"), params=job.params)
+                             flat=loaded.get("flat"), params=job.params,
+                             crops=dict(job.crops))
     header: fits.Header = reduced.ccd.header
     for keyword, value, comment in job.cards:
         header[keyword] = (value, comment)
-    for role, _ in job.crops:
-        header.add_history(f"{role} master cropped to the window: "
-                           f"{loaded[role].meta['WINCROP']} of it")
     hdul = to_hdulist(reduced.ccd, mask_bits=reduced.bits, provenance=list(job.provenance))
     try:
         out = write_hdulist(job.target, hdul, mode=job.mode)

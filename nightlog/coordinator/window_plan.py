@@ -9,7 +9,8 @@ into the job, and the product is told where it lies on the detector:
   0, the MaxIm DL convention) and ``LTV1``/``LTV2`` the IRAF offsets
   (physical = logical - LTV, the physical frame being the full readout);
 - ``NLCROP``: the masters cropped to it, each named with its crop in the
-  ``PROVENANCE`` table (the ``reason`` column) and in the catalogue's parameters.
+  ``PROVENANCE`` table (the ``reason`` column) and in the catalogue's parameters
+  (the reduction core adds ``WINCROPB``/``D``/``F`` and a HISTORY line per crop).
 """
 
 from __future__ import annotations
