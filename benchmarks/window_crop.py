@@ -8,8 +8,9 @@ A master of ``--size`` x ``--size`` float32 pixels with uncertainty, mask and bi
 plane is cut to a ``--window`` square by :func:`nightlog.reduction.window.crop_to_window`
 and by ccdproc's ``trim_image`` on the same input (``CCDData`` slicing, which copies
 data, uncertainty and mask), best of ``--repeat``. A last line times reducing the
-window (three masters cropped, then :func:`~nightlog.reduction.science.reduce_science`)
-beside reducing the full frame: what a window saves.
+window (:func:`~nightlog.reduction.science.reduce_science` with the three full masters
+and their crops: bad pixels are still found on the whole masters) beside reducing the
+full frame: what a window saves.
 """
 
 from __future__ import annotations
@@ -71,9 +72,8 @@ def main() -> None:
                                overscan=None, trim=None)
 
     def reduce_window() -> None:
-        masters = [crop_to_window(m, crop) for m in (bias, dark, flat)]
-        reduce_science(window, bias=masters[0], dark=masters[1], flat=masters[2],
-                       params=params)
+        reduce_science(window, bias=bias, dark=dark, flat=flat, params=params,
+                       crops={"bias": crop, "dark": crop, "flat": crop})
 
     def reduce_full() -> None:
         reduce_science(full, bias=bias, dark=dark, flat=flat, params=params)
