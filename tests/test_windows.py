@@ -156,6 +156,24 @@ def test_window_placement_property(x0: int, y0: int, nx: int, ny: int, bx: int,
         assert window == f"[{x0 + 1}:{x0 + nx},{y0 + 1}:{y0 + ny}]"
 
 
+def test_a_windows_overscan_skips_the_profiles_columns_at_its_binning(tmp_path: Path
+                                                                      ) -> None:
+    from nightlog.calibration.policy import CalibrationPolicy
+    from nightlog.store.layout import ArchiveLayout
+
+    registry = ProfileRegistry.from_settings({"roicam": {
+        "match": {"INSTRUME": "ROICam"}, "full_shape": list(FULL), "trim": TRIM,
+        "window_source": "xorgsubf", "overscan_skip_columns": 3}})
+    ctx = JobContext(registry=registry, policy=CalibrationPolicy(),
+                     layout=ArchiveLayout(tmp_path))
+    window = Frame(profile="roicam", window="[1:20,1:10]", naxis1=20, naxis2=10,
+                   binning="1x1", biassec="[11:20,1:10]")
+    binned = Frame(profile="roicam", window="[1:20,1:10]", naxis1=20, naxis2=10,
+                   binning="2x2", biassec="[11:20,1:10]")
+    assert ctx.skip_columns_of(window) == 3  # not scaled by the window's width
+    assert ctx.skip_columns_of(binned) == 2
+
+
 # --- The crop ----------------------------------------------------------------------------
 
 def _ccd(rng: np.random.Generator, shape: tuple[int, int]) -> CCDData:
