@@ -67,6 +67,7 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "overscan.subtract_overscan": lambda: ((make_frame(),), {"model_degree": 1}),
     "overscan.overscan_levels": lambda: ((make_frame(),), {"method": "clipped_mean"}),
     "trim.trim_image": lambda: ((make_frame(),), {}),
+    "window.crop_to_window": lambda: ((make_frame(),), {"crop": (2, 20, 3, 30)}),
     "calibrate.subtract_bias": lambda: ((make_frame(1), make_frame(2, 100.0)), {}),
     "calibrate.subtract_dark": lambda: ((make_frame(1), make_frame(2, 5.0)),
                                         {"dark_exposure": 10.0, "data_exposure": 30.0}),

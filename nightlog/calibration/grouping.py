@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nightlog.calibration.windows import grouping_shape
 from nightlog.catalogue.models import Frame
 from nightlog.header.profiles import InstrumentProfile
 
@@ -26,9 +27,12 @@ CALIBRATION_NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def frame_field(frame: Frame, name: str) -> Any:
-    """The value of grouping field ``name`` for a catalogued frame."""
+def frame_field(frame: Frame, name: str, profile: InstrumentProfile | None = None) -> Any:
+    """The value of grouping field ``name`` for a catalogued frame (a window's shape
+    is the full readout's, given its ``profile``)."""
     if name == "shape":
+        if profile is not None:
+            return grouping_shape(frame, profile)
         return f"{frame.naxis2}x{frame.naxis1}"
     return getattr(frame, name)
 
@@ -66,8 +70,13 @@ class GroupSpec:
 
 
 def group_of(frame: Frame, kind: str, profile: InstrumentProfile) -> GroupSpec:
-    """The group a frame belongs to (as a calibration of ``kind``, or a user of one)."""
+    """The group a frame belongs to (as a calibration of ``kind``, or a user of one).
+
+    The frames of a window form groups of their own: their ``window`` is one more
+    value (absent for full frames, so their groups are as before)."""
     fields = group_fields(profile, kind)
-    values = tuple((name, frame_field(frame, name)) for name in fields)
+    values = tuple((name, frame_field(frame, name, profile)) for name in fields)
+    if frame.window is not None:
+        values = (*values, ("window", frame.window))
     key = "|".join([kind, profile.name, *(f"{n}={_canonical(n, v, profile)}" for n, v in values)])
     return GroupSpec(kind=kind, profile=profile.name, values=values, key=key)

@@ -8,6 +8,10 @@ instrument is checked against each rule, and the verdicts are kept so that
     the master's grouping field equals the frame's (set temperature within the
     profile's tolerance; exposure time within the policy's tolerance for darks that
     do not scale);
+``window``
+    (a subarray frame, or a master made of them) the master is of the frame's
+    window, or a full-frame master whose data hold the window (it is cropped to
+    it): see :mod:`~nightlog.calibration.windows`;
 ``quality``
     the master is not marked bad;
 ``current``
@@ -33,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
 from nightlog.calibration.policy import CalibrationPolicy
+from nightlog.calibration.windows import window_verdict
 from nightlog.catalogue.models import Frame, Master
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.states import MasterQuality
@@ -95,7 +100,7 @@ def _group_rules(frame: Frame, master: Master, kind: str, profile: InstrumentPro
     out = []
     group = master.group or {}
     for name in group_fields(profile, kind):
-        want = frame_field(frame, name)
+        want = frame_field(frame, name, profile)
         have = group.get(name)
         if name == "set_temp" and want is not None and have is not None:
             ok = abs(float(want) - float(have)) <= profile.dark_temp_tolerance
@@ -129,6 +134,9 @@ def evaluate(frame: Frame, master: Master, kind: str, profile: InstrumentProfile
              policy: CalibrationPolicy, *, at: dt.datetime, live: bool) -> Candidate:
     """Every rule's verdict for one master and one frame."""
     rules = _group_rules(frame, master, kind, profile, policy)
+    window = window_verdict(frame, master, kind, profile)
+    if window is not None:
+        rules.append(RuleResult("window", window.passed, window.detail))
     rules.append(RuleResult("quality", master.quality == MasterQuality.GOOD,
                             master.quality if master.quality == MasterQuality.GOOD
                             else f"marked {master.quality}: {master.quality_reason or ''}"))

@@ -160,6 +160,7 @@ def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
         biassec=norm.biassec,
         ccdsec=norm.ccdsec,
         setup_key=norm.setup_key,
+        window=norm.window,
         header=facts.header_json,
         status=FrameStatus.OK,
         ingested_at=now or dt.datetime.now(dt.UTC),
@@ -188,12 +189,13 @@ def move_frame(session: Session, frame: Frame, new_path: str, mtime: dt.datetime
 def newest_per_setup(session: Session, instrument: str, *, filter: str | None = None
                      ) -> list[Frame]:
     """The newest usable frame of each set-up of ``instrument`` (through ``filter``, if
-    given), newest first: one frame per set-up a master of the instrument may calibrate.
+    given), newest first: one frame per set-up a master of the instrument may calibrate
+    (and per window of it: a window shares its full readout's set-up).
     """
     stmt = (select(func.max(Frame.id)).where(Frame.instrument == instrument,
                                              Frame.is_latest.is_(True),
                                              Frame.status == FrameStatus.OK)
-            .group_by(Frame.setup_key))
+            .group_by(Frame.setup_key, Frame.window))
     if filter is not None:
         stmt = stmt.where(Frame.filter == filter)
     ids = list(session.scalars(stmt))

@@ -62,7 +62,8 @@ class MasterInputRecord:
 class NewMaster:
     """A master file made by a build, with what the catalogue keeps of it.
 
-    ``group`` holds the grouping fields; ``exptime`` is set for a dark kept at a
+    ``group`` holds the grouping fields (``window`` among them for a master of
+    subarray frames, which is then also its ``window``); ``exptime`` is set for a dark kept at a
     fixed exposure; ``stats`` and ``parameters`` are JSON.
     """
 
@@ -103,6 +104,7 @@ def add_master(session: Session, new: NewMaster, inputs: Sequence[MasterInputRec
     master = Master(
         kind=new.kind, profile=new.profile, instrument=new.instrument,
         setup_key=new.setup_key, group_key=new.group_key, group=dict(new.group),
+        window=new.group.get("window"),
         filter=new.filter, set_temp=new.set_temp, exptime=new.exptime, is_rate=new.is_rate,
         night=new.night, version=new.version, path=new.path, sha256=new.sha256,
         size=new.size, first_obs=new.first_obs, last_obs=new.last_obs,

@@ -121,6 +121,8 @@ class Frame(Base):
     biassec: Mapped[str | None] = mapped_column(HeaderText(80))
     ccdsec: Mapped[str | None] = mapped_column(HeaderText(80))
     setup_key: Mapped[str] = mapped_column(HeaderText())  # ix_frames_setup_kind_obs serves it
+    # A subarray frame: the section of the full readout (at its binning) it covers.
+    window: Mapped[str | None] = mapped_column(String(80))
     # The full original header: a list of [keyword, value, comment] in file order.
     header: Mapped[list[Any]] = mapped_column(JSON)
     # Bookkeeping.
@@ -171,6 +173,8 @@ class Master(Base):
     setup_key: Mapped[str] = mapped_column(HeaderText())
     group_key: Mapped[str] = mapped_column(HeaderText(), index=True)
     group: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Made of subarray frames: their window (it then serves that window only).
+    window: Mapped[str | None] = mapped_column(String(80))
     filter: Mapped[str | None] = mapped_column(HeaderText(80))
     set_temp: Mapped[float | None] = mapped_column(Float)
     exptime: Mapped[float | None] = mapped_column(Float)

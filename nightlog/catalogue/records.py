@@ -44,6 +44,7 @@ def frame_record(frame: Frame) -> dict[str, Any]:
         "setup_key": frame.setup_key,
         "naxis1": frame.naxis1,
         "naxis2": frame.naxis2,
+        "window": frame.window,
         "size": frame.size,
         "path_version": frame.path_version,
         "is_latest": frame.is_latest,
@@ -79,7 +80,8 @@ def master_record(m: Master) -> dict[str, Any]:
     stats = m.stats or {}
     return {
         "id": m.id, "kind": m.kind, "night": m.night.isoformat(), "version": m.version,
-        "instrument": m.instrument, "filter": m.filter, "set_temp": m.set_temp,
+        "instrument": m.instrument, "filter": m.filter, "window": m.window,
+        "set_temp": m.set_temp,
         "exptime": m.exptime, "n_frames": m.n_frames, "level": stats.get("level"),
         "noise": stats.get("noise"), "level_unit": figure_units(m)[0],
         "noise_unit": figure_units(m)[1],

@@ -75,10 +75,14 @@ class JobContext:
         from nightlog.reduction.preparation import overscan_skip_columns
 
         profile = self.profile_of(frame)
-        return overscan_skip_columns(
-            profile.overscan_skip_columns, naxis1=frame.naxis1, naxis2=frame.naxis2,
-            biassec=frame.biassec,
-            full_width=None if profile.full_shape is None else profile.full_shape[1])
+        skip, full_width = profile.overscan_skip_columns, (
+            None if profile.full_shape is None else profile.full_shape[1])
+        if frame.window is not None:
+            # A window is narrower than the readout, not scaled: only binning divides.
+            binx = int(frame.binning.partition("x")[0])
+            skip, full_width = -(-skip // binx), None
+        return overscan_skip_columns(skip, naxis1=frame.naxis1, naxis2=frame.naxis2,
+                                     biassec=frame.biassec, full_width=full_width)
 
     def preparation_of(self, frame: Frame) -> Preparation:
         """Overscan and trim of ``frame`` as its profile asks."""

@@ -177,8 +177,9 @@ def add_external_master(session: Session, ctx: JobContext, path: str | os.PathLi
     level = float(np.median(finite)) if finite.size else math.nan
     noise = float(1.4826 * np.median(np.abs(finite - level))) if finite.size else math.nan
     sha256 = sha256_of(Path(where))
+    # Where its pixels lie (the set-up's trim): a window can then be cut from it.
     source = {"external": True, "source": where, "unit": unit_text(ccd.unit),
-              "like_frame": frame.id}
+              "like_frame": frame.id, "preparation": ctx.preparation_of(frame).describe()}
     n_frames = header.get("NCOMBINE")
     master = add_master(session, NewMaster(
         kind=kind, profile=profile.name, instrument=frame.instrument,

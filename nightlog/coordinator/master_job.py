@@ -50,6 +50,7 @@ from nightlog.reduction.masters import (
 )
 from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.products import to_hdulist
+from nightlog.reduction.window import crop_to_window
 from nightlog.sections import Section
 from nightlog.store.images import FrameFile, read_image, read_region, write_hdulist
 from nightlog.store.layout import name_beside
@@ -67,6 +68,9 @@ class MasterRef:
     path: str
     sha256: str
     level: float | None = None  # a bias master's level (ADU), for the flats' pedestal
+    # Windowed frames calibrated with a full-frame master: its part covering the
+    # window, (y0, y1, x0, x1) in the master's pixels.
+    crop: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,10 +278,16 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         return MasterRefused(reason, tuple(rejected))
 
     loaded = {m.role: read_product(m.path).ccd for m in job.masters}
+    for m in job.masters:
+        if m.crop is not None:
+            loaded[m.role] = crop_to_window(loaded[m.role], m.crop)
     result, options = _combine(job, accepted, loaded.get("bias"), loaded.get("dark"))
     parameters: dict[str, Any] = {
         "preparation": job.prepare.describe(), "combine": describe_combine(options),
         "flat_scale": "median of the profile's flat scale region"}
+    crops = {m.role: loaded[m.role].meta["WINCROP"] for m in job.masters if m.crop is not None}
+    if crops:
+        parameters["crops"] = crops
     digest = parameters_digest(parameters)
 
     ccd = result.ccd
@@ -290,6 +300,9 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     for m in job.masters:
         header.add_history(f"{m.role} master {os.path.basename(m.path)[:40]} "
                            f"sha256 {m.sha256[:16]}")
+        if m.crop is not None:
+            header.add_history(f"{m.role} master cropped to the window: "
+                               f"{loaded[m.role].meta['WINCROP']} of it")
     header["NLPARSHA"] = (digest, "SHA-256 of the master parameters")
     ccd = _as_written(job, ccd, accepted)
     reasons = dict(rejected)

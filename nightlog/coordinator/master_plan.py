@@ -38,6 +38,7 @@ from nightlog.catalogue.models import Frame, Master
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.master_job import BuiltMaster, MasterJob, MasterRef
 from nightlog.coordinator.provenance import set_master_cards
+from nightlog.coordinator.window_plan import master_crops
 from nightlog.states import BuildStatus, FailureCause
 from nightlog.store.layout import name_beside
 
@@ -180,8 +181,10 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
         # written by a concurrent build of the same version (whose commit will win
         # or lose on the unique version): never overwrite it, write beside it.
         path = name_beside(path)
+    crops = master_crops(first, used, profile)
     refs = tuple(MasterRef(role=role, id=m.id, path=m.path, sha256=m.sha256,
-                           level=m.stats.get("level") if role == "bias" else None)
+                           level=m.stats.get("level") if role == "bias" else None,
+                           crop=crops.get(role))
                  for role, m in used.items() if m is not None)
     is_rate = due.kind == "dark" and profile.darks_scale
     job = MasterJob(

@@ -62,6 +62,10 @@ class ReduceJob:
     mode : int
         Permission bits of the product file (the archive root's, see
         :meth:`~nightlog.store.layout.ArchiveLayout.file_mode`).
+    crops : tuple of (role, (y0, y1, x0, x1))
+        For a subarray frame, the part of each full-frame master that covers
+        its window (numpy, master pixels), which the reduction core cuts; a
+        master not named is used whole.
     """
 
     frame_id: int
@@ -74,6 +78,7 @@ class ReduceJob:
     cards: tuple[tuple[str, Any, str], ...]
     provenance: tuple[ProvenanceEntry, ...]
     mode: int = 0o644
+    crops: tuple[tuple[str, tuple[int, int, int, int]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +155,8 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
     raw = read_image(job.raw_path, job.hdu)
     loaded = {role: read_product(path).ccd for role, path in job.masters}
     reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
-                             flat=loaded.get("flat"), params=job.params)
+                             flat=loaded.get("flat"), params=job.params,
+                             crops=dict(job.crops))
     header: fits.Header = reduced.ccd.header
     for keyword, value, comment in job.cards:
         header[keyword] = (value, comment)

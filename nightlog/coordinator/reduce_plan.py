@@ -47,6 +47,13 @@ from nightlog.catalogue.products import (
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
+from nightlog.coordinator.window_plan import (
+    crop_section,
+    cropped_entries,
+    master_crops,
+    window_cards,
+    window_record,
+)
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.interchange import time_cards
@@ -100,6 +107,8 @@ class FramePlan:
     replaces: int | None = None  # the frame's current product when it was planned
     # Gain and read noise used, each with its source (DetectorNumber.as_dict).
     detector: dict[str, Any] = field(default_factory=dict)
+    # A subarray frame: its window, the product's and each master's crop.
+    window: dict[str, Any] = field(default_factory=dict)
 
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
@@ -141,22 +150,25 @@ def _described(params: ScienceParameters) -> Any:
 
 
 def inputs_key(frame: Frame, masters: dict[str, Master | None], params: ScienceParameters,
-               software_version: str) -> str:
+               software_version: str, crops: dict[str, str] | None = None) -> str:
     """Digest of everything a product depends on (threads excluded: they change speed,
-    not pixels)."""
+    not pixels); a window's master ``crops`` (FITS sections by role) among them."""
     described = _described(params)
-    payload = {
+    payload: dict[str, Any] = {
         "raw": frame.sha256,
         "masters": {k: (None if m is None else m.sha256) for k, m in sorted(masters.items())},
         "parameters": described,
         "software": software_version,
     }
+    if crops:
+        payload["crops"] = dict(sorted(crops.items()))
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str,
            chosen: dict[str, Master | None], missing: list[str],
-           numbers: dict[str, DetectorNumber]) -> tuple[tuple[str, Any, str], ...]:
+           numbers: dict[str, DetectorNumber], sections: dict[str, str]
+           ) -> tuple[tuple[str, Any, str], ...]:
     header = fits.Header()
     header["NLKIND"] = (kind, "nightlog product: final or quicklook")
     header["NLSOFT"] = (software_version, "nightlog version")
@@ -173,6 +185,8 @@ def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str
     header["NLGAINSR"] = (numbers["gain"].source[:68], "source of NLGAIN")
     header["NLRDNOIS"] = (numbers["read_noise"].value, "e- read noise used")
     header["NLRDNSRC"] = (numbers["read_noise"].source[:68], "source of NLRDNOIS")
+    for keyword, value, comment in window_cards(frame, sections):
+        header[keyword] = (value, comment)
     return tuple((card.keyword, card.value, card.comment) for card in header.cards)
 
 
@@ -207,7 +221,9 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
                                 cosmic_threads=cosmic_threads, gain=numbers["gain"].value,
                                 read_noise=numbers["read_noise"].value, unit=ctx.output_unit)
-    key = inputs_key(frame, chosen, params, ctx.software_version)
+    crops = master_crops(frame, chosen, profile)
+    sections = {role: crop_section(crop) for role, crop in crops.items()}
+    key = inputs_key(frame, chosen, params, ctx.software_version, sections)
     existing = current_product(session, frame)
     # A product whose file is gone (deleted by hand, or recorded by a commit whose
     # answer was lost after the file was given up) is made again, and replaced.
@@ -230,9 +246,10 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         masters=tuple((role, m.path) for role, m in used.items()), params=params,
         target=str(path),
         cards=_cards(kind, frame, key, digest, ctx.software_version, chosen, missing,
-                     numbers),
-        provenance=tuple(product_entries(frame, chosen)),
+                     numbers, sections),
+        provenance=tuple(cropped_entries(product_entries(frame, chosen), sections)),
         mode=ctx.layout.file_mode(),
+        crops=tuple(crops.items()),
     )
     return FramePlan(job=job, kind=kind, live=live, key=key, digest=digest,
                      science=_described(params), threads=params.cosmic_rays.threads,
@@ -240,7 +257,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      missing=tuple(missing), raw_sha256=frame.sha256,
                      software_version=ctx.software_version,
                      replaces=None if existing is None else existing.id,
-                     detector={k: v.as_dict() for k, v in numbers.items()})
+                     detector={k: v.as_dict() for k, v in numbers.items()},
+                     window=window_record(frame, sections))
 
 
 def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
@@ -250,7 +268,8 @@ def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
         size=made.size, raw_sha256=plan.raw_sha256, inputs_key=plan.key,
         parameters={"science": plan.science, "digest": plan.digest, "live": plan.live,
                     "threads": plan.threads, "steps": made.steps,
-                    "detector": plan.detector},
+                    "detector": plan.detector,
+                    **({"window": plan.window} if plan.window else {})},
         missing_steps=plan.missing,
         stats={"steps": {s["name"]: s["summary"] for s in made.steps}},
         software_version=plan.software_version, masters=plan.masters)

@@ -139,7 +139,11 @@ class NormalizedHeader:
         1-based FITS sections, validated against ``shape``.
     setup_key : str
         The instrument set-up used for grouping calibrations
-        (instrument, detector, binning, readout mode, shape).
+        (instrument, detector, binning, readout mode, shape; a window's shape is
+        that of the full readout at its binning).
+    window : str or None
+        For a subarray frame, the section of the full readout (at the frame's
+        binning, 1-based) its pixels cover; ``None`` for a full frame.
     """
 
     profile: str
@@ -165,4 +169,5 @@ class NormalizedHeader:
     biassec: str | None = None
     ccdsec: str | None = None
     setup_key: str = ""
+    window: str | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -21,6 +21,9 @@ message names the keyword and shows its value. The rules:
   ``site`` argument, else a longitude keyword of the header, else UTC.
 * **shape**: the ``shape`` argument wins (compressed files); else NAXIS2, NAXIS1.
 * **sections**: validated against the shape; see ``docs/profiles.md``.
+* **window**: a subarray frame's place on the detector, as the profile's
+  ``window_source`` says (see :mod:`nightlog.header.window`); its set-up key has
+  the shape of the full readout at its binning, so that it finds full-frame masters.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from nightlog.header.values import (
     parse_time_of_day,
     text_value,
 )
+from nightlog.header.window import data_offset, frame_window, full_readout
 from nightlog.sections import parse_section
 
 __all__ = ["MAX_NAME_LENGTH", "normalize_header", "setup_key"]
@@ -356,12 +360,19 @@ def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
     obs_time = _obs_time(view, profile, extra)
     night = night_of(obs_time, _site(view, profile, site, extra))
     image_shape = _shape(view, shape)
+    binning = _binning(view, profile, extra)
+    window = frame_window(view, source=profile.window_source, full_shape=profile.full_shape,
+                          shape=image_shape, binning=binning,
+                          data_offset=data_offset(profile.datasec, profile.full_shape),
+                          extra=extra)
     fields: dict[str, Any] = {
         "instrument": _name(view, profile.instrument_keywords),
         "detector": _name(view, profile.detector_keywords),
-        "binning": _binning(view, profile, extra),
+        "binning": binning,
         "readout_mode": _name(view, profile.readout_keywords),
-        "shape": image_shape,
+        # A window is calibrated from the full readout's masters: its set-up is theirs.
+        "shape": (image_shape if window is None or profile.full_shape is None
+                  else full_readout(profile.full_shape, binning)),
         "filter": filter_name,
         "exptime": exptime,
         "set_temp": _number(view, profile.set_temp_keywords, minimum=_ABSOLUTE_ZERO_C),
@@ -393,5 +404,6 @@ def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
         biassec=_region(view, profile, "overscan", image_shape, extra),
         ccdsec=_region(view, profile, "ccdsec", image_shape, extra),
         setup_key=setup_key(fields, profile.setup_keys),
+        window=window,
         extra=extra,
     )

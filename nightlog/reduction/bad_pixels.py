@@ -9,6 +9,8 @@ carries is kept; NO_DATA marks what is not finite.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
 from astropy.nddata import CCDData
@@ -56,8 +58,36 @@ def count_bits(bits: BitPlane) -> dict[str, int]:
             for bit in MaskBit if bit.name is not None}
 
 
+def _dark_bits(dark: CCDData, params: ScienceParameters) -> BitPlane:
+    plane = master_bits(dark)
+    plane = np.zeros(dark.shape, dtype=MASK_DTYPE) if plane is None else plane
+    hot = hot_pixels_from_dark(dark, nsigma=params.hot_nsigma, absolute=params.hot_threshold)
+    plane[hot] |= MASK_DTYPE(MaskBit.HOT)
+    return plane
+
+
+def _flat_bits(flat: CCDData, params: ScienceParameters) -> BitPlane:
+    flat_bits = master_bits(flat)
+    plane = np.zeros(flat.shape, dtype=MASK_DTYPE) if flat_bits is None else flat_bits.copy()
+    flagged = None if flat_bits is None else flat_bits != 0  # reset to 1: no response there
+    # The flat's block means, once: both the dead and the vignetted test use them.
+    response = large_scale_response(flat, box=RESPONSE_BOX, exclude=flagged)
+    dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high,
+                                 box=RESPONSE_BOX, exclude=flagged, response=response)
+    if flagged is not None:
+        dead &= ~flagged
+    plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
+    if params.low_response is not None:
+        vignetted = vignetted_from_flat(flat, low=params.low_response, exclude=flagged,
+                                        response=response)
+        plane[vignetted] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
+    return plane
+
+
 def bad_pixel_plane(ccd: CCDData, *, bias: CCDData | None, dark: CCDData | None,
-                    flat: CCDData | None, params: ScienceParameters) -> BitPlane:
+                    flat: CCDData | None, params: ScienceParameters,
+                    crops: Mapping[str, tuple[int, int, int, int]] | None = None
+                    ) -> BitPlane:
     """The bits of ``ccd`` (its own ``flags``, if any) and of its masters, as a new plane.
 
     Parameters
@@ -69,6 +99,10 @@ def bad_pixel_plane(ccd: CCDData, *, bias: CCDData | None, dark: CCDData | None,
     params : ScienceParameters
         ``hot_nsigma``, ``hot_threshold``, ``dead_low``, ``dead_high`` and
         ``low_response`` (``None``: no vignetting flag).
+    crops : mapping, optional
+        For a subarray frame, the part ``(y0, y1, x0, x1)`` of each full-frame master
+        (by role) that covers it: that master's bits are found on the whole master
+        (thresholds from the whole detector, as for a full frame) and then cut.
 
     Returns
     -------
@@ -77,32 +111,21 @@ def bad_pixel_plane(ccd: CCDData, *, bias: CCDData | None, dark: CCDData | None,
     """
     plane = (np.array(ccd.flags, dtype=MASK_DTYPE) if ccd.flags is not None
              else np.zeros(ccd.shape, dtype=MASK_DTYPE))
-    if dark is not None:
-        dark_bits = master_bits(dark)
-        if dark_bits is not None:
-            plane |= dark_bits
-        hot = hot_pixels_from_dark(dark, nsigma=params.hot_nsigma, absolute=params.hot_threshold)
-        plane[hot] |= MASK_DTYPE(MaskBit.HOT)
-    if flat is not None:
-        flat_bits = master_bits(flat)
-        flagged = None
-        if flat_bits is not None:
-            plane |= flat_bits
-            flagged = flat_bits != 0  # reset to 1 by the master: no response there
-        # The flat's block means, once: both the dead and the vignetted test use them.
-        response = large_scale_response(flat, box=RESPONSE_BOX, exclude=flagged)
-        dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high,
-                                     box=RESPONSE_BOX, exclude=flagged, response=response)
-        if flagged is not None:
-            dead &= ~flagged
-        plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
-        if params.low_response is not None:
-            vignetted = vignetted_from_flat(flat, low=params.low_response, exclude=flagged,
-                                            response=response)
-            plane[vignetted] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
-    if bias is not None:
-        bias_bits = master_bits(bias)
-        if bias_bits is not None:
-            plane |= bias_bits
+    crops = crops or {}
+    for role, master, bits_of in (("dark", dark, _dark_bits), ("flat", flat, _flat_bits),
+                                  ("bias", bias, _bias_bits)):
+        if master is None:
+            continue
+        bits = bits_of(master, params)
+        crop = crops.get(role)
+        if crop is not None:
+            y0, y1, x0, x1 = crop
+            bits = bits[y0:y1, x0:x1]
+        plane |= bits
     plane[~np.isfinite(np.asarray(ccd.data))] |= MASK_DTYPE(MaskBit.NO_DATA)
     return plane
+
+
+def _bias_bits(bias: CCDData, params: ScienceParameters) -> BitPlane:
+    plane = master_bits(bias)
+    return np.zeros(bias.shape, dtype=MASK_DTYPE) if plane is None else plane

@@ -52,6 +52,7 @@ from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.science_parameters import OverscanParameters, ScienceParameters
 from nightlog.reduction.trim import trim_image
 from nightlog.reduction.uncertainty import create_uncertainty
+from nightlog.reduction.window import crop_to_window
 
 __all__ = [
     "OverscanParameters",
@@ -146,6 +147,7 @@ def reduce_science(
     dark: CCDData | None,
     flat: CCDData | None,
     params: ScienceParameters,
+    crops: Mapping[str, tuple[int, int, int, int]] | None = None,
 ) -> ReducedFrame:
     """Reduce a raw science frame with the night's masters.
 
@@ -162,6 +164,13 @@ def reduce_science(
         Master flat normalised to 1 (see ``params.flat_norm``).
     params : ScienceParameters
         Camera numbers and step settings.
+    crops : mapping, optional
+        For a subarray frame, by role (``bias``, ``dark``, ``flat``): the part
+        ``(y0, y1, x0, x1)`` of that full-frame master (numpy, its pixels) covering
+        the window. The master is cut to it
+        (:func:`~nightlog.reduction.window.crop_to_window`) before it is applied;
+        its bad pixels are found on the whole master, as for a full frame, and cut
+        alike. A ``WINCROP<role letter>`` card and HISTORY record each crop.
 
     Returns
     -------
@@ -179,6 +188,10 @@ def reduce_science(
         An overscan or trim section is malformed or off the image.
     """
     recorder = _StepRecorder()
+    crops = dict(crops or {})
+    full_masters = {"bias": bias, "dark": dark, "flat": flat}
+    bias, dark, flat = (crop_to_window(m, crops[role]) if m is not None and role in crops
+                        else m for role, m in full_masters.items())
     data = np.asarray(raw.data)
     bits = np.zeros(data.shape, dtype=MASK_DTYPE)
     if raw.flags is not None and np.asarray(raw.flags).dtype.kind in "ui":
@@ -288,7 +301,8 @@ def reduce_science(
         recorder.skip("flat", {}, "no master flat")
 
     def bad_pixels() -> tuple[CCDData, Mapping[str, Any]]:
-        plane = bad_pixel_plane(ccd, bias=bias, dark=dark, flat=flat, params=params)
+        plane = bad_pixel_plane(ccd, bias=full_masters["bias"], dark=full_masters["dark"],
+                                flat=full_masters["flat"], params=params, crops=crops)
         header = header_of(ccd)
         counts = count_bits(plane)
         set_card(header, "NHOTPIX", counts["hot"], "HOT pixels (master dark)")
@@ -314,6 +328,11 @@ def reduce_science(
 
     final_bits = np.asarray(ccd.flags, dtype=MASK_DTYPE)
     header = header_of(ccd)
+    for role, crop in sorted(crops.items()):
+        kept = f"[{crop[2] + 1}:{crop[3]},{crop[0] + 1}:{crop[1]}]"
+        set_card(header, f"WINCROP{role[0].upper()}", kept,
+                 f"part of the full-frame {role} master used")
+        add_history(header, f"{role} master cropped to the window: {kept} of it")
     if recorder.skipped:
         set_card(header, "CALSKIP", " ".join(s.split(":")[0] for s in recorder.skipped),
                  "reduction steps skipped")

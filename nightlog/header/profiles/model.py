@@ -113,6 +113,10 @@ class InstrumentProfile:
     full_shape : tuple of int or None
         ``(ny, nx)`` of an unbinned full readout: literal sections apply only to
         frames of this shape.
+    window_source : str
+        How a subarray frame says where it lies on the detector: ``'xorgsubf'``,
+        ``'ltv'``, ``'ccdsec'``, ``'detsec'`` or ``'none'`` (see
+        :mod:`nightlog.header.window`); needs ``full_shape``.
     overscan_skip_columns : int
         Overscan columns next to the data to ignore (charge or light leaking in).
     flat_scale_region : str or None
@@ -179,6 +183,7 @@ class InstrumentProfile:
     overscan: str | None = "BIASSEC"
     trim: str | None = "TRIMSEC"
     full_shape: tuple[int, int] | None = None
+    window_source: str = "none"
     lenient_sections: bool = False
     subtract_overscan: bool = False
     overscan_skip_columns: int = 0

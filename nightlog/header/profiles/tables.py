@@ -32,6 +32,7 @@ from nightlog.header.profiles.model import (
     InstrumentProfile,
     MatchRule,
 )
+from nightlog.header.window import WINDOW_SOURCES
 from nightlog.sections import parse_section
 from nightlog.settings_keys import refuse_unknown
 
@@ -200,6 +201,14 @@ def _full_shape(name: str, key: str, value: Any) -> tuple[int, int]:
     return (_int(name, key, value[0], 1), _int(name, key, value[1], 1))
 
 
+def _window_source(name: str, key: str, value: Any) -> str:
+    text = _string(name, key, value).strip().lower()
+    if text not in WINDOW_SOURCES:
+        raise _err(name, key, f"unknown window source {value!r}; known: "
+                   f"{', '.join(WINDOW_SOURCES)}")
+    return text
+
+
 def _date_formats(name: str, key: str, value: Any) -> tuple[str, ...]:
     items = _strings(name, key, value)
     for item in items:
@@ -229,6 +238,7 @@ _CONVERTERS: dict[str, _Converter] = {
     "overscan": _region,
     "trim": _region,
     "full_shape": _full_shape,
+    "window_source": _window_source,
     "lenient_sections": _bool,
     "subtract_overscan": _bool,
     "overscan_skip_columns": lambda n, k, v: _int(n, k, v, 0),
@@ -327,8 +337,13 @@ def profile_from_table(name: str, table: Mapping[str, Any]) -> InstrumentProfile
 
 
 def _check_literal_regions(profile: InstrumentProfile) -> None:
-    """Literal sections must fit the full readout when the profile gives its shape."""
+    """Literal sections must fit the full readout when the profile gives its shape,
+    and windows need that shape."""
     if profile.full_shape is None:
+        if profile.window_source != "none":
+            raise _err(profile.name, "window_source",
+                       f"{profile.window_source!r} needs full_shape (the full readout a "
+                       "window lies in)")
         return
     for key in ("datasec", "ccdsec", "overscan", "trim", "flat_scale_region"):
         text = getattr(profile, key)
