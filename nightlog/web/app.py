@@ -46,7 +46,8 @@ __all__ = ["POLL_SECONDS", "create_app"]
 
 #: How often a page asks whether anything changed.
 POLL_SECONDS = 1.5
-_STATIC = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8"}
+_STATIC = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8",
+           "icon.svg": "image/svg+xml"}
 
 
 def _json(doc: Any, status: int = 200) -> Response:

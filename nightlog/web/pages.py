@@ -39,8 +39,10 @@ def _ago(iso: str | None, now: str) -> Markup:
         return _NONE
     seconds = max(0, int((dt.datetime.fromisoformat(now)
                           - dt.datetime.fromisoformat(iso)).total_seconds()))
-    return fill('<span class="ago" data-since="{iso}" title="{iso}">{s} s ago</span>',
-                iso=iso, s=seconds)
+    text = (f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
+            if seconds < 7200 else f"{seconds // 3600} h ago")  # as live.js counts on
+    return fill('<span class="ago" data-since="{iso}" title="{iso}">{t}</span>',
+                iso=iso, t=text)
 
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[Markup]], *, ident: str = "",
@@ -61,6 +63,7 @@ def _page(title: str, body: Markup, *, mark: str = "", now: str = "", live: bool
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<title>{title}</title><link rel="stylesheet" href="/static/live.css">'
+        '<link rel="icon" href="/static/icon.svg">'
         '<script src="/static/live.js" defer></script></head>'
         '<body data-live="{live}" data-mark="{mark}" data-now="{now}">'
         '<nav><a href="/">tonight</a> <a href="/nights">nights</a>'
