@@ -229,7 +229,7 @@ def frame_page(doc: dict[str, Any]) -> Markup:
             "detector", "binning", "readout_mode", "profile", "naxis1", "naxis2", "gain",
             "read_noise", "ccd_temp", "set_temp", "status", "status_reason", "path",
             "path_version", "is_latest", "sha256", "size", "ingested_at")
-    facts = _table(["value", ""], ([escape(k), escape("–" if f[k] is None else f[k])]
+    facts = _table(["field", "value"], ([escape(k), escape("–" if f[k] is None else f[k])]
                                    for k in keys), ident="facts")
     products = join(_provenance(t) for t in doc["products"]) or Markup(
         '<p class="none">no product: this frame has not been reduced</p>')
