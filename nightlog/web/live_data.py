@@ -82,14 +82,14 @@ def _reduction(frame: Frame, products: dict[str, ProductFacts], failed: set[int]
 
 
 def _frame_row(frame: Frame, products: dict[str, ProductFacts], failed: set[int],
-               quality: dict[str, Any] | None) -> dict[str, Any]:
+               quality: dict[int, dict[str, Any]]) -> dict[str, Any]:
     newest = products.get(ProductKind.FINAL) or products.get(ProductKind.QUICKLOOK)
     return {
         "id": frame.id, "obs_time": _iso(frame.obs_time), "kind": frame.kind,
         "filter": frame.filter, "exptime": frame.exptime, "object": frame.object_name,
         "instrument": frame.instrument, "file": os.path.basename(frame.path),
         "status": frame.status, "reduction": _reduction(frame, products, failed),
-        "quality": quality, "masters": [] if newest is None else
+        "quality": quality.get(frame.id), "masters": [] if newest is None else
         [_master_use(role, m) for role, m in newest.masters],
         "thumbnail": f"/thumb/frame/{frame.id}.png", "page": f"/frame/{frame.id}",
     }
@@ -153,9 +153,8 @@ def night_view(session: Session, night: dt.date | None, now: dt.datetime) -> dic
     failures = failures_of_night(session, the_night)
     failed = {f.frame_id for f in failures}
     rows = night_frames(session, the_night)
-    quality = frame_quality(session, [r.frame.id for r in rows])
-    doc["frames"] = [_frame_row(r.frame, r.products, failed, quality.get(r.frame.id))
-                     for r in rows]
+    figures = frame_quality(session, [r.frame.id for r in rows])
+    doc["frames"] = [_frame_row(r.frame, r.products, failed, figures) for r in rows]
     doc["masters"] = [_master_row(m) for m in find_masters(session,
                                                            MasterFilter(night=the_night))]
     doc["problems"] = [{"what": p.what, "file": os.path.basename(p.path), "path": p.path,
@@ -193,8 +192,8 @@ def frame_view(session: Session, frame_id: int) -> dict[str, Any] | None:
         steps = (product.stats or {}).get("steps") or {}
         tree["steps"] = [{"name": str(k), "summary": _summary(v)} for k, v in steps.items()]
         trees.append(tree)
-    quality = frame_quality(session, [frame.id]).get(frame.id)
-    return {"frame": record, "quality": quality,
+    measured = frame_quality(session, [frame.id]).get(frame.id)
+    return {"frame": record, "quality": measured,
             "quality_columns": [{"key": c.key, "heading": c.heading, "unit": c.unit}
                                 for c in QUALITY_COLUMNS],
             "thumbnail": f"/thumb/frame/{frame.id}.png", "night_page":
