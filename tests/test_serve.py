@@ -397,3 +397,62 @@ def test_markup_is_not_escaped_twice() -> None:
     assert join(["<", Markup("<br>"), None, 3]) == "&lt;<br>3"
     assert escape("\x1b[31m") == "\\x1b[31m"
 
+
+
+# -- on both catalogues, and through the command ----------------------------------------
+
+def test_the_view_on_both_catalogues(reduced: Settings) -> None:
+    from nightlog.catalogue.listing import frame_rows
+    from nightlog.catalogue.queries import FrameFilter, latest_night
+
+    night = _read(reduced, latest_night)
+    expected = {r["id"] for r in _read(reduced, frame_rows, FrameFilter(night=night))}
+    with TestClient(create_app(reduced), base_url=LOCAL) as c:
+        rows = _parse(c.get("/").text).table("frame")
+        assert {int(r[0]) for r in rows} == expected
+        doc = c.get("/api/night").json()
+        science = next(f for f in doc["frames"] if f["reduction"] == "reduced")
+        assert len(science["masters"]) == 3
+        assert c.get(f"/frame/{science['id']}").status_code == 200
+        assert c.get(science["thumbnail"]).content.startswith(b"\x89PNG")
+        mark = c.get("/api/pulse").json()["mark"]
+        assert c.get("/api/pulse").json()["mark"] == mark == doc["mark"]
+
+
+def test_nightlog_serve_serves_until_interrupted(served: Settings) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NIGHTLOG_CONFIG", "NIGHTLOG_DATABASE_URL", "NIGHTLOG_SERVE_TOKEN")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, "-m", "nightlog", "serve", "--port", str(port)],
+                            cwd=served.archive_root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/pulse",
+                                            timeout=5) as answer:
+                    assert answer.status == 200 and "mark" in answer.read().decode()
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
