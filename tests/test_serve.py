@@ -311,9 +311,33 @@ def test_the_mark_moves_only_when_the_catalogue_does(served: Settings, client: T
         assert moved != first["mark"]
         with make_sessionmaker(engine)() as session, session.begin():
             assert resolve_quarantined(session, path)
-        assert client.get("/api/pulse").json()["mark"] not in (first["mark"], moved)
+        resolved = client.get("/api/pulse").json()["mark"]
+        assert resolved not in (first["mark"], moved)
+        # A master marked bad changes no id: the mark moves all the same, and comes
+        # back when it is marked good again.
+        from nightlog.catalogue.masters import get_master, set_quality
+
+        master_id = _night(served)["masters"][0]["id"]
+        for quality, reason in (("bad", "striped"), ("good", None)):
+            with make_sessionmaker(engine)() as session, session.begin():
+                set_quality(session, get_master(session, master_id), quality, reason)
+            mark = client.get("/api/pulse").json()["mark"]
+            assert (mark != resolved) is (quality == "bad")
     finally:
         engine.dispose()
+
+
+def test_a_page_polls_the_mark_of_its_own_night(client: TestClient) -> None:
+    night = client.get("/api/night").json()["night"]
+    for url, pulse in (("/", "/api/pulse"), (f"/night/{night}", f"/api/pulse?night={night}")):
+        body = [a for a in _parse(client.get(url).text).attrs if a[0] == "body"]
+        attrs = {k: v for _tag, k, v in body}
+        assert attrs["data-live"] == "1" and attrs["data-pulse"] == pulse
+        assert client.get(pulse).json()["mark"] == attrs["data-mark"]
+    assert client.get("/api/pulse?night=1999-01-01").json()["mark"] != attrs["data-mark"]
+    assert client.get("/api/pulse?night=soon").status_code == 404
+    frame_body = [a for a in _parse(client.get("/nights").text).attrs if a[0] == "body"]
+    assert ("body", "data-live", "0") in frame_body
 
 
 # -- who may read -----------------------------------------------------------------------
@@ -450,7 +474,7 @@ def test_nightlog_serve_serves_until_interrupted(served: Settings) -> None:
                 assert time.monotonic() < deadline, "the server did not answer"
                 time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -26,38 +26,52 @@ from nightlog.catalogue.models import (
     ReduceFailure,
 )
 from nightlog.catalogue.night_summary import ProductFacts, newest_products
-from nightlog.states import FrameStatus, MasterQuality, ProductStatus
 
 __all__ = ["NightFrame", "change_mark", "get_frame", "night_frames"]
 
 
-def change_mark(session: Session, *, now: dt.datetime | None = None) -> str:
-    """A short digest of the catalogue's state that changes whenever the live view would.
+def change_mark(session: Session, night: dt.date | None = None, *,
+                now: dt.datetime | None = None) -> str:
+    """A short digest of the catalogue's state that changes whenever the page of
+    ``night`` would.
+
+    Every part is an index look-up, never a scan of frames or products, so a page can
+    ask every second or two of a catalogue of years: the largest frame, product and
+    master ids (any new row), the newest night, the frames of ``night`` flagged
+    (through the night's index), its masters marked or superseded, the quarantine
+    and the reduction failures (small tables), and the latest daemon runs.
 
     Parameters
     ----------
     session : Session
         The caller's session (only read).
+    night : datetime.date, optional
+        The night of the page (default: the newest night).
     now : datetime.datetime, optional
         The time against which a daemon's heartbeat is judged (default: now, UTC).
 
     Returns
     -------
     str
-        16 hexadecimal digits: equal marks mean nothing the view shows has changed,
+        16 hexadecimal digits: equal marks mean nothing the page shows has changed,
         except the ages of heartbeats (which the page counts up by itself).
     """
-    parts: list[object] = []
-    for model, extra in ((Frame, func.count(Frame.id)),
-                         (Product, func.count(Product.id)),
-                         (Master, func.count(Master.id))):
-        parts.extend(session.execute(select(func.max(model.id), extra)).one())
-    parts.extend(session.execute(
-        select(func.count(Frame.id)).where(Frame.status != FrameStatus.OK)).one())
-    parts.extend(session.execute(
-        select(func.count(Product.id)).where(Product.status != ProductStatus.CURRENT)).one())
-    parts.extend(session.execute(
-        select(func.count(Master.id)).where(Master.quality != MasterQuality.GOOD)).one())
+    latest = session.scalar(select(func.max(Frame.night)))
+    the_night = night or latest
+    parts: list[object] = [
+        latest, the_night,
+        session.scalar(select(func.max(Frame.id))),
+        session.scalar(select(func.max(Product.id))),
+        session.scalar(select(func.max(Master.id))),
+    ]
+    if the_night is not None:
+        parts.extend(session.execute(
+            select(Frame.kind, Frame.status, func.count())
+            .where(Frame.night == the_night, Frame.is_latest.is_(True))
+            .group_by(Frame.kind, Frame.status).order_by(Frame.kind, Frame.status)).all())
+        parts.extend(session.execute(
+            select(Master.id, Master.quality, Master.superseded_by_id)
+            .where(Master.night == the_night).order_by(Master.id)).all())
     parts.extend(session.execute(
         select(func.max(QuarantinedFile.last_seen), func.count(QuarantinedFile.id),
                func.count(QuarantinedFile.resolved_at))).one())

@@ -6,7 +6,7 @@ Routes (all read-only: GET and HEAD only)::
     /night/YYYY-MM-DD         an older night, the same page
     /nights                   every night with frames
     /frame/ID                 a frame, its products and their provenance
-    /api/pulse                the change mark polled by the pages (JSON)
+    /api/pulse[?night=DATE]   the change mark polled by the pages (JSON)
     /api/night[/YYYY-MM-DD]   the data of a night page (JSON)
     /api/nights, /api/frame/ID
     /thumb/{frame,product,master}/ID.png
@@ -137,7 +137,12 @@ def create_app(settings: Settings, *, engine: Engine | None = None, token: str |
         return _html(pages.frame_page(doc))
 
     def api_pulse(request: Request) -> Response:
-        return _json(_read(live_data.pulse_view, now()))
+        text = request.query_params.get("night") or None
+        try:
+            night = None if text is None else dt.date.fromisoformat(text)
+        except ValueError:
+            raise _NotFound(f"not a night (YYYY-MM-DD): {text}") from None
+        return _json(_read(live_data.pulse_view, night, now()))
 
     def api_night(request: Request) -> Response:
         return _json(_read(live_data.night_view, _night(request), now()))

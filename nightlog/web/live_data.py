@@ -121,10 +121,10 @@ def daemons_view(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def pulse_view(session: Session, now: dt.datetime) -> dict[str, Any]:
-    """The cheap answer a page polls for: the change mark, the server's time, the
-    newest night."""
-    return {"mark": change_mark(session, now=now), "now": now.isoformat(),
+def pulse_view(session: Session, night: dt.date | None, now: dt.datetime) -> dict[str, Any]:
+    """The cheap answer a page polls for: the change mark of the page of ``night``
+    (``None``: tonight's), the server's time, the newest night."""
+    return {"mark": change_mark(session, night, now=now), "now": now.isoformat(),
             "latest_night": _iso(latest_night(session))}
 
 
@@ -136,7 +136,7 @@ def night_view(session: Session, night: dt.date | None, now: dt.datetime) -> dic
     ``quality_columns``, ``frames`` (newest first), ``masters``, ``problems``
     (reduction failures and frames without product), ``quarantine``, ``daemons``.
     """
-    mark = change_mark(session, now=now)
+    mark = change_mark(session, night, now=now)
     the_night = night or latest_night(session)
     doc: dict[str, Any] = {
         "night": _iso(the_night), "mark": mark, "now": now.isoformat(),

@@ -57,7 +57,7 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[Markup]], *, ident: str 
                 rows=join(fill("<tr>{cells}</tr>", cells=r) for r in body))
 
 
-def _page(title: str, body: Markup, *, mark: str = "", now: str = "", live: bool = False
+def _page(title: str, body: Markup, *, mark: str = "", now: str = "", pulse: str = ""
           ) -> Markup:
     return fill(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -65,10 +65,11 @@ def _page(title: str, body: Markup, *, mark: str = "", now: str = "", live: bool
         '<title>{title}</title><link rel="stylesheet" href="/static/live.css">'
         '<link rel="icon" href="/static/icon.svg">'
         '<script src="/static/live.js" defer></script></head>'
-        '<body data-live="{live}" data-mark="{mark}" data-now="{now}">'
+        '<body data-live="{live}" data-pulse="{pulse}" data-mark="{mark}" data-now="{now}">'
         '<nav><a href="/">tonight</a> <a href="/nights">nights</a>'
         '<span id="connection"></span></nav><main id="content">{body}</main></body></html>\n',
-        title=f"nightlog: {title}", body=body, mark=mark, now=now, live="1" if live else "0")
+        title=f"nightlog: {title}", body=body, mark=mark, now=now, pulse=pulse,
+        live="1" if pulse else "0")
 
 
 def _thumb(src: str, alt: str, page: str | None = None) -> Markup:
@@ -172,7 +173,8 @@ def night_page(doc: dict[str, Any], *, tonight: bool) -> Markup:
         title=title, now=_clock(doc["now"]), daemons=_daemons(doc["daemons"], doc["now"]),
         summary=summary, frames=_frames(doc), masters=_masters(doc["masters"]),
         problems=problems, quarantine=quarantine)
-    return _page(title, body, mark=doc["mark"], now=doc["now"], live=True)
+    pulse = "/api/pulse" if tonight or night is None else f"/api/pulse?night={night}"
+    return _page(title, body, mark=doc["mark"], now=doc["now"], pulse=pulse)
 
 
 def nights_page(rows: Sequence[dict[str, Any]]) -> Markup:

@@ -64,7 +64,8 @@
     }
     busy = true;
     try {
-      const answer = await fetch("/api/pulse", {credentials: "same-origin", cache: "no-store"});
+      const answer = await fetch(body.dataset.pulse, {credentials: "same-origin",
+                                                      cache: "no-store"});
       if (!answer.ok) {
         throw new Error("pulse answered " + answer.status);
       }
