@@ -138,6 +138,7 @@ def test_nothing_can_be_written(served: Settings, client: TestClient) -> None:
 
 def test_unknown_things_are_404(client: TestClient) -> None:
     for url in ("/frame/999999", "/night/yesterday", "/thumb/frame/999999.png",
+                "/frame/99999999999999999999999", "/thumb/master/99999999999999999999.png",
                 "/thumb/secrets/1.png", "/static/../nightlog.toml", "/static/app.py",
                 "/nope"):
         assert client.get(url).status_code == 404, url
@@ -400,6 +401,29 @@ def test_token_in_header_query_then_cookie(served: Settings) -> None:
         assert c.get("/nights").status_code == 200  # the cookie now carries it
         c.cookies.clear()
         assert c.get("/nights").status_code == 401
+
+
+def test_the_token_redirect_stays_on_the_server() -> None:
+    import asyncio
+
+    from nightlog.web.security import SecurityMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the redirect is answered by the middleware")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "//elsewhere.example/x",
+             "query_string": f"token={TOKEN}".encode(), "headers": [(b"host", b"dome")]}
+    asyncio.run(SecurityMiddleware(app, token=TOKEN)(scope, receive, send))
+    headers = dict(sent[0]["headers"])
+    assert sent[0]["status"] == 303 and headers[b"location"] == b"/elsewhere.example/x"
 
 
 # -- markup -----------------------------------------------------------------------------

@@ -74,6 +74,14 @@ class _NotFound(Exception):
     pass
 
 
+def _ident(request: Request) -> int:
+    """The record id of the path; beyond any column's range it names nothing."""
+    value = int(request.path_params["ident"])
+    if value >= 2**63:
+        raise _NotFound(f"no record {value}")
+    return value
+
+
 def create_app(settings: Settings, *, engine: Engine | None = None, token: str | None = None,
                clock: Callable[[], dt.datetime] | None = None) -> Any:
     """The live view of the archive of ``settings``, as an ASGI app.
@@ -131,7 +139,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, token: str |
         return _html(pages.nights_page(_read(live_data.nights_view)))
 
     def frame(request: Request) -> Response:
-        doc = _read(live_data.frame_view, int(request.path_params["ident"]))
+        doc = _read(live_data.frame_view, _ident(request))
         if doc is None:
             raise _NotFound(f"no frame {request.path_params['ident']}")
         return _html(pages.frame_page(doc))
@@ -151,13 +159,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None, token: str |
         return _json(_read(live_data.nights_view))
 
     def api_frame(request: Request) -> Response:
-        doc = _read(live_data.frame_view, int(request.path_params["ident"]))
+        doc = _read(live_data.frame_view, _ident(request))
         if doc is None:
             return _json({"error": f"no frame {request.path_params['ident']}"}, 404)
         return _json(doc)
 
     def thumbnail(request: Request) -> Response:
-        what, ident = request.path_params["what"], int(request.path_params["ident"])
+        what, ident = request.path_params["what"], _ident(request)
         source = _read(live_data.image_source, what, ident)
         if source is None:
             raise _NotFound(f"no {what} {ident}")

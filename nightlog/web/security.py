@@ -136,7 +136,9 @@ class SecurityMiddleware:
                     await self._plain(send, 401, "wrong token\n")
                     return
                 rest = urlencode([(k, v) for k, v in query if k != "token"])
-                location = scope.get("path", "/") + (f"?{rest}" if rest else "")
+                # One leading slash: '//elsewhere' would send the browser off the server.
+                path = "/" + str(scope.get("path", "/")).lstrip("/")
+                location = path + (f"?{rest}" if rest else "")
                 cookie = (f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict")
                 await self._plain(send, 303, "token accepted\n", [
                     (b"location", location.encode("utf-8")),

@@ -49,6 +49,9 @@ class ThumbnailCache:
         self.size = size
         self._warned = False
         self._lock = threading.Lock()
+        # A night's page asks for every thumbnail at once: two pictures are made at a
+        # time (each reads a whole frame), the other requests wait their turn.
+        self._making = threading.BoundedSemaphore(2)
 
     def _name(self, sha256: str, hdu: int, stat: os.stat_result) -> Path:
         key = f"{sha256}:{hdu}:{self.size}:{stat.st_size}:{stat.st_mtime_ns}"
@@ -74,7 +77,8 @@ class ThumbnailCache:
         if hdu == 0 and path.lower().endswith(COMPRESSED_SUFFIX):
             hdu = 1  # a tile-compressed product or master: the data follow an empty primary
         try:
-            data = zscale_thumbnail(read_image(path, hdu).data, self.size).png
+            with self._making:
+                data = zscale_thumbnail(read_image(path, hdu).data, self.size).png
         except (NightlogError, ValueError, OSError) as exc:
             first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             raise ThumbnailUnavailable(f"cannot read the image of {path}: {first}") from exc
