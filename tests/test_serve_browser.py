@@ -104,7 +104,8 @@ def _science_copy(source: Path, target: Path, *, obj: str) -> None:
     """A new science frame: ``source`` with OBJECT ``obj`` (so new bytes), written beside
     ``target`` and renamed into place (as a camera's writer does)."""
     with fits.open(source) as hdus:
-        hdus[0].header["OBJECT"] = obj
+        # No comment: a long value would push it past the card's 80 characters.
+        hdus[0].header["OBJECT"] = (obj, "")
         partial = target.with_name("." + target.name + ".part")
         hdus.writeto(partial)
     os.replace(partial, target)
