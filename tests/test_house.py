@@ -15,7 +15,10 @@ Rules so far:
   SQLAlchemy nor the catalogue, the store, the coordinator or the daemon; the
   catalogue never imports astropy (it never opens FITS);
 - the jobs that workers run (``reduce_job``, ``master_job``) never import SQLAlchemy
-  or the catalogue, directly or through the modules they import from nightlog.
+  or the catalogue, directly or through the modules they import from nightlog;
+- the live web view reads through the catalogue's functions: it runs no query of its
+  own and never writes (no ``add``, ``delete``, ``merge``, ``flush``, ``commit``), and
+  imports SQLAlchemy only for type hints.
 """
 
 from __future__ import annotations
@@ -255,6 +258,28 @@ def test_the_reduction_core_stays_pure() -> None:
     assert _imports_from(_package("nightlog.reduction"), (
         "sqlalchemy", "nightlog.catalogue", "nightlog.store", "nightlog.coordinator",
         "nightlog.daemon", "nightlog.cli")) == []
+
+
+def test_the_web_view_only_reads_through_the_catalogue() -> None:
+    web = _package("nightlog.web")
+    assert {"nightlog.web.app", "nightlog.web.live_data"} <= {m.name for m in web}
+    writes = ROW_METHODS | {"flush", "commit"}
+
+    def rule(m: Module) -> Iterator[tuple[int, str]]:
+        yield from ((line, f"calls {call}(...)") for line, call in queries(m.tree))
+        sessions = session_names(m.tree)
+        for node in ast.walk(m.tree):
+            if isinstance(node, ast.Call) and _on_session(node.func, writes, sessions):
+                yield node.lineno, f"calls {ast.unparse(node.func)}(...)"
+        typing_only = {id(n) for block in ast.walk(m.tree) if isinstance(block, ast.If)
+                       and ast.unparse(block.test) == "TYPE_CHECKING"
+                       for n in ast.walk(block)}
+        for node in ast.walk(m.tree):
+            if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in typing_only:
+                yield from ((line, f"imports {name}") for line, name in imported_modules(node)
+                            if _within(name, "sqlalchemy"))
+
+    assert _broken(rule, web) == []
 
 
 def test_the_catalogue_never_opens_fits() -> None:

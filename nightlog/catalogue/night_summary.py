@@ -28,6 +28,7 @@ __all__ = [
     "ProductFacts",
     "ReductionGap",
     "ScienceFacts",
+    "newest_products",
     "night_facts",
     "night_failures",
 ]
@@ -111,9 +112,10 @@ def _masters(session: Session, night: dt.date) -> tuple[MasterFacts, ...]:
                  for m in ordered)
 
 
-def _products(session: Session, frame_ids: list[int]
-              ) -> dict[int, dict[str, ProductFacts]]:
-    """Per frame and product kind, the newest product (a current one first)."""
+def newest_products(session: Session, frame_ids: list[int]
+                    ) -> dict[int, dict[str, ProductFacts]]:
+    """Per frame and product kind, the newest product (a current one first) and the
+    masters it used."""
     newest: dict[int, dict[str, Product]] = defaultdict(dict)
     for i in range(0, len(frame_ids), 500):
         rows = session.scalars(
@@ -164,7 +166,7 @@ def night_facts(session: Session, night: dt.date) -> NightFacts:
         select(Frame).where(Frame.night == night, Frame.kind == "science",
                             Frame.is_latest.is_(True))
         .order_by(Frame.obs_time, Frame.id)))
-    products = _products(session, [f.id for f in science])
+    products = newest_products(session, [f.id for f in science])
     return NightFacts(
         night=night,
         counts=_counts(session, night),

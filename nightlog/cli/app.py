@@ -63,6 +63,10 @@ COMMANDS: tuple[LazyCommand, ...] = (
                 "Show the watch daemons (running or not, since when, last action, backlog) "
                 "and the counts of tonight: frames per kind, masters, products, quarantined "
                 "files."),
+    LazyCommand("serve", "nightlog.cli.serve",
+                "Serve a live, read-only web view of tonight: frames as they arrive, "
+                "masters, problems, quarantine, the daemon's state; older nights and each "
+                "frame's provenance."),
     LazyCommand("frames", "nightlog.cli.frames",
                 "List catalogued frames, filtered by night, kind, filter, instrument, "
                 "exposure, time."),
