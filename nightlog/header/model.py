@@ -140,6 +140,11 @@ class NormalizedHeader:
     setup_key : str
         The instrument set-up used for grouping calibrations
         (instrument, detector, binning, readout mode, shape).
+    gain_setting, offset : float or None
+        A CMOS camera's gain and offset *settings* (camera controls, such as
+        N.I.N.A.'s ``GAIN = 120``); ``gain`` is the e-/ADU.
+    bayer_pattern : str or None
+        The colour filter array of a colour sensor (``'RGGB'``), upper case.
     """
 
     profile: str
@@ -165,4 +170,7 @@ class NormalizedHeader:
     biassec: str | None = None
     ccdsec: str | None = None
     setup_key: str = ""
+    gain_setting: float | None = None
+    offset: float | None = None
+    bayer_pattern: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
