@@ -292,6 +292,9 @@ def reduce_science(
         def dark_step() -> tuple[CCDData, Mapping[str, Any]]:
             if dark2 is not None:
                 out = subtract_dark(ccd, chosen_dark, data_exposure=exposure, scale=False)
+                set_card(out.meta, "DARKINTP", str(chosen_dark.meta["DARKINTP"]),
+                         "dark interpolated between two master darks")
+                add_history(out.meta, f"Dark {how}")
             else:
                 out = subtract_dark(ccd, chosen_dark,
                                     dark_exposure=_dark_exposure(ccd, chosen_dark, params),
