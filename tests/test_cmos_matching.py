@@ -157,3 +157,17 @@ def test_exact_exposure_darks_are_never_scaled(session: Session,
     match = match_kind(session, add_frame(session, exact, "LIGHT", 60.0), "dark", exact,
                        POLICY)
     assert match.chosen is None and _failed(match) == {"group.exptime"}
+
+
+def test_the_gain_says_it_came_from_the_table_or_egain(session: Session) -> None:
+    from nightlog.calibration.detector_numbers import gain_of
+
+    zwo = ProfileRegistry.from_settings().get("zwo_nina")
+    tabled = add_frame(session, zwo, "LIGHT", 60.0, gain_setting=120)
+    number = gain_of(tabled, zwo)
+    assert number.value == pytest.approx(1.00224268436432)
+    assert number.source == "profile zwo_nina gain_table[120]"
+    other = add_frame(session, zwo, "LIGHT", 60.0, gain_setting=0)
+    assert other.gain_setting == 0
+    assert gain_of(other, zwo).value == 0.25  # the test camera's EGAIN
+    assert gain_of(other, zwo).source.startswith("header EGAIN")

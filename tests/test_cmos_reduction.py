@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.nddata import CCDData
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nightlog.errors import ReductionError
 from nightlog.reduction.cosmics import CosmicRaySettings
@@ -254,3 +256,23 @@ def test_a_map_of_another_shape_is_refused() -> None:
                        read_noise_map=np.ones((3, 4)))
 
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(t1=st.floats(0.0, 100.0), span=st.floats(1.0, 300.0), frac=st.floats(0.0, 1.0),
+       rate=st.floats(0.0, 50.0), pedestal=st.floats(-10.0, 10.0))
+def test_interpolation_is_exact_for_a_dark_linear_in_time(t1: float, span: float,
+                                                         frac: float, rate: float,
+                                                         pedestal: float) -> None:
+    # Property: between two darks of a signal linear in time, the interpolated dark
+    # is that signal at t, whatever the exposures.
+    t2, t = t1 + span, t1 + frac * span
+    pattern = np.linspace(0.5, 2.0, 12, dtype=np.float64).reshape(3, 4)
+
+    def dark(seconds: float) -> CCDData:
+        return CCDData((pedestal + rate * seconds * pattern).astype(np.float32), unit=u.adu,
+                       meta={"EXPTIME": seconds})
+
+    out = interpolate_dark(dark(t1), dark(t2), exposure=t)
+    expected = pedestal + rate * t * pattern
+    np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-3 * (1 + rate * t2))
