@@ -33,8 +33,14 @@ __all__ = ["noisy_pixels", "read_noise_map"]
 _MAD_TO_SIGMA = 1.482602218505602
 
 
-def _typical_sigma(residual: npt.NDArray[np.float64]) -> float:
-    finite = residual[np.isfinite(residual)]
+#: The frame's typical read noise is measured on every n-th pixel (a million pixels
+#: of a 4144 x 2822 frame give it to 0.1 %).
+_SAMPLE_EVERY = 11
+
+
+def _typical_sigma(residual: npt.NDArray[np.float32]) -> float:
+    sample = residual.ravel()[::_SAMPLE_EVERY]
+    finite = sample[np.isfinite(sample)]
     if finite.size == 0:
         raise CombineError("a bias frame has no finite pixel")
     sigma = _MAD_TO_SIGMA * float(np.median(np.abs(finite - np.median(finite))))
@@ -81,7 +87,7 @@ def read_noise_map(frames: Sequence[FrameInput], centre: npt.ArrayLike, *,
         raise ReductionError(f"clip_sigma must be positive, not {clip_sigma!r}")
     if quantisation_step is not None and not quantisation_step >= 0:
         raise ReductionError(f"quantisation_step must be >= 0 ADU, not {quantisation_step!r}")
-    master = np.asarray(centre, dtype=np.float64)
+    master = np.asarray(centre, dtype=np.float32)
     squares = np.zeros(master.shape, dtype=np.float64)
     kept = np.zeros(master.shape, dtype=np.int32)
     for item in frames:
@@ -89,11 +95,13 @@ def read_noise_map(frames: Sequence[FrameInput], centre: npt.ArrayLike, *,
         if data.shape != master.shape:
             raise CombineError(f"a bias frame of shape {data.shape} for a master of "
                                f"{master.shape}")
-        residual = data.astype(np.float64) - master
-        limit = clip_sigma * _typical_sigma(residual)
+        residual = data - master
+        limit = np.float32(clip_sigma * _typical_sigma(residual))
         with np.errstate(invalid="ignore"):
-            keep = np.isfinite(residual) & (np.abs(residual) <= limit)
-        squares += np.where(keep, residual * residual, 0.0)
+            keep = np.abs(residual) <= limit  # False for NaN
+        np.square(residual, out=residual)
+        residual[~keep] = 0.0
+        squares += residual
         kept += keep
     with np.errstate(invalid="ignore", divide="ignore"):
         variance = np.where(kept >= 2, squares / (kept - 1), np.nan)
