@@ -5,10 +5,13 @@ interpolated to its exposure, and the catalogue and ``nightlog match`` say so.""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy import units as u
 from astropy.io import fits
+from astropy.nddata import CCDData
 
 from nightlog.archive import Archive
 from nightlog.reduction.mask import MaskBit
@@ -92,3 +95,28 @@ def test_darks_are_kept_per_exposure_and_the_flat_says_it_had_none(night: Settin
 def test_the_raw_files_are_kept(night: Settings) -> None:
     with Archive(night) as archive:
         assert len(archive.frames()) == 7 + 10 + 5 + 1
+
+
+def test_a_master_made_elsewhere_at_another_gain_setting_is_refused(
+        night: Settings, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nightlog.cli.app import app
+    from nightlog.errors import ConfigurationError
+
+    config = Path(night.archive_root) / "nightlog.toml"
+    assert config.is_file()
+    with Archive(night) as archive:
+        frame = str(int(archive.frames(kind="science")["id"][0]))
+        before = len(archive.masters(all_versions=True))
+    for card, value, needle in (("GAIN", 120, "gain setting 120"), ("OFFSET", 10, "offset 10")):
+        path = tmp_path / f"bias_{card}.fits"
+        header = {"IMAGETYP": "MASTER BIAS", "INSTRUME": "ZWO ASI1600MM Pro", "GAIN": 0,
+                  "OFFSET": 30, card: value}
+        CCDData(np.full((96, 128), 768.0, np.float32), unit=u.adu, meta=header).write(path)
+        result = CliRunner().invoke(app, ["--config", str(config), "calib", "add", str(path),
+                                          "--like", frame])
+        assert result.exit_code == ConfigurationError.exit_code, result.output
+        assert needle in result.output
+    with Archive(night) as archive:
+        assert len(archive.masters(all_versions=True)) == before
