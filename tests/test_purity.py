@@ -57,6 +57,11 @@ def array() -> np.ndarray:
     return np.random.default_rng(5).normal(1000.0, 10.0, SHAPE).astype(np.float32)
 
 
+def _exposed(ccd: CCDData, seconds: float) -> CCDData:
+    ccd.header["EXPTIME"] = seconds
+    return ccd
+
+
 def plane() -> np.ndarray:
     bits = np.zeros(SHAPE, dtype=np.uint16)
     bits[1, 1] = MaskBit.SATURATED
@@ -121,6 +126,20 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "bad_pixels.count_bits": lambda: ((plane(),), {}),
     "master_options.describe_combine": lambda: ((CombineOptions(),), {}),
     "master_options.noise_model_options": lambda: ((CombineOptions(), [2.0] * 3, [5.0] * 3), {}),
+    "dark_interpolation.interpolate_dark": lambda: (
+        (_exposed(make_frame(1, 5.0), 10.0), _exposed(make_frame(2, 30.0), 60.0)),
+        {"exposure": 30.0}),
+    "read_noise_map.read_noise_map": lambda: (
+        ([make_frame(i) for i in range(3)], make_frame(9).data), {"quantisation_step": 4.0}),
+    "read_noise_map.noisy_pixels": lambda: ((array(),), {"factor": 3.0}),
+    "science.reduce_science#cmos": lambda: (
+        (make_frame(1),),
+        {"bias": make_frame(2, 100.0), "dark": _exposed(make_frame(3, 5.0), 5.0),
+         "flat": make_frame(4, 1.0, ""), "dark2": _exposed(make_frame(5, 20.0), 20.0),
+         "read_noise_map": np.full(SHAPE, 3.0, dtype=np.float32),
+         "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0,
+                                     exptime=10.0, overscan=None, trim="[1:48,1:64]",
+                                     darks_scale=False, quantisation_step=16.0)}),
     "products.provenance_table": lambda: (([ProvenanceEntry("raw", "/raw/a.fits", "0" * 64, 1),
                                             ProvenanceEntry("input", "/raw/b.fits", "1" * 64,
                                                             2, False, "too warm")],), {}),
@@ -187,6 +206,10 @@ def _public_functions() -> list[tuple[str, Callable[..., Any]]]:
 
 
 FUNCTIONS = _public_functions()
+# A second call of the science reduction, with a CMOS camera's inputs (two darks
+# interpolated, a read-noise map, a quantisation step).
+FUNCTIONS.append(("science.reduce_science#cmos",
+                  dict(FUNCTIONS)["science.reduce_science"]))
 
 
 def _snapshot(value: Any) -> Any:

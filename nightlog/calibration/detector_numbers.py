@@ -1,7 +1,8 @@
 """Where a reduction's detector numbers come from: profile, header keyword, or measured.
 
 The gain and read noise a frame is reduced with are the profile's when it gives
-them, else the header's (the first of the profile's keywords the frame has). When
+them (for a CMOS camera's gain, its ``gain_table`` entry for the frame's gain
+setting), else the header's (the first of the profile's keywords the frame has). When
 neither gives a read noise, the one nightlog measured on the master bias chosen
 for the frame (from a pair of its biases, ``read_noise_adu`` in its statistics)
 is used, converted to electrons with the frame's gain; only when there is none
@@ -72,6 +73,10 @@ def gain_of(frame: Frame, profile: InstrumentProfile) -> DetectorNumber:
     """The gain ``frame`` is reduced with, and its source."""
     if profile.gain is not None:
         return DetectorNumber(float(profile.gain), f"profile {profile.name}")
+    tabled = profile.gain_for_setting(frame.gain_setting)
+    if tabled is not None and frame.gain_setting is not None:
+        return DetectorNumber(float(tabled), f"profile {profile.name} gain_table"
+                                             f"[{frame.gain_setting:g}]")
     if frame.gain is not None:
         return DetectorNumber(float(frame.gain),
                               f"header {_header_keyword(frame, profile.gain_keywords)}")

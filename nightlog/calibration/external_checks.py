@@ -69,8 +69,22 @@ def kind_of(header: fits.Header, given: str | None, profile: InstrumentProfile,
 
 def check_setup(header: fits.Header, kind: str, frame: Frame, profile: InstrumentProfile,
                  path: str) -> None:
-    """Refuse a master made for another instrument, a flat of another filter, a dark
-    at another set temperature than ``frame``'s."""
+    """Refuse a master made for another instrument, at another CMOS gain setting or
+    offset, a flat of another filter, a dark at another set temperature than
+    ``frame``'s."""
+    for what, keywords, have in (("gain setting", profile.gain_setting_keywords,
+                                  frame.gain_setting),
+                                 ("offset", profile.offset_keywords, frame.offset)):
+        stated = header_value(header, keywords)
+        if stated is None or have is None:
+            continue
+        try:
+            number = float(stated)
+        except (TypeError, ValueError):
+            raise refusal(path, f"its {what} {stated!r} is not a number") from None
+        if number != have:
+            raise refusal(path, f"made at {what} {number:g}; frame {frame.id} was taken at "
+                                f"{have:g}")
     instrument = header_value(header, profile.instrument_keywords)
     if instrument is not None and frame.instrument is not None \
             and str(instrument) != frame.instrument:

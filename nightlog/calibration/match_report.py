@@ -45,7 +45,9 @@ class MatchReport:
     matches : list of dict
         One per calibration kind the frame needs (none for a calibration frame
         that needs none): ``kind``, ``chosen`` (a master id or ``None``),
-        ``reason`` (why none was chosen) and ``candidates``, each with ``master``,
+        ``reason`` (why none was chosen), ``how`` (for a dark: scaled linearly,
+        of the exact exposure, or interpolated between ``chosen`` and ``second``,
+        the longer one) and ``candidates``, each with ``master``,
         ``night``, ``version``, ``usable``, ``hours_away`` and ``rules`` (each
         ``rule``, ``passed``, ``detail``), nearest first.
     detector : dict
@@ -70,6 +72,8 @@ def _kind_record(kind: str, m: KindMatch) -> dict[str, Any]:
         "kind": kind,
         "chosen": None if m.chosen is None else m.chosen.id,
         "reason": m.reason,
+        "second": None if m.second is None else m.second.id,
+        "how": m.how,
         "candidates": [{"master": c.master.id, "night": c.master.night.isoformat(),
                         "version": c.master.version, "usable": c.usable,
                         "hours_away": round(c.distance.total_seconds() / 3600, 3),

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from nightlog.calibration.dark_exposure import choose_dark, how_linear
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.calibration.windows import window_verdict
@@ -74,12 +75,20 @@ class KindMatch:
     kind: str
     chosen: Master | None
     candidates: tuple[Candidate, ...] = field(default=())
+    #: The longer master dark when two are interpolated (``chosen`` the shorter).
+    second: Master | None = None
+    #: How a dark meets the frame's exposure (linear, exact, interpolated).
+    how: str = ""
+    #: Why nothing was chosen although candidates passed every rule (exposures).
+    note: str = ""
 
     @property
     def reason(self) -> str:
         """Why nothing was chosen (empty when a master was)."""
         if self.chosen is not None:
             return ""
+        if self.note:
+            return self.note
         if not self.candidates:
             return f"no {self.kind} master of this instrument exists"
         failing: dict[str, int] = {}
@@ -106,6 +115,10 @@ def _group_rules(frame: Frame, master: Master, kind: str, profile: InstrumentPro
             ok = abs(float(want) - float(have)) <= profile.dark_temp_tolerance
             detail = (f"frame {_fmt(want)} °C, master {_fmt(have)} °C "
                       f"(tolerance {profile.dark_temp_tolerance:g})")
+        elif name == "exptime" and kind == "dark" and profile.dark_scaling == "interpolate":
+            ok = True
+            detail = (f"frame {_fmt(want)} s, master {_fmt(have)} s (dark_scaling "
+                      "interpolate: the exposure is chosen below)")
         elif name == "exptime" and want is not None and have is not None:
             tol = policy.dark_exptime_tolerance * max(abs(float(want)), 1e-9)
             ok = abs(float(want) - float(have)) <= tol
@@ -228,17 +241,31 @@ def _nearest(session: Session, frame: Frame, kind: str, profile: InstrumentProfi
     return found
 
 
+def _order(frame: Frame) -> Any:
+    def key(c: Candidate) -> Any:
+        return (c.distance, c.master.night != frame.night, -c.master.n_frames,
+                -c.master.version, -c.master.id)
+
+    return key
+
+
 def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
                policy: CalibrationPolicy, *, at: dt.datetime | None = None,
-               live: bool = False, explain: bool = False) -> KindMatch:
+               live: bool = False, explain: bool = False,
+               allow_pair: bool = True) -> KindMatch:
     """Choose the ``kind`` master for ``frame``.
 
     With ``explain`` every master of that kind and instrument is a candidate (so a
     user sees why each failed); otherwise only the masters nearest in time that can
     be valid are read (see :func:`_nearest`), which keeps matching fast on
-    catalogues of years. The choice is the same either way.
+    catalogues of years. The choice is the same either way. A dark of a profile
+    that interpolates darks reads every candidate (it needs masters of several
+    exposures); with ``allow_pair`` false (a flat's build) only a dark of the
+    frame's exposure is taken (:mod:`~nightlog.calibration.dark_exposure`).
     """
     when = at or frame.obs_time
+    if kind == "dark" and profile.dark_scaling == "interpolate":
+        explain = True
     if explain:
         stmt = select(Master).where(Master.kind == kind, Master.profile == profile.name)
         if frame.instrument is not None:
@@ -252,11 +279,19 @@ def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentPro
             return match_kind(session, frame, kind, profile, policy, at=at, live=live,
                               explain=True)
     usable = [c for c in candidates if c.usable]
-    usable.sort(key=lambda c: (c.distance, c.master.night != frame.night, -c.master.n_frames,
-                               -c.master.version, -c.master.id))
+    usable.sort(key=_order(frame))
     candidates.sort(key=lambda c: (not c.usable, c.distance, c.master.id))
-    return KindMatch(kind=kind, chosen=usable[0].master if usable else None,
-                     candidates=tuple(candidates))
+    if kind != "dark":
+        return KindMatch(kind=kind, chosen=usable[0].master if usable else None,
+                         candidates=tuple(candidates))
+    if profile.dark_scaling == "linear":
+        return KindMatch(kind=kind, chosen=usable[0].master if usable else None,
+                         candidates=tuple(candidates), how=how_linear(frame) if usable else "")
+    choice = choose_dark(usable, frame, profile.dark_scaling, policy.dark_exptime_tolerance,
+                         allow_pair=allow_pair, order=_order(frame))
+    return KindMatch(kind=kind, chosen=choice.chosen, candidates=tuple(candidates),
+                     second=choice.second, how=choice.how,
+                     note=choice.reason if usable else "")
 
 
 def match_frame(session: Session, frame: Frame, profile: InstrumentProfile,

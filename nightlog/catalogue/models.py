@@ -108,6 +108,11 @@ class Frame(Base):
     detector: Mapped[str | None] = mapped_column(HeaderText(80))
     binning: Mapped[str] = mapped_column(String(16))
     readout_mode: Mapped[str | None] = mapped_column(HeaderText(80))
+    # A CMOS camera's gain and offset settings (not e-/ADU), and a colour sensor's
+    # Bayer pattern (migration 0008).
+    gain_setting: Mapped[float | None] = mapped_column(Float)
+    offset: Mapped[float | None] = mapped_column(Float)
+    bayer_pattern: Mapped[str | None] = mapped_column(HeaderText(16))
     object_name: Mapped[str | None] = mapped_column(HeaderText())
     gain: Mapped[float | None] = mapped_column(Float)
     read_noise: Mapped[float | None] = mapped_column(Float)

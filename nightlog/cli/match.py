@@ -64,6 +64,10 @@ def match_cmd(
         chosen = item["chosen"]
         head = (f"{item['kind']}: master {chosen}" if chosen is not None
                 else f"{item['kind']}: none ({item['reason']})")
+        if item.get("second") is not None:
+            head += f" and master {item['second']}"
+        if item.get("how"):
+            head += f"; {item['how']}"
         table = Table(title=head, title_justify="left")
         for col in ("master", "night", "v", "h away", "rule", "ok", "detail"):
             table.add_column(col)

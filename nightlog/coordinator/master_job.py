@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from astropy.io import fits
 
 from nightlog.calibration.input_checks import (
@@ -104,6 +105,10 @@ class MasterJob:
         Where the master goes (it must not exist; a file there is written beside).
     cards : tuple of (keyword, value, comment)
         Header keywords decided by the plan.
+    read_noise_map, noisy_factor, quantisation_step : bool, float, float or None
+        A master bias also measures each pixel's read noise (stored as
+        ``RDNOISE``) and flags NOISY the pixels above ``noisy_factor`` × its
+        median; the converter's quantisation is taken out of the map.
     """
 
     kind: str
@@ -123,6 +128,9 @@ class MasterJob:
     memory_limit: int
     scratch_dir: str | None = None
     mode: int = 0o644
+    read_noise_map: bool = False
+    noisy_factor: float = 3.0
+    quantisation_step: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +226,9 @@ def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, da
                                       [f.read_noise for f in accepted])
     times = [f.exptime or 0.0 for f in accepted]
     if job.kind == "bias":
-        return make_master_bias(inputs, prepare=job.prepare, options=options), options
+        return make_master_bias(inputs, prepare=job.prepare, options=options,
+                                noise_map=job.read_noise_map, noisy_factor=job.noisy_factor,
+                                quantisation_step=job.quantisation_step), options
     if job.kind == "dark":
         return make_master_dark(inputs, times, bias=bias, prepare=job.prepare,
                                 scale_to_rate=job.darks_scale, options=options), options
@@ -306,7 +316,8 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     header["NLPARSHA"] = (digest, "SHA-256 of the master parameters")
     ccd = _as_written(job, ccd, accepted)
     reasons = dict(rejected)
-    hdul = to_hdulist(ccd, provenance=master_entries(job.considered, reasons, by_role))
+    hdul = to_hdulist(ccd, provenance=master_entries(job.considered, reasons, by_role),
+                      read_noise=result.read_noise_map)
     try:
         out = write_hdulist(job.target, hdul, mode=job.mode)
     except ArchiveFileExists:
@@ -322,6 +333,9 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         "masters_used": {role: (by_role[role].id if role in by_role else None)
                          for role in job.roles},
     }
+    if result.read_noise_map is not None:
+        figures["noisy_pixels"] = result.noisy_pixels
+        figures["read_noise_map_median_adu"] = float(np.nanmedian(result.read_noise_map))
     gain = job.considered[0].gain if job.considered else None
     if job.kind == "dark" and gain:
         figures["dark_current_e_per_s"] = result.level * gain if job.darks_scale else None

@@ -155,7 +155,9 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
     roles = CALIBRATED_WITH[due.kind]
     used: dict[str, Master | None] = {}
     for role in roles:
-        match = match_kind(session, first, role, profile, ctx.policy, at=mid)
+        # A flat's build subtracts one dark: an interpolated pair is for science.
+        match = match_kind(session, first, role, profile, ctx.policy, at=mid,
+                           allow_pair=False)
         if match.chosen is None and ctx.policy.on_missing.get(role) == "stop":
             skipped.reason = f"needs a {role} master: {match.reason}"
             return skipped
@@ -190,14 +192,16 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
     job = MasterJob(
         kind=due.kind, roles=roles, inputs=tuple(accepted), considered=considered,
         rejected=tuple(rejected), prepare=prepare, masters=refs, checks=ctx.policy.checks,
-        min_frames=minimum, saturation=profile.saturation, darks_scale=profile.darks_scale,
+        min_frames=minimum, saturation=profile.saturation or profile.bit_depth_saturation,
+        darks_scale=profile.darks_scale,
         flat_region=profile.flat_scale_slices(
             prepare.trimmed_shape((first.naxis2, first.naxis1))),
         target=str(path),
         cards=_cards(due.kind, due.night, version, ctx.software_version, used, roles),
         memory_limit=ctx.memory_limit,
         scratch_dir=None if ctx.scratch_dir is None else str(ctx.scratch_dir),
-        mode=ctx.layout.file_mode())
+        mode=ctx.layout.file_mode(), read_noise_map=profile.read_noise_map,
+        noisy_factor=profile.noisy_factor, quantisation_step=profile.quantisation_step)
     return MasterPlan(
         job=job, kind=due.kind, night=due.night, group_key=due.group.key,
         group={k: v for k, v in due.group.values}, profile=profile.name,

@@ -32,6 +32,11 @@ __all__ = ["FileRef", "master_entries", "parameters_digest", "product_entries", 
            "sha_keyword"]
 
 ROLES = ("bias", "dark", "flat")
+#: The longer of two master darks interpolated to a frame's exposure (a camera
+#: whose dark grows non-linearly, ``dark_scaling = "interpolate"``): named only
+#: when used, beside ``dark``, the shorter one.
+SECOND_DARK = "dark2"
+_SHA_KEYWORDS = {SECOND_DARK: "NLDK2SHA"}
 
 
 class FileRef(Protocol):
@@ -54,12 +59,15 @@ def parameters_digest(parameters: Mapping[str, Any]) -> str:
 
 def sha_keyword(role: str) -> str:
     """The keyword holding the SHA-256 of the ``role`` master (8 characters)."""
-    return f"NL{role.upper()[:3]}SHA"
+    return _SHA_KEYWORDS.get(role, f"NL{role.upper()[:3]}SHA")
 
 
 def set_master_cards(header: fits.Header, masters: Mapping[str, FileRef | None],
                      roles: Iterable[str] = ROLES) -> None:
-    """Name each master of ``roles`` in ``header``: id (or ``none``) and SHA-256."""
+    """Name each master of ``roles`` in ``header``: id (or ``none``) and SHA-256 (and
+    the second dark of an interpolation when there is one)."""
+    if masters.get(SECOND_DARK) is not None:
+        roles = (*roles, SECOND_DARK)
     for role in roles:
         m = masters.get(role)
         card = f"NL{role.upper()}"
@@ -71,7 +79,7 @@ def set_master_cards(header: fits.Header, masters: Mapping[str, FileRef | None],
 
 def _master_entries(masters: Mapping[str, FileRef | None]) -> list[ProvenanceEntry]:
     return [ProvenanceEntry(step=role, path=m.path, sha256=m.sha256, ref=m.id)
-            for role in ROLES if (m := masters.get(role)) is not None]
+            for role in (*ROLES, SECOND_DARK) if (m := masters.get(role)) is not None]
 
 
 def product_entries(frame: Frame, masters: Mapping[str, Master | None]

@@ -50,7 +50,9 @@ class ReduceJob:
         file whose bytes changed since it was catalogued is refused, so a
         product's provenance never names bytes it was not made from.
     masters : tuple of (role, path)
-        The master files to apply, by role (``bias``, ``dark``, ``flat``).
+        The master files to apply, by role (``bias``, ``dark``, ``flat``, and
+        ``dark2``, the longer of two darks interpolated to the frame's exposure).
+        A master bias's read-noise map, when it has one, feeds the variance.
     params : ScienceParameters
         Reduction settings, including the OpenMP thread cap of this worker.
     target : str
@@ -153,10 +155,14 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
             f"{job.raw_path} changed since it was catalogued (SHA-256 {actual[:12]}…, "
             f"catalogue {job.raw_sha256[:12]}…): ingest it again")
     raw = read_image(job.raw_path, job.hdu)
-    loaded = {role: read_product(path).ccd for role, path in job.masters}
+    files = {role: read_product(path) for role, path in job.masters}
+    loaded = {role: f.ccd for role, f in files.items()}
+    bias_file = files.get("bias")
     reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
                              flat=loaded.get("flat"), params=job.params,
-                             crops=dict(job.crops))
+                             crops=dict(job.crops),
+                             dark2=loaded.get("dark2"),
+                             read_noise_map=None if bias_file is None else bias_file.read_noise)
     header: fits.Header = reduced.ccd.header
     for keyword, value, comment in job.cards:
         header[keyword] = (value, comment)

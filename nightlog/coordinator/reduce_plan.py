@@ -45,7 +45,12 @@ from nightlog.catalogue.products import (
     recorded_meanwhile,
 )
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
+from nightlog.coordinator.provenance import (
+    SECOND_DARK,
+    parameters_digest,
+    product_entries,
+    set_master_cards,
+)
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
 from nightlog.coordinator.window_plan import (
     crop_section,
@@ -140,6 +145,7 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
         low_response=profile.low_response,
         cosmic_rays=CosmicRaySettings(threads=cosmic_threads),
         unit=unit,
+        quantisation_step=profile.quantisation_step,
     )
 
 
@@ -211,6 +217,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     missing: list[str] = []
     for role, match in matches.items():
         chosen[role] = match.chosen
+        if match.second is not None:
+            chosen[SECOND_DARK] = match.second
         if match.chosen is None:
             if ctx.policy.on_missing.get(role, "skip") == "stop":
                 return ReduceOutcome(frame.id, ReduceStatus.STOPPED,

@@ -144,6 +144,11 @@ class NormalizedHeader:
     window : str or None
         For a subarray frame, the section of the full readout (at the frame's
         binning, 1-based) its pixels cover; ``None`` for a full frame.
+    gain_setting, offset : float or None
+        A CMOS camera's gain and offset *settings* (camera controls, such as
+        N.I.N.A.'s ``GAIN = 120``); ``gain`` is the e-/ADU.
+    bayer_pattern : str or None
+        The colour filter array of a colour sensor (``'RGGB'``), upper case.
     """
 
     profile: str
@@ -170,4 +175,7 @@ class NormalizedHeader:
     ccdsec: str | None = None
     setup_key: str = ""
     window: str | None = None
+    gain_setting: float | None = None
+    offset: float | None = None
+    bayer_pattern: str | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -20,6 +20,16 @@ message names the keyword and shows its value. The rules:
 * **night**: see :mod:`nightlog.header.night`; the site is the profile's, else the
   ``site`` argument, else a longitude keyword of the header, else UTC.
 * **shape**: the ``shape`` argument wins (compressed files); else NAXIS2, NAXIS1.
+* **CMOS settings**: the gain setting and offset are numbers read from the
+  profile's ``gain_setting_keywords`` and ``offset_keywords`` (a setting of 0 is a
+  setting, never an e-/ADU); the e-/ADU is the profile's ``gain``, else its
+  ``gain_table`` entry for the setting, else the header's ``gain_keywords``
+  (EGAIN). A header GAIN of 0 read as e-/ADU is refused with the fix in the message.
+* **bit depth**: without a saturation in profile or header, a profile's
+  ``bit_depth`` gives it: ``(2**bits - 1) * 2**(16 - bits)`` ADU.
+* **bias from darks**: a dark no longer than the profile's ``bias_max_exptime``
+  is a bias (the note says so).
+* **Bayer pattern**: ``BAYERPAT`` upper-cased, with X/YBAYROFF noted.
 * **sections**: validated against the shape; see ``docs/profiles.md``.
 * **window**: a subarray frame's place on the detector, as the profile's
   ``window_source`` says (see :mod:`nightlog.header.window`); its set-up key has
@@ -36,6 +46,13 @@ from nightlog.errors import InvalidValueError, MissingKeywordError, SectionError
 from nightlog.header.model import FrameKind, NormalizedHeader, Site
 from nightlog.header.night import night_of
 from nightlog.header.profiles.model import InstrumentProfile
+from nightlog.header.sensor import (
+    bayer_pattern,
+    e_per_adu,
+    header_number,
+    number_with_override,
+    saturation_level,
+)
 from nightlog.header.values import (
     HeaderView,
     check_plausible,
@@ -234,31 +251,6 @@ def _checked_name(keyword: str, value: Any, name: str | None) -> str | None:
     return name
 
 
-def _number(view: HeaderView, keywords: tuple[str, ...], *, positive: bool = False,
-            minimum: float | None = None) -> float | None:
-    found = view.first(keywords)
-    if found is None:
-        return None
-    keyword, value = found
-    number = parse_float(keyword, value)
-    if positive and number <= 0:
-        raise InvalidValueError(f"{keyword}={describe(value)}: must be positive")
-    if minimum is not None and number < minimum:
-        raise InvalidValueError(f"{keyword}={describe(value)}: must be >= {minimum}")
-    return number
-
-
-def _with_override(override: float | None, view: HeaderView, keywords: tuple[str, ...],
-                   label: str, extra: dict[str, str], **limits: Any) -> float | None:
-    if override is None:
-        return _number(view, keywords, **limits)
-    found = view.first(keywords)
-    if found is not None:
-        # Keep the header's own figure visible beside the profile's.
-        extra[f"header_{label}"] = f"{found[0]}={text_value(found[1])}"
-    return override
-
-
 def _region(view: HeaderView, profile: InstrumentProfile, key: str,
             shape: tuple[int, int], extra: dict[str, str]) -> str | None:
     """The section ``profile.<key>`` designates, checked against ``shape``.
@@ -356,6 +348,13 @@ def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
     extra: dict[str, str] = {}
     raw_type, kind = _frame_kind(view, profile)
     exptime = _exptime(view, profile, kind, extra)
+    if (kind == "dark" and profile.bias_max_exptime is not None
+            and exptime <= profile.bias_max_exptime):
+        extra["kind"] = (f"a dark of {exptime:g} s is a bias (profile bias_max_exptime "
+                         f"{profile.bias_max_exptime:g} s)")
+        kind = "bias"
+    gain_setting = header_number(view, profile.gain_setting_keywords)
+    offset = header_number(view, profile.offset_keywords)
     filter_name = _filter(view, profile, extra)
     obs_time = _obs_time(view, profile, extra)
     night = night_of(obs_time, _site(view, profile, site, extra))
@@ -375,7 +374,10 @@ def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
                   else full_readout(profile.full_shape, binning)),
         "filter": filter_name,
         "exptime": exptime,
-        "set_temp": _number(view, profile.set_temp_keywords, minimum=_ABSOLUTE_ZERO_C),
+        "set_temp": header_number(view, profile.set_temp_keywords, minimum=_ABSOLUTE_ZERO_C),
+        "gain_setting": gain_setting,
+        "offset": offset,
+        "bayer_pattern": bayer_pattern(view, profile, extra),
     }
     return NormalizedHeader(
         profile=profile.name,
@@ -391,19 +393,20 @@ def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
         detector=fields["detector"],
         readout_mode=fields["readout_mode"],
         object_name=_text(view, profile.object_keywords),
-        gain=_with_override(profile.gain, view, profile.gain_keywords, "gain", extra,
-                            positive=True),
-        read_noise=_with_override(profile.read_noise, view, profile.read_noise_keywords,
+        gain=e_per_adu(view, profile, gain_setting, extra),
+        read_noise=number_with_override(profile.read_noise, view, profile.read_noise_keywords,
                                   "read_noise", extra, minimum=0.0),
-        ccd_temp=_number(view, profile.ccd_temp_keywords, minimum=_ABSOLUTE_ZERO_C),
+        ccd_temp=header_number(view, profile.ccd_temp_keywords, minimum=_ABSOLUTE_ZERO_C),
         set_temp=fields["set_temp"],
-        saturation=_with_override(profile.saturation, view, profile.saturation_keywords,
-                                  "saturation", extra, positive=True),
+        saturation=saturation_level(view, profile, extra),
         datasec=_region(view, profile, "datasec", image_shape, extra),
         trimsec=_region(view, profile, "trim", image_shape, extra),
         biassec=_region(view, profile, "overscan", image_shape, extra),
         ccdsec=_region(view, profile, "ccdsec", image_shape, extra),
         setup_key=setup_key(fields, profile.setup_keys),
         window=window,
+        gain_setting=gain_setting,
+        offset=offset,
+        bayer_pattern=fields["bayer_pattern"],
         extra=extra,
     )

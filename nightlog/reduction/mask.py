@@ -68,6 +68,11 @@ class MaskBit(enum.IntFlag):
         The overscan level for this row could not be estimated reliably.
     UNSPECIFIED = 128
         Masked by an earlier step that recorded no reason (a boolean mask only).
+    NOISY = 256
+        Read noise far above the detector's typical one, from the master bias's
+        per-pixel read-noise map (a CMOS random-telegraph pixel): its value is
+        calibrated, its variance uses its own read noise, and cosmic-ray
+        detection leaves it alone.
 
     :class:`~astropy.nddata.CCDData` keeps only a boolean ``mask``; the bit plane
     travels beside it as ``ccd.flags`` through the reduction steps.
@@ -81,6 +86,7 @@ class MaskBit(enum.IntFlag):
     UNILLUMINATED = 32
     OVERSCAN_BAD = 64
     UNSPECIFIED = 128
+    NOISY = 256
 
 
 _DESCRIPTIONS: dict[MaskBit, str] = {
@@ -92,6 +98,7 @@ _DESCRIPTIONS: dict[MaskBit, str] = {
     MaskBit.UNILLUMINATED: "vignetted: low large-scale response (master flat)",
     MaskBit.OVERSCAN_BAD: "unreliable overscan level",
     MaskBit.UNSPECIFIED: "masked, reason not recorded",
+    MaskBit.NOISY: "noisy pixel: high read noise (master bias map)",
 }
 _DESCRIPTIONS_BY_VALUE: dict[int, str] = {int(k): v for k, v in _DESCRIPTIONS.items()}
 
@@ -111,6 +118,7 @@ _CARD_TEXT: dict[MaskBit, str] = {
     MaskBit.UNILLUMINATED: "vignetted: low large-scale flat response",
     MaskBit.OVERSCAN_BAD: "overscan level of the row unreliable",
     MaskBit.UNSPECIFIED: "masked by an earlier step, no reason kept",
+    MaskBit.NOISY: "noisy: read noise far above the median's",
 }
 
 

@@ -31,6 +31,7 @@ from nightlog.reduction.characterise import FrameStatistics, frame_statistics
 from nightlog.reduction.combine import DEFAULT_MEMORY_LIMIT, CombineResult, combine
 from nightlog.reduction.flat_response import dark_region
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, hot_pixels_from_dark
+from nightlog.reduction.read_noise_map import noisy_pixels, read_noise_map
 from nightlog.reduction.rejection import ClipSpec, Method
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level, resolve_region
 from nightlog.reduction.stack import FrameInput, Prepare
@@ -91,6 +92,11 @@ class MasterResult:
     low_pixels : int
         Flat only: pixels below the threshold, set to 1 and flagged DEAD (or
         UNILLUMINATED, where the whole neighbourhood is below it).
+    read_noise_map : ndarray of float32 or None
+        Bias only, when asked: each pixel's read noise (ADU), see
+        :func:`~nightlog.reduction.read_noise_map.read_noise_map`.
+    noisy_pixels : int
+        Bias with a map: pixels flagged NOISY.
     """
 
     ccd: CCDData
@@ -101,6 +107,8 @@ class MasterResult:
     scales: list[float] = field(default_factory=list)
     hot_pixels: int = 0
     low_pixels: int = 0
+    read_noise_map: npt.NDArray[np.float32] | None = None
+    noisy_pixels: int = 0
 
 
 def _chain(*steps: Prepare | None) -> Prepare | None:
@@ -153,7 +161,9 @@ def _flags(result: CombineResult) -> npt.NDArray[np.uint16]:
 
 
 def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = None,
-                     options: CombineOptions | None = None) -> MasterResult:
+                     options: CombineOptions | None = None, noise_map: bool = False,
+                     noisy_factor: float = 3.0,
+                     quantisation_step: float | None = None) -> MasterResult:
     """Combine bias frames into a master bias.
 
     Parameters
@@ -165,12 +175,21 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
     options : CombineOptions or None
         Combination; default a one-pass MAD-clipped (3/3) average; give
         ``ClipSpec(spread='noise', ...)`` when the read noise and gain are known.
+    noise_map : bool
+        Also measure each pixel's read noise (a second read of the frames, one
+        at a time) and flag ``NOISY`` the pixels above ``noisy_factor`` × its
+        median (CMOS random-telegraph pixels).
+    noisy_factor : float
+        Threshold of NOISY, in medians of the map.
+    quantisation_step : float or None
+        ADU between converter values; its variance is taken out of the map.
 
     Returns
     -------
     MasterResult
         Master in ADU; ``level`` its median, ``noise`` its robust standard
-        deviation; pixels where nothing survived carry ``NO_DATA`` (value NaN).
+        deviation; pixels where nothing survived carry ``NO_DATA`` (value NaN);
+        with ``noise_map`` the map in ``read_noise_map``.
 
     Raises
     ------
@@ -179,10 +198,21 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
     """
     result = _run(frames, options or CombineOptions(), prepare)
     level, noise = _robust(result.data)
-    ccd = _master(result, u.adu, _flags(result), f"Master bias of {len(frames)} frames")
+    flags = _flags(result)
+    rn_map, n_noisy = None, 0
+    if noise_map:
+        rn_map = read_noise_map(frames, result.data, prepare=prepare,
+                                quantisation_step=quantisation_step)
+        noisy = noisy_pixels(rn_map, factor=noisy_factor) & ~result.mask
+        flags[noisy] |= MASK_DTYPE(MaskBit.NOISY)
+        n_noisy = int(np.count_nonzero(noisy))
+    ccd = _master(result, u.adu, flags, f"Master bias of {len(frames)} frames")
     ccd.header["IMAGETYP"] = "MASTER BIAS"
+    if rn_map is not None:
+        ccd.header["NNOISYPX"] = (n_noisy, f"NOISY: read noise > {noisy_factor:g}x median")
     return MasterResult(ccd=ccd, n_frames=len(frames), level=level, noise=noise,
-                        frame_stats=list(result.frame_stats), scales=result.scales)
+                        frame_stats=list(result.frame_stats), scales=result.scales,
+                        read_noise_map=rn_map, noisy_pixels=n_noisy)
 
 
 def _exposures(exptimes: Sequence[float] | None, n: int, what: str) -> list[float]:

@@ -19,6 +19,10 @@ A product is an HDU list:
     extension serves both; ``MASKTYPE`` says whether it holds ``BITPLANE`` values
     (:class:`~nightlog.reduction.mask.MaskBit`) or a plain ``BOOLEAN`` 0/1 mask, and
     ``MB<bit>`` keywords name the bits.
+``RDNOISE``
+    A master bias of a CMOS camera only: each pixel's read noise (float32, ADU,
+    ``BUNIT = 'adu'``), measured from the bias stack's scatter; the pixels far
+    above its median carry the NOISY bit in ``MASK``. ``CCDData.read`` ignores it.
 ``PROVENANCE``
     A binary table, one row per file the product (or master) was made from:
     ``STEP`` (``raw``; ``bias``, ``dark``, ``flat`` for a master used in that role;
@@ -53,6 +57,7 @@ from nightlog.reduction.mask import MASK_DTYPE, MaskBit, bit_cards
 
 __all__ = [
     "PROVENANCE_EXTNAME",
+    "READ_NOISE_EXTNAME",
     "ProvenanceEntry",
     "add_history",
     "provenance_table",
@@ -61,6 +66,8 @@ __all__ = [
 ]
 
 PROVENANCE_EXTNAME = "PROVENANCE"
+#: EXTNAME of a master bias's per-pixel read-noise map (ADU).
+READ_NOISE_EXTNAME = "RDNOISE"
 
 
 # Keywords describing the data layout; astropy writes its own for the new data.
@@ -164,7 +171,8 @@ def _primary_header(ccd: CCDData) -> fits.Header:
 
 
 def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None,
-               provenance: Sequence[ProvenanceEntry] | None = None) -> fits.HDUList:
+               provenance: Sequence[ProvenanceEntry] | None = None,
+               read_noise: npt.ArrayLike | None = None) -> fits.HDUList:
     """Build the FITS HDU list of a reduced frame (nothing is written).
 
     Parameters
@@ -181,12 +189,14 @@ def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None,
     provenance : sequence of ProvenanceEntry, optional
         The files the frame was made from, stored as the ``PROVENANCE`` table
         (:func:`provenance_table`); none when omitted.
+    read_noise : array_like, optional
+        A master bias's per-pixel read noise (ADU), stored as ``RDNOISE``.
 
     Returns
     -------
     astropy.io.fits.HDUList
-        ``PRIMARY`` (float32 data), then ``UNCERT`` and ``MASK`` when present, then
-        ``PROVENANCE`` when given.
+        ``PRIMARY`` (float32 data), then ``UNCERT`` and ``MASK`` when present,
+        ``RDNOISE`` when given, then ``PROVENANCE`` when given.
 
     Raises
     ------
@@ -220,6 +230,13 @@ def to_hdulist(ccd: CCDData, *, mask_bits: npt.ArrayLike | None = None,
             for keyword, name, meaning in bit_cards():
                 mask_header[keyword] = (name, meaning)
         hdus.append(fits.ImageHDU(array, mask_header, name="MASK"))
+    if read_noise is not None:
+        noise = np.asarray(read_noise, dtype=np.float32)
+        if noise.shape != ccd.shape:
+            raise ShapeMismatchError(f"read-noise map of shape {noise.shape} for {ccd.shape}")
+        noise_header = fits.Header()
+        noise_header["BUNIT"] = ("adu", "read noise of each pixel")
+        hdus.append(fits.ImageHDU(noise, noise_header, name=READ_NOISE_EXTNAME))
     if provenance is not None:
         hdus.append(provenance_table(provenance))
     return fits.HDUList(hdus)

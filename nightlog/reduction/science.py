@@ -4,14 +4,19 @@
 
 1. **saturation** -- pixels at or above the saturation level are flagged on the
    *raw* values, before any arithmetic can move them off the level;
-   non-finite raw values are flagged NO_DATA;
+   non-finite raw values are flagged NO_DATA; with a quantisation step (a
+   12- or 14-bit converter shifted to 16 bits) raw values that are not
+   multiples of it are counted (``QSTEPOFF``) and said in HISTORY;
 2. **overscan** -- subtract the per-row overscan level (optional);
 3. **trim** -- keep the data section;
 4. **bias** -- subtract the master bias;
 5. **uncertainty** -- Poisson noise of everything collected (sky, sources *and*
-   dark current: the bias-free counts in electrons) plus read noise, plus the
-   master bias's variance;
-6. **dark** -- subtract the master dark scaled by the exposure (adds its variance);
+   dark current: the bias-free counts in electrons) plus read noise (each
+   pixel's own, from the master bias's read-noise map, when given) plus the
+   quantisation variance ``step**2/12``, plus the master bias's variance;
+6. **dark** -- subtract the master dark scaled by the exposure (adds its
+   variance); with a second master dark, the two are interpolated to the frame's
+   exposure (:func:`~nightlog.reduction.dark_interpolation.interpolate_dark`);
 7. **flat** -- divide by the normalised master flat (relative errors add);
 8. **bad pixels** -- HOT from the master dark, DEAD (a pixel far off its
    neighbourhood's response) and UNILLUMINATED (vignetted: the large-scale
@@ -46,6 +51,7 @@ from nightlog.reduction._frame import new_frame
 from nightlog.reduction.bad_pixels import BitPlane, bad_pixel_plane, count_bits
 from nightlog.reduction.calibrate import flat_correct, subtract_bias, subtract_dark
 from nightlog.reduction.cosmics import detect_cosmic_rays
+from nightlog.reduction.dark_interpolation import interpolate_dark
 from nightlog.reduction.interchange import as_output
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, mask_saturated
 from nightlog.reduction.overscan import subtract_overscan
@@ -148,6 +154,8 @@ def reduce_science(
     flat: CCDData | None,
     params: ScienceParameters,
     crops: Mapping[str, tuple[int, int, int, int]] | None = None,
+    dark2: CCDData | None = None,
+    read_noise_map: np.ndarray | None = None,
 ) -> ReducedFrame:
     """Reduce a raw science frame with the night's masters.
 
@@ -171,6 +179,13 @@ def reduce_science(
         (:func:`~nightlog.reduction.window.crop_to_window`) before it is applied;
         its bad pixels are found on the whole master, as for a full frame, and cut
         alike. A ``WINCROP<role letter>`` card and HISTORY record each crop.
+    dark2 : CCDData or None
+        A second fixed-exposure master dark, longer than ``dark``: the two are
+        interpolated to the frame's exposure (glowing CMOS darks).
+    read_noise_map : ndarray or None
+        Each pixel's read noise in ADU (the master bias's ``RDNOISE``, trimmed
+        shape); replaces ``params.read_noise`` in the variance and so in the
+        cosmic-ray detection's ``invar``.
 
     Returns
     -------
@@ -192,6 +207,12 @@ def reduce_science(
     full_masters = {"bias": bias, "dark": dark, "flat": flat}
     bias, dark, flat = (crop_to_window(m, crops[role]) if m is not None and role in crops
                         else m for role, m in full_masters.items())
+    # The second dark has the first's geometry, the read-noise map the bias's.
+    if dark2 is not None and "dark" in crops:
+        dark2 = crop_to_window(dark2, crops["dark"])
+    if read_noise_map is not None and "bias" in crops:
+        y0, y1, x0, x1 = crops["bias"]
+        read_noise_map = np.array(read_noise_map[y0:y1, x0:x1], copy=True)
     data = np.asarray(raw.data)
     bits = np.zeros(data.shape, dtype=MASK_DTYPE)
     if raw.flags is not None and np.asarray(raw.flags).dtype.kind in "ui":
@@ -209,10 +230,13 @@ def reduce_science(
         if params.saturation is not None:
             set_card(header, "SATLEVEL", float(params.saturation), "raw saturation level [ADU]")
             set_card(header, "NSATPIX", nsat, "raw pixels at or above SATLEVEL")
+        summary: dict[str, Any] = {"saturated": nsat}
+        if params.quantisation_step:
+            summary["off_step"] = _off_step(data, params.quantisation_step, header)
         # The lecture's first move: float32 before any arithmetic (no uint16 overflow).
         ccd = new_frame(raw, np.asarray(data, dtype=np.float32), header, mask=None,
                         flags=bits.copy())
-        return ccd, {"saturated": nsat}
+        return ccd, summary
 
     ccd = recorder.step("saturation", {"level": params.saturation}, saturation)
 
@@ -260,30 +284,48 @@ def reduce_science(
     def uncertainty() -> tuple[CCDData, Mapping[str, Any]]:
         # Poisson from the bias-free counts, which still hold the dark current: its
         # shot noise stays in the frame after the dark's mean is subtracted.
+        rn_map = (None if read_noise_map is None
+                  else np.asarray(read_noise_map, dtype=np.float32) * np.float32(params.gain))
         out = create_uncertainty(ccd, gain=params.gain, read_noise=params.read_noise,
-                                 add_to_existing=True)
+                                 add_to_existing=True, read_noise_map=rn_map,
+                                 quantisation_step=params.quantisation_step)
         if not bias_free:
             add_history(out.meta, "Uncertainty overestimated: the bias level was not removed")
         return out, {"median_sigma": float(np.nanmedian(out.uncertainty.array)),
                      "bias_free": bias_free}
 
-    ccd = recorder.step("uncertainty", {"gain": params.gain, "read_noise": params.read_noise},
+    ccd = recorder.step("uncertainty", {"gain": params.gain, "read_noise": params.read_noise,
+                                        "read_noise_map": read_noise_map is not None,
+                                        "quantisation_step": params.quantisation_step},
                         uncertainty)
 
     if dark is not None:
-        master_dark = dark
         exposure = _exposure(raw, params)
+        master_dark = dark
+        how = "linear" if params.darks_scale else "exact exposure"
+        if dark2 is not None:
+            master_dark = interpolate_dark(dark, dark2, exposure=exposure)
+            how = f"interpolated: {master_dark.meta['DARKINTP']}"
+        chosen_dark = master_dark
 
         def dark_step() -> tuple[CCDData, Mapping[str, Any]]:
-            out = subtract_dark(ccd, master_dark,
-                                dark_exposure=_dark_exposure(ccd, master_dark, params),
-                                data_exposure=exposure, scale=params.darks_scale,
-                                rate=params.dark_is_rate)
-            return out, {"median": float(np.nanmedian(master_dark.data))}
+            if dark2 is not None:
+                out = subtract_dark(ccd, chosen_dark, data_exposure=exposure, scale=False)
+                set_card(out.meta, "DARKINTP", str(chosen_dark.meta["DARKINTP"]),
+                         "dark interpolated between two master darks")
+                add_history(out.meta, f"Dark {how}")
+            else:
+                out = subtract_dark(ccd, chosen_dark,
+                                    dark_exposure=_dark_exposure(ccd, chosen_dark, params),
+                                    data_exposure=exposure, scale=params.darks_scale,
+                                    rate=params.dark_is_rate)
+            return out, {"median": float(np.nanmedian(chosen_dark.data)), "how": how}
 
         ccd = recorder.step("dark", {"exptime": exposure, "dark_exposure": params.dark_exposure,
-                                     "rate": params.dark_is_rate, "scale": params.darks_scale},
+                                     "rate": params.dark_is_rate, "scale": params.darks_scale,
+                                     "interpolated": dark2 is not None},
                             dark_step)
+        dark = master_dark
     else:
         recorder.skip("dark", {"exptime": params.exptime}, "no master dark")
 
@@ -343,6 +385,21 @@ def reduce_science(
     result = as_output(result, unit=params.unit, gain=params.gain,
                        read_noise=params.read_noise, saturation=params.saturation)
     return ReducedFrame(ccd=result, bits=final_bits, steps=tuple(recorder.steps))
+
+
+def _off_step(data: np.ndarray, step: float, header: Any) -> int:
+    """Count raw values that are not multiples of the converter's step, and say so."""
+    values = np.asarray(data)
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values.ravel()
+    off = int(np.count_nonzero(np.mod(finite.astype(np.float64), step) != 0))
+    set_card(header, "QSTEP", float(step), "ADU between converter values (bit depth)")
+    set_card(header, "QSTEPOFF", off, "raw values not multiples of QSTEP")
+    if off:
+        add_history(header, f"WARNING: {off} raw values are not multiples of the {step:g} ADU "
+                            "step of the profile's bit_depth: wrong bit depth, or data "
+                            "rescaled by the capture software; the quantisation variance "
+                            "and saturation level may be wrong")
+    return off
 
 
 def _dark_exposure(ccd: CCDData, dark: CCDData, params: ScienceParameters) -> float | None:

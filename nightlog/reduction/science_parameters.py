@@ -96,6 +96,10 @@ class ScienceParameters:
     unit : {'adu', 'electron'}
         Unit of the reduced frame: ADU (``GAIN`` then states the gain used), or
         electrons (data and uncertainty multiplied by ``gain``; ``GAIN = 1``).
+    quantisation_step : float or None
+        ADU between the converter's stored values (16 for 12 bits shifted to 16);
+        adds ``step**2/12`` ADU² to the variance, and raw values off the step are
+        counted and said. ``None``: a full 16-bit converter, nothing added.
     """
 
     gain: float
@@ -116,6 +120,7 @@ class ScienceParameters:
     low_response: float | None = 0.5
     cosmic_rays: CosmicRaySettings = field(default_factory=CosmicRaySettings)
     unit: str = "adu"
+    quantisation_step: float | None = None
 
     def __post_init__(self) -> None:
         if self.unit not in OUTPUT_UNITS:
@@ -132,5 +137,9 @@ class ScienceParameters:
         if self.low_response is not None and not 0 < self.low_response <= 1:
             raise ReductionError(
                 f"low_response must be in (0, 1] or None, not {self.low_response!r}")
+        if self.quantisation_step is not None and not (
+                np.isfinite(self.quantisation_step) and self.quantisation_step >= 1):
+            raise ReductionError("quantisation_step must be >= 1 ADU, not "
+                                 f"{self.quantisation_step!r}")
         if not self.hot_nsigma > 0:
             raise ReductionError(f"hot_nsigma must be positive, not {self.hot_nsigma!r}")

@@ -12,6 +12,13 @@ Poisson term; they are clipped to 0 for it, not turned into NaN. The signal
 includes sky, source **and dark current**, so build the uncertainty after
 bias/overscan subtraction and *before* subtracting the dark; the masters' own
 uncertainties are then added by the calibration steps (variances add).
+
+Two terms for CMOS cameras: a **read-noise map** (``R`` per pixel, from the
+master bias, so a random-telegraph pixel carries its own larger noise) replaces
+the single figure, and a converter writing fewer than 16 bits shifted up to 16
+adds its **quantisation** variance ``q**2 / 12`` ADU² (``q`` the step between
+stored values, 16 ADU for 12 bits): the rounding of a uniform error of width
+``q``, ``q**2 g**2 / 12`` in e⁻².
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ def _value(quantity: float | u.Quantity, unit: u.UnitBase, what: str) -> float:
 
 
 def noise_variance(
-    data: np.ndarray, *, gain: float, read_noise: float
+    data: np.ndarray, *, gain: float, read_noise: float,
+    read_noise_map: np.ndarray | None = None, quantisation_step: float | None = None,
 ) -> np.ndarray:
     """Variance (ADU²) of bias-free ``data`` (ADU) from Poisson and read noise.
 
@@ -55,11 +63,16 @@ def noise_variance(
         e⁻/ADU, > 0.
     read_noise : float
         e⁻ (per pixel, per read), >= 0.
+    read_noise_map : numpy.ndarray, optional
+        e⁻ per pixel (``data``'s shape); replaces ``read_noise`` where finite.
+    quantisation_step : float, optional
+        ADU between converter values; adds ``step²/12``.
 
     Returns
     -------
     numpy.ndarray of float32
-        ``max(data, 0)/gain + (read_noise/gain)²``; NaN where ``data`` is NaN.
+        ``max(data, 0)/gain + (read_noise/gain)² + step²/12``; NaN where ``data``
+        is NaN.
 
     Raises
     ------
@@ -73,7 +86,19 @@ def noise_variance(
     signal = np.asarray(data, dtype=np.float32)
     poisson = np.maximum(signal, np.float32(0)) / np.float32(gain)
     # np.maximum keeps NaN, so unknown pixels keep an unknown variance.
-    return poisson + np.float32((read_noise / gain) ** 2)
+    read = np.float32((read_noise / gain) ** 2)
+    if read_noise_map is not None:
+        rn = np.asarray(read_noise_map, dtype=np.float32)
+        if rn.shape != signal.shape:
+            raise ReductionError(f"read-noise map of shape {rn.shape} for data {signal.shape}")
+        read = np.where(np.isfinite(rn), (rn / np.float32(gain)) ** 2, read).astype(np.float32)
+    quantum = np.float32(0.0)
+    if quantisation_step is not None:
+        if not (np.isfinite(quantisation_step) and quantisation_step >= 0):
+            raise ReductionError(f"quantisation step must be >= 0 ADU, not "
+                                 f"{quantisation_step!r}")
+        quantum = np.float32(quantisation_step**2 / 12.0)
+    return poisson + read + quantum
 
 
 def create_uncertainty(
@@ -82,6 +107,8 @@ def create_uncertainty(
     gain: float | u.Quantity,
     read_noise: float | u.Quantity,
     add_to_existing: bool = False,
+    read_noise_map: np.ndarray | None = None,
+    quantisation_step: float | None = None,
 ) -> CCDData:
     """Attach a standard-deviation uncertainty from the CCD noise model.
 
@@ -97,6 +124,11 @@ def create_uncertainty(
         ``False`` (default): replace any uncertainty ``ccd`` carries, like
         ``ccdproc.create_deviation``. ``True``: add the new variance to the one it
         carries (e.g. a master bias's, subtracted before) — never apply twice.
+    read_noise_map : numpy.ndarray, optional
+        Read noise of each pixel in e⁻ (the master bias's map times the gain);
+        replaces ``read_noise`` where finite.
+    quantisation_step : float, optional
+        ADU between the converter's values (``2**(16 - bits)``); adds ``step²/12``.
 
     Returns
     -------
@@ -113,12 +145,16 @@ def create_uncertainty(
     in_electrons = data_unit in _ELECTRON_UNITS
     gain_value = 1.0 if in_electrons else _value(gain, u.electron / u.adu, "gain")
     rn = _value(read_noise, u.electron, "read noise")
-    var = noise_variance(np.asarray(ccd.data), gain=gain_value, read_noise=rn)
+    var = noise_variance(np.asarray(ccd.data), gain=gain_value, read_noise=rn,
+                         read_noise_map=read_noise_map, quantisation_step=quantisation_step)
     if add_to_existing and ccd.uncertainty is not None:
         var = var + np.asarray(ccd.uncertainty.represent_as(VarianceUncertainty).array,
                                dtype=np.float32)
     header = header_of(ccd)
-    add_history(header, f"Uncertainty: Poisson (gain {gain_value:.4g} e-/ADU) and read noise "
-                        f"{rn:.4g} e-{' added to existing' if add_to_existing else ''}")
+    read = "per-pixel read noise map" if read_noise_map is not None else f"read noise {rn:.4g} e-"
+    quantum = (f", quantisation step {quantisation_step:g} ADU" if quantisation_step
+               else "")
+    add_history(header, f"Uncertainty: Poisson (gain {gain_value:.4g} e-/ADU) and {read}"
+                        f"{quantum}{' added to existing' if add_to_existing else ''}")
     return new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
                      uncertainty=np.sqrt(var, dtype=np.float32))

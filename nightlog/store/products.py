@@ -28,7 +28,11 @@ from astropy.wcs import WCS
 
 from nightlog.errors import UnreadableFileError
 from nightlog.reduction.mask import MASK_DTYPE
-from nightlog.reduction.products import PROVENANCE_EXTNAME, ProvenanceEntry
+from nightlog.reduction.products import (
+    PROVENANCE_EXTNAME,
+    READ_NOISE_EXTNAME,
+    ProvenanceEntry,
+)
 
 __all__ = ["ProductFile", "provenance_of", "read_product"]
 
@@ -52,10 +56,13 @@ class ProductFile:
         ``flags`` when the file stores one (``None`` for a plain 0/1 mask).
     provenance : tuple of ProvenanceEntry
         The rows of its ``PROVENANCE`` table, in order (empty when it has none).
+    read_noise : ndarray of float32 or None
+        A master bias's per-pixel read noise (ADU, its ``RDNOISE`` extension).
     """
 
     ccd: CCDData
     provenance: tuple[ProvenanceEntry, ...]
+    read_noise: npt.NDArray[np.float32] | None = None
 
 
 def read_product(path: str | os.PathLike[str]) -> ProductFile:
@@ -85,7 +92,8 @@ def read_product(path: str | os.PathLike[str]) -> ProductFile:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
             with open(path, "rb") as fh, fits.open(fh) as hdus:
-                return ProductFile(ccd=_frame(hdus), provenance=_provenance(hdus))
+                return ProductFile(ccd=_frame(hdus), provenance=_provenance(hdus),
+                                   read_noise=_read_noise(hdus))
     except (OSError, ValueError, KeyError) as err:
         raise UnreadableFileError(f"cannot read product {os.fspath(path)!r}: {err}") from err
 
@@ -142,6 +150,12 @@ def _frame(hdus: fits.HDUList) -> CCDData:
         flags = _bit_plane(plane)
     return CCDData(np.asarray(primary.data), meta=header, unit=_unit(header), mask=mask,
                    uncertainty=uncertainty, wcs=wcs, flags=flags)
+
+
+def _read_noise(hdus: fits.HDUList) -> npt.NDArray[np.float32] | None:
+    if READ_NOISE_EXTNAME not in hdus:
+        return None
+    return np.array(hdus[READ_NOISE_EXTNAME].data, dtype=np.float32)
 
 
 def _bit_plane(plane: fits.ImageHDU) -> npt.NDArray[np.uint16] | None:

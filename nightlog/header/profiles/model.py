@@ -19,6 +19,7 @@ from nightlog.header.model import Site
 from nightlog.sections import Section, parse_section
 
 __all__ = [
+    "DARK_SCALINGS",
     "DEFAULT_CALIBRATION_KEYS",
     "DEFAULT_FRAME_TYPES",
     "DEFAULT_MIN_FRAMES",
@@ -31,8 +32,13 @@ __all__ = [
 #: NormalizedHeader attributes that set-up keys and calibration grouping may use.
 GROUPING_FIELDS: tuple[str, ...] = (
     "instrument", "detector", "binning", "readout_mode", "shape", "set_temp", "filter",
-    "exptime",
+    "exptime", "gain_setting", "offset", "bayer_pattern",
 )
+
+#: How master darks meet a frame's exposure (``dark_scaling``): ``linear`` scales a
+#: dark rate, ``exact_exposure`` takes a master of the same exposure, ``interpolate``
+#: builds the dark of the frame's exposure from the two master darks bracketing it.
+DARK_SCALINGS: tuple[str, ...] = ("linear", "exact_exposure", "interpolate")
 
 _SETUP = ("instrument", "detector", "binning", "readout_mode", "shape")
 
@@ -107,6 +113,21 @@ class InstrumentProfile:
         Site of the camera; beats the settings site and header longitudes.
     gain, read_noise, saturation : float or None
         Overrides in e-/ADU, e- and ADU; header values are used when ``None``.
+    gain_setting_keywords, offset_keywords : tuple of str
+        Where a CMOS camera's gain *setting* and offset (camera controls, not
+        e-/ADU) are read; a keyword may not also be a ``gain_keywords`` entry.
+    gain_table : mapping of float to float
+        e-/ADU per gain setting; wins over the header's e-/ADU keyword.
+    bit_depth : int or None
+        Bits of the converter when its values are shifted to 16 bits (12: every
+        value a multiple of 16); sets the default saturation and the quantisation
+        step ``2**(16 - bit_depth)`` ADU.
+    bias_max_exptime : float or None
+        A dark no longer than this (s) is catalogued as a bias: cameras whose
+        "bias" is a very short dark.
+    read_noise_map : bool
+        Master biases carry a per-pixel read-noise map (``RDNOISE`` extension);
+        pixels above ``noisy_factor`` × its median are NOISY.
     overscan, trim, datasec, ccdsec : str or None
         A literal FITS section (``'[2049:2080,1:4127]'``) or the header keyword that
         holds one (``'BIASSEC'``); ``None`` for none.
@@ -123,6 +144,9 @@ class InstrumentProfile:
         FITS section used to normalise flats; else the central ``flat_scale_fraction``.
     darks_scale : bool
         Whether darks may be scaled by exposure time (dark current is linear).
+    dark_scaling : {'linear', 'exact_exposure', 'interpolate'}
+        How a master dark meets a frame's exposure (``darks_scale`` false is
+        ``exact_exposure``).
     dark_temp_tolerance : float
         Set temperatures (deg C) closer than this count as equal when grouping darks.
     dead_low, dead_high : float, float or None
@@ -168,6 +192,9 @@ class InstrumentProfile:
     )
     readout_keywords: tuple[str, ...] = ("READOUTM", "READMODE")
     gain_keywords: tuple[str, ...] = ("GAIN", "EGAIN")
+    gain_setting_keywords: tuple[str, ...] = ()
+    offset_keywords: tuple[str, ...] = ()
+    bayer_keywords: tuple[str, ...] = ("BAYERPAT",)
     read_noise_keywords: tuple[str, ...] = ("RDNOISE", "READNOIS", "RON")
     ccd_temp_keywords: tuple[str, ...] = ("CCD-TEMP", "CCDTEMP", "DET-TEMP")
     set_temp_keywords: tuple[str, ...] = ("SET-TEMP", "SETTEMP")
@@ -177,6 +204,11 @@ class InstrumentProfile:
     gain: float | None = None
     read_noise: float | None = None
     saturation: float | None = None
+    gain_table: Mapping[float, float] = field(default_factory=lambda: MappingProxyType({}))
+    bit_depth: int | None = None
+    bias_max_exptime: float | None = None
+    read_noise_map: bool = False
+    noisy_factor: float = 3.0
     # Regions.
     datasec: str | None = "DATASEC"
     ccdsec: str | None = "CCDSEC"
@@ -191,6 +223,7 @@ class InstrumentProfile:
     flat_scale_fraction: float = 0.5
     # Calibration policy.
     darks_scale: bool = True
+    dark_scaling: str = "linear"
     dark_temp_tolerance: float = 1.0
     # Bad-pixel thresholds (the bit plane).
     dead_low: float = 0.5
@@ -202,6 +235,25 @@ class InstrumentProfile:
         default_factory=lambda: DEFAULT_CALIBRATION_KEYS)
     setup_keys: tuple[str, ...] = _SETUP
     file_patterns: tuple[str, ...] = ()
+
+    @property
+    def quantisation_step(self) -> float | None:
+        """ADU between two values the converter can give (``2**(16 - bit_depth)``);
+        ``None`` when the bit depth is not given."""
+        return None if self.bit_depth is None else float(2 ** (16 - self.bit_depth))
+
+    @property
+    def bit_depth_saturation(self) -> float | None:
+        """The highest stored value, ``(2**bits - 1) * 2**(16 - bits)`` ADU."""
+        if self.bit_depth is None:
+            return None
+        return float((2**self.bit_depth - 1) * 2 ** (16 - self.bit_depth))
+
+    def gain_for_setting(self, setting: float | None) -> float | None:
+        """e-/ADU of ``setting`` from ``gain_table`` (``None``: not in it)."""
+        if setting is None:
+            return None
+        return self.gain_table.get(float(setting))
 
     def classify(self, raw_type: str | None) -> str:
         """Frame kind of a raw type value: ``'bias'``, ..., or ``'unknown'``."""

@@ -25,6 +25,7 @@ from typing import Any
 from nightlog.errors import ConfigurationError, ProfileError, SectionError
 from nightlog.header.model import Site
 from nightlog.header.profiles.model import (
+    DARK_SCALINGS,
     DEFAULT_CALIBRATION_KEYS,
     DEFAULT_FRAME_TYPES,
     DEFAULT_MIN_FRAMES,
@@ -100,6 +101,13 @@ def _float(name: str, key: str, value: Any, *, lo: float, hi: float = math.inf,
         bound = f"> {lo}" if lo_open else f">= {lo}"
         raise _err(name, key, f"{value!r} out of range (must be {bound}"
                    + (f" and <= {hi})" if math.isfinite(hi) else ")"))
+    return number
+
+
+def _bit_depth(name: str, key: str, value: Any) -> int:
+    number = _int(name, key, value, 1)
+    if number > 16:
+        raise _err(name, key, f"{number} bits: values are stored in 16-bit integers")
     return number
 
 
@@ -218,6 +226,33 @@ def _date_formats(name: str, key: str, value: Any) -> tuple[str, ...]:
     return items
 
 
+def _gain_table(name: str, key: str, value: Any) -> Mapping[float, float]:
+    """``{ "120" = 1.0, "0" = 3.6 }``: e-/ADU by gain setting (TOML keys are text)."""
+    if not isinstance(value, dict):
+        raise _err(name, key, 'expected a table of e-/ADU by gain setting, such as '
+                   '{ "0" = 3.6, "120" = 1.0 }')
+    table: dict[float, float] = {}
+    for setting, gain in value.items():
+        try:
+            number = float(setting)
+        except ValueError:
+            raise _err(name, f"{key}.{setting}", "a gain setting is a number") from None
+        if not math.isfinite(number):
+            raise _err(name, f"{key}.{setting}", "a gain setting is a finite number")
+        table[number] = _float(name, f"{key}.{setting}", gain, lo=0.0, lo_open=True)
+    return MappingProxyType(table)
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, str, Any], str]:
+    def convert(name: str, key: str, value: Any) -> str:
+        text = _string(name, key, value)
+        if text not in choices:
+            raise _err(name, key, f"{text!r}; known: {', '.join(choices)}")
+        return text
+
+    return convert
+
+
 _Converter = Callable[[str, str, Any], Any]
 
 _CONVERTERS: dict[str, _Converter] = {
@@ -233,6 +268,12 @@ _CONVERTERS: dict[str, _Converter] = {
     "gain": lambda n, k, v: _float(n, k, v, lo=0.0, lo_open=True),
     "read_noise": lambda n, k, v: _float(n, k, v, lo=0.0),
     "saturation": lambda n, k, v: _float(n, k, v, lo=0.0, lo_open=True),
+    "gain_table": _gain_table,
+    "bit_depth": lambda n, k, v: _bit_depth(n, k, v),
+    "bias_max_exptime": lambda n, k, v: _float(n, k, v, lo=0.0),
+    "read_noise_map": _bool,
+    "noisy_factor": lambda n, k, v: _float(n, k, v, lo=1.0, lo_open=True),
+    "dark_scaling": _choice(DARK_SCALINGS),
     "datasec": _region,
     "ccdsec": _region,
     "overscan": _region,
@@ -261,6 +302,7 @@ _KEYWORD_LISTS = (
     "type_keywords", "exptime_keywords", "filter_keywords", "date_keywords", "time_keywords",
     "mjd_keywords", "jd_keywords", "longitude_keywords", "instrument_keywords",
     "detector_keywords", "readout_keywords", "gain_keywords", "read_noise_keywords",
+    "gain_setting_keywords", "offset_keywords", "bayer_keywords",
     "ccd_temp_keywords", "set_temp_keywords", "saturation_keywords", "object_keywords",
 )
 _CONVERTERS.update(dict.fromkeys(_KEYWORD_LISTS, _keywords))
@@ -331,9 +373,30 @@ def profile_from_table(name: str, table: Mapping[str, Any]) -> InstrumentProfile
         if key in ("match", "match_regex"):
             continue
         values[key] = _CONVERTERS[key](name, key, value)
+    _dark_scaling(name, table, values)
     profile = InstrumentProfile(**values)
     _check_literal_regions(profile)
+    both = set(profile.gain_keywords) & set(profile.gain_setting_keywords)
+    if both:
+        raise _err(name, "gain_setting_keywords",
+                   f"{', '.join(sorted(both))} cannot hold both the gain setting and the "
+                   "e-/ADU: remove it from gain_keywords (a CMOS camera's GAIN is a setting; "
+                   "its e-/ADU is EGAIN)")
     return profile
+
+
+def _dark_scaling(name: str, table: Mapping[str, Any], values: dict[str, Any]) -> None:
+    """``darks_scale`` (true: linear, false: exact exposure) and ``dark_scaling`` agree."""
+    scaling = values.get("dark_scaling")
+    scales = values.get("darks_scale")
+    if scaling is None:
+        if scales is not None:
+            values["dark_scaling"] = "linear" if scales else "exact_exposure"
+        return
+    if scales is not None and scales != (scaling == "linear"):
+        raise _err(name, "dark_scaling",
+                   f"{scaling!r} contradicts darks_scale = {str(scales).lower()}: give one")
+    values["darks_scale"] = scaling == "linear"
 
 
 def _check_literal_regions(profile: InstrumentProfile) -> None:
