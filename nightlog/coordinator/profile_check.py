@@ -147,8 +147,8 @@ def _settings_of(frame: Frame, profile: InstrumentProfile, jobs: JobContext,
     prep = jobs.preparation_of(frame)
     if prep.overscan is not None:
         over = AppliedSetting("overscan", prep.overscan,
-                              f"biassec less {prep.skip_columns} column(s) next to the data "
-                              f"(profile {profile.name}: subtract_overscan = true)")
+                              f"biassec, {prep.skip_columns} column(s) next to the data "
+                              "skipped")
     elif not profile.subtract_overscan:
         over = AppliedSetting("overscan", None,
                               f"off: profile {profile.name} has subtract_overscan = false")
@@ -161,8 +161,7 @@ def _settings_of(frame: Frame, profile: InstrumentProfile, jobs: JobContext,
     noise = read_noise_of(frame, profile, None, gain)
     noise_source = noise.source
     if noise_source.startswith("default"):
-        noise_source = ("the master bias's measured read noise when it has one, else "
-                        "0 e- (default: none given)")
+        noise_source = "default: measured on the master bias, else 0 e-"
     saturation = (source["saturation"] if frame.saturation is not None
                   else "none: saturated pixels are not masked")
     return (

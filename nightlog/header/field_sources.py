@@ -127,6 +127,6 @@ def field_sources(header: Mapping[str, Any], profile: InstrumentProfile,
         ("trimsec", norm.trimsec, _region(view, profile, "trim", norm)),
         ("biassec", norm.biassec, _region(view, profile, "overscan", norm)),
         ("ccdsec", norm.ccdsec, _region(view, profile, "ccdsec", norm)),
-        ("setup_key", norm.setup_key, "profile setup_keys: " + ", ".join(profile.setup_keys)),
+        ("setup_key", norm.setup_key, f"setup_keys of profile {profile.name}"),
     ]
     return tuple(FieldSource(name, value, source) for name, value, source in rows)
