@@ -351,3 +351,14 @@ def test_watch_logs_each_warning_once_per_instrument(tmp_path: Path,
         (cam, code) for cam in ("CAM A", "CAM B")
         for code in ("generic-profile", "no-gain", "no-read-noise", "no-saturation",
                      "no-site"))
+
+
+def test_profile_show_gives_each_key_against_generic(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["profile", "show", "lfc", "--format", "json"])
+    rows = {r["key"]: r for r in json.loads(result.stdout)}
+    assert rows["overscan_skip_columns"] == {"key": "overscan_skip_columns", "value": 7,
+                                             "vs generic": "differs"}
+    assert rows["match"]["value"] == ["INSTRUME = LFC"]
+    assert rows["gain_keywords"] == {"key": "gain_keywords", "value": ["GAIN", "EGAIN"],
+                                     "vs generic": "same"}
+    assert runner.invoke(app, ["profile", "show", "nope"]).exit_code == 2

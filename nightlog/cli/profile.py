@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +16,8 @@ from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
 from nightlog.coordinator.profile_check import FileCheck, check_files
-from nightlog.header.profiles import ProfileRegistry
+from nightlog.header.model import Site
+from nightlog.header.profiles import FALLBACK_PROFILE, MatchRule, ProfileRegistry
 from nightlog.store.discovery import discover
 
 app = typer.Typer(help="List the instrument profiles and check which one a file gets, "
@@ -134,3 +137,39 @@ def list_cmd(
                          "the fallback" if name == "generic" else "never (no rules)"),
                      "description": profile.description})
     emit(rows, ("profile", "priority", "matched by", "description"), fmt)
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, tuple) and value and isinstance(value[0], MatchRule):
+        return [f"{r.keyword} ~ /{r.pattern.pattern}/" if r.pattern is not None
+                else f"{r.keyword} = " + " | ".join(r.values) for r in value]
+    if isinstance(value, Site):
+        return {k: v for k, v in (("longitude", value.longitude_deg),
+                                  ("timezone", value.timezone), ("name", value.name),
+                                  ("latitude", value.latitude_deg)) if v is not None}
+    if isinstance(value, Mapping):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_shown(v) for v in value]
+    return value
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Profile name (see 'nightlog profile list').")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
+        OutputFormat.table,
+) -> None:
+    """Show every key of one instrument profile as it applies (built-in, merged with the
+    configuration), and whether it is the generic profile's value or differs from it."""
+    registry = ProfileRegistry.from_settings(state_of(ctx).settings.instruments)
+    profile, generic = registry.get(name), registry.get(FALLBACK_PROFILE)
+    rows = []
+    for f in dataclasses.fields(profile):
+        value = _shown(getattr(profile, f.name))
+        same = value == _shown(getattr(generic, f.name))
+        shown = value if fmt is OutputFormat.json or not isinstance(value, list | dict) \
+            else json.dumps(value, ensure_ascii=False)
+        rows.append({"key": f.name, "value": shown, "vs generic": "same" if same else "differs"})
+    emit(rows, ("key", "value", "vs generic"), fmt)

@@ -68,10 +68,8 @@ def _binning(view: HeaderView, profile: InstrumentProfile, norm: NormalizedHeade
 
 
 def _shape(view: HeaderView, norm: NormalizedHeader) -> str:
-    try:
-        same = (int(view.get("NAXIS2")), int(view.get("NAXIS1"))) == norm.shape
-    except (TypeError, ValueError):
-        same = False
+    declared = (view.get("NAXIS2"), view.get("NAXIS1"))
+    same = all(isinstance(n, int) for n in declared) and declared == norm.shape
     return "header NAXIS2, NAXIS1" if same else "the file's image (compressed data)"
 
 
