@@ -362,3 +362,56 @@ def test_profile_show_gives_each_key_against_generic(runner: CliRunner) -> None:
     assert rows["gain_keywords"] == {"key": "gain_keywords", "value": ["GAIN", "EGAIN"],
                                      "vs generic": "same"}
     assert runner.invoke(app, ["profile", "show", "nope"]).exit_code == 2
+
+
+_NUMBERS = {"GAIN": ("no-gain", 1.4), "RDNOISE": ("no-read-noise", 7.5),
+            "SATURATE": ("no-saturation", 60000.0)}
+
+
+@settings(max_examples=80, deadline=None)
+@given(present=st.sets(st.sampled_from(sorted(_NUMBERS))),
+       regions=st.sets(st.sampled_from(["BIASSEC", "TRIMSEC", "DATASEC"])),
+       subtract=st.booleans(), trim_read=st.booleans(), time_of_day=st.booleans(),
+       frame_type=st.sampled_from(["BIAS", "Light Frame", "FOCUS", None]))
+def test_each_warning_is_said_exactly_when_its_cause_holds(
+        present: set[str], regions: set[str], subtract: bool, trim_read: bool,
+        time_of_day: bool, frame_type: str | None) -> None:
+    from nightlog.header.normalize import normalize_header
+    from nightlog.header.profile_warnings import profile_warnings
+
+    registry = ProfileRegistry.from_settings({"cam": {
+        "match": {"INSTRUME": "CAM"}, "subtract_overscan": subtract,
+        "trim": "TRIMSEC" if trim_read else "", "datasec": "DATASEC" if trim_read else "",
+        "site": {"timezone": "UTC"}}})
+    header: dict[str, Any] = {"NAXIS": 2, "NAXIS1": 40, "NAXIS2": 20, "INSTRUME": "CAM",
+                              "EXPTIME": 1.0, "MJD-OBS": 60379.25,
+                              "DATE-OBS": "2024-03-10T06:00:00" if time_of_day else "2024-03-10"}
+    if frame_type is not None:
+        header["IMAGETYP"] = frame_type
+    header.update({k: _NUMBERS[k][1] for k in present})
+    header.update({k: {"BIASSEC": "[33:40,1:20]"}.get(k, "[1:32,1:20]") for k in regions})
+    profile = registry.match(header)
+    codes = {str(w.code) for w in profile_warnings(
+        header, profile, normalize_header(header, profile))}
+    expected = {_NUMBERS[k][0] for k in _NUMBERS if k not in present}
+    if "BIASSEC" in regions and not subtract:
+        expected.add("overscan-off")
+    if regions & {"TRIMSEC", "DATASEC"} and not trim_read:
+        expected.add("trim-off")
+    if not time_of_day:
+        expected.add("date-without-time")
+    if frame_type == "FOCUS":
+        expected.add("unknown-frame-type")
+    if frame_type is None:
+        expected.add("no-frame-type")
+    assert codes == expected
+
+
+def test_a_tile_compressed_frame_is_checked_like_a_plain_one(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    plain = check_file(write_frame(tmp_path / "f.fits", GAIN=1.3), settings)
+    packed = check_file(write_frame(tmp_path / "f.fits.fz", GAIN=1.3), settings)
+    assert packed.error is None
+    assert [(f.name, f.value) for f in packed.fields] == [(f.name, f.value)
+                                                          for f in plain.fields]
+    assert packed.settings == plain.settings and packed.warnings == plain.warnings
