@@ -415,3 +415,19 @@ def test_a_tile_compressed_frame_is_checked_like_a_plain_one(tmp_path: Path) -> 
     assert [(f.name, f.value) for f in packed.fields] == [(f.name, f.value)
                                                           for f in plain.fields]
     assert packed.settings == plain.settings and packed.warnings == plain.warnings
+
+
+def test_an_unknown_default_profile_is_the_configuration_s_error(runner: CliRunner,
+                                                                 tmp_path: Path) -> None:
+    (tmp_path / "nightlog.toml").write_text('[ingest]\ndefault_profile = "nope"\n')
+    path = write_frame(tmp_path / "f.fits")
+    result = runner.invoke(app, ["profile", "check", str(path)])
+    assert result.exit_code == 2 and "no instrument profile named 'nope'" in result.output
+
+
+def test_ingest_as_csv_says_the_warnings_on_stderr(runner: CliRunner, tmp_path: Path) -> None:
+    write_frame(tmp_path / "raw" / "a.fits", INSTRUME="CAM A")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "raw"), "--format", "csv"])
+    assert result.exit_code == 0
+    assert "no instrument profile matched" not in result.stdout
+    assert "warning: profile generic, instrument CAM A (1 frame(s))" in result.stderr

@@ -39,6 +39,11 @@ def print_summary(summary: IngestSummary, console: Console) -> None:
                            f"{printable(problem.reason)}"))
     if len(summary.problems) > 50:
         console.print(f"... and {len(summary.problems) - 50} more: see 'nightlog quarantine'")
+    print_warnings(summary, console)
+
+
+def print_warnings(summary: IngestSummary, console: Console) -> None:
+    """The batch's profile warnings, each once per instrument, with its frame count."""
     for profile, instrument, warning in summary.warnings:
         frames = summary.said.frames(profile, instrument, warning)
         console.print(Text(f"warning: profile {profile}, instrument "
@@ -98,6 +103,8 @@ def ingest_cmd(
                       [{"path": p.path, "outcome": p.outcome, "reason": p.reason,
                         "transient": p.transient} for p in summary.problems],
                       fmt, key="problems")
+        if fmt is OutputFormat.csv:  # one row per problem: the warnings are words
+            print_warnings(summary, console)
     if summary.counts.get(IngestOutcome.FAILED):
         raise typer.Exit(code=ExitStatus.FAILED)
     if summary.counts.get(IngestOutcome.QUARANTINED):

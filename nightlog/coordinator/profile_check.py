@@ -200,8 +200,13 @@ def check_file(path: str | os.PathLike[str], settings: Settings, *,
     -------
     FileCheck
         With ``error`` set when ingestion would quarantine the file.
+
+    Raises
+    ------
+    ProfileError
+        ``ingest.default_profile`` names no profile.
     """
-    jobs = jobs or JobContext.from_settings(settings)
+    jobs = jobs or _jobs(settings)
     spath = os.path.abspath(path)
     try:
         raw = read_raw_file(spath, max_data_bytes=settings.ingest.max_data_bytes)
@@ -228,5 +233,14 @@ def check_file(path: str | os.PathLike[str], settings: Settings, *,
 def check_files(paths: Sequence[str | os.PathLike[str]], settings: Settings
                 ) -> list[FileCheck]:
     """:func:`check_file` for each of ``paths``, in order."""
-    jobs = JobContext.from_settings(settings)
+    jobs = _jobs(settings)
     return [check_file(p, settings, jobs=jobs) for p in paths]
+
+
+def _jobs(settings: Settings) -> JobContext:
+    """The reduction's context; an ``ingest.default_profile`` that names no profile is
+    the configuration's error, not a file's."""
+    jobs = JobContext.from_settings(settings)
+    if settings.ingest.default_profile is not None:
+        jobs.registry.get(settings.ingest.default_profile)
+    return jobs
