@@ -41,6 +41,9 @@ COMMANDS: tuple[LazyCommand, ...] = (
                 "Build, list, inspect, mark and certify master calibrations."),
     LazyCommand("config", "nightlog.cli.config",
                 "Show the effective configuration and check it."),
+    LazyCommand("profile", "nightlog.cli.profile",
+                "List the instrument profiles and check which one a file gets, and what it "
+                "makes of it."),
     LazyCommand("match", "nightlog.cli.match",
                 "Show the masters chosen for a frame and every candidate's rules, pass or fail."),
     LazyCommand("reduce", "nightlog.cli.reduce",

@@ -22,7 +22,8 @@ class ExitStatus(IntEnum):
     FAILED = 1
     #: The configuration is invalid, or the command line (usage errors).
     CONFIGURATION = 2
-    #: Bad input: files were quarantined (their reasons are listed).
+    #: Bad input: files were quarantined (their reasons are listed); ``profile check``
+    #: found a file ingest would quarantine, or (``--strict``) a warning.
     BAD_INPUT = 3
     #: The catalogue is unreachable, locked too long, or out of date.
     CATALOGUE = 4

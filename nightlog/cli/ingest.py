@@ -39,6 +39,23 @@ def print_summary(summary: IngestSummary, console: Console) -> None:
                            f"{printable(problem.reason)}"))
     if len(summary.problems) > 50:
         console.print(f"... and {len(summary.problems) - 50} more: see 'nightlog quarantine'")
+    print_warnings(summary, console)
+
+
+def print_warnings(summary: IngestSummary, console: Console) -> None:
+    """The batch's profile warnings, each once per instrument, with its frame count."""
+    for profile, instrument, warning in summary.warnings:
+        frames = summary.said.frames(profile, instrument, warning)
+        console.print(Text(f"warning: profile {profile}, instrument "
+                           f"{printable(instrument or '-')} ({frames} frame(s)): "
+                           f"{printable(warning.message)}"))
+
+
+def warning_rows(summary: IngestSummary) -> list[dict[str, object]]:
+    """The batch's profile warnings, once per instrument, for JSON."""
+    return [{"profile": profile, "instrument": instrument, "code": str(w.code),
+             "message": w.message, "frames": summary.said.frames(profile, instrument, w)}
+            for profile, instrument, w in summary.warnings]
 
 
 @app.command("ingest")
@@ -56,8 +73,10 @@ def ingest_cmd(
 
     Idempotent: the same bytes again add nothing; new bytes at a known path become
     a new version (the old one is kept); a moved file is recognised by checksum.
-    Exit status 1 when a file failed, 3 when files were quarantined, 7 when no
-    file was found.
+    What a profile leaves to a default (no read noise, an overscan not subtracted,
+    the generic profile, ...) is said once per instrument after the table; see
+    'nightlog profile check'. Exit status 1 when a file failed, 3 when files were
+    quarantined, 7 when no file was found.
     """
     state = state_of(ctx)
     settings = state.settings
@@ -79,10 +98,13 @@ def ingest_cmd(
         print_summary(summary, Console())
     else:
         emit_outcomes({"files": summary.total, "seconds": round(summary.elapsed, 3),
-                       "counts": dict(sorted(summary.counts.items()))},
+                       "counts": dict(sorted(summary.counts.items())),
+                       "warnings": warning_rows(summary)},
                       [{"path": p.path, "outcome": p.outcome, "reason": p.reason,
                         "transient": p.transient} for p in summary.problems],
                       fmt, key="problems")
+        if fmt is OutputFormat.csv:  # one row per problem: the warnings are words
+            print_warnings(summary, console)
     if summary.counts.get(IngestOutcome.FAILED):
         raise typer.Exit(code=ExitStatus.FAILED)
     if summary.counts.get(IngestOutcome.QUARANTINED):

@@ -46,6 +46,7 @@ from nightlog.coordinator.retry import is_transient
 from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
 from nightlog.header.model import Site
 from nightlog.header.normalize import normalize_header
+from nightlog.header.profile_warnings import ProfileWarning, WarningsOnce, profile_warnings
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.header.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
@@ -113,7 +114,8 @@ class IngestResult:
     """What happened to one file (``frame`` is the row, whose id exists after a flush).
 
     ``transient`` is set on a file that ``failed`` because the catalogue was
-    unreachable or locked: trying it again later is worth it.
+    unreachable or locked: trying it again later is worth it. ``warnings`` are what
+    its profile left to a default (:func:`profile_warnings`), for a frame added.
     """
 
     path: str
@@ -121,6 +123,7 @@ class IngestResult:
     frame: Frame | None = None
     reason: str | None = None
     transient: bool = False
+    warnings: tuple[ProfileWarning, ...] = ()
 
     @property
     def frame_id(self) -> int | None:
@@ -129,11 +132,15 @@ class IngestResult:
 
 @dataclass(slots=True)
 class IngestSummary:
-    """Counts and problems of one batch."""
+    """Counts and problems of one batch, and its profile warnings, each once per
+    instrument (``warnings``: ``(profile, instrument, warning)`` in the order first
+    seen; ``said`` counts the frames of each)."""
 
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[IngestResult] = field(default_factory=list)
     elapsed: float = 0.0
+    warnings: list[tuple[str, str | None, ProfileWarning]] = field(default_factory=list)
+    said: WarningsOnce = field(default_factory=WarningsOnce)
 
     @property
     def total(self) -> int:
@@ -144,6 +151,10 @@ class IngestSummary:
         if result.outcome in (IngestOutcome.QUARANTINED, IngestOutcome.FAILED,
                               IngestOutcome.DUPLICATE):
             self.problems.append(result)
+        if result.warnings and result.frame is not None:
+            profile, instrument = result.frame.profile, result.frame.instrument
+            self.warnings += [(profile, instrument, w)
+                              for w in self.said.new(profile, instrument, result.warnings)]
 
 
 @dataclass(slots=True)
@@ -292,7 +303,8 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
     if lookups is not None:
         lookups.by_sha[raw.sha256] = frame
         lookups.by_path[spath] = frame
-    return IngestResult(spath, outcome, frame=frame)
+    return IngestResult(spath, outcome, frame=frame,
+                        warnings=tuple(profile_warnings(values, profile, norm)))
 
 
 def _resolve(session: Session, path: str, lookups: ChunkLookups | None) -> None:

@@ -58,6 +58,7 @@ from nightlog.daemon.heartbeat import Heartbeat, WatchStats
 from nightlog.daemon.live_work import LiveWork
 from nightlog.daemon.options import WatchOptions
 from nightlog.errors import StoreError
+from nightlog.header.profile_warnings import WarningsOnce
 from nightlog.states import IngestOutcome
 from nightlog.store.file_kinds import refusal
 from nightlog.store.folder_events import FolderEvents
@@ -111,6 +112,7 @@ class Watcher:
         self._next_heartbeat = 0.0
         self._next_rescan = 0.0
         self._seen: dict[str, tuple[int, int]] = {}  # taken by this daemon: size, mtime
+        self._warned = WarningsOnce()  # profile warnings, said once per instrument
         self._heartbeat_row = Heartbeat(engine, name=options.name,
                                         directories=options.directories,
                                         interval=options.heartbeat)
@@ -322,6 +324,12 @@ class Watcher:
                         "kind": None if frame is None else frame.kind})
         if result.outcome not in _NEW or frame is None:
             return
+        for warning in self._warned.new(frame.profile, frame.instrument, result.warnings):
+            log.warning("profile %s, instrument %s: %s", frame.profile, frame.instrument,
+                        warning.message, extra={"event": "profile-warning",
+                                                "code": str(warning.code),
+                                                "profile": frame.profile,
+                                                "instrument": frame.instrument})
         if frame.kind in _CALIBRATION:
             self.live.calibration_arrived()
         elif frame.kind == "science":
