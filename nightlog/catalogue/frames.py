@@ -24,12 +24,14 @@ __all__ = [
     "find_frame",
     "frame_by_sha256",
     "frames_by_sha256",
+    "header_columns",
     "latest_by_path",
     "latest_by_paths",
     "move_frame",
     "newest_per_setup",
     "science_frame_ids",
     "unreduced_science_by_night",
+    "unsaved_frame",
 ]
 
 
@@ -113,6 +115,46 @@ def frames_by_sha256(session: Session, shas: Iterable[str]) -> dict[str, Frame]:
     return found
 
 
+def header_columns(norm: NormalizedHeader) -> dict[str, Any]:
+    """The frame columns that come from a normalised header (no file facts)."""
+    return {
+        "profile": norm.profile,
+        "kind": norm.kind,
+        "raw_type": norm.raw_type,
+        "exptime": norm.exptime,
+        "filter": norm.filter,
+        "obs_time": norm.obs_time,
+        "night": norm.night,
+        "instrument": norm.instrument,
+        "detector": norm.detector,
+        "binning": f"{norm.binning[0]}x{norm.binning[1]}",
+        "readout_mode": norm.readout_mode,
+        "gain_setting": norm.gain_setting,
+        "offset": norm.offset,
+        "bayer_pattern": norm.bayer_pattern,
+        "object_name": norm.object_name,
+        "gain": norm.gain,
+        "read_noise": norm.read_noise,
+        "ccd_temp": norm.ccd_temp,
+        "set_temp": norm.set_temp,
+        "saturation": norm.saturation,
+        "naxis1": norm.shape[1],
+        "naxis2": norm.shape[0],
+        "datasec": norm.datasec,
+        "trimsec": norm.trimsec,
+        "biassec": norm.biassec,
+        "ccdsec": norm.ccdsec,
+        "setup_key": norm.setup_key,
+        "window": norm.window,
+    }
+
+
+def unsaved_frame(norm: NormalizedHeader, header_json: list[Any]) -> Frame:
+    """The frame ingestion would record for ``norm``, in no session and never stored:
+    what a dry run (``nightlog profile check``) hands the reduction's own choices."""
+    return Frame(**header_columns(norm), header=header_json, status=FrameStatus.OK)
+
+
 def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
               software_version: str, now: dt.datetime | None = None,
               previous: Frame | None = None, check_previous: bool = True) -> Frame:
@@ -136,34 +178,7 @@ def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
         size=facts.size,
         mtime=facts.mtime,
         hdu=facts.hdu,
-        profile=norm.profile,
-        kind=norm.kind,
-        raw_type=norm.raw_type,
-        exptime=norm.exptime,
-        filter=norm.filter,
-        obs_time=norm.obs_time,
-        night=norm.night,
-        instrument=norm.instrument,
-        detector=norm.detector,
-        binning=f"{norm.binning[0]}x{norm.binning[1]}",
-        readout_mode=norm.readout_mode,
-        gain_setting=norm.gain_setting,
-        offset=norm.offset,
-        bayer_pattern=norm.bayer_pattern,
-        object_name=norm.object_name,
-        gain=norm.gain,
-        read_noise=norm.read_noise,
-        ccd_temp=norm.ccd_temp,
-        set_temp=norm.set_temp,
-        saturation=norm.saturation,
-        naxis1=norm.shape[1],
-        naxis2=norm.shape[0],
-        datasec=norm.datasec,
-        trimsec=norm.trimsec,
-        biassec=norm.biassec,
-        ccdsec=norm.ccdsec,
-        setup_key=norm.setup_key,
-        window=norm.window,
+        **header_columns(norm),
         header=facts.header_json,
         status=FrameStatus.OK,
         ingested_at=now or dt.datetime.now(dt.UTC),

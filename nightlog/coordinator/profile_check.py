@@ -19,10 +19,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from nightlog.calibration.detector_numbers import gain_of, read_noise_of
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, group_of
+from nightlog.catalogue.frames import unsaved_frame
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.context import JobContext
 from nightlog.errors import NightlogError
@@ -101,44 +102,6 @@ class FileCheck:
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-@dataclass(slots=True)
-class _Recorded:
-    """The frame as ingestion would record it: the attributes the reduction's
-    choices read (a stand-in for a catalogue row, never stored)."""
-
-    profile: str
-    kind: str
-    instrument: str | None
-    detector: str | None
-    binning: str
-    readout_mode: str | None
-    filter: str | None
-    exptime: float | None
-    set_temp: float | None
-    gain: float | None
-    read_noise: float | None
-    saturation: float | None
-    naxis1: int
-    naxis2: int
-    datasec: str | None
-    trimsec: str | None
-    biassec: str | None
-    ccdsec: str | None
-    header: list[Any]
-
-    @classmethod
-    def of(cls, norm: NormalizedHeader, header_json: list[Any]) -> Frame:
-        recorded = cls(
-            profile=norm.profile, kind=norm.kind, instrument=norm.instrument,
-            detector=norm.detector, binning=f"{norm.binning[0]}x{norm.binning[1]}",
-            readout_mode=norm.readout_mode, filter=norm.filter, exptime=norm.exptime,
-            set_temp=norm.set_temp, gain=norm.gain, read_noise=norm.read_noise,
-            saturation=norm.saturation, naxis1=norm.shape[1], naxis2=norm.shape[0],
-            datasec=norm.datasec, trimsec=norm.trimsec, biassec=norm.biassec,
-            ccdsec=norm.ccdsec, header=header_json)
-        return cast(Frame, recorded)
 
 
 def _settings_of(frame: Frame, profile: InstrumentProfile, jobs: JobContext,
@@ -221,7 +184,7 @@ def check_file(path: str | os.PathLike[str], settings: Settings, *,
         norm = normalize_header(values, profile, site=site, shape=raw.shape)
     except NightlogError as exc:
         return FileCheck(spath, match=match, error=str(exc) or type(exc).__name__)
-    frame = _Recorded.of(norm, header_json)
+    frame = unsaved_frame(norm, header_json)
     fields = field_sources(values, profile, norm)
     return FileCheck(
         spath, match=match, fields=fields,
