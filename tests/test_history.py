@@ -292,7 +292,7 @@ def test_csv_and_table_carry_the_same_values(run, catalogue: Catalogue
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize(("kind", "panels"), [("bias", 3), ("flat", 2), ("dark", 2)])
+@pytest.mark.parametrize(("kind", "panels"), [("bias", 3), ("flat", 2), ("dark", 3)])
 def test_plot_writes_a_png(run, tmp_path: Path, kind: str, panels: int
                            ) -> None:  # type: ignore[no-untyped-def]
     import matplotlib.image
