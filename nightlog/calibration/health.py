@@ -5,8 +5,8 @@ read noise, gain, dark current, hot-pixel count, flat level per filter), each
 with the one-sigma uncertainty the build recorded (see ``docs/report.md``).
 
 Normal band
-    For a master M and a figure, the band is ``median ± k × 1.4826 × MAD`` of that
-    figure over the last ``window`` masters of M's calibration group (same
+    For a master M and a figure, the band is ``median ± k × w`` of that figure over
+    the last ``window`` masters of M's calibration group (same
     ``group_key``: instrument, detector, binning, readout mode, shape, and the
     filter of a flat, the set temperature of a dark) that precede M (by mid
     time), count in the trend (good, current) and lie after the latest fence
@@ -15,6 +15,14 @@ Normal band
     masters there is no band and no alarm: a figure is not judged against a
     history it does not have (``calib history`` then shows no band, not a
     made-up one).
+
+    The width ``w = √(s² + σ²)`` adds in quadrature the spread ``s`` of the
+    window and the uncertainty ``σ`` of M's own value (the difference of a value
+    and a median has both). ``s`` is ``1.4826 × MAD`` of the window, but never
+    less than the median uncertainty of the window's values: a MAD of zero
+    (figures quantised to whole ADU or pixel counts, or a short window of equal
+    values) must not turn every change below the measurement error into an
+    alarm. Without any recorded uncertainty, ``w = 1.4826 × MAD``.
 Alarm
     A figure outside its band (``value < low`` or ``value > high``). Per
     amplifier where the master records one figure per amplifier
@@ -96,22 +104,26 @@ def health_from(table: Mapping[str, Any]) -> HealthSettings:
 
 @dataclass(frozen=True, slots=True)
 class Band:
-    """The normal range of a figure: ``median ± sigma × 1.4826 × MAD`` of ``n_points``."""
+    """The normal range of a figure: ``median ± sigma × width`` of ``n_points`` masters;
+    ``spread`` is the window's robust standard deviation (floored, see the notes)."""
 
     median: float
     low: float
     high: float
     n_points: int
+    spread: float
 
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
     def as_dict(self) -> dict[str, float | int]:
         return {"median": self.median, "low": self.low, "high": self.high,
-                "n_points": self.n_points}
+                "n_points": self.n_points, "spread": self.spread}
 
 
-def normal_band(values: Sequence[float], *, sigma: float, min_points: int) -> Band | None:
+def normal_band(values: Sequence[float], *, sigma: float, min_points: int,
+                errors: Sequence[float | None] = (), own_error: float | None = None
+                ) -> Band | None:
     """The band of ``values`` (finite numbers), or ``None`` with fewer than ``min_points``.
 
     Parameters
@@ -119,17 +131,32 @@ def normal_band(values: Sequence[float], *, sigma: float, min_points: int) -> Ba
     values : sequence of float
         The figure over the masters of the window.
     sigma : float
-        Half-width in robust standard deviations.
+        Half-width in units of the width ``√(s² + own_error²)``.
     min_points : int
         Fewest values that make a band.
+    errors : sequence of float or None
+        The uncertainties of ``values``; their median floors the spread ``s``.
+    own_error : float or None
+        Uncertainty of the value to be judged.
+
+    Returns
+    -------
+    Band or None
+        ``median ± sigma × √(s² + own_error²)``, ``s = max(1.4826 × MAD,
+        median(errors))``.
     """
     present = np.array([v for v in values if math.isfinite(v)], dtype=float)
     if present.size < max(min_points, 1):
         return None
     median = float(np.median(present))
-    half = sigma * MAD_TO_SIGMA * float(np.median(np.abs(present - median)))
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(present - median)))
+    known = [e for e in errors if e is not None and math.isfinite(e) and e >= 0]
+    if known:
+        spread = max(spread, float(np.median(known)))
+    own = own_error if own_error is not None and math.isfinite(own_error) else 0.0
+    half = sigma * math.hypot(spread, own)
     return Band(median=median, low=median - half, high=median + half,
-                n_points=int(present.size))
+                n_points=int(present.size), spread=spread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +208,15 @@ def health_figures(masters: Sequence[Master], fences: Sequence[Fence],
                     value = metric.value(m, amp)
                     if value is None:
                         continue
-                    history = [v for p in before if (v := metric.value(p, amp)) is not None]
+                    have = [p for p in before if metric.value(p, amp) is not None]
+                    own = metric.uncertainty(m, amp)
+                    band = normal_band([metric.value(p, amp) or 0.0 for p in have],
+                                       sigma=settings.sigma, min_points=settings.min_points,
+                                       errors=[metric.uncertainty(p, amp) for p in have],
+                                       own_error=own)
                     figures.append(HealthFigure(
                         master_id=m.id, metric=metric.name, amplifier=amp, value=value,
-                        uncertainty=metric.uncertainty(m, amp),
-                        band=normal_band(history, sigma=settings.sigma,
-                                         min_points=settings.min_points)))
+                        uncertainty=own, band=band))
             out[m.id] = figures
     return out
 

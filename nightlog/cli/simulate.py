@@ -26,6 +26,9 @@ def simulate_cmd(
     scale: Annotated[float, typer.Option(help="Shrink frames by this factor (0 < scale "
                                          "≤ 1) for quick tests.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
+    gain_factor: Annotated[float, typer.Option(
+        min=0.01, help="Multiply the camera's true gain by this (a changed detector; the "
+        "headers stay the camera's).")] = 1.0,
 ) -> None:
     """Write a seeded, realistic night of raw frames, with the truth used to make them."""
     from nightlog.simulate import simulate_night
@@ -40,6 +43,6 @@ def simulate_cmd(
             bar.update(task, completed=done, total=total)
 
         result = simulate_night(outdir, camera=camera, night=night_date, scale=scale, seed=seed,
-                                progress=_progress)
+                                gain_factor=gain_factor, progress=_progress)
     typer.echo(f"wrote {len(result.files)} {camera} frames of the night of "
                f"{result.night.isoformat()} to {result.outdir} (truth: {result.truth_path})")
