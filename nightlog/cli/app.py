@@ -62,7 +62,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand("status", "nightlog.cli.status",
                 "Show the watch daemons (running or not, since when, last action, backlog) "
                 "and the counts of tonight: frames per kind, masters, products, quarantined "
-                "files."),
+                "files; and the open detector-health alarms."),
+    LazyCommand("plan", "nightlog.cli.plan",
+                "List tonight's set-ups against the masters that would serve them (exact, "
+                "another night, scale-only, missing), and what to take at dawn."),
+    LazyCommand("notify", "nightlog.cli.notify",
+                "Send the pending notifications to the configured webhooks now."),
     LazyCommand("frames", "nightlog.cli.frames",
                 "List catalogued frames, filtered by night, kind, filter, instrument, "
                 "exposure, time."),
