@@ -26,16 +26,18 @@ event                         when, and its payload besides ``text``
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from nightlog.catalogue.alarms import alarm_record
+from nightlog.calibration.coverage import PlanContext, coverage_plan
+from nightlog.catalogue.alarms import alarm_record, list_alarms
 from nightlog.catalogue.models import Alarm
 from nightlog.catalogue.outbox import queue_notification
 
-__all__ = ["alarm_text", "queue_alarm", "queue_event"]
+__all__ = ["alarm_text", "queue_alarm", "queue_event", "queue_morning"]
 
 
 def queue_event(session: Session, event: str, text: str, payload: Mapping[str, Any]) -> None:
@@ -58,3 +60,27 @@ def queue_alarm(session: Session, alarm: Alarm) -> None:
     """Queue the ``alarm`` event of a new alarm row."""
     record = alarm_record(alarm)
     queue_event(session, "alarm", "nightlog alarm: " + alarm_text(record), {"alarm": record})
+
+
+def queue_morning(session: Session, ctx: PlanContext, night: dt.date,
+                  outcomes: Mapping[str, int], masters_built: int) -> int:
+    """Queue the morning's events: one ``no-master`` per set-up and kind the night's
+    coverage plan finds missing, then the ``morning-summary``. Returns the number of
+    set-ups without a master."""
+    plan = coverage_plan(session, ctx, night)
+    for row in plan.missing:
+        queue_event(session, "no-master",
+                    f"nightlog: no usable {row.kind} master for {row.instrument} "
+                    f"{row.filter or ''} {row.exptime or 0:.4g} s on night {night}: "
+                    f"{row.detail}",
+                    {"night": night.isoformat(), "setup": row.setup, "kind": row.kind,
+                     "filter": row.filter, "exptime": row.exptime, "reason": row.detail})
+    alarms = [alarm_record(a) for a in list_alarms(session, night=night)]
+    done = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "no frames"
+    queue_event(session, "morning-summary",
+                f"nightlog: night {night} reduced ({done}); {masters_built} master(s) built; "
+                f"{len(alarms)} open alarm(s); {len(plan.missing)} calibration(s) missing",
+                {"night": night.isoformat(), "outcomes": dict(outcomes),
+                 "masters_built": masters_built, "alarms": alarms,
+                 "missing": [r.as_dict() for r in plan.missing], "todo": plan.todo})
+    return len(plan.missing)
