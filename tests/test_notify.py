@@ -231,3 +231,39 @@ def test_a_hanging_webhook_does_not_hold_ingestion(tmp_path: Path, receiver: Rec
     assert not thread.is_alive()
     # The daemon told the webhook it stopped.
     assert [b["event"] for b in receiver.received][-1] == "daemon-stopped"
+
+
+def test_direct_events_are_sent_by_the_thread_and_flushed_at_stop(
+        catalogue_engine: Engine, receiver: Receiver) -> None:
+    from nightlog.notify.notifier import Notifier
+
+    notifier = Notifier(catalogue_engine, NotifySettings((Webhook(receiver.url),)),
+                        interval=60.0)
+    notifier.start()
+    notifier.send_direct("daemon-failing", "catalogue unreachable", {"reason": "x"})
+    wait_for(lambda: len(receiver.received) == 1, 10, "the direct event")
+    notifier.send_direct("daemon-stopped", "stopped", {})
+    notifier.stop(timeout=5.0)  # the last event goes before the thread ends
+    assert [b["event"] for b in receiver.received] == ["daemon-failing", "daemon-stopped"]
+    assert receiver.received[0]["payload"] == {"reason": "x"}
+    assert receiver.received[0]["id"] is None  # not from the outbox
+
+
+def test_a_daemon_says_it_is_failing_after_three_tries() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from nightlog.coordinator.retry import call_with_retry
+
+    calls: list[tuple[int, str]] = []
+    tries = iter(range(5))
+
+    def flaky() -> str:
+        if next(tries) < 3:
+            raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+        return "ok"
+
+    stop = threading.Event()
+    assert call_with_retry(flaky, stop=stop, first=0.0, on_retry=lambda n, why: calls.append(
+        (n, why))) == "ok"
+    assert [n for n, _ in calls] == [1, 2, 3]
+    assert "database is locked" in calls[0][1]

@@ -196,9 +196,11 @@ class Notifier:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
+            # A stop asked during a pass gets a pass of its own (what was queued last).
+            stopping = self._stop.is_set()
             try:
                 self._pass()
             except Exception:  # never let the sender die silently
                 log.exception("notifier pass failed", extra={"event": "notify-error"})
-            if self._stop.is_set():
+            if stopping:
                 return
