@@ -286,7 +286,8 @@ def test_csv_and_table_carry_the_same_values(run, catalogue: Catalogue
         for column in (*BIAS_METRICS, "quality", "night"):
             assert (f"{row[column]:g}" if isinstance(row[column], float) else row[column]) \
                 in cells
-        assert ("bias_level" in cells) == (row["outlier"] == ["bias_level"])
+        # The last two columns: the alarms (against the band before), the outliers.
+        assert cells[-3:-1] == [";".join(row["alarm"]), ";".join(row["outlier"])]
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
