@@ -30,7 +30,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "reduction": ("memory_limit", "workers", "scheduler", "retries", "morning_at", "unit"),
     "calibration": ("validity_days", "on_missing", "dark_exptime_tolerance", "checks"),
     "health": ("window", "sigma", "min_points"),
-    "notify": ("webhooks",),
+    "notify": ("webhooks", "smtp"),
 }
 
 #: The sections of ``nightlog.toml``.

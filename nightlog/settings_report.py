@@ -103,7 +103,12 @@ def _section_values(settings: Settings, section: str) -> dict[str, Any]:
         # URLs may carry a token: shown redacted, as every URL here.
         return {"webhooks": [{"url": redact_url(w.url), "events": list(w.events),
                               "timeout": w.timeout, "retries": w.retries}
-                             for w in settings.notify.webhooks]}
+                             for w in settings.notify.webhooks],
+                "smtp": None if settings.notify.mail is None else {
+                    "host": settings.notify.mail.host, "port": settings.notify.mail.port,
+                    "sender": settings.notify.mail.sender, "to": list(settings.notify.mail.to),
+                    "events": list(settings.notify.mail.events),
+                    "starttls": settings.notify.mail.starttls}}
     raise KeyError(section)
 
 

@@ -175,7 +175,10 @@ def test_the_outbox_records_each_webhook(catalogue_engine: Engine, receiver: Rec
     ({"webhooks": [{"url": "http://x", "timeout": 0}]}, "timeout"),
     ({"webhooks": [{"url": "http://x", "retries": -1}]}, "retries"),
     ({"webhooks": [{"url": "http://x", "secret": "y"}]}, "unknown key 'secret'"),
-    ({"smtp": {"host": "mail"}}, "unknown key 'smtp'"),
+    ({"smtp": {"host": "mail"}}, "sender"),
+    ({"smtp": {"host": "mail", "sender": "a@b", "to": "c@d"}}, "list of addresses"),
+    ({"smtp": {"host": "mail", "sender": "a@b", "to": ["c@d"], "password": "x"}},
+     "unknown key 'password'"),
     ({"webhooks": {"url": "http://x"}}, "array of tables"),
 ])
 def test_notify_settings_refuse_bad_values(table: dict[str, Any], message: str) -> None:
@@ -267,3 +270,82 @@ def test_a_daemon_says_it_is_failing_after_three_tries() -> None:
         (n, why))) == "ok"
     assert [n for n, _ in calls] == [1, 2, 3]
     assert "database is locked" in calls[0][1]
+
+
+class _Relay:
+    """A minimal SMTP server on a local port: it takes every message and keeps it."""
+
+    def __init__(self) -> None:
+        import socketserver
+
+        self.messages: list[tuple[str, list[str], str]] = []
+        relay = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                def say(line: str) -> None:
+                    self.wfile.write(line.encode() + b"\r\n")
+
+                say("220 test relay")
+                sender, rcpts = "", []
+                while line := self.rfile.readline().decode().rstrip("\r\n"):
+                    verb = line.split(" ", 1)[0].upper()
+                    if verb in ("EHLO", "HELO"):
+                        say("250 test relay")
+                    elif verb == "MAIL":
+                        sender = line.split(":", 1)[1].strip(" <>")
+                        say("250 ok")
+                    elif verb == "RCPT":
+                        rcpts.append(line.split(":", 1)[1].strip(" <>"))
+                        say("250 ok")
+                    elif verb == "DATA":
+                        say("354 go on")
+                        body = []
+                        while (part := self.rfile.readline().decode()) not in (".\r\n", ""):
+                            body.append(part)
+                        relay.messages.append((sender, rcpts, "".join(body)))
+                        say("250 queued")
+                    elif verb == "QUIT":
+                        say("221 bye")
+                        return
+                    else:
+                        say("250 ok")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_mail_goes_through_a_local_relay(catalogue_engine: Engine) -> None:
+    from nightlog.notify.mail import Mail, send_mail
+
+    relay = _Relay()
+    try:
+        mail = Mail(host="127.0.0.1", port=relay.port, sender="nightlog@obs.example",
+                    to=("staff@obs.example", "night@obs.example"), events=("alarm",))
+        assert send_mail(mail, ENVELOPE).ok
+        (sender, rcpts, body), = relay.messages
+        assert sender == "nightlog@obs.example"
+        assert rcpts == ["staff@obs.example", "night@obs.example"]
+        assert "Subject: [nightlog] alarm: gain left its band" in body
+        assert '"metric": "gain"' in body
+        # Through the outbox: the relay's answer is recorded like a webhook's.
+        with make_sessionmaker(catalogue_engine)() as s, s.begin():
+            queue_notification(s, "alarm", {"text": "gain", "alarm": {"metric": "gain"}})
+            queue_notification(s, "quarantined", {"text": "bad file"})  # not wanted
+        report = deliver_pending(catalogue_engine, NotifySettings(mail=mail))
+        assert (report.sent, report.failed, len(relay.messages)) == (2, 0, 2)
+        with make_sessionmaker(catalogue_engine)() as s:
+            rows = {n.event: n.deliveries for n in list_notifications(s)}
+        assert rows == {"alarm": {mail.key: "sent"}, "quarantined": {}}
+    finally:
+        relay.close()
+    refused = Mail(host="127.0.0.1", port=relay.port, sender="a@b", to=("c@d",),
+                   events=("alarm",), retries=1)
+    result = send_mail(refused, ENVELOPE, sleep=lambda _: None)
+    assert not result.ok and result.tries == 2 and "refused" in (result.error or "").lower()

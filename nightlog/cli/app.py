@@ -67,7 +67,8 @@ COMMANDS: tuple[LazyCommand, ...] = (
                 "List tonight's set-ups against the masters that would serve them (exact, "
                 "another night, scale-only, missing), and what to take at dawn."),
     LazyCommand("notify", "nightlog.cli.notify",
-                "Send the pending notifications to the configured webhooks now."),
+                "Send the pending notifications to the configured webhooks and mail relay "
+                "now."),
     LazyCommand("frames", "nightlog.cli.frames",
                 "List catalogued frames, filtered by night, kind, filter, instrument, "
                 "exposure, time."),

@@ -21,19 +21,21 @@ def notify_cmd(
         "--test", help="First queue a 'morning-summary' event saying this is a test.")]
         = False,
 ) -> None:
-    """Send the pending notifications to the configured webhooks now."""
+    """Send the pending notifications to the configured webhooks and mail relay now."""
     state = state_of(ctx)
     engine = state.engine(must_exist=True)
-    hooks = state.settings.notify.webhooks
-    if not hooks:
-        typer.echo("no webhook configured ([[notify.webhooks]]): nothing sent", err=True)
+    notify = state.settings.notify
+    if not notify.any:
+        typer.echo("no webhook ([[notify.webhooks]]) or mail relay ([notify.smtp]) "
+                   "configured: nothing sent", err=True)
         raise typer.Exit(code=1)
     if test:
         with make_sessionmaker(engine)() as session, session.begin():
             queue_event(session, "morning-summary", "nightlog: a test notification",
                         {"test": True})
-    report = deliver_pending(engine, state.settings.notify, limit=1000)
+    report = deliver_pending(engine, notify, limit=1000)
     typer.echo(f"{report.sent} sent, {report.failed} failed, {report.pending} left pending "
-               f"({len(hooks)} webhook(s))")
+               f"({len(notify.webhooks)} webhook(s)"
+               + (", mail" if notify.mail is not None else "") + ")")
     if report.failed:
         raise typer.Exit(code=1)

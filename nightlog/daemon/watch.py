@@ -381,5 +381,7 @@ class Watcher:
             self.stats.counts.items())) or "nothing done", extra={"event": "stopped"})
         self._tell("daemon-stopped", "stopped")
         # A last pass, bounded: a webhook that is down does not hold the stop long.
-        self.notifier.stop(timeout=max((h.timeout for h in self.job_ctx.notify.webhooks),
-                                       default=0.0) + 1.0)
+        notify = self.job_ctx.notify
+        timeouts = [h.timeout for h in notify.webhooks] + (
+            [notify.mail.timeout] if notify.mail is not None else [])
+        self.notifier.stop(timeout=max(timeouts, default=0.0) + 1.0)

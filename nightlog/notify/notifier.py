@@ -4,9 +4,9 @@ It never runs on the ingestion path. The daemon's loop only adds rows to the
 outbox (inside its own transactions) and calls :meth:`Notifier.wake`; this
 thread reads the pending rows in a short session, closes it, POSTs each row to
 every webhook that wants its event (:func:`~.webhook.post_event`, with the
-webhook's timeout and retries), then records the answers in another short
-transaction. A webhook that is down or hangs costs this thread its timeouts,
-never the daemon a moment.
+webhook's timeout and retries) and the mail relay (:func:`~.mail.send_mail`),
+then records the answers in another short transaction. A webhook that is down or
+hangs costs this thread its timeouts, never the daemon a moment.
 
 Events that cannot be written to the catalogue (the daemon failing *because*
 the catalogue is unreachable) go through :meth:`Notifier.send_direct`: a
@@ -34,7 +34,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.outbox import finish_delivery, pending_notifications
 from nightlog.notify.config import NotifySettings
-from nightlog.notify.webhook import post_event
+from nightlog.notify.mail import send_mail
+from nightlog.notify.webhook import Delivery, post_event
 from nightlog.states import NoticeState
 
 __all__ = ["DeliveryReport", "Notifier", "deliver_pending"]
@@ -65,6 +66,22 @@ def _envelope(row: Any) -> dict[str, Any]:
             "text": payload.pop("text", row.event), "payload": payload}
 
 
+_Send = Callable[[Mapping[str, Any], Callable[[float], None]], Delivery]
+
+
+def _targets(settings: NotifySettings) -> list[tuple[str, Callable[[str], bool], _Send]]:
+    """Every place events go: (its key in ``deliveries``, which events, how to send)."""
+    out: list[tuple[str, Callable[[str], bool], _Send]] = []
+    for hook in settings.webhooks:
+        out.append((hook.url, hook.wants,
+                    lambda env, sleep, h=hook: post_event(h, env, sleep=sleep)))
+    if settings.mail is not None:
+        mail = settings.mail
+        out.append((mail.key, mail.wants,
+                    lambda env, sleep: send_mail(mail, env, sleep=sleep)))
+    return out
+
+
 def deliver_pending(engine: Engine, settings: NotifySettings, *,
                     sleep: Callable[[float], None] = time.sleep,
                     deadline: float | None = None, limit: int = 50) -> DeliveryReport:
@@ -86,9 +103,9 @@ def deliver_pending(engine: Engine, settings: NotifySettings, *,
             report.pending += 1
             continue
         answers: dict[str, str] = {}
-        for hook in settings.webhooks:
-            if hook.wants(row.event) and hook.url not in row.done:
-                answers[hook.url] = post_event(hook, row.envelope, sleep=sleep).verdict
+        for key, wants, send in _targets(settings):
+            if wants(row.event) and key not in row.done:
+                answers[key] = send(row.envelope, sleep).verdict
         state = (NoticeState.SENT if all(v == "sent" for v in answers.values())
                  else NoticeState.FAILED)
         for url, verdict in answers.items():
@@ -112,8 +129,8 @@ class Notifier:
     engine : Engine
         The catalogue holding the outbox.
     settings : NotifySettings
-        The webhooks; with none, the thread is not started and rows stay pending
-        (``nightlog notify`` sends them once webhooks are configured).
+        The webhooks and mail relay; with none, the thread is not started and rows
+        stay pending (``nightlog notify`` sends them once something is configured).
     interval : float
         Seconds between passes when not woken.
     """
@@ -131,7 +148,7 @@ class Notifier:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.settings.webhooks)
+        return self.settings.any
 
     def start(self) -> None:
         if self.enabled and self._thread is None:
@@ -179,9 +196,9 @@ class Notifier:
                 envelope = self._direct.get_nowait()
             except queue.Empty:
                 break
-            for hook in self.settings.webhooks:
-                if hook.wants(envelope["event"]):
-                    ok = post_event(hook, envelope).ok
+            for _key, wants, send in _targets(self.settings):
+                if wants(envelope["event"]):
+                    ok = send(envelope, time.sleep).ok
                     self.sent, self.failed = self.sent + ok, self.failed + (not ok)
         try:
             report = deliver_pending(self.engine, self.settings, deadline=self._deadline)

@@ -19,10 +19,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nightlog import __version__
-from nightlog.notify.config import Webhook
+
+if TYPE_CHECKING:
+    from nightlog.notify.config import Webhook
 
 __all__ = ["Delivery", "post_event"]
 
