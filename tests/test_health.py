@@ -134,6 +134,17 @@ def test_a_fence_restarts_the_band() -> None:
     assert _gain(other, 11).alarm
 
 
+def test_a_master_made_elsewhere_is_neither_judged_nor_counted() -> None:
+    masters = [_flat(i, 2.0 + 0.001 * i) for i in range(6)]
+    external = _flat(4, 1.0, hours=1)  # between the fifth and the sixth
+    external.id = 99
+    external.stats = {"external": True, "level": 1.0, "noise": 0.01}
+    masters.append(external)
+    figures = health_figures(masters, [], HealthSettings(min_points=5))
+    assert figures[external.id] == []
+    assert _gain(figures, 6).band.n_points == 5
+
+
 def test_each_amplifier_is_judged_on_its_own() -> None:
     def amps(a: float, b: float) -> dict[str, Any]:
         return {"A": {"gain_from_flats": a, "gain_err": 0.01},

@@ -11,7 +11,8 @@ Normal band
     filter of a flat, the set temperature of a dark) that precede M (by mid
     time), count in the trend (good, current) and lie after the latest fence
     (:mod:`nightlog.catalogue.fences`) that applies to M and precedes it. M
-    itself never enters its own band. With fewer than ``min_points`` such
+    itself never enters its own band; masters made elsewhere (``calib add``)
+    neither enter a band nor are judged. With fewer than ``min_points`` such
     masters there is no band and no alarm: a figure is not judged against a
     history it does not have (``calib history`` then shows no band, not a
     made-up one).
@@ -176,7 +177,10 @@ class HealthFigure:
 
 
 def _in_trend(m: Master) -> bool:
-    return m.quality == MasterQuality.GOOD and m.superseded_by_id is None
+    # A master made elsewhere (``calib add``) records only its own level and noise,
+    # in whatever units it came in: it neither makes a band nor is judged.
+    return (m.quality == MasterQuality.GOOD and m.superseded_by_id is None
+            and not (m.stats or {}).get("external"))
 
 
 def _last_fence(fences: Sequence[Fence], m: Master) -> dt.datetime | None:
@@ -199,6 +203,9 @@ def health_figures(masters: Sequence[Master], fences: Sequence[Fence],
         by_group.setdefault(m.group_key, []).append(m)
     for members in by_group.values():
         for i, m in enumerate(members):
+            if (m.stats or {}).get("external"):
+                out[m.id] = []
+                continue
             fence = _last_fence(fences, m)
             before = [p for p in members[:i] if _in_trend(p) and p.mid_time < m.mid_time
                       and (fence is None or p.mid_time > fence)][-settings.window:]
