@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nightlog.calibration.health import HealthSettings, health_from
 from nightlog.calibration.policy import CalibrationPolicy, policy_from_table
 from nightlog.database_url import normalise_database_url
 from nightlog.errors import ConfigurationError
 from nightlog.header.model import Site
+from nightlog.notify.config import NotifySettings, notify_from
 from nightlog.redaction import redact_url
 from nightlog.settings_keys import SECTION_KEYS, TOP_SECTIONS, refuse_unknown
 from nightlog.settings_sections import (
@@ -75,6 +77,10 @@ class Settings:
         The file these settings were read from, if any.
     archive_compress : str or None
         ``"rice"``: products and masters written tile-compressed (``.fits.fz``).
+    health : HealthSettings
+        ``[health]``: the normal bands of the detector's figures.
+    notify : NotifySettings
+        ``[notify]``: the webhooks events are sent to.
     """
 
     archive_root: Path
@@ -89,6 +95,8 @@ class Settings:
     config_path: Path | None = None
     archive_compress: str | None = None
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
     def safe_database_url(self) -> str:
@@ -228,4 +236,6 @@ def load_settings(
         calibration=policy_from_table(_table(data, "calibration")),
         config_path=None if path is None else path.resolve(),
         database=database,
+        health=health_from(_table(data, "health")),
+        notify=notify_from(_table(data, "notify")),
     )

@@ -97,6 +97,18 @@ def _section_values(settings: Settings, section: str) -> dict[str, Any]:
         return {"memory_limit": red.memory_limit_bytes, "workers": red.workers,
                 "scheduler": red.scheduler, "retries": red.retries,
                 "morning_at": red.morning_at, "unit": red.unit}
+    if section == "health":
+        return {key: getattr(settings.health, key) for key in SECTION_KEYS["health"]}
+    if section == "notify":
+        # URLs may carry a token: shown redacted, as every URL here.
+        return {"webhooks": [{"url": redact_url(w.url), "events": list(w.events),
+                              "timeout": w.timeout, "retries": w.retries}
+                             for w in settings.notify.webhooks],
+                "smtp": None if settings.notify.mail is None else {
+                    "host": settings.notify.mail.host, "port": settings.notify.mail.port,
+                    "sender": settings.notify.mail.sender, "to": list(settings.notify.mail.to),
+                    "events": list(settings.notify.mail.events),
+                    "starttls": settings.notify.mail.starttls}}
     raise KeyError(section)
 
 
@@ -151,7 +163,8 @@ def effective_config(config_path: Path | None = None, *, env: Mapping[str, str] 
     path, data = read_config(config_path, env=env, cwd=cwd)
     settings = load_settings(config_path, env=env, cwd=cwd)
     values: list[ConfigValue] = []
-    for section in ("archive", "database", "site", "watch", "ingest", "reduction"):
+    for section in ("archive", "database", "site", "watch", "ingest", "reduction", "health",
+                    "notify"):
         table = data.get(section) or {}
         for key, value in _section_values(settings, section).items():
             source = FILE if key in table else DEFAULT

@@ -20,6 +20,9 @@ type               where
 ``IngestOutcome``  what ingestion did with one file
 ``FileState``      a catalogued file checked again against its checksum
 ``FailureCause``   why a unit of work failed, and so whether to try again
+``AlarmState``     ``alarms.state``: ``open``, or ``acknowledged`` by staff
+``NoticeState``    ``notifications.state``: ``pending``, ``sent``, ``failed``
+``Coverage``       how a set-up's calibration is served (``nightlog plan``)
 =================  ========================================================
 """
 
@@ -27,8 +30,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["BuildStatus", "FailureCause", "FileState", "FrameStatus", "IngestOutcome",
-           "MasterQuality", "ProductKind", "ProductStatus", "ReduceStatus"]
+__all__ = ["AlarmState", "BuildStatus", "Coverage", "FailureCause", "FileState",
+           "FrameStatus", "IngestOutcome", "MasterQuality", "NoticeState", "ProductKind",
+           "ProductStatus", "ReduceStatus"]
 
 
 class FrameStatus(StrEnum):
@@ -110,3 +114,33 @@ class FailureCause(StrEnum):
     CATALOGUE = "catalogue"
     ARCHIVE = "archive"
     WORK = "work"
+
+
+class AlarmState(StrEnum):
+    """A detector-health alarm: ``open`` until staff acknowledge it."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class NoticeState(StrEnum):
+    """A notification in the outbox: ``pending`` until every webhook it goes to has
+    taken it (``sent``) or refused it after its retries (``failed``)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Coverage(StrEnum):
+    """How a set-up's calibration of one kind would be served tonight.
+
+    ``exact``: by a master of tonight's frames; ``other-night``: by a master of
+    another night, within the policy's window; ``scale-only``: by a dark rate
+    scaled to an exposure time none of its darks had; ``missing``: by none.
+    """
+
+    EXACT = "exact"
+    OTHER_NIGHT = "other-night"
+    SCALE_ONLY = "scale-only"
+    MISSING = "missing"

@@ -1,12 +1,15 @@
 """A picture of a calibration history: one panel per metric, time along x.
 
-Each calibration group is one coloured line (for flats, one per filter). Masters
-that count in the trend are filled markers; masters marked bad are hollow grey
-circles and superseded versions grey crosses, off the line; outliers are ringed
-in red. matplotlib is imported when a plot is drawn, never at import, and only
-its Agg canvas is used: no display, no global pyplot state, safe in a daemon.
-The PNG appears under its name only when complete (written to a temporary name,
-then renamed).
+Each calibration group is one coloured line (for flats, one per filter), each
+point with its one-sigma error bar where the master recorded one; the normal band
+before each master (:mod:`nightlog.calibration.health`) is shaded in the group's
+colour; alarms are red triangles; the night in question ("tonight": the newest
+night shown unless told) is a shaded column. Masters that count in the trend are
+filled markers; masters marked bad are hollow grey circles and superseded versions
+grey crosses, off the line; outliers are ringed in red. matplotlib is imported
+when a plot is drawn, never at import, and only its Agg canvas is used: no
+display, no global pyplot state, safe in a daemon. The PNG appears under its name
+only when complete (written to a temporary name, then renamed).
 """
 
 from __future__ import annotations
@@ -58,18 +61,44 @@ def _xy(points: Sequence[TrendPoint], metric: Metric
         ) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:
     """Mid times (naive UTC, as datetime64) and values of the points that have ``metric``."""
     have = [p for p in points if p.values.get(metric.name) is not None]
-    times = [p.mid_time.astimezone(dt.UTC).replace(tzinfo=None) for p in have]
+    times = [_naive(p.mid_time) for p in have]
     return (np.array(times, dtype="datetime64[ms]"),
             np.array([p.values[metric.name] for p in have], dtype=float))
 
 
+def _naive(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _draw_band(ax: Axes, metric: Metric, members: Sequence[TrendPoint], color: str) -> None:
+    have = [p for p in members if p.bands.get(metric.name) is not None
+            and p.values.get(metric.name) is not None]
+    if not have:
+        return
+    x = np.array([_naive(p.mid_time) for p in have], dtype="datetime64[ms]")
+    lo = np.array([p.bands[metric.name].low for p in have], dtype=float)
+    hi = np.array([p.bands[metric.name].high for p in have], dtype=float)
+    if x.size == 1:
+        ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor=color,
+                    alpha=0.3, elinewidth=6, label="normal band")
+        return
+    ax.fill_between(x, lo, hi, step="mid", color=color, alpha=0.15, linewidth=0,
+                    label="normal band")
+
+
 def _draw_panel(ax: Axes, metric: Metric, points: Sequence[TrendPoint],
-                labels: Mapping[str, str]) -> None:
+                labels: Mapping[str, str], tonight: dt.date | None) -> None:
     for i, (key, label) in enumerate(labels.items()):
-        x, y = _xy([p for p in points if p.group_key == key and p.in_trend], metric)
+        members = [p for p in points if p.group_key == key and p.in_trend]
+        x, y = _xy(members, metric)
         if x.size:
-            ax.plot(x, y, marker="o", markersize=4, linewidth=1.0, color=f"C{i % 10}",
-                    label=label)
+            color = f"C{i % 10}"
+            _draw_band(ax, metric, members, color)
+            have = [p for p in members if p.values.get(metric.name) is not None]
+            err = np.array([p.errors.get(metric.name) or 0.0 for p in have], dtype=float)
+            ax.errorbar(x, y, yerr=err if err.any() else None, marker="o", markersize=4,
+                        linewidth=1.0, color=color, ecolor=color, elinewidth=0.8, capsize=2,
+                        label=label)
     x, y = _xy([p for p in points if p.quality != MasterQuality.GOOD], metric)
     if x.size:
         ax.scatter(x, y, s=36, marker="o", facecolors="none", edgecolors="grey",
@@ -84,12 +113,21 @@ def _draw_panel(ax: Axes, metric: Metric, points: Sequence[TrendPoint],
     if x.size:
         ax.scatter(x, y, s=170, marker="o", facecolors="none", edgecolors="red",
                    linewidths=1.6, label="outlier", zorder=4)
+    x, y = _xy([p for p in points if metric.name in p.alarms], metric)
+    if x.size:
+        ax.scatter(x, y, s=70, marker="^", color="red", label="alarm", zorder=5)
+    if tonight is not None:
+        start = dt.datetime.combine(tonight, dt.time(12))
+        ax.axvspan(np.datetime64(start, "ms"), np.datetime64(start + dt.timedelta(days=1),
+                                                             "ms"),
+                   color="gold", alpha=0.25, linewidth=0, label=f"night {tonight}")
     ax.set_ylabel(f"{metric.label}\n({metric.unit})")
     ax.grid(True, alpha=0.3)
 
 
 def _figure(points: Sequence[TrendPoint], kind: str, title: str | None,
-            width: float, panel_height: float = _PANEL_HEIGHT) -> Figure:
+            width: float, panel_height: float = _PANEL_HEIGHT,
+            tonight: dt.date | None = None) -> Figure:
     """The figure of :func:`plot_history`, on an Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -114,8 +152,10 @@ def _figure(points: Sequence[TrendPoint], kind: str, title: str | None,
         axes[0].set_axis_off()
     else:
         labels = _series_labels(points)
+        if tonight is None:
+            tonight = max(p.night for p in points)
         for ax, metric in zip(axes, metrics, strict=True):
-            _draw_panel(ax, metric, points, labels)
+            _draw_panel(ax, metric, points, labels, tonight)
         locator = AutoDateLocator()  # type: ignore[no-untyped-call]
         axes[-1].xaxis.set_major_locator(locator)
         axes[-1].xaxis.set_major_formatter(
@@ -130,11 +170,12 @@ def _figure(points: Sequence[TrendPoint], kind: str, title: str | None,
 
 
 def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLike[str], *,
-                 title: str | None = None) -> Path:
+                 title: str | None = None, tonight: dt.date | None = None) -> Path:
     """Draw the trends of ``points`` (masters of one ``kind``) into a PNG at ``path``.
 
     One panel per metric that at least one master has; a figure saying so when
-    there is none.
+    there is none. ``tonight`` is the night shaded (default: the newest shown),
+    drawn as the UTC day from its noon (the night's own date).
 
     Returns
     -------
@@ -146,7 +187,7 @@ def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLik
     StoreError
         The file cannot be written.
     """
-    fig = _figure(points, kind, title, _WIDTH)
+    fig = _figure(points, kind, title, _WIDTH, tonight=tonight)
 
     def _write(fh: BinaryIO) -> None:
         fig.savefig(fh, format="png")
@@ -155,11 +196,12 @@ def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLik
 
 
 def history_png(points: Sequence[TrendPoint], kind: str, *, title: str | None = None,
-                width: float = _WIDTH, panel_height: float = _PANEL_HEIGHT) -> bytes:
+                width: float = _WIDTH, panel_height: float = _PANEL_HEIGHT,
+                tonight: dt.date | None = None) -> bytes:
     """The picture of :func:`plot_history` as PNG bytes (for a page that embeds it).
 
     ``width`` and ``panel_height`` are in inches, at 100 dots per inch.
     """
     buffer = io.BytesIO()
-    _figure(points, kind, title, width, panel_height).savefig(buffer, format="png")
+    _figure(points, kind, title, width, panel_height, tonight).savefig(buffer, format="png")
     return buffer.getvalue()

@@ -19,6 +19,10 @@ instrument is checked against each rule, and the verdicts are kept so that
 ``valid``
     the frame's time lies in the master's certified range, or else within the
     policy's window (days) of the middle of the master's inputs;
+``fence``
+    no hardware-change fence (:mod:`nightlog.catalogue.fences`) of the frame's
+    instrument and set-up lies between the frame's time and the master's inputs
+    (nor among them);
 ``earlier``
     (live mode only) every input of the master was taken before the frame.
 
@@ -29,6 +33,7 @@ night, then more input frames, then the newer version.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +44,8 @@ from nightlog.calibration.dark_exposure import choose_dark, how_linear
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.calibration.windows import window_verdict
-from nightlog.catalogue.models import Frame, Master
+from nightlog.catalogue.fences import fences_for
+from nightlog.catalogue.models import Fence, Frame, Master
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.states import MasterQuality
 
@@ -143,9 +149,24 @@ def _validity(frame_time: dt.datetime, master: Master, window_days: float) -> Ru
                                    f"(window ±{window_days:g} d)")
 
 
+def _fence_rule(frame: Frame, master: Master, at: dt.datetime,
+                fences: Sequence[Fence]) -> RuleResult:
+    lo, hi = min(at, master.first_obs), max(at, master.last_obs)
+    crossed = [f for f in fences if lo < f.at <= hi
+               and (f.instrument is None or f.instrument == frame.instrument)
+               and (f.setup_key is None or f.setup_key in (frame.setup_key, master.setup_key))]
+    if not crossed:
+        return RuleResult("fence", True, "no fence between the master and the frame")
+    f = crossed[-1]
+    return RuleResult("fence", False, f"fence {f.id} at {f.at.isoformat()} ({f.reason}) lies "
+                                      "between the master and the frame")
+
+
 def evaluate(frame: Frame, master: Master, kind: str, profile: InstrumentProfile,
-             policy: CalibrationPolicy, *, at: dt.datetime, live: bool) -> Candidate:
-    """Every rule's verdict for one master and one frame."""
+             policy: CalibrationPolicy, *, at: dt.datetime, live: bool,
+             fences: Sequence[Fence] = ()) -> Candidate:
+    """Every rule's verdict for one master and one frame (``fences``: those of the
+    frame's instrument, :func:`~nightlog.catalogue.fences.fences_for`)."""
     rules = _group_rules(frame, master, kind, profile, policy)
     window = window_verdict(frame, master, kind, profile)
     if window is not None:
@@ -157,6 +178,7 @@ def evaluate(frame: Frame, master: Master, kind: str, profile: InstrumentProfile
                             "newest version" if master.superseded_by_id is None
                             else f"superseded by master {master.superseded_by_id}"))
     rules.append(_validity(at, master, policy.validity_days.get(kind, 30.0)))
+    rules.append(_fence_rule(frame, master, at, fences))
     if live:
         ok = master.last_obs <= frame.obs_time
         rules.append(RuleResult("earlier", ok, f"inputs end {master.last_obs}, frame at "
@@ -190,7 +212,7 @@ def _scope(frame: Frame, kind: str, profile: InstrumentProfile,
 def _nearest_side(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
                   policy: CalibrationPolicy, scope: list[ColumnElement[bool]],
                   when: dt.datetime, window: dt.timedelta, *, before: bool,
-                  live: bool) -> list[Candidate]:
+                  live: bool, fences: Sequence[Fence]) -> list[Candidate]:
     """Uncertified masters on one side of ``when``, nearest first, read a page at a
     time until the first usable one and every master as near as it (a tie)."""
     if before:
@@ -210,7 +232,7 @@ def _nearest_side(session: Session, frame: Frame, kind: str, profile: Instrument
         for m in page:
             if best is not None and m.mid_time != best:
                 return out
-            cand = evaluate(frame, m, kind, profile, policy, at=when, live=live)
+            cand = evaluate(frame, m, kind, profile, policy, at=when, live=live, fences=fences)
             out.append(cand)
             if best is None and cand.usable:
                 best = m.mid_time
@@ -219,7 +241,8 @@ def _nearest_side(session: Session, frame: Frame, kind: str, profile: Instrument
 
 
 def _nearest(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
-             policy: CalibrationPolicy, when: dt.datetime, live: bool) -> list[Candidate]:
+             policy: CalibrationPolicy, when: dt.datetime, live: bool,
+             fences: Sequence[Fence]) -> list[Candidate]:
     """The candidates that can win: on each side of the frame's time, the masters
     up to the nearest usable one (and its ties), from the (kind, instrument,
     mid_time) index; and every master certified over the frame's time.
@@ -230,13 +253,13 @@ def _nearest(session: Session, frame: Frame, kind: str, profile: InstrumentProfi
     window = dt.timedelta(days=policy.validity_days.get(kind, 30.0))
     scope = _scope(frame, kind, profile, live)
     found = [*_nearest_side(session, frame, kind, profile, policy, scope, when, window,
-                            before=True, live=live),
+                            before=True, live=live, fences=fences),
              *_nearest_side(session, frame, kind, profile, policy, scope, when, window,
-                            before=False, live=live)]
+                            before=False, live=live, fences=fences)]
     # ``certify_master`` always sets both ends of a certified range.
     certified = select(Master).where(*scope, Master.valid_from <= when,
                                      Master.valid_until > when)
-    found += [evaluate(frame, m, kind, profile, policy, at=when, live=live)
+    found += [evaluate(frame, m, kind, profile, policy, at=when, live=live, fences=fences)
               for m in session.scalars(certified)]
     return found
 
@@ -266,14 +289,16 @@ def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentPro
     when = at or frame.obs_time
     if kind == "dark" and profile.dark_scaling == "interpolate":
         explain = True
+    fences = fences_for(session, frame.instrument)
     if explain:
         stmt = select(Master).where(Master.kind == kind, Master.profile == profile.name)
         if frame.instrument is not None:
             stmt = stmt.where(Master.instrument == frame.instrument)
-        candidates = [evaluate(frame, m, kind, profile, policy, at=when, live=live)
+        candidates = [evaluate(frame, m, kind, profile, policy, at=when, live=live,
+                               fences=fences)
                       for m in session.scalars(stmt.order_by(Master.id))]
     else:
-        candidates = _nearest(session, frame, kind, profile, policy, when, live)
+        candidates = _nearest(session, frame, kind, profile, policy, when, live, fences)
         if not any(c.usable for c in candidates):
             # Nothing to choose: read every master so the reason names what failed.
             return match_kind(session, frame, kind, profile, policy, at=at, live=live,

@@ -32,7 +32,7 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "TREND_METRICS",
     "Metric",
     "TrendPoint",
+    "amplifiers_of",
     "robust_outliers",
     "series_medians",
     "trend_points",
@@ -75,6 +76,9 @@ class Metric:
         Darks only: the metric applies to masters whose ``is_rate`` equals this
         (a dark level is ADU/s for darks scaled by exposure, ADU otherwise);
         ``None`` for every master.
+    error_key : str or None
+        Key in ``Master.stats`` of its one-sigma uncertainty (masters built
+        before uncertainties were recorded have none).
     """
 
     name: str
@@ -82,33 +86,66 @@ class Metric:
     label: str
     unit: str
     rate: bool | None = None
+    error_key: str | None = None
 
-    def value(self, master: Master) -> float | None:
-        """This metric of ``master``, or ``None`` when absent, not a number or infinite."""
+    def value(self, master: Master, amplifier: str = "") -> float | None:
+        """This metric of ``master`` (of one of its amplifiers), or ``None`` when absent,
+        not a number or infinite."""
         if self.rate is not None and master.is_rate != self.rate:
             return None
-        raw = (master.stats or {}).get(self.key)
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return _number(_stats_of(master, amplifier).get(self.key))
+
+    def uncertainty(self, master: Master, amplifier: str = "") -> float | None:
+        """The one-sigma uncertainty of :meth:`value`, or ``None`` when not recorded."""
+        if self.error_key is None or self.value(master, amplifier) is None:
             return None
-        value = float(raw)
-        return value if math.isfinite(value) else None
+        return _number(_stats_of(master, amplifier).get(self.error_key))
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    value = float(raw)
+    return value if math.isfinite(value) else None
+
+
+def _stats_of(master: Master, amplifier: str) -> Mapping[str, Any]:
+    """The master's statistics, or one amplifier's (``stats["amplifiers"][name]``)."""
+    stats = master.stats or {}
+    if not amplifier:
+        return stats
+    amps = stats.get("amplifiers")
+    table = amps.get(amplifier) if isinstance(amps, Mapping) else None
+    return table if isinstance(table, Mapping) else {}
+
+
+def amplifiers_of(master: Master) -> tuple[str, ...]:
+    """Names of the amplifiers whose figures the master records (``stats["amplifiers"]``
+    maps each name to figures keyed as the master's own); empty for one-amplifier
+    masters."""
+    amps = (master.stats or {}).get("amplifiers")
+    return tuple(sorted(str(n) for n in amps)) if isinstance(amps, Mapping) else ()
 
 
 #: The metrics of each kind of master, in column order.
 TREND_METRICS: Mapping[str, tuple[Metric, ...]] = MappingProxyType({
     "bias": (
-        Metric("bias_level", "level", "bias level", "ADU"),
-        Metric("read_noise_adu", "read_noise_adu", "read noise", "ADU"),
-        Metric("read_noise_e", "read_noise_e", "read noise", "e⁻"),
+        Metric("bias_level", "level", "bias level", "ADU", error_key="level_err"),
+        Metric("read_noise_adu", "read_noise_adu", "read noise", "ADU",
+               error_key="read_noise_adu_err"),
+        Metric("read_noise_e", "read_noise_e", "read noise", "e⁻",
+               error_key="read_noise_e_err"),
     ),
     "dark": (
-        Metric("dark_rate", "level", "dark level", "ADU/s", rate=True),
-        Metric("dark_level", "level", "dark level", "ADU", rate=False),
-        Metric("dark_current", "dark_current_e_per_s", "dark current", "e⁻/s"),
+        Metric("dark_rate", "level", "dark level", "ADU/s", rate=True, error_key="level_err"),
+        Metric("dark_level", "level", "dark level", "ADU", rate=False, error_key="level_err"),
+        Metric("dark_current", "dark_current_e_per_s", "dark current", "e⁻/s",
+               error_key="dark_current_err"),
+        Metric("hot_pixels", "hot_pixels", "hot pixels", "pixels", error_key="hot_pixels_err"),
     ),
     "flat": (
-        Metric("flat_level", "level", "flat level", "ADU"),
-        Metric("gain", "gain_from_flats", "gain", "e⁻/ADU"),
+        Metric("flat_level", "level", "flat level", "ADU", error_key="level_err"),
+        Metric("gain", "gain_from_flats", "gain", "e⁻/ADU", error_key="gain_err"),
     ),
 })
 
@@ -134,6 +171,14 @@ class TrendPoint:
     values: Mapping[str, float | None]
     #: Names of the metrics whose value is an outlier of its series.
     outliers: tuple[str, ...] = ()
+    #: Metric name to its one-sigma uncertainty (``None`` when not recorded).
+    errors: Mapping[str, float | None] = field(default_factory=lambda: MappingProxyType({}))
+    #: Metric name to the normal band before this master (``None``: too few points);
+    #: see :mod:`nightlog.calibration.health`.
+    bands: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Names of the metrics outside their band (``metric@amplifier`` for one
+    #: amplifier's figure).
+    alarms: tuple[str, ...] = ()
 
     @property
     def in_trend(self) -> bool:
@@ -205,6 +250,7 @@ def trend_points(masters: Sequence[Master], *, k: float = DEFAULT_OUTLIER_SIGMA,
             n_frames=m.n_frames, quality=m.quality, quality_reason=m.quality_reason,
             superseded_by=m.superseded_by_id, values=MappingProxyType(values[i]),
             outliers=tuple(flagged.get(i, ())),
+            errors=MappingProxyType({mt.name: mt.uncertainty(m) for mt in metrics_of[m.kind]}),
         )
         for i, m in enumerate(masters)
     ]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from nightlog.catalogue.models import Master
 from nightlog.errors import CatalogueError
 
-__all__ = ["HistoryFilter", "master_history"]
+__all__ = ["HistoryFilter", "group_history", "master_history"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +60,14 @@ def master_history(session: Session, crit: HistoryFilter) -> list[Master]:
     if crit.until is not None:
         stmt = stmt.where(Master.night <= crit.until)
     return list(session.scalars(stmt.order_by(Master.mid_time, Master.id)))
+
+
+def group_history(session: Session, group_key: str, until: dt.datetime, *,
+                  limit: int) -> list[Master]:
+    """The last ``limit`` current masters of one group with mid time up to ``until``
+    (quality not filtered), oldest first: the history a new master is judged against."""
+    stmt = (select(Master).where(Master.group_key == group_key,
+                                 Master.superseded_by_id.is_(None),
+                                 Master.mid_time <= until)
+            .order_by(Master.mid_time.desc(), Master.id.desc()).limit(limit))
+    return list(reversed(list(session.scalars(stmt))))

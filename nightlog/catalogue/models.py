@@ -22,6 +22,14 @@ Tables (later issues add masters, products and provenance, which point at
 ``reduce_failures``
     Science frames whose reduction failed after its retries, with the reason; a
     later successful reduction marks the row resolved.
+``fences``
+    Hardware changes (camera serviced, filter wheel changed): no master is matched
+    across one, and detector-health bands restart there.
+``alarms``
+    A master figure outside the normal band of its history, per amplifier where
+    the camera has several.
+``notifications``
+    The outbox of events sent to the configured webhooks.
 """
 
 from __future__ import annotations
@@ -47,11 +55,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from nightlog.catalogue.types import HeaderText, UTCDateTime
-from nightlog.states import FrameStatus, MasterQuality, ProductStatus
+from nightlog.states import AlarmState, FrameStatus, MasterQuality, NoticeState, ProductStatus
 
-__all__ = ["Base", "Daemon", "Frame", "Master", "MasterInput", "Product", "ProductMaster",
-           "QuarantinedFile",
-           "ReduceFailure"]
+__all__ = ["Alarm", "Base", "Daemon", "Fence", "Frame", "Master", "MasterInput",
+           "Notification", "Product", "ProductMaster", "QuarantinedFile", "ReduceFailure"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -320,3 +327,80 @@ class ReduceFailure(Base):
 
     def __repr__(self) -> str:
         return f"ReduceFailure(frame_id={self.frame_id}, error={self.error!r})"
+
+
+class Fence(Base):
+    """A hardware change at an instant: masters are not matched across it.
+
+    ``instrument`` and ``setup_key`` narrow it (``None``: every instrument, every
+    set-up of the instrument).
+    """
+
+    __tablename__ = "fences"
+    __table_args__ = (Index("ix_fences_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    instrument: Mapped[str | None] = mapped_column(HeaderText(80))
+    setup_key: Mapped[str | None] = mapped_column(HeaderText())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"Fence(id={self.id}, at={self.at}, reason={self.reason!r})"
+
+
+class Alarm(Base):
+    """A master's figure outside the normal band of the masters before it."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        UniqueConstraint("master_id", "metric", "amplifier", name="uq_alarms_master_metric"),
+        Index("ix_alarms_state_night", "state", "night"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    master_id: Mapped[int] = mapped_column(ForeignKey("masters.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    instrument: Mapped[str | None] = mapped_column(HeaderText(80))
+    filter: Mapped[str | None] = mapped_column(HeaderText(80))
+    group_key: Mapped[str] = mapped_column(HeaderText())
+    night: Mapped[dt.date] = mapped_column(Date)
+    metric: Mapped[str] = mapped_column(String(64))
+    # '' for the whole detector (a unique constraint treats NULLs as distinct).
+    amplifier: Mapped[str] = mapped_column(String(32), default="")
+    value: Mapped[float] = mapped_column(Float)
+    uncertainty: Mapped[float | None] = mapped_column(Float)
+    median: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    n_points: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default=AlarmState.OPEN)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"Alarm(id={self.id}, master_id={self.master_id}, metric={self.metric!r})"
+
+
+class Notification(Base):
+    """An event waiting to be sent (or sent) to the webhooks that want it.
+
+    ``deliveries`` maps each webhook URL to ``"sent"`` or the last error; the row
+    is ``sent`` once every webhook took it, ``failed`` once the others gave up.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_state_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default=NoticeState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    deliveries: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"Notification(id={self.id}, event={self.event!r}, state={self.state!r})"

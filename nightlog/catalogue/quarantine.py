@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import QuarantinedFile
+from nightlog.catalogue.outbox import queue_notification
 
 __all__ = [
     "list_quarantined",
@@ -24,7 +25,8 @@ __all__ = [
 def record_quarantined(session: Session, path: str, *, reason: str, error: str,
                        size: int | None = None, sha256: str | None = None,
                        now: dt.datetime | None = None) -> QuarantinedFile:
-    """Record (or update) the quarantine entry for ``path``."""
+    """Record (or update) the quarantine entry for ``path``; a file quarantined anew (not
+    seen again while still in quarantine) queues a ``quarantined`` notification."""
     now = now or dt.datetime.now(dt.UTC)
     row = session.scalars(
         select(QuarantinedFile).where(QuarantinedFile.path == path)
@@ -33,7 +35,10 @@ def record_quarantined(session: Session, path: str, *, reason: str, error: str,
         row = QuarantinedFile(path=path, reason=reason, error=error, size=size, sha256=sha256,
                               first_seen=now, last_seen=now, times_seen=1)
         session.add(row)
+        _announce(session, path, reason, error, now)
         return row
+    if row.resolved_at is not None:
+        _announce(session, path, reason, error, now)
     row.reason = reason
     row.error = error
     row.size = size
@@ -42,6 +47,12 @@ def record_quarantined(session: Session, path: str, *, reason: str, error: str,
     row.times_seen += 1
     row.resolved_at = None
     return row
+
+
+def _announce(session: Session, path: str, reason: str, error: str, now: dt.datetime) -> None:
+    queue_notification(session, "quarantined",
+                       {"text": f"nightlog quarantined {path}: {reason}", "path": path,
+                        "error": error, "reason": reason}, now=now)
 
 
 def resolve_quarantined(session: Session, path: str, *, now: dt.datetime | None = None) -> bool:

@@ -65,7 +65,13 @@ COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand("status", "nightlog.cli.status",
                 "Show the watch daemons (running or not, since when, last action, backlog) "
                 "and the counts of tonight: frames per kind, masters, products, quarantined "
-                "files."),
+                "files; and the open detector-health alarms."),
+    LazyCommand("plan", "nightlog.cli.plan",
+                "List tonight's set-ups against the masters that would serve them (exact, "
+                "another night, scale-only, missing), and what to take at dawn."),
+    LazyCommand("notify", "nightlog.cli.notify",
+                "Send the pending notifications to the configured webhooks and mail relay "
+                "now."),
     LazyCommand("serve", "nightlog.cli.serve",
                 "Serve a live, read-only web view of tonight: frames as they arrive, "
                 "masters, problems, quarantine, the daemon's state; older nights and each "

@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nightlog.calibration.health import health_points
 from nightlog.calibration.trends import (
     DEFAULT_OUTLIER_SIGMA,
     TREND_METRICS,
     TrendPoint,
-    trend_points,
 )
 from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.fences import list_fences
 from nightlog.catalogue.history import HistoryFilter, master_history
 from nightlog.catalogue.listing import master_rows
 from nightlog.catalogue.masters import (
@@ -30,6 +31,7 @@ from nightlog.catalogue.masters import (
     set_quality,
 )
 from nightlog.catalogue.records import master_record
+from nightlog.cli import calib_health
 from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit, emit_outcomes, printable
@@ -42,6 +44,12 @@ from nightlog.states import BuildStatus, MasterQuality
 
 app = typer.Typer(help="Build, list, inspect, mark and certify master calibrations.",
                   no_args_is_help=True)
+
+
+app.command("fence")(calib_health.fence_cmd)
+app.command("fences")(calib_health.fences_cmd)
+app.command("alarms")(calib_health.alarms_cmd)
+app.command("ack")(calib_health.ack_cmd)
 
 
 class MasterKind(enum.StrEnum):
@@ -342,9 +350,14 @@ def history_row(p: TrendPoint) -> dict[str, Any]:
     return {
         "id": p.master_id, "kind": p.kind, "night": p.night.isoformat(),
         "mid_time": p.mid_time.isoformat(), "version": p.version, "instrument": p.instrument,
-        "filter": p.filter, "n_frames": p.n_frames, **p.values, "quality": p.quality,
-        "quality_reason": p.quality_reason, "superseded_by": p.superseded_by,
-        "outlier": list(p.outliers), "group_key": p.group_key,
+        "filter": p.filter, "n_frames": p.n_frames, **p.values,
+        **{f"{name}_err": err for name, err in p.errors.items()},
+        "quality": p.quality, "quality_reason": p.quality_reason,
+        "superseded_by": p.superseded_by, "outlier": list(p.outliers),
+        "alarm": list(p.alarms),
+        "bands": {name: None if band is None else band.as_dict()
+                  for name, band in p.bands.items()},
+        "group_key": p.group_key,
     }
 
 
@@ -367,32 +380,40 @@ def history_cmd(
         "standard deviations (1.4826 × MAD) from the median of its group's series.")]
         = DEFAULT_OUTLIER_SIGMA,
     plot: Annotated[Path | None, typer.Option(
-        help="Also draw the trends into this PNG file (outliers ringed in red, masters "
-        "marked bad hollow grey).", dir_okay=False)] = None,
+        help="Also draw the trends into this PNG file (error bars, the normal band "
+        "shaded, the last night marked, alarms as red triangles, outliers ringed in red, "
+        "masters marked bad hollow grey).", dir_okay=False)] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
         OutputFormat.table,
 ) -> None:
-    """Calibration history: bias level and read noise, dark current, flat level and gain
-    of each master over time, with outliers marked."""
+    """Calibration history: bias level and read noise, dark current and hot pixels, flat
+    level and gain of each master over time, with uncertainties, the normal band before
+    each master and its alarms, and outliers marked."""
     if plot is not None and plot.suffix.lower() != ".png":
         raise typer.BadParameter(f"the plot is a PNG file: {plot}", param_hint="--plot")
     crit = HistoryFilter(kind=kind.value, instrument=instrument, filter=filter_,
                          since=parse_date(since), until=parse_date(until),
                          include_superseded=all_versions)
-    engine = state_of(ctx).engine(must_exist=True)
+    state = state_of(ctx)
+    engine = state.engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
-        points = trend_points(master_history(session, crit), k=outlier_sigma)
+        points = health_points(master_history(session, crit), list_fences(session),
+                               state.settings.health, k=outlier_sigma)
     if plot is not None:
         from nightlog.calibration.history_plot import plot_history
 
         typer.echo(f"plot written: {plot_history(points, kind.value, plot)}", err=True)
     rows = [history_row(p) for p in points]
     if fmt is not OutputFormat.json:
-        rows = [{**r, "outlier": ";".join(r["outlier"])} for r in rows]
+        rows = [{**{k: v for k, v in r.items() if k != "bands"},
+                 "outlier": ";".join(r["outlier"]), "alarm": ";".join(r["alarm"])}
+                for r in rows]
     metrics = [m.name for m in TREND_METRICS[kind.value]
                if any(p.values.get(m.name) is not None for p in points)]
+    shown = [c for m in metrics for c in (m, f"{m}_err")
+             if c == m or any(p.errors.get(m) is not None for p in points)]
     columns = ["id", "night", "version", "instrument", *(["filter"] if kind is MasterKind.flat
                                                          else []),
-               "n_frames", *metrics, "quality", *(["superseded_by"] if all_versions else []),
-               "outlier"]
+               "n_frames", *shown, "quality", *(["superseded_by"] if all_versions else []),
+               "alarm", "outlier"]
     emit(rows, columns, fmt, title=f"{len(rows)} {kind.value} master(s)")

@@ -39,6 +39,9 @@ def simulate_cmd(
                                                "'cmos'); default the camera's.")] = None,
     n_science: Annotated[int | None, typer.Option(help="Science frames; default the "
                                                   "camera's.")] = None,
+    gain_factor: Annotated[float, typer.Option(
+        min=0.01, help="Multiply the camera's true gain by this (a changed detector; the "
+        "headers stay the camera's).")] = 1.0,
 ) -> None:
     """Write a seeded, realistic night of raw frames, with the truth used to make them."""
     from nightlog.simulate import simulate_night
@@ -54,6 +57,7 @@ def simulate_cmd(
 
         result = simulate_night(outdir, camera=camera, night=night_date, scale=scale, seed=seed,
                                 n_bias=n_bias, n_dark=n_dark, n_flat=n_flat,
-                                n_science=n_science, progress=_progress)
+                                n_science=n_science, gain_factor=gain_factor,
+                                progress=_progress)
     typer.echo(f"wrote {len(result.files)} {camera} frames of the night of "
                f"{result.night.isoformat()} to {result.outdir} (truth: {result.truth_path})")

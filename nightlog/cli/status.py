@@ -13,12 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from nightlog.catalogue import daemons as cat_daemons
+from nightlog.catalogue.alarms import alarm_record, list_alarms
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.queries import latest_night, night_totals
 from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
+from nightlog.notify.events import alarm_text
 
 app = typer.Typer()
 
@@ -41,6 +43,8 @@ def status_cmd(
         help="Night to count (YYYY-MM-DD; default: the newest night with frames).",
         show_default=False)] = None,
     limit: Annotated[int, typer.Option(help="Daemon runs shown, newest first.", min=1)] = 5,
+    alarm_limit: Annotated[int, typer.Option(
+        "--alarms", help="Open alarms shown, newest night first.", min=0)] = 20,
     fmt: Annotated[OutputFormat, typer.Option(
         "--format", help="Output format: tables, JSON (daemons and the night's counts) or "
         "CSV (one row per daemon).")] = OutputFormat.table,
@@ -49,13 +53,15 @@ def status_cmd(
         "(for monitoring).")] = False,
 ) -> None:
     """Show the watch daemons (running or not, since when, last action, backlog) and
-    the counts of tonight: frames per kind, masters, products, quarantined files."""
+    the counts of tonight: frames per kind, masters, products, quarantined files; and
+    the open detector-health alarms."""
     engine = state_of(ctx).engine(must_exist=True)
     now = dt.datetime.now(dt.UTC)
     with make_sessionmaker(engine)() as session:
         rows = cat_daemons.recent_daemons(session, limit=limit)
         wanted = parse_date(night) or latest_night(session)
         counts = None if wanted is None else night_totals(session, wanted)
+        alarms = [alarm_record(a) for a in list_alarms(session)][:alarm_limit]
     daemons: list[dict[str, Any]] = [{
         "id": r.id, "name": r.name, "host": r.host, "pid": r.pid,
         "running": cat_daemons.is_alive(r, now), "started_at": r.started_at,
@@ -72,7 +78,8 @@ def status_cmd(
     elif fmt is OutputFormat.json:
         doc = {"running": running, "daemons": daemons, "night": None if counts is None else {
             "night": counts.night, "frames": counts.frames, "masters": counts.masters,
-            "products": counts.products, "quarantined": counts.quarantined_since_noon}}
+            "products": counts.products, "quarantined": counts.quarantined_since_noon},
+            "alarms": alarms}
         sys.stdout.write(json.dumps(doc, default=lambda v: v.isoformat()
                                     if isinstance(v, dt.date | dt.datetime) else str(v),
                                     indent=1) + "\n")
@@ -101,5 +108,12 @@ def status_cmd(
                                f"masters: {_join(counts.masters)}; products: "
                                f"{_join(counts.products)}; quarantined: "
                                f"{counts.quarantined_since_noon}"))
+        if alarms:
+            console.print(f"{len(alarms)} open alarm(s) (nightlog calib alarms; "
+                          "calib ack ID --note ...):")
+            for a in alarms:
+                console.print(Text(f"  alarm {a['id']}: {printable(alarm_text(a))}"))
+        else:
+            console.print("no open alarm")
     if require_running and not running:
         raise typer.Exit(code=ExitStatus.FAILED)

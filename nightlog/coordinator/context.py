@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nightlog import __version__
+from nightlog.calibration.health import HealthSettings
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.retry import Backoff
 from nightlog.header.model import Site
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.notify.config import NotifySettings
 from nightlog.settings import Settings
 from nightlog.store.layout import ArchiveLayout
 
@@ -45,6 +47,8 @@ class JobContext:
     site: Site = field(default_factory=Site)
     db_backoff: Backoff = field(default_factory=Backoff)
     output_unit: str = "adu"
+    health: HealthSettings = field(default_factory=HealthSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -60,6 +64,8 @@ class JobContext:
             site=settings.site,
             db_backoff=Backoff(attempts=settings.database.retries),
             output_unit=settings.reduction.unit,
+            health=settings.health,
+            notify=settings.notify,
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:

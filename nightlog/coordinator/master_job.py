@@ -204,17 +204,51 @@ def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Prepar
     try:
         a = prepare(read_image(frames[0].path, frames[0].hdu))
         b = prepare(read_image(frames[1].path, frames[1].hdu))
+        n = _pair_pixels(a, b)
         if kind == "bias":
             rn = read_noise_from_biases(a, b, clip_sigma=5.0, gain=gain)
-            return {"read_noise_adu": rn.adu, "read_noise_e": rn.electrons}
+            # The standard error of a standard deviation from n values: σ / √(2(n - 1)).
+            err = rn.adu / np.sqrt(2.0 * (n - 1)) if n > 1 else None
+            return {"read_noise_adu": rn.adu, "read_noise_e": rn.electrons,
+                    "read_noise_adu_err": err,
+                    "read_noise_e_err": None if err is None or gain is None else err * gain}
         if kind == "flat" and bias is not None:
             g = gain_from_flats(a, b, master_bias=bias,
                                 read_noise_adu=(frames[0].read_noise or 0.0) / (gain or 1.0)
                                 if frames[0].read_noise else None)
-            return {"gain_from_flats": g}
+            # G ∝ 1 / var(Δ); a variance from n values has relative error √(2/(n - 1))
+            # (the read-noise share of var(Δ), small for flats, is neglected).
+            return {"gain_from_flats": g,
+                    "gain_err": g * np.sqrt(2.0 / (n - 1)) if n > 1 else None}
     except NightlogError as exc:
         return {"characterisation_error": str(exc)}
     return {}
+
+
+def _pair_pixels(a: Any, b: Any) -> int:
+    """Pixels valid in both frames of a pair (finite, unmasked)."""
+    good = np.isfinite(np.asarray(a.data, dtype=float)) & np.isfinite(
+        np.asarray(b.data, dtype=float))
+    for frame in (a, b):
+        if getattr(frame, "mask", None) is not None:
+            good &= ~np.asarray(frame.mask, dtype=bool)
+    return int(np.count_nonzero(good))
+
+
+def level_uncertainty(kind: str, frame_levels: Sequence[float], scales: Sequence[float]
+                      ) -> float | None:
+    """Standard error of a master's level from its frames: ``std / √n`` of the frames'
+    levels in the master's units (a bias's median; a dark's median times its scale,
+    1/exposure for a rate; a flat's level, the inverse of its scale); ``None`` with
+    fewer than two frames."""
+    if kind == "flat":
+        per_frame = [1.0 / s for s in scales if s]
+    else:
+        per_frame = [lv * s for lv, s in zip(frame_levels, scales, strict=False)]
+    values = np.array([v for v in per_frame if np.isfinite(v)], dtype=float)
+    if values.size < 2:
+        return None
+    return float(np.std(values, ddof=1) / np.sqrt(values.size))
 
 
 def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any
@@ -336,9 +370,16 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     if result.read_noise_map is not None:
         figures["noisy_pixels"] = result.noisy_pixels
         figures["read_noise_map_median_adu"] = float(np.nanmedian(result.read_noise_map))
+    figures["level_err"] = level_uncertainty(
+        job.kind, [s.median for s in result.frame_stats], list(result.scales))
+    if job.kind == "dark":
+        figures["hot_pixels_err"] = float(np.sqrt(result.hot_pixels))  # a Poisson count
     gain = job.considered[0].gain if job.considered else None
     if job.kind == "dark" and gain:
         figures["dark_current_e_per_s"] = result.level * gain if job.darks_scale else None
+        figures["dark_current_err"] = (figures["level_err"] * gain
+                                       if job.darks_scale and figures["level_err"] is not None
+                                       else None)
     figures.update(_characterise(job.kind, accepted, job.prepare, loaded.get("bias")))
     return BuiltMaster(
         path=str(out.path), sha256=out.sha256, size=out.size,

@@ -13,7 +13,10 @@ the catalogue and no session is open while pixels are combined:
    the file.
 3. **record** (:func:`record_master`, coordinating process, one transaction): the
    catalogue's :func:`~nightlog.catalogue.masters.add_master`, the frames
-   considered with their verdicts, the previous version superseded.
+   considered with their verdicts, the previous version superseded; then
+   (:func:`record_health`) the new master's figures judged against its group's
+   history, each alarm recorded and its webhook event queued, in the same
+   transaction.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ from astropy.io import fits
 from sqlalchemy.orm import Session
 
 from nightlog.calibration.grouping import GroupSpec
+from nightlog.calibration.health import HealthSettings
+from nightlog.calibration.health_check import judge_master
 from nightlog.calibration.input_checks import CalibrationInput, check_header
 from nightlog.calibration.matching import match_kind
+from nightlog.catalogue.alarms import record_alarm
 from nightlog.catalogue.masters import (
     MasterInputRecord,
     NewMaster,
@@ -39,6 +45,7 @@ from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.master_job import BuiltMaster, MasterJob, MasterRef
 from nightlog.coordinator.provenance import set_master_cards
 from nightlog.coordinator.window_plan import master_crops
+from nightlog.notify.events import queue_alarm
 from nightlog.states import BuildStatus, FailureCause
 from nightlog.store.layout import name_beside
 
@@ -239,3 +246,15 @@ def record_master(session: Session, plan: MasterPlan, built: BuiltMaster
                           reason=reasons.get(f.id)) for f in plan.job.considered],
         supersedes=plan.previous_id)
     return master, True
+
+
+def record_health(session: Session, master: Master, settings: HealthSettings) -> int:
+    """Judge ``master`` against its group's history; record each alarm and queue its
+    event (caller's transaction). Returns the number of new alarms."""
+    new = 0
+    for alarm in judge_master(session, master, settings):
+        row, created = record_alarm(session, master, alarm)
+        if created:
+            queue_alarm(session, row)
+            new += 1
+    return new

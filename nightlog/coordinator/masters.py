@@ -57,6 +57,7 @@ from nightlog.coordinator.master_plan import (
     DueGroup,
     MasterPlan,
     plan_master,
+    record_health,
     record_master,
 )
 from nightlog.coordinator.retry import failure_cause
@@ -151,6 +152,8 @@ class _MasterBuilds:
         def _record() -> tuple[int, int, bool]:
             with self.make_session() as session, session.begin():
                 master, ours = record_master(session, plan, built)
+                if ours:
+                    record_health(session, master, self.ctx.health)
                 return master.id, master.version, ours
         try:
             master_id, version, ours = self.ctx.db_backoff.call(_record)

@@ -3,8 +3,10 @@
 :func:`build_report` asks the catalogue what the night holds
 (:func:`nightlog.catalogue.night_summary.night_facts`), reads each master, raw
 frame and product to make its thumbnail, sets every master's statistics beside
-its calibration history up to that night (the same history and outlier rule as
-``nightlog calib history``), and returns a :class:`~nightlog.report.model.NightReport`.
+its calibration history up to that night (the same history, normal bands and
+outlier rule as ``nightlog calib history``), lists the night's alarms and its
+coverage plan (:mod:`.night_health`), and returns a
+:class:`~nightlog.report.model.NightReport`.
 :func:`run_report` renders it and writes the page atomically, by default to
 ``<archive>/reports/<night>.html``.
 
@@ -24,14 +26,15 @@ from typing import BinaryIO
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from nightlog.calibration.health import HealthSettings, health_points
 from nightlog.calibration.trends import (
     DEFAULT_MIN_POINTS,
     TREND_METRICS,
     TrendPoint,
     series_medians,
-    trend_points,
 )
 from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.fences import list_fences
 from nightlog.catalogue.history import HistoryFilter, master_history
 from nightlog.catalogue.models import Master
 from nightlog.catalogue.night_summary import (
@@ -46,6 +49,7 @@ from nightlog.catalogue.quarantine import list_quarantined
 from nightlog.catalogue.queries import latest_night
 from nightlog.catalogue.reductions import FailedReduction, failures_of_night
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.night_health import night_alarms, night_coverage
 from nightlog.errors import NightlogError, NotFoundError
 from nightlog.report.html import render_html
 from nightlog.report.model import (
@@ -98,11 +102,12 @@ def _history_points(session: Session, masters: Iterable[Master], night: dt.date
             for kind, found in history.items()}
 
 
-def _masters(session: Session, facts: NightFacts, *, with_trends: bool
-             ) -> tuple[tuple[MasterEntry, ...], tuple[TrendPlot, ...]]:
+def _masters(session: Session, facts: NightFacts, health: HealthSettings, *,
+             with_trends: bool) -> tuple[tuple[MasterEntry, ...], tuple[TrendPlot, ...]]:
     masters = [mf.master for mf in facts.masters]
     history = _history_points(session, masters, facts.night)
-    points = {kind: trend_points(rows) for kind, rows in history.items()}
+    fences = list_fences(session)
+    points = {kind: health_points(rows, fences, health) for kind, rows in history.items()}
     by_id = {p.master_id: p for pts in points.values() for p in pts}
     medians = {kind: series_medians(pts) for kind, pts in points.items()}
     entries = []
@@ -114,7 +119,7 @@ def _masters(session: Session, facts: NightFacts, *, with_trends: bool
 
         trends = tuple(TrendPlot(kind, history_png(
             pts, kind, title=f"{kind}: {len(pts)} master(s) up to {facts.night.isoformat()}",
-            width=6.0, panel_height=1.5))
+            width=6.0, panel_height=1.5, tonight=facts.night))
                        for kind, pts in points.items() if pts)
     return tuple(entries), trends
 
@@ -197,7 +202,8 @@ def build_report(session: Session, ctx: JobContext, night: dt.date, *,
     facts = night_facts(session, night)
     if not facts.counts:
         raise NotFoundError(f"the catalogue holds no frame of the night of {night}")
-    masters, trends = _masters(session, facts, with_trends=with_trends)
+    masters, trends = _masters(session, facts, ctx.health, with_trends=with_trends)
+    coverage, todo = night_coverage(session, ctx, night)
     science = tuple(
         ScienceEntry(frame_id=s.frame.id, path=s.frame.path, object_name=s.frame.object_name,
                      filter=s.frame.filter, exptime=s.frame.exptime,
@@ -215,6 +221,7 @@ def build_report(session: Session, ctx: JobContext, night: dt.date, *,
         failures=reduction_problems(_recorded_failures(session, night),
                                     night_failures(session, night)),
         quarantined=quarantined,
+        alarms=night_alarms(session, night), coverage=coverage, todo=todo,
     )
 
 

@@ -82,7 +82,8 @@ def failure_cause(exc: BaseException) -> FailureCause:
 
 def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float = 0.5,
                     cap: float = 30.0, what: str = "catalogue",
-                    attempts: int | None = None) -> T:
+                    attempts: int | None = None,
+                    on_retry: Callable[[int, str], None] | None = None) -> T:
     """Run ``fn`` until it succeeds, pausing ``first``, 2×, 4×… (at most ``cap``)
     seconds after each transient database error; at most ``attempts`` tries in
     all (``None``: until stopped).
@@ -91,6 +92,8 @@ def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float 
     running it again after a failure cannot leave half of it behind. Each retry is
     a warning (``event: db-retry``); success after a failure is a line of its own
     (``event: db-recovered``, "catalogue reachable again after N failed attempt(s)").
+    ``on_retry`` is called with the attempt number and the error's line before
+    each pause (a daemon tells its webhooks it is failing).
 
     Raises
     ------
@@ -117,6 +120,8 @@ def call_with_retry(fn: Callable[[], T], *, stop: threading.Event, first: float 
             log.warning("%s unreachable (attempt %d, retrying in %.1f s): %s: %s", what,
                         attempt, delay, type(exc).__name__, first_line,
                         extra={"event": "db-retry", "attempt": attempt, "delay": delay})
+            if on_retry is not None:
+                on_retry(attempt, f"{what} unreachable: {type(exc).__name__}: {first_line}")
             if stop.wait(delay):
                 raise Stopped(f"stopped while the {what} was unreachable") from exc
             delay = min(cap, delay * 2)

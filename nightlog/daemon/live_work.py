@@ -35,7 +35,12 @@ from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import CatalogueUnreachable
 from nightlog.daemon.heartbeat import WatchStats
 from nightlog.daemon.live_builds import build_due, build_lock, clear_interrupted_builds
-from nightlog.daemon.morning import MorningRun, next_morning_run, run_morning
+from nightlog.daemon.morning import (
+    MorningRun,
+    announce_morning,
+    next_morning_run,
+    run_morning,
+)
 from nightlog.daemon.options import WatchOptions
 from nightlog.daemon.store_faults import StoreBackoff
 from nightlog.states import BuildStatus, FailureCause, ProductKind, ReduceStatus
@@ -276,3 +281,8 @@ class LiveWork:
                  extra={"event": "morning", "night": run.night.isoformat(),
                         "outcomes": dict(statuses), "masters_built": built})
         self.stats.did(f"morning reduction of night {run.night}: {summary}")
+        try:
+            self._retry(lambda: announce_morning(self.engine, self.job_ctx, run), "catalogue")
+        except CatalogueUnreachable as exc:
+            log.warning("morning notifications not queued: %s", exc,
+                        extra={"event": "morning-notify-failed"})

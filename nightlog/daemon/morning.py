@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import BuildOutcome
 from nightlog.coordinator.night import finish_night
@@ -34,8 +35,10 @@ from nightlog.coordinator.reduce import ReduceOutcome
 from nightlog.errors import InvalidValueError
 from nightlog.header.model import Site
 from nightlog.header.night import night_of
+from nightlog.notify.events import queue_morning
 
-__all__ = ["CATCH_UP", "MorningRun", "morning_night", "next_morning_run", "run_morning"]
+__all__ = ["CATCH_UP", "MorningRun", "announce_morning", "morning_night", "next_morning_run",
+           "run_morning"]
 
 _DAY = dt.timedelta(days=1)
 _HALF_DAY = dt.timedelta(hours=12)
@@ -155,3 +158,15 @@ def run_morning(engine: Engine, ctx: JobContext, *, now: dt.datetime | None = No
     done = finish_night(engine, ctx, night=night, build=build, workers=workers,
                         scheduler=scheduler, progress=progress)
     return MorningRun(night=night, builds=done.builds, outcomes=done.outcomes)
+
+
+def announce_morning(engine: Engine, ctx: JobContext, run: MorningRun) -> int:
+    """Queue the morning's notifications (``no-master`` per missing calibration of the
+    night's set-ups, then ``morning-summary``) in one transaction; the notifier sends
+    them. Returns the number of missing calibrations."""
+    outcomes: dict[str, int] = {}
+    for o in run.outcomes:
+        outcomes[str(o.status)] = outcomes.get(str(o.status), 0) + 1
+    built = sum(1 for b in run.builds if b.status == "built")
+    with make_sessionmaker(engine)() as session, session.begin():
+        return queue_morning(session, ctx, run.night, outcomes, built)

@@ -19,6 +19,11 @@ One loop, in one thread::
 - What the new frames set going (debounced master builds, live quick-looks, the
   morning reduction) is :class:`~nightlog.daemon.live_work.LiveWork`'s, told what
   arrived after each chunk and given a turn when the folders are quiet.
+- Notifications (``[notify]``) go out from a thread of their own
+  (:class:`~nightlog.notify.notifier.Notifier`): the loop only wakes it, so a
+  webhook that is down never delays ingestion. The daemon tells the webhooks when
+  it stops, when the catalogue has been unreachable for three tries, and when it
+  dies of an error.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +65,7 @@ from nightlog.daemon.live_work import LiveWork
 from nightlog.daemon.options import WatchOptions
 from nightlog.errors import StoreError
 from nightlog.header.profile_warnings import WarningsOnce
+from nightlog.notify.notifier import Notifier
 from nightlog.states import IngestOutcome
 from nightlog.store.file_kinds import refusal
 from nightlog.store.folder_events import FolderEvents
@@ -122,6 +129,9 @@ class Watcher:
                            else job_ctx.layout.root / ".nightlog-build-lock")
         self.live = LiveWork(engine, self.job_ctx, options, stats=self.stats, clock=clock,
                              retry=self._retry, stop=self.stop, lock_file=self._lock_file)
+        self.notifier = Notifier(engine, job_ctx.notify,
+                                 interval=max(1.0, min(5.0, options.heartbeat)))
+        self._failing_said = False
 
     @property
     def _next_morning(self) -> dt.datetime | None:
@@ -141,6 +151,7 @@ class Watcher:
             raise StoreError(f"cannot follow {', '.join(map(str, o.directories))}: {exc}; "
                              "raise fs.inotify.max_user_watches or set [watch] polling "
                              "= true") from exc
+        self.notifier.start()
         try:
             self._register()
             sweep_archive(self.engine, self.job_ctx)  # after registering: others see us live
@@ -151,10 +162,28 @@ class Watcher:
         except Stopped:
             log.warning("stopping with the catalogue unreachable; files left are caught "
                         "up at the next start", extra={"event": "stopped-unreachable"})
+        except Exception as exc:
+            self._tell("daemon-failing", f"died: {type(exc).__name__}: {exc}")
+            raise
         finally:
             self._events.stop()
             self._finish()
         return self.stats
+
+    def _tell(self, event: str, reason: str) -> None:
+        """Tell the webhooks about this daemon (never through the catalogue, which
+        may be what is failing)."""
+        name = self._heartbeat_row.name
+        self.notifier.send_direct(event, f"nightlog watch {name} on {socket.gethostname()}: "
+                                  f"{reason}",
+                                  {"name": name, "host": socket.gethostname(),
+                                   "pid": os.getpid(), "reason": reason,
+                                   "counts": dict(self.stats.counts)})
+
+    def _on_retry(self, attempt: int, reason: str) -> None:
+        if attempt >= 3 and not self._failing_said:
+            self._failing_said = True
+            self._tell("daemon-failing", reason)
 
     def step(self) -> None:
         """One turn: take events, ingest ready files, then a build or one quick-look."""
@@ -265,8 +294,11 @@ class Watcher:
     # -- ingest -------------------------------------------------------------------------
 
     def _retry(self, fn: Callable[[], _T], what: str) -> _T:
-        return call_with_retry(fn, stop=self.stop, first=self.options.backoff_first,
-                               cap=self.options.backoff_cap, what=what)
+        result = call_with_retry(fn, stop=self.stop, first=self.options.backoff_first,
+                                 cap=self.options.backoff_cap, what=what,
+                                 on_retry=self._on_retry)
+        self._failing_said = False
+        return result
 
     def _ingest_part(self, part: Sequence[str], ctx: IngestContext) -> list[IngestResult]:
         try:
@@ -314,6 +346,7 @@ class Watcher:
             log.info("waiting for %s: %s", result.path, result.reason, extra=extra)
             return
         if result.outcome in (IngestOutcome.QUARANTINED, IngestOutcome.FAILED):
+            self.notifier.wake()  # its notification was queued with the quarantine entry
             log.warning("%s %s: %s", result.outcome, result.path, result.reason,
                         extra={**extra, "reason": result.reason})
             return
@@ -354,3 +387,9 @@ class Watcher:
         self._heartbeat_row.beat(self.stats, self.backlog, stopped=True)
         log.info("stopped; %s", ", ".join(f"{k}: {v}" for k, v in sorted(
             self.stats.counts.items())) or "nothing done", extra={"event": "stopped"})
+        self._tell("daemon-stopped", "stopped")
+        # A last pass, bounded: a webhook that is down does not hold the stop long.
+        notify = self.job_ctx.notify
+        timeouts = [h.timeout for h in notify.webhooks] + (
+            [notify.mail.timeout] if notify.mail is not None else [])
+        self.notifier.stop(timeout=max(timeouts, default=0.0) + 1.0)

@@ -244,6 +244,32 @@ def _problems(rows: Sequence[Problem], empty: str) -> str:
                     _e(_time(p.when))] for p in rows))
 
 
+def _alarms(report: NightReport) -> str:
+    if not report.alarms:
+        return '<p class="none">no master of this night left its normal band</p>'
+    return _table(["alarm", "master", "state", "what"],
+                  ([_e(a.id), f'<a href="#master-{_e(a.master_id)}">{_e(a.master_id)}</a>',
+                    _e(a.state), _e(a.text)] for a in report.alarms))
+
+
+def _coverage(report: NightReport) -> str:
+    if report.coverage is None:
+        return '<p class="none">not made</p>'
+    if not report.coverage:
+        return '<p class="none">no science set-up this night</p>'
+    table = _table(["instrument", "filter", "exposure (s)", "frames", "needs", "served",
+                    "master", "why"],
+                   ([_e(c.instrument or "–"), _e(c.filter or "–"), _e(_num(c.exptime)),
+                     _e(c.frames), _e(c.kind),
+                     (_e(c.coverage) if c.coverage in ("exact", "other-night")
+                      else f'<span class="flag">{_e(c.coverage)}</span>'),
+                     _e(c.master_id if c.master_id is not None else "–"), _e(c.detail)]
+                    for c in report.coverage))
+    todo = ("<p>Dawn to-do:</p><ul>" + "".join(f"<li>{_e(t)}</li>" for t in report.todo)
+            + "</ul>") if report.todo else '<p class="none">dawn to-do: nothing</p>'
+    return table + todo
+
+
 def render_html(report: NightReport) -> str:
     """The page of ``report``: complete, self-contained HTML5."""
     night = _e(report.night.isoformat())
@@ -259,6 +285,8 @@ def render_html(report: NightReport) -> str:
         _summary(report),
         "<h2>Frames per kind and filter</h2>", _counts(report),
         "<h2>Masters built</h2>", _masters(report),
+        "<h2>Detector health alarms</h2>", _alarms(report),
+        "<h2>Calibration coverage</h2>", _coverage(report),
         "<h2>Science frames: raw, quick-look and final</h2>", _science(report),
         "<h2>Reduction problems</h2>",
         _problems(report.failures, "every science frame has a current product"),

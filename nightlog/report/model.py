@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from nightlog.report.thumbnails import Thumbnail
 
 __all__ = [
+    "AlarmEntry",
     "CountRow",
+    "CoverageEntry",
     "MasterEntry",
     "MasterUse",
     "MetricRow",
@@ -148,6 +150,30 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class AlarmEntry:
+    """A master's figure outside its normal band."""
+
+    id: int
+    master_id: int
+    state: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageEntry:
+    """One calibration of one set-up of the night, and how it is served."""
+
+    instrument: str | None
+    filter: str | None
+    exptime: float | None
+    frames: int
+    kind: str
+    coverage: str
+    master_id: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class NightReport:
     """Everything the page of one night shows."""
 
@@ -161,3 +187,9 @@ class NightReport:
     science: tuple[ScienceEntry, ...]
     failures: tuple[Problem, ...]
     quarantined: tuple[Problem, ...]
+    #: Open detector-health alarms of the night's masters.
+    alarms: tuple[AlarmEntry, ...] = ()
+    #: The night's set-ups against the masters that serve them; ``None``: not made.
+    coverage: tuple[CoverageEntry, ...] | None = None
+    #: The dawn to-do of the coverage plan.
+    todo: tuple[str, ...] = ()

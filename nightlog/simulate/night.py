@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zlib
 from collections.abc import Callable
@@ -169,7 +170,7 @@ def _raw_indices(mask: np.ndarray, nx: int) -> np.ndarray:
 def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None = None,
                    scale: float = 1.0, seed: int = 0, n_bias: int | None = None,
                    n_dark: int | None = None, n_flat: int | None = None,
-                   n_science: int | None = None,
+                   n_science: int | None = None, gain_factor: float = 1.0,
                    progress: Callable[[int, int], None] | None = None) -> SimulatedNight:
     """Write a seeded, realistic night of raw frames of ``camera`` into ``outdir``.
 
@@ -196,6 +197,10 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
         ``None``: the camera's defaults (LFC 6/5/5/8, Aspen 6/5/6/8, MEF and
         CMOS 5/3/5/6). For the CMOS camera biases, darks and flats are per gain
         setting, and one subarray science frame follows the science frames.
+    gain_factor : float
+        The night's true gain is the camera's times this (> 0): a detector whose
+        controller changed. Header keywords stay the camera's (a GAIN keyword
+        says what it always said); the truth records the gain used.
     progress : callable or None
         Called as ``progress(done, total)`` before the first and after each frame.
 
@@ -211,6 +216,11 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
         A file cannot be written.
     """
     model = camera_by_name(camera)
+    if not (isinstance(gain_factor, int | float) and gain_factor > 0):
+        raise ConfigurationError(f"gain_factor must be > 0, not {gain_factor!r}")
+    if gain_factor != 1.0:
+        model = dataclasses.replace(model, gain=model.gain * gain_factor,
+                                    header_gain=model.header_gain or model.gain)
     geom = scaled_geometry(model, scale)  # also validates the scale of the new cameras
     night_date = _night(model, night)
     counts = _counts(model, (n_bias, n_dark, n_flat, n_science))
