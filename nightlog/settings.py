@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nightlog.calibration.health import HealthSettings, health_from
+from nightlog.calibration.health_settings import HealthSettings, health_from
 from nightlog.calibration.policy import CalibrationPolicy, policy_from_table
 from nightlog.database_url import normalise_database_url
 from nightlog.errors import ConfigurationError

@@ -38,13 +38,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
-import numpy as np
-
+from nightlog.calibration.health_settings import HealthSettings, health_from
 from nightlog.calibration.trends import (
     MAD_TO_SIGMA,
     TREND_METRICS,
@@ -54,53 +53,10 @@ from nightlog.calibration.trends import (
 )
 from nightlog.catalogue.fences import fence_applies
 from nightlog.catalogue.models import Fence, Master
-from nightlog.errors import ConfigurationError
-from nightlog.settings_keys import SECTION_KEYS, refuse_unknown
 from nightlog.states import MasterQuality
 
 __all__ = ["Band", "HealthFigure", "HealthSettings", "health_figures", "health_from",
            "health_points", "normal_band"]
-
-
-@dataclass(frozen=True, slots=True)
-class HealthSettings:
-    """``[health]``: how many masters make the normal band, and how wide it is.
-
-    Attributes
-    ----------
-    window : int
-        The band is made of at most this many masters before the one judged.
-    sigma : float
-        Half-width of the band in robust standard deviations (``1.4826 × MAD``).
-    min_points : int
-        Fewer masters than this in the window: no band, no alarm.
-    """
-
-    window: int = 20
-    sigma: float = 5.0
-    min_points: int = 5
-
-
-def health_from(table: Mapping[str, Any]) -> HealthSettings:
-    """Parse ``[health]`` (unknown keys refused)."""
-    refuse_unknown(table, SECTION_KEYS["health"], "[health]")
-    out = HealthSettings()
-    for key in ("window", "min_points"):
-        if key in table:
-            value = table[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"health.{key} must be a whole number >= 1, "
-                                         f"not {value!r}")
-            out = dataclasses.replace(out, **{key: value})
-    if "sigma" in table:
-        value = table["sigma"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ConfigurationError(f"health.sigma must be a number > 0, not {value!r}")
-        out = dataclasses.replace(out, sigma=float(value))
-    if out.min_points > out.window:
-        raise ConfigurationError(f"health.min_points ({out.min_points}) exceeds health.window "
-                                 f"({out.window}): no band could ever be made")
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,18 +102,19 @@ def normal_band(values: Sequence[float], *, sigma: float, min_points: int,
         ``median ± sigma × √(s² + own_error²)``, ``s = max(1.4826 × MAD,
         median(errors))``.
     """
-    present = np.array([v for v in values if math.isfinite(v)], dtype=float)
-    if present.size < max(min_points, 1):
+    # statistics, not numpy: the catalogue commands start without the scientific stack
+    present = [float(v) for v in values if math.isfinite(v)]
+    if len(present) < max(min_points, 1):
         return None
-    median = float(np.median(present))
-    spread = MAD_TO_SIGMA * float(np.median(np.abs(present - median)))
+    median = float(statistics.median(present))
+    spread = MAD_TO_SIGMA * float(statistics.median([abs(v - median) for v in present]))
     known = [e for e in errors if e is not None and math.isfinite(e) and e >= 0]
     if known:
-        spread = max(spread, float(np.median(known)))
+        spread = max(spread, float(statistics.median(known)))
     own = own_error if own_error is not None and math.isfinite(own_error) else 0.0
     half = sigma * math.hypot(spread, own)
     return Band(median=median, low=median - half, high=median + half,
-                n_points=int(present.size), spread=spread)
+                n_points=len(present), spread=spread)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ def plan_cmd(
     night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD); default the "
                                               "newest night with frames.")] = None,
     announced: Annotated[Path | None, typer.Option(
-        help="A TOML file of [[setup]] tables announcing set-ups not yet observed.",
+        help="A TOML file of \\[\\[setup]] tables announcing set-ups not yet observed.",
         dir_okay=False, exists=True)] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
         OutputFormat.table,

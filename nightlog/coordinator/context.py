@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nightlog import __version__
-from nightlog.calibration.health import HealthSettings
+from nightlog.calibration.health_settings import HealthSettings
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.retry import Backoff
