@@ -44,14 +44,16 @@ from nightlog.catalogue.quarantine import (
 )
 from nightlog.coordinator.retry import is_transient
 from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
+from nightlog.header.amplifiers import ExtensionHeader
 from nightlog.header.model import Site
 from nightlog.header.normalize import normalize_header
+from nightlog.header.normalize_amplifiers import normalize_amplifiers
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.header.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
 from nightlog.states import IngestOutcome
 from nightlog.store.discovery import discover, report_skipped
-from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file
+from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, raw_items, read_raw_file
 
 __all__ = [
     "IngestContext",
@@ -275,16 +277,26 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
         return IngestResult(spath, IngestOutcome.MOVED, frame=existing, reason=f"was {old}")
 
     values = got.values if got.values is not None else raw.items()[1]
+    amplifiers = None
     try:
         profile = ctx.profile_matching(values)
-        norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
+        if profile.multi_amplifier:
+            norm, layout = normalize_amplifiers(
+                values, raw_items(raw.primary)[1],
+                [ExtensionHeader(i, raw_items(cards)[1], shape)
+                 for i, cards, shape in raw.extensions] or
+                [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=ctx.site)
+            amplifiers = layout.as_json()
+        else:
+            norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
     except NightlogError as exc:  # HeaderError, or a profile that matches but is unusable
         return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256,
                            lookups=lookups)
 
     facts = cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
                                  mtime=raw.mtime, hdu=raw.hdu,
-                                 header_json=got.header_json or raw.items()[0])
+                                 header_json=got.header_json or raw.items()[0],
+                                 amplifiers=amplifiers)
     outcome = IngestOutcome.NEW_VERSION if known is not None else IngestOutcome.ADDED
     frame = cat_frames.add_frame(session, facts, norm, software_version=ctx.software_version,
                                  previous=known, check_previous=lookups is None)

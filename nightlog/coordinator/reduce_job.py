@@ -25,6 +25,7 @@ from typing import Any
 
 from astropy.io import fits
 
+from nightlog.coordinator.amplifier_frames import frame_loader
 from nightlog.errors import ArchiveFileExists, ChecksumMismatchError, UnreadableFileError
 from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.products import ProvenanceEntry, to_hdulist
@@ -62,6 +63,9 @@ class ReduceJob:
     mode : int
         Permission bits of the product file (the archive root's, see
         :meth:`~nightlog.store.layout.ArchiveLayout.file_mode`).
+    amplifiers : dict or None
+        A multi-amplifier frame's amplifiers (``AmplifierLayout.as_json()``): its
+        extensions are assembled into one image in electrons before the reduction.
     """
 
     frame_id: int
@@ -74,6 +78,7 @@ class ReduceJob:
     cards: tuple[tuple[str, Any, str], ...]
     provenance: tuple[ProvenanceEntry, ...]
     mode: int = 0o644
+    amplifiers: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +152,8 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
         raise ChecksumMismatchError(
             f"{job.raw_path} changed since it was catalogued (SHA-256 {actual[:12]}…, "
             f"catalogue {job.raw_sha256[:12]}…): ingest it again")
-    raw = read_image(job.raw_path, job.hdu)
+    raw = (read_image(job.raw_path, job.hdu) if job.amplifiers is None
+           else frame_loader(job.raw_path, job.hdu, job.amplifiers)())
     loaded = {role: read_product(path).ccd for role, path in job.masters}
     reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
                              flat=loaded.get("flat"), params=job.params)

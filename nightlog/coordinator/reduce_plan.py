@@ -233,6 +233,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      numbers),
         provenance=tuple(product_entries(frame, chosen)),
         mode=ctx.layout.file_mode(),
+        amplifiers=frame.amplifiers,
     )
     return FramePlan(job=job, kind=kind, live=live, key=key, digest=digest,
                      science=_described(params), threads=params.cosmic_rays.threads,

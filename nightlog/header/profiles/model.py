@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from nightlog.errors import SectionError
+from nightlog.header.amplifiers import AmplifierSpec
 from nightlog.header.model import Site
 from nightlog.sections import Section, parse_section
 
@@ -135,6 +136,15 @@ class InstrumentProfile:
         NormalizedHeader fields that must agree between a master and its frames.
     setup_keys : tuple of str
         Fields joined into ``NormalizedHeader.setup_key``.
+    amplifiers : tuple of AmplifierSpec or None
+        A detector read through several amplifiers, one image extension each
+        (``amplifiers = [{ hdu = "AMP1", ... }, ...]``); ``amplifiers_auto``: every
+        image extension is one (``amplifiers = "all"``). See
+        :mod:`nightlog.header.amplifiers`.
+    crosstalk : tuple of tuple of float or None
+        ``crosstalk[i][j]``: fraction of amplifier ``i``'s signal seen in ``j``.
+    ccd_keyword : str or None
+        Keyword naming the CCD of each extension of a mosaic (TOML ``ccd``).
     """
 
     name: str
@@ -197,6 +207,16 @@ class InstrumentProfile:
         default_factory=lambda: DEFAULT_CALIBRATION_KEYS)
     setup_keys: tuple[str, ...] = _SETUP
     file_patterns: tuple[str, ...] = ()
+    # Multi-amplifier detectors written as one image extension per amplifier.
+    amplifiers: tuple[AmplifierSpec, ...] | None = None
+    amplifiers_auto: bool = False
+    crosstalk: tuple[tuple[float, ...], ...] | None = None
+    ccd_keyword: str | None = None
+
+    @property
+    def multi_amplifier(self) -> bool:
+        """Whether frames of this camera are assembled from amplifier extensions."""
+        return self.amplifiers is not None or self.amplifiers_auto
 
     def classify(self, raw_type: str | None) -> str:
         """Frame kind of a raw type value: ``'bias'``, ..., or ``'unknown'``."""
