@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nightlog.errors import AmplifierError, SectionError
@@ -81,15 +81,19 @@ class ExtensionHeader:
     index: int
     values: Mapping[str, Any]
     shape: tuple[int, int]
+    view: HeaderView = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "view", HeaderView(self.values))
 
     @property
     def extname(self) -> str | None:
-        name = text_value(HeaderView(self.values).get("EXTNAME"))
+        name = text_value(self.view.get("EXTNAME"))
         return None if name is None else name.upper()
 
     @property
     def extver(self) -> int:
-        value = HeaderView(self.values).get("EXTVER")
+        value = self.view.get("EXTVER")
         try:
             return int(value) if value is not None else 1
         except (TypeError, ValueError):
@@ -216,14 +220,14 @@ def _pair(value: Sequence[Any]) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
-def _lookup(ext: ExtensionHeader, primary: Mapping[str, Any], keyword: str) -> Any:
-    value = HeaderView(ext.values).get(keyword)
+def _lookup(ext: ExtensionHeader, primary: HeaderView, keyword: str) -> Any:
+    value = ext.view.get(keyword)
     if value is None:
-        value = HeaderView(primary).get(keyword)
+        value = primary.get(keyword)
     return value
 
 
-def _section(spec: str | None, ext: ExtensionHeader, primary: Mapping[str, Any],
+def _section(spec: str | None, ext: ExtensionHeader, primary: HeaderView,
              what: str, name: str, *, required: bool) -> str | None:
     if spec is None:
         return None
@@ -238,7 +242,7 @@ def _section(spec: str | None, ext: ExtensionHeader, primary: Mapping[str, Any],
 
 
 def _number(spec: str | float | None, keywords: Sequence[str], override: float | None,
-            ext: ExtensionHeader, primary: Mapping[str, Any], what: str,
+            ext: ExtensionHeader, primary: HeaderView, what: str,
             ) -> tuple[float | None, str]:
     if isinstance(spec, int | float) and not isinstance(spec, bool):
         return float(spec), "profile"
@@ -328,6 +332,7 @@ def amplifier_layout(primary: Mapping[str, Any], extensions: Sequence[ExtensionH
     AmplifierError
         The extensions do not make the detector (see the module doc).
     """
+    view = HeaderView(primary)
     if specs is None:
         if not extensions:
             raise AmplifierError("no image extension in the file")
@@ -358,10 +363,10 @@ def amplifier_layout(primary: Mapping[str, Any], extensions: Sequence[ExtensionH
     boxes: list[tuple[int, int, int, int]] = []
     partial = []
     for spec, ext, name in resolved:
-        datasec = _section(spec.datasec, ext, primary, "data section", name, required=True)
-        biassec = _section(spec.biassec, ext, primary, "overscan section", name,
+        datasec = _section(spec.datasec, ext, view, "data section", name, required=True)
+        biassec = _section(spec.biassec, ext, view, "overscan section", name,
                            required=False)
-        detsec = _section(spec.detsec, ext, primary, "detector section", name, required=True)
+        detsec = _section(spec.detsec, ext, view, "detector section", name, required=True)
         assert datasec is not None and detsec is not None
         try:
             data_shape = section_shape(parse_section(datasec, raw_shape), raw_shape)
@@ -378,14 +383,14 @@ def amplifier_layout(primary: Mapping[str, Any], extensions: Sequence[ExtensionH
                 f"binning {bx}x{by}) does not hold DATASEC {datasec} "
                 f"({data_shape[1]}x{data_shape[0]} pixels)")
         boxes.append((xlo, xhi, ylo, yhi))
-        g, g_src = _number(spec.gain, gain_keywords, gain, ext, primary, "gain")
-        rn, rn_src = _number(spec.read_noise, read_noise_keywords, read_noise, ext, primary,
+        g, g_src = _number(spec.gain, gain_keywords, gain, ext, view, "gain")
+        rn, rn_src = _number(spec.read_noise, read_noise_keywords, read_noise, ext, view,
                              "read noise")
-        sat, _ = _number(spec.saturation, saturation_keywords, saturation, ext, primary,
+        sat, _ = _number(spec.saturation, saturation_keywords, saturation, ext, view,
                          "saturation")
         ccd = None
         if ccd_keyword is not None:
-            value = _lookup(ext, primary, ccd_keyword)
+            value = _lookup(ext, view, ccd_keyword)
             ccd = None if value is None else str(text_value(value))
         partial.append((name, ext.index, datasec, biassec, detsec, g, g_src, rn, rn_src, sat,
                         spec.nonlinearity, (x1 > x2), (y1 > y2), ccd))

@@ -196,9 +196,10 @@ def assemble_amplifiers(amplifiers: Sequence[CCDData | npt.ArrayLike], layout: A
                                    if i != j and matrix[i, j] != 0),
                                   start=np.zeros(layout.raw_shape, np.float32))
                  if j in chosen else sources[j] for j in range(len(sources))]
-    out = np.full(layout.shape, np.nan, dtype=np.float32)
-    bits = np.full(layout.shape, MASK_DTYPE(MaskBit.NO_DATA), dtype=MASK_DTYPE)
-    noise = np.zeros(layout.shape, dtype=np.float32)
+    # The amplifiers of a CCD tile it (the layout checked it): every pixel is written.
+    out = np.empty(layout.shape, dtype=np.float32)
+    bits = np.empty(layout.shape, dtype=MASK_DTYPE)
+    noise = np.empty(layout.shape, dtype=np.float32)
     header = _header(amplifiers[chosen[0]])
     known_noise = True
     for n, i in enumerate(chosen):
@@ -218,8 +219,7 @@ def assemble_amplifiers(amplifiers: Sequence[CCDData | npt.ArrayLike], layout: A
         bits[target] = plane[flip]
         if amp.read_noise is None:
             known_noise = False
-        else:
-            noise[target] = np.float32(amp.read_noise)
+        noise[target] = np.float32(amp.read_noise or 0.0)
         k = _card_suffix(n)
         header[f"GAIN_A{k}"] = (gain, f"{amp.name} e-/ADU ({amp.gain_source})"[:47])
         header[f"RDN_A{k}"] = (amp.read_noise if amp.read_noise is not None else "unknown",
