@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.nddata import CCDData
+from astropy.nddata import CCDData, StdDevUncertainty
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -138,11 +138,11 @@ def _reduction(folder: Path, n: int, repeats: int, cosmics: bool) -> tuple[float
     layout = amplifier_layout({}, exts, None)
     shape = (2 * n, 2 * n)
     bias_e = CCDData(rng.normal(0.0, 1.0, shape).astype(np.float32), unit="electron",
-                     uncertainty=np.full(shape, 1.0, np.float32))
+                     uncertainty=StdDevUncertainty(np.full(shape, 1.0, np.float32)))
     bias_adu = CCDData(bias_e.data / np.float32(GAINS[0]), unit="adu",
-                       uncertainty=np.full(shape, 0.5, np.float32))
+                       uncertainty=StdDevUncertainty(np.full(shape, 0.5, np.float32)))
     flat = CCDData(rng.normal(1.0, 0.01, shape).astype(np.float32), unit="",
-                   uncertainty=np.full(shape, 0.001, np.float32))
+                   uncertainty=StdDevUncertainty(np.full(shape, 0.001, np.float32)))
     crs = CosmicRaySettings(enabled=cosmics)
     p_mef = ScienceParameters(gain=1.0, read_noise=7.5, saturation=None, exptime=30.0,
                               trim=f"[1:{2 * n},1:{2 * n}]", cosmic_rays=crs)

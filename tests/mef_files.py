@@ -119,3 +119,27 @@ def flat_pattern(camera: Camera, seed: int = 9) -> np.ndarray:
     ny, nx = camera.shape
     xx = np.mgrid[0:ny, 0:nx][1]
     return (1.0 + 0.01 * rng.standard_normal((ny, nx))) * (1.0 + 0.05 * (xx / nx - 0.5))
+
+
+def write_mosaic(path: Path, camera: Camera, rng: np.random.Generator) -> Path:
+    """Two CCDs side by side in one file, each four amplifiers (``CCDNAME`` CCD1, CCD2),
+    the second's DETSEC shifted by one CCD width."""
+    width = 2 * camera.n
+    single = path.with_suffix(".one.fits")
+    write_mef(single, camera, np.full(camera.shape, 300.0), rng, kind="OBJECT", exptime=10.0)
+    with fits.open(single) as hdul:
+        primary = hdul[0].copy()
+        amps = [h.copy() for h in hdul[1:]]
+    single.unlink()
+    hdus: list[fits.PrimaryHDU | fits.ImageHDU] = [primary]
+    for c, name in enumerate(("CCD1", "CCD2")):
+        for amp in amps:
+            ext = amp.copy()
+            x1, x2, y1, y2 = (int(v) for v in
+                              ext.header["DETSEC"].strip("[]").replace(",", ":").split(":"))
+            ext.header["DETSEC"] = f"[{x1 + c * width}:{x2 + c * width},{y1}:{y2}]"
+            ext.header["CCDNAME"] = name
+            ext.header["EXTNAME"] = f"{name}{ext.header['EXTNAME']}"
+            hdus.append(ext)
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return path

@@ -231,12 +231,13 @@ def test_profile_amplifier_keys() -> None:
                         "nonlinearity": [0, 1, 1e-6]},
                        {"hdu": 2, "datasec": "[1:64,1:64]", "gain": "EGAIN"}],
         "crosstalk": [[0, 0.001], [0.001, 0]], "ccd": "CCDNAME"})
-    assert profile.multi_amplifier and profile.ccd_keyword == "CCDNAME"
-    first, second = profile.amplifiers or ()
+    assert profile.multi_amplifier and profile.ccd == "CCDNAME"
+    first, second = profile.amplifier_specs or ()
     assert (first.hdu, first.gain, first.read_noise) == ("AMP1", 1.9, "measured")
     assert first.nonlinearity == (0.0, 1.0, 1e-6)
     assert (second.hdu, second.datasec, second.gain) == (2, "[1:64,1:64]", "EGAIN")
-    assert profile_from_table("auto", {"amplifiers": "all"}).amplifiers_auto
+    auto = profile_from_table("auto", {"amplifiers": "all"})
+    assert auto.multi_amplifier and auto.amplifier_specs is None
     for table, message in [
             ({"amplifiers": [{"hdu": "A", "gian": 2}]}, "gian"),
             ({"amplifiers": [{"gain": 2}]}, "hdu"),

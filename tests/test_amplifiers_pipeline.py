@@ -20,7 +20,16 @@ from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce, science_frames
 from nightlog.settings import load_settings
 from tests.factories import quarantined_by_name
-from tests.mef_files import GAINS, PROFILE_TOML, READ_NOISE, Camera, flat_pattern, write_mef
+from tests.mef_files import (
+    GAINS,
+    PROFILE_TOML,
+    READ_NOISE,
+    Camera,
+    flat_pattern,
+    write_mef,
+    write_mosaic,
+)
+from tests.test_amplifiers import _steps
 
 SKY = 800.0  # e- per pixel in a science frame
 N_BIAS = N_FLAT = 5
@@ -112,6 +121,12 @@ def test_a_mef_night_gives_assembled_masters_and_products(
         assert measured >= 0.95 * floor
         # The uncertainty plane says the same.
         assert np.median(ccd.uncertainty.array[ys, xs]) == pytest.approx(floor, rel=0.05)
+    # No step at the amplifier boundaries of the product.
+    assert max(abs(s) for s in _steps(ccd.data, n)) <= 2.0
+    # The product opens in ccdproc as one image with its planes.
+    ccdproc = pytest.importorskip("ccdproc")
+    trimmed = ccdproc.trim_image(ccd[10:20, 10:20])
+    assert trimmed.shape == (10, 10) and trimmed.uncertainty is not None
 
 
 def test_bad_mef_files_are_quarantined_with_their_reason(catalogue_engine: Engine,
@@ -186,3 +201,19 @@ def test_ingest_reads_the_extension_headers_never_their_pixels(
         frame = s.scalars(select(Frame)).one()
     assert (frame.naxis2, frame.naxis1) == camera.shape
     assert [a["gain"] for a in frame.amplifiers["amplifiers"]] == list(GAINS)
+
+
+def test_a_mosaic_of_two_ccds_is_quarantined_saying_why(catalogue_engine: Engine,
+                                                        tmp_path: Path) -> None:
+    """The archive catalogues one CCD per file (docs/profiles.md, Mosaics): a file of
+    two is refused whole, with the reason, never catalogued as its first CCD."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (tmp_path / "nightlog.toml").write_text(PROFILE_TOML + 'ccd = "CCDNAME"\n')
+    write_mosaic(raw / "mosaic.fits", Camera(), np.random.default_rng(6))
+    settings = load_settings(env={}, cwd=tmp_path)
+    summary = run_ingest(catalogue_engine, discover([raw], settings.ingest.patterns),
+                         IngestContext.from_settings(settings))
+    assert summary.counts["quarantined"] == 1
+    reason = quarantined_by_name(catalogue_engine)["mosaic.fits"].reason
+    assert "a mosaic of 2 CCDs (CCD1, CCD2)" in reason and "split the file" in reason

@@ -44,7 +44,7 @@ from nightlog.catalogue.quarantine import (
 )
 from nightlog.coordinator.retry import is_transient
 from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
-from nightlog.header.amplifiers import ExtensionHeader
+from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
 from nightlog.header.model import Site
 from nightlog.header.normalize import normalize_header
 from nightlog.header.normalize_amplifiers import normalize_amplifiers
@@ -287,6 +287,7 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
                  for i, cards, shape in raw.extensions] or
                 [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=ctx.site)
             amplifiers = layout.as_json()
+            _warn_unknown_gains(profile.name, layout)
         else:
             norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
     except NightlogError as exc:  # HeaderError, or a profile that matches but is unusable
@@ -305,6 +306,21 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
         lookups.by_sha[raw.sha256] = frame
         lookups.by_path[spath] = frame
     return IngestResult(spath, outcome, frame=frame)
+
+
+_WARNED_GAINS: set[str] = set()
+
+
+def _warn_unknown_gains(profile: str, layout: AmplifierLayout) -> None:
+    """Say once per profile in this process that an amplifier has no gain (1 e-/ADU is
+    then assumed when it is assembled)."""
+    unknown = [f"{a.name} ({a.gain_source})" for a in layout.amplifiers if a.gain is None]
+    if unknown and profile not in _WARNED_GAINS:
+        _WARNED_GAINS.add(profile)
+        log.warning("profile %s: no gain for amplifier(s) %s; their frames are assembled "
+                    "with 1 e-/ADU: give each amplifier's gain in the profile (master "
+                    "flats measure it)", profile, ", ".join(unknown),
+                    extra={"event": "amplifier-gain-default", "profile": profile})
 
 
 def _resolve(session: Session, path: str, lookups: ChunkLookups | None) -> None:

@@ -54,11 +54,11 @@ def normalize_amplifiers(values: Mapping[str, Any], primary: Mapping[str, Any],
     first = normalize_header(values, plain, site=site,
                              shape=extensions[0].shape if extensions else None)
     layout = amplifier_layout(
-        primary, extensions, profile.amplifiers, binning=first.binning,
+        primary, extensions, profile.amplifier_specs, binning=first.binning,
         gain_keywords=profile.gain_keywords, read_noise_keywords=profile.read_noise_keywords,
         saturation_keywords=profile.saturation_keywords, gain=profile.gain,
         read_noise=profile.read_noise, saturation=profile.saturation,
-        crosstalk=profile.crosstalk, ccd_keyword=profile.ccd_keyword,
+        crosstalk=profile.crosstalk, ccd_keyword=profile.ccd,
         overscan_skip=profile.overscan_skip_columns)
     ccds = layout.ccd_names
     if len(ccds) > 1:

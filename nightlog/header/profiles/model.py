@@ -136,14 +136,13 @@ class InstrumentProfile:
         NormalizedHeader fields that must agree between a master and its frames.
     setup_keys : tuple of str
         Fields joined into ``NormalizedHeader.setup_key``.
-    amplifiers : tuple of AmplifierSpec or None
+    amplifiers : tuple of AmplifierSpec, 'all' or None
         A detector read through several amplifiers, one image extension each
-        (``amplifiers = [{ hdu = "AMP1", ... }, ...]``); ``amplifiers_auto``: every
-        image extension is one (``amplifiers = "all"``). See
-        :mod:`nightlog.header.amplifiers`.
+        (``amplifiers = [{ hdu = "AMP1", ... }, ...]``), or ``'all'``: every image
+        extension is one. See :mod:`nightlog.header.amplifiers`.
     crosstalk : tuple of tuple of float or None
         ``crosstalk[i][j]``: fraction of amplifier ``i``'s signal seen in ``j``.
-    ccd_keyword : str or None
+    ccd : str or None
         Keyword naming the CCD of each extension of a mosaic (TOML ``ccd``).
     """
 
@@ -208,15 +207,19 @@ class InstrumentProfile:
     setup_keys: tuple[str, ...] = _SETUP
     file_patterns: tuple[str, ...] = ()
     # Multi-amplifier detectors written as one image extension per amplifier.
-    amplifiers: tuple[AmplifierSpec, ...] | None = None
-    amplifiers_auto: bool = False
+    amplifiers: tuple[AmplifierSpec, ...] | str | None = None
     crosstalk: tuple[tuple[float, ...], ...] | None = None
-    ccd_keyword: str | None = None
+    ccd: str | None = None
 
     @property
     def multi_amplifier(self) -> bool:
         """Whether frames of this camera are assembled from amplifier extensions."""
-        return self.amplifiers is not None or self.amplifiers_auto
+        return self.amplifiers is not None
+
+    @property
+    def amplifier_specs(self) -> tuple[AmplifierSpec, ...] | None:
+        """The amplifiers the profile lists; ``None`` for ``"all"`` (or none)."""
+        return None if isinstance(self.amplifiers, str) else self.amplifiers
 
     def classify(self, raw_type: str | None) -> str:
         """Frame kind of a raw type value: ``'bias'``, ..., or ``'unknown'``."""

@@ -393,10 +393,6 @@ def profile_from_table(name: str, table: Mapping[str, Any]) -> InstrumentProfile
         if key in ("match", "match_regex"):
             continue
         values[key] = _CONVERTERS[key](name, key, value)
-    if values.get("amplifiers") == "all":
-        values["amplifiers"], values["amplifiers_auto"] = None, True
-    if "ccd" in values:
-        values["ccd_keyword"] = values.pop("ccd")
     _check_crosstalk(name, values)
     profile = InstrumentProfile(**values)
     _check_literal_regions(profile)
@@ -407,9 +403,9 @@ def _check_crosstalk(name: str, values: Mapping[str, Any]) -> None:
     matrix, amps = values.get("crosstalk"), values.get("amplifiers")
     if matrix is None:
         return
-    if amps is None and not values.get("amplifiers_auto"):
+    if amps is None:
         raise _err(name, "crosstalk", "a crosstalk matrix needs the amplifiers it is between")
-    if amps is not None and len(matrix) != len(amps):
+    if not isinstance(amps, str) and len(matrix) != len(amps):
         raise _err(name, "crosstalk", f"{len(matrix)} rows for {len(amps)} amplifiers")
 
 
