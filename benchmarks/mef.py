@@ -39,7 +39,8 @@ from nightlog.catalogue.engine import create_engine
 from nightlog.catalogue.schema import upgrade
 from nightlog.coordinator.amplifier_frames import AmplifierFrameFile
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
-from nightlog.header.amplifiers import ExtensionHeader, amplifier_layout
+from nightlog.header.amplifier_layout import amplifier_layout
+from nightlog.header.amplifiers import ExtensionHeader
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.science import OverscanParameters, ScienceParameters, reduce_science
 from nightlog.settings import load_settings

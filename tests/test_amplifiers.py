@@ -9,7 +9,8 @@ import pytest
 from astropy.nddata import CCDData
 
 from nightlog.errors import AmplifierError, ProfileError
-from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader, amplifier_layout
+from nightlog.header.amplifier_layout import amplifier_layout
+from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
 from nightlog.header.profiles.tables import profile_from_table
 from nightlog.reduction.amplifiers import assemble_amplifiers
 from tests.mef_files import BIAS, GAINS, OVERSCAN, READ_NOISE, Camera

@@ -217,3 +217,53 @@ def test_a_mosaic_of_two_ccds_is_quarantined_saying_why(catalogue_engine: Engine
     assert summary.counts["quarantined"] == 1
     reason = quarantined_by_name(catalogue_engine)["mosaic.fits"].reason
     assert "a mosaic of 2 CCDs (CCD1, CCD2)" in reason and "split the file" in reason
+
+
+def test_darks_and_a_measured_read_noise(catalogue_engine: Engine, tmp_path: Path) -> None:
+    """Darks of a MEF camera make a dark rate in electrons per second, subtracted from
+    the science frames; with ``read_noise = "measured"`` for every amplifier the master
+    bias's measurement (the amplifiers' root mean square) is what the products use."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    amps = ", ".join(f'{{ hdu = "AMP{i}", read_noise = "measured" }}' for i in range(1, 5))
+    (tmp_path / "nightlog.toml").write_text(
+        PROFILE_TOML.replace('amplifiers = "all"', f"amplifiers = [{amps}]"))
+    camera, rng = Camera(), np.random.default_rng(12)
+    flat = flat_pattern(camera)
+    dark_rate = 2.0  # e-/s
+    for i in range(N_BIAS):
+        write_mef(raw / f"bias{i}.fits", camera, np.zeros(camera.shape), rng, kind="BIAS",
+                  exptime=0.0, date=f"2026-11-30T01:0{i}:00")
+    for i in range(5):
+        write_mef(raw / f"dark{i}.fits", camera, np.full(camera.shape, 60.0 * dark_rate),
+                  rng, kind="DARK", exptime=60.0, date=f"2026-11-30T01:2{i}:00")
+    for i, level in enumerate(FLAT_LEVELS):
+        write_mef(raw / f"flat{i}.fits", camera, level * flat + 5.0 * dark_rate, rng,
+                  kind="SKYFLAT", exptime=5.0, date=f"2026-11-30T01:1{i}:00")
+    write_mef(raw / "sci.fits", camera, SKY * flat + 60.0 * dark_rate, rng, kind="OBJECT",
+              exptime=60.0, date="2026-11-30T03:00:00")
+    settings = load_settings(env={}, cwd=tmp_path)
+    summary = run_ingest(catalogue_engine, discover([raw], settings.ingest.patterns),
+                         IngestContext.from_settings(settings))
+    assert summary.counts["added"] == 16, summary.problems
+    ctx = JobContext.from_settings(settings)
+    built = run_build(catalogue_engine, ctx)
+    assert sorted(o.kind for o in built if o.status == "built") == ["bias", "dark", "flat"], [
+        o.reason for o in built]
+    with make_sessionmaker(catalogue_engine)() as s:
+        frame = s.scalars(select(Frame).where(Frame.kind == "science")).one()
+        assert frame.read_noise is None  # nothing gave one: measured
+        dark = s.scalars(select(Master).where(Master.kind == "dark")).one()
+        ids = science_frames(s)
+    master_dark = CCDData.read(dark.path, hdu_uncertainty="UNCERT", hdu_mask="MASK")
+    assert master_dark.unit == "electron" and master_dark.header["EXPTIME"] == 1.0
+    assert np.median(master_dark.data) == pytest.approx(dark_rate, rel=0.05)
+    assert [o.status for o in run_reduce(catalogue_engine, ctx, ids)] == ["reduced"]
+    with make_sessionmaker(catalogue_engine)() as s:
+        product = s.scalars(select(Product)).one()
+    ccd = CCDData.read(product.path, hdu_uncertainty="UNCERT", hdu_mask="MASK")
+    rms = float(np.sqrt(np.mean(np.square(READ_NOISE))))
+    assert ccd.header["NLRDNSRC"].startswith("measured on master")
+    assert ccd.header["NLRDNOIS"] == pytest.approx(rms, rel=0.05)
+    assert np.median(ccd.data[~ccd.mask]) == pytest.approx(SKY, rel=0.01)
+    assert max(abs(s) for s in _steps(ccd.data, camera.n)) <= 2.0

@@ -30,7 +30,8 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 import nightlog.reduction
 from nightlog.errors import NightlogError
-from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader, amplifier_layout
+from nightlog.header.amplifier_layout import amplifier_layout
+from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
 from nightlog.reduction.mask import MaskBit
 from nightlog.reduction.masters import CombineOptions
 from nightlog.reduction.products import ProvenanceEntry

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nightlog.errors import AmplifierError
-from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader, amplifier_layout
+from nightlog.header.amplifier_layout import amplifier_layout
+from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
 from nightlog.header.model import NormalizedHeader, Site
 from nightlog.header.normalize import normalize_header, setup_key
 from nightlog.header.profiles.model import InstrumentProfile
