@@ -53,7 +53,7 @@ from nightlog.header.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
 from nightlog.states import IngestOutcome
 from nightlog.store.discovery import discover, report_skipped
-from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, raw_items, read_raw_file
+from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, raw_values, read_raw_file
 
 __all__ = [
     "IngestContext",
@@ -282,8 +282,8 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
         profile = ctx.profile_matching(values)
         if profile.multi_amplifier:
             norm, layout = normalize_amplifiers(
-                values, raw_items(raw.primary)[1],
-                [ExtensionHeader(i, raw_items(cards)[1], shape)
+                values, raw_values(raw.primary),
+                [ExtensionHeader(i, raw_values(cards), shape)
                  for i, cards, shape in raw.extensions] or
                 [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=ctx.site)
             amplifiers = layout.as_json()

@@ -119,10 +119,6 @@ def _header(first: CCDData | npt.ArrayLike) -> fits.Header:
     return header
 
 
-def _card_suffix(i: int) -> str:
-    return str(i + 1)
-
-
 def assemble_amplifiers(amplifiers: Sequence[CCDData | npt.ArrayLike], layout: AmplifierLayout,
                         *, ccd: str | None = None, method: OverscanMethod = "median",
                         per_row: bool = True, model_degree: int | None = None) -> CCDData:
@@ -220,7 +216,7 @@ def assemble_amplifiers(amplifiers: Sequence[CCDData | npt.ArrayLike], layout: A
         if amp.read_noise is None:
             known_noise = False
         noise[target] = np.float32(amp.read_noise or 0.0)
-        k = _card_suffix(n)
+        k = n + 1
         header[f"GAIN_A{k}"] = (gain, f"{amp.name} e-/ADU ({amp.gain_source})"[:47])
         header[f"RDN_A{k}"] = (amp.read_noise if amp.read_noise is not None else "unknown",
                                f"{amp.name} read noise e- ({amp.read_noise_source})"[:47])

@@ -155,7 +155,8 @@ def reduce_science(
         Raw frame in ADU (uint16 or float), overscan still attached when
         ``params.overscan`` is set; or a frame assembled from amplifiers
         (:func:`~nightlog.reduction.amplifiers.assemble_amplifiers`: electrons,
-        ``params.gain = 1``), whose uncertainty is its read noise per pixel.
+        ``params.gain = 1``, ``NAMPS`` in the header), whose uncertainty is its read
+        noise per pixel: only the Poisson term is added to it.
     bias : CCDData or None
         Master bias (trimmed shape); overscan-corrected when overscan subtraction is on.
     dark : CCDData or None
@@ -248,7 +249,7 @@ def reduce_science(
 
     # A frame assembled from amplifiers carries each pixel's read noise as its
     # uncertainty: only the Poisson term is added to it, never a second read noise.
-    carried = raw.uncertainty is not None
+    carried = raw.uncertainty is not None and "NAMPS" in raw.meta
     read_noise = 0.0 if carried else params.read_noise
 
     def uncertainty() -> tuple[CCDData, Mapping[str, Any]]:

@@ -38,7 +38,7 @@ __all__ = [
     "RawFile",
     "header_items",
     "header_to_json",
-    "raw_items",
+    "raw_values",
     "read_raw_file",
     "sha256_of",
 ]
@@ -321,9 +321,14 @@ def _items_from_cards(cards: Any) -> tuple[list[list[Any]], dict[str, Any]]:
     return out, values
 
 
-def raw_items(cards: Any) -> tuple[list[list[Any]], dict[str, Any]]:
-    """:meth:`RawFile.items` of any sequence of ``(keyword, value, comment)`` cards."""
-    return _items_from_cards(cards)
+def raw_values(cards: Any) -> dict[str, Any]:
+    """``{KEYWORD: value}`` (first occurrence, no COMMENT or HISTORY) of a sequence of
+    ``(keyword, value, comment)`` cards, such as :attr:`RawFile.extensions`'."""
+    values: dict[str, Any] = {}
+    for keyword, value, _ in cards:
+        if keyword not in ("COMMENT", "HISTORY", "") and keyword not in values:
+            values[keyword] = value
+    return values
 
 
 def header_items(header: fits.Header) -> tuple[list[list[Any]], dict[str, Any]]:
