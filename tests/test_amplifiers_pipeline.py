@@ -267,3 +267,34 @@ def test_darks_and_a_measured_read_noise(catalogue_engine: Engine, tmp_path: Pat
     assert ccd.header["NLRDNOIS"] == pytest.approx(rms, rel=0.05)
     assert np.median(ccd.data[~ccd.mask]) == pytest.approx(SKY, rel=0.01)
     assert max(abs(s) for s in _steps(ccd.data, camera.n)) <= 2.0
+
+
+def test_flat_checks_read_an_amplifier_s_raw_levels(catalogue_engine: Engine,
+                                                    tmp_path: Path) -> None:
+    """A MEF flat is checked on its first amplifier in raw ADU above its own overscan:
+    a faint one is under-exposed, one near the amplifier's saturation is refused."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (tmp_path / "nightlog.toml").write_text(PROFILE_TOML)
+    camera, rng = Camera(), np.random.default_rng(13)
+    flat = flat_pattern(camera)
+    for i in range(N_BIAS):
+        write_mef(raw / f"bias{i}.fits", camera, np.zeros(camera.shape), rng, kind="BIAS",
+                  exptime=0.0, date=f"2026-11-30T01:0{i}:00")
+    for i, level in enumerate(FLAT_LEVELS):
+        write_mef(raw / f"flat{i}.fits", camera, level * flat, rng, kind="SKYFLAT",
+                  exptime=5.0, date=f"2026-11-30T01:1{i}:00")
+    # 400 e- is 220 ADU above the bias on amplifier 1 (1.8 e-/ADU): under 1000 ADU.
+    write_mef(raw / "faint.fits", camera, 400.0 * flat, rng, kind="SKYFLAT", exptime=5.0,
+              date="2026-11-30T01:20:00")
+    # 50000 ADU on amplifier 1: above 0.8 of its SATURATE (60000).
+    write_mef(raw / "bright.fits", camera, 49000.0 * GAINS[0] * flat, rng, kind="SKYFLAT",
+              exptime=5.0, date="2026-11-30T01:21:00")
+    settings = load_settings(env={}, cwd=tmp_path)
+    run_ingest(catalogue_engine, discover([raw], settings.ingest.patterns),
+               IngestContext.from_settings(settings))
+    built = run_build(catalogue_engine, JobContext.from_settings(settings))
+    flats = [o for o in built if o.kind == "flat"]
+    assert [o.status for o in flats] == ["built"] and flats[0].n_used == N_FLAT
+    reasons = " ".join(r for _, r in flats[0].rejected)
+    assert "under-exposed flat" in reasons and "of saturation (60000)" in reasons

@@ -170,7 +170,8 @@ def _region_stats(job: MasterJob, bias_level: float | None
             continue
         pedestal = 0.0
         if job.kind == "flat":
-            region = (None if job.prepare.overscan is None
+            # An amplifier's own overscan is subtracted when it is assembled.
+            region = (None if job.prepare.overscan is None and item.amplifiers is None
                       else overscan_columns(frame, job.prepare.skip_columns))
             try:
                 if region is not None:
@@ -181,7 +182,8 @@ def _region_stats(job: MasterJob, bias_level: float | None
             if item.amplifiers is None:  # an assembled master bias is overscan-free
                 pedestal += float(bias_level) if bias_level is not None else 0.0
         stats[frame.id] = RegionStats(level, noise, pedestal)
-        readable.append(item)
+        # Checked against the saturation of the amplifier measured.
+        readable.append(dataclasses.replace(item, saturation=frame.saturation))
     return readable, stats, rejected
 
 
