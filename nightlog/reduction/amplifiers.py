@@ -51,8 +51,9 @@ _AMPLIFIER_ONLY = ("SIMPLE", "BITPIX", "EXTEND", "XTENSION", "EXTNAME", "EXTVER"
 
 
 def _raw(ccd: CCDData | npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """The raw values as float32, the input's own array when it is one: read only."""
     data = ccd.data if isinstance(ccd, CCDData) else ccd
-    return np.array(data, dtype=np.float32, copy=True)
+    return np.asarray(data, dtype=np.float32)
 
 
 def _bits(data: npt.NDArray[np.float32], amp: Amplifier) -> npt.NDArray[np.uint16]:
@@ -64,15 +65,16 @@ def _bits(data: npt.NDArray[np.float32], amp: Amplifier) -> npt.NDArray[np.uint1
 
 
 def _overscan(data: npt.NDArray[np.float32], amp: Amplifier, layout: AmplifierLayout, *,
-              method: OverscanMethod, per_row: bool, model_degree: int | None) -> float:
-    """Subtract the amplifier's overscan from ``data`` in place; return the mean level."""
+              method: OverscanMethod, per_row: bool, model_degree: int | None
+              ) -> tuple[npt.NDArray[np.float32], float]:
+    """``data`` less the amplifier's overscan (a new array; ``data`` itself when it has
+    none), and the mean level."""
     if amp.biassec is None:
-        return 0.0
-    levels = overscan_levels(CCDData(data, unit=u.adu), region=amp.biassec,
+        return data, 0.0
+    levels = overscan_levels(CCDData(data, unit=u.adu, copy=False), region=amp.biassec,
                              skip_columns=layout.overscan_skip, method=method,
                              model_degree=model_degree, per_row=per_row)
-    data -= levels.astype(np.float32)[:, np.newaxis]
-    return float(np.mean(levels))
+    return data - levels.astype(np.float32)[:, np.newaxis], float(np.mean(levels))
 
 
 def prepare_amplifier(raw: CCDData | npt.ArrayLike, amplifier: Amplifier,
@@ -104,9 +106,9 @@ def prepare_amplifier(raw: CCDData | npt.ArrayLike, amplifier: Amplifier,
     if data.shape != layout.raw_shape:
         raise ShapeMismatchError(f"amplifier {amplifier.name}: shape {data.shape}, the "
                                  f"layout says {layout.raw_shape}")
-    _overscan(data, amplifier, layout, method=method, per_row=per_row,
-              model_degree=model_degree)
-    return np.ascontiguousarray(data[parse_section(amplifier.datasec, layout.raw_shape)])
+    data, _ = _overscan(data, amplifier, layout, method=method, per_row=per_row,
+                        model_degree=model_degree)
+    return np.array(data[parse_section(amplifier.datasec, layout.raw_shape)], copy=True)
 
 
 def _header(first: CCDData | npt.ArrayLike) -> fits.Header:
@@ -182,9 +184,10 @@ def assemble_amplifiers(amplifiers: Sequence[CCDData | npt.ArrayLike], layout: A
             raise ShapeMismatchError(f"amplifier {amp.name}: shape {data.shape}, the layout "
                                      f"says {layout.raw_shape}")
         planes.append(_bits(data, amp))
-        levels.append(_overscan(data, amp, layout, method=method, per_row=per_row,
-                                model_degree=model_degree))
-        datas.append(data)
+        data, level = _overscan(data, amp, layout, method=method, per_row=per_row,
+                                model_degree=model_degree)
+        levels.append(level)
+        datas.append(data)  # never written to below: a view of the input when no overscan
     if layout.crosstalk is not None:
         matrix = np.asarray(layout.crosstalk, dtype=np.float32)
         sources = datas
