@@ -32,6 +32,7 @@ can record it on the frame at hand and go on::
 from __future__ import annotations
 
 __all__ = [
+    "AmplifierError",
     "ArchiveFileExists",
     "ArchiveNotWritable",
     "CatalogueError",
@@ -88,6 +89,12 @@ class InvalidValueError(HeaderError):
 
 class SectionError(HeaderError):
     """A FITS section string is malformed or lies outside the image."""
+
+
+class AmplifierError(HeaderError):
+    """A multi-amplifier file's extensions do not make the detector its profile
+    describes (an extension missing or extra, shapes that differ, sections that
+    overlap, leave gaps or reach outside the image)."""
 
 
 class FileProblem(NightlogError):

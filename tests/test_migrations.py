@@ -133,3 +133,23 @@ def test_archive_indexes_come_with_0006_and_go_with_its_downgrade(catalogue_url:
         assert "ix_products_path" not in _index_names(engine, "products")
     finally:
         engine.dispose()
+
+
+def test_frame_amplifiers_come_with_0007_and_go_with_its_downgrade(catalogue_url: str) -> None:
+    from alembic import command
+
+    from nightlog.catalogue.schema import _config
+
+    engine = create_engine(catalogue_url)
+    try:
+        upgrade(engine, "0006")
+        assert "amplifiers" not in {c["name"] for c in inspect(engine).get_columns("frames")}
+        assert upgrade(engine, "0007") == ("0006", "0007")
+        assert "amplifiers" in {c["name"] for c in inspect(engine).get_columns("frames")}
+        command.downgrade(_config(engine), "0006")
+        assert current_revision(engine) == "0006"
+        assert "amplifiers" not in {c["name"] for c in inspect(engine).get_columns("frames")}
+        assert {"ix_frames_kind_obs_time", "ix_frames_kind_ingested_at"} <= _index_names(
+            engine, "frames")
+    finally:
+        engine.dispose()

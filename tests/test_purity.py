@@ -30,6 +30,8 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 import nightlog.reduction
 from nightlog.errors import NightlogError
+from nightlog.header.amplifier_layout import amplifier_layout
+from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
 from nightlog.reduction.mask import MaskBit
 from nightlog.reduction.masters import CombineOptions
 from nightlog.reduction.products import ProvenanceEntry
@@ -38,6 +40,22 @@ from nightlog.reduction.science import ScienceParameters
 
 SHAPE = (64, 48)
 Args = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+def exposed(seed: int, level: float) -> CCDData:
+    """A raw amplifier of ``level`` ADU with its overscan columns at the 1000 ADU bias."""
+    frame = make_frame(seed, level)
+    frame.data[:, 40:] = make_frame(seed + 50).data[:, 40:]
+    return frame
+
+
+def two_amplifiers() -> AmplifierLayout:
+    """Two amplifiers of SHAPE side by side, the second reading from the right."""
+    common = {"DATASEC": "[1:40,1:64]", "BIASSEC": "[41:48,1:64]", "GAIN": 2.0,
+              "RDNOISE": 5.0, "SATURATE": 60000.0}
+    exts = [ExtensionHeader(1, {**common, "DETSEC": "[1:40,1:64]"}, SHAPE),
+            ExtensionHeader(2, {**common, "DETSEC": "[80:41,1:64]"}, SHAPE)]
+    return amplifier_layout({}, exts, None, crosstalk=((0.0, 0.001), (0.002, 0.0)))
 
 
 def make_frame(seed: int = 0, level: float = 1000.0, unit: str = "adu") -> CCDData:
@@ -124,6 +142,16 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
          "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0,
                                      exptime=10.0, overscan=None, trim="[1:48,1:64]")}),
     "bad_pixels.count_bits": lambda: ((plane(),), {}),
+    "amplifiers.assemble_amplifiers": lambda: ((
+        [make_frame(1), make_frame(2)], two_amplifiers()), {"model_degree": 2}),
+    "amplifiers.prepare_amplifier": lambda: ((
+        make_frame(1), two_amplifiers().amplifiers[1], two_amplifiers()), {}),
+    "amplifier_numbers.measure_amplifier_read_noise": lambda: ((
+        [make_frame(1), make_frame(2)], [make_frame(3), make_frame(4)], two_amplifiers()), {}),
+    "amplifier_numbers.measure_amplifier_gains": lambda: ((
+        [exposed(1, 20000.0), exposed(2, 20000.0)],
+        [exposed(3, 18000.0), exposed(4, 18000.0)], two_amplifiers()),
+        {"master_bias": CCDData(np.zeros((64, 80), np.float32), unit="electron")}),
     "master_options.describe_combine": lambda: ((CombineOptions(),), {}),
     "master_options.noise_model_options": lambda: ((CombineOptions(), [2.0] * 3, [5.0] * 3), {}),
     "dark_interpolation.interpolate_dark": lambda: (

@@ -7,7 +7,7 @@ A colour sensor's BAYERPAT is recorded beside them. Existing frames get NULL
 (no setting known), which is what a CCD has.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -71,6 +71,9 @@ def _header_keyword(frame: Frame, keywords: tuple[str, ...]) -> str:
 
 def gain_of(frame: Frame, profile: InstrumentProfile) -> DetectorNumber:
     """The gain ``frame`` is reduced with, and its source."""
+    if frame.amplifiers is not None:
+        # Each amplifier was multiplied by its own gain when the frame was assembled.
+        return DetectorNumber(1.0, "amplifiers: assembled in electrons")
     if profile.gain is not None:
         return DetectorNumber(float(profile.gain), f"profile {profile.name}")
     tabled = profile.gain_for_setting(frame.gain_setting)
@@ -109,6 +112,9 @@ def read_noise_of(frame: Frame, profile: InstrumentProfile, bias: Master | None,
         The gain used (default :func:`gain_of`), converting the measurement (ADU)
         to electrons.
     """
+    if frame.amplifiers is not None and frame.read_noise is not None:
+        # The reduction uses each amplifier's own; this one is their root mean square.
+        return DetectorNumber(float(frame.read_noise), "amplifiers: root mean square")
     if profile.read_noise is not None:
         return DetectorNumber(float(profile.read_noise), f"profile {profile.name}")
     if frame.read_noise is not None:

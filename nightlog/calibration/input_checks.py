@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,8 @@ class CalibrationInput:
     set_temp: float | None = None
     status: str = FrameStatus.OK
     status_reason: str | None = None
+    #: A multi-amplifier frame's amplifiers (``AmplifierLayout.as_json()``), else None.
+    amplifiers: dict[str, Any] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

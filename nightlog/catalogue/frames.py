@@ -38,16 +38,17 @@ __all__ = [
 class FileFacts:
     """What the store knows of a file, as the catalogue needs it (no FITS objects)."""
 
-    __slots__ = ("hdu", "header_json", "mtime", "path", "sha256", "size")
+    __slots__ = ("amplifiers", "hdu", "header_json", "mtime", "path", "sha256", "size")
 
     def __init__(self, *, path: str, sha256: str, size: int, mtime: dt.datetime, hdu: int,
-                 header_json: list[Any]) -> None:
+                 header_json: list[Any], amplifiers: dict[str, Any] | None = None) -> None:
         self.path = path
         self.sha256 = sha256
         self.size = size
         self.mtime = mtime
         self.hdu = hdu
         self.header_json = header_json
+        self.amplifiers = amplifiers
 
 
 def find_frame(session: Session, ref: str) -> Frame:
@@ -180,6 +181,7 @@ def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
         hdu=facts.hdu,
         **header_columns(norm),
         header=facts.header_json,
+        amplifiers=facts.amplifiers,
         status=FrameStatus.OK,
         ingested_at=now or dt.datetime.now(dt.UTC),
         software_version=software_version,

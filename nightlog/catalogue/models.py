@@ -137,6 +137,9 @@ class Frame(Base):
     window: Mapped[str | None] = mapped_column(String(80))
     # The full original header: a list of [keyword, value, comment] in file order.
     header: Mapped[list[Any]] = mapped_column(JSON)
+    # A multi-amplifier (MEF) frame: its amplifiers, as AmplifierLayout.as_json();
+    # None for a single-image frame.
+    amplifiers: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Bookkeeping.
     status: Mapped[str] = mapped_column(String(16), default=FrameStatus.OK)
     status_reason: Mapped[str | None] = mapped_column(Text)

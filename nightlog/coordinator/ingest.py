@@ -44,15 +44,17 @@ from nightlog.catalogue.quarantine import (
 )
 from nightlog.coordinator.retry import is_transient
 from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
+from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
 from nightlog.header.model import Site
 from nightlog.header.normalize import normalize_header
+from nightlog.header.normalize_amplifiers import normalize_amplifiers
 from nightlog.header.profile_warnings import ProfileWarning, WarningsOnce, profile_warnings
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.header.profiles.registry import FALLBACK_PROFILE
 from nightlog.settings import Settings
 from nightlog.states import IngestOutcome
 from nightlog.store.discovery import discover, report_skipped
-from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, read_raw_file
+from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, raw_values, read_raw_file
 
 __all__ = [
     "IngestContext",
@@ -286,16 +288,27 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
         return IngestResult(spath, IngestOutcome.MOVED, frame=existing, reason=f"was {old}")
 
     values = got.values if got.values is not None else raw.items()[1]
+    amplifiers = None
     try:
         profile = ctx.profile_matching(values)
-        norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
+        if profile.multi_amplifier:
+            norm, layout = normalize_amplifiers(
+                values, raw_values(raw.primary),
+                [ExtensionHeader(i, raw_values(cards), shape)
+                 for i, cards, shape in raw.extensions] or
+                [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=ctx.site)
+            amplifiers = layout.as_json()
+            _warn_unknown_gains(profile.name, layout)
+        else:
+            norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
     except NightlogError as exc:  # HeaderError, or a profile that matches but is unusable
         return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256,
                            lookups=lookups)
 
     facts = cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
                                  mtime=raw.mtime, hdu=raw.hdu,
-                                 header_json=got.header_json or raw.items()[0])
+                                 header_json=got.header_json or raw.items()[0],
+                                 amplifiers=amplifiers)
     outcome = IngestOutcome.NEW_VERSION if known is not None else IngestOutcome.ADDED
     frame = cat_frames.add_frame(session, facts, norm, software_version=ctx.software_version,
                                  previous=known, check_previous=lookups is None)
@@ -305,6 +318,21 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
         lookups.by_path[spath] = frame
     return IngestResult(spath, outcome, frame=frame,
                         warnings=tuple(profile_warnings(values, profile, norm)))
+
+
+_WARNED_GAINS: set[str] = set()
+
+
+def _warn_unknown_gains(profile: str, layout: AmplifierLayout) -> None:
+    """Say once per profile in this process that an amplifier has no gain (1 e-/ADU is
+    then assumed when it is assembled)."""
+    unknown = [f"{a.name} ({a.gain_source})" for a in layout.amplifiers if a.gain is None]
+    if unknown and profile not in _WARNED_GAINS:
+        _WARNED_GAINS.add(profile)
+        log.warning("profile %s: no gain for amplifier(s) %s; their frames are assembled "
+                    "with 1 e-/ADU: give each amplifier's gain in the profile (master "
+                    "flats measure it)", profile, ", ".join(unknown),
+                    extra={"event": "amplifier-gain-default", "profile": profile})
 
 
 def _resolve(session: Session, path: str, lookups: ChunkLookups | None) -> None:

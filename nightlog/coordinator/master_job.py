@@ -35,6 +35,8 @@ from nightlog.calibration.input_checks import (
     robust_level,
 )
 from nightlog.calibration.policy import InputChecks
+from nightlog.coordinator.amplifier_frames import frame_loader
+from nightlog.coordinator.amplifier_numbers import characterise_amplifiers, first_amplifier
 from nightlog.coordinator.provenance import master_entries, parameters_digest
 from nightlog.coordinator.reduce_job import jsonable
 from nightlog.errors import ArchiveFileExists, NightlogError
@@ -53,7 +55,7 @@ from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.products import to_hdulist
 from nightlog.reduction.window import crop_to_window
 from nightlog.sections import Section
-from nightlog.store.images import FrameFile, read_image, read_region, write_hdulist
+from nightlog.store.images import read_image, read_region, write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
 
@@ -167,10 +169,12 @@ def _region_stats(job: MasterJob, bias_level: float | None
     readable: list[CalibrationInput] = []
     stats: dict[int, RegionStats] = {}
     rejected: list[tuple[int, str]] = []
-    for frame in job.inputs:
+    for item in job.inputs:
         if job.kind not in ("bias", "flat"):
-            readable.append(frame)
+            readable.append(item)
             continue
+        # A multi-amplifier frame is checked on its first amplifier's raw pixels.
+        frame = first_amplifier(item)
         try:
             level, noise = robust_level(read_region(frame.path, frame.hdu, data_box(frame)))
         except NightlogError as exc:
@@ -178,7 +182,8 @@ def _region_stats(job: MasterJob, bias_level: float | None
             continue
         pedestal = 0.0
         if job.kind == "flat":
-            region = (None if job.prepare.overscan is None
+            # An amplifier's own overscan is subtracted when it is assembled.
+            region = (None if job.prepare.overscan is None and item.amplifiers is None
                       else overscan_columns(frame, job.prepare.skip_columns))
             try:
                 if region is not None:
@@ -186,9 +191,11 @@ def _region_stats(job: MasterJob, bias_level: float | None
             except NightlogError as exc:
                 rejected.append((frame.id, f"unreadable overscan: {exc}"))
                 continue
-            pedestal += float(bias_level) if bias_level is not None else 0.0
+            if item.amplifiers is None:  # an assembled master bias is overscan-free
+                pedestal += float(bias_level) if bias_level is not None else 0.0
         stats[frame.id] = RegionStats(level, noise, pedestal)
-        readable.append(frame)
+        # Checked against the saturation of the amplifier measured.
+        readable.append(dataclasses.replace(item, saturation=frame.saturation))
     return readable, stats, rejected
 
 
@@ -197,6 +204,8 @@ def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Prepar
     """Read noise from the first two biases, gain from the first two flats."""
     if len(frames) < 2:
         return {}
+    if frames[0].amplifiers is not None:
+        return characterise_amplifiers(kind, frames, bias)
     gain = frames[0].gain
     # One overscan level per frame: it takes the bias level away without adding the
     # row-to-row noise of a per-row estimate to the differences measured here.
@@ -253,7 +262,7 @@ def level_uncertainty(kind: str, frame_levels: Sequence[float], scales: Sequence
 
 def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any
              ) -> tuple[MasterResult, CombineOptions]:
-    inputs = [FrameFile(f.path, f.hdu) for f in accepted]
+    inputs = [frame_loader(f.path, f.hdu, f.amplifiers) for f in accepted]
     options = CombineOptions(memory_limit=job.memory_limit, scratch_dir=job.scratch_dir)
     if job.kind in ("bias", "flat"):
         options = noise_model_options(options, [f.gain for f in accepted],

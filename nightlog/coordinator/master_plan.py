@@ -123,7 +123,8 @@ def calibration_input(frame: Frame) -> CalibrationInput:
         naxis2=frame.naxis2, biassec=frame.biassec, datasec=frame.datasec,
         trimsec=frame.trimsec, saturation=frame.saturation, gain=frame.gain,
         read_noise=frame.read_noise, ccd_temp=frame.ccd_temp, set_temp=frame.set_temp,
-        status=frame.status, status_reason=frame.status_reason)
+        status=frame.status, status_reason=frame.status_reason,
+        amplifiers=frame.amplifiers)
 
 
 def _cards(kind: str, night: dt.date, version: int, software_version: str,

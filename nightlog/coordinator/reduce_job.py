@@ -25,6 +25,7 @@ from typing import Any
 
 from astropy.io import fits
 
+from nightlog.coordinator.amplifier_frames import frame_loader
 from nightlog.errors import ArchiveFileExists, ChecksumMismatchError, UnreadableFileError
 from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.products import ProvenanceEntry, to_hdulist
@@ -68,6 +69,9 @@ class ReduceJob:
         For a subarray frame, the part of each full-frame master that covers
         its window (numpy, master pixels), which the reduction core cuts; a
         master not named is used whole.
+    amplifiers : dict or None
+        A multi-amplifier frame's amplifiers (``AmplifierLayout.as_json()``): its
+        extensions are assembled into one image in electrons before the reduction.
     """
 
     frame_id: int
@@ -81,6 +85,7 @@ class ReduceJob:
     provenance: tuple[ProvenanceEntry, ...]
     mode: int = 0o644
     crops: tuple[tuple[str, tuple[int, int, int, int]], ...] = ()
+    amplifiers: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +159,8 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
         raise ChecksumMismatchError(
             f"{job.raw_path} changed since it was catalogued (SHA-256 {actual[:12]}…, "
             f"catalogue {job.raw_sha256[:12]}…): ingest it again")
-    raw = read_image(job.raw_path, job.hdu)
+    raw = (read_image(job.raw_path, job.hdu) if job.amplifiers is None
+           else frame_loader(job.raw_path, job.hdu, job.amplifiers)())
     files = {role: read_product(path) for role, path in job.masters}
     loaded = {role: f.ccd for role, f in files.items()}
     bias_file = files.get("bias")

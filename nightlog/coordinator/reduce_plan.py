@@ -258,6 +258,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         provenance=tuple(cropped_entries(product_entries(frame, chosen), sections)),
         mode=ctx.layout.file_mode(),
         crops=tuple(crops.items()),
+        amplifiers=frame.amplifiers,
     )
     return FramePlan(job=job, kind=kind, live=live, key=key, digest=digest,
                      science=_described(params), threads=params.cosmic_rays.threads,

@@ -229,6 +229,13 @@ def in_electrons(ccd: CCDData, gain: float) -> CCDData:
     if not (np.isfinite(gain) and gain > 0):
         raise ReductionError(f"gain must be positive (e-/ADU), not {gain!r}")
     unit = u.Unit(ccd.unit)
+    if unit == u.electron or u.Unit(unit * u.s) == u.electron:
+        # Already electrons (assembled from amplifiers, each times its own gain):
+        # multiplying again would count the gain twice.
+        if gain != 1.0:
+            raise ReductionError(f"the data are already in {unit}: a gain of {gain:g} "
+                                 "would be applied twice")
+        return new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), _cards.header_of(ccd))
     if not (unit == u.adu or u.Unit(unit * u.s) == u.adu):
         raise ReductionError(f"only ADU data convert to electrons, not {unit}")
     factor = np.float32(gain)

@@ -142,6 +142,12 @@ def _robust(values: npt.NDArray[np.float32]) -> tuple[float, float]:
     return median, 1.482602218505602 * float(np.median(np.abs(finite - median)))
 
 
+def _input_unit(result: CombineResult) -> u.UnitBase:
+    """The unit of the combined frames: electrons for frames assembled from amplifiers
+    (``BUNIT = 'electron'``), else ADU."""
+    return u.electron if str(result.header.get("BUNIT", "")).strip() == "electron" else u.adu
+
+
 def _master(result: CombineResult, unit: u.UnitBase, flags: npt.NDArray[np.uint16],
             history: str, data: npt.NDArray[np.float32] | None = None,
             uncertainty: npt.NDArray[np.float32] | None = None) -> CCDData:
@@ -206,7 +212,7 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
         noisy = noisy_pixels(rn_map, factor=noisy_factor) & ~result.mask
         flags[noisy] |= MASK_DTYPE(MaskBit.NOISY)
         n_noisy = int(np.count_nonzero(noisy))
-    ccd = _master(result, u.adu, flags, f"Master bias of {len(frames)} frames")
+    ccd = _master(result, _input_unit(result), flags, f"Master bias of {len(frames)} frames")
     ccd.header["IMAGETYP"] = "MASTER BIAS"
     if rn_map is not None:
         ccd.header["NNOISYPX"] = (n_noisy, f"NOISY: read noise > {noisy_factor:g}x median")
@@ -278,7 +284,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
                                absolute=hot_threshold) & ~result.mask
     flags[hot] |= MASK_DTYPE(MaskBit.HOT)
     level, noise = _robust(result.data)
-    unit = u.adu / u.s if scale_to_rate else u.adu
+    unit = _input_unit(result) / u.s if scale_to_rate else _input_unit(result)
     ccd = _master(result, unit, flags, f"Master dark of {len(frames)} frames, "
                   + ("rate per second" if scale_to_rate else f"{times[0]:g} s exposure"))
     ccd.header["IMAGETYP"] = "MASTER DARK"

@@ -163,7 +163,10 @@ def reduce_science(
     ----------
     raw : CCDData
         Raw frame in ADU (uint16 or float), overscan still attached when
-        ``params.overscan`` is set.
+        ``params.overscan`` is set; or a frame assembled from amplifiers
+        (:func:`~nightlog.reduction.amplifiers.assemble_amplifiers`: electrons,
+        ``params.gain = 1``, ``NAMPS`` in the header), whose uncertainty is its read
+        noise per pixel: only the Poisson term is added to it.
     bias : CCDData or None
         Master bias (trimmed shape); overscan-corrected when overscan subtraction is on.
     dark : CCDData or None
@@ -281,12 +284,17 @@ def reduce_science(
     else:
         recorder.skip("bias", {}, "no master bias")
 
+    # A frame assembled from amplifiers carries each pixel's read noise as its
+    # uncertainty: only the Poisson term is added to it, never a second read noise.
+    carried = raw.uncertainty is not None and "NAMPS" in raw.meta
+    read_noise = 0.0 if carried else params.read_noise
+
     def uncertainty() -> tuple[CCDData, Mapping[str, Any]]:
         # Poisson from the bias-free counts, which still hold the dark current: its
         # shot noise stays in the frame after the dark's mean is subtracted.
         rn_map = (None if read_noise_map is None
                   else np.asarray(read_noise_map, dtype=np.float32) * np.float32(params.gain))
-        out = create_uncertainty(ccd, gain=params.gain, read_noise=params.read_noise,
+        out = create_uncertainty(ccd, gain=params.gain, read_noise=read_noise,
                                  add_to_existing=True, read_noise_map=rn_map,
                                  quantisation_step=params.quantisation_step)
         if not bias_free:
@@ -294,10 +302,12 @@ def reduce_science(
         return out, {"median_sigma": float(np.nanmedian(out.uncertainty.array)),
                      "bias_free": bias_free}
 
-    ccd = recorder.step("uncertainty", {"gain": params.gain, "read_noise": params.read_noise,
-                                        "read_noise_map": read_noise_map is not None,
-                                        "quantisation_step": params.quantisation_step},
-                        uncertainty)
+    ccd = recorder.step("uncertainty", {
+        "gain": params.gain,
+        "read_noise": "per pixel, carried by the frame" if carried else params.read_noise,
+        "read_noise_map": read_noise_map is not None,
+        "quantisation_step": params.quantisation_step},
+        uncertainty)
 
     if dark is not None:
         exposure = _exposure(raw, params)

@@ -23,8 +23,8 @@ from nightlog.store.atomic import atomic_write, os_error_in
 from nightlog.store.compression import COMPRESSED_SUFFIX, tile_compressed
 from nightlog.store.raw import sha256_of
 
-__all__ = ["FrameFile", "WrittenFile", "read_float32", "read_image", "read_region",
-           "write_hdulist"]
+__all__ = ["FrameFile", "WrittenFile", "read_float32", "read_float32_hdus", "read_image",
+           "read_region", "write_hdulist"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,42 @@ def read_float32(path: str | os.PathLike[str], hdu: int | str = 0
         raise UnreadableFileError(f"cannot read HDU {hdu!r} of {path}: {exc}") from exc
     if raw is None:
         raise UnreadableFileError(f"HDU {hdu!r} of {path} holds no image data")
+    return _physical(raw, header)
+
+
+def read_float32_hdus(path: str | os.PathLike[str], hdus: tuple[int, ...]
+                      ) -> list[tuple[np.ndarray, fits.Header]]:
+    """Several image HDUs of one file (a multi-amplifier frame's), opened once, each
+    as :func:`read_float32` reads one; each header also holds the primary header's
+    descriptive cards it does not set itself (the FITS ``INHERIT`` convention).
+
+    Raises
+    ------
+    UnreadableFileError
+        The file or an HDU cannot be read, or holds no image data.
+    """
+    out = []
+    try:
+        with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdul:
+            for hdu in hdus:
+                image = hdul[hdu]
+                if image.data is None:
+                    raise UnreadableFileError(f"HDU {hdu} of {path} holds no image data")
+                header = image.header.copy()
+                for card in hdul[0].header.cards:
+                    if card.keyword not in header and card.keyword not in _STRUCTURE:
+                        header.append(card)
+                out.append(_physical(image.data, header))
+    except (OSError, KeyError, IndexError, ValueError) as exc:
+        raise UnreadableFileError(f"cannot read the HDUs {hdus} of {path}: {exc}") from exc
+    return out
+
+
+_STRUCTURE = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "COMMENT",
+              "HISTORY", "", "CHECKSUM", "DATASUM"}
+
+
+def _physical(raw: np.ndarray, header: fits.Header) -> tuple[np.ndarray, fits.Header]:
     out = np.empty(raw.shape, dtype=np.float32)
     np.copyto(out, raw, casting="unsafe")
     bscale = float(header.get("BSCALE", 1.0))

@@ -38,6 +38,7 @@ __all__ = [
     "RawFile",
     "header_items",
     "header_to_json",
+    "raw_values",
     "read_raw_file",
     "sha256_of",
 ]
@@ -64,6 +65,11 @@ class RawFile:
     cards: tuple[tuple[str, Any, str], ...]
     shape: tuple[int, int]
     compression: str  # 'none', 'gzip' or 'tile'
+    #: Every image HDU of a file with more than one (a multi-amplifier or mosaic
+    #: file): ``(index, cards, (ny, nx))``, headers only; empty otherwise.
+    extensions: tuple[tuple[int, tuple[tuple[str, Any, str], ...], tuple[int, int]], ...] = ()
+    #: The primary header's cards when the image is in an extension.
+    primary: tuple[tuple[str, Any, str], ...] = ()
 
     @property
     def header(self) -> fits.Header:
@@ -230,10 +236,30 @@ def read_raw_file(path: str | os.PathLike[str], *,
     else:
         cards = _cards_of(layout.header_bytes)
         shape = _shape_of(layout, None)
+    extensions = _image_extensions(layouts, index, cards) if compression != "tile" else ()
+    primary: list[tuple[str, Any, str]] = []
     if index > 0:
-        cards = _merge_inherited(_cards_of(layouts[0].header_bytes), cards)
+        primary = _cards_of(layouts[0].header_bytes)
+        cards = _merge_inherited(primary, cards)
     return RawFile(path=path, size=st.st_size, mtime=mtime, sha256=sha, hdu=index,
-                   cards=tuple(cards), shape=shape, compression=compression)
+                   cards=tuple(cards), shape=shape, compression=compression,
+                   extensions=extensions, primary=tuple(primary))
+
+
+def _image_extensions(layouts: list[HduLayout], first: int,
+                      first_cards: list[tuple[str, Any, str]]
+                      ) -> tuple[tuple[int, tuple[tuple[str, Any, str], ...],
+                                       tuple[int, int]], ...]:
+    """The headers (never the pixels) of every 2-D image HDU, when there are several."""
+    images = [i for i, h in enumerate(layouts) if i >= first and len(h.naxes) == 2
+              and all(n > 0 for n in h.naxes) and "BINTABLE" not in h.cards.get("XTENSION", "")]
+    if len(images) < 2:
+        return ()
+    out = []
+    for i in images:
+        cards = first_cards if i == first else _cards_of(layouts[i].header_bytes)
+        out.append((i, tuple(cards), _shape_of(layouts[i], None)))
+    return tuple(out)
 
 
 def _compressed_image_header(fh: BinaryIO, index: int) -> fits.Header:
@@ -293,6 +319,16 @@ def _items_from_cards(cards: Any) -> tuple[list[list[Any]], dict[str, Any]]:
         if keyword not in ("COMMENT", "HISTORY", "") and keyword not in values:
             values[keyword] = value
     return out, values
+
+
+def raw_values(cards: Any) -> dict[str, Any]:
+    """``{KEYWORD: value}`` (first occurrence, no COMMENT or HISTORY) of a sequence of
+    ``(keyword, value, comment)`` cards, such as :attr:`RawFile.extensions`'."""
+    values: dict[str, Any] = {}
+    for keyword, value, _ in cards:
+        if keyword not in ("COMMENT", "HISTORY", "") and keyword not in values:
+            values[keyword] = value
+    return values
 
 
 def header_items(header: fits.Header) -> tuple[list[list[Any]], dict[str, Any]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from nightlog.errors import SectionError
+from nightlog.header.amplifiers import AmplifierSpec
 from nightlog.header.model import Site
 from nightlog.sections import Section, parse_section
 
@@ -163,6 +164,14 @@ class InstrumentProfile:
         NormalizedHeader fields that must agree between a master and its frames.
     setup_keys : tuple of str
         Fields joined into ``NormalizedHeader.setup_key``.
+    amplifiers : tuple of AmplifierSpec, 'all' or None
+        A detector read through several amplifiers, one image extension each
+        (``amplifiers = [{ hdu = "AMP1", ... }, ...]``), or ``'all'``: every image
+        extension is one. See :mod:`nightlog.header.amplifiers`.
+    crosstalk : tuple of tuple of float or None
+        ``crosstalk[i][j]``: fraction of amplifier ``i``'s signal seen in ``j``.
+    ccd : str or None
+        Keyword naming the CCD of each extension of a mosaic (TOML ``ccd``).
     """
 
     name: str
@@ -235,6 +244,20 @@ class InstrumentProfile:
         default_factory=lambda: DEFAULT_CALIBRATION_KEYS)
     setup_keys: tuple[str, ...] = _SETUP
     file_patterns: tuple[str, ...] = ()
+    # Multi-amplifier detectors written as one image extension per amplifier.
+    amplifiers: tuple[AmplifierSpec, ...] | str | None = None
+    crosstalk: tuple[tuple[float, ...], ...] | None = None
+    ccd: str | None = None
+
+    @property
+    def multi_amplifier(self) -> bool:
+        """Whether frames of this camera are assembled from amplifier extensions."""
+        return self.amplifiers is not None
+
+    @property
+    def amplifier_specs(self) -> tuple[AmplifierSpec, ...] | None:
+        """The amplifiers the profile lists; ``None`` for ``"all"`` (or none)."""
+        return None if isinstance(self.amplifiers, str) else self.amplifiers
 
     @property
     def quantisation_step(self) -> float | None:
