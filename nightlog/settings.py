@@ -25,6 +25,7 @@ from nightlog.calibration.policy import CalibrationPolicy, policy_from_table
 from nightlog.database_url import normalise_database_url
 from nightlog.errors import ConfigurationError
 from nightlog.header.model import Site
+from nightlog.quality_rules import QualitySettings, quality_from
 from nightlog.redaction import redact_url
 from nightlog.settings_keys import SECTION_KEYS, TOP_SECTIONS, refuse_unknown
 from nightlog.settings_sections import (
@@ -75,6 +76,8 @@ class Settings:
         The file these settings were read from, if any.
     archive_compress : str or None
         ``"rice"``: products and masters written tile-compressed (``.fits.fz``).
+    quality : QualitySettings
+        The quality rules (``[quality]``, :mod:`nightlog.quality_rules`).
     """
 
     archive_root: Path
@@ -89,6 +92,7 @@ class Settings:
     config_path: Path | None = None
     archive_compress: str | None = None
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     @property
     def safe_database_url(self) -> str:
@@ -228,4 +232,5 @@ def load_settings(
         calibration=policy_from_table(_table(data, "calibration")),
         config_path=None if path is None else path.resolve(),
         database=database,
+        quality=quality_from(_table(data, "quality")),
     )

@@ -20,6 +20,9 @@ type               where
 ``IngestOutcome``  what ingestion did with one file
 ``FileState``      a catalogued file checked again against its checksum
 ``FailureCause``   why a unit of work failed, and so whether to try again
+``QualityVerdict`` ``frame_quality.verdict``: ``good``, ``poor`` (a quality
+                   rule marks it, with the reasons) or ``unjudged`` (no rule
+                   applies, or no figures to judge)
 =================  ========================================================
 """
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = ["BuildStatus", "FailureCause", "FileState", "FrameStatus", "IngestOutcome",
-           "MasterQuality", "ProductKind", "ProductStatus", "ReduceStatus"]
+           "MasterQuality", "ProductKind", "ProductStatus", "QualityVerdict", "ReduceStatus"]
 
 
 class FrameStatus(StrEnum):
@@ -110,3 +113,11 @@ class FailureCause(StrEnum):
     CATALOGUE = "catalogue"
     ARCHIVE = "archive"
     WORK = "work"
+
+
+class QualityVerdict(StrEnum):
+    """What the quality rules say of a reduced science frame."""
+
+    GOOD = "good"
+    POOR = "poor"
+    UNJUDGED = "unjudged"

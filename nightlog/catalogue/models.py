@@ -22,6 +22,10 @@ Tables (later issues add masters, products and provenance, which point at
 ``reduce_failures``
     Science frames whose reduction failed after its retries, with the reason; a
     later successful reduction marks the row resolved.
+``frame_quality``
+    The quality figures of each product of a science frame (sky, sources, FWHM,
+    ellipticity, saturation, cosmic rays, airmass, masters used) and the quality
+    rules' verdict on them.
 """
 
 from __future__ import annotations
@@ -47,11 +51,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from nightlog.catalogue.types import HeaderText, UTCDateTime
-from nightlog.states import FrameStatus, MasterQuality, ProductStatus
+from nightlog.states import FrameStatus, MasterQuality, ProductStatus, QualityVerdict
 
-__all__ = ["Base", "Daemon", "Frame", "Master", "MasterInput", "Product", "ProductMaster",
-           "QuarantinedFile",
-           "ReduceFailure"]
+__all__ = ["Base", "Daemon", "Frame", "FrameQualityRow", "Master", "MasterInput", "Product",
+           "ProductMaster", "QuarantinedFile", "ReduceFailure"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -311,3 +314,49 @@ class ReduceFailure(Base):
 
     def __repr__(self) -> str:
         return f"ReduceFailure(frame_id={self.frame_id}, error={self.error!r})"
+
+
+class FrameQualityRow(Base):
+    """The quality figures of one product of a science frame, and the rules' verdict.
+
+    One row per product (a quick-look's row stays with it when the final product
+    replaces it); the frame's quality is its current product's. Figures that could
+    not be measured are ``NULL`` and ``notes`` says why; ``error`` is set when the
+    measurement failed altogether.
+    """
+
+    __tablename__ = "frame_quality"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), unique=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # the product's kind
+    unit: Mapped[str | None] = mapped_column(String(16))  # of sky and sky_noise
+    sky: Mapped[float | None] = mapped_column(Float)
+    sky_noise: Mapped[float | None] = mapped_column(Float)
+    sky_e: Mapped[float | None] = mapped_column(Float)
+    sky_noise_e: Mapped[float | None] = mapped_column(Float)
+    n_sources: Mapped[int | None] = mapped_column(Integer)
+    n_psf_stars: Mapped[int | None] = mapped_column(Integer)
+    fwhm_px: Mapped[float | None] = mapped_column(Float)
+    fwhm_scatter_px: Mapped[float | None] = mapped_column(Float)
+    fwhm_arcsec: Mapped[float | None] = mapped_column(Float)
+    ellipticity: Mapped[float | None] = mapped_column(Float)
+    saturated_fraction: Mapped[float | None] = mapped_column(Float)
+    cosmic_ray_pixels: Mapped[int | None] = mapped_column(Integer)
+    airmass: Mapped[float | None] = mapped_column(Float)
+    airmass_source: Mapped[str | None] = mapped_column(Text)
+    pixel_scale_arcsec: Mapped[float | None] = mapped_column(Float)
+    pixel_scale_source: Mapped[str | None] = mapped_column(Text)
+    masters: Mapped[list[Any]] = mapped_column(JSON)  # [[role, master id], ...]
+    notes: Mapped[list[Any]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    measured_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    verdict: Mapped[str] = mapped_column(String(16), default=QualityVerdict.UNJUDGED)
+    reasons: Mapped[list[Any]] = mapped_column(JSON)
+    judged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"FrameQualityRow(product_id={self.product_id}, verdict={self.verdict!r})"

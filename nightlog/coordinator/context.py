@@ -12,6 +12,7 @@ from nightlog.catalogue.models import Frame
 from nightlog.coordinator.retry import Backoff
 from nightlog.header.model import Site
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
+from nightlog.quality_rules import QualitySettings
 from nightlog.settings import Settings
 from nightlog.store.layout import ArchiveLayout
 
@@ -30,7 +31,8 @@ class JobContext:
     ``reduce_retries`` are the defaults of the morning reduction; ``site`` names
     the night a morning run reduces; ``db_backoff`` how long a batch run rides
     out a catalogue outage before it reports it; ``output_unit`` the unit products
-    are written in (``adu`` or ``electron``).
+    are written in (``adu`` or ``electron``); ``quality`` the rules that judge each
+    product's quality record.
     """
 
     registry: ProfileRegistry
@@ -45,6 +47,7 @@ class JobContext:
     site: Site = field(default_factory=Site)
     db_backoff: Backoff = field(default_factory=Backoff)
     output_unit: str = "adu"
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -60,6 +63,7 @@ class JobContext:
             site=settings.site,
             db_backoff=Backoff(attempts=settings.database.retries),
             output_unit=settings.reduction.unit,
+            quality=settings.quality,
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:

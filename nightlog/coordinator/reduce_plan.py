@@ -44,10 +44,12 @@ from nightlog.catalogue.products import (
     record_product,
     recorded_meanwhile,
 )
+from nightlog.catalogue.quality import record_quality
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.provenance import parameters_digest, product_entries, set_master_cards
-from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
+from nightlog.coordinator.reduce_job import QualitySetup, ReducedFile, ReduceJob, jsonable
 from nightlog.header.profiles import InstrumentProfile
+from nightlog.quality_rules import QualitySettings
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.interchange import time_cards
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
@@ -100,6 +102,8 @@ class FramePlan:
     replaces: int | None = None  # the frame's current product when it was planned
     # Gain and read noise used, each with its source (DetectorNumber.as_dict).
     detector: dict[str, Any] = field(default_factory=dict)
+    # The rules that judge the product's quality record.
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
@@ -225,6 +229,12 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         # the product this one replaces names the path (its file is gone): a new name.
         path = name_beside(path)
     used = {role: m for role, m in chosen.items() if m is not None}
+    site = profile.site or ctx.site
+    quality = QualitySetup(
+        profile=profile.name, pixel_scale_arcsec=profile.pixel_scale_arcsec,
+        gain_known=not numbers["gain"].source.startswith("default"),
+        latitude_deg=site.latitude_deg, longitude_deg=site.longitude_deg,
+        mid_time=frame.obs_time + dt.timedelta(seconds=(frame.exptime or 0.0) / 2.0))
     job = ReduceJob(
         frame_id=frame.id, raw_path=frame.path, hdu=frame.hdu, raw_sha256=frame.sha256,
         masters=tuple((role, m.path) for role, m in used.items()), params=params,
@@ -233,6 +243,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      numbers),
         provenance=tuple(product_entries(frame, chosen)),
         mode=ctx.layout.file_mode(),
+        quality=quality,
     )
     return FramePlan(job=job, kind=kind, live=live, key=key, digest=digest,
                      science=_described(params), threads=params.cosmic_rays.threads,
@@ -240,7 +251,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      missing=tuple(missing), raw_sha256=frame.sha256,
                      software_version=ctx.software_version,
                      replaces=None if existing is None else existing.id,
-                     detector={k: v.as_dict() for k, v in numbers.items()})
+                     detector={k: v.as_dict() for k, v in numbers.items()},
+                     quality=ctx.quality)
 
 
 def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
@@ -258,8 +270,17 @@ def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
 
 def record_reduction(session: Session, plan: FramePlan, made: ReducedFile) -> Product:
     """Record ``made`` in the caller's session (no commit): the catalogue's
-    :func:`~nightlog.catalogue.products.record_product`."""
-    return record_product(session, new_product(plan, made))
+    :func:`~nightlog.catalogue.products.record_product`, then the product's quality
+    record judged by the plan's rules (:func:`~nightlog.catalogue.quality.record_quality`)."""
+    product = record_product(session, new_product(plan, made))
+    if plan.job.quality is not None:
+        frame = session.get(Frame, plan.job.frame_id)
+        if frame is not None:
+            record_quality(session, product_id=product.id, frame=frame, kind=plan.kind,
+                           figures=made.quality,
+                           masters=[(role, master_id) for role, master_id, _ in plan.masters],
+                           settings=plan.quality)
+    return product
 
 
 def reduced_meanwhile(session: Session, plan: FramePlan, made: ReducedFile
