@@ -17,6 +17,14 @@ app = typer.Typer(help="Judge the science frames' quality records with the quali
                        "what a rule marks poor, before it is saved.",
                   no_args_is_help=True)
 
+
+
+@app.callback()
+def quality_group() -> None:
+    """Judge the science frames' quality records with the quality rules: what a rule
+    marks poor, before it is saved."""
+
+
 _COLUMNS = ("frame_id", "product_id", "before", "after", "changed", "reasons", "path")
 
 

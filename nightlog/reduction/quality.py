@@ -4,8 +4,8 @@
 Extractor as a library) on each reduced frame:
 
 1. **sky** -- ``sep.Background`` (a 64-pixel mesh, 3×3 median filter) over the
-   unmasked pixels; the sky level is the median of the mesh, the sky noise its
-   global RMS (per pixel). In electrons when the frame is in electrons or a gain
+   unmasked pixels; the sky level is the median of the mesh (``globalback``), the
+   sky noise its global RMS (per pixel). In electrons when the frame is in electrons or a gain
    is given; otherwise only in the frame's units, and a note says so.
 2. **sources** -- ``sep.extract`` at ``detect_sigma`` times the sky noise, at
    least ``min_area`` connected pixels above it, on the sky-subtracted frame; every
@@ -71,7 +71,7 @@ class QualityOptions:
 
     detect_sigma: float = 5.0
     min_area: int = 5
-    max_psf_stars: int = 60
+    max_psf_stars: int = 40
     min_axis_ratio: float = 0.5
     background_box: int = 64
 
@@ -208,7 +208,7 @@ def measure_quality(
     sky_mask |= ~finite
     box = max(8, min(opts.background_box, *data.shape))
     background = sep.Background(data, mask=sky_mask, bw=box, bh=box, fw=3, fh=3)
-    sky = float(np.median(background.back()))
+    sky = float(background.globalback)  # the median of the mesh
     noise = float(background.globalrms)
     subtracted = data - background.back()
     sep.set_extract_pixstack(max(300000, data.size // 2))
