@@ -24,11 +24,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 
-from reduce_frame import GAIN, READ_NOISE, SATURATION, make_frames  # noqa: E402
+from reduce_frame import GAIN, READ_NOISE, SATURATION, make_frames
 
-from nightlog.reduction.cosmics import CosmicRaySettings  # noqa: E402
-from nightlog.reduction.quality import measure_quality  # noqa: E402
-from nightlog.reduction.science import (  # noqa: E402
+from nightlog.reduction.cosmics import CosmicRaySettings
+from nightlog.reduction.quality import measure_quality
+from nightlog.reduction.science import (
     OverscanParameters,
     ScienceParameters,
     reduce_science,

@@ -130,7 +130,7 @@ def test_the_quick_look_record_stays_with_its_product(night: Path) -> None:
 
 def test_rules_mark_frames_poor_with_reasons(night: Path) -> None:
     truth = load_truth(night / "raw")
-    frames, records = _records(night)
+    _, records = _records(night)
     fwhm = [f["fwhm_px"] for f in truth.summary["files"] if f["kind"] == "science"]
     limit = float(np.median(fwhm))
     for q in records.values():

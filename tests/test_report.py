@@ -37,7 +37,7 @@ ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h
                 "div", "b", "span", "table", "tr", "th", "td", "img", "figure",
                 "figcaption", "br", "a", "label", "input",
                 # the inline SVG timeline
-                "svg", "title", "rect", "text", "polyline", "circle", "line"}
+                "svg", "rect", "text", "polyline", "circle", "line"}
 
 
 class _Page(HTMLParser):
