@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.models import Frame, FrameQualityRow, Product
-from nightlog.catalogue.quality import quality_of
+from nightlog.catalogue.quality import check_quality, quality_of, verdict_frame_ids
 from nightlog.catalogue.schema import upgrade
 from nightlog.cli.app import app
 from nightlog.coordinator.context import JobContext
@@ -205,3 +205,32 @@ def test_the_report_shows_the_quality_and_the_timeline(night: Path) -> None:
         report.calibrations)
     assert page.count('class="tl-poor"') == 4 * len(report.science)  # four panels
     assert "crowd: sources" in page
+
+
+def test_recorded_and_judged_again_on_both_backends(archive: tuple) -> None:
+    from nightlog.quality_rules import QualityRule, QualitySettings
+
+    engine, ctx = archive
+    run_build(engine, ctx)
+    with make_sessionmaker(engine)() as session:
+        ids = science_frames(session)
+    outcomes = run_reduce(engine, ctx, ids)
+    assert {o.status for o in outcomes} == {"reduced"}
+    with make_sessionmaker(engine)() as session:
+        records = quality_of(session, ids)
+    assert set(records) == set(ids)
+    assert all(r.verdict == QualityVerdict.UNJUDGED and r.reasons == ()  # no rule
+               for r in records.values())
+    assert all(r.fwhm_px is not None and r.sky > 0 for r in records.values())
+    rules = QualitySettings(rules=(QualityRule("any", thresholds=(("sources_min", 10**6),)),))
+    with make_sessionmaker(engine)() as session, session.begin():
+        changes = check_quality(session, rules, save=True)
+    assert sorted(c.frame_id for c in changes) == sorted(ids)
+    assert all(c.before == "unjudged" and c.after == "poor" for c in changes)
+    with make_sessionmaker(engine)() as session:
+        again = quality_of(session, ids)
+        poor = session.scalars(select(Frame.id).where(
+            Frame.id.in_(verdict_frame_ids(QualityVerdict.POOR)))).all()
+    assert all(r.verdict == "poor" and r.reasons[0].startswith("any: sources")
+               for r in again.values())
+    assert sorted(poor) == sorted(ids)
