@@ -24,7 +24,7 @@ from nightlog.header.pointing import airmass_of, hardie_airmass, pixel_scale_of
 from nightlog.quality_rules import QualityRule, QualitySettings, judge, quality_from, rules_for
 from nightlog.reduction.mask import MaskBit
 from nightlog.reduction.psf import fit_moffat, moffat_fwhm
-from nightlog.reduction.quality import measure_quality
+from nightlog.reduction.quality import QualityOptions, measure_quality
 from nightlog.simulate.starfield import StarField
 from nightlog.states import QualityVerdict
 
@@ -122,6 +122,16 @@ def test_a_frame_without_stars_has_no_fwhm_and_says_why() -> None:
     assert q.sky == pytest.approx(100.0, abs=1.0)
 
 
+def test_too_few_clean_stars_give_no_fwhm() -> None:
+    data, _ = _field(2.5, n=3)
+    q = measure_quality(CCDData(data, unit="electron"))
+    assert q.n_psf_stars <= 3 and q.fwhm_px is None and q.ellipticity is None
+    assert any("at least 5 are needed" in n for n in q.notes)
+    some = measure_quality(CCDData(data, unit="electron"),
+                           options=QualityOptions(min_psf_stars=1))
+    assert some.fwhm_px == pytest.approx(2.5, rel=0.05)
+
+
 def test_bad_frames_are_refused() -> None:
     with pytest.raises(ReductionError, match="no finite pixel"):
         measure_quality(CCDData(np.full(SHAPE, np.nan, np.float32), unit="adu"))
@@ -142,7 +152,7 @@ def test_moffat_fit_finds_the_profile(alpha: float, beta: float, dx: float, dy: 
     stamp = 1000.0 * (1 + r2 / alpha**2) ** -beta
     fit = fit_moffat(stamp, x0=half, y0=half, fwhm0=2.0)
     assert fit is not None
-    assert fit.fwhm == pytest.approx(moffat_fwhm(alpha, beta), rel=1e-3)
+    assert fit.fwhm == pytest.approx(moffat_fwhm(alpha, beta), rel=3e-3)
     assert (fit.x, fit.y) == pytest.approx((half + dx, half + dy), abs=1e-3)
 
 

@@ -119,7 +119,10 @@ def fit_moffat(stamp: npt.ArrayLike, *, x0: float, y0: float, fwhm0: float
             result = least_squares(residual, start, jac=jacobian, method="lm", max_nfev=100)
     except (ValueError, np.linalg.LinAlgError):
         return None
-    if not result.success or not np.all(np.isfinite(result.x)):
+    # Status 0 is "evaluations used up": for a narrow or Gaussian-like star α and β
+    # trade off along a valley in which the FWHM no longer changes, so the result
+    # stands; an improper input (negative status) does not.
+    if result.status < 0 or not np.all(np.isfinite(result.x)):
         return None
     amp, cx, cy = (float(v) for v in result.x[:3])
     alpha = float(np.exp(result.x[3]))

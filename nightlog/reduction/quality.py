@@ -16,9 +16,10 @@ Extractor as a library) on each reduced frame:
    two stamp radii (isolated) and axis ratio ``b/a ≥ 0.5`` (round-ish: not a
    trail, not a blend); the ``max_psf_stars`` brightest of them.
 4. **FWHM** -- a Moffat profile fitted to each (:mod:`~nightlog.reduction.psf`);
-   the median, and 1.4826 × the median absolute deviation as its scatter; in
-   arcseconds when a plate scale is given. **Ellipticity** -- the median of
-   ``1 − b/a`` from the same stars' second moments.
+   the median, and 1.4826 × the median absolute deviation as its scatter, when at
+   least ``min_psf_stars`` were fitted; in arcseconds when a plate scale is
+   given. **Ellipticity** -- the median of ``1 − b/a`` from the same stars' second
+   moments.
 5. **saturation and cosmic rays** -- the fraction of pixels with the SATURATED
    bit, and the pixels with the COSMIC_RAY bit (``NCOSMIC``) of the bit plane.
 
@@ -63,6 +64,9 @@ class QualityOptions:
         Connected pixels above the threshold a detection needs.
     max_psf_stars : int
         At most this many (the brightest) point sources are fitted.
+    min_psf_stars : int
+        With fewer fitted point sources no FWHM is given (a median of one or two
+        stars is not the seeing), and a note says so.
     min_axis_ratio : float
         Round-ish: ``b/a`` of a star used for the seeing at least this.
     background_box : int
@@ -72,6 +76,7 @@ class QualityOptions:
     detect_sigma: float = 5.0
     min_area: int = 5
     max_psf_stars: int = 40
+    min_psf_stars: int = 5
     min_axis_ratio: float = 0.5
     background_box: int = 64
 
@@ -223,12 +228,13 @@ def measure_quality(
 
     fwhm_px = scatter = ellipticity = None
     widths, ratios = _point_sources(subtracted, plane, sources, opts)
-    if widths.size:
+    if widths.size >= max(1, opts.min_psf_stars):
         fwhm_px, scatter = _robust(widths)
         ellipticity = float(np.median(1.0 - ratios))
     else:
-        notes.append(f"no FWHM: none of the {len(sources)} detections is an isolated, "
-                     "unsaturated point source whose profile could be fitted")
+        notes.append(f"no FWHM: {widths.size} of the {len(sources)} detections are "
+                     "isolated, unsaturated point sources free of cosmic-ray pixels whose "
+                     f"profile could be fitted; at least {opts.min_psf_stars} are needed")
     if unit == "electron":
         sky_e, noise_e = sky, noise
     elif gain is not None:
