@@ -27,6 +27,7 @@ from nightlog.database_url import normalise_database_url
 from nightlog.errors import ConfigurationError
 from nightlog.header.model import Site
 from nightlog.notify.config import NotifySettings, notify_from
+from nightlog.quality_rules import QualitySettings, quality_from
 from nightlog.redaction import redact_url
 from nightlog.settings_keys import SECTION_KEYS, TOP_SECTIONS, refuse_unknown
 from nightlog.settings_sections import (
@@ -81,6 +82,8 @@ class Settings:
         ``[health]``: the normal bands of the detector's figures.
     notify : NotifySettings
         ``[notify]``: the webhooks events are sent to.
+    quality : QualitySettings
+        The quality rules (``[quality]``, :mod:`nightlog.quality_rules`).
     """
 
     archive_root: Path
@@ -97,6 +100,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     @property
     def safe_database_url(self) -> str:
@@ -238,4 +242,5 @@ def load_settings(
         database=database,
         health=health_from(_table(data, "health")),
         notify=notify_from(_table(data, "notify")),
+        quality=quality_from(_table(data, "quality")),
     )

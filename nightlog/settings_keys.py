@@ -31,6 +31,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "calibration": ("validity_days", "on_missing", "dark_exptime_tolerance", "checks"),
     "health": ("window", "sigma", "min_points"),
     "notify": ("webhooks", "smtp"),
+    "quality": ("program_keyword", "rules"),
 }
 
 #: The sections of ``nightlog.toml``.

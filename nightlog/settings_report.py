@@ -172,6 +172,11 @@ def effective_config(config_path: Path | None = None, *, env: Mapping[str, str] 
                 source = ENVIRONMENT
             values.append(ConfigValue(f"{section}.{key}", _plain(value), source))
     values += _calibration_values(settings, data.get("calibration") or {})
+    quality_table = data.get("quality") or {}
+    values.append(ConfigValue("quality.program_keyword", settings.quality.program_keyword,
+                              FILE if "program_keyword" in quality_table else DEFAULT))
+    rules = quality_table.get("rules") or {}
+    values.append(ConfigValue("quality.rules", _plain(rules), FILE if rules else DEFAULT))
     values += [ConfigValue(f"instruments.{name}", _plain(table), FILE)
                for name, table in settings.instruments.items()]
     return EffectiveConfig(path=None if path is None else path.resolve(),

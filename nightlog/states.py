@@ -23,6 +23,9 @@ type               where
 ``AlarmState``     ``alarms.state``: ``open``, or ``acknowledged`` by staff
 ``NoticeState``    ``notifications.state``: ``pending``, ``sent``, ``failed``
 ``Coverage``       how a set-up's calibration is served (``nightlog plan``)
+``QualityVerdict`` ``frame_quality.verdict``: ``good``, ``poor`` (a quality
+                   rule marks it, with the reasons) or ``unjudged`` (no rule
+                   applies, or no figures to judge)
 =================  ========================================================
 """
 
@@ -32,7 +35,7 @@ from enum import StrEnum
 
 __all__ = ["AlarmState", "BuildStatus", "Coverage", "FailureCause", "FileState",
            "FrameStatus", "IngestOutcome", "MasterQuality", "NoticeState", "ProductKind",
-           "ProductStatus", "ReduceStatus"]
+           "ProductStatus", "QualityVerdict", "ReduceStatus"]
 
 
 class FrameStatus(StrEnum):
@@ -144,3 +147,11 @@ class Coverage(StrEnum):
     OTHER_NIGHT = "other-night"
     SCALE_ONLY = "scale-only"
     MISSING = "missing"
+
+
+class QualityVerdict(StrEnum):
+    """What the quality rules say of a reduced science frame."""
+
+    GOOD = "good"
+    POOR = "poor"
+    UNJUDGED = "unjudged"

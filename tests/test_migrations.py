@@ -153,3 +153,21 @@ def test_frame_amplifiers_come_with_0007_and_go_with_its_downgrade(catalogue_url
             engine, "frames")
     finally:
         engine.dispose()
+
+
+def test_frame_quality_comes_with_0010_and_goes_with_its_downgrade(catalogue_url: str) -> None:
+    from alembic import command
+
+    from nightlog.catalogue.schema import _config
+
+    engine = create_engine(catalogue_url)
+    try:
+        upgrade(engine, "0006")
+        assert "frame_quality" not in inspect(engine).get_table_names()
+        assert upgrade(engine, "0010") == ("0006", "0010")
+        assert "frame_quality" in inspect(engine).get_table_names()
+        assert "ix_frame_quality_frame_id" in _index_names(engine, "frame_quality")
+        command.downgrade(_config(engine), "0006")
+        assert "frame_quality" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

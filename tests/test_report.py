@@ -35,7 +35,9 @@ HOSTILE_REASON = "<script>alert(3)</script> \"quoted\" & 'single' <img src=x one
 HOSTILE_NAME = "x\"><img src=y onerror=alert(2)>.fits"
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p",
                 "div", "b", "span", "table", "tr", "th", "td", "img", "figure",
-                "figcaption", "br", "a"}
+                "figcaption", "br", "a", "label", "input",
+                # the inline SVG timeline
+                "svg", "rect", "text", "polyline", "circle", "line"}
 
 
 class _Page(HTMLParser):

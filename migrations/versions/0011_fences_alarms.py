@@ -1,7 +1,7 @@
 """Hardware-change fences, detector-health alarms and the notification outbox.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from nightlog.catalogue.types import HeaderText, UTCDateTime
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 
 from nightlog.catalogue.masters import MasterFilter, find_masters
 from nightlog.catalogue.models import Frame, Product
+from nightlog.catalogue.quality import quality_of
 from nightlog.catalogue.queries import FrameFilter, find_frames
 from nightlog.catalogue.records import frame_record, master_record
 from nightlog.states import ProductStatus
 
 __all__ = [
+    "QUALITY_COLUMNS",
     "ProductFilter",
     "frame_rows",
     "master_rows",
@@ -28,7 +30,14 @@ __all__ = [
 ]
 
 
-def frame_rows(session: Session, crit: FrameFilter) -> list[dict[str, Any]]:
+#: The quality figures ``nightlog frames --show-quality`` adds to each record.
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "fwhm_arcsec", "fwhm_px", "ellipticity", "sky_e", "sky", "n_sources",
+    "saturated_fraction", "cosmic_ray_pixels", "airmass", "verdict", "reasons")
+
+
+def frame_rows(session: Session, crit: FrameFilter, *, with_quality: bool = False
+               ) -> list[dict[str, Any]]:
     """Records of the frames matching ``crit``, in observation order.
 
     Parameters
@@ -37,13 +46,26 @@ def frame_rows(session: Session, crit: FrameFilter) -> list[dict[str, Any]]:
         The caller's session (only read).
     crit : FrameFilter
         The criteria of ``nightlog frames``.
+    with_quality : bool
+        Add the current product's quality figures (:data:`QUALITY_COLUMNS`; empty
+        for a frame without a quality record).
 
     Returns
     -------
     list of dict
         One :func:`~nightlog.catalogue.records.frame_record` per frame.
     """
-    return [frame_record(f) for f in find_frames(session, crit)]
+    frames = find_frames(session, crit)
+    rows = [frame_record(f) for f in frames]
+    if with_quality:
+        quality = quality_of(session, [f.id for f in frames])
+        for row in rows:
+            record = quality.get(row["id"])
+            values = {} if record is None else record.as_dict()
+            for column in QUALITY_COLUMNS:
+                value = values.get(column)
+                row[column] = "; ".join(value) if isinstance(value, list) else value
+    return rows
 
 
 def master_rows(session: Session, crit: MasterFilter) -> list[dict[str, Any]]:

@@ -30,6 +30,10 @@ Tables (later issues add masters, products and provenance, which point at
     the camera has several.
 ``notifications``
     The outbox of events sent to the configured webhooks.
+``frame_quality``
+    The quality figures of each product of a science frame (sky, sources, FWHM,
+    ellipticity, saturation, cosmic rays, airmass, masters used) and the quality
+    rules' verdict on them.
 """
 
 from __future__ import annotations
@@ -55,10 +59,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from nightlog.catalogue.types import HeaderText, UTCDateTime
-from nightlog.states import AlarmState, FrameStatus, MasterQuality, NoticeState, ProductStatus
+from nightlog.states import (
+    AlarmState,
+    FrameStatus,
+    MasterQuality,
+    NoticeState,
+    ProductStatus,
+    QualityVerdict,
+)
 
-__all__ = ["Alarm", "Base", "Daemon", "Fence", "Frame", "Master", "MasterInput",
-           "Notification", "Product", "ProductMaster", "QuarantinedFile", "ReduceFailure"]
+__all__ = ["Alarm", "Base", "Daemon", "Fence", "Frame", "FrameQualityRow", "Master",
+           "MasterInput", "Notification", "Product", "ProductMaster", "QuarantinedFile",
+           "ReduceFailure"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -407,3 +419,49 @@ class Notification(Base):
 
     def __repr__(self) -> str:
         return f"Notification(id={self.id}, event={self.event!r}, state={self.state!r})"
+
+
+class FrameQualityRow(Base):
+    """The quality figures of one product of a science frame, and the rules' verdict.
+
+    One row per product (a quick-look's row stays with it when the final product
+    replaces it); the frame's quality is its current product's. Figures that could
+    not be measured are ``NULL`` and ``notes`` says why; ``error`` is set when the
+    measurement failed altogether.
+    """
+
+    __tablename__ = "frame_quality"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), unique=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # the product's kind
+    unit: Mapped[str | None] = mapped_column(String(16))  # of sky and sky_noise
+    sky: Mapped[float | None] = mapped_column(Float)
+    sky_noise: Mapped[float | None] = mapped_column(Float)
+    sky_e: Mapped[float | None] = mapped_column(Float)
+    sky_noise_e: Mapped[float | None] = mapped_column(Float)
+    n_sources: Mapped[int | None] = mapped_column(Integer)
+    n_psf_stars: Mapped[int | None] = mapped_column(Integer)
+    fwhm_px: Mapped[float | None] = mapped_column(Float)
+    fwhm_scatter_px: Mapped[float | None] = mapped_column(Float)
+    fwhm_arcsec: Mapped[float | None] = mapped_column(Float)
+    ellipticity: Mapped[float | None] = mapped_column(Float)
+    saturated_fraction: Mapped[float | None] = mapped_column(Float)
+    cosmic_ray_pixels: Mapped[int | None] = mapped_column(Integer)
+    airmass: Mapped[float | None] = mapped_column(Float)
+    airmass_source: Mapped[str | None] = mapped_column(Text)
+    pixel_scale_arcsec: Mapped[float | None] = mapped_column(Float)
+    pixel_scale_source: Mapped[str | None] = mapped_column(Text)
+    masters: Mapped[list[Any]] = mapped_column(JSON)  # [[role, master id], ...]
+    notes: Mapped[list[Any]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    measured_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    verdict: Mapped[str] = mapped_column(String(16), default=QualityVerdict.UNJUDGED)
+    reasons: Mapped[list[Any]] = mapped_column(JSON)
+    judged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"FrameQualityRow(product_id={self.product_id}, verdict={self.verdict!r})"

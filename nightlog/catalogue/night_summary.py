@@ -28,6 +28,7 @@ __all__ = [
     "ProductFacts",
     "ReductionGap",
     "ScienceFacts",
+    "calibration_times",
     "newest_products",
     "night_facts",
     "night_failures",
@@ -176,3 +177,14 @@ def night_facts(session: Session, night: dt.date) -> NightFacts:
         failures=tuple(night_failures(session, night)),
     )
 
+
+
+def calibration_times(session: Session, night: dt.date) -> list[tuple[str, dt.datetime]]:
+    """``(kind, observation time)`` of every calibration frame of ``night`` (latest
+    versions), in time order."""
+    rows = session.execute(
+        select(Frame.kind, Frame.obs_time)
+        .where(Frame.night == night, Frame.kind.in_(("bias", "dark", "flat")),
+               Frame.is_latest.is_(True))
+        .order_by(Frame.obs_time, Frame.id)).all()
+    return [(str(kind), when) for kind, when in rows]

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
+from nightlog.catalogue.quality import verdict_frame_ids
 from nightlog.states import ProductStatus
 
 __all__ = [
@@ -55,6 +56,8 @@ class FrameFilter:
     until: dt.datetime | None = None
     include_old_versions: bool = False
     limit: int | None = None
+    #: Only frames whose current product's quality verdict is this (``poor``, ...).
+    quality: str | None = None
 
 
 def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
@@ -82,6 +85,8 @@ def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
         stmt = stmt.where(Frame.obs_time >= crit.since)
     if crit.until is not None:
         stmt = stmt.where(Frame.obs_time < crit.until)
+    if crit.quality is not None:
+        stmt = stmt.where(Frame.id.in_(verdict_frame_ids(crit.quality)))
     stmt = stmt.order_by(Frame.obs_time, Frame.id)
     if crit.limit is not None:
         stmt = stmt.limit(crit.limit)

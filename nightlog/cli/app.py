@@ -78,7 +78,10 @@ COMMANDS: tuple[LazyCommand, ...] = (
                 "frame's provenance."),
     LazyCommand("frames", "nightlog.cli.frames",
                 "List catalogued frames, filtered by night, kind, filter, instrument, "
-                "exposure, time."),
+                "exposure, time, quality."),
+    LazyCommand("quality", "nightlog.cli.quality",
+                "Judge the science frames' quality records with the quality rules: what a "
+                "rule marks poor, before it is saved."),
     LazyCommand("nights", "nightlog.cli.nights",
                 "Count frames per night, kind, filter and exposure time."),
     LazyCommand("quarantine", "nightlog.cli.quarantine",

@@ -7,12 +7,13 @@ from typing import Annotated
 import typer
 
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.listing import frame_rows
+from nightlog.catalogue.listing import QUALITY_COLUMNS, frame_rows
 from nightlog.catalogue.queries import FrameFilter
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit
 from nightlog.cli.state import state_of
 from nightlog.header.model import FRAME_KINDS
+from nightlog.states import QualityVerdict
 
 app = typer.Typer()
 
@@ -37,23 +38,42 @@ def frames_cmd(
     all_versions: Annotated[bool, typer.Option("--all-versions",
                                                help="Include superseded versions.")] = False,
     limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    quality: Annotated[QualityVerdict | None, typer.Option(
+        help="Only frames whose current product's quality verdict is this (the quality "
+        "rules of \\[quality.rules]); shows the quality columns.")] = None,
+    poor: Annotated[bool, typer.Option(
+        "--poor", help="Only frames the quality rules mark poor (--quality poor).")] = False,
+    show_quality: Annotated[bool, typer.Option(
+        "--show-quality", help="Add the quality columns: FWHM, ellipticity, sky, sources, "
+        "saturation, cosmic rays, airmass, verdict and reasons.")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
         OutputFormat.table,
 ) -> None:
-    """List catalogued frames, filtered by night, kind, filter, instrument, exposure, time."""
+    """List catalogued frames, filtered by night, kind, filter, instrument, exposure, time,
+    quality."""
+    if poor:
+        if quality not in (None, QualityVerdict.POOR):
+            raise typer.BadParameter("--poor is --quality poor", param_hint="--poor")
+        quality = QualityVerdict.POOR
     if kind is not None and kind not in FRAME_KINDS:
         raise typer.BadParameter(f"kind must be one of {', '.join(FRAME_KINDS)}",
                                  param_hint="--kind")
     crit = FrameFilter(night=parse_date(night), kind=kind, filter=filter_,
                        instrument=instrument, exptime_min=exptime_min, exptime_max=exptime_max,
                        since=parse_time(since), until=parse_time(until),
-                       include_old_versions=all_versions, limit=limit)
+                       include_old_versions=all_versions, limit=limit,
+                       quality=None if quality is None else str(quality))
+    with_quality = show_quality or quality is not None
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
-        rows = frame_rows(session, crit)
+        rows = frame_rows(session, crit, with_quality=with_quality)
     if fmt is OutputFormat.table:
+        # At 80 columns the quality figures take the place of the object and path.
+        columns = (("id", "ut", "filter", *QUALITY_COLUMNS) if with_quality
+                   else TABLE_COLUMNS)
         shown = [{**r, "ut": str(r["obs_time"])[11:19]} for r in rows]
-        emit(shown, TABLE_COLUMNS, fmt, title=f"{len(rows)} frame(s)",
+        emit(shown, columns, fmt, title=f"{len(rows)} frame(s)",
              root=state_of(ctx).settings.archive_root)
         return
-    emit(rows, TABLE_COLUMNS, fmt, title=f"{len(rows)} frame(s)")
+    columns = TABLE_COLUMNS + QUALITY_COLUMNS if with_quality else TABLE_COLUMNS
+    emit(rows, columns, fmt, title=f"{len(rows)} frame(s)")

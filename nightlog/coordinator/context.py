@@ -14,6 +14,7 @@ from nightlog.coordinator.retry import Backoff
 from nightlog.header.model import Site
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.notify.config import NotifySettings
+from nightlog.quality_rules import QualitySettings
 from nightlog.settings import Settings
 from nightlog.store.layout import ArchiveLayout
 
@@ -32,7 +33,8 @@ class JobContext:
     ``reduce_retries`` are the defaults of the morning reduction; ``site`` names
     the night a morning run reduces; ``db_backoff`` how long a batch run rides
     out a catalogue outage before it reports it; ``output_unit`` the unit products
-    are written in (``adu`` or ``electron``).
+    are written in (``adu`` or ``electron``); ``quality`` the rules that judge each
+    product's quality record.
     """
 
     registry: ProfileRegistry
@@ -49,6 +51,7 @@ class JobContext:
     output_unit: str = "adu"
     health: HealthSettings = field(default_factory=HealthSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -66,6 +69,7 @@ class JobContext:
             output_unit=settings.reduction.unit,
             health=settings.health,
             notify=settings.notify,
+            quality=settings.quality,
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:

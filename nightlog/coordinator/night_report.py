@@ -42,9 +42,11 @@ from nightlog.catalogue.night_summary import (
     NightFacts,
     ProductFacts,
     ReductionGap,
+    calibration_times,
     night_facts,
     night_failures,
 )
+from nightlog.catalogue.quality import QualityRecord, quality_of
 from nightlog.catalogue.quarantine import list_quarantined
 from nightlog.catalogue.queries import latest_night
 from nightlog.catalogue.reductions import FailedReduction, failures_of_night
@@ -53,6 +55,7 @@ from nightlog.coordinator.night_health import night_alarms, night_coverage
 from nightlog.errors import NightlogError, NotFoundError
 from nightlog.report.html import render_html
 from nightlog.report.model import (
+    CalibrationMark,
     CountRow,
     MasterEntry,
     MasterUse,
@@ -61,10 +64,12 @@ from nightlog.report.model import (
     Picture,
     Problem,
     ProductEntry,
+    QualityFigures,
     RejectedInput,
     ScienceEntry,
     TrendPlot,
 )
+from nightlog.report.outliers import high_outliers
 from nightlog.report.thumbnails import DEFAULT_SIZE, zscale_thumbnail
 from nightlog.store.atomic import write_atomically
 from nightlog.store.compression import COMPRESSED_SUFFIX
@@ -162,6 +167,19 @@ def _product(pf: ProductFacts | None) -> ProductEntry | None:
     )
 
 
+def _figures(records: list[QualityRecord | None]) -> list[QualityFigures | None]:
+    """The page's quality figures, cosmic-ray outliers of the night marked."""
+    outliers = high_outliers([None if r is None else r.cosmic_ray_pixels for r in records])
+    return [None if r is None else QualityFigures(
+        product_id=r.product_id, kind=r.kind, unit=r.unit, sky=r.sky, sky_e=r.sky_e,
+        sky_noise_e=r.sky_noise_e, n_sources=r.n_sources, n_psf_stars=r.n_psf_stars,
+        fwhm_px=r.fwhm_px, fwhm_arcsec=r.fwhm_arcsec, ellipticity=r.ellipticity,
+        saturated_fraction=r.saturated_fraction, cosmic_ray_pixels=r.cosmic_ray_pixels,
+        airmass=r.airmass, verdict=r.verdict, reasons=r.reasons, notes=r.notes,
+        error=r.error, cosmic_ray_outlier=i in outliers)
+        for i, r in enumerate(records)]
+
+
 def _recorded_failures(session: Session, night: dt.date) -> list[FailedReduction]:
     """:func:`failures_of_night`, without SQLAlchemy 2.1's note that ``Result.tuples()``
     is deprecated (the query is right; drop this filter once it no longer calls it)."""
@@ -204,12 +222,14 @@ def build_report(session: Session, ctx: JobContext, night: dt.date, *,
         raise NotFoundError(f"the catalogue holds no frame of the night of {night}")
     masters, trends = _masters(session, facts, ctx.health, with_trends=with_trends)
     coverage, todo = night_coverage(session, ctx, night)
+    recorded = quality_of(session, [s.frame.id for s in facts.science])
+    figures = _figures([recorded.get(s.frame.id) for s in facts.science])
     science = tuple(
         ScienceEntry(frame_id=s.frame.id, path=s.frame.path, object_name=s.frame.object_name,
                      filter=s.frame.filter, exptime=s.frame.exptime,
                      obs_time=s.frame.obs_time, raw=_picture(s.frame.path, s.frame.hdu),
-                     quicklook=_product(s.quicklook), final=_product(s.final))
-        for s in facts.science)
+                     quicklook=_product(s.quicklook), final=_product(s.final), quality=q)
+        for s, q in zip(facts.science, figures, strict=True))
     quarantined = tuple(Problem(what=q.error, path=q.path, reason=q.reason, when=q.last_seen)
                         for q in list_quarantined(session))
     return NightReport(
@@ -222,6 +242,8 @@ def build_report(session: Session, ctx: JobContext, night: dt.date, *,
                                     night_failures(session, night)),
         quarantined=quarantined,
         alarms=night_alarms(session, night), coverage=coverage, todo=todo,
+        calibrations=tuple(CalibrationMark(kind, when)
+                           for kind, when in calibration_times(session, night)),
     )
 
 

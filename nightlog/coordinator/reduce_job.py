@@ -14,6 +14,7 @@ coordinating process to record.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import os
 import socket
@@ -26,16 +27,54 @@ from typing import Any
 from astropy.io import fits
 
 from nightlog.coordinator.amplifier_frames import frame_loader
-from nightlog.errors import ArchiveFileExists, ChecksumMismatchError, UnreadableFileError
+from nightlog.errors import (
+    ArchiveFileExists,
+    ChecksumMismatchError,
+    ReductionError,
+    UnreadableFileError,
+)
+from nightlog.header.pointing import airmass_of, pixel_scale_of
 from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.products import ProvenanceEntry, to_hdulist
-from nightlog.reduction.science import ScienceParameters, reduce_science
+from nightlog.reduction.quality import QualityOptions, measure_quality
+from nightlog.reduction.science import ReducedFrame, ScienceParameters, reduce_science
 from nightlog.store.images import read_image, write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
 from nightlog.store.raw import sha256_of
 
-__all__ = ["ReduceJob", "ReducedFile", "jsonable", "reduce_job"]
+__all__ = ["QualitySetup", "ReduceJob", "ReducedFile", "jsonable", "reduce_job"]
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySetup:
+    """What the quality step needs besides the pixels (see
+    :func:`~nightlog.reduction.quality.measure_quality`).
+
+    Attributes
+    ----------
+    profile : str
+        The frame's instrument profile (for the plate scale's source).
+    pixel_scale_arcsec : float or None
+        The profile's plate scale; ``None``: from the header.
+    gain_known : bool
+        Whether the gain came from the profile, the header or a master (not a
+        default): only then is the sky given in electrons.
+    latitude_deg, longitude_deg : float or None
+        The site, to compute an airmass the header does not give.
+    mid_time : datetime
+        Mid-exposure, UTC.
+    options : QualityOptions
+        Detection and selection settings.
+    """
+
+    profile: str
+    pixel_scale_arcsec: float | None
+    gain_known: bool
+    latitude_deg: float | None
+    longitude_deg: float | None
+    mid_time: dt.datetime
+    options: QualityOptions = dataclasses.field(default_factory=QualityOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +125,7 @@ class ReduceJob:
     mode: int = 0o644
     crops: tuple[tuple[str, tuple[int, int, int, int]], ...] = ()
     amplifiers: dict[str, Any] | None = None
+    quality: QualitySetup | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +136,9 @@ class ReducedFile:
     ``seconds`` and ``cpu_seconds`` the wall and CPU time of the whole job (read,
     reduce, write); ``peak_rss`` the worker's peak resident memory during the job
     on Linux (since it started elsewhere; ``None`` where the platform does not
-    say), in bytes; ``worker`` names the process.
+    say), in bytes; ``worker`` names the process; ``quality`` the frame's quality
+    figures (:class:`~nightlog.reduction.quality.FrameQuality` as JSON, or
+    ``{"error": …}`` when they could not be measured; ``None``: not asked for).
     """
 
     frame_id: int
@@ -108,6 +150,7 @@ class ReducedFile:
     cpu_seconds: float
     peak_rss: int | None
     worker: str
+    quality: dict[str, Any] | None = None
 
 
 def jsonable(value: Any) -> Any:
@@ -172,6 +215,7 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
     header: fits.Header = reduced.ccd.header
     for keyword, value, comment in job.cards:
         header[keyword] = (value, comment)
+    quality = None if job.quality is None else _quality(job, job.quality, raw.header, reduced)
     hdul = to_hdulist(reduced.ccd, mask_bits=reduced.bits, provenance=list(job.provenance))
     try:
         out = write_hdulist(job.target, hdul, mode=job.mode)
@@ -184,4 +228,42 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
         steps=_step_records(reduced.steps),
         seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
         peak_rss=peak_memory(), worker=f"{socket.gethostname()}:{os.getpid()}",
+        quality=quality,
     )
+
+
+_QUALITY_CARDS = (("sky", "NLSKY", "sky level [BUNIT]"),
+                  ("sky_noise", "NLSKYNOI", "sky noise per pixel [BUNIT]"),
+                  ("n_sources", "NLNSRC", "sources detected"),
+                  ("fwhm_px", "NLFWHM", "median FWHM of point sources [pixel]"),
+                  ("fwhm_arcsec", "NLFWHMAS", "median FWHM of point sources [arcsec]"),
+                  ("ellipticity", "NLELLIP", "median ellipticity of point sources"),
+                  ("airmass", "NLAIRMAS", "airmass (source in the catalogue)"))
+
+
+def _quality(job: ReduceJob, setup: QualitySetup, raw_header: fits.Header,
+             reduced: ReducedFrame) -> dict[str, Any]:
+    """Measure the quality of the reduced pixels; write its cards on the product.
+
+    A frame whose quality cannot be measured still gets its product: the record
+    says why instead.
+    """
+    scale, scale_source = pixel_scale_of(raw_header, setup.pixel_scale_arcsec, setup.profile)
+    airmass, airmass_source = airmass_of(raw_header, latitude_deg=setup.latitude_deg,
+                                         longitude_deg=setup.longitude_deg,
+                                         mid_time=setup.mid_time)
+    try:
+        measured = measure_quality(
+            reduced.ccd, bits=reduced.bits,
+            gain=job.params.gain if setup.gain_known else None,
+            pixel_scale_arcsec=scale, pixel_scale_source=scale_source, airmass=airmass,
+            airmass_source=airmass_source, options=setup.options)
+    except ReductionError as exc:
+        return {"error": str(exc)}
+    figures: dict[str, Any] = jsonable(measured)
+    header: fits.Header = reduced.ccd.header
+    for key, keyword, comment in _QUALITY_CARDS:
+        if figures.get(key) is not None:
+            value = figures[key]
+            header[keyword] = (round(value, 4) if isinstance(value, float) else value, comment)
+    return figures

@@ -44,6 +44,7 @@ from nightlog.catalogue.products import (
     record_product,
     recorded_meanwhile,
 )
+from nightlog.catalogue.quality import record_quality
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.provenance import (
     SECOND_DARK,
@@ -51,7 +52,7 @@ from nightlog.coordinator.provenance import (
     product_entries,
     set_master_cards,
 )
-from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, jsonable
+from nightlog.coordinator.reduce_job import QualitySetup, ReducedFile, ReduceJob, jsonable
 from nightlog.coordinator.window_plan import (
     crop_section,
     cropped_entries,
@@ -60,6 +61,7 @@ from nightlog.coordinator.window_plan import (
     window_record,
 )
 from nightlog.header.profiles import InstrumentProfile
+from nightlog.quality_rules import QualitySettings
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.interchange import time_cards
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
@@ -114,6 +116,8 @@ class FramePlan:
     detector: dict[str, Any] = field(default_factory=dict)
     # A subarray frame: its window, the product's and each master's crop.
     window: dict[str, Any] = field(default_factory=dict)
+    # The rules that judge the product's quality record.
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
@@ -249,6 +253,12 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         # the product this one replaces names the path (its file is gone): a new name.
         path = name_beside(path)
     used = {role: m for role, m in chosen.items() if m is not None}
+    site = profile.site or ctx.site
+    quality = QualitySetup(
+        profile=profile.name, pixel_scale_arcsec=profile.pixel_scale_arcsec,
+        gain_known=not numbers["gain"].source.startswith("default"),
+        latitude_deg=site.latitude_deg, longitude_deg=site.longitude_deg,
+        mid_time=frame.obs_time + dt.timedelta(seconds=(frame.exptime or 0.0) / 2.0))
     job = ReduceJob(
         frame_id=frame.id, raw_path=frame.path, hdu=frame.hdu, raw_sha256=frame.sha256,
         masters=tuple((role, m.path) for role, m in used.items()), params=params,
@@ -259,6 +269,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         mode=ctx.layout.file_mode(),
         crops=tuple(crops.items()),
         amplifiers=frame.amplifiers,
+        quality=quality,
     )
     return FramePlan(job=job, kind=kind, live=live, key=key, digest=digest,
                      science=_described(params), threads=params.cosmic_rays.threads,
@@ -267,7 +278,9 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      software_version=ctx.software_version,
                      replaces=None if existing is None else existing.id,
                      detector={k: v.as_dict() for k, v in numbers.items()},
-                     window=window_record(frame, sections))
+                     window=window_record(frame, sections),
+
+                     quality=ctx.quality)
 
 
 def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
@@ -286,8 +299,17 @@ def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
 
 def record_reduction(session: Session, plan: FramePlan, made: ReducedFile) -> Product:
     """Record ``made`` in the caller's session (no commit): the catalogue's
-    :func:`~nightlog.catalogue.products.record_product`."""
-    return record_product(session, new_product(plan, made))
+    :func:`~nightlog.catalogue.products.record_product`, then the product's quality
+    record judged by the plan's rules (:func:`~nightlog.catalogue.quality.record_quality`)."""
+    product = record_product(session, new_product(plan, made))
+    if plan.job.quality is not None:
+        frame = session.get(Frame, plan.job.frame_id)
+        if frame is not None:
+            record_quality(session, product_id=product.id, frame=frame, kind=plan.kind,
+                           figures=made.quality,
+                           masters=[(role, master_id) for role, master_id, _ in plan.masters],
+                           settings=plan.quality)
+    return product
 
 
 def reduced_meanwhile(session: Session, plan: FramePlan, made: ReducedFile

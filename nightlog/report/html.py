@@ -3,6 +3,8 @@
 Every picture is a ``data:`` URI, the style sheet is inline, and the page loads
 nothing from anywhere: it can be mailed, archived or opened offline years later.
 A Content-Security-Policy forbids scripts and any resource that is not inline.
+The timeline is inline SVG markup; dark mode follows the system's
+``prefers-color-scheme`` and a checkbox switches it (CSS only, no script).
 
 Every value that comes from a header, a file name or the catalogue (object names,
 filters, paths, reasons) is escaped with :func:`html.escape`, quotes included, so
@@ -26,29 +28,51 @@ from nightlog.report.model import (
     Picture,
     Problem,
     ProductEntry,
+    QualityFigures,
     ScienceEntry,
 )
-from nightlog.states import MasterQuality, ProductStatus
+from nightlog.report.timeline import TimelinePoint, timeline_svg
+from nightlog.states import MasterQuality, ProductStatus, QualityVerdict
 
 __all__ = ["render_html"]
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 _STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1d2430; background: #fff; }
+:root { --bg: #fff; --fg: #1d2430; --muted: #5a6475; --faint: #8a93a3; --line: #d5dbe5;
+        --head: #f3f5f9; --card: #eef2f8; --badbg: #fde8e8; --bad: #b00020;
+        --poorbg: #fff1e6; --accent: #2a5db0; color-scheme: light; }
+:root:has(#dark-mode:checked) { --bg: #10141b; --fg: #d8dee9; --muted: #9aa5b8;
+        --faint: #6f7a8c; --line: #2e3644; --head: #1a202b; --card: #1b2230;
+        --badbg: #4a1b22; --bad: #ff7a8a; --poorbg: #3a2616; --accent: #7fb0ff;
+        color-scheme: dark; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #10141b; --fg: #d8dee9; --muted: #9aa5b8; --faint: #6f7a8c; --line: #2e3644;
+          --head: #1a202b; --card: #1b2230; --badbg: #4a1b22; --bad: #ff7a8a;
+          --poorbg: #3a2616; --accent: #7fb0ff; color-scheme: dark; }
+  :root:has(#dark-mode:checked) { --bg: #fff; --fg: #1d2430; --muted: #5a6475;
+          --faint: #8a93a3; --line: #d5dbe5; --head: #f3f5f9; --card: #eef2f8;
+          --badbg: #fde8e8; --bad: #b00020; --poorbg: #fff1e6; --accent: #2a5db0;
+          color-scheme: light; }
+}
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: var(--fg);
+       background: var(--bg); }
+a { color: var(--accent); }
 h1 { font-size: 1.6em; margin: 0 0 .2em; }
-h2 { font-size: 1.25em; margin: 1.6em 0 .5em; border-bottom: 2px solid #d5dbe5; }
-.meta { color: #5a6475; margin: 0 0 1em; }
+h2 { font-size: 1.25em; margin: 1.6em 0 .5em; border-bottom: 2px solid var(--line); }
+.meta { color: var(--muted); margin: 0 0 1em; }
+.theme { float: right; color: var(--muted); font-size: .9em; cursor: pointer; }
 .summary { display: flex; flex-wrap: wrap; gap: .6em; margin: .8em 0; }
-.summary div { background: #eef2f8; border-radius: 6px; padding: .4em .8em; }
+.summary div { background: var(--card); border-radius: 6px; padding: .4em .8em; }
 .summary b { font-size: 1.25em; display: block; }
-.summary .bad { background: #fde8e8; }
+.summary .bad { background: var(--badbg); }
 table { border-collapse: collapse; margin: .4em 0; }
-th, td { border: 1px solid #d5dbe5; padding: .25em .55em; text-align: left; vertical-align: top; }
-th { background: #f3f5f9; }
+th, td { border: 1px solid var(--line); padding: .25em .55em; text-align: left;
+         vertical-align: top; }
+th { background: var(--head); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .masters { display: flex; flex-wrap: wrap; gap: 1em; }
-.master { border: 1px solid #d5dbe5; border-radius: 6px; padding: .6em; flex: 1 1 520px;
+.master { border: 1px solid var(--line); border-radius: 6px; padding: .6em; flex: 1 1 520px;
           max-width: 640px; }
 .master .body > div { min-width: 0; }
 .master h3 { margin: 0 0 .4em; font-size: 1.05em; }
@@ -57,12 +81,30 @@ img { image-rendering: auto; background: #000; display: block; }
 img.trend { background: #fff; max-width: 100%; height: auto; }
 .trends { display: flex; flex-wrap: wrap; gap: 1em; }
 figure { margin: 0; }
-figcaption { font-size: .85em; color: #5a6475; }
-.outlier { color: #b00020; font-weight: bold; }
-.flag { color: #b00020; }
+figcaption { font-size: .85em; color: var(--muted); }
+.outlier { color: var(--bad); font-weight: bold; }
+.flag { color: var(--bad); }
 .path { font-family: ui-monospace, monospace; font-size: .85em; word-break: break-all; }
-.none { color: #8a93a3; font-style: italic; }
+.none { color: var(--faint); font-style: italic; }
+table.science { width: 100%; }
 .science td { min-width: 6em; }
+.science tr.poor td { background: var(--poorbg); }
+.science td.verdict { min-width: 12em; }
+.verdict-poor { color: var(--bad); font-weight: bold; }
+.verdict-good { color: var(--muted); }
+svg.timeline { width: 100%; height: auto; display: block; color: var(--fg); }
+svg.timeline text { fill: currentColor; font: 12px system-ui, sans-serif; }
+svg.timeline .tl-tick, svg.timeline .tl-none { fill: var(--muted); }
+svg.timeline .tl-frame { fill: none; stroke: var(--line); }
+svg.timeline .tl-line { fill: none; stroke: var(--faint); stroke-width: 1; }
+svg.timeline .tl-dot { fill: var(--accent); }
+svg.timeline .tl-poor { fill: var(--bad); }
+svg.timeline .tl-cal { stroke-width: 2; stroke: var(--faint); }
+svg.timeline .tl-bias { stroke: #7a869a; }
+svg.timeline .tl-dark { stroke: #8a5cc2; }
+svg.timeline .tl-flat { stroke: #d49a1a; }
+.legend > span { margin-right: 1.2em; }
+.lg-bias { color: #7a869a; } .lg-dark { color: #8a5cc2; } .lg-flat { color: #d49a1a; }
 """
 
 
@@ -221,19 +263,88 @@ def _product_cell(p: ProductEntry | None, frame_id: int) -> str:
             f"<figcaption>{' · '.join(notes)}<br>{_uses(p.masters)}</figcaption></figure>")
 
 
+_QUALITY_HEAD = ["FWHM", "ellipticity", "sky", "sources", "saturated", "cosmic-ray pixels",
+                 "airmass", "quality"]
+
+
+def _quality_cells(q: QualityFigures | None) -> list[str]:
+    if q is None:
+        return ['<span class="none">not measured</span>', *[""] * 7]
+    fwhm = "–" if q.fwhm_px is None else f"{_num(q.fwhm_px, 3)} px"
+    if q.fwhm_arcsec is not None:
+        fwhm += f"<br>{_e(_num(q.fwhm_arcsec, 3))}″"
+    if q.n_psf_stars:
+        fwhm += f'<br><span class="none">{_e(q.n_psf_stars)} stars</span>'
+    if q.sky_e is not None:
+        sky = f"{_e(_num(q.sky_e, 5))} e⁻"
+    elif q.sky is not None:
+        sky = f"{_e(_num(q.sky, 5))} {_e(q.unit or '')}"
+    else:
+        sky = "–"
+    saturated = "–" if q.saturated_fraction is None else f"{100 * q.saturated_fraction:.3g} %"
+    cosmic = _e(_num(q.cosmic_ray_pixels, 6) if q.cosmic_ray_pixels is not None else None)
+    if q.cosmic_ray_outlier:
+        cosmic = f'<span class="outlier" title="far above the night\'s">{cosmic} outlier</span>'
+    verdict = f'<span class="verdict-{_e(q.verdict)}">{_e(q.verdict)}</span>'
+    lines = [verdict, *(_e(r) for r in q.reasons)]
+    if q.error:
+        lines.append(f'<span class="flag">{_e(q.error)}</span>')
+    lines += [f'<span class="none">{_e(n)}</span>' for n in q.notes]
+    return ["\x00" + fwhm, _n(_num(q.ellipticity, 2)), "\x00" + sky, _n(q.n_sources),
+            "\x00" + _e(saturated), "\x00" + cosmic, _n(_num(q.airmass, 4)),
+            "<br>".join(lines)]
+
+
 def _science_row(s: ScienceEntry) -> list[str]:
     about = (f"<b>frame {_e(s.frame_id)}</b><br>object: {_e(s.object_name or '–')}<br>"
              f"filter: {_e(s.filter or '–')}<br>exposure: {_e(_num(s.exptime))} s<br>"
              f"{_e(_time(s.obs_time))}<br><span class=\"path\">{_e(s.path)}</span>")
     return [about, _picture(s.raw, f"frame {s.frame_id} raw"),
-            _product_cell(s.quicklook, s.frame_id), _product_cell(s.final, s.frame_id)]
+            _product_cell(s.quicklook, s.frame_id), _product_cell(s.final, s.frame_id),
+            *_quality_cells(s.quality)]
 
 
 def _science(report: NightReport) -> str:
     if not report.science:
         return '<p class="none">no science frame this night</p>'
-    return _table(["frame", "raw", "quick-look", "final"],
-                  (_science_row(s) for s in report.science), cls="science")
+    head = ["frame", "raw", "quick-look", "final", *_QUALITY_HEAD]
+    out = ['<table class="science"><tr>', *(f"<th>{h}</th>" for h in head), "</tr>"]
+    for s in report.science:
+        poor = s.quality is not None and s.quality.verdict == QualityVerdict.POOR
+        out.append('<tr class="poor">' if poor else "<tr>")
+        for cell in _science_row(s):
+            if cell.startswith("\x00"):
+                out.append(f'<td class="num">{cell[1:]}</td>')
+            else:
+                out.append(f"<td>{cell}</td>")
+        out.append("</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _timeline(report: NightReport) -> str:
+    points = []
+    units = set()
+    for s in report.science:
+        q = s.quality
+        if q is None:
+            continue
+        sky = q.sky_e if q.sky_e is not None else q.sky
+        units.add("e⁻" if q.sky_e is not None else (q.unit or ""))
+        points.append(TimelinePoint(
+            frame_id=s.frame_id, time=s.obs_time, sky=sky,
+            fwhm=q.fwhm_arcsec if q.fwhm_arcsec is not None else q.fwhm_px,
+            sources=None if q.n_sources is None else float(q.n_sources), airmass=q.airmass,
+            poor=q.verdict == QualityVerdict.POOR))
+    arcsec = [s.quality.fwhm_arcsec is not None for s in report.science if s.quality]
+    fwhm_unit = "″" if arcsec and all(arcsec) else ("px" if not any(arcsec) else "″ or px")
+    svg = timeline_svg(points, [(c.kind, c.obs_time) for c in report.calibrations],
+                       sky_unit=" / ".join(sorted(units)), fwhm_unit=fwhm_unit)
+    legend = ('<p class="legend"><span>● science frame</span>'
+              '<span class="flag">● marked poor</span><span>calibrations: '
+              '<span class="lg-bias">| bias</span> <span class="lg-dark">| dark</span> '
+              '<span class="lg-flat">| flat</span></span></p>')
+    return svg + legend
 
 
 def _problems(rows: Sequence[Problem], empty: str) -> str:
@@ -278,16 +389,19 @@ def render_html(report: NightReport) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>nightlog: the night of {night}</title><style>{_STYLE}</style></head><body>",
+        '<label class="theme"><input type="checkbox" id="dark-mode"> switch light/dark'
+        "</label>",
         f"<h1>The night of {night}</h1>",
         f'<p class="meta">generated {_e(_time(report.generated_at))} by nightlog '
         f'{_e(report.software_version)} from the archive '
         f'<span class="path">{_e(report.archive)}</span></p>',
         _summary(report),
+        "<h2>The night: sky, seeing, sources and airmass</h2>", _timeline(report),
         "<h2>Frames per kind and filter</h2>", _counts(report),
         "<h2>Masters built</h2>", _masters(report),
         "<h2>Detector health alarms</h2>", _alarms(report),
         "<h2>Calibration coverage</h2>", _coverage(report),
-        "<h2>Science frames: raw, quick-look and final</h2>", _science(report),
+        "<h2>Science frames: raw, quick-look, final and quality</h2>", _science(report),
         "<h2>Reduction problems</h2>",
         _problems(report.failures, "every science frame has a current product"),
         "<h2>Files in quarantine</h2>",

@@ -14,6 +14,7 @@ from nightlog.report.thumbnails import Thumbnail
 
 __all__ = [
     "AlarmEntry",
+    "CalibrationMark",
     "CountRow",
     "CoverageEntry",
     "MasterEntry",
@@ -23,6 +24,7 @@ __all__ = [
     "Picture",
     "Problem",
     "ProductEntry",
+    "QualityFigures",
     "RejectedInput",
     "ScienceEntry",
     "TrendPlot",
@@ -125,6 +127,45 @@ class ProductEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class QualityFigures:
+    """The quality record of a science frame's current product.
+
+    ``sky`` is in ``unit`` (the product's), ``sky_e`` in electrons when the gain is
+    known; ``verdict`` and ``reasons`` are the quality rules' word; ``notes`` say
+    which figures could not be measured and why; ``cosmic_ray_outlier`` is set by
+    the report when the frame's cosmic-ray count stands out from the night's.
+    """
+
+    product_id: int
+    kind: str
+    unit: str | None
+    sky: float | None
+    sky_e: float | None
+    sky_noise_e: float | None
+    n_sources: int | None
+    n_psf_stars: int | None
+    fwhm_px: float | None
+    fwhm_arcsec: float | None
+    ellipticity: float | None
+    saturated_fraction: float | None
+    cosmic_ray_pixels: int | None
+    airmass: float | None
+    verdict: str
+    reasons: tuple[str, ...]
+    notes: tuple[str, ...]
+    error: str | None = None
+    cosmic_ray_outlier: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationMark:
+    """A calibration frame of the night, for the timeline."""
+
+    kind: str
+    obs_time: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ScienceEntry:
     """A science frame before and after reduction."""
 
@@ -137,6 +178,7 @@ class ScienceEntry:
     raw: Picture
     quicklook: ProductEntry | None
     final: ProductEntry | None
+    quality: QualityFigures | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +235,4 @@ class NightReport:
     coverage: tuple[CoverageEntry, ...] | None = None
     #: The dawn to-do of the coverage plan.
     todo: tuple[str, ...] = ()
+    calibrations: tuple[CalibrationMark, ...] = ()

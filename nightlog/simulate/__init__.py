@@ -53,7 +53,9 @@ the frames, ``truth.json`` (read it back with :func:`load_truth`)::
         overscan_extra_adu (added to the overscan only),
         signal_e, signal_adu  (light on a pixel of unit response: lamp/twilight
                                for flats, sky for science, 0 otherwise),
-        cosmic_ray_events, cosmic_ray_pixels, cosmic_ray_key, saturated_pixels
+        cosmic_ray_events, cosmic_ray_pixels, cosmic_ray_key, saturated_pixels,
+        fwhm_px (FWHM of the stars, pixels; null but for science frames),
+        stars_unsaturated (stars wholly on the image whose peak stays below 65535)
 
 and ``truth.npz``::
 

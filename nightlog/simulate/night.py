@@ -120,6 +120,8 @@ def _file_entry(camera: CameraModel, frame: PlannedFrame, exposed: ExposedFrame,
         "cosmic_ray_pixels": int(cr.rows.size),
         "cosmic_ray_key": cosmic_ray_key(frame.index),
         "saturated_pixels": exposed.saturated,
+        "fwhm_px": None if exposed.fwhm_px is None else round(exposed.fwhm_px, 5),
+        "stars_unsaturated": exposed.stars_unsaturated,
     }
 
 

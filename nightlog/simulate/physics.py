@@ -53,6 +53,10 @@ class ExposedFrame:
         column 0 of the raw frame).
     saturated : int
         Pixels clipped at 65535.
+    fwhm_px : float or None
+        FWHM of the stars (pixels; science frames only).
+    stars_unsaturated : int
+        Stars wholly on the image whose brightest pixel stays below saturation.
     """
 
     data: np.ndarray
@@ -61,6 +65,50 @@ class ExposedFrame:
     signal_e: float
     cosmic_rays: CosmicRays
     saturated: int
+    fwhm_px: float | None = None
+    stars_unsaturated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Light:
+    electrons: np.ndarray | None  # None: shutter shut
+    level: float
+    fwhm_px: float | None = None
+    stars_unsaturated: int = 0
+
+
+def _light(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: DetectorMaps,
+           stars: StarField | None, rng: np.random.Generator) -> _Light:
+    """Electrons of light in the image area, after the flat field, and the stars' facts."""
+    if frame.kind not in ("flat", "science") or frame.exptime <= 0:
+        return _Light(None, 0.0)
+    level = frame.illumination_e * frame.exptime
+    if frame.kind == "flat":
+        return _Light(maps.flat * np.float32(level), level)
+    ny, nxd = geom.ny, geom.nx_data
+    # Night sky with a gentle gradient (moonlight, airglow), then the stars.
+    gy = float(rng.uniform(-0.02, 0.02))
+    gx = float(rng.uniform(-0.02, 0.02))
+    sky = (np.float32(level) * (
+        np.float32(1.0) + np.linspace(-gy, gy, ny, dtype=np.float32)[:, None]
+        + np.linspace(-gx, gx, nxd, dtype=np.float32)[None, :]))
+    fwhm, unsaturated = None, 0
+    if stars is not None:
+        throughput = camera.filter_model(frame.filter or "").star_rate_scale \
+            * 10.0 ** (-0.4 * camera.extinction_mag * (frame.airmass - 1.0))
+        drawn = stars.render((ny, nxd), exptime=frame.exptime, throughput=throughput,
+                             airmass=frame.airmass, seeing=float(rng.uniform(0.9, 1.15)),
+                             shift=(float(rng.normal(0, 1.5)) * geom.scale * 4,
+                                    float(rng.normal(0, 1.5)) * geom.scale * 4))
+        sky += drawn.electrons
+        fwhm = drawn.fwhm_px
+        # Saturated: the brightest pixel (at the most sensitive pixel, over the
+        # brightest sky) reaches the converter's top above the bias.
+        full_e = (_ADU_MAX - camera.bias_level_adu) * camera.gain
+        top = float(maps.flat.max()) * (drawn.peak_e + level * 1.05)
+        unsaturated = int(np.count_nonzero(top < full_e))
+    sky *= maps.flat
+    return _Light(sky, level, fwhm, unsaturated)
 
 
 def light_electrons(frame: PlannedFrame, camera: CameraModel, geom: Geometry,
@@ -71,27 +119,8 @@ def light_electrons(frame: PlannedFrame, camera: CameraModel, geom: Geometry,
     Returns ``(None, 0.0)`` when the shutter stays shut (bias, dark). The level
     is the light on a pixel of unit response (lamp, twilight or sky) in e⁻.
     """
-    if frame.kind not in ("flat", "science") or frame.exptime <= 0:
-        return None, 0.0
-    level = frame.illumination_e * frame.exptime
-    if frame.kind == "flat":
-        return maps.flat * np.float32(level), level
-    ny, nxd = geom.ny, geom.nx_data
-    # Night sky with a gentle gradient (moonlight, airglow), then the stars.
-    gy = float(rng.uniform(-0.02, 0.02))
-    gx = float(rng.uniform(-0.02, 0.02))
-    sky = (np.float32(level) * (
-        np.float32(1.0) + np.linspace(-gy, gy, ny, dtype=np.float32)[:, None]
-        + np.linspace(-gx, gx, nxd, dtype=np.float32)[None, :]))
-    if stars is not None:
-        throughput = camera.filter_model(frame.filter or "").star_rate_scale \
-            * 10.0 ** (-0.4 * camera.extinction_mag * (frame.airmass - 1.0))
-        sky += stars.render((ny, nxd), exptime=frame.exptime, throughput=throughput,
-                            airmass=frame.airmass, seeing=float(rng.uniform(0.9, 1.15)),
-                            shift=(float(rng.normal(0, 1.5)) * geom.scale * 4,
-                                   float(rng.normal(0, 1.5)) * geom.scale * 4))
-    sky *= maps.flat
-    return sky, level
+    lit = _light(frame, camera, geom, maps, stars, rng)
+    return lit.electrons, lit.level
 
 
 def expose(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: DetectorMaps,
@@ -116,8 +145,8 @@ def expose(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: Detec
     ExposedFrame
     """
     ny, nxd = geom.ny, geom.nx_data
-    light, level = light_electrons(frame, camera, geom, maps, stars, rng)
-    mean = light
+    lit = _light(frame, camera, geom, maps, stars, rng)
+    mean = lit.electrons
     if frame.darktime > 0:
         dark = maps.dark_e * np.float32(frame.darktime)
         mean = dark if mean is None else np.add(mean, dark, out=mean)
@@ -162,5 +191,6 @@ def expose(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: Detec
     saturated = int(np.count_nonzero(adu >= _ADU_MAX))
     np.clip(adu, 0.0, _ADU_MAX, out=adu)
     return ExposedFrame(data=adu.astype(np.uint16), bias_offset_adu=offset,
-                        overscan_extra_adu=extra, signal_e=level, cosmic_rays=cosmics,
-                        saturated=saturated)
+                        overscan_extra_adu=extra, signal_e=lit.level, cosmic_rays=cosmics,
+                        saturated=saturated, fwhm_px=lit.fwhm_px,
+                        stars_unsaturated=lit.stars_unsaturated)

@@ -14,10 +14,23 @@ import numpy as np
 
 from nightlog.simulate.cameras import CameraModel, Geometry
 
-__all__ = ["StarField", "draw_star_field"]
+__all__ = ["StarField", "StarImage", "draw_star_field"]
 
 _BETA = 2.5
 _COUNT_SLOPE = 0.75  # N(> flux) ∝ flux^-0.75
+
+
+@dataclass(frozen=True, slots=True)
+class StarImage:
+    """The stars of one frame: their electrons, their width and each one's peak.
+
+    ``peak_e`` holds the brightest pixel of each star whose whole stamp lies on
+    the image (stars cut by an edge are left out: no measurement takes them).
+    """
+
+    electrons: np.ndarray
+    fwhm_px: float
+    peak_e: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +43,7 @@ class StarField:
     fwhm_px: float
 
     def render(self, shape: tuple[int, int], *, exptime: float, throughput: float,
-               airmass: float, seeing: float, shift: tuple[float, float]) -> np.ndarray:
+               airmass: float, seeing: float, shift: tuple[float, float]) -> StarImage:
         """Electrons the stars put in each pixel of an image of ``shape``.
 
         Parameters
@@ -50,8 +63,9 @@ class StarField:
 
         Returns
         -------
-        numpy.ndarray
-            float32 electrons, before the flat field.
+        StarImage
+            float32 electrons before the flat field, the frame's FWHM (pixels) and
+            the peak of every star wholly on the image.
         """
         ny, nx = shape
         fwhm = self.fwhm_px * seeing * airmass**0.6
@@ -77,7 +91,9 @@ class StarField:
         inside = (px_full >= 0) & (px_full < nx) & (py_full >= 0) & (py_full < ny)
         index = (py_full[inside] * nx + px_full[inside])
         image = np.bincount(index, weights=profile[inside], minlength=ny * nx)
-        return image.astype(np.float32).reshape(ny, nx)
+        whole = inside.all(axis=(1, 2))
+        return StarImage(electrons=image.astype(np.float32).reshape(ny, nx), fwhm_px=fwhm,
+                         peak_e=profile[whole].max(axis=(1, 2)))
 
 
 def draw_star_field(camera: CameraModel, geom: Geometry, rng: np.random.Generator) -> StarField:

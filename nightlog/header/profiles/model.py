@@ -158,6 +158,10 @@ class InstrumentProfile:
         are UNILLUMINATED (vignetted); ``None`` (``0`` in TOML): not flagged.
     hot_nsigma : float
         A master-dark pixel above median + ``hot_nsigma`` robust sigma is HOT.
+    pixel_scale_arcsec : float or None
+        Arcseconds per (binned) pixel, for the FWHM in arcseconds; ``None``: from
+        the header (``PIXSCALE``, ``SECPIX``, the WCS), see
+        :mod:`nightlog.header.pointing`.
     min_frames : mapping
         Fewest frames for a master, per ``bias``/``dark``/``flat``.
     calibration_keys : mapping
@@ -239,6 +243,7 @@ class InstrumentProfile:
     dead_high: float | None = None
     low_response: float | None = 0.5
     hot_nsigma: float = 5.0
+    pixel_scale_arcsec: float | None = None
     min_frames: Mapping[str, int] = field(default_factory=lambda: DEFAULT_MIN_FRAMES)
     calibration_keys: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: DEFAULT_CALIBRATION_KEYS)

@@ -358,6 +358,7 @@ _CONVERTERS: dict[str, _Converter] = {
     "dead_high": lambda n, k, v: _float(n, k, v, lo=1.0, lo_open=True),
     "low_response": lambda n, k, v: _fraction(n, k, v, zero_is_none=True),
     "hot_nsigma": lambda n, k, v: _float(n, k, v, lo=0.0, lo_open=True),
+    "pixel_scale_arcsec": lambda n, k, v: _float(n, k, v, lo=0.0, hi=3600.0, lo_open=True),
     "min_frames": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS,
                                             lambda a, b, c: _int(a, b, c, 1), DEFAULT_MIN_FRAMES),
     "calibration_keys": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS, _grouping,
