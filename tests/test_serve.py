@@ -171,12 +171,18 @@ def test_tonight_lists_every_frame_newest_first_with_its_masters(
     night = _read(served, latest_night)
     expected = _read(served, frame_rows, FrameFilter(night=night))
     rows = _parse(client.get("/").text).table("frame")
+    from nightlog.catalogue.quality import quality_of
+
+    measured = _read(served, quality_of, [r["id"] for r in expected])
+    assert measured  # the reduced night's science frames carry their quality record
     want = sorted(expected, key=lambda r: (r["obs_time"], r["id"]), reverse=True)
     assert [int(r[0]) for r in rows] == [r["id"] for r in want]
     assert [r[2] for r in rows] == [r["kind"] for r in want]
     for row, rec in zip(rows, want, strict=True):
         assert row[3] == (rec["filter"] or "–") and row[5] == (rec["object"] or "–")
-        assert row[7] == "not measured"  # no quality record exists yet
+        # a science frame's quality record comes with its product; others have none
+        assert (row[7] == "not measured") is (rec["kind"] != "science"
+                                             or rec["id"] not in measured), row
     for f in _night(served)["frames"]:
         if f["reduction"] != "reduced":
             continue

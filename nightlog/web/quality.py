@@ -2,11 +2,11 @@
 
 This module is the one place the web view learns what a frame's quality record
 holds: :data:`QUALITY_COLUMNS` names the figures (key, heading, unit) and
-:func:`frame_quality` fetches them for a page of frames. Until the catalogue
-records a per-frame quality (sky, FWHM, sources, a poor flag), there are none:
-the table then says "not measured" for every frame rather than showing a blank
-that could pass for a good value. Adding a figure is one edit here: its column,
-and its value in the mapping :func:`frame_quality` returns.
+:func:`frame_quality` fetches them for a page of frames, from the quality record
+of each frame's current product (:func:`nightlog.catalogue.quality.quality_of`).
+A frame without one (not reduced yet, or reduced before quality was measured)
+says "not measured" rather than showing a blank that could pass for a good value.
+Adding a figure is one edit here: its column.
 """
 
 from __future__ import annotations
@@ -30,8 +30,19 @@ class QualityColumn:
     unit: str = ""
 
 
-#: The figures the frame table shows, in order (none recorded yet).
-QUALITY_COLUMNS: tuple[QualityColumn, ...] = ()
+#: The figures the frame table shows, in order.
+QUALITY_COLUMNS: tuple[QualityColumn, ...] = (
+    QualityColumn("verdict", "verdict"),
+    QualityColumn("reasons", "why"),
+    QualityColumn("fwhm_arcsec", "FWHM", "arcsec"),
+    QualityColumn("fwhm_px", "FWHM", "px"),
+    QualityColumn("ellipticity", "ellipticity"),
+    QualityColumn("sky_e", "sky", "e-"),
+    QualityColumn("n_sources", "sources"),
+    QualityColumn("cosmic_ray_pixels", "cosmic-ray pixels"),
+    QualityColumn("saturated_fraction", "saturated", "fraction"),
+    QualityColumn("airmass", "airmass"),
+)
 
 
 def frame_quality(session: Session, frame_ids: Sequence[int]
@@ -49,8 +60,15 @@ def frame_quality(session: Session, frame_ids: Sequence[int]
     -------
     dict
         ``{frame id: {column key: value}}``; a frame without a record is absent
-        (the page says "not measured"). Empty while the catalogue keeps no quality
-        record.
+        (the page says "not measured"). ``reasons`` is the quality rules' words,
+        joined, or absent when none applies.
     """
-    del session, frame_ids  # no quality record exists in the catalogue yet
-    return {}
+    from nightlog.catalogue.quality import quality_of
+
+    out: dict[int, dict[str, float | int | str | bool | None]] = {}
+    for frame_id, record in quality_of(session, frame_ids).items():
+        row = {c.key: getattr(record, c.key, None) for c in QUALITY_COLUMNS}
+        row["verdict"] = str(record.verdict)
+        row["reasons"] = "; ".join(record.reasons) or None
+        out[frame_id] = row
+    return out
