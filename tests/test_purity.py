@@ -88,6 +88,9 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "characterise.read_noise_from_biases": lambda: ((make_frame(1), make_frame(2)), {}),
     "characterise.gain_from_flats": lambda: (
         (make_frame(1, 20000.0), make_frame(2, 18000.0), make_frame(3), make_frame(4)), {}),
+    "photon_transfer.gain_from_photon_transfer": lambda: (
+        ([make_frame(1, 20000.0), make_frame(2, 18000.0), make_frame(5, 40000.0),
+          make_frame(6, 37000.0)],), {"master_bias": make_frame(3), "read_noise_adu": 5.0}),
     "characterise.frame_statistics": lambda: ((make_frame(),), {"region": "[1:10,1:10]"}),
     "characterise.dark_current": lambda: ((make_frame(),), {"exposure": 10.0}),
     "products.to_hdulist": lambda: ((make_frame(),), {}),

@@ -2,6 +2,9 @@
 
 The gain and read noise a frame is reduced with are the profile's when it gives
 them, else the header's (the first of the profile's keywords the frame has). When
+neither gives a gain, or the profile says ``gain = "measured"``, the gain the master
+flat chosen for the frame measured by photon transfer (``gain_ptc`` in its
+statistics, over all usable pairs of its flats) is used. When
 neither gives a read noise, the one nightlog measured on the master bias chosen
 for the frame (from a pair of its biases, ``read_noise_adu`` in its statistics)
 is used, converted to electrons with the frame's gain; only when there is none
@@ -43,6 +46,7 @@ class DetectorNumber:
         The number used (e⁻/ADU for a gain, e⁻ for a read noise).
     source : str
         ``'profile <name>'``, ``'header <KEYWORD>'``, ``'measured on master <id>'``
+        (a read noise on the master bias, a gain on the master flat)
         or ``'default: none given'``.
     master_id : int or None
         The master it was measured on.
@@ -68,10 +72,29 @@ def _header_keyword(frame: Frame, keywords: tuple[str, ...]) -> str:
     return "/".join(keywords) if keywords else "keyword"
 
 
-def gain_of(frame: Frame, profile: InstrumentProfile) -> DetectorNumber:
-    """The gain ``frame`` is reduced with, and its source."""
+def _measured_gain(flat: Master | None) -> float | None:
+    if flat is None or not isinstance(flat.stats, dict):
+        return None
+    value = flat.stats.get("gain_ptc")
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def gain_of(frame: Frame, profile: InstrumentProfile,
+            flat: Master | None = None) -> DetectorNumber:
+    """The gain ``frame`` is reduced with, and its source.
+
+    The profile's, else (``gain = "measured"`` in the profile: first) the photon
+    transfer gain of the master flat ``flat``, else the header's, else 1 e⁻/ADU
+    with a source that says so.
+    """
     if profile.gain is not None:
         return DetectorNumber(float(profile.gain), f"profile {profile.name}")
+    measured = _measured_gain(flat)
+    if measured is not None and flat is not None and (profile.gain_measured
+                                                      or frame.gain is None):
+        return DetectorNumber(measured, f"measured on master {flat.id}", flat.id)
     if frame.gain is not None:
         return DetectorNumber(float(frame.gain),
                               f"header {_header_keyword(frame, profile.gain_keywords)}")
@@ -132,8 +155,9 @@ def warn_if_assumed(numbers: Mapping[str, DetectorNumber], profile: str) -> list
     return assumed
 
 
-def detector_numbers(frame: Frame, profile: InstrumentProfile, bias: Master | None
-                     ) -> dict[str, DetectorNumber]:
-    """``{'gain': …, 'read_noise': …}`` for ``frame`` with the master bias ``bias``."""
-    gain = gain_of(frame, profile)
+def detector_numbers(frame: Frame, profile: InstrumentProfile, bias: Master | None,
+                     flat: Master | None = None) -> dict[str, DetectorNumber]:
+    """``{'gain': …, 'read_noise': …}`` for ``frame`` with the master bias ``bias``
+    and the master flat ``flat``."""
+    gain = gain_of(frame, profile, flat)
     return {"gain": gain, "read_noise": read_noise_of(frame, profile, bias, gain)}

@@ -181,7 +181,10 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
         # or lose on the unique version): never overwrite it, write beside it.
         path = name_beside(path)
     refs = tuple(MasterRef(role=role, id=m.id, path=m.path, sha256=m.sha256,
-                           level=m.stats.get("level") if role == "bias" else None)
+                           level=m.stats.get("level") if role == "bias" else None,
+                           read_noise_adu=(m.stats.get("read_noise_adu") if role == "bias"
+                                           else None),
+                           n_frames=m.n_frames if role == "bias" else None)
                  for role, m in used.items() if m is not None)
     is_rate = due.kind == "dark" and profile.darks_scale
     job = MasterJob(

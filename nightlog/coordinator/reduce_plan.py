@@ -202,7 +202,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                 return ReduceOutcome(frame.id, ReduceStatus.STOPPED,
                                      reason=f"{role}: {match.reason}")
             missing.append(role)
-    numbers = detector_numbers(frame, profile, chosen.get("bias"))
+    numbers = detector_numbers(frame, profile, chosen.get("bias"), chosen.get("flat"))
     warn_if_assumed(numbers, profile.name)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
                                 cosmic_threads=cosmic_threads, gain=numbers["gain"].value,

@@ -107,6 +107,9 @@ class InstrumentProfile:
         Site of the camera; beats the settings site and header longitudes.
     gain, read_noise, saturation : float or None
         Overrides in e-/ADU, e- and ADU; header values are used when ``None``.
+    gain_measured : bool
+        The TOML's ``gain = "measured"``: reduce with the gain the master flat
+        measured by photon transfer (``gain_ptc``), before the header's.
     overscan, trim, datasec, ccdsec : str or None
         A literal FITS section (``'[2049:2080,1:4127]'``) or the header keyword that
         holds one (``'BIASSEC'``); ``None`` for none.
@@ -171,6 +174,9 @@ class InstrumentProfile:
     object_keywords: tuple[str, ...] = ("OBJECT", "OBJNAME")
     # Overrides of header values.
     gain: float | None = None
+    #: ``gain = "measured"`` in the TOML: the gain measured by photon transfer on the
+    #: master flat is used before the header's.
+    gain_measured: bool = False
     read_noise: float | None = None
     saturation: float | None = None
     # Regions.

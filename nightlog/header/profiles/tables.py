@@ -320,6 +320,9 @@ def profile_from_table(name: str, table: Mapping[str, Any]) -> InstrumentProfile
     for key, value in table.items():
         if key in ("match", "match_regex"):
             continue
+        if key == "gain" and value == "measured":
+            values["gain"], values["gain_measured"] = None, True
+            continue
         values[key] = _CONVERTERS[key](name, key, value)
     profile = InstrumentProfile(**values)
     _check_literal_regions(profile)
