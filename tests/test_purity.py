@@ -88,6 +88,9 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "characterise.read_noise_from_biases": lambda: ((make_frame(1), make_frame(2)), {}),
     "characterise.gain_from_flats": lambda: (
         (make_frame(1, 20000.0), make_frame(2, 18000.0), make_frame(3), make_frame(4)), {}),
+    "iraf_rejection.reject_by_frame": lambda: (
+        (np.random.default_rng(0).normal(100.0, 5.0, (6, 48)).astype(np.float32),
+         ClipSpec(spread="avsigclip", nkeep=-2)), {"scales": np.linspace(1.0, 2.0, 6)}),
     "photon_transfer.gain_from_photon_transfer": lambda: (
         ([make_frame(1, 20000.0), make_frame(2, 18000.0), make_frame(5, 40000.0),
           make_frame(6, 37000.0)],), {"master_bias": make_frame(3), "read_noise_adu": 5.0}),
