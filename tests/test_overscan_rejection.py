@@ -7,6 +7,8 @@ no growing."""
 
 from __future__ import annotations
 
+import tomllib
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -120,3 +122,30 @@ def test_any_bad_rows_give_the_reference_fit(seed: int, niterate: int,
     ours = overscan_levels(ccd, model_degree=2, niterate=niterate)
     np.testing.assert_allclose(ours, reference_levels(ccd, 2, niterate, 3.0, 3.0),
                                rtol=0, atol=1e-7)
+
+
+def test_profile_keys_reach_the_preparation() -> None:
+    from nightlog.errors import ProfileError
+    from nightlog.header.profiles import ProfileRegistry
+    from nightlog.reduction.preparation import Preparation
+
+    text = ('[instruments.fitted]\nextends = "lfc"\noverscan_fit_degree = 2\n'
+            'overscan_niterate = 5\noverscan_low_reject = 2.5\n')
+    profile = ProfileRegistry.from_settings(tomllib.loads(text)["instruments"]).get("fitted")
+    assert (profile.overscan_fit_degree, profile.overscan_niterate,
+            profile.overscan_low_reject, profile.overscan_high_reject) == (2, 5, 2.5, 3.0)
+    with pytest.raises(ProfileError, match="overscan_fit_degree"):
+        ProfileRegistry.from_settings(tomllib.loads(
+            '[instruments.bad]\nextends = "lfc"\noverscan_niterate = 5\n')["instruments"])
+    ccd = raw_frame(5, BAD)
+    prep = Preparation(overscan=BIASSEC, skip_columns=0, trim=DATASEC, model_degree=2,
+                       niterate=5, low_reject=2.5)
+    expected = subtract_overscan(ccd, region=BIASSEC, model_degree=2, niterate=5,
+                                 low_reject=2.5).data[:, :NDATA]
+    np.testing.assert_array_equal(prep(ccd).data, expected)
+    assert prep.describe()["overscan"]["rejection"] == {
+        "niterate": 5, "low_reject": 2.5, "high_reject": 3.0}
+    # The characterisation's one level per frame has no fit to reject from.
+    assert prep.one_level().niterate == 0 and prep.one_level().model_degree is None
+    plain = Preparation(overscan=BIASSEC, skip_columns=0, trim=DATASEC)
+    assert set(plain.describe()["overscan"]) == {"region", "skip_columns", "statistic"}

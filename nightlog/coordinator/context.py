@@ -87,4 +87,8 @@ class JobContext:
         profile = self.profile_of(frame)
         overscan = frame.biassec if profile.subtract_overscan and frame.biassec else None
         return Preparation(overscan=overscan, skip_columns=self.skip_columns_of(frame),
-                           trim=frame.trimsec or frame.datasec)
+                           trim=frame.trimsec or frame.datasec,
+                           model_degree=profile.overscan_fit_degree,
+                           niterate=profile.overscan_niterate,
+                           low_reject=profile.overscan_low_reject,
+                           high_reject=profile.overscan_high_reject)

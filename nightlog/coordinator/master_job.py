@@ -13,7 +13,6 @@ pixels are combined.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import socket
@@ -196,7 +195,7 @@ def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Prepar
     gain = frames[0].gain
     # One overscan level per frame: it takes the bias level away without adding the
     # row-to-row noise of a per-row estimate to the differences measured here.
-    prepare = dataclasses.replace(prepare, per_row=False)
+    prepare = prepare.one_level()
     out: dict[str, Any] = {}
     try:
         a = prepare(read_image(frames[0].path, frames[0].hdu))

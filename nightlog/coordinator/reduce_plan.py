@@ -113,7 +113,11 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
     overscan = None
     if profile.subtract_overscan and frame.biassec:
         overscan = OverscanParameters(region=frame.biassec,
-                                      skip_columns=skip_columns)
+                                      skip_columns=skip_columns,
+                                      model_degree=profile.overscan_fit_degree,
+                                      niterate=profile.overscan_niterate,
+                                      low_reject=profile.overscan_low_reject,
+                                      high_reject=profile.overscan_high_reject)
     return ScienceParameters(
         gain=gain if gain is not None else gain_of(frame, profile).value,
         read_noise=(read_noise if read_noise is not None

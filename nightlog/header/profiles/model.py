@@ -118,6 +118,13 @@ class InstrumentProfile:
         frames of this shape.
     overscan_skip_columns : int
         Overscan columns next to the data to ignore (charge or light leaking in).
+    overscan_fit_degree : int or None
+        Degree of a polynomial in the row number fitted to the per-row overscan
+        levels (IRAF ``order`` is this plus one); ``None``: the levels themselves.
+    overscan_niterate, overscan_low_reject, overscan_high_reject : int, float, float
+        IRAF ``niterate``/``low_reject``/``high_reject``: passes of rejection of
+        outlying rows from that fit and their limits in sigma of its residuals
+        (0, 3, 3: no rejection).
     flat_scale_region : str or None
         FITS section used to normalise flats; else the central ``flat_scale_fraction``.
     darks_scale : bool
@@ -188,6 +195,10 @@ class InstrumentProfile:
     lenient_sections: bool = False
     subtract_overscan: bool = False
     overscan_skip_columns: int = 0
+    overscan_fit_degree: int | None = None
+    overscan_niterate: int = 0
+    overscan_low_reject: float = 3.0
+    overscan_high_reject: float = 3.0
     flat_scale_region: str | None = None
     flat_scale_fraction: float = 0.5
     # Calibration policy.
