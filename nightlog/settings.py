@@ -28,10 +28,12 @@ from nightlog.header.model import Site
 from nightlog.redaction import redact_url
 from nightlog.settings_keys import SECTION_KEYS, TOP_SECTIONS, refuse_unknown
 from nightlog.settings_sections import (
+    CombineSettings,
     DatabaseSettings,
     IngestSettings,
     ReductionSettings,
     WatchSettings,
+    combine_from,
     database_from,
     ingest_from,
     reduction_from,
@@ -75,6 +77,8 @@ class Settings:
         The file these settings were read from, if any.
     archive_compress : str or None
         ``"rice"``: products and masters written tile-compressed (``.fits.fz``).
+    combine : CombineSettings
+        How the frames of masters are clipped (``[combine]``).
     """
 
     archive_root: Path
@@ -89,6 +93,7 @@ class Settings:
     config_path: Path | None = None
     archive_compress: str | None = None
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    combine: CombineSettings = field(default_factory=CombineSettings)
 
     @property
     def safe_database_url(self) -> str:
@@ -228,4 +233,5 @@ def load_settings(
         calibration=policy_from_table(_table(data, "calibration")),
         config_path=None if path is None else path.resolve(),
         database=database,
+        combine=combine_from(_table(data, "combine")),
     )

@@ -29,6 +29,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "ingest": ("patterns", "default_profile", "follow_symlinks", "max_data_size"),
     "reduction": ("memory_limit", "workers", "scheduler", "retries", "morning_at", "unit"),
     "calibration": ("validity_days", "on_missing", "dark_exptime_tolerance", "checks"),
+    "combine": ("reject", "centre", "lsigma", "hsigma", "max_iters", "nkeep",
+                "frame_scales"),
 }
 
 #: The sections of ``nightlog.toml``.

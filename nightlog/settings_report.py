@@ -97,6 +97,8 @@ def _section_values(settings: Settings, section: str) -> dict[str, Any]:
         return {"memory_limit": red.memory_limit_bytes, "workers": red.workers,
                 "scheduler": red.scheduler, "retries": red.retries,
                 "morning_at": red.morning_at, "unit": red.unit}
+    if section == "combine":
+        return {key: getattr(settings.combine, key) for key in SECTION_KEYS["combine"]}
     raise KeyError(section)
 
 
@@ -151,7 +153,8 @@ def effective_config(config_path: Path | None = None, *, env: Mapping[str, str] 
     path, data = read_config(config_path, env=env, cwd=cwd)
     settings = load_settings(config_path, env=env, cwd=cwd)
     values: list[ConfigValue] = []
-    for section in ("archive", "database", "site", "watch", "ingest", "reduction"):
+    for section in ("archive", "database", "site", "watch", "ingest", "reduction",
+                    "combine"):
         table = data.get(section) or {}
         for key, value in _section_values(settings, section).items():
             source = FILE if key in table else DEFAULT

@@ -13,6 +13,7 @@ from nightlog.coordinator.retry import Backoff
 from nightlog.header.model import Site
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.settings import Settings
+from nightlog.settings_sections import CombineSettings
 from nightlog.store.layout import ArchiveLayout
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class JobContext:
     ``reduce_retries`` are the defaults of the morning reduction; ``site`` names
     the night a morning run reduces; ``db_backoff`` how long a batch run rides
     out a catalogue outage before it reports it; ``output_unit`` the unit products
-    are written in (``adu`` or ``electron``).
+    are written in (``adu`` or ``electron``); ``combine`` how masters are clipped.
     """
 
     registry: ProfileRegistry
@@ -45,6 +46,7 @@ class JobContext:
     site: Site = field(default_factory=Site)
     db_backoff: Backoff = field(default_factory=Backoff)
     output_unit: str = "adu"
+    combine: CombineSettings = field(default_factory=CombineSettings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -60,6 +62,7 @@ class JobContext:
             site=settings.site,
             db_backoff=Backoff(attempts=settings.database.retries),
             output_unit=settings.reduction.unit,
+            combine=settings.combine,
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from nightlog.errors import ArchiveFileExists, NightlogError
 from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.characterise import gain_from_flats, read_noise_from_biases
 from nightlog.reduction.interchange import dark_as_exposure, state_detector, time_cards
-from nightlog.reduction.master_options import describe_combine, noise_model_options
+from nightlog.reduction.master_options import configured_options, describe_combine
 from nightlog.reduction.masters import (
     CombineOptions,
     MasterResult,
@@ -52,6 +52,7 @@ from nightlog.reduction.photon_transfer import gain_from_photon_transfer
 from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.products import to_hdulist
 from nightlog.sections import Section
+from nightlog.settings_sections import CombineSettings
 from nightlog.store.images import FrameFile, read_image, read_region, write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
@@ -105,6 +106,8 @@ class MasterJob:
         Where the master goes (it must not exist; a file there is written beside).
     cards : tuple of (keyword, value, comment)
         Header keywords decided by the plan.
+    combine : CombineSettings
+        The site's ``[combine]``: the clip of the frames (IRAF's names).
     """
 
     kind: str
@@ -124,6 +127,8 @@ class MasterJob:
     memory_limit: int
     scratch_dir: str | None = None
     mode: int = 0o644
+    #: ``[combine]`` of the settings: how the frames are clipped.
+    combine: CombineSettings = field(default_factory=CombineSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,22 +260,24 @@ def _float32(ccd: Any) -> Any:
 
 
 def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any
-             ) -> tuple[MasterResult, CombineOptions]:
+             ) -> tuple[MasterResult, CombineOptions, str | None]:
     inputs = [FrameFile(f.path, f.hdu) for f in accepted]
     options = CombineOptions(memory_limit=job.memory_limit, scratch_dir=job.scratch_dir)
-    if job.kind in ("bias", "flat"):
-        options = noise_model_options(options, [f.gain for f in accepted],
-                                      [f.read_noise for f in accepted])
+    c = job.combine
+    options, note = configured_options(
+        options, kind=job.kind, reject=c.reject, centre=c.centre, lsigma=c.lsigma,
+        hsigma=c.hsigma, max_iters=c.max_iters, nkeep=c.nkeep, frame_scales=c.frame_scales,
+        gains=[f.gain for f in accepted], read_noises=[f.read_noise for f in accepted])
     times = [f.exptime or 0.0 for f in accepted]
     if job.kind == "bias":
-        return make_master_bias(inputs, prepare=job.prepare, options=options), options
+        return make_master_bias(inputs, prepare=job.prepare, options=options), options, note
     if job.kind == "dark":
         return make_master_dark(inputs, times, bias=bias, prepare=job.prepare,
-                                scale_to_rate=job.darks_scale, options=options), options
+                                scale_to_rate=job.darks_scale, options=options), options, note
     return make_master_flat(inputs, bias=bias, dark=dark,
                             exptimes=times if dark is not None else None,
                             prepare=job.prepare, scale_region=job.flat_region,
-                            options=options), options
+                            options=options), options, note
 
 
 def _as_written(job: MasterJob, ccd: Any, accepted: Sequence[CalibrationInput]) -> Any:
@@ -323,10 +330,12 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         return MasterRefused(reason, tuple(rejected))
 
     loaded = {m.role: read_product(m.path).ccd for m in job.masters}
-    result, options = _combine(job, accepted, loaded.get("bias"), loaded.get("dark"))
+    result, options, note = _combine(job, accepted, loaded.get("bias"), loaded.get("dark"))
     parameters: dict[str, Any] = {
         "preparation": job.prepare.describe(), "combine": describe_combine(options),
         "flat_scale": "median of the profile's flat scale region"}
+    if note is not None:
+        parameters["combine_note"] = note
     digest = parameters_digest(parameters)
 
     ccd = result.ccd

@@ -195,7 +195,7 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
             prepare.trimmed_shape((first.naxis2, first.naxis1))),
         target=str(path),
         cards=_cards(due.kind, due.night, version, ctx.software_version, used, roles),
-        memory_limit=ctx.memory_limit,
+        memory_limit=ctx.memory_limit, combine=ctx.combine,
         scratch_dir=None if ctx.scratch_dir is None else str(ctx.scratch_dir),
         mode=ctx.layout.file_mode())
     return MasterPlan(
