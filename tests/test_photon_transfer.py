@@ -137,6 +137,40 @@ def test_the_simulated_night_gives_the_truths_gain_within_one_percent(lfc_night:
         assert ptc.gain == pytest.approx(s["gain_e_per_adu"], rel=0.01), band
 
 
+@pytest.fixture(scope="module")
+def aspen_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A night of the Aspen camera, whose first twilight flats of the night fade by
+    about 5 % from one to the next (auto-exposure at its shortest time)."""
+    from nightlog.simulate import simulate_night
+
+    out = tmp_path_factory.mktemp("aspen") / "raw"
+    simulate_night(out, camera="aspen", scale=0.1, seed=3, n_bias=5, n_dark=0, n_flat=8,
+                   n_science=0)
+    return out
+
+
+def test_fading_twilight_flats_give_the_truths_gain_within_one_percent(
+        aspen_night: Path) -> None:
+    s = load_truth(aspen_night).summary
+    files = s["files"]
+    biases = [aspen_night / f["name"] for f in files if f["kind"] == "bias"]
+    header = fits.getheader(biases[0])
+    # The image area: the columns before the overscan (BIASSEC [410:414]).
+    prep = Preparation(overscan=None, skip_columns=0, trim=f"[1:409,1:{header['NAXIS2']}]")
+    master = make_master_bias([FrameFile(str(b)) for b in biases], prepare=prep).ccd
+    flats = [f for f in files if f["kind"] == "flat" and f["filter"] == "r"]
+    signal = [f["signal_e"] for f in flats]
+    assert max(signal) > 1.2 * min(signal)  # the levels do differ
+    ptc = gain_from_photon_transfer(
+        [prep(read_image(aspen_night / f["name"])) for f in flats], master_bias=master,
+        read_noise_adu=s["read_noise_adu"],
+        master_bias_noise_adu=s["read_noise_adu"] / math.sqrt(len(biases)))
+    assert ptc.n_used == 4
+    assert max(p.level1 / p.level2 for p in ptc.pairs) > 1.04  # pairs 4-5 % apart
+    assert ptc.gain == pytest.approx(s["gain_e_per_adu"], rel=0.01)
+    assert abs(ptc.gain - s["gain_e_per_adu"]) < 3 * ptc.gain_err
+
+
 # The LFC described with its gain to be measured (the read noise comes from the
 # master bias: the LFC writes no RDNOISE).
 PROFILE = """
