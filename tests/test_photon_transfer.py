@@ -4,6 +4,7 @@ spoiled (the twilight gradient moved between its two flats)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from nightlog.calibration.match_report import explain_match
@@ -108,6 +111,27 @@ def test_flats_far_apart_in_level_are_not_paired() -> None:
                                   read_noise_adu=READ_NOISE / GAIN)
     with pytest.raises(ReductionError, match="at least two"):
         gain_from_photon_transfer(flats[:1], master_bias=chip.bias, read_noise_adu=5.5)
+
+
+@functools.cache
+def _permuted() -> tuple[Chip, list[np.ndarray]]:
+    chip = Chip(5)
+    return chip, _flats_at_several_levels(chip)
+
+
+@settings(max_examples=15, deadline=None)
+@given(order=st.permutations(range(8)))
+def test_the_order_of_the_flats_does_not_matter(order: list[int]) -> None:
+    chip, originals = _permuted()
+    flats = [originals[i] for i in order]
+    ptc = gain_from_photon_transfer(flats, master_bias=chip.bias,
+                                    read_noise_adu=READ_NOISE / GAIN)
+    reference = gain_from_photon_transfer(originals, master_bias=chip.bias,
+                                          read_noise_adu=READ_NOISE / GAIN)
+    assert ptc.gain == pytest.approx(reference.gain, rel=1e-9)
+    # Each pair joins flats of one level, whatever the order they came in.
+    for pair in ptc.pairs:
+        assert {order[pair.first] // 2, order[pair.second] // 2} == {order[pair.first] // 2}
 
 
 def test_inputs_are_left_untouched() -> None:
