@@ -249,3 +249,22 @@ def test_each_master_flat_records_its_gain_and_the_reduction_uses_it(
     assert chosen is not None
     assert gain == {"value": pytest.approx(truth["gain_e_per_adu"], rel=0.01),
                     "source": f"measured on master {chosen}", "master": chosen}
+
+
+def test_a_measured_gain_that_is_missing_is_said() -> None:
+    from nightlog.calibration.detector_numbers import gain_of
+    from nightlog.catalogue.models import Frame
+    from nightlog.header.profiles.model import InstrumentProfile
+
+    profile = InstrumentProfile(name="cam", gain_measured=True)
+    frame = Frame(gain=1.8, header=[["GAIN", 1.8, ""]])
+    flat = Master(id=7, stats={"gain_ptc": 1.62})
+    assert gain_of(frame, profile, flat).as_dict() == {
+        "value": 1.62, "source": "measured on master 7", "master": 7}
+    assert gain_of(frame, profile, Master(id=8, stats={"gain_ptc_error": "too faint"})
+                   ).source == "header GAIN; no gain measured on a master flat"
+    # Without "measured" the header's gain comes first, the measurement after it.
+    plain = InstrumentProfile(name="cam")
+    assert gain_of(frame, plain, flat).source == "header GAIN"
+    assert gain_of(Frame(gain=None, header=[]), plain, flat).value == 1.62
+    assert gain_of(Frame(gain=None, header=[]), plain, None).source == "default: none given"

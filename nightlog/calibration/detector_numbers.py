@@ -95,10 +95,13 @@ def gain_of(frame: Frame, profile: InstrumentProfile,
     if measured is not None and flat is not None and (profile.gain_measured
                                                       or frame.gain is None):
         return DetectorNumber(measured, f"measured on master {flat.id}", flat.id)
+    # Asked for a measured gain and none was measured: the fallback says so.
+    missing = "; no gain measured on a master flat" if profile.gain_measured else ""
     if frame.gain is not None:
         return DetectorNumber(float(frame.gain),
-                              f"header {_header_keyword(frame, profile.gain_keywords)}")
-    return DetectorNumber(_DEFAULT_GAIN, "default: none given")
+                              f"header {_header_keyword(frame, profile.gain_keywords)}"
+                              + missing)
+    return DetectorNumber(_DEFAULT_GAIN, "default: none given" + missing)
 
 
 def _measured_adu(bias: Master | None) -> float | None:
