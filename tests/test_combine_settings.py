@@ -109,4 +109,5 @@ def test_a_sites_clip_builds_the_masters(catalogue_engine: Engine, lfc_night: Pa
     for master in masters:
         assert master.parameters["combine"] == (
             "average, 3/3-sigma clip about the median by avsigclip (sigma = k sqrt(level), "
-            "k per line), None pass(es), in each frame's own units, nkeep 3"), master.kind
+            "k per line), passes until nothing more is rejected, in each frame's own units, "
+            "nkeep 3"), master.kind

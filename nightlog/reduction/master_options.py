@@ -24,8 +24,10 @@ def describe_combine(options: CombineOptions) -> str:
         f"noise model (read noise {clip.read_noise} e-, gain {clip.gain} e-/ADU)")
     low = "-" if clip.low is None else f"{clip.low:g}"
     high = "-" if clip.high is None else f"{clip.high:g}"
+    passes = ("passes until nothing more is rejected" if clip.max_iters is None
+              else f"{clip.max_iters} pass(es)")
     text = (f"{options.method}, {low}/{high}-sigma clip about the "
-            f"{clip.centre} by {spread}, {clip.max_iters} pass(es)")
+            f"{clip.centre} by {spread}, {passes}")
     if clip.frame_scales:
         text += ", in each frame's own units"
     if clip.nkeep is not None:
