@@ -235,8 +235,8 @@ class CombineSettings:
     reject : str
         ``auto`` (default): the noise model (``ccdclip``) for biases and flats whose
         frames all know their gain and read noise, else one pass of a MAD clip
-        about the median; ``none``; ``mad``; ``sigclip`` (the standard deviation
-        of the survivors); ``avsigclip``; ``ccdclip`` (every kind; a group whose
+        about the median; ``none``; ``mad``; ``sigclip`` (IRAF's sigma of the
+        survivors about the centre); ``avsigclip``; ``ccdclip`` (every kind; a group whose
         frames do not know their numbers keeps the MAD clip, and its parameters
         say so).
     centre : {'median', 'mean'}
@@ -249,7 +249,8 @@ class CombineSettings:
         IRAF ``nkeep``: the fewest values kept (``>= 0``) or most rejected (``< 0``)
         by the clip, whichever it is, ``auto`` included.
     frame_scales : bool
-        The noise model and ``avsigclip`` in each frame's own units (scaled flats).
+        The noise model, ``sigclip`` and ``avsigclip`` in each frame's own units
+        (scaled flats).
     """
 
     reject: str = "auto"

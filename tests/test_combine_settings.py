@@ -61,7 +61,7 @@ def test_iraf_clips_by_name() -> None:
     assert fallback.clip is not None and fallback.clip.spread == "mad"
     assert note is not None and "ccdclip" in note
     sig, _ = _options("bias", CombineSettings(reject="sigclip", max_iters=2), *known)
-    assert sig.clip is not None and (sig.clip.spread, sig.clip.max_iters) == ("std", 2)
+    assert sig.clip is not None and (sig.clip.spread, sig.clip.max_iters) == ("sigclip", 2)
     # frame_scales means nothing to a MAD clip: left off rather than refused.
     mad, _ = _options("bias", CombineSettings(reject="mad", frame_scales=True), *known)
     assert mad.clip is not None and not mad.clip.frame_scales

@@ -10,6 +10,10 @@ here, pixel by pixel in plain Python, from the ``imcombine`` help text:
 * ccdclip: "sigma = ((rn / g) ** 2 + <I> / g) ** 1/2"; with scaled images "the
   median or average is scaled to that of the original image before computing the
   sigma and residuals";
+* sigclip: "computes at each output pixel the median or average excluding the high
+  and low values. The sigma is then computed about this estimate (without excluding
+  the low and high values)" (with n - 1, as IRAF's icsclip); "after the first time
+  the average includes all values";
 * nkeep: "If there are fewer pixels retained than specified by this parameter the
   pixels with the smallest residuals in absolute value are added back ... they are
   all added back even if this means more than nkeep pixels are retained"; a
@@ -202,6 +206,37 @@ def test_ccdclip_with_each_frames_own_scale() -> None:
     mean_scale = combine(frames, method="average", scale=factors, clip=ClipSpec(
         low=3.0, high=3.0, spread="noise", read_noise=READ_NOISE, gain=GAIN))
     assert not np.array_equal(mean_scale.count, count)
+
+
+@pytest.mark.parametrize(("how", "own"), [("median", False), ("mean", False),
+                                          ("median", True)])
+def test_sigclip_matches_the_help_text(how: str, own: bool) -> None:
+    # Scaled frames of fading levels for the frames' own units, else one level.
+    electrons = ([26_000.0, 22_000.0, 19_000.0, 16_000.0, 14_000.0, 12_000.0, 10_000.0,
+                  9_000.0, 8_000.0, 7_000.0] if own else [20_000.0] * 10)
+    frames = _stack(5, electrons)
+    factors = [GAIN / e for e in electrons] if own else [1.0] * len(electrons)
+
+    def weight(c: float, i: int) -> float:
+        # The Poisson factor of frame i's own units (1 without frame scales).
+        return factors[i] * math.sqrt(max(1.0, c / factors[i])) if own else 1.0
+
+    def sigma_for(y: int, x: int) -> Sigma:
+        def sigma(c: float, i: int, kept: dict[int, float]) -> float:
+            total = sum(((v - c) / weight(c, j)) ** 2 for j, v in kept.items())
+            return math.sqrt(total / (len(kept) - 1)) * weight(c, i)
+        return sigma
+
+    # With ten values one outlier is at most sqrt(9) = 3 sigma from the median: clip
+    # at 2.5.
+    expected, count = _reference(frames, factors, sigma_for, how=how, low=2.5, high=2.5,
+                                 nkeep=None, min_clip=3)
+    clip = ClipSpec(low=2.5, high=2.5, spread="sigclip", centre=how,  # type: ignore[arg-type]
+                    frame_scales=own)
+    result = combine(frames, method="average", clip=clip, scale=factors)
+    np.testing.assert_array_equal(result.count, count)
+    np.testing.assert_allclose(result.data, expected, rtol=2e-7)
+    assert count.min() < len(electrons)  # something was clipped
 
 
 @pytest.mark.parametrize("nkeep", [5, -1])

@@ -126,6 +126,10 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "bad_pixels.count_bits": lambda: ((plane(),), {}),
     "master_options.describe_combine": lambda: ((CombineOptions(),), {}),
     "master_options.noise_model_options": lambda: ((CombineOptions(), [2.0] * 3, [5.0] * 3), {}),
+    "master_options.configured_options": lambda: ((CombineOptions(),), {
+        "kind": "flat", "reject": "avsigclip", "centre": "median", "lsigma": 3.0,
+        "hsigma": 3.0, "max_iters": None, "nkeep": 1, "frame_scales": True,
+        "gains": [2.0] * 3, "read_noises": [5.0] * 3}),
     "products.provenance_table": lambda: (([ProvenanceEntry("raw", "/raw/a.fits", "0" * 64, 1),
                                             ProvenanceEntry("input", "/raw/b.fits", "1" * 64,
                                                             2, False, "too warm")],), {}),

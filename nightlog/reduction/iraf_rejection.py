@@ -1,9 +1,15 @@
-"""IRAF ``imcombine``'s clipping where it needs each value's frame: ``avsigclip``,
-the noise model (``ccdclip``) in each frame's own units, and ``nkeep``.
+"""IRAF ``imcombine``'s clipping where it needs each value's frame: ``sigclip`` and
+``avsigclip`` as IRAF defines them, the noise model (``ccdclip``) in each frame's
+own units, and ``nkeep``.
 
 The fast path of :mod:`~nightlog.reduction.rejection` sorts each pixel's values
 once and forgets which frame each came from. Three of IRAF's rules need it back:
 
+``sigclip``
+    IRAF's sigma of the survivors about the centre, ``sqrt(Σ (x - c)² / (n - 1))``
+    (the fast path's ``'std'`` is the population spread about the mean); with
+    ``frame_scales`` each residual is first divided by its frame's Poisson factor
+    ``f·sqrt(max(1, c/f))`` and the sigma multiplied by it.
 ``avsigclip``
     The spread is assumed proportional to the square root of the signal,
     ``sigma = k·sqrt(max(1, c))``, with the factor ``k`` (the inverse square root
@@ -125,6 +131,14 @@ def _sigma(x: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_],
         assert clip.read_noise is not None and clip.gain is not None
         level = np.maximum(c / f, 0.0)
         return f * np.sqrt((clip.read_noise / clip.gain) ** 2 + level / clip.gain)
+    if clip.spread == "sigclip":
+        # IRAF sigclip: the spread of the survivors about the centre, n - 1, each
+        # residual in its frame's own Poisson units when frame_scales is on.
+        w = f * np.sqrt(np.maximum(1.0, c / f)) if clip.frame_scales else np.ones_like(x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.sqrt(np.where(keep, ((x - c) / w) ** 2, 0.0).sum(axis=0)
+                        / (keep.sum(axis=0) - 1))
+        return s[None, :] * w
     assert k is not None
     return k[None, :] * f * np.sqrt(np.maximum(1.0, c / f))
 

@@ -20,6 +20,7 @@ def describe_combine(options: CombineOptions) -> str:
     if clip is None:
         return options.method
     spread = {"mad": "MAD", "std": "standard deviation",
+              "sigclip": "sigclip (the survivors' sigma, n - 1)",
               "avsigclip": "avsigclip (sigma = k sqrt(level), k per line)"}.get(clip.spread) or (
         f"noise model (read noise {clip.read_noise} e-, gain {clip.gain} e-/ADU)")
     low = "-" if clip.low is None else f"{clip.low:g}"
@@ -73,7 +74,7 @@ def configured_options(options: CombineOptions, *, kind: str, reject: str, centr
     ``hsigma`` and ``max_iters``. ``'ccdclip'`` needs one gain and one read noise
     for all frames; without them the MAD clip is kept and the reason returned.
     ``nkeep`` applies to whichever clip results, ``frame_scales`` to the noise
-    model and ``avsigclip``.
+    model, ``sigclip`` and ``avsigclip``.
     """
     note = None
     if reject == "auto":
@@ -91,7 +92,7 @@ def configured_options(options: CombineOptions, *, kind: str, reject: str, centr
                 out.clip, low=lsigma, high=hsigma, centre=centre,  # type: ignore[arg-type]
                 max_iters=max_iters))
     else:
-        spread = {"mad": "mad", "sigclip": "std", "avsigclip": "avsigclip"}[reject]
+        spread = {"mad": "mad", "sigclip": "sigclip", "avsigclip": "avsigclip"}[reject]
         out = dataclasses.replace(options, clip=ClipSpec(
             low=lsigma, high=hsigma, spread=spread, centre=centre,  # type: ignore[arg-type]
             max_iters=max_iters))
@@ -99,6 +100,6 @@ def configured_options(options: CombineOptions, *, kind: str, reject: str, centr
     if clip is not None and (nkeep is not None or frame_scales):
         clip = dataclasses.replace(
             clip, nkeep=nkeep,
-            frame_scales=frame_scales and clip.spread in ("noise", "avsigclip"))
+            frame_scales=frame_scales and clip.spread in ("noise", "avsigclip", "sigclip"))
         out = dataclasses.replace(out, clip=clip)
     return out, note

@@ -41,7 +41,7 @@ MAD_TO_SIGMA = 1.482602218505602
 MEDIAN_EFFICIENCY = 1.2533141373155003
 
 Method = Literal["average", "median", "sum"]
-Spread = Literal["std", "mad", "noise", "avsigclip"]
+Spread = Literal["std", "mad", "noise", "avsigclip", "sigclip"]
 Centre = Literal["median", "mean"]
 
 
@@ -72,6 +72,9 @@ class ClipSpec:
             (electrons/ADU). When frames were scaled, sigma is computed for the
             unscaled level and multiplied by the mean scale factor (with
             ``frame_scales=True``: by each frame's own factor, at its own level).
+        ``'sigclip'``
+            IRAF ``sigclip``: ``sqrt(sum((x - centre)**2) / (n - 1))`` of the
+            survivors, about the centre.
         ``'avsigclip'``
             IRAF ``avsigclip``: ``sigma = k·sqrt(max(1, centre))``, with ``k``
             measured from the stack once per image line before rejection (see
@@ -94,7 +97,8 @@ class ClipSpec:
         Compute the noise of ``'noise'`` and ``'avsigclip'`` in each frame's own
         units (its own scale factor) instead of at the mean scale. Default False.
 
-    ``'avsigclip'``, ``nkeep`` and ``frame_scales`` need each value's frame and
+    ``'avsigclip'``, ``'sigclip'``, ``nkeep`` and ``frame_scales`` need each value's
+    frame and
     run in :func:`~nightlog.reduction.iraf_rejection.reject_by_frame` instead of
     the sorted fast path.
 
@@ -118,18 +122,20 @@ class ClipSpec:
     @property
     def by_frame(self) -> bool:
         """Whether this clip needs each value's frame (the IRAF engine)."""
-        return self.spread == "avsigclip" or self.nkeep is not None or self.frame_scales
+        return (self.spread in ("avsigclip", "sigclip") or self.nkeep is not None
+                or self.frame_scales)
 
     def __post_init__(self) -> None:
         for name in ("low", "high"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise CombineError(f"clip threshold {name}={value!r} must be >= 0 or None")
-        if self.spread not in ("std", "mad", "noise", "avsigclip"):
+        if self.spread not in ("std", "mad", "noise", "avsigclip", "sigclip"):
             raise CombineError(f"unknown clip spread {self.spread!r}: use 'std', 'mad', "
-                               "'noise' or 'avsigclip'")
-        if self.frame_scales and self.spread not in ("noise", "avsigclip"):
-            raise CombineError("frame_scales applies to the 'noise' and 'avsigclip' spreads")
+                               "'noise', 'avsigclip' or 'sigclip'")
+        if self.frame_scales and self.spread not in ("noise", "avsigclip", "sigclip"):
+            raise CombineError(
+                "frame_scales applies to the 'noise', 'avsigclip' and 'sigclip' spreads")
         if self.nkeep is not None and (isinstance(self.nkeep, bool)
                                        or not isinstance(self.nkeep, int)):
             raise CombineError(f"nkeep={self.nkeep!r} must be an integer or None")
