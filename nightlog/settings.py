@@ -31,10 +31,12 @@ from nightlog.quality_rules import QualitySettings, quality_from
 from nightlog.redaction import redact_url
 from nightlog.settings_keys import SECTION_KEYS, TOP_SECTIONS, refuse_unknown
 from nightlog.settings_sections import (
+    CombineSettings,
     DatabaseSettings,
     IngestSettings,
     ReductionSettings,
     WatchSettings,
+    combine_from,
     database_from,
     ingest_from,
     reduction_from,
@@ -84,6 +86,8 @@ class Settings:
         ``[notify]``: the webhooks events are sent to.
     quality : QualitySettings
         The quality rules (``[quality]``, :mod:`nightlog.quality_rules`).
+    combine : CombineSettings
+        How the frames of masters are clipped (``[combine]``).
     """
 
     archive_root: Path
@@ -101,6 +105,7 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    combine: CombineSettings = field(default_factory=CombineSettings)
 
     @property
     def safe_database_url(self) -> str:
@@ -243,4 +248,5 @@ def load_settings(
         health=health_from(_table(data, "health")),
         notify=notify_from(_table(data, "notify")),
         quality=quality_from(_table(data, "quality")),
+        combine=combine_from(_table(data, "combine")),
     )

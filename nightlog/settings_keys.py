@@ -32,6 +32,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "health": ("window", "sigma", "min_points"),
     "notify": ("webhooks", "smtp"),
     "quality": ("program_keyword", "rules"),
+    "combine": ("reject", "centre", "lsigma", "hsigma", "max_iters", "nkeep",
+                "frame_scales"),
 }
 
 #: The sections of ``nightlog.toml``.

@@ -109,6 +109,8 @@ def _section_values(settings: Settings, section: str) -> dict[str, Any]:
                     "sender": settings.notify.mail.sender, "to": list(settings.notify.mail.to),
                     "events": list(settings.notify.mail.events),
                     "starttls": settings.notify.mail.starttls}}
+    if section == "combine":
+        return {key: getattr(settings.combine, key) for key in SECTION_KEYS["combine"]}
     raise KeyError(section)
 
 
@@ -163,8 +165,8 @@ def effective_config(config_path: Path | None = None, *, env: Mapping[str, str] 
     path, data = read_config(config_path, env=env, cwd=cwd)
     settings = load_settings(config_path, env=env, cwd=cwd)
     values: list[ConfigValue] = []
-    for section in ("archive", "database", "site", "watch", "ingest", "reduction", "health",
-                    "notify"):
+    for section in ("archive", "database", "site", "watch", "ingest", "reduction", "combine",
+                    "health", "notify"):
         table = data.get(section) or {}
         for key, value in _section_values(settings, section).items():
             source = FILE if key in table else DEFAULT

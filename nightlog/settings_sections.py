@@ -16,8 +16,9 @@ from typing import Any
 from nightlog.errors import ConfigurationError
 from nightlog.settings_keys import SECTION_KEYS, refuse_unknown
 
-__all__ = ["DatabaseSettings", "IngestSettings", "ReductionSettings", "WatchSettings",
-           "database_from", "ingest_from", "parse_size", "reduction_from", "watch_from"]
+__all__ = ["REJECT_CHOICES", "CombineSettings", "DatabaseSettings", "IngestSettings",
+           "ReductionSettings", "WatchSettings", "combine_from", "database_from",
+           "ingest_from", "parse_size", "reduction_from", "watch_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,3 +220,76 @@ def reduction_from(table: Mapping[str, Any]) -> ReductionSettings:
                                      + f", not {unit!r}")
         values["unit"] = unit
     return ReductionSettings(**values)
+
+
+#: The values of ``[combine] reject``.
+REJECT_CHOICES = ("auto", "none", "mad", "sigclip", "avsigclip", "ccdclip")
+
+
+@dataclass(frozen=True, slots=True)
+class CombineSettings:
+    """How the frames of a master are clipped, under IRAF ``imcombine``'s names.
+
+    Attributes
+    ----------
+    reject : str
+        ``auto`` (default): the noise model (``ccdclip``) for biases and flats whose
+        frames all know their gain and read noise, else one pass of a MAD clip
+        about the median; ``none``; ``mad``; ``sigclip`` (IRAF's sigma of the
+        survivors about the centre); ``avsigclip``; ``ccdclip`` (every kind; a group whose
+        frames do not know their numbers keeps the MAD clip, and its parameters
+        say so).
+    centre : {'median', 'mean'}
+        Centre of the clip (IRAF ``mclip``: yes / no) for an explicit ``reject``.
+    lsigma, hsigma : float
+        Thresholds below / above the centre, for an explicit ``reject``.
+    max_iters : int or None
+        Passes of an explicit ``reject`` (``None``: until nothing more is rejected).
+    nkeep : int or None
+        IRAF ``nkeep``: the fewest values kept (``>= 0``) or most rejected (``< 0``)
+        by the clip, whichever it is, ``auto`` included.
+    frame_scales : bool
+        The noise model, ``sigclip`` and ``avsigclip`` in each frame's own units
+        (scaled flats).
+    """
+
+    reject: str = "auto"
+    centre: str = "median"
+    lsigma: float = 3.0
+    hsigma: float = 3.0
+    max_iters: int | None = None
+    nkeep: int | None = None
+    frame_scales: bool = False
+
+
+def combine_from(table: Mapping[str, Any]) -> CombineSettings:
+    """Parse ``[combine]``."""
+    refuse_unknown(table, SECTION_KEYS["combine"], "[combine]")
+    values: dict[str, Any] = {}
+    for key, choices in (("reject", REJECT_CHOICES), ("centre", ("median", "mean"))):
+        if key in table:
+            if table[key] not in choices:
+                raise ConfigurationError(f"combine.{key} must be one of "
+                                         f"{', '.join(choices)}, not {table[key]!r}")
+            values[key] = table[key]
+    for key in ("lsigma", "hsigma"):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigurationError(f"combine.{key} must be a number >= 0, not {value!r}")
+            values[key] = float(value)
+    for key, low in (("max_iters", 1), ("nkeep", None)):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int) or (
+                    low is not None and value < low):
+                bound = f" >= {low}" if low is not None else ""
+                raise ConfigurationError(f"combine.{key} must be a whole number{bound}, "
+                                         f"not {value!r}")
+            values[key] = value
+    if "frame_scales" in table:
+        if not isinstance(table["frame_scales"], bool):
+            raise ConfigurationError("combine.frame_scales must be true or false, not "
+                                     f"{table['frame_scales']!r}")
+        values["frame_scales"] = table["frame_scales"]
+    return CombineSettings(**values)

@@ -248,10 +248,23 @@ def test_flat_scale_region_literal() -> None:
 
 
 def test_every_profile_field_has_a_table_key() -> None:
-    settable = {f.name for f in fields(InstrumentProfile)} - {"name"}
+    # `gain_measured` is set by `gain = "measured"`.
+    settable = {f.name for f in fields(InstrumentProfile)} - {"name", "gain_measured"}
     # `match` holds the rules of both `match` and `match_regex`.
     assert settable <= set(KNOWN_KEYS)
     assert set(KNOWN_KEYS) - settable == {"match_regex"}
+
+
+def test_a_gain_to_be_measured_is_said_in_words() -> None:
+    reg = registry('[instruments.measured]\nextends = "lfc"\ngain = "measured"\n'
+                   '[instruments.given]\nextends = "measured"\ngain = 2.5\n')
+    mine = reg.get("measured")
+    assert (mine.gain, mine.gain_measured) == (None, True)
+    fixed = reg.get("given")
+    assert (fixed.gain, fixed.gain_measured) == (2.5, False)
+    assert (reg.get("lfc").gain_measured) is False
+    with pytest.raises(ProfileError, match="gain"):
+        registry('[instruments.bad]\nextends = "lfc"\ngain = "measure"\n')
 
 
 def test_bad_pixel_thresholds_are_profile_keys_validated() -> None:

@@ -112,6 +112,12 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "characterise.read_noise_from_biases": lambda: ((make_frame(1), make_frame(2)), {}),
     "characterise.gain_from_flats": lambda: (
         (make_frame(1, 20000.0), make_frame(2, 18000.0), make_frame(3), make_frame(4)), {}),
+    "iraf_rejection.reject_by_frame": lambda: (
+        (np.random.default_rng(0).normal(100.0, 5.0, (6, 48)).astype(np.float32),
+         ClipSpec(spread="avsigclip", nkeep=-2)), {"scales": np.linspace(1.0, 2.0, 6)}),
+    "photon_transfer.gain_from_photon_transfer": lambda: (
+        ([make_frame(1, 20000.0), make_frame(2, 18000.0), make_frame(5, 40000.0),
+          make_frame(6, 37000.0)],), {"master_bias": make_frame(3), "read_noise_adu": 5.0}),
     "characterise.frame_statistics": lambda: ((make_frame(),), {"region": "[1:10,1:10]"}),
     "characterise.dark_current": lambda: ((make_frame(),), {"exposure": 10.0}),
     "products.to_hdulist": lambda: ((make_frame(),), {}),
@@ -174,6 +180,10 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "psf.fit_moffat": lambda: ((array()[:11, :11] - 990.0,), {"x0": 5.0, "y0": 5.0,
                                                               "fwhm0": 2.0}),
     "psf.moffat_fwhm": lambda: ((2.0, 2.5), {}),
+    "master_options.configured_options": lambda: ((CombineOptions(),), {
+        "kind": "flat", "reject": "avsigclip", "centre": "median", "lsigma": 3.0,
+        "hsigma": 3.0, "max_iters": None, "nkeep": 1, "frame_scales": True,
+        "gains": [2.0] * 3, "read_noises": [5.0] * 3}),
     "products.provenance_table": lambda: (([ProvenanceEntry("raw", "/raw/a.fits", "0" * 64, 1),
                                             ProvenanceEntry("input", "/raw/b.fits", "1" * 64,
                                                             2, False, "too warm")],), {}),

@@ -3,6 +3,9 @@
 The gain and read noise a frame is reduced with are the profile's when it gives
 them (for a CMOS camera's gain, its ``gain_table`` entry for the frame's gain
 setting), else the header's (the first of the profile's keywords the frame has). When
+neither gives a gain, or the profile says ``gain = "measured"``, the gain the master
+flat chosen for the frame measured by photon transfer (``gain_ptc`` in its
+statistics, over all usable pairs of its flats) is used. When
 neither gives a read noise, the one nightlog measured on the master bias chosen
 for the frame (from a pair of its biases, ``read_noise_adu`` in its statistics)
 is used, converted to electrons with the frame's gain; only when there is none
@@ -44,6 +47,7 @@ class DetectorNumber:
         The number used (e⁻/ADU for a gain, e⁻ for a read noise).
     source : str
         ``'profile <name>'``, ``'header <KEYWORD>'``, ``'measured on master <id>'``
+        (a read noise on the master bias, a gain on the master flat)
         or ``'default: none given'``.
     master_id : int or None
         The master it was measured on.
@@ -69,21 +73,46 @@ def _header_keyword(frame: Frame, keywords: tuple[str, ...]) -> str:
     return "/".join(keywords) if keywords else "keyword"
 
 
-def gain_of(frame: Frame, profile: InstrumentProfile) -> DetectorNumber:
-    """The gain ``frame`` is reduced with, and its source."""
+def _measured_gain(flat: Master | None) -> float | None:
+    if flat is None or not isinstance(flat.stats, dict):
+        return None
+    value = flat.stats.get("gain_ptc")
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def gain_of(frame: Frame, profile: InstrumentProfile,
+            flat: Master | None = None) -> DetectorNumber:
+    """The gain ``frame`` is reduced with, and its source.
+
+    An assembled multi-amplifier frame is in electrons (1). Otherwise the
+    profile's; with ``gain = "measured"`` the photon-transfer gain of the master
+    flat ``flat``; a CMOS camera's ``gain_table`` entry for the frame's setting; the
+    header's; the photon-transfer gain when nothing else gives one; else 1 e⁻/ADU
+    with a source that says so.
+    """
     if frame.amplifiers is not None:
         # Each amplifier was multiplied by its own gain when the frame was assembled.
         return DetectorNumber(1.0, "amplifiers: assembled in electrons")
     if profile.gain is not None:
         return DetectorNumber(float(profile.gain), f"profile {profile.name}")
+    measured = _measured_gain(flat)
+    if measured is not None and flat is not None and profile.gain_measured:
+        return DetectorNumber(measured, f"measured on master {flat.id}", flat.id)
     tabled = profile.gain_for_setting(frame.gain_setting)
     if tabled is not None and frame.gain_setting is not None:
         return DetectorNumber(float(tabled), f"profile {profile.name} gain_table"
                                              f"[{frame.gain_setting:g}]")
+    if measured is not None and flat is not None and frame.gain is None:
+        return DetectorNumber(measured, f"measured on master {flat.id}", flat.id)
+    # Asked for a measured gain and none was measured: the fallback says so.
+    missing = "; no gain measured on a master flat" if profile.gain_measured else ""
     if frame.gain is not None:
         return DetectorNumber(float(frame.gain),
-                              f"header {_header_keyword(frame, profile.gain_keywords)}")
-    return DetectorNumber(_DEFAULT_GAIN, "default: none given")
+                              f"header {_header_keyword(frame, profile.gain_keywords)}"
+                              + missing)
+    return DetectorNumber(_DEFAULT_GAIN, "default: none given" + missing)
 
 
 def _measured_adu(bias: Master | None) -> float | None:
@@ -143,8 +172,9 @@ def warn_if_assumed(numbers: Mapping[str, DetectorNumber], profile: str) -> list
     return assumed
 
 
-def detector_numbers(frame: Frame, profile: InstrumentProfile, bias: Master | None
-                     ) -> dict[str, DetectorNumber]:
-    """``{'gain': …, 'read_noise': …}`` for ``frame`` with the master bias ``bias``."""
-    gain = gain_of(frame, profile)
+def detector_numbers(frame: Frame, profile: InstrumentProfile, bias: Master | None,
+                     flat: Master | None = None) -> dict[str, DetectorNumber]:
+    """``{'gain': …, 'read_noise': …}`` for ``frame`` with the master bias ``bias``
+    and the master flat ``flat``."""
+    gain = gain_of(frame, profile, flat)
     return {"gain": gain, "read_noise": read_noise_of(frame, profile, bias, gain)}

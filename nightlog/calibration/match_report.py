@@ -115,7 +115,8 @@ def explain_match(session: Session, ctx: MatchContext, frame_ref: str, *,
     matches = match_frame(session, frame, profile, ctx.policy, at=at, live=live,
                           explain=True)
     bias = matches["bias"].chosen if "bias" in matches else None
-    numbers = detector_numbers(frame, profile, bias)
+    flat = matches["flat"].chosen if "flat" in matches else None
+    numbers = detector_numbers(frame, profile, bias, flat)
     return MatchReport(frame_id=frame.id, frame_kind=frame.kind, frame_path=frame.path,
                        matches=[_kind_record(kind, m) for kind, m in matches.items()],
                        detector={k: v.as_dict() for k, v in numbers.items()})

@@ -16,6 +16,7 @@ from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.notify.config import NotifySettings
 from nightlog.quality_rules import QualitySettings
 from nightlog.settings import Settings
+from nightlog.settings_sections import CombineSettings
 from nightlog.store.layout import ArchiveLayout
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class JobContext:
     out a catalogue outage before it reports it; ``output_unit`` the unit products
     are written in (``adu`` or ``electron``); ``quality`` the rules that judge each
     product's quality record.
+    are written in (``adu`` or ``electron``); ``combine`` how masters are clipped.
     """
 
     registry: ProfileRegistry
@@ -52,6 +54,7 @@ class JobContext:
     health: HealthSettings = field(default_factory=HealthSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    combine: CombineSettings = field(default_factory=CombineSettings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -70,6 +73,7 @@ class JobContext:
             health=settings.health,
             notify=settings.notify,
             quality=settings.quality,
+            combine=settings.combine,
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:
@@ -101,4 +105,8 @@ class JobContext:
         profile = self.profile_of(frame)
         overscan = frame.biassec if profile.subtract_overscan and frame.biassec else None
         return Preparation(overscan=overscan, skip_columns=self.skip_columns_of(frame),
-                           trim=frame.trimsec or frame.datasec)
+                           trim=frame.trimsec or frame.datasec,
+                           model_degree=profile.overscan_fit_degree,
+                           niterate=profile.overscan_niterate,
+                           low_reject=profile.overscan_low_reject,
+                           high_reject=profile.overscan_high_reject)

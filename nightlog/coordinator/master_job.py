@@ -19,7 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from nightlog.errors import ArchiveFileExists, NightlogError
 from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.characterise import gain_from_flats, read_noise_from_biases
 from nightlog.reduction.interchange import dark_as_exposure, state_detector, time_cards
-from nightlog.reduction.master_options import describe_combine, noise_model_options
+from nightlog.reduction.master_options import configured_options, describe_combine
 from nightlog.reduction.masters import (
     CombineOptions,
     MasterResult,
@@ -51,10 +51,12 @@ from nightlog.reduction.masters import (
     make_master_dark,
     make_master_flat,
 )
+from nightlog.reduction.photon_transfer import gain_from_photon_transfer
 from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.products import to_hdulist
 from nightlog.reduction.window import crop_to_window
 from nightlog.sections import Section
+from nightlog.settings_sections import CombineSettings
 from nightlog.store.images import read_image, read_region, write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
@@ -74,6 +76,10 @@ class MasterRef:
     # Windowed frames calibrated with a full-frame master: its part covering the
     # window, (y0, y1, x0, x1) in the master's pixels.
     crop: tuple[int, int, int, int] | None = None
+    #: A bias master's read noise measured on a pair of its biases (ADU) and the
+    #: number of biases it combines: the photon transfer of the flats subtracts them.
+    read_noise_adu: float | None = None
+    n_frames: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,8 @@ class MasterJob:
         A master bias also measures each pixel's read noise (stored as
         ``RDNOISE``) and flags NOISY the pixels above ``noisy_factor`` × its
         median; the converter's quantisation is taken out of the map.
+    combine : CombineSettings
+        The site's ``[combine]``: the clip of the frames (IRAF's names).
     """
 
     kind: str
@@ -133,6 +141,8 @@ class MasterJob:
     read_noise_map: bool = False
     noisy_factor: float = 3.0
     quantisation_step: float | None = None
+    #: ``[combine]`` of the settings: how the frames are clipped.
+    combine: CombineSettings = field(default_factory=CombineSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +210,10 @@ def _region_stats(job: MasterJob, bias_level: float | None
 
 
 def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Preparation,
-                  bias: Any) -> dict[str, Any]:
-    """Read noise from the first two biases, gain from the first two flats."""
+                  bias: Any, bias_ref: MasterRef | None = None,
+                  region: Section | None = None) -> dict[str, Any]:
+    """Read noise from the first two biases; gain from the first two flats and, by
+    photon transfer, from every usable pair of the flats (:func:`_photon_transfer`)."""
     if len(frames) < 2:
         return {}
     if frames[0].amplifiers is not None:
@@ -209,7 +221,8 @@ def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Prepar
     gain = frames[0].gain
     # One overscan level per frame: it takes the bias level away without adding the
     # row-to-row noise of a per-row estimate to the differences measured here.
-    prepare = dataclasses.replace(prepare, per_row=False)
+    prepare = prepare.one_level()
+    out: dict[str, Any] = {}
     try:
         a = prepare(read_image(frames[0].path, frames[0].hdu))
         b = prepare(read_image(frames[1].path, frames[1].hdu))
@@ -227,11 +240,52 @@ def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Prepar
                                 if frames[0].read_noise else None)
             # G ∝ 1 / var(Δ); a variance from n values has relative error √(2/(n - 1))
             # (the read-noise share of var(Δ), small for flats, is neglected).
-            return {"gain_from_flats": g,
-                    "gain_err": g * np.sqrt(2.0 / (n - 1)) if n > 1 else None}
+            out["gain_from_flats"] = g
+            out["gain_err"] = g * np.sqrt(2.0 / (n - 1)) if n > 1 else None
     except NightlogError as exc:
-        return {"characterisation_error": str(exc)}
-    return {}
+        out["characterisation_error"] = str(exc)
+    if kind == "flat" and bias is not None:
+        out.update(_photon_transfer(frames, prepare, bias, bias_ref, region))
+    return out
+
+
+def _photon_transfer(frames: Sequence[CalibrationInput], prepare: Preparation, bias: Any,
+                     bias_ref: MasterRef | None, region: Section | None) -> dict[str, Any]:
+    """The gain by photon transfer over all the flats (``gain_ptc`` and its error,
+    pairs used and rejected), or why there is none (``gain_ptc_error``).
+
+    The read noise subtracted is the master bias's own (a pair of its biases, ADU:
+    no gain needed), else the header's divided by the header's gain. The whole
+    trimmed frame is measured: every static pattern (vignetting, the pixel
+    response) cancels in the scaled differences, and the error of a variance
+    falls as one over the root of the pixel count (the flat scale region, a
+    quarter of the frame, left the simulated night's gain 1 % out).
+    """
+    rn_adu = bias_ref.read_noise_adu if bias_ref is not None else None
+    source = "master bias"
+    if not (isinstance(rn_adu, int | float) and rn_adu > 0):
+        first = frames[0]
+        if not (first.read_noise and first.gain):
+            return {"gain_ptc_error": "no read noise in ADU: neither the master bias nor "
+                                      "the header gives one"}
+        rn_adu, source = first.read_noise / first.gain, "header"
+    n_bias = bias_ref.n_frames if bias_ref is not None and bias_ref.n_frames else None
+    bias_noise = rn_adu / (n_bias ** 0.5) if n_bias else 0.0
+    try:
+        flats = [_float32(prepare(read_image(f.path, f.hdu))) for f in frames]
+        ptc = gain_from_photon_transfer(flats, master_bias=bias, read_noise_adu=rn_adu,
+                                        master_bias_noise_adu=bias_noise, region=region)
+    except NightlogError as exc:
+        return {"gain_ptc_error": str(exc)}
+    return {**ptc.stats(), "gain_ptc_read_noise": source}
+
+
+def _float32(ccd: Any) -> Any:
+    """The frame's data as float32 with masked pixels NaN (half the memory of float64)."""
+    data = np.array(ccd.data, dtype=np.float32)
+    if ccd.mask is not None:
+        data[np.asarray(ccd.mask, dtype=bool)] = np.nan
+    return data
 
 
 def _pair_pixels(a: Any, b: Any) -> int:
@@ -261,24 +315,27 @@ def level_uncertainty(kind: str, frame_levels: Sequence[float], scales: Sequence
 
 
 def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any
-             ) -> tuple[MasterResult, CombineOptions]:
+             ) -> tuple[MasterResult, CombineOptions, str | None]:
     inputs = [frame_loader(f.path, f.hdu, f.amplifiers) for f in accepted]
     options = CombineOptions(memory_limit=job.memory_limit, scratch_dir=job.scratch_dir)
-    if job.kind in ("bias", "flat"):
-        options = noise_model_options(options, [f.gain for f in accepted],
-                                      [f.read_noise for f in accepted])
+    c = job.combine
+    options, note = configured_options(
+        options, kind=job.kind, reject=c.reject, centre=c.centre, lsigma=c.lsigma,
+        hsigma=c.hsigma, max_iters=c.max_iters, nkeep=c.nkeep, frame_scales=c.frame_scales,
+        gains=[f.gain for f in accepted], read_noises=[f.read_noise for f in accepted])
     times = [f.exptime or 0.0 for f in accepted]
     if job.kind == "bias":
         return make_master_bias(inputs, prepare=job.prepare, options=options,
                                 noise_map=job.read_noise_map, noisy_factor=job.noisy_factor,
                                 quantisation_step=job.quantisation_step), options
+        return make_master_bias(inputs, prepare=job.prepare, options=options), options, note
     if job.kind == "dark":
         return make_master_dark(inputs, times, bias=bias, prepare=job.prepare,
-                                scale_to_rate=job.darks_scale, options=options), options
+                                scale_to_rate=job.darks_scale, options=options), options, note
     return make_master_flat(inputs, bias=bias, dark=dark,
                             exptimes=times if dark is not None else None,
                             prepare=job.prepare, scale_region=job.flat_region,
-                            options=options), options
+                            options=options), options, note
 
 
 def _as_written(job: MasterJob, ccd: Any, accepted: Sequence[CalibrationInput]) -> Any:
@@ -334,13 +391,15 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     for m in job.masters:
         if m.crop is not None:
             loaded[m.role] = crop_to_window(loaded[m.role], m.crop)
-    result, options = _combine(job, accepted, loaded.get("bias"), loaded.get("dark"))
+    result, options, note = _combine(job, accepted, loaded.get("bias"), loaded.get("dark"))
     parameters: dict[str, Any] = {
         "preparation": job.prepare.describe(), "combine": describe_combine(options),
         "flat_scale": "median of the profile's flat scale region"}
     crops = {m.role: loaded[m.role].meta["WINCROP"] for m in job.masters if m.crop is not None}
     if crops:
         parameters["crops"] = crops
+    if note is not None:
+        parameters["combine_note"] = note
     digest = parameters_digest(parameters)
 
     ccd = result.ccd
@@ -389,7 +448,8 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         figures["dark_current_err"] = (figures["level_err"] * gain
                                        if job.darks_scale and figures["level_err"] is not None
                                        else None)
-    figures.update(_characterise(job.kind, accepted, job.prepare, loaded.get("bias")))
+    figures.update(_characterise(job.kind, accepted, job.prepare, loaded.get("bias"),
+                                 by_role.get("bias")))
     return BuiltMaster(
         path=str(out.path), sha256=out.sha256, size=out.size,
         used=tuple(f.id for f in accepted), rejected=tuple(rejected),

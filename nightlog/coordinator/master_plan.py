@@ -194,7 +194,11 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
     crops = master_crops(first, used, profile)
     refs = tuple(MasterRef(role=role, id=m.id, path=m.path, sha256=m.sha256,
                            level=m.stats.get("level") if role == "bias" else None,
-                           crop=crops.get(role))
+                           crop=crops.get(role),
+
+                           read_noise_adu=(m.stats.get("read_noise_adu") if role == "bias"
+                                           else None),
+                           n_frames=m.n_frames if role == "bias" else None)
                  for role, m in used.items() if m is not None)
     is_rate = due.kind == "dark" and profile.darks_scale
     job = MasterJob(
@@ -206,7 +210,7 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
             prepare.trimmed_shape((first.naxis2, first.naxis1))),
         target=str(path),
         cards=_cards(due.kind, due.night, version, ctx.software_version, used, roles),
-        memory_limit=ctx.memory_limit,
+        memory_limit=ctx.memory_limit, combine=ctx.combine,
         scratch_dir=None if ctx.scratch_dir is None else str(ctx.scratch_dir),
         mode=ctx.layout.file_mode(), read_noise_map=profile.read_noise_map,
         noisy_factor=profile.noisy_factor, quantisation_step=profile.quantisation_step)

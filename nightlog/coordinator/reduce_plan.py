@@ -131,7 +131,11 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
     overscan = None
     if profile.subtract_overscan and frame.biassec:
         overscan = OverscanParameters(region=frame.biassec,
-                                      skip_columns=skip_columns)
+                                      skip_columns=skip_columns,
+                                      model_degree=profile.overscan_fit_degree,
+                                      niterate=profile.overscan_niterate,
+                                      low_reject=profile.overscan_low_reject,
+                                      high_reject=profile.overscan_high_reject)
     return ScienceParameters(
         gain=gain if gain is not None else gain_of(frame, profile).value,
         read_noise=(read_noise if read_noise is not None
@@ -228,7 +232,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                 return ReduceOutcome(frame.id, ReduceStatus.STOPPED,
                                      reason=f"{role}: {match.reason}")
             missing.append(role)
-    numbers = detector_numbers(frame, profile, chosen.get("bias"))
+    numbers = detector_numbers(frame, profile, chosen.get("bias"), chosen.get("flat"))
     warn_if_assumed(numbers, profile.name)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
                                 cosmic_threads=cosmic_threads, gain=numbers["gain"].value,

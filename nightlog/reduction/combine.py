@@ -209,11 +209,17 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
     unc = np.empty(ny * nx, dtype=np.float32)
     count = np.empty(ny * nx, dtype=np.uint16)
     mean_scale = float(np.mean(stack.scales))
+    scales = np.asarray(stack.scales, dtype=np.float64)
     tile = stack.plan.tile_pixels
+    line_length = None
+    if clip is not None and clip.spread == "avsigclip":
+        # avsigclip measures its factor per image line: tiles of whole lines.
+        tile, line_length = max(nx, tile - tile % nx), nx
 
     def work(flat: npt.NDArray[np.float32], start: int, p0: int) -> None:
         res = combine_tile(flat[:, p0:p0 + tile], method=method, clip=clip, nlow=nlow,
-                           nhigh=nhigh, weights=weights, mean_scale=mean_scale)
+                           nhigh=nhigh, weights=weights, mean_scale=mean_scale,
+                           scales=scales, line_length=line_length)
         sl = slice(start + p0, start + p0 + res.data.size)
         data[sl], unc[sl], count[sl] = res.data, res.uncertainty, res.count
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from nightlog.reduction.masters import CombineOptions
 from nightlog.reduction.rejection import ClipSpec
 
-__all__ = ["describe_combine", "noise_model_options"]
+__all__ = ["configured_options", "describe_combine", "noise_model_options"]
 
 
 def describe_combine(options: CombineOptions) -> str:
@@ -19,12 +19,21 @@ def describe_combine(options: CombineOptions) -> str:
     clip = options.clip
     if clip is None:
         return options.method
-    spread = {"mad": "MAD", "std": "standard deviation"}.get(clip.spread) or (
+    spread = {"mad": "MAD", "std": "standard deviation",
+              "sigclip": "sigclip (the survivors' sigma, n - 1)",
+              "avsigclip": "avsigclip (sigma = k sqrt(level), k per line)"}.get(clip.spread) or (
         f"noise model (read noise {clip.read_noise} e-, gain {clip.gain} e-/ADU)")
     low = "-" if clip.low is None else f"{clip.low:g}"
     high = "-" if clip.high is None else f"{clip.high:g}"
-    return (f"{options.method}, {low}/{high}-sigma clip about the "
-            f"{clip.centre} by {spread}, {clip.max_iters} pass(es)")
+    passes = ("passes until nothing more is rejected" if clip.max_iters is None
+              else f"{clip.max_iters} pass(es)")
+    text = (f"{options.method}, {low}/{high}-sigma clip about the "
+            f"{clip.centre} by {spread}, {passes}")
+    if clip.frame_scales:
+        text += ", in each frame's own units"
+    if clip.nkeep is not None:
+        text += f", nkeep {clip.nkeep}"
+    return text
 
 
 def noise_model_options(options: CombineOptions, gains: Sequence[float | None],
@@ -49,3 +58,48 @@ def noise_model_options(options: CombineOptions, gains: Sequence[float | None],
     return dataclasses.replace(options, clip=ClipSpec(
         low=3.0, high=3.0, centre="median", spread="noise", read_noise=read_noise,
         gain=gain, max_iters=1))
+
+
+def configured_options(options: CombineOptions, *, kind: str, reject: str, centre: str,
+                       lsigma: float, hsigma: float, max_iters: int | None,
+                       nkeep: int | None, frame_scales: bool,
+                       gains: Sequence[float | None], read_noises: Sequence[float | None]
+                       ) -> tuple[CombineOptions, str | None]:
+    """The options of a master of ``kind`` as a site's ``[combine]`` asks, and why
+    the clip asked for could not be used (``None`` when it was).
+
+    ``reject='auto'`` is :func:`noise_model_options` for biases and flats (the MAD
+    clip of ``options`` otherwise); ``'none'``, ``'mad'``, ``'sigclip'``,
+    ``'avsigclip'`` and ``'ccdclip'`` are IRAF's, with ``centre``, ``lsigma``,
+    ``hsigma`` and ``max_iters``. ``'ccdclip'`` needs one gain and one read noise
+    for all frames; without them the MAD clip is kept and the reason returned.
+    ``nkeep`` applies to whichever clip results, ``frame_scales`` to the noise
+    model, ``sigclip`` and ``avsigclip``.
+    """
+    note = None
+    if reject == "auto":
+        out = (noise_model_options(options, gains, read_noises)
+               if kind in ("bias", "flat") else options)
+    elif reject == "none":
+        return dataclasses.replace(options, clip=None), None
+    elif reject == "ccdclip":
+        out = noise_model_options(options, gains, read_noises)
+        if out.clip is None or out.clip.spread != "noise":
+            note = ("ccdclip asked for, but the frames do not all give one gain and one "
+                    "read noise: the MAD clip was used")
+        else:
+            out = dataclasses.replace(out, clip=dataclasses.replace(
+                out.clip, low=lsigma, high=hsigma, centre=centre,  # type: ignore[arg-type]
+                max_iters=max_iters))
+    else:
+        spread = {"mad": "mad", "sigclip": "sigclip", "avsigclip": "avsigclip"}[reject]
+        out = dataclasses.replace(options, clip=ClipSpec(
+            low=lsigma, high=hsigma, spread=spread, centre=centre,  # type: ignore[arg-type]
+            max_iters=max_iters))
+    clip = out.clip
+    if clip is not None and (nkeep is not None or frame_scales):
+        clip = dataclasses.replace(
+            clip, nkeep=nkeep,
+            frame_scales=frame_scales and clip.spread in ("noise", "avsigclip", "sigclip"))
+        out = dataclasses.replace(out, clip=clip)
+    return out, note

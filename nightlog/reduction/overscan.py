@@ -130,6 +130,48 @@ def _row_statistic_nan(strip: npt.NDArray[np.float64], method: str,
     return np.asarray(np.nanmean(values, axis=1), dtype=np.float64)
 
 
+def _fit_rows(rows: npt.NDArray[np.float64], levels: npt.NDArray[np.float64], degree: int,
+              niterate: int, low_reject: float, high_reject: float
+              ) -> tuple[np.polynomial.Polynomial, int]:
+    """Least-squares polynomial of the row levels, with IRAF ``icfit``'s rejection.
+
+    Each of at most ``niterate`` passes measures sigma from the residuals of the
+    rows still in the fit (``sqrt(sum(r**2) / (n - 1))``), rejects those below
+    ``-low_reject`` or above ``high_reject`` sigma (0 switches a side off; grow 0)
+    and fits again; rejected rows stay out. It stops early when a pass rejects
+    nothing or would leave no more rows than the model has terms.
+    """
+    used = np.ones(rows.size, dtype=bool)
+    fit = np.polynomial.Polynomial.fit(rows, levels, degree)
+    for _ in range(niterate):
+        resid = levels - fit(rows)
+        n = int(used.sum())
+        sigma = float(np.sqrt(np.sum(resid[used] ** 2) / (n - 1))) if n > 1 else 0.0
+        if not sigma > 0:
+            break
+        out = np.zeros(rows.size, dtype=bool)
+        if low_reject > 0:
+            out |= resid < -low_reject * sigma
+        if high_reject > 0:
+            out |= resid > high_reject * sigma
+        out &= used
+        if not out.any() or n - int(out.sum()) <= degree + 1:
+            break
+        used &= ~out
+        fit = np.polynomial.Polynomial.fit(rows[used], levels[used], degree)
+    return fit, int(rows.size - used.sum())
+
+
+def _check_rejection(niterate: int, low_reject: float, high_reject: float,
+                     model_degree: int | None) -> None:
+    if niterate < 0 or not low_reject >= 0 or not high_reject >= 0:
+        raise ReductionError(
+            f"niterate={niterate}, low_reject={low_reject}, high_reject={high_reject}: "
+            "all must be >= 0")
+    if niterate and model_degree is None:
+        raise ReductionError("rejection of overscan rows (niterate) needs a model_degree")
+
+
 def overscan_levels(
     ccd: CCDData,
     *,
@@ -139,6 +181,9 @@ def overscan_levels(
     model_degree: int | None = None,
     per_row: bool = True,
     clip_sigma: float = 3.0,
+    niterate: int = 0,
+    low_reject: float = 3.0,
+    high_reject: float = 3.0,
 ) -> npt.NDArray[np.float64]:
     """The overscan level to subtract from each row of ``ccd``, in the data's units.
 
@@ -158,8 +203,18 @@ def overscan_levels(
     SectionError
         The region (or ``BIASSEC``) is malformed or off the image.
     """
+    return _levels(ccd, region, skip_columns, method, model_degree, per_row, clip_sigma,
+                   niterate, low_reject, high_reject)[0]
+
+
+def _levels(ccd: CCDData, region: str | Section | None, skip_columns: int, method: str,
+            model_degree: int | None, per_row: bool, clip_sigma: float, niterate: int,
+            low_reject: float, high_reject: float
+            ) -> tuple[npt.NDArray[np.float64], int]:
+    """The levels of :func:`overscan_levels` and the number of rows the fit rejected."""
     if method not in _METHODS:
         raise ReductionError(f"overscan method must be one of {_METHODS}, not {method!r}")
+    _check_rejection(niterate, low_reject, high_reject, model_degree)
     if model_degree is not None and (not per_row or model_degree < 0):
         raise ReductionError("a polynomial model needs per_row=True and a degree >= 0")
     rows, cols = _region_slices(ccd, region, skip_columns)
@@ -172,7 +227,7 @@ def overscan_levels(
     nrows = ccd.shape[0]
     if not per_row:
         level = float(_row_statistic(strip.reshape(1, -1), method, clip_sigma)[0])
-        return np.full(nrows, level)
+        return np.full(nrows, level), 0
     per = _row_statistic(strip, method, clip_sigma)
     covered = np.arange(rows.start, rows.stop, dtype=np.float64)
     valid = np.isfinite(per)
@@ -181,11 +236,12 @@ def overscan_levels(
             raise ReductionError(
                 f"{valid.sum()} valid overscan rows cannot fit a degree-{model_degree} model"
             )
-        fit = np.polynomial.Polynomial.fit(covered[valid], per[valid], model_degree)
-        return np.asarray(fit(np.arange(nrows, dtype=np.float64)), dtype=np.float64)
+        fit, rejected = _fit_rows(covered[valid], per[valid], model_degree, niterate,
+                                  low_reject, high_reject)
+        return np.asarray(fit(np.arange(nrows, dtype=np.float64)), dtype=np.float64), rejected
     # Rows without a level (outside the region, or fully masked) take the level of
     # the nearest row that has one: np.interp holds the end values constant.
-    return np.interp(np.arange(nrows, dtype=np.float64), covered[valid], per[valid])
+    return np.interp(np.arange(nrows, dtype=np.float64), covered[valid], per[valid]), 0
 
 
 def subtract_overscan(
@@ -197,6 +253,9 @@ def subtract_overscan(
     model_degree: int | None = None,
     per_row: bool = True,
     clip_sigma: float = 3.0,
+    niterate: int = 0,
+    low_reject: float = 3.0,
+    high_reject: float = 3.0,
 ) -> CCDData:
     """Subtract the overscan level from a raw frame.
 
@@ -221,6 +280,15 @@ def subtract_overscan(
         ``True`` (default): one level per row. ``False``: one level for the frame.
     clip_sigma : float, optional
         Rejection threshold of ``'clipped_mean'``, in standard deviations.
+    niterate : int, optional
+        IRAF ``ccdproc``'s ``niterate``: passes of rejection of outlying rows from
+        the model fit (a row hit by a cosmic ray or a bright column's bleed).
+        Default 0, no rejection; needs ``model_degree``.
+    low_reject, high_reject : float, optional
+        IRAF's ``low_reject``/``high_reject``: rows whose level lies more than this
+        many sigma of the fit residuals below/above the fit are rejected; sigma
+        is measured from the rows still in the fit, ``sqrt(sum(r**2)/(n - 1))``;
+        0 switches that side off. Default 3.
 
     Returns
     -------
@@ -244,9 +312,8 @@ def subtract_overscan(
                 f"{what} was already subtracted from this frame ({key}={ccd.meta[key]!r}); "
                 "subtract the overscan or a full bias level, never both"
             )
-    levels = overscan_levels(ccd, region=region, skip_columns=skip_columns, method=method,
-                             model_degree=model_degree, per_row=per_row,
-                             clip_sigma=clip_sigma)
+    levels, rejected = _levels(ccd, region, skip_columns, method, model_degree, per_row,
+                               clip_sigma, niterate, low_reject, high_reject)
     rows, cols = _region_slices(ccd, region, skip_columns)
     data = np.asarray(ccd.data, dtype=np.float32) - levels.astype(np.float32)[:, np.newaxis]
     header = header_of(ccd)
@@ -254,10 +321,14 @@ def subtract_overscan(
     how = f"{method}/row" if per_row else f"{method}/frame"
     if model_degree is not None:
         how += f" poly{model_degree}"
+    if niterate:
+        how += f" rej{low_reject:g}/{high_reject:g}x{niterate}"
     set_card(header, "OVERSCAN", f"{used} {how}", "overscan section and method")
     set_card(header, "OVSCLEV", round(float(np.mean(levels)), 4), "mean overscan level [ADU]")
     uncovered = ccd.shape[0] - (rows.stop - rows.start)
     note = f"; {uncovered} rows outside the region extrapolated" if uncovered and per_row else ""
+    if niterate:
+        note += f"; {rejected} rows rejected from the fit"
     add_history(header, f"Overscan {used} subtracted ({how}, skip {skip_columns} cols){note}")
     return new_frame(ccd, data, header)
 

@@ -7,6 +7,7 @@ same way: never subtract both an overscan and a full bias level.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,12 +34,25 @@ class Preparation:
     #: characterisation: a per-row level estimated from a few columns adds its own
     #: noise to every row, and read noise and gain measured after it come out wrong).
     per_row: bool = True
+    #: A polynomial of this degree fitted to the per-row levels, with IRAF's
+    #: rejection of outlying rows (see :func:`subtract_overscan`); none by default.
+    model_degree: int | None = None
+    niterate: int = 0
+    low_reject: float = 3.0
+    high_reject: float = 3.0
+
+    def one_level(self) -> Preparation:
+        """The same steps with one overscan level for the frame and no fit (the
+        characterisation's)."""
+        return dataclasses.replace(self, per_row=False, model_degree=None, niterate=0)
 
     def __call__(self, ccd: CCDData) -> CCDData:
         out = ccd
         if self.overscan is not None:
             out = subtract_overscan(out, region=self.overscan, skip_columns=self.skip_columns,
-                                    method="median", per_row=self.per_row)
+                                    method="median", per_row=self.per_row,
+                                    model_degree=self.model_degree, niterate=self.niterate,
+                                    low_reject=self.low_reject, high_reject=self.high_reject)
         if self.trim is not None:
             out = trim_image(out, self.trim)
         return out
@@ -55,6 +69,11 @@ class Preparation:
         if self.overscan is not None:
             over = {"region": self.overscan, "skip_columns": self.skip_columns,
                     "statistic": "median per row" if self.per_row else "median of the region"}
+            if self.model_degree is not None:
+                over["fit_degree"] = self.model_degree
+            if self.niterate:
+                over["rejection"] = {"niterate": self.niterate, "low_reject": self.low_reject,
+                                     "high_reject": self.high_reject}
         return {"overscan": over, "trim": self.trim}
 
 

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from nightlog.errors import CombineError
 from nightlog.reduction._sorted_columns import NETWORK_MAX_FRAMES, sort_columns, take
+from nightlog.reduction.iraf_rejection import reject_by_frame
 
 __all__ = ["MAD_TO_SIGMA", "MEDIAN_EFFICIENCY", "ClipSpec", "TileResult", "combine_tile"]
 
@@ -40,7 +41,7 @@ MAD_TO_SIGMA = 1.482602218505602
 MEDIAN_EFFICIENCY = 1.2533141373155003
 
 Method = Literal["average", "median", "sum"]
-Spread = Literal["std", "mad", "noise"]
+Spread = Literal["std", "mad", "noise", "avsigclip", "sigclip"]
 Centre = Literal["median", "mean"]
 
 
@@ -69,7 +70,15 @@ class ClipSpec:
             ``sigma**2 = (read_noise/gain)**2 + centre/gain`` in ADU (``centre``
             clipped at 0); needs ``read_noise`` (electrons) and ``gain``
             (electrons/ADU). When frames were scaled, sigma is computed for the
-            unscaled level and multiplied by the mean scale factor.
+            unscaled level and multiplied by the mean scale factor (with
+            ``frame_scales=True``: by each frame's own factor, at its own level).
+        ``'sigclip'``
+            IRAF ``sigclip``: ``sqrt(sum((x - centre)**2) / (n - 1))`` of the
+            survivors, about the centre.
+        ``'avsigclip'``
+            IRAF ``avsigclip``: ``sigma = k·sqrt(max(1, centre))``, with ``k``
+            measured from the stack once per image line before rejection (see
+            :mod:`~nightlog.reduction.iraf_rejection`).
     centre : {'median', 'mean'}
         Centre of the surviving values. Default ``'median'``.
     max_iters : int or None
@@ -79,6 +88,19 @@ class ClipSpec:
         Read noise in electrons (``spread='noise'`` only).
     gain : float or None
         Gain in electrons per ADU (``spread='noise'`` only).
+    nkeep : int or None
+        IRAF ``nkeep``: at least this many values of each pixel are kept (``>= 0``)
+        or at most ``-nkeep`` are rejected (``< 0``) by the clip, the rejected
+        values with the smallest residuals given back first. ``None`` (default):
+        no such limit.
+    frame_scales : bool
+        Compute the noise of ``'noise'`` and ``'avsigclip'`` in each frame's own
+        units (its own scale factor) instead of at the mean scale. Default False.
+
+    ``'avsigclip'``, ``'sigclip'``, ``nkeep`` and ``frame_scales`` need each value's
+    frame and
+    run in :func:`~nightlog.reduction.iraf_rejection.reject_by_frame` instead of
+    the sorted fast path.
 
     Raises
     ------
@@ -94,14 +116,29 @@ class ClipSpec:
     max_iters: int | None = None
     read_noise: float | None = None
     gain: float | None = None
+    nkeep: int | None = None
+    frame_scales: bool = False
+
+    @property
+    def by_frame(self) -> bool:
+        """Whether this clip needs each value's frame (the IRAF engine)."""
+        return (self.spread in ("avsigclip", "sigclip") or self.nkeep is not None
+                or self.frame_scales)
 
     def __post_init__(self) -> None:
         for name in ("low", "high"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise CombineError(f"clip threshold {name}={value!r} must be >= 0 or None")
-        if self.spread not in ("std", "mad", "noise"):
-            raise CombineError(f"unknown clip spread {self.spread!r}: use 'std', 'mad' or 'noise'")
+        if self.spread not in ("std", "mad", "noise", "avsigclip", "sigclip"):
+            raise CombineError(f"unknown clip spread {self.spread!r}: use 'std', 'mad', "
+                               "'noise', 'avsigclip' or 'sigclip'")
+        if self.frame_scales and self.spread not in ("noise", "avsigclip", "sigclip"):
+            raise CombineError(
+                "frame_scales applies to the 'noise', 'avsigclip' and 'sigclip' spreads")
+        if self.nkeep is not None and (isinstance(self.nkeep, bool)
+                                       or not isinstance(self.nkeep, int)):
+            raise CombineError(f"nkeep={self.nkeep!r} must be an integer or None")
         if self.centre not in ("median", "mean"):
             raise CombineError(f"unknown clip centre {self.centre!r}: use 'median' or 'mean'")
         if self.max_iters is not None and self.max_iters < 1:
@@ -262,7 +299,8 @@ def _clip(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp], hi: npt.NDArray[
 
 def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpec | None,
                  nlow: int, nhigh: int, weights: npt.NDArray[np.float64] | None,
-                 mean_scale: float = 1.0) -> TileResult:
+                 mean_scale: float = 1.0, scales: npt.NDArray[np.float64] | None = None,
+                 line_length: int | None = None) -> TileResult:
     """Reject outliers and combine the ``N`` values of each of ``P`` pixels.
 
     Parameters
@@ -281,6 +319,12 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
         Per-frame weights for ``'average'`` and ``'sum'``.
     mean_scale : float
         Mean per-frame scale factor (for the ``'noise'`` spread).
+    scales : ndarray, shape (N,), or None
+        Each frame's scale factor, for a clip that works by frame
+        (:attr:`ClipSpec.by_frame`); default all ``mean_scale``.
+    line_length : int or None
+        Pixels per image line of the tile (``'avsigclip'`` measures its factor
+        per line); default the whole tile.
 
     Returns
     -------
@@ -290,6 +334,14 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
         for the median and ``std*sqrt(n)`` for the sum, with ``std`` the
         population standard deviation (``ddof=0``) of the ``n`` survivors.
     """
+    if clip is not None and clip.by_frame:
+        if scales is None:
+            scales = np.full(tile.shape[0], mean_scale)
+        keep = reject_by_frame(tile, clip, nlow=nlow, nhigh=nhigh, scales=scales,
+                               line_length=line_length)
+        survivors = np.where(keep, tile, np.float32(np.nan)).astype(np.float32)
+        return combine_tile(survivors, method=method, clip=None, nlow=0, nhigh=0,
+                            weights=weights, mean_scale=mean_scale)
     n_frames, n_pix = tile.shape
     x = np.array(tile, dtype=np.float32, order="C")
     if np.isfinite(x.sum(dtype=np.float64)):

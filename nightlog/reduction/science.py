@@ -249,7 +249,8 @@ def reduce_science(
         def overscan() -> tuple[CCDData, Mapping[str, Any]]:
             out = subtract_overscan(ccd, region=ovs.region, skip_columns=ovs.skip_columns,
                                     method=ovs.method, model_degree=ovs.model_degree,
-                                    per_row=ovs.per_row)
+                                    per_row=ovs.per_row, niterate=ovs.niterate,
+                                    low_reject=ovs.low_reject, high_reject=ovs.high_reject)
             return out, {"mean_level": float(out.meta["OVSCLEV"])}
 
         ccd = recorder.step("overscan", asdict(ovs), overscan)

@@ -36,6 +36,9 @@ class OverscanParameters:
         subtracts the levels themselves.
     per_row : bool
         One level per row (``True``) or one for the frame.
+    niterate, low_reject, high_reject : int, float, float
+        Rejection of outlying rows from the model fit (IRAF's names; 0 passes:
+        none).
     """
 
     region: str | None = None
@@ -43,6 +46,9 @@ class OverscanParameters:
     method: OverscanMethod = "median"
     model_degree: int | None = None
     per_row: bool = True
+    niterate: int = 0
+    low_reject: float = 3.0
+    high_reject: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,9 @@ class InstrumentProfile:
     read_noise_map : bool
         Master biases carry a per-pixel read-noise map (``RDNOISE`` extension);
         pixels above ``noisy_factor`` × its median are NOISY.
+    gain_measured : bool
+        The TOML's ``gain = "measured"``: reduce with the gain the master flat
+        measured by photon transfer (``gain_ptc``), before the header's.
     overscan, trim, datasec, ccdsec : str or None
         A literal FITS section (``'[2049:2080,1:4127]'``) or the header keyword that
         holds one (``'BIASSEC'``); ``None`` for none.
@@ -141,6 +144,13 @@ class InstrumentProfile:
         :mod:`nightlog.header.window`); needs ``full_shape``.
     overscan_skip_columns : int
         Overscan columns next to the data to ignore (charge or light leaking in).
+    overscan_fit_degree : int or None
+        Degree of a polynomial in the row number fitted to the per-row overscan
+        levels (IRAF ``order`` is this plus one); ``None``: the levels themselves.
+    overscan_niterate, overscan_low_reject, overscan_high_reject : int, float, float
+        IRAF ``niterate``/``low_reject``/``high_reject``: passes of rejection of
+        outlying rows from that fit and their limits in sigma of its residuals
+        (0, 3, 3: no rejection).
     flat_scale_region : str or None
         FITS section used to normalise flats; else the central ``flat_scale_fraction``.
     darks_scale : bool
@@ -215,6 +225,9 @@ class InstrumentProfile:
     object_keywords: tuple[str, ...] = ("OBJECT", "OBJNAME")
     # Overrides of header values.
     gain: float | None = None
+    #: ``gain = "measured"`` in the TOML: the gain measured by photon transfer on the
+    #: master flat is used before the header's.
+    gain_measured: bool = False
     read_noise: float | None = None
     saturation: float | None = None
     gain_table: Mapping[float, float] = field(default_factory=lambda: MappingProxyType({}))
@@ -232,6 +245,10 @@ class InstrumentProfile:
     lenient_sections: bool = False
     subtract_overscan: bool = False
     overscan_skip_columns: int = 0
+    overscan_fit_degree: int | None = None
+    overscan_niterate: int = 0
+    overscan_low_reject: float = 3.0
+    overscan_high_reject: float = 3.0
     flat_scale_region: str | None = None
     flat_scale_fraction: float = 0.5
     # Calibration policy.

@@ -350,6 +350,10 @@ _CONVERTERS: dict[str, _Converter] = {
     "lenient_sections": _bool,
     "subtract_overscan": _bool,
     "overscan_skip_columns": lambda n, k, v: _int(n, k, v, 0),
+    "overscan_fit_degree": lambda n, k, v: _int(n, k, v, 0),
+    "overscan_niterate": lambda n, k, v: _int(n, k, v, 0),
+    "overscan_low_reject": lambda n, k, v: _float(n, k, v, lo=0.0),
+    "overscan_high_reject": lambda n, k, v: _float(n, k, v, lo=0.0),
     "flat_scale_region": lambda n, k, v: _region(n, k, v, literal_only=True),
     "flat_scale_fraction": lambda n, k, v: _float(n, k, v, lo=0.0, hi=1.0, lo_open=True),
     "darks_scale": _bool,
@@ -443,10 +447,16 @@ def profile_from_table(name: str, table: Mapping[str, Any]) -> InstrumentProfile
     for key, value in table.items():
         if key in ("match", "match_regex"):
             continue
+        if key == "gain" and value == "measured":
+            values["gain"], values["gain_measured"] = None, True
+            continue
         values[key] = _CONVERTERS[key](name, key, value)
     _dark_scaling(name, table, values)
     _check_crosstalk(name, values)
     profile = InstrumentProfile(**values)
+    if profile.overscan_niterate and profile.overscan_fit_degree is None:
+        raise _err(name, "overscan_niterate",
+                   "rejects rows from the overscan fit: give overscan_fit_degree too")
     _check_literal_regions(profile)
     both = set(profile.gain_keywords) & set(profile.gain_setting_keywords)
     if both:
