@@ -327,8 +327,7 @@ def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, da
     if job.kind == "bias":
         return make_master_bias(inputs, prepare=job.prepare, options=options,
                                 noise_map=job.read_noise_map, noisy_factor=job.noisy_factor,
-                                quantisation_step=job.quantisation_step), options
-        return make_master_bias(inputs, prepare=job.prepare, options=options), options, note
+                                quantisation_step=job.quantisation_step), options, note
     if job.kind == "dark":
         return make_master_dark(inputs, times, bias=bias, prepare=job.prepare,
                                 scale_to_rate=job.darks_scale, options=options), options, note
