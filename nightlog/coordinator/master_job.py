@@ -193,8 +193,9 @@ def _region_stats(job: MasterJob, bias_level: float | None
 
 
 def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Preparation,
-                  bias: Any) -> dict[str, Any]:
-    """Read noise from the first two biases, gain from the first two flats."""
+                  bias: Any, bias_read_noise_adu: float | None = None) -> dict[str, Any]:
+    """Read noise from the first two biases, gain from the first two flats (with the
+    frames' read noise, else the median of the master bias's read-noise map)."""
     if len(frames) < 2:
         return {}
     gain = frames[0].gain
@@ -208,9 +209,9 @@ def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Prepar
             rn = read_noise_from_biases(a, b, clip_sigma=5.0, gain=gain)
             return {"read_noise_adu": rn.adu, "read_noise_e": rn.electrons}
         if kind == "flat" and bias is not None:
-            g = gain_from_flats(a, b, master_bias=bias,
-                                read_noise_adu=(frames[0].read_noise or 0.0) / (gain or 1.0)
-                                if frames[0].read_noise else None)
+            read_noise_adu = ((frames[0].read_noise or 0.0) / (gain or 1.0)
+                              if frames[0].read_noise else bias_read_noise_adu)
+            g = gain_from_flats(a, b, master_bias=bias, read_noise_adu=read_noise_adu)
             return {"gain_from_flats": g}
     except NightlogError as exc:
         return {"characterisation_error": str(exc)}
@@ -287,7 +288,8 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
                      if rejected else ""))
         return MasterRefused(reason, tuple(rejected))
 
-    loaded = {m.role: read_product(m.path).ccd for m in job.masters}
+    stored = {m.role: read_product(m.path) for m in job.masters}
+    loaded = {role: product.ccd for role, product in stored.items()}
     for m in job.masters:
         if m.crop is not None:
             loaded[m.role] = crop_to_window(loaded[m.role], m.crop)
@@ -339,7 +341,10 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     gain = job.considered[0].gain if job.considered else None
     if job.kind == "dark" and gain:
         figures["dark_current_e_per_s"] = result.level * gain if job.darks_scale else None
-    figures.update(_characterise(job.kind, accepted, job.prepare, loaded.get("bias")))
+    noise_map = stored["bias"].read_noise if "bias" in stored else None
+    figures.update(_characterise(job.kind, accepted, job.prepare, loaded.get("bias"),
+                                 float(np.nanmedian(noise_map)) if noise_map is not None
+                                 else None))
     return BuiltMaster(
         path=str(out.path), sha256=out.sha256, size=out.size,
         used=tuple(f.id for f in accepted), rejected=tuple(rejected),
