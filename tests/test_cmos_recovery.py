@@ -204,11 +204,44 @@ def test_telegraph_pixels_are_noisy_and_never_cosmic_rays(
     assert not np.any(bits & MaskBit.COSMIC_RAY)
 
 
+#: A user profile for the camera that reads the settings but forgets to name them
+#: in ``calibration_keys``: they are grouping fields all the same.
+_FORGETFUL = """
+[instruments.asi1600_forgetful]
+match = { INSTRUME = "ZWO ASI1600MM Pro" }
+priority = 1
+gain_setting_keywords = ["GAIN"]
+offset_keywords = ["OFFSET"]
+gain_keywords = ["EGAIN"]
+gain_table = { "0" = 0.309375, "139" = 0.0624432 }
+bit_depth = 12
+overscan = ""
+read_noise_map = true
+dark_scaling = "interpolate"
+"""
+
+
+def test_a_profile_reading_settings_always_groups_by_them() -> None:
+    import tomllib
+
+    from nightlog.calibration.grouping import group_fields
+    from nightlog.header.profiles.registry import ProfileRegistry
+
+    registry = ProfileRegistry.from_settings(tomllib.loads(_FORGETFUL)["instruments"])
+    profile = registry.get("asi1600_forgetful")
+    assert "gain_setting" not in profile.calibration_keys["bias"]
+    for kind in ("bias", "dark", "flat"):
+        assert {"gain_setting", "offset"} <= set(group_fields(profile, kind))
+    assert "gain_setting" not in group_fields(registry.get("lfc"), "bias")
+
+
+@pytest.mark.parametrize("extra", ["", _FORGETFUL], ids=["builtin", "forgetful"])
 def test_a_frame_with_only_masters_of_another_setting_gets_none(
         raw: Path, truth: dict[str, Any], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, extra: str) -> None:
     """Only the GAIN 139 calibrations are there: a GAIN 0 light gets no master, and
-    ``nightlog match`` shows the gain setting and offset rules failing."""
+    ``nightlog match`` shows the gain setting and offset rules failing (also under a
+    profile whose ``calibration_keys`` do not name them)."""
     only = tmp_path / "only139"
     only.mkdir()
     for f in truth["files"]:
@@ -216,7 +249,7 @@ def test_a_frame_with_only_masters_of_another_setting_gets_none(
             shutil.copy2(raw / f["name"], only / f["name"])
     folder = tmp_path / "night"
     folder.mkdir()
-    (folder / "nightlog.toml").write_text(_config(truth), encoding="utf-8")
+    (folder / "nightlog.toml").write_text(_config(truth) + extra, encoding="utf-8")
     settings = reduced_night(folder, only)
     light = next(f for f in truth["files"] if f["kind"] == "science" and f["gain_setting"] == 0)
     with Archive(settings) as archive:
