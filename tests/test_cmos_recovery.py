@@ -269,3 +269,57 @@ def test_a_frame_with_only_masters_of_another_setting_gets_none(
         assert "failed group.gain_setting" in summary and "group.offset" in summary
     rows = [line for line in out if "│ group.gain_setting" in line or "│ group.offset" in line]
     assert rows and all("FAIL" in line for line in rows)
+
+
+@pytest.fixture(scope="module")
+def embedded(raw: Path, truth: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[Settings, str]:
+    """The night plus one full frame whose pixels over the window are the subarray
+    frame's raw pixels (elsewhere a full 120 s frame's), written with that full
+    frame's header: the window and that region are then the same raw pixels."""
+    sub = truth["subarray"]
+    full = _long_full_frame(truth)
+    where = tmp_path_factory.mktemp("asi1600-embedded")
+    night_raw = where / "raw-in"
+    shutil.copytree(raw, night_raw)
+    with fits.open(raw / full["name"]) as hdus:
+        header = hdus[0].header.copy()
+        data = hdus[0].data.astype(np.int32)
+    window = fits.getdata(raw / sub["file"]).astype(np.int32)
+    data[sub["y0"]:sub["y0"] + sub["ny"], sub["x0"]:sub["x0"] + sub["nx"]] = window
+    header["DATE-OBS"] = fits.getheader(raw / sub["file"])["DATE-OBS"]
+    name = "embedded_window.fits"
+    fits.PrimaryHDU(data.astype(np.uint16), header=header).writeto(night_raw / name)
+    folder = where / "night"
+    folder.mkdir()
+    (folder / "nightlog.toml").write_text(_config(truth), encoding="utf-8")
+    return reduced_night(folder, night_raw), name
+
+
+def test_the_window_equals_the_same_pixels_of_a_full_frame(
+        embedded: tuple[Settings, str], truth: dict[str, Any]) -> None:
+    """Reduced from the same masters, the window's pixels equal the full frame's over
+    the same region (to float32 rounding), but where cosmic-ray detection differs:
+    pixels flagged COSMIC_RAY in either, and a 5-pixel border of the window, where
+    the detection sees different neighbours."""
+    settings, name = embedded
+    sub = truth["subarray"]
+    with Archive(settings) as archive:
+        products = _products(archive)
+        a = read_product(products[sub["file"]].path)
+        b = read_product(products[name].path)
+    ha, hb = a.ccd.header, b.ccd.header
+    for key in ("NLBIAS", "NLDARK", "NLFLAT"):
+        assert ha[key] == hb[key]
+    region = (slice(sub["y0"], sub["y0"] + sub["ny"]), slice(sub["x0"], sub["x0"] + sub["nx"]))
+    wa, wb = a.ccd.data, b.ccd.data[region]
+    assert a.ccd.flags is not None and b.ccd.flags is not None
+    fa, fb = a.ccd.flags, b.ccd.flags[region]
+    keep = ~((fa | fb) & MaskBit.COSMIC_RAY).astype(bool)
+    keep[:5], keep[-5:], keep[:, :5], keep[:, -5:] = False, False, False, False
+    assert keep.mean() > 0.9
+    np.testing.assert_allclose(wa[keep], wb[keep], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(a.ccd.uncertainty.array[keep],
+                               b.ccd.uncertainty.array[region][keep], rtol=1e-5)
+    others = fa.dtype.type(np.iinfo(fa.dtype).max ^ int(MaskBit.COSMIC_RAY))
+    assert np.array_equal(fa[keep] & others, fb[keep] & others)
