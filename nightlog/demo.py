@@ -3,11 +3,18 @@ science frames and write the night report, in a fresh SQLite archive.
 
 It leaves a complete archive behind with its ``nightlog.toml``, so that after
 ``cd`` into it every command works on it.
+
+``camera="cmos"`` is the ZWO ASI1600MM Pro under N.I.N.A. (built-in profile
+``zwo_asi1600_nina``): two gain settings, darks at four exposures, a subarray frame.
+Its configuration tells the profile the full readout at the demo's scale (so the
+subarray frame is placed in it), and the night has five darks per exposure and gain
+setting, a master's default minimum.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +47,25 @@ directories = ["raw"]
 """
 
 
+#: Frames per block the demo asks the simulator for, per camera (``None``: its own).
+_COUNTS: dict[str, dict[str, int]] = {"cmos": {"n_dark": 5}}
+
+_CMOS_PROFILE = """
+[instruments.zwo_asi1600_nina]
+# The built-in profile describes the full 3520 x 4656 readout; the demo's frames are
+# shrunk by its scale, so its full readout is this (the subarray frame lies in it).
+full_shape = [{rows}, {columns}]
+"""
+
+
+def _camera_config(camera: str, truth: Path) -> str:
+    """What the configuration adds for ``camera``'s simulated night."""
+    if camera != "cmos":
+        return ""
+    rows, columns = json.loads(truth.read_text(encoding="utf-8"))["shape"]
+    return _CMOS_PROFILE.format(rows=rows, columns=columns)
+
+
 @dataclass(frozen=True, slots=True)
 class DemoReport:
     """What the demo did."""
@@ -65,11 +91,13 @@ def run_demo(directory: Path, *, camera: str = "lfc", scale: float = 0.25, seed:
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / CONFIG_FILENAME
-    if not config.exists():
-        config.write_text(_CONFIG, encoding="utf-8")
-    settings = load_settings(config)
     console.print(f"simulating a {camera} night in {directory / 'raw'} ...")
-    night = simulate_night(directory / "raw", camera=camera, scale=scale, seed=seed)
+    night = simulate_night(directory / "raw", camera=camera, scale=scale, seed=seed,
+                           **_COUNTS.get(camera, {}))
+    if not config.exists():
+        config.write_text(_CONFIG + _camera_config(camera, night.truth_path),
+                          encoding="utf-8")
+    settings = load_settings(config)
     engine = create_engine(settings.database_url)
     try:
         ensure_schema(engine)

@@ -145,6 +145,9 @@ class Camera:
 #: A profile for the test camera: the built-in zwo_nina, for a 12-bit ASI1600.
 PROFILE_TOML = """
 [instruments.asi1600]
+# The test camera writes EGAIN per stored ADU: it wins over the built-in
+# zwo_asi1600_nina (whose table takes EGAIN as native 12-bit ADU) by priority.
+priority = 1
 extends = "zwo_nina"
 description = "ZWO ASI1600MM Pro (12-bit CMOS) under N.I.N.A."
 match_regex = { SWCREATE = "^N\\\\.I\\\\.N\\\\.A\\\\.", INSTRUME = "^ZWO ASI1600" }

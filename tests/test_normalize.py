@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import importlib.util
 import json
@@ -465,3 +466,64 @@ def test_new_camera_from_the_docs_toml() -> None:
     # A detector the regex does not accept is not this camera.
     header["DETECTOR"] = "KAF-16803"
     assert reg.match(header).name == "generic"
+
+
+# --- The documented CMOS worked example: the simulated ASI1600 in TOML only ---------------
+
+def _doc_cmos_example() -> dict[str, Any]:
+    doc = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- profile-example-cmos -->\n```toml\n(.*?)```", doc, re.S)
+    assert block is not None, "docs/profiles.md lost its CMOS worked example"
+    return tomllib.loads(block.group(1))
+
+
+@pytest.fixture(scope="module")
+def asi1600_headers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, fits.Header]:
+    """Headers of the simulated N.I.N.A. night, given the full readout's size (the
+    simulator writes them card for card; only the pixels are shrunk)."""
+    from nightlog.simulate import simulate_night
+
+    night = simulate_night(tmp_path_factory.mktemp("asi1600-doc"), camera="cmos",
+                           scale=0.05, n_bias=1, n_dark=1, n_flat=1, n_science=3)
+    truth = json.loads(night.truth_path.read_text(encoding="utf-8"))
+    out: dict[str, fits.Header] = {}
+    for entry in truth["files"]:
+        header = fits.getheader(night.outdir / entry["name"])
+        if entry["window"] is not None:
+            header.update(NAXIS1=2328, NAXIS2=1760, XORGSUBF=1164, YORGSUBF=880)
+            key = "window"
+        else:
+            header.update(NAXIS1=4656, NAXIS2=3520)
+            key = f"{entry['kind']}_{entry['gain_setting']}"
+        out.setdefault(key, header)
+    return out
+
+
+def test_the_cmos_camera_from_the_docs_toml(asi1600_headers: dict[str, fits.Header]) -> None:
+    reg = ProfileRegistry.from_settings(_doc_cmos_example()["instruments"])
+    light = asi1600_headers["science_139"]
+    profile = reg.match(light)
+    assert profile.name == "my_asi1600"
+    norm = normalize_header(light, profile)
+    assert (norm.kind, norm.gain_setting, norm.offset) == ("science", 139.0, 50.0)
+    assert norm.gain == 0.0624432 and norm.saturation == 65520.0
+    assert norm.extra["header_gain"] == "EGAIN=0.999091350022373"
+    assert norm.setup_key == "ZWO ASI1600MM Pro|-|1x1|-|3520x4656"
+    window = normalize_header(asi1600_headers["window"], profile)
+    assert window.window == "[1165:3492,881:2640]" and window.setup_key == norm.setup_key
+    bias = normalize_header(asi1600_headers["bias_0"], profile)
+    assert (bias.kind, bias.gain_setting, bias.offset, bias.gain) == ("bias", 0.0, 10.0, 0.309375)
+    assert profile.quantisation_step == 16 and profile.dark_scaling == "interpolate"
+
+
+def test_the_cmos_example_reads_as_the_builtin(asi1600_headers: dict[str, fits.Header]) -> None:
+    """The shipped zwo_asi1600_nina is the documented example: every header of the
+    simulated night normalises the same under both (but for the profile's name)."""
+    reg = ProfileRegistry.from_settings(_doc_cmos_example()["instruments"])
+    assert reg.match(asi1600_headers["bias_0"]).name == "my_asi1600"
+    builtin = ProfileRegistry.from_settings().get("zwo_asi1600_nina")
+    assert ProfileRegistry.from_settings().match(asi1600_headers["bias_0"]) == builtin
+    for header in asi1600_headers.values():
+        mine = normalize_header(header, reg.get("my_asi1600"))
+        shipped = normalize_header(header, builtin)
+        assert dataclasses.replace(mine, profile=shipped.profile) == shipped

@@ -33,9 +33,9 @@ def registry(toml: str = "") -> ProfileRegistry:
 
 
 def test_builtins_are_shipped_and_loaded() -> None:
-    assert builtin_profile_names() == ["aspen", "generic", "lfc", "zwo_nina"]
+    assert builtin_profile_names() == ["aspen", "generic", "lfc", "zwo_asi1600_nina", "zwo_nina"]
     reg = registry()
-    assert reg.names == ["aspen", "generic", "lfc", "zwo_nina"]
+    assert reg.names == ["aspen", "generic", "lfc", "zwo_asi1600_nina", "zwo_nina"]
     lfc = reg.get("lfc")
     assert lfc.site == Site(longitude_deg=-116.8647, timezone="America/Los_Angeles",
                             name="Palomar Observatory")

@@ -3,8 +3,10 @@
 A group is the set of frames of one kind whose grouping fields agree (the
 profile's ``calibration_keys``: by default instrument, detector, binning, readout
 mode and shape; darks also by set temperature; flats also by filter; darks of
-cameras whose darks do not scale also by exposure time). Set temperatures are
-compared with the profile's tolerance: for the group key they are rounded to it.
+cameras whose darks do not scale also by exposure time; frames of a camera whose
+profile reads a gain setting or an offset also by those, whatever its keys). Set
+temperatures are compared with the profile's tolerance: for the group key they are
+rounded to it.
 """
 
 from __future__ import annotations
@@ -38,8 +40,14 @@ def frame_field(frame: Frame, name: str, profile: InstrumentProfile | None = Non
 
 
 def group_fields(profile: InstrumentProfile, kind: str) -> tuple[str, ...]:
-    """Grouping fields of ``kind`` for ``profile`` (exposure added for fixed darks)."""
+    """Grouping fields of ``kind`` for ``profile`` (exposure added for fixed darks; the
+    gain setting and offset whenever the profile reads them, so that a master never
+    serves another setting because its ``calibration_keys`` forgot them)."""
     fields = tuple(profile.calibration_keys.get(kind, ()))
+    if profile.gain_setting_keywords and "gain_setting" not in fields:
+        fields = (*fields, "gain_setting")
+    if profile.offset_keywords and "offset" not in fields:
+        fields = (*fields, "offset")
     if kind == "dark" and not profile.darks_scale and "exptime" not in fields:
         fields = (*fields, "exptime")
     return fields

@@ -211,8 +211,10 @@ def _region_stats(job: MasterJob, bias_level: float | None
 
 def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Preparation,
                   bias: Any, bias_ref: MasterRef | None = None,
-                  region: Section | None = None) -> dict[str, Any]:
-    """Read noise from the first two biases; gain from the first two flats and, by
+                  region: Section | None = None,
+                  bias_read_noise_adu: float | None = None) -> dict[str, Any]:
+    """Read noise from the first two biases; gain from the first two flats (with the
+    frames' read noise, else the median of the master bias's read-noise map) and, by
     photon transfer, from every usable pair of the flats (:func:`_photon_transfer`)."""
     if len(frames) < 2:
         return {}
@@ -235,9 +237,9 @@ def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Prepar
                     "read_noise_adu_err": err,
                     "read_noise_e_err": None if err is None or gain is None else err * gain}
         if kind == "flat" and bias is not None:
-            g = gain_from_flats(a, b, master_bias=bias,
-                                read_noise_adu=(frames[0].read_noise or 0.0) / (gain or 1.0)
-                                if frames[0].read_noise else None)
+            read_noise_adu = ((frames[0].read_noise or 0.0) / (gain or 1.0)
+                              if frames[0].read_noise else bias_read_noise_adu)
+            g = gain_from_flats(a, b, master_bias=bias, read_noise_adu=read_noise_adu)
             # G ∝ 1 / var(Δ); a variance from n values has relative error √(2/(n - 1))
             # (the read-noise share of var(Δ), small for flats, is neglected).
             out["gain_from_flats"] = g
@@ -386,7 +388,8 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
                      if rejected else ""))
         return MasterRefused(reason, tuple(rejected))
 
-    loaded = {m.role: read_product(m.path).ccd for m in job.masters}
+    stored = {m.role: read_product(m.path) for m in job.masters}
+    loaded = {role: product.ccd for role, product in stored.items()}
     for m in job.masters:
         if m.crop is not None:
             loaded[m.role] = crop_to_window(loaded[m.role], m.crop)
@@ -447,8 +450,11 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         figures["dark_current_err"] = (figures["level_err"] * gain
                                        if job.darks_scale and figures["level_err"] is not None
                                        else None)
-    figures.update(_characterise(job.kind, accepted, job.prepare, loaded.get("bias"),
-                                 by_role.get("bias")))
+    noise_map = stored["bias"].read_noise if "bias" in stored else None
+    figures.update(_characterise(
+        job.kind, accepted, job.prepare, loaded.get("bias"), by_role.get("bias"),
+        bias_read_noise_adu=(float(np.nanmedian(noise_map)) if noise_map is not None
+                             else None)))
     return BuiltMaster(
         path=str(out.path), sha256=out.sha256, size=out.size,
         used=tuple(f.id for f in accepted), rejected=tuple(rejected),
