@@ -161,6 +161,22 @@ def test_each_amplifier_is_judged_on_its_own() -> None:
     assert points[-1].alarms == ("gain@B",)
 
 
+def test_amplifiers_as_a_multi_amplifier_build_records_them_are_judged_too() -> None:
+    """A MEF master flat records its amplifiers as a list of named records whose
+    ``gain`` is the amplifier's gain from the flats."""
+    def amps(a: float, b: float) -> list[dict[str, Any]]:
+        return [{"name": "AMP1", "read_noise_adu": None, "read_noise_e": None, "gain": a,
+                 "source": "measured"},
+                {"name": "AMP2", "read_noise_adu": None, "read_noise_e": None, "gain": b,
+                 "source": "measured"}]
+
+    masters = [_flat(i, 2.0, amps=amps(1.9 + 0.002 * i, 2.1 - 0.002 * i)) for i in range(6)]
+    masters.append(_flat(6, 2.0, amps=amps(2.6, 2.1)))  # amplifier 1's gain jumped
+    figures = health_figures(masters, [], HealthSettings(min_points=5))
+    assert _gain(figures, 7, "AMP1").alarm
+    assert not _gain(figures, 7, "AMP2").alarm and not _gain(figures, 7).alarm
+
+
 def test_no_uncertainty_recorded_means_the_mad_alone() -> None:
     masters = [_flat(i, g, err=None) for i, g in enumerate([2.0, 2.01, 1.99, 2.0, 2.02])]
     masters.append(_flat(5, 2.05, err=None))

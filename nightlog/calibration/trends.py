@@ -109,22 +109,36 @@ def _number(raw: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+#: An amplifier's measured figure, as a multi-amplifier master's build records it
+#: (a list of ``{"name", "read_noise_adu", "read_noise_e", "gain", "source"}``),
+#: under the key the master's own figure has.
+_AMPLIFIER_KEYS = {"gain": "gain_from_flats"}
+
+
+def _amplifier_tables(stats: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Each amplifier's figures, by name: ``stats["amplifiers"]`` as a mapping of
+    name to figures, or as the list of named records a multi-amplifier build writes."""
+    amps = stats.get("amplifiers")
+    if isinstance(amps, Mapping):
+        return {str(k): v for k, v in amps.items() if isinstance(v, Mapping)}
+    if isinstance(amps, list):
+        return {str(a["name"]): {_AMPLIFIER_KEYS.get(k, k): v for k, v in a.items()}
+                for a in amps if isinstance(a, Mapping) and a.get("name") is not None}
+    return {}
+
+
 def _stats_of(master: Master, amplifier: str) -> Mapping[str, Any]:
-    """The master's statistics, or one amplifier's (``stats["amplifiers"][name]``)."""
+    """The master's statistics, or one amplifier's (``stats["amplifiers"]``)."""
     stats = master.stats or {}
     if not amplifier:
         return stats
-    amps = stats.get("amplifiers")
-    table = amps.get(amplifier) if isinstance(amps, Mapping) else None
-    return table if isinstance(table, Mapping) else {}
+    return _amplifier_tables(stats).get(amplifier, {})
 
 
 def amplifiers_of(master: Master) -> tuple[str, ...]:
-    """Names of the amplifiers whose figures the master records (``stats["amplifiers"]``
-    maps each name to figures keyed as the master's own); empty for one-amplifier
-    masters."""
-    amps = (master.stats or {}).get("amplifiers")
-    return tuple(sorted(str(n) for n in amps)) if isinstance(amps, Mapping) else ()
+    """Names of the amplifiers whose figures the master records (``stats["amplifiers"]``:
+    each name's figures keyed as the master's own); empty for one-amplifier masters."""
+    return tuple(sorted(_amplifier_tables(master.stats or {})))
 
 
 #: The metrics of each kind of master, in column order.
