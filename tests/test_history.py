@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -279,15 +280,18 @@ def test_csv_and_table_carry_the_same_values(run, catalogue: Catalogue
     outlier = next(r for r in table if int(r["id"]) == catalogue.masters["bias5"].id)
     assert outlier["outlier"] == "bias_level"
     text = run("--type", "bias")
-    lines = {cells[1]: cells for line in text.splitlines()
-             if len(cells := [c.strip() for c in line.split("│")]) > 2}
+    # Cells are separated by at least two spaces; a row starts with its id.
+    lines = {cells[0]: cells for line in text.splitlines()
+             if (cells := re.split(r"\s{2,}", line.strip())) and cells[0].isdigit()}
     for row in rows:
         cells = lines[str(row["id"])]
         for column in (*BIAS_METRICS, "quality", "night"):
             assert (f"{row[column]:g}" if isinstance(row[column], float) else row[column]) \
                 in cells
-        # The last two columns: the alarms (against the band before), the outliers.
-        assert cells[-3:-1] == [";".join(row["alarm"]), ";".join(row["outlier"])]
+        # The alarms (against the band before) and the outliers, where there are any.
+        for marks in (row["alarm"], row["outlier"]):
+            if marks:
+                assert ";".join(marks) in cells
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -360,6 +360,11 @@ def test_the_page_in_headless_chromium(hostile: dict[str, str], tmp_path: Path) 
     run = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2000", url],
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    print(f"screenshot of the night report: {shot}")
+    if os.environ.get("NIGHTLOG_DOCS_SCREENSHOTS") == "1":  # the picture in docs/report.md
+        docs_images = Path(__file__).resolve().parent.parent / "docs" / "images"
+        docs_images.mkdir(exist_ok=True)
+        shutil.copyfile(shot, docs_images / "report.png")
     pixels = imread(shot)[..., :3]
     assert pixels.shape[:2] == (2000, 1280)
     assert float(pixels.var()) > 0.001
