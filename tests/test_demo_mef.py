@@ -68,6 +68,9 @@ def test_masters_record_each_amplifier(run) -> None:  # type: ignore[no-untyped-
             assert [a["name"] for a in amps] == ["SCI,1", "SCI,2", "SCI,3", "SCI,4"]
     flats = [m for m in masters if m["kind"] == "flat"]
     assert all(a["gain"] > 0 for m in flats for a in m["stats"]["amplifiers"])
+    # Assembled from the amplifiers times their gains: levels in electrons, not ADU.
+    assert {m["kind"]: m["level_unit"] for m in masters} == {
+        "bias": "e-", "dark": "e-/s", "flat": "e-"}
 
 
 def test_a_product_is_one_image_with_the_amplifiers_cards(
@@ -86,3 +89,17 @@ def test_the_night_report_shows_the_mef_night(demo: tuple[Path, str]) -> None:
     page = (demo[0] / "reports" / "2019-04-05.html").read_text(encoding="utf-8")
     assert "fa15" in page
     assert page.count("<img") >= 6
+
+
+def test_profile_check_shows_each_amplifier(run, demo: tuple[Path, str]) -> None:  # type: ignore[no-untyped-def]
+    """``nightlog profile check`` reads the file as ingestion does: the assembled
+    detector, and the settings per amplifier, without a false warning."""
+    path = sorted((demo[0] / "raw").glob("*-e00.fits"))[0]
+    (check,) = json.loads(run("profile", "check", str(path), "--format", "json"))
+    assert check["error"] is None and check["warnings"] == []
+    assert check["match"]["profile"] == "lco_sinistro"
+    assert check["fields"]["shape"]["value"] == "410x410"
+    settings = check["settings"]
+    assert settings["SCI,2 gain"]["value"] == 1.94
+    assert settings["SCI,3 data"]["source"] == "placed at DETSEC [410:206,410:206]"
+    assert settings["SCI,4 overscan"]["value"] == "[208:213,1:205]"
