@@ -588,3 +588,25 @@ def test_the_mef_example_reads_as_the_builtin(sinistro_files: dict[str, Path]) -
         b, layout_b = _read_mef(path, shipped, "lco_sinistro")
         assert dataclasses.replace(a, profile=b.profile) == b
         assert layout_a == layout_b
+
+
+def test_a_multi_amplifier_frame_is_warned_about_its_amplifiers(
+        sinistro_files: dict[str, Path]) -> None:
+    """No warning for an empty primary (no SATURATE, BIASSEC or DATASEC there) when
+    every extension has its numbers; one naming the amplifier that lacks one."""
+    from nightlog.header.amplifiers import ExtensionHeader
+    from nightlog.header.normalize_amplifiers import normalize_amplifiers
+    from nightlog.header.profile_warnings import WarningCode, profile_warnings
+
+    profile = ProfileRegistry.from_settings().get("lco_sinistro")
+    with fits.open(sinistro_files["science"]) as hdus:
+        primary = dict(hdus[0].header)
+        extensions = [ExtensionHeader(i, dict(h.header), h.data.shape)
+                      for i, h in enumerate(hdus) if i > 0]
+    norm, layout = normalize_amplifiers(primary, primary, extensions, profile)
+    assert profile_warnings(primary, profile, norm, layout) == []
+    values = {k: v for k, v in extensions[2].values.items() if k != "SATURATE"}
+    extensions[2] = ExtensionHeader(3, values, extensions[2].shape)
+    norm, layout = normalize_amplifiers(primary, primary, extensions, profile)
+    (warning,) = profile_warnings(primary, profile, norm, layout)
+    assert warning.code == WarningCode.NO_SATURATION and "SCI,3" in warning.message
