@@ -9,6 +9,11 @@ It leaves a complete archive behind with its ``nightlog.toml``, so that after
 Its configuration tells the profile the full readout at the demo's scale (so the
 subarray frame is placed in it), and the night has five darks per exposure and gain
 setting, a master's default minimum.
+
+``camera="mef"`` is the LCO Sinistro (built-in profile ``lco_sinistro``): four
+amplifiers written as MEF, each with its own bias, gain, read noise and overscan;
+the profile reads everything from the headers, so the configuration adds nothing.
+Masters and products are the assembled detector, in electrons.
 """
 
 from __future__ import annotations

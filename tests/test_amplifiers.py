@@ -249,3 +249,17 @@ def test_profile_amplifier_keys() -> None:
             ({"amplifiers": "some"}, "expected \"all\"")]:
         with pytest.raises(ProfileError, match=message):
             profile_from_table("bad", table)
+
+
+def test_extensions_sharing_an_extname_are_named_by_their_extver() -> None:
+    """BANZAI's four ``SCI`` extensions: each amplifier is named ``SCI,<EXTVER>`` (the
+    form a profile's ``hdu`` takes), so cards and messages tell them apart; a unique
+    EXTNAME stays the name."""
+    camera = Camera(n=8)
+    headers, _ = _extensions(camera, np.ones(camera.shape), None)
+    sci = [ExtensionHeader(h.index, {**h.values, "EXTNAME": "SCI", "EXTVER": h.index},
+                           h.shape) for h in headers]
+    assert [a.name for a in amplifier_layout({}, sci, None).amplifiers] == [
+        "SCI,1", "SCI,2", "SCI,3", "SCI,4"]
+    assert [a.name for a in amplifier_layout({}, headers, None).amplifiers] == [
+        "AMP1", "AMP2", "AMP3", "AMP4"]

@@ -527,3 +527,86 @@ def test_the_cmos_example_reads_as_the_builtin(asi1600_headers: dict[str, fits.H
         mine = normalize_header(header, reg.get("my_asi1600"))
         shipped = normalize_header(header, builtin)
         assert dataclasses.replace(mine, profile=shipped.profile) == shipped
+
+
+# --- The documented MEF worked example: the simulated Sinistro in TOML only -------------
+
+def _doc_mef_example() -> dict[str, Any]:
+    doc = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- profile-example-mef -->\n```toml\n(.*?)```", doc, re.S)
+    assert block is not None, "docs/profiles.md lost its MEF worked example"
+    return tomllib.loads(block.group(1))
+
+
+@pytest.fixture(scope="module")
+def sinistro_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One file of each kind of the simulated Sinistro night."""
+    from nightlog.simulate import simulate_night
+
+    night = simulate_night(tmp_path_factory.mktemp("sinistro-doc"), camera="mef",
+                           scale=0.1)
+    truth = json.loads(night.truth_path.read_text(encoding="utf-8"))
+    out: dict[str, Path] = {}
+    for entry in truth["files"]:
+        out.setdefault(entry["kind"], night.outdir / entry["name"])
+    return out
+
+
+def _read_mef(path: Path, registry: ProfileRegistry, name: str) -> Any:
+    from nightlog.header.amplifiers import ExtensionHeader
+    from nightlog.header.normalize_amplifiers import normalize_amplifiers
+
+    with fits.open(path) as hdus:
+        primary = dict(hdus[0].header)
+        extensions = [ExtensionHeader(i, dict(h.header), h.data.shape)
+                      for i, h in enumerate(hdus) if i > 0]
+    assert registry.match(hdus[0].header).name == name
+    return normalize_amplifiers(primary, primary, extensions, registry.get(name))
+
+
+def test_the_mef_camera_from_the_docs_toml(sinistro_files: dict[str, Path]) -> None:
+    reg = ProfileRegistry.from_settings(_doc_mef_example()["instruments"])
+    norm, layout = _read_mef(sinistro_files["science"], reg, "my_sinistro")
+    assert (norm.kind, norm.filter, norm.shape) == ("science", "rp", (410, 410))
+    assert norm.setup_key == "fa15|-|1x1|-|410x410"
+    assert [a.name for a in layout.amplifiers] == ["SCI,1", "SCI,2", "SCI,3", "SCI,4"]
+    assert [a.gain for a in layout.amplifiers] == [2.01, 1.94, 2.07, 1.98]
+    assert [(a.flip_x, a.flip_y) for a in layout.amplifiers] == [
+        (False, False), (True, False), (True, True), (False, True)]
+    assert all(a.biassec == "[208:213,1:205]" for a in layout.amplifiers)
+    for kind in ("bias", "dark", "flat"):
+        assert _read_mef(sinistro_files[kind], reg, "my_sinistro")[0].kind == kind
+
+
+def test_the_mef_example_reads_as_the_builtin(sinistro_files: dict[str, Path]) -> None:
+    """The shipped lco_sinistro is the documented example: every kind of file of the
+    simulated night normalises the same under both (but for the profile's name)."""
+    mine = ProfileRegistry.from_settings(_doc_mef_example()["instruments"])
+    shipped = ProfileRegistry.from_settings()
+    for path in sinistro_files.values():
+        a, layout_a = _read_mef(path, mine, "my_sinistro")
+        b, layout_b = _read_mef(path, shipped, "lco_sinistro")
+        assert dataclasses.replace(a, profile=b.profile) == b
+        assert layout_a == layout_b
+
+
+def test_a_multi_amplifier_frame_is_warned_about_its_amplifiers(
+        sinistro_files: dict[str, Path]) -> None:
+    """No warning for an empty primary (no SATURATE, BIASSEC or DATASEC there) when
+    every extension has its numbers; one naming the amplifier that lacks one."""
+    from nightlog.header.amplifiers import ExtensionHeader
+    from nightlog.header.normalize_amplifiers import normalize_amplifiers
+    from nightlog.header.profile_warnings import WarningCode, profile_warnings
+
+    profile = ProfileRegistry.from_settings().get("lco_sinistro")
+    with fits.open(sinistro_files["science"]) as hdus:
+        primary = dict(hdus[0].header)
+        extensions = [ExtensionHeader(i, dict(h.header), h.data.shape)
+                      for i, h in enumerate(hdus) if i > 0]
+    norm, layout = normalize_amplifiers(primary, primary, extensions, profile)
+    assert profile_warnings(primary, profile, norm, layout) == []
+    values = {k: v for k, v in extensions[2].values.items() if k != "SATURATE"}
+    extensions[2] = ExtensionHeader(3, values, extensions[2].shape)
+    norm, layout = normalize_amplifiers(primary, primary, extensions, profile)
+    (warning,) = profile_warnings(primary, profile, norm, layout)
+    assert warning.code == WarningCode.NO_SATURATION and "SCI,3" in warning.message

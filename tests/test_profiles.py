@@ -33,9 +33,10 @@ def registry(toml: str = "") -> ProfileRegistry:
 
 
 def test_builtins_are_shipped_and_loaded() -> None:
-    assert builtin_profile_names() == ["aspen", "generic", "lfc", "zwo_asi1600_nina", "zwo_nina"]
+    names = ["aspen", "generic", "lco_sinistro", "lfc", "zwo_asi1600_nina", "zwo_nina"]
+    assert builtin_profile_names() == names
     reg = registry()
-    assert reg.names == ["aspen", "generic", "lfc", "zwo_asi1600_nina", "zwo_nina"]
+    assert reg.names == names
     lfc = reg.get("lfc")
     assert lfc.site == Site(longitude_deg=-116.8647, timezone="America/Los_Angeles",
                             name="Palomar Observatory")
@@ -49,7 +50,7 @@ def test_builtins_are_shipped_and_loaded() -> None:
 
 
 def test_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(ProfileError, match=r"'nope'.*aspen, generic, lfc"):
+    with pytest.raises(ProfileError, match=r"'nope'.*aspen, generic, lco_sinistro, lfc"):
         registry().get("nope")
 
 

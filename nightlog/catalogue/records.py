@@ -58,11 +58,13 @@ def frame_record(frame: Frame) -> dict[str, Any]:
 def figure_units(m: Master) -> tuple[str, str]:
     """The units of a master's ``level`` and ``noise``.
 
-    ``level`` is in ADU (``adu/s`` for a dark rate, a dark scaled by exposure time);
-    ``noise`` is in the master's unit: the level's, except for a flat, normalised
-    to 1, whose noise is relative (``1``).
+    ``level`` is in ADU (``adu/s`` for a dark rate, a dark scaled by exposure time),
+    or in electrons (``e-``, ``e-/s``) for a master assembled from amplifiers (its
+    statistics say ``level_unit = "e-"``); ``noise`` is in the master's unit: the
+    level's, except for a flat, normalised to 1, whose noise is relative (``1``).
     """
-    level = "adu/s" if m.kind == "dark" and m.is_rate else "adu"
+    base = "e-" if (m.stats or {}).get("level_unit") == "e-" else "adu"
+    level = f"{base}/s" if m.kind == "dark" and m.is_rate else base
     return level, ("1" if m.kind == "flat" else level)
 
 

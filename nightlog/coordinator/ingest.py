@@ -288,7 +288,7 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
         return IngestResult(spath, IngestOutcome.MOVED, frame=existing, reason=f"was {old}")
 
     values = got.values if got.values is not None else raw.items()[1]
-    amplifiers = None
+    amplifiers, layout = None, None
     try:
         profile = ctx.profile_matching(values)
         if profile.multi_amplifier:
@@ -317,7 +317,7 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
         lookups.by_sha[raw.sha256] = frame
         lookups.by_path[spath] = frame
     return IngestResult(spath, outcome, frame=frame,
-                        warnings=tuple(profile_warnings(values, profile, norm)))
+                        warnings=tuple(profile_warnings(values, profile, norm, layout)))
 
 
 _WARNED_GAINS: set[str] = set()

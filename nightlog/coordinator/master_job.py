@@ -437,6 +437,9 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         "masters_used": {role: (by_role[role].id if role in by_role else None)
                          for role in job.roles},
     }
+    if accepted and accepted[0].amplifiers is not None:
+        # Assembled from amplifiers, each times its gain: the level is in electrons.
+        figures["level_unit"] = "e-"
     if result.read_noise_map is not None:
         figures["noisy_pixels"] = result.noisy_pixels
         figures["read_noise_map_median_adu"] = float(np.nanmedian(result.read_noise_map))

@@ -27,14 +27,16 @@ from nightlog.catalogue.frames import unsaved_frame
 from nightlog.catalogue.models import Frame
 from nightlog.coordinator.context import JobContext
 from nightlog.errors import NightlogError
+from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
 from nightlog.header.field_sources import FieldSource, field_sources
 from nightlog.header.match_explanation import MatchExplanation, explain_profile_match
 from nightlog.header.model import NormalizedHeader
 from nightlog.header.normalize import normalize_header
+from nightlog.header.normalize_amplifiers import normalize_amplifiers
 from nightlog.header.profile_warnings import ProfileWarning, profile_warnings
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.settings import Settings
-from nightlog.store.raw import read_raw_file
+from nightlog.store.raw import raw_values, read_raw_file
 
 __all__ = ["AppliedSetting", "FileCheck", "check_file", "check_files"]
 
@@ -102,6 +104,26 @@ class FileCheck:
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _amplifier_settings(layout: AmplifierLayout) -> tuple[AppliedSetting, ...]:
+    """A multi-amplifier frame's settings, per amplifier (``SCI,2 gain``, ...): its
+    overscan (always subtracted when it has one), the data section placed at its
+    DETSEC, gain, read noise and raw saturation level."""
+    out = []
+    for a in layout.amplifiers:
+        over = (f"biassec, {layout.overscan_skip} column(s) next to the data skipped"
+                if a.biassec else "off: the amplifier has no overscan section")
+        out += [
+            AppliedSetting(f"{a.name} overscan", a.biassec, over),
+            AppliedSetting(f"{a.name} data", a.datasec, f"placed at DETSEC {a.detsec}"),
+            AppliedSetting(f"{a.name} gain", a.gain, a.gain_source),
+            AppliedSetting(f"{a.name} read_noise", a.read_noise, a.read_noise_source),
+            AppliedSetting(f"{a.name} saturation", a.saturation,
+                           "raw ADU" if a.saturation is not None
+                           else "none: saturated pixels are not masked"),
+        ]
+    return tuple(out)
 
 
 def _settings_of(frame: Frame, profile: InstrumentProfile, jobs: JobContext,
@@ -181,7 +203,15 @@ def check_file(path: str | os.PathLike[str], settings: Settings, *,
     try:
         profile = jobs.registry.get(match.chosen)
         site = settings.site if settings.site.has_place else None
-        norm = normalize_header(values, profile, site=site, shape=raw.shape)
+        layout: AmplifierLayout | None = None
+        if profile.multi_amplifier:  # as ingestion reads it: the assembled detector
+            norm, layout = normalize_amplifiers(
+                values, raw_values(raw.primary),
+                [ExtensionHeader(i, raw_values(cards), shape)
+                 for i, cards, shape in raw.extensions] or
+                [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=site)
+        else:
+            norm = normalize_header(values, profile, site=site, shape=raw.shape)
     except NightlogError as exc:
         return FileCheck(spath, match=match, error=str(exc) or type(exc).__name__)
     frame = unsaved_frame(norm, header_json)
@@ -189,8 +219,9 @@ def check_file(path: str | os.PathLike[str], settings: Settings, *,
     return FileCheck(
         spath, match=match, fields=fields,
         calibration_keys=_calibration_keys(frame, norm.kind, profile),
-        settings=_settings_of(frame, profile, jobs, fields),
-        warnings=tuple(profile_warnings(values, profile, norm)), norm=norm)
+        settings=(_settings_of(frame, profile, jobs, fields) if layout is None
+                  else _amplifier_settings(layout)),
+        warnings=tuple(profile_warnings(values, profile, norm, layout)), norm=norm)
 
 
 def check_files(paths: Sequence[str | os.PathLike[str]], settings: Settings

@@ -97,6 +97,15 @@ def _find(spec: AmplifierSpec, exts: Sequence[ExtensionHeader]) -> ExtensionHead
                          "name it")
 
 
+def _default_name(ext: ExtensionHeader, extensions: Sequence[ExtensionHeader]) -> str:
+    """The extension's EXTNAME; ``'SCI,2'`` where several share it (BANZAI's four
+    ``SCI`` extensions told apart by EXTVER); ``HDU<n>`` without one."""
+    if ext.extname is None:
+        return f"HDU{ext.index}"
+    shared = sum(e.extname == ext.extname for e in extensions) > 1
+    return f"{ext.extname},{ext.extver}" if shared else ext.extname
+
+
 def _spec_for_all(ext: ExtensionHeader) -> AmplifierSpec:
     return AmplifierSpec(hdu=ext.index)
 
@@ -153,7 +162,7 @@ def amplifier_layout(primary: Mapping[str, Any], extensions: Sequence[ExtensionH
         if ext.index in used:
             raise AmplifierError(f"extension {spec.hdu!r} is named by two amplifiers")
         used.add(ext.index)
-        resolved.append((spec, ext, spec.name or ext.extname or f"HDU{ext.index}"))
+        resolved.append((spec, ext, spec.name or _default_name(ext, extensions)))
     extra = [e for e in extensions if e.index not in used]
     if extra:
         names = ", ".join(f"{e.index} ({e.extname or 'no EXTNAME'})" for e in extra)

@@ -11,7 +11,10 @@ daemon say each one once per instrument through :class:`WarningsOnce`.
 The overscan and trim rules are those of the reduction
 (:meth:`~nightlog.coordinator.context.JobContext.preparation_of`): the overscan is
 subtracted when the profile says ``subtract_overscan`` and the frame has an
-overscan section; the trim is the frame's TRIMSEC, else its DATASEC.
+overscan section; the trim is the frame's TRIMSEC, else its DATASEC. For a
+multi-amplifier frame they are the amplifiers': each amplifier's gain, read noise
+and saturation; its overscan (``biassec``) is always subtracted and its data
+section always kept, so neither is warned about.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from nightlog.header.amplifiers import AmplifierLayout
 from nightlog.header.model import NormalizedHeader
 from nightlog.header.profiles import FALLBACK_PROFILE, InstrumentProfile
 from nightlog.header.values import HeaderView, describe
@@ -63,7 +67,8 @@ def _present(view: HeaderView, keywords: tuple[str, ...]) -> list[str]:
 
 
 def profile_warnings(header: Mapping[str, Any], profile: InstrumentProfile,
-                     norm: NormalizedHeader) -> list[ProfileWarning]:
+                     norm: NormalizedHeader, layout: AmplifierLayout | None = None
+                     ) -> list[ProfileWarning]:
     """The warnings for one frame normalised with ``profile``.
 
     Parameters
@@ -74,6 +79,8 @@ def profile_warnings(header: Mapping[str, Any], profile: InstrumentProfile,
         The profile used.
     norm : NormalizedHeader
         ``normalize_header(header, profile, ...)``.
+    layout : AmplifierLayout or None
+        A multi-amplifier frame's amplifiers: the numbers and regions are theirs.
 
     Returns
     -------
@@ -108,6 +115,9 @@ def profile_warnings(header: Mapping[str, Any], profile: InstrumentProfile,
     if norm.extra.get("site_source", "").startswith("utc"):
         warn(WarningCode.NO_SITE, "no site known (profile, [site] or a longitude keyword): "
              "the night runs noon to noon UTC")
+    if layout is not None:
+        out.extend(_amplifier_warnings(profile, layout))
+        return out
     if norm.gain is None:
         warn(WarningCode.NO_GAIN, f"no gain: neither profile {name} nor the header ("
              + ", ".join(profile.gain_keywords) + ") gives one; the reduction assumes "
@@ -133,6 +143,37 @@ def profile_warnings(header: Mapping[str, Any], profile: InstrumentProfile,
              f"the header has {', '.join(trim)} but the frame is not trimmed: profile "
              f"{name} reads trim from {profile.trim or 'nothing'} and datasec from "
              f"{profile.datasec or 'nothing'}, which give no section for this frame")
+    return out
+
+
+def _amplifier_warnings(profile: InstrumentProfile, layout: AmplifierLayout
+                        ) -> list[ProfileWarning]:
+    """The number and region warnings of a multi-amplifier frame, per amplifier."""
+    amps = layout.amplifiers
+    name = profile.name
+    out = []
+
+    def names(selected: list[str]) -> str:
+        return "amplifier(s) " + ", ".join(selected)
+
+    no_gain = [a.name for a in amps if a.gain is None]
+    if no_gain:
+        out.append(ProfileWarning(WarningCode.NO_GAIN, f"no gain for {names(no_gain)}: "
+                   "neither the amplifier, profile " + name + " nor the header ("
+                   + ", ".join(profile.gain_keywords) + ") gives one; the reduction "
+                   "assumes 1 e-/ADU"))
+    no_rn = [a.name for a in amps if a.read_noise is None]
+    if no_rn:
+        out.append(ProfileWarning(WarningCode.NO_READ_NOISE, f"no read noise for "
+                   f"{names(no_rn)}: neither the amplifier, profile {name} nor the header ("
+                   + ", ".join(profile.read_noise_keywords) + ") gives one; the reduction "
+                   "uses the one measured on the master bias"))
+    no_sat = [a.name for a in amps if a.saturation is None]
+    if no_sat:
+        out.append(ProfileWarning(WarningCode.NO_SATURATION, f"no saturation level for "
+                   f"{names(no_sat)}: neither the amplifier, profile {name} nor the header ("
+                   + ", ".join(profile.saturation_keywords) + ") gives one; saturated "
+                   "pixels are not masked"))
     return out
 
 
