@@ -7,6 +7,7 @@ import gzip
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -157,3 +158,25 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def archive_cli(where: Path, monkeypatch: Any) -> Callable[..., str]:
+    """``nightlog`` run in the archive folder ``where`` (its ``nightlog.toml`` found from
+    there, no environment override, wide tables): ``run(*args, code=0)`` returns the
+    output and checks the exit status."""
+    from typer.testing import CliRunner
+
+    from nightlog.cli.app import app
+
+    monkeypatch.chdir(where)
+    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
+    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run

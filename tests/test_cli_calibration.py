@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nightlog.cli.app import app
+from tests.factories import archive_cli
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +25,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def run(demo_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(demo_dir)  # the demo's nightlog.toml is found from here
-    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
-    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "250")
-    runner = CliRunner()
-
-    def _run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result.output
-
-    return _run
+    return archive_cli(demo_dir, monkeypatch)
 
 
 def test_calib_list_show_and_match(run) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from nightlog.cli.app import app
+from tests.factories import archive_cli
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +28,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def run(demo_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(demo_dir)  # the demo's nightlog.toml is found from here
-    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
-    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "250")
-    runner = CliRunner()
-
-    def _run(*args: str) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    return _run
+    return archive_cli(demo_dir, monkeypatch)
 
 
 def test_every_frame_is_read_by_the_asi1600_profile(run) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from nightlog.cli.app import app
+from tests.factories import archive_cli
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +27,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture
 def run(demo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(demo[0])  # the demo's nightlog.toml is found from here
-    monkeypatch.delenv("NIGHTLOG_CONFIG", raising=False)
-    monkeypatch.delenv("NIGHTLOG_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "250")
-    runner = CliRunner()
-
-    def _run(*args: str) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    return _run
+    return archive_cli(demo[0], monkeypatch)
 
 
 def test_the_demo_reduces_every_science_frame_without_a_warning(demo: tuple[Path, str]) -> None:

@@ -30,7 +30,7 @@ from nightlog.reduction.uncertainty import create_uncertainty
 def test_bit_values_are_fixed_because_files_store_them() -> None:
     assert [(b.name, int(b)) for b in MaskBit] == [
         ("SATURATED", 1), ("HOT", 2), ("DEAD", 4), ("COSMIC_RAY", 8), ("NO_DATA", 16),
-        ("UNILLUMINATED", 32), ("OVERSCAN_BAD", 64), ("UNSPECIFIED", 128)]
+        ("UNILLUMINATED", 32), ("OVERSCAN_BAD", 64), ("UNSPECIFIED", 128), ("NOISY", 256)]
 
 
 def test_describe_bits_in_words() -> None:

@@ -152,15 +152,16 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") ->
     out += [f"<th>{h}</th>" for h in head]
     out.append("</tr>")
     for row in rows:
-        out.append("<tr>")
-        for cell in row:
-            if cell.startswith("\x00"):
-                out.append(f'<td class="num">{cell[1:]}</td>')
-            else:
-                out.append(f"<td>{cell}</td>")
-        out.append("</tr>")
+        out.append(_row(row))
     out.append("</table>")
     return "".join(out)
+
+
+def _row(cells: Iterable[str], *, poor: bool = False) -> str:
+    """One table row; a cell made by :func:`_n` is a right-aligned number."""
+    tds = "".join(f'<td class="num">{c[1:]}</td>' if c.startswith("\x00") else f"<td>{c}</td>"
+                  for c in cells)
+    return ('<tr class="poor">' if poor else "<tr>") + tds + "</tr>"
 
 
 def _n(value: object) -> str:
@@ -311,13 +312,7 @@ def _science(report: NightReport) -> str:
     out = ['<table class="science"><tr>', *(f"<th>{h}</th>" for h in head), "</tr>"]
     for s in report.science:
         poor = s.quality is not None and s.quality.verdict == QualityVerdict.POOR
-        out.append('<tr class="poor">' if poor else "<tr>")
-        for cell in _science_row(s):
-            if cell.startswith("\x00"):
-                out.append(f'<td class="num">{cell[1:]}</td>')
-            else:
-                out.append(f"<td>{cell}</td>")
-        out.append("</tr>")
+        out.append(_row(_science_row(s), poor=poor))
     out.append("</table>")
     return "".join(out)
 
