@@ -165,6 +165,9 @@ def test_frames_filters_on_quality_and_check_dry_run_saves_nothing(
     shown = json.loads(_cli(folder, "frames", "--kind", "science", "--show-quality",
                             "--format", "json"))
     assert [r["id"] for r in shown] == [r["id"] for r in plain] and "airmass" in shown[0]
+    table = _cli(folder, "frames", "--kind", "science", "--show-quality")
+    row = next(line for line in table.splitlines() if line.lstrip().startswith(str(shown[0]["id"])))
+    assert f"{shown[0]['fwhm_px']:.3g}" in row and "fwhm [px]" in table  # three digits, a unit
 
     # Judged by the seeing rule alone, a dry run shows which frames change, saves nothing.
     dry = json.loads(_cli(folder, "quality", "check", "--rule", "seeing", "--dry-run",

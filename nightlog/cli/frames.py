@@ -21,6 +21,23 @@ app = typer.Typer()
 #: (UTC), the path is relative to the archive root; JSON and CSV carry every field whole.
 TABLE_COLUMNS = ("id", "night", "ut", "kind", "filter", "exptime", "object", "path")
 
+#: The quality table: FWHM in pixels and arcsec, ellipticity, sky (e-), sources,
+#: cosmic-ray pixels, airmass and the rules' verdict.
+QUALITY_TABLE = ("id", "ut", "filter", "fwhm", "fwhm_as", "ellip", "sky_e", "src", "cr",
+                 "airmass", "verdict")
+_SHORT = {"fwhm": "fwhm_px", "fwhm_as": "fwhm_arcsec", "ellip": "ellipticity",
+          "src": "n_sources", "cr": "cosmic_ray_pixels"}
+
+
+def _short_quality(row: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for short, key in (*_SHORT.items(), ("sky_e", "sky_e"), ("airmass", "airmass")):
+        value = row.get(key)
+        if isinstance(value, float):
+            value = f"{value:.0f}" if short == "sky_e" else f"{value:.3g}"
+        out[short] = value
+    return out
+
 
 @app.command("frames")
 def frames_cmd(
@@ -68,10 +85,10 @@ def frames_cmd(
     with make_sessionmaker(engine)() as session:
         rows = frame_rows(session, crit, with_quality=with_quality)
     if fmt is OutputFormat.table:
-        # At 80 columns the quality figures take the place of the object and path.
-        columns = (("id", "ut", "filter", *QUALITY_COLUMNS) if with_quality
-                   else TABLE_COLUMNS)
-        shown = [{**r, "ut": str(r["obs_time"])[11:19]} for r in rows]
+        # At 80 columns the quality figures, to three digits under short headings,
+        # take the place of the object and path (JSON and CSV carry every figure whole).
+        columns = QUALITY_TABLE if with_quality else TABLE_COLUMNS
+        shown = [{**r, "ut": str(r["obs_time"])[11:19], **_short_quality(r)} for r in rows]
         emit(shown, columns, fmt, title=f"{len(rows)} frame(s)",
              root=state_of(ctx).settings.archive_root)
         return

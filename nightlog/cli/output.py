@@ -113,7 +113,8 @@ def emit(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputF
 
 #: Units shown in the heading of a table column of that name.
 HEADING_UNITS = {"exptime": "s", "set_temp": "°C", "ccd_temp": "°C", "seconds": "s",
-                 "size": "bytes", "age_seconds": "s"}
+                 "size": "bytes", "age_seconds": "s", "fwhm": "px", "fwhm_as": "″",
+                 "sky_e": "e-"}
 
 _NUMBER = re.compile(r"[-+]?[0-9][0-9.:e+-]*( [a-z/%-]+)?|")
 _ISO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?(\+00:00|Z)?$")
