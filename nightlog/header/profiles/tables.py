@@ -23,8 +23,8 @@ from types import MappingProxyType
 from typing import Any
 
 from nightlog.errors import ConfigurationError, ProfileError, SectionError
-from nightlog.header.amplifiers import MEASURED, AmplifierSpec
 from nightlog.header.model import Site
+from nightlog.header.profiles.amplifier_tables import _amplifiers, _check_crosstalk, _crosstalk
 from nightlog.header.profiles.model import (
     DARK_SCALINGS,
     DEFAULT_CALIBRATION_KEYS,
@@ -33,6 +33,20 @@ from nightlog.header.profiles.model import (
     GROUPING_FIELDS,
     InstrumentProfile,
     MatchRule,
+)
+from nightlog.header.profiles.table_values import (
+    _bit_depth,
+    _bool,
+    _choice,
+    _err,
+    _float,
+    _fraction,
+    _int,
+    _keyword,
+    _keywords,
+    _region,
+    _string,
+    _strings,
 )
 from nightlog.header.window import WINDOW_SOURCES
 from nightlog.sections import parse_section
@@ -46,99 +60,6 @@ _CALIBRATION_KINDS = ("bias", "dark", "flat")
 _FRAME_KINDS = ("bias", "dark", "flat", "science")
 _DATE_FORMATS = ("iso", "dd/mm/yy")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_KEYWORD_RE = re.compile(r"^[A-Z0-9_\-]{1,8}$|^HIERARCH [A-Z0-9_\- .]+$")
-# Any real image is smaller; used only to check a section's syntax without a shape.
-_ANY_SHAPE = (10**9, 10**9)
-
-
-def _err(name: str, key: str, message: str) -> ProfileError:
-    return ProfileError(f"instrument profile {name!r}, key {key!r}: {message}")
-
-
-def _string(name: str, key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise _err(name, key, f"expected a string, not {type(value).__name__}")
-    return value
-
-
-def _keyword(name: str, key: str, value: Any) -> str:
-    text = _string(name, key, value).strip().upper()
-    if not _KEYWORD_RE.match(text):
-        raise _err(name, key, f"{value!r} is not a FITS keyword name")
-    return text
-
-
-def _keywords(name: str, key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _err(name, key, "expected a list of keyword names")
-    return tuple(_keyword(name, key, v) for v in value)
-
-
-def _strings(name: str, key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _err(name, key, "expected a list of strings")
-    return tuple(_string(name, key, v) for v in value)
-
-
-def _bool(name: str, key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _err(name, key, f"expected true or false, not {value!r}")
-    return value
-
-
-def _int(name: str, key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _err(name, key, f"expected a whole number >= {minimum}, not {value!r}")
-    return value
-
-
-def _float(name: str, key: str, value: Any, *, lo: float, hi: float = math.inf,
-           lo_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _err(name, key, f"expected a number, not {value!r}")
-    number = float(value)
-    too_low = number <= lo if lo_open else number < lo
-    if not math.isfinite(number) or too_low or number > hi:
-        bound = f"> {lo}" if lo_open else f">= {lo}"
-        raise _err(name, key, f"{value!r} out of range (must be {bound}"
-                   + (f" and <= {hi})" if math.isfinite(hi) else ")"))
-    return number
-
-
-def _bit_depth(name: str, key: str, value: Any) -> int:
-    number = _int(name, key, value, 1)
-    if number > 16:
-        raise _err(name, key, f"{number} bits: values are stored in 16-bit integers")
-    return number
-
-
-def _fraction(name: str, key: str, value: Any, *, zero_is_none: bool = False
-              ) -> float | None:
-    """A fraction in (0, 1) (of a median or a neighbourhood's response); ``0`` is
-    ``None`` (switched off) when ``zero_is_none``."""
-    if zero_is_none and not isinstance(value, bool) and value == 0:
-        return None
-    number = _float(name, key, value, lo=0.0, hi=1.0, lo_open=True)
-    if number == 1.0 and not zero_is_none:
-        raise _err(name, key, "1 would flag every pixel: give a fraction below 1")
-    return number
-
-
-def _region(name: str, key: str, value: Any, *, literal_only: bool = False) -> str | None:
-    text = _string(name, key, value).strip()
-    if not text:
-        return None
-    if text.startswith("["):
-        try:
-            parse_section(text, _ANY_SHAPE)
-        except SectionError as exc:
-            raise _err(name, key, str(exc)) from None
-        return text
-    if literal_only:
-        raise _err(name, key, f"expected a FITS section such as '[1:100,1:100]', not {text!r}")
-    return _keyword(name, key, text)
-
-
 def _grouping(name: str, key: str, value: Any) -> tuple[str, ...]:
     items = _strings(name, key, value)
     for item in items:
@@ -242,82 +163,6 @@ def _gain_table(name: str, key: str, value: Any) -> Mapping[float, float]:
             raise _err(name, f"{key}.{setting}", "a gain setting is a finite number")
         table[number] = _float(name, f"{key}.{setting}", gain, lo=0.0, lo_open=True)
     return MappingProxyType(table)
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[str, str, Any], str]:
-    def convert(name: str, key: str, value: Any) -> str:
-        text = _string(name, key, value)
-        if text not in choices:
-            raise _err(name, key, f"{text!r}; known: {', '.join(choices)}")
-        return text
-
-    return convert
-_AMP_KEYS = ("hdu", "datasec", "biassec", "detsec", "gain", "read_noise", "saturation",
-             "nonlinearity", "name")
-
-
-def _amp_number(name: str, key: str, value: Any, *, measured: bool) -> str | float:
-    if isinstance(value, str):
-        if value.strip().lower() == MEASURED:
-            if not measured:
-                raise _err(name, key, "only a gain or a read noise can be 'measured'")
-            return MEASURED
-        return _keyword(name, key, value)
-    return _float(name, key, value, lo=0.0, lo_open=key.endswith("gain"))
-
-
-def _amplifier(name: str, key: str, value: Any) -> AmplifierSpec:
-    if not isinstance(value, dict):
-        raise _err(name, key, "expected a table such as { hdu = \"AMP1\", gain = \"GAIN\" }")
-    refuse_unknown(value, _AMP_KEYS, f"instrument profile {name!r}, key {key!r}",
-                   error=ProfileError)
-    if "hdu" not in value:
-        raise _err(name, key, "give the amplifier's hdu (an EXTNAME or an index)")
-    hdu = value["hdu"]
-    if isinstance(hdu, bool) or not isinstance(hdu, int | str) or (
-            isinstance(hdu, int) and hdu < 0) or (isinstance(hdu, str) and not hdu.strip()):
-        raise _err(name, f"{key}.hdu", f"expected an EXTNAME or an HDU index, not {hdu!r}")
-    fields: dict[str, Any] = {"hdu": hdu.strip() if isinstance(hdu, str) else hdu}
-    for sec in ("datasec", "biassec", "detsec"):
-        if sec in value:
-            fields[sec] = _region(name, f"{key}.{sec}", value[sec])
-    if fields.get("datasec", "x") is None or fields.get("detsec", "x") is None:
-        raise _err(name, key, "an amplifier needs a datasec and a detsec")
-    for number in ("gain", "read_noise", "saturation"):
-        if number in value:
-            fields[number] = _amp_number(name, f"{key}.{number}", value[number],
-                                         measured=number != "saturation")
-    if "nonlinearity" in value:
-        coeffs = value["nonlinearity"]
-        if not isinstance(coeffs, list) or not coeffs or not all(
-                isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c)
-                for c in coeffs):
-            raise _err(name, f"{key}.nonlinearity", "expected a list of numbers [c0, c1, ...]")
-        fields["nonlinearity"] = tuple(float(c) for c in coeffs)
-    if "name" in value:
-        fields["name"] = _string(name, f"{key}.name", value["name"])
-    return AmplifierSpec(**fields)
-
-
-def _amplifiers(name: str, key: str, value: Any) -> tuple[AmplifierSpec, ...] | str:
-    if isinstance(value, str):
-        if value.strip().lower() != "all":
-            raise _err(name, key, "expected \"all\" or a list of amplifier tables")
-        return "all"
-    if not isinstance(value, list) or not value:
-        raise _err(name, key, "expected \"all\" or a list of amplifier tables")
-    specs = tuple(_amplifier(name, f"{key}[{i}]", v) for i, v in enumerate(value))
-    hdus = [s.hdu for s in specs]
-    if len(set(hdus)) != len(hdus):
-        raise _err(name, key, "two amplifiers name the same hdu")
-    return specs
-
-
-def _crosstalk(name: str, key: str, value: Any) -> tuple[tuple[float, ...], ...]:
-    if not isinstance(value, list) or not value or not all(
-            isinstance(r, list) and len(r) == len(value) for r in value):
-        raise _err(name, key, "expected a square matrix [[...], ...], one row per amplifier")
-    return tuple(tuple(_float(name, key, c, lo=-1.0, hi=1.0) for c in row) for row in value)
 
 
 _Converter = Callable[[str, str, Any], Any]
@@ -479,16 +324,6 @@ def _dark_scaling(name: str, table: Mapping[str, Any], values: dict[str, Any]) -
         raise _err(name, "dark_scaling",
                    f"{scaling!r} contradicts darks_scale = {str(scales).lower()}: give one")
     values["darks_scale"] = scaling == "linear"
-def _check_crosstalk(name: str, values: Mapping[str, Any]) -> None:
-    matrix, amps = values.get("crosstalk"), values.get("amplifiers")
-    if matrix is None:
-        return
-    if amps is None:
-        raise _err(name, "crosstalk", "a crosstalk matrix needs the amplifiers it is between")
-    if not isinstance(amps, str) and len(matrix) != len(amps):
-        raise _err(name, "crosstalk", f"{len(matrix)} rows for {len(amps)} amplifiers")
-
-
 def _check_literal_regions(profile: InstrumentProfile) -> None:
     """Literal sections must fit the full readout when the profile gives its shape,
     and windows need that shape."""
