@@ -146,6 +146,17 @@ def profile_warnings(header: Mapping[str, Any], profile: InstrumentProfile,
     return out
 
 
+#: The numbers an amplifier may lack: (code, its field, in words, the profile's
+#: keywords for it, what the reduction does without it).
+_AMPLIFIER_NUMBERS = (
+    (WarningCode.NO_GAIN, "gain", "gain", "gain_keywords", "the reduction assumes 1 e-/ADU"),
+    (WarningCode.NO_READ_NOISE, "read_noise", "read noise", "read_noise_keywords",
+     "the reduction uses the one measured on the master bias"),
+    (WarningCode.NO_SATURATION, "saturation", "saturation level", "saturation_keywords",
+     "saturated pixels are not masked"),
+)
+
+
 def _amplifier_warnings(profile: InstrumentProfile, layout: AmplifierLayout
                         ) -> list[ProfileWarning]:
     """The number and region warnings of a multi-amplifier frame, per amplifier."""
@@ -156,24 +167,12 @@ def _amplifier_warnings(profile: InstrumentProfile, layout: AmplifierLayout
     def names(selected: list[str]) -> str:
         return "amplifier(s) " + ", ".join(selected)
 
-    no_gain = [a.name for a in amps if a.gain is None]
-    if no_gain:
-        out.append(ProfileWarning(WarningCode.NO_GAIN, f"no gain for {names(no_gain)}: "
-                   "neither the amplifier, profile " + name + " nor the header ("
-                   + ", ".join(profile.gain_keywords) + ") gives one; the reduction "
-                   "assumes 1 e-/ADU"))
-    no_rn = [a.name for a in amps if a.read_noise is None]
-    if no_rn:
-        out.append(ProfileWarning(WarningCode.NO_READ_NOISE, f"no read noise for "
-                   f"{names(no_rn)}: neither the amplifier, profile {name} nor the header ("
-                   + ", ".join(profile.read_noise_keywords) + ") gives one; the reduction "
-                   "uses the one measured on the master bias"))
-    no_sat = [a.name for a in amps if a.saturation is None]
-    if no_sat:
-        out.append(ProfileWarning(WarningCode.NO_SATURATION, f"no saturation level for "
-                   f"{names(no_sat)}: neither the amplifier, profile {name} nor the header ("
-                   + ", ".join(profile.saturation_keywords) + ") gives one; saturated "
-                   "pixels are not masked"))
+    for code, field_name, words, keywords, consequence in _AMPLIFIER_NUMBERS:
+        missing = [a.name for a in amps if getattr(a, field_name) is None]
+        if missing:
+            out.append(ProfileWarning(code, f"no {words} for {names(missing)}: neither the "
+                       f"amplifier, profile {name} nor the header ("
+                       + ", ".join(getattr(profile, keywords)) + f") gives one; {consequence}"))
     return out
 
 
