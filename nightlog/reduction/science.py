@@ -15,8 +15,10 @@
    pixel's own, from the master bias's read-noise map, when given) plus the
    quantisation variance ``step**2/12``, plus the master bias's variance;
 6. **dark** -- subtract the master dark scaled by the exposure (adds its
-   variance); with a second master dark, the two are interpolated to the frame's
-   exposure (:func:`~nightlog.reduction.dark_interpolation.interpolate_dark`);
+   variance), first scaled to the frame's set temperature when it was taken at
+   another (``params.dark_temperature``); with a second master dark, the two
+   are interpolated to the frame's exposure
+   (:func:`~nightlog.reduction.dark_interpolation.interpolate_dark`);
 7. **flat** -- divide by the normalised master flat (relative errors add);
 8. **bad pixels** -- HOT from the master dark, DEAD (a pixel far off its
    neighbourhood's response) and UNILLUMINATED (vignetted: the large-scale
@@ -52,6 +54,7 @@ from nightlog.reduction.bad_pixels import BitPlane, bad_pixel_plane, count_bits
 from nightlog.reduction.calibrate import flat_correct, subtract_bias, subtract_dark
 from nightlog.reduction.cosmics import detect_cosmic_rays
 from nightlog.reduction.dark_interpolation import interpolate_dark
+from nightlog.reduction.dark_temperature import scale_dark_temperature
 from nightlog.reduction.interchange import as_output
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, mask_saturated
 from nightlog.reduction.overscan import subtract_overscan
@@ -314,6 +317,13 @@ def reduce_science(
         exposure = _exposure(raw, params)
         master_dark = dark
         how = "linear" if params.darks_scale else "exact exposure"
+        scaled = params.dark_temperature
+        if scaled is not None:
+            master_dark = scale_dark_temperature(
+                dark, factor=scaled.factor, factor_err=scaled.factor_err,
+                from_c=scaled.from_c, to_c=scaled.to_c, note=scaled.note)
+            how += (f"; scaled x{scaled.factor:.4g} from {scaled.from_c:g} C to "
+                    f"{scaled.to_c:g} C ({scaled.note})")
         if dark2 is not None:
             master_dark = interpolate_dark(dark, dark2, exposure=exposure)
             how = f"interpolated: {master_dark.meta['DARKINTP']}"
@@ -330,11 +340,17 @@ def reduce_science(
                                     dark_exposure=_dark_exposure(ccd, chosen_dark, params),
                                     data_exposure=exposure, scale=params.darks_scale,
                                     rate=params.dark_is_rate)
+            if scaled is not None:
+                set_card(out.meta, "DARKTSCL", float(f"{scaled.factor:.6g}"),
+                         f"dark scaled from {scaled.from_c:g} to {scaled.to_c:g} C")
+                add_history(out.meta, f"Dark {how}")
             return out, {"median": float(np.nanmedian(chosen_dark.data)), "how": how}
 
         ccd = recorder.step("dark", {"exptime": exposure, "dark_exposure": params.dark_exposure,
                                      "rate": params.dark_is_rate, "scale": params.darks_scale,
-                                     "interpolated": dark2 is not None},
+                                     "interpolated": dark2 is not None,
+                                     "temperature_factor": (None if scaled is None
+                                                            else scaled.factor)},
                             dark_step)
         dark = master_dark
     else:
