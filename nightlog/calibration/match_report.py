@@ -50,8 +50,9 @@ class MatchReport:
         the longer one), ``temperature`` (a dark of another set temperature
         scaled to the frame's: ``master``, ``from_set_temp``, ``to_set_temp``,
         ``factor``, ``factor_err`` and the ``fit``; else ``None``) and
-        ``candidates``, each with ``master``, ``night``, ``version``, ``usable``, ``hours_away`` and ``rules`` (each
-        ``rule``, ``passed``, ``detail``), nearest first.
+        ``candidates``, each with ``master``, ``night``, ``version``, ``usable``,
+        ``hours_away`` and ``rules`` (each ``rule``, ``passed``, ``detail``),
+        nearest first.
     detector : dict
         The gain and read noise the frame is reduced with, each ``value``,
         ``source`` (profile, header keyword, measured on master N, or default) and
