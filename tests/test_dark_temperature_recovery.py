@@ -139,6 +139,16 @@ def test_fitted_doubling_temperature_recovers_the_truth_and_is_in_the_history(
                 "--format", "csv")
     parsed = list(csv.DictReader(io.StringIO(text)))
     assert len(parsed) == len(DARK_TEMPS)
+
+    import matplotlib.image
+
+    plot = folder / "darks.png"
+    _cli(folder, catalogue_url, monkeypatch, "calib", "history", "--type", "dark",
+         "--plot", str(plot))
+    metrics = [m for m in ("dark_rate", "dark_current", "hot_pixels")
+               if any(r[m] is not None for r in rows)]
+    # 1 in for titles, 2.4 in per metric panel and one more for the fit, at 100 dpi.
+    assert matplotlib.image.imread(plot).shape[:2] == (100 + 240 * (len(metrics) + 1), 1000)
     assert [float(r["doubling_k"]) for r in parsed] == pytest.approx([fit.doubling_k] * 5)
 
 

@@ -91,7 +91,9 @@ def history_cmd(
     plot: Annotated[Path | None, typer.Option(
         help="Also draw the trends into this PNG file (error bars, the normal band "
         "shaded, the last night marked, alarms as red triangles, outliers ringed in red, "
-        "masters marked bad hollow grey).", dir_okay=False)] = None,
+        "masters marked bad hollow grey; for darks one more panel per set-up: the dark "
+        "rate against set temperature and the fitted doubling law).", dir_okay=False)]
+        = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
         OutputFormat.table,
 ) -> None:
@@ -119,7 +121,9 @@ def history_cmd(
     if plot is not None:
         from nightlog.calibration.history_plot import plot_history
 
-        typer.echo(f"plot written: {plot_history(points, kind.value, plot)}", err=True)
+        drawn = plot_history(points, kind.value, plot,
+                             fits=[f for f in fits.values() if isinstance(f, DoublingFit)])
+        typer.echo(f"plot written: {drawn}", err=True)
 
     def fit_of(p: TrendPoint) -> DoublingFit | None:
         fit = fits.get(setups.get(p.master_id, ""))
