@@ -159,3 +159,41 @@ def test_profile_keys() -> None:
 def test_profile_refuses(keys: dict[str, object], said: str) -> None:
     with pytest.raises(ProfileError, match=said):
         _profile(**keys)
+
+
+def test_reduce_science_subtracts_the_dark_scaled_to_the_frame_temperature() -> None:
+    """Differential: ``raw − bias − f·t·dark`` by hand, and the variance with ``σ_f``."""
+    from nightlog.reduction.cosmics import CosmicRaySettings
+    from nightlog.reduction.dark_temperature import DarkTemperature
+    from nightlog.reduction.science import ScienceParameters, reduce_science
+
+    rng = np.random.default_rng(5)
+    shape = (24, 32)
+    raw = CCDData(rng.normal(1500.0, 10.0, shape).astype(np.float32), unit="adu",
+                  meta={"EXPTIME": 90.0})
+    bias = CCDData(np.full(shape, 1000.0, np.float32), unit="adu")
+    rate = rng.gamma(2.0, 0.5, shape).astype(np.float32)  # ADU/s, as a 1 s master
+    dark = CCDData(rate.copy(), unit="adu", meta={"EXPTIME": 1.0},
+                   uncertainty=StdDevUncertainty(np.full(shape, 0.01, np.float32)))
+    scaling = DarkTemperature(factor=0.6, factor_err=0.03, from_c=-20.0, to_c=-25.0,
+                              note="master 4, doubling 6.8 +- 0.5 K, fitted on 5 masters")
+    params = ScienceParameters(gain=2.0, read_noise=5.0, saturation=None, exptime=90.0,
+                               dark_is_rate=False, dark_exposure=1.0,
+                               cosmic_rays=CosmicRaySettings(enabled=False),
+                               dark_temperature=scaling)
+    plain = reduce_science(raw, bias=bias, dark=dark, flat=None,
+                           params=ScienceParameters(**{**params.__dict__,
+                                                       "dark_temperature": None}))
+    out = reduce_science(raw, bias=bias, dark=dark, flat=None, params=params)
+    expected = raw.data.astype(np.float64) - 1000.0 - 0.6 * 90.0 * rate
+    np.testing.assert_allclose(out.ccd.data, expected, rtol=1e-5, atol=1e-3)
+    # The scaled dark's variance: (t f σ_D)² + (t D σ_f)² instead of (t σ_D)².
+    added = (90 * 0.6 * 0.01) ** 2 + (90.0 * rate * 0.03) ** 2 - (90 * 0.01) ** 2
+    np.testing.assert_allclose(out.ccd.uncertainty.array ** 2,
+                               plain.ccd.uncertainty.array.astype(np.float64) ** 2 + added,
+                               rtol=1e-4)
+    assert out.ccd.header["DARKTSCL"] == pytest.approx(0.6)
+    assert "scaled x0.6 from -20 C to -25 C (master 4" in "".join(out.ccd.header["HISTORY"])
+    step = next(s for s in out.steps if s.name == "dark")
+    assert step.parameters["temperature_factor"] == 0.6
+    assert "DARKTSCL" not in dark.header and np.array_equal(dark.data, rate)
