@@ -197,3 +197,32 @@ def test_reduce_science_subtracts_the_dark_scaled_to_the_frame_temperature() -> 
     step = next(s for s in out.steps if s.name == "dark")
     assert step.parameters["temperature_factor"] == 0.6
     assert "DARKTSCL" not in dark.header and np.array_equal(dark.data, rate)
+
+
+def _dark_master(i: int, temp: float, rate: float, *, binning: str = "1x1",
+                 quality: str = "good", superseded: int | None = None) -> object:
+    from nightlog.catalogue.models import Master
+
+    return Master(id=i, kind="dark", profile="aspen", instrument="CAM", is_rate=True,
+                  group={"instrument": "CAM", "binning": binning, "set_temp": temp},
+                  stats={"level": rate, "level_err": 0.02 * rate}, quality=quality,
+                  superseded_by_id=superseded, exptime=None)
+
+
+def test_each_set_up_has_its_own_fit_of_its_good_current_masters() -> None:
+    from nightlog.calibration.dark_temperature import temperature_fits
+
+    masters = [_dark_master(i, t, 0.01 * 2 ** ((t + 20) / 6.0))
+               for i, t in enumerate((-20.0, -10.0, 0.0))]
+    masters += [_dark_master(10 + i, t, 0.04 * 2 ** ((t + 20) / 8.0), binning="2x2")
+                for i, t in enumerate((-20.0, -15.0, -10.0, -5.0))]
+    # Neither a bad master nor a superseded version counts.
+    masters += [_dark_master(20, -5.0, 1.0, quality="bad"),
+                _dark_master(21, -15.0, 1.0, superseded=1)]
+    fits = temperature_fits(masters)  # type: ignore[arg-type]
+    assert len(fits) == 2
+    by_binning = {("2x2" if "binning=2x2" in k else "1x1"): f for k, f in fits.items()}
+    one, two = by_binning["1x1"], by_binning["2x2"]
+    assert isinstance(one, DoublingFit) and isinstance(two, DoublingFit)
+    assert one.doubling_k == pytest.approx(6.0) and two.doubling_k == pytest.approx(8.0)
+    assert sorted(p.master_id for p in one.points) == [0, 1, 2]
