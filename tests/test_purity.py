@@ -32,6 +32,7 @@ import nightlog.reduction
 from nightlog.errors import NightlogError
 from nightlog.header.amplifier_layout import amplifier_layout
 from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
+from nightlog.reduction.dark_temperature import DarkTemperature
 from nightlog.reduction.mask import MaskBit
 from nightlog.reduction.masters import CombineOptions
 from nightlog.reduction.products import ProvenanceEntry
@@ -56,6 +57,13 @@ def two_amplifiers() -> AmplifierLayout:
     exts = [ExtensionHeader(1, {**common, "DETSEC": "[1:40,1:64]"}, SHAPE),
             ExtensionHeader(2, {**common, "DETSEC": "[80:41,1:64]"}, SHAPE)]
     return amplifier_layout({}, exts, None, crosstalk=((0.0, 0.001), (0.002, 0.0)))
+
+
+def _temperature_params() -> ScienceParameters:
+    """Parameters of a frame whose 10 s master dark is scaled from another set temperature."""
+    return ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0, exptime=30.0,
+                             dark_is_rate=False, dark_exposure=10.0,
+                             dark_temperature=DarkTemperature(0.6, 0.02, -20.0, -25.0, "x"))
 
 
 def make_frame(seed: int = 0, level: float = 1000.0, unit: str = "adu") -> CCDData:
@@ -141,6 +149,16 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
          "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0,
                                      exptime=10.0, overscan=None, trim="[1:48,1:64]",
                                      dark_is_rate=False, dark_exposure=10.0)}),
+    "science_dark.master_dark_for": lambda: (
+        (make_frame(3, 5.0), None, _temperature_params(), 10.0), {}),
+    "science_dark.subtract_master_dark": lambda: (
+        (make_frame(1), make_frame(3, 5.0)),
+        {"params": _temperature_params(), "exposure": 30.0, "interpolated": False,
+         "how": "linear"}),
+    "science_dark.dark_parameters": lambda: ((_temperature_params(), 10.0, False), {}),
+    "dark_temperature.scale_dark_temperature": lambda: (
+        (make_frame(3, 5.0),), {"factor": 0.6, "factor_err": 0.02, "from_c": -20.0,
+                                "to_c": -25.0, "note": "fitted"}),
     "bad_pixels.bad_pixel_plane": lambda: (
         (make_frame(1),),
         {"bias": make_frame(2, 100.0), "dark": make_frame(3, 5.0),

@@ -10,6 +10,10 @@ grey crosses, off the line; outliers are ringed in red. matplotlib is imported
 when a plot is drawn, never at import, and only its Agg canvas is used: no
 display, no global pyplot state, safe in a daemon. The PNG appears under its name
 only when complete (written to a temporary name, then renamed).
+
+For darks with doubling temperatures (:mod:`nightlog.calibration.dark_temperature`)
+one more panel per set-up shows each master's dark rate against its set temperature
+(log scale, with its error bar; a down-weighted master hollow) and the fitted line.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from nightlog.calibration.dark_temperature import DoublingFit
 from nightlog.calibration.trends import TREND_METRICS, Metric, TrendPoint
 from nightlog.states import MasterQuality
 from nightlog.store.atomic import write_atomically
@@ -125,9 +130,35 @@ def _draw_panel(ax: Axes, metric: Metric, points: Sequence[TrendPoint],
     ax.grid(True, alpha=0.3)
 
 
+def _draw_fit(ax: Axes, fit: DoublingFit) -> None:
+    """Dark rate against set temperature, and the fitted doubling law."""
+    temps = np.array([p.set_temp for p in fit.points], dtype=float)
+    rates = np.array([p.rate for p in fit.points], dtype=float)
+    errs = np.array([p.rate_err or 0.0 for p in fit.points], dtype=float)
+    kept = np.array([p.weight >= 0.5 for p in fit.points])
+    ax.errorbar(temps, rates, yerr=errs if errs.any() else None, fmt="none", ecolor="C0",
+                elinewidth=0.8, capsize=2)
+    ax.scatter(temps[kept], rates[kept], color="C0", s=20, zorder=3, label="master dark")
+    if (~kept).any():
+        ax.scatter(temps[~kept], rates[~kept], facecolors="none", edgecolors="C0", s=30,
+                   zorder=3, label="down-weighted")
+    w = np.array([p.weight for p in fit.points]) / np.maximum(errs / rates, 1e-12) ** 2 \
+        if errs.all() else np.array([p.weight for p in fit.points])
+    slope = np.log(2.0) / fit.doubling_k
+    intercept = float(np.sum(w * (np.log(rates) - slope * temps)) / np.sum(w))
+    grid = np.linspace(temps.min(), temps.max(), 50)
+    ax.plot(grid, np.exp(intercept + slope * grid), color="C1", linewidth=1.0,
+            label="fitted doubling law")
+    ax.set_yscale("log")
+    ax.set_xlabel("set temperature (°C)")
+    ax.set_ylabel("dark rate\n(level / s)")
+    ax.set_title(fit.describe(), fontsize="small")
+    ax.grid(True, alpha=0.3)
+
+
 def _figure(points: Sequence[TrendPoint], kind: str, title: str | None,
             width: float, panel_height: float = _PANEL_HEIGHT,
-            tonight: dt.date | None = None) -> Figure:
+            tonight: dt.date | None = None, fits: Sequence[DoublingFit] = ()) -> Figure:
     """The figure of :func:`plot_history`, on an Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -136,10 +167,15 @@ def _figure(points: Sequence[TrendPoint], kind: str, title: str | None,
     metrics = [m for m in TREND_METRICS.get(kind, ())
                if any(p.values.get(m.name) is not None for p in points)]
     n_panels = max(len(metrics), 1)
-    fig = Figure(figsize=(width, 1.0 + panel_height * n_panels), dpi=_DPI,
+    fig = Figure(figsize=(width, 1.0 + panel_height * (n_panels + len(fits))), dpi=_DPI,
                  layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
+    every = fig.subplots(n_panels + len(fits), 1, squeeze=False)[:, 0]
+    axes = every[:n_panels]
+    for ax in axes[1:]:
+        ax.sharex(axes[0])
+    for ax, fit in zip(every[n_panels:], fits, strict=True):
+        _draw_fit(ax, fit)
     if points:
         first, last = min(p.night for p in points), max(p.night for p in points)
         fig.suptitle(title or f"{len(points)} {kind} master(s), nights {first.isoformat()} "
@@ -161,8 +197,10 @@ def _figure(points: Sequence[TrendPoint], kind: str, title: str | None,
         axes[-1].xaxis.set_major_formatter(
             ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
         axes[-1].set_xlabel("master mid time (UTC)")
+        for ax in axes[:-1]:
+            ax.tick_params(labelbottom=False)
         handles: dict[str, Any] = {}
-        for ax in axes:
+        for ax in every:
             for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
                 handles.setdefault(label, handle)
         fig.legend(list(handles.values()), list(handles), loc="outside right upper")
@@ -170,12 +208,14 @@ def _figure(points: Sequence[TrendPoint], kind: str, title: str | None,
 
 
 def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLike[str], *,
-                 title: str | None = None, tonight: dt.date | None = None) -> Path:
+                 title: str | None = None, tonight: dt.date | None = None,
+                 fits: Sequence[DoublingFit] = ()) -> Path:
     """Draw the trends of ``points`` (masters of one ``kind``) into a PNG at ``path``.
 
     One panel per metric that at least one master has; a figure saying so when
     there is none. ``tonight`` is the night shaded (default: the newest shown),
-    drawn as the UTC day from its noon (the night's own date).
+    drawn as the UTC day from its noon (the night's own date). Each of ``fits``
+    (darks' doubling temperatures) adds a panel of rate against set temperature.
 
     Returns
     -------
@@ -187,7 +227,7 @@ def plot_history(points: Sequence[TrendPoint], kind: str, path: str | os.PathLik
     StoreError
         The file cannot be written.
     """
-    fig = _figure(points, kind, title, _WIDTH, tonight=tonight)
+    fig = _figure(points, kind, title, _WIDTH, tonight=tonight, fits=fits)
 
     def _write(fh: BinaryIO) -> None:
         fig.savefig(fh, format="png")

@@ -47,9 +47,12 @@ class MatchReport:
         that needs none): ``kind``, ``chosen`` (a master id or ``None``),
         ``reason`` (why none was chosen), ``how`` (for a dark: scaled linearly,
         of the exact exposure, or interpolated between ``chosen`` and ``second``,
-        the longer one) and ``candidates``, each with ``master``,
-        ``night``, ``version``, ``usable``, ``hours_away`` and ``rules`` (each
-        ``rule``, ``passed``, ``detail``), nearest first.
+        the longer one), ``temperature`` (a dark of another set temperature
+        scaled to the frame's: ``master``, ``from_set_temp``, ``to_set_temp``,
+        ``factor``, ``factor_err`` and the ``fit``; else ``None``) and
+        ``candidates``, each with ``master``, ``night``, ``version``, ``usable``,
+        ``hours_away`` and ``rules`` (each ``rule``, ``passed``, ``detail``),
+        nearest first.
     detector : dict
         The gain and read noise the frame is reduced with, each ``value``,
         ``source`` (profile, header keyword, measured on master N, or default) and
@@ -74,6 +77,7 @@ def _kind_record(kind: str, m: KindMatch) -> dict[str, Any]:
         "reason": m.reason,
         "second": None if m.second is None else m.second.id,
         "how": m.how,
+        "temperature": None if m.temperature is None else m.temperature.as_dict(),
         "candidates": [{"master": c.master.id, "night": c.master.night.isoformat(),
                         "version": c.master.version, "usable": c.usable,
                         "hours_away": round(c.distance.total_seconds() / 3600, 3),

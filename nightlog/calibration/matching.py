@@ -26,6 +26,11 @@ instrument is checked against each rule, and the verdicts are kept so that
 ``earlier``
     (live mode only) every input of the master was taken before the frame.
 
+When no master passes and the profile allows it (``dark_temperature_scaling``),
+a science frame gets the master dark nearest in set temperature among those
+failing only ``group.set_temp``, scaled to the frame's temperature
+(:mod:`~nightlog.calibration.dark_temperature`).
+
 Of the masters passing every rule, the nearest in time wins; ties go to the same
 night, then more input frames, then the newer version.
 """
@@ -41,6 +46,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from nightlog.calibration.dark_exposure import choose_dark, how_linear
+from nightlog.calibration.dark_temperature import TemperatureScaling, scale_across_temperature
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.calibration.windows import window_verdict
@@ -85,8 +91,12 @@ class KindMatch:
     second: Master | None = None
     #: How a dark meets the frame's exposure (linear, exact, interpolated).
     how: str = ""
-    #: Why nothing was chosen although candidates passed every rule (exposures).
+    #: Why nothing was chosen although candidates passed every rule (exposures), or
+    #: why no dark of another set temperature could be scaled.
     note: str = ""
+    #: A dark of another set temperature, scaled to the frame's
+    #: (:mod:`~nightlog.calibration.dark_temperature`).
+    temperature: TemperatureScaling | None = None
 
     @property
     def reason(self) -> str:
@@ -309,6 +319,13 @@ def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentPro
     if kind != "dark":
         return KindMatch(kind=kind, chosen=usable[0].master if usable else None,
                          candidates=tuple(candidates))
+    if profile.dark_scaling == "linear" and not usable and frame.kind == "science" \
+            and profile.dark_temperature_scaling != "off":
+        chosen, scaling, why = scale_across_temperature(session, frame, profile, candidates,
+                                                        _order(frame))
+        how = "" if scaling is None else f"{how_linear(frame)}; {scaling.describe()}"
+        return KindMatch(kind=kind, chosen=chosen, candidates=tuple(candidates), how=how,
+                         note=why, temperature=scaling)
     if profile.dark_scaling == "linear":
         return KindMatch(kind=kind, chosen=usable[0].master if usable else None,
                          candidates=tuple(candidates), how=how_linear(frame) if usable else "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,15 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nightlog.calibration.health import health_points
-from nightlog.calibration.trends import (
-    DEFAULT_OUTLIER_SIGMA,
-    TREND_METRICS,
-    TrendPoint,
-)
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.fences import list_fences
-from nightlog.catalogue.history import HistoryFilter, master_history
 from nightlog.catalogue.listing import master_rows
 from nightlog.catalogue.masters import (
     MasterFilter,
@@ -31,7 +22,8 @@ from nightlog.catalogue.masters import (
     set_quality,
 )
 from nightlog.catalogue.records import master_record
-from nightlog.cli import calib_health
+from nightlog.cli import calib_health, calib_history
+from nightlog.cli.calib_history import MasterKind
 from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit, emit_outcomes, printable
@@ -50,14 +42,6 @@ app.command("fence")(calib_health.fence_cmd)
 app.command("fences")(calib_health.fences_cmd)
 app.command("alarms")(calib_health.alarms_cmd)
 app.command("ack")(calib_health.ack_cmd)
-
-
-class MasterKind(enum.StrEnum):
-    """Kinds of master calibration."""
-
-    bias = "bias"
-    dark = "dark"
-    flat = "flat"
 
 
 @app.command("build")
@@ -345,75 +329,4 @@ def certify_cmd(
     typer.echo(f"master {master_id} certified from {start.isoformat()} to {end.isoformat()}")
 
 
-def history_row(p: TrendPoint) -> dict[str, Any]:
-    """The JSON record of a master in the calibration history."""
-    return {
-        "id": p.master_id, "kind": p.kind, "night": p.night.isoformat(),
-        "mid_time": p.mid_time.isoformat(), "version": p.version, "instrument": p.instrument,
-        "filter": p.filter, "n_frames": p.n_frames, **p.values,
-        **{f"{name}_err": err for name, err in p.errors.items()},
-        "quality": p.quality, "quality_reason": p.quality_reason,
-        "superseded_by": p.superseded_by, "outlier": list(p.outliers),
-        "alarm": list(p.alarms),
-        "bands": {name: None if band is None else band.as_dict()
-                  for name, band in p.bands.items()},
-        "group_key": p.group_key,
-    }
-
-
-@app.command("history")
-def history_cmd(
-    ctx: typer.Context,
-    kind: Annotated[MasterKind, typer.Option("--type", help="Kind of master.",
-                                             case_sensitive=False)],
-    instrument: Annotated[str | None, typer.Option(help="Only this instrument.")] = None,
-    filter_: Annotated[str | None, typer.Option("--filter", help="Only flats of this "
-                                                "filter.")] = None,
-    since: Annotated[str | None, typer.Option(help="First night (YYYY-MM-DD).")] = None,
-    until: Annotated[str | None, typer.Option(help="Last night, included (YYYY-MM-DD).")]
-        = None,
-    all_versions: Annotated[bool, typer.Option(
-        "--all-versions", help="Include superseded versions (shown, not counted in the "
-        "trends).")] = False,
-    outlier_sigma: Annotated[float, typer.Option(
-        min=0.0, help="Mark a value as an outlier when it lies more than this many robust "
-        "standard deviations (1.4826 × MAD) from the median of its group's series.")]
-        = DEFAULT_OUTLIER_SIGMA,
-    plot: Annotated[Path | None, typer.Option(
-        help="Also draw the trends into this PNG file (error bars, the normal band "
-        "shaded, the last night marked, alarms as red triangles, outliers ringed in red, "
-        "masters marked bad hollow grey).", dir_okay=False)] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
-        OutputFormat.table,
-) -> None:
-    """Calibration history: bias level and read noise, dark current and hot pixels, flat
-    level and gain of each master over time, with uncertainties, the normal band before
-    each master and its alarms, and outliers marked."""
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise typer.BadParameter(f"the plot is a PNG file: {plot}", param_hint="--plot")
-    crit = HistoryFilter(kind=kind.value, instrument=instrument, filter=filter_,
-                         since=parse_date(since), until=parse_date(until),
-                         include_superseded=all_versions)
-    state = state_of(ctx)
-    engine = state.engine(must_exist=True)
-    with make_sessionmaker(engine)() as session:
-        points = health_points(master_history(session, crit), list_fences(session),
-                               state.settings.health, k=outlier_sigma)
-    if plot is not None:
-        from nightlog.calibration.history_plot import plot_history
-
-        typer.echo(f"plot written: {plot_history(points, kind.value, plot)}", err=True)
-    rows = [history_row(p) for p in points]
-    if fmt is not OutputFormat.json:
-        rows = [{**{k: v for k, v in r.items() if k != "bands"},
-                 "outlier": ";".join(r["outlier"]), "alarm": ";".join(r["alarm"])}
-                for r in rows]
-    metrics = [m.name for m in TREND_METRICS[kind.value]
-               if any(p.values.get(m.name) is not None for p in points)]
-    shown = [c for m in metrics for c in (m, f"{m}_err")
-             if c == m or any(p.errors.get(m) is not None for p in points)]
-    columns = ["id", "night", "version", "instrument", *(["filter"] if kind is MasterKind.flat
-                                                         else []),
-               "n_frames", *shown, "quality", *(["superseded_by"] if all_versions else []),
-               "alarm", "outlier"]
-    emit(rows, columns, fmt, title=f"{len(rows)} {kind.value} master(s)")
+app.command("history")(calib_history.history_cmd)

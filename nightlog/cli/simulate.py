@@ -42,6 +42,9 @@ def simulate_cmd(
     gain_factor: Annotated[float, typer.Option(
         min=0.01, help="Multiply the camera's true gain by this (a changed detector; the "
         "headers stay the camera's).")] = 1.0,
+    set_temp: Annotated[float | None, typer.Option(
+        help="CCD set temperature of the night, °C ('aspen' only): the dark current "
+        "doubles every 6.3 K above the reference -20 °C; default the reference.")] = None,
 ) -> None:
     """Write a seeded, realistic night of raw frames, with the truth used to make them."""
     from nightlog.simulate import simulate_night
@@ -58,6 +61,6 @@ def simulate_cmd(
         result = simulate_night(outdir, camera=camera, night=night_date, scale=scale, seed=seed,
                                 n_bias=n_bias, n_dark=n_dark, n_flat=n_flat,
                                 n_science=n_science, gain_factor=gain_factor,
-                                progress=_progress)
+                                set_temp=set_temp, progress=_progress)
     typer.echo(f"wrote {len(result.files)} {camera} frames of the night of "
                f"{result.night.isoformat()} to {result.outdir} (truth: {result.truth_path})")

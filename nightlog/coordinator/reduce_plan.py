@@ -29,6 +29,7 @@ from typing import Any
 from astropy.io import fits
 from sqlalchemy.orm import Session
 
+from nightlog.calibration.dark_temperature import TemperatureScaling
 from nightlog.calibration.detector_numbers import (
     DetectorNumber,
     detector_numbers,
@@ -63,6 +64,7 @@ from nightlog.coordinator.window_plan import (
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.quality_rules import QualitySettings
 from nightlog.reduction.cosmics import CosmicRaySettings
+from nightlog.reduction.dark_temperature import DarkTemperature
 from nightlog.reduction.interchange import time_cards
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
 from nightlog.states import FailureCause, ProductKind, ReduceStatus
@@ -157,6 +159,17 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
     )
 
 
+_ASCII = str.maketrans({"±": "+-", "×": "x", "°": "", "⁻": "-"})
+
+
+def dark_temperature_of(scaling: TemperatureScaling) -> DarkTemperature:
+    """The reduction's temperature scaling of a master dark, from the match's."""
+    return DarkTemperature(factor=scaling.factor, factor_err=scaling.factor_err,
+                           from_c=scaling.from_c, to_c=scaling.to_c,
+                           note=f"master {scaling.master_id}, "
+                                f"{scaling.fit.describe().translate(_ASCII)}")
+
+
 def _described(params: ScienceParameters) -> Any:
     """The parameters as JSON, threads excluded: they change speed, not pixels."""
     return jsonable(dataclasses.replace(
@@ -237,6 +250,9 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
                                 cosmic_threads=cosmic_threads, gain=numbers["gain"].value,
                                 read_noise=numbers["read_noise"].value, unit=ctx.output_unit)
+    scaling = matches["dark"].temperature if "dark" in matches else None
+    if scaling is not None:
+        params = dataclasses.replace(params, dark_temperature=dark_temperature_of(scaling))
     crops = master_crops(frame, chosen, profile)
     sections = {role: crop_section(crop) for role, crop in crops.items()}
     key = inputs_key(frame, chosen, params, ctx.software_version, sections)

@@ -15,8 +15,10 @@
    pixel's own, from the master bias's read-noise map, when given) plus the
    quantisation variance ``step**2/12``, plus the master bias's variance;
 6. **dark** -- subtract the master dark scaled by the exposure (adds its
-   variance); with a second master dark, the two are interpolated to the frame's
-   exposure (:func:`~nightlog.reduction.dark_interpolation.interpolate_dark`);
+   variance), first scaled to the frame's set temperature when it was taken at
+   another (``params.dark_temperature``); with a second master dark, the two
+   are interpolated to the frame's exposure
+   (:func:`~nightlog.reduction.dark_interpolation.interpolate_dark`);
 7. **flat** -- divide by the normalised master flat (relative errors add);
 8. **bad pixels** -- HOT from the master dark, DEAD (a pixel far off its
    neighbourhood's response) and UNILLUMINATED (vignetted: the large-scale
@@ -42,19 +44,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from astropy import units as u
 from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.bad_pixels import BitPlane, bad_pixel_plane, count_bits
-from nightlog.reduction.calibrate import flat_correct, subtract_bias, subtract_dark
+from nightlog.reduction.calibrate import flat_correct, subtract_bias
 from nightlog.reduction.cosmics import detect_cosmic_rays
-from nightlog.reduction.dark_interpolation import interpolate_dark
 from nightlog.reduction.interchange import as_output
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, mask_saturated
 from nightlog.reduction.overscan import subtract_overscan
+from nightlog.reduction.science_dark import dark_parameters, master_dark_for, subtract_master_dark
 from nightlog.reduction.science_parameters import OverscanParameters, ScienceParameters
 from nightlog.reduction.trim import trim_image
 from nightlog.reduction.uncertainty import create_uncertainty
@@ -312,30 +313,14 @@ def reduce_science(
 
     if dark is not None:
         exposure = _exposure(raw, params)
-        master_dark = dark
-        how = "linear" if params.darks_scale else "exact exposure"
-        if dark2 is not None:
-            master_dark = interpolate_dark(dark, dark2, exposure=exposure)
-            how = f"interpolated: {master_dark.meta['DARKINTP']}"
-        chosen_dark = master_dark
+        master_dark, how = master_dark_for(dark, dark2, params, exposure)
+        interpolated = dark2 is not None
 
-        def dark_step() -> tuple[CCDData, Mapping[str, Any]]:
-            if dark2 is not None:
-                out = subtract_dark(ccd, chosen_dark, data_exposure=exposure, scale=False)
-                set_card(out.meta, "DARKINTP", str(chosen_dark.meta["DARKINTP"]),
-                         "dark interpolated between two master darks")
-                add_history(out.meta, f"Dark {how}")
-            else:
-                out = subtract_dark(ccd, chosen_dark,
-                                    dark_exposure=_dark_exposure(ccd, chosen_dark, params),
-                                    data_exposure=exposure, scale=params.darks_scale,
-                                    rate=params.dark_is_rate)
-            return out, {"median": float(np.nanmedian(chosen_dark.data)), "how": how}
+        def dark_step(bias_free_ccd: CCDData = ccd) -> tuple[CCDData, Mapping[str, Any]]:
+            return subtract_master_dark(bias_free_ccd, master_dark, params=params,
+                                        exposure=exposure, interpolated=interpolated, how=how)
 
-        ccd = recorder.step("dark", {"exptime": exposure, "dark_exposure": params.dark_exposure,
-                                     "rate": params.dark_is_rate, "scale": params.darks_scale,
-                                     "interpolated": dark2 is not None},
-                            dark_step)
+        ccd = recorder.step("dark", dark_parameters(params, exposure, interpolated), dark_step)
         dark = master_dark
     else:
         recorder.skip("dark", {"exptime": params.exptime}, "no master dark")
@@ -411,22 +396,6 @@ def _off_step(data: np.ndarray, step: float, header: Any) -> int:
                             "rescaled by the capture software; the quantisation variance "
                             "and saturation level may be wrong")
     return off
-
-
-def _dark_exposure(ccd: CCDData, dark: CCDData, params: ScienceParameters) -> float | None:
-    """The master dark's exposure: the parameters', else its ``EXPTIME`` unless a rate.
-
-    A master dark file holds the counts of a 1 s exposure (``EXPTIME = 1``), the
-    form ccdproc takes; a dark rate (ADU/s) in memory needs no exposure.
-    """
-    if params.dark_exposure is not None or params.dark_is_rate:
-        return params.dark_exposure
-    if u.Unit(dark.unit).is_equivalent(u.Unit(ccd.unit) / u.s):
-        return None
-    stated = dark.meta.get("EXPTIME")
-    if isinstance(stated, int | float) and not isinstance(stated, bool):
-        return float(stated)
-    return None
 
 
 def _cosmic_rays(ccd: CCDData, params: ScienceParameters) -> tuple[CCDData, Mapping[str, Any]]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from nightlog.errors import ReductionError
 from nightlog.reduction.cosmics import CosmicRaySettings
+from nightlog.reduction.dark_temperature import DarkTemperature
 from nightlog.reduction.overscan import OverscanMethod
 
 __all__ = ["OUTPUT_UNITS", "OverscanParameters", "ScienceParameters"]
@@ -79,6 +80,10 @@ class ScienceParameters:
     darks_scale : bool
         Scale the dark by exposure time; ``False`` for cameras whose dark does not
         grow linearly (the master dark must then match the exposure).
+    dark_temperature : DarkTemperature or None
+        The master dark is of another set temperature: scale it by this factor
+        first (:func:`~nightlog.reduction.dark_temperature.scale_dark_temperature`);
+        ``None``: used as it is.
     flat_norm : float or None
         Value the master flat is divided by before use; masters are normalised to 1,
         hence the default. ``None`` re-normalises by the flat's mean (ccdproc).
@@ -117,6 +122,7 @@ class ScienceParameters:
     dark_is_rate: bool | None = None
     dark_exposure: float | None = None
     darks_scale: bool = True
+    dark_temperature: DarkTemperature | None = None
     flat_norm: float | None = 1.0
     flat_min: float | None = None
     hot_nsigma: float = 5.0

@@ -42,6 +42,8 @@ the frames, ``truth.json`` (read it back with :func:`load_truth`)::
     bias_level_adu      nominal level; bias_median_adu: median of the image-area bias map
     overscan_offset_adu overscan level minus image bias level
     dark_current_e_per_s, dark_current_adu_per_s   median of the dark map
+    set_temp_c, dark_doubling_k   the night's CCD set point (°C) and the K over which
+                        the dark current doubles (Aspen; None for the LFC)
     hot_pixel_threshold_e_per_s, hot_pixels, dead_pixels   counts
     flat_levels_adu     {filter: nominal mean flat signal above bias}; flat_exptimes
     dark_exptimes       the dark exposure times of the night

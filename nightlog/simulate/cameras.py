@@ -148,6 +148,10 @@ class CameraModel:
     extinction_mag: float  # per airmass
     # Defaults for a night.
     default_counts: tuple[int, int, int, int]  # bias, dark per exptime, flat per filter, science
+    # Dark current against the set temperature: D(T) = dark_rate_e × 2^((T - set_temp_c) / T_d)
+    # (None: the camera is simulated at its one set point only).
+    set_temp_c: float | None = None  # set point (°C) written as SET-TEMP; dark_rate_e is at it
+    dark_doubling_k: float | None = None  # T_d: K over which the dark current doubles
 
     def filter_model(self, name: str) -> FilterModel:
         """The :class:`FilterModel` called ``name``.
@@ -253,6 +257,8 @@ ASPEN = CameraModel(
     twilight_flats=True, twilight_fade_s=590.0, twilight_start_level=1.167,
     extinction_mag=0.2,
     default_counts=(6, 5, 6, 8),
+    set_temp_c=-20.0,  # SET-TEMP of the reference frames
+    dark_doubling_k=6.3,  # a choice: silicon CCDs double every ~6-7 K near -20 °C
 )
 
 # LCO Sinistro (4K x 4K, 15 µm, 0.389"/px on a 1-m): the site, sky and field of the MEF

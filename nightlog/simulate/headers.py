@@ -146,7 +146,8 @@ def _maximdl_header(camera: CameraModel, geom: Geometry, frame: PlannedFrame,
                     data: np.ndarray, rng: np.random.Generator) -> list[str]:
     jd = julian_date(frame.start)
     light = frame.kind == "science"
-    ccd_temp = _CCD_TEMP_ZERO + _CCD_TEMP_STEP * int(rng.integers(-12, 8))
+    set_temp = -20.0 if camera.set_temp_c is None else camera.set_temp_c
+    ccd_temp = _CCD_TEMP_ZERO + (set_temp + 20.0) + _CCD_TEMP_STEP * int(rng.integers(-12, 8))
     hms = frame.start.strftime("%H:%M:%S")
 
     def mx(key: str, value: str | int, comment: str | None) -> str:
@@ -173,7 +174,7 @@ def _maximdl_header(camera: CameraModel, geom: Geometry, frame: PlannedFrame,
            "YYYY-MM-DDThh:mm:ss observation start, UT"),
         acpf("EXPTIME", acp_float(frame.exptime), "[sec] Duration of exposure"),
         acpf("EXPOSURE", acp_float(frame.exptime), "[sec] Duration of exposure"),
-        mxf("SET-TEMP", -20.0, "CCD temperature setpoint in C"),
+        mxf("SET-TEMP", set_temp, "CCD temperature setpoint in C"),
         mxf("CCD-TEMP", ccd_temp, "CCD temperature at start of exposure in C"),
         mxf("XPIXSZ", 9.0, "Pixel Width in microns (after binning)"),
         mxf("YPIXSZ", 9.0, "Pixel Height in microns (after binning)"),

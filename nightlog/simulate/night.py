@@ -69,9 +69,25 @@ class SimulatedNight:
     shape: tuple[int, int] = field(default=(0, 0))
 
 
-def _rng(seed: int, camera: CameraModel, stream: int, index: int = 0) -> np.random.Generator:
+def _rng(seed: int, camera: CameraModel, stream: int, index: int = 0,
+         *more: int) -> np.random.Generator:
     code = zlib.crc32(camera.name.encode("ascii"))
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(code, stream, index)))
+    return np.random.default_rng(np.random.SeedSequence(seed,
+                                                        spawn_key=(code, stream, index, *more)))
+
+
+def _at_set_temp(camera: CameraModel, set_temp: float | None) -> tuple[CameraModel, float]:
+    """The camera at ``set_temp`` °C, and its dark current there over its reference's."""
+    if set_temp is None:
+        return camera, 1.0
+    if camera.set_temp_c is None or camera.dark_doubling_k is None:
+        raise ConfigurationError(f"camera {camera.name!r} does not model its dark current "
+                                 "against the set temperature: leave set_temp out")
+    if isinstance(set_temp, bool) or not isinstance(set_temp, int | float) \
+            or not -150.0 <= set_temp <= 40.0:
+        raise ConfigurationError(f"set_temp must be in °C between -150 and 40, not {set_temp!r}")
+    factor = 2.0 ** ((float(set_temp) - camera.set_temp_c) / camera.dark_doubling_k)
+    return dataclasses.replace(camera, set_temp_c=float(set_temp)), factor
 
 
 def _counts(camera: CameraModel, given: tuple[int | None, ...]) -> tuple[int, int, int, int]:
@@ -152,6 +168,8 @@ def _summary(camera: CameraModel, night: dt.date, seed: int, geom: Geometry,
         "bias_median_adu": float(np.median(maps.bias_adu[:, :nxd])),
         "overscan_offset_adu": camera.overscan_offset_adu,
         "dark_current_e_per_s": dark_median,
+        "set_temp_c": camera.set_temp_c,
+        "dark_doubling_k": camera.dark_doubling_k,
         "dark_current_adu_per_s": dark_median / camera.gain,
         "hot_pixel_threshold_e_per_s": camera.hot_threshold_e,
         "hot_pixels": int(np.count_nonzero(maps.hot)),
@@ -173,6 +191,7 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
                    scale: float = 1.0, seed: int = 0, n_bias: int | None = None,
                    n_dark: int | None = None, n_flat: int | None = None,
                    n_science: int | None = None, gain_factor: float = 1.0,
+                   set_temp: float | None = None,
                    progress: Callable[[int, int], None] | None = None) -> SimulatedNight:
     """Write a seeded, realistic night of raw frames of ``camera`` into ``outdir``.
 
@@ -203,6 +222,13 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
         The night's true gain is the camera's times this (> 0): a detector whose
         controller changed. Header keywords stay the camera's (a GAIN keyword
         says what it always said); the truth records the gain used.
+    set_temp : float or None
+        CCD set temperature of the night, °C (the Aspen only: ``SET-TEMP``); the
+        dark current is the camera's at its reference set point times
+        ``2^((set_temp - reference) / T_d)`` with the camera's doubling temperature
+        ``T_d`` (both in the truth). The detector (its hot pixels, its pattern) is
+        the same at every temperature; the frames' noise is drawn afresh for each
+        set temperature and night. ``None``: the camera's reference set point.
     progress : callable or None
         Called as ``progress(done, total)`` before the first and after each frame.
 
@@ -213,7 +239,9 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
     Raises
     ------
     nightlog.errors.ConfigurationError
-        Unknown camera, a scale outside ``(0, 1]``, a negative count or a bad night.
+        Unknown camera, a scale outside ``(0, 1]``, a negative count, a bad night,
+        or a set temperature for a camera whose dark current is not modelled
+        against it.
     nightlog.errors.StoreError
         A file cannot be written.
     """
@@ -223,6 +251,7 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
     if gain_factor != 1.0:
         model = dataclasses.replace(model, gain=model.gain * gain_factor,
                                     header_gain=model.header_gain or model.gain)
+    model, dark_factor = _at_set_temp(model, set_temp)
     geom = scaled_geometry(model, scale)  # also validates the scale of the new cameras
     night_date = _night(model, night)
     counts = _counts(model, (n_bias, n_dark, n_flat, n_science))
@@ -248,6 +277,12 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
 
     frames = plan_night(model, night_date, counts, _rng(seed_value, model, _STREAM_PLAN))
     maps = build_detector(model, geom, _rng(seed_value, model, _STREAM_DETECTOR))
+    if dark_factor != 1.0:
+        dark_e = maps.dark_e * np.float32(dark_factor)
+        maps = dataclasses.replace(maps, dark_e=dark_e,
+                                   hot=dark_e > np.float32(model.hot_threshold_e))
+    fresh = (() if set_temp is None
+             else (round(float(set_temp) * 100) + 100_000, night_date.toordinal()))
     stars = draw_star_field(model, geom, _rng(seed_value, model, _STREAM_STARS))
     if progress is not None:
         progress(0, len(frames))
@@ -255,7 +290,7 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
     entries: list[dict[str, Any]] = []
     cosmic: dict[str, np.ndarray] = {}
     for frame in frames:
-        rng = _rng(seed_value, model, _STREAM_FRAME, frame.index)
+        rng = _rng(seed_value, model, _STREAM_FRAME, frame.index, *fresh)
         exposed = expose(frame, model, geom, maps, stars, rng)
         cards = build_header(model, geom, frame, exposed.data, rng)
         files.append(write_uint16_fits(outdir / frame.filename, cards, exposed.data))

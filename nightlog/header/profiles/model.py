@@ -21,6 +21,7 @@ from nightlog.sections import Section, parse_section
 
 __all__ = [
     "DARK_SCALINGS",
+    "DARK_TEMPERATURE_SCALINGS",
     "DEFAULT_CALIBRATION_KEYS",
     "DEFAULT_FRAME_TYPES",
     "DEFAULT_MIN_FRAMES",
@@ -40,6 +41,12 @@ GROUPING_FIELDS: tuple[str, ...] = (
 #: dark rate, ``exact_exposure`` takes a master of the same exposure, ``interpolate``
 #: builds the dark of the frame's exposure from the two master darks bracketing it.
 DARK_SCALINGS: tuple[str, ...] = ("linear", "exact_exposure", "interpolate")
+
+#: Whether a master dark of another set temperature may serve a frame with no dark
+#: within ``dark_temp_tolerance`` (``dark_temperature_scaling``): ``off`` never,
+#: ``fitted`` scaled by the doubling temperature fitted on the archive's darks,
+#: ``profile`` by the profile's ``dark_doubling_temperature``.
+DARK_TEMPERATURE_SCALINGS: tuple[str, ...] = ("off", "fitted", "profile")
 
 _SETUP = ("instrument", "detector", "binning", "readout_mode", "shape")
 
@@ -160,6 +167,16 @@ class InstrumentProfile:
         ``exact_exposure``).
     dark_temp_tolerance : float
         Set temperatures (deg C) closer than this count as equal when grouping darks.
+    dark_temperature_scaling : {'off', 'fitted', 'profile'}
+        A frame with no master dark within ``dark_temp_tolerance`` gets the dark
+        nearest in set temperature, scaled by ``2**((T_frame - T_dark) / T_d)``
+        with the doubling temperature ``T_d`` fitted on the archive's master darks
+        (``fitted``) or given below (``profile``); ``off`` (default): never. Only
+        for ``dark_scaling = 'linear'`` (bias-subtracted darks that are all dark
+        current), see :mod:`nightlog.calibration.dark_temperature`.
+    dark_doubling_temperature, dark_doubling_temperature_err : float or None
+        K over which the dark current doubles, and its one-sigma uncertainty, for
+        ``dark_temperature_scaling = 'profile'``.
     dead_low, dead_high : float, float or None
         A master-flat pixel below ``dead_low`` × (above ``dead_high`` ×) the response
         of its neighbourhood is DEAD.
@@ -255,6 +272,9 @@ class InstrumentProfile:
     darks_scale: bool = True
     dark_scaling: str = "linear"
     dark_temp_tolerance: float = 1.0
+    dark_temperature_scaling: str = "off"
+    dark_doubling_temperature: float | None = None
+    dark_doubling_temperature_err: float | None = None
     # Bad-pixel thresholds (the bit plane).
     dead_low: float = 0.5
     dead_high: float | None = None

@@ -27,6 +27,7 @@ from nightlog.header.model import Site
 from nightlog.header.profiles.amplifier_tables import _amplifiers, _check_crosstalk, _crosstalk
 from nightlog.header.profiles.model import (
     DARK_SCALINGS,
+    DARK_TEMPERATURE_SCALINGS,
     DEFAULT_CALIBRATION_KEYS,
     DEFAULT_FRAME_TYPES,
     DEFAULT_MIN_FRAMES,
@@ -203,6 +204,10 @@ _CONVERTERS: dict[str, _Converter] = {
     "flat_scale_fraction": lambda n, k, v: _float(n, k, v, lo=0.0, hi=1.0, lo_open=True),
     "darks_scale": _bool,
     "dark_temp_tolerance": lambda n, k, v: _float(n, k, v, lo=0.0),
+    "dark_temperature_scaling": _choice(DARK_TEMPERATURE_SCALINGS),
+    "dark_doubling_temperature": lambda n, k, v: _float(n, k, v, lo=0.0, hi=100.0,
+                                                        lo_open=True),
+    "dark_doubling_temperature_err": lambda n, k, v: _float(n, k, v, lo=0.0),
     "dead_low": lambda n, k, v: _fraction(n, k, v),
     "dead_high": lambda n, k, v: _float(n, k, v, lo=1.0, lo_open=True),
     "low_response": lambda n, k, v: _fraction(n, k, v, zero_is_none=True),
@@ -297,6 +302,7 @@ def profile_from_table(name: str, table: Mapping[str, Any]) -> InstrumentProfile
             continue
         values[key] = _CONVERTERS[key](name, key, value)
     _dark_scaling(name, table, values)
+    _dark_temperature(name, values)
     _check_crosstalk(name, values)
     profile = InstrumentProfile(**values)
     if profile.overscan_niterate and profile.overscan_fit_degree is None:
@@ -324,6 +330,23 @@ def _dark_scaling(name: str, table: Mapping[str, Any], values: dict[str, Any]) -
         raise _err(name, "dark_scaling",
                    f"{scaling!r} contradicts darks_scale = {str(scales).lower()}: give one")
     values["darks_scale"] = scaling == "linear"
+def _dark_temperature(name: str, values: dict[str, Any]) -> None:
+    """Darks scale across temperature only when they are all dark current (linear,
+    bias-subtracted), and ``profile`` scaling needs its doubling temperature."""
+    scaling = values.get("dark_temperature_scaling", "off")
+    if scaling == "off":
+        return
+    if values.get("dark_scaling", "linear") != "linear":
+        raise _err(name, "dark_temperature_scaling",
+                   f"{scaling!r} needs dark_scaling = 'linear': a dark of a camera whose "
+                   "darks do not scale holds amplifier glow and offsets that do not follow "
+                   "the dark current's temperature law")
+    if scaling == "profile" and values.get("dark_doubling_temperature") is None:
+        raise _err(name, "dark_temperature_scaling",
+                   "'profile' needs dark_doubling_temperature (K over which the dark "
+                   "current doubles)")
+
+
 def _check_literal_regions(profile: InstrumentProfile) -> None:
     """Literal sections must fit the full readout when the profile gives its shape,
     and windows need that shape."""
