@@ -148,6 +148,11 @@ class CameraModel:
     extinction_mag: float  # per airmass
     # Defaults for a night.
     default_counts: tuple[int, int, int, int]  # bias, dark per exptime, flat per filter, science
+    # Night-sky illumination (simulate_night's knobs; the defaults are every camera's
+    # night as it always was).
+    twilight_gradient: float = 0.0  # flats × (1 + g·x), x -1…1: a gradient the night sky lacks
+    sky_gradient: float = 0.02  # largest random gradient of each science frame's sky
+    dither_px: float = 0.0  # rms pointing offset between science frames, full-size pixels
 
     def filter_model(self, name: str) -> FilterModel:
         """The :class:`FilterModel` called ``name``.
