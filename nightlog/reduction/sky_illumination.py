@@ -28,6 +28,7 @@ filter, already bias-, dark- and flat-corrected:
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -42,10 +43,11 @@ from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.illumination import fit_illumination
+from nightlog.reduction.science import ReducedFrame, StepRecord
 from nightlog.sections import Section
 
-__all__ = ["SkyFlatOptions", "SkyIllumination", "apply_illumination", "mask_sources",
-           "night_sky_illumination"]
+__all__ = ["SkyFlatOptions", "SkyIllumination", "apply_illumination", "illuminate_reduced",
+           "mask_sources", "night_sky_illumination"]
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -327,3 +329,30 @@ def apply_illumination(ccd: CCDData, illumination: CCDData) -> CCDData:
     add_history(header, f"Illumination: divided by a night-sky model "
                         f"({float(model.min()):.4f} to {float(model.max()):.4f})")
     return new_frame(ccd, data, header, uncertainty=unc)
+
+
+def illuminate_reduced(reduced: ReducedFrame, illumination: CCDData) -> ReducedFrame:
+    """:func:`apply_illumination` on a reduced frame, its step recorded after the others.
+
+    Parameters
+    ----------
+    reduced : ReducedFrame
+        The output of :func:`~nightlog.reduction.science.reduce_science`. Not modified.
+    illumination : CCDData
+        The night-sky illumination model (dimensionless), of the frame's shape.
+
+    Returns
+    -------
+    ReducedFrame
+        The divided frame, the same bit plane, the steps plus ``illumination``
+        (the model's range and the number of frames it was made of).
+    """
+    start = time.perf_counter()
+    ccd = apply_illumination(reduced.ccd, illumination)
+    model = np.asarray(illumination.data)
+    step = StepRecord("illumination", True,
+                      {"degree": illumination.meta.get("ILLUMDEG"),
+                       "frames": illumination.meta.get("ILLUMNFR")},
+                      {"min": float(model.min()), "max": float(model.max())},
+                      time.perf_counter() - start)
+    return ReducedFrame(ccd=ccd, bits=reduced.bits.copy(), steps=(*reduced.steps, step))
