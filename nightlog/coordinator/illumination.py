@@ -55,7 +55,11 @@ from nightlog.coordinator.illumination_job import (
     build_illumination_job,
 )
 from nightlog.coordinator.master_plan import BuildOutcome
-from nightlog.coordinator.provenance import master_entries, set_master_cards
+from nightlog.coordinator.provenance import (
+    master_entries,
+    parameters_digest,
+    set_master_cards,
+)
 from nightlog.coordinator.reduce_plan import FramePlan, plan_frame
 from nightlog.coordinator.retry import failure_cause
 from nightlog.errors import NightlogError
@@ -85,6 +89,7 @@ class IlluminationPlan:
     inputs_key: str
     flat_id: int
     masters: dict[str, int]
+    parameters: dict[str, object]
     considered: tuple[tuple[int, str, str | None], ...]  # (frame id, sha256, reason left out)
     first_obs: dt.datetime
     last_obs: dt.datetime
@@ -202,6 +207,10 @@ def plan_illumination(session: Session, ctx: JobContext, night: dt.date, group_k
     header["NLNIGHT"] = (night.isoformat(), "observing night of the inputs")
     header["NLVERS"] = (version, "version of this group's master")
     header["NLSOFT"] = (ctx.software_version, "nightlog version")
+    parameters = {"inputs_key": key, "masters": masters,
+                  "options": dataclasses.asdict(options)}
+    parameters["digest"] = parameters_digest(parameters)
+    header["NLPARSHA"] = (parameters["digest"], "SHA-256 of the model's parameters")
     set_master_cards(header, {role: rows.get(mid) for role, mid in masters.items()})
     shape = (used[0][0].naxis2, used[0][0].naxis1)
     trimmed = ctx.preparation_of(first).trimmed_shape(shape)
@@ -223,7 +232,7 @@ def plan_illumination(session: Session, ctx: JobContext, night: dt.date, group_k
         job=job, night=night, group_key=group_key, group=group, profile=profile.name,
         instrument=first.instrument, setup_key=first.setup_key, filter=first.filter,
         version=version, previous_id=None if previous is None else previous.id,
-        inputs_key=key, flat_id=flat_id, masters=masters,
+        inputs_key=key, flat_id=flat_id, masters=masters, parameters=parameters,
         considered=tuple((f.id, f.sha256, left_out.get(f.id)) for f in members),
         first_obs=min(f.obs_time for f, _ in used), last_obs=max(
             f.obs_time + dt.timedelta(seconds=f.exptime or 0.0) for f, _ in used),
@@ -244,9 +253,8 @@ def record_illumination(session: Session, plan: IlluminationPlan, built: BuiltIl
         filter=plan.filter, night=plan.night, version=plan.version, path=built.path,
         sha256=built.sha256, size=built.size, first_obs=plan.first_obs,
         last_obs=plan.last_obs, n_frames=plan.n_used,
-        stats={**built.stats, "flat_id": plan.flat_id},
-        parameters={"inputs_key": plan.inputs_key, "masters": plan.masters,
-                    "options": dataclasses.asdict(plan.job.options)},
+        stats={**built.stats, "flat_id": plan.flat_id, "masters_used": plan.masters},
+        parameters=dict(plan.parameters),
         software_version=plan.software_version,
     ), [MasterInputRecord(frame_id=fid, sha256=sha, used=reason is None, reason=reason)
         for fid, sha, reason in plan.considered], supersedes=plan.previous_id)
