@@ -226,3 +226,23 @@ def test_too_few_frames_skip_the_step_and_say_why(raw: Path,
                 assert "ILLUMCOR" not in fits.getheader(product.path)
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_models_are_built_recorded_and_applied(
+        raw: Path, pg_schema_url: str, tmp_path: Path) -> None:
+    (tmp_path / "nightlog.toml").write_text(_ON, encoding="utf-8")
+    settings = reduced_night(tmp_path, raw, pg_schema_url)
+    engine = _catalogue(settings)
+    try:
+        with make_sessionmaker(engine)() as s:
+            models = {m.id for m in s.scalars(select(Master).where(
+                Master.kind == "illumination"))}
+            assert len(models) == 2
+            links = list(s.scalars(select(ProductMaster).where(
+                ProductMaster.role == "illumination")))
+            assert len(links) == 12 and {link.master_id for link in links} == models
+        again = finish_night(engine, JobContext.from_settings(settings), workers=1, local=True)
+        assert [b for b in again.builds if b.kind == "illumination"] == []
+    finally:
+        engine.dispose()

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from astropy.nddata import CCDData
+
 from nightlog.coordinator.reduce_job import ReduceJob, jsonable, reduce_in_memory
 from nightlog.reduction.products import ProvenanceEntry, to_hdulist
 from nightlog.reduction.sky_illumination import SkyFlatOptions, night_sky_illumination
@@ -74,6 +76,12 @@ class BuiltIllumination:
     worker: str
 
 
+def _sky_frame(ccd: CCDData) -> CCDData:
+    """Only what the model reads (pixels, mask, header): the uncertainty and the bit
+    plane of every frame held at once would double the worker's memory."""
+    return CCDData(ccd.data, unit=ccd.unit, mask=ccd.mask, meta=ccd.meta)
+
+
 def build_illumination_job(job: IlluminationJob) -> BuiltIllumination:
     """Reduce the group's frames in memory, model their sky, write the model.
 
@@ -84,7 +92,7 @@ def build_illumination_job(job: IlluminationJob) -> BuiltIllumination:
         be made (too few frames, no sky, too few valid blocks).
     """
     start = time.perf_counter()
-    frames = [reduce_in_memory(frame)[1].ccd for frame in job.frames]
+    frames = [_sky_frame(reduce_in_memory(frame)[1].ccd) for frame in job.frames]
     region = None
     if job.scale_region is not None:
         y0, y1, x0, x1 = job.scale_region
