@@ -338,8 +338,20 @@ def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentPro
 
 def match_frame(session: Session, frame: Frame, profile: InstrumentProfile,
                 policy: CalibrationPolicy, *, at: dt.datetime | None = None,
-                live: bool = False, explain: bool = False) -> dict[str, KindMatch]:
-    """The choice for every calibration ``frame`` needs, by kind."""
-    return {kind: match_kind(session, frame, kind, profile, policy, at=at, live=live,
-                             explain=explain)
-            for kind in CALIBRATION_NEEDS.get(frame.kind, ())}
+                live: bool = False, explain: bool = False,
+                illumination: bool = True) -> dict[str, KindMatch]:
+    """The choice for every calibration ``frame`` needs, by kind; for a science frame
+    of a profile with ``illumination = "night-sky"`` (unless ``illumination`` is
+    false) also its illumination model
+    (:func:`~nightlog.calibration.illumination_match.match_illumination`)."""
+    matches = {kind: match_kind(session, frame, kind, profile, policy, at=at, live=live,
+                                explain=explain)
+               for kind in CALIBRATION_NEEDS.get(frame.kind, ())}
+    if illumination and frame.kind == "science" and profile.illumination == "night-sky":
+        # Imported here: that module builds on this one's rules.
+        from nightlog.calibration.illumination_match import match_illumination
+        flat = matches.get("flat")
+        matches["illumination"] = match_illumination(
+            session, frame, profile, policy, flat=None if flat is None else flat.chosen,
+            at=at, live=live)
+    return matches

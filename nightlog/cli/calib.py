@@ -94,7 +94,7 @@ def _print_build(outcomes: list[Any]) -> None:
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option(help="bias, dark or flat.")] = None,
+    kind: Annotated[str | None, typer.Option(help="bias, dark, flat or illumination.")] = None,
     night: Annotated[str | None, typer.Option(help="Night (YYYY-MM-DD).")] = None,
     since: Annotated[str | None, typer.Option(help="First night (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option(help="Last night (YYYY-MM-DD).")] = None,

@@ -1,5 +1,8 @@
 """Finishing a night: build the masters that are due, then reduce the science frames.
 
+Between the two, the night-sky illumination models of profiles with
+``illumination = "night-sky"`` are built (:mod:`~nightlog.coordinator.illumination`).
+
 The one sequence behind ``nightlog reduce``, the morning run
 (:mod:`nightlog.daemon.morning`) and ``nightlog demo``: choose the night (the one
 given, else the latest in the catalogue), build its due masters
@@ -22,6 +25,7 @@ from nightlog.catalogue.frames import unreduced_science_by_night
 from nightlog.catalogue.queries import latest_night
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.executors import open_executor
+from nightlog.coordinator.illumination import run_illumination
 from nightlog.coordinator.masters import BuildOutcome, run_build
 from nightlog.coordinator.reduce import ReduceOutcome, run_reduce, science_frames
 from nightlog.errors import ConfigurationError
@@ -47,7 +51,8 @@ class NightRun:
     scheduler : str or None
         The Dask scheduler whose workers reduced the frames.
     builds : list of BuildOutcome
-        One per due group, in build order.
+        One per due group, in build order; then one per night-sky illumination
+        model built, skipped (with the reason) or failed (kind ``illumination``).
     outcomes : list of ReduceOutcome
         One per frame, in the order of ``frame_ids``.
     no_frames : bool
@@ -147,6 +152,10 @@ def finish_night(engine: Engine, ctx: JobContext, *, night: dt.date | None = Non
         if not frame_ids:
             with make_session() as session:
                 run.frame_ids = science_frames(session, night=run.night, since=since)
+        if build:
+            # After the flats, before the frames it corrects: the night-sky
+            # illumination models of the profiles that ask for one.
+            run.builds += run_illumination(engine, ctx, run.frame_ids, executor=executor)
         if before_reduce is not None:
             before_reduce(run)
         run.outcomes = run_reduce(engine, ctx, run.frame_ids, force=force,

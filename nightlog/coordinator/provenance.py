@@ -6,7 +6,8 @@ traceable when copied away from the archive:
 - header keywords: ``NLSOFT`` (software version), ``NLPARSHA`` (digest of the
   parameters, also kept in the catalogue as ``parameters["digest"]``) and, per
   master used, ``NL<ROLE>`` (its catalogue id) with its SHA-256 in ``NLBIASHA``,
-  ``NLDARSHA`` or ``NLFLASHA``;
+  ``NLDARSHA`` or ``NLFLASHA`` (a night-sky illumination model: ``NLILLUM`` and
+  ``NLILLSHA``);
 - a ``PROVENANCE`` table (:func:`nightlog.reduction.products.provenance_table`)
   listing every input file with its SHA-256 and the step that used it.
 
@@ -28,15 +29,19 @@ from nightlog.reduction.products import ProvenanceEntry
 if TYPE_CHECKING:  # rows are only read here: workers import this without SQLAlchemy
     from nightlog.catalogue.models import Frame, Master
 
-__all__ = ["FileRef", "master_entries", "parameters_digest", "product_entries", "set_master_cards",
-           "sha_keyword"]
+__all__ = ["ILLUMINATION", "FileRef", "master_entries", "parameters_digest", "product_entries",
+           "set_master_cards", "sha_keyword"]
 
 ROLES = ("bias", "dark", "flat")
 #: The longer of two master darks interpolated to a frame's exposure (a camera
 #: whose dark grows non-linearly, ``dark_scaling = "interpolate"``): named only
 #: when used, beside ``dark``, the shorter one.
 SECOND_DARK = "dark2"
-_SHA_KEYWORDS = {SECOND_DARK: "NLDK2SHA"}
+#: The night-sky illumination model a science frame is divided by after its flat
+#: (profile ``illumination = "night-sky"``): named only when used.
+ILLUMINATION = "illumination"
+_SHA_KEYWORDS = {SECOND_DARK: "NLDK2SHA", ILLUMINATION: "NLILLSHA"}
+_ID_KEYWORDS = {ILLUMINATION: "NLILLUM"}
 
 
 class FileRef(Protocol):
@@ -66,11 +71,12 @@ def set_master_cards(header: fits.Header, masters: Mapping[str, FileRef | None],
                      roles: Iterable[str] = ROLES) -> None:
     """Name each master of ``roles`` in ``header``: id (or ``none``) and SHA-256 (and
     the second dark of an interpolation when there is one)."""
-    if masters.get(SECOND_DARK) is not None:
-        roles = (*roles, SECOND_DARK)
+    for extra in (SECOND_DARK, ILLUMINATION):
+        if masters.get(extra) is not None and extra not in roles:
+            roles = (*roles, extra)
     for role in roles:
         m = masters.get(role)
-        card = f"NL{role.upper()}"
+        card = _ID_KEYWORDS.get(role, f"NL{role.upper()}")
         header[card] = ((m.id if m is not None else "none"),
                         f"{role} master id" if m is not None else f"no {role} master")
         if m is not None:
@@ -79,7 +85,8 @@ def set_master_cards(header: fits.Header, masters: Mapping[str, FileRef | None],
 
 def _master_entries(masters: Mapping[str, FileRef | None]) -> list[ProvenanceEntry]:
     return [ProvenanceEntry(step=role, path=m.path, sha256=m.sha256, ref=m.id)
-            for role in (*ROLES, SECOND_DARK) if (m := masters.get(role)) is not None]
+            for role in (*ROLES, SECOND_DARK, ILLUMINATION)
+            if (m := masters.get(role)) is not None]
 
 
 def product_entries(frame: Frame, masters: Mapping[str, Master | None]

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from astropy.io import fits
+from astropy.nddata import CCDData
 
 from nightlog.coordinator.amplifier_frames import frame_loader
+from nightlog.coordinator.provenance import ILLUMINATION
 from nightlog.errors import (
     ArchiveFileExists,
     ChecksumMismatchError,
@@ -38,12 +40,15 @@ from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.products import ProvenanceEntry, to_hdulist
 from nightlog.reduction.quality import QualityOptions, measure_quality
 from nightlog.reduction.science import ReducedFrame, ScienceParameters, reduce_science
+from nightlog.reduction.sky_illumination import illuminate_reduced
+from nightlog.reduction.window import crop_to_window
 from nightlog.store.images import read_image, write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
 from nightlog.store.raw import sha256_of
 
-__all__ = ["QualitySetup", "ReduceJob", "ReducedFile", "jsonable", "reduce_job"]
+__all__ = ["QualitySetup", "ReduceJob", "ReducedFile", "jsonable", "reduce_in_memory",
+           "reduce_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +96,9 @@ class ReduceJob:
         product's provenance never names bytes it was not made from.
     masters : tuple of (role, path)
         The master files to apply, by role (``bias``, ``dark``, ``flat``, and
-        ``dark2``, the longer of two darks interpolated to the frame's exposure).
+        ``dark2``, the longer of two darks interpolated to the frame's exposure;
+        ``illumination``, a night-sky illumination model the frame is divided by
+        after its reduction).
         A master bias's read-noise map, when it has one, feeds the variance.
     params : ScienceParameters
         Reduction settings, including the OpenMP thread cap of this worker.
@@ -176,8 +183,8 @@ def _step_records(steps: Sequence[Any]) -> list[dict[str, Any]]:
             for s in steps]
 
 
-def reduce_job(job: ReduceJob) -> ReducedFile:
-    """Reduce one frame and write its product; return the file's facts.
+def reduce_in_memory(job: ReduceJob) -> tuple[CCDData, ReducedFrame]:
+    """The raw frame of ``job`` and its reduction, nothing written.
 
     Raises
     ------
@@ -186,10 +193,8 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
     UnreadableFileError
         The raw file is gone or cannot be read.
     NightlogError
-        A file cannot be read or written, or the reduction refuses the data.
+        A master cannot be read, or the reduction refuses the data.
     """
-    start, cpu_start = time.perf_counter(), time.process_time()
-    reset_peak_memory()
     try:
         actual = sha256_of(Path(job.raw_path))
     except FileNotFoundError as exc:
@@ -212,6 +217,29 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
                              crops=dict(job.crops),
                              dark2=loaded.get("dark2"),
                              read_noise_map=None if bias_file is None else bias_file.read_noise)
+    if loaded.get(ILLUMINATION) is not None:
+        model = loaded[ILLUMINATION]
+        if ILLUMINATION in dict(job.crops):
+            model = crop_to_window(model, dict(job.crops)[ILLUMINATION])
+        reduced = illuminate_reduced(reduced, model)
+    return raw, reduced
+
+
+def reduce_job(job: ReduceJob) -> ReducedFile:
+    """Reduce one frame and write its product; return the file's facts.
+
+    Raises
+    ------
+    ChecksumMismatchError
+        The raw file's bytes are not those the catalogue holds.
+    UnreadableFileError
+        The raw file is gone or cannot be read.
+    NightlogError
+        A file cannot be read or written, or the reduction refuses the data.
+    """
+    start, cpu_start = time.perf_counter(), time.process_time()
+    reset_peak_memory()
+    raw, reduced = reduce_in_memory(job)
     header: fits.Header = reduced.ccd.header
     for keyword, value, comment in job.cards:
         header[keyword] = (value, comment)

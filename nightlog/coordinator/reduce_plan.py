@@ -120,6 +120,8 @@ class FramePlan:
     window: dict[str, Any] = field(default_factory=dict)
     # The rules that judge the product's quality record.
     quality: QualitySettings = field(default_factory=QualitySettings)
+    # Why each missing step's master is missing (the match's reason), by role.
+    missing_reasons: dict[str, str] = field(default_factory=dict)
 
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
@@ -220,8 +222,12 @@ def _cards(kind: str, frame: Frame, key: str, digest: str, software_version: str
 def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                kind: str = ProductKind.FINAL,
                live: bool = False, force: bool = False, redo_superseded: bool = True,
-               cosmic_threads: int | None = None) -> FramePlan | ReduceOutcome:
+               cosmic_threads: int | None = None, illumination: bool = True
+               ) -> FramePlan | ReduceOutcome:
     """Decide what reducing ``frame`` takes, in the caller's session (nothing written).
+
+    ``illumination`` false leaves out the night-sky illumination model (the
+    frames that make one are reduced without it).
 
     Returns
     -------
@@ -233,9 +239,11 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         (the policy refuses to go on without a master).
     """
     profile = ctx.profile_of(frame)
-    matches: dict[str, KindMatch] = match_frame(session, frame, profile, ctx.policy, live=live)
+    matches: dict[str, KindMatch] = match_frame(session, frame, profile, ctx.policy, live=live,
+                                                illumination=illumination)
     chosen: dict[str, Master | None] = {}
     missing: list[str] = []
+    reasons: dict[str, str] = {}
     for role, match in matches.items():
         chosen[role] = match.chosen
         if match.second is not None:
@@ -245,6 +253,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                 return ReduceOutcome(frame.id, ReduceStatus.STOPPED,
                                      reason=f"{role}: {match.reason}")
             missing.append(role)
+            reasons[role] = match.reason
     numbers = detector_numbers(frame, profile, chosen.get("bias"), chosen.get("flat"))
     warn_if_assumed(numbers, profile.name)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
@@ -299,6 +308,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      replaces=None if existing is None else existing.id,
                      detector={k: v.as_dict() for k, v in numbers.items()},
                      window=window_record(frame, sections),
+                     missing_reasons=reasons,
 
                      quality=ctx.quality)
 
@@ -313,7 +323,8 @@ def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
                     "detector": plan.detector,
                     **({"window": plan.window} if plan.window else {})},
         missing_steps=plan.missing,
-        stats={"steps": {s["name"]: s["summary"] for s in made.steps}},
+        stats={"steps": {s["name"]: s["summary"] for s in made.steps},
+               **({"missing": plan.missing_reasons} if plan.missing_reasons else {})},
         software_version=plan.software_version, masters=plan.masters)
 
 

@@ -48,6 +48,8 @@ the frames, ``truth.json`` (read it back with :func:`load_truth`)::
     flat_levels_adu     {filter: nominal mean flat signal above bias}; flat_exptimes
     dark_exptimes       the dark exposure times of the night
     arrays              "truth.npz"
+    illumination        only when one is set: twilight_gradient, sky_gradient,
+                        dither_px (simulate_night's arguments)
     files               one entry per frame in acquisition order:
         name, index, kind (bias/dark/flat/science), imagetyp, object, filter,
         exptime, darktime (s), obs_time (UTC ISO, "Z"), jd, airmass,
@@ -71,7 +73,8 @@ and ``truth.npz``::
 A raw pixel of the image area is, before rounding and clipping to 0 … 65535::
 
     bias_adu + bias_offset_adu
-      + (flat × signal_e [× sky gradient, + stars] + dark_current_e × darktime
+      + (flat × signal_e [× twilight gradient (flats) | × sky gradient, + stars]
+         + dark_current_e × darktime
          + cosmic rays + noise) / gain_e_per_adu
 
 with noise of variance ``mean + read_noise_e²`` electrons.

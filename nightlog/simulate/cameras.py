@@ -152,6 +152,11 @@ class CameraModel:
     # (None: the camera is simulated at its one set point only).
     set_temp_c: float | None = None  # set point (°C) written as SET-TEMP; dark_rate_e is at it
     dark_doubling_k: float | None = None  # T_d: K over which the dark current doubles
+    # Night-sky illumination (simulate_night's knobs; the defaults are every camera's
+    # night as it always was).
+    twilight_gradient: float = 0.0  # flats × (1 + g·x), x -1…1: a gradient the night sky lacks
+    sky_gradient: float = 0.02  # largest random gradient of each science frame's sky
+    dither_px: float = 0.0  # rms pointing offset between science frames, full-size pixels
 
     def filter_model(self, name: str) -> FilterModel:
         """The :class:`FilterModel` called ``name``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,8 +179,19 @@ def _summary(camera: CameraModel, night: dt.date, seed: int, geom: Geometry,
         "flat_exptimes": {f.name: f.flat_exptime for f in camera.filters},
         "dark_exptimes": list(camera.dark_exptimes),
         "arrays": "truth.npz",
+        **_illumination_truth(camera),
         "files": files,
     }
+
+
+def _illumination_truth(camera: CameraModel) -> dict[str, Any]:
+    """The night-sky illumination knobs, written only when one is set (a night
+    without them keeps the truth it always had)."""
+    if (camera.twilight_gradient, camera.sky_gradient, camera.dither_px) == (0.0, 0.02, 0.0):
+        return {}
+    return {"illumination": {"twilight_gradient": camera.twilight_gradient,
+                             "sky_gradient": camera.sky_gradient,
+                             "dither_px": camera.dither_px}}
 
 
 def _raw_indices(mask: np.ndarray, nx: int) -> np.ndarray:
@@ -192,6 +204,8 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
                    n_dark: int | None = None, n_flat: int | None = None,
                    n_science: int | None = None, gain_factor: float = 1.0,
                    set_temp: float | None = None,
+                   twilight_gradient: float = 0.0, sky_gradient: float | None = None,
+                   dither_px: float = 0.0,
                    progress: Callable[[int, int], None] | None = None) -> SimulatedNight:
     """Write a seeded, realistic night of raw frames of ``camera`` into ``outdir``.
 
@@ -229,6 +243,17 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
         ``T_d`` (both in the truth). The detector (its hot pixels, its pattern) is
         the same at every temperature; the frames' noise is drawn afresh for each
         set temperature and night. ``None``: the camera's reference set point.
+    twilight_gradient : float
+        The flats' light is multiplied by ``1 + twilight_gradient * x`` (``x`` from
+        -1 at the first image column to 1 at the last): the gradient of a twilight
+        sky that the night sky does not share, which a night-sky illumination
+        model corrects. 0 (default): none. LFC and Aspen only.
+    sky_gradient : float or None
+        Largest random gradient of each science frame's sky (fraction from edge
+        to centre, in each axis); ``None``: the camera's 0.02. LFC and Aspen only.
+    dither_px : float
+        Rms pointing offset between science frames in full-size pixels, besides
+        the guiding jitter (0: none). LFC and Aspen only.
     progress : callable or None
         Called as ``progress(done, total)`` before the first and after each frame.
 
@@ -252,6 +277,17 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
         model = dataclasses.replace(model, gain=model.gain * gain_factor,
                                     header_gain=model.header_gain or model.gain)
     model, dark_factor = _at_set_temp(model, set_temp)
+    for knob, value in (("twilight_gradient", twilight_gradient), ("dither_px", dither_px),
+                        ("sky_gradient", sky_gradient)):
+        if value is not None and not (isinstance(value, int | float) and math.isfinite(value)
+                                      and (knob == "twilight_gradient" or value >= 0)):
+            raise ConfigurationError(f"{knob} must be a finite number"
+                                     + ("" if knob == "twilight_gradient" else " >= 0")
+                                     + f", not {value!r}")
+    if twilight_gradient or dither_px or sky_gradient is not None:
+        model = dataclasses.replace(
+            model, twilight_gradient=float(twilight_gradient), dither_px=float(dither_px),
+            sky_gradient=model.sky_gradient if sky_gradient is None else float(sky_gradient))
     geom = scaled_geometry(model, scale)  # also validates the scale of the new cameras
     night_date = _night(model, night)
     counts = _counts(model, (n_bias, n_dark, n_flat, n_science))

@@ -83,12 +83,17 @@ def _light(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: Detec
     if frame.kind not in ("flat", "science") or frame.exptime <= 0:
         return _Light(None, 0.0)
     level = frame.illumination_e * frame.exptime
-    if frame.kind == "flat":
-        return _Light(maps.flat * np.float32(level), level)
     ny, nxd = geom.ny, geom.nx_data
+    if frame.kind == "flat":
+        light = maps.flat * np.float32(level)
+        if camera.twilight_gradient:
+            # The twilight sky's own gradient, which the night sky does not share.
+            light *= (np.float32(1.0) + np.float32(camera.twilight_gradient)
+                      * np.linspace(-1.0, 1.0, nxd, dtype=np.float32)[None, :])
+        return _Light(light, level)
     # Night sky with a gentle gradient (moonlight, airglow), then the stars.
-    gy = float(rng.uniform(-0.02, 0.02))
-    gx = float(rng.uniform(-0.02, 0.02))
+    gy = float(rng.uniform(-camera.sky_gradient, camera.sky_gradient))
+    gx = float(rng.uniform(-camera.sky_gradient, camera.sky_gradient))
     sky = (np.float32(level) * (
         np.float32(1.0) + np.linspace(-gy, gy, ny, dtype=np.float32)[:, None]
         + np.linspace(-gx, gx, nxd, dtype=np.float32)[None, :]))
@@ -98,8 +103,7 @@ def _light(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: Detec
             * 10.0 ** (-0.4 * camera.extinction_mag * (frame.airmass - 1.0))
         drawn = stars.render((ny, nxd), exptime=frame.exptime, throughput=throughput,
                              airmass=frame.airmass, seeing=float(rng.uniform(0.9, 1.15)),
-                             shift=(float(rng.normal(0, 1.5)) * geom.scale * 4,
-                                    float(rng.normal(0, 1.5)) * geom.scale * 4))
+                             shift=_pointing(camera, geom, rng))
         sky += drawn.electrons
         fwhm = drawn.fwhm_px
         # Saturated: the brightest pixel (at the most sensitive pixel, over the
@@ -109,6 +113,19 @@ def _light(frame: PlannedFrame, camera: CameraModel, geom: Geometry, maps: Detec
         unsaturated = int(np.count_nonzero(top < full_e))
     sky *= maps.flat
     return _Light(sky, level, fwhm, unsaturated)
+
+
+def _pointing(camera: CameraModel, geom: Geometry, rng: np.random.Generator
+              ) -> tuple[float, float]:
+    """The frame's pointing offset (dy, dx) in pixels: guiding jitter, plus the
+    observer's dither when the camera model has one (drawn after, so a night
+    without dithers is the same night as before)."""
+    dy = float(rng.normal(0, 1.5)) * geom.scale * 4
+    dx = float(rng.normal(0, 1.5)) * geom.scale * 4
+    if camera.dither_px:
+        dy += float(rng.normal(0, camera.dither_px)) * geom.scale
+        dx += float(rng.normal(0, camera.dither_px)) * geom.scale
+    return dy, dx
 
 
 def light_electrons(frame: PlannedFrame, camera: CameraModel, geom: Geometry,

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_FRAME_TYPES",
     "DEFAULT_MIN_FRAMES",
     "GROUPING_FIELDS",
+    "ILLUMINATIONS",
     "InstrumentProfile",
     "MatchRule",
     "vocabulary_form",
@@ -41,6 +42,8 @@ GROUPING_FIELDS: tuple[str, ...] = (
 #: dark rate, ``exact_exposure`` takes a master of the same exposure, ``interpolate``
 #: builds the dark of the frame's exposure from the two master darks bracketing it.
 DARK_SCALINGS: tuple[str, ...] = ("linear", "exact_exposure", "interpolate")
+#: How a flat's large-scale illumination is corrected (profile ``illumination``).
+ILLUMINATIONS: tuple[str, ...] = ("none", "night-sky")
 
 #: Whether a master dark of another set temperature may serve a frame with no dark
 #: within ``dark_temp_tolerance`` (``dark_temperature_scaling``): ``off`` never,
@@ -183,6 +186,16 @@ class InstrumentProfile:
     low_response : float or None
         Where the flat's large-scale response is below this × its median, pixels
         are UNILLUMINATED (vignetted); ``None`` (``0`` in TOML): not flagged.
+    illumination : {'none', 'night-sky'}
+        ``night-sky``: the flat's large-scale illumination is corrected by a model
+        of the night's own science frames of each set-up and filter (sources
+        masked, scaled by their sky, combined, fitted with a 2-D polynomial):
+        see ``docs/reduction.md``. ``none``: the flat's illumination is kept.
+    illumination_min_frames : int
+        Fewest (dithered) science frames of a set-up and filter for a night-sky
+        illumination model; fewer: the step is skipped and the products say why.
+    illumination_degree : int
+        Total degree of the 2-D polynomial of the illumination model.
     hot_nsigma : float
         A master-dark pixel above median + ``hot_nsigma`` robust sigma is HOT.
     pixel_scale_arcsec : float or None
@@ -280,6 +293,9 @@ class InstrumentProfile:
     dead_high: float | None = None
     low_response: float | None = 0.5
     hot_nsigma: float = 5.0
+    illumination: str = "none"
+    illumination_min_frames: int = 5
+    illumination_degree: int = 2
     pixel_scale_arcsec: float | None = None
     min_frames: Mapping[str, int] = field(default_factory=lambda: DEFAULT_MIN_FRAMES)
     calibration_keys: Mapping[str, tuple[str, ...]] = field(

@@ -32,6 +32,7 @@ from nightlog.header.profiles.model import (
     DEFAULT_FRAME_TYPES,
     DEFAULT_MIN_FRAMES,
     GROUPING_FIELDS,
+    ILLUMINATIONS,
     InstrumentProfile,
     MatchRule,
 )
@@ -212,6 +213,9 @@ _CONVERTERS: dict[str, _Converter] = {
     "dead_high": lambda n, k, v: _float(n, k, v, lo=1.0, lo_open=True),
     "low_response": lambda n, k, v: _fraction(n, k, v, zero_is_none=True),
     "hot_nsigma": lambda n, k, v: _float(n, k, v, lo=0.0, lo_open=True),
+    "illumination": _choice(ILLUMINATIONS),
+    "illumination_min_frames": lambda n, k, v: _int(n, k, v, 2),
+    "illumination_degree": lambda n, k, v: _int(n, k, v, 0),
     "pixel_scale_arcsec": lambda n, k, v: _float(n, k, v, lo=0.0, hi=3600.0, lo_open=True),
     "min_frames": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS,
                                             lambda a, b, c: _int(a, b, c, 1), DEFAULT_MIN_FRAMES),
