@@ -368,7 +368,7 @@ def _mosaic(func: Any, arrays: list[np.ndarray], fills: list[Any], margin: int,
                 slice(b[1].start - margin, b[1].stop + margin)) for b in boxes]
     heights = [p[0].stop - p[0].start for p in patches]
     widths = [p[1].stop - p[1].start for p in patches]
-    side = max(2048, max(widths))
+    side = max(min(2048, labels.shape[1]), max(widths))
     places: list[tuple[int, int]] = [(0, 0)] * len(patches)
     y = x = shelf = 0
     for i in sorted(range(len(patches)), key=lambda k: -heights[k]):
