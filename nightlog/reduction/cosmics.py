@@ -42,6 +42,13 @@ pixels flagged::
 Two iterations find all that four find in 57 % of the time; the full median is
 3× slower and less complete; the PSF-matched fine-structure image gained nothing.
 
+Where it runs: with ``cleantype='meanmask'`` and ``fsmode='median'`` (the defaults)
+astroscrappy's iterations run only where they can flag a pixel
+(:mod:`nightlog.reduction.cosmics_schedule`): the same mask and cleaned image as
+:func:`astroscrappy.detect_cosmics`, bit for bit, about 4× less CPU on full-size frames
+(``benchmarks/cosmics_speed.py``); ``CosmicRaySettings(scheduled=False)`` calls
+astroscrappy on the whole frame.
+
 Threads: astroscrappy's median filters run under OpenMP (its wheels bundle
 libgomp). When several frames are reduced at once, give each worker
 :func:`nightlog.threads.threads_per_worker` threads through
@@ -119,7 +126,7 @@ class CosmicRaySettings:
     sigclip: float = 4.5
     sigfrac: float = 0.3
     objlim: float = 5.0
-    niter: int = 4
+    niter: int = 2
     sepmed: bool = True
     cleantype: CleanType = "meanmask"
     fsmode: FineStructureMode = "median"

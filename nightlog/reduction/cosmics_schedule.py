@@ -152,7 +152,7 @@ def scheduled_lacosmic(data: np.ndarray, inmask: np.ndarray, invar: np.ndarray |
             flags, ran = _patchwise(step, [clean, var, mask, allowed], [0, 1, 1, False],
                                     dilate(allowed, 2), margin)
         report.iterations += 1
-        report.pixels_run.append(ran)
+        report.pixels_run.append(int(ran))
         new = flags & ~crmask
         if not new.any():
             break
