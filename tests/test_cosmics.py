@@ -268,3 +268,19 @@ def test_threads_setting_gives_the_same_flags(scene: Scene) -> None:
     one = _detect(scene, settings=CosmicRaySettings(niter=1, threads=1))
     two = _detect(scene, settings=CosmicRaySettings(niter=1, threads=2))
     np.testing.assert_array_equal(one, two)
+
+
+def test_scheduled_detection_equals_the_whole_frame_call(scene: Scene) -> None:
+    """The default (scheduled) run gives the direct astroscrappy call's mask and
+    cleaned data, and says so in its history."""
+    ccd = CCDData(scene.data, unit="adu")
+    keywords = dict(gain=GAIN, read_noise=READ_NOISE, saturation=SATURATION,
+                    bad_pixels=scene.bad, variance=scene.variance)
+    flags, cleaned = detect_cosmic_rays(ccd, **keywords)
+    direct_flags, direct = detect_cosmic_rays(ccd, **keywords,
+                                              settings=CosmicRaySettings(scheduled=False))
+    assert flags.sum() > 100
+    np.testing.assert_array_equal(flags, direct_flags)
+    np.testing.assert_array_equal(cleaned.data, direct.data)
+    assert "scheduled" in str(cleaned.header["HISTORY"])
+    assert "scheduled" not in str(direct.header["HISTORY"])
