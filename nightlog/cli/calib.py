@@ -105,6 +105,10 @@ def _print_build(outcomes: list[Any]) -> None:
                       "" if o.master_id is None else f"{o.master_id} (v{o.version})",
                       str(o.n_used), str(len(o.rejected)), Text(printable(o.reason)))
     console.print(table)
+    for o in outcomes:
+        for text in o.warnings:
+            console.print(Text(f"warning: {o.kind} master {o.master_id}: {printable(text)}",
+                               style="yellow"))
 
 
 @app.command("list")
@@ -228,6 +232,10 @@ def _statistics(stats: dict[str, Any], level_unit: str, noise_unit: str
     units = {**_STAT_UNITS, "level": level_unit, "noise": noise_unit}
     out = []
     for key, value in stats.items():
+        if key == "header_disagrees" and isinstance(value, list):
+            out.extend(("warning", printable(d.get("message", d)) if isinstance(d, dict)
+                        else printable(d)) for d in value)
+            continue
         if isinstance(value, dict):
             text = ", ".join(f"{k} {printable(v) or '-'}" for k, v in value.items()) or "none"
         elif isinstance(value, list):
@@ -354,7 +362,7 @@ def history_row(p: TrendPoint) -> dict[str, Any]:
         **{f"{name}_err": err for name, err in p.errors.items()},
         "quality": p.quality, "quality_reason": p.quality_reason,
         "superseded_by": p.superseded_by, "outlier": list(p.outliers),
-        "alarm": list(p.alarms),
+        "alarm": list(p.alarms), "warning": list(p.warnings),
         "bands": {name: None if band is None else band.as_dict()
                   for name, band in p.bands.items()},
         "group_key": p.group_key,
@@ -406,7 +414,8 @@ def history_cmd(
     rows = [history_row(p) for p in points]
     if fmt is not OutputFormat.json:
         rows = [{**{k: v for k, v in r.items() if k != "bands"},
-                 "outlier": ";".join(r["outlier"]), "alarm": ";".join(r["alarm"])}
+                 "outlier": ";".join(r["outlier"]), "alarm": ";".join(r["alarm"]),
+                 "warning": "; ".join(r["warning"])}
                 for r in rows]
     metrics = [m.name for m in TREND_METRICS[kind.value]
                if any(p.values.get(m.name) is not None for p in points)]
@@ -415,5 +424,5 @@ def history_cmd(
     columns = ["id", "night", "version", "instrument", *(["filter"] if kind is MasterKind.flat
                                                          else []),
                "n_frames", *shown, "quality", *(["superseded_by"] if all_versions else []),
-               "alarm", "outlier"]
+               "alarm", "outlier", *(["warning"] if any(p.warnings for p in points) else [])]
     emit(rows, columns, fmt, title=f"{len(rows)} {kind.value} master(s)")
