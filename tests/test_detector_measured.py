@@ -127,9 +127,11 @@ def _sky_z(path: str) -> float:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "measured 1.014-1.020 (LFC) and 0.974-0.986 (Aspen): the master dark's "
-    "uncertainty is the clipped spread of rates of mixed exposures (under-stated), and "
-    "its share of the master bias's error is counted as if independent of the bias term"))
+    "measured 0.974-0.986 (Aspen) and 1.014-1.020 (LFC). Aspen: the plane counts the "
+    "master bias's error fully and the master dark's besides, but the dark rate was made "
+    "with the same bias, whose share (1 - t<1/t_i>)^2 is 0.19 for its 30/90/300 s darks; "
+    "with the masters' error measured against the truth z is 0.998-1.001. LFC: the "
+    "masters' share changes z by 0.001; the excess grows with the sky level, not isolated"))
 def test_the_uncertainty_plane_is_honest_on_the_sky(night: Night) -> None:
     engine, _, _ = night
     with make_sessionmaker(engine)() as s:
