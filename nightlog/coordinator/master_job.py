@@ -473,6 +473,14 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         job.kind, [s.median for s in result.frame_stats], list(result.scales))
     if job.kind == "dark":
         figures["hot_pixels_err"] = float(np.sqrt(result.hot_pixels))  # a Poisson count
+        if "bias" in by_role and result.scales and np.ptp(result.scales) == 0:
+            # Each frame less the master bias, times its scale: the master carries
+            # minus the scale of the frames it kept times the bias's error
+            # (science.dark_bias_share). Known exactly only when every frame has the
+            # same: with mixed exposures the clip keeps the long darks' rates more
+            # often than the short ones', and the mean of all the scales (16 x the
+            # bias's error for the LFC's 7/70/300 s darks at 300 s) is far off.
+            figures["bias_share"] = float(result.scales[0])
     gain = job.considered[0].gain if job.considered else None
     if job.kind == "dark" and gain:
         figures["dark_current_e_per_s"] = result.level * gain if job.darks_scale else None

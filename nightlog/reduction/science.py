@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 from astropy import units as u
-from astropy.nddata import CCDData
+from astropy.nddata import CCDData, VarianceUncertainty
 
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of, set_card
@@ -318,6 +318,10 @@ def reduce_science(
             master_dark = interpolate_dark(dark, dark2, exposure=exposure)
             how = f"interpolated: {master_dark.meta['DARKINTP']}"
         chosen_dark = master_dark
+        shared = (None if params.dark_bias_share is None or bias is None
+                  or bias.uncertainty is None
+                  else (bias.uncertainty.represent_as(VarianceUncertainty).array,
+                        params.dark_bias_share))
 
         def dark_step() -> tuple[CCDData, Mapping[str, Any]]:
             if dark2 is not None:
@@ -329,7 +333,7 @@ def reduce_science(
                 out = subtract_dark(ccd, chosen_dark,
                                     dark_exposure=_dark_exposure(ccd, chosen_dark, params),
                                     data_exposure=exposure, scale=params.darks_scale,
-                                    rate=params.dark_is_rate)
+                                    rate=params.dark_is_rate, shared_bias=shared)
             return out, {"median": float(np.nanmedian(chosen_dark.data)), "how": how}
 
         ccd = recorder.step("dark", {"exptime": exposure, "dark_exposure": params.dark_exposure,
