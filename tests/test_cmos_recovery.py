@@ -95,21 +95,29 @@ def test_the_gain_is_recovered_from_the_flats_within_5_percent(
     assert measured[0] == pytest.approx(want, rel=0.05)
 
 
-@pytest.mark.parametrize(("gain", "rel"), [(139, 0.05), (0, 0.07)])
+@pytest.mark.parametrize("gain", [139, 0])
 def test_the_read_noise_map_recovers_the_read_noise(
         night: Settings, truth: dict[str, Any], arrays: dict[str, np.ndarray],
-        gain: int, rel: float) -> None:
+        gain: int) -> None:
     """The median of the master bias's per-pixel read noise (quantisation taken out)
-    against the truth's per-pixel read noise. At GAIN 0 the read noise (11.6 stored
-    ADU) is below the 16 ADU quantisation step, where taking out step²/12 is not
-    exact (the quantisation error is not independent of the signal): 7 % there."""
+    against the truth's per-pixel read noise, within 5 %. At GAIN 0 the read noise
+    (11.6 stored ADU, 0.73 of the 16-ADU step) is where Sheppard's step²/12 is still
+    the rounding's variance (from 0.4 step; ``tests/test_quantisation.py``); the
+    median of a variance of 15 values lies 2.5 % below its mean in sigma. The root
+    mean square of the map over the pixels that are not telegraph pixels is the
+    truth's within 2.5 %."""
     setting = _setting(truth, gain)
     with Archive(night) as archive:
         master = _bias_master(archive, gain)
     noise_map = read_product(master.path).read_noise
     assert noise_map is not None
-    want = float(np.median(arrays[setting["read_noise_key"]])) / setting["e_per_file_adu"]
-    assert float(np.median(noise_map)) == pytest.approx(want, rel=rel)
+    truth_map = arrays[setting["read_noise_key"]] / setting["e_per_file_adu"]
+    assert float(np.median(noise_map)) == pytest.approx(float(np.median(truth_map)), rel=0.05)
+    quiet = np.ones(truth_map.size, dtype=bool)
+    quiet[arrays["high_noise_pixels"].astype(np.int64)] = False
+    quiet = quiet.reshape(truth_map.shape) & np.isfinite(noise_map)
+    rms = float(np.sqrt(np.mean(noise_map[quiet].astype(np.float64) ** 2)))
+    assert rms == pytest.approx(float(np.sqrt(np.mean(truth_map[quiet] ** 2))), rel=0.025)
 
 
 def _robust_std(values: np.ndarray) -> float:
@@ -202,6 +210,32 @@ def test_telegraph_pixels_are_noisy_and_never_cosmic_rays(
     bits = flags[pixels]
     assert np.all(bits[loud] & MaskBit.NOISY)
     assert not np.any(bits & MaskBit.COSMIC_RAY)
+
+
+def test_noisy_finds_the_telegraph_pixels_the_stack_can_tell_and_few_others(
+        night: Settings, truth: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Completeness and false rate of NOISY on the master bias of each gain setting,
+    against the simulator's telegraph pixels (492 of 164 032). At gain 139 the
+    variance rule (3 x the median read noise) finds three quarters of them; the rest
+    jump by 3.5-6 times their read noise, and over 15 biases their spread is that of
+    a Gaussian pixel at the top of the sensor's 20 % read-noise spread (the
+    distribution's excess kurtosis over 15 values separates them little better:
+    docs/reduction.md). At gain 0 the same electrons are a smaller step against
+    the read noise and the rounding: a fifth are found. Never more than 5 others."""
+    shape = tuple(truth["shape"])
+    telegraph = np.zeros(int(np.prod(shape)), dtype=bool)
+    telegraph[arrays["high_noise_pixels"].astype(np.int64)] = True
+    telegraph = telegraph.reshape(shape)
+    found = {}
+    with Archive(night) as archive:
+        for gain in (0, 139):
+            flags = read_product(_bias_master(archive, gain).path).ccd.flags
+            assert flags is not None
+            noisy = (flags & MaskBit.NOISY) != 0
+            found[gain] = (np.count_nonzero(noisy & telegraph) / telegraph.sum(),
+                           int(np.count_nonzero(noisy & ~telegraph)))
+    assert found[139][0] > 0.70 and found[0][0] > 0.15
+    assert found[139][1] <= 5 and found[0][1] <= 5
 
 
 #: A user profile for the camera that reads the settings but forgets to name them

@@ -193,6 +193,9 @@ class TrendPoint:
     #: Names of the metrics outside their band (``metric@amplifier`` for one
     #: amplifier's figure).
     alarms: tuple[str, ...] = ()
+    #: Header figures that disagree with what the master measured (the messages of
+    #: :mod:`nightlog.calibration.header_checks`).
+    warnings: tuple[str, ...] = ()
 
     @property
     def in_trend(self) -> bool:
@@ -235,6 +238,11 @@ def robust_outliers(values: Sequence[float | None], *, k: float = DEFAULT_OUTLIE
     return [v is not None and math.isfinite(v) and abs(v - median) > limit for v in values]
 
 
+def _warnings_of(master: Master) -> tuple[str, ...]:
+    said = (master.stats or {}).get("header_disagrees") if isinstance(master.stats, dict) else None
+    return tuple(str(d.get("message")) for d in said or () if isinstance(d, dict))
+
+
 def trend_points(masters: Sequence[Master], *, k: float = DEFAULT_OUTLIER_SIGMA,
                  min_points: int = DEFAULT_MIN_POINTS) -> list[TrendPoint]:
     """The masters as trend points, in the given order, with their outliers marked.
@@ -265,6 +273,7 @@ def trend_points(masters: Sequence[Master], *, k: float = DEFAULT_OUTLIER_SIGMA,
             superseded_by=m.superseded_by_id, values=MappingProxyType(values[i]),
             outliers=tuple(flagged.get(i, ())),
             errors=MappingProxyType({mt.name: mt.uncertainty(m) for mt in metrics_of[m.kind]}),
+            warnings=_warnings_of(m),
         )
         for i, m in enumerate(masters)
     ]

@@ -89,6 +89,10 @@ def _print_build(outcomes: list[Any]) -> None:
                       "" if o.master_id is None else f"{o.master_id} (v{o.version})",
                       str(o.n_used), str(len(o.rejected)), Text(printable(o.reason)))
     console.print(table)
+    for o in outcomes:
+        for text in o.warnings:
+            console.print(Text(f"warning: {o.kind} master {o.master_id}: {printable(text)}",
+                               style="yellow"))
 
 
 @app.command("list")
@@ -212,6 +216,10 @@ def _statistics(stats: dict[str, Any], level_unit: str, noise_unit: str
     units = {**_STAT_UNITS, "level": level_unit, "noise": noise_unit}
     out = []
     for key, value in stats.items():
+        if key == "header_disagrees" and isinstance(value, list):
+            out.extend(("warning", printable(d.get("message", d)) if isinstance(d, dict)
+                        else printable(d)) for d in value)
+            continue
         if isinstance(value, dict):
             text = ", ".join(f"{k} {printable(v) or '-'}" for k, v in value.items()) or "none"
         elif isinstance(value, list):

@@ -47,7 +47,7 @@ def history_row(p: TrendPoint, fit: DoublingFit | None = None) -> dict[str, Any]
         **{f"{name}_err": err for name, err in p.errors.items()},
         "quality": p.quality, "quality_reason": p.quality_reason,
         "superseded_by": p.superseded_by, "outlier": list(p.outliers),
-        "alarm": list(p.alarms),
+        "alarm": list(p.alarms), "warning": list(p.warnings),
         "bands": {name: None if band is None else band.as_dict()
                   for name, band in p.bands.items()},
         "group_key": p.group_key,
@@ -132,7 +132,8 @@ def history_cmd(
     rows = [history_row(p, fit_of(p)) for p in points]
     if fmt is not OutputFormat.json:
         rows = [{**{k: v for k, v in r.items() if k != "bands"},
-                 "outlier": ";".join(r["outlier"]), "alarm": ";".join(r["alarm"])}
+                 "outlier": ";".join(r["outlier"]), "alarm": ";".join(r["alarm"]),
+                 "warning": "; ".join(r["warning"])}
                 for r in rows]
     metrics = [m.name for m in TREND_METRICS[kind.value]
                if any(p.values.get(m.name) is not None for p in points)]
@@ -141,7 +142,8 @@ def history_cmd(
     columns = ["id", "night", "version", "instrument", *(["filter"] if kind is MasterKind.flat
                                                          else []),
                "n_frames", *shown, *(FIT_COLUMNS if kind is MasterKind.dark else ()),
-               "quality", *(["superseded_by"] if all_versions else []), "alarm", "outlier"]
+               "quality", *(["superseded_by"] if all_versions else []), "alarm", "outlier",
+               *(["warning"] if any(p.warnings for p in points) else [])]
     title = f"{len(rows)} {kind.value} master(s)"
     if fits:
         title += f"; {_fit_title(fits)}"

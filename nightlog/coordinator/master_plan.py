@@ -29,6 +29,7 @@ from astropy.io import fits
 from sqlalchemy.orm import Session
 
 from nightlog.calibration.grouping import GroupSpec
+from nightlog.calibration.header_checks import header_disagreements, header_numbers
 from nightlog.calibration.health import HealthSettings
 from nightlog.calibration.health_check import judge_master
 from nightlog.calibration.input_checks import CalibrationInput, check_header
@@ -78,7 +79,8 @@ class BuildOutcome:
     ``status`` is ``built``, ``skipped`` (``reason`` says why) or ``failed``;
     ``cause`` says why it failed (the catalogue away, the archive refusing writes,
     or the work itself); ``seconds`` and ``worker`` say where the build ran and how long
-    it took.
+    it took; ``warnings`` are the master's header figures that disagree with its
+    measurement (:mod:`nightlog.calibration.header_checks`).
     """
 
     kind: str
@@ -93,6 +95,7 @@ class BuildOutcome:
     seconds: float = 0.0
     worker: str = ""
     cause: FailureCause | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,11 @@ class MasterPlan:
     previous_id: int | None
     is_rate: bool
     software_version: str
+    #: The first frame's header gain and read noise (:func:`header_numbers`), checked
+    #: against what the master measures, and the profile's gain.
+    header: dict[str, tuple[str, float]] = field(default_factory=dict)
+    profile_gain: float | None = None
+    quantisation_step: float | None = None
 
 
 def calibration_input(frame: Frame) -> CalibrationInput:
@@ -220,7 +228,10 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
         instrument=first.instrument, setup_key=first.setup_key,
         filter=first.filter if due.kind == "flat" else None, set_temp=first.set_temp,
         version=version, previous_id=due.previous_id, is_rate=is_rate,
-        software_version=ctx.software_version)
+        software_version=ctx.software_version,
+        header=header_numbers(first.header, profile.gain_keywords,
+                              profile.read_noise_keywords),
+        profile_gain=profile.gain, quantisation_step=profile.quantisation_step)
 
 
 def record_master(session: Session, plan: MasterPlan, built: BuiltMaster
@@ -238,6 +249,11 @@ def record_master(session: Session, plan: MasterPlan, built: BuiltMaster
         assert newest is not None
         return newest, newest.path == built.path
     reasons = dict(built.rejected)
+    stats = dict(built.stats)
+    disagrees = header_disagreements(plan.kind, stats, plan.header, plan.profile_gain,
+                                     plan.quantisation_step)
+    if disagrees:
+        stats["header_disagrees"] = disagrees
     master = add_master(session, NewMaster(
         kind=plan.kind, profile=plan.profile, instrument=plan.instrument,
         setup_key=plan.setup_key, group_key=plan.group_key, group=plan.group,
@@ -245,7 +261,7 @@ def record_master(session: Session, plan: MasterPlan, built: BuiltMaster
         exptime=None if (plan.kind != "dark" or plan.is_rate) else built.exptime,
         is_rate=plan.is_rate, night=plan.night, version=plan.version, path=built.path,
         sha256=built.sha256, size=built.size, first_obs=built.first_obs,
-        last_obs=built.last_obs, n_frames=len(built.used), stats=built.stats,
+        last_obs=built.last_obs, n_frames=len(built.used), stats=stats,
         parameters=built.parameters, software_version=plan.software_version,
     ), [MasterInputRecord(frame_id=f.id, sha256=f.sha256, used=f.id not in reasons,
                           reason=reasons.get(f.id)) for f in plan.job.considered],

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,7 @@ from nightlog.states import BuildStatus, FrameStatus
 
 __all__ = ["BuildOutcome", "DueGroup", "find_due", "group_counts", "run_build"]
 
+log = logging.getLogger("nightlog.build")
 _ORDER = {"bias": 0, "dark": 1, "flat": 2}
 _FAILURES = (NightlogError, SQLAlchemyError, OSError)
 BuildWork = Callable[[MasterJob], BuiltMaster | MasterRefused]
@@ -149,14 +151,16 @@ class _MasterBuilds:
 
     def record(self, item: DueGroup, plan: MasterPlan, built: BuiltMaster) -> BuildOutcome:
         """One transaction; the file is deleted unless a committed row names it."""
-        def _record() -> tuple[int, int, bool]:
+        def _record() -> tuple[int, int, bool, list[str]]:
             with self.make_session() as session, session.begin():
                 master, ours = record_master(session, plan, built)
                 if ours:
                     record_health(session, master, self.ctx.health)
-                return master.id, master.version, ours
+                said = [str(d.get("message")) for d in
+                        (master.stats or {}).get("header_disagrees", [])]
+                return master.id, master.version, ours, said
         try:
-            master_id, version, ours = self.ctx.db_backoff.call(_record)
+            master_id, version, ours, warnings = self.ctx.db_backoff.call(_record)
         except BaseException as exc:
             Path(built.path).unlink(missing_ok=True)
             if isinstance(exc, _FAILURES):
@@ -165,7 +169,11 @@ class _MasterBuilds:
         outcome = BuildOutcome(kind=item.kind, night=item.night, group_key=item.group.key,
                                status=BuildStatus.BUILT, master_id=master_id, version=version,
                                n_used=len(built.used), rejected=list(built.rejected),
-                               seconds=built.seconds, worker=built.worker)
+                               seconds=built.seconds, worker=built.worker,
+                               warnings=warnings if ours else [])
+        for text in outcome.warnings:
+            log.warning("%s master %s: %s", item.kind, master_id, text,
+                        extra={"event": "header-disagrees", "master": master_id})
         if not ours:  # another process built this group meanwhile: its master stays
             Path(built.path).unlink(missing_ok=True)
             outcome.status, outcome.reason = BuildStatus.SKIPPED, "built meanwhile"

@@ -151,6 +151,8 @@ def _master_entry(mf: MasterFacts, by_id: dict[int, TrendPoint],
         metrics=tuple(metrics),
         rejected=tuple(RejectedInput(f.id, f.path, mi.reason or "no reason recorded")
                        for mi, f in mf.rejected),
+        warnings=tuple(str(d.get("message")) for d in (m.stats or {}).get(
+            "header_disagrees", ()) if isinstance(d, dict)),
     )
 
 

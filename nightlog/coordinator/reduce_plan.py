@@ -170,6 +170,19 @@ def dark_temperature_of(scaling: TemperatureScaling) -> DarkTemperature:
                            from_c=scaling.from_c, to_c=scaling.to_c,
                            note=f"master {scaling.master_id}, "
                                 f"{scaling.fit.describe().translate(_ASCII)}")
+def _dark_bias_share(chosen: dict[str, Master | None]) -> float | None:
+    """The master dark's share of the master bias's error (``bias_share`` in its
+    statistics) when it was made with the master bias chosen for the frame and is
+    not interpolated with a second; ``None`` otherwise (independent errors)."""
+    dark, bias = chosen.get("dark"), chosen.get("bias")
+    if dark is None or bias is None or chosen.get(SECOND_DARK) is not None:
+        return None
+    stats = dark.stats if isinstance(dark.stats, dict) else {}
+    used = stats.get("masters_used") or {}
+    share = stats.get("bias_share")
+    if used.get("bias") != bias.id or not isinstance(share, int | float):
+        return None
+    return float(share)
 
 
 def _described(params: ScienceParameters) -> Any:
@@ -262,6 +275,9 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     scaling = matches["dark"].temperature if "dark" in matches else None
     if scaling is not None:
         params = dataclasses.replace(params, dark_temperature=dark_temperature_of(scaling))
+    share = _dark_bias_share(chosen)
+    if share is not None:
+        params = dataclasses.replace(params, dark_bias_share=share)
     crops = master_crops(frame, chosen, profile)
     sections = {role: crop_section(crop) for role, crop in crops.items()}
     key = inputs_key(frame, chosen, params, ctx.software_version, sections)

@@ -129,7 +129,7 @@ def _sigma(x: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_],
         return np.broadcast_to((_MAD_TO_SIGMA * mad)[None, :], x.shape)
     if clip.spread == "noise":
         assert clip.read_noise is not None and clip.gain is not None
-        level = np.maximum(c / f, 0.0)
+        level = np.maximum(c / f, 0.0) if clip.light else 0.0
         return f * np.sqrt((clip.read_noise / clip.gain) ** 2 + level / clip.gain)
     if clip.spread == "sigclip":
         # IRAF sigclip: the spread of the survivors about the centre, n - 1, each

@@ -166,10 +166,27 @@ def _flags(result: CombineResult) -> npt.NDArray[np.uint16]:
     return flags
 
 
+def _read_noise_uncertainty(result: CombineResult, method: Method, read_noise_adu: float
+                            ) -> npt.NDArray[np.float32]:
+    """A master bias's standard deviation from its frames' read noise (ADU): ``σ/√n``
+    of the ``n`` values kept (the median's ``1.2533σ/√n``, the sum's ``σ√n``). The
+    spread of five values of each pixel is itself uncertain by a third, and its
+    ``ddof=0`` form is biased low (by ``√(4/5)`` for five)."""
+    n = result.count.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "sum":
+            unc = np.float32(read_noise_adu) * np.sqrt(n)
+        else:
+            factor = 1.2533 if method == "median" else 1.0
+            unc = np.float32(factor * read_noise_adu) / np.sqrt(n)
+    return np.where(n > 0, unc, np.nan).astype(np.float32)
+
+
 def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = None,
                      options: CombineOptions | None = None, noise_map: bool = False,
                      noisy_factor: float = 3.0,
-                     quantisation_step: float | None = None) -> MasterResult:
+                     quantisation_step: float | None = None,
+                     read_noise_adu: float | None = None) -> MasterResult:
     """Combine bias frames into a master bias.
 
     Parameters
@@ -180,7 +197,7 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
         Applied to each frame as read (e.g. overscan subtraction and trimming).
     options : CombineOptions or None
         Combination; default a one-pass MAD-clipped (3/3) average; give
-        ``ClipSpec(spread='noise', ...)`` when the read noise and gain are known.
+        ``ClipSpec(spread='noise', light=False, ...)`` when the read noise is known.
     noise_map : bool
         Also measure each pixel's read noise (a second read of the frames, one
         at a time) and flag ``NOISY`` the pixels above ``noisy_factor`` × its
@@ -189,6 +206,10 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
         Threshold of NOISY, in medians of the map.
     quantisation_step : float or None
         ADU between converter values; its variance is taken out of the map.
+    read_noise_adu : float or None
+        The frames' read noise (ADU, e.g. measured on a pair of them): the
+        master's uncertainty is then it over ``√n`` of the values kept (without a
+        read-noise map), instead of the spread of each pixel's values.
 
     Returns
     -------
@@ -202,9 +223,13 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
     CombineError, ShapeMismatchError, UnreadableFileError
         As :func:`combine`.
     """
-    result = _run(frames, options or CombineOptions(), prepare)
+    options = options or CombineOptions()
+    result = _run(frames, options, prepare)
     level, noise = _robust(result.data)
     flags = _flags(result)
+    modelled = (_read_noise_uncertainty(result, options.method, read_noise_adu)
+                if read_noise_adu is not None and read_noise_adu > 0 and not noise_map
+                else None)
     rn_map, n_noisy = None, 0
     if noise_map:
         rn_map = read_noise_map(frames, result.data, prepare=prepare,
@@ -212,7 +237,8 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
         noisy = noisy_pixels(rn_map, factor=noisy_factor) & ~result.mask
         flags[noisy] |= MASK_DTYPE(MaskBit.NOISY)
         n_noisy = int(np.count_nonzero(noisy))
-    ccd = _master(result, _input_unit(result), flags, f"Master bias of {len(frames)} frames")
+    ccd = _master(result, _input_unit(result), flags, f"Master bias of {len(frames)} frames",
+                  uncertainty=modelled)
     ccd.header["IMAGETYP"] = "MASTER BIAS"
     if rn_map is not None:
         ccd.header["NNOISYPX"] = (n_noisy, f"NOISY: read noise > {noisy_factor:g}x median")
@@ -260,7 +286,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
         Robust threshold when ``hot_threshold`` is None.
     options : CombineOptions or None
         Combination; default a one-pass MAD-clipped (3/3) average; give
-        ``ClipSpec(spread='noise', ...)`` when the read noise and gain are known.
+        ``ClipSpec(spread='noise', light=False, ...)`` when the read noise is known.
 
     Returns
     -------
@@ -368,7 +394,7 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
         vignetted field, not a dead pixel.
     options : CombineOptions or None
         Combination; default a one-pass MAD-clipped (3/3) average; give
-        ``ClipSpec(spread='noise', ...)`` when the read noise and gain are known.
+        ``ClipSpec(spread='noise', light=False, ...)`` when the read noise is known.
 
     Returns
     -------

@@ -72,6 +72,7 @@ class ClipSpec:
             (electrons/ADU). When frames were scaled, sigma is computed for the
             unscaled level and multiplied by the mean scale factor (with
             ``frame_scales=True``: by each frame's own factor, at its own level).
+            With ``light=False`` (biases) the level carries no Poisson term.
         ``'sigclip'``
             IRAF ``sigclip``: ``sqrt(sum((x - centre)**2) / (n - 1))`` of the
             survivors, about the centre.
@@ -96,6 +97,10 @@ class ClipSpec:
     frame_scales : bool
         Compute the noise of ``'noise'`` and ``'avsigclip'`` in each frame's own
         units (its own scale factor) instead of at the mean scale. Default False.
+    light : bool
+        Whether the frames collected light (``'noise'`` only). ``False`` for
+        biases: their level is the amplifier's offset, not electrons, so sigma is
+        the read noise alone. Default True.
 
     ``'avsigclip'``, ``'sigclip'``, ``nkeep`` and ``frame_scales`` need each value's
     frame and
@@ -118,6 +123,7 @@ class ClipSpec:
     gain: float | None = None
     nkeep: int | None = None
     frame_scales: bool = False
+    light: bool = True
 
     @property
     def by_frame(self) -> bool:
@@ -283,7 +289,7 @@ def _clip(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp], hi: npt.NDArray[
             sigma = MAD_TO_SIGMA * _survivor_mad(xa, la, ha, centre)
         else:
             assert clip.read_noise is not None and clip.gain is not None
-            level = np.maximum(centre / mean_scale, 0.0)
+            level = np.maximum(centre / mean_scale, 0.0) if clip.light else 0.0
             sigma = mean_scale * np.sqrt((clip.read_noise / clip.gain) ** 2 + level / clip.gain)
         new_lo, new_hi = la, ha
         if clip.low is not None:

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from astropy.nddata import CCDData
+from astropy.nddata import CCDData, VarianceUncertainty
 
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of, set_card
@@ -315,10 +315,17 @@ def reduce_science(
         exposure = _exposure(raw, params)
         master_dark, how = master_dark_for(dark, dark2, params, exposure)
         interpolated = dark2 is not None
+        # The master dark's share of the master bias's error (made with the same
+        # bias); a temperature-scaled dark is treated as independent (conservative).
+        shared = (None if params.dark_bias_share is None or bias is None
+                  or bias.uncertainty is None or params.dark_temperature is not None
+                  else (bias.uncertainty.represent_as(VarianceUncertainty).array,
+                        params.dark_bias_share))
 
         def dark_step(bias_free_ccd: CCDData = ccd) -> tuple[CCDData, Mapping[str, Any]]:
             return subtract_master_dark(bias_free_ccd, master_dark, params=params,
-                                        exposure=exposure, interpolated=interpolated, how=how)
+                                        exposure=exposure, interpolated=interpolated, how=how,
+                                        shared_bias=shared)
 
         ccd = recorder.step("dark", dark_parameters(params, exposure, interpolated), dark_step)
         dark = master_dark

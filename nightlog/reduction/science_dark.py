@@ -71,7 +71,8 @@ def dark_parameters(params: ScienceParameters, exposure: float, interpolated: bo
 
 
 def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParameters,
-                         exposure: float, interpolated: bool, how: str
+                         exposure: float, interpolated: bool, how: str,
+                         shared_bias: tuple[Any, float] | None = None
                          ) -> tuple[CCDData, Mapping[str, Any]]:
     """``ccd`` minus ``master`` (from :func:`master_dark_for`), and the step's summary.
 
@@ -88,6 +89,9 @@ def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParame
         ``master`` was interpolated to the exposure (subtracted unscaled).
     how : str
         The sentence of :func:`master_dark_for`.
+    shared_bias : (array_like, float), optional
+        The master bias's variance and the master dark's share of it (the dark was
+        made with the same bias; :func:`~nightlog.reduction.calibrate.subtract_dark`).
 
     Returns
     -------
@@ -103,7 +107,7 @@ def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParame
     else:
         out = subtract_dark(ccd, master, dark_exposure=dark_exposure(ccd, master, params),
                             data_exposure=exposure, scale=params.darks_scale,
-                            rate=params.dark_is_rate)
+                            rate=params.dark_is_rate, shared_bias=shared_bias)
     scaled = params.dark_temperature
     if scaled is not None:
         set_card(out.meta, "DARKTSCL", float(f"{scaled.factor:.6g}"),

@@ -111,6 +111,11 @@ class ScienceParameters:
         ADU between the converter's stored values (16 for 12 bits shifted to 16);
         adds ``step**2/12`` ADU² to the variance, and raw values off the step are
         counted and said. ``None``: a full 16-bit converter, nothing added.
+    dark_bias_share : float or None
+        The master dark was made with the same master bias: the mean scale of its
+        frames (``⟨1/tᵢ⟩`` s⁻¹ for a rate, 1 for a fixed exposure). The frame then
+        carries the bias's error ``(1 - k·share)`` times, ``k`` the dark's scale
+        (:func:`~nightlog.reduction.calibrate.subtract_dark`). ``None``: independent.
     """
 
     gain: float
@@ -133,6 +138,7 @@ class ScienceParameters:
     cosmic_rays: CosmicRaySettings = field(default_factory=CosmicRaySettings)
     unit: str = "adu"
     quantisation_step: float | None = None
+    dark_bias_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.unit not in OUTPUT_UNITS:

@@ -207,6 +207,7 @@ def _master(m: MasterEntry) -> str:
                      f'{_e(m.quality_reason or "")}</span>')
     if m.superseded_by is not None:
         state.append(f'<span class="flag">superseded by master {_e(m.superseded_by)}</span>')
+    state.extend(f'<span class="flag">warning: {_e(text)}</span>' for text in m.warnings)
     title = f"{_e(m.kind)} master {_e(m.id)} v{_e(m.version)}"
     if m.filter:
         title += f" – filter {_e(m.filter)}"

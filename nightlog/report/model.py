@@ -91,6 +91,8 @@ class MasterEntry:
     picture: Picture
     metrics: tuple[MetricRow, ...]
     rejected: tuple[RejectedInput, ...]
+    #: Header figures that disagree with what the master measured.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
