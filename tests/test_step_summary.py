@@ -38,3 +38,23 @@ def test_the_median_of_a_big_frame_is_the_median_within_its_error() -> None:
 
 def test_no_finite_value_is_nan() -> None:
     assert np.isnan(summary_median(np.full((10, 10), np.nan)))
+
+
+def test_frame_statistics_of_the_history_agree_with_the_exact_ones() -> None:
+    """The median a master's history records for each frame (its level) is the exact
+    median within its standard error; the extremes are exact."""
+    from nightlog.reduction.characterise import frame_statistics
+    from nightlog.reduction.step_summary import sampled_frame_statistics
+
+    rng = np.random.default_rng(2)
+    frame = rng.normal(1140.0, 8.0, (1200, 1100)).astype(np.float32)
+    frame[7, 9] = 65535.0
+    frame[100, 3] = np.nan
+    exact, sampled = frame_statistics(frame), sampled_frame_statistics(frame)
+    assert sampled.n_pixels == exact.n_pixels == frame.size - 1
+    assert (sampled.minimum, sampled.maximum) == (exact.minimum, exact.maximum)
+    # Standard errors of 2**18 sampled values: median 1.25 σ/512, σ about σ/724.
+    assert abs(sampled.median - exact.median) < 4 * 1.25 * 8.0 / 512
+    assert abs(sampled.robust_std - exact.robust_std) < 4 * 1.7 * 8.0 / 512
+    empty = sampled_frame_statistics(np.full((4, 4), np.nan))
+    assert empty.n_pixels == 0 and np.isnan(empty.median)
