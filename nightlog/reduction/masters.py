@@ -312,7 +312,16 @@ def _own_mask(before: CCDData, after: CCDData) -> CCDData:
                    meta=after.meta)
 
 
+def _values_of(master: CCDData) -> CCDData:
+    """A master's values and header only, for the frames of another master: the stack
+    combines values and finds its own uncertainty from their scatter, and the frame
+    keeps its own mask (:func:`_own_mask`), so neither is propagated per frame."""
+    return CCDData(master.data, unit=master.unit, meta=master.meta)
+
+
 def _bias_step(bias: CCDData) -> Prepare:
+    bias = _values_of(bias)
+
     def step(ccd: CCDData) -> CCDData:
         return _own_mask(ccd, subtract_bias(ccd, bias))
 
@@ -323,6 +332,7 @@ def _dark_step(dark: CCDData, times: Iterator[float]) -> Prepare:
     unit = u.Unit(dark.unit)
     is_rate = unit.is_equivalent(u.adu / u.s) or unit.is_equivalent(u.electron / u.s)
     dark_exposure = None if is_rate else float(dark.header.get("EXPTIME", 0.0))
+    dark = _values_of(dark)
 
     def step(ccd: CCDData) -> CCDData:
         return _own_mask(ccd, subtract_dark(ccd, dark, dark_exposure=dark_exposure,
