@@ -27,6 +27,7 @@ from typing import Any
 from astropy.io import fits
 
 from nightlog.coordinator.amplifier_frames import frame_loader
+from nightlog.coordinator.kept_masters import kept_masters
 from nightlog.errors import (
     ArchiveFileExists,
     ChecksumMismatchError,
@@ -40,7 +41,6 @@ from nightlog.reduction.quality import QualityOptions, measure_quality
 from nightlog.reduction.science import ReducedFrame, ScienceParameters, reduce_science
 from nightlog.store.images import read_image, write_hdulist
 from nightlog.store.layout import name_beside
-from nightlog.store.products import read_product
 from nightlog.store.raw import sha256_of
 
 __all__ = ["QualitySetup", "ReduceJob", "ReducedFile", "jsonable", "reduce_job"]
@@ -204,14 +204,18 @@ def reduce_job(job: ReduceJob) -> ReducedFile:
             f"catalogue {job.raw_sha256[:12]}…): ingest it again")
     raw = (read_image(job.raw_path, job.hdu) if job.amplifiers is None
            else frame_loader(job.raw_path, job.hdu, job.amplifiers)())
-    files = {role: read_product(path) for role, path in job.masters}
+    # The masters and their bit plane are kept from one frame of a batch to the next.
+    kept = kept_masters()
+    files = kept.files(job.masters)
     loaded = {role: f.ccd for role, f in files.items()}
     bias_file = files.get("bias")
+    crops = dict(job.crops)
     reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
                              flat=loaded.get("flat"), params=job.params,
-                             crops=dict(job.crops),
+                             crops=crops,
                              dark2=loaded.get("dark2"),
-                             read_noise_map=None if bias_file is None else bias_file.read_noise)
+                             read_noise_map=None if bias_file is None else bias_file.read_noise,
+                             masters=kept.plane(job.params, crops))
     header: fits.Header = reduced.ccd.header
     for keyword, value, comment in job.cards:
         header[keyword] = (value, comment)
