@@ -20,8 +20,9 @@ memory:
 
 Target (issue #17): nightlog ≥ 3× faster end to end. The two reductions are
 checked against each other: they differ by one factor, that of the flats'
-normalisations (measured and predicted agree within 0.2 %), and after it the reduced pixels flagged by neither
-agree within a tenth of their noise (median); the share of ccdproc's cosmic-ray pixels that
+normalisations (measured and predicted agree within 0.2 %), and after it the
+reduced pixels flagged by neither agree within a tenth of their noise (median);
+the share of ccdproc's cosmic-ray pixels that
 nightlog flags too is printed.
 
 Run from the repository root::
@@ -196,9 +197,9 @@ def main(argv: list[str] | None = None) -> None:
         f"the reductions differ by a factor {factor:.4f}, not the flats' {expected:.4f}")
     assert pull < 0.1, f"the reductions differ: median |Δ|/σ = {pull:.3f}"
     print(f"checked: nightlog = {factor:.4f} × ccdproc, the flats' normalisations predict "
-          f"{expected:.4f} (central median against whole mean); after it, median |Δ| / σ = {pull:.3f} on pixels neither "
-          f"flags (limit 0.1); {100 * shared:.1f} % of ccdproc's cosmic-ray pixels flagged "
-          "by nightlog too")
+          f"{expected:.4f} (central median against whole mean); after it, median "
+          f"|Δ| / σ = {pull:.3f} on pixels neither flags (limit 0.1); "
+          f"{100 * shared:.1f} % of ccdproc's cosmic-ray pixels flagged by nightlog too")
     print(f"\n{'':40s} {'wall s':>7s} {'CPU s':>7s}")
     print(f"{'ccdproc (astropy CCD guide)':40s} {t_wall:7.2f} {t_cpu:7.2f}")
     print(f"{'nightlog':40s} {o_wall:7.2f} {o_cpu:7.2f}")
