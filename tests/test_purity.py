@@ -166,6 +166,15 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
          "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0,
                                      exptime=10.0, overscan=None, trim="[1:48,1:64]")}),
     "bad_pixels.count_bits": lambda: ((plane(),), {}),
+    "bad_pixels.master_plane": lambda: ((), {
+        "bias": make_frame(2, 100.0), "dark": make_frame(3, 5.0),
+        "flat": make_frame(4, 1.0, ""),
+        "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0)}),
+    "bad_pixels.plane_thresholds": lambda: (
+        (ScienceParameters(gain=2.0, read_noise=5.0, saturation=None),), {}),
+    "step_summary.summary_sample": lambda: ((make_frame().data,), {"size": 100}),
+    "step_summary.summary_median": lambda: ((make_frame().data,), {"size": 100}),
+    "step_summary.sampled_frame_statistics": lambda: ((make_frame().data,), {"size": 100}),
     "amplifiers.assemble_amplifiers": lambda: ((
         [make_frame(1), make_frame(2)], two_amplifiers()), {"model_degree": 2}),
     "amplifiers.prepare_amplifier": lambda: ((

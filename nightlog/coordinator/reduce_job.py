@@ -28,6 +28,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 
 from nightlog.coordinator.amplifier_frames import frame_loader
+from nightlog.coordinator.kept_masters import kept_masters
 from nightlog.coordinator.provenance import ILLUMINATION
 from nightlog.errors import (
     ArchiveFileExists,
@@ -44,7 +45,6 @@ from nightlog.reduction.sky_illumination import illuminate_reduced
 from nightlog.reduction.window import crop_to_window
 from nightlog.store.images import read_image, write_hdulist
 from nightlog.store.layout import name_beside
-from nightlog.store.products import read_product
 from nightlog.store.raw import sha256_of
 
 __all__ = ["QualitySetup", "ReduceJob", "ReducedFile", "jsonable", "reduce_in_memory",
@@ -209,14 +209,18 @@ def reduce_in_memory(job: ReduceJob) -> tuple[CCDData, ReducedFrame]:
             f"catalogue {job.raw_sha256[:12]}…): ingest it again")
     raw = (read_image(job.raw_path, job.hdu) if job.amplifiers is None
            else frame_loader(job.raw_path, job.hdu, job.amplifiers)())
-    files = {role: read_product(path) for role, path in job.masters}
+    # The masters and their bit plane are kept from one frame of a batch to the next.
+    kept = kept_masters()
+    files = kept.files(job.masters)
     loaded = {role: f.ccd for role, f in files.items()}
     bias_file = files.get("bias")
+    crops = dict(job.crops)
     reduced = reduce_science(raw, bias=loaded.get("bias"), dark=loaded.get("dark"),
                              flat=loaded.get("flat"), params=job.params,
-                             crops=dict(job.crops),
+                             crops=crops,
                              dark2=loaded.get("dark2"),
-                             read_noise_map=None if bias_file is None else bias_file.read_noise)
+                             read_noise_map=None if bias_file is None else bias_file.read_noise,
+                             masters=kept.plane(job.params, crops))
     if loaded.get(ILLUMINATION) is not None:
         model = loaded[ILLUMINATION]
         if ILLUMINATION in dict(job.crops):

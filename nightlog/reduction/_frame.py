@@ -26,13 +26,15 @@ def new_frame(
 
     ``uncertainty`` (a standard-deviation array), ``mask`` (boolean) and
     ``flags`` (the ``uint16`` bit plane) replace those of ``ccd`` when given
-    (``None`` removes them); left out, they are copied.
+    (``None`` removes them); left out, they are copied. ``data`` and a given
+    ``uncertainty`` are taken as they are, not copied: pass arrays the step
+    allocated itself.
     """
     if uncertainty is _KEEP:
         unc = None if ccd.uncertainty is None else ccd.uncertainty.__class__(
-            np.array(ccd.uncertainty.array, copy=True))
+            np.array(ccd.uncertainty.array, copy=True), copy=False)
     else:
-        unc = None if uncertainty is None else StdDevUncertainty(uncertainty)
+        unc = None if uncertainty is None else StdDevUncertainty(uncertainty, copy=False)
     if mask is _KEEP:
         new_mask = None if ccd.mask is None else np.array(ccd.mask, copy=True)
     else:

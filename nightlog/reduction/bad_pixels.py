@@ -10,11 +10,13 @@ carries is kept; NO_DATA marks what is not finite.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from astropy.nddata import CCDData
 
+from nightlog.errors import ReductionError
 from nightlog.reduction.flat_response import (
     RESPONSE_BOX,
     large_scale_response,
@@ -28,7 +30,8 @@ from nightlog.reduction.mask import (
 )
 from nightlog.reduction.science_parameters import ScienceParameters
 
-__all__ = ["BitPlane", "bad_pixel_plane", "count_bits", "master_bits"]
+__all__ = ["BitPlane", "MasterPlane", "bad_pixel_plane", "count_bits", "master_bits",
+           "master_plane", "plane_thresholds"]
 
 #: A ``uint16`` plane of :class:`~nightlog.reduction.mask.MaskBit` values.
 BitPlane = npt.NDArray[np.uint16]
@@ -54,7 +57,10 @@ def master_bits(master: CCDData) -> BitPlane | None:
 
 def count_bits(bits: BitPlane) -> dict[str, int]:
     """Pixels carrying each bit, by the bit's name in lower case."""
-    return {bit.name.lower(): int(np.count_nonzero(bits & MASK_DTYPE(bit)))
+    # One pass: how many pixels hold each value, then each bit's share of them.
+    histogram = np.bincount(np.asarray(bits, dtype=MASK_DTYPE).reshape(-1))
+    values = np.flatnonzero(histogram)
+    return {bit.name.lower(): int(histogram[values[(values & int(bit)) != 0]].sum())
             for bit in MaskBit if bit.name is not None}
 
 
@@ -84,10 +90,110 @@ def _flat_bits(flat: CCDData, params: ScienceParameters) -> BitPlane:
     return plane
 
 
+@dataclass(frozen=True)
+class MasterPlane:
+    """The bits a set of masters gives every frame reduced with them, found once.
+
+    HOT (a robust median and MAD of the whole master dark), DEAD and UNILLUMINATED
+    (the master flat's block means and median) cost more than all the arithmetic
+    of a frame; they depend on the masters and the thresholds alone, so a batch of
+    frames reduced with the same masters finds them once
+    (:func:`master_plane`) and passes them to every
+    :func:`~nightlog.reduction.science.reduce_science`.
+
+    Attributes
+    ----------
+    plane : numpy.ndarray of uint16
+        The masters' bits, cut to the frame (the window) when ``crops`` is set.
+        Read only.
+    thresholds : tuple
+        The parameters the bits were found with (:func:`plane_thresholds`).
+    crops : tuple
+        The crops they were cut with, sorted by role.
+    """
+
+    plane: BitPlane
+    thresholds: tuple[float | None, ...]
+    crops: tuple[tuple[str, tuple[int, int, int, int]], ...]
+
+    def check(self, params: ScienceParameters,
+              crops: Mapping[str, tuple[int, int, int, int]] | None,
+              shape: tuple[int, ...]) -> None:
+        """Refuse a plane found with other thresholds, crops or for another shape.
+
+        Raises
+        ------
+        ReductionError
+            The plane does not belong to these parameters, crops or frame shape.
+        """
+        if self.thresholds != plane_thresholds(params):
+            raise ReductionError(
+                f"the masters' bit plane was found with thresholds {self.thresholds}, "
+                f"not this reduction's {plane_thresholds(params)}: find it again")
+        if self.crops != tuple(sorted((crops or {}).items())):
+            raise ReductionError("the masters' bit plane was cut for another window")
+        if self.plane.size and self.plane.shape != tuple(shape):
+            raise ReductionError(f"the masters' bit plane has shape {self.plane.shape}, "
+                                 f"the frame {tuple(shape)}")
+
+
+def plane_thresholds(params: ScienceParameters) -> tuple[float | None, ...]:
+    """The parameters a :class:`MasterPlane` depends on: ``hot_nsigma``,
+    ``hot_threshold``, ``dead_low``, ``dead_high``, ``low_response``."""
+    return (params.hot_nsigma, params.hot_threshold, params.dead_low, params.dead_high,
+            params.low_response)
+
+
+def master_plane(*, bias: CCDData | None, dark: CCDData | None, flat: CCDData | None,
+                 params: ScienceParameters,
+                 crops: Mapping[str, tuple[int, int, int, int]] | None = None
+                 ) -> MasterPlane:
+    """The bits of the masters (full-frame ones, as given to ``reduce_science``), once.
+
+    Parameters
+    ----------
+    bias, dark, flat : CCDData or None
+        The full-frame masters.
+    params : ScienceParameters
+        ``hot_nsigma``, ``hot_threshold``, ``dead_low``, ``dead_high`` and
+        ``low_response`` (``None``: no vignetting flag).
+    crops : mapping, optional
+        For a subarray frame, the part ``(y0, y1, x0, x1)`` of each full-frame master
+        (by role) that covers it: that master's bits are found on the whole master
+        (thresholds from the whole detector, as for a full frame) and then cut.
+
+    Returns
+    -------
+    MasterPlane
+        The OR of every master's bits (its own flags, HOT, DEAD, UNILLUMINATED).
+        With no master at all, its plane is empty (shape ``(0, 0)``) and only the
+        frame's own bits are used.
+    """
+    crops = dict(crops or {})
+    plane: BitPlane | None = None
+    for role, master, bits_of in (("dark", dark, _dark_bits), ("flat", flat, _flat_bits),
+                                  ("bias", bias, _bias_bits)):
+        if master is None:
+            continue
+        bits = bits_of(master, params)
+        crop = crops.get(role)
+        if crop is not None:
+            y0, y1, x0, x1 = crop
+            bits = bits[y0:y1, x0:x1]
+        if plane is None:
+            plane = np.array(bits, dtype=MASK_DTYPE, copy=True)
+        else:
+            plane |= bits
+    found = np.zeros((0, 0), dtype=MASK_DTYPE) if plane is None else plane
+    found.flags.writeable = False
+    return MasterPlane(plane=found, thresholds=plane_thresholds(params),
+                       crops=tuple(sorted(crops.items())))
+
+
 def bad_pixel_plane(ccd: CCDData, *, bias: CCDData | None, dark: CCDData | None,
                     flat: CCDData | None, params: ScienceParameters,
-                    crops: Mapping[str, tuple[int, int, int, int]] | None = None
-                    ) -> BitPlane:
+                    crops: Mapping[str, tuple[int, int, int, int]] | None = None,
+                    masters: MasterPlane | None = None) -> BitPlane:
     """The bits of ``ccd`` (its own ``flags``, if any) and of its masters, as a new plane.
 
     Parameters
@@ -101,27 +207,28 @@ def bad_pixel_plane(ccd: CCDData, *, bias: CCDData | None, dark: CCDData | None,
         ``low_response`` (``None``: no vignetting flag).
     crops : mapping, optional
         For a subarray frame, the part ``(y0, y1, x0, x1)`` of each full-frame master
-        (by role) that covers it: that master's bits are found on the whole master
-        (thresholds from the whole detector, as for a full frame) and then cut.
+        (by role) that covers it (see :func:`master_plane`).
+    masters : MasterPlane, optional
+        The masters' bits found before (:func:`master_plane` with the same masters,
+        parameters and crops); found here when not given.
 
     Returns
     -------
     numpy.ndarray of uint16
         The bit plane, ``ccd``'s shape.
+
+    Raises
+    ------
+    ReductionError
+        ``masters`` was found with other thresholds or crops, or for another shape.
     """
+    if masters is None:
+        masters = master_plane(bias=bias, dark=dark, flat=flat, params=params, crops=crops)
+    masters.check(params, crops, ccd.shape)
     plane = (np.array(ccd.flags, dtype=MASK_DTYPE) if ccd.flags is not None
              else np.zeros(ccd.shape, dtype=MASK_DTYPE))
-    crops = crops or {}
-    for role, master, bits_of in (("dark", dark, _dark_bits), ("flat", flat, _flat_bits),
-                                  ("bias", bias, _bias_bits)):
-        if master is None:
-            continue
-        bits = bits_of(master, params)
-        crop = crops.get(role)
-        if crop is not None:
-            y0, y1, x0, x1 = crop
-            bits = bits[y0:y1, x0:x1]
-        plane |= bits
+    if masters.plane.size:
+        plane |= masters.plane
     plane[~np.isfinite(np.asarray(ccd.data))] |= MASK_DTYPE(MaskBit.NO_DATA)
     return plane
 

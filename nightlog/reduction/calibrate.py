@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from astropy import units as u
-from astropy.nddata import CCDData, VarianceUncertainty
+from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
@@ -60,30 +60,51 @@ def _unit_factor(source: u.UnitBase, target: u.UnitBase, what: str) -> float:
 
 
 def _variance(ccd: CCDData) -> Float32Array | None:
-    """Variance of ``ccd`` in its data units, or None when it has no uncertainty."""
-    if ccd.uncertainty is None:
+    """Variance of ``ccd`` in its data units, a new float32 array the caller owns,
+    or None when it has no uncertainty."""
+    unc = ccd.uncertainty
+    if unc is None:
         return None
+    if isinstance(unc, StdDevUncertainty):
+        return np.square(np.asarray(unc.array), dtype=np.float32)
+    if isinstance(unc, VarianceUncertainty):
+        return np.array(unc.array, dtype=np.float32, copy=True)
     try:
-        var = ccd.uncertainty.represent_as(VarianceUncertainty).array
+        var = unc.represent_as(VarianceUncertainty).array
     except TypeError as err:
         raise ReductionError(
-            f"cannot propagate a {type(ccd.uncertainty).__name__}"
+            f"cannot propagate a {type(unc).__name__}"
         ) from err
-    return np.asarray(var, dtype=np.float32)
+    return np.array(var, dtype=np.float32, copy=True)
 
 
-def _sum_variance(a: Float32Array | None, b: Float32Array | None,
-                  b_scale: float) -> Float32Array | None:
-    if a is None and b is None:
+def _master_variance(master: CCDData) -> Float32Array | None:
+    """Variance of a master, float32; may share memory with it (never written to)."""
+    unc = master.uncertainty
+    if isinstance(unc, VarianceUncertainty):
+        return np.asarray(unc.array, dtype=np.float32)
+    return _variance(master)
+
+
+def _sum_variance(own: Float32Array | None, other: Float32Array | None,
+                  other_scale: float) -> Float32Array | None:
+    """``own + other_scale² × other``, in place on ``own`` (an array the caller owns)."""
+    if own is None and other is None:
         return None
-    if b is None:
-        return np.array(a, copy=True)
-    scaled = b * np.float32(b_scale * b_scale)
-    return scaled if a is None else a + scaled
+    scale2 = np.float32(other_scale * other_scale)
+    if own is None:
+        return np.multiply(other, scale2, dtype=np.float32)
+    if other is None:
+        return own
+    if scale2 == 1:
+        own += other
+    else:
+        own += other * scale2
+    return own
 
 
 def _or_masks(a: Any, b: Any) -> npt.NDArray[np.bool_] | None:
-    """Logical OR of two boolean masks (either may be None)."""
+    """Logical OR of two boolean masks (either may be None), a new array."""
     if a is None and b is None:
         return None
     if a is None or b is None:
@@ -92,19 +113,43 @@ def _or_masks(a: Any, b: Any) -> npt.NDArray[np.bool_] | None:
 
 
 def _or_flags(a: Any, b: Any) -> npt.NDArray[np.uint16] | None:
-    """Bitwise OR of two bit planes (``ccd.flags``); non-integer flags are ignored."""
+    """Bitwise OR of two bit planes (``ccd.flags``), a new array; non-integer flags
+    are ignored."""
     planes = [np.asarray(f) for f in (a, b)
               if isinstance(f, np.ndarray) and f.dtype.kind in "ui"]
     if not planes:
         return None
-    out = planes[0].astype(MASK_DTYPE)
+    out = planes[0].astype(MASK_DTYPE, copy=True)
     for plane in planes[1:]:
-        out = out | plane.astype(MASK_DTYPE)
+        np.bitwise_or(out, plane, out=out, casting="unsafe")
     return out
 
 
 def _std(var: Float32Array | None) -> Float32Array | None:
-    return None if var is None else np.sqrt(var, dtype=np.float32)
+    """Standard deviation, in place on ``var`` (an array the caller owns)."""
+    return None if var is None else np.sqrt(var, out=var)
+
+
+def _minus_scaled(data: Any, master: Any, factor: float) -> Float32Array:
+    """``data - factor × master`` as a new float32 array, one allocation."""
+    out = np.asarray(master, dtype=np.float32)
+    if factor != 1:
+        out = np.multiply(out, np.float32(factor), dtype=np.float32)
+        return np.subtract(np.asarray(data), out, out=out, dtype=np.float32)
+    return np.subtract(np.asarray(data), out, dtype=np.float32)
+
+
+def _good_mean(values: Float32Array, mask: npt.NDArray[np.bool_] | None) -> float:
+    """Mean (float64 accumulation) of the finite values outside ``mask``; NaN if none."""
+    good = np.isfinite(values)
+    if mask is not None:
+        good &= ~mask
+    n = int(np.count_nonzero(good))
+    if n == 0:
+        return float("nan")
+    if n == values.size:
+        return float(np.sum(values, dtype=np.float64) / n)
+    return float(np.sum(values, where=good, dtype=np.float64) / n)
 
 
 def subtract_bias(ccd: CCDData, master: CCDData, *, check_overscan: bool = True) -> CCDData:
@@ -146,9 +191,8 @@ def subtract_bias(ccd: CCDData, master: CCDData, *, check_overscan: bool = True)
                     "" if frame_os else "not ", "" if master_os else "not")
             )
     factor = _unit_factor(master.unit, ccd.unit, "subtract_bias")
-    data = np.asarray(ccd.data, dtype=np.float32) - np.asarray(
-        master.data, dtype=np.float32) * np.float32(factor)
-    var = _sum_variance(_variance(ccd), _variance(master), factor)
+    data = _minus_scaled(ccd.data, master.data, factor)
+    var = _sum_variance(_variance(ccd), _master_variance(master), factor)
     header = header_of(ccd)
     set_card(header, "ZEROCOR", "master bias subtracted")
     add_history(header, "Master bias subtracted")
@@ -256,9 +300,8 @@ def subtract_dark(
                 raise ReductionError("dark_exposure is 0 s: a dark of no exposure cannot scale")
             factor = unit_factor * data_s / dark_s
             how = f"x {data_s:.6g}/{dark_s:.6g} s"
-    data = np.asarray(ccd.data, dtype=np.float32) - np.asarray(
-        dark.data, dtype=np.float32) * np.float32(factor)
-    var = _sum_variance(_variance(ccd), _variance(dark), factor)
+    data = _minus_scaled(ccd.data, dark.data, factor)
+    var = _sum_variance(_variance(ccd), _master_variance(dark), factor)
     header = header_of(ccd)
     set_card(header, "DARKCOR", f"master dark subtracted, {how}")
     add_history(header, f"Master dark subtracted ({how}, factor {factor:.6g})")
@@ -322,39 +365,53 @@ def flat_correct(
     """
     _check_pair(ccd, flat, "flat_correct")
     _refuse_repeat(ccd, "FLATCOR", "flat-field correction")
-    values = np.asarray(flat.data, dtype=np.float64)
+    values = np.asarray(flat.data, dtype=np.float32)
     if min_value is not None:
-        values = np.where(values < min_value, min_value, values)
+        # np.maximum keeps NaN, as the comparison it replaces did.
+        values = np.maximum(values, np.float32(min_value))
     flat_mask = None if flat.mask is None else np.asarray(flat.mask).astype(bool)
     if norm_value is not None:
         if not norm_value > 0:
             raise ReductionError(f"norm_value must be greater than zero, not {norm_value!r}")
         norm = float(norm_value)
     else:
-        good = np.isfinite(values) if flat_mask is None else np.isfinite(values) & ~flat_mask
-        norm = float(values[good].mean()) if good.any() else float("nan")
+        norm = _good_mean(values, flat_mask)
         if not norm > 0:
             raise ReductionError(f"the flat's mean ({norm}) is not positive")
-    normed = (values / norm).astype(np.float32)
+    # The normalised flat, the divisor: the only full-size float copy of the flat.
+    safe = np.divide(values, np.float32(norm), dtype=np.float32)
     if flat_mask is not None:
-        normed[flat_mask] = 1.0
-    unusable = ~np.isfinite(normed) | (normed <= 0)
-    safe = np.where(unusable, np.float32(1.0), normed)
-    frame = np.asarray(ccd.data, dtype=np.float32)
-    data = frame / safe
-    data[unusable] = np.nan
-    var_c, var_f = _variance(ccd), _variance(flat)
+        safe[flat_mask] = 1.0
+    unusable = ~np.isfinite(safe)
+    unusable |= safe <= 0
+    any_unusable = bool(unusable.any())
+    if any_unusable:
+        safe[unusable] = 1.0
+    data = np.divide(np.asarray(ccd.data), safe, dtype=np.float32)
+    var_c, var_f = _variance(ccd), _master_variance(flat)
     var: Float32Array | None = None
     if var_c is not None or var_f is not None:
-        var = np.zeros(ccd.shape, dtype=np.float32)
+        np.square(safe, out=safe)  # from here on, the flat squared
         if var_c is not None:
-            var += var_c / safe**2
+            var = var_c
+            var /= safe
         if var_f is not None:
-            var += data**2 * (var_f / np.float32(norm * norm)) / safe**2
-        var[unusable] = np.nan
+            term = np.square(data)
+            term *= var_f
+            term *= np.float32(1.0 / (norm * norm))
+            term /= safe
+            if var is None:
+                var = term
+            else:
+                var += term
+        if any_unusable:
+            assert var is not None
+            var[unusable] = np.nan
+    if any_unusable:
+        data[unusable] = np.nan
     mask = _or_masks(ccd.mask, flat.mask)
     flags = _or_flags(ccd.flags, flat.flags)
-    if unusable.any():
+    if any_unusable:
         mask = unusable if mask is None else mask | unusable
         if flags is not None:
             flags[unusable] |= MASK_DTYPE(MaskBit.DEAD)

@@ -27,7 +27,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 from nightlog.errors import CombineError
 from nightlog.reduction.calibrate import subtract_bias, subtract_dark
-from nightlog.reduction.characterise import FrameStatistics, frame_statistics
+from nightlog.reduction.characterise import FrameStatistics
 from nightlog.reduction.combine import DEFAULT_MEMORY_LIMIT, CombineResult, combine
 from nightlog.reduction.flat_response import dark_region
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, hot_pixels_from_dark
@@ -35,6 +35,7 @@ from nightlog.reduction.read_noise_map import noisy_pixels, read_noise_map
 from nightlog.reduction.rejection import ClipSpec, Method
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level, resolve_region
 from nightlog.reduction.stack import FrameInput, Prepare
+from nightlog.reduction.step_summary import sampled_frame_statistics, summary_sample
 
 __all__ = [
     "DEFAULT_FLAT_MIN",
@@ -131,11 +132,13 @@ def _run(frames: Sequence[FrameInput], options: CombineOptions, prepare: Prepare
     return combine(frames, method=o.method, clip=o.clip, nlow=o.nlow, nhigh=o.nhigh,
                    scale=scale, scale_region=scale_region, prepare=prepare,
                    memory_limit=o.memory_limit, scratch_dir=o.scratch_dir, threads=o.threads,
-                   frame_stat=frame_statistics)
+                   frame_stat=sampled_frame_statistics)
 
 
 def _robust(values: npt.NDArray[np.float32]) -> tuple[float, float]:
-    finite = values[np.isfinite(values)].astype(np.float64)
+    """Median and 1.4826 MAD of a master, on the history's subsample (provenance)."""
+    finite = np.asarray(summary_sample(values), dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         raise CombineError("the master has no valid pixel")
     median = float(np.median(finite))
@@ -335,7 +338,16 @@ def _own_mask(before: CCDData, after: CCDData) -> CCDData:
                    meta=after.meta)
 
 
+def _values_of(master: CCDData) -> CCDData:
+    """A master's values and header only, for the frames of another master: the stack
+    combines values and finds its own uncertainty from their scatter, and the frame
+    keeps its own mask (:func:`_own_mask`), so neither is propagated per frame."""
+    return CCDData(master.data, unit=master.unit, meta=master.meta)
+
+
 def _bias_step(bias: CCDData) -> Prepare:
+    bias = _values_of(bias)
+
     def step(ccd: CCDData) -> CCDData:
         return _own_mask(ccd, subtract_bias(ccd, bias))
 
@@ -346,6 +358,7 @@ def _dark_step(dark: CCDData, times: Iterator[float]) -> Prepare:
     unit = u.Unit(dark.unit)
     is_rate = unit.is_equivalent(u.adu / u.s) or unit.is_equivalent(u.electron / u.s)
     dark_exposure = None if is_rate else float(dark.header.get("EXPTIME", 0.0))
+    dark = _values_of(dark)
 
     def step(ccd: CCDData) -> CCDData:
         return _own_mask(ccd, subtract_dark(ccd, dark, dark_exposure=dark_exposure,

@@ -49,7 +49,12 @@ from astropy.nddata import CCDData, VarianceUncertainty
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
-from nightlog.reduction.bad_pixels import BitPlane, bad_pixel_plane, count_bits
+from nightlog.reduction.bad_pixels import (
+    BitPlane,
+    MasterPlane,
+    bad_pixel_plane,
+    count_bits,
+)
 from nightlog.reduction.calibrate import flat_correct, subtract_bias
 from nightlog.reduction.cosmics import detect_cosmic_rays
 from nightlog.reduction.interchange import as_output
@@ -57,6 +62,7 @@ from nightlog.reduction.mask import MASK_DTYPE, MaskBit, mask_saturated
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.science_dark import dark_parameters, master_dark_for, subtract_master_dark
 from nightlog.reduction.science_parameters import OverscanParameters, ScienceParameters
+from nightlog.reduction.step_summary import summary_median
 from nightlog.reduction.trim import trim_image
 from nightlog.reduction.uncertainty import create_uncertainty
 from nightlog.reduction.window import crop_to_window
@@ -157,6 +163,7 @@ def reduce_science(
     crops: Mapping[str, tuple[int, int, int, int]] | None = None,
     dark2: CCDData | None = None,
     read_noise_map: np.ndarray | None = None,
+    masters: MasterPlane | None = None,
 ) -> ReducedFrame:
     """Reduce a raw science frame with the night's masters.
 
@@ -190,6 +197,10 @@ def reduce_science(
         Each pixel's read noise in ADU (the master bias's ``RDNOISE``, trimmed
         shape); replaces ``params.read_noise`` in the variance and so in the
         cosmic-ray detection's ``invar``.
+    masters : MasterPlane or None
+        The bits of these masters found once for a batch of frames
+        (:func:`~nightlog.reduction.bad_pixels.master_plane` with the same full
+        masters, ``params`` and ``crops``); found here when ``None``.
 
     Returns
     -------
@@ -202,7 +213,8 @@ def reduce_science(
         A master does not have the trimmed frame's shape.
     ReductionError
         No exposure time for the dark, a step applied twice (the raw header already
-        says so), or a step cannot run on its inputs.
+        says so), a step cannot run on its inputs, or ``masters`` was found with
+        other thresholds or crops.
     SectionError
         An overscan or trim section is malformed or off the image.
     """
@@ -279,7 +291,7 @@ def reduce_science(
 
         def bias_step() -> tuple[CCDData, Mapping[str, Any]]:
             out = subtract_bias(ccd, master_bias)
-            return out, {"median": float(np.nanmedian(master_bias.data))}
+            return out, {"median": summary_median(master_bias.data)}
 
         ccd = recorder.step("bias", {}, bias_step)
         bias_free = True
@@ -301,7 +313,7 @@ def reduce_science(
                                  quantisation_step=params.quantisation_step)
         if not bias_free:
             add_history(out.meta, "Uncertainty overestimated: the bias level was not removed")
-        return out, {"median_sigma": float(np.nanmedian(out.uncertainty.array)),
+        return out, {"median_sigma": summary_median(out.uncertainty.array),
                      "bias_free": bias_free}
 
     ccd = recorder.step("uncertainty", {
@@ -338,7 +350,7 @@ def reduce_science(
         def flat_step() -> tuple[CCDData, Mapping[str, Any]]:
             out = flat_correct(ccd, master_flat, min_value=params.flat_min,
                                norm_value=params.flat_norm)
-            return out, {"median": float(np.nanmedian(master_flat.data))}
+            return out, {"median": summary_median(master_flat.data)}
 
         ccd = recorder.step("flat", {"norm": params.flat_norm, "min_value": params.flat_min},
                             flat_step)
@@ -347,7 +359,8 @@ def reduce_science(
 
     def bad_pixels() -> tuple[CCDData, Mapping[str, Any]]:
         plane = bad_pixel_plane(ccd, bias=full_masters["bias"], dark=full_masters["dark"],
-                                flat=full_masters["flat"], params=params, crops=crops)
+                                flat=full_masters["flat"], params=params, crops=crops,
+                                masters=masters)
         header = header_of(ccd)
         counts = count_bits(plane)
         set_card(header, "NHOTPIX", counts["hot"], "HOT pixels (master dark)")
@@ -355,7 +368,10 @@ def reduce_science(
         set_card(header, "NVIGNPIX", counts["unilluminated"],
                  "UNILLUMINATED (vignetted) pixels (master flat)")
         add_history(header, "Bad pixels: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        # The uncertainty is this reduction's own (the uncertainty step made it):
+        # shared with the frame of the step before, never copied.
         out = new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
+                        uncertainty=None if ccd.uncertainty is None else ccd.uncertainty.array,
                         mask=plane != 0, flags=plane)
         return out, counts
 
@@ -383,9 +399,11 @@ def reduce_science(
                  "reduction steps skipped")
         for reason in recorder.skipped:
             add_history(header, f"Skipped {reason}")
-    result = new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
-                       mask=final_bits != 0, flags=final_bits.copy())
-    result = as_output(result, unit=params.unit, gain=params.gain,
+    # Staged without copies: as_output copies data and planes once into the result.
+    staged = CCDData(np.asarray(ccd.data, dtype=np.float32), unit=ccd.unit, meta=header,
+                     uncertainty=ccd.uncertainty, mask=final_bits != 0, flags=final_bits,
+                     wcs=ccd.wcs)
+    result = as_output(staged, unit=params.unit, gain=params.gain,
                        read_noise=params.read_noise, saturation=params.saturation)
     return ReducedFrame(ccd=result, bits=final_bits, steps=tuple(recorder.steps))
 

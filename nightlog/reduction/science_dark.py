@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from astropy import units as u
 from astropy.nddata import CCDData
 
@@ -22,6 +21,7 @@ from nightlog.reduction.calibrate import subtract_dark
 from nightlog.reduction.dark_interpolation import interpolate_dark
 from nightlog.reduction.dark_temperature import scale_dark_temperature
 from nightlog.reduction.science_parameters import ScienceParameters
+from nightlog.reduction.step_summary import summary_median
 
 __all__ = ["dark_parameters", "master_dark_for", "subtract_master_dark"]
 
@@ -113,7 +113,7 @@ def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParame
         set_card(out.meta, "DARKTSCL", float(f"{scaled.factor:.6g}"),
                  f"dark scaled from {scaled.from_c:g} to {scaled.to_c:g} C")
         add_history(out.meta, f"Dark {how}")
-    return out, {"median": float(np.nanmedian(master.data)), "how": how}
+    return out, {"median": summary_median(master.data), "how": how}
 
 
 def dark_exposure(ccd: CCDData, dark: CCDData, params: ScienceParameters) -> float | None:

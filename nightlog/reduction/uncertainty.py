@@ -23,9 +23,11 @@ stored values, 16 ADU for 12 bits): the rounding of a uniform error of width
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from astropy import units as u
-from astropy.nddata import CCDData, VarianceUncertainty
+from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of
@@ -84,21 +86,31 @@ def noise_variance(
     if not (np.isfinite(read_noise) and read_noise >= 0):
         raise ReductionError(f"read noise must be >= 0 e-, not {read_noise!r}")
     signal = np.asarray(data, dtype=np.float32)
-    poisson = np.maximum(signal, np.float32(0)) / np.float32(gain)
-    # np.maximum keeps NaN, so unknown pixels keep an unknown variance.
     read = np.float32((read_noise / gain) ** 2)
+    rn = None
     if read_noise_map is not None:
         rn = np.asarray(read_noise_map, dtype=np.float32)
         if rn.shape != signal.shape:
             raise ReductionError(f"read-noise map of shape {rn.shape} for data {signal.shape}")
-        read = np.where(np.isfinite(rn), (rn / np.float32(gain)) ** 2, read).astype(np.float32)
     quantum = np.float32(0.0)
     if quantisation_step is not None:
         if not (np.isfinite(quantisation_step) and quantisation_step >= 0):
             raise ReductionError(f"quantisation step must be >= 0 ADU, not "
                                  f"{quantisation_step!r}")
         quantum = np.float32(quantisation_step**2 / 12.0)
-    return poisson + read + quantum
+    # One new array, the rest in place on it. np.maximum keeps NaN, so unknown
+    # pixels keep an unknown variance.
+    variance = np.maximum(signal, np.float32(0))
+    variance /= np.float32(gain)
+    if rn is None:
+        variance += read
+    else:
+        rn_var = np.square(rn / np.float32(gain))
+        rn_var[~np.isfinite(rn)] = read
+        variance += rn_var
+    if quantum:
+        variance += quantum
+    return variance
 
 
 def create_uncertainty(
@@ -148,8 +160,7 @@ def create_uncertainty(
     var = noise_variance(np.asarray(ccd.data), gain=gain_value, read_noise=rn,
                          read_noise_map=read_noise_map, quantisation_step=quantisation_step)
     if add_to_existing and ccd.uncertainty is not None:
-        var = var + np.asarray(ccd.uncertainty.represent_as(VarianceUncertainty).array,
-                               dtype=np.float32)
+        var += _carried_variance(ccd.uncertainty)
     header = header_of(ccd)
     read = "per-pixel read noise map" if read_noise_map is not None else f"read noise {rn:.4g} e-"
     quantum = (f", quantisation step {quantisation_step:g} ADU" if quantisation_step
@@ -157,4 +168,13 @@ def create_uncertainty(
     add_history(header, f"Uncertainty: Poisson (gain {gain_value:.4g} e-/ADU) and {read}"
                         f"{quantum}{' added to existing' if add_to_existing else ''}")
     return new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
-                     uncertainty=np.sqrt(var, dtype=np.float32))
+                     uncertainty=np.sqrt(var, out=var))
+
+
+def _carried_variance(uncertainty: Any) -> np.ndarray:
+    """The variance an uncertainty carries, float32 (read only: may share memory)."""
+    if isinstance(uncertainty, StdDevUncertainty):
+        return np.square(np.asarray(uncertainty.array), dtype=np.float32)
+    if isinstance(uncertainty, VarianceUncertainty):
+        return np.asarray(uncertainty.array, dtype=np.float32)
+    return np.asarray(uncertainty.represent_as(VarianceUncertainty).array, dtype=np.float32)
