@@ -38,8 +38,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = ["AlarmState", "BuildStatus", "Coverage", "FailureCause", "FileState",
-           "FrameStatus", "HoldState", "IngestOutcome", "MasterQuality", "MissingPolicy", "NoticeState", "ProductKind",
-           "ProductStatus", "QualityVerdict", "ReduceStatus"]
+           "FrameStatus", "HoldState", "IngestOutcome", "MasterQuality", "MissingPolicy",
+           "NoticeState", "ProductKind", "ProductStatus", "QualityVerdict", "ReduceStatus"]
 
 
 class FrameStatus(StrEnum):
@@ -71,10 +71,12 @@ class ProductKind(StrEnum):
 
 
 class BuildStatus(StrEnum):
-    """What happened to one due calibration group."""
+    """What happened to one due calibration group (``too-few``: a group with fewer
+    frames than its master needs, that the profile's policy could not complete)."""
 
     BUILT = "built"
     SKIPPED = "skipped"
+    TOO_FEW = "too-few"
     FAILED = "failed"
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.frames import unreduced_science_by_night
+from nightlog.catalogue.holds import held_frame_ids
 from nightlog.catalogue.queries import latest_night
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.executors import open_executor
@@ -66,6 +67,7 @@ class NightRun:
     outcomes: list[ReduceOutcome] = field(default_factory=list)
     no_frames: bool = False
     other_nights: dict[dt.date, int] = field(default_factory=dict)
+    held_again: list[int] = field(default_factory=list)
 
 
 def _chosen(*given: object) -> int:
@@ -147,6 +149,9 @@ def finish_night(engine: Engine, ctx: JobContext, *, night: dt.date | None = Non
         if not frame_ids:
             with make_session() as session:
                 run.frame_ids = science_frames(session, night=run.night, since=since)
+                # Frames of other nights held for a master come again: it may be here.
+                run.held_again = held_frame_ids(session, besides=run.frame_ids)
+                run.frame_ids += run.held_again
         if before_reduce is not None:
             before_reduce(run)
         run.outcomes = run_reduce(engine, ctx, run.frame_ids, force=force,

@@ -37,6 +37,7 @@ from nightlog.calibration.detector_numbers import (
     warn_if_assumed,
 )
 from nightlog.calibration.matching import KindMatch, match_frame
+from nightlog.calibration.missing import missing_policy
 from nightlog.catalogue.models import Frame, Master, Product
 from nightlog.catalogue.products import (
     NewProduct,
@@ -65,19 +66,21 @@ from nightlog.quality_rules import QualitySettings
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.interchange import time_cards
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
-from nightlog.states import FailureCause, ProductKind, ReduceStatus
+from nightlog.states import FailureCause, MissingPolicy, ProductKind, ReduceStatus
 from nightlog.store.layout import name_beside
 
 __all__ = ["FramePlan", "ReduceOutcome", "inputs_key", "new_product", "plan_frame",
-           "record_reduction", "reduced_meanwhile", "science_parameters"]
+           "record_reduction", "reduced_meanwhile", "science_parameters", "without_reason"]
 
 
 @dataclass(slots=True)
 class ReduceOutcome:
     """What happened to one frame.
 
-    ``status`` is ``reduced``, ``up-to-date`` (skipped: same inputs), ``stopped``
-    (the policy refuses without a master) or ``failed`` (``reason`` says why, after
+    ``status`` is ``reduced`` (``missing`` the steps it was reduced without),
+    ``up-to-date`` (skipped: same inputs), ``held`` (the profile's ``missing =
+    "hold"``: waiting for the ``missing`` masters), ``stopped`` (``missing =
+    "fail"``) or ``failed`` (``reason`` says why, after
     ``attempts`` tries, and ``cause`` whether the catalogue, the archive or the
     work itself failed). ``seconds``, ``cpu_seconds`` and ``peak_rss`` come from
     the worker that reduced it.
@@ -118,6 +121,8 @@ class FramePlan:
     window: dict[str, Any] = field(default_factory=dict)
     # The rules that judge the product's quality record.
     quality: QualitySettings = field(default_factory=QualitySettings)
+    # Why each missing step had no master (the matcher's reason), by kind.
+    missing_reasons: dict[str, str] = field(default_factory=dict)
 
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
@@ -216,22 +221,32 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         The plan, or the outcome when there is nothing to reduce: ``up-to-date``
         (its current final product has the same inputs key, or any inputs key
         without ``redo_superseded``, and its file exists; ``force`` redoes it
-        anyway) or ``stopped``
-        (the policy refuses to go on without a master).
+        anyway), ``held`` or ``stopped`` (the profile's ``missing`` policy waits, or
+        refuses to go on, without a master).
     """
     profile = ctx.profile_of(frame)
     matches: dict[str, KindMatch] = match_frame(session, frame, profile, ctx.policy, live=live)
     chosen: dict[str, Master | None] = {}
     missing: list[str] = []
+    reasons: dict[str, str] = {}
+    by_policy: dict[MissingPolicy, list[str]] = {p: [] for p in MissingPolicy}
     for role, match in matches.items():
         chosen[role] = match.chosen
         if match.second is not None:
             chosen[SECOND_DARK] = match.second
         if match.chosen is None:
-            if ctx.policy.on_missing.get(role, "skip") == "stop":
-                return ReduceOutcome(frame.id, ReduceStatus.STOPPED,
-                                     reason=f"{role}: {match.reason}")
-            missing.append(role)
+            rule = missing_policy(profile, ctx.policy, role)
+            if rule is MissingPolicy.HOLD and kind != ProductKind.FINAL:
+                rule = MissingPolicy.REDUCE_WITHOUT  # a quick-look never waits
+            by_policy[rule].append(role)
+            reasons[role] = match.reason
+    for rule, status in ((MissingPolicy.FAIL, ReduceStatus.STOPPED),
+                         (MissingPolicy.HOLD, ReduceStatus.HELD)):
+        if by_policy[rule]:
+            roles = by_policy[rule]
+            return ReduceOutcome(frame.id, status, missing=tuple(roles),
+                                 reason="; ".join(f"{r}: {reasons[r]}" for r in roles))
+    missing = by_policy[MissingPolicy.REDUCE_WITHOUT]
     numbers = detector_numbers(frame, profile, chosen.get("bias"), chosen.get("flat"))
     warn_if_assumed(numbers, profile.name)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
@@ -283,8 +298,13 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      replaces=None if existing is None else existing.id,
                      detector={k: v.as_dict() for k, v in numbers.items()},
                      window=window_record(frame, sections),
+                     quality=ctx.quality,
+                     missing_reasons={r: reasons[r] for r in missing})
 
-                     quality=ctx.quality)
+
+def without_reason(reasons: dict[str, str]) -> str:
+    """The words of a frame reduced without steps: each step with why it had no master."""
+    return "; ".join(f"reduced without {role}: {why}" for role, why in reasons.items())
 
 
 def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
@@ -295,7 +315,9 @@ def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
         parameters={"science": plan.science, "digest": plan.digest, "live": plan.live,
                     "threads": plan.threads, "steps": made.steps,
                     "detector": plan.detector,
-                    **({"window": plan.window} if plan.window else {})},
+                    **({"window": plan.window} if plan.window else {}),
+                    **({"missing_reasons": plan.missing_reasons}
+                       if plan.missing_reasons else {})},
         missing_steps=plan.missing,
         stats={"steps": {s["name"]: s["summary"] for s in made.steps}},
         software_version=plan.software_version, masters=plan.masters)

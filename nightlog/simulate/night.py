@@ -173,6 +173,7 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
                    scale: float = 1.0, seed: int = 0, n_bias: int | None = None,
                    n_dark: int | None = None, n_flat: int | None = None,
                    n_science: int | None = None, gain_factor: float = 1.0,
+                   detector_seed: int | None = None,
                    progress: Callable[[int, int], None] | None = None) -> SimulatedNight:
     """Write a seeded, realistic night of raw frames of ``camera`` into ``outdir``.
 
@@ -203,6 +204,10 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
         The night's true gain is the camera's times this (> 0): a detector whose
         controller changed. Header keywords stay the camera's (a GAIN keyword
         says what it always said); the truth records the gain used.
+    detector_seed : int or None
+        Seed of the detector alone (bias structure, dark current, flat field, bad
+        pixels); ``None``: ``seed``. The same detector on several nights: one
+        ``detector_seed``, a ``seed`` per night (the LFC and the Aspen).
     progress : callable or None
         Called as ``progress(done, total)`` before the first and after each frame.
 
@@ -247,7 +252,8 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
                               scale=geom.scale, shape=shape)
 
     frames = plan_night(model, night_date, counts, _rng(seed_value, model, _STREAM_PLAN))
-    maps = build_detector(model, geom, _rng(seed_value, model, _STREAM_DETECTOR))
+    maps = build_detector(model, geom, _rng(seed_value if detector_seed is None
+                                            else int(detector_seed), model, _STREAM_DETECTOR))
     stars = draw_star_field(model, geom, _rng(seed_value, model, _STREAM_STARS))
     if progress is not None:
         progress(0, len(frames))
