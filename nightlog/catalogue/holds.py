@@ -4,7 +4,7 @@ When no master of a kind matches a science frame, the profile's ``missing``
 policy decides (:mod:`nightlog.calibration.missing`): ``hold`` keeps the frame
 waiting, ``fail`` stops it. Either way the frame gets one row in ``frame_holds``
 with the missing kinds and the reason (updated when it is looked at again); when
-the frame is reduced the row is marked resolved. :func:`held_frame_ids` is what
+the frame is reduced the row is marked resolved. :func:`held_frames` is what
 ``reduce`` and the watch daemon pick up again once masters may have arrived.
 
 Functions take the caller's session and never commit.
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from nightlog.catalogue.models import Frame, FrameHold
 from nightlog.states import HoldState
 
-__all__ = ["HeldFrame", "held_frame_ids", "holds_of_night", "record_hold", "resolve_hold"]
+__all__ = ["HeldFrame", "held_frames", "holds_of_night", "record_hold", "resolve_hold"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +85,16 @@ def resolve_hold(session: Session, frame_id: int, *, now: dt.datetime | None = N
     return True
 
 
-def held_frame_ids(session: Session, *, besides: Sequence[int] = ()) -> list[int]:
-    """Ids of the frames still ``held`` (not ``stopped``), oldest first, except ``besides``."""
-    stmt = (select(FrameHold.frame_id).join(Frame, Frame.id == FrameHold.frame_id)
+def held_frames(session: Session) -> dict[dt.date, list[int]]:
+    """Ids of the frames still ``held`` (not ``stopped``), by night, oldest first."""
+    stmt = (select(FrameHold.frame_id, Frame.night).join(Frame, Frame.id == FrameHold.frame_id)
             .where(FrameHold.resolved_at.is_(None), FrameHold.state == HoldState.HELD,
                    Frame.is_latest.is_(True))
             .order_by(Frame.obs_time, Frame.id))
-    skip = set(besides)
-    return [i for i in session.scalars(stmt) if i not in skip]
+    found: dict[dt.date, list[int]] = {}
+    for frame_id, night in session.execute(stmt).all():
+        found.setdefault(night, []).append(frame_id)
+    return found
 
 
 def holds_of_night(session: Session, night: dt.date) -> list[HeldFrame]:
