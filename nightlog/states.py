@@ -23,6 +23,10 @@ type               where
 ``AlarmState``     ``alarms.state``: ``open``, or ``acknowledged`` by staff
 ``NoticeState``    ``notifications.state``: ``pending``, ``sent``, ``failed``
 ``Coverage``       how a set-up's calibration is served (``nightlog plan``)
+``MissingPolicy`` what a reduction does when a master is missing (the
+                   profile's ``missing``)
+``HoldState``      ``frame_holds.state``: ``held`` (waiting for a master) or
+                   ``stopped`` (the policy refuses without it)
 ``QualityVerdict`` ``frame_quality.verdict``: ``good``, ``poor`` (a quality
                    rule marks it, with the reasons) or ``unjudged`` (no rule
                    applies, or no figures to judge)
@@ -34,8 +38,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = ["AlarmState", "BuildStatus", "Coverage", "FailureCause", "FileState",
-           "FrameStatus", "IngestOutcome", "MasterQuality", "NoticeState", "ProductKind",
-           "ProductStatus", "QualityVerdict", "ReduceStatus"]
+           "FrameStatus", "HoldState", "IngestOutcome", "MasterQuality", "MissingPolicy",
+           "NoticeState", "ProductKind", "ProductStatus", "QualityVerdict", "ReduceStatus"]
 
 
 class FrameStatus(StrEnum):
@@ -67,10 +71,12 @@ class ProductKind(StrEnum):
 
 
 class BuildStatus(StrEnum):
-    """What happened to one due calibration group."""
+    """What happened to one due calibration group (``too-few``: a group with fewer
+    frames than its master needs, that the profile's policy could not complete)."""
 
     BUILT = "built"
     SKIPPED = "skipped"
+    TOO_FEW = "too-few"
     FAILED = "failed"
 
 
@@ -79,8 +85,31 @@ class ReduceStatus(StrEnum):
 
     REDUCED = "reduced"
     UP_TO_DATE = "up-to-date"
+    HELD = "held"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+class MissingPolicy(StrEnum):
+    """What reducing a frame does when no master of a kind matches it.
+
+    ``reduce-without``: reduced without that step, flagged in the product and
+    counted as a problem; ``hold``: not reduced yet, the frame waits (``held``)
+    until a master arrives (flats taken in the morning); ``fail``: not reduced,
+    the frame is ``stopped`` with the reason until someone decides.
+    """
+
+    REDUCE_WITHOUT = "reduce-without"
+    HOLD = "hold"
+    FAIL = "fail"
+
+
+class HoldState(StrEnum):
+    """A frame not reduced for want of a master: ``held`` (it is reduced when one
+    arrives) or ``stopped`` (the policy ``fail``)."""
+
+    HELD = "held"
+    STOPPED = "stopped"
 
 
 class IngestOutcome(StrEnum):

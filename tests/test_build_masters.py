@@ -102,7 +102,8 @@ def test_more_frames_make_a_new_version(setup: tuple[Engine, JobContext, Path]) 
     assert Path(old.path).exists() and Path(new.path).exists()
 
 
-def test_too_few_frames_build_nothing(catalogue_engine: Engine, tmp_path: Path) -> None:
+def test_too_few_frames_build_nothing_and_say_so(catalogue_engine: Engine,
+                                                 tmp_path: Path) -> None:
     settings = load_settings(env={}, cwd=tmp_path)
     raw = tmp_path / "raw"
     for i in range(2):
@@ -110,7 +111,10 @@ def test_too_few_frames_build_nothing(catalogue_engine: Engine, tmp_path: Path) 
                     **{"DATE-OBS": _when(i)})
     run_ingest(catalogue_engine, discover([raw], settings.ingest.patterns),
                IngestContext.from_settings(settings))
-    assert run_build(catalogue_engine, JobContext.from_settings(settings)) == []
+    (outcome,) = run_build(catalogue_engine, JobContext.from_settings(settings))
+    assert (outcome.kind, outcome.status, outcome.n_used) == ("bias", "too-few", 2)
+    assert outcome.reason.startswith("3 more bias frame(s): 2 of 5")
+    assert outcome.master_id is None and not _masters(catalogue_engine)
 
 
 def test_a_file_left_by_an_interrupted_build_does_not_block_the_group(

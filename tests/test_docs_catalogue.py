@@ -31,8 +31,10 @@ def test_the_page_has_queries() -> None:
 def test_every_query_runs_read_only_and_finds_rows(catalogue: Path, query: str) -> None:
     with sqlite3.connect(f"file:{catalogue}?mode=ro", uri=True) as db:
         rows = db.execute(query).fetchall()
-    if "not mi.used" in query or "from alarms" in query:
-        return  # a demo night rejects no frame and raises no alarm: the query only has to run
+    if "not mi.used" in query or "from alarms" in query or "from frame_holds" in query:
+        # A demo night rejects no frame, raises no alarm and holds no frame: the query
+        # only has to run.
+        return
     assert rows, query
 
 

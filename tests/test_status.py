@@ -50,7 +50,8 @@ def test_status_follows_the_daemon(runner: CliRunner, tmp_path: Path) -> None:
         assert d["directories"] == [str(raw)] and d["backlog"] == 0
         assert d["stopped_at"] is None and d["last_action"].startswith("ingested")
         assert doc["night"] == {"night": "2024-03-09", "frames": {"bias": 1, "science": 2},
-                                "masters": {}, "products": {}, "quarantined": 1}
+                                "masters": {}, "products": {}, "quarantined": 1,
+                                "problems": {}}
         table = runner.invoke(app, ["status"]).stdout
         assert "running" in table and "frames: bias 1, science 2" in table
         assert runner.invoke(app, ["status", "--require-running"]).exit_code == 0

@@ -19,6 +19,7 @@ from nightlog.calibration.matching import KindMatch, match_frame
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue.frames import find_frame
 from nightlog.catalogue.models import Frame
+from nightlog.catalogue.records import master_flags
 from nightlog.header.profiles import InstrumentProfile
 
 __all__ = ["MatchContext", "MatchReport", "explain_match"]
@@ -45,6 +46,7 @@ class MatchReport:
     matches : list of dict
         One per calibration kind the frame needs (none for a calibration frame
         that needs none): ``kind``, ``chosen`` (a master id or ``None``),
+        ``flags`` (the chosen master's: ``multi-night``, ``provisional``),
         ``reason`` (why none was chosen), ``how`` (for a dark: scaled linearly,
         of the exact exposure, or interpolated between ``chosen`` and ``second``,
         the longer one), ``temperature`` (a dark of another set temperature
@@ -74,12 +76,14 @@ def _kind_record(kind: str, m: KindMatch) -> dict[str, Any]:
     return {
         "kind": kind,
         "chosen": None if m.chosen is None else m.chosen.id,
+        "flags": "" if m.chosen is None else master_flags(m.chosen),
         "reason": m.reason,
         "second": None if m.second is None else m.second.id,
         "how": m.how,
         "temperature": None if m.temperature is None else m.temperature.as_dict(),
         "candidates": [{"master": c.master.id, "night": c.master.night.isoformat(),
                         "version": c.master.version, "usable": c.usable,
+                        "flags": master_flags(c.master),
                         "hours_away": round(c.distance.total_seconds() / 3600, 3),
                         "rules": [{"rule": r.rule, "passed": r.passed, "detail": r.detail}
                                   for r in c.rules]}

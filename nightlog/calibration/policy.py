@@ -19,7 +19,7 @@ __all__ = ["CALIBRATION_KINDS", "CHECK_NAMES", "CalibrationPolicy", "InputChecks
            "policy_from_table"]
 
 CALIBRATION_KINDS = ("bias", "dark", "flat")
-OnMissing = Literal["stop", "skip"]
+OnMissing = Literal["stop", "skip", "reduce-without", "hold", "fail"]
 
 _DEFAULT_WINDOWS: Mapping[str, float] = MappingProxyType({"bias": 30.0, "dark": 90.0,
                                                           "flat": 7.0})
@@ -69,8 +69,11 @@ class CalibrationPolicy:
         Per kind, a master is valid this many days either side of the middle of its
         inputs, unless a user certified an explicit range.
     on_missing : mapping
-        Per kind, ``'stop'`` (the frame is not reduced; the reason is recorded) or
-        ``'skip'`` (reduced without that step, flagged in the product).
+        Per kind, the installation's default of the profiles' ``missing``
+        (:func:`~nightlog.calibration.missing.missing_policy`): ``'fail'`` (or its
+        old name ``'stop'``: the frame is not reduced, it is recorded stopped with the
+        reason), ``'reduce-without'`` (or ``'skip'``: reduced without that step,
+        flagged in the product) or ``'hold'`` (the frame waits for a master).
     dark_exptime_tolerance : float
         For cameras whose darks do not scale: largest relative difference between
         a dark's and a frame's exposure time.
@@ -105,8 +108,9 @@ def _window(kind: str, value: Any) -> float:
 
 
 def _missing(kind: str, value: Any) -> OnMissing:
-    if value not in ("stop", "skip"):
-        raise ConfigurationError(f"calibration.on_missing.{kind} must be 'stop' or 'skip', "
+    if value not in ("stop", "skip", "reduce-without", "hold", "fail"):
+        raise ConfigurationError(f"calibration.on_missing.{kind} must be 'reduce-without', "
+                                 f"'hold' or 'fail' (or the older 'skip', 'stop'), "
                                  f"not {value!r}")
     return value  # type: ignore[no-any-return]
 

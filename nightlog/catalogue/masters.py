@@ -64,7 +64,9 @@ class NewMaster:
 
     ``group`` holds the grouping fields (``window`` among them for a master of
     subarray frames, which is then also its ``window``); ``exptime`` is set for a dark kept at a
-    fixed exposure; ``stats`` and ``parameters`` are JSON.
+    fixed exposure; ``stats`` and ``parameters`` are JSON; ``multi_night`` and
+    ``provisional`` are the flags of a master made under the profile's policy for
+    short groups (:mod:`nightlog.coordinator.short_groups`).
     """
 
     kind: str
@@ -88,6 +90,8 @@ class NewMaster:
     set_temp: float | None = None
     exptime: float | None = None
     is_rate: bool = False
+    multi_night: bool = False
+    provisional: bool = False
 
 
 def add_master(session: Session, new: NewMaster, inputs: Sequence[MasterInputRecord], *,
@@ -106,6 +110,7 @@ def add_master(session: Session, new: NewMaster, inputs: Sequence[MasterInputRec
         setup_key=new.setup_key, group_key=new.group_key, group=dict(new.group),
         window=new.group.get("window"),
         filter=new.filter, set_temp=new.set_temp, exptime=new.exptime, is_rate=new.is_rate,
+        multi_night=new.multi_night, provisional=new.provisional,
         night=new.night, version=new.version, path=new.path, sha256=new.sha256,
         size=new.size, first_obs=new.first_obs, last_obs=new.last_obs,
         mid_time=new.first_obs + (new.last_obs - new.first_obs) / 2, n_frames=new.n_frames,

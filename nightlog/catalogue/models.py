@@ -54,6 +54,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -68,7 +69,7 @@ from nightlog.states import (
     QualityVerdict,
 )
 
-__all__ = ["Alarm", "Base", "Daemon", "Fence", "Frame", "FrameQualityRow", "Master",
+__all__ = ["Alarm", "Base", "Daemon", "Fence", "Frame", "FrameHold", "FrameQualityRow", "Master",
            "MasterInput", "Notification", "Product", "ProductMaster", "QuarantinedFile",
            "ReduceFailure"]
 
@@ -206,6 +207,10 @@ class Master(Base):
     set_temp: Mapped[float | None] = mapped_column(Float)
     exptime: Mapped[float | None] = mapped_column(Float)
     is_rate: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Combined from frames of several nights (the profile's fallback_nights), or
+    # from fewer than min_frames (provisional_min_frames).
+    multi_night: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     night: Mapped[dt.date] = mapped_column(Date, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     path: Mapped[str] = mapped_column(Text)
@@ -342,6 +347,29 @@ class ReduceFailure(Base):
 
     def __repr__(self) -> str:
         return f"ReduceFailure(frame_id={self.frame_id}, error={self.error!r})"
+
+
+class FrameHold(Base):
+    """A science frame not reduced for want of a master (the profile's ``missing``).
+
+    ``state`` is ``held`` (waiting: reduced when a master arrives) or ``stopped``
+    (the policy ``fail``); ``steps`` are the missing kinds and ``reason`` why. One
+    row per frame; ``resolved_at`` is set when the frame is reduced.
+    """
+
+    __tablename__ = "frame_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    steps: Mapped[list[Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    checked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"FrameHold(frame_id={self.frame_id}, state={self.state!r})"
 
 
 class Fence(Base):

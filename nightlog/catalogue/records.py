@@ -68,6 +68,13 @@ def figure_units(m: Master) -> tuple[str, str]:
     return level, ("1" if m.kind == "flat" else level)
 
 
+def master_flags(m: Master) -> str:
+    """A master's flags in words: ``multi-night`` (frames of several nights),
+    ``provisional`` (fewer frames than ``min_frames``), comma-separated; ``""``: none."""
+    return ",".join(word for word, on in (("multi-night", m.multi_night),
+                                          ("provisional", m.provisional)) if on)
+
+
 def master_record(m: Master) -> dict[str, Any]:
     """The record of a master, as ``nightlog calib list`` and ``show`` give it.
 
@@ -80,7 +87,8 @@ def master_record(m: Master) -> dict[str, Any]:
     -------
     dict
         Its group, version, statistics (``level`` and ``noise``, their units in
-        ``level_unit`` and ``noise_unit``), quality, validity and file.
+        ``level_unit`` and ``noise_unit``), quality, flags (``multi_night``,
+        ``provisional`` and in words ``flags``), validity and file.
     """
     stats = m.stats or {}
     return {
@@ -91,6 +99,8 @@ def master_record(m: Master) -> dict[str, Any]:
         "noise": stats.get("noise"), "level_unit": figure_units(m)[0],
         "noise_unit": figure_units(m)[1],
         "quality": m.quality, "quality_reason": m.quality_reason,
+        "multi_night": bool(m.multi_night), "provisional": bool(m.provisional),
+        "flags": master_flags(m),
         "superseded_by": m.superseded_by_id,
         "valid_from": m.valid_from.isoformat() if m.valid_from else None,
         "valid_until": m.valid_until.isoformat() if m.valid_until else None,

@@ -87,12 +87,18 @@ def _print_build(outcomes: list[Any]) -> None:
     for o in outcomes:
         table.add_row(o.kind, o.night.isoformat(), o.status,
                       "" if o.master_id is None else f"{o.master_id} (v{o.version})",
-                      str(o.n_used), str(len(o.rejected)), Text(printable(o.reason)))
+                      str(o.n_used), str(len(o.rejected)),
+                      Text(printable(", ".join((*o.flags, o.reason) if o.reason else o.flags))))
     console.print(table)
     for o in outcomes:
         for text in o.warnings:
             console.print(Text(f"warning: {o.kind} master {o.master_id}: {printable(text)}",
                                style="yellow"))
+    short = [o for o in outcomes if o.status == BuildStatus.TOO_FEW]
+    if short:
+        console.print(Text(f"{len(short)} group(s) with too few frames for a master "
+                           "(the profile's min_frames; see missing, fallback_nights and "
+                           "provisional_min_frames in docs/profiles.md)"))
 
 
 @app.command("list")
@@ -123,6 +129,8 @@ def list_cmd(
     columns = [c for c in _LIST_COLUMNS if c != "by" or any(r["superseded_by"] for r in rows)]
     if any(r.get("window") for r in rows):  # masters of subarray frames
         columns.insert(columns.index("n"), "window")
+    if any(r.get("flags") for r in rows):  # multi-night or provisional masters
+        columns.insert(columns.index("quality") + 1, "flags")
     emit([_list_row(r) for r in rows], columns, fmt, title=f"{len(rows)} master(s)")
 
 
@@ -160,7 +168,7 @@ def _list_row(row: dict[str, Any]) -> dict[str, Any]:
             "filter": row["filter"], "window": row.get("window"), "n": row["n_frames"],
             "level": _figure(row["level"], row["level_unit"]),
             "measured": _detector_figure(row), "quality": row["quality"],
-            "by": row["superseded_by"]}
+            "flags": row.get("flags"), "by": row["superseded_by"]}
 
 
 def _detector_figure(row: dict[str, Any]) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import typer
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.listing import QUALITY_COLUMNS, frame_rows
-from nightlog.catalogue.queries import FrameFilter
+from nightlog.catalogue.problems import PROBLEM_COLUMNS, problem_rows
+from nightlog.catalogue.queries import FrameFilter, latest_night
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit
 from nightlog.cli.state import state_of
@@ -63,11 +65,18 @@ def frames_cmd(
     show_quality: Annotated[bool, typer.Option(
         "--show-quality", help="Add the quality columns: FWHM, ellipticity, sky, sources, "
         "saturation, cosmic rays, airmass, verdict and reasons.")] = False,
+    problems: Annotated[bool, typer.Option(
+        "--problems", help="Only the science frames of the night (--night, default the "
+        "latest) with a reduction problem: reduced without a step, held or stopped for "
+        "want of a master, failed; with the state, the steps and the reason.")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
         OutputFormat.table,
 ) -> None:
     """List catalogued frames, filtered by night, kind, filter, instrument, exposure, time,
-    quality."""
+    quality; or a night's reduction problems."""
+    if problems:
+        _problems(ctx, parse_date(night), fmt)
+        return
     if poor:
         if quality not in (None, QualityVerdict.POOR):
             raise typer.BadParameter("--poor is --quality poor", param_hint="--poor")
@@ -94,3 +103,13 @@ def frames_cmd(
         return
     columns = TABLE_COLUMNS + QUALITY_COLUMNS if with_quality else TABLE_COLUMNS
     emit(rows, columns, fmt, title=f"{len(rows)} frame(s)")
+
+
+def _problems(ctx: typer.Context, night: dt.date | None, fmt: OutputFormat) -> None:
+    engine = state_of(ctx).engine(must_exist=True)
+    with make_sessionmaker(engine)() as session:
+        night = night or latest_night(session)
+        rows = [] if night is None else problem_rows(session, night)
+    emit(rows, PROBLEM_COLUMNS, fmt,
+         title=f"{len(rows)} frame(s) with a reduction problem"
+         + ("" if night is None else f", night of {night}"))

@@ -64,6 +64,8 @@ def match_cmd(
         chosen = item["chosen"]
         head = (f"{item['kind']}: master {chosen}" if chosen is not None
                 else f"{item['kind']}: none ({item['reason']})")
+        if item.get("flags"):
+            head += f" ({item['flags']})"
         if item.get("second") is not None:
             head += f" and master {item['second']}"
         if item.get("how"):
@@ -74,7 +76,9 @@ def match_cmd(
         for cand in item["candidates"][:20]:
             for i, rule in enumerate(cand["rules"]):
                 first = i == 0
-                table.add_row(str(cand["master"]) if first else "",
+                label = f"{cand['master']} ({cand['flags']})" if cand["flags"] else str(
+                    cand["master"])
+                table.add_row(label if first else "",
                               cand["night"] if first else "",
                               str(cand["version"]) if first else "",
                               f"{cand['hours_away']:g}" if first else "",

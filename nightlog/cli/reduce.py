@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from nightlog.catalogue.problems import REDUCED_WITHOUT
 from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import OutputFormat, emit_outcomes, printable
@@ -48,12 +49,28 @@ def _summary(console: Console, outcomes: list[ReduceOutcome], title: str, second
         per_frame = sum(o.seconds for o in reduced) / len(reduced)
         console.print(Text(f"{len(reduced)} reduced in {seconds:.1f} s on {where} "
                            f"({per_frame:.1f} s per frame in a worker)"))
+    problems = problem_tally(outcomes)
+    if problems:
+        console.print(Text(f"{sum(problems.values())} frame(s) with a reduction problem: "
+                           + ", ".join(f"{k} {v}" for k, v in problems.items())))
     for o in outcomes:
-        if o.status in (ReduceStatus.FAILED, ReduceStatus.STOPPED) or o.missing:
+        if o.status in _PROBLEMS or o.missing:
             detail = o.reason or f"reduced without {', '.join(o.missing)}"
             tries = (f" after {o.attempts} tries"
                      if o.status == ReduceStatus.FAILED and o.attempts else "")
             console.print(Text(f"frame {o.frame_id}: {o.status}{tries}: {printable(detail)}"))
+
+
+_PROBLEMS = (ReduceStatus.FAILED, ReduceStatus.STOPPED, ReduceStatus.HELD)
+
+
+def problem_tally(outcomes: list[ReduceOutcome]) -> dict[str, int]:
+    """The run's frames with a reduction problem, by kind: ``reduced-without`` (reduced,
+    a step missing), ``held``, ``stopped``, ``failed``."""
+    counts = Counter(REDUCED_WITHOUT if o.status == ReduceStatus.REDUCED else str(o.status)
+                     for o in outcomes
+                     if o.status in _PROBLEMS or (o.status == ReduceStatus.REDUCED and o.missing))
+    return dict(sorted(counts.items()))
 
 
 def _print_builds(console: Console, builds: list[BuildOutcome]) -> None:
@@ -167,7 +184,8 @@ def reduce_cmd(
             counts = Counter(str(o.status) for o in outcomes)
             emit_outcomes({"title": bar.title, "where": bar.where,
                            "seconds": round(bar.seconds(), 3),
-                           "counts": dict(sorted(counts.items())), "builds": builds, **extra},
+                           "counts": dict(sorted(counts.items())),
+                           "problems": problem_tally(outcomes), "builds": builds, **extra},
                           outcomes, fmt)
 
     try:
@@ -196,6 +214,9 @@ def reduce_cmd(
         _document([])
         raise typer.Exit(code=ExitStatus.NO_INPUT)
     _summary(console, run.outcomes, bar.title, bar.seconds(), bar.where)
+    if run.held_again:
+        console.print(Text(f"{len(run.held_again)} frame(s) of other nights held for a "
+                           "master were tried again"))
     note = other_nights_note(run)
     if note is not None:
         console.print(Text(note))

@@ -15,6 +15,7 @@ from rich.text import Text
 from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue.alarms import alarm_record, list_alarms
 from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.problems import problem_counts
 from nightlog.catalogue.queries import latest_night, night_totals
 from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date
@@ -53,14 +54,16 @@ def status_cmd(
         "(for monitoring).")] = False,
 ) -> None:
     """Show the watch daemons (running or not, since when, last action, backlog) and
-    the counts of tonight: frames per kind, masters, products, quarantined files; and
-    the open detector-health alarms."""
+    the counts of tonight: frames per kind, masters, products, quarantined files, the
+    reduction problems (frames reduced without a step, held or stopped for want of a
+    master, failed); and the open detector-health alarms."""
     engine = state_of(ctx).engine(must_exist=True)
     now = dt.datetime.now(dt.UTC)
     with make_sessionmaker(engine)() as session:
         rows = cat_daemons.recent_daemons(session, limit=limit)
         wanted = parse_date(night) or latest_night(session)
         counts = None if wanted is None else night_totals(session, wanted)
+        problems = {} if wanted is None else problem_counts(session, wanted)
         alarms = [alarm_record(a) for a in list_alarms(session)][:alarm_limit]
     daemons: list[dict[str, Any]] = [{
         "id": r.id, "name": r.name, "host": r.host, "pid": r.pid,
@@ -78,7 +81,8 @@ def status_cmd(
     elif fmt is OutputFormat.json:
         doc = {"running": running, "daemons": daemons, "night": None if counts is None else {
             "night": counts.night, "frames": counts.frames, "masters": counts.masters,
-            "products": counts.products, "quarantined": counts.quarantined_since_noon},
+            "products": counts.products, "quarantined": counts.quarantined_since_noon,
+            "problems": problems},
             "alarms": alarms}
         sys.stdout.write(json.dumps(doc, default=lambda v: v.isoformat()
                                     if isinstance(v, dt.date | dt.datetime) else str(v),
@@ -108,6 +112,8 @@ def status_cmd(
                                f"masters: {_join(counts.masters)}; products: "
                                f"{_join(counts.products)}; quarantined: "
                                f"{counts.quarantined_since_noon}"))
+            console.print(Text(f"reduction problems: {_join(problems)}"
+                               + (" (nightlog report; frames --problems)" if problems else "")))
         if alarms:
             console.print(f"{len(alarms)} open alarm(s) (nightlog calib alarms; "
                           "calib ack ID --note ...):")

@@ -37,6 +37,7 @@ from nightlog.calibration.input_checks import (
 from nightlog.calibration.policy import InputChecks
 from nightlog.coordinator.amplifier_frames import frame_loader
 from nightlog.coordinator.amplifier_numbers import characterise_amplifiers, first_amplifier
+from nightlog.coordinator.night_stability import NightAgreement, night_agreement
 from nightlog.coordinator.provenance import master_entries, parameters_digest
 from nightlog.coordinator.reduce_job import jsonable
 from nightlog.errors import ArchiveFileExists, NightlogError
@@ -143,6 +144,9 @@ class MasterJob:
     quantisation_step: float | None = None
     #: ``[combine]`` of the settings: how the frames are clipped.
     combine: CombineSettings = field(default_factory=CombineSettings)
+    #: A multi-night master: each input's night (frame id, ISO date), for the check
+    #: that every night agrees with the whole (:mod:`~nightlog.coordinator.night_stability`).
+    night_of: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +369,17 @@ def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, da
                             options=options), options, note
 
 
+def _nights_agree(job: MasterJob, accepted: Sequence[CalibrationInput],
+                  loaded: dict[str, Any], whole: Any) -> NightAgreement:
+    night_of = dict(job.night_of)
+    nights: dict[str, list[CalibrationInput]] = {}
+    for f in accepted:
+        nights.setdefault(night_of.get(f.id, "?"), []).append(f)
+    return night_agreement(
+        whole, sorted(nights.items()),
+        lambda frames: _combine(job, frames, loaded.get("bias"), loaded.get("dark"))[0].ccd)
+
+
 def _as_written(job: MasterJob, ccd: Any, accepted: Sequence[CalibrationInput]) -> Any:
     """The master as its file states it, for nightlog and for ccdproc alike.
 
@@ -420,6 +435,12 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         if m.crop is not None:
             loaded[m.role] = crop_to_window(loaded[m.role], m.crop)
     result, options, note = _combine(job, accepted, loaded.get("bias"), loaded.get("dark"))
+    agreement = None
+    if job.night_of:
+        agreement = _nights_agree(job, accepted, loaded, result.ccd)
+        if not agreement.stable:
+            return MasterRefused(f"not stable across nights: {agreement.describe()}",
+                                 tuple(rejected))
     parameters: dict[str, Any] = {
         "preparation": job.prepare.describe(), "combine": describe_combine(options),
         "flat_scale": "median of the profile's flat scale region"}
@@ -428,6 +449,8 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         parameters["crops"] = crops
     if note is not None:
         parameters["combine_note"] = note
+    if agreement is not None:
+        parameters["night_scatter"] = agreement.scatter
     digest = parameters_digest(parameters)
 
     ccd = result.ccd

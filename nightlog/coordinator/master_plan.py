@@ -34,6 +34,7 @@ from nightlog.calibration.health import HealthSettings
 from nightlog.calibration.health_check import judge_master
 from nightlog.calibration.input_checks import CalibrationInput, check_header
 from nightlog.calibration.matching import match_kind
+from nightlog.calibration.missing import missing_policy, provisional_minimum
 from nightlog.catalogue.alarms import record_alarm
 from nightlog.catalogue.masters import (
     MasterInputRecord,
@@ -47,11 +48,11 @@ from nightlog.coordinator.master_job import BuiltMaster, MasterJob, MasterRef
 from nightlog.coordinator.provenance import set_master_cards
 from nightlog.coordinator.window_plan import master_crops
 from nightlog.notify.events import queue_alarm
-from nightlog.states import BuildStatus, FailureCause
+from nightlog.states import BuildStatus, FailureCause, MissingPolicy
 from nightlog.store.layout import name_beside
 
 __all__ = ["CALIBRATED_WITH", "BuildOutcome", "DueGroup", "MasterPlan", "calibration_input",
-           "plan_master", "record_master"]
+           "master_flags", "plan_master", "record_master"]
 
 #: The masters each kind is calibrated with before it is combined.
 CALIBRATED_WITH: dict[str, tuple[str, ...]] = {"bias": (), "dark": ("bias",),
@@ -66,6 +67,12 @@ class DueGroup:
     night: dt.date
     frame_ids: tuple[int, ...]
     previous_id: int | None
+    #: Completed with frames of the neighbouring nights (the profile's fallback_nights).
+    multi_night: bool = False
+    #: Fewer frames than min_frames (the profile's provisional_min_frames).
+    provisional: bool = False
+    #: The nights its frames come from.
+    nights: tuple[dt.date, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -76,7 +83,9 @@ class DueGroup:
 class BuildOutcome:
     """What happened to one due group.
 
-    ``status`` is ``built``, ``skipped`` (``reason`` says why) or ``failed``;
+    ``status`` is ``built``, ``skipped`` (``reason`` says why), ``too-few`` (the
+    group is short of frames: ``n_used`` its count, ``reason`` what is missing) or
+    ``failed``; ``flags`` say a master is ``multi-night`` or ``provisional``;
     ``cause`` says why it failed (the catalogue away, the archive refusing writes,
     or the work itself); ``seconds`` and ``worker`` say where the build ran and how long
     it took; ``warnings`` are the master's header figures that disagree with its
@@ -96,6 +105,13 @@ class BuildOutcome:
     worker: str = ""
     cause: FailureCause | None = None
     warnings: list[str] = field(default_factory=list)
+    flags: tuple[str, ...] = ()
+
+
+def master_flags(multi_night: bool, provisional: bool) -> tuple[str, ...]:
+    """The words of a master's flags, as ``calib list`` and ``match`` show them."""
+    return (("multi-night",) if multi_night else ()) + (("provisional",) if provisional
+                                                        else ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +137,8 @@ class MasterPlan:
     header: dict[str, tuple[str, float]] = field(default_factory=dict)
     profile_gain: float | None = None
     quantisation_step: float | None = None
+    multi_night: bool = False
+    provisional: bool = False
 
 
 def calibration_input(frame: Frame) -> CalibrationInput:
@@ -135,12 +153,17 @@ def calibration_input(frame: Frame) -> CalibrationInput:
         amplifiers=frame.amplifiers)
 
 
-def _cards(kind: str, night: dt.date, version: int, software_version: str,
+def _cards(kind: str, due: DueGroup, version: int, software_version: str,
            used: dict[str, Master | None], roles: tuple[str, ...]
            ) -> tuple[tuple[str, Any, str], ...]:
     header = fits.Header()
     header["NLKIND"] = (kind, "nightlog master kind")
-    header["NLNIGHT"] = (night.isoformat(), "observing night of the inputs")
+    header["NLNIGHT"] = (due.night.isoformat(), "observing night of the inputs")
+    header["NLMULTI"] = (due.multi_night, "combined from frames of several nights")
+    if due.multi_night:
+        header["NLNIGHTS"] = (",".join(n.strftime("%m%d") for n in due.nights)[:68],
+                              "nights (MMDD) of the inputs")
+    header["NLPROV"] = (due.provisional, "provisional: fewer frames than min_frames")
     header["NLVERS"] = (version, "version of this group's master")
     header["NLSOFT"] = (software_version, "nightlog version")
     set_master_cards(header, used, roles=roles)
@@ -174,7 +197,9 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
         # A flat's build subtracts one dark: an interpolated pair is for science.
         match = match_kind(session, first, role, profile, ctx.policy, at=mid,
                            allow_pair=False)
-        if match.chosen is None and ctx.policy.on_missing.get(role) == "stop":
+        if (match.chosen is None
+                and missing_policy(profile, ctx.policy, role) is not MissingPolicy.REDUCE_WITHOUT):
+            # fail and hold alike: the group waits (its frames stay in no master).
             skipped.reason = f"needs a {role} master: {match.reason}"
             return skipped
         used[role] = match.chosen
@@ -183,6 +208,8 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
     accepted, rejected = check_header(due.kind, considered,
                                       dark_temp_tolerance=profile.dark_temp_tolerance)
     minimum = profile.min_frames.get(due.kind, 5)
+    if due.provisional:
+        minimum = provisional_minimum(profile, due.kind) or minimum
     if len(accepted) < minimum:
         skipped.rejected = rejected
         skipped.reason = (f"{len(accepted)} usable frame(s) after checks, {minimum} needed"
@@ -217,11 +244,13 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
         flat_region=profile.flat_scale_slices(
             prepare.trimmed_shape((first.naxis2, first.naxis1))),
         target=str(path),
-        cards=_cards(due.kind, due.night, version, ctx.software_version, used, roles),
+        cards=_cards(due.kind, due, version, ctx.software_version, used, roles),
         memory_limit=ctx.memory_limit, combine=ctx.combine,
         scratch_dir=None if ctx.scratch_dir is None else str(ctx.scratch_dir),
         mode=ctx.layout.file_mode(), read_noise_map=profile.read_noise_map,
-        noisy_factor=profile.noisy_factor, quantisation_step=profile.quantisation_step)
+        noisy_factor=profile.noisy_factor, quantisation_step=profile.quantisation_step,
+        night_of=(tuple((f.id, f.night.isoformat()) for f in members) if due.multi_night
+                  else ()))
     return MasterPlan(
         job=job, kind=due.kind, night=due.night, group_key=due.group.key,
         group={k: v for k, v in due.group.values}, profile=profile.name,
@@ -231,7 +260,8 @@ def plan_master(session: Session, due: DueGroup, ctx: JobContext
         software_version=ctx.software_version,
         header=header_numbers(first.header, profile.gain_keywords,
                               profile.read_noise_keywords),
-        profile_gain=profile.gain, quantisation_step=profile.quantisation_step)
+        profile_gain=profile.gain, quantisation_step=profile.quantisation_step,
+        multi_night=due.multi_night, provisional=due.provisional)
 
 
 def record_master(session: Session, plan: MasterPlan, built: BuiltMaster
@@ -263,6 +293,7 @@ def record_master(session: Session, plan: MasterPlan, built: BuiltMaster
         sha256=built.sha256, size=built.size, first_obs=built.first_obs,
         last_obs=built.last_obs, n_frames=len(built.used), stats=stats,
         parameters=built.parameters, software_version=plan.software_version,
+        multi_night=plan.multi_night, provisional=plan.provisional,
     ), [MasterInputRecord(frame_id=f.id, sha256=f.sha256, used=f.id not in reasons,
                           reason=reasons.get(f.id)) for f in plan.job.considered],
         supersedes=plan.previous_id)

@@ -57,11 +57,13 @@ from nightlog.coordinator.master_plan import (
     BuildOutcome,
     DueGroup,
     MasterPlan,
+    master_flags,
     plan_master,
     record_health,
     record_master,
 )
 from nightlog.coordinator.retry import failure_cause
+from nightlog.coordinator.short_groups import GroupChoice, ShortGroup, choose_short
 from nightlog.coordinator.temporaries import sweep_archive
 from nightlog.errors import NightlogError
 from nightlog.states import BuildStatus, FrameStatus
@@ -86,12 +88,14 @@ def _candidate_nights(session: Session) -> list[dt.date]:
     return sorted(r[0] for r in rows)
 
 
-def find_due(session: Session, ctx: JobContext, *, night: dt.date | None = None
-             ) -> list[DueGroup]:
+def find_due(session: Session, ctx: JobContext, *, night: dt.date | None = None,
+             short: list[ShortGroup] | None = None) -> list[DueGroup]:
     """Groups that need a (new version of their) master, bias before dark before flat.
 
     Without ``night``, only nights with calibration frames not yet in any master
-    are looked at.
+    are looked at. A group short of frames is completed by the profile's policy
+    (:func:`~nightlog.coordinator.short_groups.choose_short`: multi-night, or
+    provisional); one it cannot complete is appended to ``short``.
     """
     nights = [night] if night is not None else _candidate_nights(session)
     due: list[DueGroup] = []
@@ -107,10 +111,16 @@ def find_due(session: Session, ctx: JobContext, *, night: dt.date | None = None
             groups.setdefault(spec.key, (spec, []))[1].append(frame)
         for spec, members in groups.values():
             profile = ctx.registry.get(spec.profile)
+            choice = GroupChoice(tuple(members), (n,))
             if len(members) < profile.min_frames.get(spec.kind, 5):
-                continue
+                found = choose_short(session, ctx, spec, n, members)
+                if isinstance(found, ShortGroup):
+                    if short is not None:
+                        short.append(found)
+                    continue
+                choice = found
             previous = latest_version(session, spec.key, n)
-            ids = tuple(f.id for f in members)
+            ids = tuple(f.id for f in choice.frames)
             if previous is not None:
                 # An external master (calib add) stands until the group's frames
                 # differ from those of the newest master nightlog built of them.
@@ -120,7 +130,9 @@ def find_due(session: Session, ctx: JobContext, *, night: dt.date | None = None
                           else {mi.frame_id for mi, _ in inputs_of(session, built)})
                 if before == set(ids):
                     continue
-            due.append(DueGroup(spec, n, ids, None if previous is None else previous.id))
+            due.append(DueGroup(spec, n, ids, None if previous is None else previous.id,
+                                multi_night=choice.multi_night,
+                                provisional=choice.provisional, nights=choice.nights))
     due.sort(key=lambda d: (d.night, _ORDER[d.kind], d.group.key))
     return due
 
@@ -170,7 +182,8 @@ class _MasterBuilds:
                                status=BuildStatus.BUILT, master_id=master_id, version=version,
                                n_used=len(built.used), rejected=list(built.rejected),
                                seconds=built.seconds, worker=built.worker,
-                               warnings=warnings if ours else [])
+                               warnings=warnings if ours else [],
+                               flags=master_flags(item.multi_night, item.provisional))
         for text in outcome.warnings:
             log.warning("%s master %s: %s", item.kind, master_id, text,
                         extra={"event": "header-disagrees", "master": master_id})
@@ -247,7 +260,9 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
     Returns
     -------
     list of BuildOutcome
-        One per group looked at, by night, then bias, dark, flat.
+        One per group looked at, by night, then bias, dark, flat; a group short of
+        frames that the profile's policy could not complete is ``too-few``, with
+        its count and what is missing.
 
     Notes
     -----
@@ -265,10 +280,15 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
     outcomes: list[BuildOutcome] = []
     done: set[tuple[str, dt.date]] = set()
 
+    short: dict[tuple[str, dt.date], ShortGroup] = {}
+
     def _due() -> list[DueGroup]:
+        found: list[ShortGroup] = []
         with make_session() as session:
-            return [d for d in find_due(session, ctx, night=night)
-                    if (d.group.key, d.night) not in done]
+            due = [d for d in find_due(session, ctx, night=night, short=found)
+                   if (d.group.key, d.night) not in done]
+        short.update(((g.group.key, g.night), g) for g in found)
+        return due
 
     with contextlib.ExitStack() as stack:
         if executor is None:
@@ -281,6 +301,9 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
                     break
                 done.update((d.group.key, d.night) for d in due)
                 outcomes.extend(builds.build(due))
+    outcomes.extend(BuildOutcome(kind=g.kind, night=g.night, group_key=g.group.key,
+                                 status=BuildStatus.TOO_FEW, reason=g.missing, n_used=g.count)
+                    for key, g in short.items() if key not in done)
     outcomes.sort(key=lambda o: (o.night, _ORDER[o.kind], o.group_key))
     return outcomes
 

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.frames import unreduced_science_by_night
+from nightlog.catalogue.holds import held_frames
 from nightlog.catalogue.queries import latest_night
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.executors import open_executor
@@ -60,6 +61,10 @@ class NightRun:
     other_nights : dict of datetime.date to int
         With one night finished: the other nights whose science frames still have
         no final product, and how many each (see :func:`other_nights_note`).
+    held_again : list of int
+        Frames of other nights held for a master (the profile's ``missing =
+        "hold"``), tried again at the end of ``frame_ids`` once their nights' due
+        masters were built.
     """
 
     night: dt.date | None
@@ -71,6 +76,7 @@ class NightRun:
     outcomes: list[ReduceOutcome] = field(default_factory=list)
     no_frames: bool = False
     other_nights: dict[dt.date, int] = field(default_factory=dict)
+    held_again: list[int] = field(default_factory=list)
 
 
 def _chosen(*given: object) -> int:
@@ -146,12 +152,23 @@ def finish_night(engine: Engine, ctx: JobContext, *, night: dt.date | None = Non
             return run
     # One set of workers for the night: the masters are built on them, then the
     # frames reduced, with no second start-up.
+    with make_session() as session:
+        held = {} if frame_ids else held_frames(session)
     with open_executor(run.workers, address) as executor:
         if build:
             run.builds = run_build(engine, ctx, night=run.night, executor=executor)
+            # The nights of frames held for a master: theirs may be due by now.
+            for other in sorted(held):
+                if run.night is not None and other != run.night:
+                    run.builds += run_build(engine, ctx, night=other, executor=executor,
+                                            sweep=False)
         if not frame_ids:
             with make_session() as session:
                 run.frame_ids = science_frames(session, night=run.night, since=since)
+            # Frames of other nights held for a master come again: it may be here.
+            chosen = set(run.frame_ids)
+            run.held_again = [i for ids in held.values() for i in ids if i not in chosen]
+            run.frame_ids += run.held_again
         if build:
             # After the flats, before the frames it corrects: the night-sky
             # illumination models of the profiles that ask for one.

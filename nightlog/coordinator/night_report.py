@@ -36,6 +36,7 @@ from nightlog.calibration.trends import (
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.fences import list_fences
 from nightlog.catalogue.history import HistoryFilter, master_history
+from nightlog.catalogue.holds import HeldFrame, holds_of_night
 from nightlog.catalogue.models import Master
 from nightlog.catalogue.night_summary import (
     MasterFacts,
@@ -46,6 +47,7 @@ from nightlog.catalogue.night_summary import (
     night_facts,
     night_failures,
 )
+from nightlog.catalogue.problems import ReducedWithout, reduced_without
 from nightlog.catalogue.quality import QualityRecord, quality_of
 from nightlog.catalogue.quarantine import list_quarantined
 from nightlog.catalogue.queries import latest_night
@@ -191,20 +193,31 @@ def _recorded_failures(session: Session, night: dt.date) -> list[FailedReduction
         return failures_of_night(session, night)
 
 
-def reduction_problems(failed: Iterable[FailedReduction], gaps: Iterable[ReductionGap]
+def reduction_problems(failed: Iterable[FailedReduction], gaps: Iterable[ReductionGap],
+                       held: Iterable[HeldFrame] = (), without: Iterable[ReducedWithout] = ()
                        ) -> tuple[Problem, ...]:
-    """The page's rows for frames whose reduction failed or left no product.
+    """The page's rows for frames whose reduction failed, waits, or lacks a step.
 
     ``failed`` are the recorded failures (:func:`failures_of_night`: exception and
-    message, after the retries); ``gaps`` the frames without a current product
-    (:func:`night_failures`), shown only when no failure explains them (a policy
-    stop, a flagged frame, a reduction that never ran).
+    message, after the retries); ``held`` the frames held or stopped for want of a
+    master (:func:`~nightlog.catalogue.holds.holds_of_night`); ``without`` those
+    reduced without a step (:func:`~nightlog.catalogue.problems.reduced_without`);
+    ``gaps`` the frames without a current product (:func:`night_failures`), shown
+    only when nothing else explains them (a flagged frame, a reduction that never ran).
     """
     rows = [Problem(what=f"science frame {f.frame_id}: {f.kind} reduction failed "
                          f"({f.attempts} tries, {f.times_failed} run(s))",
                     path=f.path, reason=f"{f.error}: {f.reason}", when=f.failed_at)
             for f in failed]
     explained = {f.frame_id for f in failed}
+    for h in held:
+        rows.append(Problem(what=f"science frame {h.frame_id}: {h.state} for want of "
+                                 f"{', '.join(h.steps)}", path=h.path, reason=h.reason,
+                            when=h.since))
+        explained.add(h.frame_id)
+    rows += [Problem(what=f"science frame {w.frame_id}: reduced without "
+                          f"{', '.join(w.steps)}", path=w.path, reason=w.reason,
+                     when=w.obs_time) for w in without]
     rows += [Problem(what=f"science frame {g.frame.id}", path=g.frame.path, reason=g.reason,
                      when=g.frame.obs_time) for g in gaps if g.frame.id not in explained]
     return tuple(rows)
@@ -241,7 +254,9 @@ def build_report(session: Session, ctx: JobContext, night: dt.date, *,
                      for c in facts.counts),
         masters=masters, trends=trends, science=science,
         failures=reduction_problems(_recorded_failures(session, night),
-                                    night_failures(session, night)),
+                                    night_failures(session, night),
+                                    holds_of_night(session, night),
+                                    reduced_without(session, night)),
         quarantined=quarantined,
         alarms=night_alarms(session, night), coverage=coverage, todo=todo,
         calibrations=tuple(CalibrationMark(kind, when)

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from nightlog.catalogue.claims import FrameClaims
 from nightlog.catalogue.frames import science_frame_ids
+from nightlog.catalogue.holds import record_hold, resolve_hold
 from nightlog.catalogue.models import Frame
 from nightlog.catalogue.products import current_product
 from nightlog.catalogue.reductions import resolve_failure
@@ -58,9 +59,10 @@ from nightlog.coordinator.reduce_plan import (
     plan_frame,
     record_reduction,
     science_parameters,
+    without_reason,
 )
 from nightlog.coordinator.temporaries import sweep_archive
-from nightlog.states import ProductKind, ReduceStatus
+from nightlog.states import HoldState, ProductKind, ReduceStatus
 
 __all__ = ["ReduceInterrupted", "ReduceOutcome", "ReduceStopped", "current_product",
            "inputs_key", "reduce_frame", "run_reduce", "science_frames",
@@ -80,13 +82,18 @@ def reduce_frame(session: Session, frame: Frame, ctx: JobContext, *,
     plan = plan_frame(session, frame, ctx, kind=kind, live=live, force=force,
                       redo_superseded=redo_superseded, cosmic_threads=cosmic_threads)
     if isinstance(plan, ReduceOutcome):
+        if plan.status in (ReduceStatus.HELD, ReduceStatus.STOPPED):
+            record_hold(session, frame.id, state=HoldState(plan.status), steps=plan.missing,
+                        reason=plan.reason)
         return plan
     made = reduce_job(plan.job)
     written.append(Path(made.path))
     product = record_reduction(session, plan, made)
     resolve_failure(session, frame.id)
+    resolve_hold(session, frame.id)
     return ReduceOutcome(frame.id, ReduceStatus.REDUCED, product_id=product.id,
-                         missing=plan.missing, attempts=1, seconds=made.seconds,
+                         missing=plan.missing, reason=without_reason(plan.missing_reasons),
+                         attempts=1, seconds=made.seconds,
                          peak_rss=made.peak_rss, worker=made.worker,
                          cpu_seconds=made.cpu_seconds)
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nightlog.catalogue.claims import FrameClaims
 from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.holds import record_hold, resolve_hold
 from nightlog.catalogue.models import Frame
 from nightlog.catalogue.reductions import record_failure, resolve_failure
 from nightlog.coordinator.context import JobContext
@@ -37,11 +38,12 @@ from nightlog.coordinator.reduce_plan import (
     plan_frame,
     record_reduction,
     reduced_meanwhile,
+    without_reason,
 )
 from nightlog.coordinator.replaced_files import set_aside_replaced
 from nightlog.coordinator.retry import CatalogueUnreachable, Stopped, failure_cause
 from nightlog.errors import CatalogueError, NightlogError
-from nightlog.states import FailureCause, ReduceStatus
+from nightlog.states import FailureCause, HoldState, ReduceStatus
 
 __all__ = ["FrameDispatcher", "ReduceInterrupted", "ReduceStopped"]
 
@@ -129,6 +131,8 @@ class FrameDispatcher:
                 self.fail(frame_id, exc, key=None)
                 continue
             if isinstance(plan, ReduceOutcome):
+                if plan.status in (ReduceStatus.HELD, ReduceStatus.STOPPED):
+                    self.hold(plan)
                 self.finish(plan)
             else:
                 self.submit(plan)
@@ -141,6 +145,23 @@ class FrameDispatcher:
                                      cause=FailureCause.WORK)
             return plan_frame(session, frame, self.ctx, **self.options,
                               cosmic_threads=self.executor.threads)
+
+    def hold(self, outcome: ReduceOutcome) -> None:
+        """Record that a frame waits for (or was stopped for want of) a master, in its
+        own transaction; the outcome says it whether or not the row is written."""
+        def _record() -> None:
+            with self.make_session() as session, session.begin():
+                if session.get(Frame, outcome.frame_id) is not None:
+                    record_hold(session, outcome.frame_id, state=HoldState(outcome.status),
+                                steps=outcome.missing, reason=outcome.reason)
+
+        try:
+            self.ctx.db_backoff.call(_record)
+        except _CATALOGUE_GONE:
+            self.claims.release(outcome.frame_id)
+            raise
+        except (SQLAlchemyError, CatalogueError):
+            pass
 
     def submit(self, plan: FramePlan) -> None:
         self.attempts[plan.job.frame_id] += 1
@@ -184,6 +205,7 @@ class FrameDispatcher:
                     return done.id, done.path == made.path
                 product_id = record_reduction(session, plan, made).id
                 resolve_failure(session, frame_id)
+                resolve_hold(session, frame_id)
                 return product_id, True
 
         try:
@@ -207,6 +229,7 @@ class FrameDispatcher:
             return
         set_aside_replaced(self.make_session, product_id)
         self.finish(ReduceOutcome(frame_id, ReduceStatus.REDUCED, product_id=product_id,
+                                  reason=without_reason(plan.missing_reasons),
                                   missing=plan.missing, attempts=self.attempts[frame_id],
                                   seconds=made.seconds, peak_rss=made.peak_rss,
                                   worker=made.worker, cpu_seconds=made.cpu_seconds))

@@ -38,6 +38,7 @@ from nightlog.calibration.detector_numbers import (
     warn_if_assumed,
 )
 from nightlog.calibration.matching import KindMatch, match_frame
+from nightlog.calibration.missing import missing_policy
 from nightlog.catalogue.models import Frame, Master, Product
 from nightlog.catalogue.products import (
     NewProduct,
@@ -67,19 +68,21 @@ from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.dark_temperature import DarkTemperature
 from nightlog.reduction.interchange import time_cards
 from nightlog.reduction.science import OverscanParameters, ScienceParameters
-from nightlog.states import FailureCause, ProductKind, ReduceStatus
+from nightlog.states import FailureCause, MissingPolicy, ProductKind, ReduceStatus
 from nightlog.store.layout import name_beside
 
 __all__ = ["FramePlan", "ReduceOutcome", "inputs_key", "new_product", "plan_frame",
-           "record_reduction", "reduced_meanwhile", "science_parameters"]
+           "record_reduction", "reduced_meanwhile", "science_parameters", "without_reason"]
 
 
 @dataclass(slots=True)
 class ReduceOutcome:
     """What happened to one frame.
 
-    ``status`` is ``reduced``, ``up-to-date`` (skipped: same inputs), ``stopped``
-    (the policy refuses without a master) or ``failed`` (``reason`` says why, after
+    ``status`` is ``reduced`` (``missing`` the steps it was reduced without),
+    ``up-to-date`` (skipped: same inputs), ``held`` (the profile's ``missing =
+    "hold"``: waiting for the ``missing`` masters), ``stopped`` (``missing =
+    "fail"``) or ``failed`` (``reason`` says why, after
     ``attempts`` tries, and ``cause`` whether the catalogue, the archive or the
     work itself failed). ``seconds``, ``cpu_seconds`` and ``peak_rss`` come from
     the worker that reduced it.
@@ -248,8 +251,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         The plan, or the outcome when there is nothing to reduce: ``up-to-date``
         (its current final product has the same inputs key, or any inputs key
         without ``redo_superseded``, and its file exists; ``force`` redoes it
-        anyway) or ``stopped``
-        (the policy refuses to go on without a master).
+        anyway), ``held`` or ``stopped`` (the profile's ``missing`` policy waits, or
+        refuses to go on, without a master).
     """
     profile = ctx.profile_of(frame)
     matches: dict[str, KindMatch] = match_frame(session, frame, profile, ctx.policy, live=live,
@@ -257,16 +260,24 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     chosen: dict[str, Master | None] = {}
     missing: list[str] = []
     reasons: dict[str, str] = {}
+    by_policy: dict[MissingPolicy, list[str]] = {p: [] for p in MissingPolicy}
     for role, match in matches.items():
         chosen[role] = match.chosen
         if match.second is not None:
             chosen[SECOND_DARK] = match.second
         if match.chosen is None:
-            if ctx.policy.on_missing.get(role, "skip") == "stop":
-                return ReduceOutcome(frame.id, ReduceStatus.STOPPED,
-                                     reason=f"{role}: {match.reason}")
-            missing.append(role)
+            rule = missing_policy(profile, ctx.policy, role)
+            if rule is MissingPolicy.HOLD and kind != ProductKind.FINAL:
+                rule = MissingPolicy.REDUCE_WITHOUT  # a quick-look never waits
+            by_policy[rule].append(role)
             reasons[role] = match.reason
+    for rule, status in ((MissingPolicy.FAIL, ReduceStatus.STOPPED),
+                         (MissingPolicy.HOLD, ReduceStatus.HELD)):
+        if by_policy[rule]:
+            roles = by_policy[rule]
+            return ReduceOutcome(frame.id, status, missing=tuple(roles),
+                                 reason="; ".join(f"{r}: {reasons[r]}" for r in roles))
+    missing = by_policy[MissingPolicy.REDUCE_WITHOUT]
     numbers = detector_numbers(frame, profile, chosen.get("bias"), chosen.get("flat"))
     warn_if_assumed(numbers, profile.name)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
@@ -324,9 +335,13 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      replaces=None if existing is None else existing.id,
                      detector={k: v.as_dict() for k, v in numbers.items()},
                      window=window_record(frame, sections),
-                     missing_reasons=reasons,
-
+                     missing_reasons={r: reasons[r] for r in missing},
                      quality=ctx.quality)
+
+
+def without_reason(reasons: dict[str, str]) -> str:
+    """The words of a frame reduced without steps: each step with why it had no master."""
+    return "; ".join(f"reduced without {role}: {why}" for role, why in reasons.items())
 
 
 def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
@@ -337,7 +352,9 @@ def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
         parameters={"science": plan.science, "digest": plan.digest, "live": plan.live,
                     "threads": plan.threads, "steps": made.steps,
                     "detector": plan.detector,
-                    **({"window": plan.window} if plan.window else {})},
+                    **({"window": plan.window} if plan.window else {}),
+                    **({"missing_reasons": plan.missing_reasons}
+                       if plan.missing_reasons else {})},
         missing_steps=plan.missing,
         stats={"steps": {s["name"]: s["summary"] for s in made.steps},
                **({"missing": plan.missing_reasons} if plan.missing_reasons else {})},

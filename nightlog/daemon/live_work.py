@@ -169,14 +169,20 @@ class LiveWork:
             if o.status == BuildStatus.BUILT:
                 log.info("built %s master %s v%s of %s (%d frames)", o.kind, o.master_id,
                          o.version, o.night, o.n_used, extra=extra)
+            elif o.status == BuildStatus.TOO_FEW:
+                # A group still filling up during the night: said, without alarm (the
+                # morning run's summary and the report count what stays short).
+                log.info("%s master of %s not yet: %s", o.kind, o.night, o.reason,
+                         extra={**extra, "reason": o.reason})
             else:
                 log.warning("%s %s master of %s: %s", o.status, o.kind, o.night, o.reason,
                             extra={**extra, "reason": o.reason})
                 if o.cause == FailureCause.CATALOGUE:
                     self._calib_first = self._calib_last = self.clock()  # try again
         built = sum(1 for o in outcomes if o.status == BuildStatus.BUILT)
-        if outcomes:
-            self.stats.did(f"built {built} master(s) of {len(outcomes)} due")
+        due = [o for o in outcomes if o.status != BuildStatus.TOO_FEW]
+        if due:
+            self.stats.did(f"built {built} master(s) of {len(due)} due")
 
     def _after_build_store(self, outcomes: Sequence[BuildOutcome]) -> None:
         """Builds that failed on the store are tried again after the backoff."""

@@ -206,6 +206,7 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
                    set_temp: float | None = None,
                    twilight_gradient: float = 0.0, sky_gradient: float | None = None,
                    dither_px: float = 0.0,
+                   detector_seed: int | None = None,
                    progress: Callable[[int, int], None] | None = None) -> SimulatedNight:
     """Write a seeded, realistic night of raw frames of ``camera`` into ``outdir``.
 
@@ -254,6 +255,10 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
     dither_px : float
         Rms pointing offset between science frames in full-size pixels, besides
         the guiding jitter (0: none). LFC and Aspen only.
+    detector_seed : int or None
+        Seed of the detector alone (bias structure, dark current, flat field, bad
+        pixels); ``None``: ``seed``. The same detector on several nights: one
+        ``detector_seed``, a ``seed`` per night (the LFC and the Aspen).
     progress : callable or None
         Called as ``progress(done, total)`` before the first and after each frame.
 
@@ -312,7 +317,8 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
                               scale=geom.scale, shape=shape)
 
     frames = plan_night(model, night_date, counts, _rng(seed_value, model, _STREAM_PLAN))
-    maps = build_detector(model, geom, _rng(seed_value, model, _STREAM_DETECTOR))
+    maps = build_detector(model, geom, _rng(seed_value if detector_seed is None
+                                            else int(detector_seed), model, _STREAM_DETECTOR))
     if dark_factor != 1.0:
         dark_e = maps.dark_e * np.float32(dark_factor)
         maps = dataclasses.replace(maps, dark_e=dark_e,

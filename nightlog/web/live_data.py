@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from nightlog.calibration.trends import TREND_METRICS
 from nightlog.catalogue.daemons import is_alive, recent_daemons
+from nightlog.catalogue.holds import holds_of_night
 from nightlog.catalogue.listing import ProductFilter, product_rows
 from nightlog.catalogue.live import change_mark, get_frame, night_frames
 from nightlog.catalogue.masters import MasterFilter, find_masters, get_master
 from nightlog.catalogue.night_summary import ProductFacts, night_failures
+from nightlog.catalogue.problems import reduced_without
 from nightlog.catalogue.provenance import find_product, provenance_tree
 from nightlog.catalogue.quarantine import list_quarantined
 from nightlog.catalogue.queries import latest_night, night_counts
@@ -159,7 +161,9 @@ def night_view(session: Session, night: dt.date | None, now: dt.datetime) -> dic
                                                            MasterFilter(night=the_night))]
     doc["problems"] = [{"what": p.what, "file": os.path.basename(p.path), "path": p.path,
                         "reason": p.reason, "when": _iso(p.when)}
-                       for p in reduction_problems(failures, night_failures(session, the_night))]
+                       for p in reduction_problems(failures, night_failures(session, the_night),
+                                                  holds_of_night(session, the_night),
+                                                  reduced_without(session, the_night))]
     return doc
 
 

@@ -204,6 +204,17 @@ class InstrumentProfile:
         :mod:`nightlog.header.pointing`.
     min_frames : mapping
         Fewest frames for a master, per ``bias``/``dark``/``flat``.
+    missing : mapping
+        Per kind, what reducing a frame does when no master of that kind matches:
+        ``reduce-without``, ``hold`` or ``fail`` (:class:`~nightlog.states.MissingPolicy`);
+        a kind absent here follows the site's ``[calibration] on_missing``.
+    fallback_nights : mapping
+        Per kind, a group of one night with fewer than ``min_frames`` frames is
+        combined with the same group's frames of the nights within this many nights
+        (nearest first) into one master flagged multi-night; absent or 0: never.
+    provisional_min_frames : mapping
+        Per kind, a group with fewer than ``min_frames`` but at least this many frames
+        (and no multi-night master) gives a master flagged provisional; absent: never.
     calibration_keys : mapping
         NormalizedHeader fields that must agree between a master and its frames.
     setup_keys : tuple of str
@@ -298,6 +309,10 @@ class InstrumentProfile:
     illumination_degree: int = 2
     pixel_scale_arcsec: float | None = None
     min_frames: Mapping[str, int] = field(default_factory=lambda: DEFAULT_MIN_FRAMES)
+    missing: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    fallback_nights: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    provisional_min_frames: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({}))
     calibration_keys: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: DEFAULT_CALIBRATION_KEYS)
     setup_keys: tuple[str, ...] = _SETUP

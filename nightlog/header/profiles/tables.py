@@ -9,8 +9,9 @@ built-in file). Tables combine in two ways, both with the same merge rule:
   rules, ``priority``, ``description`` and ``extends`` itself are not inherited.
 
 Merge rule: a key of the later table replaces the key of the earlier one, whole;
-only ``frame_types``, ``min_frames`` and ``calibration_keys`` are merged one level
-deeper (per frame kind). Every key is checked here, so a typo fails at load time
+only ``frame_types``, ``min_frames``, ``calibration_keys`` and the missing-calibration
+policy (``missing``, ``fallback_nights``, ``provisional_min_frames``) are merged one
+level deeper (per frame kind). Every key is checked here, so a typo fails at load time
 with a :class:`~nightlog.errors.ProfileError` naming the profile and the key.
 """
 
@@ -53,10 +54,12 @@ from nightlog.header.profiles.table_values import (
 from nightlog.header.window import WINDOW_SOURCES
 from nightlog.sections import parse_section
 from nightlog.settings_keys import refuse_unknown
+from nightlog.states import MissingPolicy
 
 __all__ = ["KNOWN_KEYS", "merge_tables", "profile_from_table", "resolve_tables"]
 
-_DEEP_KEYS = ("frame_types", "min_frames", "calibration_keys")
+_DEEP_KEYS = ("frame_types", "min_frames", "calibration_keys", "missing", "fallback_nights",
+              "provisional_min_frames")
 _NOT_INHERITED = ("match", "match_regex", "priority", "description", "extends")
 _CALIBRATION_KINDS = ("bias", "dark", "flat")
 _FRAME_KINDS = ("bias", "dark", "flat", "science")
@@ -221,6 +224,12 @@ _CONVERTERS: dict[str, _Converter] = {
                                             lambda a, b, c: _int(a, b, c, 1), DEFAULT_MIN_FRAMES),
     "calibration_keys": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS, _grouping,
                                                   DEFAULT_CALIBRATION_KEYS),
+    "missing": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS,
+                                         _choice(tuple(MissingPolicy)), {}),
+    "fallback_nights": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS,
+                                                 lambda a, b, c: _int(a, b, c, 0), {}),
+    "provisional_min_frames": lambda n, k, v: _per_kind(n, k, v, _CALIBRATION_KINDS,
+                                                        lambda a, b, c: _int(a, b, c, 1), {}),
     "setup_keys": _grouping,
     "file_patterns": _strings,
     "amplifiers": _amplifiers,
