@@ -29,6 +29,7 @@ from nightlog.header.model import Site
 from nightlog.notify.config import NotifySettings, notify_from
 from nightlog.quality_rules import QualitySettings, quality_from
 from nightlog.redaction import redact_url
+from nightlog.settings_cosmic_rays import CosmicRayConfig, cosmic_rays_from
 from nightlog.settings_keys import SECTION_KEYS, TOP_SECTIONS, refuse_unknown
 from nightlog.settings_sections import (
     CombineSettings,
@@ -88,6 +89,9 @@ class Settings:
         The quality rules (``[quality]``, :mod:`nightlog.quality_rules`).
     combine : CombineSettings
         How the frames of masters are clipped (``[combine]``).
+    cosmic_rays : CosmicRayConfig
+        L.A.Cosmic's settings, per profile (``[cosmic_rays]``,
+        :mod:`nightlog.settings_cosmic_rays`).
     """
 
     archive_root: Path
@@ -106,6 +110,7 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     combine: CombineSettings = field(default_factory=CombineSettings)
+    cosmic_rays: CosmicRayConfig = field(default_factory=CosmicRayConfig)
 
     @property
     def safe_database_url(self) -> str:
@@ -249,4 +254,5 @@ def load_settings(
         notify=notify_from(_table(data, "notify")),
         quality=quality_from(_table(data, "quality")),
         combine=combine_from(_table(data, "combine")),
+        cosmic_rays=cosmic_rays_from(_table(data, "cosmic_rays")),
     )

@@ -15,7 +15,13 @@ from typing import Any
 
 from nightlog.errors import ConfigurationError
 
-__all__ = ["SECTION_KEYS", "TOP_SECTIONS", "refuse_unknown"]
+__all__ = ["COSMIC_RAY_KEYS", "SECTION_KEYS", "TOP_SECTIONS", "refuse_unknown"]
+
+#: The keys of ``[cosmic_rays]`` and of each ``[cosmic_rays.profiles.<name>]``: the
+#: fields of the reduction's ``CosmicRaySettings`` but ``threads``.
+COSMIC_RAY_KEYS: tuple[str, ...] = ("enabled", "sigclip", "sigfrac", "objlim", "niter",
+                                    "sepmed", "cleantype", "fsmode", "psfmodel", "psffwhm",
+                                    "psfsize", "clean", "scheduled")
 
 #: The keys of each section of ``nightlog.toml`` (``instruments`` holds one table
 #: per profile, checked by the profile loader).
@@ -34,6 +40,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "quality": ("program_keyword", "rules"),
     "combine": ("reject", "centre", "lsigma", "hsigma", "max_iters", "nkeep",
                 "frame_scales"),
+    "cosmic_rays": (*COSMIC_RAY_KEYS, "profiles"),
 }
 
 #: The sections of ``nightlog.toml``.

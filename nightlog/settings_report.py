@@ -21,7 +21,7 @@ from nightlog.calibration.policy import CALIBRATION_KINDS, CHECK_NAMES
 from nightlog.header.profiles import ProfileRegistry
 from nightlog.redaction import redact_text, redact_url
 from nightlog.settings import Settings, load_settings, read_config
-from nightlog.settings_keys import SECTION_KEYS
+from nightlog.settings_keys import COSMIC_RAY_KEYS, SECTION_KEYS
 
 __all__ = ["ConfigValue", "EffectiveConfig", "check_config", "effective_config"]
 
@@ -111,7 +111,23 @@ def _section_values(settings: Settings, section: str) -> dict[str, Any]:
                     "starttls": settings.notify.mail.starttls}}
     if section == "combine":
         return {key: getattr(settings.combine, key) for key in SECTION_KEYS["combine"]}
+    if section == "cosmic_rays":
+        return {**{key: getattr(settings.cosmic_rays.default, key) for key in COSMIC_RAY_KEYS},
+                "profiles": sorted(settings.cosmic_rays.profiles)}
     raise KeyError(section)
+
+
+def _cosmic_ray_profile_values(settings: Settings, table: Mapping[str, Any]
+                               ) -> list[ConfigValue]:
+    """Each ``[cosmic_rays.profiles.<name>]``: every key's value for that profile,
+    ``file`` where the profile's table or the section sets it, else ``default``."""
+    out = []
+    for name, given in (table.get("profiles") or {}).items():
+        chosen = settings.cosmic_rays.profiles[name]
+        out += [ConfigValue(f"cosmic_rays.profiles.{name}.{key}", getattr(chosen, key),
+                            FILE if key in given or key in table else DEFAULT)
+                for key in COSMIC_RAY_KEYS]
+    return out
 
 
 def _calibration_values(settings: Settings, table: Mapping[str, Any]
@@ -166,13 +182,14 @@ def effective_config(config_path: Path | None = None, *, env: Mapping[str, str] 
     settings = load_settings(config_path, env=env, cwd=cwd)
     values: list[ConfigValue] = []
     for section in ("archive", "database", "site", "watch", "ingest", "reduction", "combine",
-                    "health", "notify"):
+                    "cosmic_rays", "health", "notify"):
         table = data.get(section) or {}
         for key, value in _section_values(settings, section).items():
             source = FILE if key in table else DEFAULT
             if section == "database" and key == "url" and env.get("NIGHTLOG_DATABASE_URL"):
                 source = ENVIRONMENT
             values.append(ConfigValue(f"{section}.{key}", _plain(value), source))
+    values += _cosmic_ray_profile_values(settings, data.get("cosmic_rays") or {})
     values += _calibration_values(settings, data.get("calibration") or {})
     quality_table = data.get("quality") or {}
     values.append(ConfigValue("quality.program_keyword", settings.quality.program_keyword,
@@ -200,11 +217,13 @@ def check_config(config_path: Path | None = None, *, env: Mapping[str, str] | No
     Raises
     ------
     ConfigurationError
-        The first problem found (``ProfileError`` for an instrument profile, or an
-        ``ingest.default_profile`` that names none).
+        The first problem found (``ProfileError`` for an instrument profile, an
+        ``ingest.default_profile`` or a ``[cosmic_rays.profiles.<name>]`` that names
+        none).
     """
     settings = load_settings(config_path, env=env, cwd=cwd)
     registry = ProfileRegistry.from_settings(settings.instruments)
+    settings.cosmic_rays.check_profiles(registry.names)
     if settings.ingest.default_profile is not None:
         registry.get(settings.ingest.default_profile)
     return settings

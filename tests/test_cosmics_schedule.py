@@ -80,6 +80,21 @@ def test_scheduled_mask_and_cleaned_image_equal_astroscrappy(
     assert report.iterations <= niter
 
 
+def test_a_frame_with_nothing_to_flag_gives_astroscrappys_answer() -> None:
+    # No candidate anywhere: no patch runs. This once probed astroscrappy's C filters
+    # with a 1 x 1 patch, which corrupted the heap and aborted the process.
+    astroscrappy = leak_free_astroscrappy()
+    data, variance, bad = _frame(7, (512, 512), hits=0, stars=0, saturated=0)
+    keywords = dict(gain=GAIN, readnoise=READ_NOISE, satlevel=np.inf, sigclip=6.0,
+                    sigfrac=0.3, objlim=5.0, niter=1, sepmed=True)
+    theirs, their_clean = astroscrappy.detect_cosmics(
+        data, inmask=bad, invar=variance, cleantype="meanmask", fsmode="median", **keywords)
+    for _ in range(5):  # heap damage shows late: repeat
+        ours, our_clean, _ = scheduled_lacosmic(data, bad, variance, **keywords)
+        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(our_clean, their_clean)
+
+
 def test_later_iterations_run_only_near_what_changed(patches_always: None) -> None:
     data, variance, bad = _frame(4, (400, 400), hits=40, stars=4, saturated=0)
     crmask, _, report = scheduled_lacosmic(

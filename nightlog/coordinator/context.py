@@ -16,6 +16,7 @@ from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.notify.config import NotifySettings
 from nightlog.quality_rules import QualitySettings
 from nightlog.settings import Settings
+from nightlog.settings_cosmic_rays import CosmicRayConfig
 from nightlog.settings_sections import CombineSettings
 from nightlog.store.layout import ArchiveLayout
 
@@ -35,8 +36,8 @@ class JobContext:
     the night a morning run reduces; ``db_backoff`` how long a batch run rides
     out a catalogue outage before it reports it; ``output_unit`` the unit products
     are written in (``adu`` or ``electron``); ``quality`` the rules that judge each
-    product's quality record.
-    are written in (``adu`` or ``electron``); ``combine`` how masters are clipped.
+    product's quality record; ``combine`` how masters are clipped; ``cosmic_rays``
+    L.A.Cosmic's settings of each profile's frames.
     """
 
     registry: ProfileRegistry
@@ -55,11 +56,22 @@ class JobContext:
     notify: NotifySettings = field(default_factory=NotifySettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     combine: CombineSettings = field(default_factory=CombineSettings)
+    cosmic_rays: CosmicRayConfig = field(default_factory=CosmicRayConfig)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
+        """The context of ``settings``.
+
+        Raises
+        ------
+        ConfigurationError
+            An instrument profile is invalid, or ``[cosmic_rays.profiles.<name>]``
+            names no profile (its settings would never apply).
+        """
+        registry = ProfileRegistry.from_settings(settings.instruments)
+        settings.cosmic_rays.check_profiles(registry.names)
         return cls(
-            registry=ProfileRegistry.from_settings(settings.instruments),
+            registry=registry,
             policy=settings.calibration,
             layout=ArchiveLayout(settings.archive_root,
                                  compress=settings.archive_compress == "rice"),
@@ -74,6 +86,7 @@ class JobContext:
             notify=settings.notify,
             quality=settings.quality,
             combine=settings.combine,
+            cosmic_rays=settings.cosmic_rays,
         )
 
     def profile_of(self, frame: Frame) -> InstrumentProfile:

@@ -129,10 +129,13 @@ class FramePlan:
 
 def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns: int,
                        cosmic_threads: int | None = None, gain: float | None = None,
-                       read_noise: float | None = None, unit: str = "adu"
+                       read_noise: float | None = None, unit: str = "adu",
+                       cosmic_rays: CosmicRaySettings | None = None
                        ) -> ScienceParameters:
     """The reduction settings of ``frame`` from its catalogue row and profile, its
-    product written in ``unit`` (``adu`` or ``electron``). ``gain`` and
+    product written in ``unit`` (``adu`` or ``electron``), its cosmic rays found
+    with ``cosmic_rays`` (``None``: the defaults; threads set to ``cosmic_threads``
+    either way). ``gain`` and
     ``read_noise`` default to what :mod:`~nightlog.calibration.detector_numbers`
     decides without a master bias (profile, then header, then a stated default)."""
     overscan = None
@@ -158,7 +161,8 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
         dead_low=profile.dead_low,
         dead_high=profile.dead_high,
         low_response=profile.low_response,
-        cosmic_rays=CosmicRaySettings(threads=cosmic_threads),
+        cosmic_rays=dataclasses.replace(cosmic_rays or CosmicRaySettings(),
+                                        threads=cosmic_threads),
         unit=unit,
         quantisation_step=profile.quantisation_step,
     )
@@ -192,6 +196,14 @@ def _described(params: ScienceParameters) -> Any:
     """The parameters as JSON, threads excluded: they change speed, not pixels."""
     return jsonable(dataclasses.replace(
         params, cosmic_rays=dataclasses.replace(params.cosmic_rays, threads=None)))
+
+
+def _cosmic_rays_changed(product: Product, params: ScienceParameters) -> bool:
+    """Whether ``product`` was made with other cosmic-ray settings than ``params``'
+    (a product that does not record them: no)."""
+    science = (product.parameters or {}).get("science") or {}
+    made_with = science.get("cosmic_rays")
+    return made_with is not None and made_with != _described(params)["cosmic_rays"]
 
 
 def inputs_key(frame: Frame, masters: dict[str, Master | None], params: ScienceParameters,
@@ -250,9 +262,9 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     FramePlan or ReduceOutcome
         The plan, or the outcome when there is nothing to reduce: ``up-to-date``
         (its current final product has the same inputs key, or any inputs key
-        without ``redo_superseded``, and its file exists; ``force`` redoes it
-        anyway), ``held`` or ``stopped`` (the profile's ``missing`` policy waits, or
-        refuses to go on, without a master).
+        without ``redo_superseded`` but the same cosmic-ray settings, and its file
+        exists; ``force`` redoes it anyway), ``held`` or ``stopped`` (the profile's
+        ``missing`` policy waits, or refuses to go on, without a master).
     """
     profile = ctx.profile_of(frame)
     matches: dict[str, KindMatch] = match_frame(session, frame, profile, ctx.policy, live=live,
@@ -282,7 +294,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     warn_if_assumed(numbers, profile.name)
     params = science_parameters(frame, profile, skip_columns=ctx.skip_columns_of(frame),
                                 cosmic_threads=cosmic_threads, gain=numbers["gain"].value,
-                                read_noise=numbers["read_noise"].value, unit=ctx.output_unit)
+                                read_noise=numbers["read_noise"].value, unit=ctx.output_unit,
+                                cosmic_rays=ctx.cosmic_rays.for_profile(profile.name))
     scaling = matches["dark"].temperature if "dark" in matches else None
     if scaling is not None:
         params = dataclasses.replace(params, dark_temperature=dark_temperature_of(scaling))
@@ -295,8 +308,11 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     existing = current_product(session, frame)
     # A product whose file is gone (deleted by hand, or recorded by a commit whose
     # answer was lost after the file was given up) is made again, and replaced.
+    # New cosmic-ray settings are the site's deliberate choice: redone without
+    # ``redo_superseded`` (which is about better masters appearing).
     if (existing is not None and not force and existing.kind == ProductKind.FINAL
-            and (existing.inputs_key == key or not redo_superseded)
+            and (existing.inputs_key == key
+                 or (not redo_superseded and not _cosmic_rays_changed(existing, params)))
             and os.path.exists(existing.path)):
         return ReduceOutcome(frame.id, ReduceStatus.UP_TO_DATE, product_id=existing.id)
 

@@ -58,114 +58,19 @@ libgomp). When several frames are reduced at once, give each worker
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 from astropy.nddata import CCDData
 
-from nightlog.errors import ConfigurationError, ReductionError, ShapeMismatchError
+from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.cosmics_schedule import scheduled_lacosmic
+from nightlog.reduction.cosmics_settings import CosmicRaySettings
 from nightlog.reduction.lacosmic import leak_free_astroscrappy
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 from nightlog.threads import openmp_threads
 
 __all__ = ["CosmicRaySettings", "detect_cosmic_rays"]
-
-CleanType = Literal["median", "medmask", "meanmask", "idw"]
-FineStructureMode = Literal["median", "convolve"]
-PsfModel = Literal["gauss", "gaussx", "gaussy", "moffat"]
-
-
-@dataclass(frozen=True)
-class CosmicRaySettings:
-    """How to run L.A.Cosmic on one frame.
-
-    Attributes
-    ----------
-    enabled : bool
-        ``False`` skips detection altogether (the science reduction records the skip).
-    sigclip : float
-        Laplacian-to-noise threshold (σ) for a cosmic-ray pixel; lower flags more.
-    sigfrac : float
-        Fraction of ``sigclip`` used for the neighbours of a detection.
-    objlim : float
-        Minimum contrast between the Laplacian and the fine-structure image; raise it
-        if cores of sharp stars are flagged.
-    niter : int
-        L.A.Cosmic iterations (each finds what cleaning the previous one uncovered).
-    sepmed : bool
-        Separable median filters (faster, nearly identical) instead of full medians.
-    cleantype : {'median', 'medmask', 'meanmask', 'idw'}
-        How flagged pixels are replaced in the cleaned image (5 × 5 neighbourhood).
-    fsmode : {'median', 'convolve'}
-        Fine-structure image by median filtering or by a PSF matched filter.
-    psfmodel : {'gauss', 'gaussx', 'gaussy', 'moffat'}
-        PSF shape when ``fsmode='convolve'``.
-    psffwhm : float
-        PSF full width at half maximum (pixels) when ``fsmode='convolve'``.
-    psfsize : int
-        Odd side (pixels) of the PSF kernel when ``fsmode='convolve'``.
-    clean : bool
-        ``True`` returns data with flagged pixels replaced (as the lecture shows);
-        ``False`` returns the data untouched and only the mask.
-    threads : int or None
-        OpenMP threads astroscrappy may use; ``None`` leaves the runtime's setting
-        (all cores, or ``OMP_NUM_THREADS``).
-    scheduled : bool
-        Run astroscrappy's iterations only where they can flag
-        (:mod:`nightlog.reduction.cosmics_schedule`; the same mask and cleaned image,
-        bit for bit); ``False`` calls :func:`astroscrappy.detect_cosmics` on the whole
-        frame. Only ``cleantype='meanmask'`` with ``fsmode='median'`` is scheduled;
-        other settings always take the direct call.
-    """
-
-    enabled: bool = True
-    sigclip: float = 4.5
-    sigfrac: float = 0.3
-    objlim: float = 5.0
-    niter: int = 2
-    sepmed: bool = True
-    cleantype: CleanType = "meanmask"
-    fsmode: FineStructureMode = "median"
-    psfmodel: PsfModel = "gauss"
-    psffwhm: float = 3.5
-    psfsize: int = 7
-    clean: bool = True
-    threads: int | None = None
-    scheduled: bool = True
-
-    def __post_init__(self) -> None:
-        if self.niter < 1:
-            raise ConfigurationError(f"cosmic-ray niter must be at least 1, not {self.niter}")
-        if self.sigclip <= 0 or self.sigfrac <= 0 or self.objlim <= 0:
-            raise ConfigurationError("cosmic-ray sigclip, sigfrac and objlim must be positive")
-        if self.cleantype not in ("median", "medmask", "meanmask", "idw"):
-            raise ConfigurationError(f"unknown cosmic-ray cleantype {self.cleantype!r}")
-        if self.fsmode not in ("median", "convolve"):
-            raise ConfigurationError(f"unknown cosmic-ray fsmode {self.fsmode!r}")
-        if self.psfsize < 3 or self.psfsize % 2 == 0:
-            raise ConfigurationError(f"cosmic-ray psfsize must be odd and ≥ 3, not {self.psfsize}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigurationError(f"cosmic-ray threads must be at least 1, not {self.threads}")
-
-    def as_keywords(self) -> dict[str, object]:
-        """The settings astroscrappy takes, as keyword arguments of ``detect_cosmics``."""
-        keywords: dict[str, object] = {
-            "sigclip": self.sigclip,
-            "sigfrac": self.sigfrac,
-            "objlim": self.objlim,
-            "niter": self.niter,
-            "sepmed": self.sepmed,
-            "cleantype": self.cleantype,
-            "fsmode": self.fsmode,
-        }
-        if self.fsmode == "convolve":
-            keywords.update(psfmodel=self.psfmodel, psffwhm=self.psffwhm, psfsize=self.psfsize)
-        return keywords
-
 
 def _check_plane(name: str, plane: np.ndarray | None, shape: tuple[int, ...]) -> None:
     if plane is not None and plane.shape != shape:
@@ -180,7 +85,7 @@ def detect_cosmic_rays(
     saturation: float | None,
     bad_pixels: np.ndarray | None = None,
     variance: np.ndarray | None = None,
-    settings: CosmicRaySettings = CosmicRaySettings(),
+    settings: CosmicRaySettings | None = None,
 ) -> tuple[np.ndarray, CCDData]:
     """Flag cosmic-ray pixels of a reduced frame (and optionally clean them).
 
@@ -203,8 +108,8 @@ def detect_cosmic_rays(
         Propagated variance of ``ccd`` in ADU²; without it astroscrappy models the
         noise as (data × gain + read_noise²) / gain², which is wrong after flat
         division.
-    settings : CosmicRaySettings
-        Algorithm settings and thread cap.
+    settings : CosmicRaySettings, optional
+        Algorithm settings and thread cap (default: ``CosmicRaySettings()``).
 
     Returns
     -------
@@ -225,6 +130,7 @@ def detect_cosmic_rays(
     """
     # Deferred: a compiled extension that loads OpenMP; and its leak is mended here.
     astroscrappy = leak_free_astroscrappy()
+    settings = CosmicRaySettings() if settings is None else settings
 
     data = np.asarray(ccd.data)
     if data.ndim != 2:
@@ -292,7 +198,8 @@ def detect_cosmic_rays(
         result[not_finite] = data[not_finite]
     header = header_of(ccd)
     set_card(header, "CRCOR", f"LACosmic niter {settings.niter} sigclip {settings.sigclip:g} "
-                              f"objlim {settings.objlim:g}", "cosmic-ray detection")
+                              f"sigfrac {settings.sigfrac:g} objlim {settings.objlim:g}",
+             "cosmic-ray detection")
     set_card(header, "NCOSMIC", int(crmask.sum()), "pixels flagged as cosmic rays")
     add_history(header, f"Cosmic rays: astroscrappy {astroscrappy.__version__} "
                         f"{settings.as_keywords()}, gain {gain:g} e-/ADU, read noise "

@@ -355,7 +355,10 @@ def _patchwise(func: Any, arrays: list[np.ndarray], fills: list[Any], core: np.n
         out, size = _mosaic(func, arrays, fills, margin, boxes, labels, out)
         ran += size
     if out is None:
-        out = np.zeros((ny, nx), dtype=np.asarray(func(*[a[:1, :1] for a in arrays])).dtype)
+        # Nothing to run: only the result's type is wanted. astroscrappy's C filters
+        # write past a patch smaller than _MIN_SIDE (heap corruption), so probe with one.
+        probe = [np.ascontiguousarray(a[:_MIN_SIDE, :_MIN_SIDE]) for a in arrays]
+        out = np.zeros((ny, nx), dtype=np.asarray(func(*probe)).dtype)
     return out, ran
 
 
