@@ -78,7 +78,8 @@ class BuildOutcome:
     ``status`` is ``built``, ``skipped`` (``reason`` says why) or ``failed``;
     ``cause`` says why it failed (the catalogue away, the archive refusing writes,
     or the work itself); ``seconds`` and ``worker`` say where the build ran and how long
-    it took.
+    it took, ``cpu_seconds`` the CPU time of its process meanwhile and ``peak_rss`` that
+    process's peak resident memory during the build (bytes, ``None`` where unknown).
     """
 
     kind: str
@@ -93,6 +94,8 @@ class BuildOutcome:
     seconds: float = 0.0
     worker: str = ""
     cause: FailureCause | None = None
+    peak_rss: int | None = None
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,7 +165,8 @@ class _MasterBuilds:
         outcome = BuildOutcome(kind=item.kind, night=item.night, group_key=item.group.key,
                                status=BuildStatus.BUILT, master_id=master_id, version=version,
                                n_used=len(built.used), rejected=list(built.rejected),
-                               seconds=built.seconds, worker=built.worker)
+                               seconds=built.seconds, worker=built.worker,
+                               peak_rss=built.peak_rss, cpu_seconds=built.cpu_seconds)
         if not ours:  # another process built this group meanwhile: its master stays
             Path(built.path).unlink(missing_ok=True)
             outcome.status, outcome.reason = BuildStatus.SKIPPED, "built meanwhile"
