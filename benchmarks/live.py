@@ -19,12 +19,14 @@ default: a closed complete file is taken at once) and with the settle rule alone
 
     python benchmarks/live.py                       # about two minutes
     python benchmarks/live.py --scale 0.05 --science 4 --interval 0.5
+    python benchmarks/live.py --scale 1 --science 4 --interval 4   # full-size frames
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shutil
 import statistics
 import sys
@@ -140,9 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         night = Path(tmp) / "night"
         files = _night(night, args.scale, args.science)
         size = sum(f.stat().st_size for f in files) / len(files)
+        one, five, _ = os.getloadavg()
         print(f"{len(files)} LFC frames of {size / 1e6:.2f} MB, written in {args.pieces} "
               f"pieces {args.pause} s apart; settle time {args.settle} s; "
-              f"{dt.datetime.now():%Y-%m-%d %H:%M}")
+              f"{dt.datetime.now():%Y-%m-%d %H:%M}; load {one:.1f} (1 min) {five:.1f} "
+              f"(5 min) on {os.cpu_count()} cores; quick-looks without cosmic rays")
         target = args.settle + 0.5
         print(f"{'pace':>22} {'completeness':>14} {'figure':>11} {'median':>8} {'p95':>8} "
               f"{'n':>4}  target (median)")
@@ -158,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{pace_name + f' ({interval:g} s)':>22} {mode:>14} {figure:>11} "
                           f"{median:7.2f}s {p95:7.2f}s {n:>4}  {verdict}")
                 sys.stdout.flush()
+        print(f"load {os.getloadavg()[0]:.1f} (1 min) at the end")
         shutil.rmtree(night, ignore_errors=True)
     return 0
 

@@ -21,7 +21,13 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, Product, ReduceFailure
 from nightlog.catalogue.reductions import failures_of_night
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.executors import DASK_CONFIG, DaskExecutor, dask_settings_advice
+from nightlog.coordinator.executors import (
+    DASK_CONFIG,
+    MALLOC_TRIM,
+    DaskExecutor,
+    _dask_settings,
+    dask_settings_advice,
+)
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import ReduceInterrupted, ReduceOutcome, run_reduce, science_frames
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob, reduce_job
@@ -256,6 +262,28 @@ def test_dask_settings_advice_names_what_costs_cpu() -> None:
     assert "docs/morning.md" in advice
     assert "profiler" not in dask_settings_advice(
         [{**defaults, "distributed.worker.profile.enabled": False}])
+    trimming = dask_settings_advice([DASK_CONFIG, {**DASK_CONFIG, MALLOC_TRIM: "65536"}])
+    assert trimming.startswith(f"1 run with {MALLOC_TRIM} set")
+    assert "profiler" not in trimming and "docs/morning.md" in trimming
+
+
+def test_the_recommended_dask_settings_leave_the_workers_malloc_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ on its workers; DASK_CONFIG unsets it,
+    and a cluster started with it draws no advice."""
+    distributed = pytest.importorskip("distributed")
+    dask = pytest.importorskip("dask")
+    # A default cluster started earlier in this process leaves the variable in its
+    # environment, which every later worker inherits.
+    monkeypatch.delenv(MALLOC_TRIM, raising=False)
+    with dask.config.set(DASK_CONFIG), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                     dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        assert list(client.run(os.environ.get, MALLOC_TRIM).values()) == [None]
+        executor = DaskExecutor(cluster.scheduler_address)
+        executor.close()
+        assert dask_settings_advice(client.run(_dask_settings).values()) == ""
 
 
 def test_a_dask_cluster_on_default_settings_is_told_what_to_change(

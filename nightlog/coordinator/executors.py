@@ -28,6 +28,7 @@ import concurrent.futures as cf
 import importlib
 import logging
 import multiprocessing
+import os
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -37,7 +38,7 @@ from typing import Any
 from nightlog.errors import ConfigurationError, NightlogError
 from nightlog.threads import available_cores
 
-__all__ = ["DASK_CONFIG", "DaskExecutor", "FrameExecutor", "InProcessExecutor",
+__all__ = ["DASK_CONFIG", "MALLOC_TRIM", "DaskExecutor", "FrameExecutor", "InProcessExecutor",
            "LocalExecutor", "WorkerLost", "dask_settings_advice", "open_executor"]
 
 Work = Callable[[Any], Any]
@@ -48,10 +49,20 @@ log = logging.getLogger("nightlog.reduce")
 #: sample every 10 ms) and the 20 ms event-loop watchdog of every Dask process cost
 #: CPU for nothing: on a 2-core machine an idle 2-worker ``LocalCluster`` took 18 %
 #: of a core with Dask's defaults and 6 % with these (``benchmarks/night.py``).
+#: Dask's nanny also starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which
+#: turns off glibc's adaptive mmap threshold: every array over 128 KiB becomes a
+#: fresh ``mmap`` whose pages are faulted in again. A master build, which combines
+#: in tiles, took ten times the page faults and twice the wall time so
+#: (``benchmarks/night.py``); ``None`` leaves the variable unset.
 DASK_CONFIG: dict[str, object] = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
 }
+
+#: The environment variable Dask's nanny sets on its workers that :data:`DASK_CONFIG`
+#: leaves unset.
+MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
 
 
 class WorkerLost(NightlogError):
@@ -281,9 +292,12 @@ class DaskExecutor(FrameExecutor):
 
 
 def _dask_settings() -> dict[str, object]:
-    """This Dask process's value of each :data:`DASK_CONFIG` setting (run on workers)."""
+    """This Dask process's value of each :data:`DASK_CONFIG` setting, and its
+    :data:`MALLOC_TRIM` environment variable (run on workers)."""
     dask: Any = importlib.import_module("dask")
-    return {key: dask.config.get(key, None) for key in DASK_CONFIG}
+    values: dict[str, object] = {key: dask.config.get(key, None) for key in DASK_CONFIG}
+    values[MALLOC_TRIM] = os.environ.get(MALLOC_TRIM)
+    return values
 
 
 def dask_settings_advice(workers: Iterable[Mapping[str, object]]) -> str:
@@ -293,11 +307,15 @@ def dask_settings_advice(workers: Iterable[Mapping[str, object]]) -> str:
                     is not False)
     ticking = sum(1 for w in workers
                   if _seconds(w.get("distributed.admin.tick.interval")) < 0.5)
-    if not profiling and not ticking:
+    trimming = sum(1 for w in workers if w.get(MALLOC_TRIM) is not None)
+    if not profiling and not ticking and not trimming:
         return ""
     parts = [f"{profiling} worker(s) run Dask's statistical profiler"] if profiling else []
     if ticking:
         parts.append(f"{ticking} check their event loop more often than every 0.5 s")
+    if trimming:
+        parts.append(f"{trimming} run with {MALLOC_TRIM} set (every large array a "
+                     "fresh mmap: a master build twice as slow)")
     return (f"{' and '.join(parts)}, which costs CPU for nothing on tasks of seconds; "
             "see 'Dask settings for a reducing cluster' in docs/morning.md")
 

@@ -166,6 +166,7 @@ class BuiltMaster:
     seconds: float
     peak_rss: int | None
     worker: str
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +415,7 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     NightlogError
         A file cannot be read or written, or the combination refuses the data.
     """
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     reset_peak_memory()  # this build's own peak, not the worker's last job's
     by_role = {m.role: m for m in job.masters}
     bias_ref = by_role.get("bias")
@@ -521,4 +522,5 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         stats=jsonable(figures), parameters={**parameters, "digest": digest},
         exptime=accepted[0].exptime, first_obs=accepted[0].obs_time,
         last_obs=accepted[-1].obs_time, seconds=time.perf_counter() - start,
-        peak_rss=peak_memory(), worker=f"{socket.gethostname()}:{os.getpid()}")
+        peak_rss=peak_memory(), worker=f"{socket.gethostname()}:{os.getpid()}",
+        cpu_seconds=time.process_time() - cpu_start)

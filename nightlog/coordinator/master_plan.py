@@ -88,7 +88,9 @@ class BuildOutcome:
     ``failed``; ``flags`` say a master is ``multi-night`` or ``provisional``;
     ``cause`` says why it failed (the catalogue away, the archive refusing writes,
     or the work itself); ``seconds`` and ``worker`` say where the build ran and how long
-    it took; ``warnings`` are the master's header figures that disagree with its
+    it took, ``cpu_seconds`` the CPU time of its process meanwhile and ``peak_rss`` that
+    process's peak resident memory during the build (bytes, ``None`` where unknown);
+    ``warnings`` are the master's header figures that disagree with its
     measurement (:mod:`nightlog.calibration.header_checks`).
     """
 
@@ -106,6 +108,8 @@ class BuildOutcome:
     cause: FailureCause | None = None
     warnings: list[str] = field(default_factory=list)
     flags: tuple[str, ...] = ()
+    peak_rss: int | None = None
+    cpu_seconds: float = 0.0
 
 
 def master_flags(multi_night: bool, provisional: bool) -> tuple[str, ...]:

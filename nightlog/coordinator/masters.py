@@ -183,7 +183,8 @@ class _MasterBuilds:
                                n_used=len(built.used), rejected=list(built.rejected),
                                seconds=built.seconds, worker=built.worker,
                                warnings=warnings if ours else [],
-                               flags=master_flags(item.multi_night, item.provisional))
+                               flags=master_flags(item.multi_night, item.provisional),
+                               peak_rss=built.peak_rss, cpu_seconds=built.cpu_seconds)
         for text in outcome.warnings:
             log.warning("%s master %s: %s", item.kind, master_id, text,
                         extra={"event": "header-disagrees", "master": master_id})

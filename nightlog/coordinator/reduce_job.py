@@ -293,6 +293,10 @@ def _quality(job: ReduceJob, setup: QualitySetup, raw_header: fits.Header,
     except ReductionError as exc:
         return {"error": str(exc)}
     figures: dict[str, Any] = jsonable(measured)
+    if not job.params.cosmic_rays.enabled:  # not looked for (a quick-look), not none found
+        figures["cosmic_ray_pixels"] = None
+        figures["notes"] = [*figures.get("notes", []),
+                            "cosmic rays not looked for (detection switched off)"]
     header: fits.Header = reduced.ccd.header
     for key, keyword, comment in _QUALITY_CARDS:
         if figures.get(key) is not None:

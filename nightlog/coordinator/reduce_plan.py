@@ -296,6 +296,12 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                                 cosmic_threads=cosmic_threads, gain=numbers["gain"].value,
                                 read_noise=numbers["read_noise"].value, unit=ctx.output_unit,
                                 cosmic_rays=ctx.cosmic_rays.for_profile(profile.name))
+    if kind == ProductKind.QUICKLOOK:
+        # The quick-look is a look, not the product: bias, dark and flat applied, no
+        # cosmic-ray detection (the frame's largest cost); the product says so
+        # (CALSKIP) and the morning's final product detects them.
+        params = dataclasses.replace(params, cosmic_rays=dataclasses.replace(
+            params.cosmic_rays, enabled=False))
     scaling = matches["dark"].temperature if "dark" in matches else None
     if scaling is not None:
         params = dataclasses.replace(params, dark_temperature=dark_temperature_of(scaling))
