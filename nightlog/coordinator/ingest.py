@@ -15,6 +15,11 @@ row is kept), ``moved`` (known bytes at a new path, the old path gone),
 ``duplicate`` (known bytes also present elsewhere: nothing added), ``unchanged``,
 ``quarantined`` (bad input, recorded with its reason) and ``incomplete`` (a file
 still being written, left for later when the caller asks so).
+
+A mosaic file (a profile with ``ccd``, several CCDs in the file) is one frame per
+CCD, added, versioned, moved and recognised as a duplicate together: one outcome
+per file, its result listing every frame. A file one of whose CCDs does not tile
+is quarantined whole.
 """
 
 from __future__ import annotations
@@ -45,9 +50,9 @@ from nightlog.catalogue.quarantine import (
 from nightlog.coordinator.retry import is_transient
 from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
 from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
-from nightlog.header.model import Site
+from nightlog.header.model import NormalizedHeader, Site
 from nightlog.header.normalize import normalize_header
-from nightlog.header.normalize_amplifiers import normalize_amplifiers
+from nightlog.header.normalize_amplifiers import normalize_ccds
 from nightlog.header.profile_warnings import ProfileWarning, WarningsOnce, profile_warnings
 from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
 from nightlog.header.profiles.registry import FALLBACK_PROFILE
@@ -118,6 +123,8 @@ class IngestResult:
     ``transient`` is set on a file that ``failed`` because the catalogue was
     unreachable or locked: trying it again later is worth it. ``warnings`` are what
     its profile left to a default (:func:`profile_warnings`), for a frame added.
+    ``frames`` are every frame of the file (one per CCD of a mosaic, ``frame`` the
+    first); empty where there is none.
     """
 
     path: str
@@ -126,6 +133,11 @@ class IngestResult:
     reason: str | None = None
     transient: bool = False
     warnings: tuple[ProfileWarning, ...] = ()
+    frames: tuple[Frame, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.frame is not None and not self.frames:
+            object.__setattr__(self, "frames", (self.frame,))
 
     @property
     def frame_id(self) -> int | None:
@@ -268,9 +280,13 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
     existing = (lookups.by_sha.get(raw.sha256) if lookups is not None
                 else cat_frames.frame_by_sha256(session, raw.sha256))
     if existing is not None:
+        siblings = (cat_frames.frames_of_file(session, raw.sha256)
+                    if existing.ccd is not None else [existing])
         if existing.path == spath:
-            existing.mtime = raw.mtime
-            return IngestResult(spath, IngestOutcome.UNCHANGED, frame=existing)
+            for frame in siblings:
+                frame.mtime = raw.mtime
+            return IngestResult(spath, IngestOutcome.UNCHANGED, frame=existing,
+                                frames=tuple(siblings))
         old = existing.path
         if existing.is_latest and os.path.exists(old) and _same_size(old, existing.size):
             # Not catalogued twice, but listed by 'nightlog quarantine' with the reason
@@ -280,43 +296,50 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
                                size=raw.size, sha256=raw.sha256)
             if lookups is not None:
                 lookups.quarantined.add(spath)
-            return IngestResult(spath, IngestOutcome.DUPLICATE, frame=existing, reason=reason)
-        cat_frames.move_frame(session, existing, spath, raw.mtime)
+            return IngestResult(spath, IngestOutcome.DUPLICATE, frame=existing, reason=reason,
+                                frames=tuple(siblings))
+        cat_frames.move_frames(session, siblings, spath, raw.mtime)
         _resolve(session, spath, lookups)
         if lookups is not None:
             lookups.by_path[spath] = existing
-        return IngestResult(spath, IngestOutcome.MOVED, frame=existing, reason=f"was {old}")
+        return IngestResult(spath, IngestOutcome.MOVED, frame=existing, reason=f"was {old}",
+                            frames=tuple(siblings))
 
     values = got.values if got.values is not None else raw.items()[1]
-    amplifiers, layout = None, None
+    described: tuple[tuple[NormalizedHeader, AmplifierLayout | None], ...]
     try:
         profile = ctx.profile_matching(values)
         if profile.multi_amplifier:
-            norm, layout = normalize_amplifiers(
+            described = normalize_ccds(
                 values, raw_values(raw.primary),
                 [ExtensionHeader(i, raw_values(cards), shape)
                  for i, cards, shape in raw.extensions] or
                 [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=ctx.site)
-            amplifiers = layout.as_json()
-            _warn_unknown_gains(profile.name, layout)
+            for _, layout in described:
+                assert layout is not None
+                _warn_unknown_gains(profile.name, layout)
         else:
-            norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
+            described = ((normalize_header(values, profile, site=ctx.site, shape=raw.shape),
+                          None),)
     except NightlogError as exc:  # HeaderError, or a profile that matches but is unusable
         return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256,
                            lookups=lookups)
 
-    facts = cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
-                                 mtime=raw.mtime, hdu=raw.hdu,
-                                 header_json=got.header_json or raw.items()[0],
-                                 amplifiers=amplifiers)
+    header_json = got.header_json or raw.items()[0]
+    rows = [(cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
+                                  mtime=raw.mtime, hdu=raw.hdu, header_json=header_json,
+                                  amplifiers=None if layout is None else layout.as_json()),
+             norm) for norm, layout in described]
     outcome = IngestOutcome.NEW_VERSION if known is not None else IngestOutcome.ADDED
-    frame = cat_frames.add_frame(session, facts, norm, software_version=ctx.software_version,
-                                 previous=known, check_previous=lookups is None)
+    frames = cat_frames.add_frames(session, rows, software_version=ctx.software_version,
+                                   previous=None if known is None else [known],
+                                   check_previous=lookups is None)
     _resolve(session, spath, lookups)
     if lookups is not None:
-        lookups.by_sha[raw.sha256] = frame
-        lookups.by_path[spath] = frame
-    return IngestResult(spath, outcome, frame=frame,
+        lookups.by_sha[raw.sha256] = frames[0]
+        lookups.by_path[spath] = frames[0]
+    norm, layout = described[0]
+    return IngestResult(spath, outcome, frame=frames[0], frames=tuple(frames),
                         warnings=tuple(profile_warnings(values, profile, norm, layout)))
 
 
