@@ -50,7 +50,7 @@ __all__ = ["FRAME_COLUMNS", "MASTER_COLUMNS", "PRODUCT_COLUMNS", "Archive", "Arc
 FRAME_COLUMNS = ("id", "night", "obs_time", "kind", "filter", "exptime", "object",
                  "instrument", "detector", "binning", "readout_mode", "profile", "naxis1",
                  "naxis2", "status", "is_latest", "path_version", "size", "sha256", "path",
-                 "setup_key")
+                 "setup_key", "ccd")
 #: Columns of :meth:`Archive.masters`.
 MASTER_COLUMNS = ("id", "kind", "night", "version", "instrument", "filter", "set_temp",
                   "exptime", "n_frames", "level", "noise", "quality", "quality_reason",
