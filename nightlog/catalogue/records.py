@@ -80,8 +80,9 @@ def master_record(m: Master) -> dict[str, Any]:
     Returns
     -------
     dict
-        Its group (``ccd``: the CCD of a mosaic's master), version, statistics (``level`` and ``noise``, their units in
-        ``level_unit`` and ``noise_unit``), quality, validity and file.
+        Its group (``ccd``: the CCD of a mosaic's master), version, statistics
+        (``level`` and ``noise``, their units in ``level_unit`` and ``noise_unit``),
+        quality, validity and file.
     """
     stats = m.stats or {}
     return {

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from nightlog.simulate import mosaic_headers
 from nightlog.simulate.cameras import CameraModel, Geometry
 from nightlog.simulate.detector import build_detector
 from nightlog.simulate.fitsfile import write_uint16_mef
 from nightlog.simulate.mef_headers import OBSTYPES, extension_cards, primary_cards
-from nightlog.simulate import mosaic_headers
 from nightlog.simulate.mef_physics import MefExposure, build_amp_bias, expose_mef
 from nightlog.simulate.night_plans import plan_lco_night
 from nightlog.simulate.schedule import PlannedFrame
