@@ -59,7 +59,7 @@ MASTER_COLUMNS = ("id", "kind", "night", "version", "instrument", "filter", "set
 #: Columns of :meth:`Archive.products`.
 PRODUCT_COLUMNS = ("id", "frame_id", "kind", "status", "night", "obs_time", "filter",
                    "exptime", "object", "instrument", "missing_steps", "replaced_by",
-                   "created_at", "software_version", "size", "sha256", "path")
+                   "created_at", "software_version", "size", "sha256", "path", "ccd")
 
 DateLike = dt.date | str | None
 TimeLike = dt.datetime | dt.date | str | None

@@ -123,6 +123,7 @@ def test_one_product_per_ccd_named_and_headed_by_its_ccd(
     want = {(e["name"], c) for e in science(truth) for c in _ccds(truth)}
     assert set(made) == want
     for (name, ccd), product in made.items():
+        assert product.record["ccd"] == ccd
         assert f"_{ccd}_" in Path(product.path).name, product.path
         assert Path(product.path).name.startswith(Path(name).stem)
         header = read_product(product.path).ccd.header
