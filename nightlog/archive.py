@@ -50,7 +50,7 @@ __all__ = ["FRAME_COLUMNS", "MASTER_COLUMNS", "PRODUCT_COLUMNS", "Archive", "Arc
 FRAME_COLUMNS = ("id", "night", "obs_time", "kind", "filter", "exptime", "object",
                  "instrument", "detector", "binning", "readout_mode", "profile", "naxis1",
                  "naxis2", "status", "is_latest", "path_version", "size", "sha256", "path",
-                 "setup_key")
+                 "setup_key", "ccd")
 #: Columns of :meth:`Archive.masters`.
 MASTER_COLUMNS = ("id", "kind", "night", "version", "instrument", "filter", "set_temp",
                   "exptime", "n_frames", "level", "noise", "quality", "quality_reason",
@@ -59,7 +59,7 @@ MASTER_COLUMNS = ("id", "kind", "night", "version", "instrument", "filter", "set
 #: Columns of :meth:`Archive.products`.
 PRODUCT_COLUMNS = ("id", "frame_id", "kind", "status", "night", "obs_time", "filter",
                    "exptime", "object", "instrument", "missing_steps", "replaced_by",
-                   "created_at", "software_version", "size", "sha256", "path")
+                   "created_at", "software_version", "size", "sha256", "path", "ccd")
 
 DateLike = dt.date | str | None
 TimeLike = dt.datetime | dt.date | str | None

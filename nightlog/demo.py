@@ -14,6 +14,10 @@ setting, a master's default minimum.
 amplifiers written as MEF, each with its own bias, gain, read noise and overscan;
 the profile reads everything from the headers, so the configuration adds nothing.
 Masters and products are the assembled detector, in electrons.
+
+``camera="mosaic"`` is the two-CCD mosaic (built-in profile ``mosaic_2x2``): each
+file is one frame per CCD, and masters and products are per CCD; the configuration
+adds nothing either.
 """
 
 from __future__ import annotations

@@ -203,20 +203,33 @@ def test_ingest_reads_the_extension_headers_never_their_pixels(
     assert [a["gain"] for a in frame.amplifiers["amplifiers"]] == list(GAINS)
 
 
-def test_a_mosaic_of_two_ccds_is_quarantined_saying_why(catalogue_engine: Engine,
-                                                        tmp_path: Path) -> None:
-    """The archive catalogues one CCD per file (docs/profiles.md, Mosaics): a file of
-    two is refused whole, with the reason, never catalogued as its first CCD."""
+def test_a_mosaic_of_two_ccds_is_one_frame_per_ccd_or_refused_whole(
+        catalogue_engine: Engine, tmp_path: Path) -> None:
+    """A file of two CCDs is two frames, each its own CCD's assembled detector and
+    amplifiers (docs/profiles.md, Mosaics); a file one of whose CCDs does not tile is
+    refused whole, with the reason, never catalogued as its other CCD."""
     raw = tmp_path / "raw"
     raw.mkdir()
     (tmp_path / "nightlog.toml").write_text(PROFILE_TOML + 'ccd = "CCDNAME"\n')
-    write_mosaic(raw / "mosaic.fits", Camera(), np.random.default_rng(6))
+    camera = Camera()
+    write_mosaic(raw / "mosaic.fits", camera, np.random.default_rng(6))
+    with fits.open(raw / "mosaic.fits") as hdul:
+        hdul[5].header["DETSEC"] = hdul[6].header["DETSEC"]  # CCD2's amplifiers overlap
+        hdul.writeto(raw / "broken.fits")
     settings = load_settings(env={}, cwd=tmp_path)
     summary = run_ingest(catalogue_engine, discover([raw], settings.ingest.patterns),
                          IngestContext.from_settings(settings))
-    assert summary.counts["quarantined"] == 1
-    reason = quarantined_by_name(catalogue_engine)["mosaic.fits"].reason
-    assert "a mosaic of 2 CCDs (CCD1, CCD2)" in reason and "split the file" in reason
+    assert summary.counts["added"] == 1 and summary.counts["quarantined"] == 1
+    with make_sessionmaker(catalogue_engine)() as s:
+        frames = list(s.scalars(select(Frame).order_by(Frame.id)))
+    assert [(Path(f.path).name, f.ccd) for f in frames] == [("mosaic.fits", "CCD1"),
+                                                           ("mosaic.fits", "CCD2")]
+    for f in frames:
+        assert (f.naxis2, f.naxis1) == camera.shape
+        assert {a["ccd"] for a in f.amplifiers["amplifiers"]} == {f.ccd}
+        assert len(f.amplifiers["amplifiers"]) == 4
+    reason = quarantined_by_name(catalogue_engine)["broken.fits"].reason
+    assert "overlap" in reason and "CCD2" in reason, reason
 
 
 def test_darks_and_a_measured_read_noise(catalogue_engine: Engine, tmp_path: Path) -> None:

@@ -19,7 +19,15 @@ from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.quarantine import list_quarantined
 from nightlog.settings import Settings
 from nightlog.simulate import simulate_night
-from nightlog.store.products import read_product
+from tests.amplifier_sky import (
+    amplifier_stats,
+    noise_floor,
+    robust_std,
+    science,
+    sky,
+    without_plane,
+)
+from tests.amplifier_sky import products as ccd_products
 from tests.factories import reduced_night
 
 SCALE = 0.1
@@ -37,22 +45,15 @@ def truth(raw: Path) -> dict[str, Any]:
     return json.loads((raw / "truth.json").read_text(encoding="utf-8"))
 
 
+def _products(archive: Archive) -> dict[str, Any]:
+    """Reduced products by raw file name (a file of one CCD)."""
+    return {name: p for (name, _ccd), p in ccd_products(archive).items()}
+
+
 @pytest.fixture(scope="module")
 def night(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # No configuration: the built-in profile alone reads the camera.
     return reduced_night(tmp_path_factory.mktemp("sinistro-night"), raw)
-
-
-def _products(archive: Archive) -> dict[str, Any]:
-    """Reduced products by raw file name."""
-    frames = archive.frames()
-    names = {int(f["id"]): Path(str(f["path"])).name for f in frames}
-    return {names[int(r["frame_id"])]: archive.product(int(r["id"]))
-            for r in archive.products()}
-
-
-def _science(truth: dict[str, Any]) -> list[dict[str, Any]]:
-    return [f for f in truth["files"] if f["kind"] == "science"]
 
 
 def test_every_file_is_catalogued_under_the_builtin_profile_and_none_quarantined(
@@ -64,21 +65,13 @@ def test_every_file_is_catalogued_under_the_builtin_profile_and_none_quarantined
         # Catalogued as the assembled detector, not one extension.
         rows, cols = truth["shape"]
         assert {(int(f["naxis2"]), int(f["naxis1"])) for f in frames} == {(rows, cols)}
-        assert len(archive.products()) == len(_science(truth))
+        assert len(archive.products()) == len(science(truth))
     engine = create_engine(night.database_url)
     try:
         with make_sessionmaker(engine)() as session:
             assert list_quarantined(session) == []
     finally:
         engine.dispose()
-
-
-def _amplifier_stats(archive: Archive, kind: str) -> list[list[dict[str, Any]]]:
-    out = []
-    for row in archive.masters(kind=kind):
-        out.append(archive.master(int(row["id"])).record["stats"]["amplifiers"])
-    assert out, f"no master {kind}"
-    return out
 
 
 @pytest.mark.parametrize("amp", [0, 1, 2, 3])
@@ -88,7 +81,7 @@ def test_each_amplifiers_gain_is_measured_on_the_flats_within_5_percent(
     amplifier, against the simulator's e-/ADU: a measurement, not the header's GAIN."""
     want = truth["amplifiers"][amp]["gain_e_per_adu"]
     with Archive(night) as archive:
-        flats = _amplifier_stats(archive, "flat")
+        flats = amplifier_stats(archive, "flat")
     assert len(flats) == 2
     for stats in flats:
         assert stats[amp]["name"] == f"SCI,{amp + 1}"
@@ -101,24 +94,10 @@ def test_each_amplifiers_read_noise_is_measured_on_the_biases_within_5_percent(
         night: Settings, truth: dict[str, Any], amp: int) -> None:
     want = truth["amplifiers"][amp]
     with Archive(night) as archive:
-        (stats,) = _amplifier_stats(archive, "bias")
+        (stats,) = amplifier_stats(archive, "bias")
     assert stats[amp]["source"] == "measured on two biases"
     assert stats[amp]["read_noise_adu"] == pytest.approx(want["read_noise_adu"], rel=0.05)
     assert stats[amp]["read_noise_e"] == pytest.approx(want["read_noise_e"], rel=0.05)
-
-
-def _robust_std(values: np.ndarray) -> float:
-    values = values[np.isfinite(values)]
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
-
-
-def _sky(product: Any) -> np.ndarray:
-    """The reduced frame (e-) with flagged pixels as NaN."""
-    ccd = read_product(product.path).ccd
-    data = np.asarray(ccd.data, dtype=np.float64).copy()
-    assert ccd.flags is not None
-    data[ccd.flags != 0] = np.nan
-    return data
 
 
 def _boundaries(data: np.ndarray) -> dict[str, np.ndarray]:
@@ -134,7 +113,7 @@ def _boundaries(data: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def test_no_amplifier_boundary_step_in_the_reduced_sky(
+def test_no_amplifier_boundary_step_in_the_reducedsky(
         night: Settings, truth: dict[str, Any]) -> None:
     """Each of the four boundaries, over all the night's reduced frames: the mean
     step (the difference of the two columns or rows either side of it, each frame's
@@ -145,33 +124,19 @@ def test_no_amplifier_boundary_step_in_the_reduced_sky(
     with Archive(night) as archive:
         products = _products(archive)
     per_boundary: dict[str, list[tuple[float, float]]] = {}
-    for entry in _science(truth):
-        for name, diff in _boundaries(_sky(products[entry["name"]])).items():
+    for entry in science(truth):
+        for name, diff in _boundaries(sky(products[entry["name"]])).items():
             diff = diff[np.isfinite(diff)]
             assert diff.size > 0.8 * truth["shape"][0] / 2, name
-            error = 1.2533 * _robust_std(diff) / np.sqrt(diff.size)
+            error = 1.2533 * robust_std(diff) / np.sqrt(diff.size)
             per_boundary.setdefault(name, []).append((float(np.median(diff)), error))
     assert len(per_boundary) == 4
     for name, steps in per_boundary.items():
-        assert len(steps) == len(_science(truth))
+        assert len(steps) == len(science(truth))
         weights = np.array([1.0 / e**2 for _m, e in steps])
         mean = float(np.sum(weights * np.array([m for m, _e in steps])) / weights.sum())
         error = float(1.0 / np.sqrt(weights.sum()))
         assert abs(mean) <= 2.0 * error, (name, mean, error, steps)
-
-
-def _without_plane(pixels: np.ndarray) -> np.ndarray:
-    """``pixels`` less the plane fitted to them (the simulated sky has a linear
-    gradient of up to 2 % along each axis), the fit repeated without the pixels
-    beyond 4 robust sigma (stars, cosmic rays)."""
-    yy, xx = np.indices(pixels.shape)
-    good = np.isfinite(pixels)
-    for _ in range(5):
-        design = np.column_stack([np.ones(good.sum()), yy[good], xx[good]])
-        coef, *_ = np.linalg.lstsq(design, pixels[good], rcond=None)
-        residual = pixels - (coef[0] + coef[1] * yy + coef[2] * xx)
-        good = np.isfinite(pixels) & (np.abs(residual) <= 4.0 * _robust_std(residual))
-    return residual
 
 
 @pytest.fixture(scope="module")
@@ -181,37 +146,7 @@ def flat_response(raw: Path) -> np.ndarray:
         return np.asarray(arrays["flat"], dtype=np.float64)
 
 
-def _noise_floor(truth: dict[str, Any], entry: dict[str, Any], amp: int,
-                 response: np.ndarray) -> np.ndarray:
-    """The reduced sky's noise per pixel (product units), from the truth alone.
-
-    In electrons the pixel holds ``sky x response``: its photon noise, the
-    amplifier's read noise, the dark current, and the masters' own noise: the master
-    bias's (read noise / sqrt(biases)), the master dark's (read noise scaled by the
-    exposure ratio over sqrt(darks)). Divided by the master flat (the response over
-    its median in the central box, the flat's normalisation), and the master flat's
-    own relative noise, 1 / sqrt(flats x electrons per flat at that pixel), times
-    the reduced sky.
-    """
-    files = truth["files"]
-    read = truth["amplifiers"][amp]["read_noise_e"]
-    sky = entry["signal_e"]
-    dark = truth["dark_current_e_per_s"] * entry["exptime"]
-    biases = [f for f in files if f["kind"] == "bias"]
-    darks = [f for f in files if f["kind"] == "dark"]
-    flats = [f for f in files if f["kind"] == "flat" and f["filter"] == entry["filter"]]
-    flat_e = float(np.mean([f["signal_e"] for f in flats]))
-    dark_scale = entry["exptime"] / float(np.mean([f["exptime"] for f in darks]))
-    ny, nx = truth["shape"]
-    norm = float(np.median(response[ny // 4: ny // 4 + ny // 2, nx // 4: nx // 4 + nx // 2]))
-    electrons = (sky * response + read**2 + dark + read**2 / len(biases)
-                 + (read * dark_scale) ** 2 / len(darks))
-    reduced = sky * norm
-    flat_part = reduced**2 / (len(flats) * flat_e * response)
-    return np.sqrt(electrons * (norm / response) ** 2 + flat_part)
-
-
-def test_the_reduced_sky_is_within_5_percent_of_its_noise_floor(
+def test_the_reduced_sky_is_within_5_percent_of_itsnoise_floor(
         night: Settings, truth: dict[str, Any], flat_response: np.ndarray) -> None:
     """Per amplifier's quadrant of each reduced frame: the robust standard deviation
     (1.4826 MAD) of the sky pixels, the sky's gradient taken out, each pixel in units
@@ -225,12 +160,12 @@ def test_the_reduced_sky_is_within_5_percent_of_its_noise_floor(
     quadrants = [np.s_[: ny // 2, : nx // 2], np.s_[: ny // 2, nx // 2:],
                  np.s_[ny // 2:, nx // 2:], np.s_[ny // 2:, : nx // 2]]
     ratios = []
-    for entry in _science(truth):
-        data = _sky(products[entry["name"]])
+    for entry in science(truth):
+        data = sky(products[entry["name"]])
         for amp, box in enumerate(quadrants):
-            floor = _noise_floor(truth, entry, amp, flat_response)[box]
+            floor = noise_floor(truth, entry, amp, flat_response)[box]
             ratios.append((entry["name"], amp + 1,
-                           round(_robust_std(_without_plane(data[box]) / floor), 4)))
+                           round(robust_std(without_plane(data[box]) / floor), 4)))
     assert all(0.95 <= r <= 1.05 for _n, _a, r in ratios), ratios
 
 

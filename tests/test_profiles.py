@@ -33,7 +33,8 @@ def registry(toml: str = "") -> ProfileRegistry:
 
 
 def test_builtins_are_shipped_and_loaded() -> None:
-    names = ["aspen", "generic", "lco_sinistro", "lfc", "zwo_asi1600_nina", "zwo_nina"]
+    names = ["aspen", "generic", "lco_sinistro", "lfc", "mosaic_2x2", "zwo_asi1600_nina",
+             "zwo_nina"]
     assert builtin_profile_names() == names
     reg = registry()
     assert reg.names == names

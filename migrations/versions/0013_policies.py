@@ -13,7 +13,7 @@ from alembic import op
 from nightlog.catalogue.types import UTCDateTime
 
 revision = "0013_policies"
-down_revision = "0011"
+down_revision = "0012_ccd"
 branch_labels = None
 depends_on = None
 

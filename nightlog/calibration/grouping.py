@@ -4,7 +4,9 @@ A group is the set of frames of one kind whose grouping fields agree (the
 profile's ``calibration_keys``: by default instrument, detector, binning, readout
 mode and shape; darks also by set temperature; flats also by filter; darks of
 cameras whose darks do not scale also by exposure time; frames of a camera whose
-profile reads a gain setting or an offset also by those, whatever its keys). Set
+profile reads a gain setting or an offset also by those, whatever its keys; the
+frames of a mosaic's profile (``ccd``) also by their CCD, so that a CCD's frame
+is only ever corrected with masters of that CCD). Set
 temperatures are compared with the profile's tolerance: for the group key they are
 rounded to it.
 """
@@ -48,6 +50,8 @@ def group_fields(profile: InstrumentProfile, kind: str) -> tuple[str, ...]:
         fields = (*fields, "gain_setting")
     if profile.offset_keywords and "offset" not in fields:
         fields = (*fields, "offset")
+    if profile.ccd is not None and "ccd" not in fields:
+        fields = (*fields, "ccd")
     if kind == "dark" and not profile.darks_scale and "exptime" not in fields:
         fields = (*fields, "exptime")
     return fields

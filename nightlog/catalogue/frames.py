@@ -1,5 +1,9 @@
 """Recording frames: lookups by id, checksum and path, versions, moves.
 
+A mosaic file is one frame per CCD: its rows share the path, version and
+checksum, and are added, versioned and moved together. Lookups that answer one
+frame answer the file's first CCD (lowest id); :func:`frames_of_file` all of them.
+
 Functions take the caller's session and never commit.
 """
 
@@ -7,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,13 +25,16 @@ from nightlog.states import FrameStatus, ProductKind, ProductStatus
 __all__ = [
     "FileFacts",
     "add_frame",
+    "add_frames",
     "find_frame",
     "frame_by_sha256",
     "frames_by_sha256",
+    "frames_of_file",
     "header_columns",
     "latest_by_path",
     "latest_by_paths",
     "move_frame",
+    "move_frames",
     "newest_per_setup",
     "science_frame_ids",
     "unreduced_science_by_night",
@@ -82,15 +89,27 @@ def find_frame(session: Session, ref: str) -> Frame:
 
 
 def frame_by_sha256(session: Session, sha256: str) -> Frame | None:
-    """The frame with this content, if catalogued."""
-    return session.scalars(select(Frame).where(Frame.sha256 == sha256)).one_or_none()
+    """The frame with this content (a mosaic's first CCD), if catalogued."""
+    return session.scalars(select(Frame).where(Frame.sha256 == sha256)
+                           .order_by(Frame.id).limit(1)).first()
+
+
+def frames_of_file(session: Session, sha256: str) -> list[Frame]:
+    """Every frame of this content: one, or one per CCD of a mosaic (by id)."""
+    return list(session.scalars(select(Frame).where(Frame.sha256 == sha256)
+                                .order_by(Frame.id)))
+
+
+def _latest_at(session: Session, path: str) -> list[Frame]:
+    return list(session.scalars(select(Frame).where(Frame.path == path,
+                                                    Frame.is_latest.is_(True))
+                                .order_by(Frame.id)))
 
 
 def latest_by_path(session: Session, path: str) -> Frame | None:
-    """The newest version of the frame catalogued at ``path``."""
-    return session.scalars(
-        select(Frame).where(Frame.path == path, Frame.is_latest.is_(True))
-    ).one_or_none()
+    """The newest version of the frame catalogued at ``path`` (a mosaic's first CCD)."""
+    found = _latest_at(session, path)
+    return found[0] if found else None
 
 
 def latest_by_paths(session: Session, paths: Iterable[str]) -> dict[str, Frame]:
@@ -101,8 +120,10 @@ def latest_by_paths(session: Session, paths: Iterable[str]) -> dict[str, Frame]:
         chunk = wanted[i : i + 500]
         rows = session.scalars(
             select(Frame).where(Frame.path.in_(chunk), Frame.is_latest.is_(True))
+            .order_by(Frame.id)
         )
-        found.update((f.path, f) for f in rows)
+        for f in rows:
+            found.setdefault(f.path, f)  # a mosaic's first CCD
     return found
 
 
@@ -111,8 +132,10 @@ def frames_by_sha256(session: Session, shas: Iterable[str]) -> dict[str, Frame]:
     wanted = list(shas)
     found: dict[str, Frame] = {}
     for i in range(0, len(wanted), 500):
-        rows = session.scalars(select(Frame).where(Frame.sha256.in_(wanted[i : i + 500])))
-        found.update((f.sha256, f) for f in rows)
+        rows = session.scalars(select(Frame).where(Frame.sha256.in_(wanted[i : i + 500]))
+                               .order_by(Frame.id))
+        for f in rows:
+            found.setdefault(f.sha256, f)  # a mosaic's first CCD
     return found
 
 
@@ -147,6 +170,7 @@ def header_columns(norm: NormalizedHeader) -> dict[str, Any]:
         "ccdsec": norm.ccdsec,
         "setup_key": norm.setup_key,
         "window": norm.window,
+        "ccd": norm.ccd,
     }
 
 
@@ -164,30 +188,56 @@ def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
     ``previous`` is the latest frame at the path if the caller looked it up
     (``check_previous=False`` then trusts it, ``None`` meaning there is none).
     """
-    version = 1
-    if check_previous and previous is None:
-        previous = latest_by_path(session, facts.path)
-    if previous is not None:
-        version = previous.path_version + 1
-        previous.is_latest = False
-        session.flush()  # the old version stops being latest before the new one exists
-    frame = Frame(
-        path=facts.path,
-        path_version=version,
-        is_latest=True,
-        sha256=facts.sha256,
-        size=facts.size,
-        mtime=facts.mtime,
-        hdu=facts.hdu,
-        **header_columns(norm),
-        header=facts.header_json,
-        amplifiers=facts.amplifiers,
-        status=FrameStatus.OK,
-        ingested_at=now or dt.datetime.now(dt.UTC),
-        software_version=software_version,
-    )
-    session.add(frame)
+    (frame,) = add_frames(session, [(facts, norm)], software_version=software_version,
+                          now=now, previous=None if previous is None else [previous],
+                          check_previous=check_previous)
     return frame
+
+
+def add_frames(session: Session, rows: Sequence[tuple[FileFacts, NormalizedHeader]], *,
+               software_version: str, now: dt.datetime | None = None,
+               previous: Sequence[Frame] | None = None, check_previous: bool = True
+               ) -> list[Frame]:
+    """Add the frames of one file version: one, or one per CCD of a mosaic.
+
+    Every row shares the path and its new version. ``previous``: the latest frames
+    at the path if the caller looked them up (``check_previous=False`` then trusts
+    it; with ``check_previous`` they are looked up, every CCD of them); they stop
+    being the latest.
+    """
+    path = rows[0][0].path
+    older = list(previous or ())
+    if check_previous:
+        older = _latest_at(session, path)
+    elif older and older[0].ccd is not None:
+        older = _latest_at(session, path)  # every CCD of the mosaic, not only the first
+    version = 1
+    if older:
+        version = max(f.path_version for f in older) + 1
+        for f in older:
+            f.is_latest = False
+        session.flush()  # the old version stops being latest before the new one exists
+    stamp = now or dt.datetime.now(dt.UTC)
+    frames = []
+    for facts, norm in rows:
+        frame = Frame(
+            path=facts.path,
+            path_version=version,
+            is_latest=True,
+            sha256=facts.sha256,
+            size=facts.size,
+            mtime=facts.mtime,
+            hdu=facts.hdu,
+            **header_columns(norm),
+            header=facts.header_json,
+            amplifiers=facts.amplifiers,
+            status=FrameStatus.OK,
+            ingested_at=stamp,
+            software_version=software_version,
+        )
+        session.add(frame)
+        frames.append(frame)
+    return frames
 
 
 def move_frame(session: Session, frame: Frame, new_path: str, mtime: dt.datetime) -> None:
@@ -195,15 +245,25 @@ def move_frame(session: Session, frame: Frame, new_path: str, mtime: dt.datetime
 
     If ``new_path`` held another frame, that one stops being the latest there.
     """
-    other = latest_by_path(session, new_path)
+    move_frames(session, [frame], new_path, mtime)
+
+
+def move_frames(session: Session, frames: Sequence[Frame], new_path: str,
+                mtime: dt.datetime) -> None:
+    """Record that the bytes of ``frames`` (one file's: a mosaic's CCDs) now live at
+    ``new_path``; the frames that were latest there stop being so."""
+    mine = {f.id for f in frames}
+    others = [f for f in _latest_at(session, new_path) if f.id not in mine]
     version = 1
-    if other is not None and other.id != frame.id:
-        other.is_latest = False
-        version = other.path_version + 1
-    frame.path = new_path
-    frame.path_version = version
-    frame.is_latest = True
-    frame.mtime = mtime
+    if others:
+        version = max(f.path_version for f in others) + 1
+        for other in others:
+            other.is_latest = False
+    for frame in frames:
+        frame.path = new_path
+        frame.path_version = version
+        frame.is_latest = True
+        frame.mtime = mtime
 
 
 def newest_per_setup(session: Session, instrument: str, *, filter: str | None = None

@@ -115,15 +115,16 @@ def product_record(product: Product, frame: Frame) -> dict[str, Any]:
     Returns
     -------
     dict
-        Identity, file, status, the frame's night, filter, exposure and object, and
-        the calibration steps skipped.
+        Identity, file, status, the frame's night, filter, exposure, object and CCD
+        (a mosaic's), and the calibration steps skipped.
     """
     return {
         "id": product.id, "frame_id": product.frame_id, "kind": product.kind,
         "status": product.status, "night": frame.night.isoformat(),
         "obs_time": frame.obs_time.isoformat(), "filter": frame.filter,
         "exptime": frame.exptime, "object": frame.object_name,
-        "instrument": frame.instrument, "missing_steps": ",".join(product.missing_steps or ()),
+        "instrument": frame.instrument, "ccd": frame.ccd,  # a mosaic's CCD, as its frame's
+        "missing_steps": ",".join(product.missing_steps or ()),
         "replaced_by": product.replaced_by_id, "path": product.path,
         "sha256": product.sha256, "size": product.size,
         "created_at": product.created_at.isoformat(),

@@ -4,9 +4,10 @@ Tables (later issues add masters, products and provenance, which point at
 ``frames.id``):
 
 ``frames``
-    One row per distinct file content (sha256) ever ingested. A path rewritten with
-    new bytes gets a new row with ``path_version`` + 1; the old row stays, with
-    ``is_latest`` false, so provenance that used it still resolves.
+    One row per distinct file content (sha256) ever ingested, or per CCD of a
+    mosaic file (``ccd`` names it; null for a file of one detector). A path
+    rewritten with new bytes gets new rows with ``path_version`` + 1; the old rows
+    stay, with ``is_latest`` false, so provenance that used them still resolves.
 ``quarantined_files``
     Files that could not be taken as frames, with the reason, when they were first
     and last seen, and how often. A file that later ingests cleanly is marked resolved.
@@ -94,7 +95,15 @@ class Frame(Base):
 
     __tablename__ = "frames"
     __table_args__ = (
-        UniqueConstraint("path", "path_version", name="uq_frames_path_version"),
+        # One row per file version, or per CCD of a mosaic file's version: unique
+        # (path, version) and sha256 among the rows without a CCD, unique with their
+        # CCD among the others (a null never equals another, hence two indexes each).
+        Index("ux_frames_path_version", "path", "path_version", unique=True,
+              sqlite_where=text("ccd IS NULL"), postgresql_where=text("ccd IS NULL")),
+        Index("ux_frames_path_version_ccd", "path", "path_version", "ccd", unique=True),
+        Index("ux_frames_sha256", "sha256", unique=True,
+              sqlite_where=text("ccd IS NULL"), postgresql_where=text("ccd IS NULL")),
+        Index("ux_frames_sha256_ccd", "sha256", "ccd", unique=True),
         Index("ix_frames_night_kind", "night", "kind"),
         Index("ix_frames_setup_kind_obs", "setup_key", "kind", "obs_time"),
         # ``frames --kind --since`` and the calibration frames of a time range.
@@ -108,11 +117,14 @@ class Frame(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Where and what the file is.
-    # Looked up through ``uq_frames_path_version``, whose first column it is.
+    # Looked up through ``ux_frames_path_version_ccd``, whose first column it is.
     path: Mapped[str] = mapped_column(Text)
     path_version: Mapped[int] = mapped_column(Integer, default=1)
     is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # The CCD of a mosaic file this row is (the profile's ``ccd`` keyword, such as
+    # CCDNAME); None for a file of one detector.
+    ccd: Mapped[str | None] = mapped_column(HeaderText(80))
     size: Mapped[int] = mapped_column(BigInteger)
     mtime: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     hdu: Mapped[int] = mapped_column(Integer, default=0)

@@ -56,11 +56,12 @@ class RawNode:
     kind: str
     obs_time: dt.datetime
     is_latest: bool
+    ccd: str | None = None  # the CCD of a mosaic file the frame is
 
     def as_dict(self) -> dict[str, Any]:
         return {"frame_id": self.frame_id, "path": self.path, "sha256": self.sha256,
                 "kind": self.kind, "obs_time": self.obs_time.isoformat(),
-                "is_latest": self.is_latest}
+                "is_latest": self.is_latest, "ccd": self.ccd}
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +211,8 @@ def provenance_tree(session: Session, product: Product) -> ProvenanceTree:
     if frame is None:  # the foreign key makes this impossible short of a damaged catalogue
         raise NotFoundError(f"product {product.id} points at a missing frame {product.frame_id}")
     raw = RawNode(frame_id=frame.id, path=frame.path, sha256=product.raw_sha256,
-                  kind=frame.kind, obs_time=frame.obs_time, is_latest=frame.is_latest)
+                  kind=frame.kind, obs_time=frame.obs_time, is_latest=frame.is_latest,
+                  ccd=frame.ccd)
     rows = sorted(
         ((link, master) for link, master in session.execute(
             select(ProductMaster, Master).join(Master, Master.id == ProductMaster.master_id)

@@ -48,6 +48,7 @@ def frame_record(frame: Frame) -> dict[str, Any]:
         "naxis1": frame.naxis1,
         "naxis2": frame.naxis2,
         "window": frame.window,
+        "ccd": frame.ccd,
         "size": frame.size,
         "path_version": frame.path_version,
         "is_latest": frame.is_latest,
@@ -86,14 +87,16 @@ def master_record(m: Master) -> dict[str, Any]:
     Returns
     -------
     dict
-        Its group, version, statistics (``level`` and ``noise``, their units in
-        ``level_unit`` and ``noise_unit``), quality, flags (``multi_night``,
-        ``provisional`` and in words ``flags``), validity and file.
+        Its group (``ccd``: the CCD of a mosaic's master), version, statistics
+        (``level`` and ``noise``, their units in ``level_unit`` and ``noise_unit``),
+        quality, flags (``multi_night``, ``provisional`` and in words ``flags``),
+        validity and file.
     """
     stats = m.stats or {}
     return {
         "id": m.id, "kind": m.kind, "night": m.night.isoformat(), "version": m.version,
         "instrument": m.instrument, "filter": m.filter, "window": m.window,
+        "ccd": (m.group or {}).get("ccd"),  # a mosaic's CCD: part of its group
         "set_temp": m.set_temp,
         "exptime": m.exptime, "n_frames": m.n_frames, "level": stats.get("level"),
         "noise": stats.get("noise"), "level_unit": figure_units(m)[0],

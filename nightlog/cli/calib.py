@@ -127,8 +127,9 @@ def list_cmd(
         return
     # ``by`` (the newer version) is only ever set with --all-versions.
     columns = [c for c in _LIST_COLUMNS if c != "by" or any(r["superseded_by"] for r in rows)]
-    if any(r.get("window") for r in rows):  # masters of subarray frames
-        columns.insert(columns.index("n"), "window")
+    for extra in ("window", "ccd"):  # masters of subarray frames, of a mosaic's CCDs
+        if any(r.get(extra) for r in rows):
+            columns.insert(columns.index("n"), extra)
     if any(r.get("flags") for r in rows):  # multi-night or provisional masters
         columns.insert(columns.index("quality") + 1, "flags")
     emit([_list_row(r) for r in rows], columns, fmt, title=f"{len(rows)} master(s)")
@@ -165,7 +166,8 @@ def _figure(value: Any, unit: str = "") -> str:
 def _list_row(row: dict[str, Any]) -> dict[str, Any]:
     """A master record as ``calib list`` shows it (JSON and CSV keep every field)."""
     return {"id": row["id"], "kind": row["kind"], "night": row["night"], "v": row["version"],
-            "filter": row["filter"], "window": row.get("window"), "n": row["n_frames"],
+            "filter": row["filter"], "window": row.get("window"), "ccd": row.get("ccd"),
+            "n": row["n_frames"],
             "level": _figure(row["level"], row["level_unit"]),
             "measured": _detector_figure(row), "quality": row["quality"],
             "flags": row.get("flags"), "by": row["superseded_by"]}

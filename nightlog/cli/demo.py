@@ -21,8 +21,10 @@ def demo_cmd(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo archive.",
                                               file_okay=False)] = Path("nightlog-demo"),
     camera: Annotated[str, typer.Option(help="Camera to simulate: 'lfc', 'aspen', 'cmos' "
-                                        "(ZWO ASI1600MM Pro under N.I.N.A.) or 'mef' "
-                                        "(LCO Sinistro, four amplifiers).")] = "lfc",
+                                        "(ZWO ASI1600MM Pro under N.I.N.A.), 'mef' "
+                                        "(LCO Sinistro, four amplifiers) or 'mosaic' "
+                                        "(two CCDs of two amplifiers, one product per "
+                                        "CCD).")] = "lfc",
     scale: Annotated[float, typer.Option(help="Frame size factor (1 = the camera's full "
                                          "4128 × 2080 for the LFC).")] = 0.25,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

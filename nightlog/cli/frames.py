@@ -97,6 +97,8 @@ def frames_cmd(
         # At 80 columns the quality figures, to three digits under short headings,
         # take the place of the object and path (JSON and CSV carry every figure whole).
         columns = QUALITY_TABLE if with_quality else TABLE_COLUMNS
+        if any(r.get("ccd") for r in rows):  # a mosaic's frames: one per CCD of a file
+            columns = (*columns[:-1], "ccd", columns[-1])
         shown = [{**r, "ut": str(r["obs_time"])[11:19], **_short_quality(r)} for r in rows]
         emit(shown, columns, fmt, title=f"{len(rows)} frame(s)",
              root=state_of(ctx).settings.archive_root)

@@ -35,7 +35,8 @@ def _render(tree: ProvenanceTree, checks: ProvenanceCheck | None) -> Tree:
     root.add(Text(printable(f"made {tree.created_at.isoformat()} by nightlog "
                             f"{tree.software_version}; parameters "
                             f"{(tree.parameters_digest or 'unrecorded')[:16]}")))
-    root.add(line(f"raw frame {tree.raw.frame_id} {tree.raw.path}", tree.raw.path,
+    ccd = f" (CCD {tree.raw.ccd})" if tree.raw.ccd else ""
+    root.add(line(f"raw frame {tree.raw.frame_id}{ccd} {tree.raw.path}", tree.raw.path,
                   tree.raw.sha256))
     for m in tree.masters:
         branch = root.add(line(f"{m.role} master {m.id} ({m.kind}, night {m.night}, "

@@ -21,7 +21,8 @@ def simulate_cmd(
                                            file_okay=False)],
     camera: Annotated[str, typer.Option(help="Camera: 'lfc' (Palomar LFC), 'aspen' "
                                         "(Andor/Apogee Aspen CG16M, MaxIm DL), 'mef' (LCO "
-                                        "Sinistro, 4 amplifiers as MEF) or 'cmos' (ZWO "
+                                        "Sinistro, 4 amplifiers as MEF), 'mosaic' (two "
+                                        "CCDs of two amplifiers in one MEF) or 'cmos' (ZWO "
                                         "ASI1600MM Pro under N.I.N.A., two gain settings "
                                         "and a subarray frame; 'cmos-colour': its RGGB "
                                         "model).")] = "lfc",

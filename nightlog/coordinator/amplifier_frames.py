@@ -31,15 +31,19 @@ def read_amplifiers(path: str, layout: AmplifierLayout) -> list[CCDData]:
 
 @dataclass(frozen=True, slots=True)
 class AmplifierFrameFile:
-    """One multi-amplifier file, read and assembled (electrons) when called."""
+    """One multi-amplifier file (or one CCD of a mosaic file: ``layout`` holds its
+    amplifiers alone), read and assembled (electrons) when called; a CCD's image
+    says its name in ``CCDNAME``."""
 
     path: str
     layout: AmplifierLayout
     per_row: bool = True
 
     def __call__(self) -> CCDData:
+        names = self.layout.ccd_names
+        ccd = names[0] if len(names) == 1 and names[0] else None
         return assemble_amplifiers(read_amplifiers(self.path, self.layout), self.layout,
-                                   per_row=self.per_row)
+                                   ccd=ccd, per_row=self.per_row)
 
 
 def frame_loader(path: str, hdu: int, amplifiers: Mapping[str, Any] | AmplifierLayout | None

@@ -15,6 +15,11 @@ row is kept), ``moved`` (known bytes at a new path, the old path gone),
 ``duplicate`` (known bytes also present elsewhere: nothing added), ``unchanged``,
 ``quarantined`` (bad input, recorded with its reason) and ``incomplete`` (a file
 still being written, left for later when the caller asks so).
+
+A mosaic file (a profile with ``ccd``, several CCDs in the file) is one frame per
+CCD, added, versioned, moved and recognised as a duplicate together: one outcome
+per file, its result listing every frame. A file one of whose CCDs does not tile
+is quarantined whole.
 """
 
 from __future__ import annotations
@@ -23,9 +28,8 @@ import datetime as dt
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nightlog import __version__
 from nightlog.catalogue import frames as cat_frames
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame
@@ -42,19 +45,17 @@ from nightlog.catalogue.quarantine import (
     resolve_quarantined,
     unresolved_quarantined,
 )
+from nightlog.coordinator.ingest_context import IngestContext, IngestResult, IngestSummary
 from nightlog.coordinator.retry import is_transient
 from nightlog.errors import FileProblem, IncompleteFileError, NightlogError
 from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
-from nightlog.header.model import Site
+from nightlog.header.model import NormalizedHeader
 from nightlog.header.normalize import normalize_header
-from nightlog.header.normalize_amplifiers import normalize_amplifiers
-from nightlog.header.profile_warnings import ProfileWarning, WarningsOnce, profile_warnings
-from nightlog.header.profiles import InstrumentProfile, ProfileRegistry
-from nightlog.header.profiles.registry import FALLBACK_PROFILE
-from nightlog.settings import Settings
+from nightlog.header.normalize_amplifiers import normalize_ccds
+from nightlog.header.profile_warnings import profile_warnings
 from nightlog.states import IngestOutcome
 from nightlog.store.discovery import discover, report_skipped
-from nightlog.store.raw import DEFAULT_MAX_DATA_BYTES, RawFile, raw_values, read_raw_file
+from nightlog.store.raw import RawFile, raw_values, read_raw_file
 
 __all__ = [
     "IngestContext",
@@ -70,93 +71,6 @@ __all__ = [
 log = logging.getLogger("nightlog.ingest")
 
 OUTCOMES = tuple(IngestOutcome)
-
-
-@dataclass(frozen=True, slots=True)
-class IngestContext:
-    """What ingestion needs besides the session: profiles, site, limits."""
-
-    registry: ProfileRegistry
-    site: Site | None = None
-    verify: bool = False  # re-hash files whose size and mtime are unchanged
-    incomplete_is_error: bool = True  # quarantine truncated files (else: wait for them)
-    max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
-    software_version: str = __version__
-    default_profile: str | None = None  # used when no profile's match rules hold
-    follow_symlinks: bool = False  # links in watched folders that point outside them
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: object) -> IngestContext:
-        """Context for an installation's settings."""
-        site = settings.site
-        registry = ProfileRegistry.from_settings(settings.instruments)
-        default = settings.ingest.default_profile
-        if default is not None:
-            registry.get(default)  # an unknown name is a configuration error, now
-        values: dict[str, object] = {
-            "registry": registry,
-            "site": site if site.has_place else None,
-            "default_profile": default,
-            "follow_symlinks": settings.ingest.follow_symlinks,
-            "max_data_bytes": settings.ingest.max_data_bytes,
-        }
-        return cls(**{**values, **overrides})  # type: ignore[arg-type]
-
-    def profile_matching(self, header: Any) -> InstrumentProfile:
-        """The profile whose match rules ``header`` meets, or the configured default
-        when only the fallback fits."""
-        profile = self.registry.match(header)
-        if profile.name == FALLBACK_PROFILE and self.default_profile is not None:
-            return self.registry.get(self.default_profile)
-        return profile
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    """What happened to one file (``frame`` is the row, whose id exists after a flush).
-
-    ``transient`` is set on a file that ``failed`` because the catalogue was
-    unreachable or locked: trying it again later is worth it. ``warnings`` are what
-    its profile left to a default (:func:`profile_warnings`), for a frame added.
-    """
-
-    path: str
-    outcome: IngestOutcome
-    frame: Frame | None = None
-    reason: str | None = None
-    transient: bool = False
-    warnings: tuple[ProfileWarning, ...] = ()
-
-    @property
-    def frame_id(self) -> int | None:
-        return None if self.frame is None else self.frame.id
-
-
-@dataclass(slots=True)
-class IngestSummary:
-    """Counts and problems of one batch, and its profile warnings, each once per
-    instrument (``warnings``: ``(profile, instrument, warning)`` in the order first
-    seen; ``said`` counts the frames of each)."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    problems: list[IngestResult] = field(default_factory=list)
-    elapsed: float = 0.0
-    warnings: list[tuple[str, str | None, ProfileWarning]] = field(default_factory=list)
-    said: WarningsOnce = field(default_factory=WarningsOnce)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def add(self, result: IngestResult) -> None:
-        self.counts[result.outcome] += 1
-        if result.outcome in (IngestOutcome.QUARANTINED, IngestOutcome.FAILED,
-                              IngestOutcome.DUPLICATE):
-            self.problems.append(result)
-        if result.warnings and result.frame is not None:
-            profile, instrument = result.frame.profile, result.frame.instrument
-            self.warnings += [(profile, instrument, w)
-                              for w in self.said.new(profile, instrument, result.warnings)]
 
 
 @dataclass(slots=True)
@@ -268,9 +182,13 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
     existing = (lookups.by_sha.get(raw.sha256) if lookups is not None
                 else cat_frames.frame_by_sha256(session, raw.sha256))
     if existing is not None:
+        siblings = (cat_frames.frames_of_file(session, raw.sha256)
+                    if existing.ccd is not None else [existing])
         if existing.path == spath:
-            existing.mtime = raw.mtime
-            return IngestResult(spath, IngestOutcome.UNCHANGED, frame=existing)
+            for frame in siblings:
+                frame.mtime = raw.mtime
+            return IngestResult(spath, IngestOutcome.UNCHANGED, frame=existing,
+                                frames=tuple(siblings))
         old = existing.path
         if existing.is_latest and os.path.exists(old) and _same_size(old, existing.size):
             # Not catalogued twice, but listed by 'nightlog quarantine' with the reason
@@ -280,43 +198,50 @@ def _record(session: Session, got: _Read, known: Frame | None, ctx: IngestContex
                                size=raw.size, sha256=raw.sha256)
             if lookups is not None:
                 lookups.quarantined.add(spath)
-            return IngestResult(spath, IngestOutcome.DUPLICATE, frame=existing, reason=reason)
-        cat_frames.move_frame(session, existing, spath, raw.mtime)
+            return IngestResult(spath, IngestOutcome.DUPLICATE, frame=existing, reason=reason,
+                                frames=tuple(siblings))
+        cat_frames.move_frames(session, siblings, spath, raw.mtime)
         _resolve(session, spath, lookups)
         if lookups is not None:
             lookups.by_path[spath] = existing
-        return IngestResult(spath, IngestOutcome.MOVED, frame=existing, reason=f"was {old}")
+        return IngestResult(spath, IngestOutcome.MOVED, frame=existing, reason=f"was {old}",
+                            frames=tuple(siblings))
 
     values = got.values if got.values is not None else raw.items()[1]
-    amplifiers, layout = None, None
+    described: tuple[tuple[NormalizedHeader, AmplifierLayout | None], ...]
     try:
         profile = ctx.profile_matching(values)
         if profile.multi_amplifier:
-            norm, layout = normalize_amplifiers(
+            described = normalize_ccds(
                 values, raw_values(raw.primary),
                 [ExtensionHeader(i, raw_values(cards), shape)
                  for i, cards, shape in raw.extensions] or
                 [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=ctx.site)
-            amplifiers = layout.as_json()
-            _warn_unknown_gains(profile.name, layout)
+            for _, layout in described:
+                assert layout is not None
+                _warn_unknown_gains(profile.name, layout)
         else:
-            norm = normalize_header(values, profile, site=ctx.site, shape=raw.shape)
+            described = ((normalize_header(values, profile, site=ctx.site, shape=raw.shape),
+                          None),)
     except NightlogError as exc:  # HeaderError, or a profile that matches but is unusable
         return _quarantine(session, spath, exc, size=raw.size, sha256=raw.sha256,
                            lookups=lookups)
 
-    facts = cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
-                                 mtime=raw.mtime, hdu=raw.hdu,
-                                 header_json=got.header_json or raw.items()[0],
-                                 amplifiers=amplifiers)
+    header_json = got.header_json or raw.items()[0]
+    rows = [(cat_frames.FileFacts(path=spath, sha256=raw.sha256, size=raw.size,
+                                  mtime=raw.mtime, hdu=raw.hdu, header_json=header_json,
+                                  amplifiers=None if layout is None else layout.as_json()),
+             norm) for norm, layout in described]
     outcome = IngestOutcome.NEW_VERSION if known is not None else IngestOutcome.ADDED
-    frame = cat_frames.add_frame(session, facts, norm, software_version=ctx.software_version,
-                                 previous=known, check_previous=lookups is None)
+    frames = cat_frames.add_frames(session, rows, software_version=ctx.software_version,
+                                   previous=None if known is None else [known],
+                                   check_previous=lookups is None)
     _resolve(session, spath, lookups)
     if lookups is not None:
-        lookups.by_sha[raw.sha256] = frame
-        lookups.by_path[spath] = frame
-    return IngestResult(spath, outcome, frame=frame,
+        lookups.by_sha[raw.sha256] = frames[0]
+        lookups.by_path[spath] = frames[0]
+    norm, layout = described[0]
+    return IngestResult(spath, outcome, frame=frames[0], frames=tuple(frames),
                         warnings=tuple(profile_warnings(values, profile, norm, layout)))
 
 

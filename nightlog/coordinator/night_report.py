@@ -37,7 +37,7 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.fences import list_fences
 from nightlog.catalogue.history import HistoryFilter, master_history
 from nightlog.catalogue.holds import HeldFrame, holds_of_night
-from nightlog.catalogue.models import Master
+from nightlog.catalogue.models import Frame, Master
 from nightlog.catalogue.night_summary import (
     MasterFacts,
     NightFacts,
@@ -158,6 +158,13 @@ def _master_entry(mf: MasterFacts, by_id: dict[int, TrendPoint],
     )
 
 
+def _raw_hdu(frame: Frame) -> int:
+    """The extension the raw preview shows: a mosaic CCD's first amplifier's."""
+    if frame.ccd is not None and frame.amplifiers:
+        return int(frame.amplifiers["amplifiers"][0]["hdu"])
+    return frame.hdu
+
+
 def _product(pf: ProductFacts | None) -> ProductEntry | None:
     if pf is None:
         return None
@@ -242,8 +249,9 @@ def build_report(session: Session, ctx: JobContext, night: dt.date, *,
     science = tuple(
         ScienceEntry(frame_id=s.frame.id, path=s.frame.path, object_name=s.frame.object_name,
                      filter=s.frame.filter, exptime=s.frame.exptime,
-                     obs_time=s.frame.obs_time, raw=_picture(s.frame.path, s.frame.hdu),
-                     quicklook=_product(s.quicklook), final=_product(s.final), quality=q)
+                     obs_time=s.frame.obs_time, raw=_picture(s.frame.path, _raw_hdu(s.frame)),
+                     quicklook=_product(s.quicklook), final=_product(s.final), quality=q,
+                     ccd=s.frame.ccd)
         for s, q in zip(facts.science, figures, strict=True))
     quarantined = tuple(Problem(what=q.error, path=q.path, reason=q.reason, when=q.last_seen)
                         for q in list_quarantined(session))

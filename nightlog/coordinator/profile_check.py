@@ -32,7 +32,7 @@ from nightlog.header.field_sources import FieldSource, field_sources
 from nightlog.header.match_explanation import MatchExplanation, explain_profile_match
 from nightlog.header.model import NormalizedHeader
 from nightlog.header.normalize import normalize_header
-from nightlog.header.normalize_amplifiers import normalize_amplifiers
+from nightlog.header.normalize_amplifiers import normalize_ccds
 from nightlog.header.profile_warnings import ProfileWarning, profile_warnings
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.settings import Settings
@@ -205,11 +205,12 @@ def check_file(path: str | os.PathLike[str], settings: Settings, *,
         site = settings.site if settings.site.has_place else None
         layout: AmplifierLayout | None = None
         if profile.multi_amplifier:  # as ingestion reads it: the assembled detector
-            norm, layout = normalize_amplifiers(
+            # (a mosaic's first CCD: the others read alike but for their CCD)
+            norm, layout = normalize_ccds(
                 values, raw_values(raw.primary),
                 [ExtensionHeader(i, raw_values(cards), shape)
                  for i, cards, shape in raw.extensions] or
-                [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=site)
+                [ExtensionHeader(raw.hdu, values, raw.shape)], profile, site=site)[0]
         else:
             norm = normalize_header(values, profile, site=site, shape=raw.shape)
     except NightlogError as exc:

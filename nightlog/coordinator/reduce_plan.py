@@ -325,7 +325,7 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
     digest = parameters_digest(_described(params))
     path = ctx.layout.product_path(instrument=frame.instrument, night=frame.night,
                                    raw_name=os.path.basename(frame.path), product_kind=kind,
-                                   product_key=key)
+                                   product_key=key, ccd=frame.ccd)
     if path.exists() or (existing is not None and existing.path == str(path)):
         # Same inputs already written (a product row was lost: keep that file), or
         # the product this one replaces names the path (its file is gone): a new name.

@@ -366,7 +366,8 @@ class Watcher:
         if frame.kind in _CALIBRATION:
             self.live.calibration_arrived()
         elif frame.kind == "science":
-            self.live.science_arrived(frame.id)
+            for each in result.frames:  # one per CCD of a mosaic
+                self.live.science_arrived(each.id)
 
     # -- heartbeat ------------------------------------------------------------------------
 

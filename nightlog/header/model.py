@@ -149,6 +149,9 @@ class NormalizedHeader:
         N.I.N.A.'s ``GAIN = 120``); ``gain`` is the e-/ADU.
     bayer_pattern : str or None
         The colour filter array of a colour sensor (``'RGGB'``), upper case.
+    ccd : str or None
+        The CCD of a mosaic file this frame is (the profile's ``ccd`` keyword);
+        ``None`` for a file of one detector.
     """
 
     profile: str
@@ -178,4 +181,5 @@ class NormalizedHeader:
     gain_setting: float | None = None
     offset: float | None = None
     bayer_pattern: str | None = None
+    ccd: str | None = None
     extra: dict[str, str] = field(default_factory=dict)

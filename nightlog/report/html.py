@@ -298,7 +298,9 @@ def _quality_cells(q: QualityFigures | None) -> list[str]:
 
 
 def _science_row(s: ScienceEntry) -> list[str]:
-    about = (f"<b>frame {_e(s.frame_id)}</b><br>object: {_e(s.object_name or '–')}<br>"
+    about = (f"<b>frame {_e(s.frame_id)}</b><br>"
+             + (f"CCD: {_e(s.ccd)}<br>" if s.ccd else "")
+             + f"object: {_e(s.object_name or '–')}<br>"
              f"filter: {_e(s.filter or '–')}<br>exposure: {_e(_num(s.exptime))} s<br>"
              f"{_e(_time(s.obs_time))}<br><span class=\"path\">{_e(s.path)}</span>")
     return [about, _picture(s.raw, f"frame {s.frame_id} raw"),

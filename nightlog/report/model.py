@@ -181,6 +181,7 @@ class ScienceEntry:
     quicklook: ProductEntry | None
     final: ProductEntry | None
     quality: QualityFigures | None = None
+    ccd: str | None = None  # the CCD of a mosaic file the frame is
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ __all__ = [
     "ASPEN",
     "CAMERAS",
     "LFC",
+    "MOSAIC",
     "NINA_CMOS",
     "NINA_CMOS_COLOUR",
     "SINISTRO",
@@ -38,7 +39,7 @@ __all__ = [
     "scaled_geometry",
 ]
 
-HeaderStyle = Literal["lfc", "maximdl", "sinistro", "nina"]
+HeaderStyle = Literal["lfc", "maximdl", "sinistro", "mosaic", "nina"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +306,14 @@ SINISTRO = CameraModel(
     default_counts=(5, 3, 5, 6),
 )
 
+# A mosaic of two CCDs of two amplifiers each in one MEF file (multi-CCD keywords of
+# GMOS and NOAO Mosaic, nightlog.simulate.mosaic_headers): the MEF camera's pixels,
+# site, sky and field, its lower two amplifiers one CCD and its upper two the other.
+MOSAIC = replace(SINISTRO, name="mosaic",
+                 description="two-CCD mosaic, two amplifiers per CCD, one MEF file "
+                             "(CCDNAME per extension)",
+                 header_style="mosaic")
+
 # ZWO ASI1600MM Pro (4656 x 3520, 3.8 µm, 12-bit ADC) under N.I.N.A. on a 0.2-m
 # refractor (choice): site, sky and field; the electronics are in nightlog.simulate.zwo.
 NINA_CMOS = CameraModel(
@@ -349,7 +358,8 @@ NINA_CMOS_COLOUR = replace(NINA_CMOS, name="cmos-colour",
                                        "(12-bit, two gain settings)")
 
 CAMERAS: dict[str, CameraModel] = {
-    camera.name: camera for camera in (LFC, ASPEN, SINISTRO, NINA_CMOS, NINA_CMOS_COLOUR)}
+    camera.name: camera
+    for camera in (LFC, ASPEN, SINISTRO, MOSAIC, NINA_CMOS, NINA_CMOS_COLOUR)}
 
 
 def camera_by_name(name: str) -> CameraModel:

@@ -215,23 +215,24 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
     outdir : pathlib.Path
         Folder for the frames and the truth (created; files of the same names
         are replaced).
-    camera : {'lfc', 'aspen', 'mef', 'cmos', 'cmos-colour'}
+    camera : {'lfc', 'aspen', 'mef', 'mosaic', 'cmos', 'cmos-colour'}
         ``mef``: an LCO Sinistro, four amplifiers in four image extensions;
+        ``mosaic``: two CCDs of two amplifiers each in one MEF file;
         ``cmos``: a ZWO ASI1600MM Pro under N.I.N.A., two gain settings and a
         subarray frame; ``cmos-colour``: the same with the RGGB sensor
         (``docs/simulate.md``).
     night : datetime.date or None
         Date on which the night starts; ``None``: the camera's reference night
         (2016-01-15 for the LFC, 2018-08-22 for the Aspen, 2019-04-05 for the
-        MEF camera, 2021-03-02 for the CMOS camera).
+        MEF and mosaic cameras, 2021-03-02 for the CMOS camera).
     scale : float
         Linear shrink factor in ``(0, 1]``; 1 writes full-size frames.
     seed : int
         Same seed, same bytes.
     n_bias, n_dark, n_flat, n_science : int or None
         Biases; darks per dark exposure time; flats per filter; science frames.
-        ``None``: the camera's defaults (LFC 6/5/5/8, Aspen 6/5/6/8, MEF and
-        CMOS 5/3/5/6). For the CMOS camera biases, darks and flats are per gain
+        ``None``: the camera's defaults (LFC 6/5/5/8, Aspen 6/5/6/8, MEF,
+        mosaic and CMOS 5/3/5/6). For the CMOS camera biases, darks and flats are per gain
         setting, and one subarray science frame follows the science frames.
     gain_factor : float
         The night's true gain is the camera's times this (> 0): a detector whose
@@ -304,8 +305,8 @@ def simulate_night(outdir: Path, *, camera: str = "lfc", night: dt.date | None =
         raise ConfigurationError(f"seed must be >= 0, not {seed!r}")
     outdir = Path(outdir)
 
-    if model.header_style in ("sinistro", "nina"):
-        write = write_mef_night if model.header_style == "sinistro" else write_cmos_night
+    if model.header_style in ("sinistro", "mosaic", "nina"):
+        write = write_cmos_night if model.header_style == "nina" else write_mef_night
 
         def rng_for(stream: int, index: int) -> np.random.Generator:
             return _rng(seed_value, model, stream, index)

@@ -1,5 +1,9 @@
 """Writing a night of the four-amplifier MEF camera, and its truth.
 
+The same pixels make the night of the ``mosaic`` camera (two CCDs of two
+amplifiers, :mod:`nightlog.simulate.mosaic_headers`): its own headers, files named
+as Gemini South names them (``S20190405S0001.fits``), and per-CCD truth.
+
 The truth format is described in ``docs/simulate.md``; masks and maps index the
 detector plane (the mosaic the four DETSECs tile, ``2n × 2n``), the fixed bias
 and the row drift each amplifier's raw orientation.
@@ -7,6 +11,7 @@ and the row drift each amplifier's raw orientation.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from nightlog.simulate import mosaic_headers
 from nightlog.simulate.cameras import CameraModel, Geometry
 from nightlog.simulate.detector import build_detector
 from nightlog.simulate.fitsfile import write_uint16_mef
@@ -38,13 +44,13 @@ def row_drift_key(index: int) -> str:
     return f"row_drift_{index:04d}"
 
 
-def _entry(frame: PlannedFrame, exposed: MefExposure) -> dict[str, Any]:
+def _entry(frame: PlannedFrame, exposed: MefExposure, mosaic: bool) -> dict[str, Any]:
     cr = exposed.cosmic_rays
     return {
         "name": frame.filename,
         "index": frame.index,
         "kind": frame.kind,
-        "obstype": OBSTYPES[frame.kind],
+        "obstype": (mosaic_headers.OBSTYPES if mosaic else OBSTYPES)[frame.kind],
         "object": frame.object_name,
         "filter": frame.filter,
         "exptime": frame.exptime,
@@ -76,7 +82,7 @@ def write_mef_night(outdir: Path, camera: CameraModel, night: dt.date,
     ----------
     outdir : pathlib.Path
     camera : CameraModel
-        ``nightlog.simulate.cameras.SINISTRO``.
+        ``nightlog.simulate.cameras.SINISTRO`` or ``MOSAIC``.
     night : datetime.date
     counts : tuple of int
         Biases, darks per exposure time, sky flats per filter, science frames.
@@ -101,7 +107,12 @@ def write_mef_night(outdir: Path, camera: CameraModel, night: dt.date,
     layout = mef_layout(scale)
     ny, nx = layout.detector_shape
     geom = Geometry(scale=layout.scale, ny=ny, nx_data=nx, n_overscan=0, leak_columns=0)
+    mosaic = camera.header_style == "mosaic"
     frames = plan_lco_night(camera, night, counts, rng_for(_STREAM_PLAN, 0))
+    if mosaic:
+        day = night.strftime("%Y%m%d")
+        frames = [dataclasses.replace(f, filename=f"S{day}S{f.index + 1:04d}.fits")
+                  for f in frames]
     detector_rng = rng_for(_STREAM_DETECTOR, 0)
     maps = build_detector(camera, geom, detector_rng)
     amp_bias = build_amp_bias(layout, detector_rng)
@@ -114,10 +125,16 @@ def write_mef_night(outdir: Path, camera: CameraModel, night: dt.date,
     for frame in frames:
         exposed = expose_mef(frame, camera, geom, layout, maps, amp_bias, stars,
                              rng_for(_STREAM_FRAME, frame.index))
-        extensions = [(extension_cards(layout, k), data) for k, data in enumerate(exposed.data)]
-        primary = primary_cards(camera, frame, night.strftime("%Y%m%d"))
+        if mosaic:
+            extensions = [(mosaic_headers.extension_cards(layout, k), data)
+                          for k, data in enumerate(exposed.data)]
+            primary = mosaic_headers.primary_cards(camera, frame, layout)
+        else:
+            extensions = [(extension_cards(layout, k), data)
+                          for k, data in enumerate(exposed.data)]
+            primary = primary_cards(camera, frame, night.strftime("%Y%m%d"))
         files.append(write_uint16_mef(outdir / frame.filename, primary, extensions))
-        entries.append(_entry(frame, exposed))
+        entries.append(_entry(frame, exposed, mosaic))
         cr = exposed.cosmic_rays
         arrays[cosmic_ray_key(frame.index)] = (cr.rows * nx + cr.cols).astype(np.uint32)
         arrays[row_drift_key(frame.index)] = exposed.row_drift_adu
@@ -131,14 +148,14 @@ def write_mef_night(outdir: Path, camera: CameraModel, night: dt.date,
     summary = {
         "format": FORMAT, "version": VERSION, "camera": camera.name,
         "description": camera.description, "night": night.isoformat(), "seed": seed,
-        "scale": layout.scale, "layout": "mef",
+        "scale": layout.scale, "layout": "mosaic" if mosaic else "mef",
         "shape": [ny, nx],
         "amp_shape": list(layout.amp_shape),
         "extname": "SCI",
         "overscan_columns": layout.n_overscan,
         "overscan_skip_columns": layout.bias_skip,
         "full_well_e": FULL_WELL_E,
-        "amplifiers": [_amp_truth(k, layout) for k in range(len(AMPLIFIERS))],
+        "amplifiers": [_amp_truth(k, layout, mosaic) for k in range(len(AMPLIFIERS))],
         "crosstalk": [list(row) for row in CROSSTALK],
         "dark_current_e_per_s": dark_median,
         "hot_pixel_threshold_e_per_s": camera.hot_threshold_e,
@@ -150,13 +167,30 @@ def write_mef_night(outdir: Path, camera: CameraModel, night: dt.date,
         "arrays": "truth.npz",
         "files": entries,
     }
+    if mosaic:
+        summary["ccds"] = _ccd_truth(layout)
     truth_path, arrays_path = write_truth(outdir, summary, arrays)
     return files, truth_path, arrays_path, (ny, nx)
 
 
-def _amp_truth(k: int, layout: MefLayout) -> dict[str, Any]:
+def _ccd_truth(layout: MefLayout) -> list[dict[str, Any]]:
+    """Each CCD of the mosaic camera: its name, amplifiers (EXTVER) and where it lies
+    on the detector plane (numpy rows and columns, start and stop)."""
+    n = layout.n
+    out = []
+    for c, name in enumerate(mosaic_headers.CCD_NAMES):
+        amps = [AMPLIFIERS[k].extver for k in range(len(AMPLIFIERS))
+                if mosaic_headers.ccd_of(k) == c]
+        out.append({"name": name, "amplifiers": amps, "rows": [c * n, (c + 1) * n],
+                    "cols": [0, 2 * n], "shape": [n, 2 * n]})
+    return out
+
+
+def _amp_truth(k: int, layout: MefLayout, mosaic: bool = False) -> dict[str, Any]:
     amp, where = AMPLIFIERS[k], layout.amps[k]
+    extra = ({"ccd": mosaic_headers.CCD_NAMES[mosaic_headers.ccd_of(k)]} if mosaic else {})
     return {
+        **extra,
         "extver": amp.extver, "quadrant": _QUADRANTS[k],
         "flip_x": amp.flip_x, "flip_y": amp.flip_y,
         "datasec": where.datasec, "detsec": where.detsec, "biassec": where.biassec,

@@ -82,11 +82,14 @@ class ArchiveLayout:
                             / night.isoformat() / name)
 
     def product_path(self, *, instrument: str | None, night: dt.date, raw_name: str,
-                     product_kind: str, product_key: str) -> Path:
-        """Path of a reduced product of a raw file."""
+                     product_kind: str, product_key: str, ccd: str | None = None) -> Path:
+        """Path of a reduced product of a raw file (of one CCD of it, for a mosaic:
+        the CCD's name follows the raw file's)."""
         stem = raw_name
         for suffix in (".gz", ".fz", ".fits", ".fit", ".fts"):
             stem = stem.removesuffix(suffix) if stem.lower().endswith(suffix) else stem
+        if ccd is not None:
+            stem = f"{stem}_{slug(ccd, limit=32)}"
         name = f"{slug(stem)}_{slug(product_kind)}_{product_key[:10]}{self.suffix}"
         return self._inside(self.root / "products" / slug(instrument) / night.isoformat()
                             / name)

@@ -35,7 +35,7 @@ __all__ = [
 #: NormalizedHeader attributes that set-up keys and calibration grouping may use.
 GROUPING_FIELDS: tuple[str, ...] = (
     "instrument", "detector", "binning", "readout_mode", "shape", "set_temp", "filter",
-    "exptime", "gain_setting", "offset", "bayer_pattern",
+    "exptime", "gain_setting", "offset", "bayer_pattern", "ccd",
 )
 
 #: How master darks meet a frame's exposure (``dark_scaling``): ``linear`` scales a
