@@ -1,7 +1,7 @@
 """Missing calibrations as a policy: multi-night and provisional masters, held frames.
 
 Revision ID: 0013_policies
-Revises: 0011
+Revises: 0012_ccd
 Create Date: 2026-12-02
 """
 
