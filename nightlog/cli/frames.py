@@ -6,9 +6,6 @@ from typing import Annotated
 
 import typer
 
-from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.listing import QUALITY_COLUMNS, frame_rows
-from nightlog.catalogue.queries import FrameFilter
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit
 from nightlog.cli.state import state_of
@@ -68,6 +65,11 @@ def frames_cmd(
 ) -> None:
     """List catalogued frames, filtered by night, kind, filter, instrument, exposure, time,
     quality."""
+    # The catalogue (and SQLAlchemy) is imported when the command runs, not for --help.
+    from nightlog.catalogue.engine import make_sessionmaker
+    from nightlog.catalogue.listing import QUALITY_COLUMNS, frame_rows
+    from nightlog.catalogue.queries import FrameFilter
+
     if poor:
         if quality not in (None, QualityVerdict.POOR):
             raise typer.BadParameter("--poor is --quality poor", param_hint="--poor")

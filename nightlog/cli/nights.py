@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.queries import night_counts
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import OutputFormat, emit
 from nightlog.cli.state import state_of
@@ -24,6 +22,10 @@ def nights_cmd(
         OutputFormat.table,
 ) -> None:
     """Count frames per night, kind, filter and exposure time."""
+    # The catalogue (and SQLAlchemy) is imported when the command runs, not for --help.
+    from nightlog.catalogue.engine import make_sessionmaker
+    from nightlog.catalogue.queries import night_counts
+
     # Exposure times within 1 % of each other are one group (a shutter's jitter);
     # JSON and CSV give each group's shortest and longest.
     engine = state_of(ctx).engine(must_exist=True)

@@ -12,15 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nightlog.catalogue import daemons as cat_daemons
-from nightlog.catalogue.alarms import alarm_record, list_alarms
-from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.queries import latest_night, night_totals
 from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
-from nightlog.notify.events import alarm_text
 
 app = typer.Typer()
 
@@ -55,6 +50,13 @@ def status_cmd(
     """Show the watch daemons (running or not, since when, last action, backlog) and
     the counts of tonight: frames per kind, masters, products, quarantined files; and
     the open detector-health alarms."""
+    # The catalogue (and SQLAlchemy) is imported when the command runs, not for --help.
+    from nightlog.catalogue import daemons as cat_daemons
+    from nightlog.catalogue.alarms import alarm_record, list_alarms
+    from nightlog.catalogue.engine import make_sessionmaker
+    from nightlog.catalogue.queries import latest_night, night_totals
+    from nightlog.notify.events import alarm_text
+
     engine = state_of(ctx).engine(must_exist=True)
     now = dt.datetime.now(dt.UTC)
     with make_sessionmaker(engine)() as session:
