@@ -1,5 +1,8 @@
 """Recording frames: lookups by id, checksum and path, versions, moves.
 
+Every change of which frame is the latest at a path is counted in the night tally
+(:mod:`nightlog.catalogue.night_tally`).
+
 Functions take the caller's session and never commit.
 """
 
@@ -14,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, Product
+from nightlog.catalogue.night_tally import tally_frame
 from nightlog.errors import NotFoundError
 from nightlog.header.model import NormalizedHeader
 from nightlog.states import FrameStatus, ProductKind, ProductStatus
@@ -169,6 +173,8 @@ def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
         previous = latest_by_path(session, facts.path)
     if previous is not None:
         version = previous.path_version + 1
+        if previous.is_latest:
+            tally_frame(session, previous, -1)
         previous.is_latest = False
         session.flush()  # the old version stops being latest before the new one exists
     frame = Frame(
@@ -187,6 +193,7 @@ def add_frame(session: Session, facts: FileFacts, norm: NormalizedHeader, *,
         software_version=software_version,
     )
     session.add(frame)
+    tally_frame(session, frame, +1)
     return frame
 
 
@@ -198,8 +205,11 @@ def move_frame(session: Session, frame: Frame, new_path: str, mtime: dt.datetime
     other = latest_by_path(session, new_path)
     version = 1
     if other is not None and other.id != frame.id:
+        tally_frame(session, other, -1)
         other.is_latest = False
         version = other.path_version + 1
+    if not frame.is_latest:
+        tally_frame(session, frame, +1)
     frame.path = new_path
     frame.path_version = version
     frame.is_latest = True

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
+from nightlog.catalogue.night_tally import tally_rows
 from nightlog.catalogue.quality import verdict_frame_ids
 from nightlog.states import ProductStatus
 
@@ -138,23 +139,17 @@ def night_counts(session: Session, *, since: dt.date | None = None,
     Exposure times within ``exptime_tolerance`` (relative; at least 0.05 s) of the
     shortest of their group count as one, so that the 70.0 s and 70.1 s flats a
     shutter's jitter writes are one group of 70 s, while 7 s and 70 s stay apart.
+    The counts are read from the night tally (:mod:`nightlog.catalogue.night_tally`),
+    not from the frames: ten years of nights are a few tens of thousands of rows.
     """
-    stmt = (
-        select(Frame.night, Frame.kind, Frame.filter, Frame.exptime, func.count(Frame.id))
-        .where(Frame.is_latest.is_(True))
-        .group_by(Frame.night, Frame.kind, Frame.filter, Frame.exptime)
-    )
-    if since is not None:
-        stmt = stmt.where(Frame.night >= since)
-    if until is not None:
-        stmt = stmt.where(Frame.night <= until)
     by_group: dict[tuple[dt.date, str, str | None], list[tuple[float, int]]] = {}
     unknown: dict[tuple[dt.date, str, str | None], int] = {}
-    for night, kind, filt, exptime, count in session.execute(stmt):
-        if exptime is None:
-            unknown[(night, kind, filt)] = unknown.get((night, kind, filt), 0) + count
+    for row in tally_rows(session, since=since, until=until):
+        key = (row.night, row.kind, row.filter)
+        if row.exptime is None:
+            unknown[key] = unknown.get(key, 0) + row.frames
         else:
-            by_group.setdefault((night, kind, filt), []).append((float(exptime), count))
+            by_group.setdefault(key, []).append((float(row.exptime), row.frames))
     out = [NightCount(n, k, f, None, c) for (n, k, f), c in unknown.items()]
     for (night, kind, filt), times in by_group.items():
         for group in _exposure_groups(times, exptime_tolerance):
