@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, NightTally
 
-__all__ = ["TallyRow", "rebuild_tallies", "tally_frame", "tally_rows"]
+__all__ = ["TallyRow", "newest_tallied_nights", "rebuild_tallies", "tally_frame", "tally_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,14 @@ def tally_rows(session: Session, *, since: dt.date | None = None,
         stmt = stmt.where(NightTally.night <= until)
     return [TallyRow(night, kind, filt, exptime, int(n))
             for night, kind, filt, exptime, n in session.execute(stmt)]
+
+
+def newest_tallied_nights(session: Session, n: int) -> list[dt.date]:
+    """The ``n`` newest nights the tally holds frames of, newest first."""
+    total = func.sum(NightTally.frames)
+    return list(session.scalars(
+        select(NightTally.night).group_by(NightTally.night).having(total > 0)
+        .order_by(NightTally.night.desc()).limit(n)))
 
 
 def rebuild_tallies(session: Session) -> int:

@@ -20,10 +20,12 @@ __all__ = [
     "FrameFilter",
     "NightCount",
     "NightTotals",
+    "PeriodCount",
     "find_frames",
     "latest_night",
     "night_counts",
     "night_totals",
+    "period_counts",
 ]
 
 
@@ -156,6 +158,48 @@ def night_counts(session: Session, *, since: dt.date | None = None,
             out.append(NightCount(night, kind, filt, _median(group), sum(n for _, n in group),
                                   group[0][0], group[-1][0]))
     out.sort(key=lambda c: (c.night, c.kind, c.filter or "", c.exptime or 0.0))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodCount:
+    """Frames of one month or year (``period``: ``YYYY-MM`` or ``YYYY``), kind, filter
+    and exposure time (seconds, the nights' group medians), over ``nights`` nights."""
+
+    period: str
+    kind: str
+    filter: str | None
+    exptime: float | None
+    count: int
+    nights: int
+    exptime_min: float | None = None
+    exptime_max: float | None = None
+
+
+def period_counts(counts: list[NightCount], by: str) -> list[PeriodCount]:
+    """The night counts summed per ``by`` (``month`` or ``year``), kind, filter and
+    exposure time, oldest period first.
+
+    Raises
+    ------
+    ValueError
+        ``by`` is neither ``month`` nor ``year``.
+    """
+    if by not in ("month", "year"):
+        raise ValueError(f"periods are months or years, not {by!r}")
+    width = 7 if by == "month" else 4
+    groups: dict[tuple[str, str, str | None, float | None], list[NightCount]] = {}
+    for c in counts:
+        key = (c.night.isoformat()[:width], c.kind, c.filter, c.exptime)
+        groups.setdefault(key, []).append(c)
+    lows = [[c.exptime_min for c in cs if c.exptime_min is not None] for cs in groups.values()]
+    highs = [[c.exptime_max for c in cs if c.exptime_max is not None] for cs in groups.values()]
+    out = [PeriodCount(period, kind, filt, exptime, sum(c.count for c in cs),
+                       len({c.night for c in cs}), min(low) if low else None,
+                       max(high) if high else None)
+           for ((period, kind, filt, exptime), cs), low, high
+           in zip(groups.items(), lows, highs, strict=True)]
+    out.sort(key=lambda c: (c.period, c.kind, c.filter or "", c.exptime or 0.0))
     return out
 
 
