@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Insert, Update, bindparam, delete, func, insert, select, update
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, NightTally
 
-__all__ = ["TallyRow", "newest_tallied_nights", "rebuild_tallies", "tally_frame", "tally_rows"]
+__all__ = ["TallyRow", "newest_tallied_nights", "rebuild_tallies", "tally_frame", "tally_groups",
+           "tally_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,13 @@ def tally_frame(session: Session, frame: Frame, delta: int) -> None:
         session.execute(start, params)
 
 
-def tally_rows(session: Session, *, since: dt.date | None = None,
-               until: dt.date | None = None) -> list[TallyRow]:
-    """The tally of each night from ``since`` to ``until`` (both included; ``None``:
-    open), groups with no latest frame left out, in no particular order."""
+def tally_groups(session: Session, *, since: dt.date | None = None,
+                 until: dt.date | None = None
+                 ) -> Iterator[tuple[dt.date, str, str | None, float | None, int]]:
+    """``(night, kind, filter, exptime, frames)`` of each group of each night from
+    ``since`` to ``until`` (both included; ``None``: open), groups with no latest
+    frame left out, in no particular order: plain tuples, as ten years of nights
+    are some twenty thousand of them."""
     total = func.sum(NightTally.frames)
     stmt = (select(NightTally.night, NightTally.kind, NightTally.filter, NightTally.exptime,
                    total)
@@ -76,8 +81,14 @@ def tally_rows(session: Session, *, since: dt.date | None = None,
         stmt = stmt.where(NightTally.night >= since)
     if until is not None:
         stmt = stmt.where(NightTally.night <= until)
-    return [TallyRow(night, kind, filt, exptime, int(n))
-            for night, kind, filt, exptime, n in session.execute(stmt)]
+    for night, kind, filt, exptime, n in session.execute(stmt):
+        yield night, kind, filt, exptime, int(n)
+
+
+def tally_rows(session: Session, *, since: dt.date | None = None,
+               until: dt.date | None = None) -> list[TallyRow]:
+    """:func:`tally_groups` as :class:`TallyRow` records."""
+    return [TallyRow(*group) for group in tally_groups(session, since=since, until=until)]
 
 
 def newest_tallied_nights(session: Session, n: int) -> list[dt.date]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
-from nightlog.catalogue.night_tally import tally_rows
+from nightlog.catalogue.night_tally import tally_groups
 from nightlog.catalogue.quality import verdict_frame_ids
 from nightlog.states import ProductStatus
 
@@ -146,14 +146,17 @@ def night_counts(session: Session, *, since: dt.date | None = None,
     """
     by_group: dict[tuple[dt.date, str, str | None], list[tuple[float, int]]] = {}
     unknown: dict[tuple[dt.date, str, str | None], int] = {}
-    for row in tally_rows(session, since=since, until=until):
-        key = (row.night, row.kind, row.filter)
-        if row.exptime is None:
-            unknown[key] = unknown.get(key, 0) + row.frames
+    for night, kind, filt, exptime, frames in tally_groups(session, since=since, until=until):
+        if exptime is None:
+            unknown[(night, kind, filt)] = unknown.get((night, kind, filt), 0) + frames
         else:
-            by_group.setdefault(key, []).append((float(row.exptime), row.frames))
+            by_group.setdefault((night, kind, filt), []).append((float(exptime), frames))
     out = [NightCount(n, k, f, None, c) for (n, k, f), c in unknown.items()]
     for (night, kind, filt), times in by_group.items():
+        if len(times) == 1:  # one exposure time: its own group (most groups)
+            ((value, count),) = times
+            out.append(NightCount(night, kind, filt, round(value, 1), count, value, value))
+            continue
         for group in _exposure_groups(times, exptime_tolerance):
             out.append(NightCount(night, kind, filt, _median(group), sum(n for _, n in group),
                                   group[0][0], group[-1][0]))
