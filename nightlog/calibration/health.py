@@ -52,7 +52,8 @@ from nightlog.calibration.trends import (
     trend_points,
 )
 from nightlog.catalogue.fences import fence_applies
-from nightlog.catalogue.models import Fence, Master
+from nightlog.catalogue.history import TrendMaster
+from nightlog.catalogue.models import Fence
 from nightlog.states import MasterQuality
 
 __all__ = ["Band", "HealthFigure", "HealthSettings", "health_figures", "health_from",
@@ -133,20 +134,20 @@ class HealthFigure:
         return self.band is not None and not self.band.contains(self.value)
 
 
-def _in_trend(m: Master) -> bool:
+def _in_trend(m: TrendMaster) -> bool:
     # A master made elsewhere (``calib add``) records only its own level and noise,
     # in whatever units it came in: it neither makes a band nor is judged.
     return (m.quality == MasterQuality.GOOD and m.superseded_by_id is None
             and not (m.stats or {}).get("external"))
 
 
-def _last_fence(fences: Sequence[Fence], m: Master) -> dt.datetime | None:
+def _last_fence(fences: Sequence[Fence], m: TrendMaster) -> dt.datetime | None:
     times = [f.at for f in fences if f.at <= m.mid_time
              and fence_applies(f, m.instrument, m.setup_key)]
     return max(times) if times else None
 
 
-def health_figures(masters: Sequence[Master], fences: Sequence[Fence],
+def health_figures(masters: Sequence[TrendMaster], fences: Sequence[Fence],
                    settings: HealthSettings) -> dict[int, list[HealthFigure]]:
     """Every figure of every master with its band (see the module notes), by master id.
 
@@ -155,7 +156,7 @@ def health_figures(masters: Sequence[Master], fences: Sequence[Fence],
     """
     ordered = sorted(masters, key=lambda m: (m.mid_time, m.id))
     out: dict[int, list[HealthFigure]] = {}
-    by_group: dict[str, list[Master]] = {}
+    by_group: dict[str, list[TrendMaster]] = {}
     for m in ordered:
         by_group.setdefault(m.group_key, []).append(m)
     for members in by_group.values():
@@ -185,7 +186,7 @@ def health_figures(masters: Sequence[Master], fences: Sequence[Fence],
     return out
 
 
-def health_points(masters: Sequence[Master], fences: Sequence[Fence],
+def health_points(masters: Sequence[TrendMaster], fences: Sequence[Fence],
                   settings: HealthSettings, *, k: float | None = None) -> list[TrendPoint]:
     """:func:`~nightlog.calibration.trends.trend_points` of ``masters`` with each
     point's bands and alarms (whole-detector bands; alarms of every amplifier)."""

@@ -285,7 +285,7 @@ def _order(frame: Frame) -> Any:
 def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
                policy: CalibrationPolicy, *, at: dt.datetime | None = None,
                live: bool = False, explain: bool = False,
-               allow_pair: bool = True) -> KindMatch:
+               allow_pair: bool = True, fences: Sequence[Fence] | None = None) -> KindMatch:
     """Choose the ``kind`` master for ``frame``.
 
     With ``explain`` every master of that kind and instrument is a candidate (so a
@@ -295,11 +295,14 @@ def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentPro
     that interpolates darks reads every candidate (it needs masters of several
     exposures); with ``allow_pair`` false (a flat's build) only a dark of the
     frame's exposure is taken (:mod:`~nightlog.calibration.dark_exposure`).
+    ``fences`` are those of the frame's instrument (:func:`fences_for`), when the
+    caller has read them already.
     """
     when = at or frame.obs_time
     if kind == "dark" and profile.dark_scaling == "interpolate":
         explain = True
-    fences = fences_for(session, frame.instrument)
+    if fences is None:
+        fences = fences_for(session, frame.instrument)
     if explain:
         stmt = select(Master).where(Master.kind == kind, Master.profile == profile.name)
         if frame.instrument is not None:
@@ -312,7 +315,7 @@ def match_kind(session: Session, frame: Frame, kind: str, profile: InstrumentPro
         if not any(c.usable for c in candidates):
             # Nothing to choose: read every master so the reason names what failed.
             return match_kind(session, frame, kind, profile, policy, at=at, live=live,
-                              explain=True)
+                              explain=True, fences=fences)
     usable = [c for c in candidates if c.usable]
     usable.sort(key=_order(frame))
     candidates.sort(key=lambda c: (not c.usable, c.distance, c.master.id))
@@ -340,13 +343,16 @@ def match_frame(session: Session, frame: Frame, profile: InstrumentProfile,
                 policy: CalibrationPolicy, *, at: dt.datetime | None = None,
                 live: bool = False, explain: bool = False,
                 illumination: bool = True) -> dict[str, KindMatch]:
-    """The choice for every calibration ``frame`` needs, by kind; for a science frame
-    of a profile with ``illumination = "night-sky"`` (unless ``illumination`` is
-    false) also its illumination model
+    """The choice for every calibration ``frame`` needs, by kind (the fences of its
+    instrument read once for all of them); for a science frame of a profile with
+    ``illumination = "night-sky"`` (unless ``illumination`` is false) also its
+    illumination model
     (:func:`~nightlog.calibration.illumination_match.match_illumination`)."""
+    needs = CALIBRATION_NEEDS.get(frame.kind, ())
+    fences = fences_for(session, frame.instrument) if needs else []
     matches = {kind: match_kind(session, frame, kind, profile, policy, at=at, live=live,
-                                explain=explain)
-               for kind in CALIBRATION_NEEDS.get(frame.kind, ())}
+                                explain=explain, fences=fences)
+               for kind in needs}
     if illumination and frame.kind == "science" and profile.illumination == "night-sky":
         # Imported here: that module builds on this one's rules.
         from nightlog.calibration.illumination_match import match_illumination

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from nightlog.catalogue.models import Master
+from nightlog.catalogue.history import TrendMaster
 from nightlog.states import MasterQuality
 
 __all__ = [
@@ -88,14 +88,14 @@ class Metric:
     rate: bool | None = None
     error_key: str | None = None
 
-    def value(self, master: Master, amplifier: str = "") -> float | None:
+    def value(self, master: TrendMaster, amplifier: str = "") -> float | None:
         """This metric of ``master`` (of one of its amplifiers), or ``None`` when absent,
         not a number or infinite."""
         if self.rate is not None and master.is_rate != self.rate:
             return None
         return _number(_stats_of(master, amplifier).get(self.key))
 
-    def uncertainty(self, master: Master, amplifier: str = "") -> float | None:
+    def uncertainty(self, master: TrendMaster, amplifier: str = "") -> float | None:
         """The one-sigma uncertainty of :meth:`value`, or ``None`` when not recorded."""
         if self.error_key is None or self.value(master, amplifier) is None:
             return None
@@ -127,7 +127,7 @@ def _amplifier_tables(stats: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {}
 
 
-def _stats_of(master: Master, amplifier: str) -> Mapping[str, Any]:
+def _stats_of(master: TrendMaster, amplifier: str) -> Mapping[str, Any]:
     """The master's statistics, or one amplifier's (``stats["amplifiers"]``)."""
     stats = master.stats or {}
     if not amplifier:
@@ -135,7 +135,7 @@ def _stats_of(master: Master, amplifier: str) -> Mapping[str, Any]:
     return _amplifier_tables(stats).get(amplifier, {})
 
 
-def amplifiers_of(master: Master) -> tuple[str, ...]:
+def amplifiers_of(master: TrendMaster) -> tuple[str, ...]:
     """Names of the amplifiers whose figures the master records (``stats["amplifiers"]``:
     each name's figures keyed as the master's own); empty for one-amplifier masters."""
     return tuple(sorted(_amplifier_tables(master.stats or {})))
@@ -238,12 +238,12 @@ def robust_outliers(values: Sequence[float | None], *, k: float = DEFAULT_OUTLIE
     return [v is not None and math.isfinite(v) and abs(v - median) > limit for v in values]
 
 
-def _warnings_of(master: Master) -> tuple[str, ...]:
+def _warnings_of(master: TrendMaster) -> tuple[str, ...]:
     said = (master.stats or {}).get("header_disagrees") if isinstance(master.stats, dict) else None
     return tuple(str(d.get("message")) for d in said or () if isinstance(d, dict))
 
 
-def trend_points(masters: Sequence[Master], *, k: float = DEFAULT_OUTLIER_SIGMA,
+def trend_points(masters: Sequence[TrendMaster], *, k: float = DEFAULT_OUTLIER_SIGMA,
                  min_points: int = DEFAULT_MIN_POINTS) -> list[TrendPoint]:
     """The masters as trend points, in the given order, with their outliers marked.
 

@@ -4,6 +4,9 @@ A mosaic file is one frame per CCD: its rows share the path, version and
 checksum, and are added, versioned and moved together. Lookups that answer one
 frame answer the file's first CCD (lowest id); :func:`frames_of_file` all of them.
 
+Every change of which frame is the latest at a path is counted in the night tally
+(:mod:`nightlog.catalogue.night_tally`).
+
 Functions take the caller's session and never commit.
 """
 
@@ -18,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, Product
+from nightlog.catalogue.night_tally import tally_frame
 from nightlog.errors import NotFoundError
 from nightlog.header.model import NormalizedHeader
 from nightlog.states import FrameStatus, ProductKind, ProductStatus
@@ -215,6 +219,8 @@ def add_frames(session: Session, rows: Sequence[tuple[FileFacts, NormalizedHeade
     if older:
         version = max(f.path_version for f in older) + 1
         for f in older:
+            if f.is_latest:
+                tally_frame(session, f, -1)
             f.is_latest = False
         session.flush()  # the old version stops being latest before the new one exists
     stamp = now or dt.datetime.now(dt.UTC)
@@ -236,6 +242,7 @@ def add_frames(session: Session, rows: Sequence[tuple[FileFacts, NormalizedHeade
             software_version=software_version,
         )
         session.add(frame)
+        tally_frame(session, frame, +1)
         frames.append(frame)
     return frames
 
@@ -258,8 +265,11 @@ def move_frames(session: Session, frames: Sequence[Frame], new_path: str,
     if others:
         version = max(f.path_version for f in others) + 1
         for other in others:
+            tally_frame(session, other, -1)
             other.is_latest = False
     for frame in frames:
+        if not frame.is_latest:
+            tally_frame(session, frame, +1)
         frame.path = new_path
         frame.path_version = version
         frame.is_latest = True

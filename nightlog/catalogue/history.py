@@ -11,7 +11,8 @@ statistics. Functions take the caller's session and never commit.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +20,38 @@ from sqlalchemy.orm import Session
 from nightlog.catalogue.models import Master
 from nightlog.errors import CatalogueError
 
-__all__ = ["HistoryFilter", "group_history", "master_history"]
+__all__ = ["HistoryFilter", "HistoryMaster", "TrendMaster", "group_history",
+           "master_history"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryMaster:
+    """A master as a history reads it: the columns its trends, bands, fences and
+    table use, read as plain values (no catalogue row: ten years of masters are
+    thousands of them). Its file, build parameters and times are not read."""
+
+    id: int
+    kind: str
+    instrument: str | None
+    setup_key: str
+    group_key: str
+    group: dict[str, Any]
+    filter: str | None
+    is_rate: bool
+    night: dt.date
+    version: int
+    mid_time: dt.datetime
+    n_frames: int
+    stats: dict[str, Any]
+    quality: str
+    quality_reason: str | None
+    superseded_by_id: int | None
+
+
+#: What the trend and health code reads: a catalogue row or a history record.
+TrendMaster = Master | HistoryMaster
+
+_COLUMNS = tuple(getattr(Master, f.name) for f in fields(HistoryMaster))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +70,8 @@ class HistoryFilter:
     include_superseded: bool = False
 
 
-def master_history(session: Session, crit: HistoryFilter) -> list[Master]:
-    """Masters matching ``crit``, ordered by mid time (then id).
+def master_history(session: Session, crit: HistoryFilter) -> list[HistoryMaster]:
+    """Masters matching ``crit``, ordered by mid time (then id), as history records.
 
     Raises
     ------
@@ -48,7 +80,7 @@ def master_history(session: Session, crit: HistoryFilter) -> list[Master]:
     """
     if crit.since is not None and crit.until is not None and crit.until < crit.since:
         raise CatalogueError(f"empty night range: {crit.since} to {crit.until}")
-    stmt = select(Master).where(Master.kind == crit.kind)
+    stmt = select(*_COLUMNS).where(Master.kind == crit.kind)
     if not crit.include_superseded:
         stmt = stmt.where(Master.superseded_by_id.is_(None))
     if crit.instrument is not None:
@@ -59,7 +91,8 @@ def master_history(session: Session, crit: HistoryFilter) -> list[Master]:
         stmt = stmt.where(Master.night >= crit.since)
     if crit.until is not None:
         stmt = stmt.where(Master.night <= crit.until)
-    return list(session.scalars(stmt.order_by(Master.mid_time, Master.id)))
+    return [HistoryMaster(*row) for row in session.execute(
+        stmt.order_by(Master.mid_time, Master.id))]
 
 
 def group_history(session: Session, group_key: str, until: dt.datetime, *,

@@ -35,6 +35,9 @@ Tables (later issues add masters, products and provenance, which point at
     The quality figures of each product of a science frame (sky, sources, FWHM,
     ellipticity, saturation, cosmic rays, airmass, masters used) and the quality
     rules' verdict on them.
+``night_tallies``
+    Latest frames per night, kind, filter and exposure time, kept as frames are
+    recorded: what ``nightlog nights`` lists without reading every frame.
 """
 
 from __future__ import annotations
@@ -505,3 +508,26 @@ class FrameQualityRow(Base):
 
     def __repr__(self) -> str:
         return f"FrameQualityRow(product_id={self.product_id}, verdict={self.verdict!r})"
+
+
+class NightTally(Base):
+    """How many latest frames one night holds of one kind, filter and exposure time.
+
+    Kept by :mod:`nightlog.catalogue.night_tally` as frames are added or stop being
+    the latest at their path; two writers may each add a row of the same group
+    (no lock is taken to prevent it), so a group's count is the sum of its rows.
+    """
+
+    __tablename__ = "night_tallies"
+    __table_args__ = (Index("ix_night_tallies_night_kind", "night", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    night: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    filter: Mapped[str | None] = mapped_column(HeaderText(80))
+    exptime: Mapped[float | None] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return (f"NightTally(night={self.night}, kind={self.kind!r}, filter={self.filter!r}, "
+                f"exptime={self.exptime}, frames={self.frames})")

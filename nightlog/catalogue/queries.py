@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
+from nightlog.catalogue.night_tally import tally_groups
 from nightlog.catalogue.quality import verdict_frame_ids
 from nightlog.states import ProductStatus
 
@@ -19,10 +20,12 @@ __all__ = [
     "FrameFilter",
     "NightCount",
     "NightTotals",
+    "PeriodCount",
     "find_frames",
     "latest_night",
     "night_counts",
     "night_totals",
+    "period_counts",
 ]
 
 
@@ -138,29 +141,68 @@ def night_counts(session: Session, *, since: dt.date | None = None,
     Exposure times within ``exptime_tolerance`` (relative; at least 0.05 s) of the
     shortest of their group count as one, so that the 70.0 s and 70.1 s flats a
     shutter's jitter writes are one group of 70 s, while 7 s and 70 s stay apart.
+    The counts are read from the night tally (:mod:`nightlog.catalogue.night_tally`),
+    not from the frames: ten years of nights are a few tens of thousands of rows.
     """
-    stmt = (
-        select(Frame.night, Frame.kind, Frame.filter, Frame.exptime, func.count(Frame.id))
-        .where(Frame.is_latest.is_(True))
-        .group_by(Frame.night, Frame.kind, Frame.filter, Frame.exptime)
-    )
-    if since is not None:
-        stmt = stmt.where(Frame.night >= since)
-    if until is not None:
-        stmt = stmt.where(Frame.night <= until)
     by_group: dict[tuple[dt.date, str, str | None], list[tuple[float, int]]] = {}
     unknown: dict[tuple[dt.date, str, str | None], int] = {}
-    for night, kind, filt, exptime, count in session.execute(stmt):
+    for night, kind, filt, exptime, frames in tally_groups(session, since=since, until=until):
         if exptime is None:
-            unknown[(night, kind, filt)] = unknown.get((night, kind, filt), 0) + count
+            unknown[(night, kind, filt)] = unknown.get((night, kind, filt), 0) + frames
         else:
-            by_group.setdefault((night, kind, filt), []).append((float(exptime), count))
+            by_group.setdefault((night, kind, filt), []).append((float(exptime), frames))
     out = [NightCount(n, k, f, None, c) for (n, k, f), c in unknown.items()]
     for (night, kind, filt), times in by_group.items():
+        if len(times) == 1:  # one exposure time: its own group (most groups)
+            ((value, count),) = times
+            out.append(NightCount(night, kind, filt, round(value, 1), count, value, value))
+            continue
         for group in _exposure_groups(times, exptime_tolerance):
             out.append(NightCount(night, kind, filt, _median(group), sum(n for _, n in group),
                                   group[0][0], group[-1][0]))
     out.sort(key=lambda c: (c.night, c.kind, c.filter or "", c.exptime or 0.0))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodCount:
+    """Frames of one month or year (``period``: ``YYYY-MM`` or ``YYYY``), kind, filter
+    and exposure time (seconds, the nights' group medians), over ``nights`` nights."""
+
+    period: str
+    kind: str
+    filter: str | None
+    exptime: float | None
+    count: int
+    nights: int
+    exptime_min: float | None = None
+    exptime_max: float | None = None
+
+
+def period_counts(counts: list[NightCount], by: str) -> list[PeriodCount]:
+    """The night counts summed per ``by`` (``month`` or ``year``), kind, filter and
+    exposure time, oldest period first.
+
+    Raises
+    ------
+    ValueError
+        ``by`` is neither ``month`` nor ``year``.
+    """
+    if by not in ("month", "year"):
+        raise ValueError(f"periods are months or years, not {by!r}")
+    width = 7 if by == "month" else 4
+    groups: dict[tuple[str, str, str | None, float | None], list[NightCount]] = {}
+    for c in counts:
+        key = (c.night.isoformat()[:width], c.kind, c.filter, c.exptime)
+        groups.setdefault(key, []).append(c)
+    lows = [[c.exptime_min for c in cs if c.exptime_min is not None] for cs in groups.values()]
+    highs = [[c.exptime_max for c in cs if c.exptime_max is not None] for cs in groups.values()]
+    out = [PeriodCount(period, kind, filt, exptime, sum(c.count for c in cs),
+                       len({c.night for c in cs}), min(low) if low else None,
+                       max(high) if high else None)
+           for ((period, kind, filt, exptime), cs), low, high
+           in zip(groups.items(), lows, highs, strict=True)]
+    out.sort(key=lambda c: (c.period, c.kind, c.filter or "", c.exptime or 0.0))
     return out
 
 

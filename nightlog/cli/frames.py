@@ -7,10 +7,6 @@ from typing import Annotated
 
 import typer
 
-from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.listing import QUALITY_COLUMNS, frame_rows
-from nightlog.catalogue.problems import PROBLEM_COLUMNS, problem_rows
-from nightlog.catalogue.queries import FrameFilter, latest_night
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit
 from nightlog.cli.state import state_of
@@ -74,6 +70,11 @@ def frames_cmd(
 ) -> None:
     """List catalogued frames, filtered by night, kind, filter, instrument, exposure, time,
     quality; or a night's reduction problems."""
+    # The catalogue (and SQLAlchemy) is imported when the command runs, not for --help.
+    from nightlog.catalogue.engine import make_sessionmaker
+    from nightlog.catalogue.listing import QUALITY_COLUMNS, frame_rows
+    from nightlog.catalogue.queries import FrameFilter
+
     if problems:
         _problems(ctx, parse_date(night), fmt)
         return
@@ -108,6 +109,10 @@ def frames_cmd(
 
 
 def _problems(ctx: typer.Context, night: dt.date | None, fmt: OutputFormat) -> None:
+    from nightlog.catalogue.engine import make_sessionmaker
+    from nightlog.catalogue.problems import PROBLEM_COLUMNS, problem_rows
+    from nightlog.catalogue.queries import latest_night
+
     engine = state_of(ctx).engine(must_exist=True)
     with make_sessionmaker(engine)() as session:
         night = night or latest_night(session)

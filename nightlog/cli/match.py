@@ -10,12 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nightlog.calibration.match_report import explain_match
-from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.cli.options import parse_time
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
-from nightlog.coordinator.context import JobContext
 
 app = typer.Typer()
 
@@ -33,6 +30,11 @@ def match_cmd(
         "candidate and rule).")] = OutputFormat.table,
 ) -> None:
     """Show the masters chosen for a frame and every candidate's rules, pass or fail."""
+    # The catalogue (and SQLAlchemy) is imported when the command runs, not for --help.
+    from nightlog.calibration.match_report import explain_match
+    from nightlog.catalogue.engine import make_sessionmaker
+    from nightlog.coordinator.context import JobContext
+
     state = state_of(ctx)
     engine = state.engine(must_exist=True)
     jobs = JobContext.from_settings(state.settings)

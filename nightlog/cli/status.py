@@ -12,16 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nightlog.catalogue import daemons as cat_daemons
-from nightlog.catalogue.alarms import alarm_record, list_alarms
-from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.problems import problem_counts
-from nightlog.catalogue.queries import latest_night, night_totals
 from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import OutputFormat, emit, printable
 from nightlog.cli.state import state_of
-from nightlog.notify.events import alarm_text
 
 app = typer.Typer()
 
@@ -57,6 +51,14 @@ def status_cmd(
     the counts of tonight: frames per kind, masters, products, quarantined files, the
     reduction problems (frames reduced without a step, held or stopped for want of a
     master, failed); and the open detector-health alarms."""
+    # The catalogue (and SQLAlchemy) is imported when the command runs, not for --help.
+    from nightlog.catalogue import daemons as cat_daemons
+    from nightlog.catalogue.alarms import alarm_record, list_alarms
+    from nightlog.catalogue.engine import make_sessionmaker
+    from nightlog.catalogue.problems import problem_counts
+    from nightlog.catalogue.queries import latest_night, night_totals
+    from nightlog.notify.events import alarm_text
+
     engine = state_of(ctx).engine(must_exist=True)
     now = dt.datetime.now(dt.UTC)
     with make_sessionmaker(engine)() as session:

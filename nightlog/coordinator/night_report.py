@@ -35,7 +35,7 @@ from nightlog.calibration.trends import (
 )
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.fences import list_fences
-from nightlog.catalogue.history import HistoryFilter, master_history
+from nightlog.catalogue.history import HistoryFilter, HistoryMaster, master_history
 from nightlog.catalogue.holds import HeldFrame, holds_of_night
 from nightlog.catalogue.models import Frame, Master
 from nightlog.catalogue.night_summary import (
@@ -97,10 +97,10 @@ def _group_label(master: Master) -> str:
 
 
 def _history_points(session: Session, masters: Iterable[Master], night: dt.date
-                    ) -> dict[str, list[Master]]:
+                    ) -> dict[str, list[HistoryMaster]]:
     """Per kind, the calibration history up to ``night`` of the instruments of ``masters``."""
     wanted = sorted({(m.kind, m.instrument or "") for m in masters})
-    history: dict[str, dict[int, Master]] = {}
+    history: dict[str, dict[int, HistoryMaster]] = {}
     for kind, instrument in wanted:
         rows = master_history(session, HistoryFilter(kind=kind, instrument=instrument or None,
                                                      until=night))

@@ -1,0 +1,112 @@
+"""The tally of latest frames per night, kind, filter and exposure time.
+
+``nightlog nights`` reads it instead of grouping every frame of the archive (a
+million rows after ten years): :func:`tally_frame` is called wherever a frame
+becomes or stops being the latest at its path (:mod:`nightlog.catalogue.frames`),
+and :func:`rebuild_tallies` recounts the tally from the frames (what migration
+0014 does once, and what a bulk load of frames must do after it).
+
+A group's count is the sum of its rows: a writer adds to the group's row, or adds
+a row when it finds none, so two writers starting the same group at once leave two
+rows and no count is lost. Functions take the caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Insert, Update, bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from nightlog.catalogue.models import Frame, NightTally
+
+__all__ = ["TallyRow", "newest_tallied_nights", "rebuild_tallies", "tally_frame", "tally_groups",
+           "tally_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class TallyRow:
+    """Latest frames of one night, kind, filter and exact exposure time (seconds)."""
+
+    night: dt.date
+    kind: str
+    filter: str | None
+    exptime: float | None
+    frames: int
+
+
+@functools.cache
+def _statements() -> tuple[Update, Insert]:
+    # Built once: ingestion adds to the tally for every frame it records.
+    table = NightTally.__table__
+    key = {c: bindparam(f"key_{c}", type_=table.c[c].type)
+           for c in ("night", "kind", "filter", "exptime")}
+    delta = bindparam("delta", type_=table.c.frames.type)
+    same = (table.c.night == key["night"], table.c.kind == key["kind"],
+            table.c.filter.is_not_distinct_from(key["filter"]),
+            table.c.exptime.is_not_distinct_from(key["exptime"]))
+    # The first row of the group, by id: every writer adds to the same one.
+    first = select(func.min(table.c.id)).where(*same).scalar_subquery()
+    return (update(table).where(table.c.id == first).values(frames=table.c.frames + delta),
+            insert(table).values(**key, frames=delta))
+
+
+def tally_frame(session: Session, frame: Frame, delta: int) -> None:
+    """Add ``delta`` (+1: ``frame`` became the latest at its path; -1: it stopped
+    being it) to the tally of its night, kind, filter and exposure time."""
+    add, start = _statements()
+    params = {"key_night": frame.night, "key_kind": frame.kind, "key_filter": frame.filter,
+              "key_exptime": frame.exptime, "delta": delta}
+    if session.execute(add, params).rowcount == 0:
+        session.execute(start, params)
+
+
+def tally_groups(session: Session, *, since: dt.date | None = None,
+                 until: dt.date | None = None
+                 ) -> Iterator[tuple[dt.date, str, str | None, float | None, int]]:
+    """``(night, kind, filter, exptime, frames)`` of each group of each night from
+    ``since`` to ``until`` (both included; ``None``: open), groups with no latest
+    frame left out, in no particular order: plain tuples, as ten years of nights
+    are some twenty thousand of them."""
+    total = func.sum(NightTally.frames)
+    stmt = (select(NightTally.night, NightTally.kind, NightTally.filter, NightTally.exptime,
+                   total)
+            .group_by(NightTally.night, NightTally.kind, NightTally.filter,
+                      NightTally.exptime)
+            .having(total > 0))
+    if since is not None:
+        stmt = stmt.where(NightTally.night >= since)
+    if until is not None:
+        stmt = stmt.where(NightTally.night <= until)
+    for night, kind, filt, exptime, n in session.execute(stmt):
+        yield night, kind, filt, exptime, int(n)
+
+
+def tally_rows(session: Session, *, since: dt.date | None = None,
+               until: dt.date | None = None) -> list[TallyRow]:
+    """:func:`tally_groups` as :class:`TallyRow` records."""
+    return [TallyRow(*group) for group in tally_groups(session, since=since, until=until)]
+
+
+def newest_tallied_nights(session: Session, n: int) -> list[dt.date]:
+    """The ``n`` newest nights the tally holds frames of, newest first."""
+    total = func.sum(NightTally.frames)
+    return list(session.scalars(
+        select(NightTally.night).group_by(NightTally.night).having(total > 0)
+        .order_by(NightTally.night.desc()).limit(n)))
+
+
+def rebuild_tallies(session: Session) -> int:
+    """Recount the tally from the latest frames; return the number of groups."""
+    session.flush()
+    session.execute(delete(NightTally))
+    counted = (select(Frame.night, Frame.kind, Frame.filter, Frame.exptime,
+                      func.count(Frame.id))
+               .where(Frame.is_latest.is_(True))
+               .group_by(Frame.night, Frame.kind, Frame.filter, Frame.exptime))
+    session.execute(insert(NightTally).from_select(
+        ["night", "kind", "filter", "exptime", "frames"], counted))
+    return int(session.scalar(select(func.count()).select_from(NightTally)) or 0)
