@@ -35,6 +35,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nightlog.catalogue.history import TrendMaster
 from nightlog.catalogue.models import Frame, Master
 from nightlog.header.profiles import InstrumentProfile
 from nightlog.states import MasterQuality
@@ -187,7 +188,7 @@ def fit_doubling(points: Sequence[FitPoint], *, setup: str = "",
                        points=out)
 
 
-def setup_of(master: Master) -> str:
+def setup_of(master: TrendMaster) -> str:
     """The key of a master dark's set-up: profile, instrument and its grouping fields
     but set temperature and exposure, the series a doubling temperature is fitted on."""
     group = master.group or {}
@@ -195,7 +196,7 @@ def setup_of(master: Master) -> str:
     return "|".join([master.profile, master.instrument or "-", *fields])
 
 
-def _rate(master: Master) -> tuple[float, float | None] | None:
+def _rate(master: TrendMaster) -> tuple[float, float | None] | None:
     """The master's dark rate (ADU/s or e⁻/s, one unit per set-up) and its error."""
     stats = master.stats or {}
     level, err = stats.get("level"), stats.get("level_err")

@@ -32,6 +32,7 @@ class HistoryMaster:
 
     id: int
     kind: str
+    profile: str
     instrument: str | None
     setup_key: str
     group_key: str

@@ -65,7 +65,9 @@ COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand("status", "nightlog.cli.status",
                 "Show the watch daemons (running or not, since when, last action, backlog) "
                 "and the counts of tonight: frames per kind, masters, products, quarantined "
-                "files; and the open detector-health alarms."),
+                "files, the reduction problems (frames reduced without a step, held or "
+                "stopped for want of a master, failed); and the open detector-health "
+                "alarms."),
     LazyCommand("plan", "nightlog.cli.plan",
                 "List tonight's set-ups against the masters that would serve them (exact, "
                 "another night, scale-only, missing), and what to take at dawn."),
@@ -78,7 +80,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
                 "frame's provenance."),
     LazyCommand("frames", "nightlog.cli.frames",
                 "List catalogued frames, filtered by night, kind, filter, instrument, "
-                "exposure, time, quality."),
+                "exposure, time, quality; or a night's reduction problems."),
     LazyCommand("quality", "nightlog.cli.quality",
                 "Judge the science frames' quality records with the quality rules: what a "
                 "rule marks poor, before it is saved."),
