@@ -55,6 +55,24 @@ def test_the_read_noise_is_compared_in_adu_with_the_header_or_profile_gain() -> 
     assert header_disagreements("bias", {"read_noise_adu": 7.0}, header, None) == []
 
 
+def test_a_master_in_electrons_compares_the_read_noise_in_electrons() -> None:
+    """A multi-amplifier master is assembled in e-: its read noise is in e- and each
+    amplifier's is recorded. The header (one extension's RDNOISE = 7.6 e-, at a gain
+    of 2.01 e-/ADU: 3.78 ADU) agrees with amplifiers measured at 7.65 and 7.96 e-;
+    comparing its ADU with the master's electrons would say 52 % apart."""
+    stats = {"level_unit": "e-", "read_noise_adu": 7.81,
+             "amplifiers": [{"name": "SCI,1", "read_noise_e": 7.65},
+                            {"name": "SCI,2", "read_noise_e": 7.96}]}
+    header = {"read_noise": ("RDNOISE", 7.6), "gain": ("GAIN", 2.01)}
+    assert header_disagreements("bias", stats, header, None) == []
+    (out,) = header_disagreements("bias", stats, {**header, "read_noise": ("RDNOISE", 5.0)})
+    assert out["unit"] == "e-" and out["measured"] == pytest.approx(7.65)
+    assert "RDNOISE = 5 e-" in out["message"]
+    # Without the amplifiers' figures, the master's own (then in e-) is compared.
+    assert header_disagreements("bias", {"level_unit": "e-", "read_noise_adu": 7.81},
+                                header) == []
+
+
 def test_a_gain_per_converter_unit_is_read_per_stored_adu() -> None:
     """A 12-bit CMOS camera shifted to 16 bits (step 16) writes EGAIN = 4.95 e- per
     converter unit: 0.309 e- per stored ADU, which photon transfer measures."""

@@ -12,7 +12,9 @@ The read noise is compared in ADU: the header's electrons divided by the header'
 gain, else the profile's. A converter of fewer than 16 bits whose values are shifted
 up to 16 (the profile's ``bit_depth``) writes its gain per converter unit (ZWO's
 ``EGAIN``): a header gain is then also read per stored ADU, divided by the step,
-and the nearer of the two is compared.
+and the nearer of the two is compared. A master in electrons (a multi-amplifier
+detector's, assembled after each amplifier's gain) is compared in e⁻ instead, with
+the amplifier whose measured read noise is nearest (the header is one extension's).
 
 Pure: header cards and statistics in, warnings out.
 """
@@ -108,7 +110,9 @@ def header_disagreements(kind: str, stats: Mapping[str, Any],
                                       f" ({value:.4g} per stored ADU)")
                                    + f" but photon transfer measured {measured:.4g} "
                                    f"e-/ADU ({_apart(value, measured):.0%} apart)"})
-    if kind == "bias" and "read_noise" in header:
+    if kind == "bias" and "read_noise" in header and stats.get("level_unit") == "e-":
+        out += _electron_read_noise(stats, header["read_noise"])
+    elif kind == "bias" and "read_noise" in header:
         measured = _number(stats.get("read_noise_adu"))
         keyword, electrons = header["read_noise"]
         gains = (_readings(header["gain"][1], step) if "gain" in header
@@ -124,3 +128,27 @@ def header_disagreements(kind: str, stats: Mapping[str, Any],
                                        f"of biases measured {measured:.4g} ADU "
                                        f"({_apart(value, measured):.0%} apart)"})
     return out
+
+
+def _electron_read_noise(stats: Mapping[str, Any], card: tuple[str, float]
+                         ) -> list[dict[str, Any]]:
+    """A master in electrons (a multi-amplifier detector's, assembled after each
+    amplifier's gain): the header's read noise, in e⁻, against the amplifier whose
+    measured read noise is nearest (the header is one extension's), else the
+    master's own figure, which is then in e⁻ too."""
+    keyword, electrons = card
+    amps = stats.get("amplifiers")
+    found = [_number(a.get("read_noise_e")) for a in amps if isinstance(a, Mapping)] \
+        if isinstance(amps, list) else []
+    candidates = [m for m in found if m] or [m for m in [_number(stats.get("read_noise_adu"))]
+                                              if m]
+    if not candidates:
+        return []
+    measured = min(candidates, key=lambda m: _apart(electrons, m))
+    if _apart(electrons, measured) <= TOLERANCE:
+        return []
+    return [{"number": "read_noise", "keyword": keyword, "header": electrons,
+             "measured": measured, "unit": "e-",
+             "message": f"header {keyword} = {electrons:.4g} e- but a pair of biases "
+                        f"measured {measured:.4g} e- ({_apart(electrons, measured):.0%} "
+                        "apart)"}]
