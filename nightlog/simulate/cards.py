@@ -26,6 +26,7 @@ __all__ = [
     "CARD",
     "acp_float",
     "header_bytes",
+    "image_extension_cards",
     "maximdl_float",
     "raw_card",
     "value_card",
@@ -129,6 +130,22 @@ def acp_float(value: float) -> str:
         raise ValueError(f"cannot write {value} in a FITS header")
     mantissa, exponent = f"{value:.11E}".split("E")
     return f"{mantissa}E{int(exponent):+04d}"
+
+
+def image_extension_cards(nx: int, ny: int, *, layout: Layout) -> list[str]:
+    """The structural cards that open a 16-bit unsigned image extension of ``nx`` ×
+    ``ny`` pixels (``XTENSION`` to ``BZERO``), as astropy writes them."""
+    return [
+        value_card("XTENSION", "IMAGE", "Image extension", layout=layout),
+        value_card("BITPIX", 16, "number of bits per data pixel", layout=layout),
+        value_card("NAXIS", 2, "number of data axes", layout=layout),
+        value_card("NAXIS1", nx, "length of data axis 1", layout=layout),
+        value_card("NAXIS2", ny, "length of data axis 2", layout=layout),
+        value_card("PCOUNT", 0, "required keyword; must = 0", layout=layout),
+        value_card("GCOUNT", 1, "required keyword; must = 1", layout=layout),
+        raw_card("BSCALE", "1", None, layout=layout),
+        raw_card("BZERO", "32768", None, layout=layout),
+    ]
 
 
 def header_bytes(cards: list[str]) -> bytes:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from nightlog.simulate.cameras import CameraModel
-from nightlog.simulate.cards import raw_card, value_card
+from nightlog.simulate.cards import image_extension_cards, raw_card, value_card
 from nightlog.simulate.schedule import PlannedFrame
 from nightlog.simulate.sinistro import AMPLIFIERS, FULL_WELL_E, MefLayout
 from nightlog.simulate.skytime import format_sexagesimal, julian_date
@@ -96,15 +96,7 @@ def extension_cards(layout: MefLayout, amp_index: int) -> list[str]:
     ccd = ccd_of(amp_index)
     gain = round(amp.gain, 3)
     return [
-        _card("XTENSION", "IMAGE", "Image extension"),
-        _card("BITPIX", 16, "number of bits per data pixel"),
-        _card("NAXIS", 2, "number of data axes"),
-        _card("NAXIS1", nx, "length of data axis 1"),
-        _card("NAXIS2", ny, "length of data axis 2"),
-        _card("PCOUNT", 0, "required keyword; must = 0"),
-        _card("GCOUNT", 1, "required keyword; must = 1"),
-        _num("BSCALE", "1", None),
-        _num("BZERO", "32768", None),
+        *image_extension_cards(nx, ny, layout="acp"),
         _card("EXTNAME", "SCI", "Extension name"),
         _card("EXTVER", amp.extver, "Extension version"),
         _card("CCDNAME", CCD_NAMES[ccd], "CCD name"),
