@@ -2,8 +2,8 @@
 
 Two ``nightlog reduce`` of the same night on one PostgreSQL catalogue (a morning
 timer and an observer, two daemons) would otherwise both reduce each frame; the
-recording keeps one product (:func:`nightlog.coordinator.reduce_plan.
-recorded_meanwhile`) but the work is done twice. A run claims a frame before it
+recording keeps one product (:func:`nightlog.coordinator.reduce_record.
+reduced_meanwhile`) but the work is done twice. A run claims a frame before it
 plans it and releases it once the frame's outcome is known; a frame claimed by
 another process is put off until that process is done with it, and then found
 up to date.

@@ -13,14 +13,14 @@ parameters: the *inputs key*) is skipped unless forced.
 
 :func:`run_reduce` spreads the work over workers (:mod:`~nightlog.coordinator.
 executors`): this process plans each frame and records its product
-(:mod:`~nightlog.coordinator.reduce_plan`), the workers only read and write files
-(:mod:`~nightlog.coordinator.reduce_job`), so the catalogue sees one connection
-whatever the number of workers. A job that fails, or whose worker dies, is tried
-again up to ``retries`` times; then the frame is recorded as failed with its
-reason (:mod:`nightlog.catalogue.reductions`) and the night goes on. An
-interruption stops the submissions, records what the busy workers finish, and
-raises :class:`ReduceInterrupted`; running the same reduction again finishes the
-work, skipping what is done. Each frame is claimed before it is planned
+(:mod:`~nightlog.coordinator.reduce_plan`, :mod:`~nightlog.coordinator.reduce_record`),
+the workers only read and write files (:mod:`~nightlog.coordinator.reduce_job`), so
+the catalogue sees one connection whatever the number of workers. A job that fails,
+or whose worker dies, is tried again up to ``retries`` times; then the frame is
+recorded as failed with its reason (:mod:`nightlog.catalogue.reductions`) and the
+night goes on. An interruption stops the submissions, records what the busy workers
+finish, and raises :class:`ReduceInterrupted`; running the same reduction again
+finishes the work, skipping what is done. Each frame is claimed before it is planned
 (:class:`~nightlog.catalogue.claims.FrameClaims`): a frame another run is
 reducing is put off until that run is done with it, and then found up to date.
 A catalogue that stays unreachable through the retries (``ctx.db_backoff``)
@@ -57,10 +57,9 @@ from nightlog.coordinator.reduce_plan import (
     ReduceOutcome,
     inputs_key,
     plan_frame,
-    record_reduction,
     science_parameters,
-    without_reason,
 )
+from nightlog.coordinator.reduce_record import record_reduction, without_reason
 from nightlog.coordinator.temporaries import sweep_archive
 from nightlog.states import HoldState, ProductKind, ReduceStatus
 

@@ -32,10 +32,8 @@ from nightlog.catalogue.reductions import record_failure, resolve_failure
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.executors import FrameExecutor, InProcessExecutor, WorkerLost
 from nightlog.coordinator.reduce_job import ReducedFile, ReduceJob
-from nightlog.coordinator.reduce_plan import (
-    FramePlan,
-    ReduceOutcome,
-    plan_frame,
+from nightlog.coordinator.reduce_plan import FramePlan, ReduceOutcome, plan_frame
+from nightlog.coordinator.reduce_record import (
     record_reduction,
     reduced_meanwhile,
     without_reason,

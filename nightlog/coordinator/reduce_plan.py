@@ -1,4 +1,4 @@
-"""The catalogue's two parts of a frame's reduction: the plan before, the record after.
+"""The catalogue's first part of a frame's reduction: the plan before the work.
 
 A reduction runs in three phases so that workers never touch the catalogue:
 
@@ -10,10 +10,11 @@ A reduction runs in three phases so that workers never touch the catalogue:
    :class:`~nightlog.coordinator.reduce_job.ReduceJob` is small and picklable.
 2. **work** (:func:`~nightlog.coordinator.reduce_job.reduce_job`, any worker):
    files in, product file out.
-3. **record** (:func:`record_reduction`, coordinating process, one transaction per
-   frame, through the catalogue's :mod:`~nightlog.catalogue.products`): the
-   product row, a row per master used, older current products of the frame
-   (quick-looks included) marked ``replaced`` and pointing at the new one.
+3. **record** (:func:`~nightlog.coordinator.reduce_record.record_reduction`,
+   coordinating process, one transaction per frame, through the catalogue's
+   :mod:`~nightlog.catalogue.products`): the product row, a row per master used,
+   older current products of the frame (quick-looks included) marked ``replaced``
+   and pointing at the new one.
 """
 
 from __future__ import annotations
@@ -40,13 +41,7 @@ from nightlog.calibration.detector_numbers import (
 from nightlog.calibration.matching import KindMatch, match_frame
 from nightlog.calibration.missing import missing_policy
 from nightlog.catalogue.models import Frame, Master, Product
-from nightlog.catalogue.products import (
-    NewProduct,
-    current_product,
-    record_product,
-    recorded_meanwhile,
-)
-from nightlog.catalogue.quality import record_quality
+from nightlog.catalogue.products import current_product
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.provenance import (
     SECOND_DARK,
@@ -54,7 +49,7 @@ from nightlog.coordinator.provenance import (
     product_entries,
     set_master_cards,
 )
-from nightlog.coordinator.reduce_job import QualitySetup, ReducedFile, ReduceJob, jsonable
+from nightlog.coordinator.reduce_job import QualitySetup, ReduceJob, jsonable
 from nightlog.coordinator.window_plan import (
     crop_section,
     cropped_entries,
@@ -71,8 +66,7 @@ from nightlog.reduction.science import OverscanParameters, ScienceParameters
 from nightlog.states import FailureCause, MissingPolicy, ProductKind, ReduceStatus
 from nightlog.store.layout import name_beside
 
-__all__ = ["FramePlan", "ReduceOutcome", "inputs_key", "new_product", "plan_frame",
-           "record_reduction", "reduced_meanwhile", "science_parameters", "without_reason"]
+__all__ = ["FramePlan", "ReduceOutcome", "inputs_key", "plan_frame", "science_parameters"]
 
 
 @dataclass(slots=True)
@@ -359,47 +353,3 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
                      window=window_record(frame, sections),
                      missing_reasons={r: reasons[r] for r in missing},
                      quality=ctx.quality)
-
-
-def without_reason(reasons: dict[str, str]) -> str:
-    """The words of a frame reduced without steps: each step with why it had no master."""
-    return "; ".join(f"reduced without {role}: {why}" for role, why in reasons.items())
-
-
-def new_product(plan: FramePlan, made: ReducedFile) -> NewProduct:
-    """What the catalogue records of ``made``, the product a worker made of ``plan``."""
-    return NewProduct(
-        frame_id=plan.job.frame_id, kind=plan.kind, path=made.path, sha256=made.sha256,
-        size=made.size, raw_sha256=plan.raw_sha256, inputs_key=plan.key,
-        parameters={"science": plan.science, "digest": plan.digest, "live": plan.live,
-                    "threads": plan.threads, "steps": made.steps,
-                    "detector": plan.detector,
-                    **({"window": plan.window} if plan.window else {}),
-                    **({"missing_reasons": plan.missing_reasons}
-                       if plan.missing_reasons else {})},
-        missing_steps=plan.missing,
-        stats={"steps": {s["name"]: s["summary"] for s in made.steps},
-               **({"missing": plan.missing_reasons} if plan.missing_reasons else {})},
-        software_version=plan.software_version, masters=plan.masters)
-
-
-def record_reduction(session: Session, plan: FramePlan, made: ReducedFile) -> Product:
-    """Record ``made`` in the caller's session (no commit): the catalogue's
-    :func:`~nightlog.catalogue.products.record_product`, then the product's quality
-    record judged by the plan's rules (:func:`~nightlog.catalogue.quality.record_quality`)."""
-    product = record_product(session, new_product(plan, made))
-    if plan.job.quality is not None:
-        frame = session.get(Frame, plan.job.frame_id)
-        if frame is not None:
-            record_quality(session, product_id=product.id, frame=frame, kind=plan.kind,
-                           figures=made.quality,
-                           masters=[(role, master_id) for role, master_id, _ in plan.masters],
-                           settings=plan.quality)
-    return product
-
-
-def reduced_meanwhile(session: Session, plan: FramePlan, made: ReducedFile
-                      ) -> Product | None:
-    """The product that makes recording ``made`` superfluous (see the catalogue's
-    :func:`~nightlog.catalogue.products.recorded_meanwhile`)."""
-    return recorded_meanwhile(session, new_product(plan, made), replaces=plan.replaces)

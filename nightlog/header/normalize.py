@@ -19,7 +19,7 @@ message names the keyword and shows its value. The rules:
   outside 1950..2200 -> invalid.
 * **night**: see :mod:`nightlog.header.night`; the site is the profile's, else the
   ``site`` argument, else a longitude keyword of the header, else UTC.
-* **shape**: the ``shape`` argument wins (compressed files); else NAXIS2, NAXIS1.
+* **shape**, **binning** and **sections**: see :mod:`nightlog.header.geometry`.
 * **CMOS settings**: the gain setting and offset are numbers read from the
   profile's ``gain_setting_keywords`` and ``offset_keywords`` (a setting of 0 is a
   setting, never an e-/ADU); the e-/ADU is the profile's ``gain``, else its
@@ -30,7 +30,6 @@ message names the keyword and shows its value. The rules:
 * **bias from darks**: a dark no longer than the profile's ``bias_max_exptime``
   is a bias (the note says so).
 * **Bayer pattern**: ``BAYERPAT`` upper-cased, with X/YBAYROFF noted.
-* **sections**: validated against the shape; see ``docs/profiles.md``.
 * **window**: a subarray frame's place on the detector, as the profile's
   ``window_source`` says (see :mod:`nightlog.header.window`); its set-up key has
   the shape of the full readout at its binning, so that it finds full-frame masters.
@@ -42,7 +41,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from nightlog.errors import InvalidValueError, MissingKeywordError, SectionError
+from nightlog.errors import InvalidValueError, MissingKeywordError
+from nightlog.header.geometry import frame_binning, frame_section, frame_shape
 from nightlog.header.model import FrameKind, NormalizedHeader, Site
 from nightlog.header.night import night_of
 from nightlog.header.profiles.model import InstrumentProfile
@@ -61,13 +61,11 @@ from nightlog.header.values import (
     mjd_to_datetime,
     parse_date,
     parse_float,
-    parse_int,
     parse_sexagesimal,
     parse_time_of_day,
     text_value,
 )
 from nightlog.header.window import data_offset, frame_window, full_readout
-from nightlog.sections import parse_section
 
 __all__ = ["MAX_NAME_LENGTH", "normalize_header", "setup_key"]
 
@@ -77,8 +75,6 @@ __all__ = ["MAX_NAME_LENGTH", "normalize_header", "setup_key"]
 MAX_NAME_LENGTH = 80
 
 _ABSOLUTE_ZERO_C = -273.15
-_MAX_BINNING = 1024
-_DETECTOR_BOUND = (10**9, 10**9)
 
 
 def _names(keywords: tuple[str, ...]) -> str:
@@ -186,52 +182,6 @@ def _site(view: HeaderView, profile: InstrumentProfile, site: Site | None,
     return Site()
 
 
-def _shape(view: HeaderView, shape: tuple[int, int] | None) -> tuple[int, int]:
-    if shape is not None:
-        if (len(shape) != 2 or not all(isinstance(n, int) and n >= 1 for n in shape)):
-            raise InvalidValueError(f"shape={describe(shape)}: expected (ny, nx) positive ints")
-        return (int(shape[0]), int(shape[1]))
-    naxis = view.get("NAXIS")
-    if naxis is not None and parse_int("NAXIS", naxis) != 2:
-        raise InvalidValueError(f"NAXIS={describe(naxis)}: expected a 2-D image")
-    sizes = []
-    for keyword in ("NAXIS2", "NAXIS1"):
-        value = view.get(keyword)
-        if value is None:
-            raise MissingKeywordError(f"{keyword} is missing: the image shape is unknown")
-        size = parse_int(keyword, value)
-        if size < 1:
-            raise InvalidValueError(f"{keyword}={describe(value)}: an axis must be >= 1")
-        sizes.append(size)
-    return (sizes[0], sizes[1])
-
-
-def _binning(view: HeaderView, profile: InstrumentProfile,
-             extra: dict[str, str]) -> tuple[int, int]:
-    for group in profile.binning_keywords:
-        values = [view.get(k) for k in group]
-        if all(v is None for v in values):
-            continue
-        if len(group) == 1:
-            keyword, value = group[0], values[0]
-            parts = str(value).replace("x", " ").replace("X", " ").replace(",", " ").split()
-            if len(parts) != 2:
-                raise InvalidValueError(f"{keyword}={describe(value)}: expected 'x y' binning")
-            pair = [parse_int(keyword, p) for p in parts]
-        else:
-            missing = [k for k, v in zip(group, values, strict=True) if v is None]
-            if missing:
-                raise MissingKeywordError(f"{missing[0]} is missing while {group} give binning")
-            pair = [parse_int(k, v) for k, v in zip(group, values, strict=True)]
-        for number in pair:
-            if not 1 <= number <= _MAX_BINNING:
-                raise InvalidValueError(f"{'/'.join(group)}={describe(values)}: "
-                                        f"binning must be 1..{_MAX_BINNING}")
-        return (pair[0], pair[1])
-    extra["binning"] = "absent; 1x1 assumed"
-    return (1, 1)
-
-
 def _text(view: HeaderView, keywords: tuple[str, ...]) -> str | None:
     found = view.first(keywords)
     return None if found is None else text_value(found[1])
@@ -249,41 +199,6 @@ def _checked_name(keyword: str, value: Any, name: str | None) -> str | None:
         raise InvalidValueError(f"{keyword}={describe(value)}: {len(name)} characters, more "
                                 f"than the {MAX_NAME_LENGTH} a name may have")
     return name
-
-
-def _region(view: HeaderView, profile: InstrumentProfile, key: str,
-            shape: tuple[int, int], extra: dict[str, str]) -> str | None:
-    """The section ``profile.<key>`` designates, checked against ``shape``.
-
-    CCDSEC is in unbinned detector pixels, not image pixels, so it is given a shape
-    no real detector reaches: only its form is checked.
-    """
-    bounds = _DETECTOR_BOUND if key == "ccdsec" else shape
-    spec: str | None = getattr(profile, key)
-    if spec is None:
-        return None
-    if spec.startswith("["):
-        if profile.full_shape is not None and shape != profile.full_shape:
-            extra[f"{key}_note"] = (f"profile {key} {spec} not applied: frame shape "
-                                    f"{shape} is not the full readout {profile.full_shape}")
-            return None
-        try:
-            parse_section(spec, bounds)
-        except SectionError as exc:
-            raise SectionError(f"profile {profile.name!r} {key}: {exc}") from None
-        return spec
-    value = view.get(spec)
-    if value is None:
-        return None
-    text = text_value(value)
-    try:
-        parse_section(str(text), bounds)
-    except SectionError as exc:
-        if profile.lenient_sections:
-            extra[f"ignored_{spec}"] = f"{spec}={describe(value)}: {exc}"
-            return None
-        raise SectionError(f"{spec}={describe(value)}: {exc}") from None
-    return str(text).replace(" ", "")
 
 
 def _key_part(value: object) -> str:
@@ -358,8 +273,8 @@ def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
     filter_name = _filter(view, profile, extra)
     obs_time = _obs_time(view, profile, extra)
     night = night_of(obs_time, _site(view, profile, site, extra))
-    image_shape = _shape(view, shape)
-    binning = _binning(view, profile, extra)
+    image_shape = frame_shape(view, shape)
+    binning = frame_binning(view, profile, extra)
     window = frame_window(view, source=profile.window_source, full_shape=profile.full_shape,
                           shape=image_shape, binning=binning,
                           data_offset=data_offset(profile.datasec, profile.full_shape),
@@ -399,10 +314,10 @@ def normalize_header(header: Mapping[str, Any], profile: InstrumentProfile, *,
         ccd_temp=header_number(view, profile.ccd_temp_keywords, minimum=_ABSOLUTE_ZERO_C),
         set_temp=fields["set_temp"],
         saturation=saturation_level(view, profile, extra),
-        datasec=_region(view, profile, "datasec", image_shape, extra),
-        trimsec=_region(view, profile, "trim", image_shape, extra),
-        biassec=_region(view, profile, "overscan", image_shape, extra),
-        ccdsec=_region(view, profile, "ccdsec", image_shape, extra),
+        datasec=frame_section(view, profile, "datasec", image_shape, extra),
+        trimsec=frame_section(view, profile, "trim", image_shape, extra),
+        biassec=frame_section(view, profile, "overscan", image_shape, extra),
+        ccdsec=frame_section(view, profile, "ccdsec", image_shape, extra),
         setup_key=setup_key(fields, profile.setup_keys),
         window=window,
         gain_setting=gain_setting,

@@ -4,7 +4,8 @@ A profile is a TOML table; built-ins ship in ``builtin/`` and users add or overr
 them in ``[instruments.<name>]`` tables of ``nightlog.toml``. See ``docs/profiles.md``.
 """
 
-from nightlog.header.profiles.model import InstrumentProfile, MatchRule
+from nightlog.header.profiles.match_rule import MatchRule
+from nightlog.header.profiles.model import InstrumentProfile
 from nightlog.header.profiles.registry import (
     FALLBACK_PROFILE,
     ProfileRegistry,

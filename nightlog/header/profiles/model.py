@@ -9,7 +9,6 @@ field defaults below are the behaviour of the built-in ``generic`` profile.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,19 +16,18 @@ from types import MappingProxyType
 from nightlog.errors import SectionError
 from nightlog.header.amplifiers import AmplifierSpec
 from nightlog.header.model import Site
+from nightlog.header.profiles.frame_types import DEFAULT_FRAME_TYPES, classify_frame_type
+from nightlog.header.profiles.match_rule import MatchRule
 from nightlog.sections import Section, parse_section
 
 __all__ = [
     "DARK_SCALINGS",
     "DARK_TEMPERATURE_SCALINGS",
     "DEFAULT_CALIBRATION_KEYS",
-    "DEFAULT_FRAME_TYPES",
     "DEFAULT_MIN_FRAMES",
     "GROUPING_FIELDS",
     "ILLUMINATIONS",
     "InstrumentProfile",
-    "MatchRule",
-    "vocabulary_form",
 ]
 
 #: NormalizedHeader attributes that set-up keys and calibration grouping may use.
@@ -53,16 +51,6 @@ DARK_TEMPERATURE_SCALINGS: tuple[str, ...] = ("off", "fitted", "profile")
 
 _SETUP = ("instrument", "detector", "binning", "readout_mode", "shape")
 
-#: Frame-type vocabulary: raw values are compared upper-cased with spaces, ``_`` and
-#: ``-`` removed, so ``'Bias Frame'``, ``'BIAS_FRAME'`` and ``'biasframe'`` are alike.
-DEFAULT_FRAME_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "bias": ("BIAS", "ZERO", "Bias Frame", "Zero Frame"),
-    "dark": ("DARK", "Dark Frame"),
-    "flat": ("FLAT", "FLATFIELD", "Flat Field", "Flat Frame", "SKYFLAT", "DOMEFLAT",
-             "TWIFLAT", "Sky Flat", "Dome Flat", "Twilight Flat"),
-    "science": ("OBJECT", "LIGHT", "Light Frame", "SCIENCE", "SCI"),
-})
-
 DEFAULT_CALIBRATION_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "bias": _SETUP,
     "dark": (*_SETUP, "set_temp"),
@@ -71,37 +59,6 @@ DEFAULT_CALIBRATION_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 
 DEFAULT_MIN_FRAMES: Mapping[str, int] = MappingProxyType({"bias": 5, "dark": 5, "flat": 5})
-
-
-def vocabulary_form(text: str) -> str:
-    """The form in which frame-type words are compared (upper case, no separators)."""
-    return re.sub(r"[\s_\-]+", "", text).upper()
-
-
-@dataclass(frozen=True, slots=True)
-class MatchRule:
-    """One condition on a header keyword.
-
-    The header value is stripped and compared case-insensitively: equal to one of
-    ``values`` (exact rule) or found by ``re.search`` (regex rule).
-    """
-
-    keyword: str
-    values: tuple[str, ...] = ()
-    pattern: re.Pattern[str] | None = None
-
-    @property
-    def is_exact(self) -> bool:
-        return self.pattern is None
-
-    def accepts(self, text: str | None) -> bool:
-        """Whether the (already stripped) header text satisfies this rule."""
-        if text is None:
-            return False
-        if self.pattern is not None:
-            return self.pattern.search(text) is not None
-        folded = text.casefold()
-        return any(folded == v.casefold() for v in self.values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,13 +310,7 @@ class InstrumentProfile:
 
     def classify(self, raw_type: str | None) -> str:
         """Frame kind of a raw type value: ``'bias'``, ..., or ``'unknown'``."""
-        if raw_type is None:
-            return "unknown"
-        form = vocabulary_form(raw_type)
-        for kind, words in self.frame_types.items():
-            if any(form == vocabulary_form(w) for w in words):
-                return kind
-        return "unknown"
+        return classify_frame_type(raw_type, self.frame_types)
 
     def flat_scale_slices(self, shape: tuple[int, int]) -> Section:
         """Region (numpy slices) over which flats of ``shape`` are normalised.

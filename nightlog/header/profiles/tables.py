@@ -26,16 +26,16 @@ from typing import Any
 from nightlog.errors import ConfigurationError, ProfileError, SectionError
 from nightlog.header.model import Site
 from nightlog.header.profiles.amplifier_tables import _amplifiers, _check_crosstalk, _crosstalk
+from nightlog.header.profiles.frame_types import DEFAULT_FRAME_TYPES
+from nightlog.header.profiles.match_rule import MatchRule
 from nightlog.header.profiles.model import (
     DARK_SCALINGS,
     DARK_TEMPERATURE_SCALINGS,
     DEFAULT_CALIBRATION_KEYS,
-    DEFAULT_FRAME_TYPES,
     DEFAULT_MIN_FRAMES,
     GROUPING_FIELDS,
     ILLUMINATIONS,
     InstrumentProfile,
-    MatchRule,
 )
 from nightlog.header.profiles.table_values import (
     _bit_depth,
