@@ -126,14 +126,6 @@ def _sky_z(path: str) -> float:
     return float(_MAD_TO_SIGMA * np.median(np.abs(z - np.median(z))))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured 0.974-0.986 (Aspen) and 1.014-1.020 (LFC). Aspen: the plane counts the "
-    "master bias's error fully and the master dark's besides, but the dark rate was made "
-    "with the same bias, whose share (1 - t<1/t_i>)^2 is 0.19 for its 30/90/300 s darks; "
-    "with the masters' error measured against the truth z is 0.998-1.001; the share is "
-    "applied only for darks of one exposure (the clip makes it inexact for mixed ones). "
-    "LFC: the "
-    "masters' share changes z by 0.001; the excess grows with the sky level, not isolated"))
 def test_the_uncertainty_plane_is_honest_on_the_sky(night: Night) -> None:
     engine, _, _ = night
     with make_sessionmaker(engine)() as s:

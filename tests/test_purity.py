@@ -32,6 +32,7 @@ import nightlog.reduction
 from nightlog.errors import NightlogError
 from nightlog.header.amplifier_layout import amplifier_layout
 from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
+from nightlog.reduction.combine import CombineResult, combine
 from nightlog.reduction.dark_temperature import DarkTemperature
 from nightlog.reduction.mask import MaskBit
 from nightlog.reduction.masters import CombineOptions
@@ -88,6 +89,13 @@ def _exposed(ccd: CCDData, seconds: float) -> CCDData:
     return ccd
 
 
+def _dark_combination() -> CombineResult:
+    """Darks of 10 and 100 s less a master bias, with their share of its error."""
+    frames = [make_frame(seed, 100.0) for seed in range(6)]
+    return combine(frames, scale=[0.1, 0.1, 0.1, 0.01, 0.01, 0.01],
+                   clip=ClipSpec(spread="mad", max_iters=1), offset_response=1.5)
+
+
 def plane() -> np.ndarray:
     bits = np.zeros(SHAPE, dtype=np.uint16)
     bits[1, 1] = MaskBit.SATURATED
@@ -102,6 +110,8 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "calibrate.subtract_bias": lambda: ((make_frame(1), make_frame(2, 100.0)), {}),
     "calibrate.subtract_dark": lambda: ((make_frame(1), make_frame(2, 5.0)),
                                         {"dark_exposure": 10.0, "data_exposure": 30.0}),
+    "bias_share.bias_share": lambda: ((_dark_combination(), array() > 990.0), {}),
+    "bias_share.with_bias_share": lambda: ((_dark_combination(), make_frame(7)), {}),
     "calibrate.flat_correct": lambda: ((make_frame(1), make_frame(2, 1.0, "")),
                                        {"min_value": 0.5}),
     "uncertainty.create_uncertainty": lambda: ((make_frame(),),

@@ -497,14 +497,16 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         job.kind, [s.median for s in result.frame_stats], list(result.scales))
     if job.kind == "dark":
         figures["hot_pixels_err"] = float(np.sqrt(result.hot_pixels))  # a Poisson count
-        if "bias" in by_role and result.scales and np.ptp(result.scales) == 0:
+        if "bias" in by_role and result.bias_share is not None:
             # Each frame less the master bias, times its scale: the master carries
-            # minus the scale of the frames it kept times the bias's error
-            # (science.dark_bias_share). Known exactly only when every frame has the
-            # same: with mixed exposures the clip keeps the long darks' rates more
-            # often than the short ones', and the mean of all the scales (16 x the
-            # bias's error for the LFC's 7/70/300 s darks at 300 s) is far off.
-            figures["bias_share"] = float(result.scales[0])
+            # minus the mean scale of the frames each pixel kept times the bias's
+            # error (science.dark_bias_share). With mixed exposures the clip keeps
+            # the long darks' rates more often than the short ones', so the mean of
+            # all the scales (16 x the bias's error for the LFC's 7/70/300 s darks
+            # at 300 s) is far off: the combination measures it per pixel, and the
+            # master's uncertainty holds each pixel's share of the bias's error.
+            figures["bias_share"], figures["bias_share_sq"] = result.bias_share
+            figures["bias_share_in_plane"] = True
     gain = job.considered[0].gain if job.considered else None
     if job.kind == "dark" and gain:
         figures["dark_current_e_per_s"] = result.level * gain if job.darks_scale else None

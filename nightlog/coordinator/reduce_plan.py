@@ -171,10 +171,13 @@ def dark_temperature_of(scaling: TemperatureScaling) -> DarkTemperature:
                            from_c=scaling.from_c, to_c=scaling.to_c,
                            note=f"master {scaling.master_id}, "
                                 f"{scaling.fit.describe().translate(_ASCII)}")
-def _dark_bias_share(chosen: dict[str, Master | None]) -> float | None:
+def _dark_bias_share(chosen: dict[str, Master | None]) -> tuple[float, float] | None:
     """The master dark's share of the master bias's error (``bias_share`` in its
-    statistics) when it was made with the master bias chosen for the frame and is
-    not interpolated with a second; ``None`` otherwise (independent errors)."""
+    statistics) and the mean of its square that its uncertainty does not hold (0
+    when ``bias_share_in_plane``; the share's square for an older master, made of
+    darks of one exposure), when it was made with the master bias chosen for the
+    frame and is not interpolated with a second; ``None`` otherwise (independent
+    errors)."""
     dark, bias = chosen.get("dark"), chosen.get("bias")
     if dark is None or bias is None or chosen.get(SECOND_DARK) is not None:
         return None
@@ -183,7 +186,8 @@ def _dark_bias_share(chosen: dict[str, Master | None]) -> float | None:
     share = stats.get("bias_share")
     if used.get("bias") != bias.id or not isinstance(share, int | float):
         return None
-    return float(share)
+    return float(share), (0.0 if stats.get("bias_share_in_plane") is True
+                          else float(share) ** 2)
 
 
 def _described(params: ScienceParameters) -> Any:
@@ -301,7 +305,8 @@ def plan_frame(session: Session, frame: Frame, ctx: JobContext, *,
         params = dataclasses.replace(params, dark_temperature=dark_temperature_of(scaling))
     share = _dark_bias_share(chosen)
     if share is not None:
-        params = dataclasses.replace(params, dark_bias_share=share)
+        params = dataclasses.replace(params, dark_bias_share=share[0],
+                                     dark_bias_share_sq=share[1])
     crops = master_crops(frame, chosen, profile)
     sections = {role: crop_section(crop) for role, crop in crops.items()}
     key = inputs_key(frame, chosen, params, ctx.software_version, sections)

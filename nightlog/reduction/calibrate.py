@@ -31,6 +31,7 @@ from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction.bias_share import bias_share_factor
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 
 __all__ = ["flat_correct", "subtract_bias", "subtract_dark"]
@@ -222,7 +223,7 @@ def subtract_dark(
     data_exposure: float | u.Quantity,
     scale: bool = True,
     rate: bool | None = None,
-    shared_bias: tuple[npt.ArrayLike, float] | None = None,
+    shared_bias: tuple[npt.ArrayLike, float] | tuple[npt.ArrayLike, float, float] | None = None,
 ) -> CCDData:
     """Subtract a master dark, scaled to the frame's exposure.
 
@@ -246,20 +247,24 @@ def subtract_dark(
         must match the exposure and be in the frame's unit).
     rate : bool, optional
         Whether ``dark`` is a rate; ``None`` (default) decides from its unit.
-    shared_bias : (array_like, float), optional
-        ``(σ_b², s)`` when the dark was made with the master bias subtracted from
-        ``ccd``: that bias's variance (ADU², already in ``ccd``'s) and the mean
-        scale ``s`` of the dark's frames (``⟨1/tᵢ⟩`` s⁻¹ for a rate, 1 for a
-        fixed-exposure dark). The dark then carries ``-s`` times the bias's error,
-        and the frame ``(1 - k·s)`` times it: its variance holds
-        ``(1 - k·s)² σ_b²`` instead of ``σ_b²`` (0 for a dark of the frame's own
-        exposure: ``ccd - dark`` has no bias left in it).
+    shared_bias : (array_like, float) or (array_like, float, float), optional
+        ``(σ_b², s)`` or ``(σ_b², s, q)`` when the dark was made with the master
+        bias subtracted from ``ccd``: that bias's variance (ADU², already in
+        ``ccd``'s), the dark's share ``s`` of its error (``1/t`` s⁻¹ for a rate of
+        darks of one exposure ``t``, 1 for a fixed-exposure dark; the mean over
+        the pixels for mixed exposures, :mod:`~nightlog.reduction.bias_share`)
+        and the part ``q`` of ``s²`` the dark's own uncertainty does not hold
+        (default ``s²``; 0 when it holds each pixel's ``s²σ_b²``). The dark then
+        carries ``-s`` times the bias's error, and the frame ``(1 - k·s)`` times
+        it: its variance holds ``(1 - 2k·s + k²q) σ_b²`` instead of ``σ_b²``
+        (with ``q = s²``, 0 for a dark of the frame's own exposure: ``ccd - dark``
+        has no bias left in it).
 
     Returns
     -------
     CCDData
         New float32 frame ``ccd - k·dark``; variance ``σ_c² + k²σ_d²`` (with
-        ``shared_bias``, plus ``((1 - k·s)² - 1) σ_b²``); masks OR-ed; ``DARKCOR``
+        ``shared_bias``, plus ``(k²q - 2k·s) σ_b²``); masks OR-ed; ``DARKCOR``
         and HISTORY in the header.
 
     Raises
@@ -306,12 +311,13 @@ def subtract_dark(
     set_card(header, "DARKCOR", f"master dark subtracted, {how}")
     add_history(header, f"Master dark subtracted ({how}, factor {factor:.6g})")
     if shared_bias is not None and var is not None:
-        bias_var, share = shared_bias
-        left = (1.0 - factor * float(share)) ** 2
+        bias_var, share = shared_bias[0], float(shared_bias[1])
+        square = float(shared_bias[2]) if len(shared_bias) > 2 else None
+        left = bias_share_factor(factor, share, square)
         var = np.maximum(var + np.float32(left - 1.0) * np.asarray(bias_var, np.float32),
                          np.float32(0.0))
-        add_history(header, "The dark shares the master bias: its error x "
-                            f"{1 - factor * share:.3g}")
+        add_history(header, "The dark shares the master bias: its variance x "
+                            f"{left:.3g}")
     return new_frame(ccd, data, header, uncertainty=_std(var),
                      mask=_or_masks(ccd.mask, dark.mask),
                      flags=_or_flags(ccd.flags, dark.flags))

@@ -35,7 +35,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from nightlog.errors import CombineError
-from nightlog.reduction.rejection import ClipSpec, Method, combine_tile
+from nightlog.reduction.rejection import ClipSpec, Method, TileResult, combine_tile
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level
 from nightlog.reduction.stack import FrameInput, Prepare, Stack, build_stack
 
@@ -70,6 +70,12 @@ class CombineResult:
         Copy of the first (prepared) input's header, with ``NCOMBINE``.
     frame_stats : list
         Results of the ``frame_stat`` callable for each frame, if given.
+    offset_response : ndarray, float32, or None
+        With ``offset_response=δ``: how much each combined value falls per unit
+        of a value subtracted from every frame before scaling (a master bias's
+        error), through the rejection as it is: ``(c(+δ) - c(-δ)) / 2δ`` with
+        ``c(±δ)`` the combination of the frames less ``∓δ`` (NaN where nothing
+        survived).
     """
 
     data: npt.NDArray[np.float32]
@@ -79,6 +85,7 @@ class CombineResult:
     scales: list[float]
     header: fits.Header
     frame_stats: list[Any] = field(default_factory=list)
+    offset_response: npt.NDArray[np.float32] | None = None
 
     def to_ccddata(self, unit: u.UnitBase | str = u.adu) -> CCDData:
         """A new CCDData with a :class:`StdDevUncertainty` and the boolean mask."""
@@ -120,8 +127,8 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
             weights: Sequence[float] | None = None, prepare: Prepare | None = None,
             memory_limit: int = DEFAULT_MEMORY_LIMIT,
             scratch_dir: str | os.PathLike[str] | None = None, threads: int = 1,
-            frame_stat: Callable[[npt.NDArray[np.float32]], Any] | None = None
-            ) -> CombineResult:
+            frame_stat: Callable[[npt.NDArray[np.float32]], Any] | None = None,
+            offset_response: float | None = None) -> CombineResult:
     """Combine a stack of frames with optional scaling, weights and rejection.
 
     Parameters
@@ -164,6 +171,14 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
     frame_stat : callable or None
         Called on each prepared, unscaled float32 frame; results are returned in
         ``frame_stats`` (statistics without a second read).
+    offset_response : float or None
+        ``δ``, in the frames' unit before scaling: also combine the frames shifted
+        by ``±δ`` times their scale and return the slope per pixel
+        (``offset_response``): the weight in the result of anything subtracted
+        alike from every frame (a master bias's error of about ``δ``). An average
+        without rejection gives the mean scale; a clip keeps or drops a value
+        with the shift, and cuts the noisy frames' values to its window, so their
+        share is smaller. Two more combinations of each tile.
 
     Returns
     -------
@@ -196,18 +211,19 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
                      memory_limit=memory_limit, threads=threads,
                      scratch_dir=scratch_dir) as stack:
         result = _combine_stack(stack, method=method, clip=clip, nlow=nlow, nhigh=nhigh,
-                                weights=w, threads=threads)
+                                weights=w, threads=threads, offset_response=offset_response)
     return result
 
 
 def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow: int,
                    nhigh: int, weights: npt.NDArray[np.float64] | None,
-                   threads: int) -> CombineResult:
+                   threads: int, offset_response: float | None = None) -> CombineResult:
     """Stage 2: combine the stack band by band, tiles in parallel."""
     ny, nx = stack.shape
     data = np.empty(ny * nx, dtype=np.float32)
     unc = np.empty(ny * nx, dtype=np.float32)
     count = np.empty(ny * nx, dtype=np.uint16)
+    response = np.empty(ny * nx, dtype=np.float32) if offset_response else None
     mean_scale = float(np.mean(stack.scales))
     scales = np.asarray(stack.scales, dtype=np.float64)
     tile = stack.plan.tile_pixels
@@ -216,12 +232,20 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
         # avsigclip measures its factor per image line: tiles of whole lines.
         tile, line_length = max(nx, tile - tile % nx), nx
 
+    def one(values: npt.NDArray[np.float32]) -> TileResult:
+        return combine_tile(values, method=method, clip=clip, nlow=nlow, nhigh=nhigh,
+                            weights=weights, mean_scale=mean_scale, scales=scales,
+                            line_length=line_length)
+
     def work(flat: npt.NDArray[np.float32], start: int, p0: int) -> None:
-        res = combine_tile(flat[:, p0:p0 + tile], method=method, clip=clip, nlow=nlow,
-                           nhigh=nhigh, weights=weights, mean_scale=mean_scale,
-                           scales=scales, line_length=line_length)
+        values = flat[:, p0:p0 + tile]
+        res = one(values)
         sl = slice(start + p0, start + p0 + res.data.size)
         data[sl], unc[sl], count[sl] = res.data, res.uncertainty, res.count
+        if response is not None and offset_response:
+            shift = (np.float32(offset_response) * scales.astype(np.float32))[:, None]
+            up, down = one(values + shift), one(values - shift)
+            response[sl] = (up.data - down.data) / np.float32(2.0 * offset_response)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for row0, band in stack.bands():
@@ -235,4 +259,6 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
     return CombineResult(data=data.reshape(ny, nx), uncertainty=unc.reshape(ny, nx),
                          count=count.reshape(ny, nx), mask=(count == 0).reshape(ny, nx),
                          scales=list(stack.scales), header=header,
-                         frame_stats=list(stack.frame_stats))
+                         frame_stats=list(stack.frame_stats),
+                         offset_response=(None if response is None
+                                          else response.reshape(ny, nx)))

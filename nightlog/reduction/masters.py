@@ -26,6 +26,7 @@ from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from nightlog.errors import CombineError
+from nightlog.reduction.bias_share import bias_error_size, bias_share, with_bias_share
 from nightlog.reduction.calibrate import subtract_bias, subtract_dark
 from nightlog.reduction.characterise import FrameStatistics
 from nightlog.reduction.combine import DEFAULT_MEMORY_LIMIT, CombineResult, combine
@@ -98,6 +99,13 @@ class MasterResult:
         :func:`~nightlog.reduction.read_noise_map.read_noise_map`.
     noisy_pixels : int
         Bias with a map: pixels flagged NOISY.
+    bias_share : (float, float) or None
+        Dark made with a master bias that has an uncertainty: the mean over its
+        valid pixels of ``s``, how much the master falls per unit of the bias's
+        error at each pixel (through the combination's rejection), and the mean
+        of ``s²`` (s⁻¹ and s⁻² for a rate); the master's uncertainty then holds
+        each pixel's ``s²σ_b²`` (see :mod:`~nightlog.reduction.bias_share`).
+        ``None`` otherwise.
     """
 
     ccd: CCDData
@@ -110,6 +118,7 @@ class MasterResult:
     low_pixels: int = 0
     read_noise_map: npt.NDArray[np.float32] | None = None
     noisy_pixels: int = 0
+    bias_share: tuple[float, float] | None = None
 
 
 def _chain(*steps: Prepare | None) -> Prepare | None:
@@ -127,12 +136,13 @@ def _chain(*steps: Prepare | None) -> Prepare | None:
 
 def _run(frames: Sequence[FrameInput], options: CombineOptions, prepare: Prepare | None,
          scale: Sequence[float] | ScaleStat | None = None,
-         scale_region: RegionLike = None) -> CombineResult:
+         scale_region: RegionLike = None, offset_response: float | None = None
+         ) -> CombineResult:
     o = options
     return combine(frames, method=o.method, clip=o.clip, nlow=o.nlow, nhigh=o.nhigh,
                    scale=scale, scale_region=scale_region, prepare=prepare,
                    memory_limit=o.memory_limit, scratch_dir=o.scratch_dir, threads=o.threads,
-                   frame_stat=sampled_frame_statistics)
+                   frame_stat=sampled_frame_statistics, offset_response=offset_response)
 
 
 def _robust(values: npt.NDArray[np.float32]) -> tuple[float, float]:
@@ -307,7 +317,9 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
         raise CombineError(f"darks that do not scale must share one exposure, got {times}")
     subtract = None if bias is None else _bias_step(bias)
     scale = [1.0 / t for t in times] if scale_to_rate else None
-    result = _run(frames, options or CombineOptions(), _chain(prepare, subtract), scale)
+    options = options or CombineOptions()
+    result = _run(frames, options, _chain(prepare, subtract), scale,
+                  offset_response=None if bias is None else bias_error_size(bias))
     flags = _flags(result)
     hot = hot_pixels_from_dark(np.where(result.mask, np.nan, result.data), nsigma=hot_nsigma,
                                absolute=hot_threshold) & ~result.mask
@@ -315,12 +327,14 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     level, noise = _robust(result.data)
     unit = _input_unit(result) / u.s if scale_to_rate else _input_unit(result)
     ccd = _master(result, unit, flags, f"Master dark of {len(frames)} frames, "
-                  + ("rate per second" if scale_to_rate else f"{times[0]:g} s exposure"))
+                  + ("rate per second" if scale_to_rate else f"{times[0]:g} s exposure"),
+                  uncertainty=None if bias is None else with_bias_share(result, bias))
     ccd.header["IMAGETYP"] = "MASTER DARK"
     ccd.header["EXPTIME"] = (1.0 if scale_to_rate else times[0], "s; 1 for a dark rate")
+    share = None if bias is None else bias_share(result, flags == 0)
     return MasterResult(ccd=ccd, n_frames=len(frames), level=level, noise=noise,
                         frame_stats=list(result.frame_stats), scales=result.scales,
-                        hot_pixels=int(np.count_nonzero(hot)))
+                        hot_pixels=int(np.count_nonzero(hot)), bias_share=share)
 
 
 def _own_mask(before: CCDData, after: CCDData) -> CCDData:

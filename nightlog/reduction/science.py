@@ -332,7 +332,9 @@ def reduce_science(
         shared = (None if params.dark_bias_share is None or bias is None
                   or bias.uncertainty is None or params.dark_temperature is not None
                   else (bias.uncertainty.represent_as(VarianceUncertainty).array,
-                        params.dark_bias_share))
+                        params.dark_bias_share,
+                        (params.dark_bias_share ** 2 if params.dark_bias_share_sq is None
+                         else params.dark_bias_share_sq)))
 
         def dark_step(bias_free_ccd: CCDData = ccd) -> tuple[CCDData, Mapping[str, Any]]:
             return subtract_master_dark(bias_free_ccd, master_dark, params=params,

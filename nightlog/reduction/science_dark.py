@@ -72,7 +72,7 @@ def dark_parameters(params: ScienceParameters, exposure: float, interpolated: bo
 
 def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParameters,
                          exposure: float, interpolated: bool, how: str,
-                         shared_bias: tuple[Any, float] | None = None
+                         shared_bias: tuple[Any, float] | tuple[Any, float, float] | None = None
                          ) -> tuple[CCDData, Mapping[str, Any]]:
     """``ccd`` minus ``master`` (from :func:`master_dark_for`), and the step's summary.
 
@@ -89,7 +89,7 @@ def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParame
         ``master`` was interpolated to the exposure (subtracted unscaled).
     how : str
         The sentence of :func:`master_dark_for`.
-    shared_bias : (array_like, float), optional
+    shared_bias : (array_like, float) or (array_like, float, float), optional
         The master bias's variance and the master dark's share of it (the dark was
         made with the same bias; :func:`~nightlog.reduction.calibrate.subtract_dark`).
 

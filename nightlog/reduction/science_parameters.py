@@ -112,10 +112,16 @@ class ScienceParameters:
         adds ``step**2/12`` ADU² to the variance, and raw values off the step are
         counted and said. ``None``: a full 16-bit converter, nothing added.
     dark_bias_share : float or None
-        The master dark was made with the same master bias: the mean scale of its
-        frames (``⟨1/tᵢ⟩`` s⁻¹ for a rate, 1 for a fixed exposure). The frame then
-        carries the bias's error ``(1 - k·share)`` times, ``k`` the dark's scale
-        (:func:`~nightlog.reduction.calibrate.subtract_dark`). ``None``: independent.
+        The master dark was made with the same master bias: its share ``s`` of the
+        bias's error averaged over the pixels (``1/t`` s⁻¹ for a rate of darks of
+        one exposure ``t``, 1 for a fixed exposure; :mod:`~nightlog.reduction.bias_share`).
+        The frame then carries the bias's error ``(1 - k·s)`` times, ``k`` the
+        dark's scale (:func:`~nightlog.reduction.calibrate.subtract_dark`).
+        ``None``: independent.
+    dark_bias_share_sq : float or None
+        The mean of ``s²`` (s⁻² for a rate) the master dark's uncertainty does not
+        hold already: 0 when it holds each pixel's ``s²σ_b²``; ``None``: the square
+        of ``dark_bias_share`` (an older master of darks of one exposure).
     """
 
     gain: float
@@ -139,6 +145,7 @@ class ScienceParameters:
     unit: str = "adu"
     quantisation_step: float | None = None
     dark_bias_share: float | None = None
+    dark_bias_share_sq: float | None = None
 
     def __post_init__(self) -> None:
         if self.unit not in OUTPUT_UNITS:
