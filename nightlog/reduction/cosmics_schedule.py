@@ -129,7 +129,9 @@ def scheduled_lacosmic(data: np.ndarray, inmask: np.ndarray, invar: np.ndarray |
     margin = reach(sepmed)
     bad = mask.astype(bool)
     # The noise median's half window, widened by the cleaning's 5 × 5 mean.
-    noise_floor = np.sqrt(np.maximum(_block_minimum(var, (3 if sepmed else 2) + 2), 1e-5))
+    # float32 as the noise itself: sqrt is monotone, so the floor never exceeds it.
+    noise_floor = np.sqrt(np.maximum(_block_minimum(var, (3 if sepmed else 2) + 2),
+                                     np.float32(1e-5)))
     fallback: tuple[float, float] | None = None
     if backgrounds is None:
         original = clean.copy(), var.copy()  # the fallback medians: the uncleaned frame
@@ -260,13 +262,15 @@ def _block_minimum(values: np.ndarray, radius: int) -> np.ndarray:
     ny, nx = values.shape
     side = max(1, radius)
     by, bx = -(-ny // side), -(-nx // side)
-    padded = np.full((by * side, bx * side), np.inf, dtype=np.float64)
+    padded = np.full((by * side, bx * side), np.inf, dtype=values.dtype)
     padded[:ny, :nx] = values
     blocks = padded.reshape(by, side, bx, side).min(axis=(1, 3))
     wide = np.pad(blocks, 1, constant_values=np.inf)
     around = np.min([wide[1 + dy:1 + dy + by, 1 + dx:1 + dx + bx]
                      for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
-    return np.repeat(np.repeat(around, side, axis=0), side, axis=1)[:ny, :nx]
+    # Each block's value over its pixels, written once into the padded buffer.
+    padded.reshape(by, side, bx, side)[...] = around[:, None, :, None]
+    return padded[:ny, :nx]
 
 
 def _tiles_any(values: np.ndarray, tile: int) -> np.ndarray:

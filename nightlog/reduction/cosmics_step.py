@@ -86,14 +86,24 @@ def laplacian(utils: Any, clean: np.ndarray) -> np.ndarray:
         return np.asarray(utils.rebin(conved))
     v = clean[1:-1, 1:-1]
     up, down, left, right = clean[:-2, 1:-1], clean[2:, 1:-1], clean[1:-1, :-2], clean[1:-1, 2:]
+    # The same float32 operations as the four clipped subpixel values, each shared
+    # part computed once and the temporaries reused in place.
     four = v * np.float32(4.0)
     zero = np.float32(0.0)
-    top_left = np.maximum(((four - v) - left) - (v + up), zero)
-    bottom_left = np.maximum(((four - v) - left) - (down + v), zero)
-    bottom_right = np.maximum(((four - right) - v) - (down + v), zero)
-    top_right = np.maximum(((four - right) - v) - (v + up), zero)
+    left_part = four - v
+    left_part -= left  # (4 v − v) − left
+    right_part = np.subtract(four, right, out=four)
+    right_part -= v  # (4 v − right) − v
+    above, below = v + up, down + v
+    top_left = np.maximum(np.subtract(left_part, above), zero)
+    bottom_left = np.maximum(np.subtract(left_part, below, out=left_part), zero,
+                             out=left_part)
+    bottom_right = np.maximum(np.subtract(right_part, below, out=below), zero, out=below)
+    top_right = np.maximum(np.subtract(right_part, above, out=above), zero, out=above)
     out = np.empty((ny, nx), dtype=np.float32)
-    out[1:-1, 1:-1] = ((top_left + bottom_right) + (bottom_left + top_right)) / np.float32(4.0)
+    inside = np.add(top_left, bottom_right, out=top_left)
+    inside += np.add(bottom_left, top_right, out=bottom_left)
+    np.divide(inside, np.float32(4.0), out=out[1:-1, 1:-1])
     for rows, cols, keep in ((slice(0, 3), slice(None), (slice(0, 1), slice(None))),
                              (slice(ny - 3, ny), slice(None), (slice(2, 3), slice(None))),
                              (slice(None), slice(0, 3), (slice(None), slice(0, 1))),
