@@ -12,9 +12,12 @@ only on patches that can hold a cosmic-ray pixel:
   clipped ``2 x − x_a − x_b``; the noise is at least the square root of the
   variance's minimum over the median window widened by the cleaning's 5 × 5), at
   ``sigclip × (1 − 10⁻³)`` for float32 rounding. Pixels that fail cannot be seeds.
+  In the first iteration the exact Laplacian over that floor decides where the
+  noise model itself (a median of the variance) is computed.
 * **patches** -- around each group of candidates grown by the 2 growth pixels,
   with a margin of :func:`~nightlog.reduction.cosmics_step.reach` pixels, packed
-  side by side into one mosaic for a single call; results are kept only
+  side by side into one mosaic for a single call
+  (:func:`~nightlog.reduction.cosmics_patches.patchwise`); results are kept only
   farther than the margin from a patch's edge. The frame's outer band, where
   astroscrappy's filters treat the edge, is run as four strips of the frame itself.
 * **iterations** -- iteration *k + 1* differs from iteration *k* only near the
