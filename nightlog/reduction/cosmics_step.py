@@ -21,6 +21,7 @@ the two neighbour growths add 2, on ``sp`` of the grown pixels.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +116,7 @@ def laplacian(utils: Any, clean: np.ndarray) -> np.ndarray:
 
 
 _ROUNDING: dict[int, bool] = {}
+_ROUNDING_LOCK = threading.RLock()  # bands of a frame ask at once; the probe re-enters
 
 
 def _same_rounding(utils: Any) -> bool:
@@ -122,14 +124,16 @@ def _same_rounding(utils: Any) -> bool:
     compiler may order the sums otherwise): checked once on a small random image;
     if not, astroscrappy's own routines are used."""
     key = id(utils)
-    if key not in _ROUNDING:
-        _ROUNDING[key] = True  # the probe below must take the fast path
-        probe = np.random.default_rng(0).normal(1e3, 50.0, (64, 64)).astype(np.float32)
-        probe *= np.float32(3.3) ** (np.arange(probe.size).reshape(probe.shape) % 3)
-        conved = utils.laplaceconvolve(utils.subsample(probe))
-        conved[conved < 0] = 0.0
-        _ROUNDING[key] = bool(np.array_equal(utils.rebin(conved), laplacian(utils, probe)))
-    return _ROUNDING[key]
+    with _ROUNDING_LOCK:
+        if key not in _ROUNDING:
+            _ROUNDING[key] = True  # the probe below must take the fast path
+            probe = np.random.default_rng(0).normal(1e3, 50.0, (64, 64)).astype(np.float32)
+            probe *= np.float32(3.3) ** (np.arange(probe.size).reshape(probe.shape) % 3)
+            conved = utils.laplaceconvolve(utils.subsample(probe))
+            conved[conved < 0] = 0.0
+            _ROUNDING[key] = bool(np.array_equal(utils.rebin(conved),
+                                                 laplacian(utils, probe)))
+        return _ROUNDING[key]
 
 
 def significance(utils: Any, clean: np.ndarray, var: np.ndarray, sepmed: bool
