@@ -205,7 +205,7 @@ def _electrons(data: np.ndarray, invar: np.ndarray | None, g: float, readnoise: 
                ) -> tuple[np.ndarray, np.ndarray]:
     """The image and its variance in electrons, float32, as astroscrappy makes them."""
     clean = np.empty(data.shape, dtype=np.float32)
-    clean[:, :] = data * g
+    np.multiply(data, g, out=clean)  # data × gain in data's precision, then float32
     if invar is not None:
         var = np.ascontiguousarray(invar * float(np.float32(g * g)), dtype=np.float32)
     else:
