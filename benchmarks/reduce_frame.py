@@ -46,7 +46,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from nightlog.reduction.bad_pixels import master_plane
-from nightlog.reduction.cosmics import CosmicRaySettings
+from nightlog.reduction.cosmics import CosmicRaySettings, cosmic_ray_threads
 from nightlog.reduction.mask import MaskBit
 from nightlog.reduction.science import (
     OverscanParameters,
@@ -54,7 +54,7 @@ from nightlog.reduction.science import (
     ScienceParameters,
     reduce_science,
 )
-from nightlog.threads import openmp_threads
+from nightlog.threads import available_cores, openmp_threads
 
 NY, NX, NOVER = 4128, 2048, 32
 GAIN, READ_NOISE, SATURATION = 2.0, 11.0, 65535.0
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="runs; the best is reported")
     parser.add_argument("--threads", type=int, default=None,
-                        help="OpenMP threads for astroscrappy (default: runtime's)")
+                        help="threads for the cosmic-ray detection (default: every core)")
     args = parser.parse_args(argv)
     import astroscrappy
 
@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         overscan=OverscanParameters(skip_columns=7),
         cosmic_rays=CosmicRaySettings(threads=args.threads))
     off = replace(on, cosmic_rays=replace(on.cosmic_rays, enabled=False))
+    print(f"cosmic-ray detection threads: {cosmic_ray_threads(on.cosmic_rays)} "
+          f"(bands of the frame, one thread each; {available_cores()} cores available)")
 
     plane, plane_s, _ = _timed(lambda: master_plane(bias=bias, dark=dark, flat=flat,
                                                     params=off))

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from nightlog.reduction import cosmics_schedule
+from nightlog.reduction import cosmics_patches, cosmics_schedule
 from nightlog.reduction.cosmics_schedule import dilate, scheduled_lacosmic
 from nightlog.reduction.cosmics_step import laplacian
 from nightlog.reduction.lacosmic import leak_free_astroscrappy
@@ -54,7 +54,7 @@ def _frame(seed: int, shape: tuple[int, int], hits: int, stars: int,
 @pytest.fixture
 def patches_always(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never fall back to one full-frame step: the patches are what is under test."""
-    monkeypatch.setattr(cosmics_schedule, "_FULL_FRAME_FRACTION", np.inf)
+    monkeypatch.setattr(cosmics_patches, "_FULL_FRAME_FRACTION", np.inf)
 
 
 @settings(max_examples=10, deadline=None,
@@ -123,3 +123,13 @@ def test_dilate_is_a_square_maximum_filter() -> None:
         np.testing.assert_array_equal(
             dilate(mask, radius), ndimage.maximum_filter(mask, size=2 * radius + 1,
                                                          mode="constant"))
+
+
+def test_fallback_median_is_astroscrappys() -> None:
+    from astroscrappy import utils
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 4, 11, 1000, 1001):
+        for values in (rng.normal(0, 1, n), np.round(rng.normal(0, 3, n))):
+            values = values.astype(np.float32)
+            assert cosmics_schedule._lower_median(values) == utils.median(values.copy(), n)

@@ -14,9 +14,10 @@ it never hands a worker a database connection. Three implementations of
   workers read and write the archive on a shared file system. Dask is imported
   only here, when a scheduler is given.
 
-Each gives its jobs an OpenMP thread cap (:attr:`FrameExecutor.threads`) so that
-frames reduced at once never oversubscribe a machine's cores with astroscrappy's
-own threads: ``max(1, cores // workers)`` per host.
+Each gives its jobs a thread count (:attr:`FrameExecutor.threads`: the cosmic-ray
+detection's bands of the frame, or astroscrappy's OpenMP team) so that frames
+reduced at once never oversubscribe a machine's cores: ``max(1, cores // workers)``
+per host; a lone worker in this process uses every core.
 
 A worker that dies (killed, out of memory) shows up as the job's exception
 (:class:`WorkerLost`) like any other failure; the caller decides on retries.
@@ -86,7 +87,8 @@ class FrameExecutor(ABC):
     workers : int
         Jobs that run at once; the caller keeps about that many in flight.
     threads : int
-        OpenMP threads each job may use (``workers × threads ≤ cores`` per host).
+        Threads each job's cosmic-ray detection may use (``workers × threads ≤ cores``
+        per host).
     description : str
         Where the jobs run, for summaries.
     """

@@ -49,11 +49,13 @@ astroscrappy's iterations run only where they can flag a pixel
 (``benchmarks/cosmics_speed.py``); ``CosmicRaySettings(scheduled=False)`` calls
 astroscrappy on the whole frame.
 
-Threads: astroscrappy's median filters run under OpenMP (its wheels bundle
-libgomp). When several frames are reduced at once, give each worker
-:func:`nightlog.threads.threads_per_worker` threads through
-:attr:`CosmicRaySettings.threads` so that workers × threads never exceeds the cores;
-:func:`nightlog.threads.openmp_threads` applies the cap around the call.
+Threads: the scheduled detection runs on horizontal bands of the frame, one thread
+each (:mod:`nightlog.reduction.cosmics_tiles`, the same mask bit for bit), as many
+as :attr:`CosmicRaySettings.threads` (``None``: every core this process may use),
+each band's OpenMP team capped at one thread; astroscrappy's own run caps its
+OpenMP team there (:func:`nightlog.threads.openmp_threads`). When several frames are
+reduced at once, give each worker :func:`nightlog.threads.threads_per_worker`
+threads so that workers × threads never exceeds the cores.
 """
 
 from __future__ import annotations
@@ -64,13 +66,31 @@ from astropy.nddata import CCDData
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
-from nightlog.reduction.cosmics_schedule import scheduled_lacosmic
 from nightlog.reduction.cosmics_settings import CosmicRaySettings
+from nightlog.reduction.cosmics_tiles import tiled_lacosmic
 from nightlog.reduction.lacosmic import leak_free_astroscrappy
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
-from nightlog.threads import openmp_threads
+from nightlog.threads import available_cores, openmp_threads
 
-__all__ = ["CosmicRaySettings", "detect_cosmic_rays"]
+__all__ = ["CosmicRaySettings", "cosmic_ray_threads", "detect_cosmic_rays"]
+
+
+def cosmic_ray_threads(settings: CosmicRaySettings) -> int:
+    """Threads the detection uses: ``settings.threads``, or (``None``) every core this
+    process may run on.
+
+    Parameters
+    ----------
+    settings : CosmicRaySettings
+        The detection's settings.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    return settings.threads if settings.threads is not None else available_cores()
+
 
 def _check_plane(name: str, plane: np.ndarray | None, shape: tuple[int, ...]) -> None:
     if plane is not None and plane.shape != shape:
@@ -174,13 +194,14 @@ def detect_cosmic_rays(
     satlevel = np.inf if saturation is None else float(saturation) * gain
     scheduled = (settings.scheduled and settings.cleantype == "meanmask"
                  and settings.fsmode == "median")
-    with openmp_threads(settings.threads):
-        if scheduled:
-            crmask, cleaned, _ = scheduled_lacosmic(
-                work, known_bad, var, gain=float(gain), readnoise=float(read_noise),
-                satlevel=satlevel, sigclip=settings.sigclip, sigfrac=settings.sigfrac,
-                objlim=settings.objlim, niter=settings.niter, sepmed=settings.sepmed)
-        else:
+    if scheduled:
+        crmask, cleaned = tiled_lacosmic(
+            work, known_bad, var, threads=cosmic_ray_threads(settings),
+            gain=float(gain), readnoise=float(read_noise), satlevel=satlevel,
+            sigclip=settings.sigclip, sigfrac=settings.sigfrac, objlim=settings.objlim,
+            niter=settings.niter, sepmed=settings.sepmed)
+    else:
+        with openmp_threads(settings.threads):
             crmask, cleaned = astroscrappy.detect_cosmics(
                 work,
                 inmask=known_bad,

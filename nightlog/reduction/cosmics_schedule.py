@@ -12,9 +12,12 @@ only on patches that can hold a cosmic-ray pixel:
   clipped ``2 x − x_a − x_b``; the noise is at least the square root of the
   variance's minimum over the median window widened by the cleaning's 5 × 5), at
   ``sigclip × (1 − 10⁻³)`` for float32 rounding. Pixels that fail cannot be seeds.
+  In the first iteration the exact Laplacian over that floor decides where the
+  noise model itself (a median of the variance) is computed.
 * **patches** -- around each group of candidates grown by the 2 growth pixels,
   with a margin of :func:`~nightlog.reduction.cosmics_step.reach` pixels, packed
-  side by side into one mosaic for a single call; results are kept only
+  side by side into one mosaic for a single call
+  (:func:`~nightlog.reduction.cosmics_patches.patchwise`); results are kept only
   farther than the margin from a patch's edge. The frame's outer band, where
   astroscrappy's filters treat the edge, is run as four strips of the frame itself.
 * **iterations** -- iteration *k + 1* differs from iteration *k* only near the
@@ -30,12 +33,13 @@ measures it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
+from nightlog.reduction.cosmics_patches import patchwise
 from nightlog.reduction.cosmics_step import (
     StepScalars,
     clean_meanmask,
@@ -49,12 +53,9 @@ from nightlog.reduction.cosmics_step import (
     seed_reach,
 )
 
-__all__ = ["ScheduleReport", "dilate", "scheduled_lacosmic"]
+__all__ = ["ScheduleReport", "dilate", "fallback_values", "scheduled_lacosmic"]
 
 _SAT_TILE = 32
-_MIN_SIDE = 24  # smallest side given to astroscrappy's filters (the 9-wide median's C
-#                 writes outside arrays much smaller than its window)
-_FULL_FRAME_FRACTION = 0.7  # patches covering more than this: one full-frame step
 
 
 @dataclass
@@ -79,7 +80,8 @@ class ScheduleReport:
 
 def scheduled_lacosmic(data: np.ndarray, inmask: np.ndarray, invar: np.ndarray | None, *,
                        gain: float, readnoise: float, satlevel: float, sigclip: float,
-                       sigfrac: float, objlim: float, niter: int, sepmed: bool
+                       sigfrac: float, objlim: float, niter: int, sepmed: bool,
+                       backgrounds: Callable[[], tuple[float, float]] | None = None
                        ) -> tuple[np.ndarray, np.ndarray, ScheduleReport]:
     """:func:`astroscrappy.detect_cosmics` with ``cleantype='meanmask'`` and
     ``fsmode='median'``, same arguments and units, run only where it can flag.
@@ -104,6 +106,11 @@ def scheduled_lacosmic(data: np.ndarray, inmask: np.ndarray, invar: np.ndarray |
         Maximum iterations.
     sepmed : bool
         Separable median filters.
+    backgrounds : callable, optional
+        Returns astroscrappy's fallback values (the median good value and variance,
+        e- and e-², of the whole uncleaned frame) when a flagged pixel has no good
+        neighbour; given when ``data`` is a tile of a larger frame
+        (:func:`fallback_values` of the frame). Default: those of ``data``.
 
     Returns
     -------
@@ -118,29 +125,30 @@ def scheduled_lacosmic(data: np.ndarray, inmask: np.ndarray, invar: np.ndarray |
     from astroscrappy import utils
 
     g = float(np.float32(gain))
-    rn = float(np.float32(readnoise))
     ny, nx = data.shape
-    clean = np.empty((ny, nx), dtype=np.float32)
-    clean[:, :] = data * g
-    if invar is not None:
-        var = np.ascontiguousarray(invar * float(np.float32(g * g)), dtype=np.float32)
-    else:
-        var = clean + float(np.float32(rn * rn))
+    clean, var = _electrons(data, invar, g, readnoise)
     mask = _astroscrappy_mask(core, utils, clean, inmask, float(np.float32(satlevel)), sepmed)
     scalars = StepScalars.of(sigclip, sigfrac, objlim, sepmed)
     margin = reach(sepmed)
     bad = mask.astype(bool)
     # The noise median's half window, widened by the cleaning's 5 × 5 mean.
-    noise_floor = np.sqrt(np.maximum(_block_minimum(var, (3 if sepmed else 2) + 2), 1e-5))
-    backgrounds: tuple[float, float] | None = None
-    original = clean.copy(), var.copy()  # the fallback medians are of the uncleaned frame
+    # float32 as the noise itself: sqrt is monotone, so the floor never exceeds it.
+    noise_floor = np.sqrt(np.maximum(_block_minimum(var, (3 if sepmed else 2) + 2),
+                                     np.float32(1e-5)))
+    fallback: tuple[float, float] | None = None
+    if backgrounds is None:
+        original = clean.copy(), var.copy()  # the fallback medians: the uncleaned frame
+
+        def backgrounds() -> tuple[float, float]:
+            return _backgrounds(*original, bad)
 
     report = ScheduleReport()
     crmask = np.zeros((ny, nx), dtype=bool)
     region: np.ndarray | None = None  # where seeds may differ from the last iteration
     for _ in range(niter):
         if region is None:
-            flags, ran, report.candidates = _first_iteration(utils, clean, var, mask, scalars)
+            flags, ran, report.candidates = _first_iteration(utils, clean, var, mask, scalars,
+                                                             noise_floor)
         else:
             allowed = _screen(clean, noise_floor, bad, scalars.sigclip, margin, region)
             if not allowed.any():
@@ -149,7 +157,7 @@ def scheduled_lacosmic(data: np.ndarray, inmask: np.ndarray, invar: np.ndarray |
             def step(c: np.ndarray, v: np.ndarray, m: np.ndarray, a: np.ndarray) -> np.ndarray:
                 return detection_step(utils, c, v, m, a, scalars)
 
-            flags, ran = _patchwise(step, [clean, var, mask, allowed], [0, 1, 1, False],
+            flags, ran = patchwise(step, [clean, var, mask, allowed], [0, 1, 1, False],
                                     dilate(allowed, 2), margin)
         report.iterations += 1
         report.pixels_run.append(int(ran))
@@ -160,22 +168,50 @@ def scheduled_lacosmic(data: np.ndarray, inmask: np.ndarray, invar: np.ndarray |
         rows, cols = np.nonzero(crmask[2:-2, 2:-2])
         pixels = (rows + 2, cols + 2)
         before = clean[pixels], var[pixels]
-        _, need = clean_meanmask(clean, crmask, bad, None if backgrounds is None
-                                 else backgrounds[0], pixels)
+        _, need = clean_meanmask(clean, crmask, bad, None if fallback is None
+                                 else fallback[0], pixels)
         if need:
-            backgrounds = _backgrounds(utils, *original, bad)
+            fallback = backgrounds()
             # A pixel with no good neighbour takes the frame's median variance,
             # which the noise floor must not exceed.
-            np.minimum(noise_floor, np.float32(np.sqrt(max(backgrounds[1], 1e-5))),
+            np.minimum(noise_floor, np.float32(np.sqrt(max(fallback[1], 1e-5))),
                        out=noise_floor)
-            clean_meanmask(clean, crmask, bad, backgrounds[0], pixels)
-        clean_meanmask(var, crmask, bad, None if backgrounds is None else backgrounds[1],
+            clean_meanmask(clean, crmask, bad, fallback[0], pixels)
+        clean_meanmask(var, crmask, bad, None if fallback is None else fallback[1],
                        pixels)
         changed = np.zeros((ny, nx), dtype=bool)
         changed[pixels] = (clean[pixels] != before[0]) | (var[pixels] != before[1])
         region = dilate(changed, margin)
     cleaned = clean / g
     return crmask, cleaned, report
+
+
+def fallback_values(data: np.ndarray, inmask: np.ndarray, invar: np.ndarray | None, *,
+                    gain: float, readnoise: float, satlevel: float, sepmed: bool
+                    ) -> tuple[float, float]:
+    """astroscrappy's fallback values of a whole frame (arguments and units of
+    :func:`scheduled_lacosmic`): the median good value (e-) and variance (e-²) of
+    the uncleaned frame, good meaning outside its grown bad-pixel and saturated-star
+    mask."""
+    import astroscrappy.astroscrappy as core  # deferred: compiled, loads OpenMP
+    from astroscrappy import utils
+
+    clean, var = _electrons(data, invar, float(np.float32(gain)), readnoise)
+    mask = _astroscrappy_mask(core, utils, clean, inmask, float(np.float32(satlevel)), sepmed)
+    return _backgrounds(clean, var, mask.astype(bool))
+
+
+def _electrons(data: np.ndarray, invar: np.ndarray | None, g: float, readnoise: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The image and its variance in electrons, float32, as astroscrappy makes them."""
+    clean = np.empty(data.shape, dtype=np.float32)
+    np.multiply(data, g, out=clean)  # data × gain in data's precision, then float32
+    if invar is not None:
+        var = np.ascontiguousarray(invar * float(np.float32(g * g)), dtype=np.float32)
+    else:
+        rn = float(np.float32(readnoise))
+        var = clean + float(np.float32(rn * rn))
+    return clean, var
 
 
 def _astroscrappy_mask(core: Any, utils: Any, clean: np.ndarray, inmask: np.ndarray,
@@ -229,13 +265,15 @@ def _block_minimum(values: np.ndarray, radius: int) -> np.ndarray:
     ny, nx = values.shape
     side = max(1, radius)
     by, bx = -(-ny // side), -(-nx // side)
-    padded = np.full((by * side, bx * side), np.inf, dtype=np.float64)
+    padded = np.full((by * side, bx * side), np.inf, dtype=values.dtype)
     padded[:ny, :nx] = values
     blocks = padded.reshape(by, side, bx, side).min(axis=(1, 3))
     wide = np.pad(blocks, 1, constant_values=np.inf)
     around = np.min([wide[1 + dy:1 + dy + by, 1 + dx:1 + dx + bx]
                      for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
-    return np.repeat(np.repeat(around, side, axis=0), side, axis=1)[:ny, :nx]
+    # Each block's value over its pixels, written once into the padded buffer.
+    padded.reshape(by, side, bx, side)[...] = around[:, None, :, None]
+    return padded[:ny, :nx]
 
 
 def _tiles_any(values: np.ndarray, tile: int) -> np.ndarray:
@@ -245,48 +283,66 @@ def _tiles_any(values: np.ndarray, tile: int) -> np.ndarray:
     return padded.reshape(padded.shape[0] // tile, tile, -1, tile).any(axis=(1, 3))
 
 
-def _backgrounds(utils: Any, clean: np.ndarray, var: np.ndarray,
-                 bad: np.ndarray) -> tuple[float, float]:
+def _backgrounds(clean: np.ndarray, var: np.ndarray, bad: np.ndarray) -> tuple[float, float]:
     """astroscrappy's fallback values: medians of the good pixels, as it computes them
     (before the first cleaning, which leaves good pixels untouched)."""
     good = ~bad
-    values = np.ascontiguousarray(clean[good], dtype=np.float32)
-    variances = np.ascontiguousarray(var[good], dtype=np.float32)
-    return (float(utils.median(values, values.size)),
-            float(utils.median(variances, variances.size)))
+    return _lower_median(clean[good]), _lower_median(var[good])
+
+
+def _lower_median(values: np.ndarray) -> float:
+    """astroscrappy's ``median``: the element of rank ``(n − 1) // 2`` (its quickselect
+    returns the lower of the two middle values), found by numpy's introselect."""
+    k = (values.size - 1) // 2
+    return float(np.partition(values, k)[k])
 
 
 def _first_iteration(utils: Any, clean: np.ndarray, var: np.ndarray, mask: np.ndarray,
-                     scalars: StepScalars) -> tuple[np.ndarray, int, np.ndarray]:
-    """The first iteration: ``sp`` on the whole frame, the fine structure (the dearest
-    part) only around the pixels with ``sp > sigclip``, the only ones it can decide.
-    Returns the flags, the pixels run and those pixels (the pre-screen)."""
+                     scalars: StepScalars, noise_floor: np.ndarray
+                     ) -> tuple[np.ndarray, int, np.ndarray]:
+    """The first iteration: the Laplacian on the whole frame; the noise (a median of
+    the variance), ``s`` and ``sp`` only near the pixels whose Laplacian over
+    ``noise_floor`` (a lower bound of the noise) passes ``sigclip``; the fine
+    structure (the dearest part) only around the pixels with ``sp > sigclip``, the
+    only ones it can decide. Returns the flags, the pixels run and those pixels (the
+    pre-screen)."""
     sepmed = scalars.sepmed
-    s = laplacian(utils, clean)
-    s /= 2.0 * noise_of(utils, var, sepmed)
+    half = 3 if sepmed else 2
+    lap = laplacian(utils, clean)
+    # s = lap / (2 noise) ≤ lap / (2 noise_floor): elsewhere s cannot pass sigclip.
+    # s is needed exactly where it can pass, at the seeds' growth (2 pixels) and
+    # within the median's half window of those.
+    bound = lap > scalars.sigclip * (1 - 1e-3) * 2.0 * noise_floor
+    needed = dilate(bound, 2 + half)
+
+    def ratio(laplace: np.ndarray, variance: np.ndarray) -> np.ndarray:
+        return laplace / (2.0 * noise_of(utils, variance, sepmed))
+
+    s, ran_s = patchwise(ratio, [lap, var], [0, 1], needed, half, seeds=bound,
+                          grow=2 + half)
+    s[~needed] = 0.0
     goodpix = np.logical_not(mask)
     # sp = s − median(s) ≤ s (s ≥ 0): its median is needed only where s passes.
-    half = 3 if sepmed else 2
 
     def minus_median(values: np.ndarray) -> np.ndarray:
         return values - (utils.sepmedfilt7(values) if sepmed else utils.medfilt5(values))
 
     high = s > scalars.sigclip
-    sp, ran = _patchwise(minus_median, [s], [0], high, half)
+    sp, ran = patchwise(minus_median, [s], [0], high, half)
     possible = high & (sp > scalars.sigclip) & goodpix
 
     def fine(c: np.ndarray, v: np.ndarray) -> np.ndarray:
         return fine_structure(utils, c, noise_of(utils, v, sepmed), sepmed)
 
-    f, ran_f = _patchwise(fine, [clean, var], [0, 1], possible,
+    f, ran_f = patchwise(fine, [clean, var], [0, 1], possible,
                           max(seed_reach(sepmed), fine_structure_reach(sepmed)))
     seeds = possible.copy()
     seeds[possible] = (sp[possible] / f[possible]) > scalars.objlim
     # The second growth step takes neighbours down to sigcliplow.
     low = dilate(seeds, 2) & ~high & (s > scalars.sigcliplow)
-    sp_low, ran_l = _patchwise(minus_median, [s], [0], low, half)
+    sp_low, ran_l = patchwise(minus_median, [s], [0], low, half)
     sp = np.where(low, sp_low, np.where(high, sp, np.float32(0.0)))
-    return grow(utils, seeds, sp, goodpix, scalars), ran + ran_f + ran_l, possible
+    return grow(utils, seeds, sp, goodpix, scalars), ran_s + ran + ran_f + ran_l, possible
 
 
 def _screen(clean: np.ndarray, noise_floor: np.ndarray, bad: np.ndarray, sigclip: float,
@@ -315,81 +371,3 @@ def _screen(clean: np.ndarray, noise_floor: np.ndarray, bad: np.ndarray, sigclip
     candidates |= edge
     candidates &= ~bad
     return candidates
-
-
-def _patchwise(func: Any, arrays: list[np.ndarray], fills: list[Any], core: np.ndarray,
-               margin: int) -> tuple[np.ndarray, int]:
-    """``func`` (local within ``margin`` pixels) evaluated exactly on ``core``.
-
-    The frame's outer band is run as four strips of the frame itself (so the edge is
-    treated as in a full-frame run); each group of inner core pixels as a patch with
-    the margin around it, all packed into one mosaic for a single call. When the
-    patches would cover most of the frame, one full-frame call. Returns the result
-    (valid on ``core``) and the pixels given to ``func``.
-    """
-    ny, nx = core.shape
-    inner = np.zeros((ny, nx), dtype=bool)
-    inner[margin:ny - margin, margin:nx - margin] = True
-    labels = ndimage.label(core & inner, structure=np.ones((3, 3)))[0]
-    boxes = ndimage.find_objects(labels)
-    area = sum((b[0].stop - b[0].start + 2 * margin) * (b[1].stop - b[1].start + 2 * margin)
-               for b in boxes)
-    width = max(2 * margin, _MIN_SIDE)  # astroscrappy's filters need a few pixels
-    strips = 2 * width * (nx + ny)
-    if area + strips > _FULL_FRAME_FRACTION * ny * nx or min(ny, nx) < 4 * width:
-        return np.asarray(func(*arrays)), ny * nx
-    out: np.ndarray | None = None
-    ran = 0
-    for ys, xs, keep in (
-            (slice(0, width), slice(None), (slice(0, margin), slice(None))),
-            (slice(ny - width, ny), slice(None), (slice(width - margin, width), slice(None))),
-            (slice(None), slice(0, width), (slice(None), slice(0, margin))),
-            (slice(None), slice(nx - width, nx), (slice(None), slice(width - margin, width)))):
-        if core[ys, xs][keep].any():
-            result = np.asarray(func(*[np.ascontiguousarray(a[ys, xs]) for a in arrays]))
-            if out is None:
-                out = np.zeros((ny, nx), dtype=result.dtype)
-            out[ys, xs][keep] = np.where(core[ys, xs][keep], result[keep], out[ys, xs][keep])
-            ran += result.size
-    if boxes:
-        out, size = _mosaic(func, arrays, fills, margin, boxes, labels, out)
-        ran += size
-    if out is None:
-        # Nothing to run: only the result's type is wanted. astroscrappy's C filters
-        # write past a patch smaller than _MIN_SIDE (heap corruption), so probe with one.
-        probe = [np.ascontiguousarray(a[:_MIN_SIDE, :_MIN_SIDE]) for a in arrays]
-        out = np.zeros((ny, nx), dtype=np.asarray(func(*probe)).dtype)
-    return out, ran
-
-
-def _mosaic(func: Any, arrays: list[np.ndarray], fills: list[Any], margin: int,
-            boxes: list[tuple[slice, slice]], labels: np.ndarray,
-            out: np.ndarray | None) -> tuple[np.ndarray, int]:
-    """Run ``func`` once on the patches (boxes with their margin) packed in shelves;
-    copy each box's own core pixels into ``out``; the mosaic's size."""
-    patches = [(slice(b[0].start - margin, b[0].stop + margin),
-                slice(b[1].start - margin, b[1].stop + margin)) for b in boxes]
-    heights = [p[0].stop - p[0].start for p in patches]
-    widths = [p[1].stop - p[1].start for p in patches]
-    side = max(min(2048, labels.shape[1]), max(widths))
-    places: list[tuple[int, int]] = [(0, 0)] * len(patches)
-    y = x = shelf = 0
-    for i in sorted(range(len(patches)), key=lambda k: -heights[k]):
-        if x + widths[i] > side:
-            y, x, shelf = y + shelf, 0, 0
-        places[i] = (y, x)
-        x += widths[i]
-        shelf = max(shelf, heights[i])
-    shape = (max(y + shelf, _MIN_SIDE), side)
-    packed = [np.full(shape, fill, dtype=a.dtype) for a, fill in zip(arrays, fills, strict=True)]
-    for (py, px), (ys, xs), h, w in zip(places, patches, heights, widths, strict=True):
-        for target, source in zip(packed, arrays, strict=True):
-            target[py:py + h, px:px + w] = source[ys, xs]
-    found = np.asarray(func(*packed))
-    if out is None:
-        out = np.zeros(labels.shape, dtype=found.dtype)
-    for number, ((py, px), box) in enumerate(zip(places, boxes, strict=True), start=1):
-        h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
-        mine = labels[box] == number
-        out[box][mine] = found[py + margin:py + margin + h, px + margin:px + margin + w][mine]
-    return out, shape[0] * shape[1]

@@ -119,8 +119,9 @@ class CosmicRaySettings:
         ``True`` returns data with flagged pixels replaced (as the lecture shows);
         ``False`` returns the data untouched and only the mask.
     threads : int or None
-        OpenMP threads astroscrappy may use; ``None`` leaves the runtime's setting
-        (all cores, or ``OMP_NUM_THREADS``).
+        Threads the detection may use: bands of the frame run at once when
+        ``scheduled`` (:mod:`nightlog.reduction.cosmics_tiles`), astroscrappy's
+        OpenMP team otherwise; ``None``: every core this process may use.
     scheduled : bool
         Run astroscrappy's iterations only where they can flag
         (:mod:`nightlog.reduction.cosmics_schedule`; the same mask and cleaned image,

@@ -21,6 +21,7 @@ the two neighbour growths add 2, on ``sp`` of the grown pixels.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,14 +87,24 @@ def laplacian(utils: Any, clean: np.ndarray) -> np.ndarray:
         return np.asarray(utils.rebin(conved))
     v = clean[1:-1, 1:-1]
     up, down, left, right = clean[:-2, 1:-1], clean[2:, 1:-1], clean[1:-1, :-2], clean[1:-1, 2:]
+    # The same float32 operations as the four clipped subpixel values, each shared
+    # part computed once and the temporaries reused in place.
     four = v * np.float32(4.0)
     zero = np.float32(0.0)
-    top_left = np.maximum(((four - v) - left) - (v + up), zero)
-    bottom_left = np.maximum(((four - v) - left) - (down + v), zero)
-    bottom_right = np.maximum(((four - right) - v) - (down + v), zero)
-    top_right = np.maximum(((four - right) - v) - (v + up), zero)
+    left_part = four - v
+    left_part -= left  # (4 v − v) − left
+    right_part = np.subtract(four, right, out=four)
+    right_part -= v  # (4 v − right) − v
+    above, below = v + up, down + v
+    top_left = np.maximum(np.subtract(left_part, above), zero)
+    bottom_left = np.maximum(np.subtract(left_part, below, out=left_part), zero,
+                             out=left_part)
+    bottom_right = np.maximum(np.subtract(right_part, below, out=below), zero, out=below)
+    top_right = np.maximum(np.subtract(right_part, above, out=above), zero, out=above)
     out = np.empty((ny, nx), dtype=np.float32)
-    out[1:-1, 1:-1] = ((top_left + bottom_right) + (bottom_left + top_right)) / np.float32(4.0)
+    inside = np.add(top_left, bottom_right, out=top_left)
+    inside += np.add(bottom_left, top_right, out=bottom_left)
+    np.divide(inside, np.float32(4.0), out=out[1:-1, 1:-1])
     for rows, cols, keep in ((slice(0, 3), slice(None), (slice(0, 1), slice(None))),
                              (slice(ny - 3, ny), slice(None), (slice(2, 3), slice(None))),
                              (slice(None), slice(0, 3), (slice(None), slice(0, 1))),
@@ -105,6 +116,7 @@ def laplacian(utils: Any, clean: np.ndarray) -> np.ndarray:
 
 
 _ROUNDING: dict[int, bool] = {}
+_ROUNDING_LOCK = threading.RLock()  # bands of a frame ask at once; the probe re-enters
 
 
 def _same_rounding(utils: Any) -> bool:
@@ -112,14 +124,16 @@ def _same_rounding(utils: Any) -> bool:
     compiler may order the sums otherwise): checked once on a small random image;
     if not, astroscrappy's own routines are used."""
     key = id(utils)
-    if key not in _ROUNDING:
-        _ROUNDING[key] = True  # the probe below must take the fast path
-        probe = np.random.default_rng(0).normal(1e3, 50.0, (64, 64)).astype(np.float32)
-        probe *= np.float32(3.3) ** (np.arange(probe.size).reshape(probe.shape) % 3)
-        conved = utils.laplaceconvolve(utils.subsample(probe))
-        conved[conved < 0] = 0.0
-        _ROUNDING[key] = bool(np.array_equal(utils.rebin(conved), laplacian(utils, probe)))
-    return _ROUNDING[key]
+    with _ROUNDING_LOCK:
+        if key not in _ROUNDING:
+            _ROUNDING[key] = True  # the probe below must take the fast path
+            probe = np.random.default_rng(0).normal(1e3, 50.0, (64, 64)).astype(np.float32)
+            probe *= np.float32(3.3) ** (np.arange(probe.size).reshape(probe.shape) % 3)
+            conved = utils.laplaceconvolve(utils.subsample(probe))
+            conved[conved < 0] = 0.0
+            _ROUNDING[key] = bool(np.array_equal(utils.rebin(conved),
+                                                 laplacian(utils, probe)))
+        return _ROUNDING[key]
 
 
 def significance(utils: Any, clean: np.ndarray, var: np.ndarray, sepmed: bool
