@@ -216,18 +216,20 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
         # avsigclip measures its factor per image line: tiles of whole lines.
         tile, line_length = max(nx, tile - tile % nx), nx
 
-    def work(flat: npt.NDArray[np.float32], start: int, p0: int) -> None:
-        res = combine_tile(flat[:, p0:p0 + tile], method=method, clip=clip, nlow=nlow,
-                           nhigh=nhigh, weights=weights, mean_scale=mean_scale,
-                           scales=scales, line_length=line_length)
+    def work(rows: list[npt.NDArray[np.float32]], start: int, p0: int) -> None:
+        # The tile's own (N, P) array, gathered from the frames' rows while they
+        # are in cache; the kernel may sort it in place.
+        values = np.stack([row[p0:p0 + tile] for row in rows])
+        res = combine_tile(values, method=method, clip=clip, nlow=nlow, nhigh=nhigh,
+                           weights=weights, mean_scale=mean_scale, scales=scales,
+                           line_length=line_length, overwrite=True)
         sl = slice(start + p0, start + p0 + res.data.size)
         data[sl], unc[sl], count[sl] = res.data, res.uncertainty, res.count
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for row0, band in stack.bands():
-            flat = band.reshape(stack.n, -1)
-            futures = [pool.submit(work, flat, row0 * nx, p0)
-                       for p0 in range(0, flat.shape[1], tile)]
+        for row0, rows in stack.bands():
+            futures = [pool.submit(work, rows, row0 * nx, p0)
+                       for p0 in range(0, rows[0].size, tile)]
             for future in futures:
                 future.result()
     header = stack.header.copy()

@@ -306,7 +306,7 @@ def _clip(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp], hi: npt.NDArray[
 def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpec | None,
                  nlow: int, nhigh: int, weights: npt.NDArray[np.float64] | None,
                  mean_scale: float = 1.0, scales: npt.NDArray[np.float64] | None = None,
-                 line_length: int | None = None) -> TileResult:
+                 line_length: int | None = None, overwrite: bool = False) -> TileResult:
     """Reject outliers and combine the ``N`` values of each of ``P`` pixels.
 
     Parameters
@@ -331,6 +331,9 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     line_length : int or None
         Pixels per image line of the tile (``'avsigclip'`` measures its factor
         per line); default the whole tile.
+    overwrite : bool
+        The caller hands ``tile`` over (a C-ordered float32 array of its own):
+        the kernel may sort it in place instead of copying it. Default False.
 
     Returns
     -------
@@ -349,7 +352,9 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
         return combine_tile(survivors, method=method, clip=None, nlow=0, nhigh=0,
                             weights=weights, mean_scale=mean_scale)
     n_frames, n_pix = tile.shape
-    x = np.array(tile, dtype=np.float32, order="C")
+    reuse = (overwrite and weights is None and tile.dtype == np.float32
+             and tile.flags.c_contiguous and tile.flags.writeable)
+    x = tile if reuse else np.array(tile, dtype=np.float32, order="C")
     if np.isfinite(x.sum(dtype=np.float64)):
         valid = np.full(n_pix, n_frames, dtype=np.intp)
     else:
