@@ -31,6 +31,7 @@ import numpy.typing as npt
 from nightlog.errors import CombineError
 from nightlog.reduction._sorted_columns import NETWORK_MAX_FRAMES, sort_columns, take
 from nightlog.reduction.iraf_rejection import reject_by_frame
+from nightlog.reduction.mean_clip import clip_about_mean, mean_clip_applies
 
 __all__ = ["MAD_TO_SIGMA", "MEDIAN_EFFICIENCY", "ClipSpec", "TileResult", "combine_tile"]
 
@@ -351,6 +352,11 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
         survivors = np.where(keep, tile, np.float32(np.nan)).astype(np.float32)
         return combine_tile(survivors, method=method, clip=None, nlow=0, nhigh=0,
                             weights=weights, mean_scale=mean_scale)
+    if mean_clip_applies(clip, method=method, nlow=nlow, nhigh=nhigh,
+                         weighted=weights is not None):
+        assert clip is not None
+        data, unc, count = clip_about_mean(tile, clip, method=method, mean_scale=mean_scale)
+        return TileResult(data=data, uncertainty=unc, count=count)
     n_frames, n_pix = tile.shape
     reuse = (overwrite and weights is None and tile.dtype == np.float32
              and tile.flags.c_contiguous and tile.flags.writeable)
