@@ -18,6 +18,8 @@ sort and a few gathers per iteration.
 
 Non-finite input values (and masked input pixels, which the reader turns into
 NaN) never take part: they sort to the end and are excluded from the start.
+A clip about the mean by the standard deviation or the noise model needs no order
+at all: :mod:`~nightlog.reduction.mean_clip` computes it without sorting.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nightlog.errors import CombineError
+from nightlog.reduction import _sorted_columns as _cols
 from nightlog.reduction._sorted_columns import NETWORK_MAX_FRAMES, sort_columns, take
 from nightlog.reduction.iraf_rejection import reject_by_frame
 from nightlog.reduction.mean_clip import clip_about_mean, mean_clip_applies
@@ -381,7 +384,7 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     if method == "median":
         data, unc = _survivor_median(x, lo, hi), MEDIAN_EFFICIENCY * std / rootn
     elif weights is not None:
-        total, wsum = _weighted_sums(tile, weights, x, lo, hi)
+        total, wsum = _cols.weighted_survivor_sums(tile, weights, x, lo, hi)
         with np.errstate(invalid="ignore", divide="ignore"):
             data = total / wsum if method == "average" else total
         unc = std / rootn if method == "average" else std * rootn
@@ -396,27 +399,3 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     unc32[empty] = np.nan
     return TileResult(data=data32, uncertainty=unc32, count=n.astype(np.uint16))
 
-
-def _survivor_mask(tile: npt.NDArray[np.float32], x: npt.NDArray[np.float32],
-                   lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
-    """Frames whose value lies inside the surviving value range of each pixel.
-
-    Sigma clipping rejects by value, so this is exact for it; after min/max
-    rejection, values tied with a cut value are all kept here (their weights
-    then all count).
-    """
-    n = np.maximum(hi - lo, 1)
-    low = take(x, np.minimum(lo, x.shape[0] - 1))
-    high = take(x, np.minimum(lo + n - 1, x.shape[0] - 1))
-    return (tile >= low[None, :]) & (tile <= high[None, :]) & (hi > lo)[None, :]
-
-
-def _weighted_sums(tile: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
-                   x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
-                   hi: npt.NDArray[np.intp]
-                   ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Weighted sum of the survivors and the sum of their weights, per pixel."""
-    keep = _survivor_mask(tile, x, lo, hi)
-    w = np.where(keep, weights[:, None], 0.0)
-    total = (w * np.where(keep, tile, 0.0)).sum(axis=0)
-    return total, w.sum(axis=0)
