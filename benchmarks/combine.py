@@ -10,8 +10,9 @@ each in a fresh subprocess so its peak memory can be measured:
   defaults (thresholds 3/3, ``sigma_clip_func=np.ma.mean``,
   ``sigma_clip_dev_func=np.ma.std``, one pass, ``mem_limit=16e9``).
 
-Both therefore run the same algorithm; the table shows times, their ratio,
-peak resident memory growth (``VmHWM`` minus the resident size after
+Both therefore run the same algorithm; the table shows wall and CPU times
+(``time.process_time``: all threads of the worker, user and system) and their
+ratios, peak resident memory growth (``VmHWM`` minus the resident size after
 imports) and the largest difference between the two results. A last line times
 a plain median of the largest stack (nightlog ``method='median'`` and numpy's
 ``np.median(axis=0)`` on the stack held in memory).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -81,7 +83,7 @@ def _worker(kind: str, files: list[str], out: str, threads: int, limit: int) -> 
 
         warnings.simplefilter("ignore", AstropyUserWarning)
     baseline = _rss_now()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if kind in ("nightlog", "nightlog-median"):
         from nightlog.store.images import FrameFile
 
@@ -98,18 +100,19 @@ def _worker(kind: str, files: list[str], out: str, threads: int, limit: int) -> 
         stack = np.empty((len(files), *fits.getdata(files[0]).shape), dtype=np.float32)
         for i, f in enumerate(files):
             stack[i] = fits.getdata(f)
-        start = time.perf_counter()  # time the median alone
+        # time the median alone
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = np.median(stack, axis=0)
     else:
         result = ccdproc.combine(files, method="average", sigma_clip=True,
                                  sigma_clip_low_thresh=3, sigma_clip_high_thresh=3,
                                  unit="adu").data
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     # VmHWM, not ru_maxrss: the latter survives exec and starts at the parent's size.
     with open("/proc/self/status") as fh:
         peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
     np.save(out, np.asarray(result, dtype=np.float32))
-    print(json.dumps({"seconds": elapsed, "peak_bytes": peak - baseline}))
+    print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak_bytes": peak - baseline}))
 
 
 def _run(kind: str, files: list[Path], out: Path, threads: int, limit: int) -> dict[str, float]:
@@ -141,9 +144,12 @@ def main() -> None:
     try:
         files = _simulate(folder, max(sizes), shape)
         limit_mb = args.memory_limit / 2**20
+        print(f"machine: {os.cpu_count()} cores, load average "
+              + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(f"frames {shape[0]} x {shape[1]} uint16, threads={args.threads}, "
               f"nightlog memory_limit={limit_mb:.0f} MiB")
         print(f"{'N':>3} {'nightlog s':>10} {'ccdproc s':>10} {'speed-up':>8} "
+              f"{'nl CPU s':>8} {'cp CPU s':>8} {'CPU x':>6} "
               f"{'nightlog MB':>11} {'ccdproc MB':>10} {'max|diff|':>10} {'max rel':>9}")
         for n in sizes:
             ours = _run("nightlog", files[:n], folder / "ours.npy", args.threads,
@@ -154,6 +160,8 @@ def main() -> None:
             rel = float(np.nanmax(diff / np.abs(b)))
             print(f"{n:>3} {ours['seconds']:>10.2f} {theirs['seconds']:>10.2f} "
                   f"{theirs['seconds'] / ours['seconds']:>7.1f}x "
+                  f"{ours['cpu']:>8.2f} {theirs['cpu']:>8.2f} "
+                  f"{theirs['cpu'] / ours['cpu']:>5.1f}x "
                   f"{ours['peak_bytes'] / 2**20:>11.0f} {theirs['peak_bytes'] / 2**20:>10.0f} "
                   f"{float(np.nanmax(diff)):>10.2e} {rel:>9.2e}", flush=True)
         n = max(sizes)
@@ -164,7 +172,9 @@ def main() -> None:
         print(f"median of {n}: nightlog (from files, incl. reading) {med['seconds']:.2f} s, "
               f"{med['peak_bytes'] / 2**20:.0f} MB; numpy np.median(axis=0) on the stack in "
               f"memory (median only) {ref['seconds']:.2f} s, {ref['peak_bytes'] / 2**20:.0f} MB; "
-              f"ratio {ref['seconds'] / med['seconds']:.1f}x; identical={same}")
+              f"ratio {ref['seconds'] / med['seconds']:.1f}x (CPU {med['cpu']:.2f} s, "
+              f"{ref['cpu']:.2f} s, {ref['cpu'] / med['cpu']:.1f}x); identical={same}")
+        print("load average at the end " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -150,6 +150,12 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
         (array()[:5, :20].copy(),),
         {"method": "average", "clip": ClipSpec(centre="median", spread="mad"), "nlow": 1,
          "nhigh": 1, "weights": np.ones(5)}),
+    "mean_clip.clip_about_mean": lambda: (
+        (array()[:5, :20].copy(), ClipSpec(centre="mean", spread="std")),
+        {"method": "average"}),
+    "mean_clip.mean_clip_applies": lambda: (
+        (ClipSpec(centre="mean"),), {"method": "sum", "nlow": 0, "nhigh": 0,
+                                     "weighted": False}),
     "scaling.resolve_region": lambda: (("[1:10,1:20]", SHAPE), {}),
     "stack.plan_memory": lambda: ((5, SHAPE, 1 << 30, 1, False), {}),
     "science.reduce_science": lambda: (

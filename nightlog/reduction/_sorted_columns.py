@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["NETWORK_MAX_FRAMES", "batcher_pairs", "sort_columns", "take"]
+__all__ = ["NETWORK_MAX_FRAMES", "batcher_pairs", "sort_columns", "take",
+           "weighted_survivor_sums"]
 
 #: Up to this many frames a vectorised sorting network beats numpy's sort.
 NETWORK_MAX_FRAMES = 24
@@ -86,3 +87,28 @@ def take(values: npt.NDArray[Any], index: npt.NDArray[np.intp]) -> npt.NDArray[A
     flat += _columns(n_pix)
     taken: npt.NDArray[Any] = np.take(values.reshape(-1), flat)
     return taken
+
+
+def _survivor_mask(tile: npt.NDArray[np.float32], x: npt.NDArray[np.float32],
+                   lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+    """Frames whose value lies inside the surviving value range of each pixel.
+
+    Sigma clipping rejects by value, so this is exact for it; after min/max
+    rejection, values tied with a cut value are all kept here (their weights
+    then all count).
+    """
+    n = np.maximum(hi - lo, 1)
+    low = take(x, np.minimum(lo, x.shape[0] - 1))
+    high = take(x, np.minimum(lo + n - 1, x.shape[0] - 1))
+    return (tile >= low[None, :]) & (tile <= high[None, :]) & (hi > lo)[None, :]
+
+
+def weighted_survivor_sums(tile: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
+                   x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
+                   hi: npt.NDArray[np.intp]
+                   ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Weighted sum of the survivors and the sum of their weights, per pixel."""
+    keep = _survivor_mask(tile, x, lo, hi)
+    w = np.where(keep, weights[:, None], 0.0)
+    total = (w * np.where(keep, tile, 0.0)).sum(axis=0)
+    return total, w.sum(axis=0)

@@ -233,25 +233,31 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
         tile, line_length = max(nx, tile - tile % nx), nx
 
     def one(values: npt.NDArray[np.float32]) -> TileResult:
+        # ``values`` is the tile's own array: the kernel may sort it in place.
         return combine_tile(values, method=method, clip=clip, nlow=nlow, nhigh=nhigh,
                             weights=weights, mean_scale=mean_scale, scales=scales,
-                            line_length=line_length)
+                            line_length=line_length, overwrite=True)
 
-    def work(flat: npt.NDArray[np.float32], start: int, p0: int) -> None:
-        values = flat[:, p0:p0 + tile]
+    def work(rows: list[npt.NDArray[np.float32]], start: int, p0: int) -> None:
+        # The tile's own (N, P) array, gathered from the frames' rows while they
+        # are in cache.
+        values = np.stack([row[p0:p0 + tile] for row in rows])
+        tile_response = None
+        if response is not None and offset_response:
+            # The shifted copies are made before the kernel may reorder ``values``.
+            shift = (np.float32(offset_response) * scales.astype(np.float32))[:, None]
+            up, down = one(values + shift), one(values - shift)
+            tile_response = (up.data - down.data) / np.float32(2.0 * offset_response)
         res = one(values)
         sl = slice(start + p0, start + p0 + res.data.size)
         data[sl], unc[sl], count[sl] = res.data, res.uncertainty, res.count
-        if response is not None and offset_response:
-            shift = (np.float32(offset_response) * scales.astype(np.float32))[:, None]
-            up, down = one(values + shift), one(values - shift)
-            response[sl] = (up.data - down.data) / np.float32(2.0 * offset_response)
+        if response is not None and tile_response is not None:
+            response[sl] = tile_response
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for row0, band in stack.bands():
-            flat = band.reshape(stack.n, -1)
-            futures = [pool.submit(work, flat, row0 * nx, p0)
-                       for p0 in range(0, flat.shape[1], tile)]
+        for row0, rows in stack.bands():
+            futures = [pool.submit(work, rows, row0 * nx, p0)
+                       for p0 in range(0, rows[0].size, tile)]
             for future in futures:
                 future.result()
     header = stack.header.copy()

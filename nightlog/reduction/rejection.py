@@ -18,6 +18,8 @@ sort and a few gathers per iteration.
 
 Non-finite input values (and masked input pixels, which the reader turns into
 NaN) never take part: they sort to the end and are excluded from the start.
+A clip about the mean by the standard deviation or the noise model needs no order
+at all: :mod:`~nightlog.reduction.mean_clip` computes it without sorting.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import numpy as np
 import numpy.typing as npt
 
 from nightlog.errors import CombineError
+from nightlog.reduction import _sorted_columns as _cols
 from nightlog.reduction._sorted_columns import NETWORK_MAX_FRAMES, sort_columns, take
 from nightlog.reduction.iraf_rejection import reject_by_frame
+from nightlog.reduction.mean_clip import clip_about_mean, mean_clip_applies
 
 __all__ = ["MAD_TO_SIGMA", "MEDIAN_EFFICIENCY", "ClipSpec", "TileResult", "combine_tile"]
 
@@ -306,7 +310,7 @@ def _clip(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp], hi: npt.NDArray[
 def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpec | None,
                  nlow: int, nhigh: int, weights: npt.NDArray[np.float64] | None,
                  mean_scale: float = 1.0, scales: npt.NDArray[np.float64] | None = None,
-                 line_length: int | None = None) -> TileResult:
+                 line_length: int | None = None, overwrite: bool = False) -> TileResult:
     """Reject outliers and combine the ``N`` values of each of ``P`` pixels.
 
     Parameters
@@ -331,6 +335,9 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     line_length : int or None
         Pixels per image line of the tile (``'avsigclip'`` measures its factor
         per line); default the whole tile.
+    overwrite : bool
+        The caller hands ``tile`` over (a C-ordered float32 array of its own):
+        the kernel may sort it in place instead of copying it. Default False.
 
     Returns
     -------
@@ -348,8 +355,15 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
         survivors = np.where(keep, tile, np.float32(np.nan)).astype(np.float32)
         return combine_tile(survivors, method=method, clip=None, nlow=0, nhigh=0,
                             weights=weights, mean_scale=mean_scale)
+    if mean_clip_applies(clip, method=method, nlow=nlow, nhigh=nhigh,
+                         weighted=weights is not None):
+        assert clip is not None
+        data, unc, count = clip_about_mean(tile, clip, method=method, mean_scale=mean_scale)
+        return TileResult(data=data, uncertainty=unc, count=count)
     n_frames, n_pix = tile.shape
-    x = np.array(tile, dtype=np.float32, order="C")
+    reuse = (overwrite and weights is None and tile.dtype == np.float32
+             and tile.flags.c_contiguous and tile.flags.writeable)
+    x = tile if reuse else np.array(tile, dtype=np.float32, order="C")
     if np.isfinite(x.sum(dtype=np.float64)):
         valid = np.full(n_pix, n_frames, dtype=np.intp)
     else:
@@ -370,7 +384,7 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     if method == "median":
         data, unc = _survivor_median(x, lo, hi), MEDIAN_EFFICIENCY * std / rootn
     elif weights is not None:
-        total, wsum = _weighted_sums(tile, weights, x, lo, hi)
+        total, wsum = _cols.weighted_survivor_sums(tile, weights, x, lo, hi)
         with np.errstate(invalid="ignore", divide="ignore"):
             data = total / wsum if method == "average" else total
         unc = std / rootn if method == "average" else std * rootn
@@ -385,27 +399,3 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     unc32[empty] = np.nan
     return TileResult(data=data32, uncertainty=unc32, count=n.astype(np.uint16))
 
-
-def _survivor_mask(tile: npt.NDArray[np.float32], x: npt.NDArray[np.float32],
-                   lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
-    """Frames whose value lies inside the surviving value range of each pixel.
-
-    Sigma clipping rejects by value, so this is exact for it; after min/max
-    rejection, values tied with a cut value are all kept here (their weights
-    then all count).
-    """
-    n = np.maximum(hi - lo, 1)
-    low = take(x, np.minimum(lo, x.shape[0] - 1))
-    high = take(x, np.minimum(lo + n - 1, x.shape[0] - 1))
-    return (tile >= low[None, :]) & (tile <= high[None, :]) & (hi > lo)[None, :]
-
-
-def _weighted_sums(tile: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
-                   x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
-                   hi: npt.NDArray[np.intp]
-                   ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Weighted sum of the survivors and the sum of their weights, per pixel."""
-    keep = _survivor_mask(tile, x, lo, hi)
-    w = np.where(keep, weights[:, None], 0.0)
-    total = (w * np.where(keep, tile, 0.0)).sum(axis=0)
-    return total, w.sum(axis=0)

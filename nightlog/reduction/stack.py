@@ -3,12 +3,14 @@
 Stage 1 (:func:`build_stack`) takes each input once (an array, a CCDData, or a
 loader the caller gives, which reads a file only when it is needed), applies the caller's
 ``prepare`` step, converts to float32 (masked pixels become NaN), scales it, and
-either keeps the whole stack in memory (when it fits the limit) or writes it to
-a scratch file in a *band-major* layout: band ``b`` holds rows ``r0:r1`` of
-frame 0, then of frame 1, ..., so a band of all ``N`` frames is one contiguous
-read. Stage 2 (:meth:`Stack.bands`) yields those bands, read with plain file
-reads into one reused buffer; a memory map would count the page cache into the
-resident size and defeat the limit.
+either keeps the frames themselves in memory (when they fit the limit: no second
+copy of the stack is made) or writes them to a scratch file in a *band-major*
+layout: band ``b`` holds rows ``r0:r1`` of frame 0, then of frame 1, ..., so a
+band of all ``N`` frames is one contiguous read. Stage 2 (:meth:`Stack.bands`)
+yields each band as ``N`` flat rows of pixels, read with plain file reads into
+one reused buffer; a memory map would count the page cache into the resident
+size and defeat the limit. The combination gathers a tile of pixels from those
+rows into a small array of its own.
 
 The scratch file is removed when the stack is closed, also on errors.
 """
@@ -138,9 +140,13 @@ def read_frame(item: FrameInput, *, prepare: Prepare | None = None
         header = fits.Header(ccd.header) if ccd.header else header
         owned = True  # a new frame
     if ccd is not None:
-        # A frame this call made (loaded or prepared) is ours: no second copy.
+        # A frame this call made (loaded or prepared) is ours: no second copy,
+        # unless ``prepare`` handed back the caller's own pixels.
         out = (np.asarray(ccd.data, dtype=np.float32) if owned
                else np.array(ccd.data, dtype=np.float32, copy=True))
+        if (owned and isinstance(item, np.ndarray | CCDData)
+                and np.may_share_memory(out, _pixels(item))):
+            out = np.array(out, copy=True)
         if ccd.mask is not None:
             out[np.asarray(ccd.mask, dtype=bool)] = np.nan
     else:
@@ -148,6 +154,19 @@ def read_frame(item: FrameInput, *, prepare: Prepare | None = None
     if out.ndim != 2:
         raise CombineError(f"only 2-D images can be combined, got shape {out.shape}")
     return out, header
+
+
+def _pixels(item: FrameInput) -> Any:
+    return item.data if isinstance(item, CCDData) else item
+
+
+def _compact(frame: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``frame`` itself when it is C-contiguous and holds no larger buffer alive
+    (a trimmed view would keep the untrimmed frame in memory), else a copy."""
+    base = frame.base
+    if frame.flags.c_contiguous and (base is None or getattr(base, "nbytes", 0) <= frame.nbytes):
+        return frame
+    return np.ascontiguousarray(frame)
 
 
 def _write_all(fd: int, buffer: memoryview, offset: int) -> None:
@@ -176,7 +195,7 @@ class Stack:
     header: fits.Header
     scales: list[float]
     frame_stats: list[Any]
-    _memory: npt.NDArray[np.float32] | None = None
+    _frames: list[npt.NDArray[np.float32] | None] | None = None
     _fd: int | None = None
     _path: str | None = None
     _band_starts: list[int] = field(default_factory=list)
@@ -184,15 +203,17 @@ class Stack:
     def _band_offset(self, row0: int) -> int:
         return row0 * self.shape[1] * 4 * self.n
 
-    def bands(self) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
-        """Yield ``(first_row, band)`` with ``band`` of shape ``(N, rows, nx)``.
+    def bands(self) -> Iterator[tuple[int, list[npt.NDArray[np.float32]]]]:
+        """Yield ``(first_row, rows)``: ``rows`` holds, for each of the ``N`` frames,
+        its pixels of the band's image rows as one flat float32 array (a view, never
+        to be written to).
 
         A scratch-backed stack reuses one buffer: a band is valid only until the
         next one is requested.
         """
         ny, nx = self.shape
-        if self._memory is not None:
-            yield 0, self._memory
+        if self._frames is not None:
+            yield 0, [frame.reshape(-1) for frame in self._frames if frame is not None]
             return
         assert self._fd is not None
         buffer = np.empty(self.n * self.plan.band_rows * nx, dtype=np.float32)
@@ -200,11 +221,11 @@ class Stack:
             rows = min(self.plan.band_rows, ny - row0)
             band = buffer[: self.n * rows * nx].reshape(self.n, rows, nx)
             _read_all(self._fd, memoryview(band.data).cast("B"), self._band_offset(row0))
-            yield row0, band
+            yield row0, list(band.reshape(self.n, -1))
 
     def close(self) -> None:
         """Free the memory and remove the scratch file (idempotent)."""
-        self._memory = None
+        self._frames = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -264,7 +285,7 @@ def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
 
     try:
         if plan.in_memory:
-            stack._memory = np.empty((n, *shape), dtype=np.float32)
+            stack._frames = [None] * n
         else:
             fd, path = tempfile.mkstemp(prefix="nightlog-stack-", suffix=".f32",
                                         dir=scratch_dir)
@@ -301,8 +322,8 @@ def _factor(scale: Sequence[float] | Callable[[npt.NDArray[np.float32]], float] 
 
 
 def _store(stack: Stack, i: int, frame: npt.NDArray[np.float32]) -> None:
-    if stack._memory is not None:
-        stack._memory[i] = frame
+    if stack._frames is not None:
+        stack._frames[i] = _compact(frame)
         return
     assert stack._fd is not None
     ny, nx = stack.shape

@@ -1,0 +1,172 @@
+"""Sigma clipping about the mean, without sorting.
+
+When a clip's centre is the mean and its spread the standard deviation or the
+detector noise model (``ClipSpec(centre='mean', spread='std'|'noise')``, the
+algorithm of ``ccdproc.combine(sigma_clip=True)``), and no min/max rejection,
+weights or median are asked for, each pass needs only the count, sum and sum of
+squares of each pixel's survivors. This module keeps those three per pixel and
+subtracts what each pass rejects, instead of sorting every pixel's values and
+forming prefix sums (the general path of :mod:`~nightlog.reduction.rejection`):
+the first pass reads the tile a few times, and later passes revisit only the
+pixels that lost a value (outliers are rare), so nothing grows with ``log N``.
+
+It keeps the values the sorted path keeps: a value survives while it is neither
+below ``centre - low * sigma`` nor above ``centre + high * sigma`` (float64
+bounds, compared with the float32 values exactly), and non-finite values never
+take part. The sums are float64 sums of the values shifted by a per-pixel
+reference (the first frame's value), so the variance does not cancel; for
+integer ADU every sum is an exact integer, as in ``ccdproc``'s float64
+arithmetic.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from nightlog.reduction.rejection import ClipSpec
+
+__all__ = ["clip_about_mean", "mean_clip_applies"]
+
+
+def mean_clip_applies(clip: ClipSpec | None, *, method: str, nlow: int, nhigh: int,
+                      weighted: bool) -> bool:
+    """Whether :func:`clip_about_mean` computes this combination."""
+    return (clip is not None and clip.centre == "mean" and clip.spread in ("std", "noise")
+            and not clip.by_frame and nlow == 0 and nhigh == 0 and not weighted
+            and method in ("average", "sum"))
+
+
+def _at_least(bound: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """The smallest float32 not below each bound: ``x >= b`` iff ``x >= result``."""
+    out = bound.astype(np.float32)
+    return np.where(out < bound, np.nextafter(out, np.float32(np.inf)), out)
+
+
+def _at_most(bound: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """The largest float32 not above each bound: ``x <= b`` iff ``x <= result``."""
+    out = bound.astype(np.float32)
+    return np.where(out > bound, np.nextafter(out, np.float32(-np.inf)), out)
+
+
+def _sums(d: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64],
+                                               npt.NDArray[np.float64]]:
+    """Float64 sums of each column of ``d`` and of its squares."""
+    s1 = d.sum(axis=0, dtype=np.float64)
+    s2 = np.zeros(d.shape[1], dtype=np.float64)
+    square = np.empty(d.shape[1], dtype=np.float64)
+    for row in d:
+        np.multiply(row, row, out=square, dtype=np.float64)
+        s2 += square
+    return s1, s2
+
+
+def _sigma(clip: ClipSpec, centre: npt.NDArray[np.float64], var: npt.NDArray[np.float64],
+           mean_scale: float) -> npt.NDArray[np.float64]:
+    if clip.spread == "std":
+        return np.sqrt(var)
+    assert clip.read_noise is not None and clip.gain is not None
+    level = np.maximum(centre / mean_scale, 0.0) if clip.light else 0.0
+    return mean_scale * np.sqrt((clip.read_noise / clip.gain) ** 2 + level / clip.gain)
+
+
+def clip_about_mean(tile: npt.NDArray[np.float32], clip: ClipSpec, *, method: str,
+                    mean_scale: float = 1.0
+                    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32],
+                               npt.NDArray[np.uint16]]:
+    """Clip each pixel's values about their mean and combine the survivors.
+
+    Parameters
+    ----------
+    tile : ndarray, shape (N, P), float32
+        One value per frame and pixel, already scaled, in ADU (or the frames'
+        unit); NaN means "no value". Not modified.
+    clip : ClipSpec
+        A clip for which :func:`mean_clip_applies` holds.
+    method : {'average', 'sum'}
+        Mean of the survivors, or their plain sum.
+    mean_scale : float
+        Mean per-frame scale factor (for the ``'noise'`` spread).
+
+    Returns
+    -------
+    data, uncertainty : ndarray, shape (P,), float32
+        The combined value and its standard deviation (``std/sqrt(n)`` for the
+        average, ``std*sqrt(n)`` for the sum, ``std`` with ``ddof=0``); NaN
+        where nothing survived.
+    count : ndarray, shape (P,), uint16
+        Survivors of each pixel.
+    """
+    x = np.asarray(tile, dtype=np.float32)
+    n_frames, n_pix = x.shape
+    ref = np.array(x[0], dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: found just below
+        d = np.subtract(x, ref, dtype=np.float32)
+        # A tile of no non-finite value sums to a finite float64: one test for all.
+        clean = bool(np.isfinite(d.sum(dtype=np.float64)))
+    keep: npt.NDArray[np.bool_] | None = None
+    if clean:
+        n = np.full(n_pix, n_frames, dtype=np.intp)
+    else:
+        keep = np.isfinite(x)
+        bad_ref = ~keep[0]
+        if bad_ref.any():
+            ref[bad_ref] = 0.0
+            with np.errstate(invalid="ignore"):
+                np.subtract(x, ref, out=d, dtype=np.float32)
+        d[~keep] = 0.0
+        n = np.count_nonzero(keep, axis=0)
+    s1, s2 = _sums(d)
+    active = np.flatnonzero(n > 0)
+    iteration = 0
+    while active.size and (clip.max_iters is None or iteration < clip.max_iters):
+        iteration += 1
+        whole = active.size == n_pix
+        if whole:  # no gathers on the first pass over a full tile
+            na, sa1, sa2, refa = n.astype(np.float64), s1, s2, ref
+        else:
+            na = n[active].astype(np.float64)
+            sa1, sa2, refa = s1[active], s2[active], ref[active]
+        mean = sa1 / na
+        var = np.maximum(sa2 / na - mean * mean, 0.0)
+        centre = mean + refa
+        sigma = _sigma(clip, centre, var, mean_scale)
+        xa = x if whole else x[:, active]
+        out = np.zeros(xa.shape, dtype=bool)
+        if clip.low is not None:
+            np.less(xa, _at_least(centre - clip.low * sigma)[None, :], out=out)
+        if clip.high is not None:
+            out |= xa > _at_most(centre + clip.high * sigma)[None, :]
+        if keep is not None:
+            out &= keep if whole else keep[:, active]
+        hit = np.flatnonzero(out.any(axis=0))
+        if not hit.size:
+            break
+        cols = active[hit]
+        rejected = out[:, hit]
+        gone = np.where(rejected, d[:, cols], np.float32(0.0))
+        g1, g2 = _sums(gone)
+        s1[cols] -= g1
+        s2[cols] -= g2
+        n[cols] -= np.count_nonzero(rejected, axis=0)
+        if keep is None:
+            keep = np.ones(x.shape, dtype=bool)
+        keep[:, cols] &= ~rejected
+        active = cols[n[cols] > 0]
+    empty = n == 0
+    count = np.maximum(n, 1).astype(np.float64)
+    mean = s1 / count
+    std = np.sqrt(np.maximum(s2 / count - mean * mean, 0.0))
+    root = np.sqrt(count)
+    if method == "average":
+        data, unc = mean + ref, std / root
+    else:
+        data, unc = (mean + ref) * n, std * root
+    data32 = data.astype(np.float32)
+    unc32 = unc.astype(np.float32)
+    data32[empty] = np.nan
+    unc32[empty] = np.nan
+    return data32, unc32, n.astype(np.uint16)
