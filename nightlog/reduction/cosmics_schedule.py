@@ -292,7 +292,11 @@ def _backgrounds(clean: np.ndarray, var: np.ndarray, bad: np.ndarray) -> tuple[f
 
 def _lower_median(values: np.ndarray) -> float:
     """astroscrappy's ``median``: the element of rank ``(n − 1) // 2`` (its quickselect
-    returns the lower of the two middle values), found by numpy's introselect."""
+    returns the lower of the two middle values), found by numpy's introselect. With
+    no good pixel at all (astroscrappy then reads memory it never wrote) it is 0: every
+    pixel is masked, so no cleaning or noise estimate depends on it."""
+    if values.size == 0:
+        return 0.0
     k = (values.size - 1) // 2
     return float(np.partition(values, k)[k])
 
