@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
 
@@ -116,6 +117,27 @@ def test_a_mistyped_command_is_told_the_one_meant() -> None:
                           text=True, timeout=120, env=os.environ | {"COLUMNS": "200"})
     assert done.returncode == 2
     assert "No such command 'statu'. Did you mean 'status'?" in done.stderr
+
+
+def test_status_on_a_current_catalogue_imports_no_alembic_nor_numerical_stack(
+        tmp_path: Path) -> None:
+    # Its start, the settings, the schema check and its queries: SQLAlchemy only.
+    from nightlog.catalogue.engine import create_engine
+    from nightlog.catalogue.schema import upgrade
+
+    url = f"sqlite:///{tmp_path / 'catalogue.sqlite'}"
+    engine = create_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    config = tmp_path / "nightlog.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    for name in LIGHT_COMMANDS[:3]:
+        code = ("from nightlog.cli.entry import main\n"
+                f"try:\n    main(['--config', {str(config)!r}, {name!r}])\n"
+                "except SystemExit as exc:\n    assert not exc.code, exc.code")
+        imported = _imported_after(code)
+        assert "sqlalchemy" in imported, name
+        assert not imported & (set(HEAVY) - {"sqlalchemy"}), name
 
 
 def test_help_lists_every_command_with_its_own_summary() -> None:
