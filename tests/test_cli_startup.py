@@ -78,6 +78,15 @@ def test_listing_commands_help_imports_no_heavy_module() -> None:
         assert not _imported_after(code) & set(HEAVY), name
 
 
+def test_calib_and_reduce_help_import_no_scientific_stack() -> None:
+    # Their commands import the coordinator (astropy, scipy, ...) when they run.
+    for name in ("calib", "reduce"):
+        code = ("from nightlog.cli.entry import main\n"
+                f"try:\n    main([{name!r}, '--help'])\nexcept SystemExit:\n    pass")
+        assert not _imported_after(code) & {"astropy", "scipy", "matplotlib", "astroscrappy",
+                                            "dask", "distributed"}, name
+
+
 def test_version_imports_neither_typer_nor_rich() -> None:
     imported = _imported_after("from nightlog.cli.entry import main\nmain(['--version'])")
     assert not imported & {"typer", "rich", "click", *HEAVY}
