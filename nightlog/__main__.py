@@ -1,5 +1,5 @@
 """``python -m nightlog`` runs the command-line interface."""
 
-from nightlog.cli.app import main
+from nightlog.cli.entry import main
 
 main()

@@ -3,15 +3,22 @@ and every command refuses a catalogue whose schema is behind."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from nightlog.catalogue import schema
 from nightlog.catalogue.engine import create_engine
 from nightlog.catalogue.models import Base
 from nightlog.catalogue.schema import (
     current_revision,
+    declared_head,
     ensure_schema,
     head_revision,
     migrations_dir,
@@ -81,6 +88,44 @@ def test_foreign_tables_are_not_touched(catalogue_url: str) -> None:
 
 def test_migrations_are_found() -> None:
     assert (migrations_dir() / "env.py").is_file()
+
+
+def test_the_head_read_from_the_files_is_alembics() -> None:
+    assert declared_head() == head_revision()
+
+
+def test_files_that_are_not_one_chain_are_left_to_alembic(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    monkeypatch.setattr(schema, "migrations_dir", lambda: tmp_path)
+    (versions / "a.py").write_text('revision = "a"\ndown_revision = None\n')
+    (versions / "b.py").write_text('revision: str = "b"\ndown_revision: str | None = "a"\n')
+    assert declared_head() == "b"
+    (versions / "c.py").write_text('revision = "c"\ndown_revision = "a"\n')  # two heads
+    assert declared_head() is None
+    (versions / "c.py").write_text('revision = "c"\ndown_revision = ("a", "b")\n')  # a merge
+    assert declared_head() is None
+    (versions / "c.py").write_text('revision = make_revision()\ndown_revision = "b"\n')
+    assert declared_head() is None
+
+
+def test_a_current_catalogue_is_recognised_without_alembic(catalogue_url: str) -> None:
+    engine = create_engine(catalogue_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    probe = ("import json, sys\n"
+             "from nightlog.catalogue.engine import create_engine\n"
+             "from nightlog.catalogue.schema import ensure_schema\n"
+             f"engine = create_engine({catalogue_url!r})\n"
+             "head = ensure_schema(engine)\n"
+             "engine.dispose()\n"
+             "print(json.dumps([head, any(m.split('.')[0] == 'alembic' for m in sys.modules)]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert json.loads(done.stdout.splitlines()[-1]) == [head_revision(), False]
 
 
 def test_a_catalogue_one_revision_behind_is_refused_then_upgraded(catalogue_url: str) -> None:

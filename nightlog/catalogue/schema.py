@@ -5,14 +5,22 @@ mapped into the wheel as ``nightlog/_migrations``, so an installed nightlog can
 migrate a database without its sources. Every command except ``nightlog db``
 calls :func:`ensure_schema`, which creates an empty catalogue at the newest
 revision and refuses one whose schema is behind.
+
+A catalogue at the newest revision, the case of every command but the first, is
+recognised without importing alembic (a large import for a read-only command): the
+revisions are read from the migration files as text and the catalogue's from its
+``alembic_version`` table. Anything else (an empty catalogue, a revision behind or
+unknown, files this quick reading does not follow) is alembic's to judge.
 """
 
 from __future__ import annotations
 
+import ast
+import re
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from nightlog.errors import CatalogueError, SchemaOutOfDateError
 
@@ -59,6 +67,44 @@ def head_revision() -> str:
     return head
 
 
+_DECLARATION = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
+def declared_head() -> str | None:
+    """The newest revision as the migration files declare it, read as text.
+
+    Returns
+    -------
+    str or None
+        The one revision no other names as its ``down_revision``; ``None`` when the
+        files are not a plain chain of literal declarations (alembic then decides).
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((migrations_dir() / "versions").glob("*.py")):
+        found = dict(m.groups() for m in _DECLARATION.finditer(path.read_text("utf-8")))
+        try:
+            revision = ast.literal_eval(found["revision"])
+            parent = ast.literal_eval(found["down_revision"])
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str) or not isinstance(parent, str | None):
+            return None
+        revisions.add(revision)
+        parents.update([] if parent is None else [parent])
+    heads = revisions - parents
+    return next(iter(heads)) if len(heads) == 1 and parents <= revisions else None
+
+
+def _stamped_revision(engine: Engine) -> str | None:
+    """The revision in the ``alembic_version`` table (None: no table or not one row)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return rows[0] if len(rows) == 1 else None
+
+
 def current_revision(engine: Engine) -> str | None:
     """Revision the database is at, or ``None`` for an empty database."""
     from alembic.runtime.migration import MigrationContext
@@ -90,6 +136,9 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> str:
         The database is empty and ``create_if_empty`` is false, or holds tables
         that nightlog did not create.
     """
+    head = declared_head()
+    if head is not None and _stamped_revision(engine) == head:
+        return head
     head = head_revision()
     current = current_revision(engine)
     if current == head:

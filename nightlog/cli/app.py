@@ -159,5 +159,6 @@ def root(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run the app on ``sys.argv`` (the console script is :func:`nightlog.cli.entry.main`,
+    which answers ``--version`` without importing this module)."""
     app()

@@ -28,10 +28,6 @@ from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit, emit_outcomes, printable
 from nightlog.cli.state import state_of
-from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.external_master import add_external_master
-from nightlog.coordinator.masters import run_build
-from nightlog.coordinator.reduce import run_reduce
 from nightlog.states import BuildStatus, MasterQuality
 
 app = typer.Typer(help="Build, list, inspect, mark and certify master calibrations.",
@@ -64,6 +60,10 @@ def build_cmd(
     Biases are built first, then darks, then flats, each calibrated with the masters
     just built; the groups of one kind are built at once on the workers given.
     """
+    # The coordinator (and astropy, scipy under it) is imported when a command runs.
+    from nightlog.coordinator.context import JobContext
+    from nightlog.coordinator.masters import run_build
+
     state = state_of(ctx)
     engine = state.engine(must_exist=True)
     outcomes = run_build(engine, JobContext.from_settings(state.settings),
@@ -264,6 +264,9 @@ def add_cmd(
     """Register a master made elsewhere (ccdproc, IRAF, ...): checked for kind, set-up,
     unit and shape against a frame, recorded as external with its SHA-256, and matched
     like any master; the group's previous version for the night is superseded."""
+    from nightlog.coordinator.context import JobContext
+    from nightlog.coordinator.external_master import add_external_master
+
     state = state_of(ctx)
     engine = state.engine(must_exist=True)
     jobs = JobContext.from_settings(state.settings)
@@ -306,6 +309,9 @@ def mark_bad_cmd(
         typer.echo("reduce them again with 'nightlog calib mark-bad ... --redo' or "
                    "'nightlog reduce --redo-superseded'")
         return
+    from nightlog.coordinator.context import JobContext
+    from nightlog.coordinator.reduce import run_reduce
+
     outcomes = run_reduce(engine, JobContext.from_settings(state.settings),
                           sorted({f for _, f in users}), redo_superseded=True)
     for o in outcomes:

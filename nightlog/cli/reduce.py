@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,11 +17,12 @@ from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date
 from nightlog.cli.output import OutputFormat, emit_outcomes, printable
 from nightlog.cli.state import state_of
-from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.masters import BuildOutcome
-from nightlog.coordinator.night import NightRun, finish_night, other_nights_note
-from nightlog.coordinator.reduce import ReduceInterrupted, ReduceOutcome, ReduceStopped
 from nightlog.states import ReduceStatus
+
+if TYPE_CHECKING:
+    from nightlog.coordinator.masters import BuildOutcome
+    from nightlog.coordinator.night import NightRun
+    from nightlog.coordinator.reduce import ReduceOutcome
 
 app = typer.Typer()
 
@@ -163,6 +164,11 @@ def reduce_cmd(
     after an interruption finishes the work. Exit status 1 when a frame failed,
     7 when the catalogue holds no frame, 130 when interrupted.
     """
+    # The coordinator (and astropy, scipy under it) is imported when the command runs.
+    from nightlog.coordinator.context import JobContext
+    from nightlog.coordinator.night import finish_night, other_nights_note
+    from nightlog.coordinator.reduce import ReduceInterrupted, ReduceStopped
+
     if sum(x is not None and x != [] for x in (frames, night, since)) > 1:
         raise typer.BadParameter("give frame ids, --night or --since, not several")
     ids = _frame_ids(frames or [])

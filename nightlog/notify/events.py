@@ -28,14 +28,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from nightlog.calibration.coverage import PlanContext, coverage_plan
 from nightlog.catalogue.alarms import alarm_record, list_alarms
 from nightlog.catalogue.models import Alarm
 from nightlog.catalogue.outbox import queue_notification
+
+if TYPE_CHECKING:
+    from nightlog.calibration.coverage import PlanContext
 
 __all__ = ["alarm_text", "queue_alarm", "queue_event", "queue_morning"]
 
@@ -67,6 +69,10 @@ def queue_morning(session: Session, ctx: PlanContext, night: dt.date,
     """Queue the morning's events: one ``no-master`` per set-up and kind the night's
     coverage plan finds missing, then the ``morning-summary``. Returns the number of
     set-ups without a master."""
+    # The coverage plan (and the numerical stack under it) is imported by the morning
+    # run only: an alarm's text, shown by 'nightlog status', needs neither.
+    from nightlog.calibration.coverage import coverage_plan
+
     plan = coverage_plan(session, ctx, night)
     for row in plan.missing:
         queue_event(session, "no-master",

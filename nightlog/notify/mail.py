@@ -5,20 +5,23 @@ event's text and its JSON envelope. The message goes to a relay the site runs
 (``host``, ``port``), optionally upgraded with STARTTLS; no password is kept in the
 configuration (a local relay does not need one). A refused connection, a timeout or
 a refusal by the server is a failure, tried again like a webhook's.
+
+The mail and network modules are imported by :func:`send_mail`: the settings hold a
+:class:`Mail` for every command, and most never send one.
 """
 
 from __future__ import annotations
 
 import json
-import smtplib
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nightlog.notify.webhook import Delivery
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from nightlog.notify.webhook import Delivery
 
 __all__ = ["Mail", "send_mail"]
 
@@ -46,6 +49,8 @@ class Mail:
 
 
 def _message(mail: Mail, envelope: Mapping[str, Any]) -> EmailMessage:
+    from email.message import EmailMessage
+
     msg = EmailMessage()
     text = str(envelope.get("text", envelope.get("event", "")))
     subject = f"[nightlog] {envelope.get('event')}: {text}"
@@ -62,6 +67,11 @@ def send_mail(mail: Mail, envelope: Mapping[str, Any], *,
 
     Never raises for a network or server problem: the result says what happened.
     """
+    import smtplib
+    import ssl
+
+    from nightlog.notify.webhook import Delivery
+
     msg = _message(mail, envelope)
     error = ""
     for attempt in range(mail.retries + 1):
