@@ -97,23 +97,41 @@ def impatient(archive: tuple[Engine, JobContext]) -> Iterator[tuple[Engine, JobC
 
 class _Locker:
     """Another process's view of the SQLite file: ``BEGIN EXCLUSIVE``, held until
-    released (by a timer, or at the end)."""
+    released (at the end, or once nightlog has retried against it)."""
 
     def __init__(self, engine: Engine) -> None:
         path = sqlite_path(engine.url.render_as_string(hide_password=False))
         self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self.held = False
+        self._lock = threading.Lock()
+        self._handler: logging.Handler | None = None
 
-    def hold(self, seconds: float | None) -> None:
+    def hold(self, *, until_retried: bool = False) -> None:
+        """Take the lock; with ``until_retried``, release it once nightlog logs a
+        retry against it (however long the machine takes to get there), or after a
+        minute at the latest, so a test never waits on a clock."""
         self.conn.execute("BEGIN EXCLUSIVE")
         self.held = True
-        if seconds is not None:
-            threading.Timer(seconds, self.release).start()
+        if until_retried:
+            locker = self
+
+            class _OnRetry(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    if getattr(record, "event", "") == "db-retry":
+                        threading.Timer(0.1, locker.release).start()
+
+            self._handler = _OnRetry(logging.WARNING)
+            logging.getLogger("nightlog").addHandler(self._handler)
+            threading.Timer(60.0, self.release).start()
 
     def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.conn.execute("COMMIT")
+        with self._lock:
+            if self.held:
+                self.held = False
+                self.conn.execute("COMMIT")
+            if self._handler is not None:
+                logging.getLogger("nightlog").removeHandler(self._handler)
+                self._handler = None
 
     def close(self) -> None:
         self.release()
@@ -130,7 +148,7 @@ def test_sqlite_locked_while_building(impatient: tuple[Engine, JobContext],
     locker = _Locker(engine)
     caplog.set_level(logging.WARNING, logger="nightlog")
     try:
-        locker.hold(1.5)
+        locker.hold(until_retried=True)
         built = run_build(engine, ctx)
     finally:
         locker.close()
@@ -151,7 +169,7 @@ def test_sqlite_locked_while_recording_products(impatient: tuple[Engine, JobCont
 
     def lock_after_first(outcome: ReduceOutcome) -> None:
         if not locker.held and outcome.frame_id == ids[0]:
-            locker.hold(1.5)
+            locker.hold(until_retried=True)
 
     try:
         outcomes = run_reduce(engine, ctx, ids, workers=1, progress=lock_after_first)
@@ -179,7 +197,7 @@ def test_sqlite_locked_too_long_stops_the_run_with_a_clear_error(
     def lock_after_first(outcome: ReduceOutcome) -> None:
         planned.append(outcome.frame_id)
         if not locker.held:
-            locker.hold(None)
+            locker.hold()
 
     try:
         with pytest.raises(ReduceStopped) as stopped:
@@ -216,7 +234,7 @@ def test_reduce_command_stops_on_a_locked_catalogue_with_one_line(
         encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "NIGHTLOG_DATABASE_URL"}
     try:
-        locker.hold(None)
+        locker.hold()
         start = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "nightlog", "reduce", "--workers", "1", "--no-build",
