@@ -45,6 +45,9 @@ _DRAWS = 200_000
 _SEED = 20240601
 #: Bins of the flat's value in which the frames' noise is averaged before the fit.
 _BINS = 16
+#: At most about this many pixels (evenly spaced) enter the fit: each bin's mean
+#: variance is then known to 1 %.
+_FIT_PIXELS = 500_000
 
 
 @lru_cache(maxsize=64)
@@ -96,19 +99,24 @@ def combination_factors(n: int, method: Method, clip: ClipSpec | None
 def _noise_model(result: CombineResult, valid: npt.NDArray[np.bool_], c_var: float
                  ) -> npt.NDArray[np.float64]:
     """The frames' variance at each pixel's value, ``α·f + β``, fitted to the
-    survivors' scatter over the valid pixels (binned by value; a pixel whose
-    scatter is 50 times the median's, a defect, left out)."""
-    f = result.data[valid].astype(np.float64)
-    v = result.uncertainty[valid].astype(np.float64) ** 2 * result.count[valid]
+    survivors' scatter over the valid pixels (binned by value, at most
+    ``_FIT_PIXELS`` of them; a pixel whose scatter is 50 times the median's, a
+    defect, left out)."""
+    where = np.flatnonzero(valid)
+    where = where[::max(1, where.size // _FIT_PIXELS)]
+    f = result.data.ravel()[where].astype(np.float64)
+    v = result.uncertainty.ravel()[where].astype(np.float64) ** 2 * result.count.ravel()[where]
     keep = v < 50.0 * np.median(v)
     f, v = f[keep], v[keep] / c_var
-    order = np.argsort(f)
-    bins = [b for b in np.array_split(order, _BINS) if b.size]
-    centres = np.array([np.mean(f[b]) for b in bins])
-    means = np.array([np.mean(v[b]) for b in bins])
-    sizes = np.array([b.size for b in bins], dtype=np.float64)
+    edges = np.quantile(f, np.linspace(0.0, 1.0, _BINS + 1)[1:-1])
+    which = np.searchsorted(edges, f)
+    sizes = np.bincount(which, minlength=_BINS).astype(np.float64)
+    filled = sizes > 0
+    sizes = sizes[filled]
+    centres = np.bincount(which, weights=f, minlength=_BINS)[filled] / sizes
+    means = np.bincount(which, weights=v, minlength=_BINS)[filled] / sizes
     data = result.data.astype(np.float64)
-    if len(bins) < 3 or np.ptp(centres) <= 0:
+    if sizes.size < 3 or np.ptp(centres) <= 0:
         model = np.full(data.shape, float(np.average(means, weights=sizes)))
     else:
         slope, intercept = np.polyfit(centres, means, 1, w=np.sqrt(sizes))
