@@ -39,6 +39,7 @@ from nightlog.reduction.masters import CombineOptions
 from nightlog.reduction.products import ProvenanceEntry
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.reduction.science import ScienceParameters
+from nightlog.reduction.step_summary import sampled_frame_statistics
 
 SHAPE = (64, 48)
 Args = tuple[tuple[Any, ...], dict[str, Any]]
@@ -96,6 +97,13 @@ def _dark_combination() -> CombineResult:
                    clip=ClipSpec(spread="mad", max_iters=1), offset_response=1.5)
 
 
+def _flat_combination() -> CombineResult:
+    """Flats of about 20 000 ADU, each scaled by its median, with their statistics."""
+    frames = [make_frame(seed, 20000.0) for seed in range(5)]
+    return combine(frames, scale="median", clip=ClipSpec(spread="mad", max_iters=1),
+                   frame_stat=sampled_frame_statistics)
+
+
 def plane() -> np.ndarray:
     bits = np.zeros(SHAPE, dtype=np.uint16)
     bits[1, 1] = MaskBit.SATURATED
@@ -112,6 +120,16 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
                                         {"dark_exposure": 10.0, "data_exposure": 30.0}),
     "bias_share.bias_share": lambda: ((_dark_combination(), array() > 990.0), {}),
     "bias_share.with_bias_share": lambda: ((_dark_combination(), make_frame(7)), {}),
+    "dark_plane.calibrated_dark_uncertainty": lambda: (
+        (_dark_combination(), make_frame(7), "average", ClipSpec(spread="mad", max_iters=1)),
+        {}),
+    "dark_plane.dark_plane_factor": lambda: (
+        ([6.0] * 4, [0.1, 0.1, 0.01, 0.01], 2.5, "average",
+         ClipSpec(spread="mad", max_iters=1)), {}),
+    "flat_plane.combination_factors": lambda: ((5, "average", ClipSpec(spread="mad")), {}),
+    "flat_plane.flat_uncertainty": lambda: (
+        (_flat_combination(), "average", ClipSpec(spread="mad", max_iters=1)),
+        {"bias": make_frame(7), "dark": make_frame(8, 0.1), "exptimes": [10.0] * 5}),
     "calibrate.flat_correct": lambda: ((make_frame(1), make_frame(2, 1.0, "")),
                                        {"min_value": 0.5}),
     "uncertainty.create_uncertainty": lambda: ((make_frame(),),

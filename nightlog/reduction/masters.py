@@ -26,10 +26,12 @@ from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from nightlog.errors import CombineError
-from nightlog.reduction.bias_share import bias_error_size, bias_share, with_bias_share
+from nightlog.reduction.bias_share import bias_error_size, bias_share
 from nightlog.reduction.calibrate import subtract_bias, subtract_dark
 from nightlog.reduction.characterise import FrameStatistics
 from nightlog.reduction.combine import DEFAULT_MEMORY_LIMIT, CombineResult, combine
+from nightlog.reduction.dark_plane import calibrated_dark_uncertainty
+from nightlog.reduction.flat_plane import flat_uncertainty
 from nightlog.reduction.flat_response import dark_region
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, hot_pixels_from_dark
 from nightlog.reduction.read_noise_map import noisy_pixels, read_noise_map
@@ -298,8 +300,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     hot_nsigma : float
         Robust threshold when ``hot_threshold`` is None.
     options : CombineOptions or None
-        Combination; default a one-pass MAD-clipped (3/3) average; give
-        ``ClipSpec(spread='noise', light=False, ...)`` when the read noise is known.
+        Combination; default a one-pass MAD-clipped (3/3) average.
 
     Returns
     -------
@@ -328,7 +329,8 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     unit = _input_unit(result) / u.s if scale_to_rate else _input_unit(result)
     ccd = _master(result, unit, flags, f"Master dark of {len(frames)} frames, "
                   + ("rate per second" if scale_to_rate else f"{times[0]:g} s exposure"),
-                  uncertainty=None if bias is None else with_bias_share(result, bias))
+                  uncertainty=None if bias is None else calibrated_dark_uncertainty(
+                      result, bias, options.method, options.clip))
     ccd.header["IMAGETYP"] = "MASTER DARK"
     ccd.header["EXPTIME"] = (1.0 if scale_to_rate else times[0], "s; 1 for a dark rate")
     share = None if bias is None else bias_share(result, flags == 0)
@@ -388,11 +390,11 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
                      options: CombineOptions | None = None) -> MasterResult:
     """Combine flat frames into a flat normalised to 1 in a region.
 
-    Each prepared, bias- and dark-subtracted flat is divided by its own median
-    (or mode) *in* ``scale_region`` before combining, and the combined flat is
-    divided by its level in the same region. Measuring the level on the whole
-    frame would mis-scale flats whose illumination gradient changes between
-    exposures.
+    Each prepared, bias- and dark-subtracted flat is divided by its own median (or
+    mode) *in* ``scale_region`` before combining, and the combined flat by its level
+    there (the whole frame would mis-scale flats whose gradient changes). Its
+    uncertainty is the frames' noise model through the combination, with the
+    bias's and dark's shares (:func:`~nightlog.reduction.flat_plane.flat_uncertainty`).
 
     Parameters
     ----------
@@ -414,14 +416,11 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
         Level statistic.
     min_value : float
         Normalised values below this (default 0.1), and pixels where nothing
-        survived, are set to 1 (so dividing by the flat leaves them unchanged)
-        and flagged ``DEAD`` (``NO_DATA`` for the latter); ``UNILLUMINATED``
-        instead of ``DEAD`` where many neighbours are below the limit too
-        (:func:`~nightlog.reduction.flat_response.dark_region`): the edge of a
-        vignetted field, not a dead pixel.
+        survived, are set to 1 (dividing by the flat leaves them unchanged) and
+        flagged ``DEAD`` (``NO_DATA`` for the latter), ``UNILLUMINATED`` where many
+        neighbours are below it too (:func:`~nightlog.reduction.flat_response.dark_region`).
     options : CombineOptions or None
-        Combination; default a one-pass MAD-clipped (3/3) average; give
-        ``ClipSpec(spread='noise', light=False, ...)`` when the read noise is known.
+        Combination; default a one-pass MAD-clipped (3/3) average.
 
     Returns
     -------
@@ -433,8 +432,7 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     Raises
     ------
     CombineError
-        A dark without exposure times, a region level that is not positive; and
-        as :func:`combine`.
+        A dark without exposure times, a region level not positive; as :func:`combine`.
     SectionError
         A malformed region.
     """
@@ -445,13 +443,15 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
         # Frames are read exactly once and in order, so the exposures can follow.
         steps.append(_dark_step(dark, iter(_exposures(exptimes, len(frames),
                                                       "make_master_flat with a dark"))))
-    result = _run(frames, options or CombineOptions(), _chain(*steps), scale_stat, scale_region)
-    resolve_region(scale_region, result.data.shape)
-    norm = region_level(np.where(result.mask, np.nan, result.data), scale_region, scale_stat)
+    options = options or CombineOptions()
+    result = _run(frames, options, _chain(*steps), scale_stat, scale_region)
+    norm = region_level(np.where(result.mask, np.nan, result.data),
+                        resolve_region(scale_region, result.data.shape), scale_stat)
     if not norm > 0:
         raise CombineError(f"the combined flat's {scale_stat} in the region is {norm}")
     data = (result.data / np.float32(norm)).astype(np.float32)
-    unc = (result.uncertainty / np.float32(norm)).astype(np.float32)
+    unc = flat_uncertainty(result, options.method, options.clip, bias=bias, dark=dark,
+                           exptimes=exptimes) / np.float32(norm)
     flags = _flags(result)
     with np.errstate(invalid="ignore"):
         low = ~(data >= min_value) & ~result.mask
