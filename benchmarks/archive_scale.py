@@ -45,6 +45,7 @@ from nightlog.catalogue import frames as cf
 from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.history import HistoryFilter, master_history
 from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
+from nightlog.catalogue.night_periods import period_counts
 from nightlog.catalogue.night_tally import newest_tallied_nights, rebuild_tallies
 from nightlog.catalogue.provenance import find_product, provenance_tree
 from nightlog.catalogue.queries import (
@@ -279,7 +280,11 @@ def hot_queries(cat: Catalogue) -> list[HotQuery]:
         HotQuery("nights --since (one month)", 0.2,
                  lambda s: night_counts(s, since=month, until=cat.last_night)),
         HotQuery("nights (the newest 30, its default)", 0.2, nights_default),
-        HotQuery("nights --limit 0 (ten years)", 0.2, lambda s: night_counts(s)),
+        HotQuery("nights --limit 0 (ten years)", 0.2,
+                 lambda s: night_counts(s, newest_first=True)),
+        HotQuery("nights --by month --limit 0 (ten years)", 0.2,
+                 lambda s: period_counts(s, "month")),
+        HotQuery("nights --by year (ten years)", 0.2, lambda s: period_counts(s, "year")),
         HotQuery("frames --night", 0.2, frames_night),
         HotQuery("frames --kind science --since --limit 100", 0.2, frames_kind_since),
         HotQuery("calib history --type bias (ten years)", 0.2,

@@ -134,13 +134,39 @@ def test_hot_queries_scan_no_frames_and_no_products(small_archive: tuple[Engine,
             assert not scans, f"{query.name}: {statement}\n{scans}"
 
 
-def test_the_ten_year_listing_reads_the_night_tally_not_the_frames(
+def test_the_ten_year_listings_read_the_night_tally_not_the_frames(
         small_archive: tuple[Engine, Any]) -> None:
-    # ``nights`` over every night would group every frame; it reads the tally.
+    # ``nights`` over every night, or per month or year, would group every frame;
+    # they read the tally.
     engine, cat = small_archive
-    (everything,) = [q for q in _benchmark().hot_queries(cat) if q.name.endswith("(ten years)")
-                     and q.name.startswith("nights")]
-    statements = _statements(engine, everything.run)
-    assert statements
-    assert all(re.search(r"\bnight_tallies\b", s) for s, _ in statements)
-    assert not any(re.search(r"\b(FROM|JOIN) frames\b", s, re.I) for s, _ in statements)
+    listings = [q for q in _benchmark().hot_queries(cat)
+                if q.name.startswith("nights") and "(ten years)" in q.name]
+    assert {q.name.split()[1] for q in listings} >= {"--limit", "--by"}
+    for listing in listings:
+        statements = _statements(engine, listing.run)
+        assert statements, listing.name
+        assert all(re.search(r"\bnight_tallies\b", s) for s, _ in statements), listing.name
+        assert not any(re.search(r"\b(FROM|JOIN) frames\b", s, re.I) for s, _ in statements)
+
+
+def test_every_night_comes_from_the_tally_index_in_order_without_a_sort(
+        small_archive: tuple[Engine, Any]) -> None:
+    # Ten years of nights are read in the order of the tally's group index
+    # (migration 0015): no sort of every group before the first row is printed.
+    engine, cat = small_archive
+    (every,) = [q for q in _benchmark().hot_queries(cat)
+                if q.name == "nights --limit 0 (ten years)"]
+    (statement, parameters), = _statements(engine, every.run)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "ix_night_tallies_group" in plan and "TEMP B-TREE" not in plan, plan
+        else:
+            for method in PRICED_OUT:
+                conn.exec_driver_sql(f"SET {method} = off")
+            conn.exec_driver_sql("SET enable_sort = off")
+            doc = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement,
+                                       parameters).scalar()
+            text = json.dumps(doc)
+            assert "ix_night_tallies_group" in text and '"Sort"' not in text, text

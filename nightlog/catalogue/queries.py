@@ -6,11 +6,16 @@ Functions take the caller's session and only read.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import operator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
+from nightlog.catalogue.exposure_groups import exposure_groups, group_median
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
 from nightlog.catalogue.night_tally import tally_groups
 from nightlog.catalogue.quality import verdict_frame_ids
@@ -20,12 +25,11 @@ __all__ = [
     "FrameFilter",
     "NightCount",
     "NightTotals",
-    "PeriodCount",
     "find_frames",
+    "iter_night_counts",
     "latest_night",
     "night_counts",
     "night_totals",
-    "period_counts",
 ]
 
 
@@ -113,97 +117,57 @@ class NightCount:
     exptime_max: float | None = None
 
 
-def _exposure_groups(times: list[tuple[float, int]], tolerance: float
-                     ) -> list[list[tuple[float, int]]]:
-    """Exposure times (with their counts), sorted, cut where one is more than
-    ``tolerance`` (relative, at least 0.05 s) above the group's first."""
-    groups: list[list[tuple[float, int]]] = []
-    for value, count in sorted(times):
-        if groups and value - groups[-1][0][0] <= max(tolerance * groups[-1][0][0], 0.05):
-            groups[-1].append((value, count))
-        else:
-            groups.append([(value, count)])
-    return groups
-
-
-def _median(group: list[tuple[float, int]]) -> float:
-    values = [v for v, n in group for _ in range(n)]
-    middle = len(values) // 2
-    value = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-    return round(value, 1)
-
-
-def night_counts(session: Session, *, since: dt.date | None = None,
-                 until: dt.date | None = None, exptime_tolerance: float = 0.01
-                 ) -> list[NightCount]:
-    """Counts per night, kind, filter and exposure time (latest versions only).
-
-    Exposure times within ``exptime_tolerance`` (relative; at least 0.05 s) of the
-    shortest of their group count as one, so that the 70.0 s and 70.1 s flats a
-    shutter's jitter writes are one group of 70 s, while 7 s and 70 s stay apart.
-    The counts are read from the night tally (:mod:`nightlog.catalogue.night_tally`),
-    not from the frames: ten years of nights are a few tens of thousands of rows.
-    """
-    by_group: dict[tuple[dt.date, str, str | None], list[tuple[float, int]]] = {}
-    unknown: dict[tuple[dt.date, str, str | None], int] = {}
-    for night, kind, filt, exptime, frames in tally_groups(session, since=since, until=until):
+def _night_rows(night: dt.date, groups: Iterable[tuple[Any, ...]], tolerance: float
+                ) -> list[NightCount]:
+    """The counts of one night from its tally groups, by kind, filter, exposure."""
+    by_group: dict[tuple[str, str | None], list[tuple[float, int]]] = {}
+    out = []
+    for _night, kind, filt, exptime, frames in groups:
         if exptime is None:
-            unknown[(night, kind, filt)] = unknown.get((night, kind, filt), 0) + frames
+            out.append(NightCount(night, kind, filt, None, frames))
         else:
-            by_group.setdefault((night, kind, filt), []).append((float(exptime), frames))
-    out = [NightCount(n, k, f, None, c) for (n, k, f), c in unknown.items()]
-    for (night, kind, filt), times in by_group.items():
+            by_group.setdefault((kind, filt), []).append((float(exptime), frames))
+    for (kind, filt), times in by_group.items():
         if len(times) == 1:  # one exposure time: its own group (most groups)
             ((value, count),) = times
             out.append(NightCount(night, kind, filt, round(value, 1), count, value, value))
             continue
-        for group in _exposure_groups(times, exptime_tolerance):
-            out.append(NightCount(night, kind, filt, _median(group), sum(n for _, n in group),
-                                  group[0][0], group[-1][0]))
-    out.sort(key=lambda c: (c.night, c.kind, c.filter or "", c.exptime or 0.0))
+        for group in exposure_groups(times, tolerance):
+            out.append(NightCount(night, kind, filt, group_median(group),
+                                  sum(n for _, n in group), group[0][0], group[-1][0]))
+    out.sort(key=lambda c: (c.kind, c.filter or "", c.exptime or 0.0))
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodCount:
-    """Frames of one month or year (``period``: ``YYYY-MM`` or ``YYYY``), kind, filter
-    and exposure time (seconds, the nights' group medians), over ``nights`` nights."""
-
-    period: str
-    kind: str
-    filter: str | None
-    exptime: float | None
-    count: int
-    nights: int
-    exptime_min: float | None = None
-    exptime_max: float | None = None
+def iter_night_counts(session: Session, *, since: dt.date | None = None,
+                      until: dt.date | None = None, exptime_tolerance: float = 0.01,
+                      newest_first: bool = False) -> Iterator[NightCount]:
+    """:func:`night_counts` one night at a time, as the tally's rows arrive (ten
+    years are read without holding them): the oldest night first, or the newest.
+    Within a night, by kind, filter and exposure time."""
+    rows = tally_groups(session, since=since, until=until, newest_first=newest_first)
+    for night, groups in itertools.groupby(rows, key=operator.itemgetter(0)):
+        yield from _night_rows(night, groups, exptime_tolerance)
 
 
-def period_counts(counts: list[NightCount], by: str) -> list[PeriodCount]:
-    """The night counts summed per ``by`` (``month`` or ``year``), kind, filter and
-    exposure time, oldest period first.
+def night_counts(session: Session, *, since: dt.date | None = None,
+                 until: dt.date | None = None, exptime_tolerance: float = 0.01,
+                 newest_first: bool = False) -> list[NightCount]:
+    """Counts per night, kind, filter and exposure time (latest versions only).
 
-    Raises
-    ------
-    ValueError
-        ``by`` is neither ``month`` nor ``year``.
+    Exposure times within ``exptime_tolerance`` (relative; at least 0.05 s) of the
+    shortest of their group count as one
+    (:func:`~nightlog.catalogue.exposure_groups.exposure_groups`), so that the 70.0 s
+    and 70.1 s flats a shutter's jitter writes are one group of 70 s, while 7 s and
+    70 s stay apart. The counts are read from the night tally
+    (:mod:`nightlog.catalogue.night_tally`), not from the frames: ten years of
+    nights are a few tens of thousands of rows, read in night order. The oldest
+    night comes first (``newest_first``: the newest); within a night, by kind,
+    filter and exposure time.
     """
-    if by not in ("month", "year"):
-        raise ValueError(f"periods are months or years, not {by!r}")
-    width = 7 if by == "month" else 4
-    groups: dict[tuple[str, str, str | None, float | None], list[NightCount]] = {}
-    for c in counts:
-        key = (c.night.isoformat()[:width], c.kind, c.filter, c.exptime)
-        groups.setdefault(key, []).append(c)
-    lows = [[c.exptime_min for c in cs if c.exptime_min is not None] for cs in groups.values()]
-    highs = [[c.exptime_max for c in cs if c.exptime_max is not None] for cs in groups.values()]
-    out = [PeriodCount(period, kind, filt, exptime, sum(c.count for c in cs),
-                       len({c.night for c in cs}), min(low) if low else None,
-                       max(high) if high else None)
-           for ((period, kind, filt, exptime), cs), low, high
-           in zip(groups.items(), lows, highs, strict=True)]
-    out.sort(key=lambda c: (c.period, c.kind, c.filter or "", c.exptime or 0.0))
-    return out
+    return list(iter_night_counts(session, since=since, until=until,
+                                  exptime_tolerance=exptime_tolerance,
+                                  newest_first=newest_first))
 
 
 @dataclass(frozen=True, slots=True)
