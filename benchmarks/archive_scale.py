@@ -44,6 +44,7 @@ from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue import frames as cf
 from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.history import HistoryFilter, master_history
+from nightlog.catalogue.listing import iter_frame_records
 from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
 from nightlog.catalogue.night_periods import period_counts
 from nightlog.catalogue.night_tally import newest_tallied_nights, rebuild_tallies
@@ -252,6 +253,13 @@ def hot_queries(cat: Catalogue) -> list[HotQuery]:
     def frames_night(s: Session) -> Any:
         return [frame_record(f) for f in find_frames(s, FrameFilter(night=month))]
 
+    def frames_default(s: Session) -> Any:
+        # What ``nightlog frames`` reads without options: the newest 1000 (and one to
+        # know whether more are left), then the page after the last of them.
+        first = list(iter_frame_records(s, FrameFilter(newest_first=True, limit=1001)))
+        return list(iter_frame_records(s, FrameFilter(newest_first=True, limit=1001,
+                                                      after_id=first[999]["id"])))
+
     def frames_kind_since(s: Session) -> Any:
         return [frame_record(f) for f in find_frames(
             s, FrameFilter(kind="science", since=since, limit=100))]
@@ -286,6 +294,7 @@ def hot_queries(cat: Catalogue) -> list[HotQuery]:
                  lambda s: period_counts(s, "month")),
         HotQuery("nights --by year (ten years)", 0.2, lambda s: period_counts(s, "year")),
         HotQuery("frames --night", 0.2, frames_night),
+        HotQuery("frames, then --after (two pages of 1000)", 0.2, frames_default),
         HotQuery("frames --kind science --since --limit 100", 0.2, frames_kind_since),
         HotQuery("calib history --type bias (ten years)", 0.2,
                  lambda s: master_history(s, HistoryFilter(kind="bias"))),

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from nightlog.catalogue.exposure_groups import exposure_groups, group_median
@@ -26,6 +26,7 @@ __all__ = [
     "NightCount",
     "NightTotals",
     "find_frames",
+    "frame_select",
     "iter_night_counts",
     "latest_night",
     "night_counts",
@@ -65,15 +66,16 @@ class FrameFilter:
     limit: int | None = None
     #: Only frames whose current product's quality verdict is this (``poor``, ...).
     quality: str | None = None
+    #: The newest first (the order of ``nightlog frames``), not observation order.
+    newest_first: bool = False
+    #: A page after this frame (its id: the last of the previous page, in this order).
+    after_id: int | None = None
 
 
-def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
-    """Frames matching ``crit``, in observation order.
-
-    The stored header (the largest column, kilobytes a frame) is not read with the
-    rows; it is loaded when a returned frame's ``header`` is first used.
-    """
-    stmt = select(Frame).options(defer(Frame.header))
+def frame_select(crit: FrameFilter, *columns: Any) -> Select[Any]:
+    """The statement of the frames matching ``crit`` (``columns``, or whole frames),
+    in observation order (or the newest first), a page after ``crit.after_id``."""
+    stmt = select(*columns) if columns else select(Frame)
     if not crit.include_old_versions:
         stmt = stmt.where(Frame.is_latest.is_(True))
     if crit.night is not None:
@@ -94,9 +96,31 @@ def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
         stmt = stmt.where(Frame.obs_time < crit.until)
     if crit.quality is not None:
         stmt = stmt.where(Frame.id.in_(verdict_frame_ids(crit.quality)))
-    stmt = stmt.order_by(Frame.obs_time, Frame.id)
+    if crit.after_id is not None:
+        # Keyset paging: the time bounds the index range, the id breaks ties.
+        at = select(Frame.obs_time).where(Frame.id == crit.after_id).scalar_subquery()
+        if crit.newest_first:
+            stmt = stmt.where(Frame.obs_time <= at,
+                              or_(Frame.obs_time < at, Frame.id < crit.after_id))
+        else:
+            stmt = stmt.where(Frame.obs_time >= at,
+                              or_(Frame.obs_time > at, Frame.id > crit.after_id))
+    if crit.newest_first:
+        stmt = stmt.order_by(Frame.obs_time.desc(), Frame.id.desc())
+    else:
+        stmt = stmt.order_by(Frame.obs_time, Frame.id)
     if crit.limit is not None:
         stmt = stmt.limit(crit.limit)
+    return stmt
+
+
+def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
+    """Frames matching ``crit``, in observation order (or the newest first).
+
+    The stored header (the largest column, kilobytes a frame) is not read with the
+    rows; it is loaded when a returned frame's ``header`` is first used.
+    """
+    stmt = frame_select(crit).options(defer(Frame.header))
     return list(session.scalars(stmt))
 
 
