@@ -101,8 +101,8 @@ def tally_groups(session: Session, *, since: dt.date | None = None,
     columns = (NightTally.night, NightTally.kind, NightTally.filter, NightTally.exptime)
     stmt = stmt.order_by(*(c.desc() for c in columns) if newest_first else columns)
     result = session.connection().execute(stmt.execution_options(yield_per=_CHUNK))
-    for night, kind, filt, exptime, n in result:
-        yield night, kind, filt, exptime, int(n)
+    for part in result.partitions():
+        yield from part  # rows unpack as tuples; both backends sum integers to int
 
 
 def tally_rows(session: Session, *, since: dt.date | None = None,

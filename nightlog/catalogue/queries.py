@@ -141,25 +141,27 @@ class NightCount:
     exptime_max: float | None = None
 
 
-def _night_rows(night: dt.date, groups: Iterable[tuple[Any, ...]], tolerance: float
-                ) -> list[NightCount]:
+def _night_rows(night: dt.date, groups: Iterable[Any], tolerance: float) -> list[NightCount]:
     """The counts of one night from its tally groups, by kind, filter, exposure."""
-    by_group: dict[tuple[str, str | None], list[tuple[float, int]]] = {}
-    out = []
+    by_group: dict[tuple[str, str | None], list[tuple[float | None, int]]] = {}
     for _night, kind, filt, exptime, frames in groups:
-        if exptime is None:
-            out.append(NightCount(night, kind, filt, None, frames))
-        else:
-            by_group.setdefault((kind, filt), []).append((float(exptime), frames))
+        by_group.setdefault((kind, filt), []).append((exptime, frames))
+    out = []
     for (kind, filt), times in by_group.items():
         if len(times) == 1:  # one exposure time: its own group (most groups)
             ((value, count),) = times
-            out.append(NightCount(night, kind, filt, round(value, 1), count, value, value))
+            out.append(NightCount(night, kind, filt, None, count) if value is None else
+                       NightCount(night, kind, filt, round(value, 1), count, value, value))
             continue
-        for group in exposure_groups(times, tolerance):
+        known = [(float(v), n) for v, n in times if v is not None]
+        if len(known) < len(times):  # frames without an exposure time: a group of their own
+            out.append(NightCount(night, kind, filt, None,
+                                  sum(n for v, n in times if v is None)))
+        for group in exposure_groups(known, tolerance):
             out.append(NightCount(night, kind, filt, group_median(group),
                                   sum(n for _, n in group), group[0][0], group[-1][0]))
-    out.sort(key=lambda c: (c.kind, c.filter or "", c.exptime or 0.0))
+    if len(out) > 1:
+        out.sort(key=lambda c: (c.kind, c.filter or "", c.exptime or 0.0))
     return out
 
 
