@@ -368,18 +368,20 @@ def header_bytes(engine: Engine) -> float:
 def stream_figures(engine: Engine, out: Path) -> tuple[int, float, float, float, float]:
     """Every science frame of ten years written as ``nightlog frames --format json``
     does (records streamed in chunks), and as it did before (catalogue rows, a list of
-    records, one ``json.dumps``): rows, seconds and peak Python memory (MB) of each."""
+    records, one ``json.dumps``): rows, seconds and the growth of the process's peak
+    resident memory (MB; Linux) of each, the streamed one first."""
     import contextlib
     import json
-    import tracemalloc
 
     from nightlog.cli.output import OutputFormat, emit
+    from nightlog.process_memory import peak_memory, reset_peak_memory
 
     crit = FrameFilter(kind="science", newest_first=True)
     maker = make_sessionmaker(engine)
     figures = []
     for streamed in (True, False):
-        tracemalloc.start()
+        reset_peak_memory()
+        before = peak_memory() or 0
         t = time.perf_counter()
         with maker() as s, out.open("w") as sink:
             if streamed:
@@ -388,9 +390,9 @@ def stream_figures(engine: Engine, out: Path) -> tuple[int, float, float, float,
             else:
                 rows = [frame_record(f) for f in find_frames(s, crit)]
                 sink.write(json.dumps(rows, default=str, ensure_ascii=False, indent=1) + "\n")
+                del rows
         took = time.perf_counter() - t
-        figures.append((took, tracemalloc.get_traced_memory()[1] / 1e6))
-        tracemalloc.stop()
+        figures.append((took, ((peak_memory() or 0) - before) / 1e6))
     with out.open() as written:
         rows = sum(1 for line in written if line.startswith(" {"))
     out.unlink()
@@ -453,8 +455,8 @@ def _run(target: _Target, args: argparse.Namespace) -> None:
         rows, took, peak, old_took, old_peak = stream_figures(
             engine, Path(tempfile.gettempdir()) / f"archive-scale-{uuid.uuid4().hex[:8]}.json")
         print(f"  frames --kind science --limit 0 --format json: {rows:,} rows streamed in "
-              f"{took:.1f} s, peak {peak:.0f} MB; as a list of catalogue rows {old_took:.1f} s, "
-              f"peak {old_peak:.0f} MB (memory ratio {peak / old_peak:.3f})")
+              f"{took:.1f} s, peak memory +{peak:.0f} MB; as a list of catalogue rows "
+              f"{old_took:.1f} s, +{old_peak:.0f} MB (time ratio {took / old_took:.2f})")
         full_rate = _median_rate(engine, args)
         ratio = full_rate / empty_rate
         print(f"  {'ingest 100 frames (median rate of --repeat)':<46}"
