@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,27 +140,20 @@ class NightCount:
     exptime_max: float | None = None
 
 
-def _night_rows(night: dt.date, groups: Iterable[Any], tolerance: float) -> list[NightCount]:
-    """The counts of one night from its tally groups, by kind, filter, exposure."""
-    by_group: dict[tuple[str, str | None], list[tuple[float | None, int]]] = {}
-    for _night, kind, filt, exptime, frames in groups:
-        by_group.setdefault((kind, filt), []).append((exptime, frames))
+def _sort_key(c: NightCount) -> tuple[str, str, float]:
+    return (c.kind, c.filter or "", c.exptime or 0.0)
+
+
+def _group_counts(night: dt.date, kind: str, filt: str | None,
+                  times: list[tuple[float | None, int]], tolerance: float) -> list[NightCount]:
+    """The counts of one night, kind and filter of several exposure times."""
     out = []
-    for (kind, filt), times in by_group.items():
-        if len(times) == 1:  # one exposure time: its own group (most groups)
-            ((value, count),) = times
-            out.append(NightCount(night, kind, filt, None, count) if value is None else
-                       NightCount(night, kind, filt, round(value, 1), count, value, value))
-            continue
-        known = [(float(v), n) for v, n in times if v is not None]
-        if len(known) < len(times):  # frames without an exposure time: a group of their own
-            out.append(NightCount(night, kind, filt, None,
-                                  sum(n for v, n in times if v is None)))
-        for group in exposure_groups(known, tolerance):
-            out.append(NightCount(night, kind, filt, group_median(group),
-                                  sum(n for _, n in group), group[0][0], group[-1][0]))
-    if len(out) > 1:
-        out.sort(key=lambda c: (c.kind, c.filter or "", c.exptime or 0.0))
+    known = [(float(v), n) for v, n in times if v is not None]
+    if len(known) < len(times):  # frames without an exposure time: a group of their own
+        out.append(NightCount(night, kind, filt, None, sum(n for v, n in times if v is None)))
+    for group in exposure_groups(known, tolerance):
+        out.append(NightCount(night, kind, filt, group_median(group),
+                              sum(n for _, n in group), group[0][0], group[-1][0]))
     return out
 
 
@@ -172,8 +164,26 @@ def iter_night_counts(session: Session, *, since: dt.date | None = None,
     years are read without holding them): the oldest night first, or the newest.
     Within a night, by kind, filter and exposure time."""
     rows = tally_groups(session, since=since, until=until, newest_first=newest_first)
-    for night, groups in itertools.groupby(rows, key=operator.itemgetter(0)):
-        yield from _night_rows(night, groups, exptime_tolerance)
+    night_rows: list[NightCount] = []
+    current: tuple[Any, ...] | None = None  # (night, kind, filter) of ``times``
+    times: list[tuple[float | None, int]] = []
+    for night, kind, filt, exptime, frames in itertools.chain(rows, [(None,) * 5]):
+        if current is not None and (night, kind, filt) != current:
+            # The rows of one night, kind and filter come together (the tally's order).
+            if len(times) == 1:  # one exposure time: its own group (most groups)
+                ((value, count),) = times
+                night_rows.append(
+                    NightCount(*current, None, count) if value is None else
+                    NightCount(*current, round(value, 1), count, value, value))
+            else:
+                night_rows += _group_counts(*current, times, exptime_tolerance)
+            times = []
+            if night != current[0]:
+                night_rows.sort(key=_sort_key)
+                yield from night_rows
+                night_rows = []
+        current = (night, kind, filt)
+        times.append((exptime, frames))
 
 
 def night_counts(session: Session, *, since: dt.date | None = None,
