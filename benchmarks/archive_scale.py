@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -476,6 +477,8 @@ def _run(target: _Target, args: argparse.Namespace) -> None:
             with admin.begin() as conn:
                 conn.execute(DropSchema(target.schema, cascade=True))
             admin.dispose()
+        if target.path is not None:  # gigabytes at a million frames
+            shutil.rmtree(target.path.parent, ignore_errors=True)
 
 
 def main() -> None:
