@@ -75,8 +75,6 @@ MIX: tuple[tuple[str, str | None, float], ...] = (
 _RAW_TYPE = {"bias": "BIAS", "dark": "DARK", "flat": "FLAT", "science": "OBJECT"}
 _EXPTIME = {"bias": 0.0, "dark": 300.0, "flat": 7.0, "science": 300.0}
 _BATCH = 5000
-#: Above this many rows the listing is not also made as a list (it would hold them all).
-LIST_BASELINE_ROWS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,46 +366,6 @@ def header_bytes(engine: Engine) -> float:
         return float(conn.scalar(select(func.avg(size))) or 0.0)
 
 
-def stream_figures(engine: Engine, out: Path) -> tuple[int, float, float, float, float]:
-    """Every science frame of ten years written as ``nightlog frames --format json``
-    does (records streamed in chunks), and as it did before (catalogue rows, a list of
-    records, one ``json.dumps``; not above :data:`LIST_BASELINE_ROWS` rows, NaN then):
-    rows, seconds and the growth of the process's peak resident memory (MB; Linux)
-    of each, the streamed one first."""
-    import contextlib
-    import json
-
-    from nightlog.cli.output import OutputFormat, emit
-    from nightlog.process_memory import peak_memory, reset_peak_memory
-
-    crit = FrameFilter(kind="science", newest_first=True)
-    maker = make_sessionmaker(engine)
-    figures = []
-    with maker() as s:
-        # The list holds every record and catalogue row at once (about 8 kB each).
-        n_science = s.scalar(select(func.count()).select_from(Frame)
-                             .where(Frame.kind == "science", Frame.is_latest.is_(True))) or 0
-    for streamed in (True, False) if n_science <= LIST_BASELINE_ROWS else (True,):
-        reset_peak_memory()
-        before = peak_memory() or 0
-        t = time.perf_counter()
-        with maker() as s, out.open("w") as sink:
-            if streamed:
-                with contextlib.redirect_stdout(sink):
-                    emit(iter_frame_records(s, crit), ("id",), OutputFormat.json)
-            else:
-                rows = [frame_record(f) for f in find_frames(s, crit)]
-                sink.write(json.dumps(rows, default=str, ensure_ascii=False, indent=1) + "\n")
-                del rows
-        took = time.perf_counter() - t
-        figures.append((took, ((peak_memory() or 0) - before) / 1e6))
-    with out.open() as written:
-        rows = sum(1 for line in written if line.startswith(" {"))
-    out.unlink()
-    baseline = figures[1] if len(figures) > 1 else (float("nan"), float("nan"))
-    return rows, figures[0][0], figures[0][1], baseline[0], baseline[1]
-
-
 @dataclass
 class _Target:
     name: str
@@ -461,6 +419,8 @@ def _run(target: _Target, args: argparse.Namespace) -> None:
             ok = "yes" if took <= q.target_s else "NO"
             print(f"  {q.name:<46}{took * 1e3:>12.1f}{cpu * 1e3:>8.1f}"
                   f"{q.target_s * 1e3:>11.0f}  {ok}")
+        from archive_stream import stream_figures  # beside this script
+
         rows, took, peak, old_took, old_peak = stream_figures(
             engine, Path(tempfile.gettempdir()) / f"archive-scale-{uuid.uuid4().hex[:8]}.json")
         print(f"  frames --kind science --limit 0 --format json: {rows:,} rows streamed in "
