@@ -71,7 +71,7 @@ def test_listings_are_the_clis(reduced: Settings, runner: CliRunner) -> None:
         frames = archive.frames(kind="dark")
         masters = archive.masters()
     out = runner.invoke(app, ["--config", str(config), "frames", "--kind", "dark",
-                              "--format", "json"])
+                              "--oldest-first", "--format", "json"])
     assert out.exit_code == 0, out.output
     cli = json.loads(out.output)
     assert [r["id"] for r in cli] == list(frames["id"])

@@ -144,9 +144,9 @@ def test_queries_filter_and_count(catalogue_engine: Engine) -> None:
        st.floats(0.0, 0.1))
 def test_exposure_groups_count_every_frame_once_within_the_tolerance(
         times: list[tuple[float, int]], tolerance: float) -> None:
-    from nightlog.catalogue.queries import _exposure_groups
+    from nightlog.catalogue.exposure_groups import exposure_groups, group_median
 
-    groups = _exposure_groups(times, tolerance)
+    groups = exposure_groups(times, tolerance)
     assert sum(n for g in groups for _, n in g) == sum(n for _, n in times)
     for group in groups:
         first = group[0][0]
@@ -154,6 +154,12 @@ def test_exposure_groups_count_every_frame_once_within_the_tolerance(
     for before, after in itertools.pairwise(groups):
         first = before[0][0]
         assert after[0][0] - first > max(tolerance * first, 0.05)  # cut only where needed
+    for group in groups:  # the median of the frames, each time counted once a frame
+        frames = sorted(v for v, n in group for _ in range(n))
+        middle = len(frames) // 2
+        expected = (frames[middle] if len(frames) % 2
+                    else (frames[middle - 1] + frames[middle]) / 2)
+        assert group_median(group) == round(expected, 1)
 
 
 def test_naive_times_are_refused(catalogue_engine: Engine) -> None:

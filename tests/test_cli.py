@@ -85,7 +85,7 @@ def test_frames_read_at_80_columns(runner: CliRunner, tmp_path: Path) -> None:
     assert "exptime [s]" in heading  # the unit in the heading
     body = [line for line in lines if re.match(r"\s*\d+\s+\d{4}-", line)]
     assert len(body) == 3  # one line per frame: nothing folds
-    for i, line in enumerate(body):
+    for i, line in enumerate(reversed(body)):  # the newest first
         assert "2024-03-09" in line and f"0{i}:00:00" in line  # dates and times whole
         assert f"_{i:03d}.fits" in line  # the end of the file name survives the cut
         assert str(tmp_path) not in line  # relative to the archive root

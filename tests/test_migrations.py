@@ -216,3 +216,23 @@ def test_frame_quality_comes_with_0010_and_goes_with_its_downgrade(catalogue_url
         assert "frame_quality" not in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_the_tally_group_index_comes_with_0015_and_goes_with_its_downgrade(
+        catalogue_url: str) -> None:
+    from alembic import command
+
+    from nightlog.catalogue.schema import _config
+
+    engine = create_engine(catalogue_url)
+    try:
+        upgrade(engine, "0014_night_tallies")
+        assert _index_names(engine, "night_tallies") == {"ix_night_tallies_night_kind"}
+        assert upgrade(engine, "0015_tally_groups") == ("0014_night_tallies",
+                                                        "0015_tally_groups")
+        assert _index_names(engine, "night_tallies") == {"ix_night_tallies_group"}
+        command.downgrade(_config(engine), "0014_night_tallies")
+        assert current_revision(engine) == "0014_night_tallies"
+        assert _index_names(engine, "night_tallies") == {"ix_night_tallies_night_kind"}
+    finally:
+        engine.dispose()

@@ -16,7 +16,9 @@ from sqlalchemy.exc import IntegrityError
 
 from nightlog.catalogue import frames as cf
 from nightlog.catalogue.engine import make_sessionmaker
+from nightlog.catalogue.exposure_groups import exposure_groups
 from nightlog.catalogue.models import Frame, NightTally
+from nightlog.catalogue.night_periods import period_counts
 from nightlog.catalogue.night_tally import rebuild_tallies, tally_rows
 from nightlog.catalogue.queries import night_counts
 from nightlog.catalogue.schema import upgrade
@@ -85,7 +87,38 @@ def test_the_tally_counts_the_latest_frames(catalogue_engine: Engine,
         # The listing's counts per night add up to the latest frames of the night.
         per_night = Counter(c.night for c in night_counts(session) for _ in range(c.count))
         assert per_night == Counter(key[0] for key in _truth(session).elements())
+        # The month's (and year's) sums, counted by the database, are the frames'.
+        for by, width in (("month", 7), ("year", 4)):
+            summed = {(p.period, p.kind, p.filter, p.exptime_min, p.exptime_max): (
+                p.count, p.nights) for p in period_counts(session, by)}
+            assert summed == _periods_of(_truth(session), width)
         session.rollback()
+
+
+def _periods_of(truth: Counter[tuple[Any, ...]], width: int
+                ) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """Frames and nights per period, kind, filter and exposure group, from the
+    latest frames themselves (the summaries' definition)."""
+    out: dict[tuple[Any, ...], tuple[int, int]] = {}
+    keys = {(night.isoformat()[:width], kind, filt) for night, kind, filt, _ in truth}
+    for period, kind, filt in keys:
+        mine = {key: n for key, n in truth.items() if n and key[1:3] == (kind, filt)
+                and key[0].isoformat()[:width] == period}
+        times = Counter[float]()
+        for (_night, _kind, _filt, exptime), n in mine.items():
+            if exptime is not None:
+                times[exptime] += n
+        groups = [[value for value, _ in g] for g in exposure_groups(sorted(times.items()),
+                                                                     0.01)]
+        unknown = [key for key in mine if key[3] is None]
+        if unknown:
+            out[(period, kind, filt, None, None)] = (sum(mine[k] for k in unknown),
+                                                     len({k[0] for k in unknown}))
+        for values in groups:
+            members = [key for key in mine if key[3] in values]
+            out[(period, kind, filt, values[0], values[-1])] = (
+                sum(mine[k] for k in members), len({k[0] for k in members}))
+    return out
 
 
 def test_rebuilding_and_migration_0014_count_the_frames(catalogue_engine: Engine) -> None:

@@ -7,6 +7,7 @@ Functions take the caller's session and only read.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +17,15 @@ from sqlalchemy.orm import Session
 from nightlog.catalogue.masters import MasterFilter, find_masters
 from nightlog.catalogue.models import Frame, Product
 from nightlog.catalogue.quality import quality_of
-from nightlog.catalogue.queries import FrameFilter, find_frames
-from nightlog.catalogue.records import frame_record, master_record
+from nightlog.catalogue.queries import FrameFilter, frame_select
+from nightlog.catalogue.records import FRAME_FIELDS, master_record, record_of_values
 from nightlog.states import ProductStatus
 
 __all__ = [
     "QUALITY_COLUMNS",
     "ProductFilter",
     "frame_rows",
+    "iter_frame_records",
     "master_rows",
     "product_record",
     "product_rows",
@@ -36,9 +38,50 @@ QUALITY_COLUMNS: tuple[str, ...] = (
     "saturated_fraction", "cosmic_ray_pixels", "airmass", "verdict", "reasons")
 
 
+def iter_frame_records(session: Session, crit: FrameFilter, *, with_quality: bool = False,
+                       chunk: int = 1000) -> Iterator[dict[str, Any]]:
+    """Records of the frames matching ``crit``, one at a time, in observation order
+    (or the newest first, ``crit.newest_first``).
+
+    Only the record's columns are read (no stored header, no catalogue objects),
+    ``chunk`` rows at a time, so a listing of ten years holds one chunk in memory.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (only read; the records are read while it is open).
+    crit : FrameFilter
+        The criteria of ``nightlog frames``.
+    with_quality : bool
+        Add the current product's quality figures (:data:`QUALITY_COLUMNS`; empty
+        for a frame without a quality record), looked up a chunk at a time.
+    chunk : int
+        Rows fetched at a time.
+
+    Yields
+    ------
+    dict
+        One :func:`~nightlog.catalogue.records.frame_record` per frame.
+    """
+    stmt = frame_select(crit, *(getattr(Frame, attr) for _, attr in FRAME_FIELDS))
+    result = session.connection().execute(stmt.execution_options(yield_per=chunk))
+    for part in result.partitions(chunk):
+        rows = [record_of_values(values) for values in part]
+        if with_quality:
+            quality = quality_of(session, [row["id"] for row in rows])
+            for row in rows:
+                record = quality.get(row["id"])
+                values = {} if record is None else record.as_dict()
+                for column in QUALITY_COLUMNS:
+                    value = values.get(column)
+                    row[column] = "; ".join(value) if isinstance(value, list) else value
+        yield from rows
+
+
 def frame_rows(session: Session, crit: FrameFilter, *, with_quality: bool = False
                ) -> list[dict[str, Any]]:
-    """Records of the frames matching ``crit``, in observation order.
+    """Records of the frames matching ``crit``, in observation order (or the newest
+    first): :func:`iter_frame_records` as a list.
 
     Parameters
     ----------
@@ -55,17 +98,7 @@ def frame_rows(session: Session, crit: FrameFilter, *, with_quality: bool = Fals
     list of dict
         One :func:`~nightlog.catalogue.records.frame_record` per frame.
     """
-    frames = find_frames(session, crit)
-    rows = [frame_record(f) for f in frames]
-    if with_quality:
-        quality = quality_of(session, [f.id for f in frames])
-        for row in rows:
-            record = quality.get(row["id"])
-            values = {} if record is None else record.as_dict()
-            for column in QUALITY_COLUMNS:
-                value = values.get(column)
-                row[column] = "; ".join(value) if isinstance(value, list) else value
-    return rows
+    return list(iter_frame_records(session, crit, with_quality=with_quality))
 
 
 def master_rows(session: Session, crit: MasterFilter) -> list[dict[str, Any]]:

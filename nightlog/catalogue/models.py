@@ -519,7 +519,9 @@ class NightTally(Base):
     """
 
     __tablename__ = "night_tallies"
-    __table_args__ = (Index("ix_night_tallies_night_kind", "night", "kind"),)
+    # The whole group key (migration 0015): the listings read the groups in night
+    # order from it, and a writer finds its group's row through it.
+    __table_args__ = (Index("ix_night_tallies_group", "night", "kind", "filter", "exptime"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     night: Mapped[dt.date] = mapped_column(Date)

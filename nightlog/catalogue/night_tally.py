@@ -17,14 +17,18 @@ import datetime as dt
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, delete, func, insert, select, update
+from sqlalchemy import Insert, Select, Update, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, NightTally
 
-__all__ = ["TallyRow", "newest_tallied_nights", "rebuild_tallies", "tally_frame", "tally_groups",
-           "tally_rows"]
+__all__ = ["TallyRow", "group_sums", "newest_tallied_nights", "rebuild_tallies",
+           "tally_frame", "tally_groups", "tally_rows"]
+
+#: Tally rows fetched at a time by the listings.
+_CHUNK = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +68,12 @@ def tally_frame(session: Session, frame: Frame, delta: int) -> None:
         session.execute(start, params)
 
 
-def tally_groups(session: Session, *, since: dt.date | None = None,
-                 until: dt.date | None = None
-                 ) -> Iterator[tuple[dt.date, str, str | None, float | None, int]]:
-    """``(night, kind, filter, exptime, frames)`` of each group of each night from
-    ``since`` to ``until`` (both included; ``None``: open), groups with no latest
-    frame left out, in no particular order: plain tuples, as ten years of nights
-    are some twenty thousand of them."""
+def group_sums(since: dt.date | None, until: dt.date | None) -> Select[Any]:
+    """The frames of each night, kind, filter and exposure time from ``since`` to
+    ``until`` (both included; ``None``: open), groups with no latest frame left out."""
     total = func.sum(NightTally.frames)
     stmt = (select(NightTally.night, NightTally.kind, NightTally.filter, NightTally.exptime,
-                   total)
+                   total.label("frames"))
             .group_by(NightTally.night, NightTally.kind, NightTally.filter,
                       NightTally.exptime)
             .having(total > 0))
@@ -81,8 +81,28 @@ def tally_groups(session: Session, *, since: dt.date | None = None,
         stmt = stmt.where(NightTally.night >= since)
     if until is not None:
         stmt = stmt.where(NightTally.night <= until)
-    for night, kind, filt, exptime, n in session.execute(stmt):
-        yield night, kind, filt, exptime, int(n)
+    return stmt
+
+
+def tally_groups(session: Session, *, since: dt.date | None = None,
+                 until: dt.date | None = None, newest_first: bool = False
+                 ) -> Iterator[tuple[dt.date, str, str | None, float | None, int]]:
+    """``(night, kind, filter, exptime, frames)`` of each group of each night from
+    ``since`` to ``until`` (both included; ``None``: open), groups with no latest
+    frame left out, the oldest night first (``newest_first``: the newest), in no
+    particular order within a night (backends sort nulls apart).
+
+    Plain tuples, fetched in chunks as they are read: ten years of nights are some
+    twenty thousand groups, and the index of the tally's groups gives them in order
+    without a sort.
+    """
+    session.flush()  # frames added in this session are counted
+    stmt = group_sums(since, until)
+    columns = (NightTally.night, NightTally.kind, NightTally.filter, NightTally.exptime)
+    stmt = stmt.order_by(*(c.desc() for c in columns) if newest_first else columns)
+    result = session.connection().execute(stmt.execution_options(yield_per=_CHUNK))
+    for part in result.partitions():
+        yield from part  # rows unpack as tuples; both backends sum integers to int
 
 
 def tally_rows(session: Session, *, since: dt.date | None = None,

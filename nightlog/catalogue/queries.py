@@ -6,11 +6,15 @@ Functions take the caller's session and only read.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, defer
 
+from nightlog.catalogue.exposure_groups import exposure_groups, group_median
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
 from nightlog.catalogue.night_tally import tally_groups
 from nightlog.catalogue.quality import verdict_frame_ids
@@ -20,12 +24,12 @@ __all__ = [
     "FrameFilter",
     "NightCount",
     "NightTotals",
-    "PeriodCount",
     "find_frames",
+    "frame_select",
+    "iter_night_counts",
     "latest_night",
     "night_counts",
     "night_totals",
-    "period_counts",
 ]
 
 
@@ -61,15 +65,16 @@ class FrameFilter:
     limit: int | None = None
     #: Only frames whose current product's quality verdict is this (``poor``, ...).
     quality: str | None = None
+    #: The newest first (the order of ``nightlog frames``), not observation order.
+    newest_first: bool = False
+    #: A page after this frame (its id: the last of the previous page, in this order).
+    after_id: int | None = None
 
 
-def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
-    """Frames matching ``crit``, in observation order.
-
-    The stored header (the largest column, kilobytes a frame) is not read with the
-    rows; it is loaded when a returned frame's ``header`` is first used.
-    """
-    stmt = select(Frame).options(defer(Frame.header))
+def frame_select(crit: FrameFilter, *columns: Any) -> Select[Any]:
+    """The statement of the frames matching ``crit`` (``columns``, or whole frames),
+    in observation order (or the newest first), a page after ``crit.after_id``."""
+    stmt = select(*columns) if columns else select(Frame)
     if not crit.include_old_versions:
         stmt = stmt.where(Frame.is_latest.is_(True))
     if crit.night is not None:
@@ -90,9 +95,31 @@ def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
         stmt = stmt.where(Frame.obs_time < crit.until)
     if crit.quality is not None:
         stmt = stmt.where(Frame.id.in_(verdict_frame_ids(crit.quality)))
-    stmt = stmt.order_by(Frame.obs_time, Frame.id)
+    if crit.after_id is not None:
+        # Keyset paging: the time bounds the index range, the id breaks ties.
+        at = select(Frame.obs_time).where(Frame.id == crit.after_id).scalar_subquery()
+        if crit.newest_first:
+            stmt = stmt.where(Frame.obs_time <= at,
+                              or_(Frame.obs_time < at, Frame.id < crit.after_id))
+        else:
+            stmt = stmt.where(Frame.obs_time >= at,
+                              or_(Frame.obs_time > at, Frame.id > crit.after_id))
+    if crit.newest_first:
+        stmt = stmt.order_by(Frame.obs_time.desc(), Frame.id.desc())
+    else:
+        stmt = stmt.order_by(Frame.obs_time, Frame.id)
     if crit.limit is not None:
         stmt = stmt.limit(crit.limit)
+    return stmt
+
+
+def find_frames(session: Session, crit: FrameFilter) -> list[Frame]:
+    """Frames matching ``crit``, in observation order (or the newest first).
+
+    The stored header (the largest column, kilobytes a frame) is not read with the
+    rows; it is loaded when a returned frame's ``header`` is first used.
+    """
+    stmt = frame_select(crit).options(defer(Frame.header))
     return list(session.scalars(stmt))
 
 
@@ -113,97 +140,70 @@ class NightCount:
     exptime_max: float | None = None
 
 
-def _exposure_groups(times: list[tuple[float, int]], tolerance: float
-                     ) -> list[list[tuple[float, int]]]:
-    """Exposure times (with their counts), sorted, cut where one is more than
-    ``tolerance`` (relative, at least 0.05 s) above the group's first."""
-    groups: list[list[tuple[float, int]]] = []
-    for value, count in sorted(times):
-        if groups and value - groups[-1][0][0] <= max(tolerance * groups[-1][0][0], 0.05):
-            groups[-1].append((value, count))
-        else:
-            groups.append([(value, count)])
-    return groups
+def _sort_key(c: NightCount) -> tuple[str, str, float]:
+    return (c.kind, c.filter or "", c.exptime or 0.0)
 
 
-def _median(group: list[tuple[float, int]]) -> float:
-    values = [v for v, n in group for _ in range(n)]
-    middle = len(values) // 2
-    value = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-    return round(value, 1)
+def _group_counts(night: dt.date, kind: str, filt: str | None,
+                  times: list[tuple[float | None, int]], tolerance: float) -> list[NightCount]:
+    """The counts of one night, kind and filter of several exposure times."""
+    out = []
+    known = [(float(v), n) for v, n in times if v is not None]
+    if len(known) < len(times):  # frames without an exposure time: a group of their own
+        out.append(NightCount(night, kind, filt, None, sum(n for v, n in times if v is None)))
+    for group in exposure_groups(known, tolerance):
+        out.append(NightCount(night, kind, filt, group_median(group),
+                              sum(n for _, n in group), group[0][0], group[-1][0]))
+    return out
+
+
+def iter_night_counts(session: Session, *, since: dt.date | None = None,
+                      until: dt.date | None = None, exptime_tolerance: float = 0.01,
+                      newest_first: bool = False) -> Iterator[NightCount]:
+    """:func:`night_counts` one night at a time, as the tally's rows arrive (ten
+    years are read without holding them): the oldest night first, or the newest.
+    Within a night, by kind, filter and exposure time."""
+    rows = tally_groups(session, since=since, until=until, newest_first=newest_first)
+    night_rows: list[NightCount] = []
+    current: tuple[Any, ...] | None = None  # (night, kind, filter) of ``times``
+    times: list[tuple[float | None, int]] = []
+    for night, kind, filt, exptime, frames in itertools.chain(rows, [(None,) * 5]):
+        if current is not None and (night, kind, filt) != current:
+            # The rows of one night, kind and filter come together (the tally's order).
+            if len(times) == 1:  # one exposure time: its own group (most groups)
+                ((value, count),) = times
+                night_rows.append(
+                    NightCount(*current, None, count) if value is None else
+                    NightCount(*current, round(value, 1), count, value, value))
+            else:
+                night_rows += _group_counts(*current, times, exptime_tolerance)
+            times = []
+            if night != current[0]:
+                night_rows.sort(key=_sort_key)
+                yield from night_rows
+                night_rows = []
+        current = (night, kind, filt)
+        times.append((exptime, frames))
 
 
 def night_counts(session: Session, *, since: dt.date | None = None,
-                 until: dt.date | None = None, exptime_tolerance: float = 0.01
-                 ) -> list[NightCount]:
+                 until: dt.date | None = None, exptime_tolerance: float = 0.01,
+                 newest_first: bool = False) -> list[NightCount]:
     """Counts per night, kind, filter and exposure time (latest versions only).
 
     Exposure times within ``exptime_tolerance`` (relative; at least 0.05 s) of the
-    shortest of their group count as one, so that the 70.0 s and 70.1 s flats a
-    shutter's jitter writes are one group of 70 s, while 7 s and 70 s stay apart.
-    The counts are read from the night tally (:mod:`nightlog.catalogue.night_tally`),
-    not from the frames: ten years of nights are a few tens of thousands of rows.
+    shortest of their group count as one
+    (:func:`~nightlog.catalogue.exposure_groups.exposure_groups`), so that the 70.0 s
+    and 70.1 s flats a shutter's jitter writes are one group of 70 s, while 7 s and
+    70 s stay apart. The counts are read from the night tally
+    (:mod:`nightlog.catalogue.night_tally`), not from the frames: ten years of
+    nights are a few tens of thousands of rows, read in night order. The oldest
+    night comes first (``newest_first``: the newest); within a night, by kind,
+    filter and exposure time.
     """
-    by_group: dict[tuple[dt.date, str, str | None], list[tuple[float, int]]] = {}
-    unknown: dict[tuple[dt.date, str, str | None], int] = {}
-    for night, kind, filt, exptime, frames in tally_groups(session, since=since, until=until):
-        if exptime is None:
-            unknown[(night, kind, filt)] = unknown.get((night, kind, filt), 0) + frames
-        else:
-            by_group.setdefault((night, kind, filt), []).append((float(exptime), frames))
-    out = [NightCount(n, k, f, None, c) for (n, k, f), c in unknown.items()]
-    for (night, kind, filt), times in by_group.items():
-        if len(times) == 1:  # one exposure time: its own group (most groups)
-            ((value, count),) = times
-            out.append(NightCount(night, kind, filt, round(value, 1), count, value, value))
-            continue
-        for group in _exposure_groups(times, exptime_tolerance):
-            out.append(NightCount(night, kind, filt, _median(group), sum(n for _, n in group),
-                                  group[0][0], group[-1][0]))
-    out.sort(key=lambda c: (c.night, c.kind, c.filter or "", c.exptime or 0.0))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodCount:
-    """Frames of one month or year (``period``: ``YYYY-MM`` or ``YYYY``), kind, filter
-    and exposure time (seconds, the nights' group medians), over ``nights`` nights."""
-
-    period: str
-    kind: str
-    filter: str | None
-    exptime: float | None
-    count: int
-    nights: int
-    exptime_min: float | None = None
-    exptime_max: float | None = None
-
-
-def period_counts(counts: list[NightCount], by: str) -> list[PeriodCount]:
-    """The night counts summed per ``by`` (``month`` or ``year``), kind, filter and
-    exposure time, oldest period first.
-
-    Raises
-    ------
-    ValueError
-        ``by`` is neither ``month`` nor ``year``.
-    """
-    if by not in ("month", "year"):
-        raise ValueError(f"periods are months or years, not {by!r}")
-    width = 7 if by == "month" else 4
-    groups: dict[tuple[str, str, str | None, float | None], list[NightCount]] = {}
-    for c in counts:
-        key = (c.night.isoformat()[:width], c.kind, c.filter, c.exptime)
-        groups.setdefault(key, []).append(c)
-    lows = [[c.exptime_min for c in cs if c.exptime_min is not None] for cs in groups.values()]
-    highs = [[c.exptime_max for c in cs if c.exptime_max is not None] for cs in groups.values()]
-    out = [PeriodCount(period, kind, filt, exptime, sum(c.count for c in cs),
-                       len({c.night for c in cs}), min(low) if low else None,
-                       max(high) if high else None)
-           for ((period, kind, filt, exptime), cs), low, high
-           in zip(groups.items(), lows, highs, strict=True)]
-    out.sort(key=lambda c: (c.period, c.kind, c.filter or "", c.exptime or 0.0))
-    return out
+    return list(iter_night_counts(session, since=since, until=until,
+                                  exptime_tolerance=exptime_tolerance,
+                                  newest_first=newest_first))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,35 @@ caller can print, serialise or compare it without a session.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nightlog.catalogue.models import Frame, Master
 
-__all__ = ["frame_record", "master_record"]
+__all__ = ["FRAME_FIELDS", "frame_record", "master_record", "record_of_values"]
+
+
+#: The fields of a frame's record and the frame column of each, in record order.
+FRAME_FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "id"), ("path", "path"), ("sha256", "sha256"), ("kind", "kind"),
+    ("night", "night"), ("obs_time", "obs_time"), ("exptime", "exptime"),
+    ("filter", "filter"), ("object", "object_name"), ("instrument", "instrument"),
+    ("detector", "detector"), ("binning", "binning"), ("readout_mode", "readout_mode"),
+    ("gain_setting", "gain_setting"), ("offset", "offset"),
+    ("bayer_pattern", "bayer_pattern"), ("profile", "profile"), ("setup_key", "setup_key"),
+    ("naxis1", "naxis1"), ("naxis2", "naxis2"), ("window", "window"), ("ccd", "ccd"),
+    ("size", "size"), ("path_version", "path_version"), ("is_latest", "is_latest"),
+    ("status", "status"),
+)
+
+
+def record_of_values(values: Sequence[Any]) -> dict[str, Any]:
+    """The record of a frame from its :data:`FRAME_FIELDS` columns' values, in order
+    (a row read without the frame: no stored header, no catalogue object)."""
+    record = dict(zip((key for key, _ in FRAME_FIELDS), values, strict=True))
+    record["night"] = record["night"].isoformat()
+    record["obs_time"] = record["obs_time"].isoformat()
+    return record
 
 
 def frame_record(frame: Frame) -> dict[str, Any]:
@@ -24,36 +48,10 @@ def frame_record(frame: Frame) -> dict[str, Any]:
     Returns
     -------
     dict
-        Its identity, file, normalised header values, version and status.
+        Its identity, file, normalised header values, version and status
+        (:data:`FRAME_FIELDS`).
     """
-    return {
-        "id": frame.id,
-        "path": frame.path,
-        "sha256": frame.sha256,
-        "kind": frame.kind,
-        "night": frame.night.isoformat(),
-        "obs_time": frame.obs_time.isoformat(),
-        "exptime": frame.exptime,
-        "filter": frame.filter,
-        "object": frame.object_name,
-        "instrument": frame.instrument,
-        "detector": frame.detector,
-        "binning": frame.binning,
-        "readout_mode": frame.readout_mode,
-        "gain_setting": frame.gain_setting,
-        "offset": frame.offset,
-        "bayer_pattern": frame.bayer_pattern,
-        "profile": frame.profile,
-        "setup_key": frame.setup_key,
-        "naxis1": frame.naxis1,
-        "naxis2": frame.naxis2,
-        "window": frame.window,
-        "ccd": frame.ccd,
-        "size": frame.size,
-        "path_version": frame.path_version,
-        "is_latest": frame.is_latest,
-        "status": frame.status,
-    }
+    return record_of_values([getattr(frame, attr) for _, attr in FRAME_FIELDS])
 
 
 def figure_units(m: Master) -> tuple[str, str]:

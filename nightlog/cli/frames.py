@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +15,9 @@ from nightlog.header.model import FRAME_KINDS
 from nightlog.states import QualityVerdict
 
 app = typer.Typer()
+
+#: Frames listed when ``--limit`` is not given.
+DEFAULT_LIMIT = 1000
 
 #: The table at 80 columns: the night gives the date, ``ut`` the time of the start
 #: (UTC), the path is relative to the archive root; JSON and CSV carry every field whole.
@@ -52,7 +56,15 @@ def frames_cmd(
     until: Annotated[str | None, typer.Option(help="Observed before (ISO, UTC).")] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions",
                                                help="Include superseded versions.")] = False,
-    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    limit: Annotated[int, typer.Option(
+        min=0, help="At most this many frames, the newest first; 0 lists every one. When "
+        "frames are left out, stderr says so and how to list the next ones.")] =
+        DEFAULT_LIMIT,
+    after: Annotated[int | None, typer.Option(
+        help="List the frames after this one (an id: the last of the previous page).")]
+        = None,
+    oldest_first: Annotated[bool, typer.Option(
+        "--oldest-first", help="In observation order (the newest come first).")] = False,
     quality: Annotated[QualityVerdict | None, typer.Option(
         help="Only frames whose current product's quality verdict is this (the quality "
         "rules of \\[quality.rules]); shows the quality columns.")] = None,
@@ -72,7 +84,7 @@ def frames_cmd(
     quality; or a night's reduction problems."""
     # The catalogue (and SQLAlchemy) is imported when the command runs, not for --help.
     from nightlog.catalogue.engine import make_sessionmaker
-    from nightlog.catalogue.listing import QUALITY_COLUMNS, frame_rows
+    from nightlog.catalogue.listing import QUALITY_COLUMNS, iter_frame_records
     from nightlog.catalogue.queries import FrameFilter
 
     if problems:
@@ -88,24 +100,57 @@ def frames_cmd(
     crit = FrameFilter(night=parse_date(night), kind=kind, filter=filter_,
                        instrument=instrument, exptime_min=exptime_min, exptime_max=exptime_max,
                        since=parse_time(since), until=parse_time(until),
-                       include_old_versions=all_versions, limit=limit,
-                       quality=None if quality is None else str(quality))
+                       include_old_versions=all_versions, limit=limit + 1 if limit else None,
+                       quality=None if quality is None else str(quality),
+                       newest_first=not oldest_first, after_id=after)
     with_quality = show_quality or quality is not None
     engine = state_of(ctx).engine(must_exist=True)
+    page = _Page(limit)
     with make_sessionmaker(engine)() as session:
-        rows = frame_rows(session, crit, with_quality=with_quality)
-    if fmt is OutputFormat.table:
-        # At 80 columns the quality figures, to three digits under short headings,
-        # take the place of the object and path (JSON and CSV carry every figure whole).
-        columns = QUALITY_TABLE if with_quality else TABLE_COLUMNS
-        if any(r.get("ccd") for r in rows):  # a mosaic's frames: one per CCD of a file
-            columns = (*columns[:-1], "ccd", columns[-1])
-        shown = [{**r, "ut": str(r["obs_time"])[11:19], **_short_quality(r)} for r in rows]
-        emit(shown, columns, fmt, title=f"{len(rows)} frame(s)",
-             root=state_of(ctx).settings.archive_root)
-        return
-    columns = TABLE_COLUMNS + QUALITY_COLUMNS if with_quality else TABLE_COLUMNS
-    emit(rows, columns, fmt, title=f"{len(rows)} frame(s)")
+        rows = page.cut(iter_frame_records(session, crit, with_quality=with_quality))
+        if fmt is OutputFormat.table:
+            # At 80 columns the quality figures, to three digits under short headings,
+            # take the place of the object and path (JSON and CSV carry every figure
+            # whole).
+            listed = list(rows)
+            columns = QUALITY_TABLE if with_quality else TABLE_COLUMNS
+            if any(r.get("ccd") for r in listed):  # a mosaic's frames: one per CCD of a file
+                columns = (*columns[:-1], "ccd", columns[-1])
+            shown = [{**r, "ut": str(r["obs_time"])[11:19], **_short_quality(r)}
+                     for r in listed]
+            emit(shown, columns, fmt, title=f"{len(listed)} frame(s)",
+                 root=state_of(ctx).settings.archive_root)
+        else:  # written as the rows are read
+            emit(rows, TABLE_COLUMNS + QUALITY_COLUMNS if with_quality else TABLE_COLUMNS,
+                 fmt)
+    page.note(oldest_first)
+
+
+class _Page:
+    """The rows of one page of at most ``limit`` (0: every one), and whether more
+    were left out (one row beyond the limit is asked for to know)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.listed = 0
+        self.last_id: object = None
+        self.more = False
+
+    def cut(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            if self.limit and self.listed == self.limit:
+                self.more = True
+                return
+            self.listed += 1
+            self.last_id = row["id"]
+            yield row
+
+    def note(self, oldest_first: bool) -> None:
+        if self.more:
+            order = "oldest" if oldest_first else "newest"
+            typer.echo(f"the {order} {self.listed} frame(s) listed; more are left out "
+                       f"(--after {self.last_id} lists the next ones, --limit 0 every one)",
+                       err=True)
 
 
 def _problems(ctx: typer.Context, night: dt.date | None, fmt: OutputFormat) -> None:

@@ -11,12 +11,11 @@ import csv
 import dataclasses
 import datetime as dt
 import enum
-import io
 import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,27 +87,43 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def emit(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat, *,
+def _json_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """``json.dumps(list(rows), indent=1)`` one row at a time."""
+    first = True
+    for row in rows:
+        text = json.dumps(row, default=_json_default, ensure_ascii=False, indent=1)
+        yield ("[\n " if first else ",\n ") + text.replace("\n", "\n ")
+        first = False
+    yield "[]\n" if first else "\n]\n"
+
+
+def emit(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat, *,
          title: str | None = None, console: Console | None = None,
          root: Path | None = None) -> None:
     """Print ``rows`` in ``fmt``; tables show ``columns`` (:func:`table_of`, paths
-    relative to ``root``), JSON and CSV every key, exactly."""
+    relative to ``root``), JSON and CSV every key, exactly.
+
+    JSON and CSV are written as the rows come (an iterator of a long listing is
+    never held whole); a table needs them all to size its columns.
+    """
     if fmt is OutputFormat.json:
-        sys.stdout.write(json.dumps(list(rows), default=_json_default, ensure_ascii=False,
-                                    indent=1) + "\n")
+        for text in _json_lines(rows):
+            sys.stdout.write(text)
         return
     if fmt is OutputFormat.csv:
-        keys = list(rows[0].keys()) if rows else list(columns)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-        writer.writeheader()
+        writer: csv.DictWriter[str] | None = None
         for row in rows:
+            if writer is None:
+                writer = csv.DictWriter(sys.stdout, fieldnames=list(row.keys()),
+                                        lineterminator="\n")
+                writer.writeheader()
             writer.writerow({k: (_json_default(v) if isinstance(v, dt.date) else v)
                              for k, v in row.items()})
-        sys.stdout.write(buf.getvalue())
+        if writer is None:
+            csv.writer(sys.stdout, lineterminator="\n").writerow(list(columns))
         return
     console = console or Console()
-    console.print(table_of(rows, columns, title=title, root=root, width=console.width))
+    console.print(table_of(list(rows), columns, title=title, root=root, width=console.width))
 
 
 #: Units shown in the heading of a table column of that name.
