@@ -44,14 +44,13 @@ from nightlog.errors import ArchiveFileExists, NightlogError
 from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.characterise import gain_from_flats, read_noise_from_biases
 from nightlog.reduction.interchange import dark_as_exposure, state_detector, time_cards
-from nightlog.reduction.master_options import configured_options, describe_combine
-from nightlog.reduction.masters import (
+from nightlog.reduction.master_frame import MasterResult
+from nightlog.reduction.master_options import (
     CombineOptions,
-    MasterResult,
-    make_master_bias,
-    make_master_dark,
-    make_master_flat,
+    configured_options,
+    describe_combine,
 )
+from nightlog.reduction.masters import make_master_bias, make_master_dark, make_master_flat
 from nightlog.reduction.photon_transfer import gain_from_photon_transfer
 from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.products import to_hdulist
