@@ -69,12 +69,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from nightlog.reduction.bad_pixels import master_plane
 from nightlog.reduction.cosmics import CosmicRaySettings
-from nightlog.reduction.masters import (
-    CombineOptions,
-    make_master_bias,
-    make_master_dark,
-    make_master_flat,
-)
+from nightlog.reduction.master_options import CombineOptions
+from nightlog.reduction.masters import make_master_bias, make_master_dark, make_master_flat
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.science import OverscanParameters, ScienceParameters, reduce_science
 from nightlog.reduction.trim import trim_image

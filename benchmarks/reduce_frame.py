@@ -48,12 +48,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from nightlog.reduction.bad_pixels import master_plane
 from nightlog.reduction.cosmics import CosmicRaySettings, cosmic_ray_threads
 from nightlog.reduction.mask import MaskBit
-from nightlog.reduction.science import (
-    OverscanParameters,
-    ReducedFrame,
-    ScienceParameters,
-    reduce_science,
-)
+from nightlog.reduction.science import OverscanParameters, ScienceParameters, reduce_science
+from nightlog.reduction.science_record import ReducedFrame
 from nightlog.threads import available_cores, openmp_threads
 
 NY, NX, NOVER = 4128, 2048, 32

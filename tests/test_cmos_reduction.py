@@ -17,7 +17,8 @@ from nightlog.errors import ReductionError
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.dark_interpolation import interpolate_dark
 from nightlog.reduction.mask import MaskBit
-from nightlog.reduction.masters import CombineOptions, make_master_bias, make_master_dark
+from nightlog.reduction.master_options import CombineOptions
+from nightlog.reduction.masters import make_master_bias, make_master_dark
 from nightlog.reduction.products import to_hdulist
 from nightlog.reduction.read_noise_map import noisy_pixels, read_noise_map
 from nightlog.reduction.science import ScienceParameters, reduce_science

@@ -15,8 +15,7 @@ from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.coordinator.masters import run_build
 from nightlog.errors import ConfigurationError
-from nightlog.reduction.master_options import configured_options, describe_combine
-from nightlog.reduction.masters import CombineOptions
+from nightlog.reduction.master_options import CombineOptions, configured_options, describe_combine
 from nightlog.settings import load_settings
 from nightlog.settings_sections import CombineSettings, combine_from
 

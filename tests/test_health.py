@@ -21,7 +21,7 @@ from nightlog.calibration.health import (
     normal_band,
 )
 from nightlog.catalogue.models import Fence, Master
-from nightlog.coordinator.master_job import level_uncertainty
+from nightlog.coordinator.master_measurements import level_uncertainty
 from nightlog.errors import ConfigurationError
 
 T0 = dt.datetime(2025, 5, 1, 6, 0, tzinfo=dt.UTC)

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 import nightlog.coordinator.master_job as master_job
+import nightlog.coordinator.master_measurements as master_measurements
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Master, MasterInput
 from nightlog.coordinator.context import JobContext
@@ -67,9 +68,10 @@ def test_no_catalogue_session_is_open_while_pixels_are_combined(
         archive: tuple[Engine, JobContext], monkeypatch: pytest.MonkeyPatch) -> None:
     engine, ctx = archive
     seen: list[tuple[str, int]] = []
-    for name in ("make_master_bias", "make_master_dark", "make_master_flat",
-                 "read_region", "read_image"):
-        original = getattr(master_job, name)
+    for module, name in ((master_job, "make_master_bias"), (master_job, "make_master_dark"),
+                         (master_job, "make_master_flat"), (master_measurements, "read_region"),
+                         (master_measurements, "read_image")):
+        original = getattr(module, name)
 
         def checked(*args: Any, _original: Any = original, _name: str = name,
                     **kwargs: Any) -> Any:
@@ -77,7 +79,7 @@ def test_no_catalogue_session_is_open_while_pixels_are_combined(
             seen.append((_name, engine.pool.checkedout()))
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(master_job, name, checked)
+        monkeypatch.setattr(module, name, checked)
     outcomes = run_build(engine, ctx)
     assert sorted(o.kind for o in outcomes if o.status == "built") == BUILT
     combined = [name for name, _ in seen if name.startswith("make_master")]

@@ -11,12 +11,8 @@ from nightlog.errors import CombineError, ReductionError
 from nightlog.reduction.combine import ClipSpec
 from nightlog.reduction.illumination import fit_illumination
 from nightlog.reduction.mask import MaskBit
-from nightlog.reduction.masters import (
-    CombineOptions,
-    make_master_bias,
-    make_master_dark,
-    make_master_flat,
-)
+from nightlog.reduction.master_options import CombineOptions
+from nightlog.reduction.masters import make_master_bias, make_master_dark, make_master_flat
 from nightlog.reduction.scaling import mode, region_level
 
 SHAPE = (80, 60)

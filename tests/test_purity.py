@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
@@ -35,7 +36,7 @@ from nightlog.header.amplifiers import AmplifierLayout, ExtensionHeader
 from nightlog.reduction.combine import CombineResult, combine
 from nightlog.reduction.dark_temperature import DarkTemperature
 from nightlog.reduction.mask import MaskBit
-from nightlog.reduction.masters import CombineOptions
+from nightlog.reduction.master_options import CombineOptions
 from nightlog.reduction.products import ProvenanceEntry
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.reduction.science import ScienceParameters
@@ -219,6 +220,12 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
         [exposed(1, 20000.0), exposed(2, 20000.0)],
         [exposed(3, 18000.0), exposed(4, 18000.0)], two_amplifiers()),
         {"master_bias": CCDData(np.zeros((64, 80), np.float32), unit="electron")}),
+    "master_frame.combined_unit": lambda: ((_dark_combination(),), {}),
+    "master_frame.no_data_flags": lambda: ((_dark_combination(),), {}),
+    "master_frame.master_frame": lambda: (
+        (_dark_combination(), u.adu, plane(), "a master"),
+        {"data": array(), "uncertainty": array()}),
+    "master_frame.robust_statistics": lambda: ((array(),), {}),
     "master_options.describe_combine": lambda: ((CombineOptions(),), {}),
     "master_options.noise_model_options": lambda: ((CombineOptions(), [2.0] * 3, [5.0] * 3), {}),
     "dark_interpolation.interpolate_dark": lambda: (

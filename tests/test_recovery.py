@@ -19,7 +19,8 @@ from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Master
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.masters import run_build
-from nightlog.reduction.masters import CombineOptions, make_master_bias
+from nightlog.reduction.master_options import CombineOptions
+from nightlog.reduction.masters import make_master_bias
 from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.simulate import load_truth, simulate_night

@@ -17,13 +17,8 @@ from hypothesis import strategies as st
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction.cosmics import CosmicRaySettings
 from nightlog.reduction.mask import MaskBit
-from nightlog.reduction.science import (
-    OverscanParameters,
-    ReducedFrame,
-    ScienceParameters,
-    StepRecord,
-    reduce_science,
-)
+from nightlog.reduction.science import OverscanParameters, ScienceParameters, reduce_science
+from nightlog.reduction.science_record import ReducedFrame, StepRecord
 
 GAIN = 2.0  # e-/ADU
 READ_NOISE = 11.0  # e-

@@ -14,7 +14,8 @@ picklable job: files in, one file out), recorded in one transaction.
 
 - :mod:`~nightlog.coordinator.ingest` (and :mod:`.discovery`): raw files become frames;
 - :mod:`~nightlog.coordinator.masters` over :mod:`.master_plan` and
-  :mod:`.master_job`: due groups become master calibrations;
+  :mod:`.master_job` (with :mod:`.master_measurements`, what a build measures on its
+  frames): due groups become master calibrations;
 - :mod:`~nightlog.coordinator.reduce` over :mod:`.reduce_plan`, :mod:`.reduce_job`,
   :mod:`.reduce_record` and :mod:`.reduce_dispatch`: science frames become products
   with provenance;

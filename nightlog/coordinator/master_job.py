@@ -4,8 +4,9 @@ The shape of :mod:`~nightlog.coordinator.reduce_job`: the coordinating process
 decides everything that needs the catalogue (the group's frames, the masters to
 calibrate them with, version, path, header keywords) and puts it in a small
 picklable :class:`MasterJob`; the worker reads the frames, applies the input
-checks that need pixels, combines, characterises the detector, writes the master
-under a temporary name and renames it, and returns the facts of the file
+checks that need pixels, combines, characterises the detector (the measurements
+are :mod:`~nightlog.coordinator.master_measurements`), writes the master under a
+temporary name and renames it, and returns the facts of the file
 (:class:`BuiltMaster`), or why it made none (:class:`MasterRefused`). No
 SQLAlchemy is imported on this path and no catalogue session is open while the
 pixels are combined.
@@ -13,7 +14,6 @@ pixels are combined.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import socket
@@ -26,39 +26,34 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from nightlog.calibration.input_checks import (
-    CalibrationInput,
-    RegionStats,
-    check_levels,
-    data_box,
-    overscan_columns,
-    robust_level,
-)
+from nightlog.calibration.input_checks import CalibrationInput, check_levels
 from nightlog.calibration.policy import InputChecks
 from nightlog.coordinator.amplifier_frames import frame_loader
-from nightlog.coordinator.amplifier_numbers import characterise_amplifiers, first_amplifier
+from nightlog.coordinator.master_measurements import (
+    characterise_frames,
+    level_uncertainty,
+    pair_read_noise,
+    region_stats,
+)
 from nightlog.coordinator.night_stability import NightAgreement, night_agreement
 from nightlog.coordinator.provenance import master_entries, parameters_digest
 from nightlog.coordinator.reduce_job import jsonable
-from nightlog.errors import ArchiveFileExists, NightlogError
+from nightlog.errors import ArchiveFileExists
 from nightlog.process_memory import peak_memory, reset_peak_memory
-from nightlog.reduction.characterise import gain_from_flats, read_noise_from_biases
 from nightlog.reduction.interchange import dark_as_exposure, state_detector, time_cards
-from nightlog.reduction.master_options import configured_options, describe_combine
-from nightlog.reduction.masters import (
+from nightlog.reduction.master_frame import MasterResult
+from nightlog.reduction.master_options import (
     CombineOptions,
-    MasterResult,
-    make_master_bias,
-    make_master_dark,
-    make_master_flat,
+    configured_options,
+    describe_combine,
 )
-from nightlog.reduction.photon_transfer import gain_from_photon_transfer
+from nightlog.reduction.masters import make_master_bias, make_master_dark, make_master_flat
 from nightlog.reduction.preparation import Preparation
 from nightlog.reduction.products import to_hdulist
 from nightlog.reduction.window import crop_to_window
 from nightlog.sections import Section
 from nightlog.settings_sections import CombineSettings
-from nightlog.store.images import read_image, read_region, write_hdulist
+from nightlog.store.images import write_hdulist
 from nightlog.store.layout import name_beside
 from nightlog.store.products import read_product
 
@@ -177,172 +172,6 @@ class MasterRefused:
     rejected: tuple[tuple[int, str], ...]
 
 
-def _region_stats(job: MasterJob, bias_level: float | None
-                  ) -> tuple[list[CalibrationInput], dict[int, RegionStats],
-                             list[tuple[int, str]]]:
-    """Level and noise of each bias or flat's central region (and a flat's bias level)."""
-    readable: list[CalibrationInput] = []
-    stats: dict[int, RegionStats] = {}
-    rejected: list[tuple[int, str]] = []
-    for item in job.inputs:
-        if job.kind not in ("bias", "flat"):
-            readable.append(item)
-            continue
-        # A multi-amplifier frame is checked on its first amplifier's raw pixels.
-        frame = first_amplifier(item)
-        try:
-            level, noise = robust_level(read_region(frame.path, frame.hdu, data_box(frame)))
-        except NightlogError as exc:
-            rejected.append((frame.id, f"unreadable: {exc}"))
-            continue
-        pedestal = 0.0
-        if job.kind == "flat":
-            # An amplifier's own overscan is subtracted when it is assembled.
-            region = (None if job.prepare.overscan is None and item.amplifiers is None
-                      else overscan_columns(frame, job.prepare.skip_columns))
-            try:
-                if region is not None:
-                    pedestal += robust_level(read_region(frame.path, frame.hdu, region))[0]
-            except NightlogError as exc:
-                rejected.append((frame.id, f"unreadable overscan: {exc}"))
-                continue
-            if item.amplifiers is None:  # an assembled master bias is overscan-free
-                pedestal += float(bias_level) if bias_level is not None else 0.0
-        stats[frame.id] = RegionStats(level, noise, pedestal)
-        # Checked against the saturation of the amplifier measured.
-        readable.append(dataclasses.replace(item, saturation=frame.saturation))
-    return readable, stats, rejected
-
-
-def _characterise(kind: str, frames: Sequence[CalibrationInput], prepare: Preparation,
-                  bias: Any, bias_ref: MasterRef | None = None,
-                  region: Section | None = None,
-                  bias_read_noise_adu: float | None = None) -> dict[str, Any]:
-    """Read noise from the first two biases; gain from the first two flats (with the
-    frames' read noise, else the median of the master bias's read-noise map) and, by
-    photon transfer, from every usable pair of the flats (:func:`_photon_transfer`)."""
-    if len(frames) < 2:
-        return {}
-    if frames[0].amplifiers is not None:
-        return characterise_amplifiers(kind, frames, bias)
-    gain = frames[0].gain
-    # One overscan level per frame: it takes the bias level away without adding the
-    # row-to-row noise of a per-row estimate to the differences measured here.
-    prepare = prepare.one_level()
-    out: dict[str, Any] = {}
-    try:
-        a = prepare(read_image(frames[0].path, frames[0].hdu))
-        b = prepare(read_image(frames[1].path, frames[1].hdu))
-        n = _pair_pixels(a, b)
-        if kind == "bias":
-            rn = read_noise_from_biases(a, b, clip_sigma=5.0, gain=gain)
-            # The standard error of a standard deviation from n values: σ / √(2(n - 1)).
-            err = rn.adu / np.sqrt(2.0 * (n - 1)) if n > 1 else None
-            return {"read_noise_adu": rn.adu, "read_noise_e": rn.electrons,
-                    "read_noise_adu_err": err,
-                    "read_noise_e_err": None if err is None or gain is None else err * gain}
-        if kind == "flat" and bias is not None:
-            read_noise_adu = ((frames[0].read_noise or 0.0) / (gain or 1.0)
-                              if frames[0].read_noise else bias_read_noise_adu)
-            g = gain_from_flats(a, b, master_bias=bias, read_noise_adu=read_noise_adu)
-            # G ∝ 1 / var(Δ); a variance from n values has relative error √(2/(n - 1))
-            # (the read-noise share of var(Δ), small for flats, is neglected).
-            out["gain_from_flats"] = g
-            out["gain_err"] = g * np.sqrt(2.0 / (n - 1)) if n > 1 else None
-    except NightlogError as exc:
-        out["characterisation_error"] = str(exc)
-    if kind == "flat" and bias is not None:
-        out.update(_photon_transfer(frames, prepare, bias, bias_ref, region))
-    return out
-
-
-def _photon_transfer(frames: Sequence[CalibrationInput], prepare: Preparation, bias: Any,
-                     bias_ref: MasterRef | None, region: Section | None) -> dict[str, Any]:
-    """The gain by photon transfer over all the flats (``gain_ptc`` and its error,
-    pairs used and rejected), or why there is none (``gain_ptc_error``).
-
-    The read noise subtracted is the master bias's own (a pair of its biases, ADU:
-    no gain needed), else the header's divided by the header's gain. The whole
-    trimmed frame is measured: every static pattern (vignetting, the pixel
-    response) cancels in the scaled differences, and the error of a variance
-    falls as one over the root of the pixel count (the flat scale region, a
-    quarter of the frame, left the simulated night's gain 1 % out).
-    """
-    rn_adu = bias_ref.read_noise_adu if bias_ref is not None else None
-    source = "master bias"
-    if not (isinstance(rn_adu, int | float) and rn_adu > 0):
-        first = frames[0]
-        if not (first.read_noise and first.gain):
-            return {"gain_ptc_error": "no read noise in ADU: neither the master bias nor "
-                                      "the header gives one"}
-        rn_adu, source = first.read_noise / first.gain, "header"
-    n_bias = bias_ref.n_frames if bias_ref is not None and bias_ref.n_frames else None
-    bias_noise = rn_adu / (n_bias ** 0.5) if n_bias else 0.0
-    try:
-        flats = [_float32(prepare(read_image(f.path, f.hdu))) for f in frames]
-        ptc = gain_from_photon_transfer(flats, master_bias=bias, read_noise_adu=rn_adu,
-                                        master_bias_noise_adu=bias_noise, region=region)
-    except NightlogError as exc:
-        return {"gain_ptc_error": str(exc)}
-    return {**ptc.stats(), "gain_ptc_read_noise": source}
-
-
-def _float32(ccd: Any) -> Any:
-    """The frame's data as float32 with masked pixels NaN (half the memory of float64)."""
-    data = np.array(ccd.data, dtype=np.float32)
-    if ccd.mask is not None:
-        data[np.asarray(ccd.mask, dtype=bool)] = np.nan
-    return data
-
-
-def _pair_pixels(a: Any, b: Any) -> int:
-    """Pixels valid in both frames of a pair (finite, unmasked)."""
-    good = np.isfinite(np.asarray(a.data, dtype=float)) & np.isfinite(
-        np.asarray(b.data, dtype=float))
-    for frame in (a, b):
-        if getattr(frame, "mask", None) is not None:
-            good &= ~np.asarray(frame.mask, dtype=bool)
-    return int(np.count_nonzero(good))
-
-
-def level_uncertainty(kind: str, frame_levels: Sequence[float], scales: Sequence[float]
-                      ) -> float | None:
-    """Standard error of a master's level from its frames: ``std / √n`` of the frames'
-    levels in the master's units (a bias's median; a dark's median times its scale,
-    1/exposure for a rate; a flat's level, the inverse of its scale); ``None`` with
-    fewer than two frames."""
-    if kind == "flat":
-        per_frame = [1.0 / s for s in scales if s]
-    else:
-        per_frame = [lv * s for lv, s in zip(frame_levels, scales, strict=False)]
-    values = np.array([v for v in per_frame if np.isfinite(v)], dtype=float)
-    if values.size < 2:
-        return None
-    return float(np.std(values, ddof=1) / np.sqrt(values.size))
-
-
-def _pair_read_noise(job: MasterJob, accepted: Sequence[CalibrationInput], *,
-                     as_combined: bool) -> float | None:
-    """The read noise (ADU) of the first pair of biases, ``None`` for other kinds.
-
-    ``as_combined``: of the frames as they are combined (per-row overscan
-    included, whose estimate adds its own noise to every row), the spread the
-    clip must allow; else with one overscan level per frame, the noise of a
-    pixel, which the master's uncertainty states over √N (a MAD of five values
-    per pixel left the master 22 % noisier than read noise / √N on a simulated
-    LFC night, and the spread of five values states it to a third).
-    """
-    if job.kind != "bias" or len(accepted) < 2 or accepted[0].amplifiers is not None:
-        return None
-    prepare = job.prepare if as_combined else job.prepare.one_level()
-    try:
-        a = prepare(read_image(accepted[0].path, accepted[0].hdu))
-        b = prepare(read_image(accepted[1].path, accepted[1].hdu))
-        return float(read_noise_from_biases(a, b, clip_sigma=5.0).adu)
-    except NightlogError:
-        return None  # the MAD clip then; the characterisation says why
-
-
 def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any
              ) -> tuple[MasterResult, CombineOptions, str | None]:
     inputs = [frame_loader(f.path, f.hdu, f.amplifiers) for f in accepted]
@@ -353,13 +182,13 @@ def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, da
         hsigma=c.hsigma, max_iters=c.max_iters, nkeep=c.nkeep, frame_scales=c.frame_scales,
         gains=[f.gain for f in accepted], read_noises=[f.read_noise for f in accepted],
         read_noise_adu=(None if all(f.read_noise for f in accepted)
-                        else _pair_read_noise(job, accepted, as_combined=True)))
+                        else pair_read_noise(job, accepted, as_combined=True)))
     times = [f.exptime or 0.0 for f in accepted]
     if job.kind == "bias":
         return make_master_bias(inputs, prepare=job.prepare, options=options,
                                 noise_map=job.read_noise_map, noisy_factor=job.noisy_factor,
                                 quantisation_step=job.quantisation_step,
-                                read_noise_adu=_pair_read_noise(job, accepted, as_combined=False)
+                                read_noise_adu=pair_read_noise(job, accepted, as_combined=False)
                                 ), options, note
     if job.kind == "dark":
         return make_master_dark(inputs, times, bias=bias, prepare=job.prepare,
@@ -419,7 +248,7 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     reset_peak_memory()  # this build's own peak, not the worker's last job's
     by_role = {m.role: m for m in job.masters}
     bias_ref = by_role.get("bias")
-    readable, stats, unreadable = _region_stats(
+    readable, stats, unreadable = region_stats(
         job, None if bias_ref is None else bias_ref.level)
     accepted, by_level = check_levels(job.kind, readable, stats, job.checks,
                                       saturation=job.saturation)
@@ -514,7 +343,7 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
                                        if job.darks_scale and figures["level_err"] is not None
                                        else None)
     noise_map = stored["bias"].read_noise if "bias" in stored else None
-    figures.update(_characterise(
+    figures.update(characterise_frames(
         job.kind, accepted, job.prepare, loaded.get("bias"), by_role.get("bias"),
         bias_read_noise_adu=(float(np.nanmedian(noise_map)) if noise_map is not None
                              else None)))

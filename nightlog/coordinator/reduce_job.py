@@ -40,7 +40,8 @@ from nightlog.header.pointing import airmass_of, pixel_scale_of
 from nightlog.process_memory import peak_memory, reset_peak_memory
 from nightlog.reduction.products import ProvenanceEntry, to_hdulist
 from nightlog.reduction.quality import QualityOptions, measure_quality
-from nightlog.reduction.science import ReducedFrame, ScienceParameters, reduce_science
+from nightlog.reduction.science import ScienceParameters, reduce_science
+from nightlog.reduction.science_record import ReducedFrame
 from nightlog.reduction.sky_illumination import illuminate_reduced
 from nightlog.reduction.window import crop_to_window
 from nightlog.store.images import read_image, write_hdulist

@@ -11,6 +11,12 @@ where a file goes. The steps follow the usual order of a CCD reduction:
     cut the frame down to its data section.
 ``calibrate``
     subtract bias and dark, divide by the flat, propagating uncertainty and mask.
+``masters``
+    combine bias, dark and flat frames into masters (how: ``master_options``; the
+    master's frame, bit plane and statistics: ``master_frame``).
+``science``
+    reduce one science frame with the night's masters (its parameters:
+    ``science_parameters``; the frame and step records it returns: ``science_record``).
 ``uncertainty``
     build the per-pixel standard deviation from read and Poisson noise.
 ``mask``

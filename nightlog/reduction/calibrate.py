@@ -26,17 +26,24 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from astropy import units as u
-from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
+from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction._propagation import (
+    Float32Array,
+    add_variance,
+    master_variance,
+    or_flags,
+    or_masks,
+    std_in_place,
+    variance_of,
+)
 from nightlog.reduction.bias_share import bias_share_factor
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 
 __all__ = ["flat_correct", "subtract_bias", "subtract_dark"]
-
-Float32Array = npt.NDArray[np.float32]
 
 
 def _check_pair(ccd: CCDData, master: CCDData, what: str) -> None:
@@ -58,77 +65,6 @@ def _unit_factor(source: u.UnitBase, target: u.UnitBase, what: str) -> float:
         return float(u.Unit(source).to(u.Unit(target)))
     except u.UnitConversionError as err:
         raise ReductionError(f"{what}: unit {source} cannot be converted to {target}") from err
-
-
-def _variance(ccd: CCDData) -> Float32Array | None:
-    """Variance of ``ccd`` in its data units, a new float32 array the caller owns,
-    or None when it has no uncertainty."""
-    unc = ccd.uncertainty
-    if unc is None:
-        return None
-    if isinstance(unc, StdDevUncertainty):
-        return np.square(np.asarray(unc.array), dtype=np.float32)
-    if isinstance(unc, VarianceUncertainty):
-        return np.array(unc.array, dtype=np.float32, copy=True)
-    try:
-        var = unc.represent_as(VarianceUncertainty).array
-    except TypeError as err:
-        raise ReductionError(
-            f"cannot propagate a {type(unc).__name__}"
-        ) from err
-    return np.array(var, dtype=np.float32, copy=True)
-
-
-def _master_variance(master: CCDData) -> Float32Array | None:
-    """Variance of a master, float32; may share memory with it (never written to)."""
-    unc = master.uncertainty
-    if isinstance(unc, VarianceUncertainty):
-        return np.asarray(unc.array, dtype=np.float32)
-    return _variance(master)
-
-
-def _sum_variance(own: Float32Array | None, other: Float32Array | None,
-                  other_scale: float) -> Float32Array | None:
-    """``own + other_scale² × other``, in place on ``own`` (an array the caller owns)."""
-    if own is None and other is None:
-        return None
-    scale2 = np.float32(other_scale * other_scale)
-    if own is None:
-        return np.multiply(other, scale2, dtype=np.float32)
-    if other is None:
-        return own
-    if scale2 == 1:
-        own += other
-    else:
-        own += other * scale2
-    return own
-
-
-def _or_masks(a: Any, b: Any) -> npt.NDArray[np.bool_] | None:
-    """Logical OR of two boolean masks (either may be None), a new array."""
-    if a is None and b is None:
-        return None
-    if a is None or b is None:
-        return np.array(a if b is None else b, dtype=bool, copy=True)
-    return np.logical_or(np.asarray(a, dtype=np.bool_), np.asarray(b, dtype=np.bool_))
-
-
-def _or_flags(a: Any, b: Any) -> npt.NDArray[np.uint16] | None:
-    """Bitwise OR of two bit planes (``ccd.flags``), a new array; non-integer flags
-    are ignored."""
-    planes = [np.asarray(f) for f in (a, b)
-              if isinstance(f, np.ndarray) and f.dtype.kind in "ui"]
-    if not planes:
-        return None
-    out = planes[0].astype(MASK_DTYPE, copy=True)
-    for plane in planes[1:]:
-        np.bitwise_or(out, plane, out=out, casting="unsafe")
-    return out
-
-
-def _std(var: Float32Array | None) -> Float32Array | None:
-    """Standard deviation, in place on ``var`` (an array the caller owns)."""
-    return None if var is None else np.sqrt(var, out=var)
 
 
 def _minus_scaled(data: Any, master: Any, factor: float) -> Float32Array:
@@ -193,13 +129,13 @@ def subtract_bias(ccd: CCDData, master: CCDData, *, check_overscan: bool = True)
             )
     factor = _unit_factor(master.unit, ccd.unit, "subtract_bias")
     data = _minus_scaled(ccd.data, master.data, factor)
-    var = _sum_variance(_variance(ccd), _master_variance(master), factor)
+    var = add_variance(variance_of(ccd), master_variance(master), factor)
     header = header_of(ccd)
     set_card(header, "ZEROCOR", "master bias subtracted")
     add_history(header, "Master bias subtracted")
-    return new_frame(ccd, data, header, uncertainty=_std(var),
-                     mask=_or_masks(ccd.mask, master.mask),
-                     flags=_or_flags(ccd.flags, master.flags))
+    return new_frame(ccd, data, header, uncertainty=std_in_place(var),
+                     mask=or_masks(ccd.mask, master.mask),
+                     flags=or_flags(ccd.flags, master.flags))
 
 
 def _seconds(value: float | u.Quantity, what: str) -> float:
@@ -306,7 +242,7 @@ def subtract_dark(
             factor = unit_factor * data_s / dark_s
             how = f"x {data_s:.6g}/{dark_s:.6g} s"
     data = _minus_scaled(ccd.data, dark.data, factor)
-    var = _sum_variance(_variance(ccd), _master_variance(dark), factor)
+    var = add_variance(variance_of(ccd), master_variance(dark), factor)
     header = header_of(ccd)
     set_card(header, "DARKCOR", f"master dark subtracted, {how}")
     add_history(header, f"Master dark subtracted ({how}, factor {factor:.6g})")
@@ -318,9 +254,9 @@ def subtract_dark(
                          np.float32(0.0))
         add_history(header, "The dark shares the master bias: its variance x "
                             f"{left:.3g}")
-    return new_frame(ccd, data, header, uncertainty=_std(var),
-                     mask=_or_masks(ccd.mask, dark.mask),
-                     flags=_or_flags(ccd.flags, dark.flags))
+    return new_frame(ccd, data, header, uncertainty=std_in_place(var),
+                     mask=or_masks(ccd.mask, dark.mask),
+                     flags=or_flags(ccd.flags, dark.flags))
 
 
 def flat_correct(
@@ -394,7 +330,7 @@ def flat_correct(
     if any_unusable:
         safe[unusable] = 1.0
     data = np.divide(np.asarray(ccd.data), safe, dtype=np.float32)
-    var_c, var_f = _variance(ccd), _master_variance(flat)
+    var_c, var_f = variance_of(ccd), master_variance(flat)
     var: Float32Array | None = None
     if var_c is not None or var_f is not None:
         np.square(safe, out=safe)  # from here on, the flat squared
@@ -415,8 +351,8 @@ def flat_correct(
             var[unusable] = np.nan
     if any_unusable:
         data[unusable] = np.nan
-    mask = _or_masks(ccd.mask, flat.mask)
-    flags = _or_flags(ccd.flags, flat.flags)
+    mask = or_masks(ccd.mask, flat.mask)
+    flags = or_flags(ccd.flags, flat.flags)
     if any_unusable:
         mask = unusable if mask is None else mask | unusable
         if flags is not None:
@@ -424,4 +360,4 @@ def flat_correct(
     header = header_of(ccd)
     set_card(header, "FLATCOR", f"divided by flat normalised by {norm:.6g}")
     add_history(header, f"Flat-field corrected (norm {norm:.6g}, min_value {min_value})")
-    return new_frame(ccd, data, header, uncertainty=_std(var), mask=mask, flags=flags)
+    return new_frame(ccd, data, header, uncertainty=std_in_place(var), mask=mask, flags=flags)

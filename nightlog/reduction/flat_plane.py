@@ -141,7 +141,7 @@ def flat_uncertainty(result: CombineResult, method: Method, clip: ClipSpec | Non
     result : CombineResult
         The flat frames' combination (each frame scaled by ``1/level``).
     method, clip
-        How it was combined (:class:`~nightlog.reduction.masters.CombineOptions`).
+        How it was combined (:class:`~nightlog.reduction.master_options.CombineOptions`).
     bias : CCDData or None
         The master bias subtracted from every frame (ADU), its uncertainty counted.
     dark : CCDData or None

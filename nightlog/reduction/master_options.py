@@ -1,17 +1,44 @@
 """How the frames of a master are combined, given what is known of the detector.
 
-Pure: the combination options in, new options (or their description) out.
+:class:`CombineOptions` holds the combination; the functions here take options in
+and give new options (or their description) out.
+
+The default rejection is a median-centred clip with a robust (MAD) spread:
+calibration stacks are often small, and with five frames a 3-sigma clip on the
+standard deviation can never reject a single outlier (see
+:class:`~nightlog.reduction.rejection.ClipSpec`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from nightlog.reduction.masters import CombineOptions
-from nightlog.reduction.rejection import ClipSpec
+from nightlog.reduction.combine import DEFAULT_MEMORY_LIMIT
+from nightlog.reduction.rejection import ClipSpec, Method
 
-__all__ = ["configured_options", "describe_combine", "noise_model_options"]
+__all__ = ["CombineOptions", "configured_options", "describe_combine", "noise_model_options"]
+
+
+# One pass: iterating a MAD on the four or so values left in a small stack keeps
+# cutting good values (about 9% of them for five frames, against 7% in one pass).
+_ROBUST_CLIP = ClipSpec(low=3.0, high=3.0, spread="mad", centre="median", max_iters=1)
+
+
+@dataclass(frozen=True)
+class CombineOptions:
+    """How the frames of a master are combined
+    (see :func:`~nightlog.reduction.combine.combine`)."""
+
+    method: Method = "average"
+    clip: ClipSpec | None = _ROBUST_CLIP
+    nlow: int = 0
+    nhigh: int = 0
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
+    scratch_dir: str | os.PathLike[str] | None = None
+    threads: int = 1
 
 
 #: A bias's clip, in sigma. Its outliers (cosmic rays, telegraph jumps) lie tens of

@@ -2,48 +2,45 @@
 
 Each builder reads its frames once through :func:`~nightlog.reduction.combine.combine`
 (so any stack size works within the memory limit), applies the earlier
-calibrations on the way in, and returns a :class:`MasterResult`: a new CCDData
-(float32 data, :class:`~astropy.nddata.StdDevUncertainty`, the boolean mask
-and, as ``flags``, the ``uint16`` :class:`~nightlog.reduction.mask.MaskBit`
-plane that :func:`~nightlog.reduction.products.to_hdulist` stores) plus the statistics a
-calibration database records.
-
-The default rejection is a median-centred clip with a robust (MAD) spread:
-calibration stacks are often small, and with five frames a 3-sigma clip on the
-standard deviation can never reject a single outlier (see
-:class:`~nightlog.reduction.rejection.ClipSpec`).
+calibrations on the way in, and returns a
+:class:`~nightlog.reduction.master_frame.MasterResult`: the master's frame, bit plane
+and statistics. How the frames are combined is a
+:class:`~nightlog.reduction.master_options.CombineOptions`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from astropy import units as u
-from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.nddata import CCDData
 
 from nightlog.errors import CombineError
 from nightlog.reduction.bias_share import bias_error_size, bias_share
 from nightlog.reduction.calibrate import subtract_bias, subtract_dark
-from nightlog.reduction.characterise import FrameStatistics
-from nightlog.reduction.combine import DEFAULT_MEMORY_LIMIT, CombineResult, combine
+from nightlog.reduction.combine import CombineResult, combine
 from nightlog.reduction.dark_plane import calibrated_dark_uncertainty
 from nightlog.reduction.flat_plane import flat_uncertainty
 from nightlog.reduction.flat_response import dark_region
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit, hot_pixels_from_dark
+from nightlog.reduction.master_frame import (
+    MasterResult,
+    combined_unit,
+    master_frame,
+    no_data_flags,
+    robust_statistics,
+)
+from nightlog.reduction.master_options import CombineOptions
 from nightlog.reduction.read_noise_map import noisy_pixels, read_noise_map
-from nightlog.reduction.rejection import ClipSpec, Method
+from nightlog.reduction.rejection import Method
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level, resolve_region
 from nightlog.reduction.stack import FrameInput, Prepare
-from nightlog.reduction.step_summary import sampled_frame_statistics, summary_sample
+from nightlog.reduction.step_summary import sampled_frame_statistics
 
 __all__ = [
     "DEFAULT_FLAT_MIN",
-    "CombineOptions",
-    "MasterResult",
     "make_master_bias",
     "make_master_dark",
     "make_master_flat",
@@ -52,77 +49,6 @@ __all__ = [
 #: Normalised flat values below this are not trusted: set to 1 and flagged DEAD (a
 #: pixel) or UNILLUMINATED (a region: the vignetted edge of the field).
 DEFAULT_FLAT_MIN = 0.1
-# One pass: iterating a MAD on the four or so values left in a small stack keeps
-# cutting good values (about 9% of them for five frames, against 7% in one pass).
-_ROBUST_CLIP = ClipSpec(low=3.0, high=3.0, spread="mad", centre="median", max_iters=1)
-
-
-@dataclass(frozen=True)
-class CombineOptions:
-    """How the frames of a master are combined (see :func:`combine`)."""
-
-    method: Method = "average"
-    clip: ClipSpec | None = _ROBUST_CLIP
-    nlow: int = 0
-    nhigh: int = 0
-    memory_limit: int = DEFAULT_MEMORY_LIMIT
-    scratch_dir: str | os.PathLike[str] | None = None
-    threads: int = 1
-
-
-@dataclass(frozen=True)
-class MasterResult:
-    """A master frame and its statistics.
-
-    Attributes
-    ----------
-    ccd : CCDData
-        The master: data, uncertainty, boolean mask and the ``uint16`` MaskBit
-        plane as ``flags`` (NO_DATA, HOT, DEAD, UNILLUMINATED).
-    n_frames : int
-        Frames combined.
-    level : float
-        Bias: median level (ADU). Dark: median rate (ADU/s, or ADU for a
-        fixed-exposure dark). Flat: median of the frames' levels before
-        normalisation (ADU).
-    noise : float
-        Robust standard deviation (1.4826 MAD) of the master, in its unit.
-    frame_stats : list of FrameStatistics
-        Statistics of each prepared input frame (before scaling).
-    scales : list of float
-        Factor applied to each frame before combining.
-    hot_pixels : int
-        Dark only: pixels flagged HOT.
-    low_pixels : int
-        Flat only: pixels below the threshold, set to 1 and flagged DEAD (or
-        UNILLUMINATED, where the whole neighbourhood is below it).
-    read_noise_map : ndarray of float32 or None
-        Bias only, when asked: each pixel's read noise (ADU), see
-        :func:`~nightlog.reduction.read_noise_map.read_noise_map`.
-    noisy_pixels : int
-        Bias with a map: pixels flagged NOISY.
-    bias_share : (float, float) or None
-        Dark made with a master bias that has an uncertainty: the mean over its
-        valid pixels of ``s``, how much the master falls per unit of the bias's
-        error at each pixel (through the combination's rejection), and the mean
-        of ``s²`` (s⁻¹ and s⁻² for a rate); the master's uncertainty then holds
-        each pixel's ``s²σ_b²`` (see :mod:`~nightlog.reduction.bias_share`).
-        ``None`` otherwise.
-    """
-
-    ccd: CCDData
-    n_frames: int
-    level: float
-    noise: float
-    frame_stats: list[FrameStatistics] = field(default_factory=list)
-    scales: list[float] = field(default_factory=list)
-    hot_pixels: int = 0
-    low_pixels: int = 0
-    read_noise_map: npt.NDArray[np.float32] | None = None
-    noisy_pixels: int = 0
-    bias_share: tuple[float, float] | None = None
-
-
 def _chain(*steps: Prepare | None) -> Prepare | None:
     present = [s for s in steps if s is not None]
     if not present:
@@ -145,40 +71,6 @@ def _run(frames: Sequence[FrameInput], options: CombineOptions, prepare: Prepare
                    scale=scale, scale_region=scale_region, prepare=prepare,
                    memory_limit=o.memory_limit, scratch_dir=o.scratch_dir, threads=o.threads,
                    frame_stat=sampled_frame_statistics, offset_response=offset_response)
-
-
-def _robust(values: npt.NDArray[np.float32]) -> tuple[float, float]:
-    """Median and 1.4826 MAD of a master, on the history's subsample (provenance)."""
-    finite = np.asarray(summary_sample(values), dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        raise CombineError("the master has no valid pixel")
-    median = float(np.median(finite))
-    return median, 1.482602218505602 * float(np.median(np.abs(finite - median)))
-
-
-def _input_unit(result: CombineResult) -> u.UnitBase:
-    """The unit of the combined frames: electrons for frames assembled from amplifiers
-    (``BUNIT = 'electron'``), else ADU."""
-    return u.electron if str(result.header.get("BUNIT", "")).strip() == "electron" else u.adu
-
-
-def _master(result: CombineResult, unit: u.UnitBase, flags: npt.NDArray[np.uint16],
-            history: str, data: npt.NDArray[np.float32] | None = None,
-            uncertainty: npt.NDArray[np.float32] | None = None) -> CCDData:
-    header = result.header.copy()
-    header["HISTORY"] = history
-    return CCDData(result.data if data is None else data, unit=unit, mask=flags != 0,
-                   flags=flags,
-                   uncertainty=StdDevUncertainty(
-                       result.uncertainty if uncertainty is None else uncertainty),
-                   meta=header)
-
-
-def _flags(result: CombineResult) -> npt.NDArray[np.uint16]:
-    flags = np.zeros(result.data.shape, dtype=MASK_DTYPE)
-    flags[result.mask] |= MASK_DTYPE(MaskBit.NO_DATA)
-    return flags
 
 
 def _read_noise_uncertainty(result: CombineResult, method: Method, read_noise_adu: float
@@ -240,8 +132,8 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
     """
     options = options or CombineOptions()
     result = _run(frames, options, prepare)
-    level, noise = _robust(result.data)
-    flags = _flags(result)
+    level, noise = robust_statistics(result.data)
+    flags = no_data_flags(result)
     modelled = (_read_noise_uncertainty(result, options.method, read_noise_adu)
                 if read_noise_adu is not None and read_noise_adu > 0 and not noise_map
                 else None)
@@ -252,7 +144,7 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
         noisy = noisy_pixels(rn_map, factor=noisy_factor) & ~result.mask
         flags[noisy] |= MASK_DTYPE(MaskBit.NOISY)
         n_noisy = int(np.count_nonzero(noisy))
-    ccd = _master(result, _input_unit(result), flags, f"Master bias of {len(frames)} frames",
+    ccd = master_frame(result, combined_unit(result), flags, f"Master bias of {len(frames)} frames",
                   uncertainty=modelled)
     ccd.header["IMAGETYP"] = "MASTER BIAS"
     if rn_map is not None:
@@ -321,13 +213,13 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     options = options or CombineOptions()
     result = _run(frames, options, _chain(prepare, subtract), scale,
                   offset_response=None if bias is None else bias_error_size(bias))
-    flags = _flags(result)
+    flags = no_data_flags(result)
     hot = hot_pixels_from_dark(np.where(result.mask, np.nan, result.data), nsigma=hot_nsigma,
                                absolute=hot_threshold) & ~result.mask
     flags[hot] |= MASK_DTYPE(MaskBit.HOT)
-    level, noise = _robust(result.data)
-    unit = _input_unit(result) / u.s if scale_to_rate else _input_unit(result)
-    ccd = _master(result, unit, flags, f"Master dark of {len(frames)} frames, "
+    level, noise = robust_statistics(result.data)
+    unit = combined_unit(result) / u.s if scale_to_rate else combined_unit(result)
+    ccd = master_frame(result, unit, flags, f"Master dark of {len(frames)} frames, "
                   + ("rate per second" if scale_to_rate else f"{times[0]:g} s exposure"),
                   uncertainty=None if bias is None else calibrated_dark_uncertainty(
                       result, bias, options.method, options.clip))
@@ -452,7 +344,7 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     data = (result.data / np.float32(norm)).astype(np.float32)
     unc = flat_uncertainty(result, options.method, options.clip, bias=bias, dark=dark,
                            exptimes=exptimes) / np.float32(norm)
-    flags = _flags(result)
+    flags = no_data_flags(result)
     with np.errstate(invalid="ignore"):
         low = ~(data >= min_value) & ~result.mask
     # Below the limit with many neighbours is the field's dark edge (vignetted, not
@@ -463,8 +355,8 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     reset = low | result.mask
     data[reset] = 1.0
     unc[reset] = 0.0
-    _, noise = _robust(data[~reset])
-    ccd = _master(result, u.dimensionless_unscaled, flags,
+    _, noise = robust_statistics(data[~reset])
+    ccd = master_frame(result, u.dimensionless_unscaled, flags,
                   f"Master flat of {len(frames)} frames, normalised by the {scale_stat} "
                   f"of the region", data=data, uncertainty=unc)
     ccd.header["IMAGETYP"] = "MASTER FLAT"

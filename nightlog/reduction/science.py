@@ -38,9 +38,8 @@ acceptable. Every applied step writes its FITS keyword (``OVERSCAN``, ``TRIM``,
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -50,7 +49,6 @@ from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.bad_pixels import (
-    BitPlane,
     MasterPlane,
     bad_pixel_plane,
     count_bits,
@@ -62,6 +60,7 @@ from nightlog.reduction.mask import MASK_DTYPE, MaskBit, mask_saturated
 from nightlog.reduction.overscan import subtract_overscan
 from nightlog.reduction.science_dark import dark_parameters, master_dark_for, subtract_master_dark
 from nightlog.reduction.science_parameters import OverscanParameters, ScienceParameters
+from nightlog.reduction.science_record import ReducedFrame, StepRecorder
 from nightlog.reduction.step_summary import summary_median
 from nightlog.reduction.trim import trim_image
 from nightlog.reduction.uncertainty import create_uncertainty
@@ -69,79 +68,9 @@ from nightlog.reduction.window import crop_to_window
 
 __all__ = [
     "OverscanParameters",
-    "ReducedFrame",
     "ScienceParameters",
-    "StepRecord",
     "reduce_science",
 ]
-
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """What one step did, for provenance.
-
-    Attributes
-    ----------
-    name : str
-        ``saturation``, ``overscan``, ``trim``, ``bias``, ``uncertainty``, ``dark``,
-        ``flat``, ``bad_pixels`` or ``cosmic_rays``.
-    applied : bool
-        ``False`` when the step was skipped (switched off or no master).
-    parameters : mapping
-        The settings the step ran with.
-    summary : mapping
-        Numbers describing the outcome (levels in ADU, pixel counts, ...), or the
-        reason for a skip.
-    seconds : float
-        Wall-clock time the step took.
-    """
-
-    name: str
-    applied: bool
-    parameters: Mapping[str, Any]
-    summary: Mapping[str, Any]
-    seconds: float
-
-
-@dataclass(frozen=True)
-class ReducedFrame:
-    """The reduced frame, its bit mask, and the steps that made it.
-
-    Attributes
-    ----------
-    ccd : CCDData
-        float32 data in ADU, :class:`~astropy.nddata.StdDevUncertainty` (ADU),
-        boolean ``mask`` (any bit set) and ``flags`` (the bit plane).
-    bits : ndarray of uint16
-        :class:`~nightlog.reduction.mask.MaskBit` plane.
-    steps : tuple of StepRecord
-        In the order they ran.
-    """
-
-    ccd: CCDData
-    bits: BitPlane
-    steps: tuple[StepRecord, ...]
-
-
-class _StepRecorder:
-    """Times steps and collects their records (one reduction)."""
-
-    def __init__(self) -> None:
-        self.steps: list[StepRecord] = []
-        self.skipped: list[str] = []
-
-    def step(self, name: str, parameters: Mapping[str, Any],
-             action: Callable[[], tuple[CCDData, Mapping[str, Any]]]) -> CCDData:
-        start = time.perf_counter()
-        ccd, summary = action()
-        self.steps.append(StepRecord(name, True, dict(parameters), dict(summary),
-                                     time.perf_counter() - start))
-        return ccd
-
-    def skip(self, name: str, parameters: Mapping[str, Any], reason: str) -> None:
-        self.steps.append(StepRecord(name, False, dict(parameters), {"reason": reason}, 0.0))
-        self.skipped.append(f"{name}: {reason}")
 
 
 def _exposure(raw: CCDData, params: ScienceParameters) -> float:
@@ -218,7 +147,7 @@ def reduce_science(
     SectionError
         An overscan or trim section is malformed or off the image.
     """
-    recorder = _StepRecorder()
+    recorder = StepRecorder()
     crops = dict(crops or {})
     full_masters = {"bias": bias, "dark": dark, "flat": flat}
     bias, dark, flat = (crop_to_window(m, crops[role]) if m is not None and role in crops

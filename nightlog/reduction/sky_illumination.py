@@ -43,7 +43,7 @@ from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.illumination import fit_illumination
-from nightlog.reduction.science import ReducedFrame, StepRecord
+from nightlog.reduction.science_record import ReducedFrame, StepRecord
 from nightlog.sections import Section
 
 __all__ = ["SkyFlatOptions", "SkyIllumination", "apply_illumination", "illuminate_reduced",
