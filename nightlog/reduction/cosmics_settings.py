@@ -171,7 +171,7 @@ class CosmicRaySettings:
     scheduled: bool = True
     refine: bool = True
     seed_sigma: float = 4.5
-    grow_sigma: float = 3.0
+    grow_sigma: float = 2.5
     psf_contrast: float = 1.35
 
     def __post_init__(self) -> None:

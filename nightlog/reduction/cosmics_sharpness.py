@@ -26,14 +26,19 @@ Statistics of a candidate pixel ``p`` of value ``d`` (medians over the good pixe
 Moffat β = 3 of 3 px FWHM centred on a pixel (1.26 pixel-integrated; 1.05 at 3.5 px).
 A hit puts its charge in one to a few pixels, so ``m8`` and ``L2`` stay at the sky.
 
-* **drop** an L.A.Cosmic flag on a profile (rings measured without the other flagged
-  pixels) with ``q ≤ 0``: the star's shape explains it;
-* **seed** a pixel off any profile with ``q > seed_sigma · σ_q``;
+* **drop** an L.A.Cosmic flag that carries too little charge of its own: on a
+  profile (rings measured without the other flagged pixels) when
+  ``q ≤ grow_sigma · σ_q``, the star's shape explaining it; elsewhere when
+  ``e ≤ grow_sigma · σ_e``, or when no pixel of its connected group
+  passes ``seed_sigma`` (a noise peak: on the study's frames the flagged pixels of
+  real hits all had ``e > 3 σ_e``);
+* **seed** a pixel with ``q > seed_sigma · σ_q``; on a profile only with 1 σ more
+  and no bad pixel within 3 pixels (without the margin, three times the false flags
+  on stars);
 * **grow**, off any profile, into the 8 neighbours of flagged pixels with
   ``e > grow_sigma · σ_e`` (flagged pixels left out of ``L2``), until none joins.
 
-On a profile nothing is added: a star's curved core and wings pass an excess test,
-and the fine structure of real stars is not known well enough to go lower there.
+A star's curved core and wings pass an excess test, so nothing grows on a profile.
 Pixels within 3 of the frame's edge, bad pixels, and pixels whose 5 × 5 box holds
 two or more bad pixels (a saturated core, a bad column: no honest local level) keep
 L.A.Cosmic's verdict. Candidates are astroscrappy's flags, their neighbours, and
@@ -47,6 +52,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy import ndimage
 
 __all__ = ["clean_pixels", "refine_cosmic_rays"]
 
@@ -57,6 +63,7 @@ _INNER = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 1]
 _FIVE = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) <= 2]
 _CENTRE = _BOX.index((0, 0))
 _STRUCTURE_SIGMA = 2.0  # σ of m8 − L above which a profile counts as resolved
+_PROFILE_MARGIN = 1.0  # σ more for a seed on a star (at none, 3× the false flags there)
 _MAX_ROUNDS = 8  # growth rounds (a 12-pixel streak needs at most 6 from its middle)
 
 
@@ -105,26 +112,42 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         near = pixels[keep][:, None] + box[_FIVE][None, :]
         inside[keep] = (~bad.flat[pixels[keep]]) & (bad.flat[near].sum(axis=1) < 2)
         return inside
-    # Drop L.A.Cosmic's flags on a resolved profile whose excess the PSF explains.
+    # Drop L.A.Cosmic's flags that carry too little charge: on a resolved profile
+    # those whose excess the PSF explains (cores of stars); elsewhere those below the
+    # growth threshold over the local level, and whole groups with no pixel above
+    # the seed threshold (noise peaks).
     pixels = np.flatnonzero(out)
     pixels = pixels[usable(pixels)]
     if pixels.size:
-        profile = _flat_test(d, v, bad | out, pixels, box)[2]
-        q, _ = _psf_test(d, v, bad, pixels[profile], box, psf_contrast)
-        out.flat[pixels[profile][~(q > 0)]] = False
+        excess, sigma_e, profile = _flat_test(d, v, bad | out, pixels, box)
+        q, sigma_qp = _psf_test(d, v, bad, pixels[profile], box, psf_contrast)
+        drop = ~(excess > grow_sigma * sigma_e)
+        drop[profile] = ~(q > grow_sigma * sigma_qp)
+        groups, count = ndimage.label(out, np.ones((3, 3), dtype=bool))
+        strong = np.zeros(count + 1, dtype=bool)
+        strong[groups.flat[pixels[(profile & ~drop) | (excess > seed_sigma * sigma_e)]]] = True
+        # A group reaching where this pass does not look keeps its pixels.
+        unusable = np.flatnonzero(out)
+        unusable = unusable[~usable(unusable)]
+        strong[groups.flat[unusable]] = True
+        drop |= ~profile & ~strong[groups.flat[pixels]]
+        out.flat[pixels[drop]] = False
 
-    # Seeds, on a flat background only: an upper bound of the excess (the 3 × 3
-    # minimum for the neighbours' median) against the least noise around, then the
-    # PSF test, then the background's flatness.
+    # Seeds: an upper bound of the excess (the 3 × 3 minimum for the neighbours'
+    # median) against the least noise around, then the PSF test; on a resolved
+    # profile a seed needs a margin more and no bad pixel within 3 pixels.
     least = np.sqrt(_minimum3(v))
     least *= np.float32(seed_sigma * (1 - 1e-3))
     pixels = np.flatnonzero((d - _minimum3(d) > least) & ~out)
     pixels = pixels[usable(pixels)]
     if pixels.size:
         q, sigma_q = _psf_test(d, v, bad, pixels, box, psf_contrast)
-        pixels = pixels[q > seed_sigma * sigma_q]
+        keep = q > seed_sigma * sigma_q
+        pixels, q, sigma_q = pixels[keep], q[keep], sigma_q[keep]
         profile = _flat_test(d, v, bad | out, pixels, box)[2]
-        out.flat[pixels[~profile]] = True
+        clear = ~bad.flat[pixels[:, None] + box[None, :]].any(axis=1)
+        star_seed = clear & (q > (seed_sigma + _PROFILE_MARGIN) * sigma_q)
+        out.flat[pixels[~profile | star_seed]] = True
     # Growth, on a flat background only, into neighbours with charge of their own
     # (the flagged pixels left out of the level).
     tried = np.zeros(ny * nx, dtype=bool)
