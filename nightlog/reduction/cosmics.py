@@ -211,7 +211,7 @@ def detect_cosmic_rays(
                                      psf_contrast=settings.psf_contrast)
         dropped = crmask & ~refined
         cleaned[dropped] = work[dropped]
-        clean_pixels(cleaned, refined & ~crmask, refined | known_bad)
+        cleaned = clean_pixels(cleaned, refined & ~crmask, refined | known_bad)
         crmask = refined
     result = np.array(cleaned if settings.clean else data, dtype=np.float32)
     if settings.clean and not_finite.any():

@@ -154,6 +154,7 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     front = np.flatnonzero(out)
     for _ in range(_MAX_ROUNDS):
         near = np.unique((front[:, None] + box[_INNER][None, :]).ravel())
+        near = near[(near >= 0) & (near < ny * nx)]  # the rest: usable() checks
         near = near[~out.flat[near] & ~tried[near]]
         near = near[usable(near)]
         if not near.size:
@@ -167,21 +168,30 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     return out
 
 
-def clean_pixels(image: np.ndarray, pixels: np.ndarray, excluded: np.ndarray) -> None:
-    """Replace ``pixels`` of ``image`` (in place) by the mean of their 5 × 5 neighbours
-    not ``excluded``, as astroscrappy's ``meanmask`` cleaning does.
+def clean_pixels(image: np.ndarray, pixels: np.ndarray, excluded: np.ndarray
+                 ) -> np.ndarray:
+    """``image`` with ``pixels`` replaced by the mean of their 5 × 5 neighbours not
+    ``excluded``, as astroscrappy's ``meanmask`` cleaning does.
 
     Parameters
     ----------
-    image : ndarray of float32
-        Image to clean (ADU); changed at ``pixels`` only.
+    image : ndarray
+        Image to clean (ADU).
     pixels : ndarray of bool
         Pixels to replace; those within 2 pixels of the edge, or with no good
-        neighbour, are left as they are.
+        neighbour, keep their value.
     excluded : ndarray of bool
         Pixels never used (bad pixels, every flagged pixel).
+
+    Returns
+    -------
+    ndarray of float32
+        A new image (``image`` is untouched).
     """
-    ny, nx = image.shape
+    out = np.array(image, dtype=np.float32)
+    pixels = np.asarray(pixels, dtype=bool)
+    excluded = np.asarray(excluded, dtype=bool)
+    ny, nx = out.shape
     rows, cols = np.nonzero(pixels)
     keep = (rows >= 2) & (rows < ny - 2) & (cols >= 2) & (cols < nx - 2)
     rows, cols = rows[keep], cols[keep]
@@ -190,10 +200,11 @@ def clean_pixels(image: np.ndarray, pixels: np.ndarray, excluded: np.ndarray) ->
     for dy in range(-2, 3):
         for dx in range(-2, 3):
             good = ~excluded[rows + dy, cols + dx]
-            total += np.where(good, image[rows + dy, cols + dx], 0.0)
+            total += np.where(good, out[rows + dy, cols + dx], 0.0)
             count += good
     some = count > 0
-    image[rows[some], cols[some]] = (total[some] / count[some]).astype(image.dtype)
+    out[rows[some], cols[some]] = (total[some] / count[some]).astype(np.float32)
+    return out
 
 
 def _minimum3(values: np.ndarray) -> np.ndarray:
