@@ -140,6 +140,7 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     least *= np.float32(seed_sigma * (1 - 1e-3))
     pixels = np.flatnonzero((d - _minimum3(d) > least) & ~out)
     pixels = pixels[usable(pixels)]
+    pixels = pixels[_may_seed(d, v, bad, pixels, box, seed_sigma)]
     if pixels.size:
         q, sigma_q = _psf_test(d, v, bad, pixels, box, psf_contrast)
         keep = q > seed_sigma * sigma_q
@@ -250,6 +251,18 @@ def _psf_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.nda
     sigma_q = np.hypot(np.hypot(sigma, sigma_inner),
                        np.where(structure > 0, contrast * sigma_structure, 0.0))
     return q, sigma_q
+
+
+def _may_seed(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.ndarray,
+              box: np.ndarray, threshold: float) -> np.ndarray:
+    """Where :func:`_psf_test` can pass ``threshold``: ``q ≤ d − m8`` and ``σ_q`` is at
+    least its part without the structure's noise (float32 slack)."""
+    inner_index = pixels[:, None] + box[_INNER][None, :]
+    inner_out = excluded.flat[inner_index]
+    inner = _median(d.flat[inner_index], inner_out)
+    sigma = np.sqrt(_median(v.flat[inner_index], inner_out))
+    floor = np.hypot(sigma, sigma * _median_noise(inner_out))
+    return np.asarray(d.flat[pixels] - inner > threshold * floor * (1 - 1e-6))
 
 
 def _flat_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.ndarray,
