@@ -42,7 +42,8 @@ pixels flagged::
 Two iterations find all that four find in 57 % of the time; the full median is
 3× slower and less complete; the PSF-matched fine-structure image gained nothing.
 
-The second look (``CosmicRaySettings.refine``, on by default): after astroscrappy,
+The second look (``CosmicRaySettings.refine``, off by default: it takes the cores of
+undersampled stars, FWHM ≲ 2 px, for hits): after astroscrappy,
 :func:`nightlog.reduction.cosmics_sharpness.refine_cosmic_rays` tests the
 neighbourhoods of candidates with the propagated variance -- hits beside bad pixels
 and faint pixels of a hit added, star pixels the point-spread function explains and

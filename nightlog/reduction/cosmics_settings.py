@@ -138,7 +138,9 @@ class CosmicRaySettings:
         After L.A.Cosmic, a second look at the neighbourhoods of candidates
         (:mod:`nightlog.reduction.cosmics_sharpness`): hits beside bad pixels and
         faint pixels beside bright cores added, star pixels the point-spread
-        function explains dropped. ``False``: L.A.Cosmic's mask alone.
+        function explains dropped. Off by default: it assumes stars no sharper than
+        ``psf_contrast`` (3 px FWHM), and flags the cores of undersampled stars
+        (FWHM ≲ 2 px); turn it on for well-sampled cameras.
     seed_sigma : float
         Second look: threshold (σ of the propagated noise) of a new hit's pixel
         over its neighbours.
@@ -169,7 +171,7 @@ class CosmicRaySettings:
     clean: bool = True
     threads: int | None = None
     scheduled: bool = True
-    refine: bool = True
+    refine: bool = False
     seed_sigma: float = 4.5
     grow_sigma: float = 2.5
     psf_contrast: float = 1.35
