@@ -42,12 +42,11 @@ pixels flagged::
 Two iterations find all that four find in 57 % of the time; the full median is
 3× slower and less complete; the PSF-matched fine-structure image gained nothing.
 
-The second look (``CosmicRaySettings.refine``, off by default: it takes the cores of
-undersampled stars, FWHM ≲ 2 px, for hits): after astroscrappy,
+The second look (``CosmicRaySettings.refine``, on by default): after astroscrappy,
 :func:`nightlog.reduction.cosmics_sharpness.refine_cosmic_rays` tests the
 neighbourhoods of candidates with the propagated variance -- hits beside bad pixels
 and faint pixels of a hit added, star pixels the point-spread function explains and
-noise peaks dropped. On the frames above it takes completeness from 0.93 to 0.96 and
+noise peaks dropped. On the frames above it takes completeness from 0.93 to 0.955 and
 false flags from 6e-5 to 4e-5, for about 30 % more CPU time (``docs/reduction.md``,
 "The second look"). Added pixels are cleaned with the masked 5 × 5 mean, dropped
 ones get their data back.

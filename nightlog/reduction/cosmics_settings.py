@@ -138,9 +138,8 @@ class CosmicRaySettings:
         After L.A.Cosmic, a second look at the neighbourhoods of candidates
         (:mod:`nightlog.reduction.cosmics_sharpness`): hits beside bad pixels and
         faint pixels beside bright cores added, star pixels the point-spread
-        function explains dropped. Off by default: it assumes stars no sharper than
-        ``psf_contrast`` (3 px FWHM), and flags the cores of undersampled stars
-        (FWHM ≲ 2 px); turn it on for well-sampled cameras.
+        function explains dropped; a new hit must also be sharper than a 1.4 px
+        FWHM star. ``False``: L.A.Cosmic's mask alone.
     seed_sigma : float
         Second look: threshold (σ of the propagated noise) of a new hit's pixel
         over its neighbours.
@@ -171,7 +170,7 @@ class CosmicRaySettings:
     clean: bool = True
     threads: int | None = None
     scheduled: bool = True
-    refine: bool = False
+    refine: bool = True
     seed_sigma: float = 4.5
     grow_sigma: float = 2.5
     psf_contrast: float = 1.35
