@@ -7,7 +7,8 @@ pixels, cosmic rays of known footprint) and, on the same frames in one run, time
 * ``astroscrappy.detect_cosmics`` with its defaults (``niter=4``, ``sepmed``,
   ``meanmask``, ``fsmode='median'``), called with the bad pixels and the variance,
 * :func:`nightlog.reduction.cosmics.detect_cosmic_rays` with nightlog's defaults
-  (``niter=2``), and with astroscrappy's ``niter=4``,
+  (``niter=2``, the second look), without the second look (``refine=False``), and
+  with astroscrappy's ``niter=4``,
 
 and prints for each: wall and CPU seconds per frame (best of ``--repeats``), the ratio
 of astroscrappy's CPU time to nightlog's, completeness and false flags per million clean
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         ref_wall, ref_cpu, ref_flags = _timed(reference, args.repeats)
         measured = []
         for label, chosen in (("nightlog", settings),
+                              ("nightlog refine=False", replace(settings, refine=False)),
                               ("nightlog niter=4", replace(settings, niter=4))):
             wall, cpu, flags = _timed(partial(ours, chosen), args.repeats)
             with openmp_threads(args.threads):

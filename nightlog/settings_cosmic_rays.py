@@ -32,7 +32,8 @@ from nightlog.settings_keys import COSMIC_RAY_KEYS, SECTION_KEYS, refuse_unknown
 
 __all__ = ["CosmicRayConfig", "cosmic_rays_from"]
 
-_FLOATS = ("sigclip", "sigfrac", "objlim", "psffwhm")
+_FLOATS = ("sigclip", "sigfrac", "objlim", "psffwhm", "seed_sigma", "grow_sigma",
+           "psf_contrast")
 
 
 @dataclass(frozen=True, slots=True)

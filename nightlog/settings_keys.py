@@ -21,7 +21,8 @@ __all__ = ["COSMIC_RAY_KEYS", "SECTION_KEYS", "TOP_SECTIONS", "refuse_unknown"]
 #: fields of the reduction's ``CosmicRaySettings`` but ``threads``.
 COSMIC_RAY_KEYS: tuple[str, ...] = ("enabled", "sigclip", "sigfrac", "objlim", "niter",
                                     "sepmed", "cleantype", "fsmode", "psfmodel", "psffwhm",
-                                    "psfsize", "clean", "scheduled")
+                                    "psfsize", "clean", "scheduled", "refine", "seed_sigma",
+                                    "grow_sigma", "psf_contrast")
 
 #: The keys of each section of ``nightlog.toml`` (``instruments`` holds one table
 #: per profile, checked by the profile loader).

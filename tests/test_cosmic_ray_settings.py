@@ -149,7 +149,8 @@ def test_new_settings_are_recorded_and_the_frame_redone(archive: tuple[Engine, J
             recorded["niter"]) == (6.0, 0.5, 7.0, 1)
     assert first.parameters["science"]["cosmic_rays"]["sigclip"] == 4.5
     header = fits.getheader(second.path, 0)
-    assert header["CRCOR"] == "LACosmic niter 1 sigclip 6 sigfrac 0.5 objlim 7"
+    assert header["CRCOR"] == ("LACosmic niter 1 sigclip 6 sigfrac 0.5 objlim 7 "
+                              "refine 4.5/2.5/1.35")
     history = "".join(str(h) for h in header["HISTORY"])  # long lines are wrapped
     assert "'sigclip': 6.0, 'sigfrac': 0.5, 'objlim': 7.0, 'niter': 1" in history
     assert header["NLINKEY"] == second.inputs_key

@@ -118,19 +118,48 @@ def _detect(scene: Scene, informed: bool = True,
     return flags
 
 
+def _scores(scenes: list[Scene], settings: CosmicRaySettings | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Per truth pixel: masked?; per clean pixel: flagged? -- over all ``scenes``."""
+    flags = [_detect(s, settings=settings) for s in scenes]
+    masked = np.concatenate([(f | s.bad)[s.cosmic] for f, s in zip(flags, scenes, strict=True)])
+    false = np.concatenate([f[s.clean] for f, s in zip(flags, scenes, strict=True)])
+    return masked, false
+
+
 def test_recovers_90_percent_of_cosmic_ray_pixels_with_under_a_permille_false(
         scenes: list[Scene]) -> None:
-    """The issue's recovery criterion, with the default settings and an informed call.
+    """The issue's recovery criterion, met by L.A.Cosmic alone with an informed call
+    (measured: 0.921 at 116 per million on these frames)."""
+    masked, false = _scores(scenes, CosmicRaySettings(refine=False))
+    assert masked.size > 1000
+    assert masked.mean() >= 0.90
+    assert false.mean() < 1e-3
+
+
+def test_the_second_look_recovers_94_percent_at_under_50_false_per_million(
+        scenes: list[Scene]) -> None:
+    """With the default settings (the second look) and an informed call (measured:
+    0.951 at 13 per million on these frames).
 
     A hit on a pixel already known to be bad is masked by that bit; what counts is
     that the final mask covers the cosmic-ray pixels.
     """
-    flags = [_detect(s) for s in scenes]
-    masked = np.concatenate([(f | s.bad)[s.cosmic] for f, s in zip(flags, scenes, strict=True)])
-    false = np.concatenate([f[s.clean] for f, s in zip(flags, scenes, strict=True)])
+    masked, false = _scores(scenes)
     assert masked.size > 1000
-    assert masked.mean() >= 0.90
-    assert false.mean() < 1e-3
+    assert masked.mean() >= 0.94
+    assert false.mean() < 50e-6
+
+
+def test_the_second_look_finds_more_and_flags_less_than_lacosmic_alone(
+        scenes: list[Scene]) -> None:
+    """Differential: on the same frames the refined mask covers more cosmic-ray
+    pixels and flags fewer clean ones than L.A.Cosmic's own (measured: 0.921 at 116
+    per million without it)."""
+    masked, false = _scores(scenes)
+    alone_masked, alone_false = _scores(scenes, CosmicRaySettings(refine=False))
+    assert masked.mean() >= alone_masked.mean() + 0.02
+    assert false.mean() < 0.5 * alone_false.mean()
 
 
 def test_bad_pixels_and_variance_stop_false_flags_on_hot_pixels_and_vignetting(
@@ -149,8 +178,9 @@ def test_bad_pixels_and_variance_stop_false_flags_on_hot_pixels_and_vignetting(
 
 
 def test_units_match_a_direct_astroscrappy_call(scene: Scene) -> None:
-    """ADU data and ADU² variance with gain; saturation (ADU) converted to electrons."""
-    settings = CosmicRaySettings(niter=1)
+    """ADU data and ADU² variance with gain; saturation (ADU) converted to electrons
+    (L.A.Cosmic's own mask: the second look off)."""
+    settings = CosmicRaySettings(niter=1, refine=False)
     ours = _detect(scene, settings=settings)
     theirs, _ = astroscrappy.detect_cosmics(
         scene.data, inmask=scene.bad, invar=scene.variance, gain=GAIN, readnoise=READ_NOISE,

@@ -42,6 +42,15 @@ pixels flagged::
 Two iterations find all that four find in 57 % of the time; the full median is
 3× slower and less complete; the PSF-matched fine-structure image gained nothing.
 
+The second look (``CosmicRaySettings.refine``, on by default): after astroscrappy,
+:func:`nightlog.reduction.cosmics_sharpness.refine_cosmic_rays` tests the
+neighbourhoods of candidates with the propagated variance -- hits beside bad pixels
+and faint pixels of a hit added, star pixels the point-spread function explains and
+noise peaks dropped. On the frames above it takes completeness from 0.93 to 0.955 and
+false flags from 6e-5 to 4e-5, for about 30 % more CPU time (``docs/reduction.md``,
+"The second look"). Added pixels are cleaned with the masked 5 × 5 mean, dropped
+ones get their data back.
+
 Where it runs: with ``cleantype='meanmask'`` and ``fsmode='median'`` (the defaults)
 astroscrappy's iterations run only where they can flag a pixel
 (:mod:`nightlog.reduction.cosmics_schedule`): the same mask and cleaned image as
@@ -67,6 +76,7 @@ from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.cosmics_settings import CosmicRaySettings
+from nightlog.reduction.cosmics_sharpness import clean_pixels, refine_cosmic_rays
 from nightlog.reduction.cosmics_tiles import tiled_lacosmic
 from nightlog.reduction.lacosmic import leak_free_astroscrappy
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
@@ -213,13 +223,27 @@ def detect_cosmic_rays(
                 **settings.as_keywords(),
             )
     crmask = np.asarray(crmask, dtype=bool)
+    cleaned = np.array(cleaned, dtype=np.float32)
+    if settings.refine:
+        model = var if var is not None else (np.maximum(work, 0) / np.float32(gain)
+                                             + np.float32((read_noise / gain) ** 2))
+        refined = refine_cosmic_rays(work, model, known_bad, crmask,
+                                     seed_sigma=settings.seed_sigma,
+                                     grow_sigma=settings.grow_sigma,
+                                     psf_contrast=settings.psf_contrast)
+        dropped = crmask & ~refined
+        cleaned[dropped] = work[dropped]
+        cleaned = clean_pixels(cleaned, refined & ~crmask, refined | known_bad)
+        crmask = refined
     result = np.array(cleaned if settings.clean else data, dtype=np.float32)
     if settings.clean and not_finite.any():
         # Non-finite input stays visible (and masked), not silently invented.
         result[not_finite] = data[not_finite]
     header = header_of(ccd)
     set_card(header, "CRCOR", f"LACosmic niter {settings.niter} sigclip {settings.sigclip:g} "
-                              f"sigfrac {settings.sigfrac:g} objlim {settings.objlim:g}",
+                              f"sigfrac {settings.sigfrac:g} objlim {settings.objlim:g}"
+                              + (f" refine {settings.seed_sigma:g}/{settings.grow_sigma:g}"
+                                 f"/{settings.psf_contrast:g}" if settings.refine else ""),
              "cosmic-ray detection")
     set_card(header, "NCOSMIC", int(crmask.sum()), "pixels flagged as cosmic rays")
     add_history(header, f"Cosmic rays: astroscrappy {astroscrappy.__version__} "
@@ -227,7 +251,8 @@ def detect_cosmic_rays(
                         f"{read_noise:g} e-, {int(known_bad.sum())} known bad pixels, "
                         f"variance {'given' if variance is not None else 'modelled'}, "
                         f"{'cleaned' if settings.clean else 'not cleaned'}"
-                        f"{', scheduled' if scheduled else ''}")
+                        f"{', scheduled' if scheduled else ''}"
+                        f"{', refined (second look)' if settings.refine else ''}")
     return crmask, new_frame(ccd, result, header, mask=_with_bit(ccd.mask, crmask, bool),
                              flags=_with_bit(ccd.flags, crmask, None))
 

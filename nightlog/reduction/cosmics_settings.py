@@ -64,6 +64,13 @@ _RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "threads": ((lambda v: v is None or (_whole(v) and v >= 1)),  # type: ignore[operator]
                 "a whole number >= 1"),
     "scheduled": _BOOL,
+    "refine": _BOOL,
+    "seed_sigma": ((lambda v: _number(v) and 0 < float(v) <= 100),  # type: ignore[arg-type]
+                   "a number of sigma in (0, 100]"),
+    "grow_sigma": ((lambda v: _number(v) and 0 < float(v) <= 100),  # type: ignore[arg-type]
+                   "a number of sigma in (0, 100]"),
+    "psf_contrast": ((lambda v: _number(v) and 0 < float(v) <= 10),  # type: ignore[arg-type]
+                     "a contrast in (0, 10]"),
 }
 
 
@@ -128,6 +135,21 @@ class CosmicRaySettings:
         bit for bit); ``False`` calls :func:`astroscrappy.detect_cosmics` on the whole
         frame. Only ``cleantype='meanmask'`` with ``fsmode='median'`` is scheduled;
         other settings always take the direct call.
+    refine : bool
+        After L.A.Cosmic, a second look at the neighbourhoods of candidates
+        (:mod:`nightlog.reduction.cosmics_sharpness`): hits beside bad pixels and
+        faint pixels beside bright cores added, star pixels the point-spread
+        function explains dropped; a new hit must also be sharper than a 1.4 px
+        FWHM star. ``False``: L.A.Cosmic's mask alone.
+    seed_sigma : float
+        Second look: threshold (σ of the propagated noise) of a new hit's pixel
+        over its neighbours.
+    grow_sigma : float
+        Second look: threshold (σ) of a flagged pixel's neighbour over the local level.
+    psf_contrast : float
+        Second look: the largest ratio of a pixel's excess over its 8 neighbours to
+        their excess over the ring around them that a star can show (1.35: a Moffat
+        β = 3 of 3 px FWHM centred on a pixel; sharper stars need more).
 
     Raises
     ------
@@ -149,6 +171,10 @@ class CosmicRaySettings:
     clean: bool = True
     threads: int | None = None
     scheduled: bool = True
+    refine: bool = True
+    seed_sigma: float = 4.5
+    grow_sigma: float = 2.5
+    psf_contrast: float = 1.35
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -1,0 +1,75 @@
+"""The second look after L.A.Cosmic: a hit beside a bad pixel is found, a star's core
+is not taken for a hit, and the inputs are left untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.nddata import CCDData
+
+from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays
+from nightlog.reduction.cosmics_sharpness import refine_cosmic_rays
+
+SKY = 1000.0  # ADU, gain 1 e-/ADU: the variance is the signal
+
+
+def _sky(seed: int, shape: tuple[int, int] = (96, 96)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(SKY, np.sqrt(SKY), shape).astype(np.float32)
+
+
+def _detect(data: np.ndarray, bad: np.ndarray, refine: bool) -> np.ndarray:
+    flags, _ = detect_cosmic_rays(CCDData(data, unit="adu"), gain=1.0, read_noise=0.0,
+                                  saturation=None, bad_pixels=bad,
+                                  variance=np.full(data.shape, SKY, np.float32),
+                                  settings=CosmicRaySettings(refine=refine))
+    return flags
+
+
+def test_a_hit_beside_a_hot_pixel_is_flagged_where_lacosmic_cannot() -> None:
+    """astroscrappy grows the bad-pixel mask by one pixel and never flags it."""
+    found = 0
+    for seed in range(5):
+        data = _sky(seed)
+        bad = np.zeros(data.shape, dtype=bool)
+        bad[48, 48] = True
+        data[48, 48] += 5000.0  # the hot pixel's residual
+        data[48, 49] += 30 * np.sqrt(SKY)  # a 30 σ hit right beside it
+        assert not _detect(data, bad, refine=False)[48, 49]
+        flags = _detect(data, bad, refine=True)
+        found += int(flags[48, 49])
+        assert not flags[48, 48]  # the bad pixel itself: never a cosmic ray
+    assert found == 5
+
+
+def test_a_bright_star_core_is_not_flagged() -> None:
+    """A Moffat β = 3 star of 3 px FWHM (the sharpest ``psf_contrast`` allows), 200 σ
+    of the sky at its peak, centred on a pixel and off it."""
+    beta, fwhm = 3.0, 3.0
+    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    for seed, (y0, x0) in enumerate(((48.0, 48.0), (48.3, 47.6), (47.5, 48.5))):
+        yy, xx = np.mgrid[0:96, 0:96]
+        star = (1 + ((xx - x0) ** 2 + (yy - y0) ** 2) / alpha**2) ** -beta
+        peak = 200 * np.sqrt(SKY)
+        data = _sky(seed) + np.float32(peak) * star.astype(np.float32)
+        variance = (SKY + peak * star).astype(np.float32)
+        flagged = np.zeros(data.shape, dtype=bool)
+        flagged[round(y0), round(x0)] = True  # as if L.A.Cosmic had taken it
+        refined = refine_cosmic_rays(data, variance, np.zeros(data.shape, dtype=bool),
+                                     flagged, seed_sigma=4.5, grow_sigma=2.5,
+                                     psf_contrast=1.35)
+        assert not refined[40:57, 40:57].any()
+
+
+def test_inputs_are_left_untouched() -> None:
+    data = _sky(7)
+    data[30, 30] += 40 * np.sqrt(SKY)
+    variance = np.full(data.shape, SKY, np.float32)
+    bad = np.zeros(data.shape, dtype=bool)
+    bad[10, 10] = True
+    flagged = np.zeros(data.shape, dtype=bool)
+    copies = [a.copy() for a in (data, variance, bad, flagged)]
+    refined = refine_cosmic_rays(data, variance, bad, flagged, seed_sigma=4.5,
+                                 grow_sigma=2.5, psf_contrast=1.35)
+    assert refined[30, 30] and refined is not flagged
+    for before, after in zip(copies, (data, variance, bad, flagged), strict=True):
+        np.testing.assert_array_equal(before, after)
