@@ -20,6 +20,7 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from nightlog.reduction.products import ProvenanceEntry
 from nightlog.reduction.rejection import ClipSpec
 from nightlog.reduction.science import ScienceParameters
 from nightlog.reduction.step_summary import sampled_frame_statistics
+from nightlog.reduction.stored_frame import stored_frame
 
 SHAPE = (64, 48)
 Args = tuple[tuple[Any, ...], dict[str, Any]]
@@ -105,6 +107,23 @@ def _flat_combination() -> CombineResult:
                    frame_stat=sampled_frame_statistics)
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """A loader's stored image: 16-bit integers with BZERO 32768 and a BLANK pixel."""
+
+    raw: np.ndarray
+    bscale: float = 1.0
+    bzero: float = 32768.0
+    blank: int | None = -32768
+    header: fits.Header = field(default_factory=fits.Header)
+
+
+def stored() -> _Stored:
+    raw = (np.random.default_rng(6).normal(1000.0, 10.0, SHAPE) - 32768).astype(">i2")
+    raw[2, 3] = -32768
+    return _Stored(raw)
+
+
 def plane() -> np.ndarray:
     bits = np.zeros(SHAPE, dtype=np.uint16)
     bits[1, 1] = MaskBit.SATURATED
@@ -123,6 +142,10 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "calibrate.subtract_bias": lambda: ((make_frame(1), make_frame(2, 100.0)), {}),
     "calibrate.subtract_dark": lambda: ((make_frame(1), make_frame(2, 5.0)),
                                         {"dark_exposure": 10.0, "data_exposure": 30.0}),
+    "stored_frame.stored_frame": lambda: ((stored(),), {}),
+    "stored_frame.as_float32": lambda: ((stored_frame(stored()),), {}),
+    "stored_frame.gather_tile": lambda: (([stored_frame(stored()), array().reshape(-1)], 5, 70),
+                                         {}),
     "bias_share.bias_share": lambda: ((_dark_combination(), array() > 990.0), {}),
     "bias_share.with_bias_share": lambda: ((_dark_combination(), make_frame(7)), {}),
     "dark_plane.calibrated_dark_uncertainty": lambda: (

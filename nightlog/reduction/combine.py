@@ -37,7 +37,8 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from nightlog.errors import CombineError
 from nightlog.reduction.rejection import ClipSpec, Method, TileResult, combine_tile
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level
-from nightlog.reduction.stack import FrameInput, Prepare, Stack, build_stack
+from nightlog.reduction.stack import WORK_BYTES_PER_VALUE, FrameInput, Prepare, Stack, build_stack
+from nightlog.reduction.stored_frame import StackRow, gather_tile
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "ClipSpec", "CombineResult", "combine"]
 
@@ -215,11 +216,31 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
     return result
 
 
+#: Largest block after whose release the C allocator raises its thresholds.
+_ALLOCATOR_MAX_THRESHOLD = 32 * 1024**2
+
+
+def _keep_tile_memory(nbytes: int) -> None:
+    """Let the tiles' temporaries reuse freed memory instead of fresh pages.
+
+    The C allocator (glibc) maps every block above its threshold (128 KiB at
+    start) afresh and returns heap tops above its trim threshold at once, so a
+    kernel that allocates and frees a tile's temporaries faults in new pages for
+    each tile (about a gigabyte for 6 full frames, at high system CPU time). It
+    raises both thresholds when a mapped block is freed; one block of a tile's
+    planned working memory, allocated and freed untouched, does that. Elsewhere
+    this costs one untouched allocation.
+    """
+    block = np.empty(min(nbytes, _ALLOCATOR_MAX_THRESHOLD), dtype=np.uint8)
+    del block
+
+
 def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow: int,
                    nhigh: int, weights: npt.NDArray[np.float64] | None,
                    threads: int, offset_response: float | None = None) -> CombineResult:
     """Stage 2: combine the stack band by band, tiles in parallel."""
     ny, nx = stack.shape
+    _keep_tile_memory(stack.plan.tile_pixels * stack.n * WORK_BYTES_PER_VALUE)
     data = np.empty(ny * nx, dtype=np.float32)
     unc = np.empty(ny * nx, dtype=np.float32)
     count = np.empty(ny * nx, dtype=np.uint16)
@@ -238,10 +259,10 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
                             weights=weights, mean_scale=mean_scale, scales=scales,
                             line_length=line_length, overwrite=True)
 
-    def work(rows: list[npt.NDArray[np.float32]], start: int, p0: int) -> None:
-        # The tile's own (N, P) array, gathered from the frames' rows while they
-        # are in cache.
-        values = np.stack([row[p0:p0 + tile] for row in rows])
+    def work(rows: list[StackRow], start: int, p0: int) -> None:
+        # The tile's own (N, P) float32 array, gathered from the frames' rows
+        # while they are in cache.
+        values = gather_tile(rows, p0, min(p0 + tile, rows[0].size))
         tile_response = None
         if response is not None and offset_response:
             # The shifted copies are made before the kernel may reorder ``values``.

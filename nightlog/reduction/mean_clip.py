@@ -105,10 +105,10 @@ def clip_about_mean(tile: npt.NDArray[np.float32], clip: ClipSpec, *, method: st
     ref = np.array(x[0], dtype=np.float32)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: found just below
         d = np.subtract(x, ref, dtype=np.float32)
-        # A tile of no non-finite value sums to a finite float64: one test for all.
-        clean = bool(np.isfinite(d.sum(dtype=np.float64)))
+        s1, s2 = _sums(d)
     keep: npt.NDArray[np.bool_] | None = None
-    if clean:
+    # A non-finite value makes its column's float64 sum non-finite: one test for all.
+    if np.isfinite(s1.sum()):
         n = np.full(n_pix, n_frames, dtype=np.intp)
     else:
         keep = np.isfinite(x)
@@ -119,27 +119,42 @@ def clip_about_mean(tile: npt.NDArray[np.float32], clip: ClipSpec, *, method: st
                 np.subtract(x, ref, out=d, dtype=np.float32)
         d[~keep] = 0.0
         n = np.count_nonzero(keep, axis=0)
-    s1, s2 = _sums(d)
-    active = np.flatnonzero(n > 0)
+        s1, s2 = _sums(d)
+    # Each pixel's mean and variance as last computed; ``stale`` columns lost a
+    # value since (the formulas are the final ones, so the others are reused).
+    mean_all = np.zeros(n_pix, dtype=np.float64)
+    var_all = np.zeros(n_pix, dtype=np.float64)
+    stale = np.flatnonzero(n > 0)
+    active = stale
     iteration = 0
     while active.size and (clip.max_iters is None or iteration < clip.max_iters):
         iteration += 1
         whole = active.size == n_pix
         if whole:  # no gathers on the first pass over a full tile
-            na, sa1, sa2, refa = n.astype(np.float64), s1, s2, ref
+            # Every pixel has all its values before anything is rejected.
+            na: float | npt.NDArray[np.float64] = (
+                float(n_frames) if keep is None else n.astype(np.float64))
+            sa1, sa2, refa = s1, s2, ref
         else:
             na = n[active].astype(np.float64)
             sa1, sa2, refa = s1[active], s2[active], ref[active]
         mean = sa1 / na
-        var = np.maximum(sa2 / na - mean * mean, 0.0)
+        var = sa2 / na
+        var -= mean * mean
+        np.maximum(var, 0.0, out=var)
+        mean_all[active], var_all[active] = mean, var
+        stale = active[:0]
         centre = mean + refa
         sigma = _sigma(clip, centre, var, mean_scale)
         xa = x if whole else x[:, active]
-        out = np.zeros(xa.shape, dtype=bool)
         if clip.low is not None:
-            np.less(xa, _at_least(centre - clip.low * sigma)[None, :], out=out)
-        if clip.high is not None:
-            out |= xa > _at_most(centre + clip.high * sigma)[None, :]
+            out = np.less(xa, _at_least(centre - clip.low * sigma)[None, :])
+            if clip.high is not None:
+                out |= xa > _at_most(centre + clip.high * sigma)[None, :]
+        elif clip.high is not None:
+            out = np.greater(xa, _at_most(centre + clip.high * sigma)[None, :])
+        else:
+            out = np.zeros(xa.shape, dtype=bool)
         if keep is not None:
             out &= keep if whole else keep[:, active]
         hit = np.flatnonzero(out.any(axis=0))
@@ -155,16 +170,19 @@ def clip_about_mean(tile: npt.NDArray[np.float32], clip: ClipSpec, *, method: st
         if keep is None:
             keep = np.ones(x.shape, dtype=bool)
         keep[:, cols] &= ~rejected
-        active = cols[n[cols] > 0]
+        active = stale = cols[n[cols] > 0]
+    if stale.size:
+        ns = n[stale].astype(np.float64)
+        mean_s = s1[stale] / ns
+        mean_all[stale] = mean_s
+        var_all[stale] = np.maximum(s2[stale] / ns - mean_s * mean_s, 0.0)
     empty = n == 0
-    count = np.maximum(n, 1).astype(np.float64)
-    mean = s1 / count
-    std = np.sqrt(np.maximum(s2 / count - mean * mean, 0.0))
-    root = np.sqrt(count)
+    std = np.sqrt(var_all)
+    root = np.sqrt(np.maximum(n, 1).astype(np.float64))
     if method == "average":
-        data, unc = mean + ref, std / root
+        data, unc = mean_all + ref, std / root
     else:
-        data, unc = (mean + ref) * n, std * root
+        data, unc = (mean_all + ref) * n, std * root
     data32 = data.astype(np.float32)
     unc32 = unc.astype(np.float32)
     data32[empty] = np.nan

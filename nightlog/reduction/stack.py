@@ -4,7 +4,9 @@ Stage 1 (:func:`build_stack`) takes each input once (an array, a CCDData, or a
 loader the caller gives, which reads a file only when it is needed), applies the caller's
 ``prepare`` step, converts to float32 (masked pixels become NaN), scales it, and
 either keeps the frames themselves in memory (when they fit the limit: no second
-copy of the stack is made) or writes them to a scratch file in a *band-major*
+copy of the stack is made; without ``prepare``, scale callables or frame
+statistics, a loader's stored values, converted tile by tile,
+:mod:`~nightlog.reduction.stored_frame`) or writes them to a scratch file in a *band-major*
 layout: band ``b`` holds rows ``r0:r1`` of frame 0, then of frame 1, ..., so a
 band of all ``N`` frames is one contiguous read. Stage 2 (:meth:`Stack.bands`)
 yields each band as ``N`` flat rows of pixels, read with plain file reads into
@@ -21,7 +23,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -32,6 +34,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 
 from nightlog.errors import CombineError, ShapeMismatchError
+from nightlog.reduction.stored_frame import StackRow, StoredFrame, as_float32, stored_frame
 
 __all__ = ["FrameInput", "FrameLoader", "MemoryPlan", "Stack", "build_stack", "plan_memory",
            "read_frame"]
@@ -44,7 +47,7 @@ Prepare: TypeAlias = Callable[[CCDData], CCDData]
 
 #: Bytes of tile working memory per pixel and frame (sorted copies, float64
 #: prefix sums and temporaries of the rejection kernel).
-_WORK_BYTES_PER_VALUE = 56
+WORK_BYTES_PER_VALUE = 56
 #: Bytes per output pixel: data and uncertainty (float32), count (uint16), mask.
 _OUTPUT_BYTES_PER_PIXEL = 11
 _MAX_TILE = 16384
@@ -82,7 +85,7 @@ def plan_memory(n: int, shape: tuple[int, int], limit: int, threads: int,
     # About 1 MiB of float32 values per tile keeps the kernel's rows in cache.
     tile = int(min(_MAX_TILE, max(1024, 2**18 // n)))
     while True:
-        work = tile * n * _WORK_BYTES_PER_VALUE * threads
+        work = tile * n * WORK_BYTES_PER_VALUE * threads
         if n * frame + max(reading, output + work) <= limit:
             return MemoryPlan(True, ny, tile)
         rows = (limit - output - work) // (n * nx * 4)
@@ -187,7 +190,8 @@ def _read_all(fd: int, buffer: memoryview, offset: int) -> None:
 
 @dataclass
 class Stack:
-    """``N`` prepared, scaled float32 frames, held in memory or in a scratch file."""
+    """``N`` prepared, scaled float32 frames, held in memory (some perhaps as
+    stored, :mod:`~nightlog.reduction.stored_frame`) or in a scratch file."""
 
     shape: tuple[int, int]
     n: int
@@ -195,7 +199,7 @@ class Stack:
     header: fits.Header
     scales: list[float]
     frame_stats: list[Any]
-    _frames: list[npt.NDArray[np.float32] | None] | None = None
+    _frames: list[npt.NDArray[np.float32] | StoredFrame | None] | None = None
     _fd: int | None = None
     _path: str | None = None
     _band_starts: list[int] = field(default_factory=list)
@@ -203,17 +207,20 @@ class Stack:
     def _band_offset(self, row0: int) -> int:
         return row0 * self.shape[1] * 4 * self.n
 
-    def bands(self) -> Iterator[tuple[int, list[npt.NDArray[np.float32]]]]:
+    def bands(self) -> Iterator[tuple[int, list[StackRow]]]:
         """Yield ``(first_row, rows)``: ``rows`` holds, for each of the ``N`` frames,
         its pixels of the band's image rows as one flat float32 array (a view, never
-        to be written to).
+        to be written to) or, for a frame kept as stored, its
+        :class:`~nightlog.reduction.stored_frame.StoredFrame` (read tiles of either
+        with :func:`~nightlog.reduction.stored_frame.gather_tile`).
 
         A scratch-backed stack reuses one buffer: a band is valid only until the
         next one is requested.
         """
         ny, nx = self.shape
         if self._frames is not None:
-            yield 0, [frame.reshape(-1) for frame in self._frames if frame is not None]
+            yield 0, [frame if isinstance(frame, StoredFrame) else frame.reshape(-1)
+                      for frame in self._frames if frame is not None]
             return
         assert self._fd is not None
         buffer = np.empty(self.n * self.plan.band_rows * nx, dtype=np.float32)
@@ -259,7 +266,10 @@ def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
         See :func:`read_frame` and :func:`plan_memory`.
     """
     n = len(inputs)
-    first, header = read_frame(inputs[0], prepare=prepare)
+    # Without a step that needs whole float32 frames, loaders that can hand over
+    # the stored values keep them in memory (see :mod:`.stored_frame`).
+    keep_stored = prepare is None and frame_stat is None and not callable(scale)
+    first, header = _read(inputs[0], prepare, keep_stored)
     shape = (int(first.shape[0]), int(first.shape[1]))
     # ``prepare`` is called in input order in this thread (callers may rely on
     # it); without one, loaders are called by ``threads`` workers at a time.
@@ -267,10 +277,13 @@ def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
     plan = plan_memory(n, shape, memory_limit, workers, prepare is not None)
     stack = Stack(shape=shape, n=n, plan=plan, header=header, scales=[1.0] * n,
                   frame_stats=[None] * n)
+    keep_stored = keep_stored and plan.in_memory
+    if isinstance(first, StoredFrame) and not keep_stored:
+        first = as_float32(first)
 
-    def ingest(i: int, frame: npt.NDArray[np.float32] | None) -> None:
+    def ingest(i: int, frame: npt.NDArray[np.float32] | StoredFrame | None) -> None:
         if frame is None:
-            frame = read_frame(inputs[i], prepare=prepare)[0]
+            frame = _read(inputs[i], prepare, keep_stored)[0]
         if frame.shape != shape:
             raise ShapeMismatchError(
                 f"frame {i} has shape {frame.shape} after preparation, frame 0 has {shape}"
@@ -279,6 +292,10 @@ def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
             stack.frame_stats[i] = frame_stat(frame)
         factor = _factor(scale, i, frame)
         stack.scales[i] = factor
+        if isinstance(frame, StoredFrame):
+            assert stack._frames is not None
+            stack._frames[i] = replace(frame, factor=factor)
+            return
         if factor != 1.0:
             frame *= np.float32(factor)
         _store(stack, i, frame)
@@ -311,11 +328,27 @@ def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
         raise
 
 
+def _read(item: FrameInput, prepare: Prepare | None, keep_stored: bool
+          ) -> tuple[npt.NDArray[np.float32] | StoredFrame, fits.Header]:
+    """One input: as stored when allowed and its loader offers it, else as
+    :func:`read_frame` reads it."""
+    offer = getattr(item, "stored", None)
+    if keep_stored and callable(offer) and not isinstance(item, np.ndarray | CCDData):
+        image = offer()
+        if image is not None:
+            return stored_frame(image), fits.Header(image.header)
+    return read_frame(item, prepare=prepare)
+
+
 def _factor(scale: Sequence[float] | Callable[[npt.NDArray[np.float32]], float] | None,
-            i: int, frame: npt.NDArray[np.float32]) -> float:
+            i: int, frame: npt.NDArray[np.float32] | StoredFrame) -> float:
     if scale is None:
         return 1.0
-    factor = float(scale(frame)) if callable(scale) else float(scale[i])
+    if callable(scale):
+        assert not isinstance(frame, StoredFrame)
+        factor = float(scale(frame))
+    else:
+        factor = float(scale[i])
     if not np.isfinite(factor) or factor <= 0:
         raise CombineError(f"scale factor of frame {i} is {factor}; it must be finite and > 0")
     return factor

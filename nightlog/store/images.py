@@ -23,8 +23,8 @@ from nightlog.store.atomic import atomic_write, os_error_in
 from nightlog.store.compression import COMPRESSED_SUFFIX, tile_compressed
 from nightlog.store.raw import sha256_of
 
-__all__ = ["FrameFile", "WrittenFile", "read_float32", "read_float32_hdus", "read_image",
-           "read_region", "write_hdulist"]
+__all__ = ["FrameFile", "StoredImage", "WrittenFile", "read_float32", "read_float32_hdus",
+           "read_image", "read_region", "write_hdulist"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +161,48 @@ class FrameFile:
     def __call__(self) -> CCDData:
         data, header = read_float32(self.path, self.hdu)
         return CCDData(data, unit=_unit_of(header), meta=header)
+
+    def stored(self) -> StoredImage | None:
+        """The HDU's values as stored, for a stack that converts them tile by tile
+        with the operations of a call (None for a compressed or non-image HDU).
+
+        Raises
+        ------
+        UnreadableFileError
+            The file or HDU cannot be read, or holds no image data.
+        """
+        try:
+            with fits.open(self.path, memmap=False, do_not_scale_image_data=True) as hdul:
+                image = hdul[self.hdu]
+                if not isinstance(image, fits.PrimaryHDU | fits.ImageHDU):
+                    return None
+                raw = image.data
+                header = image.header.copy()
+        except (OSError, KeyError, IndexError, ValueError) as exc:
+            raise UnreadableFileError(f"cannot read HDU {self.hdu!r} of {self.path}: {exc}"
+                                      ) from exc
+        if raw is None:
+            raise UnreadableFileError(f"HDU {self.hdu!r} of {self.path} holds no image data")
+        blank = header.get("BLANK") if raw.dtype.kind in "iu" else None
+        stored = StoredImage(raw=raw, bscale=float(header.get("BSCALE", 1.0)),
+                             bzero=float(header.get("BZERO", 0.0)),
+                             blank=None if blank is None else int(blank), header=header)
+        for key in ("BSCALE", "BZERO", "BLANK"):
+            header.remove(key, ignore_missing=True)
+        return stored
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """An image HDU's values as stored: physical value = ``raw * bscale + bzero``,
+    ``blank`` the stored value of pixels without data (integers only); the header
+    without those keywords."""
+
+    raw: np.ndarray
+    bscale: float
+    bzero: float
+    blank: int | None
+    header: fits.Header
 
 
 def write_hdulist(path: str | os.PathLike[str], hdul: fits.HDUList, *,
