@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -138,9 +139,10 @@ def main() -> None:
         print(f"ingest 100 frames: empty {empty_rate:.0f}/s, full {full_rate:.0f}/s, "
               f"ratio {full_rate / empty_rate:.2f} (target >= 0.9)")
         print(f"  CPU per 100 frames: this process empty {empty_cpu:.0f} ms, full "
-              f"{full_cpu:.0f} ms (ratio {empty_cpu / full_cpu:.2f}); server empty "
-              f"{empty_server:.0f} ms, full {full_server:.0f} ms"
-              + (f" (ratio {empty_server / full_server:.2f})" if full_server else ""))
+              f"{full_cpu:.0f} ms (ratio {empty_cpu / full_cpu:.2f})"
+              + (f"; server empty {empty_server:.0f} ms, full {full_server:.0f} ms (ratio "
+                 f"{empty_server / max(full_server, 1e-9):.2f})" if args.postgres else
+                 " (SQLite works in this process)"))
         on_empty, on_full = statement_times(empty, args), statement_times(full, args)
         print(f"  {'full ms':>8}{'empty ms':>9}{'n':>5}  statement")
         for stmt, took in sorted(on_full.items(), key=lambda kv: -sum(kv[1]))[:15]:
@@ -149,6 +151,7 @@ def main() -> None:
     finally:
         empty.dispose()
         full.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
         if args.postgres:
             admin = create_engine(args.postgres)
             with admin.begin() as conn:
