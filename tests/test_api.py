@@ -76,7 +76,8 @@ def test_listings_are_the_clis(reduced: Settings, runner: CliRunner) -> None:
     cli = json.loads(out.output)
     assert [r["id"] for r in cli] == list(frames["id"])
     assert [r["path"] for r in cli] == list(frames["path"])
-    out = runner.invoke(app, ["--config", str(config), "calib", "list", "--format", "json"])
+    out = runner.invoke(app, ["--config", str(config), "calib", "list", "--oldest-first",
+                              "--format", "json"])
     assert [r["id"] for r in json.loads(out.output)] == list(masters["id"])
     assert [r["level"] for r in json.loads(out.output)] == pytest.approx(list(masters["level"]))
 

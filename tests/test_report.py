@@ -166,7 +166,8 @@ def hostile(demo: Path) -> dict[str, str]:
 def test_every_science_frame_master_and_count(demo: Path, hostile: dict[str, str]) -> None:
     page = _parse(hostile["after"])
     text = "".join(page.text)
-    science = json.loads(_cli(demo, "frames", "--kind", "science", "--format", "json"))
+    science = json.loads(_cli(demo, "frames", "--kind", "science", "--oldest-first",
+                                "--format", "json"))
     assert len(science) == 9
     rows = page.table("frame")
     assert len(rows) == len(science)

@@ -14,11 +14,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nightlog.catalogue.masters import MasterFilter, find_masters
-from nightlog.catalogue.models import Frame, Product
+from nightlog.catalogue.masters import MasterFilter, master_select
+from nightlog.catalogue.models import Frame, Master, Product
 from nightlog.catalogue.quality import quality_of
 from nightlog.catalogue.queries import FrameFilter, frame_select
-from nightlog.catalogue.records import FRAME_FIELDS, master_record, record_of_values
+from nightlog.catalogue.records import (
+    FRAME_FIELDS,
+    MASTER_FIELDS,
+    master_record,
+    record_of_values,
+)
 from nightlog.states import ProductStatus
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "ProductFilter",
     "frame_rows",
     "iter_frame_records",
+    "iter_master_records",
     "master_rows",
     "product_record",
     "product_rows",
@@ -102,7 +108,8 @@ def frame_rows(session: Session, crit: FrameFilter, *, with_quality: bool = Fals
 
 
 def master_rows(session: Session, crit: MasterFilter) -> list[dict[str, Any]]:
-    """Records of the masters matching ``crit``, oldest night first.
+    """Records of the masters matching ``crit``, oldest night first (or the newest):
+    :func:`iter_master_records` as a list.
 
     Parameters
     ----------
@@ -116,7 +123,36 @@ def master_rows(session: Session, crit: MasterFilter) -> list[dict[str, Any]]:
     list of dict
         One :func:`~nightlog.catalogue.records.master_record` per master.
     """
-    return [master_record(m) for m in find_masters(session, crit)]
+    return list(iter_master_records(session, crit))
+
+
+def iter_master_records(session: Session, crit: MasterFilter, *, chunk: int = 1000
+                        ) -> Iterator[dict[str, Any]]:
+    """Records of the masters matching ``crit``, one at a time, the oldest night first
+    (or the newest, ``crit.newest_first``), a page after ``crit.after_id``.
+
+    Only the record's columns are read (:data:`~nightlog.catalogue.records.MASTER_FIELDS`:
+    no catalogue objects), ``chunk`` rows at a time, so a listing of ten years of
+    masters holds one chunk in memory.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (only read; the records are read while it is open).
+    crit : MasterFilter
+        The criteria of ``nightlog calib list``.
+    chunk : int
+        Rows fetched at a time.
+
+    Yields
+    ------
+    dict
+        One :func:`~nightlog.catalogue.records.master_record` per master.
+    """
+    stmt = master_select(crit, *(getattr(Master, name) for name in MASTER_FIELDS))
+    result = session.connection().execute(stmt.execution_options(yield_per=chunk))
+    for part in result.partitions(chunk):
+        yield from (master_record(row) for row in part)
 
 
 @dataclass(frozen=True, slots=True)

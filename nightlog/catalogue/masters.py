@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
@@ -30,6 +30,7 @@ __all__ = [
     "latest_built_version",
     "latest_version",
     "master_at_path",
+    "master_select",
     "products_using",
     "set_quality",
 ]
@@ -46,6 +47,12 @@ class MasterFilter:
     quality: str | None = None
     filter: str | None = None
     include_superseded: bool = False
+    #: The newest first (the order of ``calib list``), not the oldest night first.
+    newest_first: bool = False
+    #: A page after this master (its id: the last of the previous page, in this order).
+    after_id: int | None = None
+    #: At most this many masters.
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +156,11 @@ def get_master(session: Session, master_id: int) -> Master:
     return master
 
 
-def find_masters(session: Session, crit: MasterFilter) -> list[Master]:
-    """Masters matching ``crit``, oldest first."""
-    stmt = select(Master)
+def master_select(crit: MasterFilter, *columns: Any) -> Select[Any]:
+    """The statement of the masters matching ``crit`` (``columns``, or whole masters),
+    by night, kind and id (the oldest first, or the newest), a page after
+    ``crit.after_id``."""
+    stmt = select(*columns) if columns else select(Master)
     if not crit.include_superseded:
         stmt = stmt.where(Master.superseded_by_id.is_(None))
     if crit.kind is not None:
@@ -166,7 +175,29 @@ def find_masters(session: Session, crit: MasterFilter) -> list[Master]:
         stmt = stmt.where(Master.quality == crit.quality)
     if crit.filter is not None:
         stmt = stmt.where(Master.filter == crit.filter)
-    return list(session.scalars(stmt.order_by(Master.night, Master.kind, Master.id)))
+    if crit.after_id is not None:
+        # Keyset paging: the night bounds the index range, kind and id break ties.
+        at = select(Master.night).where(Master.id == crit.after_id).scalar_subquery()
+        at_kind = select(Master.kind).where(Master.id == crit.after_id).scalar_subquery()
+        tie = tuple_(Master.kind, Master.id)
+        if crit.newest_first:
+            stmt = stmt.where(Master.night <= at,
+                              or_(Master.night < at, tie < tuple_(at_kind, crit.after_id)))
+        else:
+            stmt = stmt.where(Master.night >= at,
+                              or_(Master.night > at, tie > tuple_(at_kind, crit.after_id)))
+    if crit.newest_first:
+        stmt = stmt.order_by(Master.night.desc(), Master.kind.desc(), Master.id.desc())
+    else:
+        stmt = stmt.order_by(Master.night, Master.kind, Master.id)
+    if crit.limit is not None:
+        stmt = stmt.limit(crit.limit)
+    return stmt
+
+
+def find_masters(session: Session, crit: MasterFilter) -> list[Master]:
+    """Masters matching ``crit``, oldest first (or the newest, ``crit.newest_first``)."""
+    return list(session.scalars(master_select(crit)))
 
 
 def latest_version(session: Session, group_key: str, night: dt.date) -> Master | None:

@@ -6,15 +6,18 @@ Functions take the caller's session and never commit.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import QuarantinedFile
 from nightlog.catalogue.outbox import queue_notification
 
 __all__ = [
+    "QUARANTINE_FIELDS",
+    "iter_quarantine_records",
     "list_quarantined",
     "record_quarantined",
     "resolve_quarantined",
@@ -84,3 +87,64 @@ def list_quarantined(session: Session, *, include_resolved: bool = False) -> lis
     if not include_resolved:
         stmt = stmt.where(QuarantinedFile.resolved_at.is_(None))
     return list(session.scalars(stmt))
+
+
+#: The fields of a quarantined file's record, the columns it is read from.
+QUARANTINE_FIELDS: tuple[str, ...] = (
+    "id", "path", "error", "reason", "size", "sha256", "first_seen", "last_seen",
+    "times_seen", "resolved_at")
+
+
+def iter_quarantine_records(session: Session, *, include_resolved: bool = False,
+                            newest_first: bool = True, after_id: int | None = None,
+                            limit: int | None = None, chunk: int = 1000
+                            ) -> Iterator[dict[str, Any]]:
+    """Records of the quarantined files, one at a time, the most recently seen first
+    (or the least, ``newest_first=False``), a page after ``after_id``.
+
+    Only the record's columns are read (:data:`QUARANTINE_FIELDS`; no catalogue
+    objects), ``chunk`` rows at a time; times are ISO text (UTC).
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (only read; the records are read while it is open).
+    include_resolved : bool
+        Include files that have since been ingested.
+    newest_first : bool
+        By the time last seen, the latest first; ties by id.
+    after_id : int, optional
+        A page after this entry (its id: the last of the previous page, in this order).
+    limit : int, optional
+        At most this many records.
+    chunk : int
+        Rows fetched at a time.
+
+    Yields
+    ------
+    dict
+        One record per file: :data:`QUARANTINE_FIELDS`.
+    """
+    q = QuarantinedFile
+    stmt = select(*(getattr(q, name) for name in QUARANTINE_FIELDS))
+    if not include_resolved:
+        stmt = stmt.where(q.resolved_at.is_(None))
+    if after_id is not None:
+        # Keyset paging: the time bounds the range, the id breaks ties.
+        at = select(q.last_seen).where(q.id == after_id).scalar_subquery()
+        if newest_first:
+            stmt = stmt.where(q.last_seen <= at, or_(q.last_seen < at, q.id < after_id))
+        else:
+            stmt = stmt.where(q.last_seen >= at, or_(q.last_seen > at, q.id > after_id))
+    stmt = stmt.order_by(*((q.last_seen.desc(), q.id.desc()) if newest_first
+                           else (q.last_seen, q.id)))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    result = session.connection().execute(stmt.execution_options(yield_per=chunk))
+    for part in result.partitions(chunk):
+        for values in part:
+            record = dict(zip(QUARANTINE_FIELDS, values, strict=True))
+            for key in ("first_seen", "last_seen", "resolved_at"):
+                if record[key] is not None:
+                    record[key] = record[key].isoformat()
+            yield record

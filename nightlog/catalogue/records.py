@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Row
+
 from nightlog.catalogue.models import Frame, Master
 
-__all__ = ["FRAME_FIELDS", "frame_record", "master_record", "record_of_values"]
+__all__ = ["FRAME_FIELDS", "MASTER_FIELDS", "frame_record", "master_record",
+           "record_of_values"]
 
 
 #: The fields of a frame's record and the frame column of each, in record order.
@@ -25,6 +28,16 @@ FRAME_FIELDS: tuple[tuple[str, str], ...] = (
     ("naxis1", "naxis1"), ("naxis2", "naxis2"), ("window", "window"), ("ccd", "ccd"),
     ("size", "size"), ("path_version", "path_version"), ("is_latest", "is_latest"),
     ("status", "status"),
+)
+
+
+#: The master columns its record is made of (a listing reads these alone: no
+#: parameters, no catalogue objects).
+MASTER_FIELDS: tuple[str, ...] = (
+    "id", "kind", "night", "version", "instrument", "filter", "window", "group",
+    "set_temp", "exptime", "is_rate", "n_frames", "stats", "quality", "quality_reason",
+    "multi_night", "provisional", "superseded_by_id", "valid_from", "valid_until", "path",
+    "sha256", "group_key", "first_obs", "last_obs",
 )
 
 
@@ -54,7 +67,7 @@ def frame_record(frame: Frame) -> dict[str, Any]:
     return record_of_values([getattr(frame, attr) for _, attr in FRAME_FIELDS])
 
 
-def figure_units(m: Master) -> tuple[str, str]:
+def figure_units(m: Master | Row[Any]) -> tuple[str, str]:
     """The units of a master's ``level`` and ``noise``.
 
     ``level`` is in ADU (``adu/s`` for a dark rate, a dark scaled by exposure time),
@@ -67,20 +80,20 @@ def figure_units(m: Master) -> tuple[str, str]:
     return level, ("1" if m.kind == "flat" else level)
 
 
-def master_flags(m: Master) -> str:
+def master_flags(m: Master | Row[Any]) -> str:
     """A master's flags in words: ``multi-night`` (frames of several nights),
     ``provisional`` (fewer frames than ``min_frames``), comma-separated; ``""``: none."""
     return ",".join(word for word, on in (("multi-night", m.multi_night),
                                           ("provisional", m.provisional)) if on)
 
 
-def master_record(m: Master) -> dict[str, Any]:
+def master_record(m: Master | Row[Any]) -> dict[str, Any]:
     """The record of a master, as ``nightlog calib list`` and ``show`` give it.
 
     Parameters
     ----------
-    m : Master
-        A master calibration.
+    m : Master or Row
+        A master calibration, or a row of its :data:`MASTER_FIELDS` columns.
 
     Returns
     -------

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.listing import master_rows
+from nightlog.catalogue.listing import iter_master_records
 from nightlog.catalogue.masters import (
     MasterFilter,
     certify_master,
@@ -27,6 +27,7 @@ from nightlog.cli.calib_history import MasterKind
 from nightlog.cli.exit_status import ExitStatus
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit, emit_outcomes, printable
+from nightlog.cli.pages import DEFAULT_LIMIT, Page
 from nightlog.cli.state import state_of
 from nightlog.states import BuildStatus, MasterQuality
 
@@ -112,19 +113,35 @@ def list_cmd(
     bad: Annotated[bool, typer.Option("--bad", help="Only masters marked bad.")] = False,
     all_versions: Annotated[bool, typer.Option("--all-versions",
                                                help="Include superseded versions.")] = False,
+    limit: Annotated[int, typer.Option(
+        min=0, help="At most this many masters, the newest night first; 0 lists every "
+        "one. When masters are left out, stderr says so and how to list the next ones.")]
+        = DEFAULT_LIMIT,
+    after: Annotated[int | None, typer.Option(
+        help="List the masters after this one (an id: the last of the previous page).")]
+        = None,
+    oldest_first: Annotated[bool, typer.Option(
+        "--oldest-first", help="The oldest night first (the newest come first).")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] =
         OutputFormat.table,
 ) -> None:
     """List masters: the calibration history, with each master's statistics."""
     engine = state_of(ctx).engine(must_exist=True)
+    page = Page(limit, "master(s)")
     crit = MasterFilter(kind=kind, night=parse_date(night), since=parse_date(since),
                         until=parse_date(until), filter=filter_,
-                        quality=MasterQuality.BAD if bad else None, include_superseded=all_versions)
+                        quality=MasterQuality.BAD if bad else None, include_superseded=all_versions,
+                        newest_first=not oldest_first, after_id=after, limit=page.asked)
     with make_sessionmaker(engine)() as session:
-        rows = master_rows(session, crit)
-    if fmt is not OutputFormat.table:
-        emit(rows, list(rows[0]) if rows else (), fmt)
-        return
+        rows = page.cut(iter_master_records(session, crit))
+        if fmt is not OutputFormat.table:  # written as the rows are read
+            emit(rows, _RECORD_COLUMNS, fmt)
+        else:
+            _list_table(list(rows))
+    page.note(oldest_first)
+
+
+def _list_table(rows: list[dict[str, Any]]) -> None:
     # ``by`` (the newer version) is only ever set with --all-versions.
     columns = [c for c in _LIST_COLUMNS if c != "by" or any(r["superseded_by"] for r in rows)]
     for extra in ("window", "ccd"):  # masters of subarray frames, of a mosaic's CCDs
@@ -132,7 +149,16 @@ def list_cmd(
             columns.insert(columns.index("n"), extra)
     if any(r.get("flags") for r in rows):  # multi-night or provisional masters
         columns.insert(columns.index("quality") + 1, "flags")
-    emit([_list_row(r) for r in rows], columns, fmt, title=f"{len(rows)} master(s)")
+    emit([_list_row(r) for r in rows], columns, OutputFormat.table,
+         title=f"{len(rows)} master(s)")
+
+
+#: The fields of a master's record in JSON and CSV (the header of an empty CSV).
+_RECORD_COLUMNS = ("id", "kind", "night", "version", "instrument", "filter", "window", "ccd",
+                   "set_temp", "exptime", "n_frames", "level", "noise", "level_unit",
+                   "noise_unit", "quality", "quality_reason", "multi_night", "provisional",
+                   "flags", "superseded_by", "valid_from", "valid_until", "path", "sha256",
+                   "group_key", "first_obs", "last_obs", "stats")
 
 
 #: The table of ``calib list``: short headings so that it fits 80 columns.

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from nightlog.cli.options import parse_date, parse_time
 from nightlog.cli.output import OutputFormat, emit
+from nightlog.cli.pages import DEFAULT_LIMIT, Page
 from nightlog.cli.state import state_of
 from nightlog.header.model import FRAME_KINDS
 from nightlog.states import QualityVerdict
 
 app = typer.Typer()
 
-#: Frames listed when ``--limit`` is not given.
-DEFAULT_LIMIT = 1000
 
 #: The table at 80 columns: the night gives the date, ``ut`` the time of the start
 #: (UTC), the path is relative to the archive root; JSON and CSV carry every field whole.
@@ -105,7 +103,7 @@ def frames_cmd(
                        newest_first=not oldest_first, after_id=after)
     with_quality = show_quality or quality is not None
     engine = state_of(ctx).engine(must_exist=True)
-    page = _Page(limit)
+    page = Page(limit, "frame(s)")
     with make_sessionmaker(engine)() as session:
         rows = page.cut(iter_frame_records(session, crit, with_quality=with_quality))
         if fmt is OutputFormat.table:
@@ -124,33 +122,6 @@ def frames_cmd(
             emit(rows, TABLE_COLUMNS + QUALITY_COLUMNS if with_quality else TABLE_COLUMNS,
                  fmt)
     page.note(oldest_first)
-
-
-class _Page:
-    """The rows of one page of at most ``limit`` (0: every one), and whether more
-    were left out (one row beyond the limit is asked for to know)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.listed = 0
-        self.last_id: object = None
-        self.more = False
-
-    def cut(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for row in rows:
-            if self.limit and self.listed == self.limit:
-                self.more = True
-                return
-            self.listed += 1
-            self.last_id = row["id"]
-            yield row
-
-    def note(self, oldest_first: bool) -> None:
-        if self.more:
-            order = "oldest" if oldest_first else "newest"
-            typer.echo(f"the {order} {self.listed} frame(s) listed; more are left out "
-                       f"(--after {self.last_id} lists the next ones, --limit 0 every one)",
-                       err=True)
 
 
 def _problems(ctx: typer.Context, night: dt.date | None, fmt: OutputFormat) -> None:
