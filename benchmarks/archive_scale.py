@@ -35,10 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, inspect, select
+from archive_build import (  # beside this script
+    Catalogue,
+    build_catalogue,
+    load_catalogue,
+    obs_time,
+    save_catalogue,
+    stored_header,
+)
+from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session
 
-from nightlog.calibration.grouping import group_of
 from nightlog.calibration.matching import match_frame
 from nightlog.calibration.policy import CalibrationPolicy
 from nightlog.catalogue import daemons as cat_daemons
@@ -46,9 +53,9 @@ from nightlog.catalogue import frames as cf
 from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.history import HistoryFilter, master_history
 from nightlog.catalogue.listing import iter_frame_records
-from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
+from nightlog.catalogue.models import Frame
 from nightlog.catalogue.night_periods import period_counts
-from nightlog.catalogue.night_tally import newest_tallied_nights, rebuild_tallies
+from nightlog.catalogue.night_tally import newest_tallied_nights
 from nightlog.catalogue.provenance import find_product, provenance_tree
 from nightlog.catalogue.queries import (
     FrameFilter,
@@ -65,165 +72,7 @@ from nightlog.header.model import NormalizedHeader
 from nightlog.header.profiles import ProfileRegistry
 from nightlog.store.layout import ArchiveLayout
 
-FIRST_NIGHT = dt.date(2016, 1, 1)
-NIGHTS = 3650
-#: The share of each night's frames per kind (and filter of the flats and science).
-MIX: tuple[tuple[str, str | None, float], ...] = (
-    ("bias", None, 0.15), ("dark", None, 0.15), ("flat", "g'", 0.10), ("flat", "i'", 0.10),
-    ("science", "g'", 0.25), ("science", "i'", 0.25),
-)
-_RAW_TYPE = {"bias": "BIAS", "dark": "DARK", "flat": "FLAT", "science": "OBJECT"}
-_EXPTIME = {"bias": 0.0, "dark": 300.0, "flat": 7.0, "science": 300.0}
-_BATCH = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class Catalogue:
-    """What :func:`build_catalogue` made: counts and handles for the queries."""
-
-    frames: int
-    masters: int
-    products: int
-    links: int
-    last_night: dt.date
-    science_frame_id: int
-    product_path: str
-
-
-def _obs_time(night: dt.date, i: int, per_night: int) -> dt.datetime:
-    start = dt.datetime.combine(night, dt.time(23), tzinfo=dt.UTC)
-    return start + dt.timedelta(seconds=round(8 * 3600 * i / max(per_night, 1)))
-
-
-def _header(cards: int) -> list[list[Any]]:
-    return [[f"KEY{i:04d}", f"value {i} of a header of the camera", f"comment {i}"]
-            for i in range(cards)]
-
-
-def _templates(session: Session, header_cards: int) -> dict[tuple[str, str | None], dict]:
-    """One frame of each kind added by the catalogue; its columns, keyed by kind, filter."""
-    out: dict[tuple[str, str | None], dict] = {}
-    for n, (kind, filt, _share) in enumerate(MIX):
-        when = _obs_time(FIRST_NIGHT - dt.timedelta(days=1), n, len(MIX))
-        norm = NormalizedHeader(profile="lfc", kind=kind, raw_type=_RAW_TYPE[kind],
-                                exptime=_EXPTIME[kind], filter=filt, obs_time=when,
-                                night=when.date() - dt.timedelta(days=0), shape=(4128, 2080),
-                                instrument="LFC", detector="SITe SI002 x 6")
-        facts = cf.FileFacts(path=f"/raw/template-{n}.fits", sha256=f"t{n:063d}", size=1,
-                             mtime=when, hdu=0, header_json=_header(header_cards))
-        frame = cf.add_frame(session, facts, norm, software_version="bench")
-        session.flush()
-        row = {c.key: getattr(frame, c.key) for c in inspect(Frame).column_attrs}
-        row.pop("id")
-        out[(kind, filt)] = row
-    return out
-
-
-def _insert(session: Session, model: type, rows: list[dict]) -> None:
-    for i in range(0, len(rows), _BATCH):
-        session.execute(insert(model), rows[i:i + _BATCH])
-
-
-def build_catalogue(engine: Engine, n_frames: int, *, nights: int = NIGHTS,
-                    header_cards: int = 60) -> Catalogue:
-    """Fill the migrated, empty catalogue of ``engine`` with ``n_frames`` frames of
-    ``nights`` nights, their masters, products and links (one transaction a night
-    batch); return what was made."""
-    per_night = max(len(MIX) * 2, n_frames // nights)
-    profile = ProfileRegistry.from_settings().get("lfc")
-    maker = make_sessionmaker(engine)
-    counts = {"frames": 0, "masters": 0, "products": 0, "links": 0}
-    with maker() as s, s.begin():
-        templates = _templates(s, header_cards)
-        like = s.scalars(select(Frame).where(Frame.kind == "science")).first()
-        assert like is not None
-        specs = {kind: group_of(like, kind, profile) for kind in ("bias", "dark", "flat")}
-        frame_id = s.scalar(select(func.max(Frame.id))) or 0
-    master_id = product_id = 0
-    science_id, product_path = 0, ""
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    for start in range(0, nights, 50):
-        frames: list[dict] = []
-        masters: list[dict] = []
-        inputs: list[dict] = []
-        products: list[dict] = []
-        links: list[dict] = []
-        for night_no in range(start, min(start + 50, nights)):
-            night = FIRST_NIGHT + dt.timedelta(days=night_no)
-            night_masters: dict[tuple[str, str | None], int] = {}
-            members: dict[tuple[str, str | None], list[int]] = {}
-            i = 0
-            for kind, filt, share in MIX:
-                for _ in range(max(1, round(share * per_night))):
-                    frame_id += 1
-                    when = _obs_time(night, i, per_night)
-                    i += 1
-                    frames.append(templates[(kind, filt)] | dict(
-                        id=frame_id, path=f"/raw/{night}/f{frame_id}.fits",
-                        sha256=f"{frame_id:064x}", mtime=when, obs_time=when, night=night,
-                        ingested_at=when + dt.timedelta(minutes=1)))
-                    members.setdefault((kind, filt), []).append(frame_id)
-            for (kind, filt), ids in members.items():
-                if kind == "science":
-                    continue
-                master_id += 1
-                spec = specs[kind]
-                mid = _obs_time(night, 0, per_night)
-                masters.append(dict(
-                    id=master_id, kind=kind, profile="lfc", instrument="LFC",
-                    setup_key=like.setup_key, group_key=f"{spec.key}|{filt}",
-                    group=spec.as_dict() | ({"filter": filt} if filt else {}), filter=filt,
-                    set_temp=None, exptime=None, is_rate=kind == "dark", night=night,
-                    version=1, path=f"/archive/{night}/m{master_id}.fits",
-                    sha256=f"{master_id:064x}", size=1, first_obs=mid,
-                    last_obs=mid + dt.timedelta(hours=1), mid_time=mid, n_frames=len(ids),
-                    stats={"median": 1000.0}, parameters={}, quality="good",
-                    created_at=now, software_version="bench"))
-                night_masters[(kind, filt)] = master_id
-                inputs += [dict(master_id=master_id, frame_id=f, used=True, reason=None,
-                                sha256=f"{f:064x}") for f in ids]
-            for (kind, filt), ids in members.items():
-                if kind != "science":
-                    continue
-                for f in ids:
-                    product_id += 1
-                    product_path = f"/archive/{night}/p{product_id}.fits"
-                    science_id = f
-                    products.append(dict(
-                        id=product_id, frame_id=f, kind="final", status="current",
-                        replaced_by_id=None, path=product_path, sha256=f"{product_id:064x}",
-                        size=1, raw_sha256=f"{f:064x}", inputs_key=f"{product_id:064x}",
-                        parameters={}, missing_steps=[], stats={"median": 10.0},
-                        created_at=now, software_version="bench"))
-                    for role, key in (("bias", ("bias", None)), ("dark", ("dark", None)),
-                                      ("flat", ("flat", filt))):
-                        links.append(dict(product_id=product_id, master_id=night_masters[key],
-                                          role=role, sha256=f"{night_masters[key]:064x}"))
-        with maker() as s, s.begin():
-            _insert(s, Frame, frames)
-            _insert(s, Master, masters)
-            _insert(s, MasterInput, inputs)
-            _insert(s, Product, products)
-            _insert(s, ProductMaster, links)
-        counts["frames"] += len(frames)
-        counts["masters"] += len(masters)
-        counts["products"] += len(products)
-        counts["links"] += len(links)
-    with maker() as s, s.begin():
-        # Rows inserted in bulk bypass the frames' bookkeeping: count the night
-        # tally from them, as migration 0014 does for an existing catalogue.
-        rebuild_tallies(s)
-    if engine.dialect.name == "postgresql":
-        # The rows came with their ids: move each table's id sequence past them.
-        with engine.begin() as conn:
-            for model in (Frame, Master, Product):
-                table = model.__table__.name
-                conn.execute(select(func.setval(func.pg_get_serial_sequence(table, "id"),
-                                                select(func.max(model.id)).scalar_subquery())))
-    return Catalogue(frames=counts["frames"], masters=counts["masters"],
-                     products=counts["products"], links=counts["links"],
-                     last_night=FIRST_NIGHT + dt.timedelta(days=nights - 1),
-                     science_frame_id=science_id, product_path=product_path)
+__all__ = ["Catalogue", "HotQuery", "build_catalogue", "hot_queries", "ingest_rate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,14 +164,14 @@ def ingest_rate(engine: Engine, n: int = 100, *, header_cards: int = 60) -> floa
     start = time.perf_counter()
     with maker() as s, s.begin():
         for i in range(n):
-            when = _obs_time(night, i, n)
+            when = obs_time(night, i, n)
             norm = NormalizedHeader(profile="lfc", kind="science", raw_type="OBJECT",
                                     exptime=300.0, filter="g'", obs_time=when, night=night,
                                     shape=(4128, 2080), instrument="LFC",
                                     detector="SITe SI002 x 6")
             facts = cf.FileFacts(path=f"/raw/new-{tag}/{i}.fits",
                                  sha256=f"{tag}{i:056x}", size=1, mtime=when, hdu=0,
-                                 header_json=_header(header_cards))
+                                 header_json=stored_header(header_cards))
             cf.add_frame(s, facts, norm, software_version="bench")
     return n / (time.perf_counter() - start)
 
@@ -366,6 +215,8 @@ def header_bytes(engine: Engine) -> float:
         return float(conn.scalar(select(func.avg(size))) or 0.0)
 
 
+
+
 @dataclass
 class _Target:
     name: str
@@ -374,32 +225,99 @@ class _Target:
     path: Path | None
 
 
+def _in_schema(url: str, schema: str) -> str:
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
 def _targets(args: argparse.Namespace) -> Iterator[_Target]:
-    folder = Path(tempfile.mkdtemp(prefix="archive-scale-"))
+    """Where each catalogue lives: a scratch folder and schema, or the folder of
+    ``--keep`` or ``--reuse`` and the schema named in it."""
+    kept = args.keep or args.reuse
+    folder = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="archive-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
     if not args.no_sqlite:
         yield _Target("SQLite", f"sqlite:///{folder / 'catalogue.sqlite'}", None,
                       folder / "catalogue.sqlite")
     if args.postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
-        yield _Target("PostgreSQL", f"{args.postgres}?options=-csearch_path%3D{schema}",
-                      schema, None)
+        if args.reuse:
+            schema = str(load_catalogue(folder / "postgresql.json")[1]["schema"])
+        yield _Target("PostgreSQL", _in_schema(args.postgres, schema), schema, None)
 
 
-def _run(target: _Target, args: argparse.Namespace) -> None:
+def _kept_json(target: _Target, args: argparse.Namespace) -> Path:
+    return Path(args.keep or args.reuse) / f"{target.name.lower()}.json"
+
+
+def _empty_rate(args: argparse.Namespace, admin: Engine | None) -> float:
+    """The ingest rate into an empty catalogue of the same database (a scratch one)."""
     from sqlalchemy.schema import CreateSchema, DropSchema
 
-    admin = create_engine(args.postgres) if target.schema else None
+    folder = Path(tempfile.mkdtemp(prefix="archive-empty-"))
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    if admin is not None:
+        with admin.begin() as conn:
+            conn.execute(CreateSchema(schema))
+    try:
+        engine = create_engine(_in_schema(args.postgres, schema) if admin is not None
+                               else f"sqlite:///{folder / 'empty.sqlite'}")
+        upgrade(engine)
+        ingest_rate(engine, 20, header_cards=args.header_cards)  # warm up the code paths
+        rate = _median_rate(engine, args)
+        engine.dispose()
+        return rate
+    finally:
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.execute(DropSchema(schema, cascade=True))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _build(target: _Target, args: argparse.Namespace, admin: Engine | None,
+           engine: Engine) -> tuple[Catalogue, str]:
+    """Build the catalogue, or read what ``--keep`` wrote of it; say which."""
+    from sqlalchemy.schema import CreateSchema
+
+    if args.reuse:
+        cat, _ = load_catalogue(_kept_json(target, args))
+        upgrade(engine)  # a kept catalogue takes the migrations added since
+        return cat, "reused"
     if admin is not None:
         with admin.begin() as conn:
             conn.execute(CreateSchema(target.schema))
+    upgrade(engine)
+    t = time.perf_counter()
+    cat = build_catalogue(engine, args.frames, header_cards=args.header_cards)
+    built = f"built in {time.perf_counter() - t:.0f} s"
+    if args.keep:
+        save_catalogue(cat, _kept_json(target, args), schema=target.schema)
+    return cat, built
+
+
+def _print_load() -> None:
+    print(f"  cores: {os.cpu_count()}  load (1, 5, 15 min): "
+          + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+
+
+def _stream(engine: Engine) -> None:
+    from archive_stream import stream_figures  # beside this script
+
+    rows, took, peak, old_took, old_peak = stream_figures(
+        engine, Path(tempfile.gettempdir()) / f"archive-scale-{uuid.uuid4().hex[:8]}.json")
+    print(f"  frames --kind science --limit 0 --format json: {rows:,} rows streamed in "
+          f"{took:.1f} s, peak memory +{peak:.0f} MB; as a list of catalogue rows "
+          f"{old_took:.1f} s, +{old_peak:.0f} MB (time ratio {took / old_took:.2f})")
+
+
+def _run(target: _Target, args: argparse.Namespace) -> None:
+    from sqlalchemy.schema import DropSchema
+
+    admin = create_engine(args.postgres) if target.schema else None
+    kept = args.keep or args.reuse
     try:
+        empty_rate = _empty_rate(args, admin) if not args.only else 0.0
         engine = create_engine(target.url)
-        upgrade(engine)
-        ingest_rate(engine, 20, header_cards=args.header_cards)  # warm up the code paths
-        empty_rate = _median_rate(engine, args)
-        t = time.perf_counter()
-        cat = build_catalogue(engine, args.frames, header_cards=args.header_cards)
-        built = time.perf_counter() - t
+        cat, built = _build(target, args, admin, engine)
         analysed = "no ANALYZE"
         if args.analyze:
             t = time.perf_counter()
@@ -409,35 +327,35 @@ def _run(target: _Target, args: argparse.Namespace) -> None:
         size = catalogue_bytes(engine, target.path)
         print(f"\n{target.name}: {cat.frames:,} frames, {cat.masters:,} masters, "
               f"{cat.products:,} products, {cat.links:,} product-master links "
-              f"(built in {built:.0f} s, {analysed}); "
+              f"({built}, {analysed}); "
               f"{size / 1e9:.2f} GB on disk, {size / cat.frames / 1e3:.1f} kB a frame, "
               f"of which the stored header {header_bytes(engine) / 1e3:.1f} kB "
               f"({args.header_cards} cards)")
+        _print_load()
         print(f"  {'query':<46}{'nightlog ms':>12}{'cpu ms':>8}{'target ms':>11}  ok")
         for q in hot_queries(cat):
+            if args.only and not any(word in q.name for word in args.only):
+                continue
             took, cpu = _timed(engine, q, args.repeat)
             ok = "yes" if took <= q.target_s else "NO"
             print(f"  {q.name:<46}{took * 1e3:>12.1f}{cpu * 1e3:>8.1f}"
                   f"{q.target_s * 1e3:>11.0f}  {ok}")
-        from archive_stream import stream_figures  # beside this script
-
-        rows, took, peak, old_took, old_peak = stream_figures(
-            engine, Path(tempfile.gettempdir()) / f"archive-scale-{uuid.uuid4().hex[:8]}.json")
-        print(f"  frames --kind science --limit 0 --format json: {rows:,} rows streamed in "
-              f"{took:.1f} s, peak memory +{peak:.0f} MB; as a list of catalogue rows "
-              f"{old_took:.1f} s, +{old_peak:.0f} MB (time ratio {took / old_took:.2f})")
-        full_rate = _median_rate(engine, args)
-        ratio = full_rate / empty_rate
-        print(f"  {'ingest 100 frames (median rate of --repeat)':<46}"
-              f"{full_rate:>9.0f}/s  empty {empty_rate:.0f}/s  ratio {ratio:.2f} (target "
-              f">= 0.9)  {'yes' if ratio >= 0.9 else 'NO'}")
+        _print_load()
+        if not args.only:
+            _stream(engine)
+            full_rate = _median_rate(engine, args)
+            ratio = full_rate / empty_rate
+            print(f"  {'ingest 100 frames (median rate of --repeat)':<46}"
+                  f"{full_rate:>9.0f}/s  empty {empty_rate:.0f}/s  ratio {ratio:.2f} "
+                  f"(target >= 0.9)  {'yes' if ratio >= 0.9 else 'NO'}")
         engine.dispose()
     finally:
         if admin is not None:
-            with admin.begin() as conn:
-                conn.execute(DropSchema(target.schema, cascade=True))
+            if not kept:
+                with admin.begin() as conn:
+                    conn.execute(DropSchema(target.schema, cascade=True))
             admin.dispose()
-        if target.path is not None:  # gigabytes at a million frames
+        if target.path is not None and not kept:  # gigabytes at a million frames
             shutil.rmtree(target.path.parent, ignore_errors=True)
 
 
@@ -452,6 +370,14 @@ def main() -> None:
                         help="run ANALYZE after building (nightlog itself never does)")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--postgres", help="PostgreSQL server URL (a scratch schema is used)")
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument("--keep", metavar="DIR",
+                      help="build into DIR (and a schema named there) and leave it there")
+    kept.add_argument("--reuse", metavar="DIR",
+                      help="time the catalogue --keep built in DIR instead of building one")
+    parser.add_argument("--only", nargs="+", metavar="WORD",
+                        help="time only the queries whose name holds one of the words "
+                             "(no streaming, no ingest)")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}  load (1, 5, 15 min): "
           + ", ".join(f"{v:.2f}" for v in os.getloadavg()))

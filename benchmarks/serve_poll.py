@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from archive_scale import build_catalogue
+from archive_build import build_catalogue
 
 from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.live import change_mark
