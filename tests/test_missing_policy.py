@@ -75,16 +75,22 @@ def _robust_std(values: np.ndarray) -> float:
 
 def _flatness(path: str) -> float:
     """Sky scatter over the noise floor: the robust standard deviation of the product's
-    pixels, a plane fitted and taken out (the sky's gradient), over the median of its
-    uncertainty (the noise floor the reduction propagated)."""
+    pixels, a plane fitted to the sky and taken out (the sky's gradient), over the
+    median of its uncertainty (the noise floor the reduction propagated). The plane is
+    fitted to the sky alone: pixels more than 3 robust σ from it (the stars) are left
+    out and the fit repeated, since a least-squares plane through the stars is pulled
+    by them and leaves a residual gradient in the sky."""
     ccd = read_product(path).ccd
     data = np.asarray(ccd.data, dtype=np.float64)
     ny, nx = data.shape
     yy, xx = np.mgrid[:ny, :nx]
-    ok = np.isfinite(data)
-    design = np.c_[np.ones(ok.sum()), yy[ok], xx[ok]]
-    coef = np.linalg.lstsq(design, data[ok], rcond=None)[0]
-    residual = data - (coef[0] + coef[1] * yy + coef[2] * xx)
+    finite = np.isfinite(data)
+    sky = finite
+    for _ in range(5):
+        design = np.c_[np.ones(sky.sum()), yy[sky], xx[sky]]
+        coef = np.linalg.lstsq(design, data[sky], rcond=None)[0]
+        residual = data - (coef[0] + coef[1] * yy + coef[2] * xx)
+        sky = finite & (np.abs(residual) < 3.0 * _robust_std(residual[finite]))
     return _robust_std(residual) / float(np.median(ccd.uncertainty.array))
 
 

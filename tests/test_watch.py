@@ -248,10 +248,17 @@ def test_a_burst_of_biases_builds_one_master(sqlite_engine: Engine, tmp_path: Pa
     raw = tmp_path / "raw"
     raw.mkdir()
     settings = _settings(tmp_path, settle_seconds=0.2, build_delay_seconds=1.5)
+    # The frames are written beforehand and renamed into the watched folder, as a
+    # camera's software lands them: the burst lasts its 20 × 20 ms however slowly a
+    # loaded machine writes FITS files.
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for i in range(20):
+        write_frame(staging / f"bias_{i:02d}.fits", seed=i, IMAGETYP="BIAS", EXPTIME=0.0,
+                    FILTER=None, **{"DATE-OBS": f"2024-03-10T01:{i:02d}:00"})
     with _daemon(sqlite_engine, settings, [raw]) as watcher:
         for i in range(20):
-            write_frame(raw / f"bias_{i:02d}.fits", seed=i, IMAGETYP="BIAS", EXPTIME=0.0,
-                        FILTER=None, **{"DATE-OBS": f"2024-03-10T01:{i:02d}:00"})
+            os.rename(staging / f"bias_{i:02d}.fits", raw / f"bias_{i:02d}.fits")
             time.sleep(0.02)
         wait_for(lambda: watcher.stats.counts["master built"] == 1, 20, "the master")
         time.sleep(2.0)  # nothing more is built once the burst is over
