@@ -45,13 +45,11 @@ def _profile_without_numbers(camera: str) -> str:
     return f"[instruments.{camera}_measured]\npriority = 10\n" + text
 
 
-@pytest.fixture(scope="module", params=["lfc", "aspen"])
-def night(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[Night]:
-    """A night of ``camera`` reduced (masters and science) with no gain and no read
-    noise given, in an SQLite archive of its own."""
-    camera = request.param
-    where = tmp_path_factory.mktemp(camera)
+def masters_of_a_measured_night(where: Path, camera: str) -> tuple[Engine, Path, JobContext]:
+    """A night of ``camera`` simulated into ``where / "raw"`` (scale 0.1, seed 3),
+    ingested into an SQLite archive of its own with the profile of
+    :func:`_profile_without_numbers`, and its masters built: the engine, the raw
+    folder and the jobs' context."""
     raw = where / "raw"
     counts = {"n_bias": 5, "n_dark": 5, "n_flat": 5, "n_science": 3} if camera == "lfc" else {}
     simulate_night(raw, camera=camera, scale=0.1, seed=3, **counts)
@@ -63,6 +61,17 @@ def night(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                IngestContext.from_settings(settings))
     jobs = JobContext.from_settings(settings)
     run_build(engine, jobs)
+    return engine, raw, jobs
+
+
+@pytest.fixture(scope="module", params=["lfc", "aspen"])
+def night(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Night]:
+    """A night of ``camera`` reduced (masters and science) with no gain and no read
+    noise given, in an SQLite archive of its own."""
+    camera = request.param
+    where = tmp_path_factory.mktemp(camera)
+    engine, raw, jobs = masters_of_a_measured_night(where, camera)
     with make_sessionmaker(engine)() as s:
         run_reduce(engine, jobs, science_frames(s))
     yield engine, where, load_truth(raw)

@@ -24,17 +24,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, select
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Master
-from nightlog.catalogue.schema import upgrade
-from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
-from nightlog.coordinator.masters import run_build
-from nightlog.settings import load_settings
-from nightlog.simulate import SimulationTruth, load_truth, simulate_night
-from tests.test_detector_measured import _profile_without_numbers
+from nightlog.simulate import SimulationTruth, load_truth
+from tests.test_detector_measured import masters_of_a_measured_night
 
 Night = tuple[Engine, SimulationTruth]
 
@@ -50,16 +45,7 @@ def night(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The masters of a simulated night of ``camera``, in an SQLite archive of its own."""
     camera = request.param
     where = tmp_path_factory.mktemp(f"planes-{camera}")
-    raw = where / "raw"
-    counts = {"n_bias": 5, "n_dark": 5, "n_flat": 5, "n_science": 3} if camera == "lfc" else {}
-    simulate_night(raw, camera=camera, scale=0.1, seed=3, **counts)
-    (where / "nightlog.toml").write_text(_profile_without_numbers(camera), encoding="utf-8")
-    engine = create_engine(f"sqlite:///{where / 'catalogue.sqlite'}")
-    upgrade(engine)
-    settings = load_settings(env={}, cwd=where)
-    run_ingest(engine, discover([raw], settings.ingest.patterns),
-               IngestContext.from_settings(settings))
-    run_build(engine, JobContext.from_settings(settings))
+    engine, raw, _ = masters_of_a_measured_night(where, camera)
     yield engine, load_truth(raw)
     engine.dispose()
     shutil.rmtree(where, ignore_errors=True)
