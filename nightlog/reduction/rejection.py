@@ -189,8 +189,7 @@ def _survivor_mad(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
     ranks = np.arange(x.shape[0])[:, None]
     dev = np.abs(x - centre[None, :])
     dev[(ranks < lo[None, :]) | (ranks >= hi[None, :])] = np.inf
-    dev = np.ascontiguousarray(np.sort(np.ascontiguousarray(dev.T), axis=1).T)
-    return _survivor_median(dev, np.zeros_like(lo), hi - lo)
+    return _survivor_median(sort_columns(dev), np.zeros_like(lo), hi - lo)
 
 
 class _Sums:
