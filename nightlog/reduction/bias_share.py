@@ -29,6 +29,7 @@ import numpy.typing as npt
 from astropy.nddata import CCDData, VarianceUncertainty
 
 from nightlog.reduction.combine import CombineResult
+from nightlog.reduction.order_statistics import median
 
 __all__ = ["bias_error_size", "bias_share", "bias_share_factor", "with_bias_share"]
 
@@ -38,9 +39,10 @@ def bias_error_size(bias: CCDData) -> float | None:
     ADU), or ``None`` when it has none (then its share is not measured)."""
     if bias.uncertainty is None:
         return None
-    var = np.asarray(bias.uncertainty.represent_as(VarianceUncertainty).array, np.float64)
+    var = np.asarray(bias.uncertainty.represent_as(VarianceUncertainty).array)
     var = var[np.isfinite(var) & (var > 0)]
-    return float(np.sqrt(np.median(var))) if var.size else None
+    # The median of the variances as float64, without their float64 copy.
+    return float(np.sqrt(median(var, overwrite=True, dtype=np.float64))) if var.size else None
 
 
 def with_bias_share(result: CombineResult, bias: CCDData) -> npt.NDArray[np.float32] | None:

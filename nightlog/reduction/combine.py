@@ -179,7 +179,10 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
         alike from every frame (a master bias's error of about ``δ``). An average
         without rejection gives the mean scale; a clip keeps or drops a value
         with the shift, and cuts the noisy frames' values to its window, so their
-        share is smaller. Two more combinations of each tile.
+        share is smaller. Two more combinations of each tile, unless every frame
+        has the same scale ``s`` and the rejection moves with a common shift
+        (:func:`shift_invariant`): the shifts then change no decision and the
+        slope is ``s`` (``s`` times the count for a sum) without them.
 
     Returns
     -------
@@ -235,6 +238,32 @@ def _keep_tile_memory(nbytes: int) -> None:
     del block
 
 
+def shift_invariant(clip: ClipSpec | None) -> bool:
+    """Whether a combination with ``clip`` (and any ``nlow``/``nhigh``) makes the
+    same decisions when one value is added to every frame's value of a pixel:
+    min/max ranks, and clips whose centre and spread move with the values or not
+    at all (the standard deviation, the MAD, IRAF's ``sigclip`` in the stack's
+    units, the read noise of a bias). Not the noise model of frames that collected
+    light, ``avsigclip`` or residuals in each frame's Poisson units: their spread
+    grows with the level."""
+    if clip is None or clip.spread in ("std", "mad"):
+        return True
+    if clip.spread == "sigclip":
+        return not clip.frame_scales
+    return clip.spread == "noise" and not clip.light
+
+
+def _uniform_response(count: npt.NDArray[np.uint16], scale: float, method: Method
+                      ) -> npt.NDArray[np.float32]:
+    """The slope of a shift-invariant combination of frames of one scale (see
+    :func:`combine`'s ``offset_response``): the scale, times the count for a sum,
+    NaN where nothing survived."""
+    response = (np.float32(scale) * count.astype(np.float32) if method == "sum"
+                else np.full(count.shape, scale, dtype=np.float32))
+    response[count == 0] = np.nan
+    return response
+
+
 def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow: int,
                    nhigh: int, weights: npt.NDArray[np.float64] | None,
                    threads: int, offset_response: float | None = None) -> CombineResult:
@@ -244,9 +273,13 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
     data = np.empty(ny * nx, dtype=np.float32)
     unc = np.empty(ny * nx, dtype=np.float32)
     count = np.empty(ny * nx, dtype=np.uint16)
-    response = np.empty(ny * nx, dtype=np.float32) if offset_response else None
     mean_scale = float(np.mean(stack.scales))
     scales = np.asarray(stack.scales, dtype=np.float64)
+    # A weighted sum moves by its weights' sum: measured, as mixed scales are.
+    uniform = (bool(offset_response) and shift_invariant(clip)
+               and (weights is None or method != "sum") and bool(np.all(scales == scales[0])))
+    measured = bool(offset_response) and not uniform
+    response = np.empty(ny * nx, dtype=np.float32) if measured else None
     tile = stack.plan.tile_pixels
     line_length = None
     if clip is not None and clip.spread == "avsigclip":
@@ -281,6 +314,8 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
                        for p0 in range(0, rows[0].size, tile)]
             for future in futures:
                 future.result()
+    if uniform:
+        response = _uniform_response(count, float(scales[0]), method)
     header = stack.header.copy()
     header["NCOMBINE"] = (stack.n, "number of frames combined")
     return CombineResult(data=data.reshape(ny, nx), uncertainty=unc.reshape(ny, nx),

@@ -85,7 +85,8 @@ def dark_plane_factor(frame_noise: Sequence[float], scales: Sequence[float],
 
 
 def calibrated_dark_uncertainty(result: CombineResult, bias: CCDData, method: Method,
-                                clip: ClipSpec | None) -> npt.NDArray[np.float32] | None:
+                                clip: ClipSpec | None, *, bias_error: float | None = None
+                                ) -> npt.NDArray[np.float32] | None:
     """The dark's plane with its share of the bias
     (:func:`~nightlog.reduction.bias_share.with_bias_share`), scaled by
     :func:`dark_plane_factor` for its frames' noise and scales.
@@ -99,6 +100,9 @@ def calibrated_dark_uncertainty(result: CombineResult, bias: CCDData, method: Me
         The master bias subtracted from its frames, with its uncertainty (ADU).
     method, clip
         The combination.
+    bias_error : float or None
+        :func:`~nightlog.reduction.bias_share.bias_error_size` of ``bias`` when the
+        caller has it already (the combination's shift); measured here otherwise.
 
     Returns
     -------
@@ -106,7 +110,7 @@ def calibrated_dark_uncertainty(result: CombineResult, bias: CCDData, method: Me
         In the dark's unit; ``None`` when the share was not measured.
     """
     plane = with_bias_share(result, bias)
-    size = bias_error_size(bias)
+    size = bias_error_size(bias) if bias_error is None else bias_error
     stats = [s for s in result.frame_stats if isinstance(s, FrameStatistics)]
     if plane is None or size is None or len(stats) != len(result.scales):
         return plane

@@ -115,20 +115,23 @@ def _noise_model(result: CombineResult, valid: npt.NDArray[np.bool_], c_var: flo
     sizes = sizes[filled]
     centres = np.bincount(which, weights=f, minlength=_BINS)[filled] / sizes
     means = np.bincount(which, weights=v, minlength=_BINS)[filled] / sizes
-    data = result.data.astype(np.float64)
     if sizes.size < 3 or np.ptp(centres) <= 0:
-        model = np.full(data.shape, float(np.average(means, weights=sizes)))
+        model = np.full(result.data.shape, float(np.average(means, weights=sizes)))
     else:
         slope, intercept = np.polyfit(centres, means, 1, w=np.sqrt(sizes))
-        model = slope * data + intercept
+        # ``slope · f + intercept`` in float64, in one array of its own.
+        model = np.multiply(result.data, slope, dtype=np.float64)
+        model += intercept
     # Never below the quietest bin's noise (no extrapolation to zero or less).
-    return np.maximum(model, float(np.min(means)))
+    return np.maximum(model, float(np.min(means)), out=model)
 
 
-def _variance(ccd: CCDData | None) -> npt.NDArray[np.float64] | float:
+def _add_variance(var: npt.NDArray[np.float64], ccd: CCDData | None, factor: float) -> None:
+    """``var += factor × σ²`` of ``ccd`` (in float64), in place; nothing without one."""
     if ccd is None or ccd.uncertainty is None:
-        return 0.0
-    return np.asarray(ccd.uncertainty.represent_as(VarianceUncertainty).array, np.float64)
+        return
+    other = np.asarray(ccd.uncertainty.represent_as(VarianceUncertainty).array)
+    var += np.multiply(other, factor, dtype=np.float64)
 
 
 def flat_uncertainty(result: CombineResult, method: Method, clip: ClipSpec | None, *,
@@ -166,15 +169,21 @@ def flat_uncertainty(result: CombineResult, method: Method, clip: ClipSpec | Non
     valid = (result.count > 0) & np.isfinite(result.data) & np.isfinite(result.uncertainty)
     if not valid.any():
         raise CombineError("the combined flat has no valid pixel")
-    var = c_err**2 * _noise_model(result, valid, c_var) / n
+    # Every step in place on the model's own float64 array, in the order of
+    # ``c_err² · m / n (· n²) + ⟨s⟩² σ_b² + share² σ_d²``.
+    var = _noise_model(result, valid, c_var)
+    var *= c_err**2
+    var /= n
     if method == "sum":
         var *= n * n
     scales = np.asarray(result.scales, dtype=np.float64)
-    var = var + float(np.mean(scales)) ** 2 * _variance(bias)
+    _add_variance(var, bias, float(np.mean(scales)) ** 2)
     if dark is not None and exptimes is not None:
         unit = u.Unit(dark.unit)
         per = (1.0 if unit.is_equivalent(u.adu / u.s) or unit.is_equivalent(u.electron / u.s)
                else 1.0 / float(dark.header.get("EXPTIME", 1.0) or 1.0))
         share = float(np.mean(scales * np.asarray(exptimes, dtype=np.float64))) * per
-        var = var + share**2 * _variance(dark)
-    return np.where(valid, np.sqrt(var), np.nan).astype(np.float32)
+        _add_variance(var, dark, share**2)
+    np.sqrt(var, out=var)
+    var[~valid] = np.nan
+    return var.astype(np.float32)

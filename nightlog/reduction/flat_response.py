@@ -17,6 +17,7 @@ import numpy.typing as npt
 from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError
+from nightlog.reduction.order_statistics import median
 
 __all__ = ["RESPONSE_BOX", "dark_region", "large_scale_response", "vignetted_from_flat"]
 
@@ -145,13 +146,13 @@ def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
         good &= ~np.asarray(exclude, dtype=bool)
     if not good.any():
         raise ReductionError("the flat has no finite pixels")
-    median = float(np.median(values[good]))
-    if not median > 0:
-        raise ReductionError(f"the flat's median is {median}, not positive")
+    level = median(values[good], overwrite=True)
+    if not level > 0:
+        raise ReductionError(f"the flat's median is {level}, not positive")
     smooth = (np.asarray(response) if response is not None
               else large_scale_response(values, box=box, exclude=exclude))
     with np.errstate(invalid="ignore"):
-        return np.asarray(smooth < low * median, dtype=np.bool_)
+        return np.asarray(smooth < low * level, dtype=np.bool_)
 
 
 def dark_region(low: npt.ArrayLike, *, radius: int = 2, min_share: int = 9

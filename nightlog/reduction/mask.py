@@ -23,6 +23,7 @@ from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction.flat_response import large_scale_response
+from nightlog.reduction.order_statistics import median
 
 __all__ = [
     "MASK_DTYPE",
@@ -159,8 +160,8 @@ def _robust_centre_sigma(values: np.ndarray[Any, Any]) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         raise ReductionError("no finite pixels to estimate a threshold from")
-    centre = float(np.median(finite))
-    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(finite - centre)))
+    centre = median(finite, overwrite=True)
+    sigma = _MAD_TO_SIGMA * median(np.abs(finite - centre), overwrite=True)
     return centre, sigma
 
 
@@ -263,14 +264,14 @@ def dead_pixels_from_flat(
     finite = np.isfinite(values)
     if not finite.any():
         raise ReductionError("the flat has no finite pixels")
-    median = float(np.median(values[finite]))
-    if not median > 0:
-        raise ReductionError(f"the flat's median is {median}, not positive")
-    reference: Any = median
+    level = median(values[finite], overwrite=True)
+    if not level > 0:
+        raise ReductionError(f"the flat's median is {level}, not positive")
+    reference: Any = level
     if box is not None:
         local = (np.asarray(response) if response is not None
                  else large_scale_response(values, box=box, exclude=exclude))
-        reference = np.where(np.isfinite(local), local, median)
+        reference = np.where(np.isfinite(local), local, level)
     bad = ~finite
     with np.errstate(invalid="ignore"):
         bad |= values < low * reference

@@ -21,6 +21,7 @@ from nightlog.errors import CombineError
 from nightlog.reduction.characterise import FrameStatistics
 from nightlog.reduction.combine import CombineResult
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
+from nightlog.reduction.order_statistics import median
 from nightlog.reduction.step_summary import summary_sample
 
 __all__ = [
@@ -91,8 +92,8 @@ def robust_statistics(values: npt.NDArray[np.float32]) -> tuple[float, float]:
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         raise CombineError("the master has no valid pixel")
-    median = float(np.median(finite))
-    return median, 1.482602218505602 * float(np.median(np.abs(finite - median)))
+    centre = median(finite)
+    return centre, 1.482602218505602 * median(np.abs(finite - centre), overwrite=True)
 
 
 def combined_unit(result: CombineResult) -> u.UnitBase:

@@ -211,8 +211,9 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     subtract = None if bias is None else _bias_step(bias)
     scale = [1.0 / t for t in times] if scale_to_rate else None
     options = options or CombineOptions()
+    bias_error = None if bias is None else bias_error_size(bias)
     result = _run(frames, options, _chain(prepare, subtract), scale,
-                  offset_response=None if bias is None else bias_error_size(bias))
+                  offset_response=bias_error)
     flags = no_data_flags(result)
     hot = hot_pixels_from_dark(np.where(result.mask, np.nan, result.data), nsigma=hot_nsigma,
                                absolute=hot_threshold) & ~result.mask
@@ -222,7 +223,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     ccd = master_frame(result, unit, flags, f"Master dark of {len(frames)} frames, "
                   + ("rate per second" if scale_to_rate else f"{times[0]:g} s exposure"),
                   uncertainty=None if bias is None else calibrated_dark_uncertainty(
-                      result, bias, options.method, options.clip))
+                      result, bias, options.method, options.clip, bias_error=bias_error))
     ccd.header["IMAGETYP"] = "MASTER DARK"
     ccd.header["EXPTIME"] = (1.0 if scale_to_rate else times[0], "s; 1 for a dark rate")
     share = None if bias is None else bias_share(result, flags == 0)

@@ -183,14 +183,16 @@ def _survivor_median(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
 
 
 def _survivor_mad(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
-                  hi: npt.NDArray[np.intp], centre: npt.NDArray[np.float64]
-                  ) -> npt.NDArray[np.float64]:
-    """Median absolute deviation of ``x[lo:hi, p]`` about ``centre``."""
+                  hi: npt.NDArray[np.intp], centre: npt.NDArray[np.float64],
+                  of_median: bool = False) -> npt.NDArray[np.float64]:
+    """Median absolute deviation of ``x[lo:hi, p]`` about ``centre`` (their median when
+    ``of_median``: merged from the run's halves when it is the same for every pixel)."""
+    if of_median and lo.size and lo.min() == lo.max() and hi.min() == hi.max():
+        return _cols.uniform_run_mad(x, int(lo[0]), int(hi[0]), centre)
     ranks = np.arange(x.shape[0])[:, None]
     dev = np.abs(x - centre[None, :])
     dev[(ranks < lo[None, :]) | (ranks >= hi[None, :])] = np.inf
-    dev = np.ascontiguousarray(np.sort(np.ascontiguousarray(dev.T), axis=1).T)
-    return _survivor_median(dev, np.zeros_like(lo), hi - lo)
+    return _survivor_median(sort_columns(dev), np.zeros_like(lo), hi - lo)
 
 
 class _Sums:
@@ -211,8 +213,7 @@ class _Sums:
         partial = valid.min(initial=n) < n
         self.s1 = np.empty((n + 1, p), dtype=np.float32)
         self.s2 = np.empty((n + 1, p), dtype=np.float32)
-        self.s1[0] = 0.0
-        self.s2[0] = 0.0
+        self.s1[0] = self.s2[0] = 0.0
         d = np.empty(p, dtype=np.float32)
         for k in range(n):
             np.subtract(x[k], self.ref, out=d)
@@ -290,7 +291,7 @@ def _clip(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp], hi: npt.NDArray[
         if clip.spread == "std":
             sigma = np.sqrt(var)
         elif clip.spread == "mad":
-            sigma = MAD_TO_SIGMA * _survivor_mad(xa, la, ha, centre)
+            sigma = MAD_TO_SIGMA * _survivor_mad(xa, la, ha, centre, clip.centre == "median")
         else:
             assert clip.read_noise is not None and clip.gain is not None
             level = np.maximum(centre / mean_scale, 0.0) if clip.light else 0.0
@@ -393,9 +394,7 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     else:
         data, unc = mean * n, std * rootn
     empty = n == 0
-    data32 = data.astype(np.float32)
-    unc32 = unc.astype(np.float32)
-    data32[empty] = np.nan
-    unc32[empty] = np.nan
+    data32, unc32 = data.astype(np.float32), unc.astype(np.float32)
+    data32[empty], unc32[empty] = np.nan, np.nan
     return TileResult(data=data32, uncertainty=unc32, count=n.astype(np.uint16))
 

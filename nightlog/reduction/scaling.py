@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nightlog.errors import CombineError, SectionError
+from nightlog.reduction.order_statistics import median
 from nightlog.sections import Section, parse_section
 
 __all__ = ["RegionLike", "ScaleStat", "central_region", "mode", "region_level", "resolve_region"]
@@ -124,12 +125,13 @@ def region_level(data: npt.NDArray[np.floating], region: RegionLike = None,
         A malformed region.
     """
     ys, xs = resolve_region(region, (int(data.shape[0]), int(data.shape[1])))
-    values = np.asarray(data[ys, xs], dtype=np.float64)
+    region_values = np.asarray(data[ys, xs])
     if stat == "median":
-        finite = values[np.isfinite(values)]
+        # The median of the values as float64, without the float64 copy.
+        finite = region_values[np.isfinite(region_values)]
         if finite.size == 0:
             raise CombineError("cannot take the median of a region without finite values")
-        return float(np.median(finite))
+        return median(finite, overwrite=True, dtype=np.float64)
     if stat == "mode":
-        return mode(values)
+        return mode(np.asarray(region_values, dtype=np.float64))
     raise CombineError(f"unknown scale statistic {stat!r}: use 'median' or 'mode'")

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nightlog.reduction.characterise import FrameStatistics
+from nightlog.reduction.order_statistics import median
 
 __all__ = ["SUMMARY_SAMPLE", "sampled_frame_statistics", "summary_median", "summary_sample"]
 
@@ -63,7 +64,7 @@ def summary_median(values: npt.ArrayLike, *, size: int = SUMMARY_SAMPLE) -> floa
     sample = summary_sample(values, size=size)
     if sample.dtype.kind == "f":
         sample = sample[np.isfinite(sample)]
-    return float(np.median(sample)) if sample.size else float("nan")
+    return median(sample) if sample.size else float("nan")
 
 
 def sampled_frame_statistics(values: npt.ArrayLike, *,
@@ -99,8 +100,8 @@ def sampled_frame_statistics(values: npt.ArrayLike, *,
     else:
         minimum = float(np.min(array, where=finite_all, initial=np.inf))
         maximum = float(np.max(array, where=finite_all, initial=-np.inf))
-    median = float(np.median(sample))
+    centre = median(sample)
     return FrameStatistics(
-        mean=float(np.mean(sample)), median=median, std=float(np.std(sample)),
-        robust_std=_MAD_TO_SIGMA * float(np.median(np.abs(sample - median))),
+        mean=float(np.mean(sample)), median=centre, std=float(np.std(sample)),
+        robust_std=_MAD_TO_SIGMA * median(np.abs(sample - centre), overwrite=True),
         minimum=minimum, maximum=maximum, n_pixels=n)
