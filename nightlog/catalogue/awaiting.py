@@ -63,17 +63,20 @@ def awaiting_nights(session: Session) -> list[dt.date]:
     """The nights holding latest, usable calibration frames that no master lists
     among its inputs, in time order.
 
-    The frames are read from the waiting ones (by id) alone; the masters' inputs are
-    asked again of each (``NOT EXISTS``: an anti-join on the index of
-    ``master_inputs.frame_id``), a guard that costs one index probe per waiting frame.
+    The waiting frames are walked in the order of their night index, each frame
+    looked up by id; the masters' inputs are asked again of each (``NOT EXISTS``: a
+    probe of the index of ``master_inputs.frame_id``), a guard that costs one probe
+    per waiting frame. The frame is asked in an ``EXISTS``, not joined: with the
+    frames in a join, SQLite (which nightlog never analyses) walks the calibration
+    frames in their index and looks each up among the waiting ones.
     """
-    considered = select(MasterInput.frame_id).where(MasterInput.frame_id == Frame.id)
-    rows = session.execute(
-        select(Frame.night).select_from(AwaitingMaster)
-        .join(Frame, Frame.id == AwaitingMaster.frame_id)
-        .where(Frame.kind.in_(CALIBRATION_KINDS), Frame.is_latest.is_(True),
-               Frame.status == FrameStatus.OK, ~considered.exists())
-        .distinct())
+    frame = select(Frame.id).where(Frame.id == AwaitingMaster.frame_id,
+                                   Frame.kind.in_(CALIBRATION_KINDS), Frame.is_latest.is_(True),
+                                   Frame.status == FrameStatus.OK)
+    considered = select(MasterInput.frame_id).where(
+        MasterInput.frame_id == AwaitingMaster.frame_id)
+    rows = session.execute(select(AwaitingMaster.night)
+                           .where(frame.exists(), ~considered.exists()).distinct())
     return sorted(r[0] for r in rows)
 
 
