@@ -215,7 +215,8 @@ def _frames_read_by_id(engine: Engine, statement: str, parameters: Any) -> list[
                     node["Node Type"] in ("Index Scan", "Index Only Scan")
                     and node.get("Index Name") == "pk_frames"
                     and re.fullmatch(r"\(id = \w+\.frame_id\)", node.get("Index Cond", ""))):
-                yield f"{node['Node Type']} {node.get('Index Name', '')} {node.get('Index Cond', '')}"
+                yield " ".join((node["Node Type"], node.get("Index Name", ""),
+                                node.get("Index Cond", "")))
             for child in node.get("Plans", ()):
                 yield from walk(child)
 
