@@ -2,9 +2,10 @@
 
 :func:`build_catalogue` fills a migrated, empty catalogue with frames spread over
 ten years of nights, each night's masters (bias, dark, two flats), a product of
-every science frame linked to its three masters, the masters' input rows and the
-night tally (recounted from the frames by the catalogue). Rows are bulk-inserted
-through the catalogue's own model tables: one frame of each kind is added with
+every science frame linked to its three masters, the masters' input rows, the
+night tally and the calibration frames waiting for a master (both counted from the
+frames by the catalogue). Rows are bulk-inserted through the catalogue's own model
+tables: one frame of each kind is added with
 :func:`nightlog.catalogue.frames.add_frame`, and its normalised columns are the
 template of every copy. :func:`save_catalogue` and :func:`load_catalogue` keep what
 was built beside it, so that a catalogue of a million frames is built once and
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from nightlog.calibration.grouping import group_of
 from nightlog.catalogue import frames as cf
+from nightlog.catalogue.awaiting import rebuild_awaiting
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
 from nightlog.catalogue.night_tally import rebuild_tallies
@@ -177,9 +179,11 @@ def build_catalogue(engine: Engine, n_frames: int, *, nights: int = NIGHTS,
         counts["products"] += len(products)
         counts["links"] += len(links)
     with maker() as s, s.begin():
-        # Rows inserted in bulk bypass the frames' bookkeeping: count the night
-        # tally from them, as migration 0014 does for an existing catalogue.
+        # Rows inserted in bulk bypass the frames' and masters' bookkeeping: count
+        # the night tally and the frames waiting for a master from them, as
+        # migrations 0014 and 0016 do for an existing catalogue.
         rebuild_tallies(s)
+        rebuild_awaiting(s)
     if engine.dialect.name == "postgresql":
         # The rows came with their ids: move each table's id sequence past them.
         with engine.begin() as conn:

@@ -2,8 +2,9 @@
 
 Builds a catalogue of ``--frames`` frames (default 1,000,000) spread over ten years
 of nights, with each night's masters (bias, dark, two flats), a product of every
-science frame linked to its three masters, the masters' input rows and the night
-tally (recounted from the frames by the catalogue), on SQLite
+science frame linked to its three masters, the masters' input rows, the night
+tally and the calibration frames waiting for a master (counted from the frames by
+the catalogue), on SQLite
 and (with ``--postgres``) on PostgreSQL. Rows are bulk-inserted through the
 catalogue's own model tables: one frame of each kind is added with
 :func:`nightlog.catalogue.frames.add_frame`, and its normalised columns are the

@@ -194,3 +194,45 @@ def test_every_night_comes_from_the_tally_index_in_order_without_a_sort(
                                        parameters).scalar()
             text = json.dumps(doc)
             assert "ix_night_tallies_group" in text and '"Sort"' not in text, text
+
+
+def _frames_read_by_id(engine: Engine, statement: str, parameters: Any) -> list[str]:
+    """How the plan of ``statement`` reads frames, each way that is not one row by id."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = [str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                             parameters)]
+            return [r for r in rows if re.search(r"\bframes\b", r)
+                    and not re.fullmatch(r"SEARCH frames USING INTEGER PRIMARY KEY \(rowid=\?\)",
+                                         r)]
+        for method in PRICED_OUT:
+            conn.exec_driver_sql(f"SET {method} = off")
+        doc = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
+        plan = json.loads(doc) if isinstance(doc, str) else doc
+
+        def walk(node: dict[str, Any]) -> Iterator[str]:
+            if node.get("Relation Name") == "frames" and not (
+                    node["Node Type"] in ("Index Scan", "Index Only Scan")
+                    and node.get("Index Name") == "pk_frames"
+                    and re.fullmatch(r"\(id = \w+\.frame_id\)", node.get("Index Cond", ""))):
+                yield " ".join((node["Node Type"], node.get("Index Name", ""),
+                                node.get("Index Cond", "")))
+            for child in node.get("Plans", ()):
+                yield from walk(child)
+
+        return list(walk(plan[0]["Plan"]))
+
+
+def test_calib_build_reads_the_waiting_frames_not_every_calibration_frame(
+        small_archive: tuple[Engine, Any]) -> None:
+    # The nights with calibration frames in no master were an anti-join of every
+    # calibration frame (half a million after ten years) with the masters' inputs:
+    # an index range of frames, which the test above lets pass. They are read from
+    # the frames waiting for a master (migration 0016), each frame looked up by id.
+    engine, cat = small_archive
+    (build,) = [q for q in _benchmark().hot_queries(cat) if q.name.startswith("calib build")]
+    nights = [(s, p) for s, p in _statements(engine, build.run)
+              if re.search(r"\bawaiting_masters\b", s)]
+    assert len(nights) == 1, nights
+    ((statement, parameters),) = nights
+    assert not _frames_read_by_id(engine, statement, parameters), statement

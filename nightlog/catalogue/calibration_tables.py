@@ -4,6 +4,9 @@
     Master calibrations: one row per built version of a group's master, with the
     file, its statistics, quality, validity and every frame considered as input
     (used or rejected, with the reason).
+``awaiting_masters``
+    The calibration frames no master lists among its inputs yet: what ``calib
+    build`` looks at first, instead of every calibration frame of the archive.
 ``fences``
     Hardware changes (camera serviced, filter wheel changed): no master is matched
     across one, and detector-health bands restart there.
@@ -39,7 +42,7 @@ from nightlog.catalogue.table_base import Base
 from nightlog.catalogue.types import HeaderText, UTCDateTime
 from nightlog.states import AlarmState, MasterQuality
 
-__all__ = ["Alarm", "Fence", "Master", "MasterInput"]
+__all__ = ["Alarm", "AwaitingMaster", "Fence", "Master", "MasterInput"]
 
 
 class Master(Base):
@@ -106,6 +109,26 @@ class MasterInput(Base):
     used: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class AwaitingMaster(Base):
+    """A calibration frame (bias, dark or flat) that no master lists among its inputs.
+
+    Kept by :mod:`nightlog.catalogue.awaiting`: a row is added with the frame and
+    removed by the first master that considers the frame (used or rejected). A
+    frame's kind and night never change; whether it is the latest at its path and
+    usable is read from the frame.
+    """
+
+    __tablename__ = "awaiting_masters"
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id"), primary_key=True,
+                                          autoincrement=False)
+    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+
+    def __repr__(self) -> str:
+        return f"AwaitingMaster(frame_id={self.frame_id}, night={self.night}, kind={self.kind!r})"
 
 
 class Fence(Base):

@@ -5,7 +5,8 @@ checksum, and are added, versioned and moved together. Lookups that answer one
 frame answer the file's first CCD (lowest id); :func:`frames_of_file` all of them.
 
 Every change of which frame is the latest at a path is counted in the night tally
-(:mod:`nightlog.catalogue.night_tally`).
+(:mod:`nightlog.catalogue.night_tally`); every new calibration frame waits for a
+master (:mod:`nightlog.catalogue.awaiting`).
 
 Functions take the caller's session and never commit.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from nightlog.catalogue.awaiting import await_masters
 from nightlog.catalogue.models import Frame, Product
 from nightlog.catalogue.night_tally import tally_frame
 from nightlog.errors import NotFoundError
@@ -207,7 +209,7 @@ def add_frames(session: Session, rows: Sequence[tuple[FileFacts, NormalizedHeade
     Every row shares the path and its new version. ``previous``: the latest frames
     at the path if the caller looked them up (``check_previous=False`` then trusts
     it; with ``check_previous`` they are looked up, every CCD of them); they stop
-    being the latest.
+    being the latest. The calibration frames among them wait for a master.
     """
     path = rows[0][0].path
     older = list(previous or ())
@@ -244,6 +246,7 @@ def add_frames(session: Session, rows: Sequence[tuple[FileFacts, NormalizedHeade
         session.add(frame)
         tally_frame(session, frame, +1)
         frames.append(frame)
+    await_masters(session, frames)
     return frames
 
 

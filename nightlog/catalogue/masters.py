@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from nightlog.catalogue.awaiting import mastered
 from nightlog.catalogue.models import Frame, Master, MasterInput, Product, ProductMaster
 from nightlog.errors import CatalogueError, NotFoundError
 from nightlog.states import MasterQuality, ProductStatus
@@ -104,7 +105,8 @@ class NewMaster:
 def add_master(session: Session, new: NewMaster, inputs: Sequence[MasterInputRecord], *,
                supersedes: int | None = None, now: dt.datetime | None = None) -> Master:
     """Add ``new``, a row per frame considered and, when ``supersedes`` names the
-    group's previous version, point that one at the new master (no commit).
+    group's previous version, point that one at the new master (no commit). The
+    frames considered, used or rejected, wait for a master no longer.
 
     Raises
     ------
@@ -129,6 +131,7 @@ def add_master(session: Session, new: NewMaster, inputs: Sequence[MasterInputRec
     for record in inputs:
         session.add(MasterInput(master_id=master.id, frame_id=record.frame_id,
                                 used=record.used, reason=record.reason, sha256=record.sha256))
+    mastered(session, [record.frame_id for record in inputs])
     if supersedes is not None:
         previous = session.get(Master, supersedes)
         if previous is not None:

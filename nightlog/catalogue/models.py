@@ -10,7 +10,8 @@ runs or the migrations are compared with the models. A table is defined in one o
 :mod:`nightlog.catalogue.frame_tables`
     What was ingested: ``frames``, ``quarantined_files``, ``night_tallies``.
 :mod:`nightlog.catalogue.calibration_tables`
-    Calibration: ``masters``, ``master_inputs``, ``fences``, ``alarms``.
+    Calibration: ``masters``, ``master_inputs``, ``awaiting_masters``, ``fences``,
+    ``alarms``.
 :mod:`nightlog.catalogue.reduction_tables`
     What became of each science frame's reduction: ``products``,
     ``product_masters``, ``frame_quality``, ``reduce_failures``, ``frame_holds``.
@@ -23,7 +24,13 @@ Masters, products and provenance point at ``frames.id``.
 
 from __future__ import annotations
 
-from nightlog.catalogue.calibration_tables import Alarm, Fence, Master, MasterInput
+from nightlog.catalogue.calibration_tables import (
+    Alarm,
+    AwaitingMaster,
+    Fence,
+    Master,
+    MasterInput,
+)
 from nightlog.catalogue.frame_tables import Frame, NightTally, QuarantinedFile
 from nightlog.catalogue.operation_tables import Daemon, Notification
 from nightlog.catalogue.reduction_tables import (
@@ -35,6 +42,6 @@ from nightlog.catalogue.reduction_tables import (
 )
 from nightlog.catalogue.table_base import Base
 
-__all__ = ["Alarm", "Base", "Daemon", "Fence", "Frame", "FrameHold", "FrameQualityRow", "Master",
-           "MasterInput", "NightTally", "Notification", "Product", "ProductMaster",
-           "QuarantinedFile", "ReduceFailure"]
+__all__ = ["Alarm", "AwaitingMaster", "Base", "Daemon", "Fence", "Frame", "FrameHold",
+           "FrameQualityRow", "Master", "MasterInput", "NightTally", "Notification", "Product",
+           "ProductMaster", "QuarantinedFile", "ReduceFailure"]
