@@ -19,6 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,11 @@ class MasterJob:
         median; the converter's quantisation is taken out of the map.
     combine : CombineSettings
         The site's ``[combine]``: the clip of the frames (IRAF's names).
+    threads : int
+        Cores this build may use: the combination's tiles run in that many threads,
+        and with two or more the frames are characterised (read noise, gain) while
+        they are combined. The coordinator gives a build the cores that the builds
+        running beside it leave (a kind with one group on two workers: both).
     """
 
     kind: str
@@ -142,6 +148,7 @@ class MasterJob:
     #: A multi-night master: each input's night (frame id, ISO date), for the check
     #: that every night agrees with the whole (:mod:`~nightlog.coordinator.night_stability`).
     night_of: tuple[tuple[int, str], ...] = ()
+    threads: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +182,8 @@ class MasterRefused:
 def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any
              ) -> tuple[MasterResult, CombineOptions, str | None]:
     inputs = [frame_loader(f.path, f.hdu, f.amplifiers) for f in accepted]
-    options = CombineOptions(memory_limit=job.memory_limit, scratch_dir=job.scratch_dir)
+    options = CombineOptions(memory_limit=job.memory_limit, scratch_dir=job.scratch_dir,
+                             threads=max(1, job.threads))
     c = job.combine
     options, note = configured_options(
         options, kind=job.kind, reject=c.reject, centre=c.centre, lsigma=c.lsigma,
@@ -264,7 +272,21 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
     for m in job.masters:
         if m.crop is not None:
             loaded[m.role] = crop_to_window(loaded[m.role], m.crop)
-    result, options, note = _combine(job, accepted, loaded.get("bias"), loaded.get("dark"))
+    noise_map = stored["bias"].read_noise if "bias" in stored else None
+
+    def characterise() -> dict[str, Any]:
+        return characterise_frames(
+            job.kind, accepted, job.prepare, loaded.get("bias"), by_role.get("bias"),
+            bias_read_noise_adu=(float(np.nanmedian(noise_map)) if noise_map is not None
+                                 else None))
+
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        # The frames' own figures need the inputs, not the master: measured on a
+        # second core while the first combines (numpy leaves the interpreter lock).
+        measured = beside.submit(characterise) if job.threads >= 2 else None
+        result, options, note = _combine(job, accepted, loaded.get("bias"),
+                                         loaded.get("dark"))
+        characterised = measured.result() if measured is not None else None
     agreement = None
     if job.night_of:
         agreement = _nights_agree(job, accepted, loaded, result.ccd)
@@ -342,11 +364,7 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
         figures["dark_current_err"] = (figures["level_err"] * gain
                                        if job.darks_scale and figures["level_err"] is not None
                                        else None)
-    noise_map = stored["bias"].read_noise if "bias" in stored else None
-    figures.update(characterise_frames(
-        job.kind, accepted, job.prepare, loaded.get("bias"), by_role.get("bias"),
-        bias_read_noise_adu=(float(np.nanmedian(noise_map)) if noise_map is not None
-                             else None)))
+    figures.update(characterised if characterised is not None else characterise())
     return BuiltMaster(
         path=str(out.path), sha256=out.sha256, size=out.size,
         used=tuple(f.id for f in accepted), rejected=tuple(rejected),

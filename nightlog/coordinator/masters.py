@@ -26,6 +26,7 @@ are built in parallel on the executor given (this process, local processes or Da
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -69,7 +70,8 @@ from nightlog.coordinator.temporaries import sweep_archive
 from nightlog.errors import NightlogError
 from nightlog.states import BuildStatus, FrameStatus
 
-__all__ = ["BuildOutcome", "DueGroup", "find_due", "group_counts", "run_build"]
+__all__ = ["BuildOutcome", "DueGroup", "build_threads", "find_due", "group_counts",
+           "run_build"]
 
 log = logging.getLogger("nightlog.build")
 _ORDER = {"bias": 0, "dark": 1, "flat": 2}
@@ -131,6 +133,18 @@ def find_due(session: Session, ctx: JobContext, *, night: dt.date | None = None,
                                 provisional=choice.provisional, nights=choice.nights))
     due.sort(key=lambda d: (d.night, _ORDER[d.kind], d.group.key))
     return due
+
+
+def build_threads(executor: FrameExecutor, builds: int) -> int:
+    """Cores each of ``builds`` concurrent master builds may use on ``executor``.
+
+    The executor's workers share its cores (``workers × threads``); when fewer builds
+    than workers run (a kind with one group), each build takes the idle workers'
+    cores as well, so that the morning's bias, dark and flat steps, which wait for
+    each other, do not leave cores idle.
+    """
+    at_once = max(1, min(builds, executor.workers))
+    return max(1, executor.threads * executor.workers // at_once)
 
 
 def _failed(item: DueGroup, exc: BaseException) -> BuildOutcome:
@@ -195,12 +209,17 @@ class _MasterBuilds:
         as it finishes."""
         outcomes: list[BuildOutcome] = []
         in_flight: dict[int, tuple[DueGroup, MasterPlan]] = {}
+        planned: list[tuple[DueGroup, MasterPlan]] = []
         for item in due:
             plan = self.plan(item)
             if isinstance(plan, BuildOutcome):
                 outcomes.append(plan)
             else:
-                in_flight[self.executor.submit(self.work, plan.job)] = (item, plan)
+                planned.append((item, plan))
+        threads = build_threads(self.executor, len(planned))
+        for item, plan in planned:
+            job = dataclasses.replace(plan.job, threads=threads)
+            in_flight[self.executor.submit(self.work, job)] = (item, plan)
         finished: list[tuple[int, object, BaseException | None]] = []
         try:
             while in_flight:
