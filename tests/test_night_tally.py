@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nightlog.catalogue import frames as cf
 from nightlog.catalogue.engine import make_sessionmaker
-from nightlog.catalogue.exposure_groups import exposure_groups
+from nightlog.catalogue.exposure_groups import exposure_groups, group_median
 from nightlog.catalogue.models import Frame, NightTally
 from nightlog.catalogue.night_periods import period_counts
 from nightlog.catalogue.night_tally import rebuild_tallies, tally_rows
@@ -87,12 +87,40 @@ def test_the_tally_counts_the_latest_frames(catalogue_engine: Engine,
         # The listing's counts per night add up to the latest frames of the night.
         per_night = Counter(c.night for c in night_counts(session) for _ in range(c.count))
         assert per_night == Counter(key[0] for key in _truth(session).elements())
+        # Each night's groups, in order, are those of the latest frames themselves.
+        listed = [_as_tuple(c) for c in night_counts(session)]
+        assert listed == _night_groups(_truth(session))
+        newest = [_as_tuple(c) for c in night_counts(session, newest_first=True)]
+        assert newest == sorted(listed, key=lambda c: c[0], reverse=True)  # stable
         # The month's (and year's) sums, counted by the database, are the frames'.
         for by, width in (("month", 7), ("year", 4)):
             summed = {(p.period, p.kind, p.filter, p.exptime_min, p.exptime_max): (
                 p.count, p.nights) for p in period_counts(session, by)}
             assert summed == _periods_of(_truth(session), width)
         session.rollback()
+
+
+def _as_tuple(c: Any) -> tuple[Any, ...]:
+    return (c.night, c.kind, c.filter, c.exptime, c.count, c.exptime_min, c.exptime_max)
+
+
+def _night_groups(truth: Counter[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Every night's counts per kind, filter and exposure group, the oldest night
+    first, within a night by kind, filter and exposure time: from the latest frames
+    themselves (the listing's definition)."""
+    out = []
+    for night in sorted({key[0] for key, n in truth.items() if n}):
+        rows = []
+        for kind, filt in {key[1:3] for key, n in truth.items() if n and key[0] == night}:
+            mine = {key[3]: n for key, n in truth.items()
+                    if n and key[:3] == (night, kind, filt)}
+            if None in mine:
+                rows.append((night, kind, filt, None, mine.pop(None), None, None))
+            for g in exposure_groups(sorted(mine.items()), 0.01):
+                rows.append((night, kind, filt, group_median(g), sum(n for _, n in g),
+                             g[0][0], g[-1][0]))
+        out += sorted(rows, key=lambda r: (r[1], r[2] or "", r[3] or 0.0))
+    return out
 
 
 def _periods_of(truth: Counter[tuple[Any, ...]], width: int

@@ -42,9 +42,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nightlog.calibration.candidate_masters import (
+    PAGE,
+    Shape,
+    certified_masters,
+    scope_of,
+    side_masters,
+    window_params,
+)
 from nightlog.calibration.dark_exposure import choose_dark, how_linear
 from nightlog.calibration.dark_temperature import TemperatureScaling, scale_across_temperature
 from nightlog.calibration.grouping import CALIBRATION_NEEDS, frame_field, group_fields
@@ -196,57 +204,27 @@ def evaluate(frame: Frame, master: Master, kind: str, profile: InstrumentProfile
     return Candidate(master=master, rules=tuple(rules), distance=abs(at - master.mid_time))
 
 
-_PAGE = 4
-
-
-def _scope(frame: Frame, kind: str, profile: InstrumentProfile,
-           live: bool) -> list[ColumnElement[bool]]:
-    """Conditions every usable ``kind`` master of ``frame`` meets, as SQL.
-
-    Necessary, not sufficient: the rules of :func:`evaluate` still decide. They let
-    the database skip masters that are bad, superseded, of another instrument or
-    filter, or (live) not yet complete at the frame's time.
-    """
-    conds = [Master.kind == kind, Master.profile == profile.name,
-             Master.quality == MasterQuality.GOOD, Master.superseded_by_id.is_(None)]
-    if frame.instrument is not None:
-        conds.append(Master.instrument == frame.instrument)
-    if kind == "flat" and "filter" in group_fields(profile, "flat"):
-        conds.append(Master.filter.is_(None) if frame.filter is None
-                     else Master.filter == frame.filter)
-    if live:
-        conds.append(Master.last_obs <= frame.obs_time)
-    return conds
-
-
 def _nearest_side(session: Session, frame: Frame, kind: str, profile: InstrumentProfile,
-                  policy: CalibrationPolicy, scope: list[ColumnElement[bool]],
-                  when: dt.datetime, window: dt.timedelta, *, before: bool,
-                  live: bool, fences: Sequence[Fence]) -> list[Candidate]:
+                  policy: CalibrationPolicy, shape: Shape, params: dict[str, Any], *,
+                  before: bool, live: bool, fences: Sequence[Fence]) -> list[Candidate]:
     """Uncertified masters on one side of ``when``, nearest first, read a page at a
     time until the first usable one and every master as near as it (a tie)."""
-    if before:
-        conds = [Master.mid_time <= when, Master.mid_time >= when - window]
-        order = (Master.mid_time.desc(), Master.id)
-    else:
-        conds = [Master.mid_time > when, Master.mid_time <= when + window]
-        order = (Master.mid_time.asc(), Master.id)
-    stmt = select(Master).where(*scope, *conds, Master.valid_from.is_(None),
-                                Master.valid_until.is_(None)).order_by(*order)
+    stmt = side_masters(shape, before)
     out: list[Candidate] = []
     best: dt.datetime | None = None
     offset = 0
     while True:
-        page = list(session.scalars(stmt.offset(offset).limit(_PAGE)))
+        page = list(session.scalars(stmt, params | {"offset": offset}))
         offset += len(page)
         for m in page:
             if best is not None and m.mid_time != best:
                 return out
-            cand = evaluate(frame, m, kind, profile, policy, at=when, live=live, fences=fences)
+            cand = evaluate(frame, m, kind, profile, policy, at=params["when"], live=live,
+                            fences=fences)
             out.append(cand)
             if best is None and cand.usable:
                 best = m.mid_time
-        if len(page) < _PAGE:
+        if len(page) < PAGE:
             return out
 
 
@@ -255,22 +233,21 @@ def _nearest(session: Session, frame: Frame, kind: str, profile: InstrumentProfi
              fences: Sequence[Fence]) -> list[Candidate]:
     """The candidates that can win: on each side of the frame's time, the masters
     up to the nearest usable one (and its ties), from the (kind, instrument,
-    mid_time) index; and every master certified over the frame's time.
+    mid_time) index; and every master certified over the frame's time
+    (:mod:`~nightlog.calibration.candidate_masters`).
 
     Every master nearer than the first usable one on a side is read, so the
     choice equals the one made over all masters.
     """
     window = dt.timedelta(days=policy.validity_days.get(kind, 30.0))
-    scope = _scope(frame, kind, profile, live)
-    found = [*_nearest_side(session, frame, kind, profile, policy, scope, when, window,
+    shape, params = scope_of(frame, kind, profile, live)
+    params |= window_params(when, window)
+    found = [*_nearest_side(session, frame, kind, profile, policy, shape, params,
                             before=True, live=live, fences=fences),
-             *_nearest_side(session, frame, kind, profile, policy, scope, when, window,
+             *_nearest_side(session, frame, kind, profile, policy, shape, params,
                             before=False, live=live, fences=fences)]
-    # ``certify_master`` always sets both ends of a certified range.
-    certified = select(Master).where(*scope, Master.valid_from <= when,
-                                     Master.valid_until > when)
     found += [evaluate(frame, m, kind, profile, policy, at=when, live=live, fences=fences)
-              for m in session.scalars(certified)]
+              for m in session.scalars(certified_masters(shape), params)]
     return found
 
 

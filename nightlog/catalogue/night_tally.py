@@ -15,17 +15,30 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, Select, Update, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    String,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, NightTally
 
 __all__ = ["TallyRow", "group_sums", "newest_tallied_nights", "rebuild_tallies",
-           "tally_frame", "tally_groups", "tally_rows"]
+           "tally_frame", "tally_group_rows", "tally_groups", "tally_rows"]
 
 #: Tally rows fetched at a time by the listings.
 _CHUNK = 2000
@@ -68,12 +81,16 @@ def tally_frame(session: Session, frame: Frame, delta: int) -> None:
         session.execute(start, params)
 
 
-def group_sums(since: dt.date | None, until: dt.date | None) -> Select[Any]:
+def group_sums(since: dt.date | None, until: dt.date | None, *,
+               columns: Sequence[Any] | None = None) -> Select[Any]:
     """The frames of each night, kind, filter and exposure time from ``since`` to
-    ``until`` (both included; ``None``: open), groups with no latest frame left out."""
+    ``until`` (both included; ``None``: open), groups with no latest frame left out
+    (``columns``: what to select of the group's night, kind, filter and exposure
+    time instead of the columns themselves)."""
     total = func.sum(NightTally.frames)
-    stmt = (select(NightTally.night, NightTally.kind, NightTally.filter, NightTally.exptime,
-                   total.label("frames"))
+    picked = columns or (NightTally.night, NightTally.kind, NightTally.filter,
+                         NightTally.exptime)
+    stmt = (select(*picked, total.label("frames"))
             .group_by(NightTally.night, NightTally.kind, NightTally.filter,
                       NightTally.exptime)
             .having(total > 0))
@@ -103,6 +120,33 @@ def tally_groups(session: Session, *, since: dt.date | None = None,
     result = session.connection().execute(stmt.execution_options(yield_per=_CHUNK))
     for part in result.partitions():
         yield from part  # rows unpack as tuples; both backends sum integers to int
+
+
+def _iso_date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+def tally_group_rows(session: Session, *, since: dt.date | None = None,
+                     until: dt.date | None = None, newest_first: bool = False
+                     ) -> tuple[Iterator[tuple[Any, str, str | None, float | None, int]],
+                                Callable[[Any], dt.date]]:
+    """:func:`tally_groups` with each night as the backend stores it (SQLite: ISO
+    text), and the function that makes it a date: a listing of ten years converts
+    each of its nights once instead of each of its twenty thousand groups (on
+    SQLite, a date and a header text read per row are most of such a listing's
+    time in this process)."""
+    session.flush()  # frames added in this session are counted
+    columns: tuple[Any, ...] = (NightTally.night, NightTally.kind, NightTally.filter,
+                                NightTally.exptime)
+    picked = columns
+    if session.get_bind().dialect.name == "sqlite":
+        # No conversion per row: SQLite keeps the night as text and header text as is.
+        picked = (type_coerce(NightTally.night, String), NightTally.kind,
+                  type_coerce(NightTally.filter, String), NightTally.exptime)
+    stmt = group_sums(since, until, columns=picked)
+    stmt = stmt.order_by(*(c.desc() for c in columns) if newest_first else columns)
+    result = session.connection().execute(stmt.execution_options(yield_per=_CHUNK))
+    return itertools.chain.from_iterable(result.partitions()), _iso_date
 
 
 def tally_rows(session: Session, *, since: dt.date | None = None,

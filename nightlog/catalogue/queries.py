@@ -6,7 +6,6 @@ Functions take the caller's session and only read.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session, defer
 
 from nightlog.catalogue.exposure_groups import exposure_groups, group_median
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
-from nightlog.catalogue.night_tally import tally_groups
+from nightlog.catalogue.night_tally import tally_group_rows
 from nightlog.catalogue.quality import verdict_frame_ids
 from nightlog.states import ProductStatus
 
@@ -144,9 +143,35 @@ def _sort_key(c: NightCount) -> tuple[str, str, float]:
     return (c.kind, c.filter or "", c.exptime or 0.0)
 
 
+_new = object.__new__
+_SETTERS = tuple(getattr(NightCount, name).__set__ for name in (
+    "night", "kind", "filter", "exptime", "count", "exptime_min", "exptime_max"))
+
+
+def _count_of(night: dt.date, kind: str, filt: str | None, exptime: float | None,
+              count: int, lo: float | None, hi: float | None) -> NightCount:
+    """``NightCount(night, kind, filt, exptime, count, lo, hi)``, made a third as
+    slowly (a frozen class's ``__init__`` sets each field through
+    ``object.__setattr__``): ten years of nights are twenty thousand of them."""
+    c = _new(NightCount)
+    s_night, s_kind, s_filter, s_exptime, s_count, s_lo, s_hi = _SETTERS
+    s_night(c, night)
+    s_kind(c, kind)
+    s_filter(c, filt)
+    s_exptime(c, exptime)
+    s_count(c, count)
+    s_lo(c, lo)
+    s_hi(c, hi)
+    return c
+
+
 def _group_counts(night: dt.date, kind: str, filt: str | None,
                   times: list[tuple[float | None, int]], tolerance: float) -> list[NightCount]:
     """The counts of one night, kind and filter of several exposure times."""
+    if len(times) == 1:  # one exposure time: its own group (most groups)
+        ((value, count),) = times
+        return [_count_of(night, kind, filt, None, count, None, None) if value is None else
+                _count_of(night, kind, filt, round(value, 1), count, value, value)]
     out = []
     known = [(float(v), n) for v, n in times if v is not None]
     if len(known) < len(times):  # frames without an exposure time: a group of their own
@@ -157,33 +182,47 @@ def _group_counts(night: dt.date, kind: str, filt: str | None,
     return out
 
 
+_NO_NIGHT = object()
+
+
 def iter_night_counts(session: Session, *, since: dt.date | None = None,
                       until: dt.date | None = None, exptime_tolerance: float = 0.01,
                       newest_first: bool = False) -> Iterator[NightCount]:
     """:func:`night_counts` one night at a time, as the tally's rows arrive (ten
     years are read without holding them): the oldest night first, or the newest.
     Within a night, by kind, filter and exposure time."""
-    rows = tally_groups(session, since=since, until=until, newest_first=newest_first)
+    rows, as_date = tally_group_rows(session, since=since, until=until,
+                                     newest_first=newest_first)
     night_rows: list[NightCount] = []
-    current: tuple[Any, ...] | None = None  # (night, kind, filter) of ``times``
+    stored: Any = _NO_NIGHT  # the night of ``times`` as the backend gives it
+    night = dt.date.min
+    kind = ""
+    filt: str | None = None
     times: list[tuple[float | None, int]] = []
-    for night, kind, filt, exptime, frames in itertools.chain(rows, [(None,) * 5]):
-        if current is not None and (night, kind, filt) != current:
-            # The rows of one night, kind and filter come together (the tally's order).
+    for r_night, r_kind, r_filt, exptime, frames in rows:
+        # The rows of one night, kind and filter come together (the tally's order).
+        if r_night != stored or r_kind != kind or r_filt != filt:
             if len(times) == 1:  # one exposure time: its own group (most groups)
                 ((value, count),) = times
                 night_rows.append(
-                    NightCount(*current, None, count) if value is None else
-                    NightCount(*current, round(value, 1), count, value, value))
-            else:
-                night_rows += _group_counts(*current, times, exptime_tolerance)
-            times = []
-            if night != current[0]:
-                night_rows.sort(key=_sort_key)
-                yield from night_rows
-                night_rows = []
-        current = (night, kind, filt)
+                    _count_of(night, kind, filt, None, count, None, None) if value is None
+                    else _count_of(night, kind, filt, round(value, 1), count, value, value))
+                times = []
+            elif times:
+                night_rows += _group_counts(night, kind, filt, times, exptime_tolerance)
+                times = []
+            if r_night != stored:
+                if night_rows:
+                    night_rows.sort(key=_sort_key)
+                    yield from night_rows
+                    night_rows = []
+                stored, night = r_night, as_date(r_night)
+            kind, filt = r_kind, r_filt
         times.append((exptime, frames))
+    if times:
+        night_rows += _group_counts(night, kind, filt, times, exptime_tolerance)
+    night_rows.sort(key=_sort_key)
+    yield from night_rows
 
 
 def night_counts(session: Session, *, since: dt.date | None = None,
