@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, select, text
 
+from nightlog.catalogue.awaiting import rebuild_awaiting
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Master, MasterInput
 from nightlog.coordinator.context import JobContext
@@ -128,6 +129,7 @@ def test_a_file_left_by_an_interrupted_build_does_not_block_the_group(
     with make_sessionmaker(engine)() as s, s.begin():
         for table in ("product_masters", "master_inputs", "masters"):
             s.execute(text(f"DELETE FROM {table}"))
+        rebuild_awaiting(s)  # the frames wait again, as after a rollback
     outcomes = run_build(engine, ctx)
     assert sorted(o.status for o in outcomes) == ["built"] * len(built)
     for m in _masters(engine):

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select, text
 
 import nightlog.coordinator.master_job as master_job
 import nightlog.coordinator.master_measurements as master_measurements
+from nightlog.catalogue.awaiting import rebuild_awaiting
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Master, MasterInput
 from nightlog.coordinator.context import JobContext
@@ -38,10 +39,12 @@ def _masters(engine: Engine) -> dict[str, Master]:
 
 
 def _forget_masters(engine: Engine) -> None:
-    """The rows go, the files stay: the next build writes its masters beside them."""
+    """The rows go, the files stay: the next build writes its masters beside them.
+    The frames wait for a master again, as when the builds' transactions rolled back."""
     with make_sessionmaker(engine)() as s, s.begin():
         for table in ("product_masters", "master_inputs", "masters"):
             s.execute(text(f"DELETE FROM {table}"))
+        rebuild_awaiting(s)
 
 
 def _contents(master: Master) -> dict[str, Any]:
