@@ -42,10 +42,19 @@ from nightlog.store.products import read_product
 ])
 def test_builds_share_the_cores_their_neighbours_leave(workers: int, threads: int,
                                                        builds: int, expected: int) -> None:
-    executor: Any = SimpleNamespace(workers=workers, threads=threads)
+    executor: Any = SimpleNamespace(workers=workers, threads=threads,
+                                    host_cores=workers * threads)
     share = build_threads(executor, builds)
     assert share == expected
     assert share * max(1, min(builds, workers)) <= workers * threads
+
+
+def test_a_build_never_takes_more_cores_than_its_host_has() -> None:
+    """Two hosts of 4 cores with 4 worker threads each: one build gets 4, not 8."""
+    executor: Any = SimpleNamespace(workers=8, threads=1, host_cores=4)
+    assert build_threads(executor, 1) == 4
+    assert build_threads(executor, 2) == 4
+    assert build_threads(executor, 3) == 2
 
 
 def _night(lfc_night: Path, folder: Path) -> tuple[Any, JobContext]:

@@ -89,12 +89,15 @@ class FrameExecutor(ABC):
     threads : int
         Threads each job's cosmic-ray detection may use (``workers × threads ≤ cores``
         per host).
+    host_cores : int
+        Cores of the smallest host a job may run on: no job is given more threads.
     description : str
         Where the jobs run, for summaries.
     """
 
     workers: int
     threads: int
+    host_cores: int
     description: str
 
     @abstractmethod
@@ -123,6 +126,7 @@ class InProcessExecutor(FrameExecutor):
     def __init__(self, threads: int | None = None) -> None:
         self.workers = 1
         self.threads = threads or available_cores()
+        self.host_cores = self.threads
         self.description = "this process"
         self._queued: dict[int, tuple[Work, Any]] = {}
         self._next = 0
@@ -159,7 +163,8 @@ class LocalExecutor(FrameExecutor):
         if workers < 1:
             raise ConfigurationError(f"workers must be at least 1, not {workers}")
         self.workers = workers
-        self.threads = max(1, (cores or available_cores()) // workers)
+        self.host_cores = cores or available_cores()
+        self.threads = max(1, self.host_cores // workers)
         self.description = f"{workers} local process{'es' if workers > 1 else ''}"
         self._pool = self._new_pool()
         self._generation = 0  # pools started so far, minus one
@@ -253,6 +258,7 @@ class DaskExecutor(FrameExecutor):
                         extra={"event": "dask-settings"})
         self.workers = sum(threads_on.values())
         self.threads = max(1, min(cores_on.get(host, 1) // n for host, n in threads_on.items()))
+        self.host_cores = max(1, min(cores_on.get(host, 1) for host in threads_on))
         self.description = f"Dask at {address} ({self.workers} worker threads)"
         self._futures: dict[Any, int] = {}
         self._completed = distributed.as_completed(loop=self._client.loop)

@@ -141,10 +141,11 @@ def build_threads(executor: FrameExecutor, builds: int) -> int:
     The executor's workers share its cores (``workers × threads``); when fewer builds
     than workers run (a kind with one group), each build takes the idle workers'
     cores as well, so that the morning's bias, dark and flat steps, which wait for
-    each other, do not leave cores idle.
+    each other, do not leave cores idle; never more than the smallest host has (a
+    cluster's idle workers may sit on other machines).
     """
     at_once = max(1, min(builds, executor.workers))
-    return max(1, executor.threads * executor.workers // at_once)
+    return max(1, min(executor.host_cores, executor.threads * executor.workers // at_once))
 
 
 def _failed(item: DueGroup, exc: BaseException) -> BuildOutcome:
