@@ -58,6 +58,8 @@ class Scene:
     stars: np.ndarray  # bool: clean pixels on stars
     hot: np.ndarray  # bool: hot pixels (clean of cosmic rays)
     vignetted: np.ndarray  # bool: clean pixels where the flat is below 0.6
+    star_e: np.ndarray | None = None  # e-: each pixel's star signal (after the flat)
+    deposit_sigma: np.ndarray | None = None  # each pixel's cosmic-ray charge ÷ its noise
 
 
 def _moffat_stars(rng: np.random.Generator, shape: tuple[int, int], count: int) -> np.ndarray:
@@ -181,6 +183,8 @@ def make_scene(seed: int, shape: tuple[int, int], cr_per_mpix: float = 600.0) ->
         stars=clean & (stars * flat > 5 * sky_sigma),
         hot=clean & hot & (dark_rate * EXPTIME > 5 * sky_sigma),
         vignetted=clean & (flat < 0.6),
+        star_e=(stars * flat).astype(np.float32),
+        deposit_sigma=(cosmic / pixel_sigma).astype(np.float32),
     )
 
 
