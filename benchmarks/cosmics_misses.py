@@ -26,9 +26,9 @@ from scipy import ndimage
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 
-from cosmics_settings import GAIN, READ_NOISE, SATURATION, make_scene  # noqa: E402
+from cosmics_settings import GAIN, READ_NOISE, SATURATION, make_scene
 
-from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays  # noqa: E402
+from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays
 
 SKY_SIGMA = float(np.sqrt(1500.0 + READ_NOISE**2))
 

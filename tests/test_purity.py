@@ -232,6 +232,13 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
         "bias": make_frame(2, 100.0), "dark": make_frame(3, 5.0),
         "flat": make_frame(4, 1.0, ""),
         "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0)}),
+    "bad_pixels.role_bits": lambda: (
+        ("flat", make_frame(4, 1.0, ""),
+         ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0)), {}),
+    "bad_pixels.plane_of": lambda: (
+        ({"flat": plane(), "dark": plane() | np.uint16(MaskBit.HOT)},), {
+            "params": ScienceParameters(gain=2.0, read_noise=5.0, saturation=60000.0),
+            "crops": {"flat": (2, 20, 3, 30), "dark": (2, 20, 3, 30)}}),
     "bad_pixels.plane_thresholds": lambda: (
         (ScienceParameters(gain=2.0, read_noise=5.0, saturation=None),), {}),
     "step_summary.summary_sample": lambda: ((make_frame().data,), {"size": 100}),

@@ -27,6 +27,8 @@ from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.models import Daemon, Frame, Master, Product, QuarantinedFile
 from nightlog.catalogue.schema import upgrade
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.kept_masters import kept_masters
+from nightlog.daemon.live_work import LiveWork
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce
@@ -366,11 +368,21 @@ def test_a_row_the_catalogue_refuses_is_quarantined_not_retried(
 
 
 def test_quicklooks_with_live_masters_then_the_morning_replaces_them(
-        sqlite_engine: Engine, lfc_night: Path, tmp_path: Path) -> None:
+        sqlite_engine: Engine, lfc_night: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     settings = _settings(tmp_path, settle_seconds=0.2, build_delay_seconds=0.3,
                          quicklook=True)
+    reads = kept_masters().reads
+    at_quicklook: list[int] = []
+    quicklook = LiveWork.quicklook
+
+    def counted(self: LiveWork) -> None:
+        at_quicklook.append(kept_masters().reads - reads)
+        quicklook(self)
+
+    monkeypatch.setattr(LiveWork, "quicklook", counted)
     with _daemon(sqlite_engine, settings, [raw]) as watcher:
         shutil.copytree(lfc_night, raw / "night1")
         wait_for(lambda: watcher.stats.counts["quicklook reduced"] == 3, 60, "3 quick-looks")
@@ -383,6 +395,9 @@ def test_quicklooks_with_live_masters_then_the_morning_replaces_them(
     assert all(p.kind == "quicklook" and p.parameters["live"] is True for p in products)
     assert {m.kind for m in masters} == {"bias", "dark", "flat"}
     assert all(m.version == 1 for m in masters)
+    # Each master read once, ahead, by the daemon that built it: no quick-look read one.
+    assert at_quicklook == [len(masters)] * 3
+    assert kept_masters().reads - reads == len(masters)
     assert _catalogue(sqlite_engine) == (_expected(raw), len(_expected(raw)))
     # The morning run replaces each quick-look with a final product.
     outcomes = run_reduce(sqlite_engine, JobContext.from_settings(settings),

@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.coordinator.context import JobContext
+from nightlog.coordinator.kept_masters import keep_built_masters
 from nightlog.coordinator.masters import BuildOutcome
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import CatalogueUnreachable
@@ -43,6 +46,7 @@ from nightlog.daemon.morning import (
 )
 from nightlog.daemon.options import WatchOptions
 from nightlog.daemon.store_faults import StoreBackoff
+from nightlog.errors import NightlogError
 from nightlog.states import BuildStatus, FailureCause, ProductKind, ReduceStatus
 
 __all__ = ["LiveWork"]
@@ -180,9 +184,24 @@ class LiveWork:
                 if o.cause == FailureCause.CATALOGUE:
                     self._calib_first = self._calib_last = self.clock()  # try again
         built = sum(1 for o in outcomes if o.status == BuildStatus.BUILT)
+        if built and self.options.quicklook:
+            self._keep_built(outcomes)
         due = [o for o in outcomes if o.status != BuildStatus.TOO_FEW]
         if due:
             self.stats.did(f"built {built} master(s) of {len(due)} due")
+
+    def _keep_built(self, outcomes: Sequence[BuildOutcome]) -> None:
+        """Read the masters just built, and find their bits, while the daemon is idle:
+        the next quick-look finds them ready. Only a head start: a failure is said and
+        the quick-look reads them itself."""
+        ids = [o.master_id for o in outcomes
+               if o.status == BuildStatus.BUILT and o.master_id is not None]
+        try:
+            with make_sessionmaker(self.engine)() as session:
+                keep_built_masters(session, self.job_ctx.registry, ids)
+        except (NightlogError, SQLAlchemyError, OSError) as exc:
+            log.info("masters %s not read ahead: %s", ids, exc,
+                     extra={"event": "keep-masters-failed"})
 
     def _after_build_store(self, outcomes: Sequence[BuildOutcome]) -> None:
         """Builds that failed on the store are tried again after the backoff."""

@@ -31,7 +31,7 @@ from nightlog.reduction.mask import (
 from nightlog.reduction.science_parameters import ScienceParameters
 
 __all__ = ["BitPlane", "MasterPlane", "bad_pixel_plane", "count_bits", "master_bits",
-           "master_plane", "plane_thresholds"]
+           "master_plane", "plane_of", "plane_thresholds", "role_bits"]
 
 #: A ``uint16`` plane of :class:`~nightlog.reduction.mask.MaskBit` values.
 BitPlane = npt.NDArray[np.uint16]
@@ -169,21 +169,76 @@ def master_plane(*, bias: CCDData | None, dark: CCDData | None, flat: CCDData | 
         With no master at all, its plane is empty (shape ``(0, 0)``) and only the
         frame's own bits are used.
     """
+    found = {role: role_bits(role, master, params)
+             for role, master in (("dark", dark), ("flat", flat), ("bias", bias))
+             if master is not None}
+    return plane_of(found, params=params, crops=crops)
+
+
+def role_bits(role: str, master: CCDData, params: ScienceParameters) -> BitPlane:
+    """The bits one full-frame master gives the frames reduced with it.
+
+    Parameters
+    ----------
+    role : {'bias', 'dark', 'flat'}
+        What the master is.
+    master : CCDData
+        The full-frame master.
+    params : ScienceParameters
+        The thresholds (:func:`plane_thresholds`).
+
+    Returns
+    -------
+    numpy.ndarray of uint16
+        A new plane: the master's own flags, and HOT (dark), DEAD and UNILLUMINATED
+        (flat). :func:`plane_of` joins those of a set of masters.
+
+    Raises
+    ------
+    ReductionError
+        An unknown role.
+    """
+    if role == "dark":
+        return _dark_bits(master, params)
+    if role == "flat":
+        return _flat_bits(master, params)
+    if role == "bias":
+        return _bias_bits(master, params)
+    raise ReductionError(f"no bits for a master of role {role!r}")
+
+
+def plane_of(bits: Mapping[str, BitPlane], *, params: ScienceParameters,
+             crops: Mapping[str, tuple[int, int, int, int]] | None = None) -> MasterPlane:
+    """The :class:`MasterPlane` of a set of masters from each one's :func:`role_bits`.
+
+    Parameters
+    ----------
+    bits : mapping
+        :func:`role_bits` of each master, by role (not modified).
+    params : ScienceParameters
+        The thresholds the bits were found with.
+    crops : mapping, optional
+        As :func:`master_plane`.
+
+    Returns
+    -------
+    MasterPlane
+        What :func:`master_plane` of the same masters returns.
+    """
     crops = dict(crops or {})
     plane: BitPlane | None = None
-    for role, master, bits_of in (("dark", dark, _dark_bits), ("flat", flat, _flat_bits),
-                                  ("bias", bias, _bias_bits)):
-        if master is None:
+    for role in ("dark", "flat", "bias"):
+        if role not in bits:
             continue
-        bits = bits_of(master, params)
+        part = bits[role]
         crop = crops.get(role)
         if crop is not None:
             y0, y1, x0, x1 = crop
-            bits = bits[y0:y1, x0:x1]
+            part = part[y0:y1, x0:x1]
         if plane is None:
-            plane = np.array(bits, dtype=MASK_DTYPE, copy=True)
+            plane = np.array(part, dtype=MASK_DTYPE, copy=True)
         else:
-            plane |= bits
+            plane |= part
     found = np.zeros((0, 0), dtype=MASK_DTYPE) if plane is None else plane
     found.flags.writeable = False
     return MasterPlane(plane=found, thresholds=plane_thresholds(params),
