@@ -154,7 +154,7 @@ def _without_epoch(header: fits.Header) -> list[str]:
 
 
 def state_detector(ccd: CCDData, *, gain: float | None, read_noise: float | None,
-                   saturation: float | None) -> CCDData:
+                   saturation: float | None, owned: bool = False) -> CCDData:
     """A copy of ``ccd`` whose ``GAIN``, ``RDNOISE`` and ``SATURATE`` describe its data.
 
     Parameters
@@ -169,6 +169,9 @@ def state_detector(ccd: CCDData, *, gain: float | None, read_noise: float | None
     saturation : float or None
         The level, in the data's unit, above which values are not to be trusted;
         removed when None. Saturated pixels are flagged in the mask regardless.
+    owned : bool, optional
+        ``ccd``'s arrays are the caller's to give away (a frame it made itself and
+        drops): the result takes them instead of copies.
     """
     header = _cards.header_of(ccd)
     unit = u.Unit(ccd.unit)
@@ -187,11 +190,14 @@ def state_detector(ccd: CCDData, *, gain: float | None, read_noise: float | None
     else:
         _cards.set_card(header, "SATURATE", round(float(saturation), 3),
                         f"saturation level [{unit.to_string()}]")
+    if owned:
+        return CCDData(ccd.data, unit=ccd.unit, meta=header, uncertainty=ccd.uncertainty,
+                       mask=ccd.mask, flags=ccd.flags, wcs=ccd.wcs)
     return new_frame(ccd, np.array(ccd.data, copy=True), header)
 
 
 def as_output(ccd: CCDData, *, unit: str, gain: float, read_noise: float | None,
-              saturation: float | None) -> CCDData:
+              saturation: float | None, owned: bool = False) -> CCDData:
     """A reduced frame in ``unit`` (``adu`` or ``electron``), its cards true.
 
     Parameters
@@ -206,6 +212,8 @@ def as_output(ccd: CCDData, *, unit: str, gain: float, read_noise: float | None,
         The raw saturation level (ADU, bias included). ``SATURATE`` is that level less
         the overscan pedestal, in the frame's unit (before the flat: saturated pixels
         are flagged in the mask regardless).
+    owned : bool, optional
+        As in :func:`state_detector`.
     """
     if unit == "electron":
         ccd = in_electrons(ccd, gain)
@@ -213,7 +221,8 @@ def as_output(ccd: CCDData, *, unit: str, gain: float, read_noise: float | None,
     if saturation is not None:
         level = float(saturation) - float(ccd.meta.get("OVSCLEV", 0.0) or 0.0)
         saturate = level * (gain if unit == "electron" else 1.0)
-    return state_detector(ccd, gain=gain, read_noise=read_noise, saturation=saturate)
+    return state_detector(ccd, gain=gain, read_noise=read_noise, saturation=saturate,
+                          owned=owned)
 
 
 def in_electrons(ccd: CCDData, gain: float) -> CCDData:

@@ -330,12 +330,13 @@ def reduce_science(
                  "reduction steps skipped")
         for reason in recorder.skipped:
             add_history(header, f"Skipped {reason}")
-    # Staged without copies: as_output copies data and planes once into the result.
+    # Staged without copies, and given to the result: every array is this reduction's.
     staged = CCDData(np.asarray(ccd.data, dtype=np.float32), unit=ccd.unit, meta=header,
                      uncertainty=ccd.uncertainty, mask=final_bits != 0, flags=final_bits,
                      wcs=ccd.wcs)
     result = as_output(staged, unit=params.unit, gain=params.gain,
-                       read_noise=params.read_noise, saturation=params.saturation)
+                       read_noise=params.read_noise, saturation=params.saturation,
+                       owned=True)
     return ReducedFrame(ccd=result, bits=final_bits, steps=tuple(recorder.steps))
 
 
