@@ -27,11 +27,11 @@ from nightlog.catalogue.engine import create_engine, make_sessionmaker
 from nightlog.catalogue.models import Daemon, Frame, Master, Product, QuarantinedFile
 from nightlog.catalogue.schema import upgrade
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.kept_masters import kept_masters
-from nightlog.daemon.live_work import LiveWork
 from nightlog.coordinator.ingest import IngestContext, discover, run_ingest
+from nightlog.coordinator.kept_masters import kept_masters
 from nightlog.coordinator.masters import run_build
 from nightlog.coordinator.reduce import run_reduce
+from nightlog.daemon.live_work import LiveWork
 from nightlog.daemon.watch import Watcher, WatchOptions
 from nightlog.settings import Settings, load_settings
 from nightlog.store.settle import SettleTracker
