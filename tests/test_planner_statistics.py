@@ -95,3 +95,19 @@ def test_db_analyze_refreshes_every_table(runner: CliRunner, tmp_path: Path) -> 
     assert "statistics refreshed" in result.output
     assert _sqlite_stat(engine) is not None and _sqlite_stat(engine).split()[0] == "10"
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_analyze_all_analyses_the_catalogue_schema_on_postgresql(pg_schema_url: str) -> None:
+    from nightlog.catalogue.planner_statistics import analyze_all
+    from nightlog.catalogue.schema import upgrade
+
+    engine = create_engine(pg_schema_url)
+    try:
+        upgrade(engine)
+        _add_tally_rows(engine, 3, dt.date(2024, 1, 1))
+        tables = analyze_all(engine)
+        assert {"frames", "night_tallies", "masters"} <= set(tables)
+        assert _pg_analyses(engine) == 1
+    finally:
+        engine.dispose()
