@@ -58,13 +58,14 @@ def _benchmark() -> ModuleType:
 def small_archive(catalogue_engine: Engine) -> Iterator[tuple[Engine, Any]]:
     """Two years of nights, 24 frames each, with masters, products and links.
 
-    PostgreSQL's autovacuum analyses tables that grow; the test does it at once.
-    SQLite is left as nightlog leaves it: never analysed."""
+    The planner's statistics are then refreshed as ingest refreshes them after a
+    chunk (:func:`~nightlog.catalogue.planner_statistics.refresh_statistics`), on
+    both backends."""
+    from nightlog.catalogue.planner_statistics import refresh_statistics
+
     cat = _module("archive_build").build_catalogue(catalogue_engine, 24 * 730, nights=730,
                                                    header_cards=5)
-    if catalogue_engine.dialect.name == "postgresql":
-        with catalogue_engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+    assert "frames" in refresh_statistics(catalogue_engine)
     yield catalogue_engine, cat
 
 
@@ -236,3 +237,28 @@ def test_calib_build_reads_the_waiting_frames_not_every_calibration_frame(
     assert len(nights) == 1, nights
     ((statement, parameters),) = nights
     assert not _frames_read_by_id(engine, statement, parameters), statement
+
+
+def test_a_match_reads_its_first_candidates_in_one_statement_from_indexes(
+        small_archive: tuple[Engine, Any]) -> None:
+    # The first page on each side and the certified masters of bias, dark and flat
+    # are one UNION ALL; each of its parts reads masters through an index.
+    engine, cat = small_archive
+    (match,) = [q for q in _benchmark().hot_queries(cat) if q.name.startswith("match")]
+    statements = _statements(engine, match.run)
+    united = [(s, p) for s, p in statements if "UNION ALL" in s]
+    assert len(united) == 1 and len(statements) <= 4, [s for s, _ in statements]
+    statement, parameters = united[0]
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            plan = [str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters)]
+            assert not [r for r in plan if re.search(r"\bSCAN masters\b", r)], plan
+            assert sum("SEARCH masters USING INDEX" in r for r in plan) == 9, plan
+        else:
+            for method in PRICED_OUT:
+                conn.exec_driver_sql(f"SET {method} = off")
+            doc = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement,
+                                       parameters).scalar()
+            text = json.dumps(doc)
+            assert '"Seq Scan"' not in text, text

@@ -84,10 +84,16 @@ def science_without_product(session: Session, *, since: dt.datetime) -> list[int
     """Latest science frames ingested since ``since`` that have no product yet, in
     time order (quick-looks a stopped daemon still owed)."""
     # NOT EXISTS: an anti-join on the products' frame index (NOT IN (SELECT ...) read
-    # every product); the frames come from the index of ``ingested_at``.
+    # every product); the frames come from the index of ``ingested_at``. They are put
+    # in time order here, not by the database: with the planner's statistics of a
+    # catalogue of years, SQLite (which keeps no histogram of ``ingested_at``) would
+    # read every science frame through the index of their time to spare itself
+    # sorting the few hundred ingested since (1 s instead of 5 ms).
     has_product = select(Product.frame_id).where(Product.frame_id == Frame.id)
-    return list(session.scalars(
-        select(Frame.id).where(Frame.kind == "science", Frame.is_latest.is_(True),
-                               Frame.status == FrameStatus.OK, Frame.ingested_at >= since,
-                               ~has_product.exists())
-        .order_by(Frame.obs_time, Frame.id)))
+    rows = session.execute(
+        select(Frame.obs_time, Frame.id).where(
+            Frame.kind == "science", Frame.is_latest.is_(True),
+            Frame.status == FrameStatus.OK, Frame.ingested_at >= since,
+            ~has_product.exists())).all()
+    rows.sort()
+    return [frame_id for _, frame_id in rows]

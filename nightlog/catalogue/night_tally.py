@@ -36,9 +36,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Frame, NightTally
+from nightlog.catalogue.types import NUL_STAND_IN
 
-__all__ = ["TallyRow", "group_sums", "newest_tallied_nights", "rebuild_tallies",
-           "tally_frame", "tally_group_rows", "tally_groups", "tally_rows"]
+__all__ = [
+    "TallyRow",
+    "group_sums",
+    "header_filter",
+    "newest_tallied_nights",
+    "rebuild_tallies",
+    "tally_frame",
+    "tally_group_rows",
+    "tally_groups",
+    "tally_rows",
+]
 
 #: Tally rows fetched at a time by the listings.
 _CHUNK = 2000
@@ -138,15 +148,26 @@ def tally_group_rows(session: Session, *, since: dt.date | None = None,
     session.flush()  # frames added in this session are counted
     columns: tuple[Any, ...] = (NightTally.night, NightTally.kind, NightTally.filter,
                                 NightTally.exptime)
-    picked = columns
+    # No conversion per row of the filter's header text: SQLite keeps it as is, and
+    # on PostgreSQL the caller gives each group's filter back its NUL characters
+    # (:func:`header_filter`) as it starts the group, not the database layer per row.
+    picked: tuple[Any, ...] = (NightTally.night, NightTally.kind,
+                               type_coerce(NightTally.filter, String), NightTally.exptime)
     if session.get_bind().dialect.name == "sqlite":
-        # No conversion per row: SQLite keeps the night as text and header text as is.
-        picked = (type_coerce(NightTally.night, String), NightTally.kind,
-                  type_coerce(NightTally.filter, String), NightTally.exptime)
+        # SQLite keeps the night as ISO text: made a date once per night, by the caller.
+        picked = (type_coerce(NightTally.night, String), *picked[1:])
     stmt = group_sums(since, until, columns=picked)
     stmt = stmt.order_by(*(c.desc() for c in columns) if newest_first else columns)
     result = session.connection().execute(stmt.execution_options(yield_per=_CHUNK))
     return itertools.chain.from_iterable(result.partitions()), _iso_date
+
+
+def header_filter(stored: str | None) -> str | None:
+    """A filter name of :func:`tally_group_rows` as the header gave it (PostgreSQL
+    keeps a NUL character as a stand-in; see :class:`~nightlog.catalogue.types.HeaderText`)."""
+    if stored is None or NUL_STAND_IN not in stored:
+        return stored
+    return stored.replace(NUL_STAND_IN, "\0")
 
 
 def tally_rows(session: Session, *, since: dt.date | None = None,

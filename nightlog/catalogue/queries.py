@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, defer
 
 from nightlog.catalogue.exposure_groups import exposure_groups, group_median
 from nightlog.catalogue.models import Frame, Master, Product, QuarantinedFile
-from nightlog.catalogue.night_tally import tally_group_rows
+from nightlog.catalogue.night_tally import header_filter, tally_group_rows
 from nightlog.catalogue.quality import verdict_frame_ids
+from nightlog.catalogue.types import NUL_STAND_IN as _NUL
 from nightlog.states import ProductStatus
 
 __all__ = [
@@ -197,7 +198,8 @@ def iter_night_counts(session: Session, *, since: dt.date | None = None,
     stored: Any = _NO_NIGHT  # the night of ``times`` as the backend gives it
     night = dt.date.min
     kind = ""
-    filt: str | None = None
+    filt: str | None = None  # as stored (compared row by row)
+    shown: str | None = None  # as the header gave it (made once per group)
     times: list[tuple[float | None, int]] = []
     for r_night, r_kind, r_filt, exptime, frames in rows:
         # The rows of one night, kind and filter come together (the tally's order).
@@ -205,22 +207,24 @@ def iter_night_counts(session: Session, *, since: dt.date | None = None,
             if len(times) == 1:  # one exposure time: its own group (most groups)
                 ((value, count),) = times
                 night_rows.append(
-                    _count_of(night, kind, filt, None, count, None, None) if value is None
-                    else _count_of(night, kind, filt, round(value, 1), count, value, value))
+                    _count_of(night, kind, shown, None, count, None, None) if value is None
+                    else _count_of(night, kind, shown, round(value, 1), count, value, value))
                 times = []
             elif times:
-                night_rows += _group_counts(night, kind, filt, times, exptime_tolerance)
+                night_rows += _group_counts(night, kind, shown, times, exptime_tolerance)
                 times = []
             if r_night != stored:
                 if night_rows:
-                    night_rows.sort(key=_sort_key)
+                    if len(night_rows) > 1:
+                        night_rows.sort(key=_sort_key)
                     yield from night_rows
                     night_rows = []
                 stored, night = r_night, as_date(r_night)
             kind, filt = r_kind, r_filt
+            shown = r_filt if r_filt is None or _NUL not in r_filt else header_filter(r_filt)
         times.append((exptime, frames))
     if times:
-        night_rows += _group_counts(night, kind, filt, times, exptime_tolerance)
+        night_rows += _group_counts(night, kind, shown, times, exptime_tolerance)
     night_rows.sort(key=_sort_key)
     yield from night_rows
 

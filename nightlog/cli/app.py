@@ -36,7 +36,8 @@ def _is_driver_error(exc: BaseException) -> bool:
 #: Every sub-command, in the order ``--help`` lists them.
 COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand("db", "nightlog.cli.db",
-                "Create, upgrade and inspect the catalogue database schema."),
+                "Create, upgrade and inspect the catalogue database schema; refresh its "
+                "planner statistics."),
     LazyCommand("calib", "nightlog.cli.calib",
                 "Build, list, inspect, mark and certify master calibrations."),
     LazyCommand("config", "nightlog.cli.config",

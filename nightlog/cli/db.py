@@ -1,14 +1,15 @@
-"""``nightlog db``: create and upgrade the catalogue schema."""
+"""``nightlog db``: create and upgrade the catalogue schema, refresh its statistics."""
 
 from __future__ import annotations
 
 import typer
 
+from nightlog.catalogue.planner_statistics import analyze_all
 from nightlog.catalogue.schema import current_revision, head_revision, upgrade
 from nightlog.cli.state import state_of
 
-app = typer.Typer(help="Create, upgrade and inspect the catalogue database schema.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Create, upgrade and inspect the catalogue database schema; refresh "
+                       "its planner statistics.", no_args_is_help=True)
 
 
 @app.command("upgrade")
@@ -34,3 +35,17 @@ def current_cmd(ctx: typer.Context) -> None:
     status = "up to date" if current == head else "behind: run 'nightlog db upgrade'"
     typer.echo(f"{state.settings.safe_database_url}: revision {current or '(empty)'}, "
                f"newest {head} ({status})")
+
+
+@app.command("analyze")
+def analyze_cmd(ctx: typer.Context) -> None:
+    """Refresh the query planner's statistics of every catalogue table.
+
+    Nightlog refreshes them itself after a batch that changed a table by more than a
+    tenth (ingest, master builds, reductions); run this after changing the
+    catalogue by other means, such as a restore or a bulk load.
+    """
+    state = state_of(ctx)
+    tables = analyze_all(state.engine())
+    typer.echo(f"{state.settings.safe_database_url}: statistics refreshed for "
+               f"{len(tables)} table(s)")

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from nightlog.catalogue import frames as cat_frames
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.catalogue.models import Frame
+from nightlog.catalogue.planner_statistics import keep_statistics
 from nightlog.catalogue.quarantine import (
     record_quarantined,
     resolve_quarantined,
@@ -330,6 +331,7 @@ def run_ingest(engine: Engine, files: Sequence[Path], ctx: IngestContext, *,
             summary.add(result)
             if progress is not None:
                 progress(result)
+        keep_statistics(engine)  # a chunk of frames committed: the planner's statistics
     summary.elapsed = time.perf_counter() - start
     return summary
 

@@ -47,6 +47,7 @@ from nightlog.catalogue.masters import (
     latest_version,
 )
 from nightlog.catalogue.models import Frame
+from nightlog.catalogue.planner_statistics import keep_statistics
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.executors import FrameExecutor, open_executor
 from nightlog.coordinator.master_job import (
@@ -318,6 +319,7 @@ def run_build(engine: Engine, ctx: JobContext, *, night: dt.date | None = None,
                     break
                 done.update((d.group.key, d.night) for d in due)
                 outcomes.extend(builds.build(due))
+                keep_statistics(engine)  # masters committed: the planner's statistics
     outcomes.extend(BuildOutcome(kind=g.kind, night=g.night, group_key=g.group.key,
                                  status=BuildStatus.TOO_FEW, reason=g.missing, n_used=g.count)
                     for key, g in short.items() if key not in done)

@@ -43,6 +43,7 @@ from nightlog.catalogue.claims import FrameClaims
 from nightlog.catalogue.frames import science_frame_ids
 from nightlog.catalogue.holds import record_hold, resolve_hold
 from nightlog.catalogue.models import Frame
+from nightlog.catalogue.planner_statistics import keep_statistics
 from nightlog.catalogue.products import current_product
 from nightlog.catalogue.reductions import resolve_failure
 from nightlog.coordinator.context import JobContext
@@ -164,7 +165,10 @@ def run_reduce(engine: Engine, ctx: JobContext, frame_ids: Sequence[int], *,
         run = FrameDispatcher(engine, ctx, executor, work, options,
                               ctx.reduce_retries if retries is None else retries, progress,
                               claims)
-        return run.run(frame_ids)
+        try:
+            return run.run(frame_ids)
+        finally:
+            keep_statistics(engine)  # products committed: the planner's statistics
 
 
 def science_frames(session: Session, *, night: dt.date | None = None,

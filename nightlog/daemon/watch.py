@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nightlog.catalogue import daemons as cat_daemons
 from nightlog.catalogue.engine import make_sessionmaker, sqlite_path
+from nightlog.catalogue.planner_statistics import keep_statistics
 from nightlog.coordinator.context import JobContext
 from nightlog.coordinator.ingest import (
     IngestContext,
@@ -325,6 +326,7 @@ class Watcher:
                                   "catalogue")
             for result in results:
                 self._after_ingest(result)
+            keep_statistics(self.engine)  # a chunk committed: the planner's statistics
             added = sum(1 for r in results if r.outcome in _NEW)
             self.stats.did(f"ingested {len(results)} file(s), {added} new")
 
