@@ -9,8 +9,11 @@ workers, as ``nightlog reduce`` does: the due masters built (biases, then darks,
 then flats; the groups of a kind at once), then every science frame reduced, each
 run into its own archive folder. The runs:
 
-1. ``1 local worker``: in this process, the reference: every master's build time
-   and every product are what the other runs are checked against, pixel for pixel;
+1. ``1 local worker, one thread``: in this process, every job on one thread
+   (``open_executor(workers=1, threads=1)``: the master builds' tiles and the
+   cosmic-ray detection alike), the reference: every master's build time is the
+   serial work of that build, and every product is what the other runs are
+   checked against, pixel for pixel;
 2. one frame's single-threaded reduction time ``t1`` is measured in this process
    (plan, read, reduce, write: the worker's whole job, astroscrappy capped at one
    OpenMP thread; mean of two frames);
@@ -21,15 +24,19 @@ run into its own archive folder. The runs:
 4. the same ``nightlog reduce`` command is run a second time, as a user would, and
    reduces nothing.
 
-The ideal is the serial work ÷ cores: the master builds' times in the reference
-run plus ``t1 × frames``, divided by the cores; efficiency is ideal ÷ wall (target
-≥ 90 % for 2 workers on 2 cores). Biases must be built before darks and darks
-before flats, so a kind with one group keeps a worker idle: the bound that order
-allows (per kind, the larger of its work ÷ cores and its longest group) is printed
-beside it. The machine's load average and core count are printed before and after
-each run, and the CPU time of every job, since a shared machine's wall time says
-little alone. Each worker reports its peak resident memory per job; Dask's peak
-worker memory is printed.
+The ideal is the serial work ÷ cores: the master builds' single-threaded times in
+the reference run plus ``t1 × frames``, divided by the cores; efficiency is ideal ÷
+wall (target ≥ 90 % for 2 workers on 2 cores). The reference builds on one thread
+because a lone worker in this process otherwise gives each build every core: its
+build wall times were then less than their work (CPU above wall), and an ideal
+that added them asked two workers for more than two cores' worth. Biases must be
+built before darks and darks before flats, so a kind with one group leaves a
+worker without a group of its own (that build is then given both cores): the
+bound that order allows with single-threaded builds (per kind, the larger of its
+work ÷ cores and its longest group) is printed beside it. The machine's load
+average and core count are printed before and after each run, and the CPU time of
+every job, since a shared machine's wall time says little alone. Each worker
+reports its peak resident memory per job; Dask's peak worker memory is printed.
 
 Run from the repository root (about 30 min at full size with 40 frames)::
 
@@ -252,7 +259,8 @@ def _run(work: Path, n_frames: int, scale: float, cores: int) -> None:
         if timed and not keep:  # the disk: the reference's files and the last run's stay
             shutil.rmtree(work / f"archive-{runs.index(run)}")
 
-    runs.append(_morning("1 local worker", base, work, ctx, ids, {"workers": 1}))
+    runs.append(_morning("1 local worker, one thread", base, work, ctx, ids,
+                         {"workers": 1, "threads": 1}))
     report(runs[0])
     t1, t1_cpu = _single_frame_seconds(runs[0].engine, ctx, ids, work / "single")
     print(f"one frame, one thread, this process: {t1:.2f} s ({t1_cpu:.2f} s CPU)")
@@ -308,7 +316,8 @@ def _run(work: Path, n_frames: int, scale: float, cores: int) -> None:
         print(f"{run.name:30s} {run.wall:7.1f} {run.wall_masters:9.1f} {eff:>10s} "
               f"{cpu(run):10.1f} {cpu(run) / cpu(runs[0]):11.3f}")
     print(f"{'second run (nightlog reduce)':30s} {second:7.1f}   nothing reduced")
-    print(f"\nideal = (masters {master_work:.1f} s in the reference run + {t1:.2f} s × "
+    print(f"\nideal = (masters {master_work:.1f} s, one thread, in the reference run + "
+          f"{t1:.2f} s × "
           f"{n_frames} frames) ÷ {cores} cores = {ideal:.1f} s; target ≥ 90 % for 2 workers")
     for run in runs[2:]:
         print(f"{run.name} / 2 local workers: {run.wall / local2:.3f} (target ≤ 1.05); "

@@ -8,8 +8,8 @@ it never hands a worker a database connection. Three implementations of
   same behaviour as a plain loop);
 - :class:`LocalExecutor`: a :class:`concurrent.futures.ProcessPoolExecutor` of
   freshly spawned processes (never forked from a process holding database
-  connections); workers ignore Ctrl-C so the coordinating process decides what
-  an interruption means;
+  connections), all started when the executor opens; workers ignore Ctrl-C so
+  the coordinating process decides what an interruption means;
 - :class:`DaskExecutor`: a ``distributed.Client`` connected to a scheduler; the
   workers read and write the archive on a shared file system. Dask is imported
   only here, when a scheduler is given.
@@ -39,8 +39,9 @@ from typing import Any
 from nightlog.errors import ConfigurationError, NightlogError
 from nightlog.threads import available_cores
 
-__all__ = ["DASK_CONFIG", "MALLOC_TRIM", "DaskExecutor", "FrameExecutor", "InProcessExecutor",
-           "LocalExecutor", "WorkerLost", "dask_settings_advice", "open_executor"]
+__all__ = ["DASK_CONFIG", "JOB_MODULES", "MALLOC_TRIM", "DaskExecutor", "FrameExecutor",
+           "InProcessExecutor", "LocalExecutor", "WorkerLost", "dask_settings_advice",
+           "open_executor"]
 
 Work = Callable[[Any], Any]
 log = logging.getLogger("nightlog.reduce")
@@ -148,8 +149,20 @@ class InProcessExecutor(FrameExecutor):
         self._queued.clear()
 
 
-def _ignore_interrupts() -> None:
+#: The modules of nightlog's jobs, which a local worker imports as it starts.
+JOB_MODULES = ("nightlog.coordinator.master_job", "nightlog.coordinator.reduce_job")
+
+
+def _start_worker(modules: tuple[str, ...]) -> None:
+    """A local worker's start: Ctrl-C ignored, the jobs' modules imported."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _started() -> int:
+    """Nothing: a task that makes the pool start one more worker."""
+    return os.getpid()
 
 
 class LocalExecutor(FrameExecutor):
@@ -157,15 +170,23 @@ class LocalExecutor(FrameExecutor):
 
     A process that dies breaks the whole pool (every job in flight fails with
     :class:`WorkerLost`); the next submission starts a new pool.
+
+    Every worker is started, and imports ``modules`` (default :data:`JOB_MODULES`),
+    when the pool is made: Python's pool otherwise starts a process only when a
+    job finds none idle, so the morning's second worker would start (a Python,
+    numpy and astropy start-up of seconds of CPU) in the middle of the first kind
+    with two groups, beside that kind's builds, and delay them.
     """
 
-    def __init__(self, workers: int, cores: int | None = None) -> None:
+    def __init__(self, workers: int, cores: int | None = None, *,
+                 modules: tuple[str, ...] = JOB_MODULES) -> None:
         if workers < 1:
             raise ConfigurationError(f"workers must be at least 1, not {workers}")
         self.workers = workers
         self.host_cores = cores or available_cores()
         self.threads = max(1, self.host_cores // workers)
         self.description = f"{workers} local process{'es' if workers > 1 else ''}"
+        self._modules = modules
         self._pool = self._new_pool()
         self._generation = 0  # pools started so far, minus one
         self._futures: dict[cf.Future[Any], tuple[int, int]] = {}  # token, generation
@@ -173,9 +194,13 @@ class LocalExecutor(FrameExecutor):
         self._next = 0
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.workers,
+        pool = cf.ProcessPoolExecutor(max_workers=self.workers,
                                       mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_ignore_interrupts)
+                                      initializer=_start_worker, initargs=(self._modules,))
+        # No worker is idle at once: each submission here starts one more.
+        for _ in range(self.workers):
+            pool.submit(_started)
+        return pool
 
     def submit(self, fn: Work, job: Any) -> int:
         try:
