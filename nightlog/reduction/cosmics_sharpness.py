@@ -20,8 +20,6 @@ Statistics of a candidate pixel ``p`` of value ``d`` (medians over the good pixe
     s  = max(m8 − L2 − σ_s, 0)               structure beyond its own noise
     q  = d − m8 − R · s                      excess over what a star could make
     e  = d − L2                              excess over the local level
-    w  = d − L23                             excess over the wide level (both rings,
-                                             40 pixels: noise 0.2 σ)
     profile: L2 − L3 > 2 σ                   the background is resolved (a star)
 
 ``R`` (``psf_contrast``) is the largest ``(d − m8) / (m8 − L2)`` of a star: 1.35 for a
@@ -34,19 +32,11 @@ A hit puts its charge in one to a few pixels, so ``m8`` and ``L2`` stay at the s
   ``e ≤ grow_sigma · σ_e``, or when no pixel of its connected group
   passes ``seed_sigma`` (a noise peak: on the study's frames the flagged pixels of
   real hits all had ``e > 3 σ_e``);
-* **seed**, off a profile, a pixel with ``w > seed_sigma · σ_w`` (flagged pixels
-  left out of ``L23``) that stands above its neighbours' median by 3.5 σ of
-  ``d − m8`` (at 3.0 σ, faint stars' cores doubled the false flags); the wide
-  level, not ``m8``, is what a hit of two or three pixels does not lift (whole hits
-  missed: 3.0 % of the cosmic-ray pixels with ``q``, 1.7 % with ``w``). On a profile
-  a pixel with ``q > (seed_sigma + 1) · σ_q`` and no bad pixel within 3 pixels
-  (without the margin, three times the false flags on stars). Either must be a
-  point: its neighbours hold at most a tenth of its excess over the level, plus
-  their noise (2 σ_e on a profile; off it, twice the noise of ``m8 − L23``: with
-  2 σ_e, faint stars' cores gave 5 false flags per million more), which spares the
-  cores of undersampled stars down to about 1.4 px FWHM (a 1.6 px Gaussian's hold
-  16 %). Pair seeds (a pixel and its brightest neighbour summed) were tried: 0.0004
-  more complete for 9 false flags per million more;
+* **seed** a pixel with ``q > seed_sigma · σ_q`` that is a point: its neighbours
+  hold at most a tenth of its excess ``e`` (plus 2 σ_e), which spares the cores of
+  undersampled stars down to about 1.4 px FWHM (a 1.6 px Gaussian's hold 16 %);
+  on a profile only with 1 σ more and no bad pixel within 3 pixels (without the
+  margin, three times the false flags on stars);
 * **grow**, off any profile, into the 8 neighbours of flagged pixels with
   ``e > grow_sigma · σ_e`` (flagged pixels left out of ``L2``), until none joins.
 
@@ -55,17 +45,8 @@ Pixels within 3 of the frame's edge, bad pixels, and pixels whose 5 × 5 box hol
 two or more bad pixels (a saturated core, a bad column: no honest local level) keep
 L.A.Cosmic's verdict. Candidates are astroscrappy's flags, their neighbours, and
 pixels whose excess over the 3 × 3 minimum (an upper bound of ``d − m8``) passes the
-smaller of the sharpness and seed thresholds against the least variance of the
-3 × 3 box (so no seed is missed); every statistic is computed at candidates only.
-
-On the four 1024² frames of ``benchmarks/cosmics_misses.py`` the second look reaches
-0.969 complete at 36 false flags per million (0.956 at 37 with seeds tested on
-``q`` alone); a detector knowing the background, same thresholds: 0.998 at 4. What
-is left: hits on stars (2.2 % of the cosmic-ray pixels, most of them missed on
-stars above 20 σ of the sky), whole faint hits off stars (0.9 %) and the faint
-pixels of found hits (1.4 %). Stars drawn otherwise (two frames each): Gaussian
-0.977 at 70 per million (0.963 at 69 before the wide level), Moffat β = 2.5 with
-5 % ellipticity 0.972 at 60 (0.962 at 72).
+seed threshold against the least variance of the 3 × 3 box (so no seed is missed);
+every statistic is computed at candidates only.
 """
 
 from __future__ import annotations
@@ -81,13 +62,11 @@ _BOX = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)]
 _RING = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 2]
 _OUTER = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 3]
 _INNER = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 1]
-_WIDE = _RING + _OUTER
 _FIVE = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) <= 2]
 _CENTRE = _BOX.index((0, 0))
 _STRUCTURE_SIGMA = 2.0  # σ of m8 − L above which a profile counts as resolved
 _PROFILE_MARGIN = 1.0  # σ more for a seed on a star (at none, 3× the false flags there)
 _UNDERSAMPLED = 0.1  # fraction of a seed's excess its neighbours may hold
-_SHARP = 3.5  # σ a seed off a profile stands above its neighbours' median (faint stars)
 _MAX_ROUNDS = 8  # growth rounds (a 12-pixel streak needs at most 6 from its middle)
 
 
@@ -157,57 +136,27 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         drop |= ~profile & ~strong[groups.flat[pixels]]
         out.flat[pixels[drop]] = False
 
-    # Seeds. Off a resolved profile a pixel is tested on its excess over the wide
-    # level (rings 2 and 3, flagged pixels left out: a 40-pixel median), and must
-    # stand above its neighbours' median too; on a profile by the PSF test, with a
-    # margin more and no bad pixel within 3 pixels. Candidates: pixels above their
-    # 3 × 3 minimum (at most their neighbours' median) by the sharpness threshold,
-    # against the least noise around (so no seed is missed).
+    # Seeds: an upper bound of the excess (the 3 × 3 minimum for the neighbours'
+    # median) against the least noise around, then the PSF test; on a resolved
+    # profile a seed needs a margin more and no bad pixel within 3 pixels.
     least = np.sqrt(_minimum3(v))
-    least *= np.float32(min(_SHARP, seed_sigma) * (1 - 1e-3))
+    least *= np.float32(seed_sigma * (1 - 1e-3))
     pixels = np.flatnonzero((d - _minimum3(d) > least) & ~out)
     pixels = pixels[usable(pixels)]
-    excluded = bad | out
-    # Then the neighbours' median: what passes neither the sharpness threshold nor
-    # the profile's seed threshold over it is dropped before the rings are measured.
-    inner_index = pixels[:, None] + box[_INNER][None, :]
-    inner_out = excluded.flat[inner_index]
-    inner = _median(d.flat[inner_index], inner_out)
-    centre = d.flat[pixels]
-    sigma_near = np.sqrt(_median(v.flat[inner_index], inner_out))
-    noise = np.hypot(1.0, _median_noise(inner_out))
-    sharp = centre - inner > _SHARP * np.sqrt(v.flat[pixels]) * noise
-    keep = sharp | (centre - inner
-                    > (seed_sigma + _PROFILE_MARGIN) * sigma_near * noise * (1 - 1e-6))
-    pixels, inner_index, inner_out = pixels[keep], inner_index[keep], inner_out[keep]
-    inner, centre, sharp, sigma_near = inner[keep], centre[keep], sharp[keep], sigma_near[keep]
+    pixels = pixels[_may_seed(d, v, bad, pixels, box, seed_sigma)]
     if pixels.size:
-        excess, sigma_e, profile = _flat_test(d, v, excluded, pixels, box)
-        # The wide level only where an off-profile seed may pass.
-        wide = np.zeros(pixels.size, dtype=np.float32)
-        sigma_w = np.ones(pixels.size, dtype=np.float32)
-        sigma_level = np.zeros(pixels.size, dtype=np.float32)
-        off = np.flatnonzero(~profile & sharp)
-        wide[off], sigma_w[off], sigma_level[off] = _wide_test(d, v, excluded, pixels[off],
-                                                               box)
-        sigma_inner = sigma_near * _median_noise(inner_out)
+        q, sigma_q = _psf_test(d, v, bad, pixels, box, psf_contrast)
+        keep = q > seed_sigma * sigma_q
+        pixels, q, sigma_q = pixels[keep], q[keep], sigma_q[keep]
+        excess, sigma_e, profile = _flat_test(d, v, bad | out, pixels, box)
+        inner_index = pixels[:, None] + box[_INNER][None, :]
+        inner = _median(d.flat[inner_index], bad.flat[inner_index])
         # Not an undersampled star: the neighbours hold at most a tenth of the
-        # excess over the level (a 1.6 px FWHM star: 16 %), beyond their noise (off
-        # a profile: the noise of their median less the wide level's; 2 σ_e there
-        # let faint stars' cores through, 5 false flags per million more).
-        level = np.where(profile, centre - excess, centre - wide)
-        lifted = np.where(profile, excess, wide)
-        allowance = np.where(profile, 2 * sigma_e, 2 * np.hypot(sigma_inner, sigma_level))
-        point = inner - level < lifted * _UNDERSAMPLED + allowance
-        off_seed = ~profile & point & sharp & (wide > seed_sigma * sigma_w)
-        on = np.flatnonzero(profile & point)
-        on = on[_may_seed(d, v, bad, pixels[on], box, seed_sigma + _PROFILE_MARGIN)]
-        star_seed = np.zeros(pixels.size, dtype=bool)
-        if on.size:
-            q, sigma_q = _psf_test(d, v, bad, pixels[on], box, psf_contrast)
-            clear = ~bad.flat[pixels[on][:, None] + box[None, :]].any(axis=1)
-            star_seed[on] = clear & (q > (seed_sigma + _PROFILE_MARGIN) * sigma_q)
-        out.flat[pixels[off_seed | star_seed]] = True
+        # excess over the ring (a 1.6 px FWHM star: 16 %), beyond their noise.
+        point = inner - (excess * _UNDERSAMPLED + d.flat[pixels] - excess) < 2 * sigma_e
+        clear = ~bad.flat[pixels[:, None] + box[None, :]].any(axis=1)
+        star_seed = clear & (q > (seed_sigma + _PROFILE_MARGIN) * sigma_q)
+        out.flat[pixels[point & (~profile | star_seed)]] = True
     # Growth, on a flat background only, into neighbours with charge of their own
     # (the flagged pixels left out of the level).
     tried = np.zeros(ny * nx, dtype=bool)
@@ -339,18 +288,6 @@ def _flat_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.nd
     sigma_outer = sigma * _median_noise(outer_out)
     profile = ~(level - outer <= _STRUCTURE_SIGMA * np.hypot(sigma_level, sigma_outer))
     return d.flat[pixels] - level, np.hypot(sigma, sigma_level), profile
-
-
-def _wide_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.ndarray,
-               box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Excess over the wide level (median of the 40 pixels of the rings at 2 and 3),
-    its noise, and the level's noise, the ``excluded`` pixels left out."""
-    wide_index = pixels[:, None] + box[_WIDE][None, :]
-    wide_out = excluded.flat[wide_index]
-    level = _median(d.flat[wide_index], wide_out)
-    sigma = np.sqrt(_median(v.flat[wide_index], wide_out))
-    sigma_level = sigma * _median_noise(wide_out)
-    return d.flat[pixels] - level, np.sqrt(v.flat[pixels] + sigma_level**2), sigma_level
 
 
 def _median_noise(excluded: np.ndarray) -> np.ndarray:
