@@ -121,3 +121,16 @@ def test_masters_warmed_ahead_need_no_work_when_a_frame_comes(
     ccd = {role: f.ccd for role, f in files.items()}
     fresh = master_plane(bias=ccd["bias"], dark=ccd["dark"], flat=ccd["flat"], params=PARAMS)
     np.testing.assert_array_equal(plane.plane, fresh.plane)
+
+
+def test_a_kept_master_cut_to_a_window_keeps_its_variance(tmp_path: Path) -> None:
+    """The kept flat holds a variance: cut to a window it is still a variance, of the
+    same pixels (not relabelled a standard deviation)."""
+    from nightlog.reduction.window import crop_to_window
+
+    paths = _write(tmp_path)
+    flat = KeptMasters().files(paths)["flat"].ccd
+    cut = crop_to_window(flat, (2, 20, 3, 30))
+    assert isinstance(cut.uncertainty, VarianceUncertainty)
+    np.testing.assert_array_equal(cut.uncertainty.array,
+                                  np.asarray(flat.uncertainty.array)[2:20, 3:30])

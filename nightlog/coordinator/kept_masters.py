@@ -22,12 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.nddata import StdDevUncertainty, VarianceUncertainty
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from nightlog.catalogue.models import Master
 from nightlog.errors import UnreadableFileError
-from nightlog.header.profiles import ProfileRegistry
 from nightlog.reduction.bad_pixels import (
     BitPlane,
     MasterPlane,
@@ -38,7 +34,7 @@ from nightlog.reduction.bad_pixels import (
 from nightlog.reduction.science_parameters import ScienceParameters
 from nightlog.store.products import ProductFile, read_product
 
-__all__ = ["KeptMasters", "keep_built_masters", "kept_masters"]
+__all__ = ["KeptMasters", "kept_masters"]
 
 _FileKey = tuple[str, str, int, int, int]
 _PlaneKey = tuple[tuple[_FileKey, ...], object, object]
@@ -172,40 +168,3 @@ def kept_masters() -> KeptMasters:
         _KEPT = KeptMasters()
     return _KEPT
 
-
-def keep_built_masters(session: Session, registry: ProfileRegistry,
-                       master_ids: Sequence[int]) -> int:
-    """Read masters just built into this process's :func:`kept_masters`, and find their
-    bits with their profile's thresholds, so that the next frame reduced here (a
-    daemon's quick-look) finds them ready.
-
-    Parameters
-    ----------
-    session : Session
-        Reads the masters' rows (nothing is written).
-    registry : ProfileRegistry
-        The profiles the masters were built with.
-    master_ids : sequence of int
-        The masters.
-
-    Returns
-    -------
-    int
-        Masters kept (a master whose file or profile is gone is left out).
-    """
-    kept = kept_masters()
-    done = 0
-    for master in session.scalars(select(Master).where(Master.id.in_(master_ids))):
-        if master.kind not in ("bias", "dark", "flat") or master.profile not in registry.names:
-            continue
-        profile = registry.get(master.profile)
-        thresholds = ScienceParameters(
-            gain=1.0, read_noise=0.0, saturation=None, hot_nsigma=profile.hot_nsigma,
-            dead_low=profile.dead_low, dead_high=profile.dead_high,
-            low_response=profile.low_response)
-        try:
-            kept.warm([(master.kind, master.path)], thresholds)
-        except UnreadableFileError:
-            continue
-        done += 1
-    return done

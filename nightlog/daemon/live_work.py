@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nightlog.catalogue.engine import make_sessionmaker
 from nightlog.coordinator.context import JobContext
-from nightlog.coordinator.kept_masters import keep_built_masters
+from nightlog.coordinator.master_readahead import keep_built_masters
 from nightlog.coordinator.masters import BuildOutcome
 from nightlog.coordinator.reduce import run_reduce
 from nightlog.coordinator.retry import CatalogueUnreachable
