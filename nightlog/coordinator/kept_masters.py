@@ -34,7 +34,7 @@ from nightlog.reduction.bad_pixels import (
 from nightlog.reduction.science_parameters import ScienceParameters
 from nightlog.store.products import ProductFile, read_product
 
-__all__ = ["KeptMasters", "kept_masters"]
+__all__ = ["PLANE_ROLES", "KeptMasters", "kept_masters"]
 
 _FileKey = tuple[str, str, int, int, int]
 _PlaneKey = tuple[tuple[_FileKey, ...], object, object]
@@ -53,6 +53,8 @@ def _key(role: str, path: str) -> _FileKey:
 MAX_FILES = 6
 #: Bit planes kept at once (one per set of masters, thresholds and crops).
 MAX_PLANES = 4
+#: The roles whose masters give a frame bits (:func:`role_bits`).
+PLANE_ROLES = ("bias", "dark", "flat")
 
 
 @dataclass
@@ -113,14 +115,13 @@ class KeptMasters:
         plane = self._planes.get(key)
         if plane is None:
             bits = {k[0]: self._role_bits(k, params) for k in self._last
-                    if k[0] in ("bias", "dark", "flat")}
+                    if k[0] in PLANE_ROLES}
             plane = plane_of(bits, params=params, crops=crops)
             self._planes[key] = plane
             while len(self._planes) > self.max_planes:
                 self._planes.popitem(last=False)
         self._planes.move_to_end(key)
         return plane
-
 
     def warm(self, masters: Sequence[tuple[str, str]], params: ScienceParameters) -> None:
         """Read ``masters`` and find each one's bits for these thresholds now, before
@@ -133,7 +134,7 @@ class KeptMasters:
         """
         self.files(masters)
         for key in self._last:
-            if key[0] in ("bias", "dark", "flat"):
+            if key[0] in PLANE_ROLES:
                 self._role_bits(key, params)
 
     def _role_bits(self, key: _FileKey, params: ScienceParameters) -> BitPlane:
@@ -167,4 +168,3 @@ def kept_masters() -> KeptMasters:
     if _KEPT is None:
         _KEPT = KeptMasters()
     return _KEPT
-

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightlog.catalogue.models import Master
-from nightlog.coordinator.kept_masters import kept_masters
+from nightlog.coordinator.kept_masters import PLANE_ROLES, kept_masters
+from nightlog.coordinator.reduce_plan import mask_thresholds
 from nightlog.errors import UnreadableFileError
 from nightlog.header.profiles import ProfileRegistry
 from nightlog.reduction.science_parameters import ScienceParameters
@@ -42,13 +43,12 @@ def keep_built_masters(session: Session, registry: ProfileRegistry,
     kept = kept_masters()
     done = 0
     for master in session.scalars(select(Master).where(Master.id.in_(master_ids))):
-        if master.kind not in ("bias", "dark", "flat") or master.profile not in registry.names:
+        if master.kind not in PLANE_ROLES or master.profile not in registry.names:
             continue
         profile = registry.get(master.profile)
-        thresholds = ScienceParameters(
-            gain=1.0, read_noise=0.0, saturation=None, hot_nsigma=profile.hot_nsigma,
-            dead_low=profile.dead_low, dead_high=profile.dead_high,
-            low_response=profile.low_response)
+        # Gain and read noise do not enter the bits: only the thresholds are used.
+        thresholds = ScienceParameters(gain=1.0, read_noise=0.0, saturation=None,
+                                       **mask_thresholds(profile))
         try:
             kept.warm([(master.kind, master.path)], thresholds)
         except UnreadableFileError:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from astropy.io import fits
 from sqlalchemy.orm import Session
@@ -66,7 +66,8 @@ from nightlog.reduction.science import OverscanParameters, ScienceParameters
 from nightlog.states import FailureCause, MissingPolicy, ProductKind, ReduceStatus
 from nightlog.store.layout import name_beside
 
-__all__ = ["FramePlan", "ReduceOutcome", "inputs_key", "plan_frame", "science_parameters"]
+__all__ = ["FramePlan", "MaskThresholds", "ReduceOutcome", "inputs_key", "mask_thresholds",
+           "plan_frame", "science_parameters"]
 
 
 @dataclass(slots=True)
@@ -151,16 +152,29 @@ def science_parameters(frame: Frame, profile: InstrumentProfile, *, skip_columns
         # catalogue knows none (the core would otherwise read the raw header).
         trim=frame.trimsec or frame.datasec or f"[1:{frame.naxis1},1:{frame.naxis2}]",
         darks_scale=profile.darks_scale,
-        hot_nsigma=profile.hot_nsigma,
-        dead_low=profile.dead_low,
-        dead_high=profile.dead_high,
-        low_response=profile.low_response,
+        **mask_thresholds(profile),
         cosmic_rays=dataclasses.replace(cosmic_rays or CosmicRaySettings(),
                                         threads=cosmic_threads),
         unit=unit,
         quantisation_step=profile.quantisation_step,
     )
 
+
+
+class MaskThresholds(TypedDict):
+    """The profile's thresholds of the masters' bits, as
+    :class:`~nightlog.reduction.science_parameters.ScienceParameters` fields."""
+
+    hot_nsigma: float
+    dead_low: float
+    dead_high: float | None
+    low_response: float | None
+
+
+def mask_thresholds(profile: InstrumentProfile) -> MaskThresholds:
+    """HOT, DEAD and UNILLUMINATED thresholds of ``profile`` (the masters' bits)."""
+    return MaskThresholds(hot_nsigma=profile.hot_nsigma, dead_low=profile.dead_low,
+                          dead_high=profile.dead_high, low_response=profile.low_response)
 
 _ASCII = str.maketrans({"±": "+-", "×": "x", "°": "", "⁻": "-"})
 

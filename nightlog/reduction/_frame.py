@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from astropy.io import fits
-from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.nddata import CCDData, NDUncertainty, StdDevUncertainty
 
 _KEEP: Any = object()
 
@@ -24,7 +24,8 @@ def new_frame(
 ) -> CCDData:
     """A new frame with ``data`` and ``header``; other planes copied from ``ccd``.
 
-    ``uncertainty`` (a standard-deviation array), ``mask`` (boolean) and
+    ``uncertainty`` (a standard-deviation array, or an uncertainty object kept as
+    it is), ``mask`` (boolean) and
     ``flags`` (the ``uint16`` bit plane) replace those of ``ccd`` when given
     (``None`` removes them); left out, they are copied. ``data`` and a given
     ``uncertainty`` are taken as they are, not copied: pass arrays the step
@@ -34,7 +35,8 @@ def new_frame(
         unc = None if ccd.uncertainty is None else ccd.uncertainty.__class__(
             np.array(ccd.uncertainty.array, copy=True), copy=False)
     else:
-        unc = None if uncertainty is None else StdDevUncertainty(uncertainty, copy=False)
+        unc = (uncertainty if uncertainty is None or isinstance(uncertainty, NDUncertainty)
+               else StdDevUncertainty(uncertainty, copy=False))
     if mask is _KEEP:
         new_mask = None if ccd.mask is None else np.array(ccd.mask, copy=True)
     else:

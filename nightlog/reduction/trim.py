@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from astropy.io import fits
-from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError, SectionError
 from nightlog.reduction._cards import add_history, header_of, set_card
@@ -137,14 +137,12 @@ def trim_image(ccd: CCDData, section: str | Section | None = None) -> CCDData:
         ccd,
         np.array(ccd.data[cut], copy=True),
         header,
-        uncertainty=None if ccd.uncertainty is None else np.array(ccd.uncertainty.array[cut]),
+        # The uncertainty cut, of its own kind (a variance stays a variance).
+        uncertainty=None if ccd.uncertainty is None else ccd.uncertainty.__class__(
+            np.array(ccd.uncertainty.array[cut]), unit=ccd.uncertainty.unit, copy=False),
         mask=None if ccd.mask is None else np.array(np.asarray(ccd.mask)[cut]),
         flags=None if ccd.flags is None else np.array(np.asarray(ccd.flags)[cut]),
     )
-    if ccd.uncertainty is not None and not isinstance(ccd.uncertainty, StdDevUncertainty):
-        # A variance (or another kind) stays what it is: cut, not relabelled.
-        trimmed.uncertainty = ccd.uncertainty.__class__(
-            np.array(ccd.uncertainty.array[cut]), unit=ccd.uncertainty.unit, copy=False)
     if ccd.wcs is not None:
         trimmed.wcs = ccd.wcs.slice(cut)
     return trimmed
