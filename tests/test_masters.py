@@ -272,3 +272,37 @@ def test_fit_illumination_recovers_a_smooth_surface() -> None:
     np.testing.assert_array_equal(flat.data, before)
     with pytest.raises(ReductionError):
         fit_illumination(flat, degree=-1)
+
+
+def test_masters_prepared_on_several_threads_equal_those_prepared_in_turn() -> None:
+    # Each flat's dark is scaled to its own exposure: frames prepared in parallel
+    # must each get theirs, and every master must be the one-thread master's bits.
+    rng = np.random.default_rng(5)
+    bias = CCDData(np.full(FLAT_SHAPE, 500.0, dtype=np.float32), unit="adu")
+    dark = CCDData(rng.uniform(20.0, 40.0, FLAT_SHAPE).astype(np.float32), unit=u.adu / u.s)
+    times = [3.0, 30.0, 7.0, 60.0, 12.0]
+    raw = [CCDData((f.data + 510.0 + dark.data * t).astype(np.float32), unit="adu")
+           for f, t in zip(gradient_flats([20000.0, 22000.0, 18000.0, 21000.0, 19000.0],
+                                          [0.0] * 5), times, strict=True)]
+
+    def prepare(ccd: CCDData) -> CCDData:  # a pedestal, as an overscan would take away
+        return CCDData(ccd.data - np.float32(10.0), unit=ccd.unit)
+
+    built = {}
+    for threads in (1, 3):
+        options = CombineOptions(threads=threads)
+        built[threads] = (
+            make_master_bias([CCDData(bias.data + 10.0, unit="adu")] * 3, prepare=prepare,
+                             options=options).ccd,
+            make_master_dark(raw[:3], times[:3], bias=bias, prepare=prepare,
+                             options=options).ccd,
+            make_master_flat(raw, bias=bias, dark=dark, exptimes=times, prepare=prepare,
+                             scale_region=REGION, options=options).ccd)
+    for one, three in zip(built[1], built[3], strict=True):
+        np.testing.assert_array_equal(one.data, three.data)
+        np.testing.assert_array_equal(one.uncertainty.array, three.uncertainty.array)
+    # The flat's frames lost their own dark: the levels are the illumination alone.
+    flat = make_master_flat(raw, bias=bias, dark=dark, exptimes=times, prepare=prepare,
+                            scale_region=REGION, options=CombineOptions(threads=3))
+    np.testing.assert_allclose(1 / np.array(flat.scales),
+                               [20000, 22000, 18000, 21000, 19000], rtol=5e-3)

@@ -31,6 +31,7 @@ from nightlog.calibration.input_checks import CalibrationInput, check_levels
 from nightlog.calibration.policy import InputChecks
 from nightlog.coordinator.amplifier_frames import frame_loader
 from nightlog.coordinator.master_measurements import (
+    BiasPair,
     characterise_frames,
     level_uncertainty,
     pair_read_noise,
@@ -179,7 +180,8 @@ class MasterRefused:
     rejected: tuple[tuple[int, str], ...]
 
 
-def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any
+def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, dark: Any,
+             pair: BiasPair | None = None
              ) -> tuple[MasterResult, CombineOptions, str | None]:
     inputs = [frame_loader(f.path, f.hdu, f.amplifiers) for f in accepted]
     options = CombineOptions(memory_limit=job.memory_limit, scratch_dir=job.scratch_dir,
@@ -196,7 +198,8 @@ def _combine(job: MasterJob, accepted: Sequence[CalibrationInput], bias: Any, da
         return make_master_bias(inputs, prepare=job.prepare, options=options,
                                 noise_map=job.read_noise_map, noisy_factor=job.noisy_factor,
                                 quantisation_step=job.quantisation_step,
-                                read_noise_adu=pair_read_noise(job, accepted, as_combined=False)
+                                read_noise_adu=pair_read_noise(job, accepted, as_combined=False,
+                                                               pair=pair)
                                 ), options, note
     if job.kind == "dark":
         return make_master_dark(inputs, times, bias=bias, prepare=job.prepare,
@@ -274,18 +277,22 @@ def build_master_job(job: MasterJob) -> BuiltMaster | MasterRefused:
             loaded[m.role] = crop_to_window(loaded[m.role], m.crop)
     noise_map = stored["bias"].read_noise if "bias" in stored else None
 
+    # The first pair of biases' read noise, measured once for both threads.
+    pair = BiasPair(accepted, job.prepare) if job.kind == "bias" else None
+
     def characterise() -> dict[str, Any]:
         return characterise_frames(
             job.kind, accepted, job.prepare, loaded.get("bias"), by_role.get("bias"),
-            bias_read_noise_adu=(float(np.nanmedian(noise_map)) if noise_map is not None
-                                 else None))
+            bias_read_noise_adu=(float(np.nanmedian(noise_map))
+                                 if noise_map is not None and job.kind == "flat" else None),
+            bias_pair=pair)
 
     with ThreadPoolExecutor(max_workers=1) as beside:
         # The frames' own figures need the inputs, not the master: measured on a
         # second core while the first combines (numpy leaves the interpreter lock).
         measured = beside.submit(characterise) if job.threads >= 2 else None
         result, options, note = _combine(job, accepted, loaded.get("bias"),
-                                         loaded.get("dark"))
+                                         loaded.get("dark"), pair)
         characterised = measured.result() if measured is not None else None
     agreement = None
     if job.night_of:

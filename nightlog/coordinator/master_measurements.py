@@ -12,6 +12,7 @@ path.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,8 @@ from nightlog.store.images import read_image, read_region
 if TYPE_CHECKING:  # the job imports this module: its values are only named here
     from nightlog.coordinator.master_job import MasterJob, MasterRef
 
-__all__ = ["characterise_frames", "level_uncertainty", "pair_read_noise", "region_stats"]
+__all__ = ["BiasPair", "characterise_frames", "level_uncertainty", "pair_figures",
+           "pair_read_noise", "region_stats"]
 
 
 def region_stats(job: MasterJob, bias_level: float | None
@@ -78,7 +80,8 @@ def region_stats(job: MasterJob, bias_level: float | None
 def characterise_frames(kind: str, frames: Sequence[CalibrationInput], prepare: Preparation,
                         bias: Any, bias_ref: MasterRef | None = None,
                         region: Section | None = None,
-                        bias_read_noise_adu: float | None = None) -> dict[str, Any]:
+                        bias_read_noise_adu: float | None = None,
+                        bias_pair: BiasPair | None = None) -> dict[str, Any]:
     """Read noise from the first two biases; gain from the first two flats (with the
     frames' read noise, else the median of the master bias's read-noise map) and, by
     photon transfer, from every usable pair of the flats (:func:`_photon_transfer`)."""
@@ -86,6 +89,15 @@ def characterise_frames(kind: str, frames: Sequence[CalibrationInput], prepare: 
         return {}
     if frames[0].amplifiers is not None:
         return characterise_amplifiers(kind, frames, bias)
+    if kind == "bias":
+        pair = bias_pair if bias_pair is not None else BiasPair(frames, prepare)
+        try:
+            adu, n = pair.measure()
+        except NightlogError as exc:
+            return {"characterisation_error": str(exc)}
+        return pair_figures(adu, n, frames[0].gain)
+    if kind != "flat" or bias is None:
+        return {}  # nothing is measured on a dark, nor on a flat without a bias
     gain = frames[0].gain
     # One overscan level per frame: it takes the bias level away without adding the
     # row-to-row noise of a per-row estimate to the differences measured here.
@@ -95,26 +107,66 @@ def characterise_frames(kind: str, frames: Sequence[CalibrationInput], prepare: 
         a = prepare(read_image(frames[0].path, frames[0].hdu))
         b = prepare(read_image(frames[1].path, frames[1].hdu))
         n = _pair_pixels(a, b)
-        if kind == "bias":
-            rn = read_noise_from_biases(a, b, clip_sigma=5.0, gain=gain)
-            # The standard error of a standard deviation from n values: σ / √(2(n - 1)).
-            err = rn.adu / np.sqrt(2.0 * (n - 1)) if n > 1 else None
-            return {"read_noise_adu": rn.adu, "read_noise_e": rn.electrons,
-                    "read_noise_adu_err": err,
-                    "read_noise_e_err": None if err is None or gain is None else err * gain}
-        if kind == "flat" and bias is not None:
-            read_noise_adu = ((frames[0].read_noise or 0.0) / (gain or 1.0)
-                              if frames[0].read_noise else bias_read_noise_adu)
-            g = gain_from_flats(a, b, master_bias=bias, read_noise_adu=read_noise_adu)
-            # G ∝ 1 / var(Δ); a variance from n values has relative error √(2/(n - 1))
-            # (the read-noise share of var(Δ), small for flats, is neglected).
-            out["gain_from_flats"] = g
-            out["gain_err"] = g * np.sqrt(2.0 / (n - 1)) if n > 1 else None
+        read_noise_adu = ((frames[0].read_noise or 0.0) / (gain or 1.0)
+                          if frames[0].read_noise else bias_read_noise_adu)
+        g = gain_from_flats(a, b, master_bias=bias, read_noise_adu=read_noise_adu)
+        del a, b
+        # G ∝ 1 / var(Δ); a variance from n values has relative error √(2/(n - 1))
+        # (the read-noise share of var(Δ), small for flats, is neglected).
+        out["gain_from_flats"] = g
+        out["gain_err"] = g * np.sqrt(2.0 / (n - 1)) if n > 1 else None
     except NightlogError as exc:
         out["characterisation_error"] = str(exc)
-    if kind == "flat" and bias is not None:
-        out.update(_photon_transfer(frames, prepare, bias, bias_ref, region))
+    out.update(_photon_transfer(frames, prepare, bias, bias_ref, region))
     return out
+
+
+def pair_figures(adu: float, n: int, gain: float | None) -> dict[str, Any]:
+    """The read-noise figures of a bias master from its first pair: the noise in ADU
+    and electrons and their standard errors (a standard deviation from ``n`` values:
+    ``σ / √(2(n - 1))``), or only ``characterisation_error`` when ``gain`` is
+    given and not positive."""
+    if gain is not None and not gain > 0:
+        return {"characterisation_error": f"gain must be positive, not {gain!r}"}
+    err = adu / np.sqrt(2.0 * (n - 1)) if n > 1 else None
+    return {"read_noise_adu": adu, "read_noise_e": None if gain is None else adu * gain,
+            "read_noise_adu_err": err,
+            "read_noise_e_err": None if err is None or gain is None else err * gain}
+
+
+class BiasPair:
+    """The read noise of the first two biases with one overscan level per frame,
+    measured once for a build: the characterisation and the master's uncertainty
+    both ask for it, from two threads (:func:`pair_read_noise`)."""
+
+    def __init__(self, frames: Sequence[CalibrationInput], prepare: Preparation) -> None:
+        self._frames = frames
+        self._prepare = prepare.one_level()
+        self._lock = threading.Lock()
+        self._result: tuple[float, int] | NightlogError | None = None
+
+    def measure(self) -> tuple[float, int]:
+        """The read noise (ADU) and the pixels valid in both frames.
+
+        Raises
+        ------
+        NightlogError
+            A frame cannot be read or prepared, or too few pixels are valid.
+        """
+        with self._lock:
+            if self._result is None:
+                first, second = self._frames[0], self._frames[1]
+                try:
+                    a = self._prepare(read_image(first.path, first.hdu))
+                    b = self._prepare(read_image(second.path, second.hdu))
+                    self._result = (float(read_noise_from_biases(a, b, clip_sigma=5.0).adu),
+                                    _pair_pixels(a, b))
+                except NightlogError as exc:
+                    self._result = exc
+            result = self._result
+        if isinstance(result, NightlogError):
+            raise result
+        return result
 
 
 def _photon_transfer(frames: Sequence[CalibrationInput], prepare: Preparation, bias: Any,
@@ -183,7 +235,7 @@ def level_uncertainty(kind: str, frame_levels: Sequence[float], scales: Sequence
 
 
 def pair_read_noise(job: MasterJob, accepted: Sequence[CalibrationInput], *,
-                    as_combined: bool) -> float | None:
+                    as_combined: bool, pair: BiasPair | None = None) -> float | None:
     """The read noise (ADU) of the first pair of biases, ``None`` for other kinds.
 
     ``as_combined``: of the frames as they are combined (per-row overscan
@@ -191,10 +243,16 @@ def pair_read_noise(job: MasterJob, accepted: Sequence[CalibrationInput], *,
     clip must allow; else with one overscan level per frame, the noise of a
     pixel, which the master's uncertainty states over √N (a MAD of five values
     per pixel left the master 22 % noisier than read noise / √N on a simulated
-    LFC night, and the spread of five values states it to a third).
+    LFC night, and the spread of five values states it to a third). ``pair``: the
+    build's :class:`BiasPair`, which measures the latter once.
     """
     if job.kind != "bias" or len(accepted) < 2 or accepted[0].amplifiers is not None:
         return None
+    if not as_combined and pair is not None:
+        try:
+            return pair.measure()[0]
+        except NightlogError:
+            return None
     prepare = job.prepare if as_combined else job.prepare.one_level()
     try:
         a = prepare(read_image(accepted[0].path, accepted[0].hdu))

@@ -31,9 +31,9 @@ from typing import TypeAlias
 import numpy as np
 import numpy.typing as npt
 from astropy.nddata import CCDData
-from astropy.stats import sigma_clip
 
 from nightlog.errors import ReductionError, ShapeMismatchError
+from nightlog.reduction.clipped_values import clip_values
 from nightlog.sections import Section, parse_section
 
 __all__ = [
@@ -110,7 +110,7 @@ def _variance(values: npt.NDArray[np.float64], clip_sigma: float | None) -> floa
     if finite.size < 2:
         raise ReductionError("fewer than two valid pixels to measure a variance")
     if clip_sigma is not None:
-        finite = sigma_clip(finite, sigma=clip_sigma, maxiters=5, masked=False)
+        finite = clip_values(finite, clip_sigma, maxiters=5)
     return float(np.var(finite))
 
 

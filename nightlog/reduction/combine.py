@@ -37,7 +37,14 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from nightlog.errors import CombineError
 from nightlog.reduction.rejection import ClipSpec, Method, TileResult, combine_tile
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level
-from nightlog.reduction.stack import WORK_BYTES_PER_VALUE, FrameInput, Prepare, Stack, build_stack
+from nightlog.reduction.stack import (
+    WORK_BYTES_PER_VALUE,
+    FrameInput,
+    FrameSteps,
+    Prepare,
+    Stack,
+    build_stack,
+)
 from nightlog.reduction.stored_frame import StackRow, gather_tile
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "ClipSpec", "CombineResult", "combine"]
@@ -125,7 +132,8 @@ def _check_options(n: int, method: str, nlow: int, nhigh: int, weights: Any,
 def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
             clip: ClipSpec | None = None, nlow: int = 0, nhigh: int = 0,
             scale: Sequence[float] | ScaleStat | None = None, scale_region: RegionLike = None,
-            weights: Sequence[float] | None = None, prepare: Prepare | None = None,
+            weights: Sequence[float] | None = None,
+            prepare: Prepare | FrameSteps | None = None,
             memory_limit: int = DEFAULT_MEMORY_LIMIT,
             scratch_dir: str | os.PathLike[str] | None = None, threads: int = 1,
             frame_stat: Callable[[npt.NDArray[np.float32]], Any] | None = None,
@@ -156,10 +164,13 @@ def combine(inputs: Sequence[FrameInput], *, method: Method = "average",
         default the central half of each axis.
     weights : sequence of float or None
         Per-frame weights (``'average'`` and ``'sum'``).
-    prepare : callable or None
+    prepare : callable, FrameSteps or None
         ``CCDData -> CCDData`` applied once to each frame as it is read, e.g.
         overscan subtraction, trimming and bias subtraction; called in input
-        order, in the calling thread. Array inputs are wrapped as ADU.
+        order, in the calling thread. A
+        :class:`~nightlog.reduction.stack.FrameSteps` (pure steps that may also
+        take the frame's index) is applied ``threads`` frames at a time instead.
+        Array inputs are wrapped as ADU.
     memory_limit : int
         Bytes the combination may use beyond the interpreter (default 2 GiB):
         the stack, working copies and the output. Stacks that do not fit are

@@ -10,7 +10,7 @@ and statistics. How the frames are combined is a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,7 @@ from nightlog.reduction.master_options import CombineOptions
 from nightlog.reduction.read_noise_map import noisy_pixels, read_noise_map
 from nightlog.reduction.rejection import Method
 from nightlog.reduction.scaling import RegionLike, ScaleStat, region_level, resolve_region
-from nightlog.reduction.stack import FrameInput, Prepare
+from nightlog.reduction.stack import FrameInput, FrameSteps, Prepare
 from nightlog.reduction.step_summary import sampled_frame_statistics
 
 __all__ = [
@@ -49,20 +49,23 @@ __all__ = [
 #: Normalised flat values below this are not trusted: set to 1 and flagged DEAD (a
 #: pixel) or UNILLUMINATED (a region: the vignetted edge of the field).
 DEFAULT_FLAT_MIN = 0.1
-def _chain(*steps: Prepare | None) -> Prepare | None:
+def _chain(*steps: Prepare | Callable[[CCDData, int], CCDData] | None,
+           indexed: int = 0) -> FrameSteps | None:
+    """The steps as one preparation; the last ``indexed`` of them also take the
+    frame's index (``step(ccd, i)``), the others only the frame."""
     present = [s for s in steps if s is not None]
     if not present:
         return None
+    plain = len(present) - indexed
 
-    def prepare(ccd: CCDData) -> CCDData:
-        for step in present:
-            ccd = step(ccd)
-        return ccd
+    def ignore_index(step: Prepare) -> Callable[[CCDData, int], CCDData]:
+        return lambda ccd, _i: step(ccd)
 
-    return prepare
+    return FrameSteps(tuple(ignore_index(s) if k < plain else s  # type: ignore[misc, arg-type]
+                            for k, s in enumerate(present)))
 
 
-def _run(frames: Sequence[FrameInput], options: CombineOptions, prepare: Prepare | None,
+def _run(frames: Sequence[FrameInput], options: CombineOptions, prepare: FrameSteps | None,
          scale: Sequence[float] | ScaleStat | None = None,
          scale_region: RegionLike = None, offset_response: float | None = None
          ) -> CombineResult:
@@ -131,7 +134,7 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
         As :func:`combine`.
     """
     options = options or CombineOptions()
-    result = _run(frames, options, prepare)
+    result = _run(frames, options, _chain(prepare))
     level, noise = robust_statistics(result.data)
     flags = no_data_flags(result)
     modelled = (_read_noise_uncertainty(result, options.method, read_noise_adu)
@@ -263,15 +266,15 @@ def _bias_step(bias: CCDData) -> Prepare:
     return step
 
 
-def _dark_step(dark: CCDData, times: Iterator[float]) -> Prepare:
+def _dark_step(dark: CCDData, times: Sequence[float]) -> Callable[[CCDData, int], CCDData]:
     unit = u.Unit(dark.unit)
     is_rate = unit.is_equivalent(u.adu / u.s) or unit.is_equivalent(u.electron / u.s)
     dark_exposure = None if is_rate else float(dark.header.get("EXPTIME", 0.0))
     dark = _values_of(dark)
 
-    def step(ccd: CCDData) -> CCDData:
+    def step(ccd: CCDData, i: int) -> CCDData:
         return _own_mask(ccd, subtract_dark(ccd, dark, dark_exposure=dark_exposure,
-                                            data_exposure=next(times)))
+                                            data_exposure=times[i]))
 
     return step
 
@@ -332,12 +335,11 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     steps: list[Prepare | None] = [prepare]
     if bias is not None:
         steps.append(_bias_step(bias))
-    if dark is not None:
-        # Frames are read exactly once and in order, so the exposures can follow.
-        steps.append(_dark_step(dark, iter(_exposures(exptimes, len(frames),
-                                                      "make_master_flat with a dark"))))
+    darken = None if dark is None else _dark_step(
+        dark, _exposures(exptimes, len(frames), "make_master_flat with a dark"))
     options = options or CombineOptions()
-    result = _run(frames, options, _chain(*steps), scale_stat, scale_region)
+    result = _run(frames, options, _chain(*steps, darken, indexed=int(darken is not None)),
+                  scale_stat, scale_region)
     norm = region_level(np.where(result.mask, np.nan, result.data),
                         resolve_region(scale_region, result.data.shape), scale_stat)
     if not norm > 0:

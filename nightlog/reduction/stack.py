@@ -36,14 +36,34 @@ from astropy.nddata import CCDData
 from nightlog.errors import CombineError, ShapeMismatchError
 from nightlog.reduction.stored_frame import StackRow, StoredFrame, as_float32, stored_frame
 
-__all__ = ["FrameInput", "FrameLoader", "MemoryPlan", "Stack", "build_stack", "plan_memory",
-           "read_frame"]
+__all__ = ["FrameInput", "FrameLoader", "FrameSteps", "MemoryPlan", "Stack", "build_stack",
+           "plan_memory", "read_frame"]
 
 #: A frame to read when the stack needs it: a callable of no argument returning a
 #: new CCDData (the store's :class:`~nightlog.store.images.FrameFile` reads one HDU).
 FrameLoader: TypeAlias = Callable[[], CCDData]
 FrameInput: TypeAlias = np.ndarray | CCDData | FrameLoader
 Prepare: TypeAlias = Callable[[CCDData], CCDData]
+
+
+@dataclass(frozen=True)
+class FrameSteps:
+    """A preparation whose steps depend only on the frame and its place in the stack
+    (``step(ccd, i)``): overscan, trim, a master's subtraction scaled to the frame's
+    own exposure. Being pure, :func:`build_stack` prepares such frames ``threads``
+    at a time (a plain ``prepare`` is called in input order, in one thread).
+    """
+
+    steps: tuple[Callable[[CCDData, int], CCDData], ...]
+
+    def at(self, i: int) -> Prepare:
+        """The preparation of the ``i``-th frame."""
+        def prepare(ccd: CCDData) -> CCDData:
+            for step in self.steps:
+                ccd = step(ccd, i)
+            return ccd
+
+        return prepare
 
 #: Bytes of tile working memory per pixel and frame (sorted copies, float64
 #: prefix sums and temporaries of the rejection kernel).
@@ -69,8 +89,8 @@ def plan_memory(n: int, shape: tuple[int, int], limit: int, threads: int,
 
     The budget counts the stack (or one band of it), the output arrays, the
     rejection kernel's working copies for ``threads`` tiles, and the transient
-    copies made while frames are read (three float32 frames per decoding
-    thread; six, in one thread, when a ``prepare`` step may make float64 copies).
+    copies made while frames are read (three float32 frames per reading thread;
+    six when a ``prepare`` step may make float64 copies).
 
     Raises
     ------
@@ -79,8 +99,8 @@ def plan_memory(n: int, shape: tuple[int, int], limit: int, threads: int,
     """
     ny, nx = shape
     frame = ny * nx * 4
-    # Decoding workers (``threads`` without ``prepare``) each hold one frame.
-    reading = (6 if prepared else 3 * threads) * frame
+    # Reading workers (one with a plain ``prepare``) each hold their copies.
+    reading = (6 if prepared else 3) * threads * frame
     output = ny * nx * _OUTPUT_BYTES_PER_PIXEL
     # About 1 MiB of float32 values per tile keeps the kernel's rows in cache.
     tile = int(min(_MAX_TILE, max(1024, 2**18 // n)))
@@ -247,7 +267,7 @@ class Stack:
         self.close()
 
 
-def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
+def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | FrameSteps | None,
                 scale: Sequence[float] | Callable[[npt.NDArray[np.float32]], float] | None,
                 frame_stat: Callable[[npt.NDArray[np.float32]], Any] | None,
                 memory_limit: int, threads: int,
@@ -266,14 +286,18 @@ def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
         See :func:`read_frame` and :func:`plan_memory`.
     """
     n = len(inputs)
+
+    def prepare_of(i: int) -> Prepare | None:
+        return prepare.at(i) if isinstance(prepare, FrameSteps) else prepare
+
     # Without a step that needs whole float32 frames, loaders that can hand over
     # the stored values keep them in memory (see :mod:`.stored_frame`).
     keep_stored = prepare is None and frame_stat is None and not callable(scale)
-    first, header = _read(inputs[0], prepare, keep_stored)
+    first, header = _read(inputs[0], prepare_of(0), keep_stored)
     shape = (int(first.shape[0]), int(first.shape[1]))
-    # ``prepare`` is called in input order in this thread (callers may rely on
-    # it); without one, loaders are called by ``threads`` workers at a time.
-    workers = threads if prepare is None else 1
+    # A plain ``prepare`` is called in input order in this thread (callers may rely
+    # on it); loaders alone, or with :class:`FrameSteps`, by ``threads`` workers.
+    workers = 1 if prepare is not None and not isinstance(prepare, FrameSteps) else threads
     plan = plan_memory(n, shape, memory_limit, workers, prepare is not None)
     stack = Stack(shape=shape, n=n, plan=plan, header=header, scales=[1.0] * n,
                   frame_stats=[None] * n)
@@ -283,7 +307,7 @@ def build_stack(inputs: Sequence[FrameInput], *, prepare: Prepare | None,
 
     def ingest(i: int, frame: npt.NDArray[np.float32] | StoredFrame | None) -> None:
         if frame is None:
-            frame = _read(inputs[i], prepare, keep_stored)[0]
+            frame = _read(inputs[i], prepare_of(i), keep_stored)[0]
         if frame.shape != shape:
             raise ShapeMismatchError(
                 f"frame {i} has shape {frame.shape} after preparation, frame 0 has {shape}"
