@@ -49,20 +49,22 @@ __all__ = [
 #: Normalised flat values below this are not trusted: set to 1 and flagged DEAD (a
 #: pixel) or UNILLUMINATED (a region: the vignetted edge of the field).
 DEFAULT_FLAT_MIN = 0.1
-def _chain(*steps: Prepare | Callable[[CCDData, int], CCDData] | None,
-           indexed: int = 0) -> FrameSteps | None:
-    """The steps as one preparation; the last ``indexed`` of them also take the
-    frame's index (``step(ccd, i)``), the others only the frame."""
-    present = [s for s in steps if s is not None]
-    if not present:
-        return None
-    plain = len(present) - indexed
 
-    def ignore_index(step: Prepare) -> Callable[[CCDData, int], CCDData]:
+#: A step of a master's preparation that needs the frame's place in the stack.
+IndexedStep = Callable[[CCDData, int], CCDData]
+
+
+def _chain(plain: Sequence[Prepare | None], indexed: Sequence[IndexedStep | None] = ()
+           ) -> FrameSteps | None:
+    """The ``plain`` steps (the frame alone), then the ``indexed`` ones (the frame and
+    its index), as one preparation that :func:`combine` may run on several frames at
+    once."""
+    def of_frame(step: Prepare) -> IndexedStep:
         return lambda ccd, _i: step(ccd)
 
-    return FrameSteps(tuple(ignore_index(s) if k < plain else s  # type: ignore[misc, arg-type]
-                            for k, s in enumerate(present)))
+    steps = ([of_frame(s) for s in plain if s is not None]
+             + [s for s in indexed if s is not None])
+    return FrameSteps(tuple(steps)) if steps else None
 
 
 def _run(frames: Sequence[FrameInput], options: CombineOptions, prepare: FrameSteps | None,
@@ -134,7 +136,7 @@ def make_master_bias(frames: Sequence[FrameInput], *, prepare: Prepare | None = 
         As :func:`combine`.
     """
     options = options or CombineOptions()
-    result = _run(frames, options, _chain(prepare))
+    result = _run(frames, options, _chain([prepare]))
     level, noise = robust_statistics(result.data)
     flags = no_data_flags(result)
     modelled = (_read_noise_uncertainty(result, options.method, read_noise_adu)
@@ -215,7 +217,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     scale = [1.0 / t for t in times] if scale_to_rate else None
     options = options or CombineOptions()
     bias_error = None if bias is None else bias_error_size(bias)
-    result = _run(frames, options, _chain(prepare, subtract), scale,
+    result = _run(frames, options, _chain([prepare, subtract]), scale,
                   offset_response=bias_error)
     flags = no_data_flags(result)
     hot = hot_pixels_from_dark(np.where(result.mask, np.nan, result.data), nsigma=hot_nsigma,
@@ -266,7 +268,7 @@ def _bias_step(bias: CCDData) -> Prepare:
     return step
 
 
-def _dark_step(dark: CCDData, times: Sequence[float]) -> Callable[[CCDData, int], CCDData]:
+def _dark_step(dark: CCDData, times: Sequence[float]) -> IndexedStep:
     unit = u.Unit(dark.unit)
     is_rate = unit.is_equivalent(u.adu / u.s) or unit.is_equivalent(u.electron / u.s)
     dark_exposure = None if is_rate else float(dark.header.get("EXPTIME", 0.0))
@@ -338,8 +340,7 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     darken = None if dark is None else _dark_step(
         dark, _exposures(exptimes, len(frames), "make_master_flat with a dark"))
     options = options or CombineOptions()
-    result = _run(frames, options, _chain(*steps, darken, indexed=int(darken is not None)),
-                  scale_stat, scale_region)
+    result = _run(frames, options, _chain(steps, [darken]), scale_stat, scale_region)
     norm = region_level(np.where(result.mask, np.nan, result.data),
                         resolve_region(scale_region, result.data.shape), scale_stat)
     if not norm > 0:

@@ -65,6 +65,7 @@ class FrameSteps:
 
         return prepare
 
+
 #: Bytes of tile working memory per pixel and frame (sorted copies, float64
 #: prefix sums and temporaries of the rejection kernel).
 WORK_BYTES_PER_VALUE = 56
