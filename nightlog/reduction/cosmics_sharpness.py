@@ -52,8 +52,9 @@ every statistic is computed at candidates only.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
+from nightlog.reduction.cosmics_candidates import (bad_neighbours, flagged_groups,
+                                                   seed_candidates, usable_pixels)
 from nightlog.reduction.neighbour_medians import medians, neighbours
 
 __all__ = ["clean_pixels", "refine_cosmic_rays"]
@@ -63,8 +64,6 @@ _STRUCTURE_SIGMA = 2.0  # σ of m8 − L above which a profile counts as resolve
 _PROFILE_MARGIN = 1.0  # σ more for a seed on a star (at none, 3× the false flags there)
 _UNDERSAMPLED = 0.1  # fraction of a seed's excess its neighbours may hold
 _MAX_ROUNDS = 8  # growth rounds (a 12-pixel streak needs at most 6 from its middle)
-# The least σ_q / σ of a seed (a median of at most 8 neighbours): √(1 + π/16).
-_LEAST_FLOOR = float(np.sqrt(1 + np.pi / 16))
 
 
 class _Offsets:
@@ -115,7 +114,7 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     near = _Offsets(nx)
     df, vf, outf = d.reshape(-1), v.reshape(-1), out.reshape(-1)
     badf = np.ascontiguousarray(bad, dtype=bool).reshape(-1)
-    usable, bad_count = _usable(badf, ny, nx, near.five)
+    usable, bad_count = usable_pixels(badf, ny, nx, near.five)
     # Drop L.A.Cosmic's flags that carry too little charge: on a resolved profile
     # those whose excess the PSF explains (cores of stars); elsewhere those below the
     # growth threshold over the local level, and whole groups with no pixel above
@@ -133,36 +132,36 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         weak = ~profile & ~drop & ~strong_pixel
         if weak.any():
             # A group reaching where this pass does not look keeps its pixels.
-            groups, count = ndimage.label(out, np.ones((3, 3), dtype=bool))
-            groups = groups.reshape(-1)
-            strong = np.zeros(count + 1, dtype=bool)
-            strong[groups[pixels[strong_pixel]]] = True
-            strong[groups[flags[~usable[flags]]]] = True
-            drop |= weak & ~strong[groups[pixels]]
+            groups = flagged_groups(flags, nx)
+            strong = np.zeros(flags.size, dtype=bool)
+            looked = usable[flags]
+            strong[groups[~looked]] = True
+            strong[groups[looked][strong_pixel]] = True
+            drop |= weak & ~strong[groups[looked]]
         outf[pixels[drop]] = False
         excluded[pixels[drop]] = False
 
     # Seeds: an upper bound of the excess (the 3 × 3 minimum for the neighbours'
     # median, then the median) against the least noise around, then the PSF test;
     # on a resolved profile a seed needs a margin more and no bad pixel within 3.
-    pixels, least = _seed_candidates(d, v, usable.reshape(ny, nx), seed_sigma)
+    pixels, least = seed_candidates(d, v, usable.reshape(ny, nx), seed_sigma)
     keep = ~outf[pixels]
     pixels, least = pixels[keep], least[keep]
     inner_index = neighbours(pixels, near.inner)
     inner, n_inner = medians(np.take(df, inner_index),
-                             _bad_of(badf, bad_count, pixels, inner_index))
+                             bad_neighbours(badf, bad_count, pixels, inner_index))
     keep = df[pixels] - inner > least
     pixels, inner, n_inner = pixels[keep], inner[keep], n_inner[keep]
     inner_index = inner_index[:, keep]
     sigma = np.sqrt(medians(np.take(vf, inner_index),
-                            _bad_of(badf, bad_count, pixels, inner_index))[0])
+                            bad_neighbours(badf, bad_count, pixels, inner_index))[0])
     floor = np.hypot(sigma, sigma * _median_noise(n_inner))
     keep = df[pixels] - inner > seed_sigma * floor * (1 - 1e-6)
     pixels, inner, n_inner, sigma = pixels[keep], inner[keep], n_inner[keep], sigma[keep]
     if pixels.size:
         ring_index = neighbours(pixels, near.ring)
         level, n_ring = medians(np.take(df, ring_index),
-                                _bad_of(badf, bad_count, pixels, ring_index))
+                                bad_neighbours(badf, bad_count, pixels, ring_index))
         q, sigma_q = _psf(df[pixels], inner, n_inner, level, n_ring, sigma, psf_contrast)
         keep = q > seed_sigma * sigma_q
         pixels, q, sigma_q, inner = pixels[keep], q[keep], sigma_q[keep], inner[keep]
@@ -234,67 +233,6 @@ def clean_pixels(image: np.ndarray, pixels: np.ndarray, excluded: np.ndarray
     return out
 
 
-def _usable(bad: np.ndarray, ny: int, nx: int, five: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Where this pass looks (flat, bool): at least 3 pixels inside the frame, not
-    bad, at most one bad pixel in the 5 × 5 box; and the count of bad pixels in each
-    5 × 5 box (flat, exact at least 2 pixels inside the frame)."""
-    size = ny * nx
-    lying = np.flatnonzero(bad)
-    if lying.size * five.size <= size // 4:
-        count = np.zeros(size, dtype=np.uint8)
-        hit = neighbours(lying, five).reshape(-1)
-        np.add.at(count, hit[(hit >= 0) & (hit < size)], 1)
-    else:
-        b = bad.reshape(ny, nx).view(np.uint8)
-        rows = b[:-4] + b[1:-3] + b[2:-2] + b[3:-1] + b[4:]
-        box = np.zeros((ny, nx), dtype=np.uint8)
-        box[2:-2, 2:-2] = (rows[:, :-4] + rows[:, 1:-3] + rows[:, 2:-2] + rows[:, 3:-1]
-                           + rows[:, 4:])
-        count = box.reshape(-1)
-    usable = np.zeros((ny, nx), dtype=bool)
-    usable[3:-3, 3:-3] = count.reshape(ny, nx)[3:-3, 3:-3] < 2
-    usable[3:-3, 3:-3] &= ~bad.reshape(ny, nx)[3:-3, 3:-3]
-    return usable.reshape(-1), count
-
-
-def _bad_of(bad: np.ndarray, bad_count: np.ndarray, pixels: np.ndarray,
-            index: np.ndarray) -> np.ndarray | None:
-    """The bad pixels at ``index`` (a neighbourhood of ``pixels`` within their 5 × 5
-    boxes), gathered only where the box holds one; None if none does."""
-    rows = bad_count[pixels] > 0
-    if not rows.any():
-        return None
-    out = np.zeros(index.shape, dtype=bool)
-    out[:, rows] = np.take(bad, index[:, rows])
-    return out
-
-
-def _seed_candidates(d: np.ndarray, v: np.ndarray, usable: np.ndarray,
-                     threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Usable pixels whose excess over the 3 × 3 minimum passes ``threshold`` times
-    the least noise of a seed there (the least variance of the 3 × 3 box, float32
-    slack), as flat indices, and that least noise (ADU)."""
-    least = _minimum3(v)
-    np.sqrt(least, out=least)
-    least *= np.float32(threshold * _LEAST_FLOOR * (1 - 1e-3))
-    excess = _minimum3(d)
-    np.subtract(d[1:-1, 1:-1], excess, out=excess)
-    passing = excess > least
-    passing &= usable[1:-1, 1:-1]
-    rows, cols = np.nonzero(passing)
-    return (rows + 1) * d.shape[1] + cols + 1, least[rows, cols]
-
-
-def _minimum3(values: np.ndarray) -> np.ndarray:
-    """Minimum over each 3 × 3 box inside the frame: ``(ny − 2, nx − 2)``."""
-    rows = np.minimum(values[:-2], values[1:-1])
-    np.minimum(rows, values[2:], out=rows)
-    out = np.minimum(rows[:, :-2], rows[:, 1:-1])
-    np.minimum(out, rows[:, 2:], out=out)
-    return out
-
-
 def _psf(centre: np.ndarray, inner: np.ndarray, n_inner: np.ndarray, level: np.ndarray,
          n_ring: np.ndarray, sigma: np.ndarray, contrast: float
          ) -> tuple[np.ndarray, np.ndarray]:
@@ -317,10 +255,10 @@ def _psf_test(d: np.ndarray, v: np.ndarray, bad: np.ndarray, bad_count: np.ndarr
     of the medians (NaN where none is left)."""
     inner_index = neighbours(pixels, near.inner)
     ring_index = neighbours(pixels, near.ring)
-    inner_out = _bad_of(bad, bad_count, pixels, inner_index)
+    inner_out = bad_neighbours(bad, bad_count, pixels, inner_index)
     inner, n_inner = medians(np.take(d, inner_index), inner_out)
     level, n_ring = medians(np.take(d, ring_index),
-                            _bad_of(bad, bad_count, pixels, ring_index))
+                            bad_neighbours(bad, bad_count, pixels, ring_index))
     sigma = np.sqrt(medians(np.take(v, inner_index), inner_out)[0])
     return _psf(d[pixels], inner, n_inner, level, n_ring, sigma, contrast)
 

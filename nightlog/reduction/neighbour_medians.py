@@ -72,7 +72,7 @@ def medians(values: npt.NDArray[np.floating], excluded: npt.NDArray[np.bool_] | 
     else:
         np.copyto(values, np.inf, where=excluded)
         count = k - np.count_nonzero(excluded, axis=0)
-        present = np.unique(count[count > 0])
+        present = np.flatnonzero(np.bincount(count, minlength=k + 1)[1:]) + 1
         ranks = tuple(sorted({int(r) for c in present for r in ((c - 1) // 2, c // 2)}))
     rows = _select(values, ranks)
     if full:
