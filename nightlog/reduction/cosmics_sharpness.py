@@ -181,11 +181,12 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     for _ in range(_MAX_ROUNDS):
         pixels = neighbours(front, near.inner).reshape(-1)
         pixels = pixels[(pixels >= 0) & (pixels < outf.size)]
-        pixels = np.unique(pixels[untried[pixels]])
+        pixels = np.sort(pixels[untried[pixels]])
+        pixels = pixels[np.diff(pixels, prepend=-1) > 0]
         if not pixels.size:
             break
         untried[pixels] = False
-        excess, sigma, profile = _flat_test(df, vf, excluded, pixels, near)
+        excess, sigma, profile = _flat_test(df, vf, excluded, pixels, near, grow_sigma)
         front = pixels[~profile & (excess > grow_sigma * sigma)]
         if not front.size:
             break
@@ -264,20 +265,27 @@ def _psf_test(d: np.ndarray, v: np.ndarray, bad: np.ndarray, bad_count: np.ndarr
 
 
 def _flat_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.ndarray,
-               near: _Offsets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               near: _Offsets, grow: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Excess ``e = d − L2`` over the ring at distance 2, its noise ``σ_e``, and
     whether the background is a resolved profile (``L2 − L3`` beyond 2 σ), the
-    ``excluded`` pixels left out."""
+    ``excluded`` pixels left out. With ``grow`` (σ), the profile is tested only
+    where ``e > grow · σ_e`` (True elsewhere: such a pixel joins no hit anyway)."""
     ring_index = neighbours(pixels, near.ring)
-    outer_index = neighbours(pixels, near.outer)
     ring_out = np.take(excluded, ring_index)
     level, n_ring = medians(np.take(d, ring_index), ring_out)
-    outer, n_outer = medians(np.take(d, outer_index), np.take(excluded, outer_index))
     sigma = np.sqrt(medians(np.take(v, ring_index), ring_out)[0])
     sigma_level = sigma * _median_noise(n_ring)
-    sigma_outer = sigma * _median_noise(n_outer)
-    profile = ~(level - outer <= _STRUCTURE_SIGMA * np.hypot(sigma_level, sigma_outer))
-    return d[pixels] - level, np.hypot(sigma, sigma_level), profile
+    excess, sigma_e = d[pixels] - level, np.hypot(sigma, sigma_level)
+    look = (np.arange(pixels.size) if grow is None
+            else np.flatnonzero(excess > grow * sigma_e))
+    outer_index = neighbours(pixels[look], near.outer)
+    outer, n_outer = medians(np.take(d, outer_index), np.take(excluded, outer_index))
+    sigma_outer = sigma[look] * _median_noise(n_outer)
+    profile = np.ones(pixels.size, dtype=bool)
+    profile[look] = ~(level[look] - outer
+                      <= _STRUCTURE_SIGMA * np.hypot(sigma_level[look], sigma_outer))
+    return excess, sigma_e, profile
 
 
 def _median_noise(count: np.ndarray) -> np.ndarray:
