@@ -53,9 +53,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nightlog.reduction.cosmics_candidates import (bad_neighbours, flagged_groups,
-                                                   seed_candidates, usable_pixels)
-from nightlog.reduction.neighbour_medians import medians, neighbours
+from nightlog.reduction._cosmics_candidates import (
+    bad_neighbours,
+    flagged_groups,
+    seed_candidates,
+    usable_pixels,
+)
+from nightlog.reduction._neighbour_medians import medians, neighbours
 
 __all__ = ["clean_pixels", "refine_cosmic_rays"]
 
@@ -290,4 +294,5 @@ def _flat_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.nd
 
 def _median_noise(count: np.ndarray) -> np.ndarray:
     """Noise of a median of ``count`` pixels, in units of one pixel's: √(π / 2n)."""
-    return np.sqrt(np.pi / (2 * np.maximum(count, 1)))
+    noise: np.ndarray = np.sqrt(np.pi / (2 * np.maximum(count, 1)))
+    return noise

@@ -66,7 +66,7 @@ def medians(values: npt.NDArray[np.floating], excluded: npt.NDArray[np.bool_] | 
     """
     k, n = values.shape
     full = excluded is None or not excluded.any()
-    if full:
+    if excluded is None or full:
         count = np.full(n, k, dtype=np.intp)
         ranks = tuple(sorted({(k - 1) // 2, k // 2}))
     else:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from nightlog.reduction.neighbour_medians import neighbours
-
 __all__ = ["LEAST_FLOOR", "bad_neighbours", "flagged_groups", "seed_candidates",
            "usable_pixels"]
 
@@ -175,6 +173,6 @@ def _minimum3(values: np.ndarray) -> np.ndarray:
     """Minimum over each 3 × 3 box inside the frame: ``(ny − 2, nx − 2)``."""
     rows = np.minimum(values[:-2], values[1:-1])
     np.minimum(rows, values[2:], out=rows)
-    out = np.minimum(rows[:, :-2], rows[:, 1:-1])
+    out: np.ndarray = np.minimum(rows[:, :-2], rows[:, 1:-1])
     np.minimum(out, rows[:, 2:], out=out)
     return out
