@@ -9,7 +9,8 @@ comparisons that reach the ranks asked for. Left-out values become ``+inf``, whi
 sorts them after every finite value, so the median of the ``c`` values kept is read
 at ranks ``(c − 1) // 2`` and ``c // 2``, averaged in the values' precision as
 ``numpy.median`` and ``numpy.nanmedian`` do: the result is theirs to the bit (for
-finite values; NaN where nothing is kept).
+finite values; NaN where nothing is kept). Private to the core: :func:`medians`
+overwrites the values it is given.
 """
 
 from __future__ import annotations

@@ -45,8 +45,11 @@ Pixels within 3 of the frame's edge, bad pixels, and pixels whose 5 × 5 box hol
 two or more bad pixels (a saturated core, a bad column: no honest local level) keep
 L.A.Cosmic's verdict. Candidates are astroscrappy's flags, their neighbours, and
 pixels whose excess over the 3 × 3 minimum (an upper bound of ``d − m8``) passes the
-seed threshold against the least variance of the 3 × 3 box (so no seed is missed);
-every statistic is computed at candidates only.
+seed threshold against the least noise a seed can have there (the least variance of
+the 3 × 3 box, the noise of a median of at most 8), then ``d − m8`` against the same
+(so no seed is missed); every statistic is computed at candidates only, the medians
+of all candidates at once by a sorting network (equal to numpy's to the bit, see
+:mod:`nightlog.reduction._neighbour_medians`).
 """
 
 from __future__ import annotations
