@@ -201,15 +201,31 @@ def test_small_frames_are_refined_as_the_reference_does(shape: tuple[int, int]) 
         reference(data, variance, bad, flagged, **SETTINGS))
 
 
+def test_a_hit_ringed_by_flagged_pixels_is_refined_as_the_reference_does() -> None:
+    """The seed's ring at 2 pixels all flagged: its level is a median of nothing."""
+    rng = np.random.default_rng(11)
+    data = rng.normal(1000.0, 30.0, (40, 40)).astype(np.float32)
+    flagged = np.zeros(data.shape, dtype=bool)
+    flagged[18:23, 18:23] = True
+    flagged[19:22, 19:22] = False
+    data[flagged] += 900.0
+    data[20, 20] += 3000.0
+    variance = np.full(data.shape, 900.0, np.float32)
+    bad = np.zeros(data.shape, dtype=bool)
+    np.testing.assert_array_equal(
+        refine_cosmic_rays(data, variance, bad, flagged, **SETTINGS),
+        reference(data, variance, bad, flagged, **SETTINGS))
+
+
 @pytest.mark.parametrize("k", [8, 16, 24])
 def test_medians_are_numpys_to_the_bit(k: int) -> None:
-    """Ties, nothing left out, one left out in every column, all left out."""
+    """Ties; nothing, some, one in every row, most, every value left out."""
     rng = np.random.default_rng(k)
     values = np.round(rng.normal(0.0, 3.0, (4000, k))).astype(np.float32)
     values[:2000] += rng.normal(0.0, 1.0, (2000, k)).astype(np.float32)
     for excluded in (np.zeros(values.shape, dtype=bool), rng.random(values.shape) < 0.3,
                      np.eye(k, dtype=bool)[rng.integers(0, k, values.shape[0])],
-                     rng.random(values.shape) < 0.97):
+                     rng.random(values.shape) < 0.97, np.ones(values.shape, dtype=bool)):
         got, count = medians(np.ascontiguousarray(values.T), np.ascontiguousarray(excluded.T))
         np.testing.assert_array_equal(got, _median(values, excluded))
         np.testing.assert_array_equal(count, k - excluded.sum(axis=1))

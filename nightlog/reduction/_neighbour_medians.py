@@ -75,6 +75,8 @@ def medians(values: npt.NDArray[np.floating], excluded: npt.NDArray[np.bool_] | 
         count = k - np.count_nonzero(excluded, axis=0)
         present = np.flatnonzero(np.bincount(count, minlength=k + 1)[1:]) + 1
         ranks = tuple(sorted({int(r) for c in present for r in ((c - 1) // 2, c // 2)}))
+        if not ranks:  # every value left out
+            return np.full(n, np.nan, dtype=values.dtype), count
     rows = _select(values, ranks)
     if full:
         low, high = rows[(k - 1) // 2], rows[k // 2]
@@ -96,8 +98,6 @@ def _select(values: npt.NDArray[np.floating], ranks: tuple[int, ...]
     """Rows of ``values`` (overwritten) in which the rows at ``ranks`` hold each
     column's values of those ranks (the other rows: anything)."""
     rows = list(values)
-    if not ranks:
-        return rows
     spare = np.empty_like(rows[0])
     for a, b, low, high in _network(len(rows), ranks):
         if low and high:
