@@ -3,7 +3,8 @@
 The fast path of :mod:`nightlog.reduction.rejection`: a tile of ``N`` frames by
 ``P`` pixels is sorted along the frame axis once (a sorting network of whole-row
 ``minimum``/``maximum`` operations for small ``N``, numpy's sort otherwise), and
-every later step reads values by per-pixel rank with :func:`take`. Private to the
+every later step reads values by per-pixel rank with :func:`take` (the network and
+:func:`take` also serve :mod:`nightlog.reduction._neighbour_medians`). Private to the
 core: these functions may overwrite their arguments.
 """
 

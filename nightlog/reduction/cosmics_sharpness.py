@@ -45,29 +45,43 @@ Pixels within 3 of the frame's edge, bad pixels, and pixels whose 5 × 5 box hol
 two or more bad pixels (a saturated core, a bad column: no honest local level) keep
 L.A.Cosmic's verdict. Candidates are astroscrappy's flags, their neighbours, and
 pixels whose excess over the 3 × 3 minimum (an upper bound of ``d − m8``) passes the
-seed threshold against the least variance of the 3 × 3 box (so no seed is missed);
-every statistic is computed at candidates only.
+seed threshold against the least noise a seed can have there (the least variance of
+the 3 × 3 box, the noise of a median of at most 8), then ``d − m8`` against the same
+(so no seed is missed); every statistic is computed at candidates only, the medians
+of all candidates at once by a sorting network (equal to numpy's to the bit, see
+:mod:`nightlog.reduction._neighbour_medians`).
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from scipy import ndimage
+
+from nightlog.reduction._cosmics_candidates import (
+    bad_neighbours,
+    flagged_groups,
+    seed_candidates,
+    usable_pixels,
+)
+from nightlog.reduction._neighbour_medians import medians, neighbours
 
 __all__ = ["clean_pixels", "refine_cosmic_rays"]
 
 _BOX = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)]
-_RING = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 2]
-_OUTER = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 3]
-_INNER = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 1]
-_FIVE = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) <= 2]
-_CENTRE = _BOX.index((0, 0))
 _STRUCTURE_SIGMA = 2.0  # σ of m8 − L above which a profile counts as resolved
 _PROFILE_MARGIN = 1.0  # σ more for a seed on a star (at none, 3× the false flags there)
 _UNDERSAMPLED = 0.1  # fraction of a seed's excess its neighbours may hold
 _MAX_ROUNDS = 8  # growth rounds (a 12-pixel streak needs at most 6 from its middle)
+
+
+class _Offsets:
+    """Flat offsets of the rings around a pixel of a frame ``nx`` pixels wide."""
+
+    def __init__(self, nx: int) -> None:
+        def ring(*radii: int) -> np.ndarray:
+            return np.array([dy * nx + dx for dy, dx in _BOX
+                             if max(abs(dy), abs(dx)) in radii], dtype=np.intp)
+        self.inner, self.ring, self.outer = ring(1), ring(2), ring(3)
+        self.five, self.box = ring(0, 1, 2), ring(0, 1, 2, 3)
 
 
 def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
@@ -78,7 +92,7 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     Parameters
     ----------
     data : ndarray
-        Reduced frame, sky not subtracted (ADU).
+        Reduced frame, sky not subtracted (ADU), finite.
     variance : ndarray
         Its variance (ADU²), finite and positive.
     bad : ndarray of bool
@@ -101,79 +115,90 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     d = np.ascontiguousarray(data, dtype=np.float32)
     v = np.ascontiguousarray(variance, dtype=np.float32)
     ny, nx = d.shape
-    out = np.array(flagged, dtype=bool)
-    bad = np.asarray(bad, dtype=bool)
+    out = np.array(flagged, dtype=bool, order="C")
     if ny < 7 or nx < 7:
         return out
-    box = np.array([dy * nx + dx for dy, dx in _BOX])
-
-    def usable(pixels: np.ndarray) -> np.ndarray:
-        """At least 3 pixels inside the frame, not bad, at most one bad in the 5 × 5."""
-        rows, cols = np.divmod(pixels, nx)
-        inside = (rows >= 3) & (rows < ny - 3) & (cols >= 3) & (cols < nx - 3)
-        keep = np.flatnonzero(inside)
-        near = pixels[keep][:, None] + box[_FIVE][None, :]
-        inside[keep] = (~bad.flat[pixels[keep]]) & (bad.flat[near].sum(axis=1) < 2)
-        return inside
+    near = _Offsets(nx)
+    df, vf, outf = d.reshape(-1), v.reshape(-1), out.reshape(-1)
+    badf = np.ascontiguousarray(bad, dtype=bool).reshape(-1)
+    usable, bad_count = usable_pixels(badf, ny, nx, near.five)
     # Drop L.A.Cosmic's flags that carry too little charge: on a resolved profile
     # those whose excess the PSF explains (cores of stars); elsewhere those below the
     # growth threshold over the local level, and whole groups with no pixel above
     # the seed threshold (noise peaks).
-    pixels = np.flatnonzero(out)
-    pixels = pixels[usable(pixels)]
+    excluded = badf | outf
+    flags = np.flatnonzero(outf)
+    pixels = flags[usable[flags]]
     if pixels.size:
-        excess, sigma_e, profile = _flat_test(d, v, bad | out, pixels, box)
-        q, sigma_qp = _psf_test(d, v, bad, pixels[profile], box, psf_contrast)
+        excess, sigma_e, profile = _flat_test(df, vf, excluded, pixels, near)
+        q, sigma_qp = _psf_test(df, vf, badf, bad_count, pixels[profile], near,
+                                psf_contrast)
         drop = ~(excess > grow_sigma * sigma_e)
         drop[profile] = ~(q > grow_sigma * sigma_qp)
-        groups, count = ndimage.label(out, np.ones((3, 3), dtype=bool))
-        strong = np.zeros(count + 1, dtype=bool)
-        strong[groups.flat[pixels[(profile & ~drop) | (excess > seed_sigma * sigma_e)]]] = True
-        # A group reaching where this pass does not look keeps its pixels.
-        unusable = np.flatnonzero(out)
-        unusable = unusable[~usable(unusable)]
-        strong[groups.flat[unusable]] = True
-        drop |= ~profile & ~strong[groups.flat[pixels]]
-        out.flat[pixels[drop]] = False
+        strong_pixel = (profile & ~drop) | (excess > seed_sigma * sigma_e)
+        weak = ~profile & ~drop & ~strong_pixel
+        if weak.any():
+            # A group reaching where this pass does not look keeps its pixels.
+            groups = flagged_groups(flags, nx)
+            strong = np.zeros(flags.size, dtype=bool)
+            looked = usable[flags]
+            strong[groups[~looked]] = True
+            strong[groups[looked][strong_pixel]] = True
+            drop |= weak & ~strong[groups[looked]]
+        outf[pixels[drop]] = False
+        excluded[pixels[drop]] = False
 
     # Seeds: an upper bound of the excess (the 3 × 3 minimum for the neighbours'
-    # median) against the least noise around, then the PSF test; on a resolved
-    # profile a seed needs a margin more and no bad pixel within 3 pixels.
-    least = np.sqrt(_minimum3(v))
-    least *= np.float32(seed_sigma * (1 - 1e-3))
-    pixels = np.flatnonzero((d - _minimum3(d) > least) & ~out)
-    pixels = pixels[usable(pixels)]
-    pixels = pixels[_may_seed(d, v, bad, pixels, box, seed_sigma)]
+    # median, then the median) against the least noise around, then the PSF test;
+    # on a resolved profile a seed needs a margin more and no bad pixel within 3.
+    pixels, least = seed_candidates(d, v, usable.reshape(ny, nx), seed_sigma)
+    keep = ~outf[pixels]
+    pixels, least = pixels[keep], least[keep]
+    inner_index = neighbours(pixels, near.inner)
+    inner, n_inner = medians(np.take(df, inner_index),
+                             bad_neighbours(badf, bad_count, pixels, inner_index))
+    keep = df[pixels] - inner > least
+    pixels, inner, n_inner = pixels[keep], inner[keep], n_inner[keep]
+    inner_index = inner_index[:, keep]
+    sigma = np.sqrt(medians(np.take(vf, inner_index),
+                            bad_neighbours(badf, bad_count, pixels, inner_index))[0])
+    floor = np.hypot(sigma, sigma * _median_noise(n_inner))
+    keep = df[pixels] - inner > seed_sigma * floor * (1 - 1e-6)
+    pixels, inner, n_inner, sigma = pixels[keep], inner[keep], n_inner[keep], sigma[keep]
     if pixels.size:
-        q, sigma_q = _psf_test(d, v, bad, pixels, box, psf_contrast)
+        ring_index = neighbours(pixels, near.ring)
+        level, n_ring = medians(np.take(df, ring_index),
+                                bad_neighbours(badf, bad_count, pixels, ring_index))
+        q, sigma_q = _psf(df[pixels], inner, n_inner, level, n_ring, sigma, psf_contrast)
         keep = q > seed_sigma * sigma_q
-        pixels, q, sigma_q = pixels[keep], q[keep], sigma_q[keep]
-        excess, sigma_e, profile = _flat_test(d, v, bad | out, pixels, box)
-        inner_index = pixels[:, None] + box[_INNER][None, :]
-        inner = _median(d.flat[inner_index], bad.flat[inner_index])
+        pixels, q, sigma_q, inner = pixels[keep], q[keep], sigma_q[keep], inner[keep]
+        excess, sigma_e, profile = _flat_test(df, vf, excluded, pixels, near)
         # Not an undersampled star: the neighbours hold at most a tenth of the
         # excess over the ring (a 1.6 px FWHM star: 16 %), beyond their noise.
-        point = inner - (excess * _UNDERSAMPLED + d.flat[pixels] - excess) < 2 * sigma_e
-        clear = ~bad.flat[pixels[:, None] + box[None, :]].any(axis=1)
+        point = inner - (excess * _UNDERSAMPLED + df[pixels] - excess) < 2 * sigma_e
+        clear = ~np.take(badf, neighbours(pixels, near.box)).any(axis=0)
         star_seed = clear & (q > (seed_sigma + _PROFILE_MARGIN) * sigma_q)
-        out.flat[pixels[point & (~profile | star_seed)]] = True
+        seeds = pixels[point & (~profile | star_seed)]
+        outf[seeds] = True
+        excluded[seeds] = True
     # Growth, on a flat background only, into neighbours with charge of their own
     # (the flagged pixels left out of the level).
-    tried = np.zeros(ny * nx, dtype=bool)
-    front = np.flatnonzero(out)
+    untried = usable & ~outf
+    front = np.flatnonzero(outf)
     for _ in range(_MAX_ROUNDS):
-        near = np.unique((front[:, None] + box[_INNER][None, :]).ravel())
-        near = near[(near >= 0) & (near < ny * nx)]  # the rest: usable() checks
-        near = near[~out.flat[near] & ~tried[near]]
-        near = near[usable(near)]
-        if not near.size:
+        pixels = neighbours(front, near.inner).reshape(-1)
+        pixels = pixels[(pixels >= 0) & (pixels < outf.size)]
+        pixels = np.sort(pixels[untried[pixels]])
+        pixels = pixels[np.diff(pixels, prepend=-1) > 0]
+        if not pixels.size:
             break
-        tried[near] = True
-        excess, sigma, profile = _flat_test(d, v, bad | out, near, box)
-        front = near[~profile & (excess > grow_sigma * sigma)]
+        untried[pixels] = False
+        excess, sigma, profile = _flat_test(df, vf, excluded, pixels, near, grow_sigma)
+        front = pixels[~profile & (excess > grow_sigma * sigma)]
         if not front.size:
             break
-        out.flat[front] = True
+        outf[front] = True
+        excluded[front] = True
     return out
 
 
@@ -216,43 +241,13 @@ def clean_pixels(image: np.ndarray, pixels: np.ndarray, excluded: np.ndarray
     return out
 
 
-def _minimum3(values: np.ndarray) -> np.ndarray:
-    """Minimum over each pixel's 3 × 3 box (the edge: over the part inside)."""
-    rows = values.copy()
-    np.minimum(rows[1:], values[:-1], out=rows[1:])
-    np.minimum(rows[:-1], values[1:], out=rows[:-1])
-    out = rows.copy()
-    np.minimum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
-    np.minimum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
-    return out
-
-
-def _median(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-    """Median of each row of ``values`` without its ``excluded`` entries (NaN if none
-    is left); rows with nothing excluded by the fast path."""
-    out = np.median(values, axis=1)
-    rows = excluded.any(axis=1)
-    if rows.any():
-        masked = np.where(excluded[rows], np.nan, values[rows])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN
-            out[rows] = np.nanmedian(masked, axis=1)
-    return out
-
-
-def _psf_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.ndarray,
-              box: np.ndarray, contrast: float) -> tuple[np.ndarray, np.ndarray]:
-    """``q`` and ``σ_q`` at the flat indices ``pixels`` (module docstring), the
-    ``excluded`` pixels left out of the medians (NaN where none is left)."""
-    centre = d.flat[pixels]
-    inner_index = pixels[:, None] + box[_INNER][None, :]
-    ring_index = pixels[:, None] + box[_RING][None, :]
-    inner_out, ring_out = excluded.flat[inner_index], excluded.flat[ring_index]
-    inner = _median(d.flat[inner_index], inner_out)
-    level = _median(d.flat[ring_index], ring_out)
-    sigma = np.sqrt(_median(v.flat[inner_index], inner_out))
-    sigma_inner = sigma * _median_noise(inner_out)
-    sigma_structure = np.hypot(sigma_inner, sigma * _median_noise(ring_out))
+def _psf(centre: np.ndarray, inner: np.ndarray, n_inner: np.ndarray, level: np.ndarray,
+         n_ring: np.ndarray, sigma: np.ndarray, contrast: float
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """``q`` and ``σ_q`` (module docstring) from ``d``, ``m8`` and ``L2`` (ADU), the
+    numbers of pixels of those medians and the neighbours' σ (ADU)."""
+    sigma_inner = sigma * _median_noise(n_inner)
+    sigma_structure = np.hypot(sigma_inner, sigma * _median_noise(n_ring))
     # Only the structure beyond its own noise is taken for the profile's.
     structure = np.maximum(inner - level - sigma_structure, 0.0)
     q = centre - inner - contrast * structure
@@ -261,35 +256,46 @@ def _psf_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.nda
     return q, sigma_q
 
 
-def _may_seed(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.ndarray,
-              box: np.ndarray, threshold: float) -> np.ndarray:
-    """Where :func:`_psf_test` can pass ``threshold``: ``q ≤ d − m8`` and ``σ_q`` is at
-    least its part without the structure's noise (float32 slack)."""
-    inner_index = pixels[:, None] + box[_INNER][None, :]
-    inner_out = excluded.flat[inner_index]
-    inner = _median(d.flat[inner_index], inner_out)
-    sigma = np.sqrt(_median(v.flat[inner_index], inner_out))
-    floor = np.hypot(sigma, sigma * _median_noise(inner_out))
-    return np.asarray(d.flat[pixels] - inner > threshold * floor * (1 - 1e-6))
+def _psf_test(d: np.ndarray, v: np.ndarray, bad: np.ndarray, bad_count: np.ndarray,
+              pixels: np.ndarray, near: _Offsets, contrast: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``q`` and ``σ_q`` at the flat indices ``pixels``, the ``bad`` pixels left out
+    of the medians (NaN where none is left)."""
+    inner_index = neighbours(pixels, near.inner)
+    ring_index = neighbours(pixels, near.ring)
+    inner_out = bad_neighbours(bad, bad_count, pixels, inner_index)
+    inner, n_inner = medians(np.take(d, inner_index), inner_out)
+    level, n_ring = medians(np.take(d, ring_index),
+                            bad_neighbours(bad, bad_count, pixels, ring_index))
+    sigma = np.sqrt(medians(np.take(v, inner_index), inner_out)[0])
+    return _psf(d[pixels], inner, n_inner, level, n_ring, sigma, contrast)
 
 
 def _flat_test(d: np.ndarray, v: np.ndarray, excluded: np.ndarray, pixels: np.ndarray,
-               box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               near: _Offsets, grow: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Excess ``e = d − L2`` over the ring at distance 2, its noise ``σ_e``, and
     whether the background is a resolved profile (``L2 − L3`` beyond 2 σ), the
-    ``excluded`` pixels left out."""
-    ring_index = pixels[:, None] + box[_RING][None, :]
-    outer_index = pixels[:, None] + box[_OUTER][None, :]
-    ring_out, outer_out = excluded.flat[ring_index], excluded.flat[outer_index]
-    level = _median(d.flat[ring_index], ring_out)
-    outer = _median(d.flat[outer_index], outer_out)
-    sigma = np.sqrt(_median(v.flat[ring_index], ring_out))
-    sigma_level = sigma * _median_noise(ring_out)
-    sigma_outer = sigma * _median_noise(outer_out)
-    profile = ~(level - outer <= _STRUCTURE_SIGMA * np.hypot(sigma_level, sigma_outer))
-    return d.flat[pixels] - level, np.hypot(sigma, sigma_level), profile
+    ``excluded`` pixels left out. With ``grow`` (σ), the profile is tested only
+    where ``e > grow · σ_e`` (True elsewhere: such a pixel joins no hit anyway)."""
+    ring_index = neighbours(pixels, near.ring)
+    ring_out = np.take(excluded, ring_index)
+    level, n_ring = medians(np.take(d, ring_index), ring_out)
+    sigma = np.sqrt(medians(np.take(v, ring_index), ring_out)[0])
+    sigma_level = sigma * _median_noise(n_ring)
+    excess, sigma_e = d[pixels] - level, np.hypot(sigma, sigma_level)
+    look = (np.arange(pixels.size) if grow is None
+            else np.flatnonzero(excess > grow * sigma_e))
+    outer_index = neighbours(pixels[look], near.outer)
+    outer, n_outer = medians(np.take(d, outer_index), np.take(excluded, outer_index))
+    sigma_outer = sigma[look] * _median_noise(n_outer)
+    profile = np.ones(pixels.size, dtype=bool)
+    profile[look] = ~(level[look] - outer
+                      <= _STRUCTURE_SIGMA * np.hypot(sigma_level[look], sigma_outer))
+    return excess, sigma_e, profile
 
 
-def _median_noise(excluded: np.ndarray) -> np.ndarray:
-    """Noise of a median of the pixels left, in units of one pixel's: √(π / 2n)."""
-    return np.sqrt(np.pi / (2 * np.maximum((~excluded).sum(axis=1), 1)))
+def _median_noise(count: np.ndarray) -> np.ndarray:
+    """Noise of a median of ``count`` pixels, in units of one pixel's: √(π / 2n)."""
+    noise: np.ndarray = np.sqrt(np.pi / (2 * np.maximum(count, 1)))
+    return noise
