@@ -113,7 +113,7 @@ def _bilinear(means: npt.NDArray[np.float64], box: int,
     for r0 in range(0, shape[0], _BLOCK_ROWS):
         block = slice(r0, r0 + _BLOCK_ROWS)
         part = out[block]
-        np.take(rows, y0[block], axis=0, out=part)
+        np.take(rows, y0[block], axis=0, out=part, mode="clip")  # unbuffered; in range
         part *= first[block, None]
         part += rows[y1[block]] * second[block, None]
     return out
