@@ -206,16 +206,20 @@ class _Sums:
     Moments are then formed in float64.
     """
 
-    def __init__(self, x: npt.NDArray[np.float32], valid: npt.NDArray[np.intp]) -> None:
+    def __init__(self, x: npt.NDArray[np.float32], valid: npt.NDArray[np.intp],
+                 upto: int | None = None) -> None:
+        # ``upto``: the sums of the first ``upto`` values at most are ever asked
+        # for (a run ends at or before it), so only those are formed.
         n, p = x.shape
+        upto = n if upto is None else min(max(upto, 0), n)
         self.ref = np.array(take(x, np.clip((valid - 1) // 2, 0, n - 1)), dtype=np.float32)
         self.ref[~np.isfinite(self.ref)] = 0.0
         partial = valid.min(initial=n) < n
-        self.s1 = np.empty((n + 1, p), dtype=np.float32)
-        self.s2 = np.empty((n + 1, p), dtype=np.float32)
+        self.s1 = np.empty((upto + 1, p), dtype=np.float32)
+        self.s2 = np.empty((upto + 1, p), dtype=np.float32)
         self.s1[0] = self.s2[0] = 0.0
         d = np.empty(p, dtype=np.float32)
-        for k in range(n):
+        for k in range(upto):
             np.subtract(x[k], self.ref, out=d)
             if partial:
                 # Non-finite values sit at or beyond ``valid`` and are never in
@@ -375,7 +379,8 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     x = sort_columns(x)
     lo = np.minimum(np.full(n_pix, nlow, dtype=np.intp), valid)
     hi = np.maximum(valid - nhigh, lo).astype(np.intp)
-    sums = _Sums(x, valid)
+    # Runs only shrink from ``[lo, hi)`` (clipping moves their ends inwards).
+    sums = _Sums(x, valid, upto=int(hi.max(initial=0)))
     if clip is not None:
         _clip(x, lo, hi, sums, clip, mean_scale)
     n = hi - lo
