@@ -63,7 +63,9 @@ def summary_median(values: npt.ArrayLike, *, size: int = SUMMARY_SAMPLE) -> floa
     """
     sample = summary_sample(values, size=size)
     if sample.dtype.kind == "f":
+        # A new array (a boolean selection): partitioned in place.
         sample = sample[np.isfinite(sample)]
+        return median(sample, overwrite=True) if sample.size else float("nan")
     return median(sample) if sample.size else float("nan")
 
 
