@@ -25,7 +25,7 @@ at all: :mod:`~nightlog.reduction.mean_clip` computes it without sorting.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -241,11 +241,26 @@ class _Sums:
             s1, s2, ref = self.s1, self.s2, self.ref
         else:
             s1, s2, ref = self.s1[:, cols], self.s2[:, cols], self.ref[cols]
-        n = np.maximum(hi - lo, 1).astype(np.float64)
-        m1 = (take(s1, hi).astype(np.float64) - take(s1, lo)) / n
-        m2 = (take(s2, hi).astype(np.float64) - take(s2, lo)) / n
+        n: Any = _same(np.maximum(hi - lo, 1)).astype(np.float64)
+        # A run from the first value takes away the sums' zero row: nothing.
+        first = lo.size and lo[0] == 0 and not lo.any()
+        m1 = take(s1, hi).astype(np.float64)
+        m2 = take(s2, hi).astype(np.float64)
+        if not first:
+            m1 -= take(s1, lo)
+            m2 -= take(s2, lo)
+        m1 /= n
+        m2 /= n
         var = np.maximum(m2 - m1 * m1, 0.0)
         return m1 + ref, var
+
+
+def _same(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``values``, or its one value (a 0-d array) when every pixel has it: dividing by
+    it gives the same quotients without a pixel-sized array of it."""
+    if values.size and values[0] == values[-1] and values.min() == values.max():
+        return np.asarray(values[0])
+    return values
 
 
 def _rank(x: npt.NDArray[np.float32], bound: npt.NDArray[np.float64],
@@ -386,7 +401,7 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     n = hi - lo
     mean, var = sums.moments(lo, hi)
     std = np.sqrt(var)
-    rootn = np.sqrt(np.maximum(n, 1))
+    rootn = np.sqrt(_same(np.maximum(n, 1)))
     if method == "median":
         data, unc = _survivor_median(x, lo, hi), MEDIAN_EFFICIENCY * std / rootn
     elif weights is not None:
