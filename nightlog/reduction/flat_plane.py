@@ -117,8 +117,7 @@ def _noise_model(result: CombineResult, valid: npt.NDArray[np.bool_], c_var: flo
     survivors' scatter over the valid pixels (binned by value, at most
     ``_FIT_PIXELS`` of them; a pixel whose scatter is 50 times the median's, a
     defect, left out)."""
-    where = np.flatnonzero(valid)
-    where = where[::max(1, where.size // _FIT_PIXELS)]
+    where = _every_kth_valid(valid)
     f = result.data.ravel()[where].astype(np.float64)
     v = result.uncertainty.ravel()[where].astype(np.float64) ** 2 * result.count.ravel()[where]
     keep = v < 50.0 * np.median(v)
@@ -137,6 +136,23 @@ def _noise_model(result: CombineResult, valid: npt.NDArray[np.bool_], c_var: flo
         return _NoiseModel(0.0, 0.0, floor, max(constant, floor))
     slope, intercept = np.polyfit(centres, means, 1, w=np.sqrt(sizes))
     return _NoiseModel(float(slope), float(intercept), floor, None)
+
+
+def _every_kth_valid(valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """``np.flatnonzero(valid)[::k]`` with ``k = max(1, count // _FIT_PIXELS)``: the
+    flat index of every ``k``-th valid pixel, found a block of rows at a time
+    (without the index of every valid pixel)."""
+    flat = valid.reshape(-1)
+    k = max(1, int(np.count_nonzero(flat)) // _FIT_PIXELS)
+    width = valid.shape[-1] if valid.ndim else 1
+    step = max(1, _BLOCK_ROWS * width)
+    parts, seen = [], 0
+    for start in range(0, flat.size, step):
+        found = np.flatnonzero(flat[start:start + step])
+        # The first of this block's valid pixels whose rank is a multiple of ``k``.
+        parts.append(found[(-seen) % k::k] + start)
+        seen += found.size
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
 
 
 def _model_rows(model: _NoiseModel, data: npt.NDArray[np.float32]
