@@ -190,3 +190,45 @@ def test_overscan_and_full_bias_are_never_both_subtracted() -> None:
         subtract_bias(raw, residual_master)
     with pytest.raises(ReductionError, match="already"):
         subtract_bias(out, residual_master)
+
+
+def test_large_frames_get_the_float32_arithmetic_of_the_formulas_exactly() -> None:
+    """Frames taller than one block of rows (the steps work block by block): every
+    pixel, the last partial block's too, is what the float32 formula gives."""
+    rng = np.random.default_rng(7)
+    shape = (150, 37)
+
+    def big(level: float, spread: float, sigma: float) -> CCDData:
+        data = rng.normal(level, spread, shape).astype(np.float32)
+        std = rng.uniform(0.5, 1.5, shape).astype(np.float32) * np.float32(sigma)
+        return CCDData(data, unit="adu", uncertainty=StdDevUncertainty(std))
+
+    raw, bias, dark = big(900.0, 30.0, 5.0), big(10.0, 1.0, 0.5), big(0.2, 0.05, 0.01)
+    dark.unit = u.adu / u.s
+    flat = big(1.0, 0.02, 0.003)
+    flat.data[3, 4], flat.data[140, 2] = 0.0, np.nan
+    f32 = np.float32
+    c, b, d = raw.data, bias.data, dark.data
+    sc, sb, sd = raw.uncertainty.array, bias.uncertainty.array, dark.uncertainty.array
+
+    less_bias = subtract_bias(raw, bias)
+    np.testing.assert_array_equal(less_bias.data, c - b)
+    np.testing.assert_array_equal(less_bias.uncertainty.array, np.sqrt(sc * sc + sb * sb))
+
+    less_dark = subtract_dark(less_bias, dark, data_exposure=300.0)
+    scaled = d * f32(300.0)
+    np.testing.assert_array_equal(less_dark.data, (c - b) - scaled)
+    var = less_bias.uncertainty.array ** 2 + sd * sd * f32(300.0 * 300.0)
+    np.testing.assert_array_equal(less_dark.uncertainty.array, np.sqrt(var))
+
+    flat_out = flat_correct(less_dark, flat, norm_value=1.0)
+    f = flat.data / f32(1.0)
+    bad = ~np.isfinite(f) | (f <= 0)
+    f[bad] = 1.0
+    quotient = less_dark.data / f
+    var = less_dark.uncertainty.array ** 2 / (f * f)
+    var += quotient * quotient * flat.uncertainty.array ** 2 * f32(1.0) / (f * f)
+    quotient[bad], var[bad] = np.nan, np.nan
+    np.testing.assert_array_equal(flat_out.data, quotient)
+    np.testing.assert_array_equal(flat_out.uncertainty.array, np.sqrt(var))
+    assert bool(flat_out.mask[3, 4]) and bool(flat_out.mask[140, 2])

@@ -57,8 +57,12 @@ def master_bits(master: CCDData) -> BitPlane | None:
 
 def count_bits(bits: BitPlane) -> dict[str, int]:
     """Pixels carrying each bit, by the bit's name in lower case."""
-    # One pass: how many pixels hold each value, then each bit's share of them.
-    histogram = np.bincount(np.asarray(bits, dtype=MASK_DTYPE).reshape(-1))
+    # How many pixels hold each value, then each bit's share of them. Only the
+    # flagged pixels are counted by value (a clean plane is mostly 0, and a full
+    # histogram would widen every pixel to an index first): 0 carries no bit.
+    flat = np.asarray(bits, dtype=MASK_DTYPE).reshape(-1)
+    flagged = flat[flat != 0]
+    histogram = np.bincount(flagged) if flagged.size else np.zeros(1, dtype=np.intp)
     values = np.flatnonzero(histogram)
     return {bit.name.lower(): int(histogram[values[(values & int(bit)) != 0]].sum())
             for bit in MaskBit if bit.name is not None}

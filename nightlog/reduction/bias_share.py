@@ -33,6 +33,9 @@ from nightlog.reduction.order_statistics import median
 
 __all__ = ["bias_error_size", "bias_share", "bias_share_factor", "with_bias_share"]
 
+#: Image rows summed at once by :func:`bias_share`.
+_BLOCK_ROWS = 64
+
 
 def bias_error_size(bias: CCDData) -> float | None:
     """The typical error of a master bias: the median of its uncertainty (its unit,
@@ -67,8 +70,12 @@ def with_bias_share(result: CombineResult, bias: CCDData) -> npt.NDArray[np.floa
     bias_var = np.asarray(bias.uncertainty.represent_as(VarianceUncertainty).array,
                           dtype=np.float32)
     share = result.offset_response
-    return np.sqrt(result.uncertainty * result.uncertainty
-                   + share * share * bias_var).astype(np.float32)
+    # ``√(σ_d·σ_d + (s·s)·σ_b²)``, each product in an array of its own, then in place.
+    plane = np.multiply(result.uncertainty, result.uncertainty)
+    term = np.multiply(share, share)
+    term *= bias_var
+    plane += term
+    return np.sqrt(plane, out=plane).astype(np.float32, copy=False)
 
 
 def bias_share(result: CombineResult, valid: npt.NDArray[np.bool_]
@@ -91,11 +98,19 @@ def bias_share(result: CombineResult, valid: npt.NDArray[np.bool_]
     """
     if result.offset_response is None:
         return None
-    share = result.offset_response[valid & np.isfinite(result.offset_response)]
-    if share.size == 0:
+    response = result.offset_response
+    # Sums in float64 over blocks of rows (no frame-sized selection or float64 copy).
+    count, total, squares = 0, 0.0, 0.0
+    for r0 in range(0, response.shape[0], _BLOCK_ROWS):
+        rows = slice(r0, r0 + _BLOCK_ROWS)
+        block = response[rows]
+        share = block[valid[rows] & np.isfinite(block)].astype(np.float64)
+        count += share.size
+        total += float(np.sum(share))
+        squares += float(np.sum(share * share))
+    if count == 0:
         return None
-    share = share.astype(np.float64)
-    return float(np.mean(share)), float(np.mean(share * share))
+    return total / count, squares / count
 
 
 def bias_share_factor(factor: float, share: float, share_sq: float | None = None) -> float:

@@ -21,8 +21,6 @@ to mix overscan and full-bias subtraction (see :mod:`nightlog.reduction.overscan
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 from astropy import units as u
@@ -32,13 +30,13 @@ from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction._propagation import (
+    BLOCK_ROWS,
     Float32Array,
-    add_variance,
-    master_variance,
     or_flags,
     or_masks,
     std_in_place,
-    variance_of,
+    subtract_scaled,
+    variance_rows,
 )
 from nightlog.reduction.bias_share import bias_share_factor
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
@@ -65,15 +63,6 @@ def _unit_factor(source: u.UnitBase, target: u.UnitBase, what: str) -> float:
         return float(u.Unit(source).to(u.Unit(target)))
     except u.UnitConversionError as err:
         raise ReductionError(f"{what}: unit {source} cannot be converted to {target}") from err
-
-
-def _minus_scaled(data: Any, master: Any, factor: float) -> Float32Array:
-    """``data - factor × master`` as a new float32 array, one allocation."""
-    out = np.asarray(master, dtype=np.float32)
-    if factor != 1:
-        out = np.multiply(out, np.float32(factor), dtype=np.float32)
-        return np.subtract(np.asarray(data), out, out=out, dtype=np.float32)
-    return np.subtract(np.asarray(data), out, dtype=np.float32)
 
 
 def _good_mean(values: Float32Array, mask: npt.NDArray[np.bool_] | None) -> float:
@@ -128,8 +117,7 @@ def subtract_bias(ccd: CCDData, master: CCDData, *, check_overscan: bool = True)
                     "" if frame_os else "not ", "" if master_os else "not")
             )
     factor = _unit_factor(master.unit, ccd.unit, "subtract_bias")
-    data = _minus_scaled(ccd.data, master.data, factor)
-    var = add_variance(variance_of(ccd), master_variance(master), factor)
+    data, var = subtract_scaled(ccd, master, factor)
     header = header_of(ccd)
     set_card(header, "ZEROCOR", "master bias subtracted")
     add_history(header, "Master bias subtracted")
@@ -241,8 +229,7 @@ def subtract_dark(
                 raise ReductionError("dark_exposure is 0 s: a dark of no exposure cannot scale")
             factor = unit_factor * data_s / dark_s
             how = f"x {data_s:.6g}/{dark_s:.6g} s"
-    data = _minus_scaled(ccd.data, dark.data, factor)
-    var = add_variance(variance_of(ccd), master_variance(dark), factor)
+    data, var = subtract_scaled(ccd, dark, factor)
     header = header_of(ccd)
     set_card(header, "DARKCOR", f"master dark subtracted, {how}")
     add_history(header, f"Master dark subtracted ({how}, factor {factor:.6g})")
@@ -257,6 +244,54 @@ def subtract_dark(
     return new_frame(ccd, data, header, uncertainty=std_in_place(var),
                      mask=or_masks(ccd.mask, dark.mask),
                      flags=or_flags(ccd.flags, dark.flags))
+
+
+def _divide_by_flat(ccd: CCDData, flat: CCDData, values: Float32Array,
+                    flat_mask: npt.NDArray[np.bool_] | None, norm: float
+                    ) -> tuple[Float32Array, Float32Array | None, npt.NDArray[np.bool_]]:
+    """``ccd / (values / norm)`` and its variance ``σ_c²/f² + c²σ_f²/(norm²f²)``, new
+    float32 arrays, and where the normalised flat is unusable (not finite or ≤ 0: the
+    divisor is 1 there, and the flat's masked pixels are divided by 1).
+
+    A block of rows at a time (:data:`~nightlog.reduction._propagation.BLOCK_ROWS`),
+    each pixel with the float32 operations of the whole-frame form, in its order.
+    """
+    numerator = np.asarray(ccd.data)
+    data = np.empty(numerator.shape, dtype=np.float32)
+    unusable = np.empty(numerator.shape, dtype=np.bool_)
+    own, flat_var = variance_rows(ccd), variance_rows(flat)
+    var = (None if own is None and flat_var is None
+           else np.empty(numerator.shape, dtype=np.float32))
+    norm32, inverse_norm2 = np.float32(norm), np.float32(1.0 / (norm * norm))
+    for r0 in range(0, numerator.shape[0], BLOCK_ROWS):
+        rows = slice(r0, r0 + BLOCK_ROWS)
+        # The normalised flat, the divisor.
+        safe = np.divide(values[rows], norm32, dtype=np.float32)
+        if flat_mask is not None:
+            safe[flat_mask[rows]] = 1.0
+        bad = unusable[rows]
+        np.isfinite(safe, out=bad)
+        np.logical_not(bad, out=bad)
+        bad |= safe <= 0
+        safe[bad] = 1.0
+        quotient = np.divide(numerator[rows], safe, out=data[rows], dtype=np.float32)
+        if var is None:
+            continue
+        np.square(safe, out=safe)  # from here on, the flat squared
+        v = var[rows]
+        if own is not None:
+            own(rows, out=v)
+            v /= safe
+        if flat_var is not None:
+            term = np.square(quotient)
+            term *= flat_var(rows)
+            term *= inverse_norm2
+            term /= safe
+            if own is None:
+                v[...] = term
+            else:
+                v += term
+    return data, var, unusable
 
 
 def flat_correct(
@@ -311,7 +346,7 @@ def flat_correct(
     if min_value is not None:
         # np.maximum keeps NaN, as the comparison it replaces did.
         values = np.maximum(values, np.float32(min_value))
-    flat_mask = None if flat.mask is None else np.asarray(flat.mask).astype(bool)
+    flat_mask = None if flat.mask is None else np.asarray(flat.mask, dtype=bool)
     if norm_value is not None:
         if not norm_value > 0:
             raise ReductionError(f"norm_value must be greater than zero, not {norm_value!r}")
@@ -320,36 +355,11 @@ def flat_correct(
         norm = _good_mean(values, flat_mask)
         if not norm > 0:
             raise ReductionError(f"the flat's mean ({norm}) is not positive")
-    # The normalised flat, the divisor: the only full-size float copy of the flat.
-    safe = np.divide(values, np.float32(norm), dtype=np.float32)
-    if flat_mask is not None:
-        safe[flat_mask] = 1.0
-    unusable = ~np.isfinite(safe)
-    unusable |= safe <= 0
+    data, var, unusable = _divide_by_flat(ccd, flat, values, flat_mask, norm)
     any_unusable = bool(unusable.any())
     if any_unusable:
-        safe[unusable] = 1.0
-    data = np.divide(np.asarray(ccd.data), safe, dtype=np.float32)
-    var_c, var_f = variance_of(ccd), master_variance(flat)
-    var: Float32Array | None = None
-    if var_c is not None or var_f is not None:
-        np.square(safe, out=safe)  # from here on, the flat squared
-        if var_c is not None:
-            var = var_c
-            var /= safe
-        if var_f is not None:
-            term = np.square(data)
-            term *= var_f
-            term *= np.float32(1.0 / (norm * norm))
-            term /= safe
-            if var is None:
-                var = term
-            else:
-                var += term
-        if any_unusable:
-            assert var is not None
+        if var is not None:
             var[unusable] = np.nan
-    if any_unusable:
         data[unusable] = np.nan
     mask = or_masks(ccd.mask, flat.mask)
     flags = or_flags(ccd.flags, flat.flags)

@@ -116,4 +116,5 @@ def calibrated_dark_uncertainty(result: CombineResult, bias: CCDData, method: Me
         return plane
     noise = [float(np.sqrt(max(s.robust_std**2 - size**2, 0.0))) for s in stats]
     factor = dark_plane_factor(noise, result.scales, size, method, clip)
-    return (plane * np.float32(np.sqrt(factor))).astype(np.float32)
+    plane *= np.float32(np.sqrt(factor))  # a new array of this call's own
+    return plane

@@ -25,14 +25,14 @@ So the plane is built from what is known well instead:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 from astropy import units as u
-from astropy.nddata import CCDData, VarianceUncertainty
+from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 
 from nightlog.errors import CombineError
 from nightlog.reduction.combine import CombineResult
@@ -96,14 +96,28 @@ def combination_factors(n: int, method: Method, clip: ClipSpec | None
     return _factors(int(n), method, clip)
 
 
+#: Image rows evaluated at once: the float64 working rows of a 2048-column frame
+#: then stay in cache (about 1 MiB), instead of frame-sized temporaries.
+_BLOCK_ROWS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _NoiseModel:
+    """``max(slope·f + intercept, floor)``, or ``constant`` where no line was fitted."""
+
+    slope: float
+    intercept: float
+    floor: float
+    constant: float | None
+
+
 def _noise_model(result: CombineResult, valid: npt.NDArray[np.bool_], c_var: float
-                 ) -> npt.NDArray[np.float64]:
+                 ) -> _NoiseModel:
     """The frames' variance at each pixel's value, ``α·f + β``, fitted to the
     survivors' scatter over the valid pixels (binned by value, at most
     ``_FIT_PIXELS`` of them; a pixel whose scatter is 50 times the median's, a
     defect, left out)."""
-    where = np.flatnonzero(valid)
-    where = where[::max(1, where.size // _FIT_PIXELS)]
+    where = _every_kth_valid(valid)
     f = result.data.ravel()[where].astype(np.float64)
     v = result.uncertainty.ravel()[where].astype(np.float64) ** 2 * result.count.ravel()[where]
     keep = v < 50.0 * np.median(v)
@@ -115,23 +129,57 @@ def _noise_model(result: CombineResult, valid: npt.NDArray[np.bool_], c_var: flo
     sizes = sizes[filled]
     centres = np.bincount(which, weights=f, minlength=_BINS)[filled] / sizes
     means = np.bincount(which, weights=v, minlength=_BINS)[filled] / sizes
-    if sizes.size < 3 or np.ptp(centres) <= 0:
-        model = np.full(result.data.shape, float(np.average(means, weights=sizes)))
-    else:
-        slope, intercept = np.polyfit(centres, means, 1, w=np.sqrt(sizes))
-        # ``slope · f + intercept`` in float64, in one array of its own.
-        model = np.multiply(result.data, slope, dtype=np.float64)
-        model += intercept
     # Never below the quietest bin's noise (no extrapolation to zero or less).
-    return np.maximum(model, float(np.min(means)), out=model)
+    floor = float(np.min(means))
+    if sizes.size < 3 or np.ptp(centres) <= 0:
+        constant = float(np.average(means, weights=sizes))
+        return _NoiseModel(0.0, 0.0, floor, max(constant, floor))
+    slope, intercept = np.polyfit(centres, means, 1, w=np.sqrt(sizes))
+    return _NoiseModel(float(slope), float(intercept), floor, None)
 
 
-def _add_variance(var: npt.NDArray[np.float64], ccd: CCDData | None, factor: float) -> None:
-    """``var += factor × σ²`` of ``ccd`` (in float64), in place; nothing without one."""
+def _every_kth_valid(valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """``np.flatnonzero(valid)[::k]`` with ``k = max(1, count // _FIT_PIXELS)``: the
+    flat index of every ``k``-th valid pixel, found a block of rows at a time
+    (without the index of every valid pixel)."""
+    flat = valid.reshape(-1)
+    k = max(1, int(np.count_nonzero(flat)) // _FIT_PIXELS)
+    width = valid.shape[-1] if valid.ndim else 1
+    step = max(1, _BLOCK_ROWS * width)
+    parts, seen = [], 0
+    for start in range(0, flat.size, step):
+        found = np.flatnonzero(flat[start:start + step])
+        # The first of this block's valid pixels whose rank is a multiple of ``k``.
+        parts.append(found[(-seen) % k::k] + start)
+        seen += found.size
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+
+
+def _model_rows(model: _NoiseModel, data: npt.NDArray[np.float32]
+                ) -> npt.NDArray[np.float64]:
+    """The noise model at the values ``data`` (some rows of the flat), a new float64
+    array: ``slope · f + intercept`` in float64, never below the floor."""
+    if model.constant is not None:
+        return np.full(data.shape, model.constant)
+    rows = np.multiply(data, model.slope, dtype=np.float64)
+    rows += model.intercept
+    return np.maximum(rows, model.floor, out=rows)
+
+
+def _variance_rows(ccd: CCDData | None
+                   ) -> Callable[[slice], npt.NDArray[np.floating]] | None:
+    """The rows of ``ccd``'s variance, as ``represent_as(VarianceUncertainty)`` gives
+    them (a standard deviation squared in its own dtype), one block at a time;
+    ``None`` without an uncertainty."""
     if ccd is None or ccd.uncertainty is None:
-        return
-    other = np.asarray(ccd.uncertainty.represent_as(VarianceUncertainty).array)
-    var += np.multiply(other, factor, dtype=np.float64)
+        return None
+    unc = ccd.uncertainty
+    if isinstance(unc, StdDevUncertainty):
+        std = np.asarray(unc.array)
+        return lambda rows: std[rows] ** 2
+    var = np.asarray(unc.array if isinstance(unc, VarianceUncertainty)
+                     else unc.represent_as(VarianceUncertainty).array)
+    return lambda rows: var[rows]
 
 
 def flat_uncertainty(result: CombineResult, method: Method, clip: ClipSpec | None, *,
@@ -169,21 +217,34 @@ def flat_uncertainty(result: CombineResult, method: Method, clip: ClipSpec | Non
     valid = (result.count > 0) & np.isfinite(result.data) & np.isfinite(result.uncertainty)
     if not valid.any():
         raise CombineError("the combined flat has no valid pixel")
-    # Every step in place on the model's own float64 array, in the order of
-    # ``c_err² · m / n (· n²) + ⟨s⟩² σ_b² + share² σ_d²``.
-    var = _noise_model(result, valid, c_var)
-    var *= c_err**2
-    var /= n
-    if method == "sum":
-        var *= n * n
+    model = _noise_model(result, valid, c_var)
     scales = np.asarray(result.scales, dtype=np.float64)
-    _add_variance(var, bias, float(np.mean(scales)) ** 2)
+    shares: list[tuple[Callable[[slice], npt.NDArray[np.floating]], float]] = []
+    bias_rows = _variance_rows(bias)
+    if bias_rows is not None:
+        shares.append((bias_rows, float(np.mean(scales)) ** 2))
     if dark is not None and exptimes is not None:
         unit = u.Unit(dark.unit)
         per = (1.0 if unit.is_equivalent(u.adu / u.s) or unit.is_equivalent(u.electron / u.s)
                else 1.0 / float(dark.header.get("EXPTIME", 1.0) or 1.0))
         share = float(np.mean(scales * np.asarray(exptimes, dtype=np.float64))) * per
-        _add_variance(var, dark, share**2)
-    np.sqrt(var, out=var)
-    var[~valid] = np.nan
-    return var.astype(np.float32)
+        dark_rows = _variance_rows(dark)
+        if dark_rows is not None:
+            shares.append((dark_rows, share**2))
+    out = np.empty(result.data.shape, dtype=np.float32)
+    # Block by block of rows, every step in place on the block's float64 model, in
+    # the order of ``c_err² · m / n (· n²) + ⟨s⟩² σ_b² + share² σ_d²``: the same
+    # operations on each pixel as on the whole frame at once.
+    for r0 in range(0, result.data.shape[0], _BLOCK_ROWS):
+        rows = slice(r0, r0 + _BLOCK_ROWS)
+        var = _model_rows(model, result.data[rows])
+        var *= c_err**2
+        var /= n
+        if method == "sum":
+            var *= n * n
+        for variance, factor in shares:
+            var += np.multiply(variance(rows), factor, dtype=np.float64)
+        np.sqrt(var, out=var)
+        var[~valid[rows]] = np.nan
+        out[rows] = var
+    return out

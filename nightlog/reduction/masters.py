@@ -345,9 +345,10 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
                         resolve_region(scale_region, result.data.shape), scale_stat)
     if not norm > 0:
         raise CombineError(f"the combined flat's {scale_stat} in the region is {norm}")
-    data = (result.data / np.float32(norm)).astype(np.float32)
+    data = np.divide(result.data, np.float32(norm), dtype=np.float32)
     unc = flat_uncertainty(result, options.method, options.clip, bias=bias, dark=dark,
-                           exptimes=exptimes) / np.float32(norm)
+                           exptimes=exptimes)
+    unc /= np.float32(norm)  # a new array of its own
     flags = no_data_flags(result)
     with np.errstate(invalid="ignore"):
         low = ~(data >= min_value) & ~result.mask

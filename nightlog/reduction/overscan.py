@@ -114,7 +114,7 @@ def _row_statistic_nan(strip: npt.NDArray[np.float64], method: str,
                        clip_sigma: float) -> npt.NDArray[np.float64]:
     has_nan = bool(np.isnan(strip).any())
     if method == "median":
-        median = np.nanmedian(strip, axis=1) if has_nan else np.median(strip, axis=1)
+        median = np.nanmedian(strip, axis=1) if has_nan else _row_median(strip)
         return np.asarray(median, dtype=np.float64)
     if method == "mean":
         mean = np.nanmean(strip, axis=1) if has_nan else np.mean(strip, axis=1)
@@ -128,6 +128,18 @@ def _row_statistic_nan(strip: npt.NDArray[np.float64], method: str,
             break
         values[reject] = np.nan
     return np.asarray(np.nanmean(values, axis=1), dtype=np.float64)
+
+
+def _row_median(strip: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``numpy.median(strip, axis=1)`` of a strip without NaN: the same middle values
+    and their mean, found by sorting each row (for rows of an overscan's few dozen
+    pixels several times faster than the partition ``numpy.median`` makes)."""
+    n = strip.shape[1]
+    if n == 0:
+        return np.asarray(np.median(strip, axis=1), dtype=np.float64)
+    ordered = np.sort(strip, axis=1)
+    k = n // 2
+    return np.mean(ordered[:, k - 1:k + 1] if n % 2 == 0 else ordered[:, k:k + 1], axis=1)
 
 
 def _fit_rows(rows: npt.NDArray[np.float64], levels: npt.NDArray[np.float64], degree: int,

@@ -35,6 +35,7 @@ from nightlog.reduction import _sorted_columns as _cols
 from nightlog.reduction._sorted_columns import NETWORK_MAX_FRAMES, sort_columns, take
 from nightlog.reduction.iraf_rejection import reject_by_frame
 from nightlog.reduction.mean_clip import clip_about_mean, mean_clip_applies
+from nightlog.reduction.run_sums import RunSums, same_value
 
 __all__ = ["MAD_TO_SIGMA", "MEDIAN_EFFICIENCY", "ClipSpec", "TileResult", "combine_tile"]
 
@@ -195,55 +196,6 @@ def _survivor_mad(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp],
     return _survivor_median(sort_columns(dev), np.zeros_like(lo), hi - lo)
 
 
-class _Sums:
-    """Prefix sums over the sorted values of each pixel and of their squares.
-
-    The values are shifted by a per-pixel reference (the middle value) before
-    summing, so ``mean(x**2) - mean(x)**2`` does not cancel catastrophically and
-    float32 sums suffice: for integer ADU the shifted values, their squares and
-    the sums of the values that survive clipping are exact integers below
-    2**24, so the statistics equal float64 ones (those of ``ccdproc``).
-    Moments are then formed in float64.
-    """
-
-    def __init__(self, x: npt.NDArray[np.float32], valid: npt.NDArray[np.intp]) -> None:
-        n, p = x.shape
-        self.ref = np.array(take(x, np.clip((valid - 1) // 2, 0, n - 1)), dtype=np.float32)
-        self.ref[~np.isfinite(self.ref)] = 0.0
-        partial = valid.min(initial=n) < n
-        self.s1 = np.empty((n + 1, p), dtype=np.float32)
-        self.s2 = np.empty((n + 1, p), dtype=np.float32)
-        self.s1[0] = self.s2[0] = 0.0
-        d = np.empty(p, dtype=np.float32)
-        for k in range(n):
-            np.subtract(x[k], self.ref, out=d)
-            if partial:
-                # Non-finite values sit at or beyond ``valid`` and are never in
-                # [lo, hi), but must not turn the prefix sums after them to NaN.
-                d[~np.isfinite(d)] = 0.0
-            np.add(self.s1[k], d, out=self.s1[k + 1])
-            np.multiply(d, d, out=d)
-            np.add(self.s2[k], d, out=self.s2[k + 1])
-
-    def moments(self, lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp],
-                cols: npt.NDArray[np.intp] | None = None
-                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Mean and population variance of the run ``[lo, hi)`` of each pixel.
-
-        ``cols`` restricts the computation to a subset of pixels (``lo`` and
-        ``hi`` are then given for that subset only).
-        """
-        if cols is None:
-            s1, s2, ref = self.s1, self.s2, self.ref
-        else:
-            s1, s2, ref = self.s1[:, cols], self.s2[:, cols], self.ref[cols]
-        n = np.maximum(hi - lo, 1).astype(np.float64)
-        m1 = (take(s1, hi).astype(np.float64) - take(s1, lo)) / n
-        m2 = (take(s2, hi).astype(np.float64) - take(s2, lo)) / n
-        var = np.maximum(m2 - m1 * m1, 0.0)
-        return m1 + ref, var
-
-
 def _rank(x: npt.NDArray[np.float32], bound: npt.NDArray[np.float64],
           lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp], *, strict: bool
           ) -> npt.NDArray[np.intp]:
@@ -273,7 +225,7 @@ def _rank(x: npt.NDArray[np.float32], bound: npt.NDArray[np.float64],
 
 
 def _clip(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp],
-          sums: _Sums, clip: ClipSpec, mean_scale: float) -> None:
+          sums: RunSums, clip: ClipSpec, mean_scale: float) -> None:
     """Move ``lo``/``hi`` in place until the clip converges or ``max_iters`` is reached.
 
     Only pixels whose survivors changed in the previous pass are revisited: a
@@ -375,13 +327,14 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     x = sort_columns(x)
     lo = np.minimum(np.full(n_pix, nlow, dtype=np.intp), valid)
     hi = np.maximum(valid - nhigh, lo).astype(np.intp)
-    sums = _Sums(x, valid)
+    # Runs only shrink from ``[lo, hi)`` (clipping moves their ends inwards).
+    sums = RunSums(x, valid, upto=int(hi.max(initial=0)))
     if clip is not None:
         _clip(x, lo, hi, sums, clip, mean_scale)
     n = hi - lo
     mean, var = sums.moments(lo, hi)
     std = np.sqrt(var)
-    rootn = np.sqrt(np.maximum(n, 1))
+    rootn = np.sqrt(same_value(np.maximum(n, 1)))
     if method == "median":
         data, unc = _survivor_median(x, lo, hi), MEDIAN_EFFICIENCY * std / rootn
     elif weights is not None:

@@ -179,8 +179,9 @@ def reduce_science(
         if params.quantisation_step:
             summary["off_step"] = _off_step(data, params.quantisation_step, header)
         # The lecture's first move: float32 before any arithmetic (no uint16 overflow).
+        # ``bits`` is this reduction's own plane, used by no later step: handed over.
         ccd = new_frame(raw, np.asarray(data, dtype=np.float32), header, mask=None,
-                        flags=bits.copy())
+                        flags=bits)
         return ccd, summary
 
     ccd = recorder.step("saturation", {"level": params.saturation}, saturation)

@@ -71,7 +71,10 @@ class FrameSteps:
 WORK_BYTES_PER_VALUE = 56
 #: Bytes per output pixel: data and uncertainty (float32), count (uint16), mask.
 _OUTPUT_BYTES_PER_PIXEL = 11
-_MAX_TILE = 16384
+#: Pixels per tile at most: a stack of few frames gets its 1 MiB of values in
+#: longer tiles (fewer kernel calls; each pixel is combined alone, so the tile
+#: size never changes a result).
+_MAX_TILE = 65536
 _MIN_TILE = 64
 
 

@@ -63,7 +63,9 @@ def summary_median(values: npt.ArrayLike, *, size: int = SUMMARY_SAMPLE) -> floa
     """
     sample = summary_sample(values, size=size)
     if sample.dtype.kind == "f":
+        # A new array (a boolean selection): partitioned in place.
         sample = sample[np.isfinite(sample)]
+        return median(sample, overwrite=True) if sample.size else float("nan")
     return median(sample) if sample.size else float("nan")
 
 
@@ -89,17 +91,22 @@ def sampled_frame_statistics(values: npt.ArrayLike, *,
     array = np.asarray(values)
     sample = np.asarray(summary_sample(array, size=size), dtype=np.float64)
     sample = sample[np.isfinite(sample)]
-    finite_all = np.isfinite(array) if array.dtype.kind == "f" else None
-    n = array.size if finite_all is None else int(np.count_nonzero(finite_all))
+    # The extremes of the whole frame first: a NaN would make both NaN and an
+    # infinity one of them, so finite extremes say every pixel is finite, and the
+    # frame-sized finiteness test is made only for a frame that needs it.
+    minimum = float(np.min(array)) if array.size else float("nan")
+    maximum = float(np.max(array)) if array.size else float("nan")
+    n = array.size
+    if not (np.isfinite(minimum) and np.isfinite(maximum)) and array.dtype.kind == "f":
+        finite_all = np.isfinite(array)
+        n = int(np.count_nonzero(finite_all))
+        if n:
+            minimum = float(np.min(array, where=finite_all, initial=np.inf))
+            maximum = float(np.max(array, where=finite_all, initial=-np.inf))
     if n == 0 or sample.size == 0:
         nan = float("nan")
         return FrameStatistics(mean=nan, median=nan, std=nan, robust_std=nan,
                                minimum=nan, maximum=nan, n_pixels=n)
-    if finite_all is None or n == array.size:
-        minimum, maximum = float(np.min(array)), float(np.max(array))
-    else:
-        minimum = float(np.min(array, where=finite_all, initial=np.inf))
-        maximum = float(np.max(array, where=finite_all, initial=-np.inf))
     centre = median(sample)
     return FrameStatistics(
         mean=float(np.mean(sample)), median=centre, std=float(np.std(sample)),

@@ -32,6 +32,7 @@ from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction._propagation import BLOCK_ROWS, variance_rows
 
 __all__ = ["create_uncertainty", "noise_variance"]
 
@@ -157,18 +158,33 @@ def create_uncertainty(
     in_electrons = data_unit in _ELECTRON_UNITS
     gain_value = 1.0 if in_electrons else _value(gain, u.electron / u.adu, "gain")
     rn = _value(read_noise, u.electron, "read noise")
-    var = noise_variance(np.asarray(ccd.data), gain=gain_value, read_noise=rn,
-                         read_noise_map=read_noise_map, quantisation_step=quantisation_step)
-    if add_to_existing and ccd.uncertainty is not None:
-        var += _carried_variance(ccd.uncertainty)
+    data = np.asarray(ccd.data)
+    carry = add_to_existing and ccd.uncertainty is not None
+    if read_noise_map is None and data.ndim == 2 and data.shape[0]:
+        # A block of rows at a time, each pixel with the whole-frame operations.
+        carried = variance_rows(ccd) if carry else None
+        std = np.empty(data.shape, dtype=np.float32)
+        for r0 in range(0, data.shape[0], BLOCK_ROWS):
+            rows = slice(r0, r0 + BLOCK_ROWS)
+            var = noise_variance(data[rows], gain=gain_value, read_noise=rn,
+                                 quantisation_step=quantisation_step)
+            if carried is not None:
+                var += carried(rows)
+            np.sqrt(var, out=std[rows])
+    else:
+        var = noise_variance(data, gain=gain_value, read_noise=rn,
+                             read_noise_map=read_noise_map,
+                             quantisation_step=quantisation_step)
+        if carry:
+            var += _carried_variance(ccd.uncertainty)
+        std = np.sqrt(var, out=var)
     header = header_of(ccd)
     read = "per-pixel read noise map" if read_noise_map is not None else f"read noise {rn:.4g} e-"
     quantum = (f", quantisation step {quantisation_step:g} ADU" if quantisation_step
                else "")
     add_history(header, f"Uncertainty: Poisson (gain {gain_value:.4g} e-/ADU) and {read}"
                         f"{quantum}{' added to existing' if add_to_existing else ''}")
-    return new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header,
-                     uncertainty=np.sqrt(var, out=var))
+    return new_frame(ccd, np.asarray(ccd.data, dtype=np.float32), header, uncertainty=std)
 
 
 def _carried_variance(uncertainty: Any) -> np.ndarray:

@@ -130,13 +130,18 @@ _STRUCTURE = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "COMMEN
 
 def _physical(raw: np.ndarray, header: fits.Header) -> tuple[np.ndarray, fits.Header]:
     out = np.empty(raw.shape, dtype=np.float32)
-    np.copyto(out, raw, casting="unsafe")
     bscale = float(header.get("BSCALE", 1.0))
     bzero = float(header.get("BZERO", 0.0))
-    if bscale != 1.0:
-        out *= np.float32(bscale)
-    if bzero != 0.0:
-        out += np.float32(bzero)
+    if bscale == 1.0 and bzero != 0.0:
+        # Converted and offset in one pass: the integer is converted to float32
+        # first either way (exactly, for 16-bit data), then the offset is added.
+        np.add(raw, np.float32(bzero), out=out, dtype=np.float32, casting="unsafe")
+    else:
+        np.copyto(out, raw, casting="unsafe")
+        if bscale != 1.0:
+            out *= np.float32(bscale)
+        if bzero != 0.0:
+            out += np.float32(bzero)
     if raw.dtype.kind in "iu" and "BLANK" in header:
         out[raw == header["BLANK"]] = np.nan
     for key in ("BSCALE", "BZERO", "BLANK"):
