@@ -32,7 +32,8 @@ Three reductions are timed in the same run, each the best of ``--repeats``:
   only what IRAF does: no uncertainty, no bit plane, no statistics.
 * nightlog's library as a night uses it (``make_master_bias``/``dark``/``flat``
   reading the files through ``FrameFile``, then ``reduce_science`` with the
-  masters' bit plane found once): it also propagates the uncertainty, builds the
+  masters' bit plane found once and their uncertainty held as a variance, as a
+  worker keeps its masters for a batch): it also propagates the uncertainty, builds the
   mask and records each frame's statistics for the calibration history.
   Products are kept in memory (none written). nightlog's masters and reduced
   frames are checked against the numpy ones.
@@ -63,7 +64,7 @@ from typing import Any
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.nddata import CCDData
+from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -137,6 +138,15 @@ def numpy_ccdred(frames: dict[str, list[tuple[Path, float]]]
     return {"bias": bias, "dark": dark, "flat": flat}, science
 
 
+def _as_variance(master: CCDData) -> CCDData:
+    """``master`` with its standard deviation held as a variance (a new frame)."""
+    unc = master.uncertainty
+    assert isinstance(unc, StdDevUncertainty)
+    return CCDData(master.data, unit=master.unit, mask=master.mask, flags=master.flags,
+                   meta=master.meta, uncertainty=VarianceUncertainty(
+                       np.square(np.asarray(unc.array), dtype=np.float32)))
+
+
 def nightlog_ccdred(frames: dict[str, list[tuple[Path, float]]]
                     ) -> tuple[dict[str, CCDData], list[CCDData]]:
     """nightlog's library as a night uses it."""
@@ -158,7 +168,10 @@ def nightlog_ccdred(frames: dict[str, list[tuple[Path, float]]]
                                overscan=OverscanParameters(region=BIASSEC),
                                cosmic_rays=CosmicRaySettings(enabled=False))
     plane = master_plane(bias=bias, dark=dark, flat=flat, params=params)
-    science = [reduce_science(read_image(p), bias=bias, dark=dark, flat=flat,
+    # Held as a worker keeps its masters for a batch (coordinator/kept_masters.py): the
+    # uncertainty as a variance, squared once, not once per frame (the same float32).
+    kept = [_as_variance(m) for m in (bias, dark, flat)]
+    science = [reduce_science(read_image(p), bias=kept[0], dark=kept[1], flat=kept[2],
                               params=params, masters=plane).ccd
                for p, _ in frames["science"]]
     return {"bias": bias, "dark": dark, "flat": flat}, science
