@@ -77,6 +77,7 @@ from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction.cosmics_settings import CosmicRaySettings
 from nightlog.reduction.cosmics_sharpness import clean_pixels, refine_cosmic_rays
+from nightlog.reduction.cosmics_stars import refine_on_stars
 from nightlog.reduction.cosmics_tiles import tiled_lacosmic
 from nightlog.reduction.lacosmic import leak_free_astroscrappy
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
@@ -231,6 +232,10 @@ def detect_cosmic_rays(
                                      seed_sigma=settings.seed_sigma,
                                      grow_sigma=settings.grow_sigma,
                                      psf_contrast=settings.psf_contrast)
+        if settings.star_model:
+            refined = refine_on_stars(work, model, known_bad, refined,
+                                      seed_sigma=settings.seed_sigma,
+                                      grow_sigma=settings.grow_sigma)
         dropped = crmask & ~refined
         cleaned[dropped] = work[dropped]
         cleaned = clean_pixels(cleaned, refined & ~crmask, refined | known_bad)

@@ -1,0 +1,355 @@
+"""Cosmic rays on stars: each star's pixels tested against a fitted model of the star.
+
+The second look (:mod:`nightlog.reduction.cosmics_sharpness`) judges a pixel by medians
+of the rings around it, which cannot tell a hit on a star from the curvature of the
+star's core; so it leaves hits on stars to L.A.Cosmic, which spares most of them, and
+flags some cores of sharp stars. Here the star under a candidate is modelled:
+
+1. **stars** -- local maxima of the frame binned 4 × 4 (flagged and bad pixels left
+   out) more than ``_DETECT_SIGMA`` above the local sky (median of 64 × 64 px cells),
+   each centred on its brightest good pixel;
+2. **the frame's PSF** -- a circular Moffat profile ``A (1 + r²/α²)^-β`` integrated over
+   the pixel (to second order: ``f + ∇²f / 24``) fitted to the isolated, unsaturated,
+   bright stars with ``β`` free; the frame's ``β`` and ``α`` are their medians, and
+   the model's own error is the fraction ``ε`` of the star's signal that makes their
+   core residuals' χ² one per pixel;
+3. **every star** -- amplitude, centre, width ``α`` (within a factor of 2 of the
+   frame's) and a constant background fitted to its 11 × 11 box by weighted
+   Gauss--Newton, the flagged and bad pixels left out and the pixels beyond
+   ``_CLIP_SIGMA`` of the model clipped after each iteration;
+4. **the test** -- on each pixel a star's model reaches (signal above
+   ``_SCOPE_SIGMA`` of the pixel's noise), ``z = (d − M) / √(V + (ε S)²)`` with ``M``
+   the sum of the stars' models plus their signal-weighted background and ``S`` their
+   signal: an unflagged pixel with ``z > seed_sigma`` is a hit, unflagged neighbours
+   of flagged pixels with ``z > grow_sigma`` join it (until none joins), and a flagged
+   pixel with ``z ≤ grow_sigma`` is given back.
+
+Pixels no fitted star reaches, and stars with a bad pixel within 2 pixels of their
+centre (saturated cores), keep the verdict they came with. Every step is vectorised
+over the stars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["refine_on_stars"]
+
+_BIN = 4  # binning of the star search (pixels)
+_CELL = 16  # bins per side of a sky cell
+_DETECT_SIGMA = 6.0  # a star's bin above the sky (σ of the bin's mean)
+_HALF = 5  # half side of a star's box (pixels)
+_CLIP_SIGMA = 4.0  # pixels of a box beyond this (σ) leave the fit
+_SCOPE_SIGMA = 3.0  # a star's model reaches a pixel where its signal exceeds this (σ)
+_PSF_SNR = 30.0  # a PSF star's peak over its noise
+_PSF_STARS = 200  # at most this many PSF stars (the brightest)
+_ITERATIONS = 6  # Gauss--Newton iterations of a star (12 of a PSF star)
+_UNCLIPPED = 2  # iterations before the first clipping
+_MIN_PSF_STARS = 3  # fewer: the frame's PSF is not measured and nothing changes
+_MAX_ROUNDS = 8  # growth rounds
+_MAX_BAD = 2  # a star with more bad pixels in its box is not fitted (saturation nearby)
+_MAX_CHI2 = 1.5  # a fit with more χ² per degree of freedom is not trusted
+_POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
+_MAX_CLIPPED = 6  # nor one that clipped more pixels than a hit covers
+
+_OFFSETS = np.arange(-_HALF, _HALF + 1)
+_YY, _XX = np.meshgrid(_OFFSETS, _OFFSETS, indexing="ij")
+_YY, _XX = _YY.ravel().astype(np.float64), _XX.ravel().astype(np.float64)
+
+
+def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
+                    flagged: np.ndarray, *, seed_sigma: float, grow_sigma: float
+                    ) -> np.ndarray:
+    """Find the hits on stars and give back the star pixels flagged as hits.
+
+    Parameters
+    ----------
+    data : ndarray
+        Reduced frame, sky not subtracted (ADU).
+    variance : ndarray
+        Its variance (ADU²), finite and positive.
+    bad : ndarray of bool
+        Known bad pixels: never flagged, left out of every fit.
+    flagged : ndarray of bool
+        The cosmic-ray pixels found so far.
+    seed_sigma : float
+        Threshold (σ of the noise and the model's error) of a new hit's pixel over
+        the star's model.
+    grow_sigma : float
+        Threshold (σ) of a flagged pixel's neighbour over the model; a flagged pixel
+        at or below it is given back.
+
+    Returns
+    -------
+    ndarray of bool
+        The cosmic-ray mask (a new array; the inputs are untouched).
+    """
+    d = np.asarray(data, dtype=np.float32)
+    v = np.asarray(variance, dtype=np.float32)
+    bad = np.asarray(bad, dtype=bool)
+    out = np.array(flagged, dtype=bool)
+    ny, nx = d.shape
+    if ny < 4 * _BIN * _CELL or nx < 4 * _BIN * _CELL:
+        return out
+    excluded = np.flatnonzero(bad | out)
+    centres = _find_stars(d, v, excluded)
+    if not centres.size:
+        return out
+    index = centres[:, None] + (_YY * nx + _XX).astype(np.int64)[None, :]
+    values = d.flat[index].astype(np.float64)
+    noise = v.flat[index].astype(np.float64)
+    box_bad = bad.flat[index]
+    near = (np.abs(_YY) <= 2) & (np.abs(_XX) <= 2)
+    usable = ~box_bad[:, near].any(axis=1) & (box_bad.sum(axis=1) <= _MAX_BAD)
+    centres, index, values, noise = (centres[usable], index[usable], values[usable],
+                                     noise[usable])
+    good = ~(box_bad[usable] | out.flat[index])
+    if not centres.size:
+        return out
+
+    # The frame's PSF from its isolated bright stars, beta free.
+    start = _first_guess(values, good)
+    rows, cols = np.divmod(centres, nx)
+    apart = _isolated(rows, cols, 2 * _HALF + 1)
+    snr = start[:, 0] / np.sqrt(noise[:, _YY.size // 2])
+    chosen = np.flatnonzero(apart & (snr > _PSF_SNR) & good.all(axis=1))
+    chosen = chosen[np.argsort(-snr[chosen])][:_PSF_STARS]
+    if chosen.size < _MIN_PSF_STARS:
+        return out
+    psf_start = np.column_stack([start[chosen, :4],
+                                 _alpha(start[chosen, 4], 2.5), np.full(chosen.size, 2.5)])
+    psf, psf_chi2, _ = _fit(values[chosen], noise[chosen], good[chosen], psf_start, free_beta=True,
+               alpha_range=(0.5, 10.0), error=0.0,
+               iterations=2 * _ITERATIONS)
+    beta = float(np.median(psf[:, 5]))
+    alpha = float(np.median(psf[:, 4]))
+    signal = psf[:, :1] * _profile(psf[:, 2:3], psf[:, 3:4], psf[:, 4:5], psf[:, 5:6])[0]
+    error = _model_error(values[chosen] - signal - psf[:, 1:2], noise[chosen], signal)
+
+    # Every star: amplitude, centre, width and background, beta the frame's.
+    first_alpha = np.clip(_alpha(start[:, 4], beta), alpha / 2, alpha * 2)
+    params = np.column_stack([start[:, :4], np.where(start[:, 0] > 0, first_alpha, alpha),
+                              np.full(len(start), beta)])
+    params, chi2, clipped = _fit(values, noise, good, params, free_beta=False,
+                  alpha_range=(alpha / 2, alpha * 2), error=error,
+                  iterations=_ITERATIONS)
+    signal = params[:, :1] * _profile(params[:, 2:3], params[:, 3:4], params[:, 4:5],
+                                      params[:, 5:6])[0]
+    trusted = (chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED)
+    reach = ((signal > _SCOPE_SIGMA * np.sqrt(noise)) & (params[:, :1] > 0)
+             & trusted[:, None])
+    pixels = index[reach]
+    star_signal = np.zeros(d.size)
+    weighted_level = np.zeros(d.size)
+    np.add.at(star_signal, pixels, signal[reach])
+    np.add.at(weighted_level, pixels, (signal * params[:, 1:2])[reach])
+    pixels = np.unique(pixels)
+    pixels = pixels[~bad.flat[pixels]]
+    total = star_signal[pixels]
+    model = total + weighted_level[pixels] / total
+    z = (d.flat[pixels] - model) / np.sqrt(v.flat[pixels] + (error * total) ** 2)
+
+    residual = d.flat[pixels] - model
+    was = out.flat[pixels]
+    out.flat[pixels[was & ~(z > grow_sigma)]] = False
+    seeds = np.flatnonzero(~was & (z > seed_sigma))
+    # A hit is a point: its 8 neighbours' median residual holds at most a fraction
+    # of its own (beyond their noise); an unmodelled companion star's does not. Its
+    # neighbours must all be modelled (at a model's edge, the second look's verdict).
+    around = pixels[seeds, None] + np.array([dy * nx + dx for dy in (-1, 0, 1)
+                                              for dx in (-1, 0, 1) if dy or dx])[None, :]
+    where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
+    reached = pixels[where] == around
+    neighbours = np.where(reached, residual[where], 0.0)
+    sigma = residual[seeds] / z[seeds]
+    point = ((np.median(neighbours, axis=1) < _POINT * residual[seeds] + sigma)
+             & reached.all(axis=1))
+    out.flat[pixels[seeds[point]]] = True
+    # Growth into the star pixels next to flagged ones, on their own excess.
+    grow = np.zeros(d.size, dtype=bool)
+    grow[pixels[z > grow_sigma]] = True
+    grow = grow.reshape(d.shape)
+    for _ in range(_MAX_ROUNDS):
+        more = ndimage.binary_dilation(out, np.ones((3, 3), dtype=bool)) & grow & ~out
+        if not more.any():
+            break
+        out |= more
+    return out
+
+
+def _find_stars(d: np.ndarray, v: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Flat indices of the stars' brightest good pixels (module docstring, step 1),
+    at least ``_HALF`` pixels inside the frame."""
+    ny, nx = d.shape
+    by, bx = ny // _BIN, nx // _BIN
+    trimmed = d[:by * _BIN, :bx * _BIN]
+    sums = trimmed.reshape(by, _BIN, bx * _BIN).sum(axis=1, dtype=np.float64)
+    sums = sums.reshape(by, bx, _BIN).sum(axis=2)
+    counts = np.full((by, bx), float(_BIN * _BIN))
+    rows, cols = np.divmod(excluded, nx)
+    inside = (rows < by * _BIN) & (cols < bx * _BIN)
+    bins = (rows[inside] // _BIN) * bx + cols[inside] // _BIN
+    np.subtract.at(sums.ravel(), bins, d.flat[excluded[inside]])
+    np.subtract.at(counts.ravel(), bins, 1.0)
+    means = sums / np.maximum(counts, 1)
+    sky = _sky(means)
+    spread = np.sqrt(v[_BIN // 2:by * _BIN:_BIN, _BIN // 2:bx * _BIN:_BIN].astype(np.float64)
+                     / np.maximum(counts, 1))
+    excess = np.where(counts > 0, means - sky, 0.0)
+    peaks = (excess > _DETECT_SIGMA * spread) & (
+        excess == ndimage.maximum_filter(excess, size=3, mode="constant"))
+    peak_rows, peak_cols = np.nonzero(peaks)
+    # The brightest good pixel of the bin and its ring of one pixel.
+    window = np.arange(-1, _BIN + 1)
+    wy, wx = np.meshgrid(window, window, indexing="ij")
+    ys = np.clip(peak_rows[:, None] * _BIN + wy.ravel()[None, :], 0, ny - 1)
+    xs = np.clip(peak_cols[:, None] * _BIN + wx.ravel()[None, :], 0, nx - 1)
+    flat = ys * nx + xs
+    values = d.flat[flat].astype(np.float64)
+    skip = np.zeros(d.size, dtype=bool)
+    skip[excluded] = True
+    values[skip[flat]] = -np.inf
+    best = flat[np.arange(len(flat)), np.argmax(values, axis=1)]
+    best = np.unique(best)
+    rows, cols = np.divmod(best, nx)
+    keep = ((rows >= _HALF) & (rows < ny - _HALF) & (cols >= _HALF) & (cols < nx - _HALF))
+    return best[keep]
+
+
+def _sky(means: np.ndarray) -> np.ndarray:
+    """The median of each ``_CELL`` × ``_CELL`` cell of the binned frame, at each bin
+    (the last partial cells share their neighbour's)."""
+    by, bx = means.shape
+    cy, cx = by // _CELL, bx // _CELL
+    cells = means[:cy * _CELL, :cx * _CELL].reshape(cy, _CELL, cx, _CELL)
+    level = np.median(cells.transpose(0, 2, 1, 3).reshape(cy, cx, -1), axis=2)
+    rows = np.minimum(np.arange(by) // _CELL, cy - 1)
+    cols = np.minimum(np.arange(bx) // _CELL, cx - 1)
+    return level[rows[:, None], cols[None, :]]
+
+
+def _isolated(rows: np.ndarray, cols: np.ndarray, distance: int) -> np.ndarray:
+    """Whether no other star lies within ``distance`` pixels (Chebyshev)."""
+    order = np.lexsort((cols, rows))
+    alone = np.ones(rows.size, dtype=bool)
+    r, c = rows[order], cols[order]
+    for shift in range(1, 64):
+        if shift >= r.size:
+            break
+        close = (r[shift:] - r[:-shift] <= distance) & (np.abs(c[shift:] - c[:-shift])
+                                                      <= distance)
+        if not (r[shift:] - r[:-shift] <= distance).any():
+            break
+        alone[order[shift:][close]] = False
+        alone[order[:-shift][close]] = False
+    return alone
+
+
+def _first_guess(values: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Amplitude, background, centre (0, 0) and FWHM of each box: the border's median,
+    the centre pixel (or the brightest good one of the 3 × 3) above it, the width of
+    the area above half of it."""
+    border = (np.abs(_YY) == _HALF) | (np.abs(_XX) == _HALF)
+    edge = np.where(good[:, border], values[:, border], np.nan)
+    level = np.nanmedian(edge, axis=1)
+    level = np.where(np.isfinite(level), level, np.median(values[:, border], axis=1))
+    inner = (np.abs(_YY) <= 1) & (np.abs(_XX) <= 1)
+    peak = np.where(good[:, inner], values[:, inner], -np.inf).max(axis=1)
+    peak = np.where(np.isfinite(peak), peak, values[:, _YY.size // 2])
+    # The FWHM from the area above half the peak.
+    half = ((values - level[:, None]) > (peak - level)[:, None] / 2) & good
+    fwhm = 2 * np.sqrt(np.maximum(half.sum(axis=1), 1) / np.pi)
+    return np.column_stack([peak - level, level, np.zeros(len(values)),
+                            np.zeros(len(values)), fwhm])
+
+
+def _alpha(fwhm: np.ndarray, beta: float) -> np.ndarray:
+    """The Moffat core width (pixels) of a FWHM (pixels) at index ``beta``."""
+    return np.asarray(fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1)))
+
+
+def _profile(y0: np.ndarray, x0: np.ndarray, alpha: np.ndarray, beta: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixel-integrated unit Moffat on each box (second order), ``f / u`` and
+    ``u`` (for the derivatives)."""
+    w = ((_YY[None, :] - y0) ** 2 + (_XX[None, :] - x0) ** 2) / alpha**2
+    u = 1.0 + w
+    f = u ** -beta
+    integrated = f * (1.0 + beta / (6.0 * alpha**2) * (beta * w - 1.0) / u**2)
+    return integrated, f / u, u
+
+
+def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarray,
+         *, free_beta: bool, alpha_range: tuple[float, float], error: float,
+         iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted Levenberg--Marquardt fits of ``[A, b, y0, x0, α, β]`` to every box
+    (a step kept only where it lowers the χ²), clipping the pixels beyond
+    ``_CLIP_SIGMA`` from the ``_UNCLIPPED``-th iteration on (module docstring, step 3);
+    the parameters, each fit's χ² per degree of freedom and its clipped pixels."""
+    p = start.astype(np.float64).copy()
+    use = good.copy()
+    n_free = 6 if free_beta else 5
+    damping = np.full(len(p), 1e-2)
+    eye = np.eye(n_free)[None]
+
+    def chi2(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        model, _, _ = _profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6])
+        signal = q[:, :1] * model
+        z2 = (values - signal - q[:, 1:2]) ** 2 / (noise + (error * signal) ** 2)
+        return (z2 * mask).sum(axis=1), z2
+
+    for iteration in range(iterations):
+        a, b, y0, x0, alpha, beta = (p[:, i:i + 1] for i in range(6))
+        g, fu, u = _profile(y0, x0, alpha, beta)
+        signal = a * g
+        residual = values - signal - b
+        weight = use / (noise + (error * signal) ** 2)
+        jac = [g, np.ones_like(g), a * 2 * beta * (_YY[None, :] - y0) / alpha**2 * fu,
+               a * 2 * beta * (_XX[None, :] - x0) / alpha**2 * fu,
+               a * 2 * beta * (u - 1) / alpha * fu]
+        if free_beta:
+            jac.append(-signal * np.log(u))
+        jac_arr = np.stack(jac, axis=2)  # (stars, pixels, parameters)
+        weighted = jac_arr * weight[:, :, None]
+        hessian = np.einsum("npi,npj->nij", weighted, jac_arr)
+        gradient = np.einsum("npi,np->ni", weighted, residual)
+        diagonal = np.diagonal(hessian, axis1=1, axis2=2)[:, :, None] * eye
+        step = np.linalg.solve(hessian + damping[:, None, None] * diagonal + 1e-12 * eye,
+                               gradient[:, :, None])[:, :, 0]
+        trial = p.copy()
+        trial[:, :n_free] += step
+        trial[:, 2:4] = np.clip(trial[:, 2:4], -2.0, 2.0)
+        trial[:, 4] = np.clip(trial[:, 4], *alpha_range)
+        trial[:, 5] = np.clip(trial[:, 5], 1.2, 10.0)
+        before, _ = chi2(p, use)
+        after, z2 = chi2(trial, use)
+        better = after <= before
+        p[better] = trial[better]
+        damping = np.where(better, damping / 10, damping * 10)
+        if iteration + 1 >= _UNCLIPPED:
+            _, z2 = chi2(p, use)
+            use = good & (z2 <= _CLIP_SIGMA**2)
+    total, _ = chi2(p, use)
+    return p, total / np.maximum(use.sum(axis=1) - n_free, 1), (good & ~use).sum(axis=1)
+
+
+def _model_error(residual: np.ndarray, noise: np.ndarray, signal: np.ndarray) -> float:
+    """The fraction ``ε`` of the signal that makes the χ² of the PSF stars' core
+    pixels (signal above 20 σ) one per pixel (0 if the noise alone does)."""
+    core = signal > 20 * np.sqrt(noise)
+    if not core.any():
+        return 0.0
+    r2, var, s2 = residual[core] ** 2, noise[core], signal[core] ** 2
+    keep = r2 < 25 * var  # outliers (hits) do not set the model's error
+    r2, var, s2 = r2[keep], var[keep], s2[keep]
+    if not r2.size or np.mean(r2 / var) <= 1:
+        return 0.0
+    low, high = 0.0, 1.0
+    for _ in range(30):
+        middle = (low + high) / 2
+        if np.mean(r2 / (var + middle**2 * s2)) > 1:
+            low = middle
+        else:
+            high = middle
+    return high
