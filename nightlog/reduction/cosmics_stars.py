@@ -119,7 +119,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         return out
     psf_start = np.column_stack([start[chosen, :4],
                                  _alpha(start[chosen, 4], 2.5), np.full(chosen.size, 2.5)])
-    psf, psf_chi2, _ = _fit(values[chosen], noise[chosen], good[chosen], psf_start, free_beta=True,
+    psf, _, _ = _fit(values[chosen], noise[chosen], good[chosen], psf_start, free_beta=True,
                alpha_range=(0.5, 10.0), error=0.0,
                iterations=2 * _ITERATIONS)
     beta = float(np.median(psf[:, 5]))
@@ -139,26 +139,22 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     trusted = (chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED)
     reach = ((signal > _SCOPE_SIGMA * np.sqrt(noise)) & (params[:, :1] > 0)
              & trusted[:, None])
-    pixels = index[reach]
-    star_signal = np.zeros(d.size)
-    weighted_level = np.zeros(d.size)
-    np.add.at(star_signal, pixels, signal[reach])
-    np.add.at(weighted_level, pixels, (signal * params[:, 1:2])[reach])
-    pixels = np.unique(pixels)
-    pixels = pixels[~bad.flat[pixels]]
-    total = star_signal[pixels]
-    model = total + weighted_level[pixels] / total
-    z = (d.flat[pixels] - model) / np.sqrt(v.flat[pixels] + (error * total) ** 2)
+    pixels, inverse = np.unique(index[reach], return_inverse=True)
+    total = np.bincount(inverse, signal[reach], pixels.size)
+    level = np.bincount(inverse, (signal * params[:, 1:2])[reach], pixels.size) / total
+    keep = ~bad.flat[pixels]
+    pixels, total, level = pixels[keep], total[keep], level[keep]
+    residual = d.flat[pixels] - (total + level)
+    z = residual / np.sqrt(v.flat[pixels] + (error * total) ** 2)
 
-    residual = d.flat[pixels] - model
     was = out.flat[pixels]
     out.flat[pixels[was & ~(z > grow_sigma)]] = False
     seeds = np.flatnonzero(~was & (z > seed_sigma))
     # A hit is a point: its 8 neighbours' median residual holds at most a fraction
     # of its own (beyond their noise); an unmodelled companion star's does not. Its
     # neighbours must all be modelled (at a model's edge, the second look's verdict).
-    around = pixels[seeds, None] + np.array([dy * nx + dx for dy in (-1, 0, 1)
-                                              for dx in (-1, 0, 1) if dy or dx])[None, :]
+    ring = np.array([dy * nx + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    around = pixels[seeds, None] + ring[None, :]
     where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
     reached = pixels[where] == around
     neighbours = np.where(reached, residual[where], 0.0)
@@ -166,15 +162,15 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     point = ((np.median(neighbours, axis=1) < _POINT * residual[seeds] + sigma)
              & reached.all(axis=1))
     out.flat[pixels[seeds[point]]] = True
-    # Growth into the star pixels next to flagged ones, on their own excess.
-    grow = np.zeros(d.size, dtype=bool)
-    grow[pixels[z > grow_sigma]] = True
-    grow = grow.reshape(d.shape)
+    # Growth into the star pixels next to flagged ones, on their own excess (every
+    # modelled pixel lies at least _HALF pixels inside the frame).
+    grow = pixels[(z > grow_sigma) & ~out.flat[pixels]]
     for _ in range(_MAX_ROUNDS):
-        more = ndimage.binary_dilation(out, np.ones((3, 3), dtype=bool)) & grow & ~out
-        if not more.any():
+        joins = out.flat[grow[:, None] + ring[None, :]].any(axis=1)
+        if not joins.any():
             break
-        out |= more
+        out.flat[grow[joins]] = True
+        grow = grow[~joins]
     return out
 
 
@@ -293,27 +289,27 @@ def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndar
     damping = np.full(len(p), 1e-2)
     eye = np.eye(n_free)[None]
 
-    def chi2(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        model, _, _ = _profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6])
-        signal = q[:, :1] * model
-        z2 = (values - signal - q[:, 1:2]) ** 2 / (noise + (error * signal) ** 2)
-        return (z2 * mask).sum(axis=1), z2
+    def z2_of(q: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        shape = _profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6])
+        signal = q[:, :1] * shape[0]
+        return (values - signal - q[:, 1:2]) ** 2 / (noise + (error * signal) ** 2), shape
 
+    z2, shape = z2_of(p)
     for iteration in range(iterations):
+        g, fu, u = shape
         a, b, y0, x0, alpha, beta = (p[:, i:i + 1] for i in range(6))
-        g, fu, u = _profile(y0, x0, alpha, beta)
         signal = a * g
         residual = values - signal - b
         weight = use / (noise + (error * signal) ** 2)
-        jac = [g, np.ones_like(g), a * 2 * beta * (_YY[None, :] - y0) / alpha**2 * fu,
-               a * 2 * beta * (_XX[None, :] - x0) / alpha**2 * fu,
-               a * 2 * beta * (u - 1) / alpha * fu]
+        common = a * 2 * beta / alpha * fu
+        jac = [g, np.ones_like(g), common * (_YY[None, :] - y0) / alpha,
+               common * (_XX[None, :] - x0) / alpha, common * (u - 1)]
         if free_beta:
             jac.append(-signal * np.log(u))
-        jac_arr = np.stack(jac, axis=2)  # (stars, pixels, parameters)
-        weighted = jac_arr * weight[:, :, None]
-        hessian = np.einsum("npi,npj->nij", weighted, jac_arr)
-        gradient = np.einsum("npi,np->ni", weighted, residual)
+        jac_arr = np.stack(jac, axis=1)  # (stars, parameters, pixels)
+        weighted = jac_arr * weight[:, None, :]
+        hessian = weighted @ jac_arr.transpose(0, 2, 1)
+        gradient = (weighted @ residual[:, :, None])[:, :, 0]
         diagonal = np.diagonal(hessian, axis1=1, axis2=2)[:, :, None] * eye
         step = np.linalg.solve(hessian + damping[:, None, None] * diagonal + 1e-12 * eye,
                                gradient[:, :, None])[:, :, 0]
@@ -322,16 +318,17 @@ def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndar
         trial[:, 2:4] = np.clip(trial[:, 2:4], -2.0, 2.0)
         trial[:, 4] = np.clip(trial[:, 4], *alpha_range)
         trial[:, 5] = np.clip(trial[:, 5], 1.2, 10.0)
-        before, _ = chi2(p, use)
-        after, z2 = chi2(trial, use)
-        better = after <= before
+        trial_z2, trial_shape = z2_of(trial)
+        better = (trial_z2 * use).sum(axis=1) <= (z2 * use).sum(axis=1)
         p[better] = trial[better]
+        z2[better] = trial_z2[better]
+        shape = tuple(np.where(better[:, None], new, old)
+                      for new, old in zip(trial_shape, shape, strict=True))
         damping = np.where(better, damping / 10, damping * 10)
         if iteration + 1 >= _UNCLIPPED:
-            _, z2 = chi2(p, use)
             use = good & (z2 <= _CLIP_SIGMA**2)
-    total, _ = chi2(p, use)
-    return p, total / np.maximum(use.sum(axis=1) - n_free, 1), (good & ~use).sum(axis=1)
+    return p, (z2 * use).sum(axis=1) / np.maximum(use.sum(axis=1) - n_free, 1), (
+        good & ~use).sum(axis=1)
 
 
 def _model_error(residual: np.ndarray, noise: np.ndarray, signal: np.ndarray) -> float:
