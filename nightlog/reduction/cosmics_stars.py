@@ -32,7 +32,6 @@ over the stars.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = ["refine_on_stars"]
 
@@ -55,7 +54,7 @@ _MAX_CLIPPED = 6  # nor one that clipped more pixels than a hit covers
 
 _OFFSETS = np.arange(-_HALF, _HALF + 1)
 _YY, _XX = np.meshgrid(_OFFSETS, _OFFSETS, indexing="ij")
-_YY, _XX = _YY.ravel().astype(np.float64), _XX.ravel().astype(np.float64)
+_YY, _XX = _YY.ravel().astype(np.float32), _XX.ravel().astype(np.float32)
 
 
 def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
@@ -92,13 +91,12 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     ny, nx = d.shape
     if ny < 4 * _BIN * _CELL or nx < 4 * _BIN * _CELL:
         return out
-    excluded = np.flatnonzero(bad | out)
-    centres = _find_stars(d, v, excluded)
+    centres = _find_stars(d, v, bad | out)
     if not centres.size:
         return out
     index = centres[:, None] + (_YY * nx + _XX).astype(np.int64)[None, :]
-    values = d.flat[index].astype(np.float64)
-    noise = v.flat[index].astype(np.float64)
+    values = d.flat[index]
+    noise = v.flat[index]
     box_bad = bad.flat[index]
     near = (np.abs(_YY) <= 2) & (np.abs(_XX) <= 2)
     usable = ~box_bad[:, near].any(axis=1) & (box_bad.sum(axis=1) <= _MAX_BAD)
@@ -174,27 +172,27 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     return out
 
 
-def _find_stars(d: np.ndarray, v: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-    """Flat indices of the stars' brightest good pixels (module docstring, step 1),
-    at least ``_HALF`` pixels inside the frame."""
+def _find_stars(d: np.ndarray, v: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """Flat indices of the stars' brightest pixels not ``skip`` (module docstring,
+    step 1), at least ``_HALF`` pixels inside the frame."""
     ny, nx = d.shape
     by, bx = ny // _BIN, nx // _BIN
-    trimmed = d[:by * _BIN, :bx * _BIN]
-    sums = trimmed.reshape(by, _BIN, bx * _BIN).sum(axis=1, dtype=np.float64)
-    sums = sums.reshape(by, bx, _BIN).sum(axis=2)
-    counts = np.full((by, bx), float(_BIN * _BIN))
+    rows_sum = sum(d[k:by * _BIN:_BIN, :bx * _BIN] for k in range(_BIN))
+    sums = sum(rows_sum[:, k::_BIN] for k in range(_BIN))
+    excluded = np.flatnonzero(skip)
     rows, cols = np.divmod(excluded, nx)
     inside = (rows < by * _BIN) & (cols < bx * _BIN)
     bins = (rows[inside] // _BIN) * bx + cols[inside] // _BIN
-    np.subtract.at(sums.ravel(), bins, d.flat[excluded[inside]])
-    np.subtract.at(counts.ravel(), bins, 1.0)
+    sums -= np.bincount(bins, d.flat[excluded[inside]], by * bx).reshape(by, bx
+                                                                      ).astype(np.float32)
+    counts = _BIN * _BIN - np.bincount(bins, minlength=by * bx).reshape(by, bx)
     means = sums / np.maximum(counts, 1)
     sky = _sky(means)
-    spread = np.sqrt(v[_BIN // 2:by * _BIN:_BIN, _BIN // 2:bx * _BIN:_BIN].astype(np.float64)
+    spread = np.sqrt(v[_BIN // 2:by * _BIN:_BIN, _BIN // 2:bx * _BIN:_BIN]
                      / np.maximum(counts, 1))
-    excess = np.where(counts > 0, means - sky, 0.0)
+    excess = np.where(counts > 0, means - sky, np.float32(0))
     peaks = (excess > _DETECT_SIGMA * spread) & (
-        excess == ndimage.maximum_filter(excess, size=3, mode="constant"))
+        excess == _maximum3(excess))
     peak_rows, peak_cols = np.nonzero(peaks)
     # The brightest good pixel of the bin and its ring of one pixel.
     window = np.arange(-1, _BIN + 1)
@@ -202,15 +200,24 @@ def _find_stars(d: np.ndarray, v: np.ndarray, excluded: np.ndarray) -> np.ndarra
     ys = np.clip(peak_rows[:, None] * _BIN + wy.ravel()[None, :], 0, ny - 1)
     xs = np.clip(peak_cols[:, None] * _BIN + wx.ravel()[None, :], 0, nx - 1)
     flat = ys * nx + xs
-    values = d.flat[flat].astype(np.float64)
-    skip = np.zeros(d.size, dtype=bool)
-    skip[excluded] = True
-    values[skip[flat]] = -np.inf
+    values = d.flat[flat]
+    values[skip.flat[flat]] = -np.inf
     best = flat[np.arange(len(flat)), np.argmax(values, axis=1)]
     best = np.unique(best)
     rows, cols = np.divmod(best, nx)
     keep = ((rows >= _HALF) & (rows < ny - _HALF) & (cols >= _HALF) & (cols < nx - _HALF))
     return best[keep]
+
+
+def _maximum3(values: np.ndarray) -> np.ndarray:
+    """Maximum over each pixel's 3 × 3 box (the edge: over the part inside)."""
+    rows = values.copy()
+    np.maximum(rows[1:], values[:-1], out=rows[1:])
+    np.maximum(rows[:-1], values[1:], out=rows[:-1])
+    out = rows.copy()
+    np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
+    return out
 
 
 def _sky(means: np.ndarray) -> np.ndarray:
@@ -283,10 +290,12 @@ def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndar
     (a step kept only where it lowers the χ²), clipping the pixels beyond
     ``_CLIP_SIGMA`` from the ``_UNCLIPPED``-th iteration on (module docstring, step 3);
     the parameters, each fit's χ² per degree of freedom and its clipped pixels."""
-    p = start.astype(np.float64).copy()
+    p = start.astype(np.float32)
+    values = values.astype(np.float32)
+    noise = noise.astype(np.float32)
     use = good.copy()
     n_free = 6 if free_beta else 5
-    damping = np.full(len(p), 1e-2)
+    damping = np.full(len(p), 1e-2, dtype=np.float32)
     eye = np.eye(n_free)[None]
 
     def z2_of(q: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
@@ -311,10 +320,10 @@ def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndar
         hessian = weighted @ jac_arr.transpose(0, 2, 1)
         gradient = (weighted @ residual[:, :, None])[:, :, 0]
         diagonal = np.diagonal(hessian, axis1=1, axis2=2)[:, :, None] * eye
-        step = np.linalg.solve(hessian + damping[:, None, None] * diagonal + 1e-12 * eye,
-                               gradient[:, :, None])[:, :, 0]
+        step = np.linalg.solve((hessian + damping[:, None, None] * diagonal).astype(np.float64)
+                               + 1e-12 * eye, gradient[:, :, None])[:, :, 0]
         trial = p.copy()
-        trial[:, :n_free] += step
+        trial[:, :n_free] += step.astype(np.float32)
         trial[:, 2:4] = np.clip(trial[:, 2:4], -2.0, 2.0)
         trial[:, 4] = np.clip(trial[:, 4], *alpha_range)
         trial[:, 5] = np.clip(trial[:, 5], 1.2, 10.0)
