@@ -117,7 +117,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         return out
     psf_start = np.column_stack([start[chosen, :4],
                                  _alpha(start[chosen, 4], 2.5), np.full(chosen.size, 2.5)])
-    psf, _, _ = _fit(values[chosen], noise[chosen], good[chosen], psf_start, free_beta=True,
+    psf, _, _, _ = _fit(values[chosen], noise[chosen], good[chosen], psf_start, free_beta=True,
                alpha_range=(0.5, 10.0), error=0.0,
                iterations=2 * _ITERATIONS)
     beta = float(np.median(psf[:, 5]))
@@ -129,7 +129,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     first_alpha = np.clip(_alpha(start[:, 4], beta), alpha / 2, alpha * 2)
     params = np.column_stack([start[:, :4], np.where(start[:, 0] > 0, first_alpha, alpha),
                               np.full(len(start), beta)])
-    params, chi2, clipped = _fit(values, noise, good, params, free_beta=False,
+    params, chi2, clipped, model_variance = _fit(values, noise, good, params, free_beta=False,
                   alpha_range=(alpha / 2, alpha * 2), error=error,
                   iterations=_ITERATIONS)
     signal = params[:, :1] * _profile(params[:, 2:3], params[:, 3:4], params[:, 4:5],
@@ -140,10 +140,11 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     pixels, inverse = np.unique(index[reach], return_inverse=True)
     total = np.bincount(inverse, signal[reach], pixels.size)
     level = np.bincount(inverse, (signal * params[:, 1:2])[reach], pixels.size) / total
+    spread = np.bincount(inverse, model_variance[reach], pixels.size)
     keep = ~bad.flat[pixels]
-    pixels, total, level = pixels[keep], total[keep], level[keep]
+    pixels, total, level, spread = pixels[keep], total[keep], level[keep], spread[keep]
     residual = d.flat[pixels] - (total + level)
-    z = residual / np.sqrt(v.flat[pixels] + (error * total) ** 2)
+    z = residual / np.sqrt(v.flat[pixels] + (error * total) ** 2 + spread)
 
     was = out.flat[pixels]
     out.flat[pixels[was & ~(z > grow_sigma)]] = False
@@ -285,11 +286,12 @@ def _profile(y0: np.ndarray, x0: np.ndarray, alpha: np.ndarray, beta: np.ndarray
 
 def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarray,
          *, free_beta: bool, alpha_range: tuple[float, float], error: float,
-         iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted Levenberg--Marquardt fits of ``[A, b, y0, x0, α, β]`` to every box
     (a step kept only where it lowers the χ²), clipping the pixels beyond
     ``_CLIP_SIGMA`` from the ``_UNCLIPPED``-th iteration on (module docstring, step 3);
-    the parameters, each fit's χ² per degree of freedom and its clipped pixels."""
+    the parameters, each fit's χ² per degree of freedom, its clipped pixels, and the
+    model's variance at each pixel from the parameters' covariance."""
     p = start.astype(np.float32)
     values = values.astype(np.float32)
     noise = noise.astype(np.float32)
@@ -336,8 +338,22 @@ def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndar
         damping = np.where(better, damping / 10, damping * 10)
         if iteration + 1 >= _UNCLIPPED:
             use = good & (z2 <= _CLIP_SIGMA**2)
-    return p, (z2 * use).sum(axis=1) / np.maximum(use.sum(axis=1) - n_free, 1), (
-        good & ~use).sum(axis=1)
+    # The model's own variance at each pixel, from the parameters' covariance.
+    g, fu, u = shape
+    a, b, y0, x0, alpha, beta = (p[:, i:i + 1] for i in range(6))
+    signal = a * g
+    common = a * 2 * beta / alpha * fu
+    jac = [g, np.ones_like(g), common * (_YY[None, :] - y0) / alpha,
+           common * (_XX[None, :] - x0) / alpha, common * (u - 1)]
+    if free_beta:
+        jac.append(-signal * np.log(u))
+    jac_arr = np.stack(jac, axis=1)
+    weight = use / (noise + (error * signal) ** 2)
+    hessian = ((jac_arr * weight[:, None, :]) @ jac_arr.transpose(0, 2, 1)).astype(np.float64)
+    covariance = np.linalg.pinv(hessian).astype(np.float32)
+    model_variance = np.maximum((jac_arr * (covariance @ jac_arr)).sum(axis=1), 0)
+    return (p, (z2 * use).sum(axis=1) / np.maximum(use.sum(axis=1) - n_free, 1),
+            (good & ~use).sum(axis=1), model_variance)
 
 
 def _model_error(residual: np.ndarray, noise: np.ndarray, signal: np.ndarray) -> float:
