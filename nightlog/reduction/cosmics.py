@@ -49,7 +49,10 @@ and faint pixels of a hit added, star pixels the point-spread function explains 
 noise peaks dropped. On the frames above it takes completeness from 0.93 to 0.955 and
 false flags from 6e-5 to 4e-5, for about 30 % more CPU time (``docs/reduction.md``,
 "The second look"). Added pixels are cleaned with the masked 5 × 5 mean, dropped
-ones get their data back.
+ones get their data back. Then (``CosmicRaySettings.star_model``, on by default)
+:func:`nightlog.reduction.cosmics_stars.refine_on_stars` tests the pixels of stars
+against a model of each star fitted with the frame's own PSF: hits on stars found,
+star pixels flagged as hits given back.
 
 Where it runs: with ``cleantype='meanmask'`` and ``fsmode='median'`` (the defaults)
 astroscrappy's iterations run only where they can flag a pixel
@@ -257,7 +260,8 @@ def detect_cosmic_rays(
                         f"variance {'given' if variance is not None else 'modelled'}, "
                         f"{'cleaned' if settings.clean else 'not cleaned'}"
                         f"{', scheduled' if scheduled else ''}"
-                        f"{', refined (second look)' if settings.refine else ''}")
+                        f"{', refined (second look)' if settings.refine else ''}"
+                        f"{', star model' if settings.refine and settings.star_model else ''}")
     return crmask, new_frame(ccd, result, header, mask=_with_bit(ccd.mask, crmask, bool),
                              flags=_with_bit(ccd.flags, crmask, None))
 

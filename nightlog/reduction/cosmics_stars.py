@@ -15,18 +15,27 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    core residuals' χ² one per pixel;
 3. **every star** -- amplitude, centre, width ``α`` (within a factor of 2 of the
    frame's) and a constant background fitted to its 11 × 11 box by weighted
-   Gauss--Newton, the flagged and bad pixels left out and the pixels beyond
-   ``_CLIP_SIGMA`` of the model clipped after each iteration;
-4. **the test** -- on each pixel a star's model reaches (signal above
-   ``_SCOPE_SIGMA`` of the pixel's noise), ``z = (d − M) / √(V + (ε S)²)`` with ``M``
-   the sum of the stars' models plus their signal-weighted background and ``S`` their
-   signal: an unflagged pixel with ``z > seed_sigma`` is a hit, unflagged neighbours
-   of flagged pixels with ``z > grow_sigma`` join it (until none joins), and a flagged
-   pixel with ``z ≤ grow_sigma`` is given back.
+   Levenberg--Marquardt, the flagged and bad pixels left out and the pixels beyond
+   ``_CLIP_SIGMA`` of the model clipped from the ``_UNCLIPPED``-th iteration on; a fit
+   with more than ``_MAX_CHI2`` per degree of freedom or more than ``_MAX_CLIPPED``
+   clipped pixels (a companion, a blend) is not trusted;
+4. **the test** -- on each pixel a trusted model reaches (signal above
+   ``_SCOPE_SIGMA`` of the pixel's noise), ``z = (d − M) / √(V + (ε S)² + V_M)`` with
+   ``M`` the sum of the stars' models plus their signal-weighted background, ``S``
+   their signal and ``V_M`` the model's variance from each fit's covariance:
 
-Pixels no fitted star reaches, and stars with a bad pixel within 2 pixels of their
-centre (saturated cores), keep the verdict they came with. Every step is vectorised
-over the stars.
+   * a flagged pixel with ``z ≤ grow_sigma`` is given back, unless a flagged
+     neighbour is unexplained (``z > seed_sigma``, or no model reaches it: the faint
+     edge of a hit);
+   * an unflagged pixel with ``z > seed_sigma`` is a hit if it is a point: its 8
+     neighbours, all modelled, have a median residual under ``_POINT`` of its own
+     plus 1 σ (an unmodelled companion star's do not);
+   * unflagged modelled neighbours of flagged pixels with ``z > grow_sigma`` join,
+     until none does.
+
+Pixels no trusted model reaches, and stars with a bad pixel within 2 pixels of their
+centre or more than ``_MAX_BAD`` in their box (saturated cores and their wings), keep
+the verdict they came with. Every step is vectorised over the stars.
 """
 
 from __future__ import annotations
@@ -147,12 +156,19 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     z = residual / np.sqrt(v.flat[pixels] + (error * total) ** 2 + spread)
 
     was = out.flat[pixels]
-    out.flat[pixels[was & ~(z > grow_sigma)]] = False
+    ring = np.array([dy * nx + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    # Given back: a flagged pixel the model explains, unless a neighbour is a hit's
+    # pixel the model does not explain (or one no model reaches): a hit's faint edge.
+    weak = np.flatnonzero(was & ~(z > grow_sigma))
+    around = pixels[weak, None] + ring[None, :]
+    where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
+    explained = (pixels[where] == around) & ~(z[where] > seed_sigma)
+    alone = ~(out.flat[around] & ~explained).any(axis=1)
+    out.flat[pixels[weak[alone]]] = False
     seeds = np.flatnonzero(~was & (z > seed_sigma))
     # A hit is a point: its 8 neighbours' median residual holds at most a fraction
     # of its own (beyond their noise); an unmodelled companion star's does not. Its
     # neighbours must all be modelled (at a model's edge, the second look's verdict).
-    ring = np.array([dy * nx + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
     around = pixels[seeds, None] + ring[None, :]
     where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
     reached = pixels[where] == around
