@@ -61,9 +61,13 @@ _MAX_CHI2 = 1.5  # a fit with more χ² per degree of freedom is not trusted
 _POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
 _MAX_CLIPPED = 6  # nor one that clipped more pixels than a hit covers
 
-_OFFSETS = np.arange(-_HALF, _HALF + 1)
-_YY, _XX = np.meshgrid(_OFFSETS, _OFFSETS, indexing="ij")
-_YY, _XX = _YY.ravel().astype(np.float32), _XX.ravel().astype(np.float32)
+_WIDE = 10  # half side of a bright star's model (pixels)
+_WIDE_SNR = 200.0  # a bright star's peak over its noise
+
+_YY, _XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
+    np.arange(-_HALF, _HALF + 1), np.arange(-_HALF, _HALF + 1), indexing="ij"))
+_WIDE_YY, _WIDE_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
+    np.arange(-_WIDE, _WIDE + 1), np.arange(-_WIDE, _WIDE + 1), indexing="ij"))
 
 
 def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
@@ -138,20 +142,38 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     first_alpha = np.clip(_alpha(start[:, 4], beta), alpha / 2, alpha * 2)
     params = np.column_stack([start[:, :4], np.where(start[:, 0] > 0, first_alpha, alpha),
                               np.full(len(start), beta)])
-    params, chi2, clipped, model_variance = _fit(values, noise, good, params, free_beta=False,
-                  alpha_range=(alpha / 2, alpha * 2), error=error,
-                  iterations=_ITERATIONS)
-    signal = params[:, :1] * _profile(params[:, 2:3], params[:, 3:4], params[:, 4:5],
-                                      params[:, 5:6])[0]
-    trusted = (chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED)
-    reach = ((signal > _SCOPE_SIGMA * np.sqrt(noise)) & (params[:, :1] > 0)
-             & trusted[:, None])
-    pixels, inverse = np.unique(index[reach], return_inverse=True)
-    total = np.bincount(inverse, signal[reach], pixels.size)
-    level = np.bincount(inverse, (signal * params[:, 1:2])[reach], pixels.size) / total
-    spread = np.bincount(inverse, model_variance[reach], pixels.size)
+    params, chi2, clipped, covariance = _fit(
+        values, noise, good, params, free_beta=False, alpha_range=(alpha / 2, alpha * 2),
+        error=error, iterations=_ITERATIONS)
+    trusted = (chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED) & (params[:, 0] > 0)
+    # Bright stars' models reach beyond their boxes: evaluated on a wider one.
+    rows, cols = np.divmod(centres, nx)
+    wide = (trusted & (params[:, 0] > _WIDE_SNR * np.sqrt(noise[:, _YY.size // 2]))
+            & (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE))
+    parts = []
+    for chosen_stars, yy, xx in ((trusted & ~wide, _YY, _XX), (wide, _WIDE_YY, _WIDE_XX)):
+        if not chosen_stars.any():
+            continue
+        p = params[chosen_stars]
+        signal, model_variance = _model(p, covariance[chosen_stars], yy, xx)
+        where = centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
+        reach = signal > _SCOPE_SIGMA * np.sqrt(v.flat[where])
+        inner = np.broadcast_to((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF), reach.shape)
+        parts.append((where[reach], signal[reach], (signal * p[:, 1:2])[reach],
+                      model_variance[reach], inner[reach]))
+    if not parts:
+        return out
+    flat_index, signal, weighted, model_variance, inner = (
+        np.concatenate(x) for x in zip(*parts, strict=True))
+    pixels, inverse = np.unique(flat_index, return_inverse=True)
+    total = np.bincount(inverse, signal, pixels.size)
+    level = np.bincount(inverse, weighted, pixels.size) / total
+    spread = np.bincount(inverse, model_variance, pixels.size)
+    # Beyond the fitted boxes a model only gives back (its wings are extrapolated).
+    fitted = np.bincount(inverse, inner, pixels.size) > 0
     keep = ~bad.flat[pixels]
-    pixels, total, level, spread = pixels[keep], total[keep], level[keep], spread[keep]
+    pixels, total, level, spread, fitted = (pixels[keep], total[keep], level[keep],
+                                            spread[keep], fitted[keep])
     residual = d.flat[pixels] - (total + level)
     z = residual / np.sqrt(v.flat[pixels] + (error * total) ** 2 + spread)
 
@@ -165,7 +187,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     explained = (pixels[where] == around) & ~(z[where] > seed_sigma)
     alone = ~(out.flat[around] & ~explained).any(axis=1)
     out.flat[pixels[weak[alone]]] = False
-    seeds = np.flatnonzero(~was & (z > seed_sigma))
+    seeds = np.flatnonzero(~was & (z > seed_sigma) & fitted)
     # A hit is a point: its 8 neighbours' median residual holds at most a fraction
     # of its own (beyond their noise); an unmodelled companion star's does not. Its
     # neighbours must all be modelled (at a model's edge, the second look's verdict).
@@ -179,7 +201,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     out.flat[pixels[seeds[point]]] = True
     # Growth into the star pixels next to flagged ones, on their own excess (every
     # modelled pixel lies at least _HALF pixels inside the frame).
-    grow = pixels[(z > grow_sigma) & ~out.flat[pixels]]
+    grow = pixels[(z > grow_sigma) & ~out.flat[pixels] & fitted]
     for _ in range(_MAX_ROUNDS):
         joins = out.flat[grow[:, None] + ring[None, :]].any(axis=1)
         if not joins.any():
@@ -289,11 +311,12 @@ def _alpha(fwhm: np.ndarray, beta: float) -> np.ndarray:
     return np.asarray(fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1)))
 
 
-def _profile(y0: np.ndarray, x0: np.ndarray, alpha: np.ndarray, beta: np.ndarray
+def _profile(y0: np.ndarray, x0: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
+             yy: np.ndarray = _YY, xx: np.ndarray = _XX
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pixel-integrated unit Moffat on each box (second order), ``f / u`` and
-    ``u`` (for the derivatives)."""
-    w = ((_YY[None, :] - y0) ** 2 + (_XX[None, :] - x0) ** 2) / alpha**2
+    """The pixel-integrated unit Moffat on each box (second order) at the offsets
+    ``yy``, ``xx`` (pixels), ``f / u`` and ``u`` (for the derivatives)."""
+    w = ((yy[None, :] - y0) ** 2 + (xx[None, :] - x0) ** 2) / alpha**2
     u = 1.0 + w
     f = u ** -beta
     integrated = f * (1.0 + beta / (6.0 * alpha**2) * (beta * w - 1.0) / u**2)
@@ -323,17 +346,11 @@ def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndar
 
     z2, shape = z2_of(p)
     for iteration in range(iterations):
-        g, fu, u = shape
-        a, b, y0, x0, alpha, beta = (p[:, i:i + 1] for i in range(6))
-        signal = a * g
+        a, b = p[:, :1], p[:, 1:2]
+        signal = a * shape[0]
         residual = values - signal - b
         weight = use / (noise + (error * signal) ** 2)
-        common = a * 2 * beta / alpha * fu
-        jac = [g, np.ones_like(g), common * (_YY[None, :] - y0) / alpha,
-               common * (_XX[None, :] - x0) / alpha, common * (u - 1)]
-        if free_beta:
-            jac.append(-signal * np.log(u))
-        jac_arr = np.stack(jac, axis=1)  # (stars, parameters, pixels)
+        jac_arr = _jacobian(p, shape, free_beta, _YY, _XX)
         weighted = jac_arr * weight[:, None, :]
         hessian = weighted @ jac_arr.transpose(0, 2, 1)
         gradient = (weighted @ residual[:, :, None])[:, :, 0]
@@ -354,22 +371,36 @@ def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndar
         damping = np.where(better, damping / 10, damping * 10)
         if iteration + 1 >= _UNCLIPPED:
             use = good & (z2 <= _CLIP_SIGMA**2)
-    # The model's own variance at each pixel, from the parameters' covariance.
-    g, fu, u = shape
-    a, b, y0, x0, alpha, beta = (p[:, i:i + 1] for i in range(6))
-    signal = a * g
-    common = a * 2 * beta / alpha * fu
-    jac = [g, np.ones_like(g), common * (_YY[None, :] - y0) / alpha,
-           common * (_XX[None, :] - x0) / alpha, common * (u - 1)]
-    if free_beta:
-        jac.append(-signal * np.log(u))
-    jac_arr = np.stack(jac, axis=1)
-    weight = use / (noise + (error * signal) ** 2)
+    jac_arr = _jacobian(p, shape, free_beta, _YY, _XX)
+    weight = use / (noise + (error * p[:, :1] * shape[0]) ** 2)
     hessian = ((jac_arr * weight[:, None, :]) @ jac_arr.transpose(0, 2, 1)).astype(np.float64)
     covariance = np.linalg.pinv(hessian).astype(np.float32)
-    model_variance = np.maximum((jac_arr * (covariance @ jac_arr)).sum(axis=1), 0)
     return (p, (z2 * use).sum(axis=1) / np.maximum(use.sum(axis=1) - n_free, 1),
-            (good & ~use).sum(axis=1), model_variance)
+            (good & ~use).sum(axis=1), covariance)
+
+
+def _jacobian(p: np.ndarray, shape: tuple[np.ndarray, ...], free_beta: bool,
+              yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """Derivatives of the model by ``[A, b, y0, x0, α(, β)]`` at the offsets ``yy``,
+    ``xx``: (stars, parameters, pixels)."""
+    g, fu, u = shape
+    a, _, y0, x0, alpha, beta = (p[:, i:i + 1] for i in range(6))
+    common = a * 2 * beta / alpha * fu
+    jac = [g, np.ones_like(g), common * (yy[None, :] - y0) / alpha,
+           common * (xx[None, :] - x0) / alpha, common * (u - 1)]
+    if free_beta:
+        jac.append(-a * g * np.log(u))
+    return np.stack(jac, axis=1)
+
+
+def _model(p: np.ndarray, covariance: np.ndarray, yy: np.ndarray, xx: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Each star's signal at the offsets ``yy``, ``xx`` (pixels) and the model's own
+    variance there, from the parameters' covariance (``β`` fixed)."""
+    shape = _profile(p[:, 2:3], p[:, 3:4], p[:, 4:5], p[:, 5:6], yy, xx)
+    jac = _jacobian(p, shape, False, yy, xx)
+    variance = np.maximum((jac * (covariance @ jac)).sum(axis=1), 0)
+    return p[:, :1] * shape[0], variance
 
 
 def _model_error(residual: np.ndarray, noise: np.ndarray, signal: np.ndarray) -> float:
