@@ -52,14 +52,14 @@ _CLIP_SIGMA = 4.0  # pixels of a box beyond this (σ) leave the fit
 _SCOPE_SIGMA = 2.0  # a star's model reaches a pixel where its signal exceeds this (σ)
 _PSF_SNR = 30.0  # a PSF star's peak over its noise
 _PSF_STARS = 200  # at most this many PSF stars (the brightest)
-_ITERATIONS = 6  # Gauss--Newton iterations of a star (12 of a PSF star)
+_ITERATIONS = 4  # Levenberg--Marquardt iterations of a star (twice as many of a PSF star)
 _UNCLIPPED = 2  # iterations before the first clipping
 _MIN_PSF_STARS = 3  # fewer: the frame's PSF is not measured and nothing changes
 _MAX_ROUNDS = 8  # growth rounds
 _MAX_BAD = 2  # a star with more bad pixels in its box is not fitted (saturation nearby)
 _MAX_CHI2 = 1.5  # a fit with more χ² per degree of freedom is not trusted
-_POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
 _MAX_CLIPPED = 6  # nor one that clipped more pixels than a hit covers
+_POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
 
 _WIDE = 10  # half side of a bright star's model (pixels)
 _WIDE_SNR = 200.0  # a bright star's peak over its noise
@@ -130,9 +130,9 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         return out
     psf_start = np.column_stack([start[chosen, :4],
                                  _alpha(start[chosen, 4], 2.5), np.full(chosen.size, 2.5)])
-    psf, _, _, _ = _fit(values[chosen], noise[chosen], good[chosen], psf_start, free_beta=True,
-               alpha_range=(0.5, 10.0), error=0.0,
-               iterations=2 * _ITERATIONS)
+    psf, _, _, _ = _fit(values[chosen], noise[chosen], good[chosen], psf_start,
+                        free_beta=True, alpha_range=(0.5, 10.0), error=0.0,
+                        iterations=2 * _ITERATIONS)
     beta = float(np.median(psf[:, 5]))
     alpha = float(np.median(psf[:, 4]))
     signal = psf[:, :1] * _profile(psf[:, 2:3], psf[:, 3:4], psf[:, 4:5], psf[:, 5:6])[0]
