@@ -65,9 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-star-model", action="store_true",
+                        help="without the star model (star_model=False)")
     args = parser.parse_args(argv)
     shape = (args.size, args.size) if args.shape is None else tuple(args.shape)
-    settings = CosmicRaySettings(threads=args.threads)
+    settings = CosmicRaySettings(threads=args.threads, star_model=not args.no_star_model)
     rows: dict[str, list[int]] = {}
     false_rows: dict[str, list[int]] = {}
     total = clean_total = 0

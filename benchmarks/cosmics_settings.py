@@ -267,6 +267,7 @@ def variants() -> list[tuple[str, CosmicRaySettings, Informed]]:
     rows += [("chosen, naive call", chosen, NAIVE)]
     rows += [("chosen, refine=False (L.A.Cosmic alone)", replace(chosen, refine=False),
               INFORMED)]
+    rows += [("chosen, star_model=False", replace(chosen, star_model=False), INFORMED)]
     rows += [(f"chosen, seed_sigma={t}", replace(chosen, seed_sigma=t), INFORMED)
              for t in (4.0, 5.0)]
     rows += [(f"chosen, grow_sigma={t}", replace(chosen, grow_sigma=t), INFORMED)

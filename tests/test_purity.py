@@ -134,6 +134,9 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "cosmics_sharpness.refine_cosmic_rays": lambda: (
         (array(), np.full(SHAPE, 25.0, np.float32), array() > 1000, array() > 1010),
         {"seed_sigma": 4.5, "grow_sigma": 2.5, "psf_contrast": 1.35}),
+    "cosmics_stars.refine_on_stars": lambda: (
+        (array(), np.full(SHAPE, 100.0, np.float32), array() > 1025, array() > 1010),
+        {"seed_sigma": 4.5, "grow_sigma": 2.5}),
     "cosmics_sharpness.clean_pixels": lambda: ((array(), array() > 1010, array() > 1000), {}),
     "overscan.subtract_overscan": lambda: ((make_frame(),), {"model_degree": 1}),
     "overscan.overscan_levels": lambda: ((make_frame(),), {"method": "clipped_mean"}),

@@ -71,6 +71,7 @@ _RULES: dict[str, tuple[Callable[[object], bool], str]] = {
                    "a number of sigma in (0, 100]"),
     "psf_contrast": ((lambda v: _number(v) and 0 < float(v) <= 10),  # type: ignore[arg-type]
                      "a contrast in (0, 10]"),
+    "star_model": _BOOL,
 }
 
 
@@ -150,6 +151,12 @@ class CosmicRaySettings:
         Second look: the largest ratio of a pixel's excess over its 8 neighbours to
         their excess over the ring around them that a star can show (1.35: a Moffat
         β = 3 of 3 px FWHM centred on a pixel; sharper stars need more).
+    star_model : bool
+        After the second look, each star's pixels tested against a model of the star
+        (:mod:`nightlog.reduction.cosmics_stars`: the frame's PSF measured on its own
+        isolated stars, fitted to each star): hits on stars found, star pixels
+        flagged as hits given back, with ``seed_sigma`` and ``grow_sigma``. Runs only
+        with ``refine``.
 
     Raises
     ------
@@ -175,6 +182,7 @@ class CosmicRaySettings:
     seed_sigma: float = 4.5
     grow_sigma: float = 2.5
     psf_contrast: float = 1.35
+    star_model: bool = True
 
     def __post_init__(self) -> None:
         for item in fields(self):

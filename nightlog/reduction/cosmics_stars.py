@@ -1,0 +1,424 @@
+"""Cosmic rays on stars: each star's pixels tested against a fitted model of the star.
+
+The second look (:mod:`nightlog.reduction.cosmics_sharpness`) judges a pixel by medians
+of the rings around it, which cannot tell a hit on a star from the curvature of the
+star's core; so it leaves hits on stars to L.A.Cosmic, which spares most of them, and
+flags some cores of sharp stars. Here the star under a candidate is modelled:
+
+1. **stars** -- local maxima of the frame binned 4 × 4 (flagged and bad pixels left
+   out) more than ``_DETECT_SIGMA`` above the local sky (median of 64 × 64 px cells),
+   each centred on its brightest good pixel;
+2. **the frame's PSF** -- a circular Moffat profile ``A (1 + r²/α²)^-β`` integrated over
+   the pixel (to second order: ``f + ∇²f / 24``) fitted to the isolated, unsaturated,
+   bright stars with ``β`` free; the frame's ``β`` and ``α`` are their medians, and
+   the model's own error is the fraction ``ε`` of the star's signal that makes their
+   core residuals' χ² one per pixel;
+3. **every star** -- amplitude, centre, width ``α`` (within a factor of 2 of the
+   frame's) and a constant background fitted to its 11 × 11 box by weighted
+   Levenberg--Marquardt, the flagged and bad pixels left out and the pixels beyond
+   ``_CLIP_SIGMA`` of the model clipped from the ``_UNCLIPPED``-th iteration on; a fit
+   with more than ``_MAX_CHI2`` per degree of freedom or more than ``_MAX_CLIPPED``
+   clipped pixels (a companion, a blend) is not trusted;
+4. **the test** -- on each pixel a trusted model reaches (signal above
+   ``_SCOPE_SIGMA`` of the pixel's noise), ``z = (d − M) / √(V + (ε S)² + V_M)`` with
+   ``M`` the sum of the stars' models plus their signal-weighted background, ``S``
+   their signal and ``V_M`` the model's variance from each fit's covariance:
+
+   * a flagged pixel with ``z ≤ grow_sigma`` is given back, unless a flagged
+     neighbour is unexplained (``z > seed_sigma``, or no model reaches it: the faint
+     edge of a hit);
+   * an unflagged pixel with ``z > seed_sigma`` is a hit if it is a point: its 8
+     neighbours, all modelled, have a median residual under ``_POINT`` of its own
+     plus 1 σ (an unmodelled companion star's do not);
+   * unflagged modelled neighbours of flagged pixels with ``z > grow_sigma`` join,
+     until none does.
+
+Pixels no trusted model reaches, and stars with a bad pixel within 2 pixels of their
+centre or more than ``_MAX_BAD`` in their box (saturated cores and their wings), keep
+the verdict they came with. Every step is vectorised over the stars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["refine_on_stars"]
+
+_BIN = 4  # binning of the star search (pixels)
+_CELL = 16  # bins per side of a sky cell
+_DETECT_SIGMA = 6.0  # a star's bin above the sky (σ of the bin's mean)
+_HALF = 5  # half side of a star's box (pixels)
+_CLIP_SIGMA = 4.0  # pixels of a box beyond this (σ) leave the fit
+_SCOPE_SIGMA = 2.0  # a star's model reaches a pixel where its signal exceeds this (σ)
+_PSF_SNR = 30.0  # a PSF star's peak over its noise
+_PSF_STARS = 200  # at most this many PSF stars (the brightest)
+_ITERATIONS = 4  # Levenberg--Marquardt iterations of a star (twice as many of a PSF star)
+_UNCLIPPED = 2  # iterations before the first clipping
+_MIN_PSF_STARS = 3  # fewer: the frame's PSF is not measured and nothing changes
+_MAX_ROUNDS = 8  # growth rounds
+_MAX_BAD = 2  # a star with more bad pixels in its box is not fitted (saturation nearby)
+_MAX_CHI2 = 1.5  # a fit with more χ² per degree of freedom is not trusted
+_MAX_CLIPPED = 6  # nor one that clipped more pixels than a hit covers
+_POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
+
+_WIDE = 10  # half side of a bright star's model (pixels)
+_WIDE_SNR = 200.0  # a bright star's peak over its noise
+
+_YY, _XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
+    np.arange(-_HALF, _HALF + 1), np.arange(-_HALF, _HALF + 1), indexing="ij"))
+_WIDE_YY, _WIDE_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
+    np.arange(-_WIDE, _WIDE + 1), np.arange(-_WIDE, _WIDE + 1), indexing="ij"))
+
+
+def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
+                    flagged: np.ndarray, *, seed_sigma: float, grow_sigma: float
+                    ) -> np.ndarray:
+    """Find the hits on stars and give back the star pixels flagged as hits.
+
+    Parameters
+    ----------
+    data : ndarray
+        Reduced frame, sky not subtracted (ADU).
+    variance : ndarray
+        Its variance (ADU²), finite and positive.
+    bad : ndarray of bool
+        Known bad pixels: never flagged, left out of every fit.
+    flagged : ndarray of bool
+        The cosmic-ray pixels found so far.
+    seed_sigma : float
+        Threshold (σ of the noise and the model's error) of a new hit's pixel over
+        the star's model.
+    grow_sigma : float
+        Threshold (σ) of a flagged pixel's neighbour over the model; a flagged pixel
+        at or below it is given back.
+
+    Returns
+    -------
+    ndarray of bool
+        The cosmic-ray mask (a new array; the inputs are untouched).
+    """
+    d = np.asarray(data, dtype=np.float32)
+    v = np.asarray(variance, dtype=np.float32)
+    bad = np.asarray(bad, dtype=bool)
+    out = np.array(flagged, dtype=bool)
+    ny, nx = d.shape
+    if ny < 4 * _BIN * _CELL or nx < 4 * _BIN * _CELL:
+        return out
+    centres = _find_stars(d, v, bad | out)
+    if not centres.size:
+        return out
+    index = centres[:, None] + (_YY * nx + _XX).astype(np.int64)[None, :]
+    values = d.flat[index]
+    noise = v.flat[index]
+    box_bad = bad.flat[index]
+    near = (np.abs(_YY) <= 2) & (np.abs(_XX) <= 2)
+    usable = ~box_bad[:, near].any(axis=1) & (box_bad.sum(axis=1) <= _MAX_BAD)
+    centres, index, values, noise = (centres[usable], index[usable], values[usable],
+                                     noise[usable])
+    good = ~(box_bad[usable] | out.flat[index])
+    if not centres.size:
+        return out
+
+    # The frame's PSF from its isolated bright stars, beta free.
+    start = _first_guess(values, good)
+    rows, cols = np.divmod(centres, nx)
+    apart = _isolated(rows, cols, 2 * _HALF + 1)
+    snr = start[:, 0] / np.sqrt(noise[:, _YY.size // 2])
+    chosen = np.flatnonzero(apart & (snr > _PSF_SNR) & good.all(axis=1))
+    chosen = chosen[np.argsort(-snr[chosen])][:_PSF_STARS]
+    if chosen.size < _MIN_PSF_STARS:
+        return out
+    psf_start = np.column_stack([start[chosen, :4],
+                                 _alpha(start[chosen, 4], 2.5), np.full(chosen.size, 2.5)])
+    psf, _, _, _ = _fit(values[chosen], noise[chosen], good[chosen], psf_start,
+                        free_beta=True, alpha_range=(0.5, 10.0), error=0.0,
+                        iterations=2 * _ITERATIONS)
+    beta = float(np.median(psf[:, 5]))
+    alpha = float(np.median(psf[:, 4]))
+    signal = psf[:, :1] * _profile(psf[:, 2:3], psf[:, 3:4], psf[:, 4:5], psf[:, 5:6])[0]
+    error = _model_error(values[chosen] - signal - psf[:, 1:2], noise[chosen], signal)
+
+    # Every star: amplitude, centre, width and background, beta the frame's.
+    first_alpha = np.clip(_alpha(start[:, 4], beta), alpha / 2, alpha * 2)
+    params = np.column_stack([start[:, :4], np.where(start[:, 0] > 0, first_alpha, alpha),
+                              np.full(len(start), beta)])
+    params, chi2, clipped, covariance = _fit(
+        values, noise, good, params, free_beta=False, alpha_range=(alpha / 2, alpha * 2),
+        error=error, iterations=_ITERATIONS)
+    trusted = (chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED) & (params[:, 0] > 0)
+    # Bright stars' models reach beyond their boxes: evaluated on a wider one.
+    rows, cols = np.divmod(centres, nx)
+    wide = (trusted & (params[:, 0] > _WIDE_SNR * np.sqrt(noise[:, _YY.size // 2]))
+            & (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE))
+    parts = []
+    for chosen_stars, yy, xx in ((trusted & ~wide, _YY, _XX), (wide, _WIDE_YY, _WIDE_XX)):
+        if not chosen_stars.any():
+            continue
+        p = params[chosen_stars]
+        signal, model_variance = _model(p, covariance[chosen_stars], yy, xx)
+        where = centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
+        reach = signal > _SCOPE_SIGMA * np.sqrt(v.flat[where])
+        inner = np.broadcast_to((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF), reach.shape)
+        parts.append((where[reach], signal[reach], (signal * p[:, 1:2])[reach],
+                      model_variance[reach], inner[reach]))
+    if not parts:
+        return out
+    flat_index, signal, weighted, model_variance, inner = (
+        np.concatenate(x) for x in zip(*parts, strict=True))
+    pixels, inverse = np.unique(flat_index, return_inverse=True)
+    total = np.bincount(inverse, signal, pixels.size)
+    level = np.bincount(inverse, weighted, pixels.size) / total
+    spread = np.bincount(inverse, model_variance, pixels.size)
+    # Beyond the fitted boxes a model only gives back (its wings are extrapolated).
+    fitted = np.bincount(inverse, inner, pixels.size) > 0
+    keep = ~bad.flat[pixels]
+    pixels, total, level, spread, fitted = (pixels[keep], total[keep], level[keep],
+                                            spread[keep], fitted[keep])
+    residual = d.flat[pixels] - (total + level)
+    z = residual / np.sqrt(v.flat[pixels] + (error * total) ** 2 + spread)
+
+    was = out.flat[pixels]
+    ring = np.array([dy * nx + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    # Given back: a flagged pixel the model explains, unless a neighbour is a hit's
+    # pixel the model does not explain (or one no model reaches): a hit's faint edge.
+    weak = np.flatnonzero(was & ~(z > grow_sigma))
+    around = pixels[weak, None] + ring[None, :]
+    where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
+    explained = (pixels[where] == around) & ~(z[where] > seed_sigma)
+    alone = ~(out.flat[around] & ~explained).any(axis=1)
+    out.flat[pixels[weak[alone]]] = False
+    seeds = np.flatnonzero(~was & (z > seed_sigma) & fitted)
+    # A hit is a point: its 8 neighbours' median residual holds at most a fraction
+    # of its own (beyond their noise); an unmodelled companion star's does not. Its
+    # neighbours must all be modelled (at a model's edge, the second look's verdict).
+    around = pixels[seeds, None] + ring[None, :]
+    where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
+    reached = pixels[where] == around
+    neighbours = np.where(reached, residual[where], 0.0)
+    sigma = residual[seeds] / z[seeds]
+    point = ((np.median(neighbours, axis=1) < _POINT * residual[seeds] + sigma)
+             & reached.all(axis=1))
+    out.flat[pixels[seeds[point]]] = True
+    # Growth into the star pixels next to flagged ones, on their own excess (every
+    # modelled pixel lies at least _HALF pixels inside the frame).
+    grow = pixels[(z > grow_sigma) & ~out.flat[pixels] & fitted]
+    for _ in range(_MAX_ROUNDS):
+        joins = out.flat[grow[:, None] + ring[None, :]].any(axis=1)
+        if not joins.any():
+            break
+        out.flat[grow[joins]] = True
+        grow = grow[~joins]
+    return out
+
+
+def _find_stars(d: np.ndarray, v: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """Flat indices of the stars' brightest pixels not ``skip`` (module docstring,
+    step 1), at least ``_HALF`` pixels inside the frame."""
+    ny, nx = d.shape
+    by, bx = ny // _BIN, nx // _BIN
+    rows_sum = sum(d[k:by * _BIN:_BIN, :bx * _BIN] for k in range(_BIN))
+    sums = sum(rows_sum[:, k::_BIN] for k in range(_BIN))
+    excluded = np.flatnonzero(skip)
+    rows, cols = np.divmod(excluded, nx)
+    inside = (rows < by * _BIN) & (cols < bx * _BIN)
+    bins = (rows[inside] // _BIN) * bx + cols[inside] // _BIN
+    sums -= np.bincount(bins, d.flat[excluded[inside]], by * bx).reshape(by, bx
+                                                                      ).astype(np.float32)
+    counts = _BIN * _BIN - np.bincount(bins, minlength=by * bx).reshape(by, bx)
+    means = sums / np.maximum(counts, 1)
+    sky = _sky(means)
+    spread = np.sqrt(v[_BIN // 2:by * _BIN:_BIN, _BIN // 2:bx * _BIN:_BIN]
+                     / np.maximum(counts, 1))
+    excess = np.where(counts > 0, means - sky, np.float32(0))
+    peaks = (excess > _DETECT_SIGMA * spread) & (
+        excess == _maximum3(excess))
+    peak_rows, peak_cols = np.nonzero(peaks)
+    # The brightest good pixel of the bin and its ring of one pixel.
+    window = np.arange(-1, _BIN + 1)
+    wy, wx = np.meshgrid(window, window, indexing="ij")
+    ys = np.clip(peak_rows[:, None] * _BIN + wy.ravel()[None, :], 0, ny - 1)
+    xs = np.clip(peak_cols[:, None] * _BIN + wx.ravel()[None, :], 0, nx - 1)
+    flat = ys * nx + xs
+    values = d.flat[flat]
+    values[skip.flat[flat]] = -np.inf
+    best = flat[np.arange(len(flat)), np.argmax(values, axis=1)]
+    best = np.unique(best)
+    rows, cols = np.divmod(best, nx)
+    keep = ((rows >= _HALF) & (rows < ny - _HALF) & (cols >= _HALF) & (cols < nx - _HALF))
+    return best[keep]
+
+
+def _maximum3(values: np.ndarray) -> np.ndarray:
+    """Maximum over each pixel's 3 × 3 box (the edge: over the part inside)."""
+    rows = values.copy()
+    np.maximum(rows[1:], values[:-1], out=rows[1:])
+    np.maximum(rows[:-1], values[1:], out=rows[:-1])
+    out = rows.copy()
+    np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
+    return out
+
+
+def _sky(means: np.ndarray) -> np.ndarray:
+    """The median of each ``_CELL`` × ``_CELL`` cell of the binned frame, at each bin
+    (the last partial cells share their neighbour's)."""
+    by, bx = means.shape
+    cy, cx = by // _CELL, bx // _CELL
+    cells = means[:cy * _CELL, :cx * _CELL].reshape(cy, _CELL, cx, _CELL)
+    level = np.median(cells.transpose(0, 2, 1, 3).reshape(cy, cx, -1), axis=2)
+    rows = np.minimum(np.arange(by) // _CELL, cy - 1)
+    cols = np.minimum(np.arange(bx) // _CELL, cx - 1)
+    return level[rows[:, None], cols[None, :]]
+
+
+def _isolated(rows: np.ndarray, cols: np.ndarray, distance: int) -> np.ndarray:
+    """Whether no other star lies within ``distance`` pixels (Chebyshev)."""
+    order = np.lexsort((cols, rows))
+    alone = np.ones(rows.size, dtype=bool)
+    r, c = rows[order], cols[order]
+    for shift in range(1, 64):
+        if shift >= r.size:
+            break
+        close = (r[shift:] - r[:-shift] <= distance) & (np.abs(c[shift:] - c[:-shift])
+                                                      <= distance)
+        if not (r[shift:] - r[:-shift] <= distance).any():
+            break
+        alone[order[shift:][close]] = False
+        alone[order[:-shift][close]] = False
+    return alone
+
+
+def _first_guess(values: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Amplitude, background, centre (0, 0) and FWHM of each box: the border's median,
+    the centre pixel (or the brightest good one of the 3 × 3) above it, the width of
+    the area above half of it."""
+    border = (np.abs(_YY) == _HALF) | (np.abs(_XX) == _HALF)
+    edge = np.where(good[:, border], values[:, border], np.nan)
+    level = np.nanmedian(edge, axis=1)
+    level = np.where(np.isfinite(level), level, np.median(values[:, border], axis=1))
+    inner = (np.abs(_YY) <= 1) & (np.abs(_XX) <= 1)
+    peak = np.where(good[:, inner], values[:, inner], -np.inf).max(axis=1)
+    peak = np.where(np.isfinite(peak), peak, values[:, _YY.size // 2])
+    # The FWHM from the area above half the peak.
+    half = ((values - level[:, None]) > (peak - level)[:, None] / 2) & good
+    fwhm = 2 * np.sqrt(np.maximum(half.sum(axis=1), 1) / np.pi)
+    return np.column_stack([peak - level, level, np.zeros(len(values)),
+                            np.zeros(len(values)), fwhm])
+
+
+def _alpha(fwhm: np.ndarray, beta: float) -> np.ndarray:
+    """The Moffat core width (pixels) of a FWHM (pixels) at index ``beta``."""
+    return np.asarray(fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1)))
+
+
+def _profile(y0: np.ndarray, x0: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
+             yy: np.ndarray = _YY, xx: np.ndarray = _XX
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixel-integrated unit Moffat on each box (second order) at the offsets
+    ``yy``, ``xx`` (pixels), ``f / u`` and ``u`` (for the derivatives)."""
+    w = ((yy[None, :] - y0) ** 2 + (xx[None, :] - x0) ** 2) / alpha**2
+    u = 1.0 + w
+    f = u ** -beta
+    integrated = f * (1.0 + beta / (6.0 * alpha**2) * (beta * w - 1.0) / u**2)
+    return integrated, f / u, u
+
+
+def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarray,
+         *, free_beta: bool, alpha_range: tuple[float, float], error: float,
+         iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted Levenberg--Marquardt fits of ``[A, b, y0, x0, α, β]`` to every box
+    (a step kept only where it lowers the χ²), clipping the pixels beyond
+    ``_CLIP_SIGMA`` from the ``_UNCLIPPED``-th iteration on (module docstring, step 3);
+    the parameters, each fit's χ² per degree of freedom, its clipped pixels, and the
+    model's variance at each pixel from the parameters' covariance."""
+    p = start.astype(np.float32)
+    values = values.astype(np.float32)
+    noise = noise.astype(np.float32)
+    use = good.copy()
+    n_free = 6 if free_beta else 5
+    damping = np.full(len(p), 1e-2, dtype=np.float32)
+    eye = np.eye(n_free)[None]
+
+    def z2_of(q: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        shape = _profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6])
+        signal = q[:, :1] * shape[0]
+        return (values - signal - q[:, 1:2]) ** 2 / (noise + (error * signal) ** 2), shape
+
+    z2, shape = z2_of(p)
+    for iteration in range(iterations):
+        a, b = p[:, :1], p[:, 1:2]
+        signal = a * shape[0]
+        residual = values - signal - b
+        weight = use / (noise + (error * signal) ** 2)
+        jac_arr = _jacobian(p, shape, free_beta, _YY, _XX)
+        weighted = jac_arr * weight[:, None, :]
+        hessian = weighted @ jac_arr.transpose(0, 2, 1)
+        gradient = (weighted @ residual[:, :, None])[:, :, 0]
+        diagonal = np.diagonal(hessian, axis1=1, axis2=2)[:, :, None] * eye
+        step = np.linalg.solve((hessian + damping[:, None, None] * diagonal).astype(np.float64)
+                               + 1e-12 * eye, gradient[:, :, None])[:, :, 0]
+        trial = p.copy()
+        trial[:, :n_free] += step.astype(np.float32)
+        trial[:, 2:4] = np.clip(trial[:, 2:4], -2.0, 2.0)
+        trial[:, 4] = np.clip(trial[:, 4], *alpha_range)
+        trial[:, 5] = np.clip(trial[:, 5], 1.2, 10.0)
+        trial_z2, trial_shape = z2_of(trial)
+        better = (trial_z2 * use).sum(axis=1) <= (z2 * use).sum(axis=1)
+        p[better] = trial[better]
+        z2[better] = trial_z2[better]
+        shape = tuple(np.where(better[:, None], new, old)
+                      for new, old in zip(trial_shape, shape, strict=True))
+        damping = np.where(better, damping / 10, damping * 10)
+        if iteration + 1 >= _UNCLIPPED:
+            use = good & (z2 <= _CLIP_SIGMA**2)
+    jac_arr = _jacobian(p, shape, free_beta, _YY, _XX)
+    weight = use / (noise + (error * p[:, :1] * shape[0]) ** 2)
+    hessian = ((jac_arr * weight[:, None, :]) @ jac_arr.transpose(0, 2, 1)).astype(np.float64)
+    covariance = np.linalg.pinv(hessian).astype(np.float32)
+    return (p, (z2 * use).sum(axis=1) / np.maximum(use.sum(axis=1) - n_free, 1),
+            (good & ~use).sum(axis=1), covariance)
+
+
+def _jacobian(p: np.ndarray, shape: tuple[np.ndarray, ...], free_beta: bool,
+              yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """Derivatives of the model by ``[A, b, y0, x0, α(, β)]`` at the offsets ``yy``,
+    ``xx``: (stars, parameters, pixels)."""
+    g, fu, u = shape
+    a, _, y0, x0, alpha, beta = (p[:, i:i + 1] for i in range(6))
+    common = a * 2 * beta / alpha * fu
+    jac = [g, np.ones_like(g), common * (yy[None, :] - y0) / alpha,
+           common * (xx[None, :] - x0) / alpha, common * (u - 1)]
+    if free_beta:
+        jac.append(-a * g * np.log(u))
+    return np.stack(jac, axis=1)
+
+
+def _model(p: np.ndarray, covariance: np.ndarray, yy: np.ndarray, xx: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Each star's signal at the offsets ``yy``, ``xx`` (pixels) and the model's own
+    variance there, from the parameters' covariance (``β`` fixed)."""
+    shape = _profile(p[:, 2:3], p[:, 3:4], p[:, 4:5], p[:, 5:6], yy, xx)
+    jac = _jacobian(p, shape, False, yy, xx)
+    variance = np.maximum((jac * (covariance @ jac)).sum(axis=1), 0)
+    return p[:, :1] * shape[0], variance
+
+
+def _model_error(residual: np.ndarray, noise: np.ndarray, signal: np.ndarray) -> float:
+    """The fraction ``ε`` of the signal that makes the χ² of the PSF stars' core
+    pixels (signal above 20 σ) one per pixel (0 if the noise alone does)."""
+    core = signal > 20 * np.sqrt(noise)
+    if not core.any():
+        return 0.0
+    r2, var, s2 = residual[core] ** 2, noise[core], signal[core] ** 2
+    keep = r2 < 25 * var  # outliers (hits) do not set the model's error
+    r2, var, s2 = r2[keep], var[keep], s2[keep]
+    if not r2.size or np.mean(r2 / var) <= 1:
+        return 0.0
+    low, high = 0.0, 1.0
+    for _ in range(30):
+        middle = (low + high) / 2
+        if np.mean(r2 / (var + middle**2 * s2)) > 1:
+            low = middle
+        else:
+            high = middle
+    return high

@@ -1,0 +1,106 @@
+"""The star model after the second look: a hit on a star is found, a clean star's core
+is not taken for a hit (and is given back when it was), and the inputs are left
+untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.nddata import CCDData
+from scipy import ndimage
+
+from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays
+from nightlog.reduction.cosmics_stars import refine_on_stars
+
+SKY = 1000.0  # ADU, gain 1 e-/ADU: the variance is the signal
+SHAPE = (512, 512)
+SPACING = 48  # pixels between the stars of the grid
+
+
+def _starfield(seed: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Sky and a grid of pixel-integrated Moffat stars (β = 3, FWHM 3.5 px, peaks of
+    30 to 600 σ of the sky, centres off the pixels' centres): data, variance, and the
+    brightest pixel of each star."""
+    rng = np.random.default_rng(seed)
+    beta, fwhm = 3.0, 3.5
+    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    stars = np.zeros(SHAPE)
+    peaks = []
+    sub = (np.arange(5) + 0.5) / 5 - 0.5
+    for y in range(SPACING, SHAPE[0] - SPACING // 2, SPACING):
+        for x in range(SPACING, SHAPE[1] - SPACING // 2, SPACING):
+            y0, x0 = y + rng.uniform(-0.5, 0.5), x + rng.uniform(-0.5, 0.5)
+            amplitude = 10 ** rng.uniform(np.log10(30), np.log10(600)) * np.sqrt(SKY)
+            yy, xx = np.mgrid[y - 12:y + 13, x - 12:x + 13].astype(float)
+            profile = np.zeros(yy.shape)
+            for dy in sub:
+                for dx in sub:
+                    r2 = ((yy + dy - y0) ** 2 + (xx + dx - x0) ** 2) / alpha**2
+                    profile += (1 + r2) ** -beta / sub.size**2
+            stars[y - 12:y + 13, x - 12:x + 13] += amplitude * profile
+            peaks.append((round(y0), round(x0)))
+    signal = SKY + stars
+    data = rng.normal(signal, np.sqrt(signal)).astype(np.float32)
+    return data, signal.astype(np.float32), peaks
+
+
+def test_a_hit_on_a_star_is_found_and_clean_stars_are_not_flagged() -> None:
+    """15 σ hits two pixels from the cores of half the stars; nothing flagged before."""
+    found = missed = 0
+    for seed in range(2):
+        data, variance, peaks = _starfield(seed)
+        hits = np.zeros(SHAPE, dtype=bool)
+        for y, x in peaks[::2]:
+            hits[y + 2, x + 1] = True
+            data[y + 2, x + 1] += 15 * np.sqrt(variance[y + 2, x + 1])
+        flags = refine_on_stars(data, variance, np.zeros(SHAPE, dtype=bool),
+                                np.zeros(SHAPE, dtype=bool), seed_sigma=4.5,
+                                grow_sigma=2.5)
+        found += int(flags[hits].sum())
+        missed += int((~flags[hits]).sum())
+        # No clean star pixel, no sky pixel (a hit's neighbours may join it on noise).
+        assert not (flags & ~ndimage.binary_dilation(hits, np.ones((3, 3), bool))).any()
+    assert found >= 0.95 * (found + missed)
+
+
+def test_star_cores_flagged_as_hits_are_given_back() -> None:
+    data, variance, peaks = _starfield(3)
+    flagged = np.zeros(SHAPE, dtype=bool)
+    for y, x in peaks[1::2]:
+        flagged[y, x] = True  # as if L.A.Cosmic had taken the core
+    kept = refine_on_stars(data, variance, np.zeros(SHAPE, dtype=bool), flagged,
+                           seed_sigma=4.5, grow_sigma=2.5)
+    assert not kept.any()
+
+
+def test_detection_finds_hits_on_stars_the_second_look_leaves() -> None:
+    """Through :func:`detect_cosmic_rays`: the star model finds at least as many hits
+    on stars as the second look alone, and flags no clean pixel more."""
+    data, variance, peaks = _starfield(5)
+    hits = np.zeros(SHAPE, dtype=bool)
+    for y, x in peaks[::2]:
+        hits[y - 1, x + 2] = True
+        data[y - 1, x + 2] += 12 * np.sqrt(variance[y - 1, x + 2])
+    results = {}
+    for on in (False, True):
+        flags, _ = detect_cosmic_rays(
+            CCDData(data, unit="adu"), gain=1.0, read_noise=0.0, saturation=None,
+            variance=variance, settings=CosmicRaySettings(star_model=on, threads=1))
+        results[on] = flags
+    assert results[True][hits].sum() > results[False][hits].sum()
+    near = ndimage.binary_dilation(hits, np.ones((3, 3), bool))
+    assert (results[True] & ~near).sum() <= (results[False] & ~near).sum()
+
+
+def test_inputs_are_left_untouched() -> None:
+    data, variance, peaks = _starfield(7)
+    y, x = peaks[0]
+    data[y + 1, x + 2] += 20 * np.sqrt(variance[y + 1, x + 2])
+    bad = np.zeros(SHAPE, dtype=bool)
+    bad[10, 10] = True
+    flagged = np.zeros(SHAPE, dtype=bool)
+    flagged[peaks[1]] = True
+    copies = [a.copy() for a in (data, variance, bad, flagged)]
+    kept = refine_on_stars(data, variance, bad, flagged, seed_sigma=4.5, grow_sigma=2.5)
+    assert kept[y + 1, x + 2] and kept is not flagged
+    for before, after in zip(copies, (data, variance, bad, flagged), strict=True):
+        np.testing.assert_array_equal(before, after)
