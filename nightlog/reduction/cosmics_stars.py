@@ -15,10 +15,10 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    core residuals' χ² one per pixel;
 3. **every star** -- amplitude, centre, width ``α`` (within a factor of 2 of the
    frame's) and a constant background fitted to its 11 × 11 box by weighted
-   Levenberg--Marquardt, the flagged and bad pixels left out and the pixels beyond
-   ``_CLIP_SIGMA`` of the model clipped from the ``_UNCLIPPED``-th iteration on; a fit
-   with more than ``_MAX_CHI2`` per degree of freedom or more than ``_MAX_CLIPPED``
-   clipped pixels (a companion, a blend) is not trusted;
+   Levenberg--Marquardt (:mod:`nightlog.reduction._moffat_fits`), the flagged and bad
+   pixels left out and the pixels beyond 4 σ of the model clipped from the second
+   iteration on; a fit with more than ``_MAX_CHI2`` per degree of freedom or more
+   than ``_MAX_CLIPPED`` clipped pixels (a companion, a blend) is not trusted;
 4. **the test** -- on each pixel a trusted model reaches (signal above
    ``_SCOPE_SIGMA`` of the pixel's noise), ``z = (d − M) / √(V + (ε S)² + V_M)`` with
    ``M`` the sum of the stars' models plus their signal-weighted background, ``S``
@@ -42,18 +42,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from nightlog.reduction._moffat_fits import HALF as _HALF
+from nightlog.reduction._moffat_fits import XX as _XX
+from nightlog.reduction._moffat_fits import YY as _YY
+from nightlog.reduction._moffat_fits import alpha_of as _alpha
+from nightlog.reduction._moffat_fits import fit as _fit
+from nightlog.reduction._moffat_fits import model as _model
+from nightlog.reduction._moffat_fits import profile as _profile
+
 __all__ = ["refine_on_stars"]
 
 _BIN = 4  # binning of the star search (pixels)
 _CELL = 16  # bins per side of a sky cell
 _DETECT_SIGMA = 6.0  # a star's bin above the sky (σ of the bin's mean)
-_HALF = 5  # half side of a star's box (pixels)
-_CLIP_SIGMA = 4.0  # pixels of a box beyond this (σ) leave the fit
 _SCOPE_SIGMA = 2.0  # a star's model reaches a pixel where its signal exceeds this (σ)
 _PSF_SNR = 30.0  # a PSF star's peak over its noise
 _PSF_STARS = 200  # at most this many PSF stars (the brightest)
 _ITERATIONS = 4  # Levenberg--Marquardt iterations of a star (twice as many of a PSF star)
-_UNCLIPPED = 2  # iterations before the first clipping
 _MIN_PSF_STARS = 3  # fewer: the frame's PSF is not measured and nothing changes
 _MAX_ROUNDS = 8  # growth rounds
 _MAX_BAD = 2  # a star with more bad pixels in its box is not fitted (saturation nearby)
@@ -64,8 +69,6 @@ _POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residu
 _WIDE = 10  # half side of a bright star's model (pixels)
 _WIDE_SNR = 200.0  # a bright star's peak over its noise
 
-_YY, _XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
-    np.arange(-_HALF, _HALF + 1), np.arange(-_HALF, _HALF + 1), indexing="ij"))
 _WIDE_YY, _WIDE_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
     np.arange(-_WIDE, _WIDE + 1), np.arange(-_WIDE, _WIDE + 1), indexing="ij"))
 
@@ -304,103 +307,6 @@ def _first_guess(values: np.ndarray, good: np.ndarray) -> np.ndarray:
     fwhm = 2 * np.sqrt(np.maximum(half.sum(axis=1), 1) / np.pi)
     return np.column_stack([peak - level, level, np.zeros(len(values)),
                             np.zeros(len(values)), fwhm])
-
-
-def _alpha(fwhm: np.ndarray, beta: float) -> np.ndarray:
-    """The Moffat core width (pixels) of a FWHM (pixels) at index ``beta``."""
-    return np.asarray(fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1)))
-
-
-def _profile(y0: np.ndarray, x0: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
-             yy: np.ndarray = _YY, xx: np.ndarray = _XX
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pixel-integrated unit Moffat on each box (second order) at the offsets
-    ``yy``, ``xx`` (pixels), ``f / u`` and ``u`` (for the derivatives)."""
-    w = ((yy[None, :] - y0) ** 2 + (xx[None, :] - x0) ** 2) / alpha**2
-    u = 1.0 + w
-    f = u ** -beta
-    integrated = f * (1.0 + beta / (6.0 * alpha**2) * (beta * w - 1.0) / u**2)
-    return integrated, f / u, u
-
-
-def _fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarray,
-         *, free_beta: bool, alpha_range: tuple[float, float], error: float,
-         iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted Levenberg--Marquardt fits of ``[A, b, y0, x0, α, β]`` to every box
-    (a step kept only where it lowers the χ²), clipping the pixels beyond
-    ``_CLIP_SIGMA`` from the ``_UNCLIPPED``-th iteration on (module docstring, step 3);
-    the parameters, each fit's χ² per degree of freedom, its clipped pixels, and the
-    model's variance at each pixel from the parameters' covariance."""
-    p = start.astype(np.float32)
-    values = values.astype(np.float32)
-    noise = noise.astype(np.float32)
-    use = good.copy()
-    n_free = 6 if free_beta else 5
-    damping = np.full(len(p), 1e-2, dtype=np.float32)
-    eye = np.eye(n_free)[None]
-
-    def z2_of(q: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        shape = _profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6])
-        signal = q[:, :1] * shape[0]
-        return (values - signal - q[:, 1:2]) ** 2 / (noise + (error * signal) ** 2), shape
-
-    z2, shape = z2_of(p)
-    for iteration in range(iterations):
-        a, b = p[:, :1], p[:, 1:2]
-        signal = a * shape[0]
-        residual = values - signal - b
-        weight = use / (noise + (error * signal) ** 2)
-        jac_arr = _jacobian(p, shape, free_beta, _YY, _XX)
-        weighted = jac_arr * weight[:, None, :]
-        hessian = weighted @ jac_arr.transpose(0, 2, 1)
-        gradient = (weighted @ residual[:, :, None])[:, :, 0]
-        diagonal = np.diagonal(hessian, axis1=1, axis2=2)[:, :, None] * eye
-        step = np.linalg.solve((hessian + damping[:, None, None] * diagonal).astype(np.float64)
-                               + 1e-12 * eye, gradient[:, :, None])[:, :, 0]
-        trial = p.copy()
-        trial[:, :n_free] += step.astype(np.float32)
-        trial[:, 2:4] = np.clip(trial[:, 2:4], -2.0, 2.0)
-        trial[:, 4] = np.clip(trial[:, 4], *alpha_range)
-        trial[:, 5] = np.clip(trial[:, 5], 1.2, 10.0)
-        trial_z2, trial_shape = z2_of(trial)
-        better = (trial_z2 * use).sum(axis=1) <= (z2 * use).sum(axis=1)
-        p[better] = trial[better]
-        z2[better] = trial_z2[better]
-        shape = tuple(np.where(better[:, None], new, old)
-                      for new, old in zip(trial_shape, shape, strict=True))
-        damping = np.where(better, damping / 10, damping * 10)
-        if iteration + 1 >= _UNCLIPPED:
-            use = good & (z2 <= _CLIP_SIGMA**2)
-    jac_arr = _jacobian(p, shape, free_beta, _YY, _XX)
-    weight = use / (noise + (error * p[:, :1] * shape[0]) ** 2)
-    hessian = ((jac_arr * weight[:, None, :]) @ jac_arr.transpose(0, 2, 1)).astype(np.float64)
-    covariance = np.linalg.pinv(hessian).astype(np.float32)
-    return (p, (z2 * use).sum(axis=1) / np.maximum(use.sum(axis=1) - n_free, 1),
-            (good & ~use).sum(axis=1), covariance)
-
-
-def _jacobian(p: np.ndarray, shape: tuple[np.ndarray, ...], free_beta: bool,
-              yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-    """Derivatives of the model by ``[A, b, y0, x0, α(, β)]`` at the offsets ``yy``,
-    ``xx``: (stars, parameters, pixels)."""
-    g, fu, u = shape
-    a, _, y0, x0, alpha, beta = (p[:, i:i + 1] for i in range(6))
-    common = a * 2 * beta / alpha * fu
-    jac = [g, np.ones_like(g), common * (yy[None, :] - y0) / alpha,
-           common * (xx[None, :] - x0) / alpha, common * (u - 1)]
-    if free_beta:
-        jac.append(-a * g * np.log(u))
-    return np.stack(jac, axis=1)
-
-
-def _model(p: np.ndarray, covariance: np.ndarray, yy: np.ndarray, xx: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Each star's signal at the offsets ``yy``, ``xx`` (pixels) and the model's own
-    variance there, from the parameters' covariance (``β`` fixed)."""
-    shape = _profile(p[:, 2:3], p[:, 3:4], p[:, 4:5], p[:, 5:6], yy, xx)
-    jac = _jacobian(p, shape, False, yy, xx)
-    variance = np.maximum((jac * (covariance @ jac)).sum(axis=1), 0)
-    return p[:, :1] * shape[0], variance
 
 
 def _model_error(residual: np.ndarray, noise: np.ndarray, signal: np.ndarray) -> float:
