@@ -12,7 +12,7 @@ import pytest
 from astropy.nddata import CCDData
 from scipy import ndimage
 
-from nightlog.reduction._cosmics_candidates import flagged_groups
+from nightlog.reduction._cosmics_candidates import _median8_floor, flagged_groups
 from nightlog.reduction._neighbour_medians import medians
 from nightlog.reduction.cosmics import CosmicRaySettings, detect_cosmic_rays
 from nightlog.reduction.cosmics_sharpness import refine_cosmic_rays
@@ -219,11 +219,13 @@ def test_a_hit_ringed_by_flagged_pixels_is_refined_as_the_reference_does() -> No
 
 @pytest.mark.parametrize("k", [8, 16, 24])
 def test_medians_are_numpys_to_the_bit(k: int) -> None:
-    """Ties; nothing, some, one in every row, most, every value left out."""
+    """Ties; nothing, some, some in a few rows only, one in every row, most, every
+    value left out."""
     rng = np.random.default_rng(k)
     values = np.round(rng.normal(0.0, 3.0, (4000, k))).astype(np.float32)
     values[:2000] += rng.normal(0.0, 1.0, (2000, k)).astype(np.float32)
-    for excluded in (np.zeros(values.shape, dtype=bool), rng.random(values.shape) < 0.3,
+    few = (rng.random(values.shape) < 0.3) & (rng.random(values.shape[0]) < 0.1)[:, None]
+    for excluded in (np.zeros(values.shape, dtype=bool), rng.random(values.shape) < 0.3, few,
                      np.eye(k, dtype=bool)[rng.integers(0, k, values.shape[0])],
                      rng.random(values.shape) < 0.97, np.ones(values.shape, dtype=bool)):
         got, count = medians(np.ascontiguousarray(values.T), np.ascontiguousarray(excluded.T))
@@ -240,3 +242,16 @@ def test_flagged_groups_are_the_8_connected_groups() -> None:
         groups = flagged_groups(np.flatnonzero(mask), mask.shape[1])
         pairs = {(int(a), int(b)) for a, b in zip(groups, labels[mask], strict=True)}
         assert len(pairs) == len(set(groups.tolist())) == labels.max()
+
+
+def test_the_candidates_bound_never_exceeds_the_neighbours_median() -> None:
+    """So that no seed is missed: ties, smooth gradients and noise."""
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[0:60, 0:70]
+    for values in (np.round(rng.normal(0.0, 2.0, (60, 70))),
+                   rng.normal(0.0, 1.0, (60, 70)) + 0.3 * xx - 0.2 * yy,
+                   rng.exponential(1.0, (60, 70))):
+        values = values.astype(np.float32)
+        near = np.stack([values[1 + dy:59 + dy, 1 + dx:69 + dx]
+                         for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+        assert (_median8_floor(values) <= np.median(near, axis=0)).all()
