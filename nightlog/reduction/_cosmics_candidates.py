@@ -6,9 +6,8 @@ statistics at candidate pixels only; this module finds them:
 
 * :func:`usable_pixels` -- the pixels it may judge (at least 3 inside the frame, not
   bad, at most one bad pixel in their 5 × 5 box), from the list of bad pixels;
-* :func:`seed_candidates` -- the pixels whose excess over a lower bound of their
-  neighbours' median (the larger minimum of two 5-pixel sets of the 8, each of which
-  holds one of the 4 lowest values) passes a seed's threshold
+* :func:`seed_candidates` -- the pixels whose excess over their 3 × 3 minimum (an
+  upper bound of the excess over the neighbours' median) passes a seed's threshold
   against the least noise a seed can have there, in strips of rows that stay in the
   processor's cache;
 * :func:`flagged_groups` -- the connected groups (8-neighbours) of the flagged
@@ -100,9 +99,9 @@ def seed_candidates(d: np.ndarray, v: np.ndarray, usable: np.ndarray, threshold:
     Returns
     -------
     pixels : ndarray of int
-        Flat indices of the usable pixels whose excess over the lower bound of
-        their neighbours' median passes ``threshold`` × :data:`LEAST_FLOOR` × the
-        square root of the least variance of their 3 × 3 box (float32 slack).
+        Flat indices of the usable pixels whose excess over their 3 × 3 minimum
+        passes ``threshold`` × :data:`LEAST_FLOOR` × the square root of the least
+        variance of their 3 × 3 box (float32 slack).
     least : ndarray of float32
         That bound at ``pixels`` (ADU).
     """
@@ -114,7 +113,7 @@ def seed_candidates(d: np.ndarray, v: np.ndarray, usable: np.ndarray, threshold:
         least = _minimum3(v[top - 1:bottom + 1])
         np.sqrt(least, out=least)
         least *= factor
-        excess = _median8_floor(d[top - 1:bottom + 1])
+        excess = _minimum3(d[top - 1:bottom + 1])
         np.subtract(d[top:bottom, 1:-1], excess, out=excess)
         passing = excess > least
         passing &= usable[top:bottom, 1:-1]
@@ -176,17 +175,4 @@ def _minimum3(values: np.ndarray) -> np.ndarray:
     np.minimum(rows, values[2:], out=rows)
     out: np.ndarray = np.minimum(rows[:, :-2], rows[:, 1:-1])
     np.minimum(out, rows[:, 2:], out=out)
-    return out
-
-
-def _median8_floor(values: np.ndarray) -> np.ndarray:
-    """A lower bound of the median of each pixel's 8 neighbours inside the frame,
-    ``(ny − 2, nx − 2)``: the larger minimum of two 5-pixel sets (a row of 3 and the
-    two side neighbours), each of which holds one of the 4 lowest values."""
-    rows = np.minimum(values[:, :-2], values[:, 1:-1])
-    np.minimum(rows, values[:, 2:], out=rows)
-    sides = np.minimum(values[1:-1, :-2], values[1:-1, 2:])
-    out: np.ndarray = np.minimum(rows[:-2], sides)
-    np.minimum(rows[2:], sides, out=sides)
-    np.maximum(out, sides, out=out)
     return out

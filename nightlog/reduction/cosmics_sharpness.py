@@ -57,9 +57,9 @@ A star's curved core and wings pass an excess test, so nothing grows on a profil
 Pixels within 3 of the frame's edge, bad pixels, and pixels whose 5 × 5 box holds
 two or more bad pixels (a saturated core, a bad column: no honest local level) keep
 L.A.Cosmic's verdict. Candidates are astroscrappy's flags, their neighbours, and
-pixels whose excess over a lower bound of ``m8`` (the larger minimum of two 5-pixel
-sets of the 8 neighbours: an upper bound of ``d − m8``) passes the smaller of the
-sharpness and seed thresholds against the least noise a seed can have there (the
+pixels whose excess over the 3 × 3 minimum (an upper bound of ``d − m8``, flagged
+pixels left out or not) passes the smaller of the sharpness and seed thresholds
+against the least noise a seed can have there (the
 least variance of the 3 × 3 box, the noise of a median of at most 8), then ``d − m8``
 against the same (so no seed is missed); every statistic is computed at candidates only, the medians
 of all candidates at once by a sorting network (equal to numpy's to the bit, see
@@ -175,7 +175,7 @@ def refine_cosmic_rays(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     # level (rings 2 and 3, flagged pixels left out: a 40-pixel median), and must
     # stand above its neighbours' median too; on a profile by the PSF test, with a
     # margin more and no bad pixel within 3 pixels. Candidates: an upper bound of
-    # the excess over the neighbours' median (a lower bound of it, then the median)
+    # the excess over the neighbours' median (the 3 × 3 minimum, then the median)
     # passes the smaller of the sharpness and seed thresholds against the least
     # noise around (so no seed is missed).
     pixels, least = seed_candidates(d, v, usable.reshape(ny, nx), min(_SHARP, seed_sigma))
