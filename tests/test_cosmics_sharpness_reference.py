@@ -25,6 +25,8 @@ _RING = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 2]
 _OUTER = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 3]
 _INNER = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) == 1]
 _FIVE = [i for i, (dy, dx) in enumerate(_BOX) if max(abs(dy), abs(dx)) <= 2]
+_WIDE = _RING + _OUTER
+_SHARP = 4.0  # σ a seed off a profile stands above its neighbours' median
 
 
 def _median(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
@@ -84,6 +86,16 @@ def _flat_test(d: Array, v: Array, excluded: Array, pixels: Array, box: Array
     return d.flat[pixels] - level, np.hypot(sigma, sigma_level), profile
 
 
+def _wide_test(d: Array, v: Array, excluded: Array, pixels: Array, box: Array
+               ) -> tuple[Array, Array, Array]:
+    wide_index = pixels[:, None] + box[_WIDE][None, :]
+    wide_out = excluded.flat[wide_index]
+    level = _median(d.flat[wide_index], wide_out)
+    sigma = np.sqrt(_median(v.flat[wide_index], wide_out))
+    sigma_level = sigma * _noise(wide_out)
+    return d.flat[pixels] - level, np.sqrt(v.flat[pixels] + sigma_level**2), sigma_level
+
+
 def _minimum3(values: np.ndarray) -> np.ndarray:
     ny, nx = values.shape
     padded = np.pad(values, 1, mode="edge")
@@ -123,21 +135,42 @@ def reference(data: Array, variance: Array, bad: Array, flagged: Array, *,
         strong[groups.flat[unusable[~usable(unusable)]]] = True
         drop |= ~profile & ~strong[groups.flat[pixels]]
         out.flat[pixels[drop]] = False
-    least = np.sqrt(_minimum3(v)) * np.float32(seed_sigma * (1 - 1e-3))
+    least = np.sqrt(_minimum3(v)) * np.float32(min(_SHARP, seed_sigma) * (1 - 1e-3))
     pixels = np.flatnonzero((d - _minimum3(d) > least) & ~out)
     pixels = pixels[usable(pixels)]
-    pixels = pixels[_may_seed(d, v, bad, pixels, box, seed_sigma)]
+    excluded = bad | out
+    inner_index = pixels[:, None] + box[_INNER][None, :]
+    inner_out = excluded.flat[inner_index]
+    inner = _median(d.flat[inner_index], inner_out)
+    centre = d.flat[pixels]
+    sigma_near = np.sqrt(_median(v.flat[inner_index], inner_out))
+    noise = np.hypot(1.0, _noise(inner_out))
+    sharp = centre - inner > _SHARP * np.sqrt(v.flat[pixels]) * noise
+    keep = sharp | (centre - inner > (seed_sigma + 1.0) * sigma_near * noise * (1 - 1e-6))
+    pixels, inner_out = pixels[keep], inner_out[keep]
+    inner, centre, sharp, sigma_near = inner[keep], centre[keep], sharp[keep], sigma_near[keep]
     if pixels.size:
-        q, sigma_q = _psf_test(d, v, bad, pixels, box, psf_contrast)
-        keep = q > seed_sigma * sigma_q
-        pixels, q, sigma_q = pixels[keep], q[keep], sigma_q[keep]
-        excess, sigma_e, profile = _flat_test(d, v, bad | out, pixels, box)
-        inner_index = pixels[:, None] + box[_INNER][None, :]
-        inner = _median(d.flat[inner_index], bad.flat[inner_index])
-        point = inner - (excess * 0.1 + d.flat[pixels] - excess) < 2 * sigma_e
-        clear = ~bad.flat[pixels[:, None] + box[None, :]].any(axis=1)
-        star_seed = clear & (q > (seed_sigma + 1.0) * sigma_q)
-        out.flat[pixels[point & (~profile | star_seed)]] = True
+        excess, sigma_e, profile = _flat_test(d, v, excluded, pixels, box)
+        wide = np.zeros(pixels.size, dtype=np.float32)
+        sigma_w = np.ones(pixels.size, dtype=np.float32)
+        sigma_level = np.zeros(pixels.size, dtype=np.float32)
+        off = np.flatnonzero(~profile & sharp)
+        wide[off], sigma_w[off], sigma_level[off] = _wide_test(d, v, excluded, pixels[off],
+                                                               box)
+        sigma_inner = sigma_near * _noise(inner_out)
+        level = np.where(profile, centre - excess, centre - wide)
+        lifted = np.where(profile, excess, wide)
+        allowance = np.where(profile, 2 * sigma_e, 2 * np.hypot(sigma_inner, sigma_level))
+        point = inner - level < lifted * 0.1 + allowance
+        off_seed = ~profile & point & sharp & (wide > seed_sigma * sigma_w)
+        on = np.flatnonzero(profile & point)
+        on = on[_may_seed(d, v, bad, pixels[on], box, seed_sigma + 1.0)]
+        star_seed = np.zeros(pixels.size, dtype=bool)
+        if on.size:
+            q, sigma_q = _psf_test(d, v, bad, pixels[on], box, psf_contrast)
+            clear = ~bad.flat[pixels[on][:, None] + box[None, :]].any(axis=1)
+            star_seed[on] = clear & (q > (seed_sigma + 1.0) * sigma_q)
+        out.flat[pixels[off_seed | star_seed]] = True
     tried = np.zeros(ny * nx, dtype=bool)
     front = np.flatnonzero(out)
     for _ in range(8):
@@ -217,13 +250,15 @@ def test_a_hit_ringed_by_flagged_pixels_is_refined_as_the_reference_does() -> No
         reference(data, variance, bad, flagged, **SETTINGS))
 
 
-@pytest.mark.parametrize("k", [8, 16, 24])
+@pytest.mark.parametrize("k", [8, 16, 24, 40])
 def test_medians_are_numpys_to_the_bit(k: int) -> None:
-    """Ties; nothing, some, one in every row, most, every value left out."""
+    """Ties; nothing, some, some in a few rows only, one in every row, most, every
+    value left out."""
     rng = np.random.default_rng(k)
     values = np.round(rng.normal(0.0, 3.0, (4000, k))).astype(np.float32)
     values[:2000] += rng.normal(0.0, 1.0, (2000, k)).astype(np.float32)
-    for excluded in (np.zeros(values.shape, dtype=bool), rng.random(values.shape) < 0.3,
+    few = (rng.random(values.shape) < 0.3) & (rng.random(values.shape[0]) < 0.1)[:, None]
+    for excluded in (np.zeros(values.shape, dtype=bool), rng.random(values.shape) < 0.3, few,
                      np.eye(k, dtype=bool)[rng.integers(0, k, values.shape[0])],
                      rng.random(values.shape) < 0.97, np.ones(values.shape, dtype=bool)):
         got, count = medians(np.ascontiguousarray(values.T), np.ascontiguousarray(excluded.T))
@@ -240,3 +275,4 @@ def test_flagged_groups_are_the_8_connected_groups() -> None:
         groups = flagged_groups(np.flatnonzero(mask), mask.shape[1])
         pairs = {(int(a), int(b)) for a, b in zip(groups, labels[mask], strict=True)}
         assert len(pairs) == len(set(groups.tolist())) == labels.max()
+

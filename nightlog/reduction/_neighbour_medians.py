@@ -24,6 +24,8 @@ from nightlog.reduction._sorted_columns import batcher_pairs, take
 
 __all__ = ["medians", "neighbours"]
 
+_SPLIT_AT = 1024  # neighbourhoods from which those with values left out go apart
+
 
 def neighbours(pixels: npt.NDArray[np.intp], offsets: npt.NDArray[np.intp]
                ) -> npt.NDArray[np.intp]:
@@ -66,6 +68,15 @@ def medians(values: npt.NDArray[np.floating], excluded: npt.NDArray[np.bool_] | 
         ``(n,)``: how many values each median is of.
     """
     k, n = values.shape
+    if excluded is not None and n >= _SPLIT_AT:
+        # Few neighbourhoods with values left out (most, away from bad and flagged
+        # pixels, have none): those apart, the rest by the network for whole ones.
+        some = np.flatnonzero(np.logical_or.reduce(excluded, axis=0))
+        if some.size * 2 < n:
+            part, part_count = medians(values[:, some], excluded[:, some])
+            out, count = medians(values, None)
+            out[some], count[some] = part, part_count
+            return out, count
     full = excluded is None or not excluded.any()
     if excluded is None or full:
         count = np.full(n, k, dtype=np.intp)
