@@ -104,3 +104,31 @@ def test_inputs_are_left_untouched() -> None:
     assert kept[y + 1, x + 2] and kept is not flagged
     for before, after in zip(copies, (data, variance, bad, flagged), strict=True):
         np.testing.assert_array_equal(before, after)
+
+
+def test_stars_at_the_frame_edge_are_modelled_without_reaching_out_of_it() -> None:
+    """Bright stars whose boxes touch each edge, hits and flags on their edge pixels:
+    the frame's outermost pixels keep the verdict they came with, and nothing breaks
+    (a neighbour of an edge pixel once indexed past the frame)."""
+    data, variance, _ = _starfield(7)
+    rng = np.random.default_rng(11)
+    ny, nx = SHAPE
+    alpha = 3.5 / (2 * np.sqrt(2 ** (1 / 3.0) - 1))
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    for y0, x0 in ((5.2, 200.3), (ny - 5.7, 300.1), (250.4, 5.1), (150.2, nx - 5.8)):
+        star = 300 * np.sqrt(SKY) * (1 + ((yy - y0) ** 2 + (xx - x0) ** 2) / alpha**2) ** -3.0
+        variance += star.astype(np.float32)
+        data += rng.normal(star, np.sqrt(star)).astype(np.float32)
+    flagged = np.zeros(SHAPE, dtype=bool)
+    for y, x in ((0, 200), (ny - 1, 300), (250, 0), (150, nx - 1)):
+        data[y, x] += 20 * np.sqrt(variance[y, x])
+        flagged[y, x] = True  # the second look's verdict on the edge
+    for y, x in ((0, 202), (ny - 1, 302), (252, 0), (152, nx - 1)):
+        data[y, x] += 20 * np.sqrt(variance[y, x])  # unflagged: candidates to grow
+    before = data.copy()
+    out = refine_on_stars(data, variance, np.zeros(SHAPE, dtype=bool), flagged,
+                          seed_sigma=4.5, grow_sigma=2.5)
+    edge = np.ones(SHAPE, dtype=bool)
+    edge[1:-1, 1:-1] = False
+    np.testing.assert_array_equal(out[edge], flagged[edge])
+    np.testing.assert_array_equal(data, before)

@@ -174,7 +174,11 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     spread = np.bincount(inverse, model_variance, pixels.size)
     # Beyond the fitted boxes a model only gives back (its wings are extrapolated).
     fitted = np.bincount(inverse, inner, pixels.size) > 0
-    keep = ~bad.flat[pixels]
+    # The frame's outermost pixels keep their verdict: every pixel tested below has
+    # its 8 neighbours inside the frame (a star's box may reach the edge).
+    rows, cols = np.divmod(pixels, nx)
+    keep = (~bad.flat[pixels] & (rows >= 1) & (rows < ny - 1) & (cols >= 1)
+            & (cols < nx - 1))
     pixels, total, level, spread, fitted = (pixels[keep], total[keep], level[keep],
                                             spread[keep], fitted[keep])
     residual = d.flat[pixels] - (total + level)
@@ -202,8 +206,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     point = ((np.median(neighbours, axis=1) < _POINT * residual[seeds] + sigma)
              & reached.all(axis=1))
     out.flat[pixels[seeds[point]]] = True
-    # Growth into the star pixels next to flagged ones, on their own excess (every
-    # modelled pixel lies at least _HALF pixels inside the frame).
+    # Growth into the star pixels next to flagged ones, on their own excess.
     grow = pixels[(z > grow_sigma) & ~out.flat[pixels] & fitted]
     for _ in range(_MAX_ROUNDS):
         joins = out.flat[grow[:, None] + ring[None, :]].any(axis=1)
