@@ -37,6 +37,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from nightlog.errors import ConfigurationError, NightlogError
+from nightlog.process_memory import keep_freed_memory
 from nightlog.threads import available_cores
 
 __all__ = ["DASK_CONFIG", "JOB_MODULES", "MALLOC_TRIM", "DaskExecutor", "FrameExecutor",
@@ -122,9 +123,11 @@ class FrameExecutor(ABC):
 
 
 class InProcessExecutor(FrameExecutor):
-    """One job at a time, run in this process when collected."""
+    """One job at a time, run in this process when collected (which from then on
+    reuses the memory it frees: :func:`~nightlog.process_memory.keep_freed_memory`)."""
 
     def __init__(self, threads: int | None = None) -> None:
+        keep_freed_memory()
         self.workers = 1
         self.threads = threads or available_cores()
         self.host_cores = self.threads
@@ -154,8 +157,10 @@ JOB_MODULES = ("nightlog.coordinator.master_job", "nightlog.coordinator.reduce_j
 
 
 def _start_worker(modules: tuple[str, ...]) -> None:
-    """A local worker's start: Ctrl-C ignored, the jobs' modules imported."""
+    """A local worker's start: Ctrl-C ignored, freed memory kept for the next job
+    (:func:`~nightlog.process_memory.keep_freed_memory`), the jobs' modules imported."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
     for name in modules:
         importlib.import_module(name)
 
