@@ -282,6 +282,9 @@ class DaskExecutor(FrameExecutor):
         for address_of_worker, cores in self._client.run(available_cores).items():
             host = info[address_of_worker]["host"]
             cores_on[host] = min(cores, cores_on.get(host, cores))
+        # Its workers, like local ones, reuse the memory they free: every frame's
+        # blocks otherwise come back as fresh pages (keep_freed_memory).
+        self._client.run(keep_freed_memory)
         advice = dask_settings_advice(self._client.run(_dask_settings).values())
         if advice:
             log.warning("the Dask cluster at %s: %s", address, advice,
