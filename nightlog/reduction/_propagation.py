@@ -17,14 +17,11 @@ import numpy.typing as npt
 from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 
 from nightlog.errors import ReductionError
+from nightlog.reduction._row_blocks import BLOCK_ROWS
 from nightlog.reduction.mask import MASK_DTYPE
 
 Float32Array = npt.NDArray[np.float32]
 
-#: Image rows a step computes at once: its float32 working rows then stay in cache
-#: (a 2048-column frame's 64 rows: 512 KiB each) instead of going through
-#: frame-sized temporaries. Every pixel gets the same operations either way.
-BLOCK_ROWS = 64
 
 #: The rows of a frame's variance: ``rows(slice, out=None)``, float32.
 VarianceRows = Callable[..., Float32Array]

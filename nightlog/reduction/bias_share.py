@@ -28,13 +28,11 @@ import numpy as np
 import numpy.typing as npt
 from astropy.nddata import CCDData, VarianceUncertainty
 
+from nightlog.reduction._row_blocks import BLOCK_ROWS
 from nightlog.reduction.combine import CombineResult
 from nightlog.reduction.order_statistics import median
 
 __all__ = ["bias_error_size", "bias_share", "bias_share_factor", "with_bias_share"]
-
-#: Image rows summed at once by :func:`bias_share`.
-_BLOCK_ROWS = 64
 
 
 def bias_error_size(bias: CCDData) -> float | None:
@@ -101,8 +99,8 @@ def bias_share(result: CombineResult, valid: npt.NDArray[np.bool_]
     response = result.offset_response
     # Sums in float64 over blocks of rows (no frame-sized selection or float64 copy).
     count, total, squares = 0, 0.0, 0.0
-    for r0 in range(0, response.shape[0], _BLOCK_ROWS):
-        rows = slice(r0, r0 + _BLOCK_ROWS)
+    for r0 in range(0, response.shape[0], BLOCK_ROWS):
+        rows = slice(r0, r0 + BLOCK_ROWS)
         block = response[rows]
         share = block[valid[rows] & np.isfinite(block)].astype(np.float64)
         count += share.size

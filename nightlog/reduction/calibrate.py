@@ -30,7 +30,6 @@ from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
 from nightlog.reduction._propagation import (
-    BLOCK_ROWS,
     Float32Array,
     or_flags,
     or_masks,
@@ -38,6 +37,7 @@ from nightlog.reduction._propagation import (
     subtract_scaled,
     variance_rows,
 )
+from nightlog.reduction._row_blocks import BLOCK_ROWS
 from nightlog.reduction.bias_share import bias_share_factor
 from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 

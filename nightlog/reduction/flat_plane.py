@@ -35,6 +35,7 @@ from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 
 from nightlog.errors import CombineError
+from nightlog.reduction._row_blocks import BLOCK_ROWS
 from nightlog.reduction.combine import CombineResult
 from nightlog.reduction.rejection import ClipSpec, Method, combine_tile
 
@@ -96,11 +97,6 @@ def combination_factors(n: int, method: Method, clip: ClipSpec | None
     return _factors(int(n), method, clip)
 
 
-#: Image rows evaluated at once: the float64 working rows of a 2048-column frame
-#: then stay in cache (about 1 MiB), instead of frame-sized temporaries.
-_BLOCK_ROWS = 64
-
-
 @dataclass(frozen=True, slots=True)
 class _NoiseModel:
     """``max(slope·f + intercept, floor)``, or ``constant`` where no line was fitted."""
@@ -145,7 +141,7 @@ def _every_kth_valid(valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
     flat = valid.reshape(-1)
     k = max(1, int(np.count_nonzero(flat)) // _FIT_PIXELS)
     width = valid.shape[-1] if valid.ndim else 1
-    step = max(1, _BLOCK_ROWS * width)
+    step = max(1, BLOCK_ROWS * width)
     parts, seen = [], 0
     for start in range(0, flat.size, step):
         found = np.flatnonzero(flat[start:start + step])
@@ -235,8 +231,8 @@ def flat_uncertainty(result: CombineResult, method: Method, clip: ClipSpec | Non
     # Block by block of rows, every step in place on the block's float64 model, in
     # the order of ``c_err² · m / n (· n²) + ⟨s⟩² σ_b² + share² σ_d²``: the same
     # operations on each pixel as on the whole frame at once.
-    for r0 in range(0, result.data.shape[0], _BLOCK_ROWS):
-        rows = slice(r0, r0 + _BLOCK_ROWS)
+    for r0 in range(0, result.data.shape[0], BLOCK_ROWS):
+        rows = slice(r0, r0 + BLOCK_ROWS)
         var = _model_rows(model, result.data[rows])
         var *= c_err**2
         var /= n

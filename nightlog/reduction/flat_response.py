@@ -17,6 +17,7 @@ import numpy.typing as npt
 from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError
+from nightlog.reduction._row_blocks import BLOCK_ROWS
 from nightlog.reduction.order_statistics import median
 
 __all__ = ["RESPONSE_BOX", "dark_region", "large_scale_response", "vignetted_from_flat"]
@@ -81,10 +82,6 @@ def large_scale_response(flat: CCDData | npt.ArrayLike, *, box: int = RESPONSE_B
     return _bilinear(means, box, (ny, nx))
 
 
-#: Image rows :func:`_bilinear` fills at once.
-_BLOCK_ROWS = 64
-
-
 def _weights(n: int, blocks: int, box: int) -> tuple[npt.NDArray[np.intp],
                                                      npt.NDArray[np.intp],
                                                      npt.NDArray[np.float64]]:
@@ -110,8 +107,8 @@ def _bilinear(means: npt.NDArray[np.float64], box: int,
     out = np.empty((shape[0], rows.shape[1]), dtype=np.float32)
     # ``rows[y0]·(1 - wy) + rows[y1]·wy`` in float32, a block of rows at a time (the
     # same operations per pixel, in cache instead of through frame-sized temporaries).
-    for r0 in range(0, shape[0], _BLOCK_ROWS):
-        block = slice(r0, r0 + _BLOCK_ROWS)
+    for r0 in range(0, shape[0], BLOCK_ROWS):
+        block = slice(r0, r0 + BLOCK_ROWS)
         part = out[block]
         np.take(rows, y0[block], axis=0, out=part, mode="clip")  # unbuffered; in range
         part *= first[block, None]

@@ -32,7 +32,8 @@ from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of
 from nightlog.reduction._frame import new_frame
-from nightlog.reduction._propagation import BLOCK_ROWS, variance_rows
+from nightlog.reduction._propagation import variance_rows
+from nightlog.reduction._row_blocks import BLOCK_ROWS
 
 __all__ = ["create_uncertainty", "noise_variance"]
 
