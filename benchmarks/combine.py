@@ -144,6 +144,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="nightlog-bench-", dir=args.workdir))
     try:
         files = _simulate(folder, max(sizes), shape)
+        # The frames just written go to disk now, not during the first timed run.
+        os.sync()
         limit_mb = args.memory_limit / 2**20
         print(f"machine: {os.cpu_count()} cores, load average "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
