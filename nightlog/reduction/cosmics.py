@@ -78,6 +78,7 @@ from astropy.nddata import CCDData
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction.cosmics_background import refine_on_background
 from nightlog.reduction.cosmics_settings import CosmicRaySettings
 from nightlog.reduction.cosmics_sharpness import clean_pixels, refine_cosmic_rays
 from nightlog.reduction.cosmics_stars import refine_on_stars
@@ -239,6 +240,10 @@ def detect_cosmic_rays(
             refined = refine_on_stars(work, model, known_bad, refined,
                                       seed_sigma=settings.seed_sigma,
                                       grow_sigma=settings.grow_sigma)
+        if settings.background_model:
+            refined = refine_on_background(work, model, known_bad, refined,
+                                           seed_sigma=settings.seed_sigma,
+                                           grow_sigma=settings.grow_sigma)
         dropped = crmask & ~refined
         cleaned[dropped] = work[dropped]
         cleaned = clean_pixels(cleaned, refined & ~crmask, refined | known_bad)
@@ -247,6 +252,7 @@ def detect_cosmic_rays(
     if settings.clean and not_finite.any():
         # Non-finite input stays visible (and masked), not silently invented.
         result[not_finite] = data[not_finite]
+    background = settings.refine and settings.background_model
     header = header_of(ccd)
     set_card(header, "CRCOR", f"LACosmic niter {settings.niter} sigclip {settings.sigclip:g} "
                               f"sigfrac {settings.sigfrac:g} objlim {settings.objlim:g}"
@@ -261,7 +267,8 @@ def detect_cosmic_rays(
                         f"{'cleaned' if settings.clean else 'not cleaned'}"
                         f"{', scheduled' if scheduled else ''}"
                         f"{', refined (second look)' if settings.refine else ''}"
-                        f"{', star model' if settings.refine and settings.star_model else ''}")
+                        f"{', star model' if settings.refine and settings.star_model else ''}"
+                        f"{', background model' if background else ''}")
     return crmask, new_frame(ccd, result, header, mask=_with_bit(ccd.mask, crmask, bool),
                              flags=_with_bit(ccd.flags, crmask, None))
 
