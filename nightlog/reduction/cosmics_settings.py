@@ -190,7 +190,7 @@ class CosmicRaySettings:
     grow_sigma: float = 2.5
     psf_contrast: float = 1.35
     star_model: bool = True
-    background_model: bool = False
+    background_model: bool = True
 
     def __post_init__(self) -> None:
         for item in fields(self):
