@@ -42,6 +42,7 @@ _CLIP = 1.5  # residuals clipped to ± this in the structure test (σ)
 _STRUCTURE = 3.0  # a window's clipped sum above this many σ of its noise: structure
 _POINT = 0.25  # a seed's neighbours' median holds at most this fraction of its residual
 _MAX_ROUNDS = 16  # growth rounds
+_FAR = np.float32(1e30)  # where left-out pixels go in a cell's median
 
 
 def _clipped_variance(clip: float) -> float:
@@ -59,15 +60,20 @@ def _levels(data: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, int, int]:
     hy, hx = min(_CELL, ny), min(_CELL, nx)
     sample = np.array(data[:cy * hy:2, :cx * hx:2], dtype=np.float32)
     left_out = np.flatnonzero(skip[:cy * hy:2, :cx * hx:2])
+    typical = np.float32(np.median(sample))
     # Moved to the cells' far ends alternately: the median does not see them.
-    sample.flat[left_out[::2]] = np.inf
-    sample.flat[left_out[1::2]] = -np.inf
+    sample.flat[left_out[::2]] = _FAR
+    sample.flat[left_out[1::2]] = -_FAR
     sy, sx = sample.shape[0] // cy, sample.shape[1] // cx
     cells = sample[:cy * sy, :cx * sx].reshape(cy, sy, cx, sx).transpose(0, 2, 1, 3)
     level = np.median(cells.reshape(cy, cx, -1), axis=2).astype(np.float32)
-    if not np.isfinite(level).all():  # a cell of left-out pixels: the frame's level
-        finite = level[np.isfinite(level)]
-        level[~np.isfinite(level)] = np.median(finite) if finite.size else np.median(data)
+    rows, cols = np.divmod(left_out, sample.shape[1])
+    inside = (rows < cy * sy) & (cols < cx * sx)
+    out_count = np.bincount((rows[inside] // sy) * cx + cols[inside] // sx,
+                            minlength=cy * cx).reshape(cy, cx)
+    lost = 2 * out_count >= sy * sx
+    if lost.any():  # cells mostly left out: the other cells' level
+        level[lost] = np.median(level[~lost]) if (~lost).any() else typical
     return level, hy, hx
 
 
