@@ -10,14 +10,16 @@ ones. Here:
 1. **the mesh** -- the median of every other pixel of each ``_CELL`` × ``_CELL``
    cell (a star, a hot pixel or a hit moves it by a fraction of its own small noise),
    interpolated bilinearly between the cells' centres (held constant beyond the
-   outermost centres) to the background ``B`` of every pixel;
-2. **the residual** -- ``z = (d − B) / √V`` with ``V`` the propagated variance;
-3. **where the mesh holds** -- each ``_BLOCK`` × ``_BLOCK`` block's sum of ``z``
-   (clipped to ``±_CLIP``, flagged and bad pixels counted as zero) over
-   the 2 × 2 blocks around each block corner; where that window's mean exceeds
-   ``_STRUCTURE`` σ of its own noise (a star, its wings, a galaxy, a gradient the
-   mesh does not follow), the window and its neighbouring blocks keep the verdict
-   they came with (the star model's and the second look's);
+   outermost centres) to the background ``B`` of every pixel (ADU);
+2. **the residual** -- ``z = (d − B) / √V`` (σ) with ``V`` the propagated variance
+   (ADU²), so that the vignetted corners' larger noise is no hit;
+3. **where the mesh holds** -- the sum of ``z`` (clipped to ``±_CLIP``, so that a
+   hit's own pixels count little; flagged and bad pixels counted as zero) over the
+   2 × 2 blocks of ``_BLOCK`` × ``_BLOCK`` pixels around each inner block corner;
+   where that window's sum exceeds ``_STRUCTURE`` σ of its own noise (a star, its
+   wings, a galaxy, a gradient the mesh does not follow), its 4 blocks keep the
+   verdict they came with (the star model's and the second look's), and so do the
+   pixels past the frame's last whole block;
 4. **seeds** -- unflagged pixels where the mesh holds with ``z > seed_sigma`` that are
    points: the median of their 8 neighbours' ``z`` under ``_POINT`` of their own
    plus 1 (a faint star's peak has neighbours at about 0.6 of it);
