@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 from astropy.nddata import CCDData
@@ -67,9 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-star-model", action="store_true",
                         help="without the star model (star_model=False)")
+    parser.add_argument("--background-model", choices=("on", "off"), default=None,
+                        help="background_model on or off (default: nightlog's default)")
     args = parser.parse_args(argv)
     shape = (args.size, args.size) if args.shape is None else tuple(args.shape)
     settings = CosmicRaySettings(threads=args.threads, star_model=not args.no_star_model)
+    if args.background_model is not None:
+        settings = replace(settings, background_model=args.background_model == "on")
     rows: dict[str, list[int]] = {}
     false_rows: dict[str, list[int]] = {}
     total = clean_total = 0

@@ -22,7 +22,8 @@ __all__ = ["COSMIC_RAY_KEYS", "SECTION_KEYS", "TOP_SECTIONS", "refuse_unknown"]
 COSMIC_RAY_KEYS: tuple[str, ...] = ("enabled", "sigclip", "sigfrac", "objlim", "niter",
                                     "sepmed", "cleantype", "fsmode", "psfmodel", "psffwhm",
                                     "psfsize", "clean", "scheduled", "refine", "seed_sigma",
-                                    "grow_sigma", "psf_contrast", "star_model")
+                                    "grow_sigma", "psf_contrast", "star_model",
+                                    "background_model")
 
 #: The keys of each section of ``nightlog.toml`` (``instruments`` holds one table
 #: per profile, checked by the profile loader).

@@ -137,6 +137,10 @@ EXPLICIT: dict[str, Callable[[], Args]] = {
     "cosmics_stars.refine_on_stars": lambda: (
         (array(), np.full(SHAPE, 100.0, np.float32), array() > 1025, array() > 1010),
         {"seed_sigma": 4.5, "grow_sigma": 2.5}),
+    "cosmics_background.refine_on_background": lambda: (
+        (array(), np.full(SHAPE, 100.0, np.float32), array() > 1025, array() > 1010),
+        {"seed_sigma": 4.5, "grow_sigma": 2.5}),
+    "cosmics_background.background_mesh": lambda: ((array(), array() > 1010), {}),
     "cosmics_sharpness.clean_pixels": lambda: ((array(), array() > 1010, array() > 1000), {}),
     "overscan.subtract_overscan": lambda: ((make_frame(),), {"model_degree": 1}),
     "overscan.overscan_levels": lambda: ((make_frame(),), {"method": "clipped_mean"}),

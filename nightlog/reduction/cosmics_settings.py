@@ -72,6 +72,7 @@ _RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "psf_contrast": ((lambda v: _number(v) and 0 < float(v) <= 10),  # type: ignore[arg-type]
                      "a contrast in (0, 10]"),
     "star_model": _BOOL,
+    "background_model": _BOOL,
 }
 
 
@@ -157,6 +158,12 @@ class CosmicRaySettings:
         isolated stars, fitted to each star): hits on stars found, star pixels
         flagged as hits given back, with ``seed_sigma`` and ``grow_sigma``. Runs only
         with ``refine``.
+    background_model : bool
+        Last, each pixel off stars tested against a smooth model of the background
+        (:mod:`nightlog.reduction.cosmics_background`: medians of 64 × 64 px cells,
+        interpolated): points above ``seed_sigma`` added, flagged pixels grown into
+        neighbours above ``grow_sigma``; where the frame has structure the model does
+        not follow, the verdict stands. Runs only with ``refine``.
 
     Raises
     ------
@@ -183,6 +190,7 @@ class CosmicRaySettings:
     grow_sigma: float = 2.5
     psf_contrast: float = 1.35
     star_model: bool = True
+    background_model: bool = True
 
     def __post_init__(self) -> None:
         for item in fields(self):
