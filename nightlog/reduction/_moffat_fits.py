@@ -43,12 +43,14 @@ def profile(y0: np.ndarray, x0: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
 
 def fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarray,
          *, free_beta: bool, alpha_range: tuple[float, float], error: float,
-         iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+         iterations: int, yy: np.ndarray = YY, xx: np.ndarray = XX
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted Levenberg--Marquardt fits of ``[A, b, y0, x0, α, β]`` to every box
     (a step kept only where it lowers the χ²), clipping the pixels beyond
-    ``CLIP_SIGMA`` from the ``UNCLIPPED``-th iteration on (module docstring, step 3);
-    the parameters, each fit's χ² per degree of freedom, its clipped pixels, and the
-    model's variance at each pixel from the parameters' covariance."""
+    ``CLIP_SIGMA`` from the ``UNCLIPPED``-th iteration on (module docstring, step 3),
+    the boxes' pixels at the offsets ``yy``, ``xx`` (pixels, the 11 × 11 box unless
+    given); the parameters, each fit's χ² per degree of freedom, its clipped pixels,
+    and the model's variance at each pixel from the parameters' covariance."""
     p = start.astype(np.float32)
     values = values.astype(np.float32)
     noise = noise.astype(np.float32)
@@ -58,7 +60,7 @@ def fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarr
     eye = np.eye(n_free)[None]
 
     def z2_of(q: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        shape = profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6])
+        shape = profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6], yy, xx)
         signal = q[:, :1] * shape[0]
         return (values - signal - q[:, 1:2]) ** 2 / (noise + (error * signal) ** 2), shape
 
@@ -68,7 +70,7 @@ def fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarr
         signal = a * shape[0]
         residual = values - signal - b
         weight = use / (noise + (error * signal) ** 2)
-        jac_arr = jacobian(p, shape, free_beta, YY, XX)
+        jac_arr = jacobian(p, shape, free_beta, yy, xx)
         weighted = jac_arr * weight[:, None, :]
         hessian = weighted @ jac_arr.transpose(0, 2, 1)
         gradient = (weighted @ residual[:, :, None])[:, :, 0]
@@ -89,7 +91,7 @@ def fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarr
         damping = np.where(better, damping / 10, damping * 10)
         if iteration + 1 >= UNCLIPPED:
             use = good & (z2 <= CLIP_SIGMA**2)
-    jac_arr = jacobian(p, shape, free_beta, YY, XX)
+    jac_arr = jacobian(p, shape, free_beta, yy, xx)
     weight = use / (noise + (error * p[:, :1] * shape[0]) ** 2)
     hessian = ((jac_arr * weight[:, None, :]) @ jac_arr.transpose(0, 2, 1)).astype(np.float64)
     covariance = np.linalg.pinv(hessian).astype(np.float32)

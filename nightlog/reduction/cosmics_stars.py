@@ -67,7 +67,8 @@ _MAX_CLIPPED = 6  # nor one that clipped more pixels than a hit covers
 _POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
 
 _WIDE = 10  # half side of a bright star's model (pixels)
-_WIDE_SNR = 200.0  # a bright star's peak over its noise
+_WIDE_SNR = 100.0  # a bright star's peak over its noise
+_WIDE_ITERATIONS = 3  # Levenberg--Marquardt iterations of a bright star's wider box
 
 _WIDE_YY, _WIDE_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
     np.arange(-_WIDE, _WIDE + 1), np.arange(-_WIDE, _WIDE + 1), indexing="ij"))
@@ -149,10 +150,25 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         values, noise, good, params, free_beta=False, alpha_range=(alpha / 2, alpha * 2),
         error=error, iterations=_ITERATIONS)
     trusted = (chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED) & (params[:, 0] > 0)
-    # Bright stars' models reach beyond their boxes: evaluated on a wider one.
+    # Bright stars' models reach beyond their boxes: evaluated on a wider one, and
+    # refitted there (from the box's fit), the whole wider box then fitted.
     rows, cols = np.divmod(centres, nx)
     wide = (trusted & (params[:, 0] > _WIDE_SNR * np.sqrt(noise[:, _YY.size // 2]))
             & (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE))
+    refitted = np.zeros(len(params), dtype=bool)
+    if wide.any():
+        where = centres[wide, None] + (_WIDE_YY * nx + _WIDE_XX).astype(np.int64)[None, :]
+        wide_good = ~(bad.flat[where] | out.flat[where])
+        wide_params, wide_chi2, wide_clipped, wide_covariance = _fit(
+            d.flat[where], v.flat[where], wide_good, params[wide], free_beta=False,
+            alpha_range=(alpha / 2, alpha * 2), error=error,
+            iterations=_WIDE_ITERATIONS, yy=_WIDE_YY, xx=_WIDE_XX)
+        ok = ((wide_chi2 < _MAX_CHI2) & (wide_clipped <= _MAX_CLIPPED)
+              & (wide_params[:, 0] > 0))
+        index_wide = np.flatnonzero(wide)[ok]
+        params[index_wide] = wide_params[ok]
+        covariance[index_wide] = wide_covariance[ok]
+        refitted[index_wide] = True
     parts = []
     for chosen_stars, yy, xx in ((trusted & ~wide, _YY, _XX), (wide, _WIDE_YY, _WIDE_XX)):
         if not chosen_stars.any():
@@ -161,7 +177,9 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         signal, model_variance = _model(p, covariance[chosen_stars], yy, xx)
         where = centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
         reach = signal > _SCOPE_SIGMA * np.sqrt(v.flat[where])
-        inner = np.broadcast_to((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF), reach.shape)
+        inner = (((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF))[None, :]
+                 | refitted[chosen_stars, None])
+        inner = np.broadcast_to(inner, reach.shape)
         parts.append((where[reach], signal[reach], (signal * p[:, 1:2])[reach],
                       model_variance[reach], inner[reach]))
     if not parts:
