@@ -49,6 +49,7 @@ from nightlog.reduction._moffat_fits import alpha_of as _alpha
 from nightlog.reduction._moffat_fits import fit as _fit
 from nightlog.reduction._moffat_fits import model as _model
 from nightlog.reduction._moffat_fits import profile as _profile
+from nightlog.reduction._star_blends import deblend as _deblend
 
 __all__ = ["refine_on_stars"]
 
@@ -149,7 +150,10 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     params, chi2, clipped, covariance = _fit(
         values, noise, good, params, free_beta=False, alpha_range=(alpha / 2, alpha * 2),
         error=error, iterations=_ITERATIONS)
-    trusted = (chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED) & (params[:, 0] > 0)
+    # Blends: the untrusted stars with neighbours fitted again without their light.
+    params, chi2, clipped, covariance, trusted = _deblend(
+        (ny, nx), centres, values, noise, good, (params, chi2, clipped, covariance),
+        _trust, alpha_range=(alpha / 2, alpha * 2), error=error, iterations=_ITERATIONS)
     # Bright stars' models reach beyond their boxes: evaluated on a wider one, and
     # refitted there (from the box's fit), the whole wider box then fitted.
     rows, cols = np.divmod(centres, nx)
@@ -233,6 +237,11 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         out.flat[grow[joins]] = True
         grow = grow[~joins]
     return out
+
+
+def _trust(params: np.ndarray, chi2: np.ndarray, clipped: np.ndarray) -> np.ndarray:
+    """Whether each star's fit is trusted (module docstring, step 3)."""
+    return np.asarray((chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED) & (params[:, 0] > 0))
 
 
 def _find_stars(d: np.ndarray, v: np.ndarray, skip: np.ndarray) -> np.ndarray:
