@@ -26,7 +26,7 @@ from nightlog.reduction._moffat_fits import profile as _profile
 __all__ = ["deblend"]
 
 _BLEND = 10  # a neighbour within this many pixels (Chebyshev) shares the box's light
-_ROUNDS = 2  # rounds of fits, each with the neighbours' latest models
+_ROUNDS = 4  # rounds of fits, each with the neighbours' latest models
 _REACH = 10  # half side of the box a neighbour's model is taken out on (pixels)
 
 _REACH_YY, _REACH_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(

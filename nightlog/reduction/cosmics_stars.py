@@ -49,6 +49,7 @@ from nightlog.reduction._moffat_fits import alpha_of as _alpha
 from nightlog.reduction._moffat_fits import fit as _fit
 from nightlog.reduction._moffat_fits import model as _model
 from nightlog.reduction._moffat_fits import profile as _profile
+from nightlog.reduction._saturated_stars import fit_cores_bad as _fit_cores_bad
 from nightlog.reduction._star_blends import deblend as _deblend
 
 __all__ = ["refine_on_stars"]
@@ -118,6 +119,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     box_bad = bad.flat[index]
     near = (np.abs(_YY) <= 2) & (np.abs(_XX) <= 2)
     usable = ~box_bad[:, near].any(axis=1) & (box_bad.sum(axis=1) <= _MAX_BAD)
+    cores_bad = centres[~usable]
     centres, index, values, noise = (centres[usable], index[usable], values[usable],
                                      noise[usable])
     good = ~(box_bad[usable] | out.flat[index])
@@ -173,13 +175,25 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         params[index_wide] = wide_params[ok]
         covariance[index_wide] = wide_covariance[ok]
         refitted[index_wide] = True
+    # Stars with bad pixels at their centres (saturated cores): fitted on their
+    # wider box from the good pixels.
+    core_centres, core_params, core_chi2, core_clipped, core_covariance = _fit_cores_bad(
+        d, v, bad | out, cores_bad, _WIDE_YY, _WIDE_XX, alpha=alpha, beta=beta,
+        error=error, iterations=_ITERATIONS)
+    core_trusted = _trust(core_params, core_chi2, core_clipped)
+    all_centres = np.concatenate([centres, core_centres])
+    params = np.concatenate([params, core_params])
+    covariance = np.concatenate([covariance, core_covariance])
+    trusted = np.concatenate([trusted, core_trusted])
+    refitted = np.concatenate([refitted, core_trusted])
+    wide = np.concatenate([wide, core_trusted])
     parts = []
     for chosen_stars, yy, xx in ((trusted & ~wide, _YY, _XX), (wide, _WIDE_YY, _WIDE_XX)):
         if not chosen_stars.any():
             continue
         p = params[chosen_stars]
         signal, model_variance = _model(p, covariance[chosen_stars], yy, xx)
-        where = centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
+        where = all_centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
         reach = signal > _SCOPE_SIGMA * np.sqrt(v.flat[where])
         inner = (((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF))[None, :]
                  | refitted[chosen_stars, None])
