@@ -84,8 +84,11 @@ def fit_cores_bad(d: np.ndarray, v: np.ndarray, skip: np.ndarray, centres: np.nd
     good = ~skip.flat[where]
     # Start: the border's median, the frame's PSF scaled to the wings near the core.
     border = (np.abs(yy) == half) | (np.abs(xx) == half)
-    level = np.nanmedian(np.where(good[:, border], values[:, border], np.nan), axis=1)
-    level = np.where(np.isfinite(level), level, np.median(values[:, border], axis=1))
+    level = np.median(values[:, border], axis=1)
+    edge = good[:, border].any(axis=1)
+    if edge.any():
+        level[edge] = np.nanmedian(np.where(good[edge][:, border], values[edge][:, border],
+                                            np.nan), axis=1)
     shape = _profile(np.zeros((rows.size, 1)), np.zeros((rows.size, 1)),
                      np.full((rows.size, 1), alpha), np.full((rows.size, 1), beta), yy, xx)[0]
     wing = good & (shape > 0.02) & (shape < 0.5)

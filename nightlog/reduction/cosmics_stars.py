@@ -65,7 +65,7 @@ _MIN_PSF_STARS = 3  # fewer: the frame's PSF is not measured and nothing changes
 _MAX_ROUNDS = 8  # growth rounds
 _MAX_BAD = 2  # a star with more bad pixels in its box is not fitted (saturation nearby)
 _MAX_CHI2 = 1.5  # a fit with more χ² per degree of freedom is not trusted
-_MAX_CLIPPED = 6  # nor one that clipped more pixels than a hit covers
+_MAX_CLIPPED = 9  # nor one that clipped more pixels than a hit covers
 _POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
 
 _WIDE = 10  # half side of a bright star's model (pixels)
@@ -242,8 +242,18 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     point = ((np.median(neighbours, axis=1) < _POINT * residual[seeds] + sigma)
              & reached.all(axis=1))
     out.flat[pixels[seeds[point]]] = True
-    # Growth into the star pixels next to flagged ones, on their own excess.
-    grow = pixels[(z > grow_sigma) & ~out.flat[pixels] & fitted]
+    # Growth into the star pixels next to flagged ones, on their own excess, and on
+    # their excess over their unflagged neighbours (an unmodelled companion star's
+    # pixels have it only over the model).
+    candidates = np.flatnonzero((z > grow_sigma) & ~out.flat[pixels] & fitted)
+    around = pixels[candidates, None] + ring[None, :]
+    where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
+    neighbours = np.where((pixels[where] == around) & ~out.flat[around], residual[where],
+                          np.nan)
+    floor = np.nanmedian(np.where(np.isnan(neighbours).all(axis=1, keepdims=True), 0.0,
+                                  neighbours), axis=1)
+    sharp = (residual[candidates] - floor) / (residual[candidates] / z[candidates])
+    grow = pixels[candidates[sharp > grow_sigma]]
     for _ in range(_MAX_ROUNDS):
         joins = out.flat[grow[:, None] + ring[None, :]].any(axis=1)
         if not joins.any():
