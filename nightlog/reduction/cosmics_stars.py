@@ -175,6 +175,13 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         params[index_wide] = wide_params[ok]
         covariance[index_wide] = wide_covariance[ok]
         refitted[index_wide] = True
+    # Stars whose light beyond their box still reaches the scope: evaluated on the
+    # wider box too (only given back there unless refitted).
+    inside = (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE)
+    beyond = params[:, 0] * (1 + (_HALF + 1) ** 2 / params[:, 4] ** 2) ** -params[:, 5]
+    border = (np.abs(_YY) == _HALF) | (np.abs(_XX) == _HALF)
+    wide |= (trusted & inside
+             & (beyond > _SCOPE_SIGMA * np.sqrt(np.median(noise[:, border], axis=1))))
     # Stars with bad pixels at their centres (saturated cores): fitted on their
     # wider box from the good pixels.
     core_centres, core_params, core_chi2, core_clipped, core_covariance = _fit_cores_bad(
