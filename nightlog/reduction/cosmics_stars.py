@@ -18,7 +18,19 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    Levenberg--Marquardt (:mod:`nightlog.reduction._moffat_fits`), the flagged and bad
    pixels left out and the pixels beyond 4 σ of the model clipped from the second
    iteration on; a fit with more than ``_MAX_CHI2`` per degree of freedom or more
-   than ``_MAX_CLIPPED`` clipped pixels (a companion, a blend) is not trusted;
+   than ``_MAX_CLIPPED`` clipped pixels (a companion, a blend) is not trusted. Then:
+
+   * *blends* -- an untrusted star with a neighbour within 10 px is fitted again, its
+     box less its neighbours' models, in rounds (:mod:`nightlog.reduction._star_blends`),
+     and trusted only if those neighbours are;
+   * *bright stars* -- a star ``_WIDE_SNR`` over its noise is fitted again on the
+     21 × 21 box, from its first fit; if trusted there, that whole box is its fitted
+     box (hits 6--10 px out are searched); any star whose light 6 px out still passes
+     the scope is evaluated on the 21 × 21 box, beyond its fitted box only giving back;
+   * *stars with bad centres* -- a star with a bad pixel within 2 px of its centre or
+     more than ``_MAX_BAD`` in its box (a saturated core) is fitted on the 21 × 21
+     box from its good pixels, centred on the middle of its central bad pixels
+     (:mod:`nightlog.reduction._saturated_stars`);
 4. **the test** -- on each pixel a trusted model reaches (signal above
    ``_SCOPE_SIGMA`` of the pixel's noise), ``z = (d − M) / √(V + (ε S)² + V_M)`` with
    ``M`` the sum of the stars' models plus their signal-weighted background, ``S``
@@ -27,15 +39,15 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    * a flagged pixel with ``z ≤ grow_sigma`` is given back, unless a flagged
      neighbour is unexplained (``z > seed_sigma``, or no model reaches it: the faint
      edge of a hit);
-   * an unflagged pixel with ``z > seed_sigma`` is a hit if it is a point: its 8
-     neighbours, all modelled, have a median residual under ``_POINT`` of its own
-     plus 1 σ (an unmodelled companion star's do not);
-   * unflagged modelled neighbours of flagged pixels with ``z > grow_sigma`` join,
-     until none does.
+   * an unflagged pixel of a fitted box with ``z > seed_sigma`` is a hit if it is a
+     point: its 8 neighbours, all modelled, have a median residual under ``_POINT``
+     of its own plus 1 σ (an unmodelled companion star's do not);
+   * unflagged pixels of fitted boxes next to flagged ones join while their ``z``,
+     and their excess over the median residual of their unflagged neighbours (in σ),
+     both exceed ``grow_sigma`` (a companion star's pixels have the first only).
 
-Pixels no trusted model reaches, and stars with a bad pixel within 2 pixels of their
-centre or more than ``_MAX_BAD`` in their box (saturated cores and their wings), keep
-the verdict they came with. Every step is vectorised over the stars.
+Pixels no trusted model reaches keep the verdict they came with, and so do the
+frame's outermost pixels. Every step is vectorised over the stars.
 """
 
 from __future__ import annotations
@@ -159,8 +171,8 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     # Bright stars' models reach beyond their boxes: evaluated on a wider one, and
     # refitted there (from the box's fit), the whole wider box then fitted.
     rows, cols = np.divmod(centres, nx)
-    wide = (trusted & (params[:, 0] > _WIDE_SNR * np.sqrt(noise[:, _YY.size // 2]))
-            & (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE))
+    inside = (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE)
+    wide = trusted & inside & (params[:, 0] > _WIDE_SNR * np.sqrt(noise[:, _YY.size // 2]))
     refitted = np.zeros(len(params), dtype=bool)
     if wide.any():
         where = centres[wide, None] + (_WIDE_YY * nx + _WIDE_XX).astype(np.int64)[None, :]
@@ -177,7 +189,6 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         refitted[index_wide] = True
     # Stars whose light beyond their box still reaches the scope: evaluated on the
     # wider box too (only given back there unless refitted).
-    inside = (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE)
     beyond = params[:, 0] * (1 + (_HALF + 1) ** 2 / params[:, 4] ** 2) ** -params[:, 5]
     border = (np.abs(_YY) == _HALF) | (np.abs(_XX) == _HALF)
     wide |= (trusted & inside
