@@ -132,3 +132,98 @@ def test_stars_at_the_frame_edge_are_modelled_without_reaching_out_of_it() -> No
     edge[1:-1, 1:-1] = False
     np.testing.assert_array_equal(out[edge], flagged[edge])
     np.testing.assert_array_equal(data, before)
+
+
+def _moffat(y0: float, x0: float, amplitude: float) -> tuple[slice, slice, np.ndarray]:
+    """A pixel-integrated Moffat star (β = 3, FWHM 3.5 px) on its 41 × 41 box."""
+    beta, alpha = 3.0, 3.5 / (2 * np.sqrt(2 ** (1 / 3.0) - 1))
+    y, x = round(y0), round(x0)
+    yy, xx = np.mgrid[y - 20:y + 21, x - 20:x + 21].astype(float)
+    sub = (np.arange(5) + 0.5) / 5 - 0.5
+    profile = np.zeros(yy.shape)
+    for dy in sub:
+        for dx in sub:
+            profile += (1 + ((yy + dy - y0) ** 2 + (xx + dx - x0) ** 2) / alpha**2) ** -beta
+    return slice(y - 20, y + 21), slice(x - 20, x + 21), amplitude * profile / sub.size**2
+
+
+def _field(seed: int, kinds: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                       list[tuple[str, int, int]]]:
+    """A grid of stars, each of a kind taken in turn: ``"plain"`` (peak 30 to 100 σ of
+    the sky), ``"bright"`` (400 to 1000 σ), ``"pair"`` (two of 100 to 300 σ, 10 px
+    apart), ``"saturated"`` (peak 3000 σ, clipped at 1500 σ and those pixels bad):
+    data, variance, bad pixels, and each star's kind and centre pixel."""
+    rng = np.random.default_rng(seed)
+    stars = np.zeros(SHAPE)
+    placed = []
+    sigma = np.sqrt(SKY)
+    spots = [(y, x) for y in range(SPACING, SHAPE[0] - SPACING // 2, SPACING)
+             for x in range(SPACING, SHAPE[1] - SPACING // 2, SPACING)]
+    for i, (y, x) in enumerate(spots):
+        kind = kinds[i % len(kinds)]
+        y0, x0 = y + rng.uniform(-0.5, 0.5), x + rng.uniform(-0.5, 0.5)
+        low, high = {"plain": (30, 100), "bright": (400, 1000), "pair": (100, 300),
+                     "saturated": (3000, 3000)}[kind]
+        centres = [(y0, x0)] + ([(y0 + 3.4, x0 + 9.2)] if kind == "pair" else [])
+        for cy, cx in centres:
+            rows, cols, light = _moffat(cy, cx, rng.uniform(low, high) * sigma)
+            stars[rows, cols] += light
+        placed.append((kind, round(y0), round(x0)))
+    signal = SKY + stars
+    data = rng.normal(signal, np.sqrt(signal)).astype(np.float32)
+    level = np.float32(SKY + 1500 * sigma)
+    bad = data >= level
+    data = np.minimum(data, level)
+    return data, signal.astype(np.float32), bad, placed
+
+
+def test_hits_on_bright_stars_cores_and_wings_are_found() -> None:
+    """20 σ hits on stars 400 to 1000 σ of the sky bright, one beside the core (1 px)
+    and one in the wing beyond the star's fitted box (6 px): found, and no clean pixel
+    flagged (the wings once were only given back, never searched)."""
+    data, variance, bad, placed = _field(1, ("plain", "bright"))
+    hits = np.zeros(SHAPE, dtype=bool)
+    for kind, y, x in placed:
+        if kind == "bright":
+            for dy, dx in ((1, 0), (-6, 1)):
+                hits[y + dy, x + dx] = True
+                data[y + dy, x + dx] += 20 * np.sqrt(variance[y + dy, x + dx])
+    flags = refine_on_stars(data, variance, bad, np.zeros(SHAPE, dtype=bool),
+                            seed_sigma=4.5, grow_sigma=2.5)
+    assert flags[hits].mean() >= 0.9
+    assert not (flags & ~ndimage.binary_dilation(hits, np.ones((3, 3), bool))).any()
+
+
+def test_bright_and_blended_cores_flagged_as_hits_are_given_back() -> None:
+    """L.A.Cosmic's flags on the cores of bright stars and of pairs 10 px apart (each
+    star's light reaches the other's box): given back, and no pixel between the two
+    flagged (each model reaches beyond its box)."""
+    data, variance, bad, placed = _field(2, ("plain", "bright", "pair"))
+    flagged = np.zeros(SHAPE, dtype=bool)
+    for kind, y, x in placed:
+        if kind != "plain":
+            flagged[y, x:x + 2] = True
+            if kind == "pair":
+                flagged[y + 3, x + 9] = True
+    kept = refine_on_stars(data, variance, bad, flagged, seed_sigma=4.5, grow_sigma=2.5)
+    assert kept.sum() <= 0.02 * flagged.sum()  # a core's residual may pass 2.5 σ
+
+
+def test_saturated_stars_wings_are_given_back_and_searched() -> None:
+    """Stars with saturated (bad) cores: flags on their wings (3 to 6 px out) given
+    back, a 20 σ hit in a wing found; the bad pixels never flagged."""
+    data, variance, bad, placed = _field(3, ("plain", "saturated"))
+    flagged = np.zeros(SHAPE, dtype=bool)
+    hits = np.zeros(SHAPE, dtype=bool)
+    for kind, y, x in placed:
+        if kind == "saturated":
+            assert bad[y, x]
+            for dy, dx in ((0, 4), (-4, 0), (5, 3), (-3, -6), (2, -5)):
+                flagged[y + dy, x + dx] = not bad[y + dy, x + dx]
+            hits[y + 6, x - 2] = True
+            data[y + 6, x - 2] += 20 * np.sqrt(variance[y + 6, x - 2])
+    kept = refine_on_stars(data, variance, bad, flagged, seed_sigma=4.5, grow_sigma=2.5)
+    assert flagged.sum() >= 20
+    assert (kept & flagged).sum() <= 0.02 * flagged.sum()
+    assert kept[hits].mean() >= 0.9
+    assert not (kept & bad).any()

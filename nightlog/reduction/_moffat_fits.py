@@ -36,19 +36,21 @@ def profile(y0: np.ndarray, x0: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
     ``yy``, ``xx`` (pixels), ``f / u`` and ``u`` (for the derivatives)."""
     w = ((yy[None, :] - y0) ** 2 + (xx[None, :] - x0) ** 2) / alpha**2
     u = 1.0 + w
-    f = u ** -beta
+    f = np.exp(-beta * np.log(u))  # u ** -beta, faster
     integrated = f * (1.0 + beta / (6.0 * alpha**2) * (beta * w - 1.0) / u**2)
     return integrated, f / u, u
 
 
 def fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarray,
          *, free_beta: bool, alpha_range: tuple[float, float], error: float,
-         iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+         iterations: int, yy: np.ndarray = YY, xx: np.ndarray = XX
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted Levenberg--Marquardt fits of ``[A, b, y0, x0, α, β]`` to every box
     (a step kept only where it lowers the χ²), clipping the pixels beyond
-    ``CLIP_SIGMA`` from the ``UNCLIPPED``-th iteration on (module docstring, step 3);
-    the parameters, each fit's χ² per degree of freedom, its clipped pixels, and the
-    model's variance at each pixel from the parameters' covariance."""
+    ``CLIP_SIGMA`` from the ``UNCLIPPED``-th iteration on (module docstring, step 3),
+    the boxes' pixels at the offsets ``yy``, ``xx`` (pixels, the 11 × 11 box unless
+    given); the parameters, each fit's χ² per degree of freedom, its clipped pixels,
+    and the model's variance at each pixel from the parameters' covariance."""
     p = start.astype(np.float32)
     values = values.astype(np.float32)
     noise = noise.astype(np.float32)
@@ -58,7 +60,7 @@ def fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarr
     eye = np.eye(n_free)[None]
 
     def z2_of(q: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        shape = profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6])
+        shape = profile(q[:, 2:3], q[:, 3:4], q[:, 4:5], q[:, 5:6], yy, xx)
         signal = q[:, :1] * shape[0]
         return (values - signal - q[:, 1:2]) ** 2 / (noise + (error * signal) ** 2), shape
 
@@ -68,7 +70,7 @@ def fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarr
         signal = a * shape[0]
         residual = values - signal - b
         weight = use / (noise + (error * signal) ** 2)
-        jac_arr = jacobian(p, shape, free_beta, YY, XX)
+        jac_arr = jacobian(p, shape, free_beta, yy, xx)
         weighted = jac_arr * weight[:, None, :]
         hessian = weighted @ jac_arr.transpose(0, 2, 1)
         gradient = (weighted @ residual[:, :, None])[:, :, 0]
@@ -89,10 +91,10 @@ def fit(values: np.ndarray, noise: np.ndarray, good: np.ndarray, start: np.ndarr
         damping = np.where(better, damping / 10, damping * 10)
         if iteration + 1 >= UNCLIPPED:
             use = good & (z2 <= CLIP_SIGMA**2)
-    jac_arr = jacobian(p, shape, free_beta, YY, XX)
+    jac_arr = jacobian(p, shape, free_beta, yy, xx)
     weight = use / (noise + (error * p[:, :1] * shape[0]) ** 2)
     hessian = ((jac_arr * weight[:, None, :]) @ jac_arr.transpose(0, 2, 1)).astype(np.float64)
-    covariance = np.linalg.pinv(hessian).astype(np.float32)
+    covariance = _inverse(hessian).astype(np.float32)
     return (p, (z2 * use).sum(axis=1) / np.maximum(use.sum(axis=1) - n_free, 1),
             (good & ~use).sum(axis=1), covariance)
 
@@ -119,3 +121,15 @@ def model(p: np.ndarray, covariance: np.ndarray, yy: np.ndarray, xx: np.ndarray
     jac = jacobian(p, shape, False, yy, xx)
     variance = np.maximum((jac * (covariance @ jac)).sum(axis=1), 0)
     return p[:, :1] * shape[0], variance
+
+
+def _inverse(hessian: np.ndarray) -> np.ndarray:
+    """The inverses of the (stars, n, n) symmetric ``hessian``, scaled by their
+    diagonals first (a parameter the data do not constrain gets no variance)."""
+    diagonal = np.diagonal(hessian, axis1=1, axis2=2)
+    scale = np.where(diagonal > 0, 1 / np.sqrt(np.where(diagonal > 0, diagonal, 1)), 0.0)
+    scaled = hessian * scale[:, :, None] * scale[:, None, :]
+    eye = np.eye(hessian.shape[1])[None]
+    scaled = np.where(diagonal[:, :, None] > 0, scaled, eye)
+    inverse = np.linalg.inv(scaled + 1e-9 * eye)
+    return np.asarray(inverse * scale[:, :, None] * scale[:, None, :])

@@ -18,7 +18,19 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    Levenberg--Marquardt (:mod:`nightlog.reduction._moffat_fits`), the flagged and bad
    pixels left out and the pixels beyond 4 σ of the model clipped from the second
    iteration on; a fit with more than ``_MAX_CHI2`` per degree of freedom or more
-   than ``_MAX_CLIPPED`` clipped pixels (a companion, a blend) is not trusted;
+   than ``_MAX_CLIPPED`` clipped pixels (a companion, a blend) is not trusted. Then:
+
+   * *blends* -- an untrusted star with a neighbour within 10 px is fitted again, its
+     box less its neighbours' models, in rounds (:mod:`nightlog.reduction._star_blends`),
+     and trusted only if those neighbours are;
+   * *bright stars* -- a star ``_WIDE_SNR`` over its noise is fitted again on the
+     21 × 21 box, from its first fit; if trusted there, that whole box is its fitted
+     box (hits 6--10 px out are searched); any star whose light 6 px out still passes
+     the scope is evaluated on the 21 × 21 box, beyond its fitted box only giving back;
+   * *stars with bad centres* -- a star with a bad pixel within 2 px of its centre or
+     more than ``_MAX_BAD`` in its box (a saturated core) is fitted on the 21 × 21
+     box from its good pixels, centred on the middle of its central bad pixels
+     (:mod:`nightlog.reduction._saturated_stars`);
 4. **the test** -- on each pixel a trusted model reaches (signal above
    ``_SCOPE_SIGMA`` of the pixel's noise), ``z = (d − M) / √(V + (ε S)² + V_M)`` with
    ``M`` the sum of the stars' models plus their signal-weighted background, ``S``
@@ -27,15 +39,15 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    * a flagged pixel with ``z ≤ grow_sigma`` is given back, unless a flagged
      neighbour is unexplained (``z > seed_sigma``, or no model reaches it: the faint
      edge of a hit);
-   * an unflagged pixel with ``z > seed_sigma`` is a hit if it is a point: its 8
-     neighbours, all modelled, have a median residual under ``_POINT`` of its own
-     plus 1 σ (an unmodelled companion star's do not);
-   * unflagged modelled neighbours of flagged pixels with ``z > grow_sigma`` join,
-     until none does.
+   * an unflagged pixel of a fitted box with ``z > seed_sigma`` is a hit if it is a
+     point: its 8 neighbours, all modelled, have a median residual under ``_POINT``
+     of its own plus 1 σ (an unmodelled companion star's do not);
+   * unflagged pixels of fitted boxes next to flagged ones join while their ``z``,
+     and their excess over the median residual of their unflagged neighbours (in σ),
+     both exceed ``grow_sigma`` (a companion star's pixels have the first only).
 
-Pixels no trusted model reaches, and stars with a bad pixel within 2 pixels of their
-centre or more than ``_MAX_BAD`` in their box (saturated cores and their wings), keep
-the verdict they came with. Every step is vectorised over the stars.
+Pixels no trusted model reaches keep the verdict they came with, and so do the
+frame's outermost pixels. Every step is vectorised over the stars.
 """
 
 from __future__ import annotations
@@ -49,6 +61,8 @@ from nightlog.reduction._moffat_fits import alpha_of as _alpha
 from nightlog.reduction._moffat_fits import fit as _fit
 from nightlog.reduction._moffat_fits import model as _model
 from nightlog.reduction._moffat_fits import profile as _profile
+from nightlog.reduction._saturated_stars import fit_cores_bad as _fit_cores_bad
+from nightlog.reduction._star_blends import deblend as _deblend
 
 __all__ = ["refine_on_stars"]
 
@@ -63,11 +77,12 @@ _MIN_PSF_STARS = 3  # fewer: the frame's PSF is not measured and nothing changes
 _MAX_ROUNDS = 8  # growth rounds
 _MAX_BAD = 2  # a star with more bad pixels in its box is not fitted (saturation nearby)
 _MAX_CHI2 = 1.5  # a fit with more χ² per degree of freedom is not trusted
-_MAX_CLIPPED = 6  # nor one that clipped more pixels than a hit covers
+_MAX_CLIPPED = 9  # nor one that clipped more pixels than a hit covers
 _POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
 
 _WIDE = 10  # half side of a bright star's model (pixels)
-_WIDE_SNR = 200.0  # a bright star's peak over its noise
+_WIDE_SNR = 100.0  # a bright star's peak over its noise
+_WIDE_ITERATIONS = 3  # Levenberg--Marquardt iterations of a bright star's wider box
 
 _WIDE_YY, _WIDE_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
     np.arange(-_WIDE, _WIDE + 1), np.arange(-_WIDE, _WIDE + 1), indexing="ij"))
@@ -116,6 +131,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     box_bad = bad.flat[index]
     near = (np.abs(_YY) <= 2) & (np.abs(_XX) <= 2)
     usable = ~box_bad[:, near].any(axis=1) & (box_bad.sum(axis=1) <= _MAX_BAD)
+    cores_bad = centres[~usable]
     centres, index, values, noise = (centres[usable], index[usable], values[usable],
                                      noise[usable])
     good = ~(box_bad[usable] | out.flat[index])
@@ -148,20 +164,58 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     params, chi2, clipped, covariance = _fit(
         values, noise, good, params, free_beta=False, alpha_range=(alpha / 2, alpha * 2),
         error=error, iterations=_ITERATIONS)
-    trusted = (chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED) & (params[:, 0] > 0)
-    # Bright stars' models reach beyond their boxes: evaluated on a wider one.
+    # Blends: the untrusted stars with neighbours fitted again without their light.
+    params, chi2, clipped, covariance, trusted = _deblend(
+        (ny, nx), centres, values, noise, good, (params, chi2, clipped, covariance),
+        _trust, alpha_range=(alpha / 2, alpha * 2), error=error, iterations=_ITERATIONS)
+    # Bright stars' models reach beyond their boxes: evaluated on a wider one, and
+    # refitted there (from the box's fit), the whole wider box then fitted.
     rows, cols = np.divmod(centres, nx)
-    wide = (trusted & (params[:, 0] > _WIDE_SNR * np.sqrt(noise[:, _YY.size // 2]))
-            & (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE))
+    inside = (rows >= _WIDE) & (rows < ny - _WIDE) & (cols >= _WIDE) & (cols < nx - _WIDE)
+    wide = trusted & inside & (params[:, 0] > _WIDE_SNR * np.sqrt(noise[:, _YY.size // 2]))
+    refitted = np.zeros(len(params), dtype=bool)
+    if wide.any():
+        where = centres[wide, None] + (_WIDE_YY * nx + _WIDE_XX).astype(np.int64)[None, :]
+        wide_good = ~(bad.flat[where] | out.flat[where])
+        wide_params, wide_chi2, wide_clipped, wide_covariance = _fit(
+            d.flat[where], v.flat[where], wide_good, params[wide], free_beta=False,
+            alpha_range=(alpha / 2, alpha * 2), error=error,
+            iterations=_WIDE_ITERATIONS, yy=_WIDE_YY, xx=_WIDE_XX)
+        ok = ((wide_chi2 < _MAX_CHI2) & (wide_clipped <= _MAX_CLIPPED)
+              & (wide_params[:, 0] > 0))
+        index_wide = np.flatnonzero(wide)[ok]
+        params[index_wide] = wide_params[ok]
+        covariance[index_wide] = wide_covariance[ok]
+        refitted[index_wide] = True
+    # Stars whose light beyond their box still reaches the scope: evaluated on the
+    # wider box too (only given back there unless refitted).
+    beyond = params[:, 0] * (1 + (_HALF + 1) ** 2 / params[:, 4] ** 2) ** -params[:, 5]
+    border = (np.abs(_YY) == _HALF) | (np.abs(_XX) == _HALF)
+    wide |= (trusted & inside
+             & (beyond > _SCOPE_SIGMA * np.sqrt(np.median(noise[:, border], axis=1))))
+    # Stars with bad pixels at their centres (saturated cores): fitted on their
+    # wider box from the good pixels.
+    core_centres, core_params, core_chi2, core_clipped, core_covariance = _fit_cores_bad(
+        d, v, bad | out, cores_bad, _WIDE_YY, _WIDE_XX, alpha=alpha, beta=beta,
+        error=error, iterations=_ITERATIONS)
+    core_trusted = _trust(core_params, core_chi2, core_clipped)
+    all_centres = np.concatenate([centres, core_centres])
+    params = np.concatenate([params, core_params])
+    covariance = np.concatenate([covariance, core_covariance])
+    trusted = np.concatenate([trusted, core_trusted])
+    refitted = np.concatenate([refitted, core_trusted])
+    wide = np.concatenate([wide, core_trusted])
     parts = []
     for chosen_stars, yy, xx in ((trusted & ~wide, _YY, _XX), (wide, _WIDE_YY, _WIDE_XX)):
         if not chosen_stars.any():
             continue
         p = params[chosen_stars]
         signal, model_variance = _model(p, covariance[chosen_stars], yy, xx)
-        where = centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
+        where = all_centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
         reach = signal > _SCOPE_SIGMA * np.sqrt(v.flat[where])
-        inner = np.broadcast_to((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF), reach.shape)
+        inner = (((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF))[None, :]
+                 | refitted[chosen_stars, None])
+        inner = np.broadcast_to(inner, reach.shape)
         parts.append((where[reach], signal[reach], (signal * p[:, 1:2])[reach],
                       model_variance[reach], inner[reach]))
     if not parts:
@@ -206,8 +260,18 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     point = ((np.median(neighbours, axis=1) < _POINT * residual[seeds] + sigma)
              & reached.all(axis=1))
     out.flat[pixels[seeds[point]]] = True
-    # Growth into the star pixels next to flagged ones, on their own excess.
-    grow = pixels[(z > grow_sigma) & ~out.flat[pixels] & fitted]
+    # Growth into the star pixels next to flagged ones, on their own excess, and on
+    # their excess over their unflagged neighbours (an unmodelled companion star's
+    # pixels have it only over the model).
+    candidates = np.flatnonzero((z > grow_sigma) & ~out.flat[pixels] & fitted)
+    around = pixels[candidates, None] + ring[None, :]
+    where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
+    neighbours = np.where((pixels[where] == around) & ~out.flat[around], residual[where],
+                          np.nan)
+    floor = np.nanmedian(np.where(np.isnan(neighbours).all(axis=1, keepdims=True), 0.0,
+                                  neighbours), axis=1)
+    sharp = (residual[candidates] - floor) / (residual[candidates] / z[candidates])
+    grow = pixels[candidates[sharp > grow_sigma]]
     for _ in range(_MAX_ROUNDS):
         joins = out.flat[grow[:, None] + ring[None, :]].any(axis=1)
         if not joins.any():
@@ -215,6 +279,11 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         out.flat[grow[joins]] = True
         grow = grow[~joins]
     return out
+
+
+def _trust(params: np.ndarray, chi2: np.ndarray, clipped: np.ndarray) -> np.ndarray:
+    """Whether each star's fit is trusted (module docstring, step 3)."""
+    return np.asarray((chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED) & (params[:, 0] > 0))
 
 
 def _find_stars(d: np.ndarray, v: np.ndarray, skip: np.ndarray) -> np.ndarray:
