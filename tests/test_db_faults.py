@@ -575,16 +575,35 @@ def test_a_real_postgres_restart_mid_reduction(private_server: _PrivateServer,
                                   db_backoff=Backoff(attempts=10, first=0.3, cap=2.0))
         assert all(o.status == "built" for o in run_build(engine, ctx))
         ids = _science(engine)
-        restarts: list[threading.Timer] = []
+        restarts: list[threading.Thread] = []
+        retried = threading.Event()
+
+        class _OnRetry(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if getattr(record, "event", "") == "db-retry":
+                    retried.set()
+
+        def start_after_a_retry() -> None:
+            # Back once the run has met the stopped server (at most 20 s: a run that
+            # never retried then fails the assertion below), not after a fixed delay
+            # that a slow frame on a loaded machine outlasts.
+            retried.wait(20.0)
+            time.sleep(1.0)
+            private_server.start()
 
         def restart_after_first(outcome: ReduceOutcome) -> None:
             if not restarts:
                 private_server.stop()
-                restarts.append(threading.Timer(2.0, private_server.start))
+                restarts.append(threading.Thread(target=start_after_a_retry))
                 restarts[0].start()
 
         caplog.set_level(logging.WARNING, logger="nightlog")
-        outcomes = run_reduce(engine, ctx, ids, workers=1, progress=restart_after_first)
+        on_retry = _OnRetry(level=logging.WARNING)
+        logging.getLogger("nightlog").addHandler(on_retry)
+        try:
+            outcomes = run_reduce(engine, ctx, ids, workers=1, progress=restart_after_first)
+        finally:
+            logging.getLogger("nightlog").removeHandler(on_retry)
         restarts[0].join()
         assert [o.status for o in outcomes] == ["reduced"] * len(ids)
         assert _retries(caplog) >= 1

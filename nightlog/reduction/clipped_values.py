@@ -47,6 +47,8 @@ def clip_values(values: npt.NDArray[np.floating], sigma: float, *, maxiters: int
     work = np.empty_like(kept)
     for _ in range(maxiters):
         n = kept.size
+        if n == 0:
+            break  # everything clipped (values a few subnormals apart): astropy keeps none
         buffer = work[:n]
         np.copyto(buffer, kept)
         # In the values' own precision, as astropy's bounds are.
