@@ -319,12 +319,13 @@ def _first_iteration(utils: Any, clean: np.ndarray, var: np.ndarray, mask: np.nd
     bound = lap > scalars.sigclip * (1 - 1e-3) * 2.0 * noise_floor
     needed = dilate(bound, 2 + half)
 
-    def ratio(laplace: np.ndarray, variance: np.ndarray) -> np.ndarray:
-        return laplace / (2.0 * noise_of(utils, variance, sepmed))
+    def noise(variance: np.ndarray) -> np.ndarray:
+        return noise_of(utils, variance, sepmed)
 
-    s, ran_s = patchwise(ratio, [lap, var], [0, 1], needed, half, seeds=bound,
-                          grow=2 + half)
-    s[~needed] = 0.0
+    # The noise is kept (exact on ``needed``) for the fine structure below.
+    sigma, ran_s = patchwise(noise, [var], [1], needed, half, seeds=bound, grow=2 + half)
+    s = np.zeros_like(lap)
+    np.divide(lap, 2.0 * sigma, out=s, where=needed)
     goodpix = np.logical_not(mask)
     # sp = s − median(s) ≤ s (s ≥ 0): its median is needed only where s passes.
 
@@ -335,10 +336,13 @@ def _first_iteration(utils: Any, clean: np.ndarray, var: np.ndarray, mask: np.nd
     sp, ran = patchwise(minus_median, [s], [0], high, half)
     possible = high & (sp > scalars.sigclip) & goodpix
 
-    def fine(c: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return fine_structure(utils, c, noise_of(utils, v, sepmed), sepmed)
+    def fine(c: np.ndarray, n: np.ndarray) -> np.ndarray:
+        # The noise enters pixel by pixel: ``sigma`` is exact on ``possible`` (and
+        # may be 0 elsewhere, where the result is not kept).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fine_structure(utils, c, n, sepmed)
 
-    f, ran_f = patchwise(fine, [clean, var], [0, 1], possible,
+    f, ran_f = patchwise(fine, [clean, sigma], [0, 1], possible,
                           max(seed_reach(sepmed), fine_structure_reach(sepmed)))
     seeds = possible.copy()
     seeds[possible] = (sp[possible] / f[possible]) > scalars.objlim
