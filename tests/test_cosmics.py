@@ -137,10 +137,10 @@ def test_recovers_90_percent_of_cosmic_ray_pixels_with_under_a_permille_false(
     assert false.mean() < 1e-3
 
 
-def test_the_defaults_recover_97_5_percent_at_under_50_false_per_million(
+def test_the_defaults_recover_98_percent_at_under_50_false_per_million(
         scenes: list[Scene]) -> None:
     """With the default settings (the second look, the star and background models) and
-    an informed call (measured: 0.985 at 9 per million on these frames; 0.973 without
+    an informed call (measured: 0.989 at 13 per million on these frames; 0.973 without
     the background model).
 
     A hit on a pixel already known to be bad is masked by that bit; what counts is
@@ -148,7 +148,7 @@ def test_the_defaults_recover_97_5_percent_at_under_50_false_per_million(
     """
     masked, false = _scores(scenes)
     assert masked.size > 1000
-    assert masked.mean() >= 0.975
+    assert masked.mean() >= 0.98
     assert false.mean() < 50e-6
 
 

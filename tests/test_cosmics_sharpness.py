@@ -44,16 +44,19 @@ def test_a_hit_beside_a_hot_pixel_is_flagged_where_lacosmic_cannot() -> None:
 def test_a_faint_hit_spread_over_four_pixels_is_flagged() -> None:
     """A 2 × 2 hit of 5 σ in each pixel: every pixel's neighbours' median is lifted
     by the others, so the excess over the wide level finds it (the 8-neighbour test
-    alone found 10 of these 20, the wide level 16)."""
-    found = 0
+    alone found 10 of these 20, the wide level 16). Elsewhere on the sky only noise:
+    the background model's seeds (4.25 σ) pass about 11 pixels per million, a
+    neighbour joining some (measured: 4 pixels of the 184 000)."""
+    found = elsewhere = 0
     for seed in range(20):
         data = _sky(seed)
         data[40:42, 40:42] += np.float32(5 * np.sqrt(SKY))
         flags = _detect(data, np.zeros(data.shape, dtype=bool), refine=True)
         found += int(flags[40:42, 40:42].all())
         flags[38:44, 38:44] = False
-        assert not flags.any()  # nothing flagged elsewhere on the sky
+        elsewhere += int(flags.sum())
     assert found >= 14
+    assert elsewhere <= 40e-6 * 20 * data.size
 
 
 def test_stars_of_another_profile_are_not_taken_for_hits() -> None:

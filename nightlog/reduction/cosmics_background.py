@@ -20,9 +20,13 @@ ones. Here:
    wings, a galaxy, a gradient the mesh does not follow), its 4 blocks keep the
    verdict they came with (the star model's and the second look's), and so do the
    pixels past the frame's last whole block;
-4. **seeds** -- unflagged pixels where the mesh holds with ``z > seed_sigma`` that are
-   points: the median of their 8 neighbours' ``z`` under ``_POINT`` of their own
-   plus 1 (a faint star's peak has neighbours at about 0.6 of it);
+4. **seeds** -- unflagged pixels where the mesh holds with
+   ``z > seed_sigma − _SEED_EASING`` that are points: the median of their 8
+   neighbours' ``z`` under ``_POINT`` of their own plus 1 (a faint star's peak has
+   neighbours at about 0.6 of it); and pairs of 8-adjacent pixels above
+   ``grow_sigma`` where the mesh holds whose summed ``z`` over √2 exceeds
+   ``seed_sigma + _PAIR_MARGIN``, points by the median of both pixels' neighbours
+   (a hit's charge split over two pixels, neither passing alone);
 5. **growth** -- flagged pixels (seeds and what came before) grow into 8-neighbours
    where the mesh holds with ``z > grow_sigma``, until none joins.
 
@@ -43,6 +47,8 @@ _BLOCK = 4  # side of a block of the structure test (pixels)
 _CLIP = 1.5  # residuals clipped to ± this in the structure test (σ)
 _STRUCTURE = 3.0  # a window's clipped sum above this many σ of its noise: structure
 _POINT = 0.25  # a seed's neighbours' median holds at most this fraction of its residual
+_SEED_EASING = 0.25  # seeds here pass seed_sigma less this (σ)
+_PAIR_MARGIN = 0.5  # a pair's summed residual over √2 passes seed_sigma plus this (σ)
 _MAX_ROUNDS = 16  # growth rounds
 _FAR = np.float32(1e30)  # where left-out pixels go in a cell's median
 
@@ -186,7 +192,10 @@ def refine_on_background(data: np.ndarray, variance: np.ndarray, bad: np.ndarray
     flagged : ndarray of bool
         The cosmic-ray pixels found so far (kept: nothing is given back).
     seed_sigma : float
-        Threshold (σ of the noise) of a new hit's pixel over the background.
+        Threshold (σ of the noise) of a new hit's pixel over the background, less
+        ``_SEED_EASING`` here (the mesh's own noise is negligible); two adjacent
+        pixels seed together above it plus ``_PAIR_MARGIN`` (their summed ``z``
+        over √2).
     grow_sigma : float
         Threshold (σ) of a flagged pixel's neighbour over the background.
 
@@ -218,11 +227,13 @@ def refine_on_background(data: np.ndarray, variance: np.ndarray, bad: np.ndarray
     ring = np.array([dy * nx + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
     candidates = np.flatnonzero(z > grow_sigma)
     grow = testable(candidates)
-    seeds = grow[z.flat[grow] > seed_sigma]
+    seeds = grow[z.flat[grow] > seed_sigma - _SEED_EASING]
     if seeds.size:
         around = z.flat[seeds[:, None] + ring[None, :]]
         point = np.median(around, axis=1) < _POINT * z.flat[seeds] + 1
         out.flat[seeds[point]] = True
+    grow = grow[~out.flat[grow]]
+    _pair_seeds(z, grow, ring, out, seed_sigma + _PAIR_MARGIN)
     grow = grow[~out.flat[grow]]
     for _ in range(_MAX_ROUNDS):
         if not grow.size:
@@ -233,3 +244,27 @@ def refine_on_background(data: np.ndarray, variance: np.ndarray, bad: np.ndarray
         out.flat[grow[joins]] = True
         grow = grow[~joins]
     return out
+
+
+def _pair_seeds(z: np.ndarray, grow: np.ndarray, ring: np.ndarray, out: np.ndarray,
+                threshold: float) -> None:
+    """Flag in ``out`` the pairs of 8-adjacent testable pixels ``grow`` (sorted flat
+    indices) whose summed residual over √2 exceeds ``threshold`` (σ) and that are a
+    point (module docstring, step 4): the median of both pixels' 8 neighbours' ``z``
+    under ``_POINT`` of the pair's mean plus 1."""
+    if not grow.size:
+        return
+    for offset in (1, ring[5], ring[6], ring[7]):  # right, below left, below, below right
+        other = grow + offset
+        both = grow[np.minimum(np.searchsorted(grow, other), grow.size - 1)] == other
+        first, second = grow[both], other[both]
+        mean = (z.flat[first] + z.flat[second]) / 2
+        passes = mean * np.sqrt(2) > threshold
+        first, second, mean = first[passes], second[passes], mean[passes]
+        if not first.size:
+            continue
+        around = np.concatenate([z.flat[first[:, None] + ring[None, :]],
+                                 z.flat[second[:, None] + ring[None, :]]], axis=1)
+        point = np.median(around, axis=1) < _POINT * mean + 1
+        out.flat[first[point]] = True
+        out.flat[second[point]] = True

@@ -161,7 +161,8 @@ class CosmicRaySettings:
     background_model : bool
         Last, each pixel off stars tested against a smooth model of the background
         (:mod:`nightlog.reduction.cosmics_background`: medians of 64 × 64 px cells,
-        interpolated): points above ``seed_sigma`` added, flagged pixels grown into
+        interpolated): points above ``seed_sigma`` − 0.25 (and adjacent pairs summing
+        over √2 above ``seed_sigma`` + 0.5) added, flagged pixels grown into
         neighbours above ``grow_sigma``; where the frame has structure the model does
         not follow, the verdict stands. Runs only with ``refine``.
 
