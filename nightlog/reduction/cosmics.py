@@ -58,13 +58,15 @@ each pixel off stars against a smooth mesh of the background (medians of 64 × 6
 cells, interpolated; its own noise negligible): points above ``seed_sigma`` − 0.25
 and pairs of adjacent pixels summing over √2 above ``seed_sigma`` + 0.5 added,
 flagged pixels grown above ``grow_sigma``, wherever the frame has no structure the
-mesh does not follow. With it, completeness and false flags per million of
-``benchmarks/cosmics_misses.py`` (one thread)::
+mesh does not follow. Completeness and false flags per million of
+``benchmarks/cosmics_misses.py`` (one thread), before the background model and the
+star model's wider boxes, and with both::
 
     frames                       before           after
-    4 × 1024² (seeds 0--3)       0.9747  27.7     0.9825  29.2
-    2 × 1024² (seeds 10--11)     0.9821  42.4     0.9911  44.4   (held out)
-    4128 × 2080 (seed 0)         0.9787  46.8     0.9853  47.5
+    4 × 1024² (seeds 0--3)       0.9747  27.7     0.9922  28.0
+    2 × 1024² (seeds 10--11)     0.9821  42.4     0.9964  35.7   (held out)
+    3 × 1024² (seeds 20--22)     0.9742  40.5     0.9911  37.0   (held out)
+    4128 × 2080 (seed 0)         0.9787  46.8     0.9917  42.3
 
 for 0.11--0.13 s CPU on a full frame (``docs/reduction.md``, "The background model").
 
