@@ -4,8 +4,10 @@ A saturated star's core is bad (and so is a star's with a hot pixel at its centr
 the star model of the cosmic-ray step (:mod:`nightlog.reduction.cosmics_stars`) does
 not fit it on the 11 × 11 box, and L.A.Cosmic's flags in its bright wings stay.
 :func:`fit_cores_bad` fits such a star with the frame's PSF on the 21 × 21 box,
-centred on the middle of its central bad pixels, the bad and flagged pixels left out:
-the wings fix the amplitude, the centre and the width. Private: the arrays are those
+centred on the middle of its central bad pixels when there are ``_SATURATED`` or more
+(a saturated core; with fewer, a hot pixel or two beside the peak, on the star's
+brightest good pixel, which lies nearer its centre), the bad and flagged pixels left
+out: the wings fix the amplitude, the centre and the width. Private: the arrays are those
 of :func:`~nightlog.reduction.cosmics_stars.refine_on_stars`.
 """
 
@@ -20,6 +22,7 @@ from nightlog.reduction._moffat_fits import profile as _profile
 __all__ = ["fit_cores_bad"]
 
 _CORE = 4  # the central bad pixels: within this many pixels of a star's brightest good one
+_SATURATED = 5  # at least this many central bad pixels: the box centred on their middle
 _APART = 3  # two such stars closer than this (pixels) are one (the first kept)
 
 
@@ -65,9 +68,14 @@ def fit_cores_bad(d: np.ndarray, v: np.ndarray, skip: np.ndarray, centres: np.nd
     ys = np.clip(rows[:, None] + wy[None, :], 0, ny - 1)
     xs = np.clip(cols[:, None] + wx[None, :], 0, nx - 1)
     core = skip.flat[ys * nx + xs]
-    count = np.maximum(core.sum(axis=1), 1)
-    rows = rows + np.rint((core * wy).sum(axis=1) / count).astype(np.int64)
-    cols = cols + np.rint((core * wx).sum(axis=1) / count).astype(np.int64)
+    # Centred there with _SATURATED or more (bad or flagged); with fewer (a hot pixel
+    # or two beside the peak) on the brightest good pixel, nearer the star's centre
+    # than their middle, which may lie 4 px out.
+    count = core.sum(axis=1)
+    shift = count >= _SATURATED
+    count = np.maximum(count, 1)
+    rows = rows + np.where(shift, np.rint((core * wy).sum(axis=1) / count), 0).astype(np.int64)
+    cols = cols + np.where(shift, np.rint((core * wx).sum(axis=1) / count), 0).astype(np.int64)
     inside = (rows >= half) & (rows < ny - half) & (cols >= half) & (cols < nx - half)
     rows, cols = rows[inside], cols[inside]
     if not rows.size:

@@ -25,7 +25,7 @@ from nightlog.reduction._moffat_fits import profile as _profile
 
 __all__ = ["deblend"]
 
-_BLEND = 10  # a neighbour within this many pixels (Chebyshev) shares the box's light
+_BLEND = 11  # a neighbour within this many pixels (Chebyshev) shares the box's light
 _ROUNDS = 4  # rounds of fits, each with the neighbours' latest models
 _REACH = 10  # half side of the box a neighbour's model is taken out on (pixels)
 

@@ -20,16 +20,18 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    iteration on; a fit with more than ``_MAX_CHI2`` per degree of freedom or more
    than ``_MAX_CLIPPED`` clipped pixels (a companion, a blend) is not trusted. Then:
 
-   * *blends* -- an untrusted star with a neighbour within 10 px is fitted again, its
+   * *blends* -- an untrusted star with a neighbour within 11 px is fitted again, its
      box less its neighbours' models, in rounds (:mod:`nightlog.reduction._star_blends`),
      and trusted only if those neighbours are;
    * *bright stars* -- a star ``_WIDE_SNR`` over its noise is fitted again on the
      21 × 21 box, from its first fit; if trusted there, that whole box is its fitted
      box (hits 6--10 px out are searched); any star whose light 6 px out still passes
-     the scope is evaluated on the 21 × 21 box, beyond its fitted box only giving back;
+     the scope is evaluated on the 21 × 21 box, beyond its fitted box giving back and
+     seeding with a margin, never growing;
    * *stars with bad centres* -- a star with a bad pixel within 2 px of its centre or
      more than ``_MAX_BAD`` in its box (a saturated core) is fitted on the 21 × 21
-     box from its good pixels, centred on the middle of its central bad pixels
+     box from its good pixels, centred on the middle of its central bad pixels if
+     there are 5 or more (a saturated core), else on its brightest good pixel
      (:mod:`nightlog.reduction._saturated_stars`);
 4. **the test** -- on each pixel a trusted model reaches (signal above
    ``_SCOPE_SIGMA`` of the pixel's noise), ``z = (d − M) / √(V + (ε S)² + V_M)`` with
@@ -39,9 +41,12 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    * a flagged pixel with ``z ≤ grow_sigma`` is given back, unless a flagged
      neighbour is unexplained (``z > seed_sigma``, or no model reaches it: the faint
      edge of a hit);
-   * an unflagged pixel of a fitted box with ``z > seed_sigma`` is a hit if it is a
-     point: its 8 neighbours, all modelled, have a median residual under ``_POINT``
-     of its own plus 1 σ (an unmodelled companion star's do not);
+   * an unflagged pixel of a fitted box with ``z > seed_sigma`` (beyond the fitted
+     boxes, where a model is extrapolated, ``z > seed_sigma + _BEYOND_MARGIN``) is a
+     hit if it is a point: its 8 neighbours have a median residual under ``_POINT``
+     of its own plus 1 σ (an unmodelled companion star's do not); a neighbour no
+     model reaches (at the scope's edge) counts with its excess over the seed's
+     fitted background, the models' signal there being under the scope;
    * unflagged pixels of fitted boxes next to flagged ones join while their ``z``,
      and their excess over the median residual of their unflagged neighbours (in σ),
      both exceed ``grow_sigma`` (a companion star's pixels have the first only).
@@ -79,6 +84,7 @@ _MAX_BAD = 2  # a star with more bad pixels in its box is not fitted (saturation
 _MAX_CHI2 = 1.5  # a fit with more χ² per degree of freedom is not trusted
 _MAX_CLIPPED = 9  # nor one that clipped more pixels than a hit covers
 _POINT = 0.25  # a new hit's neighbours hold at most this fraction of its residual
+_BEYOND_MARGIN = 0.5  # beyond its fitted box, a hit's pixel passes seed_sigma by this (σ)
 
 _WIDE = 10  # half side of a bright star's model (pixels)
 _WIDE_SNR = 100.0  # a bright star's peak over its noise
@@ -188,7 +194,7 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         covariance[index_wide] = wide_covariance[ok]
         refitted[index_wide] = True
     # Stars whose light beyond their box still reaches the scope: evaluated on the
-    # wider box too (only given back there unless refitted).
+    # wider box too (unless refitted, there only given back and seeded with a margin).
     beyond = params[:, 0] * (1 + (_HALF + 1) ** 2 / params[:, 4] ** 2) ** -params[:, 5]
     border = (np.abs(_YY) == _HALF) | (np.abs(_XX) == _HALF)
     wide |= (trusted & inside
@@ -226,7 +232,8 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     total = np.bincount(inverse, signal, pixels.size)
     level = np.bincount(inverse, weighted, pixels.size) / total
     spread = np.bincount(inverse, model_variance, pixels.size)
-    # Beyond the fitted boxes a model only gives back (its wings are extrapolated).
+    # Beyond the fitted boxes a model gives back and seeds with a margin, never grows
+    # (its wings are extrapolated).
     fitted = np.bincount(inverse, inner, pixels.size) > 0
     # The frame's outermost pixels keep their verdict: every pixel tested below has
     # its 8 neighbours inside the frame (a star's box may reach the edge).
@@ -248,17 +255,21 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     explained = (pixels[where] == around) & ~(z[where] > seed_sigma)
     alone = ~(out.flat[around] & ~explained).any(axis=1)
     out.flat[pixels[weak[alone]]] = False
-    seeds = np.flatnonzero(~was & (z > seed_sigma) & fitted)
+    # Seeds in the fitted boxes, and beyond them (where a model is extrapolated) only
+    # with a margin.
+    seeds = np.flatnonzero(~was & (z > seed_sigma)
+                           & (fitted | (z > seed_sigma + _BEYOND_MARGIN)))
     # A hit is a point: its 8 neighbours' median residual holds at most a fraction
-    # of its own (beyond their noise); an unmodelled companion star's does not. Its
-    # neighbours must all be modelled (at a model's edge, the second look's verdict).
+    # of its own (beyond their noise); an unmodelled companion star's does not. A
+    # neighbour no model reaches (at a model's edge) is taken over the seed's fitted
+    # background: the models' signal there is under the scope, so its residual is
+    # over-estimated, never under.
     around = pixels[seeds, None] + ring[None, :]
     where = np.minimum(np.searchsorted(pixels, around), pixels.size - 1)
     reached = pixels[where] == around
-    neighbours = np.where(reached, residual[where], 0.0)
+    neighbours = np.where(reached, residual[where], d.flat[around] - level[seeds, None])
     sigma = residual[seeds] / z[seeds]
-    point = ((np.median(neighbours, axis=1) < _POINT * residual[seeds] + sigma)
-             & reached.all(axis=1))
+    point = np.median(neighbours, axis=1) < _POINT * residual[seeds] + sigma
     out.flat[pixels[seeds[point]]] = True
     # Growth into the star pixels next to flagged ones, on their own excess, and on
     # their excess over their unflagged neighbours (an unmodelled companion star's
