@@ -10,7 +10,7 @@ carries is kept; NO_DATA marks what is not finite.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ from nightlog.reduction.mask import (
     hot_pixels_from_dark,
 )
 from nightlog.reduction.science_parameters import ScienceParameters
+from nightlog.reduction.step_summary import summary_median
 
 __all__ = ["BitPlane", "MasterPlane", "bad_pixel_plane", "count_bits", "master_bits",
            "master_plane", "plane_of", "plane_thresholds", "role_bits"]
@@ -114,11 +115,21 @@ class MasterPlane:
         The parameters the bits were found with (:func:`plane_thresholds`).
     crops : tuple
         The crops they were cut with, sorted by role.
+    medians : tuple
+        ``(role, median)`` of each master as the frames apply it (cut to the window
+        when cropped): the :func:`~nightlog.reduction.step_summary.summary_median`
+        its step records, in the master's unit; empty when not found
+        (:func:`plane_of` alone), and the steps then take it themselves.
     """
 
     plane: BitPlane
     thresholds: tuple[float | None, ...]
     crops: tuple[tuple[str, tuple[int, int, int, int]], ...]
+    medians: tuple[tuple[str, float], ...] = ()
+
+    def median(self, role: str) -> float | None:
+        """The recorded median of the master of ``role``, or None when not found."""
+        return dict(self.medians).get(role)
 
     def check(self, params: ScienceParameters,
               crops: Mapping[str, tuple[int, int, int, int]] | None,
@@ -171,12 +182,20 @@ def master_plane(*, bias: CCDData | None, dark: CCDData | None, flat: CCDData | 
     MasterPlane
         The OR of every master's bits (its own flags, HOT, DEAD, UNILLUMINATED).
         With no master at all, its plane is empty (shape ``(0, 0)``) and only the
-        frame's own bits are used.
+        frame's own bits are used. Its ``medians``: each master's summary median,
+        once for the batch instead of once per frame.
     """
-    found = {role: role_bits(role, master, params)
-             for role, master in (("dark", dark), ("flat", flat), ("bias", bias))
-             if master is not None}
-    return plane_of(found, params=params, crops=crops)
+    given = [(role, master) for role, master in (("dark", dark), ("flat", flat), ("bias", bias))
+             if master is not None]
+    found = {role: role_bits(role, master, params) for role, master in given}
+    medians = []
+    for role, master in given:
+        values = np.asarray(master.data)
+        if crops and role in crops:
+            y0, y1, x0, x1 = crops[role]
+            values = values[y0:y1, x0:x1]
+        medians.append((role, summary_median(values)))
+    return replace(plane_of(found, params=params, crops=crops), medians=tuple(medians))
 
 
 def role_bits(role: str, master: CCDData, params: ScienceParameters) -> BitPlane:
