@@ -22,6 +22,7 @@ from nightlog.reduction.flat_response import (
     large_scale_response,
     vignetted_from_flat,
 )
+from nightlog.reduction.hot_limit import recorded_hot_limit
 from nightlog.reduction.mask import (
     MASK_DTYPE,
     MaskBit,
@@ -72,7 +73,11 @@ def count_bits(bits: BitPlane) -> dict[str, int]:
 def _dark_bits(dark: CCDData, params: ScienceParameters) -> BitPlane:
     plane = master_bits(dark)
     plane = np.zeros(dark.shape, dtype=MASK_DTYPE) if plane is None else plane
-    hot = hot_pixels_from_dark(dark, nsigma=params.hot_nsigma, absolute=params.hot_threshold)
+    # The robust limit its builder found and recorded, else found here.
+    limit = (None if params.hot_threshold is not None
+             else recorded_hot_limit(dark, params.hot_nsigma))
+    hot = (hot_pixels_from_dark(dark, nsigma=params.hot_nsigma, absolute=params.hot_threshold)
+           if limit is None else np.asarray(dark.data) > limit)
     plane[hot] |= MASK_DTYPE(MaskBit.HOT)
     return plane
 

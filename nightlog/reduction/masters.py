@@ -24,7 +24,8 @@ from nightlog.reduction.combine import CombineResult, combine
 from nightlog.reduction.dark_plane import calibrated_dark_uncertainty
 from nightlog.reduction.flat_plane import flat_uncertainty
 from nightlog.reduction.flat_response import dark_region
-from nightlog.reduction.mask import MASK_DTYPE, MaskBit, hot_pixels_from_dark
+from nightlog.reduction.hot_limit import hot_limit, record_hot_limit
+from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 from nightlog.reduction.master_frame import (
     MasterResult,
     combined_unit,
@@ -220,8 +221,10 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     result = _run(frames, options, _chain([prepare, subtract]), scale,
                   offset_response=bias_error)
     flags = no_data_flags(result)
-    hot = hot_pixels_from_dark(np.where(result.mask, np.nan, result.data), nsigma=hot_nsigma,
-                               absolute=hot_threshold) & ~result.mask
+    values = np.where(result.mask, np.nan, result.data)
+    # The robust limit found once: recorded, the frames' bit planes read it back.
+    limit = hot_limit(values, nsigma=hot_nsigma) if hot_threshold is None else hot_threshold
+    hot = (values > limit) & ~result.mask
     flags[hot] |= MASK_DTYPE(MaskBit.HOT)
     level, noise = robust_statistics(result.data)
     unit = combined_unit(result) / u.s if scale_to_rate else combined_unit(result)
@@ -231,6 +234,8 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
                       result, bias, options.method, options.clip, bias_error=bias_error))
     ccd.header["IMAGETYP"] = "MASTER DARK"
     ccd.header["EXPTIME"] = (1.0 if scale_to_rate else times[0], "s; 1 for a dark rate")
+    if hot_threshold is None:
+        record_hot_limit(ccd.header, hot_nsigma, limit)
     share = None if bias is None else bias_share(result, flags == 0)
     return MasterResult(ccd=ccd, n_frames=len(frames), level=level, noise=noise,
                         frame_stats=list(result.frame_stats), scales=result.scales,
