@@ -365,7 +365,8 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     reset = low | result.mask
     data[reset] = 1.0
     unc[reset] = 0.0
-    _, noise = robust_statistics(data[~reset])
+    # The kept pixels in memory order: all of them, without the copy, when none was reset.
+    _, noise = robust_statistics(data[~reset] if reset.any() else data.reshape(-1))
     ccd = master_frame(result, u.dimensionless_unscaled, flags,
                   f"Master flat of {len(frames)} frames, normalised by the {scale_stat} "
                   f"of the region", data=data, uncertainty=unc)
