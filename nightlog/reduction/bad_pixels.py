@@ -29,6 +29,7 @@ from nightlog.reduction.mask import (
     dead_pixels_from_flat,
     hot_pixels_from_dark,
 )
+from nightlog.reduction.order_statistics import median
 from nightlog.reduction.science_parameters import ScienceParameters
 from nightlog.reduction.step_summary import summary_median
 
@@ -88,14 +89,21 @@ def _flat_bits(flat: CCDData, params: ScienceParameters) -> BitPlane:
     flagged = None if flat_bits is None else flat_bits != 0  # reset to 1: no response there
     # The flat's block means, once: both the dead and the vignetted test use them.
     response = large_scale_response(flat, box=RESPONSE_BOX, exclude=flagged)
+    # With nothing left out, both tests take the median of the finite pixels: once.
+    level = None
+    if params.low_response is not None and (flagged is None or not flagged.any()):
+        values = np.asarray(flat.data)
+        finite = values[np.isfinite(values)]
+        level = median(finite, overwrite=True) if finite.size else None
     dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high,
-                                 box=RESPONSE_BOX, exclude=flagged, response=response)
+                                 box=RESPONSE_BOX, exclude=flagged, response=response,
+                                 level=level)
     if flagged is not None:
         dead &= ~flagged
     plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
     if params.low_response is not None:
         vignetted = vignetted_from_flat(flat, low=params.low_response, exclude=flagged,
-                                        response=response)
+                                        response=response, level=level)
         plane[vignetted] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
     return plane
 

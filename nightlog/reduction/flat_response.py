@@ -118,7 +118,8 @@ def _bilinear(means: npt.NDArray[np.float64], box: int,
 
 def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
                         box: int = RESPONSE_BOX, exclude: npt.ArrayLike | None = None,
-                        response: npt.ArrayLike | None = None) -> npt.NDArray[np.bool_]:
+                        response: npt.ArrayLike | None = None,
+                        level: float | None = None) -> npt.NDArray[np.bool_]:
     """Flag the vignetted part of a flat: large-scale response below ``low`` × median.
 
     Parameters
@@ -132,6 +133,9 @@ def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
     response : array_like, optional
         :func:`large_scale_response` of ``flat`` with ``box`` and ``exclude``, when
         the caller has it already.
+    level : float, optional
+        The median of the flat's finite pixels outside ``exclude``, when the caller
+        has it already.
 
     Returns
     -------
@@ -154,7 +158,8 @@ def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
         good &= ~np.asarray(exclude, dtype=bool)
     if not good.any():
         raise ReductionError("the flat has no finite pixels")
-    level = median(values[good], overwrite=True)
+    if level is None:
+        level = median(values[good], overwrite=True)
     if not level > 0:
         raise ReductionError(f"the flat's median is {level}, not positive")
     smooth = (np.asarray(response) if response is not None

@@ -207,6 +207,7 @@ def dead_pixels_from_flat(
     box: int | None = None,
     exclude: npt.ArrayLike | None = None,
     response: npt.ArrayLike | None = None,
+    level: float | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Flag dead and low-response (optionally over-responsive) pixels in a flat.
 
@@ -231,6 +232,8 @@ def dead_pixels_from_flat(
         (:func:`~nightlog.reduction.flat_response.large_scale_response` of ``flat``
         with the same ``box`` and ``exclude``), so that a caller who also needs
         them computes them once.
+    level : float, optional
+        The median of the flat's finite pixels, when the caller has it already.
 
     Returns
     -------
@@ -249,7 +252,8 @@ def dead_pixels_from_flat(
     finite = np.isfinite(values)
     if not finite.any():
         raise ReductionError("the flat has no finite pixels")
-    level = median(values[finite], overwrite=True)
+    if level is None:
+        level = median(values[finite], overwrite=True)
     if not level > 0:
         raise ReductionError(f"the flat's median is {level}, not positive")
     reference: Any = level
