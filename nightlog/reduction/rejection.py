@@ -234,16 +234,17 @@ def _same_ranks(x: npt.NDArray[np.float32], *, nlow: int, nhigh: int, method: Me
     hi = max(n_frames - nhigh, lo)
     n = hi - lo
     mean, var = RunSums(x, n_frames, upto=hi).moments(lo, hi)
-    std = np.sqrt(var)
+    std = np.sqrt(var, out=var)  # the moments' own arrays: in place from here
     rootn = np.sqrt(np.asarray(max(n, 1)))
     if method == "median":
         data = _survivor_median(x, np.full(n_pix, lo, dtype=np.intp),
                                 np.full(n_pix, hi, dtype=np.intp))
-        unc = MEDIAN_EFFICIENCY * std / rootn
+        std *= MEDIAN_EFFICIENCY
+        unc = np.divide(std, rootn, out=std)
     elif method == "average":
-        data, unc = mean, std / rootn
+        data, unc = mean, np.divide(std, rootn, out=std)
     else:
-        data, unc = mean * n, std * rootn
+        data, unc = np.multiply(mean, n, out=mean), np.multiply(std, rootn, out=std)
     data32, unc32 = data.astype(np.float32), unc.astype(np.float32)
     if n == 0:
         data32[...], unc32[...] = np.nan, np.nan

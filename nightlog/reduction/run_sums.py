@@ -94,8 +94,11 @@ class RunSums:
                 m2 -= take(s2, lo)
         m1 /= n
         m2 /= n
-        var = np.maximum(m2 - m1 * m1, 0.0)
-        return m1 + ref, var
+        # ``max(m2 - m1², 0)`` and ``m1 + ref``, in place on the two new arrays.
+        square = np.multiply(m1, m1)
+        var = np.subtract(m2, square, out=m2)
+        np.maximum(var, 0.0, out=var)
+        return np.add(m1, ref, out=m1), var
 
 
 def same_value(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
