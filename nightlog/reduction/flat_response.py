@@ -189,6 +189,8 @@ def dark_region(low: npt.ArrayLike, *, radius: int = 2, min_share: int = 9
         ``True`` for the low pixels of regions (vignetted, not reached by light).
     """
     mask = np.asarray(low, dtype=bool)
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=bool)  # no low pixel: no region (nothing to count)
     padded = np.pad(mask.astype(np.int16), radius)
     ny, nx = mask.shape
     side = 2 * radius + 1
