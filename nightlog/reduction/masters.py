@@ -221,7 +221,7 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     result = _run(frames, options, _chain([prepare, subtract]), scale,
                   offset_response=bias_error)
     flags = no_data_flags(result)
-    values = np.where(result.mask, np.nan, result.data)
+    values = result.data  # NaN where nothing survived (CombineResult): no masked copy
     # The robust limit found once: recorded, the frames' bit planes read it back.
     limit = hot_limit(values, nsigma=hot_nsigma) if hot_threshold is None else hot_threshold
     hot = (values > limit) & ~result.mask
@@ -346,7 +346,8 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
         dark, _exposures(exptimes, len(frames), "make_master_flat with a dark"))
     options = options or CombineOptions()
     result = _run(frames, options, _chain(steps, [darken]), scale_stat, scale_region)
-    norm = region_level(np.where(result.mask, np.nan, result.data),
+    # The combination is NaN where nothing survived already: no masked copy.
+    norm = region_level(result.data,
                         resolve_region(scale_region, result.data.shape), scale_stat)
     if not norm > 0:
         raise CombineError(f"the combined flat's {scale_stat} in the region is {norm}")
