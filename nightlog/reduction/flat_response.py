@@ -69,14 +69,21 @@ def large_scale_response(flat: CCDData | npt.ArrayLike, *, box: int = RESPONSE_B
         good &= ~np.asarray(exclude, dtype=bool)
     ny, nx = values.shape
     py, px = -ny % box, -nx % box
-    filled = np.where(good, values, np.float32(0.0))
-    counts = good.astype(np.float32)
-    if py or px:
-        filled = np.pad(filled, ((0, py), (0, px)))
-        counts = np.pad(counts, ((0, py), (0, px)))
-    by, bx = filled.shape[0] // box, filled.shape[1] // box
-    sums = filled.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
-    n = counts.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
+    if not (py or px) and good.all():
+        # Whole blocks of values only: the values summed as they are, and every block
+        # counts box² of them (the sum of its ones, exactly).
+        by, bx = ny // box, nx // box
+        sums = values.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
+        n = np.full((by, bx), float(box * box))
+    else:
+        filled = np.where(good, values, np.float32(0.0))
+        counts = good.astype(np.float32)
+        if py or px:
+            filled = np.pad(filled, ((0, py), (0, px)))
+            counts = np.pad(counts, ((0, py), (0, px)))
+        by, bx = filled.shape[0] // box, filled.shape[1] // box
+        sums = filled.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
+        n = counts.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(n > 0, sums / np.maximum(n, 1.0), np.nan)
     return _bilinear(means, box, (ny, nx))
