@@ -103,7 +103,9 @@ def variance_rows(ccd: CCDData) -> VarianceRows | None:
     it (float32, in its data units), or None when it has no uncertainty.
 
     The function returned takes a row slice and an optional ``out`` array (float32,
-    the rows' shape) and returns the rows' variance in ``out`` or in a new array.
+    the rows' shape) and returns the rows' variance in ``out``; without ``out``, in an
+    array to be read only: a new one (a standard deviation squared), or the rows of
+    the frame's own float32 variance themselves, not copied.
     """
     unc = ccd.uncertainty
     if unc is None:
@@ -118,13 +120,13 @@ def variance_rows(ccd: CCDData) -> VarianceRows | None:
     var = (np.asarray(unc.array) if isinstance(unc, VarianceUncertainty)
            else variance_of(ccd))
 
-    def copied(rows: slice, out: Float32Array | None = None) -> Float32Array:
+    def held(rows: slice, out: Float32Array | None = None) -> Float32Array:
         if out is None:
-            return np.array(var[rows], dtype=np.float32, copy=True)
+            return np.asarray(var[rows], dtype=np.float32)
         np.copyto(out, var[rows], casting="unsafe")
         return out
 
-    return copied
+    return held
 
 
 def subtract_scaled(ccd: CCDData, master: CCDData, factor: float

@@ -10,7 +10,7 @@ carries is kept; NO_DATA marks what is not finite.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -22,13 +22,16 @@ from nightlog.reduction.flat_response import (
     large_scale_response,
     vignetted_from_flat,
 )
+from nightlog.reduction.hot_limit import recorded_hot_limit
 from nightlog.reduction.mask import (
     MASK_DTYPE,
     MaskBit,
     dead_pixels_from_flat,
     hot_pixels_from_dark,
 )
+from nightlog.reduction.order_statistics import median
 from nightlog.reduction.science_parameters import ScienceParameters
+from nightlog.reduction.step_summary import summary_median
 
 __all__ = ["BitPlane", "MasterPlane", "bad_pixel_plane", "count_bits", "master_bits",
            "master_plane", "plane_of", "plane_thresholds", "role_bits"]
@@ -71,7 +74,11 @@ def count_bits(bits: BitPlane) -> dict[str, int]:
 def _dark_bits(dark: CCDData, params: ScienceParameters) -> BitPlane:
     plane = master_bits(dark)
     plane = np.zeros(dark.shape, dtype=MASK_DTYPE) if plane is None else plane
-    hot = hot_pixels_from_dark(dark, nsigma=params.hot_nsigma, absolute=params.hot_threshold)
+    # The robust limit its builder found and recorded, else found here.
+    limit = (None if params.hot_threshold is not None
+             else recorded_hot_limit(dark, params.hot_nsigma))
+    hot = (hot_pixels_from_dark(dark, nsigma=params.hot_nsigma, absolute=params.hot_threshold)
+           if limit is None else np.asarray(dark.data) > limit)
     plane[hot] |= MASK_DTYPE(MaskBit.HOT)
     return plane
 
@@ -82,14 +89,21 @@ def _flat_bits(flat: CCDData, params: ScienceParameters) -> BitPlane:
     flagged = None if flat_bits is None else flat_bits != 0  # reset to 1: no response there
     # The flat's block means, once: both the dead and the vignetted test use them.
     response = large_scale_response(flat, box=RESPONSE_BOX, exclude=flagged)
+    # With nothing left out, both tests take the median of the finite pixels: once.
+    level = None
+    if params.low_response is not None and (flagged is None or not flagged.any()):
+        values = np.asarray(flat.data)
+        finite = values[np.isfinite(values)]
+        level = median(finite, overwrite=True) if finite.size else None
     dead = dead_pixels_from_flat(flat, low=params.dead_low, high=params.dead_high,
-                                 box=RESPONSE_BOX, exclude=flagged, response=response)
+                                 box=RESPONSE_BOX, exclude=flagged, response=response,
+                                 level=level)
     if flagged is not None:
         dead &= ~flagged
     plane[dead] |= MASK_DTYPE(MaskBit.DEAD)
     if params.low_response is not None:
         vignetted = vignetted_from_flat(flat, low=params.low_response, exclude=flagged,
-                                        response=response)
+                                        response=response, level=level)
         plane[vignetted] |= MASK_DTYPE(MaskBit.UNILLUMINATED)
     return plane
 
@@ -114,11 +128,21 @@ class MasterPlane:
         The parameters the bits were found with (:func:`plane_thresholds`).
     crops : tuple
         The crops they were cut with, sorted by role.
+    medians : tuple
+        ``(role, median)`` of each master as the frames apply it (cut to the window
+        when cropped): the :func:`~nightlog.reduction.step_summary.summary_median`
+        its step records, in the master's unit; empty when not found
+        (:func:`plane_of` alone), and the steps then take it themselves.
     """
 
     plane: BitPlane
     thresholds: tuple[float | None, ...]
     crops: tuple[tuple[str, tuple[int, int, int, int]], ...]
+    medians: tuple[tuple[str, float], ...] = ()
+
+    def median(self, role: str) -> float | None:
+        """The recorded median of the master of ``role``, or None when not found."""
+        return dict(self.medians).get(role)
 
     def check(self, params: ScienceParameters,
               crops: Mapping[str, tuple[int, int, int, int]] | None,
@@ -171,12 +195,20 @@ def master_plane(*, bias: CCDData | None, dark: CCDData | None, flat: CCDData | 
     MasterPlane
         The OR of every master's bits (its own flags, HOT, DEAD, UNILLUMINATED).
         With no master at all, its plane is empty (shape ``(0, 0)``) and only the
-        frame's own bits are used.
+        frame's own bits are used. Its ``medians``: each master's summary median,
+        once for the batch instead of once per frame.
     """
-    found = {role: role_bits(role, master, params)
-             for role, master in (("dark", dark), ("flat", flat), ("bias", bias))
-             if master is not None}
-    return plane_of(found, params=params, crops=crops)
+    given = [(role, master) for role, master in (("dark", dark), ("flat", flat), ("bias", bias))
+             if master is not None]
+    found = {role: role_bits(role, master, params) for role, master in given}
+    medians = []
+    for role, master in given:
+        values = np.asarray(master.data)
+        if crops and role in crops:
+            y0, y1, x0, x1 = crops[role]
+            values = values[y0:y1, x0:x1]
+        medians.append((role, summary_median(values)))
+    return replace(plane_of(found, params=params, crops=crops), medians=tuple(medians))
 
 
 def role_bits(role: str, master: CCDData, params: ScienceParameters) -> BitPlane:

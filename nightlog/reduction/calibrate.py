@@ -285,7 +285,8 @@ def _divide_by_flat(ccd: CCDData, flat: CCDData, values: Float32Array,
         if flat_var is not None:
             term = np.square(quotient)
             term *= flat_var(rows)
-            term *= inverse_norm2
+            if inverse_norm2 != 1:  # a flat normalised to 1 already: x·1 is x
+                term *= inverse_norm2
             term /= safe
             if own is None:
                 v[...] = term

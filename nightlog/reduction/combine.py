@@ -319,12 +319,18 @@ def _combine_stack(stack: Stack, *, method: Method, clip: ClipSpec | None, nlow:
         if response is not None and tile_response is not None:
             response[sl] = tile_response
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    if threads == 1:
+        # One thread: the tiles in this one, without a pool's hand-offs.
         for row0, rows in stack.bands():
-            futures = [pool.submit(work, rows, row0 * nx, p0)
-                       for p0 in range(0, rows[0].size, tile)]
-            for future in futures:
-                future.result()
+            for p0 in range(0, rows[0].size, tile):
+                work(rows, row0 * nx, p0)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for row0, rows in stack.bands():
+                futures = [pool.submit(work, rows, row0 * nx, p0)
+                           for p0 in range(0, rows[0].size, tile)]
+                for future in futures:
+                    future.result()
     if uniform:
         response = _uniform_response(count, float(scales[0]), method)
     header = stack.header.copy()

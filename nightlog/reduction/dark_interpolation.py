@@ -22,6 +22,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction.hot_limit import forget_hot_limit
 from nightlog.reduction.mask import MASK_DTYPE
 
 __all__ = ["interpolate_dark"]
@@ -107,6 +108,7 @@ def interpolate_dark(short: CCDData, long: CCDData, *, exposure: float,
               if isinstance(d.flags, np.ndarray) and d.flags.dtype.kind in "ui"]
     flags = np.bitwise_or.reduce(planes) if planes else None
     header = header_of(short)
+    forget_hot_limit(header)  # new values: the masters' HOT limit does not hold
     set_card(header, "EXPTIME", t, "s; interpolated between two master darks")
     set_card(header, "DARKINTP", f"{t1:g}-{t2:g} s w={w:.4f}",
              "dark interpolated in exposure")

@@ -23,6 +23,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from nightlog.errors import ReductionError
 from nightlog.reduction._cards import add_history, header_of, set_card
 from nightlog.reduction._frame import new_frame
+from nightlog.reduction.hot_limit import forget_hot_limit
 
 __all__ = ["DarkTemperature", "scale_dark_temperature"]
 
@@ -99,6 +100,7 @@ def scale_dark_temperature(dark: CCDData, *, factor: float, factor_err: float | 
             var += (values * factor_err) ** 2
         sigma = np.sqrt(var).astype(np.float32)
     header = header_of(dark)
+    forget_hot_limit(header)  # new values: the master's HOT limit does not hold
     set_card(header, "DARKTSCL", float(f"{factor:.6g}"),
              f"dark scaled from {from_c:g} to {to_c:g} C")
     err = "" if factor_err is None else f" +- {factor_err:.2g}"

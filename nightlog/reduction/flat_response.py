@@ -69,14 +69,21 @@ def large_scale_response(flat: CCDData | npt.ArrayLike, *, box: int = RESPONSE_B
         good &= ~np.asarray(exclude, dtype=bool)
     ny, nx = values.shape
     py, px = -ny % box, -nx % box
-    filled = np.where(good, values, np.float32(0.0))
-    counts = good.astype(np.float32)
-    if py or px:
-        filled = np.pad(filled, ((0, py), (0, px)))
-        counts = np.pad(counts, ((0, py), (0, px)))
-    by, bx = filled.shape[0] // box, filled.shape[1] // box
-    sums = filled.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
-    n = counts.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
+    if not (py or px) and good.all():
+        # Whole blocks of values only: the values summed as they are, and every block
+        # counts box² of them (the sum of its ones, exactly).
+        by, bx = ny // box, nx // box
+        sums = values.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
+        n = np.full((by, bx), float(box * box))
+    else:
+        filled = np.where(good, values, np.float32(0.0))
+        counts = good.astype(np.float32)
+        if py or px:
+            filled = np.pad(filled, ((0, py), (0, px)))
+            counts = np.pad(counts, ((0, py), (0, px)))
+        by, bx = filled.shape[0] // box, filled.shape[1] // box
+        sums = filled.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
+        n = counts.reshape(by, box, bx, box).sum(axis=(1, 3), dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(n > 0, sums / np.maximum(n, 1.0), np.nan)
     return _bilinear(means, box, (ny, nx))
@@ -118,7 +125,8 @@ def _bilinear(means: npt.NDArray[np.float64], box: int,
 
 def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
                         box: int = RESPONSE_BOX, exclude: npt.ArrayLike | None = None,
-                        response: npt.ArrayLike | None = None) -> npt.NDArray[np.bool_]:
+                        response: npt.ArrayLike | None = None,
+                        level: float | None = None) -> npt.NDArray[np.bool_]:
     """Flag the vignetted part of a flat: large-scale response below ``low`` × median.
 
     Parameters
@@ -132,6 +140,9 @@ def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
     response : array_like, optional
         :func:`large_scale_response` of ``flat`` with ``box`` and ``exclude``, when
         the caller has it already.
+    level : float, optional
+        The median of the flat's finite pixels outside ``exclude``, when the caller
+        has it already.
 
     Returns
     -------
@@ -154,7 +165,8 @@ def vignetted_from_flat(flat: CCDData | npt.ArrayLike, *, low: float = 0.5,
         good &= ~np.asarray(exclude, dtype=bool)
     if not good.any():
         raise ReductionError("the flat has no finite pixels")
-    level = median(values[good], overwrite=True)
+    if level is None:
+        level = median(values[good], overwrite=True)
     if not level > 0:
         raise ReductionError(f"the flat's median is {level}, not positive")
     smooth = (np.asarray(response) if response is not None
@@ -184,6 +196,8 @@ def dark_region(low: npt.ArrayLike, *, radius: int = 2, min_share: int = 9
         ``True`` for the low pixels of regions (vignetted, not reached by light).
     """
     mask = np.asarray(low, dtype=bool)
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=bool)  # no low pixel: no region (nothing to count)
     padded = np.pad(mask.astype(np.int16), radius)
     ny, nx = mask.shape
     side = 2 * radius + 1

@@ -23,6 +23,7 @@ from astropy.nddata import CCDData
 
 from nightlog.errors import ReductionError, ShapeMismatchError
 from nightlog.reduction.flat_response import large_scale_response
+from nightlog.reduction.hot_limit import hot_limit
 from nightlog.reduction.order_statistics import median
 
 __all__ = [
@@ -41,8 +42,6 @@ __all__ = [
 #: dtype of every bit plane nightlog writes (room for 16 reasons).
 MASK_DTYPE = np.uint16
 
-# 1.4826 * MAD estimates the standard deviation of a normal distribution.
-_MAD_TO_SIGMA = 1.482602218505602
 
 
 class MaskBit(enum.IntFlag):
@@ -156,15 +155,6 @@ def mask_saturated(data: CCDData | npt.ArrayLike, level: float) -> npt.NDArray[n
     return _plain(data) >= level
 
 
-def _robust_centre_sigma(values: np.ndarray[Any, Any]) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        raise ReductionError("no finite pixels to estimate a threshold from")
-    centre = median(finite, overwrite=True)
-    sigma = _MAD_TO_SIGMA * median(np.abs(finite - centre), overwrite=True)
-    return centre, sigma
-
-
 def hot_pixels_from_dark(
     dark_rate: CCDData | npt.ArrayLike,
     *,
@@ -206,12 +196,7 @@ def hot_pixels_from_dark(
     values = _plain(dark_rate)
     if absolute is not None:
         return values > absolute
-    if not nsigma > 0:
-        raise ReductionError(f"nsigma must be positive, not {nsigma!r}")
-    centre, sigma = _robust_centre_sigma(values)
-    if sigma == 0.0:
-        sigma = float(np.spacing(np.float32(abs(centre)) or np.float32(1.0)))
-    return values > centre + nsigma * sigma
+    return values > hot_limit(values, nsigma=nsigma)
 
 
 def dead_pixels_from_flat(
@@ -222,6 +207,7 @@ def dead_pixels_from_flat(
     box: int | None = None,
     exclude: npt.ArrayLike | None = None,
     response: npt.ArrayLike | None = None,
+    level: float | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Flag dead and low-response (optionally over-responsive) pixels in a flat.
 
@@ -246,6 +232,8 @@ def dead_pixels_from_flat(
         (:func:`~nightlog.reduction.flat_response.large_scale_response` of ``flat``
         with the same ``box`` and ``exclude``), so that a caller who also needs
         them computes them once.
+    level : float, optional
+        The median of the flat's finite pixels, when the caller has it already.
 
     Returns
     -------
@@ -264,14 +252,17 @@ def dead_pixels_from_flat(
     finite = np.isfinite(values)
     if not finite.any():
         raise ReductionError("the flat has no finite pixels")
-    level = median(values[finite], overwrite=True)
+    if level is None:
+        level = median(values[finite], overwrite=True)
     if not level > 0:
         raise ReductionError(f"the flat's median is {level}, not positive")
     reference: Any = level
     if box is not None:
         local = (np.asarray(response) if response is not None
                  else large_scale_response(values, box=box, exclude=exclude))
-        reference = np.where(np.isfinite(local), local, level)
+        known = np.isfinite(local)
+        # Every block has a mean (the common case): the means themselves, no copy.
+        reference = local if known.all() else np.where(known, local, level)
     bad = ~finite
     with np.errstate(invalid="ignore"):
         bad |= values < low * reference

@@ -105,7 +105,8 @@ def combined_unit(result: CombineResult) -> u.UnitBase:
 def master_frame(result: CombineResult, unit: u.UnitBase, flags: npt.NDArray[np.uint16],
                  history: str, data: npt.NDArray[np.float32] | None = None,
                  uncertainty: npt.NDArray[np.float32] | None = None) -> CCDData:
-    """A master's CCDData from its combination: a new frame, ``result`` untouched.
+    """A master's CCDData from its combination: a new frame, ``result`` untouched; its
+    data and uncertainty are the combination's arrays (or those given), not copies.
 
     Parameters
     ----------
@@ -122,10 +123,13 @@ def master_frame(result: CombineResult, unit: u.UnitBase, flags: npt.NDArray[np.
     """
     header = result.header.copy()
     header["HISTORY"] = history
+    # The combination's arrays (or those given) were made for this master by its
+    # builder: its uncertainty is taken as it is, like its data.
     return CCDData(result.data if data is None else data, unit=unit, mask=flags != 0,
                    flags=flags,
                    uncertainty=StdDevUncertainty(
-                       result.uncertainty if uncertainty is None else uncertainty),
+                       result.uncertainty if uncertainty is None else uncertainty,
+                       copy=False),
                    meta=header)
 
 

@@ -24,7 +24,8 @@ from nightlog.reduction.combine import CombineResult, combine
 from nightlog.reduction.dark_plane import calibrated_dark_uncertainty
 from nightlog.reduction.flat_plane import flat_uncertainty
 from nightlog.reduction.flat_response import dark_region
-from nightlog.reduction.mask import MASK_DTYPE, MaskBit, hot_pixels_from_dark
+from nightlog.reduction.hot_limit import hot_limit, record_hot_limit
+from nightlog.reduction.mask import MASK_DTYPE, MaskBit
 from nightlog.reduction.master_frame import (
     MasterResult,
     combined_unit,
@@ -220,8 +221,10 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
     result = _run(frames, options, _chain([prepare, subtract]), scale,
                   offset_response=bias_error)
     flags = no_data_flags(result)
-    hot = hot_pixels_from_dark(np.where(result.mask, np.nan, result.data), nsigma=hot_nsigma,
-                               absolute=hot_threshold) & ~result.mask
+    values = result.data  # NaN where nothing survived (CombineResult): no masked copy
+    # The robust limit found once: recorded, the frames' bit planes read it back.
+    limit = hot_limit(values, nsigma=hot_nsigma) if hot_threshold is None else hot_threshold
+    hot = (values > limit) & ~result.mask
     flags[hot] |= MASK_DTYPE(MaskBit.HOT)
     level, noise = robust_statistics(result.data)
     unit = combined_unit(result) / u.s if scale_to_rate else combined_unit(result)
@@ -231,6 +234,8 @@ def make_master_dark(frames: Sequence[FrameInput], exptimes: Sequence[float], *,
                       result, bias, options.method, options.clip, bias_error=bias_error))
     ccd.header["IMAGETYP"] = "MASTER DARK"
     ccd.header["EXPTIME"] = (1.0 if scale_to_rate else times[0], "s; 1 for a dark rate")
+    if hot_threshold is None:
+        record_hot_limit(ccd.header, hot_nsigma, limit)
     share = None if bias is None else bias_share(result, flags == 0)
     return MasterResult(ccd=ccd, n_frames=len(frames), level=level, noise=noise,
                         frame_stats=list(result.frame_stats), scales=result.scales,
@@ -341,7 +346,8 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
         dark, _exposures(exptimes, len(frames), "make_master_flat with a dark"))
     options = options or CombineOptions()
     result = _run(frames, options, _chain(steps, [darken]), scale_stat, scale_region)
-    norm = region_level(np.where(result.mask, np.nan, result.data),
+    # The combination is NaN where nothing survived already: no masked copy.
+    norm = region_level(result.data,
                         resolve_region(scale_region, result.data.shape), scale_stat)
     if not norm > 0:
         raise CombineError(f"the combined flat's {scale_stat} in the region is {norm}")
@@ -360,7 +366,8 @@ def make_master_flat(frames: Sequence[FrameInput], *, bias: CCDData | None = Non
     reset = low | result.mask
     data[reset] = 1.0
     unc[reset] = 0.0
-    _, noise = robust_statistics(data[~reset])
+    # The kept pixels in memory order: all of them, without the copy, when none was reset.
+    _, noise = robust_statistics(data[~reset] if reset.any() else data.reshape(-1))
     ccd = master_frame(result, u.dimensionless_unscaled, flags,
                   f"Master flat of {len(frames)} frames, normalised by the {scale_stat} "
                   f"of the region", data=data, uncertainty=unc)

@@ -224,6 +224,34 @@ def _rank(x: npt.NDArray[np.float32], bound: npt.NDArray[np.float64],
         last = np.where(open_ & ~right, mid, last)
 
 
+def _same_ranks(x: npt.NDArray[np.float32], *, nlow: int, nhigh: int, method: Method
+                ) -> TileResult:
+    """:func:`combine_tile` of a sorted tile whose every pixel has all ``N`` values and
+    no clip: every pixel keeps the same ranks ``[lo, hi)``, held as two numbers
+    instead of per-pixel arrays, with the same operations on each pixel's values."""
+    n_frames, n_pix = x.shape
+    lo = min(nlow, n_frames)
+    hi = max(n_frames - nhigh, lo)
+    n = hi - lo
+    mean, var = RunSums(x, n_frames, upto=hi).moments(lo, hi)
+    std = np.sqrt(var, out=var)  # the moments' own arrays: in place from here
+    rootn = np.sqrt(np.asarray(max(n, 1)))
+    if method == "median":
+        data = _survivor_median(x, np.full(n_pix, lo, dtype=np.intp),
+                                np.full(n_pix, hi, dtype=np.intp))
+        std *= MEDIAN_EFFICIENCY
+        unc = np.divide(std, rootn, out=std)
+    elif method == "average":
+        data, unc = mean, np.divide(std, rootn, out=std)
+    else:
+        data, unc = np.multiply(mean, n, out=mean), np.multiply(std, rootn, out=std)
+    data32, unc32 = data.astype(np.float32), unc.astype(np.float32)
+    if n == 0:
+        data32[...], unc32[...] = np.nan, np.nan
+    return TileResult(data=data32, uncertainty=unc32,
+                      count=np.full(n_pix, n, dtype=np.uint16))
+
+
 def _clip(x: npt.NDArray[np.float32], lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp],
           sums: RunSums, clip: ClipSpec, mean_scale: float) -> None:
     """Move ``lo``/``hi`` in place until the clip converges or ``max_iters`` is reached.
@@ -317,14 +345,17 @@ def combine_tile(tile: npt.NDArray[np.float32], *, method: Method, clip: ClipSpe
     reuse = (overwrite and weights is None and tile.dtype == np.float32
              and tile.flags.c_contiguous and tile.flags.writeable)
     x = tile if reuse else np.array(tile, dtype=np.float32, order="C")
-    if np.isfinite(x.sum(dtype=np.float64)):
+    finite = np.isfinite(x)
+    uniform = bool(finite.all())
+    if uniform:
         valid = np.full(n_pix, n_frames, dtype=np.intp)
     else:
-        finite = np.isfinite(x)
         valid = np.count_nonzero(finite, axis=0)
         x[~finite] = np.inf  # sorts last, beyond ``valid``
-        del finite
+    del finite
     x = sort_columns(x)
+    if uniform and clip is None and weights is None:
+        return _same_ranks(x, nlow=nlow, nhigh=nhigh, method=method)
     lo = np.minimum(np.full(n_pix, nlow, dtype=np.intp), valid)
     hi = np.maximum(valid - nhigh, lo).astype(np.intp)
     # Runs only shrink from ``[lo, hi)`` (clipping moves their ends inwards).

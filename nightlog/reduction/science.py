@@ -217,11 +217,11 @@ def reduce_science(
 
     bias_free = params.overscan is not None
     if bias is not None:
-        master_bias = bias
+        master_bias = _for_step(bias)
 
         def bias_step() -> tuple[CCDData, Mapping[str, Any]]:
             out = subtract_bias(ccd, master_bias)
-            return out, {"median": summary_median(master_bias.data)}
+            return out, {"median": _master_median(masters, "bias", master_bias)}
 
         ccd = recorder.step("bias", {}, bias_step)
         bias_free = True
@@ -257,6 +257,8 @@ def reduce_science(
         exposure = _exposure(raw, params)
         master_dark, how = master_dark_for(dark, dark2, params, exposure)
         interpolated = dark2 is not None
+        # The batch's median of the master dark holds for it unless scaled or interpolated.
+        dark_median = _master_median(masters, "dark", dark) if master_dark is dark else None
         # The master dark's share of the master bias's error (made with the same
         # bias); a temperature-scaled dark is treated as independent (conservative).
         shared = (None if params.dark_bias_share is None or bias is None
@@ -266,10 +268,13 @@ def reduce_science(
                         (params.dark_bias_share ** 2 if params.dark_bias_share_sq is None
                          else params.dark_bias_share_sq)))
 
+        # Its bits come in with the plane's, unless it holds another dark's (dark2).
+        applied_dark = _for_step(master_dark) if master_dark is dark else master_dark
+
         def dark_step(bias_free_ccd: CCDData = ccd) -> tuple[CCDData, Mapping[str, Any]]:
-            return subtract_master_dark(bias_free_ccd, master_dark, params=params,
+            return subtract_master_dark(bias_free_ccd, applied_dark, params=params,
                                         exposure=exposure, interpolated=interpolated, how=how,
-                                        shared_bias=shared)
+                                        shared_bias=shared, median=dark_median)
 
         ccd = recorder.step("dark", dark_parameters(params, exposure, interpolated), dark_step)
         dark = master_dark
@@ -277,12 +282,12 @@ def reduce_science(
         recorder.skip("dark", {"exptime": params.exptime}, "no master dark")
 
     if flat is not None:
-        master_flat = flat
+        master_flat = _for_step(flat, keep_mask=True)
 
         def flat_step() -> tuple[CCDData, Mapping[str, Any]]:
             out = flat_correct(ccd, master_flat, min_value=params.flat_min,
                                norm_value=params.flat_norm)
-            return out, {"median": summary_median(master_flat.data)}
+            return out, {"median": _master_median(masters, "flat", master_flat)}
 
         ccd = recorder.step("flat", {"norm": params.flat_norm, "min_value": params.flat_min},
                             flat_step)
@@ -339,6 +344,27 @@ def reduce_science(
                        read_noise=params.read_noise, saturation=params.saturation,
                        owned=True)
     return ReducedFrame(ccd=result, bits=final_bits, steps=tuple(recorder.steps))
+
+
+def _for_step(master: CCDData, *, keep_mask: bool = False) -> CCDData:
+    """``master``'s values, uncertainty and header for its step (nothing copied),
+    without its bits: the bad-pixel step ORs every master's ``flags`` and mask into
+    the frame's plane (:func:`~nightlog.reduction.bad_pixels.master_bits`), and the
+    mask is made from that plane, so the steps need not OR frame-sized planes
+    first. ``keep_mask``: the flat keeps its mask, which the division reads (its
+    masked pixels are divided by 1)."""
+    unc = master.uncertainty
+    return CCDData(master.data, unit=master.unit, meta=master.meta,
+                   mask=master.mask if keep_mask else None,
+                   uncertainty=None if unc is None else type(unc)(unc.array, unit=unc.unit,
+                                                                  copy=False))
+
+
+def _master_median(masters: MasterPlane | None, role: str, master: CCDData) -> float:
+    """The summary median of the master a step applied: the batch's, found once with
+    its bit plane (:func:`~nightlog.reduction.bad_pixels.master_plane`), else taken now."""
+    found = None if masters is None else masters.median(role)
+    return summary_median(master.data) if found is None else found
 
 
 def _off_step(data: np.ndarray, step: float, header: Any) -> int:

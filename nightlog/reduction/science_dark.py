@@ -72,8 +72,8 @@ def dark_parameters(params: ScienceParameters, exposure: float, interpolated: bo
 
 def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParameters,
                          exposure: float, interpolated: bool, how: str,
-                         shared_bias: tuple[Any, float] | tuple[Any, float, float] | None = None
-                         ) -> tuple[CCDData, Mapping[str, Any]]:
+                         shared_bias: tuple[Any, float] | tuple[Any, float, float] | None = None,
+                         median: float | None = None) -> tuple[CCDData, Mapping[str, Any]]:
     """``ccd`` minus ``master`` (from :func:`master_dark_for`), and the step's summary.
 
     Parameters
@@ -92,6 +92,9 @@ def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParame
     shared_bias : (array_like, float) or (array_like, float, float), optional
         The master bias's variance and the master dark's share of it (the dark was
         made with the same bias; :func:`~nightlog.reduction.calibrate.subtract_dark`).
+    median : float or None
+        The summary median of ``master`` (its unit) when the caller found it
+        already (once for a batch of frames); taken here when None.
 
     Returns
     -------
@@ -113,7 +116,8 @@ def subtract_master_dark(ccd: CCDData, master: CCDData, *, params: ScienceParame
         set_card(out.meta, "DARKTSCL", float(f"{scaled.factor:.6g}"),
                  f"dark scaled from {scaled.from_c:g} to {scaled.to_c:g} C")
         add_history(out.meta, f"Dark {how}")
-    return out, {"median": summary_median(master.data), "how": how}
+    return out, {"median": summary_median(master.data) if median is None else median,
+                 "how": how}
 
 
 def dark_exposure(ccd: CCDData, dark: CCDData, params: ScienceParameters) -> float | None:
