@@ -363,3 +363,19 @@ def test_hits_that_spoil_their_stars_fit_are_found() -> None:
                             np.zeros(SHAPE, dtype=bool), seed_sigma=4.5, grow_sigma=2.5)
     assert flags[hits].mean() >= 0.9
     assert not (flags & ~(hits | edges)).any()
+
+
+def test_hits_12_px_from_the_brightest_stars_are_found() -> None:
+    """Stars 10 000 σ of the sky bright, whose light 12 px out is still about 4 σ of the
+    sky: 20 σ hits there, beyond the 21 × 21 box (once no model reached them), found,
+    and no clean pixel flagged."""
+    data, variance, placed = _grid(10, 10000.0)
+    hits = np.zeros(SHAPE, dtype=bool)
+    for y, x in placed:
+        hits[y + 1, x + 12] = True
+        hits[y - 12, x - 2] = True
+    data = data + 20 * hits * np.sqrt(variance)
+    flags = refine_on_stars(data, variance, np.zeros(SHAPE, dtype=bool),
+                            np.zeros(SHAPE, dtype=bool), seed_sigma=4.5, grow_sigma=2.5)
+    assert flags[hits].mean() >= 0.9
+    assert not (flags & ~ndimage.binary_dilation(hits, np.ones((3, 3), bool))).any()

@@ -32,8 +32,9 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    * *bright stars* -- a star ``_WIDE_SNR`` over its noise is fitted again on the
      21 × 21 box, from its first fit; if trusted there, that whole box is its fitted
      box (hits 6--10 px out are searched); any star whose light 6 px out still passes
-     the scope is evaluated on the 21 × 21 box, beyond its fitted box giving back and
-     seeding with a margin, never growing;
+     the scope is evaluated on the 21 × 21 box, and one whose light 11 px out does on
+     the 31 × 31 box, beyond its fitted box giving back and seeding with a margin,
+     never growing;
    * *stars with bad centres* -- a star with a bad pixel within 2 px of its centre or
      more than ``_MAX_BAD`` in its box (a saturated core) is fitted on the 21 × 21
      box from its good pixels, centred on the middle of its central bad pixels if
@@ -98,6 +99,9 @@ _WIDE_ITERATIONS = 3  # Levenberg--Marquardt iterations of a bright star's wider
 
 _WIDE_YY, _WIDE_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
     np.arange(-_WIDE, _WIDE + 1), np.arange(-_WIDE, _WIDE + 1), indexing="ij"))
+_WIDEST = 15  # half side of the brightest stars' evaluated box (pixels): no fit there
+_WIDEST_YY, _WIDEST_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
+    np.arange(-_WIDEST, _WIDEST + 1), np.arange(-_WIDEST, _WIDEST + 1), indexing="ij"))
 
 
 def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
@@ -223,8 +227,22 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     trusted = np.concatenate([trusted, core_trusted])
     refitted = np.concatenate([refitted, core_trusted])
     wide = np.concatenate([wide, core_trusted])
+    # The brightest stars, whose light 11 px out still passes the scope: evaluated on
+    # the widest box (beyond the fitted boxes giving back and seeding with a margin).
+    rows, cols = np.divmod(all_centres, nx)
+    widest = (wide & (rows >= _WIDEST) & (rows < ny - _WIDEST) & (cols >= _WIDEST)
+              & (cols < nx - _WIDEST))
+    if widest.any():
+        # The noise from the variance 15 px out (the star's light there makes it no
+        # smaller than the sky's).
+        out_there = params[:, 0] * (1 + (_WIDE + 1) ** 2 / params[:, 4] ** 2) ** -params[:, 5]
+        sky = v.flat[np.where(widest, all_centres + _WIDEST * nx, 0)]
+        widest &= out_there > _SCOPE_SIGMA * np.sqrt(sky)
+    wide &= ~widest
     parts = []
-    for chosen_stars, yy, xx in ((trusted & ~wide, _YY, _XX), (wide, _WIDE_YY, _WIDE_XX)):
+    for chosen_stars, yy, xx in ((trusted & ~wide & ~widest, _YY, _XX),
+                                 (wide, _WIDE_YY, _WIDE_XX),
+                                 (widest, _WIDEST_YY, _WIDEST_XX)):
         if not chosen_stars.any():
             continue
         p = params[chosen_stars]
@@ -232,7 +250,8 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         where = all_centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
         reach = signal > _SCOPE_SIGMA * np.sqrt(v.flat[where])
         inner = (((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF))[None, :]
-                 | refitted[chosen_stars, None])
+                 | (refitted[chosen_stars, None]
+                    & ((np.abs(yy) <= _WIDE) & (np.abs(xx) <= _WIDE))[None, :]))
         inner = np.broadcast_to(inner, reach.shape)
         parts.append((where[reach], signal[reach], (signal * p[:, 1:2])[reach],
                       model_variance[reach], inner[reach]))
