@@ -6,8 +6,8 @@ star's core; so it leaves hits on stars to L.A.Cosmic, which spares most of them
 flags some cores of sharp stars. Here the star under a candidate is modelled:
 
 1. **stars** -- local maxima of the frame binned 4 × 4 (flagged and bad pixels left
-   out) more than ``_DETECT_SIGMA`` above the local sky (median of 64 × 64 px cells),
-   each centred on its brightest good pixel;
+   out) more than 6 σ above the local sky (median of 64 × 64 px cells), each centred
+   on its brightest good pixel (:mod:`nightlog.reduction._star_search`);
 2. **the frame's PSF** -- a circular Moffat profile ``A (1 + r²/α²)^-β`` integrated over
    the pixel (to second order: ``f + ∇²f / 24``) fitted to the isolated, unsaturated,
    bright stars with ``β`` free; the frame's ``β`` and ``α`` are their medians, and
@@ -23,11 +23,18 @@ flags some cores of sharp stars. Here the star under a candidate is modelled:
    * *blends* -- an untrusted star with a neighbour within 11 px is fitted again, its
      box less its neighbours' models, in rounds (:mod:`nightlog.reduction._star_blends`),
      and trusted only if those neighbours are;
+   * *fits spoilt by hits* -- a star still untrusted, with 1--40 clipped pixels, is
+     fitted again without its positive outliers (beyond 4 σ over its model) and their
+     8 neighbours, and trusted if that fit is (a hit L.A.Cosmic left unflagged clips
+     its core, its faint edge spoils the χ², and two hits clip more pixels than one
+     covers; a companion star's wings stay in the refit and keep it untrusted)
+     (:mod:`nightlog.reduction._outlier_refits`);
    * *bright stars* -- a star ``_WIDE_SNR`` over its noise is fitted again on the
      21 × 21 box, from its first fit; if trusted there, that whole box is its fitted
      box (hits 6--10 px out are searched); any star whose light 6 px out still passes
-     the scope is evaluated on the 21 × 21 box, beyond its fitted box giving back and
-     seeding with a margin, never growing;
+     the scope is evaluated on the 21 × 21 box, and one whose light 11 px out does on
+     the 31 × 31 box, beyond its fitted box giving back and seeding with a margin,
+     never growing;
    * *stars with bad centres* -- a star with a bad pixel within 2 px of its centre or
      more than ``_MAX_BAD`` in its box (a saturated core) is fitted on the 21 × 21
      box from its good pixels, centred on the middle of its central bad pixels if
@@ -66,14 +73,14 @@ from nightlog.reduction._moffat_fits import alpha_of as _alpha
 from nightlog.reduction._moffat_fits import fit as _fit
 from nightlog.reduction._moffat_fits import model as _model
 from nightlog.reduction._moffat_fits import profile as _profile
+from nightlog.reduction._outlier_refits import refit_without_outliers as _refit_outliers
 from nightlog.reduction._saturated_stars import fit_cores_bad as _fit_cores_bad
 from nightlog.reduction._star_blends import deblend as _deblend
+from nightlog.reduction._star_search import find_stars as _find_stars
 
 __all__ = ["refine_on_stars"]
 
-_BIN = 4  # binning of the star search (pixels)
-_CELL = 16  # bins per side of a sky cell
-_DETECT_SIGMA = 6.0  # a star's bin above the sky (σ of the bin's mean)
+_MIN_SIDE = 256  # a smaller frame is left as it is (pixels): 4 sky cells of the search
 _SCOPE_SIGMA = 2.0  # a star's model reaches a pixel where its signal exceeds this (σ)
 _PSF_SNR = 30.0  # a PSF star's peak over its noise
 _PSF_STARS = 200  # at most this many PSF stars (the brightest)
@@ -92,6 +99,9 @@ _WIDE_ITERATIONS = 3  # Levenberg--Marquardt iterations of a bright star's wider
 
 _WIDE_YY, _WIDE_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
     np.arange(-_WIDE, _WIDE + 1), np.arange(-_WIDE, _WIDE + 1), indexing="ij"))
+_WIDEST = 15  # half side of the brightest stars' evaluated box (pixels): no fit there
+_WIDEST_YY, _WIDEST_XX = (a.ravel().astype(np.float32) for a in np.meshgrid(
+    np.arange(-_WIDEST, _WIDEST + 1), np.arange(-_WIDEST, _WIDEST + 1), indexing="ij"))
 
 
 def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
@@ -126,9 +136,9 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     bad = np.asarray(bad, dtype=bool)
     out = np.array(flagged, dtype=bool)
     ny, nx = d.shape
-    if ny < 4 * _BIN * _CELL or nx < 4 * _BIN * _CELL:
+    if ny < _MIN_SIDE or nx < _MIN_SIDE:
         return out
-    centres = _find_stars(d, v, bad | out)
+    centres = _find_stars(d, v, bad | out, _HALF)
     if not centres.size:
         return out
     index = centres[:, None] + (_YY * nx + _XX).astype(np.int64)[None, :]
@@ -174,6 +184,12 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     params, chi2, clipped, covariance, trusted = _deblend(
         (ny, nx), centres, values, noise, good, (params, chi2, clipped, covariance),
         _trust, alpha_range=(alpha / 2, alpha * 2), error=error, iterations=_ITERATIONS)
+    # Fits spoilt by unflagged hits: the untrusted fitted again without their positive
+    # outliers and those outliers' neighbours.
+    params, chi2, clipped, covariance, trusted = _refit_outliers(
+        values, noise, good, (params, chi2, clipped, covariance), trusted, _trust,
+        side=2 * _HALF + 1, alpha_range=(alpha / 2, alpha * 2), error=error,
+        iterations=_ITERATIONS, yy=_YY, xx=_XX)
     # Bright stars' models reach beyond their boxes: evaluated on a wider one, and
     # refitted there (from the box's fit), the whole wider box then fitted.
     rows, cols = np.divmod(centres, nx)
@@ -211,8 +227,22 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
     trusted = np.concatenate([trusted, core_trusted])
     refitted = np.concatenate([refitted, core_trusted])
     wide = np.concatenate([wide, core_trusted])
+    # The brightest stars, whose light 11 px out still passes the scope: evaluated on
+    # the widest box (beyond the fitted boxes giving back and seeding with a margin).
+    rows, cols = np.divmod(all_centres, nx)
+    widest = (wide & (rows >= _WIDEST) & (rows < ny - _WIDEST) & (cols >= _WIDEST)
+              & (cols < nx - _WIDEST))
+    if widest.any():
+        # The noise from the variance 15 px out (the star's light there makes it no
+        # smaller than the sky's).
+        out_there = params[:, 0] * (1 + (_WIDE + 1) ** 2 / params[:, 4] ** 2) ** -params[:, 5]
+        sky = v.flat[np.where(widest, all_centres + _WIDEST * nx, 0)]
+        widest &= out_there > _SCOPE_SIGMA * np.sqrt(sky)
+    wide &= ~widest
     parts = []
-    for chosen_stars, yy, xx in ((trusted & ~wide, _YY, _XX), (wide, _WIDE_YY, _WIDE_XX)):
+    for chosen_stars, yy, xx in ((trusted & ~wide & ~widest, _YY, _XX),
+                                 (wide, _WIDE_YY, _WIDE_XX),
+                                 (widest, _WIDEST_YY, _WIDEST_XX)):
         if not chosen_stars.any():
             continue
         p = params[chosen_stars]
@@ -220,7 +250,8 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
         where = all_centres[chosen_stars, None] + (yy * nx + xx).astype(np.int64)[None, :]
         reach = signal > _SCOPE_SIGMA * np.sqrt(v.flat[where])
         inner = (((np.abs(yy) <= _HALF) & (np.abs(xx) <= _HALF))[None, :]
-                 | refitted[chosen_stars, None])
+                 | (refitted[chosen_stars, None]
+                    & ((np.abs(yy) <= _WIDE) & (np.abs(xx) <= _WIDE))[None, :]))
         inner = np.broadcast_to(inner, reach.shape)
         parts.append((where[reach], signal[reach], (signal * p[:, 1:2])[reach],
                       model_variance[reach], inner[reach]))
@@ -295,66 +326,6 @@ def refine_on_stars(data: np.ndarray, variance: np.ndarray, bad: np.ndarray,
 def _trust(params: np.ndarray, chi2: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     """Whether each star's fit is trusted (module docstring, step 3)."""
     return np.asarray((chi2 < _MAX_CHI2) & (clipped <= _MAX_CLIPPED) & (params[:, 0] > 0))
-
-
-def _find_stars(d: np.ndarray, v: np.ndarray, skip: np.ndarray) -> np.ndarray:
-    """Flat indices of the stars' brightest pixels not ``skip`` (module docstring,
-    step 1), at least ``_HALF`` pixels inside the frame."""
-    ny, nx = d.shape
-    by, bx = ny // _BIN, nx // _BIN
-    rows_sum = sum(d[k:by * _BIN:_BIN, :bx * _BIN] for k in range(_BIN))
-    sums = sum(rows_sum[:, k::_BIN] for k in range(_BIN))
-    excluded = np.flatnonzero(skip)
-    rows, cols = np.divmod(excluded, nx)
-    inside = (rows < by * _BIN) & (cols < bx * _BIN)
-    bins = (rows[inside] // _BIN) * bx + cols[inside] // _BIN
-    sums -= np.bincount(bins, d.flat[excluded[inside]], by * bx).reshape(by, bx
-                                                                      ).astype(np.float32)
-    counts = _BIN * _BIN - np.bincount(bins, minlength=by * bx).reshape(by, bx)
-    means = sums / np.maximum(counts, 1)
-    sky = _sky(means)
-    spread = np.sqrt(v[_BIN // 2:by * _BIN:_BIN, _BIN // 2:bx * _BIN:_BIN]
-                     / np.maximum(counts, 1))
-    excess = np.where(counts > 0, means - sky, np.float32(0))
-    peaks = (excess > _DETECT_SIGMA * spread) & (
-        excess == _maximum3(excess))
-    peak_rows, peak_cols = np.nonzero(peaks)
-    # The brightest good pixel of the bin and its ring of one pixel.
-    window = np.arange(-1, _BIN + 1)
-    wy, wx = np.meshgrid(window, window, indexing="ij")
-    ys = np.clip(peak_rows[:, None] * _BIN + wy.ravel()[None, :], 0, ny - 1)
-    xs = np.clip(peak_cols[:, None] * _BIN + wx.ravel()[None, :], 0, nx - 1)
-    flat = ys * nx + xs
-    values = d.flat[flat]
-    values[skip.flat[flat]] = -np.inf
-    best = flat[np.arange(len(flat)), np.argmax(values, axis=1)]
-    best = np.unique(best)
-    rows, cols = np.divmod(best, nx)
-    keep = ((rows >= _HALF) & (rows < ny - _HALF) & (cols >= _HALF) & (cols < nx - _HALF))
-    return best[keep]
-
-
-def _maximum3(values: np.ndarray) -> np.ndarray:
-    """Maximum over each pixel's 3 × 3 box (the edge: over the part inside)."""
-    rows = values.copy()
-    np.maximum(rows[1:], values[:-1], out=rows[1:])
-    np.maximum(rows[:-1], values[1:], out=rows[:-1])
-    out = rows.copy()
-    np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
-    np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
-    return out
-
-
-def _sky(means: np.ndarray) -> np.ndarray:
-    """The median of each ``_CELL`` × ``_CELL`` cell of the binned frame, at each bin
-    (the last partial cells share their neighbour's)."""
-    by, bx = means.shape
-    cy, cx = by // _CELL, bx // _CELL
-    cells = means[:cy * _CELL, :cx * _CELL].reshape(cy, _CELL, cx, _CELL)
-    level = np.median(cells.transpose(0, 2, 1, 3).reshape(cy, cx, -1), axis=2)
-    rows = np.minimum(np.arange(by) // _CELL, cy - 1)
-    cols = np.minimum(np.arange(bx) // _CELL, cx - 1)
-    return level[rows[:, None], cols[None, :]]
 
 
 def _isolated(rows: np.ndarray, cols: np.ndarray, distance: int) -> np.ndarray:
