@@ -43,18 +43,26 @@ def _starfield(seed: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]
     return data, signal.astype(np.float32), peaks
 
 
+
+def _refine_with_hits(data: np.ndarray, variance: np.ndarray, spots: list[tuple[int, int]],
+                      sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """A hit of ``sigma`` σ added to ``data`` at each of ``spots``, then the star model
+    run with nothing flagged before: the hits' plane and the flags."""
+    hits = np.zeros(SHAPE, dtype=bool)
+    for y, x in spots:
+        hits[y, x] = True
+        data[y, x] += sigma * np.sqrt(variance[y, x])
+    flags = refine_on_stars(data, variance, np.zeros(SHAPE, dtype=bool),
+                            np.zeros(SHAPE, dtype=bool), seed_sigma=4.5, grow_sigma=2.5)
+    return hits, flags
+
 def test_a_hit_on_a_star_is_found_and_clean_stars_are_not_flagged() -> None:
     """15 σ hits two pixels from the cores of half the stars; nothing flagged before."""
     found = missed = 0
     for seed in range(2):
         data, variance, peaks = _starfield(seed)
-        hits = np.zeros(SHAPE, dtype=bool)
-        for y, x in peaks[::2]:
-            hits[y + 2, x + 1] = True
-            data[y + 2, x + 1] += 15 * np.sqrt(variance[y + 2, x + 1])
-        flags = refine_on_stars(data, variance, np.zeros(SHAPE, dtype=bool),
-                                np.zeros(SHAPE, dtype=bool), seed_sigma=4.5,
-                                grow_sigma=2.5)
+        hits, flags = _refine_with_hits(data, variance, [(y + 2, x + 1) for y, x in peaks[::2]],
+                                        15.0)
         found += int(flags[hits].sum())
         missed += int((~flags[hits]).sum())
         # No clean star pixel, no sky pixel (a hit's neighbours may join it on noise).
@@ -254,13 +262,8 @@ def test_hits_at_the_edge_of_a_faint_stars_model_are_found() -> None:
     found = total = 0
     for seed in range(2):
         data, variance, placed = _grid(seed, 50.0)
-        hits = np.zeros(SHAPE, dtype=bool)
-        for y, x in placed:
-            hits[y + 3, x + 3] = True
-            data[y + 3, x + 3] += 12 * np.sqrt(variance[y + 3, x + 3])
-        flags = refine_on_stars(data, variance, np.zeros(SHAPE, dtype=bool),
-                                np.zeros(SHAPE, dtype=bool), seed_sigma=4.5,
-                                grow_sigma=2.5)
+        hits, flags = _refine_with_hits(data, variance, [(y + 3, x + 3) for y, x in placed],
+                                        12.0)
         found += int(flags[hits].sum())
         total += int(hits.sum())
         assert not (flags & ~ndimage.binary_dilation(hits, np.ones((3, 3), bool))).any()
