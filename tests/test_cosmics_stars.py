@@ -56,6 +56,7 @@ def _refine_with_hits(data: np.ndarray, variance: np.ndarray, spots: list[tuple[
                             np.zeros(SHAPE, dtype=bool), seed_sigma=4.5, grow_sigma=2.5)
     return hits, flags
 
+
 def test_a_hit_on_a_star_is_found_and_clean_stars_are_not_flagged() -> None:
     """15 σ hits two pixels from the cores of half the stars; nothing flagged before."""
     found = missed = 0
