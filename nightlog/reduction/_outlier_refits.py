@@ -21,6 +21,7 @@ import numpy as np
 from nightlog.reduction._moffat_fits import CLIP_SIGMA
 from nightlog.reduction._moffat_fits import fit as _fit
 from nightlog.reduction._moffat_fits import profile as _profile
+from nightlog.reduction.cosmics_schedule import dilate
 
 __all__ = ["refit_without_outliers"]
 
@@ -75,14 +76,9 @@ def refit_without_outliers(
     residual = values[again] - signal - p[:, 1:2]
     outlier = (good[again] & (residual > 0)
                & (residual**2 > CLIP_SIGMA**2 * (noise[again] + (error * signal) ** 2)))
-    boxes = outlier.reshape(-1, side, side)
-    grown = boxes.copy()
-    grown[:, 1:] |= boxes[:, :-1]
-    grown[:, :-1] |= boxes[:, 1:]
-    wider = grown.copy()
-    wider[:, :, 1:] |= grown[:, :, :-1]
-    wider[:, :, :-1] |= grown[:, :, 1:]
-    left = good[again] & ~wider.reshape(len(again), -1)
+    # The outliers and their 8 neighbours, within each star's box.
+    around = dilate(outlier.reshape(-1, side, side), 1)
+    left = good[again] & ~around.reshape(len(again), -1)
     new_params, new_chi2, new_clipped, new_covariance = _fit(
         values[again], noise[again], left, p, free_beta=False, alpha_range=alpha_range,
         error=error, iterations=iterations, yy=yy, xx=xx)

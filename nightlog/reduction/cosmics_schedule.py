@@ -240,20 +240,21 @@ def _astroscrappy_mask(core: Any, utils: Any, clean: np.ndarray, inmask: np.ndar
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``mask`` grown by ``radius`` pixels in every direction (a square), by shifted ORs
-    that double their reach."""
+    """``mask`` grown by ``radius`` pixels in every direction (a square) over its last
+    two axes (each image of a stack on its own), by shifted ORs that double their
+    reach."""
     out = mask.copy()
-    for axis in (0, 1):
+    for axis in (-2, -1):
         done = 0
         while done < radius:
             step = min(done + 1, radius - done)
             grown = out.copy()
-            if axis == 0:
-                grown[step:] |= out[:-step]
-                grown[:-step] |= out[step:]
+            if axis == -2:
+                grown[..., step:, :] |= out[..., :-step, :]
+                grown[..., :-step, :] |= out[..., step:, :]
             else:
-                grown[:, step:] |= out[:, :-step]
-                grown[:, :-step] |= out[:, step:]
+                grown[..., step:] |= out[..., :-step]
+                grown[..., :-step] |= out[..., step:]
             out = grown
             done += step
     return out
